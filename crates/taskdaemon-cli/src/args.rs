@@ -1,0 +1,175 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use taskdaemon_core::duration::parse_duration;
+use taskdaemon_core::process::RestartMode;
+
+/// A supervisor and durable memory for the processes and work of AI coding agents.
+#[derive(Debug, Parser)]
+#[command(name = "taskdaemon", version, propagate_version = true)]
+pub struct Cli {
+    /// Use this workspace instead of searching upward from the current directory.
+    #[arg(long, global = true, value_name = "DIR", env = "TASKDAEMON_WORKSPACE")]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create .taskdaemon/ (store, config, logs) and the ad-hoc queue here. Safe to repeat.
+    Init,
+    /// Start the daemon in the background (other commands start it when needed).
+    Start,
+    /// Stop the daemon; supervised processes keep running.
+    Stop,
+    /// Show the daemon and a count of tasks by status.
+    Status(JsonFlag),
+    /// Run a command under supervision; prints the new id as the last line.
+    Spawn(SpawnArgs),
+    /// List supervised processes.
+    Ps(PsArgs),
+    /// Print a process's output (or the daemon log without an id).
+    Logs(LogsArgs),
+    /// Stop a process group: signal, grace period, then SIGKILL.
+    Kill(KillArgs),
+    /// Wait for a process to end and exit with its exit code.
+    Wait(WaitArgs),
+    /// Stop a process if it runs and start it again.
+    Restart(RestartArgs),
+    /// Summarise what runs, what ended and what needs attention, within a token budget.
+    Rehydrate(RehydrateArgs),
+    /// Internal: supervise one command (started by the daemon).
+    #[command(name = "__shim", hide = true)]
+    Shim { id: String },
+    /// Internal: run the daemon in this process.
+    #[command(name = "__daemon", hide = true)]
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// The agent or tool starting it; gives the id prefix (claude -> CLAUDE-N).
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// A short name for people.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Working directory (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable for the command (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// When to start the command again after it exits.
+    #[arg(long, value_name = "WHEN", default_value = "never", value_parser = parse_restart)]
+    pub restart: RestartMode,
+    /// Most restarts in all (default 3 when --restart is given).
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Wait before the first restart; doubles each time, up to 60s.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub restart_delay: Duration,
+    /// Alert when the process shows no output and no CPU for this long (default from config).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hang_timeout: Option<Duration>,
+    /// The agent session this belongs to.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+    /// Print the new process as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(required = true, num_args = 1.., last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Include processes that have ended.
+    #[arg(long)]
+    pub all: bool,
+    /// Only processes started by this tool.
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The process; without it, the daemon's own log.
+    pub id: Option<String>,
+    /// Keep printing new output until the process ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub tail: Option<usize>,
+    /// Standard error instead of standard output.
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    pub id: String,
+    /// Time to exit after the first signal before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// The first signal (name or number).
+    #[arg(long, value_name = "SIG", default_value = "TERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    pub id: String,
+    /// Give up after this long (exit 124).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    pub id: String,
+    /// Time to exit after SIGTERM before SIGKILL, when it runs.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RehydrateArgs {
+    /// Most tokens to print (4 characters count as one).
+    #[arg(long, value_name = "TOKENS", default_value_t = 1500)]
+    pub budget: usize,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not mark what was shown as seen: the next rehydrate shows it again.
+    #[arg(long)]
+    pub peek: bool,
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected K=V, got '{text}'")),
+    }
+}
+
+fn parse_restart(text: &str) -> Result<RestartMode, String> {
+    text.parse()
+}

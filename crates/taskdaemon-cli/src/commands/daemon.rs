@@ -1,0 +1,84 @@
+//! `start`, `stop` and `status`.
+
+use serde::Serialize;
+use taskdaemon_core::Status;
+use taskdaemon_daemon::{running_pid, start_daemon, stop_daemon};
+use taskdaemon_store::Store;
+use taskdaemon_workspace::Workspace;
+
+use super::{current_exe, open_store};
+use crate::output::print_json;
+
+pub fn start(workspace: &Workspace) -> anyhow::Result<u8> {
+    let (pid, started) = start_daemon(workspace, &current_exe()?)?;
+    if started {
+        println!("daemon started (pid {pid})");
+    } else {
+        println!("daemon already running (pid {pid})");
+    }
+    Ok(0)
+}
+
+pub fn stop(workspace: &Workspace) -> anyhow::Result<u8> {
+    match stop_daemon(workspace)? {
+        Some(pid) => println!("daemon stopped (pid {pid}); supervised processes keep running"),
+        None => println!("daemon is not running"),
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    workspace: String,
+    /// Whether the daemon runs.
+    running: bool,
+    /// The daemon's PID when it runs.
+    pid: Option<i32>,
+    socket: String,
+    store: String,
+    /// Tasks by status; every status is present.
+    tasks: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
+    let store = open_store(workspace)?;
+    let counts = store.status_counts()?;
+    let pid = running_pid(workspace);
+    let mut tasks = serde_json::Map::new();
+    for status in Status::ALL {
+        let count = counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, c)| *c);
+        tasks.insert(status.to_string(), count.into());
+    }
+    let report = StatusReport {
+        workspace: workspace.root().display().to_string(),
+        running: pid.is_some(),
+        pid,
+        socket: workspace.socket_path().display().to_string(),
+        store: workspace.db_path().display().to_string(),
+        tasks,
+    };
+    if json {
+        print_json(&report)?;
+        return Ok(0);
+    }
+    println!("workspace  {}", report.workspace);
+    match pid {
+        Some(pid) => println!("daemon     running (pid {pid})"),
+        None => println!("daemon     not running (processes keep running under their shims)"),
+    }
+    let summary: Vec<String> = report
+        .tasks
+        .iter()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    if summary.is_empty() {
+        println!("tasks      none");
+    } else {
+        println!("tasks      {}", summary.join(", "));
+    }
+    Ok(0)
+}

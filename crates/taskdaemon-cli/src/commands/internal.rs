@@ -1,0 +1,44 @@
+//! The hidden subcommands the daemon and shims run as.
+
+use taskdaemon_daemon::registry;
+use taskdaemon_store::SqliteStore;
+use taskdaemon_supervisor::launch::report;
+use taskdaemon_supervisor::shim::Shim;
+use taskdaemon_workspace::{Config, Workspace};
+
+/// `__shim ID`: supervise one command. Failures before the command starts are
+/// reported on the handshake line, where the daemon reads them.
+pub fn shim(workspace: &Workspace, id: &str) -> u8 {
+    let fail = |message: String| {
+        let _ = report(&format!("error {message}"));
+        eprintln!("taskdaemon shim {id}: {message}");
+        1
+    };
+    let config = match Config::load(&workspace.config_path()) {
+        Ok(config) => config,
+        Err(e) => return fail(e.to_string()),
+    };
+    let store = match SqliteStore::open(&workspace.db_path()) {
+        Ok(store) => store,
+        Err(e) => return fail(e.to_string()),
+    };
+    let on_change = || registry::refresh(workspace, &store, &config);
+    let shim = Shim {
+        workspace,
+        store: &store,
+        on_change: &on_change,
+    };
+    u8::try_from(shim.run(id)).unwrap_or(1)
+}
+
+/// `__daemon`: run the daemon in this process.
+pub fn daemon(workspace: Workspace) -> u8 {
+    let exe = match super::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            let _ = report(&format!("error {e:#}"));
+            return 1;
+        }
+    };
+    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe)).unwrap_or(1)
+}

@@ -1,0 +1,130 @@
+//! `taskdaemon rehydrate`: the post-compaction summary.
+
+use std::collections::HashSet;
+
+use taskdaemon_core::rehydrate::{AlertItem, EndedItem, RehydrateInput, RunningItem, render};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{EventKind, Status};
+use taskdaemon_daemon::running_pid;
+use taskdaemon_store::{ProcessFilter, SqliteStore, Store};
+use taskdaemon_workspace::Workspace;
+
+use super::open_store;
+use crate::args::RehydrateArgs;
+use crate::output::{last_line, print_json};
+
+/// Where the last rehydrate stopped reading events.
+const CURSOR_KEY: &str = "rehydrate.cursor";
+/// At most this many ended processes and alerts are considered; the budget cuts further.
+const MAX_ITEMS: usize = 500;
+
+pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
+    let store = open_store(workspace)?;
+    let cursor: i64 = store
+        .meta(CURSOR_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // Read the newest event first so nothing committed meanwhile is skipped next time.
+    let newest = store.last_event_seq()?;
+    let input = gather(workspace, &store, cursor)?;
+    let rendered = render(&input, args.budget);
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            rendered: &'a taskdaemon_core::rehydrate::Rehydrated,
+            #[serde(flatten)]
+            input: &'a RehydrateInput,
+        }
+        print_json(&Json {
+            rendered: &rendered,
+            input: &input,
+        })?;
+    } else {
+        print!("{}", rendered.markdown);
+    }
+    if !args.peek {
+        store.set_meta(CURSOR_KEY, &newest.to_string())?;
+    }
+    Ok(0)
+}
+
+fn gather(
+    workspace: &Workspace,
+    store: &SqliteStore,
+    cursor: i64,
+) -> anyhow::Result<RehydrateInput> {
+    let live = store.processes(&ProcessFilter::default())?;
+    let running = live
+        .iter()
+        .filter(|t| t.status == Status::Running)
+        .map(|t| RunningItem {
+            id: t.id.clone(),
+            command: t.command.clone(),
+            pid: t.pid,
+            started_at: t.started_at.unwrap_or(t.created_at),
+            last_line: newest_log_line(workspace, &t.id),
+        })
+        .collect();
+
+    let ended_events = store.events_after(
+        cursor,
+        &[EventKind::Exited, EventKind::Lost, EventKind::StartFailed],
+        MAX_ITEMS,
+    )?;
+    let mut seen = HashSet::new();
+    let mut ended = Vec::new();
+    // Newest first, one line per task.
+    for event in ended_events.iter().rev() {
+        let Some(id) = event.task_id.as_deref() else {
+            continue;
+        };
+        if !seen.insert(id.to_owned()) {
+            continue;
+        }
+        let task = store.task(id)?;
+        if !task.status.is_terminal() {
+            continue;
+        }
+        ended.push(EndedItem {
+            id: task.id.clone(),
+            command: task.command.clone(),
+            status: task.status,
+            exit: task.exit(),
+            finished_at: task.finished_at.unwrap_or(event.at),
+            error: task.error.clone(),
+        });
+    }
+
+    let alerts = store
+        .events_after(cursor, &[EventKind::Alert], MAX_ITEMS)?
+        .into_iter()
+        .rev()
+        .map(|e| AlertItem {
+            task_id: e.task_id,
+            at: e.at,
+            message: e.message,
+        })
+        .collect();
+
+    Ok(RehydrateInput {
+        workspace: workspace.root().display().to_string(),
+        now: now_millis(),
+        daemon_pid: running_pid(workspace),
+        running,
+        ended,
+        alerts,
+    })
+}
+
+/// The last line of whichever of stdout and stderr was written last.
+fn newest_log_line(workspace: &Workspace, id: &str) -> Option<String> {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (out, err) = (workspace.stdout_log(id), workspace.stderr_log(id));
+    let first = if modified(&err) > modified(&out) {
+        &err
+    } else {
+        &out
+    };
+    last_line(first).or_else(|| last_line(if first == &out { &err } else { &out }))
+}

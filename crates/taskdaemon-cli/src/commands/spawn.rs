@@ -1,0 +1,102 @@
+//! `taskdaemon spawn`
+
+use std::path::Path;
+
+use anyhow::Context;
+use taskdaemon_core::id::normalize_tool;
+use taskdaemon_core::process::{RestartMode, RestartPolicy};
+use taskdaemon_core::{NewProcess, TaskRecord};
+use taskdaemon_daemon::Client;
+use taskdaemon_daemon::protocol::{Request, Response};
+use taskdaemon_workspace::Workspace;
+
+use super::current_exe;
+use crate::args::SpawnArgs;
+use crate::error::UsageError;
+use crate::output::print_json;
+
+/// Restarts allowed when `--restart` is given without `--max-restarts`.
+const DEFAULT_MAX_RESTARTS: u32 = 3;
+
+pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
+    let json = args.json;
+    let spec = build_spec(args)?;
+    let mut client = Client::connect_or_start(workspace, &current_exe()?)?;
+    let task = expect_task(client.request(&Request::Spawn(spec))?)?;
+    if json {
+        print_json(&task)?;
+    } else {
+        eprintln!(
+            "started {} (pid {}): {}",
+            task.id,
+            task.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            task.command
+        );
+        println!("{}", task.id);
+    }
+    Ok(0)
+}
+
+/// The daemon answers a process request with the task; anything else is a protocol slip.
+pub fn expect_task(response: Response) -> anyhow::Result<TaskRecord> {
+    match response {
+        Response::Task { task } => Ok(*task),
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
+    let tool = args
+        .tool
+        .as_deref()
+        .map(normalize_tool)
+        .transpose()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let cwd = resolve_cwd(args.cwd.as_deref())?;
+    let mut env = inherited_env();
+    for (key, value) in args.env {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    let max_restarts = match args.restart {
+        RestartMode::Never => 0,
+        _ => args.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+    };
+    Ok(NewProcess {
+        tool,
+        name: args.name,
+        session: args.session,
+        argv: args.command,
+        cwd,
+        env,
+        restart: RestartPolicy {
+            mode: args.restart,
+            max_restarts,
+            initial_backoff: args.restart_delay,
+        },
+        hang_timeout_ms: args.hang_timeout.map(|d| d.as_millis() as u64),
+    })
+}
+
+fn resolve_cwd(cwd: Option<&Path>) -> anyhow::Result<String> {
+    let dir = match cwd {
+        Some(dir) => std::fs::canonicalize(dir)
+            .map_err(|e| UsageError(format!("--cwd {}: {e}", dir.display())))?,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    if !dir.is_dir() {
+        return Err(UsageError(format!("--cwd {}: not a directory", dir.display())).into());
+    }
+    dir.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| UsageError(format!("--cwd {}: not valid UTF-8", dir.display())).into())
+}
+
+/// The caller's environment: the command runs as if started from this shell,
+/// not with the daemon's environment.
+fn inherited_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k != "TASKDAEMON_WORKSPACE")
+        .collect()
+}

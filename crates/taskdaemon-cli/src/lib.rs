@@ -1,0 +1,26 @@
+//! The taskdaemon command line: argument definitions and one function per command.
+//!
+//! Read commands (`status`, `ps`, `logs`, `wait`, `rehydrate`) open the store
+//! directly, so they answer in milliseconds and work while the daemon is down.
+//! Commands that change supervised processes go through the daemon, starting
+//! it when needed.
+
+mod args;
+mod commands;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+pub use args::Cli;
+
+/// Runs a parsed command line and turns its outcome into an exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            error::report(&err);
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The append-only audit record of every state change.
+//!
+//! History, rehydrate's "since last time" and (later) the live feeds are all
+//! views of these events, so each change writes exactly one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Millis, serde_rfc3339};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Started,
+    /// The process exited and will be started again.
+    Restarting,
+    /// The process ended for good (succeeded, failed or cancelled).
+    Exited,
+    /// A start that never produced a process.
+    StartFailed,
+    StopRequested,
+    /// A restart requested by a user.
+    RestartRequested,
+    /// The daemon took over watching a process after its own restart.
+    Adopted,
+    Lost,
+    /// Something needs attention, e.g. a hang.
+    Alert,
+    AlertCleared,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 11] = [
+        EventKind::Created,
+        EventKind::Started,
+        EventKind::Restarting,
+        EventKind::Exited,
+        EventKind::StartFailed,
+        EventKind::StopRequested,
+        EventKind::RestartRequested,
+        EventKind::Adopted,
+        EventKind::Lost,
+        EventKind::Alert,
+        EventKind::AlertCleared,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Started => "started",
+            EventKind::Restarting => "restarting",
+            EventKind::Exited => "exited",
+            EventKind::StartFailed => "start_failed",
+            EventKind::StopRequested => "stop_requested",
+            EventKind::RestartRequested => "restart_requested",
+            EventKind::Adopted => "adopted",
+            EventKind::Lost => "lost",
+            EventKind::Alert => "alert",
+            EventKind::AlertCleared => "alert_cleared",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| format!("unknown event kind '{text}'"))
+    }
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    /// Who made the change: `cli`, `daemon`, `shim`, `watchdog`.
+    pub actor: String,
+    pub message: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, actor: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            actor: actor.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An appended event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log; increases with every event.
+    pub seq: i64,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Millis,
+    pub task_id: Option<String>,
+    pub actor: String,
+    pub kind: EventKind,
+    pub message: String,
+    /// The changed fields before the change.
+    pub before: Option<serde_json::Value>,
+    /// The changed fields after the change.
+    pub after: Option<serde_json::Value>,
+}

@@ -1,0 +1,22 @@
+//! The pure domain of taskdaemon.
+//!
+//! Everything here is free of I/O so that the rules of the system (which id a
+//! task gets, which status may follow which, what happens when a supervised
+//! process exits, what a rehydrate summary keeps when the budget is tight) live
+//! in one place and can be property-tested. The store, the supervisor and the
+//! interfaces all call into this crate instead of restating a rule.
+
+pub mod duration;
+pub mod event;
+pub mod id;
+pub mod process;
+pub mod rehydrate;
+pub mod status;
+pub mod task;
+pub mod time;
+
+pub use event::{Event, EventKind, NewEvent};
+pub use id::{HumanId, IdError};
+pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
+pub use status::{IllegalTransition, Status};
+pub use task::{NewProcess, TaskKind, TaskRecord};

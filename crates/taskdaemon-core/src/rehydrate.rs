@@ -1,0 +1,478 @@
+//! The rehydrate summary: what an agent needs right after its context was compacted.
+//!
+//! The renderer takes plain data gathered by the caller and produces Markdown
+//! that never exceeds a budget of tokens (counted as 4 characters per token).
+//! Every line has a priority; when the budget is tight, lines are kept in
+//! priority order and the first line that does not fit ends the selection, so
+//! what is dropped is always the least important part.
+
+use serde::Serialize;
+
+use crate::process::ExitOutcome;
+use crate::status::Status;
+use crate::time::{Millis, format_age, serde_rfc3339};
+
+/// Characters counted as one token.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Longest command shown on one line.
+const MAX_COMMAND_CHARS: usize = 80;
+/// Longest log line shown.
+const MAX_LOG_CHARS: usize = 120;
+
+/// A process that runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunningItem {
+    pub id: String,
+    pub command: String,
+    pub pid: Option<i32>,
+    #[serde(with = "serde_rfc3339")]
+    pub started_at: Millis,
+    pub last_line: Option<String>,
+}
+
+/// A process that ended since the last rehydrate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndedItem {
+    pub id: String,
+    pub command: String,
+    pub status: Status,
+    pub exit: Option<ExitOutcome>,
+    #[serde(with = "serde_rfc3339")]
+    pub finished_at: Millis,
+    pub error: Option<String>,
+}
+
+/// Something that needs attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertItem {
+    pub task_id: Option<String>,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Millis,
+    pub message: String,
+}
+
+/// Everything the summary may show, gathered by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RehydrateInput {
+    pub workspace: String,
+    #[serde(with = "serde_rfc3339")]
+    pub now: Millis,
+    pub daemon_pid: Option<i32>,
+    pub running: Vec<RunningItem>,
+    pub ended: Vec<EndedItem>,
+    pub alerts: Vec<AlertItem>,
+}
+
+/// The rendered summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rehydrated {
+    pub markdown: String,
+    pub budget_tokens: usize,
+    /// Tokens the Markdown uses, by the same 4-characters rule.
+    pub tokens: usize,
+    /// Lines left out to stay within the budget.
+    pub omitted_lines: usize,
+}
+
+/// How much a line matters; lower is kept first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Priority {
+    Title,
+    Running,
+    Trouble,
+    Finished,
+    Detail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Title,
+    Running,
+    Ended,
+    Alerts,
+}
+
+struct Line {
+    section: Section,
+    priority: Priority,
+    text: String,
+}
+
+/// Renders `input` within `budget_tokens`.
+pub fn render(input: &RehydrateInput, budget_tokens: usize) -> Rehydrated {
+    let lines = lines_for(input);
+    let headers = section_headers(input);
+    let budget_chars = budget_tokens.saturating_mul(CHARS_PER_TOKEN);
+
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (lines[i].priority, i));
+
+    let mut kept = select(&lines, &headers, &order, budget_chars);
+    let mut omitted = lines.len() - kept.len();
+    let mut note = String::new();
+    if omitted > 0 {
+        // Make room for the note saying how much was left out, then select again.
+        let reserve = omitted_note(lines.len()).chars().count() + 1;
+        kept = select(
+            &lines,
+            &headers,
+            &order,
+            budget_chars.saturating_sub(reserve),
+        );
+        omitted = lines.len() - kept.len();
+        if omitted > 0 && !kept.is_empty() {
+            note = omitted_note(omitted);
+        }
+    }
+
+    let markdown = assemble(&lines, &headers, &kept, &note);
+    let tokens = markdown.chars().count().div_ceil(CHARS_PER_TOKEN);
+    Rehydrated {
+        markdown,
+        budget_tokens,
+        tokens,
+        omitted_lines: omitted,
+    }
+}
+
+/// Picks the longest prefix of `order` that fits in `budget_chars`, counting
+/// each section header once, when its first line is kept.
+fn select(lines: &[Line], headers: &Headers, order: &[usize], budget_chars: usize) -> Vec<usize> {
+    let mut used = 0usize;
+    let mut open_sections: Vec<Section> = Vec::new();
+    let mut kept = Vec::new();
+    for &i in order {
+        let line = &lines[i];
+        let mut cost = line.text.chars().count() + 1;
+        let header = headers.get(line.section);
+        let needs_header = header.is_some() && !open_sections.contains(&line.section);
+        if needs_header {
+            cost += header.map_or(0, |h| h.chars().count() + 1);
+        }
+        if used + cost > budget_chars {
+            break;
+        }
+        used += cost;
+        if needs_header {
+            open_sections.push(line.section);
+        }
+        kept.push(i);
+    }
+    kept.sort_unstable();
+    kept
+}
+
+fn assemble(lines: &[Line], headers: &Headers, kept: &[usize], note: &str) -> String {
+    let mut out = String::new();
+    let mut current: Option<Section> = None;
+    for &i in kept {
+        let line = &lines[i];
+        if current != Some(line.section) {
+            current = Some(line.section);
+            if let Some(header) = headers.get(line.section) {
+                out.push_str(header);
+                out.push('\n');
+            }
+        }
+        out.push_str(&line.text);
+        out.push('\n');
+    }
+    if !note.is_empty() {
+        out.push_str(note);
+        out.push('\n');
+    }
+    out
+}
+
+fn omitted_note(count: usize) -> String {
+    format!("_{count} lines omitted for the budget: see `taskdaemon ps --all`_")
+}
+
+struct Headers {
+    running: String,
+    ended: String,
+    alerts: String,
+}
+
+impl Headers {
+    fn get(&self, section: Section) -> Option<&str> {
+        match section {
+            Section::Title => None,
+            Section::Running => Some(&self.running),
+            Section::Ended => Some(&self.ended),
+            Section::Alerts => Some(&self.alerts),
+        }
+    }
+}
+
+fn section_headers(input: &RehydrateInput) -> Headers {
+    Headers {
+        running: format!("## Running ({})", input.running.len()),
+        ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
+        alerts: format!("## Alerts ({})", input.alerts.len()),
+    }
+}
+
+fn lines_for(input: &RehydrateInput) -> Vec<Line> {
+    let mut lines = vec![Line {
+        section: Section::Title,
+        priority: Priority::Title,
+        text: title(input),
+    }];
+    if input.running.is_empty() && input.ended.is_empty() && input.alerts.is_empty() {
+        lines.push(Line {
+            section: Section::Title,
+            priority: Priority::Running,
+            text: "Nothing runs and nothing ended since the last rehydrate.".to_owned(),
+        });
+    }
+    for item in &input.running {
+        lines.push(Line {
+            section: Section::Running,
+            priority: Priority::Running,
+            text: running_line(item, input.now),
+        });
+        if let Some(last) = item.last_line.as_deref().filter(|l| !l.trim().is_empty()) {
+            lines.push(Line {
+                section: Section::Running,
+                priority: Priority::Detail,
+                text: format!("  last: {}", clip(last.trim(), MAX_LOG_CHARS)),
+            });
+        }
+    }
+    for item in &input.alerts {
+        lines.push(Line {
+            section: Section::Alerts,
+            priority: Priority::Trouble,
+            text: alert_line(item, input.now),
+        });
+    }
+    for item in &input.ended {
+        let trouble = matches!(item.status, Status::Failed | Status::Lost);
+        lines.push(Line {
+            section: Section::Ended,
+            priority: if trouble {
+                Priority::Trouble
+            } else {
+                Priority::Finished
+            },
+            text: ended_line(item, input.now),
+        });
+    }
+    lines
+}
+
+fn title(input: &RehydrateInput) -> String {
+    let daemon = match input.daemon_pid {
+        Some(pid) => format!("daemon pid {pid}"),
+        None => "daemon down (processes keep running under their shims)".to_owned(),
+    };
+    format!("# taskdaemon: {} ({daemon})", input.workspace)
+}
+
+fn running_line(item: &RunningItem, now: Millis) -> String {
+    let pid = item.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+    format!(
+        "- {} `{}`: running {}{pid}",
+        item.id,
+        clip(&item.command, MAX_COMMAND_CHARS),
+        format_age(now - item.started_at),
+    )
+}
+
+fn ended_line(item: &EndedItem, now: Millis) -> String {
+    let how = match (&item.exit, &item.error) {
+        (Some(exit), _) => format!(", {exit}"),
+        (None, Some(error)) => format!(", {}", clip(error, MAX_LOG_CHARS)),
+        (None, None) => String::new(),
+    };
+    format!(
+        "- {} `{}`: {}{how}, {} ago",
+        item.id,
+        clip(&item.command, MAX_COMMAND_CHARS),
+        item.status,
+        format_age(now - item.finished_at),
+    )
+}
+
+fn alert_line(item: &AlertItem, now: Millis) -> String {
+    let subject = item.task_id.as_deref().unwrap_or("daemon");
+    format!(
+        "- {subject}: {} ({} ago)",
+        clip(&item.message, MAX_LOG_CHARS),
+        format_age(now - item.at)
+    )
+}
+
+/// Shortens `text` to at most `max` characters, marking the cut with `…`.
+fn clip(text: &str, max: usize) -> String {
+    let single_line = text.replace(['\n', '\r'], " ");
+    if single_line.chars().count() <= max {
+        return single_line;
+    }
+    let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn running(id: &str, command: &str, last: Option<&str>) -> RunningItem {
+        RunningItem {
+            id: id.to_owned(),
+            command: command.to_owned(),
+            pid: Some(42),
+            started_at: NOW - 65_000,
+            last_line: last.map(str::to_owned),
+        }
+    }
+
+    fn ended(id: &str, status: Status, code: i32) -> EndedItem {
+        EndedItem {
+            id: id.to_owned(),
+            command: "make test".to_owned(),
+            status,
+            exit: Some(ExitOutcome::exited(code)),
+            finished_at: NOW - 5_000,
+            error: None,
+        }
+    }
+
+    fn input() -> RehydrateInput {
+        RehydrateInput {
+            workspace: "/w".to_owned(),
+            now: NOW,
+            daemon_pid: Some(7),
+            running: vec![running("TASK-1", "cargo build", Some("Compiling serde"))],
+            ended: vec![
+                ended("TASK-2", Status::Succeeded, 0),
+                ended("TASK-3", Status::Failed, 2),
+            ],
+            alerts: vec![AlertItem {
+                task_id: Some("TASK-1".to_owned()),
+                at: NOW - 1000,
+                message: "no output and no CPU for 10m".to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn generous_budget_shows_everything() {
+        let out = render(&input(), 10_000);
+        assert_eq!(out.omitted_lines, 0);
+        let md = &out.markdown;
+        assert!(md.starts_with("# taskdaemon: /w (daemon pid 7)\n"), "{md}");
+        assert!(
+            md.contains("- TASK-1 `cargo build`: running 1m05s, pid 42\n"),
+            "{md}"
+        );
+        assert!(md.contains("  last: Compiling serde\n"), "{md}");
+        assert!(
+            md.contains("- TASK-3 `make test`: failed, exit 2, 5s ago\n"),
+            "{md}"
+        );
+        assert!(md.contains("## Alerts (1)\n- TASK-1: no output"), "{md}");
+    }
+
+    #[test]
+    fn tight_budget_drops_log_details_before_running_and_failures() {
+        let mut input = input();
+        input.running[0].last_line = Some(format!("Compiling serde {}", "x".repeat(100)));
+        let full = render(&input, 10_000).markdown;
+        // 20 characters short: the long log line (the least important) must go.
+        let budget = (full.chars().count() - 20) / CHARS_PER_TOKEN;
+        let out = render(&input, budget);
+        assert!(out.markdown.chars().count() <= budget * CHARS_PER_TOKEN);
+        assert!(
+            out.markdown.contains("TASK-1 `cargo build`"),
+            "{}",
+            out.markdown
+        );
+        assert!(
+            out.markdown.contains("TASK-3 `make test`: failed"),
+            "{}",
+            out.markdown
+        );
+        assert!(
+            out.markdown.contains("TASK-2 `make test`: succeeded"),
+            "{}",
+            out.markdown
+        );
+        assert!(
+            !out.markdown.contains("last: Compiling"),
+            "{}",
+            out.markdown
+        );
+        assert!(out.markdown.contains("1 lines omitted"), "{}", out.markdown);
+        assert_eq!(out.omitted_lines, 1);
+    }
+
+    #[test]
+    fn zero_budget_is_empty() {
+        assert_eq!(render(&input(), 0).markdown, "");
+    }
+
+    #[test]
+    fn clip_marks_the_cut() {
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("a\nb", 10), "a b");
+    }
+
+    fn arb_input() -> impl Strategy<Value = RehydrateInput> {
+        let run = (
+            "[A-Z]{1,6}-[0-9]{1,4}",
+            "[a-z ./-]{0,200}",
+            proptest::option::of(".{0,300}"),
+        )
+            .prop_map(|(id, cmd, last)| running(&id, &cmd, last.as_deref()));
+        let end = ("[A-Z]{1,6}-[0-9]{1,4}", 0..4u8, -1i32..256).prop_map(|(id, s, code)| {
+            let status = [
+                Status::Succeeded,
+                Status::Failed,
+                Status::Cancelled,
+                Status::Lost,
+            ][s as usize];
+            ended(&id, status, code)
+        });
+        (
+            proptest::collection::vec(run, 0..30),
+            proptest::collection::vec(end, 0..30),
+        )
+            .prop_map(|(running, ended)| RehydrateInput {
+                workspace: "/some/workspace".to_owned(),
+                now: NOW,
+                daemon_pid: None,
+                running,
+                ended,
+                alerts: Vec::new(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn never_exceeds_the_budget(input in arb_input(), budget in 0usize..3000) {
+            let out = render(&input, budget);
+            prop_assert!(out.markdown.chars().count() <= budget * CHARS_PER_TOKEN);
+            prop_assert!(out.tokens <= budget);
+        }
+
+        /// A running process is never dropped while a less important line is kept.
+        #[test]
+        fn running_lines_go_last(input in arb_input(), budget in 0usize..3000) {
+            let md = render(&input, budget).markdown;
+            let any_detail_or_finished = md.contains("  last: ") || md.contains(": succeeded") || md.contains(": cancelled");
+            if any_detail_or_finished {
+                for item in &input.running {
+                    let shown = format!("- {} `", item.id);
+                    prop_assert!(md.contains(&shown), "missing {} in {}", item.id, md);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The task record shared by every kind of task, and the spec for a new process.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::process::{ExitOutcome, ProcessIdentity, RestartPolicy};
+use crate::status::Status;
+use crate::time::{Millis, serde_rfc3339};
+
+/// What a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// A supervised command.
+    Process,
+    /// A task document run by an executor.
+    Agent,
+    /// An LLM loop.
+    Loop,
+    /// Tracked work an agent does itself.
+    Manual,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Process => "process",
+            TaskKind::Agent => "agent",
+            TaskKind::Loop => "loop",
+            TaskKind::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for TaskKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "process" => Ok(TaskKind::Process),
+            "agent" => Ok(TaskKind::Agent),
+            "loop" => Ok(TaskKind::Loop),
+            "manual" => Ok(TaskKind::Manual),
+            other => Err(format!("unknown task kind '{other}'")),
+        }
+    }
+}
+
+/// Everything needed to start a supervised command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProcess {
+    /// Lower-case tool name (`claude`), or none for the default `TASK` prefix.
+    pub tool: Option<String>,
+    pub name: Option<String>,
+    pub session: Option<String>,
+    /// Program and arguments; never empty.
+    pub argv: Vec<String>,
+    /// Working directory, absolute.
+    pub cwd: String,
+    /// The complete environment the command starts with.
+    pub env: Vec<(String, String)>,
+    pub restart: RestartPolicy,
+    /// Raise a hang alert after this long without output or CPU; none uses the config default.
+    pub hang_timeout_ms: Option<u64>,
+}
+
+/// One task as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub uuid: Uuid,
+    pub kind: TaskKind,
+    pub name: Option<String>,
+    pub tool: Option<String>,
+    pub session: Option<String>,
+    pub status: Status,
+    /// The command as one shell-quoted line, for reading.
+    pub command: String,
+    /// The command exactly.
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    /// Never printed: environments carry secrets.
+    #[serde(skip)]
+    pub env: Vec<(String, String)>,
+    pub restart: RestartPolicy,
+    /// Restarts made so far (automatic and manual).
+    pub restarts: u32,
+    pub hang_timeout_ms: Option<u64>,
+    pub pid: Option<i32>,
+    pub pgid: Option<i32>,
+    /// Start time of `pid` in clock ticks since boot.
+    pub start_time: Option<u64>,
+    pub boot_id: Option<String>,
+    pub shim_pid: Option<i32>,
+    pub shim_start_time: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stop_requested: bool,
+    /// Why it failed to start or was lost.
+    pub error: Option<String>,
+    #[serde(with = "serde_rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "serde_rfc3339::option")]
+    pub started_at: Option<Millis>,
+    #[serde(with = "serde_rfc3339::option")]
+    pub finished_at: Option<Millis>,
+    #[serde(with = "serde_rfc3339")]
+    pub updated_at: Millis,
+}
+
+impl TaskRecord {
+    /// The supervised command's identity, when it was started.
+    pub fn process_identity(&self) -> Option<ProcessIdentity> {
+        Some(ProcessIdentity {
+            boot_id: self.boot_id.clone()?,
+            pid: self.pid?,
+            start_time: self.start_time?,
+        })
+    }
+
+    /// The shim's identity, when it was started.
+    pub fn shim_identity(&self) -> Option<ProcessIdentity> {
+        Some(ProcessIdentity {
+            boot_id: self.boot_id.clone()?,
+            pid: self.shim_pid?,
+            start_time: self.shim_start_time?,
+        })
+    }
+
+    /// The recorded exit, when there is one.
+    pub fn exit(&self) -> Option<ExitOutcome> {
+        (self.exit_code.is_some() || self.signal.is_some()).then_some(ExitOutcome {
+            code: self.exit_code,
+            signal: self.signal,
+        })
+    }
+}
+
+/// Joins an argv into one line a shell would read back the same way.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_join_quotes_only_what_needs_it() {
+        let argv = ["sh", "-c", "echo it's $HOME", ""].map(String::from);
+        assert_eq!(shell_join(&argv), r"sh -c 'echo it'\''s $HOME' ''");
+    }
+}

@@ -1,0 +1,142 @@
+//! Talking to the daemon, starting it when it is not running, and stopping it.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use taskdaemon_supervisor::{LaunchError, launch_detached, pidfd::PidWatch, procfs};
+use taskdaemon_workspace::Workspace;
+
+use crate::lock::running_pid;
+use crate::protocol::{ErrorKind, Request, Response};
+use crate::server::DAEMON_SUBCOMMAND;
+
+/// How long `start` waits for a new daemon to report ready.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `stop` waits for the daemon to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A failed exchange with the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the daemon at {path}: {source}")]
+    Connect {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("lost the connection to the daemon: {0}")]
+    Io(#[from] io::Error),
+    #[error("the daemon sent something unreadable: {0}")]
+    Protocol(String),
+    #[error("{message}")]
+    Daemon { kind: ErrorKind, message: String },
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error("the daemon (pid {pid}) did not stop within {secs}s", secs = STOP_TIMEOUT.as_secs())]
+    StopTimeout { pid: i32 },
+}
+
+/// A connection to a workspace's daemon.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to a running daemon.
+    pub fn connect(workspace: &Workspace) -> Result<Self, ClientError> {
+        let path = workspace.socket_path();
+        let stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let writer = stream.try_clone()?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Connects, starting the daemon first when none runs.
+    pub fn connect_or_start(workspace: &Workspace, exe: &Path) -> Result<Self, ClientError> {
+        match Self::connect(workspace) {
+            Ok(client) => Ok(client),
+            Err(ClientError::Connect { .. }) => {
+                start_daemon(workspace, exe)?;
+                Self::connect(workspace)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one request and reads its answer. Daemon-side failures come back
+    /// as [`ClientError::Daemon`].
+    pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let mut line =
+            serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        let mut answer = String::new();
+        if self.reader.read_line(&mut answer)? == 0 {
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the daemon closed the connection without answering",
+            )));
+        }
+        match serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))? {
+            Response::Error { kind, message } => Err(ClientError::Daemon { kind, message }),
+            response => Ok(response),
+        }
+    }
+}
+
+/// Starts the daemon for `workspace` unless one runs; returns its PID and
+/// whether this call started it.
+pub fn start_daemon(workspace: &Workspace, exe: &Path) -> Result<(i32, bool), ClientError> {
+    if let Some(pid) = running_pid(workspace) {
+        return Ok((pid, false));
+    }
+    let mut command = Command::new(exe);
+    command
+        .arg("--workspace")
+        .arg(workspace.root())
+        .arg(DAEMON_SUBCOMMAND);
+    match launch_detached(command, "daemon", &workspace.daemon_log(), START_TIMEOUT) {
+        Ok(launched) => Ok((launched.pid, true)),
+        // Another client started one at the same moment: use that one.
+        Err(LaunchError::Refused(message)) if message.starts_with("already running") => {
+            running_pid(workspace)
+                .map(|pid| (pid, false))
+                .ok_or(ClientError::Launch(LaunchError::Refused(message)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Asks the daemon to shut down and waits until it has exited. Supervised
+/// processes keep running. Returns the PID that was stopped, if any.
+pub fn stop_daemon(workspace: &Workspace) -> Result<Option<i32>, ClientError> {
+    let Some(pid) = running_pid(workspace) else {
+        return Ok(None);
+    };
+    let watch = procfs::identity(pid)
+        .ok()
+        .and_then(|identity| PidWatch::open(&identity).ok().flatten());
+    let mut client = Client::connect(workspace)?;
+    client.request(&Request::Shutdown)?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    if let Some(watch) = watch {
+        watch.wait(Some(STOP_TIMEOUT))?;
+    }
+    // The lock is released at exit; wait for it so a following start succeeds.
+    while running_pid(workspace).is_some() {
+        if Instant::now() > deadline {
+            return Err(ClientError::StopTimeout { pid });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Some(pid))
+}

@@ -1,0 +1,20 @@
+//! The taskdaemon daemon and its client.
+//!
+//! One daemon runs per workspace, holding an exclusive lock on
+//! `.taskdaemon/daemon.pid`. It serves JSON lines over a Unix socket, launches
+//! shims for new processes, re-adopts running ones after its own restart,
+//! watches them by pidfd, samples their resource use, raises hang alerts and
+//! keeps the registry projection current. Everything it knows is in the
+//! store, so it can be killed at any moment and started again.
+
+pub mod client;
+pub mod lock;
+pub mod logging;
+pub mod protocol;
+pub mod registry;
+mod server;
+mod watchdog;
+
+pub use client::{Client, ClientError, start_daemon, stop_daemon};
+pub use lock::running_pid;
+pub use server::{DAEMON_SUBCOMMAND, run_daemon};

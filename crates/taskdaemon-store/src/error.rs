@@ -1,0 +1,46 @@
+//! Store errors.
+
+use std::path::PathBuf;
+
+use taskdaemon_core::{IllegalTransition, id::IdError};
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no task with id '{0}'")]
+    NotFound(String),
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    /// A change that no longer applies (e.g. an exit report for an older attempt).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "store {} is corrupt or not a taskdaemon database: {message} (move it aside or restore a backup)",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "store {} was written by a newer taskdaemon (schema {found}, this build knows {known}); upgrade taskdaemon",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store holds malformed data in {field}: {message}")]
+    Malformed {
+        field: &'static str,
+        message: String,
+    },
+}

@@ -1,0 +1,620 @@
+//! The SQLite store: `.taskdaemon/state.db` in WAL mode.
+//!
+//! Writers use `BEGIN IMMEDIATE` so that concurrent processes (CLI, daemon,
+//! shims) queue on SQLite's lock with a generous busy timeout instead of failing
+//! with "database is locked" half-way through a transaction.
+
+mod migrations;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use serde_json::json;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{
+    Event, EventKind, HumanId, NewEvent, NewProcess, Status, TaskKind, TaskRecord, task::shell_join,
+};
+use uuid::Uuid;
+
+use crate::{ExitRecorded, ProcessFilter, Result, Sample, Started, Store, StoreError};
+use rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+
+/// How long a writer waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
+        let store = Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        };
+        store.configure().map_err(|e| match e {
+            StoreError::Sqlite(source) => classify_open_error(path, source),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self) -> Result<()> {
+        let mut conn = self.lock();
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers (status, ps, rehydrate) run while a writer commits;
+        // FULL makes every acknowledged commit survive a power cut.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite did not switch to WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        migrate(&mut conn, &self.path)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite
+        // rolls back the unfinished transaction when it is dropped.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.lock();
+        f(&conn)
+    }
+}
+
+fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_owned(),
+            message: error.to_string(),
+        },
+        _ => StoreError::Open {
+            path: path.to_owned(),
+            source: error,
+        },
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let latest = migrations::latest_version();
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == latest {
+        return Ok(());
+    }
+    if current > latest {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: current,
+            known: latest,
+        });
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the lock.
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in migrations::MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(current as usize)
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Reads one task inside a transaction, failing with `NotFound`.
+fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
+    let canonical = canonical_id(id);
+    conn.query_row(
+        &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
+        [&canonical],
+        task_from_row,
+    )
+    .optional()?
+    .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
+}
+
+/// Ids are stored upper-case; `claude-3` finds `CLAUDE-3`.
+fn canonical_id(id: &str) -> String {
+    id.parse::<HumanId>()
+        .map(|h| h.to_string())
+        .unwrap_or_else(|_| id.to_owned())
+}
+
+fn insert_event(
+    tx: &Connection,
+    task_id: Option<&str>,
+    event: &NewEvent,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<Event> {
+    let at = now_millis();
+    let before_text = before.as_ref().map(serde_json::Value::to_string);
+    let after_text = after.as_ref().map(serde_json::Value::to_string);
+    tx.execute(
+        "INSERT INTO events (at, task_id, actor, kind, message, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            at,
+            task_id,
+            event.actor,
+            event.kind.as_str(),
+            event.message,
+            before_text,
+            after_text
+        ],
+    )?;
+    Ok(Event {
+        seq: tx.last_insert_rowid(),
+        at,
+        task_id: task_id.map(str::to_owned),
+        actor: event.actor.clone(),
+        kind: event.kind,
+        message: event.message.clone(),
+        before,
+        after,
+    })
+}
+
+/// Changes a task's status after checking the state machine, sets the extra
+/// columns given, and appends the event, all on the caller's transaction.
+fn transition(
+    tx: &Connection,
+    task: &TaskRecord,
+    to: Status,
+    extra: &[(&str, rusqlite::types::Value)],
+    event: NewEvent,
+) -> Result<()> {
+    task.status.check_transition(to, &task.id)?;
+    let now = now_millis();
+    let mut sql = String::from("UPDATE tasks SET status = ?1, updated_at = ?2");
+    let mut values: Vec<rusqlite::types::Value> = vec![to.as_str().to_owned().into(), now.into()];
+    let mut after = serde_json::Map::new();
+    after.insert("status".to_owned(), json!(to.as_str()));
+    for (column, value) in extra {
+        values.push(value.clone());
+        sql.push_str(&format!(", {column} = ?{}", values.len()));
+        after.insert((*column).to_owned(), value_to_json(value));
+    }
+    values.push(task.id.clone().into());
+    sql.push_str(&format!(" WHERE id = ?{}", values.len()));
+    tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    insert_event(
+        tx,
+        Some(&task.id),
+        &event,
+        Some(json!({ "status": task.status.as_str() })),
+        Some(serde_json::Value::Object(after)),
+    )?;
+    Ok(())
+}
+
+fn value_to_json(value: &rusqlite::types::Value) -> serde_json::Value {
+    use rusqlite::types::Value;
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => json!(i),
+        Value::Real(f) => json!(f),
+        Value::Text(t) => json!(t),
+        Value::Blob(b) => json!(format!("<{} bytes>", b.len())),
+    }
+}
+
+fn opt<T: Into<rusqlite::types::Value>>(value: Option<T>) -> rusqlite::types::Value {
+    value.map_or(rusqlite::types::Value::Null, Into::into)
+}
+
+fn next_counter(tx: &Connection, name: &str) -> Result<u64> {
+    let value: i64 = tx.query_row(
+        "INSERT INTO counters (name, value) VALUES (?1, 1)
+         ON CONFLICT(name) DO UPDATE SET value = value + 1
+         RETURNING value",
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(value as u64)
+}
+
+fn to_json_text<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain data structures (strings, numbers, vectors) cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl Store for SqliteStore {
+    fn create_process(&self, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
+        if spec.argv.is_empty() {
+            return Err(StoreError::Conflict("a process needs a command".to_owned()));
+        }
+        self.write(|tx| {
+            let number = next_counter(tx, "task_id")?;
+            let id = HumanId::for_tool(spec.tool.as_deref(), number)?.to_string();
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+                                    restart, hang_timeout_ms, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                params![
+                    Uuid::now_v7().to_string(),
+                    id,
+                    TaskKind::Process.as_str(),
+                    spec.name,
+                    spec.tool,
+                    spec.session,
+                    Status::Pending.as_str(),
+                    to_json_text(&spec.argv),
+                    spec.cwd,
+                    to_json_text(&spec.env),
+                    to_json_text(&spec.restart),
+                    spec.hang_timeout_ms.map(|v| v as i64),
+                    now,
+                ],
+            )?;
+            insert_event(
+                tx,
+                Some(&id),
+                &NewEvent::new(EventKind::Created, actor, shell_join(&spec.argv)),
+                None,
+                Some(json!({ "status": Status::Pending.as_str() })),
+            )?;
+            load_task(tx, &id)
+        })
+    }
+
+    fn task(&self, id: &str) -> Result<TaskRecord> {
+        self.read(|conn| load_task(conn, id))
+    }
+
+    fn processes(&self, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| {
+            let mut sql = format!(
+                "SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE kind = 'process'"
+            );
+            if !filter.all {
+                sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
+            }
+            if filter.tool.is_some() {
+                sql.push_str(" AND tool = ?1");
+            }
+            let limit = filter.limit.map_or(-1, |l| l as i64);
+            // The newest `limit` rows, shown oldest first.
+            let sql = format!(
+                "SELECT * FROM ({sql} ORDER BY rowid DESC LIMIT {limit}) ORDER BY row_order"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = match &filter.tool {
+                Some(tool) => stmt.query_map([tool], task_from_row)?,
+                None => stmt.query_map([], task_from_row)?,
+            };
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn mark_started(
+        &self,
+        id: &str,
+        restarts: u32,
+        started: &Started,
+        actor: &str,
+    ) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            if task.restarts != restarts {
+                return Err(StoreError::Conflict(format!(
+                    "{} was restarted by someone else (restart {} instead of {restarts})",
+                    task.id, task.restarts
+                )));
+            }
+            let message = format!("pid {} (shim {})", started.process.pid, started.shim.pid);
+            transition(
+                tx,
+                &task,
+                Status::Running,
+                &[
+                    ("pid", started.process.pid.into()),
+                    ("pgid", started.pgid.into()),
+                    ("start_time", (started.process.start_time as i64).into()),
+                    ("boot_id", started.process.boot_id.clone().into()),
+                    ("shim_pid", started.shim.pid.into()),
+                    ("shim_start_time", (started.shim.start_time as i64).into()),
+                    ("started_at", now_millis().into()),
+                    ("finished_at", rusqlite::types::Value::Null),
+                    ("exit_code", rusqlite::types::Value::Null),
+                    ("signal", rusqlite::types::Value::Null),
+                    ("error", rusqlite::types::Value::Null),
+                ],
+                NewEvent::new(EventKind::Started, actor, message),
+            )?;
+            load_task(tx, id)
+        })
+    }
+
+    fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            transition(
+                tx,
+                &task,
+                Status::Failed,
+                &[
+                    ("error", error.to_owned().into()),
+                    ("finished_at", now_millis().into()),
+                ],
+                NewEvent::new(EventKind::StartFailed, actor, error),
+            )?;
+            load_task(tx, id)
+        })
+    }
+
+    fn record_exit(
+        &self,
+        id: &str,
+        pid: i32,
+        outcome: ExitOutcome,
+        actor: &str,
+    ) -> Result<ExitRecorded> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            if task.status != Status::Running || task.pid != Some(pid) {
+                return Err(StoreError::Conflict(format!(
+                    "exit of pid {pid} not recorded for {}: it is {} with pid {:?}",
+                    task.id, task.status, task.pid
+                )));
+            }
+            let decision =
+                decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
+            let exit_columns = [
+                ("exit_code", opt(outcome.code)),
+                ("signal", opt(outcome.signal)),
+                ("finished_at", now_millis().into()),
+            ];
+            match decision {
+                ExitDecision::Restart { restart, delay } => {
+                    let mut columns = exit_columns.to_vec();
+                    columns.push(("restarts", i64::from(restart).into()));
+                    let message = format!(
+                        "{outcome}; restart {restart}/{} in {}",
+                        task.restart.max_restarts,
+                        taskdaemon_core::duration::format_duration(delay)
+                    );
+                    transition(
+                        tx,
+                        &task,
+                        Status::Pending,
+                        &columns,
+                        NewEvent::new(EventKind::Restarting, actor, message),
+                    )?;
+                }
+                ExitDecision::Finish(status) => {
+                    transition(
+                        tx,
+                        &task,
+                        status,
+                        &exit_columns,
+                        NewEvent::new(EventKind::Exited, actor, format!("{status}, {outcome}")),
+                    )?;
+                }
+            }
+            Ok(ExitRecorded {
+                task: load_task(tx, id)?,
+                decision,
+            })
+        })
+    }
+
+    fn request_stop(&self, id: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            match task.status {
+                Status::Running => {
+                    tx.execute(
+                        "UPDATE tasks SET stop_requested = 1, updated_at = ?1 WHERE id = ?2",
+                        params![now_millis(), task.id],
+                    )?;
+                    insert_event(
+                        tx,
+                        Some(&task.id),
+                        &NewEvent::new(EventKind::StopRequested, actor, "stop requested"),
+                        Some(json!({ "stop_requested": task.stop_requested })),
+                        Some(json!({ "stop_requested": true })),
+                    )?;
+                }
+                Status::Pending | Status::Blocked => transition(
+                    tx,
+                    &task,
+                    Status::Cancelled,
+                    &[
+                        ("stop_requested", 1.into()),
+                        ("finished_at", now_millis().into()),
+                    ],
+                    NewEvent::new(EventKind::Exited, actor, "cancelled before it started"),
+                )?,
+                ended => {
+                    return Err(StoreError::Conflict(format!(
+                        "{} is not running: it already {ended}",
+                        task.id
+                    )));
+                }
+            }
+            load_task(tx, id)
+        })
+    }
+
+    fn reopen_for_restart(&self, id: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            transition(
+                tx,
+                &task,
+                Status::Pending,
+                &[
+                    ("stop_requested", 0.into()),
+                    ("restarts", i64::from(task.restarts + 1).into()),
+                ],
+                NewEvent::new(EventKind::RestartRequested, actor, "restart requested"),
+            )?;
+            load_task(tx, id)
+        })
+    }
+
+    fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            transition(
+                tx,
+                &task,
+                Status::Lost,
+                &[
+                    ("error", reason.to_owned().into()),
+                    ("finished_at", now_millis().into()),
+                ],
+                NewEvent::new(EventKind::Lost, actor, reason),
+            )?;
+            load_task(tx, id)
+        })
+    }
+
+    fn append_event(&self, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {
+        self.write(|tx| {
+            let task_id = match task_id {
+                Some(id) => Some(load_task(tx, id)?.id),
+                None => None,
+            };
+            insert_event(tx, task_id.as_deref(), event, None, None)
+        })
+    }
+
+    fn events_after(
+        &self,
+        after_seq: i64,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read(|conn| {
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1");
+            if !kinds.is_empty() {
+                let names: Vec<String> =
+                    kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+                sql.push_str(&format!(" AND kind IN ({})", names.join(", ")));
+            }
+            sql.push_str(" ORDER BY seq LIMIT ?2");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn last_event_seq(&self) -> Result<i64> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        })
+    }
+
+    fn status_counts(&self) -> Result<Vec<(Status, u64)>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|row| {
+                let (status, count) = row?;
+                let status =
+                    status
+                        .parse()
+                        .map_err(|e: taskdaemon_core::status::UnknownStatus| {
+                            StoreError::Malformed {
+                                field: "tasks.status",
+                                message: e.to_string(),
+                            }
+                        })?;
+                Ok((status, count as u64))
+            })
+            .collect()
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record_samples(&self, samples: &[Sample]) -> Result<()> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO samples (task_id, at, cpu_percent, rss_kb, processes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(task_id) DO UPDATE SET at = excluded.at,
+                   cpu_percent = excluded.cpu_percent, rss_kb = excluded.rss_kb,
+                   processes = excluded.processes",
+            )?;
+            for s in samples {
+                stmt.execute(params![
+                    s.task_id,
+                    s.at,
+                    s.cpu_percent,
+                    s.rss_kb as i64,
+                    s.processes
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn samples(&self) -> Result<Vec<Sample>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT task_id, at, cpu_percent, rss_kb, processes FROM samples",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Sample {
+                    task_id: r.get(0)?,
+                    at: r.get(1)?,
+                    cpu_percent: r.get(2)?,
+                    rss_kb: r.get::<_, i64>(3)? as u64,
+                    processes: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}

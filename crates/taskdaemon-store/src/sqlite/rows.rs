@@ -1,0 +1,99 @@
+//! Mapping between SQLite rows and domain records.
+
+use rusqlite::Row;
+use taskdaemon_core::{Event, TaskRecord};
+
+use crate::{Result, StoreError};
+
+pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, argv, cwd, env, \
+     restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid, \
+     shim_start_time, exit_code, signal, stop_requested, error, created_at, started_at, \
+     finished_at, updated_at";
+
+pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
+
+fn malformed(field: &'static str, message: impl ToString) -> StoreError {
+    StoreError::Malformed {
+        field,
+        message: message.to_string(),
+    }
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, column: &'static str) -> Result<T> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text).map_err(|e| malformed(column, e))
+}
+
+fn parsed<T: std::str::FromStr>(row: &Row<'_>, column: &'static str) -> Result<T>
+where
+    T::Err: ToString,
+{
+    row.get::<_, String>(column)?
+        .parse()
+        .map_err(|e: T::Err| malformed(column, e))
+}
+
+fn optional_json(row: &Row<'_>, column: &'static str) -> Result<Option<serde_json::Value>> {
+    row.get::<_, Option<String>>(column)?
+        .map(|text| serde_json::from_str(&text).map_err(|e| malformed(column, e)))
+        .transpose()
+}
+
+/// Builds a [`TaskRecord`]. The shape suits `query_map`: SQLite errors stay in
+/// the outer layer, every failure (malformed values too) is in the inner one.
+pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
+    Ok(read_task(row))
+}
+
+/// Builds an [`Event`], shaped like [`task_from_row`].
+pub fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Event>> {
+    Ok(read_event(row))
+}
+
+fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
+    let argv: Vec<String> = json_column(row, "argv")?;
+    let as_u64 = |v: Option<i64>| v.map(|v| v as u64);
+    Ok(TaskRecord {
+        command: taskdaemon_core::task::shell_join(&argv),
+        id: row.get("id")?,
+        uuid: parsed(row, "uuid")?,
+        kind: parsed(row, "kind")?,
+        name: row.get("name")?,
+        tool: row.get("tool")?,
+        session: row.get("session")?,
+        status: parsed(row, "status")?,
+        argv,
+        cwd: row.get("cwd")?,
+        env: json_column(row, "env")?,
+        restart: json_column(row, "restart")?,
+        restarts: row.get("restarts")?,
+        hang_timeout_ms: as_u64(row.get("hang_timeout_ms")?),
+        pid: row.get("pid")?,
+        pgid: row.get("pgid")?,
+        start_time: as_u64(row.get("start_time")?),
+        boot_id: row.get("boot_id")?,
+        shim_pid: row.get("shim_pid")?,
+        shim_start_time: as_u64(row.get("shim_start_time")?),
+        exit_code: row.get("exit_code")?,
+        signal: row.get("signal")?,
+        stop_requested: row.get("stop_requested")?,
+        error: row.get("error")?,
+        created_at: row.get("created_at")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn read_event(row: &Row<'_>) -> Result<Event> {
+    Ok(Event {
+        seq: row.get("seq")?,
+        at: row.get("at")?,
+        task_id: row.get("task_id")?,
+        actor: row.get("actor")?,
+        kind: parsed(row, "kind")?,
+        message: row.get("message")?,
+        before: optional_json(row, "before")?,
+        after: optional_json(row, "after")?,
+    })
+}

@@ -1,0 +1,15 @@
+//! Where things live in a taskdaemon workspace, and the workspace's config.
+//!
+//! A workspace is a project directory holding `.taskdaemon/`. Commands find it
+//! the way git finds `.git`: walking up from the current directory. Every path
+//! the program uses (store, socket, logs, per-process files) is derived here and
+//! nowhere else, and every file the outside world reads is written through
+//! [`write_atomic`].
+
+mod atomic;
+mod config;
+mod paths;
+
+pub use atomic::write_atomic;
+pub use config::{Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, RegistryConfig};
+pub use paths::{DEFAULT_QUEUE, QUEUE_SUBDIRS, STATE_DIR, Workspace, WorkspaceError};
