@@ -266,7 +266,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
 fn title(input: &RehydrateInput) -> String {
     let daemon = match input.daemon_pid {
         Some(pid) => format!("daemon pid {pid}"),
-        None => "daemon down (processes keep running under their shims)".to_owned(),
+        None => "daemon down; supervised processes still run".to_owned(),
     };
     format!("# taskdaemon: {} ({daemon})", input.workspace)
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,6 +135,9 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    // Only the owner may drive the daemon: it runs commands with the caller's environment.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     let adopted = adopt_all(&daemon).await;
     tracing::info!(pid = std::process::id(), adopted, socket = %socket.display(), "daemon started");
     refresh_registry(&daemon).await;
@@ -433,7 +437,7 @@ fn kill(daemon: &Daemon, id: &str, signal: Signal, grace: Duration) -> Result<Ta
             let how = task.exit().map(|e| format!(", {e}")).unwrap_or_default();
             return Err(failure(
                 ErrorKind::Conflict,
-                format!("{} is not running (it {ended}{how})", task.id),
+                format!("{} is not running (status {ended}{how})", task.id),
             ));
         }
     }

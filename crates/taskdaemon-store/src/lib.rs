@@ -10,6 +10,7 @@
 //! exits in a few milliseconds without an async runtime, and the daemon calls it
 //! from blocking threads.
 
+pub mod conformance;
 mod error;
 mod sqlite;
 

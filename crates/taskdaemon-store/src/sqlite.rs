@@ -458,7 +458,7 @@ impl Store for SqliteStore {
                 )?,
                 ended => {
                     return Err(StoreError::Conflict(format!(
-                        "{} is not running: it already {ended}",
+                        "{} is not running (status {ended})",
                         task.id
                     )));
                 }
@@ -470,6 +470,14 @@ impl Store for SqliteStore {
     fn reopen_for_restart(&self, id: &str, actor: &str) -> Result<TaskRecord> {
         self.write(|tx| {
             let task = load_task(tx, id)?;
+            // `running -> pending` is legal for automatic restarts only; a
+            // requested restart needs the old process to have ended first.
+            if !task.status.is_terminal() {
+                return Err(StoreError::Conflict(format!(
+                    "{} is {}: it must end before it can be reopened",
+                    task.id, task.status
+                )));
+            }
             transition(
                 tx,
                 &task,

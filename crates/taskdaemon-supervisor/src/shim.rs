@@ -134,11 +134,12 @@ impl Shim<'_> {
                 Err(e.to_string())
             };
         }
-        (self.on_change)();
         if !*reported {
+            // Answer the spawner before the projection work below.
             let _ = report(&format!("ok {pid}"));
             *reported = true;
         }
+        (self.on_change)();
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
         let outcome = outcome_of(status);
         let decision = self.record_exit(id, pid, outcome)?;

@@ -1,0 +1,313 @@
+//! Supervising processes: kill, wait, logs, restarts, the registry, `stop`.
+
+mod common;
+
+use std::fs;
+
+use common::{Ws, alive, eventually, group_members, proc_stat};
+use serde_json::Value;
+
+#[test]
+fn group_kill_leaves_no_survivor_even_when_term_is_ignored() {
+    let ws = Ws::new();
+    let id = ws.spawn_sh(r#"trap "" TERM; sleep 300 & sleep 300 & wait"#);
+    let task = ws.wait_status(&id, "running");
+    let pgid = task["pgid"].as_i64().expect("pgid") as i32;
+    let leader = task["pid"].as_i64().expect("pid") as i32;
+    assert_eq!(pgid, leader, "the command leads its own process group");
+    // The shell and both sleeps, all in the command's group.
+    eventually("the group has its three members", || {
+        group_members(pgid).len() >= 3
+    });
+    let members = group_members(pgid);
+    assert_ne!(
+        proc_stat(pgid).map(|s| s.pgrp),
+        proc_stat(std::process::id() as i32).map(|s| s.pgrp),
+        "the command must not share the test's group"
+    );
+
+    let kill = ws.run(&["kill", &id, "--grace", "1s"]).ok();
+    assert!(kill.stdout.contains("cancelled"), "{kill:#?}");
+
+    let task = ws.task(&id);
+    assert_eq!(task["status"], "cancelled", "{task:#}");
+    // The shell ignored TERM, so only the SIGKILL after the grace period ended it.
+    assert_eq!(task["signal"], 9, "{task:#}");
+    assert_eq!(
+        group_members(pgid),
+        Vec::<i32>::new(),
+        "processes of group {pgid} survived the kill"
+    );
+    for pid in members {
+        assert!(!alive(pid), "member {pid} of group {pgid} survived");
+    }
+}
+
+#[test]
+fn plain_kill_ends_with_sigterm() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "300"]);
+    let pid = ws.pid_of(&id);
+    assert!(alive(pid));
+
+    ws.run(&["kill", &id]).ok();
+    let task = ws.wait_status(&id, "cancelled");
+    assert_eq!(task["signal"], 15, "{task:#}");
+    assert_eq!(task["exit_code"], Value::Null, "{task:#}");
+    assert!(!alive(pid), "the sleep still runs after kill");
+
+    // A shell reports death by signal N as 128 + N.
+    assert_eq!(ws.run(&["wait", &id]).code, Some(128 + 15));
+    // It has ended: killing it again is refused as a state conflict.
+    let again = ws.run(&["kill", &id]);
+    assert_eq!(again.code, Some(4), "{again:#?}");
+}
+
+#[test]
+fn kill_with_another_signal() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "300"]);
+    ws.run(&["kill", &id, "--signal", "INT"]).ok();
+    let task = ws.wait_status(&id, "cancelled");
+    assert_eq!(task["signal"], 2, "{task:#}");
+}
+
+#[test]
+fn wait_exits_with_the_exit_code_or_128_plus_signal() {
+    let ws = Ws::new();
+    let ok = ws.spawn_sh("exit 0");
+    let three = ws.spawn_sh("sleep 0.3; exit 3");
+    // The shell signals itself: SIGUSR1 (10) ends it.
+    let usr1 = ws.spawn_sh("kill -USR1 $$; sleep 5");
+
+    assert_eq!(ws.run(&["wait", &ok]).code, Some(0));
+    let run = ws.run(&["wait", &three]);
+    assert_eq!(run.code, Some(3), "{run:#?}");
+    let run = ws.run(&["wait", &usr1]);
+    assert_eq!(run.code, Some(128 + 10), "{run:#?}");
+
+    assert_eq!(ws.task(&ok)["status"], "succeeded");
+    let task = ws.task(&three);
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["exit_code"], 3);
+    let task = ws.task(&usr1);
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["signal"], 10);
+}
+
+#[test]
+fn wait_timeout_exits_124_and_leaves_the_process_alone() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "300"]);
+    let run = ws.run(&["wait", &id, "--timeout", "300ms"]);
+    assert_eq!(run.code, Some(124), "{run:#?}");
+    assert_eq!(ws.task_status(&id), "running");
+    assert!(alive(ws.pid_of(&id)));
+}
+
+#[test]
+fn logs_tail_and_stderr() {
+    let ws = Ws::new();
+    let id = ws.spawn_sh("for i in 1 2 3 4 5; do echo out$i; done; echo err1 >&2; echo err2 >&2");
+    assert_eq!(ws.run(&["wait", &id]).code, Some(0));
+
+    let all = ws.run(&["logs", &id]).ok();
+    assert_eq!(all.stdout, "out1\nout2\nout3\nout4\nout5\n");
+    let tail = ws.run(&["logs", &id, "--tail", "2"]).ok();
+    assert_eq!(tail.stdout, "out4\nout5\n");
+    let tail = ws.run(&["logs", &id, "-n", "1"]).ok();
+    assert_eq!(tail.stdout, "out5\n");
+    let err = ws.run(&["logs", &id, "--stderr"]).ok();
+    assert_eq!(err.stdout, "err1\nerr2\n");
+    let err = ws.run(&["logs", &id, "--stderr", "--tail", "1"]).ok();
+    assert_eq!(err.stdout, "err2\n");
+}
+
+#[test]
+fn logs_follow_ends_with_the_process_and_prints_everything() {
+    let ws = Ws::new();
+    // The process ends only once the file `go` exists, which the test creates
+    // after `logs --follow` has started.
+    let id = ws.spawn_sh(
+        "echo first; while [ ! -e go ]; do sleep 0.05; done; echo second; echo late >&2; echo third",
+    );
+    let follow = ws.command(&["logs", &id, "--follow"]);
+    let handle = std::thread::spawn(move || common::run_command(follow, common::COMMAND_TIMEOUT));
+    // Give `logs --follow` a moment to attach before the rest is written;
+    // correctness does not depend on it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    fs::write(ws.root().join("go"), "").unwrap();
+
+    let run = handle.join().expect("logs --follow thread").ok();
+    assert_eq!(run.stdout, "first\nsecond\nthird\n", "{run:#?}");
+    assert_eq!(ws.task_status(&id), "succeeded");
+}
+
+#[test]
+fn restart_on_failure_stops_after_max_restarts() {
+    let ws = Ws::new();
+    let id = ws.spawn(&[
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        "--restart-delay",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        "echo x; exit 1",
+    ]);
+    let run = ws.run(&["wait", &id]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let task = ws.wait_status(&id, "failed");
+    assert_eq!(task["restarts"], 2, "{task:#}");
+    assert_eq!(task["exit_code"], 1, "{task:#}");
+    assert_eq!(ws.stdout_log(&id), "x\nx\nx\n", "one x per start");
+}
+
+#[test]
+fn restart_always_restarts_a_success_too() {
+    let ws = Ws::new();
+    let id = ws.spawn(&[
+        "--restart",
+        "always",
+        "--max-restarts",
+        "1",
+        "--restart-delay",
+        "50ms",
+        "--",
+        "sh",
+        "-c",
+        "echo y",
+    ]);
+    let task = ws.wait_task(&id, "ended", |t| {
+        t["status"] != "running" && t["status"] != "pending"
+    });
+    assert_eq!(task["status"], "succeeded", "{task:#}");
+    assert_eq!(task["restarts"], 1, "{task:#}");
+    assert_eq!(ws.stdout_log(&id), "y\ny\n");
+}
+
+#[test]
+fn restart_of_a_running_process_gives_a_new_pid() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "300"]);
+    let old = ws.pid_of(&id);
+
+    ws.run(&["restart", &id, "--grace", "2s"]).ok();
+    let task = ws.wait_status(&id, "running");
+    let new = task["pid"].as_i64().expect("pid") as i32;
+    assert_ne!(new, old, "restart kept the old pid");
+    assert!(alive(new), "the restarted process does not run");
+    assert!(!alive(old), "the old process still runs after restart");
+    assert_eq!(task["restarts"], 1, "{task:#}");
+
+    // An ended process can be restarted as well.
+    ws.run(&["kill", &id]).ok();
+    ws.wait_status(&id, "cancelled");
+    ws.run(&["restart", &id]).ok();
+    let task = ws.wait_status(&id, "running");
+    let newer = task["pid"].as_i64().expect("pid") as i32;
+    assert!(alive(newer));
+    assert_ne!(newer, new);
+}
+
+#[test]
+fn registry_mirrors_the_process_table() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--tool", "claude", "--", "sleep", "300"]);
+    let pid = ws.pid_of(&id);
+    let path = ws.root().join(".claude/process_registry.json");
+
+    let read = || -> Value {
+        let text = fs::read_to_string(&path).expect("registry file");
+        serde_json::from_str(&text).expect("registry is JSON")
+    };
+    let entry_of = |registry: &Value| -> Option<Value> {
+        registry["processes"]
+            .as_array()
+            .expect("processes array")
+            .iter()
+            .find(|p| p["id"] == id.as_str())
+            .cloned()
+    };
+    let registry = read();
+    let first_version = registry["version"].as_i64().expect("numeric version");
+    let entry = entry_of(&registry).expect("the process is listed");
+    assert_eq!(entry["pid"], pid);
+    assert_eq!(entry["status"], "running");
+    assert_eq!(entry["tool"], "claude");
+
+    ws.run(&["kill", &id]).ok();
+    eventually("the registry shows the kill", || {
+        let registry = read();
+        entry_of(&registry).is_some_and(|e| e["status"] == "cancelled")
+            && registry["version"].as_i64().unwrap() > first_version
+    });
+    // No temp files are left beside it.
+    let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "process_registry.json")
+        .collect();
+    assert!(leftovers.is_empty(), "stray files: {leftovers:?}");
+}
+
+#[test]
+fn stop_leaves_supervised_processes_running() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "300"]);
+    let pid = ws.pid_of(&id);
+    let daemon = ws.daemon_pid().expect("spawn started the daemon");
+
+    ws.run(&["stop"]).ok();
+    assert_eq!(ws.daemon_pid(), None, "status still reports a daemon");
+    assert!(!alive(daemon), "the daemon process still runs after stop");
+    assert!(alive(pid), "stop killed a supervised process");
+    let task = ws.task(&id);
+    assert_eq!(task["status"], "running");
+    assert_eq!(task["pid"], pid);
+
+    // A second stop is harmless.
+    ws.run(&["stop"]).ok();
+    // The next daemon (started on demand) can still kill it.
+    ws.run(&["kill", &id, "--grace", "2s"]).ok();
+    ws.wait_status(&id, "cancelled");
+    assert!(!alive(pid));
+}
+
+#[test]
+fn spawn_options_reach_the_command() {
+    let ws = Ws::new();
+    let sub = ws.root().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let id = ws.spawn(&[
+        "--tool",
+        "gemini",
+        "--name",
+        "probe",
+        "--cwd",
+        sub.to_str().unwrap(),
+        "--env",
+        "PROBE=a=b",
+        "--",
+        "sh",
+        "-c",
+        "pwd; echo $PROBE; echo $TASKDAEMON_TASK_ID",
+    ]);
+    assert!(id.starts_with("GEMINI-"), "{id}");
+    assert_eq!(ws.run(&["wait", &id]).code, Some(0));
+    assert_eq!(
+        ws.stdout_log(&id),
+        format!("{}\na=b\n{id}\n", sub.display())
+    );
+    let task = ws.task(&id);
+    assert_eq!(task["name"], "probe");
+    assert_eq!(task["tool"], "gemini");
+    let listed = ws.run(&["ps", "--all", "--tool", "gemini", "--json"]).ok();
+    assert_eq!(listed.json().as_array().unwrap().len(), 1);
+    let listed = ws.run(&["ps", "--all", "--tool", "claude", "--json"]).ok();
+    assert_eq!(listed.json().as_array().unwrap().len(), 0);
+}

@@ -1,0 +1,349 @@
+//! The behaviour every [`Store`] implementation must show.
+//!
+//! Each check takes a fresh, empty store. The SQLite tests run all of them,
+//! and every further backend runs the same list, so the backends cannot drift
+//! apart. Checks panic with a message on failure, like tests do.
+
+use std::time::Duration;
+
+use taskdaemon_core::process::{ExitDecision, ExitOutcome, RestartMode, RestartPolicy};
+use taskdaemon_core::{EventKind, NewEvent, NewProcess, ProcessIdentity, Status};
+
+use crate::{ProcessFilter, Sample, Started, Store, StoreError};
+
+/// A named conformance check.
+pub type Check = (&'static str, fn(&dyn Store));
+
+/// Every check, by name.
+pub const CHECKS: &[Check] = &[
+    ("ids_share_one_counter", ids_share_one_counter),
+    (
+        "lifecycle_appends_one_event_per_change",
+        lifecycle_appends_one_event_per_change,
+    ),
+    (
+        "exit_of_another_pid_is_refused",
+        exit_of_another_pid_is_refused,
+    ),
+    (
+        "restart_policy_reopens_until_exhausted",
+        restart_policy_reopens_until_exhausted,
+    ),
+    (
+        "start_is_fenced_by_restart_count",
+        start_is_fenced_by_restart_count,
+    ),
+    ("stop_requests", stop_requests),
+    ("reopen_and_lost", reopen_and_lost),
+    (
+        "illegal_changes_leave_no_trace",
+        illegal_changes_leave_no_trace,
+    ),
+    ("listings_filter_and_page", listings_filter_and_page),
+    ("events_filter_by_kind", events_filter_by_kind),
+    ("meta_and_samples", meta_and_samples),
+];
+
+/// A process spec for tests.
+pub fn spec(tool: Option<&str>, argv: &[&str]) -> NewProcess {
+    NewProcess {
+        tool: tool.map(str::to_owned),
+        name: None,
+        session: None,
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        cwd: "/".to_owned(),
+        env: vec![("K".to_owned(), "V".to_owned())],
+        restart: RestartPolicy::default(),
+        hang_timeout_ms: None,
+    }
+}
+
+/// Identities for a fake start with command pid `pid`.
+pub fn started(pid: i32) -> Started {
+    let identity = |pid| ProcessIdentity {
+        boot_id: "boot".to_owned(),
+        pid,
+        start_time: 1000 + pid as u64,
+    };
+    Started {
+        process: identity(pid),
+        pgid: pid,
+        shim: identity(pid + 1),
+    }
+}
+
+fn ids_share_one_counter(store: &dyn Store) {
+    let a = store
+        .create_process(&spec(Some("claude"), &["a"]), "t")
+        .unwrap();
+    let b = store
+        .create_process(&spec(Some("gemini"), &["b"]), "t")
+        .unwrap();
+    let c = store.create_process(&spec(None, &["c"]), "t").unwrap();
+    assert_eq!(
+        [a.id.as_str(), b.id.as_str(), c.id.as_str()],
+        ["CLAUDE-1", "GEMINI-2", "TASK-3"]
+    );
+    assert_eq!(
+        store.task("claude-1").unwrap().id,
+        "CLAUDE-1",
+        "lookup ignores case"
+    );
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.env, vec![("K".to_owned(), "V".to_owned())]);
+    assert!(matches!(
+        store.task("TASK-99"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn lifecycle_appends_one_event_per_change(store: &dyn Store) {
+    let task = store
+        .create_process(&spec(None, &["make", "test"]), "cli")
+        .unwrap();
+    let running = store
+        .mark_started(&task.id, 0, &started(100), "shim")
+        .unwrap();
+    assert_eq!(running.status, Status::Running);
+    assert_eq!(
+        (running.pid, running.pgid, running.shim_pid),
+        (Some(100), Some(100), Some(101))
+    );
+    assert_eq!(running.process_identity().unwrap().start_time, 1100);
+    let recorded = store
+        .record_exit(&task.id, 100, ExitOutcome::exited(0), "shim")
+        .unwrap();
+    assert_eq!(recorded.decision, ExitDecision::Finish(Status::Succeeded));
+    assert_eq!(recorded.task.status, Status::Succeeded);
+    assert_eq!(recorded.task.exit_code, Some(0));
+    assert!(recorded.task.finished_at.is_some());
+
+    let events = store.events_after(0, &[], 100).unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::Created, EventKind::Started, EventKind::Exited]
+    );
+    assert_eq!(events[1].actor, "shim");
+    assert_eq!(events[1].before.as_ref().unwrap()["status"], "pending");
+    assert_eq!(events[1].after.as_ref().unwrap()["status"], "running");
+    assert_eq!(events[1].after.as_ref().unwrap()["pid"], 100);
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(store.last_event_seq().unwrap(), events[2].seq);
+}
+
+fn exit_of_another_pid_is_refused(store: &dyn Store) {
+    let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store.mark_started(&task.id, 0, &started(200), "t").unwrap();
+    let err = store
+        .record_exit(&task.id, 999, ExitOutcome::exited(1), "t")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Running);
+}
+
+fn restart_policy_reopens_until_exhausted(store: &dyn Store) {
+    let mut spec = spec(None, &["flaky"]);
+    spec.restart = RestartPolicy {
+        mode: RestartMode::OnFailure,
+        max_restarts: 1,
+        initial_backoff: Duration::from_millis(10),
+    };
+    let task = store.create_process(&spec, "t").unwrap();
+    store.mark_started(&task.id, 0, &started(300), "t").unwrap();
+    let first = store
+        .record_exit(&task.id, 300, ExitOutcome::exited(2), "t")
+        .unwrap();
+    assert!(matches!(
+        first.decision,
+        ExitDecision::Restart { restart: 1, .. }
+    ));
+    assert_eq!(first.task.status, Status::Pending);
+    assert_eq!(first.task.restarts, 1);
+    assert_eq!(first.task.exit_code, Some(2));
+    store.mark_started(&task.id, 1, &started(310), "t").unwrap();
+    let second = store
+        .record_exit(&task.id, 310, ExitOutcome::signalled(9), "t")
+        .unwrap();
+    assert_eq!(second.decision, ExitDecision::Finish(Status::Failed));
+    assert_eq!((second.task.exit_code, second.task.signal), (None, Some(9)));
+}
+
+fn start_is_fenced_by_restart_count(store: &dyn Store) {
+    let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    let err = store
+        .mark_started(&task.id, 5, &started(400), "t")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Pending);
+}
+
+fn stop_requests(store: &dyn Store) {
+    let pending = store.create_process(&spec(None, &["p"]), "t").unwrap();
+    assert_eq!(
+        store.request_stop(&pending.id, "t").unwrap().status,
+        Status::Cancelled
+    );
+
+    let running = store.create_process(&spec(None, &["r"]), "t").unwrap();
+    store
+        .mark_started(&running.id, 0, &started(500), "t")
+        .unwrap();
+    let flagged = store.request_stop(&running.id, "t").unwrap();
+    assert_eq!(flagged.status, Status::Running);
+    assert!(flagged.stop_requested);
+    let ended = store
+        .record_exit(&running.id, 500, ExitOutcome::signalled(15), "t")
+        .unwrap();
+    assert_eq!(ended.task.status, Status::Cancelled);
+
+    let err = store.request_stop(&running.id, "t").unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+fn reopen_and_lost(store: &dyn Store) {
+    let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store.mark_started(&task.id, 0, &started(600), "t").unwrap();
+    let err = store.reopen_for_restart(&task.id, "t").unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let lost = store.mark_lost(&task.id, "vanished", "daemon").unwrap();
+    assert_eq!(lost.status, Status::Lost);
+    assert_eq!(lost.error.as_deref(), Some("vanished"));
+    let reopened = store.reopen_for_restart(&task.id, "t").unwrap();
+    assert_eq!(reopened.status, Status::Pending);
+    assert_eq!(reopened.restarts, 1);
+    assert!(!reopened.stop_requested);
+    let restarted = store.mark_started(&task.id, 1, &started(610), "t").unwrap();
+    assert_eq!(restarted.exit_code, None, "a new start clears the old exit");
+    assert_eq!(restarted.error, None);
+}
+
+fn illegal_changes_leave_no_trace(store: &dyn Store) {
+    let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    let before = store.last_event_seq().unwrap();
+    let err = store.mark_lost(&task.id, "nope", "t").unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("illegal status change for {}: pending -> lost", task.id)
+    );
+    assert_eq!(
+        store.last_event_seq().unwrap(),
+        before,
+        "no event for a refused change"
+    );
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Pending);
+}
+
+fn listings_filter_and_page(store: &dyn Store) {
+    let claude = store
+        .create_process(&spec(Some("claude"), &["a"]), "t")
+        .unwrap();
+    let other = store.create_process(&spec(None, &["b"]), "t").unwrap();
+    store
+        .mark_started(&other.id, 0, &started(700), "t")
+        .unwrap();
+    store
+        .record_exit(&other.id, 700, ExitOutcome::exited(0), "t")
+        .unwrap();
+    let third = store
+        .create_process(&spec(Some("claude"), &["c"]), "t")
+        .unwrap();
+
+    let live: Vec<String> = store
+        .processes(&ProcessFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(live, [claude.id.clone(), third.id.clone()]);
+    let all = store
+        .processes(&ProcessFilter {
+            all: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let claude_only = store
+        .processes(&ProcessFilter {
+            all: true,
+            tool: Some("claude".to_owned()),
+            limit: None,
+        })
+        .unwrap();
+    assert!(
+        claude_only
+            .iter()
+            .all(|t| t.tool.as_deref() == Some("claude"))
+    );
+    assert_eq!(claude_only.len(), 2);
+    let newest: Vec<String> = store
+        .processes(&ProcessFilter {
+            all: true,
+            tool: None,
+            limit: Some(2),
+        })
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(newest, [other.id, third.id], "the newest two, oldest first");
+
+    let counts = store.status_counts().unwrap();
+    let count = |s| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+    assert_eq!((count(Status::Pending), count(Status::Succeeded)), (2, 1));
+}
+
+fn events_filter_by_kind(store: &dyn Store) {
+    let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store
+        .append_event(
+            Some(&task.id),
+            &NewEvent::new(EventKind::Alert, "watchdog", "hung?"),
+        )
+        .unwrap();
+    store
+        .append_event(
+            None,
+            &NewEvent::new(EventKind::Alert, "daemon", "disk full"),
+        )
+        .unwrap();
+    let alerts = store.events_after(0, &[EventKind::Alert], 10).unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0].task_id.as_deref(), Some(task.id.as_str()));
+    assert_eq!(alerts[1].task_id, None);
+    assert_eq!(
+        store
+            .events_after(alerts[0].seq, &[EventKind::Alert], 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.events_after(0, &[], 1).unwrap().len(),
+        1,
+        "limit is honoured"
+    );
+    let err = store
+        .append_event(Some("TASK-404"), &NewEvent::new(EventKind::Alert, "t", "x"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+}
+
+fn meta_and_samples(store: &dyn Store) {
+    assert_eq!(store.meta("cursor").unwrap(), None);
+    store.set_meta("cursor", "5").unwrap();
+    store.set_meta("cursor", "9").unwrap();
+    assert_eq!(store.meta("cursor").unwrap().as_deref(), Some("9"));
+
+    let sample = |cpu, rss| Sample {
+        task_id: "TASK-1".to_owned(),
+        at: 1,
+        cpu_percent: cpu,
+        rss_kb: rss,
+        processes: 2,
+    };
+    store.record_samples(&[sample(10.0, 100)]).unwrap();
+    store.record_samples(&[sample(20.0, 200)]).unwrap();
+    assert_eq!(store.samples().unwrap(), vec![sample(20.0, 200)]);
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds taskdaemon and runs its main job on the embedded default (SQLite, no setup):
+# a workspace in a scratch directory, a supervised "build" that outlives a daemon
+# crash, its exit code, and the rehydrate summary an agent would get after compaction.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+td="$PWD/target/release/taskdaemon"
+demo=$(mktemp -d "${TMPDIR:-/tmp}/taskdaemon-demo.XXXXXX")
+trap '"$td" --workspace "$demo" stop >/dev/null 2>&1 || true' EXIT
+cd "$demo"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+step taskdaemon init;                       "$td" init
+step taskdaemon spawn --tool claude -- sh -c '...build...'
+build=$("$td" spawn --tool claude --name build -- sh -c 'for i in 1 2 3; do echo "compiling step $i"; sleep 1; done; echo "error: 1 test failed" >&2; exit 1')
+echo "$build"
+step taskdaemon spawn --tool claude -- sleep 600
+server=$("$td" spawn --tool claude --name server -- sleep 600)
+echo "$server"
+step taskdaemon ps;                         "$td" ps
+step 'kill -9 <daemon pid>   # the daemon crashes; nothing it supervises does'
+kill -9 "$("$td" status --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')"
+"$td" status
+step "taskdaemon wait $build   # works without the daemon";  "$td" wait "$build" || echo "(exit code $?)"
+step "taskdaemon logs $build --stderr";     "$td" logs "$build" --stderr
+step taskdaemon rehydrate;                  "$td" rehydrate
+step "taskdaemon kill $server   # restarts the daemon, which re-adopts the server"; "$td" kill "$server"
+step 'taskdaemon ps --all';                 "$td" ps --all
+step 'cat .claude/process_registry.json | head -12'; head -12 .claude/process_registry.json
+echo; echo "Workspace left in $demo"
