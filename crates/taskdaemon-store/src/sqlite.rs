@@ -83,6 +83,32 @@ impl SqliteStore {
         Ok(value)
     }
 
+    /// Ends a task without an exit status (it never started, or vanished),
+    /// keeping `error` as the reason.
+    fn end_with_error(
+        &self,
+        id: &str,
+        status: Status,
+        kind: EventKind,
+        error: &str,
+        actor: &str,
+    ) -> Result<TaskRecord> {
+        self.write(|tx| {
+            let task = load_task(tx, id)?;
+            transition(
+                tx,
+                &task,
+                status,
+                &[
+                    ("error", error.to_owned().into()),
+                    ("finished_at", now_millis().into()),
+                ],
+                NewEvent::new(kind, actor, error),
+            )?;
+            load_task(tx, id)
+        })
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock();
         f(&conn)
@@ -357,20 +383,7 @@ impl Store for SqliteStore {
     }
 
     fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| {
-            let task = load_task(tx, id)?;
-            transition(
-                tx,
-                &task,
-                Status::Failed,
-                &[
-                    ("error", error.to_owned().into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(EventKind::StartFailed, actor, error),
-            )?;
-            load_task(tx, id)
-        })
+        self.end_with_error(id, Status::Failed, EventKind::StartFailed, error, actor)
     }
 
     fn record_exit(
@@ -493,20 +506,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| {
-            let task = load_task(tx, id)?;
-            transition(
-                tx,
-                &task,
-                Status::Lost,
-                &[
-                    ("error", reason.to_owned().into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(EventKind::Lost, actor, reason),
-            )?;
-            load_task(tx, id)
-        })
+        self.end_with_error(id, Status::Lost, EventKind::Lost, reason, actor)
     }
 
     fn append_event(&self, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {

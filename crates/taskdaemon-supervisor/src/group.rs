@@ -160,6 +160,66 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// Starts `script` under `sh` as the leader of a new process group.
+    fn group_of(script: &str) -> (Child, Group) {
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let leader = procfs::identity(pid).unwrap();
+        // Let the shell start its background children.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while procfs::group_members(pid, 0).len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, Group { pgid: pid, leader })
+    }
+
+    #[test]
+    fn terminate_ends_every_member_gracefully() {
+        let (mut child, group) = group_of("sleep 100 & sleep 100 & wait");
+        assert_eq!(group.members().unwrap().len(), 3);
+        let outcome = group
+            .terminate(Signal::TERM, Duration::from_secs(10))
+            .unwrap();
+        child.wait().unwrap();
+        assert_eq!(outcome, Terminated::Graceful);
+        assert!(group.members().unwrap().is_empty());
+    }
+
+    #[test]
+    fn members_ignoring_the_signal_are_killed_after_the_grace_period() {
+        let (mut child, group) = group_of("trap '' TERM; sleep 100 & sleep 100 & wait");
+        let outcome = group
+            .terminate(Signal::TERM, Duration::from_millis(300))
+            .unwrap();
+        child.wait().unwrap();
+        assert_eq!(outcome, Terminated::Killed);
+        assert!(group.members().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_recycled_leader_is_refused() {
+        let (mut child, mut group) = group_of("sleep 100 & sleep 100 & wait");
+        group.leader.start_time += 1;
+        assert!(matches!(
+            group.signal(Signal::KILL),
+            Err(SignalError::Recycled { .. })
+        ));
+        assert_eq!(
+            procfs::group_members(group.pgid, 0).len(),
+            3,
+            "nothing was signalled"
+        );
+        group.leader.start_time -= 1;
+        group.terminate(Signal::KILL, Duration::ZERO).unwrap();
+        child.wait().unwrap();
+    }
 
     #[test]
     fn signal_names_and_numbers() {

@@ -13,10 +13,12 @@ mod wait;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use taskdaemon_core::id::normalize_tool;
 use taskdaemon_store::SqliteStore;
 use taskdaemon_workspace::Workspace;
 
 use crate::args::{Cli, Command};
+use crate::error::UsageError;
 
 /// Runs the command; the returned code is the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -47,6 +49,13 @@ fn find_workspace(arg: Option<&Path>) -> anyhow::Result<Workspace> {
             Workspace::discover(&cwd)?
         }
     })
+}
+
+/// Validates and normalises a `--tool` value (`Claude` and `claude` are one tool).
+fn tool_arg(tool: Option<&str>) -> Result<Option<String>, UsageError> {
+    tool.map(normalize_tool)
+        .transpose()
+        .map_err(|e| UsageError(e.to_string()))
 }
 
 /// Opens the workspace's store.

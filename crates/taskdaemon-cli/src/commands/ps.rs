@@ -4,14 +4,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use taskdaemon_core::TaskRecord;
-use taskdaemon_core::id::normalize_tool;
 use taskdaemon_core::time::{format_age, now_millis};
 use taskdaemon_store::{ProcessFilter, Sample, Store};
 use taskdaemon_workspace::Workspace;
 
-use super::open_store;
+use super::{open_store, tool_arg};
 use crate::args::PsArgs;
-use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};
 
 #[derive(Serialize)]
@@ -29,12 +27,7 @@ struct PsEntry<'a> {
 
 pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
-    let tool = args
-        .tool
-        .as_deref()
-        .map(normalize_tool)
-        .transpose()
-        .map_err(|e| UsageError(e.to_string()))?;
+    let tool = tool_arg(args.tool.as_deref())?;
     let tasks = store.processes(&ProcessFilter {
         all: args.all,
         tool,

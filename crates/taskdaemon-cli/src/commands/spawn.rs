@@ -3,14 +3,13 @@
 use std::path::Path;
 
 use anyhow::Context;
-use taskdaemon_core::id::normalize_tool;
 use taskdaemon_core::process::{RestartMode, RestartPolicy};
 use taskdaemon_core::{NewProcess, TaskRecord};
 use taskdaemon_daemon::Client;
 use taskdaemon_daemon::protocol::{Request, Response};
 use taskdaemon_workspace::Workspace;
 
-use super::current_exe;
+use super::{current_exe, tool_arg};
 use crate::args::SpawnArgs;
 use crate::error::UsageError;
 use crate::output::print_json;
@@ -46,12 +45,7 @@ pub fn expect_task(response: Response) -> anyhow::Result<TaskRecord> {
 }
 
 fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
-    let tool = args
-        .tool
-        .as_deref()
-        .map(normalize_tool)
-        .transpose()
-        .map_err(|e| UsageError(e.to_string()))?;
+    let tool = tool_arg(args.tool.as_deref())?;
     let cwd = resolve_cwd(args.cwd.as_deref())?;
     let mut env = inherited_env();
     for (key, value) in args.env {
