@@ -62,6 +62,9 @@ fn readopted_orphan_without_shim_becomes_lost_when_it_exits() {
     eventually("daemon and shim are gone", || {
         !alive(daemon) && !alive(shim)
     });
+    eventually("status notices the dead daemon", || {
+        ws.daemon_pid().is_none()
+    });
     assert!(alive(pid));
 
     ws.run(&["start"]).ok();
@@ -83,7 +86,9 @@ fn exit_code_recorded_while_the_daemon_is_down(down: impl FnOnce(&Ws)) {
     let pid = ws.pid_of(&id);
     down(&ws);
     assert_eq!(ws.daemon_pid(), None);
-    assert!(ws.daemon_processes().is_empty(), "a daemon still runs");
+    eventually("the daemon process has exited", || {
+        ws.daemon_processes().is_empty()
+    });
     assert!(alive(pid));
 
     fs::write(ws.root().join("go"), "").unwrap();

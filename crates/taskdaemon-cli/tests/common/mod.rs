@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -276,7 +276,8 @@ impl Ws {
             }
             assert!(
                 Instant::now() < deadline,
-                "{id} did not become {what} within {DEADLINE:?}: {task:#}"
+                "{id} did not become {what} within {DEADLINE:?}: {task:#}\n{}",
+                self.diagnostics(id)
             );
             thread::sleep(Duration::from_millis(50));
         }
@@ -285,6 +286,21 @@ impl Ws {
     /// Waits until the task has the given status.
     pub fn wait_status(&self, id: &str, status: &str) -> Value {
         self.wait_task(id, status, |t| t["status"] == status)
+    }
+
+    /// The daemon log and a task's shim log, for failure messages.
+    pub fn diagnostics(&self, id: &str) -> String {
+        let read = |path: PathBuf| {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            format!("--- {}:\n{tail}", path.display())
+        };
+        format!(
+            "{}\n{}",
+            read(self.state_dir().join("daemon.log")),
+            read(self.state_dir().join("procs").join(id).join("shim.log"))
+        )
     }
 
     /// The pid of a task's command.
@@ -343,9 +359,9 @@ impl Ws {
             .into_iter()
             .filter(|&pid| {
                 let args = cmdline(pid);
-                args.iter().any(|a| a == "__daemon") && args.iter().any(|a| *a == root)
+                args.iter().any(|a| a == "__daemon") && args.contains(&root)
             })
-            .filter(|&pid| proc_stat(pid).is_some_and(|s| s.state != 'Z'))
+            .filter(|&pid| alive(pid))
             .collect()
     }
 }
@@ -452,9 +468,24 @@ pub fn proc_stat(pid: i32) -> Option<Stat> {
     })
 }
 
-/// Whether a process with this pid exists and has not exited (zombies count as gone).
+/// Whether a process with this pid exists and has not exited (zombies count
+/// as gone). Every thread counts: after SIGKILL the main thread of a
+/// multi-threaded process can be a zombie while the others still run and
+/// hold its files (and so its locks).
 pub fn alive(pid: i32) -> bool {
-    proc_stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+    let running = |state: char| state != 'Z' && state != 'X';
+    let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().any(|thread| {
+        fs::read_to_string(thread.path().join("stat"))
+            .ok()
+            .and_then(|text| {
+                let rest = &text[text.rfind(')')? + 1..];
+                rest.split_whitespace().next()?.chars().next()
+            })
+            .is_some_and(running)
+    })
 }
 
 /// Every pid in `/proc`.
