@@ -12,7 +12,7 @@ mod output;
 
 use std::process::ExitCode;
 
-pub use args::Cli;
+pub use args::{Cli, Command};
 
 /// Runs a parsed command line and turns its outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {

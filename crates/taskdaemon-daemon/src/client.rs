@@ -66,7 +66,15 @@ impl Client {
             Ok(client) => Ok(client),
             Err(ClientError::Connect { .. }) => {
                 start_daemon(workspace, exe)?;
-                Self::connect(workspace)
+                let deadline = Instant::now() + START_TIMEOUT;
+                loop {
+                    match Self::connect(workspace) {
+                        Err(ClientError::Connect { .. }) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        other => return other,
+                    }
+                }
             }
             Err(e) => Err(e),
         }
@@ -108,9 +116,16 @@ pub fn start_daemon(workspace: &Workspace, exe: &Path) -> Result<(i32, bool), Cl
         Ok(launched) => Ok((launched.pid, true)),
         // Another client started one at the same moment: use that one.
         Err(LaunchError::Refused(message)) if message.starts_with("already running") => {
-            running_pid(workspace)
-                .map(|pid| (pid, false))
-                .ok_or(ClientError::Launch(LaunchError::Refused(message)))
+            let deadline = Instant::now() + START_TIMEOUT;
+            loop {
+                if let Some(pid) = running_pid(workspace).filter(|&p| p > 0) {
+                    return Ok((pid, false));
+                }
+                if Instant::now() > deadline {
+                    return Err(ClientError::Launch(LaunchError::Refused(message)));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         Err(e) => Err(e.into()),
     }

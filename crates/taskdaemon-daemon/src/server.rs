@@ -42,6 +42,7 @@ pub(crate) struct Daemon {
     exe: PathBuf,
     /// Tasks with a follower, so each is followed once.
     followed: Mutex<HashSet<String>>,
+    launch_lock: Mutex<()>,
     shutdown: Notify,
 }
 
@@ -124,6 +125,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         config,
         exe,
         followed: Mutex::new(HashSet::new()),
+        launch_lock: Mutex::new(()),
         shutdown: Notify::new(),
     });
     Ok((daemon, lock))
@@ -254,6 +256,7 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
 }
 
 fn next_step(daemon: &Daemon, id: &str) -> Result<Step, StoreError> {
+    let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
     let task = daemon.store.task(id)?;
     if task.status.is_terminal() {
         return Ok(Step::Done);
@@ -487,6 +490,7 @@ fn restart(daemon: &Daemon, id: &str, grace: Duration) -> Result<TaskRecord, Fai
     if !task.status.is_terminal() {
         kill(daemon, id, Signal::TERM, grace)?;
     }
+    let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
     let task = daemon.store.reopen_for_restart(id, ACTOR)?;
     launch(daemon, &task)?;
     Ok(daemon.store.task(id)?)

@@ -100,8 +100,7 @@ pub fn launch_detached(
     };
     let line = read_line_within(&mut stdout, timeout).map_err(spawn_error)?;
     // The helper lives on; whoever watches it reaps it, or init does.
-    drop(child);
-    match line {
+    let result = match line {
         FirstLine::Line(line) => parse_report(&line, pid),
         FirstLine::TimedOut => Err(LaunchError::Timeout {
             what: what.to_owned(),
@@ -111,7 +110,15 @@ pub fn launch_detached(
             what: what.to_owned(),
             log: stderr_log.display().to_string(),
         }),
+    };
+    if matches!(
+        result,
+        Err(LaunchError::Refused(_) | LaunchError::NoReport { .. })
+    ) {
+        let _ = child.wait();
     }
+    drop(child);
+    result
 }
 
 fn parse_report(line: &str, pid: i32) -> Result<Launched, LaunchError> {

@@ -44,7 +44,34 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
         print!("{}", rendered.markdown);
     }
     if !args.peek {
-        store.set_meta(CURSOR_KEY, &newest.to_string())?;
+        // Only past what was shown: an exit or alert cut for the budget stays unseen.
+        let mut next = newest;
+        for event in store.events_after(
+            cursor,
+            &[
+                EventKind::Exited,
+                EventKind::Lost,
+                EventKind::StartFailed,
+                EventKind::Alert,
+            ],
+            MAX_ITEMS,
+        )? {
+            let Some(id) = event.task_id.as_deref() else {
+                continue;
+            };
+            if event.seq > newest {
+                break;
+            }
+            let shown = rendered
+                .markdown
+                .lines()
+                .any(|l| l.starts_with(&format!("- {id} ")) || l.starts_with(&format!("- {id}:")));
+            if !shown {
+                next = next.min(event.seq - 1);
+                break;
+            }
+        }
+        store.set_meta(CURSOR_KEY, &next.to_string())?;
     }
     Ok(0)
 }
