@@ -159,13 +159,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 /// Reads one task inside a transaction, failing with `NotFound`.
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
     let canonical = canonical_id(id);
-    conn.query_row(
-        &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
-        [&canonical],
-        task_from_row,
-    )
-    .optional()?
-    .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
+    conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([&canonical], task_from_row)
+        .optional()?
+        .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
 }
 
 /// Ids are stored upper-case; `claude-3` finds `CLAUDE-3`.
@@ -320,12 +317,19 @@ impl Store for SqliteStore {
 
     fn processes(&self, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
         self.read(|conn| {
-            let mut sql = format!(
-                "SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE kind = 'process'"
-            );
-            if !filter.all {
-                sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
-            }
+            // Live tasks are few: find them through the status index. Listing
+            // all (newest first, often with a limit) is a rowid walk; `+kind`
+            // keeps SQLite from sorting the whole table through an index.
+            let mut sql = if filter.all {
+                format!(
+                    "SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE +kind = 'process'"
+                )
+            } else {
+                format!(
+                    "SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE kind = 'process' \
+                     AND status IN ('pending', 'blocked', 'running')"
+                )
+            };
             if filter.tool.is_some() {
                 sql.push_str(" AND tool = ?1");
             }
