@@ -73,6 +73,8 @@ pub struct Rehydrated {
     pub tokens: usize,
     /// Lines left out to stay within the budget.
     pub omitted_lines: usize,
+    /// Tasks whose ended or alert line was kept: what the reader has now seen.
+    pub shown_ids: Vec<String>,
 }
 
 /// How much a line matters; lower is kept first.
@@ -97,6 +99,8 @@ struct Line {
     section: Section,
     priority: Priority,
     text: String,
+    /// The task an ended or alert line reports, so callers learn what was seen.
+    reports: Option<String>,
 }
 
 /// Renders `input` within `budget_tokens`.
@@ -128,11 +132,16 @@ pub fn render(input: &RehydrateInput, budget_tokens: usize) -> Rehydrated {
 
     let markdown = assemble(&lines, &headers, &kept, &note);
     let tokens = markdown.chars().count().div_ceil(CHARS_PER_TOKEN);
+    let shown_ids = kept
+        .iter()
+        .filter_map(|&i| lines[i].reports.clone())
+        .collect();
     Rehydrated {
         markdown,
         budget_tokens,
         tokens,
         omitted_lines: omitted,
+        shown_ids,
     }
 }
 
@@ -219,12 +228,14 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
         section: Section::Title,
         priority: Priority::Title,
         text: title(input),
+        reports: None,
     }];
     if input.running.is_empty() && input.ended.is_empty() && input.alerts.is_empty() {
         lines.push(Line {
             section: Section::Title,
             priority: Priority::Running,
             text: "Nothing runs and nothing ended since the last rehydrate.".to_owned(),
+            reports: None,
         });
     }
     for item in &input.running {
@@ -232,12 +243,14 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             section: Section::Running,
             priority: Priority::Running,
             text: running_line(item, input.now),
+            reports: None,
         });
         if let Some(last) = item.last_line.as_deref().filter(|l| !l.trim().is_empty()) {
             lines.push(Line {
                 section: Section::Running,
                 priority: Priority::Detail,
                 text: format!("  last: {}", clip(last.trim(), MAX_LOG_CHARS)),
+                reports: None,
             });
         }
     }
@@ -246,6 +259,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             section: Section::Alerts,
             priority: Priority::Trouble,
             text: alert_line(item, input.now),
+            reports: item.task_id.clone(),
         });
     }
     for item in &input.ended {
@@ -258,6 +272,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 Priority::Finished
             },
             text: ended_line(item, input.now),
+            reports: Some(item.id.clone()),
         });
     }
     lines
@@ -411,6 +426,11 @@ mod tests {
         );
         assert!(out.markdown.contains("1 lines omitted"), "{}", out.markdown);
         assert_eq!(out.omitted_lines, 1);
+        assert_eq!(
+            out.shown_ids,
+            ["TASK-1", "TASK-2", "TASK-3"],
+            "alert and both ends were shown"
+        );
     }
 
     #[test]

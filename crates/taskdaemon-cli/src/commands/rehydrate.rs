@@ -62,10 +62,7 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
             if event.seq > newest {
                 break;
             }
-            let shown = rendered
-                .markdown
-                .lines()
-                .any(|l| l.starts_with(&format!("- {id} ")) || l.starts_with(&format!("- {id}:")));
+            let shown = rendered.shown_ids.iter().any(|shown| shown == id);
             if !shown {
                 next = next.min(event.seq - 1);
                 break;
