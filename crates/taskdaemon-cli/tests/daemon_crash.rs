@@ -142,21 +142,24 @@ fn wait_started_while_the_daemon_runs_survives_its_death() {
     assert_eq!(run.code, Some(7), "{run:#?}");
 }
 
+/// Stops the daemon, then kills the task's shim (first, so it cannot record
+/// an exit) and its whole group, leaving the store saying `running`.
+fn stop_daemon_and_kill_task(ws: &mut Ws, id: &str) {
+    let task = ws.task(id);
+    let pgid = task["pgid"].as_i64().unwrap() as i32;
+    let shim = task["shim_pid"].as_i64().unwrap() as i32;
+    ws.run(&["stop"]).ok();
+    sigkill(shim);
+    eventually("the shim is gone", || !alive(shim));
+    sigkill_group(pgid);
+    eventually("the command is gone", || group_members(pgid).is_empty());
+}
+
 #[test]
 fn a_recycled_pid_is_never_trusted() {
     let mut ws = Ws::new();
     let id = ws.spawn(&["--", "sleep", "300"]);
-    let task = ws.task(&id);
-    let pid = task["pid"].as_i64().unwrap() as i32;
-    let pgid = task["pgid"].as_i64().unwrap() as i32;
-    let shim = task["shim_pid"].as_i64().unwrap() as i32;
-    ws.run(&["stop"]).ok();
-
-    // The shim first, so it cannot record an exit; then the command.
-    sigkill(shim);
-    eventually("the shim is gone", || !alive(shim));
-    sigkill_group(pgid);
-    eventually("the command is gone", || !alive(pid));
+    stop_daemon_and_kill_task(&mut ws, &id);
 
     // An unrelated process, in a group of its own, takes the place of all three.
     let stranger = ws.start_own("sleep", &["300"]);
@@ -203,14 +206,7 @@ fn a_recycled_pid_is_not_signalled_by_kill_while_running() {
     // comes, before any daemon has reconciled it.
     let mut ws = Ws::new();
     let id = ws.spawn(&["--", "sleep", "300"]);
-    let task = ws.task(&id);
-    let pgid = task["pgid"].as_i64().unwrap() as i32;
-    let shim = task["shim_pid"].as_i64().unwrap() as i32;
-    ws.run(&["stop"]).ok();
-    sigkill(shim);
-    eventually("the shim is gone", || !alive(shim));
-    sigkill_group(pgid);
-    eventually("the command is gone", || group_members(pgid).is_empty());
+    stop_daemon_and_kill_task(&mut ws, &id);
 
     let stranger = ws.start_own("sleep", &["300"]);
     let conn = rusqlite::Connection::open(ws.db_path()).unwrap();
