@@ -31,10 +31,23 @@ pub enum EventKind {
     /// Something needs attention, e.g. a hang.
     Alert,
     AlertCleared,
+    /// A waiting task has dependencies that are not done.
+    Blocked,
+    /// Every dependency of a blocked task is done.
+    Unblocked,
+    DependencyAdded,
+    DependencyRemoved,
+    /// Files or notes about the work on a tracked task changed.
+    ContextUpdated,
+    /// A tracked task ended: done, failed or cancelled.
+    Finished,
+    /// A memory was recorded or replaced.
+    Remembered,
+    SessionEnded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -46,6 +59,14 @@ impl EventKind {
         EventKind::Lost,
         EventKind::Alert,
         EventKind::AlertCleared,
+        EventKind::Blocked,
+        EventKind::Unblocked,
+        EventKind::DependencyAdded,
+        EventKind::DependencyRemoved,
+        EventKind::ContextUpdated,
+        EventKind::Finished,
+        EventKind::Remembered,
+        EventKind::SessionEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +82,14 @@ impl EventKind {
             EventKind::Lost => "lost",
             EventKind::Alert => "alert",
             EventKind::AlertCleared => "alert_cleared",
+            EventKind::Blocked => "blocked",
+            EventKind::Unblocked => "unblocked",
+            EventKind::DependencyAdded => "dependency_added",
+            EventKind::DependencyRemoved => "dependency_removed",
+            EventKind::ContextUpdated => "context_updated",
+            EventKind::Finished => "finished",
+            EventKind::Remembered => "remembered",
+            EventKind::SessionEnded => "session_ended",
         }
     }
 }

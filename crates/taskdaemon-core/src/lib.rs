@@ -8,15 +8,19 @@
 
 pub mod duration;
 pub mod event;
+pub mod graph;
 pub mod id;
 pub mod process;
 pub mod rehydrate;
+pub mod snapshot;
 pub mod status;
 pub mod task;
 pub mod time;
+pub mod tracked;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
 pub use status::{IllegalTransition, Status};
 pub use task::{NewProcess, TaskKind, TaskRecord};
+pub use tracked::{Memory, MemoryKind, NewMemory, NewTracked, TrackedAction, TrackedView};

@@ -95,6 +95,23 @@ pub struct TaskRecord {
     pub boot_id: Option<String>,
     pub shim_pid: Option<i32>,
     pub shim_start_time: Option<u64>,
+    /// Tracked tasks: what the work is about.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Higher comes first among ready work.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Ids of the tasks that must succeed before this one can start.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The note given when the task was done, or the reason it failed.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Files the work touched, as reported by the agent.
+    #[serde(default)]
+    pub files_modified: Vec<String>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub stop_requested: bool,
@@ -111,6 +128,11 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// What people call it: the name (a tracked task's title), else the command.
+    pub fn title(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.command)
+    }
+
     /// The supervised command's identity, when it was started.
     pub fn process_identity(&self) -> Option<ProcessIdentity> {
         Some(ProcessIdentity {

@@ -13,6 +13,9 @@ pub enum StoreError {
     IllegalTransition(#[from] IllegalTransition),
     #[error(transparent)]
     InvalidId(#[from] IdError),
+    /// Input the store refuses: empty text, a cycle, a bad label.
+    #[error("{0}")]
+    Invalid(String),
     /// A change that no longer applies (e.g. an exit report for an older attempt).
     #[error("{0}")]
     Conflict(String),

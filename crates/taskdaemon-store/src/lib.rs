@@ -14,8 +14,14 @@ pub mod conformance;
 mod error;
 mod sqlite;
 
+use serde::{Deserialize, Serialize};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
-use taskdaemon_core::{Event, EventKind, NewEvent, NewProcess, Status, TaskRecord};
+use taskdaemon_core::time::Millis;
+use taskdaemon_core::tracked::{SearchHit, Session};
+use taskdaemon_core::{
+    Event, EventKind, Memory, MemoryKind, NewEvent, NewMemory, NewProcess, NewTracked, Status,
+    TaskRecord, TrackedAction,
+};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -58,6 +64,110 @@ pub struct Sample {
     pub rss_kb: u64,
     /// Processes in the group, the command included.
     pub processes: u32,
+}
+
+/// Which tracked tasks a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackedFilter {
+    pub status: Option<Status>,
+    pub label: Option<String>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+/// Which memories a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFilter {
+    pub kind: Option<MemoryKind>,
+    pub task_id: Option<String>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+/// Which events a history page holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
+    /// Only events of this task (canonical id).
+    pub task_id: Option<String>,
+}
+
+/// What [`Store::archive_events`] moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArchiveReport {
+    pub events: u64,
+    pub chunks: u64,
+}
+
+/// What an integrity check found; empty means healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IntegrityReport {
+    pub problems: Vec<String>,
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// Entries written into the rebuilt search index.
+    pub reindexed: u64,
+    /// Waiting tasks whose `pending`/`blocked` status was corrected.
+    pub resettled: Vec<String>,
+    /// Problems still present after the repair.
+    pub remaining: Vec<String>,
+}
+
+/// A task with everything an export keeps, its environment included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedTask {
+    #[serde(flatten)]
+    pub task: TaskRecord,
+    pub env: Vec<(String, String)>,
+}
+
+/// The first record of every export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportHeader {
+    /// Always `taskdaemon-export`.
+    pub format: String,
+    pub version: u32,
+    /// Schema version of the store that wrote it.
+    pub schema: i64,
+}
+
+/// The name in [`ExportHeader::format`].
+pub const EXPORT_FORMAT: &str = "taskdaemon-export";
+/// The export layout this build writes and reads.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// One record of an export, in the order they are written: header, counters,
+/// meta, sessions, tasks, memory, events (archived ones included, by seq).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExportRecord {
+    Header(ExportHeader),
+    Counter { name: String, value: i64 },
+    Meta { key: String, value: String },
+    Session(Session),
+    Task(Box<ExportedTask>),
+    Memory(Memory),
+    Event(Event),
+}
+
+/// How many records of each kind an import wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub tasks: u64,
+    pub memory: u64,
+    pub events: u64,
+    pub sessions: u64,
+}
+
+/// An import in progress: one transaction that commits in [`Importer::finish`]
+/// and rolls back if dropped before, so a bad file writes nothing.
+pub trait Importer {
+    fn add(&mut self, record: ExportRecord) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<ImportReport>;
 }
 
 /// The durable store behind every interface.
@@ -130,4 +240,87 @@ pub trait Store: Send + Sync {
 
     /// The latest sample of each task that has one.
     fn samples(&self) -> Result<Vec<Sample>>;
+
+    // --- Tracked work -----------------------------------------------------
+
+    /// Creates a `manual` task, `blocked` when a dependency is not done.
+    fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord>;
+
+    /// Makes `task` depend on `depends_on`; refused when it would close a cycle.
+    fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
+
+    fn remove_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
+
+    /// Start, done, fail or cancel a tracked task, through the state machine.
+    fn act_on_tracked(&self, id: &str, action: &TrackedAction, actor: &str) -> Result<TaskRecord>;
+
+    /// Records files the work on a task touched.
+    fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord>;
+
+    /// Tracked tasks, oldest first.
+    fn tracked(&self, filter: &TrackedFilter) -> Result<Vec<TaskRecord>>;
+
+    /// Pending tracked tasks (every dependency done), by priority then age.
+    fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>>;
+
+    /// Running tracked tasks.
+    fn running_tracked(&self) -> Result<Vec<TaskRecord>> {
+        self.tracked(&TrackedFilter {
+            status: Some(Status::Running),
+            ..TrackedFilter::default()
+        })
+    }
+
+    /// Tracked tasks that ended, most recently finished first.
+    fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>>;
+
+    // --- Memory and sessions ----------------------------------------------
+
+    /// Records a memory (replacing the one with the same key, if any).
+    fn remember(&self, new: &NewMemory, actor: &str) -> Result<Memory>;
+
+    /// Memories, newest first.
+    fn memories(&self, filter: &MemoryFilter) -> Result<Vec<Memory>>;
+
+    /// Ranked hits over tasks, memory and history.
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
+
+    /// Notes that a session is active (creating it on first sight).
+    fn touch_session(&self, session: &str, tool: Option<&str>) -> Result<()>;
+
+    fn end_session(&self, session: &str, actor: &str) -> Result<Session>;
+
+    fn session(&self, session: &str) -> Result<Option<Session>>;
+
+    /// The session seen most recently.
+    fn latest_session(&self) -> Result<Option<Session>>;
+
+    // --- History, archive, transfer, health --------------------------------
+
+    /// Up to `limit` events after `after_seq`, oldest first, archived ones included.
+    fn history_page(
+        &self,
+        filter: &HistoryFilter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    /// Compresses events older than `before` into the archive; they stay
+    /// searchable and in the history.
+    fn archive_events(&self, before: Millis) -> Result<ArchiveReport>;
+
+    /// Streams every record, in [`ExportRecord`] order, to `sink`.
+    fn export(&self, sink: &mut dyn FnMut(ExportRecord) -> Result<()>) -> Result<()>;
+
+    /// Starts an import into this store, which must hold no tasks, memory or events.
+    fn begin_import(&self) -> Result<Box<dyn Importer + '_>>;
+
+    /// Checks the database, the search index, the archive and the dependency invariants.
+    fn check_integrity(&self) -> Result<IntegrityReport>;
+
+    /// Rebuilds the search index and corrects waiting statuses.
+    fn repair(&self, actor: &str) -> Result<RepairReport>;
+
+    /// Writes a consistent copy of the store to `path` (which must not exist).
+    fn backup(&self, path: &std::path::Path) -> Result<()>;
 }

@@ -4,8 +4,13 @@
 //! shims) queue on SQLite's lock with a generous busy timeout instead of failing
 //! with "database is locked" half-way through a transaction.
 
+mod history;
+mod memory;
 mod migrations;
 mod rows;
+mod search;
+mod tracked;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -22,8 +27,14 @@ use taskdaemon_core::{
 };
 use uuid::Uuid;
 
-use crate::{ExitRecorded, ProcessFilter, Result, Sample, Started, Store, StoreError};
+use crate::{
+    ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
+    ProcessFilter, RepairReport, Result, Sample, Started, Store, StoreError, TrackedFilter,
+};
+use memory::touch_session;
 use rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+use taskdaemon_core::tracked::{SearchHit, Session};
+use taskdaemon_core::{Memory, NewMemory, NewTracked, TrackedAction};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -237,6 +248,10 @@ fn transition(
         Some(json!({ "status": task.status.as_str() })),
         Some(serde_json::Value::Object(after)),
     )?;
+    // Success is what dependents wait for: gaining or losing it re-decides them.
+    if task.status == Status::Succeeded || to == Status::Succeeded {
+        tracked::refresh_dependents(tx, &task.id, &event.actor)?;
+    }
     Ok(())
 }
 
@@ -300,6 +315,9 @@ impl Store for SqliteStore {
                     now,
                 ],
             )?;
+            if let Some(session) = &spec.session {
+                touch_session(tx, session, spec.tool.as_deref(), now)?;
+            }
             insert_event(
                 tx,
                 Some(&id),
@@ -544,8 +562,16 @@ impl Store for SqliteStore {
     }
 
     fn last_event_seq(&self) -> Result<i64> {
+        // The AUTOINCREMENT high-water mark survives archiving the newest events.
         self.read(|conn| {
-            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+            Ok(conn
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
         })
     }
 
@@ -628,5 +654,116 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::create(tx, new, actor))
+    }
+
+    fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::add_dependency(tx, task, depends_on, actor))
+    }
+
+    fn remove_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::remove_dependency(tx, task, depends_on, actor))
+    }
+
+    fn act_on_tracked(&self, id: &str, action: &TrackedAction, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::act(tx, id, action, actor))
+    }
+
+    fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::add_files(tx, id, files, actor))
+    }
+
+    fn tracked(&self, filter: &TrackedFilter) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| tracked::list(conn, filter))
+    }
+
+    fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| tracked::ready(conn, limit))
+    }
+
+    fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| tracked::recently_finished(conn, limit))
+    }
+
+    fn remember(&self, new: &NewMemory, actor: &str) -> Result<Memory> {
+        self.write(|tx| memory::remember(tx, new, actor))
+    }
+
+    fn memories(&self, filter: &MemoryFilter) -> Result<Vec<Memory>> {
+        self.read(|conn| memory::memories(conn, filter))
+    }
+
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        self.read(|conn| search::search(conn, query, limit))
+    }
+
+    fn touch_session(&self, session: &str, tool: Option<&str>) -> Result<()> {
+        self.write(|tx| touch_session(tx, session, tool, now_millis()))
+    }
+
+    fn end_session(&self, session: &str, actor: &str) -> Result<Session> {
+        self.write(|tx| memory::end_session(tx, session, actor))
+    }
+
+    fn session(&self, session: &str) -> Result<Option<Session>> {
+        self.read(|conn| memory::load_session(conn, session))
+    }
+
+    fn latest_session(&self) -> Result<Option<Session>> {
+        self.read(memory::latest_session)
+    }
+
+    fn history_page(
+        &self,
+        filter: &HistoryFilter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read(|conn| {
+            let mut filter = filter.clone();
+            if let Some(task) = &filter.task_id {
+                filter.task_id = Some(canonical_id(task));
+            }
+            history::page(conn, &filter, after_seq, limit)
+        })
+    }
+
+    fn archive_events(&self, before: i64) -> Result<ArchiveReport> {
+        let mut report = ArchiveReport::default();
+        // One chunk per transaction keeps other writers waiting only briefly.
+        loop {
+            let moved = self.write(|tx| history::archive_one_chunk(tx, before))?;
+            if moved == 0 {
+                return Ok(report);
+            }
+            report.events += moved as u64;
+            report.chunks += 1;
+        }
+    }
+
+    fn export(&self, sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>) -> Result<()> {
+        self.read(|conn| transfer::export(conn, sink))
+    }
+
+    fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
+        Ok(Box::new(transfer::SqliteImporter::begin(
+            self.lock(),
+            &self.path,
+        )?))
+    }
+
+    fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.read(transfer::check)
+    }
+
+    fn repair(&self, actor: &str) -> Result<RepairReport> {
+        self.write(|tx| transfer::repair(tx, actor))
+    }
+
+    fn backup(&self, path: &Path) -> Result<()> {
+        self.read(|conn| transfer::backup(conn, path))
     }
 }

@@ -16,11 +16,18 @@ fn fresh() -> (tempfile::TempDir, SqliteStore) {
 
 #[test]
 fn conformance() {
-    for (name, check) in CHECKS {
-        let (_dir, store) = fresh();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&store)));
-        assert!(result.is_ok(), "conformance check {name} failed on SQLite");
-    }
+    let failed: Vec<&str> = CHECKS
+        .iter()
+        .filter(|(_, check)| {
+            let (_dir, store) = fresh();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&store))).is_err()
+        })
+        .map(|(name, _)| *name)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "conformance checks failed on SQLite: {failed:?}"
+    );
 }
 
 #[test]
@@ -102,4 +109,120 @@ fn a_newer_schema_is_refused() {
         matches!(err, StoreError::TooNew { found: 999, .. }),
         "{err}"
     );
+}
+
+fn export_all(store: &dyn Store) -> Vec<taskdaemon_store::ExportRecord> {
+    let mut records = Vec::new();
+    store
+        .export(&mut |record| {
+            records.push(record);
+            Ok(())
+        })
+        .unwrap();
+    records
+}
+
+#[test]
+fn export_then_import_round_trips_everything() {
+    use taskdaemon_core::{MemoryKind, NewMemory, TrackedAction};
+    use taskdaemon_store::conformance::tracked::tracked;
+    let (_a, source) = fresh();
+    let first = source.create_tracked(&tracked("first", &[]), "t").unwrap();
+    let second = source
+        .create_tracked(&tracked("second", &[&first.id]), "t")
+        .unwrap();
+    source
+        .act_on_tracked(&first.id, &TrackedAction::Start, "t")
+        .unwrap();
+    source
+        .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
+        .unwrap();
+    source
+        .remember(
+            &NewMemory {
+                kind: MemoryKind::Decision,
+                text: "keep SQLite as default".to_owned(),
+                task_id: Some(second.id.clone()),
+                key: Some("db".to_owned()),
+                session: Some("s-1".to_owned()),
+            },
+            "t",
+        )
+        .unwrap();
+    source
+        .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
+        .unwrap();
+    // Half the history archived, half live: both must travel.
+    source
+        .archive_events(taskdaemon_core::time::now_millis() + 1)
+        .unwrap();
+    source
+        .act_on_tracked(
+            &first.id,
+            &TrackedAction::Done {
+                note: Some("ok".into()),
+            },
+            "t",
+        )
+        .unwrap();
+    let exported = export_all(&source);
+
+    let (_b, target) = fresh();
+    let mut importer = target.begin_import().unwrap();
+    for record in exported.clone() {
+        importer.add(record).unwrap();
+    }
+    let report = importer.finish().unwrap();
+    assert_eq!(report.tasks, 3);
+    assert_eq!(report.memory, 1);
+    assert_eq!(
+        export_all(&target),
+        exported,
+        "a second export is identical"
+    );
+    // The imported store carries on where the source stopped.
+    assert_eq!(
+        target.task(&second.id).unwrap().status,
+        taskdaemon_core::Status::Pending
+    );
+    let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
+    assert_eq!(next.id, "TASK-4");
+    assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());
+    assert!(!target.search("SQLite default", 5).unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_import_writes_nothing() {
+    let (_a, source) = fresh();
+    source
+        .create_tracked(
+            &taskdaemon_store::conformance::tracked::tracked("x", &[]),
+            "t",
+        )
+        .unwrap();
+    let mut exported = export_all(&source);
+    // A duplicate task id makes the second insert fail after the first succeeded.
+    let task = exported
+        .iter()
+        .find(|r| matches!(r, taskdaemon_store::ExportRecord::Task(_)))
+        .cloned()
+        .unwrap();
+    exported.push(task);
+    let (_b, target) = fresh();
+    let mut importer = target.begin_import().unwrap();
+    let mut failed = false;
+    for record in exported {
+        if importer.add(record).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the duplicate must be refused");
+    drop(importer);
+    assert!(
+        export_all(&target)
+            .iter()
+            .all(|r| !matches!(r, taskdaemon_store::ExportRecord::Task(_)))
+    );
+    assert_eq!(target.last_event_seq().unwrap(), 0);
 }

@@ -65,6 +65,115 @@ pub const MIGRATIONS: &[&str] = &[
         processes   INTEGER NOT NULL
     );
     "#,
+    // 2: tracked work (dependencies, labels, files), memory, sessions, the
+    // compressed event archive and one full-text index over all of it.
+    //
+    // The index is contentless: it keeps only the terms, so archiving events
+    // (moving their text into compressed chunks) keeps them searchable. Its
+    // rowids say where a hit came from: search_key * 4 + 1 a task, id * 4 + 2
+    // a memory, seq * 4 + 3 an event (see `search.rs`). Tasks get their own
+    // `search_key` (their first rowid) because VACUUM may renumber the rowids
+    // of a table without an INTEGER PRIMARY KEY.
+    r#"
+    ALTER TABLE tasks ADD COLUMN description TEXT;
+    ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN note TEXT;
+    ALTER TABLE tasks ADD COLUMN search_key INTEGER;
+    UPDATE tasks SET search_key = rowid;
+    CREATE UNIQUE INDEX tasks_search_key ON tasks(search_key);
+    CREATE INDEX tasks_ready ON tasks(kind, status, priority DESC);
+    CREATE TABLE task_deps (
+        task_id    TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_deps_dependents ON task_deps(depends_on, task_id);
+    CREATE TABLE task_labels (
+        task_id TEXT NOT NULL,
+        label   TEXT NOT NULL,
+        PRIMARY KEY (task_id, label)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_labels_label ON task_labels(label, task_id);
+    CREATE TABLE task_files (
+        task_id  TEXT NOT NULL,
+        path     TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        UNIQUE (task_id, path)
+    );
+    CREATE TABLE memory (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        task_id    TEXT,
+        key        TEXT UNIQUE,
+        session    TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX memory_kind ON memory(kind, id);
+    CREATE INDEX memory_task ON memory(task_id, id);
+    CREATE TABLE sessions (
+        id           TEXT PRIMARY KEY,
+        tool         TEXT,
+        started_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        ended_at     INTEGER
+    );
+    CREATE INDEX sessions_seen ON sessions(last_seen_at);
+    CREATE TABLE event_archive (
+        chunk     INTEGER PRIMARY KEY,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        first_at  INTEGER NOT NULL,
+        last_at   INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        data      BLOB NOT NULL
+    );
+    CREATE INDEX event_archive_seq ON event_archive(last_seq);
+    CREATE INDEX tasks_session ON tasks(session);
+    CREATE INDEX events_at ON events(at);
+    CREATE INDEX tasks_finished ON tasks(kind, finished_at);
+    CREATE VIRTUAL TABLE search_fts USING fts5(
+        title, body, content='', contentless_delete=1,
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO search_fts(rowid, title, body)
+        SELECT search_key * 4 + 1, coalesce(name, ''), argv FROM tasks;
+    INSERT INTO search_fts(rowid, title, body)
+        SELECT seq * 4 + 3, coalesce(task_id, ''), message FROM events;
+    CREATE TRIGGER tasks_search_insert AFTER INSERT ON tasks BEGIN
+        UPDATE tasks SET search_key = new.rowid WHERE rowid = new.rowid;
+        INSERT INTO search_fts(rowid, title, body) VALUES (new.rowid * 4 + 1,
+            coalesce(new.name, ''),
+            concat_ws(' ', new.description, new.note, CASE new.kind WHEN 'manual' THEN NULL ELSE new.argv END));
+    END;
+    CREATE TRIGGER tasks_search_update AFTER UPDATE OF name, description, note ON tasks BEGIN
+        DELETE FROM search_fts WHERE rowid = old.search_key * 4 + 1;
+        INSERT INTO search_fts(rowid, title, body) VALUES (new.search_key * 4 + 1,
+            coalesce(new.name, ''),
+            concat_ws(' ', new.description, new.note, CASE new.kind WHEN 'manual' THEN NULL ELSE new.argv END));
+    END;
+    CREATE TRIGGER tasks_search_delete AFTER DELETE ON tasks BEGIN
+        DELETE FROM search_fts WHERE rowid = old.search_key * 4 + 1;
+    END;
+    CREATE TRIGGER memory_search_insert AFTER INSERT ON memory BEGIN
+        INSERT INTO search_fts(rowid, title, body)
+            VALUES (new.id * 4 + 2, concat_ws(' ', new.kind, new.key), new.text);
+    END;
+    CREATE TRIGGER memory_search_update AFTER UPDATE OF kind, key, text ON memory BEGIN
+        DELETE FROM search_fts WHERE rowid = old.id * 4 + 2;
+        INSERT INTO search_fts(rowid, title, body)
+            VALUES (new.id * 4 + 2, concat_ws(' ', new.kind, new.key), new.text);
+    END;
+    CREATE TRIGGER memory_search_delete AFTER DELETE ON memory BEGIN
+        DELETE FROM search_fts WHERE rowid = old.id * 4 + 2;
+    END;
+    -- Events are only ever appended or archived; archiving keeps their terms.
+    CREATE TRIGGER events_search_insert AFTER INSERT ON events BEGIN
+        INSERT INTO search_fts(rowid, title, body)
+            VALUES (new.seq * 4 + 3, coalesce(new.task_id, ''), new.message);
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

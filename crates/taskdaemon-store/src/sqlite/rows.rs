@@ -8,7 +8,13 @@ use crate::{Result, StoreError};
 pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, argv, cwd, env, \
      restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid, \
      shim_start_time, exit_code, signal, stop_requested, error, created_at, started_at, \
-     finished_at, updated_at";
+     finished_at, updated_at, description, priority, note, \
+     (SELECT group_concat(label, char(10) ORDER BY label) FROM task_labels l \
+       WHERE l.task_id = tasks.id) AS labels, \
+     (SELECT group_concat(depends_on, char(10) ORDER BY depends_on) FROM task_deps d \
+       WHERE d.task_id = tasks.id) AS depends_on, \
+     (SELECT group_concat(path, char(10) ORDER BY f.rowid) FROM task_files f \
+       WHERE f.task_id = tasks.id) AS files_modified";
 
 pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
 
@@ -31,6 +37,14 @@ where
     row.get::<_, String>(column)?
         .parse()
         .map_err(|e: T::Err| malformed(column, e))
+}
+
+/// A newline-joined list from `group_concat`; `NULL` is the empty list.
+fn joined_list(row: &Row<'_>, column: &'static str) -> Result<Vec<String>> {
+    Ok(row
+        .get::<_, Option<String>>(column)?
+        .map(|text| text.split('\n').map(str::to_owned).collect())
+        .unwrap_or_default())
 }
 
 fn optional_json(row: &Row<'_>, column: &'static str) -> Result<Option<serde_json::Value>> {
@@ -74,6 +88,12 @@ fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
         boot_id: row.get("boot_id")?,
         shim_pid: row.get("shim_pid")?,
         shim_start_time: as_u64(row.get("shim_start_time")?),
+        description: row.get("description")?,
+        priority: row.get("priority")?,
+        labels: joined_list(row, "labels")?,
+        depends_on: joined_list(row, "depends_on")?,
+        note: row.get("note")?,
+        files_modified: joined_list(row, "files_modified")?,
         exit_code: row.get("exit_code")?,
         signal: row.get("signal")?,
         stop_requested: row.get("stop_requested")?,

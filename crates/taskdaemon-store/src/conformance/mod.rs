@@ -11,6 +11,8 @@ use taskdaemon_core::{EventKind, NewEvent, NewProcess, ProcessIdentity, Status};
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
+pub mod tracked;
+
 /// A named conformance check.
 pub type Check = (&'static str, fn(&dyn Store));
 
@@ -42,6 +44,42 @@ pub const CHECKS: &[Check] = &[
     ("listings_filter_and_page", listings_filter_and_page),
     ("events_filter_by_kind", events_filter_by_kind),
     ("meta_and_samples", meta_and_samples),
+    ("tracked_lifecycle", tracked::lifecycle),
+    (
+        "dependencies_block_and_release",
+        tracked::dependencies_block_and_release,
+    ),
+    (
+        "bad_edges_are_refused_and_leave_no_trace",
+        tracked::bad_edges_are_refused_and_leave_no_trace,
+    ),
+    (
+        "ready_orders_by_priority",
+        tracked::ready_orders_by_priority,
+    ),
+    (
+        "labels_and_status_filter",
+        tracked::labels_and_status_filter,
+    ),
+    ("memory_keys_replace", tracked::memory_keys_replace),
+    (
+        "search_ranks_all_sources",
+        tracked::search_ranks_all_sources,
+    ),
+    (
+        "history_pages_across_the_archive",
+        tracked::history_pages_across_the_archive,
+    ),
+    ("sessions_are_tracked", tracked::sessions_are_tracked),
+    (
+        "export_streams_everything",
+        tracked::export_streams_everything,
+    ),
+    (
+        "import_refuses_a_non_empty_store",
+        tracked::import_refuses_a_non_empty_store,
+    ),
+    ("integrity_and_repair", tracked::integrity_and_repair),
 ];
 
 /// A process spec for tests.

@@ -1,0 +1,178 @@
+//! Full-text search over tasks, memory and history with SQLite FTS5.
+//!
+//! One contentless index (`search_fts`, kept by triggers) holds the terms of
+//! every task, memory and event. A hit's rowid says what it is (see the
+//! migration): the text shown with it is read back from its source row, or
+//! from the compressed archive chunk for archived events.
+
+use rusqlite::{Connection, OptionalExtension};
+use taskdaemon_core::tracked::{SearchHit, SearchSource, excerpt, memory_id};
+
+use super::history::archived_event;
+use super::memory::memory_from_row;
+use super::rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+use crate::{Result, StoreError};
+
+/// Characters of matching text shown with a hit.
+const EXCERPT_CHARS: usize = 120;
+/// Terms this long or longer also match words they begin (`lock` finds `locked`).
+const PREFIX_MIN_CHARS: usize = 3;
+
+/// The words of a free-text query, as the index's tokenizer would split them.
+pub(super) fn query_terms(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 expression matching all (`AND`) or any (`OR`) of `terms`.
+///
+/// Each term is quoted, so nothing a user types is read as FTS5 syntax.
+fn match_expression(terms: &[String], joiner: &str) -> String {
+    terms
+        .iter()
+        .map(|t| {
+            if t.chars().count() >= PREFIX_MIN_CHARS {
+                format!("\"{t}\"*")
+            } else {
+                format!("\"{t}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(joiner)
+}
+
+/// Ranked hits for `query`: documents with every word first; when none has
+/// them all, documents with any.
+pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+    let terms = query_terms(query);
+    if terms.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "search query '{query}' has no words to look for"
+        )));
+    }
+    let mut ranked = ranked_rowids(conn, &match_expression(&terms, " AND "), limit)?;
+    if ranked.is_empty() && terms.len() > 1 {
+        ranked = ranked_rowids(conn, &match_expression(&terms, " OR "), limit)?;
+    }
+    let mut hits = Vec::with_capacity(ranked.len());
+    for (rowid, score) in ranked {
+        if let Some(hit) = resolve(conn, rowid, score, &terms)? {
+            hits.push(hit);
+        }
+    }
+    Ok(hits)
+}
+
+/// The best `limit` rowids, titles weighing five times the body.
+fn ranked_rowids(conn: &Connection, expression: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, bm25(search_fts, 5.0, 1.0) AS score FROM search_fts
+         WHERE search_fts MATCH ?1 ORDER BY score LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![expression, limit as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Turns an index rowid back into a hit; `None` when its source is gone.
+fn resolve(
+    conn: &Connection,
+    rowid: i64,
+    score: f64,
+    terms: &[String],
+) -> Result<Option<SearchHit>> {
+    let key = rowid / 4;
+    let hit = match rowid % 4 {
+        1 => conn
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE search_key = ?1"
+            ))?
+            .query_row([key], task_from_row)
+            .optional()?
+            .transpose()?
+            .map(|task| {
+                let body = [
+                    task.description.as_deref(),
+                    task.note.as_deref(),
+                    Some(task.command.as_str()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" — ");
+                SearchHit {
+                    source: SearchSource::Task,
+                    id: task.id.clone(),
+                    task_id: Some(task.id.clone()),
+                    title: format!("{} ({})", task.title(), task.status),
+                    excerpt: excerpt(&format!("{} {body}", task.title()), terms, EXCERPT_CHARS),
+                    score,
+                    at: task.updated_at,
+                }
+            }),
+        2 => conn
+            .prepare_cached("SELECT * FROM memory WHERE id = ?1")?
+            .query_row([key], memory_from_row)
+            .optional()?
+            .transpose()?
+            .map(|memory| SearchHit {
+                source: SearchSource::Memory,
+                id: memory_id(key),
+                task_id: memory.task_id.clone(),
+                title: match &memory.key {
+                    Some(k) => format!("{} {k}", memory.kind),
+                    None => memory.kind.to_string(),
+                },
+                excerpt: excerpt(&memory.text, terms, EXCERPT_CHARS),
+                score,
+                at: memory.updated_at,
+            }),
+        3 => {
+            let live = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+                ))?
+                .query_row([key], event_from_row)
+                .optional()?
+                .transpose()?;
+            let event = match live {
+                Some(event) => Some(event),
+                None => archived_event(conn, key)?,
+            };
+            event.map(|event| SearchHit {
+                source: SearchSource::History,
+                id: format!("#{}", event.seq),
+                task_id: event.task_id.clone(),
+                title: format!(
+                    "{} {}",
+                    event.task_id.as_deref().unwrap_or("workspace"),
+                    event.kind
+                ),
+                excerpt: excerpt(&event.message, terms, EXCERPT_CHARS),
+                score,
+                at: event.at,
+            })
+        }
+        _ => None,
+    };
+    Ok(hit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_never_becomes_fts_syntax() {
+        let terms = query_terms("NOT \"db\" (locked) OR x-y:z*");
+        assert_eq!(terms, ["not", "db", "locked", "or", "x", "y", "z"]);
+        assert_eq!(
+            match_expression(&terms[..3], " AND "),
+            "\"not\"* AND \"db\" AND \"locked\"*"
+        );
+    }
+}

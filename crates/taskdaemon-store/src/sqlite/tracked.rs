@@ -1,0 +1,362 @@
+//! Tracked (`manual`) tasks in SQLite: creation, dependency edges, the
+//! actions an agent takes on its work, and keeping `blocked` true.
+//!
+//! The invariant kept here: a not-yet-started task is `pending` exactly when
+//! every dependency has succeeded, else `blocked`. It is restored inside the
+//! same transaction as any change that could break it (a new or removed edge,
+//! a dependency that succeeds or is reopened).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{
+    EventKind, HumanId, NewEvent, NewTracked, Status, TaskKind, TaskRecord, TrackedAction,
+};
+use uuid::Uuid;
+
+use super::rows::{TASK_COLUMNS, task_from_row};
+use super::{canonical_id, insert_event, load_task, next_counter, touch_session, transition};
+use crate::{Result, StoreError, TrackedFilter};
+
+/// Creates a tracked task, its labels and dependency edges, and its `created` event.
+pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
+    new.validate().map_err(StoreError::Invalid)?;
+    let mut depends_on = Vec::new();
+    for dep in &new.depends_on {
+        let id = load_task(tx, dep)?.id;
+        if !depends_on.contains(&id) {
+            depends_on.push(id);
+        }
+    }
+    let number = next_counter(tx, "task_id")?;
+    let id = HumanId::for_tool(new.tool.as_deref(), number)?.to_string();
+    let statuses = dependency_statuses(tx, &depends_on)?;
+    let status = waiting_status(statuses.iter().map(|(_, s)| *s));
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
+                            description, priority, created_at, updated_at)
+         VALUES (?1, ?2, 'manual', ?3, ?4, ?5, ?6, '[]', '[]', ?7, ?8, ?9, ?10, ?10)",
+        params![
+            Uuid::now_v7().to_string(),
+            id,
+            new.title.trim(),
+            new.tool,
+            new.session,
+            status.as_str(),
+            serde_json::to_string(&taskdaemon_core::RestartPolicy::default()).unwrap_or_default(),
+            new.description,
+            new.priority,
+            now,
+        ],
+    )?;
+    for label in &new.labels {
+        tx.execute(
+            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
+            params![id, label],
+        )?;
+    }
+    for dep in &depends_on {
+        tx.execute(
+            "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+            params![id, dep],
+        )?;
+    }
+    if let Some(session) = &new.session {
+        touch_session(tx, session, new.tool.as_deref(), now)?;
+    }
+    let mut message = new.title.trim().to_owned();
+    if status == Status::Blocked {
+        message.push_str(&format!(" (blocked by {})", unmet_list(&statuses)));
+    }
+    insert_event(
+        tx,
+        Some(&id),
+        &NewEvent::new(EventKind::Created, actor, message),
+        None,
+        Some(json!({ "status": status.as_str(), "depends_on": depends_on })),
+    )?;
+    load_task(tx, &id)
+}
+
+/// Adds the edge `task -> depends_on` after checking it keeps the graph a DAG.
+/// Adding an edge that exists already changes nothing.
+pub(super) fn add_dependency(
+    tx: &Connection,
+    task: &str,
+    depends_on: &str,
+    actor: &str,
+) -> Result<TaskRecord> {
+    let task = load_task(tx, task)?;
+    let dep = load_task(tx, depends_on)?;
+    if !matches!(task.status, Status::Pending | Status::Blocked) {
+        return Err(StoreError::Conflict(format!(
+            "{} is {}: dependencies can only be added to work that has not started",
+            task.id, task.status
+        )));
+    }
+    check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if task.depends_on.contains(&dep.id) {
+        return Ok(task);
+    }
+    tx.execute(
+        "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+        params![task.id, dep.id],
+    )?;
+    insert_event(
+        tx,
+        Some(&task.id),
+        &NewEvent::new(
+            EventKind::DependencyAdded,
+            actor,
+            format!("depends on {} ({})", dep.id, dep.status),
+        ),
+        None,
+        Some(json!({ "depends_on": dep.id })),
+    )?;
+    settle_waiting(tx, &task.id, actor)?;
+    load_task(tx, &task.id)
+}
+
+/// Removes the edge `task -> depends_on`; the task may become ready.
+pub(super) fn remove_dependency(
+    tx: &Connection,
+    task: &str,
+    depends_on: &str,
+    actor: &str,
+) -> Result<TaskRecord> {
+    let task = load_task(tx, task)?;
+    let dep_id = canonical_id(depends_on);
+    let removed = tx.execute(
+        "DELETE FROM task_deps WHERE task_id = ?1 AND depends_on = ?2",
+        params![task.id, dep_id],
+    )?;
+    if removed == 0 {
+        return Err(StoreError::NotFound(format!(
+            "{dep_id} (as a dependency of {})",
+            task.id
+        )));
+    }
+    insert_event(
+        tx,
+        Some(&task.id),
+        &NewEvent::new(
+            EventKind::DependencyRemoved,
+            actor,
+            format!("no longer depends on {dep_id}"),
+        ),
+        Some(json!({ "depends_on": dep_id })),
+        None,
+    )?;
+    settle_waiting(tx, &task.id, actor)?;
+    load_task(tx, &task.id)
+}
+
+/// Applies `action` (start, done, fail, cancel) to a tracked task.
+pub(super) fn act(
+    tx: &Connection,
+    id: &str,
+    action: &TrackedAction,
+    actor: &str,
+) -> Result<TaskRecord> {
+    let task = load_task(tx, id)?;
+    if task.kind != TaskKind::Manual {
+        return Err(StoreError::Conflict(format!(
+            "{} is a {} task: `task {}` works on tracked tasks only (use kill or restart for processes)",
+            task.id,
+            task.kind.as_str(),
+            action.verb()
+        )));
+    }
+    if *action == TrackedAction::Start && task.status == Status::Blocked {
+        let unmet = dependency_statuses(tx, &task.depends_on)?;
+        return Err(StoreError::Conflict(format!(
+            "{} is blocked by {}",
+            task.id,
+            unmet_list(&unmet)
+        )));
+    }
+    let now = now_millis();
+    let mut columns: Vec<(&str, rusqlite::types::Value)> = Vec::new();
+    let (kind, message) = match action {
+        TrackedAction::Start => {
+            columns.push(("started_at", now.into()));
+            (EventKind::Started, "started".to_owned())
+        }
+        ended => {
+            columns.push(("finished_at", now.into()));
+            if let Some(note) = ended.note() {
+                columns.push(("note", note.to_owned().into()));
+            }
+            let message = match ended.note() {
+                Some(note) => format!("{}: {note}", ended.target()),
+                None => ended.target().to_string(),
+            };
+            (EventKind::Finished, message)
+        }
+    };
+    transition(
+        tx,
+        &task,
+        action.target(),
+        &columns,
+        NewEvent::new(kind, actor, message),
+    )?;
+    load_task(tx, id)
+}
+
+/// Records files the work on `id` touched.
+pub(super) fn add_files(
+    tx: &Connection,
+    id: &str,
+    files: &[String],
+    actor: &str,
+) -> Result<TaskRecord> {
+    let task = load_task(tx, id)?;
+    let now = now_millis();
+    let mut added = Vec::new();
+    for file in files {
+        let file = file.trim();
+        if file.is_empty() {
+            return Err(StoreError::Invalid(
+                "a file path must not be empty".to_owned(),
+            ));
+        }
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
+            params![task.id, file, now],
+        )?;
+        if inserted > 0 {
+            added.push(file.to_owned());
+        }
+    }
+    if !added.is_empty() {
+        tx.execute(
+            "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
+            params![now, task.id],
+        )?;
+        insert_event(
+            tx,
+            Some(&task.id),
+            &NewEvent::new(
+                EventKind::ContextUpdated,
+                actor,
+                format!("files: {}", added.join(", ")),
+            ),
+            None,
+            Some(json!({ "files_modified": added })),
+        )?;
+    }
+    load_task(tx, id)
+}
+
+/// Tracked tasks matching `filter`, oldest first (the newest `limit` when limited).
+pub(super) fn list(conn: &Connection, filter: &TrackedFilter) -> Result<Vec<TaskRecord>> {
+    let mut sql = format!("SELECT tasks.rowid AS row_order, {TASK_COLUMNS} FROM tasks");
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(label) = &filter.label {
+        values.push(label.clone().into());
+        sql.push_str(" JOIN task_labels tl ON tl.task_id = tasks.id AND tl.label = ?1");
+    }
+    sql.push_str(" WHERE tasks.kind = 'manual'");
+    if let Some(status) = filter.status {
+        values.push(status.as_str().to_owned().into());
+        sql.push_str(&format!(" AND tasks.status = ?{}", values.len()));
+    }
+    let limit = filter.limit.map_or(-1, |l| l as i64);
+    let sql =
+        format!("SELECT * FROM ({sql} ORDER BY tasks.rowid DESC LIMIT {limit}) ORDER BY row_order");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), task_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// Tracked tasks that ended, the most recently finished first.
+pub(super) fn recently_finished(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks
+         WHERE kind = 'manual' AND status IN ('succeeded', 'failed', 'cancelled', 'lost')
+         ORDER BY finished_at DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], task_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// Unblocked, unstarted tracked tasks: highest priority first, then oldest.
+pub(super) fn ready(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_ready
+         WHERE kind = 'manual' AND status = 'pending'
+         ORDER BY priority DESC, rowid LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], task_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// After `id` changed to or from `succeeded`: re-decides `pending`/`blocked`
+/// for the tasks waiting on it.
+pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Result<()> {
+    let dependents: Vec<String> = tx
+        .prepare_cached("SELECT task_id FROM task_deps WHERE depends_on = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for dependent in dependents {
+        settle_waiting(tx, &dependent, actor)?;
+    }
+    Ok(())
+}
+
+/// Moves a waiting task between `pending` and `blocked` to match its dependencies.
+fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
+    let task = load_task(tx, id)?;
+    if !matches!(task.status, Status::Pending | Status::Blocked) {
+        return Ok(());
+    }
+    let statuses = dependency_statuses(tx, &task.depends_on)?;
+    let wanted = waiting_status(statuses.iter().map(|(_, s)| *s));
+    if wanted == task.status {
+        return Ok(());
+    }
+    let event = if wanted == Status::Blocked {
+        NewEvent::new(
+            EventKind::Blocked,
+            actor,
+            format!("blocked by {}", unmet_list(&statuses)),
+        )
+    } else {
+        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
+    };
+    transition(tx, &task, wanted, &[], event)
+}
+
+fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
+    let rows = conn
+        .prepare_cached("SELECT depends_on FROM task_deps WHERE task_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+fn dependency_statuses(conn: &Connection, ids: &[String]) -> Result<Vec<(String, Status)>> {
+    let mut stmt = conn.prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
+    ids.iter()
+        .map(|id| {
+            let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+            // A dependency whose task is gone can never succeed: it blocks.
+            let status = status.and_then(|s| s.parse().ok()).unwrap_or(Status::Lost);
+            Ok((id.clone(), status))
+        })
+        .collect()
+}
+
+/// `TASK-1 (running), TASK-2 (failed)`: the dependencies still in the way.
+fn unmet_list(statuses: &[(String, Status)]) -> String {
+    statuses
+        .iter()
+        .filter(|(_, s)| !satisfies(*s))
+        .map(|(id, s)| format!("{id} ({s})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,463 @@
+//! Moving a whole store in and out (export, import, backup) and checking or
+//! repairing it.
+//!
+//! Exports stream row by row and archive chunk by chunk; imports run in one
+//! transaction, so a file that fails half-way leaves the target untouched.
+
+use std::path::Path;
+use std::sync::MutexGuard;
+
+use rusqlite::{Connection, params};
+use taskdaemon_core::graph::waiting_status;
+use taskdaemon_core::tracked::parse_memory_id;
+use taskdaemon_core::{Event, NewEvent, Status};
+
+use super::history::{check_chunk, chunk_ids, read_chunk};
+use super::memory::{MEMORY_SELECT, SESSION_SELECT, memory_from_row, session_from_row};
+use super::rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+use super::{migrations, transition};
+use crate::{
+    EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedTask, ImportReport,
+    Importer, IntegrityReport, RepairReport, Result, StoreError,
+};
+
+type Sink<'a> = &'a mut dyn FnMut(ExportRecord) -> Result<()>;
+
+/// Streams the whole store to `sink` from one consistent read snapshot.
+pub(super) fn export(conn: &Connection, sink: Sink<'_>) -> Result<()> {
+    conn.execute_batch("BEGIN")?;
+    let result = export_rows(conn, sink);
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
+    sink(ExportRecord::Header(ExportHeader {
+        format: EXPORT_FORMAT.to_owned(),
+        version: EXPORT_VERSION,
+        schema: migrations::latest_version(),
+    }))?;
+    let mut stmt = conn.prepare("SELECT name, value FROM counters ORDER BY name")?;
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (name, value) = row?;
+        sink(ExportRecord::Counter { name, value })?;
+    }
+    let mut stmt = conn.prepare("SELECT key, value FROM meta ORDER BY key")?;
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (key, value) = row?;
+        sink(ExportRecord::Meta { key, value })?;
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SESSION_SELECT} FROM sessions ORDER BY id"
+    ))?;
+    for row in stmt.query_map([], session_from_row)? {
+        sink(ExportRecord::Session(row?))?;
+    }
+    let mut stmt = conn.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY rowid"))?;
+    for row in stmt.query_map([], task_from_row)? {
+        let task = row??;
+        let env = task.env.clone();
+        sink(ExportRecord::Task(Box::new(ExportedTask { task, env })))?;
+    }
+    let mut stmt = conn.prepare(&format!("SELECT {MEMORY_SELECT} FROM memory ORDER BY id"))?;
+    for row in stmt.query_map([], memory_from_row)? {
+        sink(ExportRecord::Memory(row??))?;
+    }
+    for chunk in chunk_ids(conn)? {
+        for event in read_chunk(conn, chunk)? {
+            sink(ExportRecord::Event(event))?;
+        }
+    }
+    let mut stmt = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
+    for row in stmt.query_map([], event_from_row)? {
+        sink(ExportRecord::Event(row??))?;
+    }
+    Ok(())
+}
+
+/// An import holding the connection and an open `BEGIN IMMEDIATE`.
+pub(super) struct SqliteImporter<'a> {
+    conn: MutexGuard<'a, Connection>,
+    report: ImportReport,
+    saw_header: bool,
+    open: bool,
+}
+
+impl<'a> SqliteImporter<'a> {
+    pub(super) fn begin(conn: MutexGuard<'a, Connection>, path: &Path) -> Result<Self> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut importer = Self {
+            conn,
+            report: ImportReport::default(),
+            saw_header: false,
+            open: true,
+        };
+        let held: i64 = importer.conn.query_row(
+            "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM memory)
+                  + (SELECT count(*) FROM events) + (SELECT count(*) FROM event_archive)",
+            [],
+            |r| r.get(0),
+        )?;
+        if held > 0 {
+            importer.rollback();
+            return Err(StoreError::Conflict(format!(
+                "import needs an empty store, but {} already holds {held} tasks, memories and events; \
+                 import into a new workspace (`taskdaemon --workspace DIR init`)",
+                path.display()
+            )));
+        }
+        Ok(importer)
+    }
+
+    fn rollback(&mut self) {
+        if self.open {
+            self.open = false;
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back an import failed");
+            }
+        }
+    }
+
+    fn insert_task(&mut self, exported: &ExportedTask) -> Result<()> {
+        let t = &exported.task;
+        let json = |v: &dyn ErasedSerialize| v.json_text();
+        self.conn.execute(
+            "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+               restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
+               shim_start_time, exit_code, signal, stop_requested, error, created_at,
+               started_at, finished_at, updated_at, description, priority, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+            params![
+                t.uuid.to_string(),
+                t.id,
+                t.kind.as_str(),
+                t.name,
+                t.tool,
+                t.session,
+                t.status.as_str(),
+                json(&t.argv),
+                t.cwd,
+                json(&exported.env),
+                json(&t.restart),
+                t.restarts,
+                t.hang_timeout_ms.map(|v| v as i64),
+                t.pid,
+                t.pgid,
+                t.start_time.map(|v| v as i64),
+                t.boot_id,
+                t.shim_pid,
+                t.shim_start_time.map(|v| v as i64),
+                t.exit_code,
+                t.signal,
+                t.stop_requested,
+                t.error,
+                t.created_at,
+                t.started_at,
+                t.finished_at,
+                t.updated_at,
+                t.description,
+                t.priority,
+                t.note,
+            ],
+        )?;
+        for label in &t.labels {
+            self.conn.execute(
+                "INSERT INTO task_labels (task_id, label) VALUES (?1, ?2)",
+                params![t.id, label],
+            )?;
+        }
+        for dep in &t.depends_on {
+            self.conn.execute(
+                "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+                params![t.id, dep],
+            )?;
+        }
+        // Inserted in their listed order, which is the order they are read back in.
+        for path in &t.files_modified {
+            self.conn.execute(
+                "INSERT INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
+                params![t.id, path, t.updated_at],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn insert_event(&mut self, event: &Event) -> Result<()> {
+        let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
+        self.conn.execute(
+            "INSERT INTO events (seq, at, task_id, actor, kind, message, before, after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                event.seq,
+                event.at,
+                event.task_id,
+                event.actor,
+                event.kind.as_str(),
+                event.message,
+                text(&event.before),
+                text(&event.after)
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Lets one closure turn differently typed columns into their JSON text.
+trait ErasedSerialize {
+    fn json_text(&self) -> String;
+}
+
+impl<T: serde::Serialize> ErasedSerialize for T {
+    fn json_text(&self) -> String {
+        super::to_json_text(self)
+    }
+}
+
+impl Importer for SqliteImporter<'_> {
+    fn add(&mut self, record: ExportRecord) -> Result<()> {
+        if !self.saw_header && !matches!(record, ExportRecord::Header(_)) {
+            return Err(StoreError::Invalid(
+                "not a taskdaemon export: the first record must be the header".to_owned(),
+            ));
+        }
+        match record {
+            ExportRecord::Header(header) => {
+                if header.format != EXPORT_FORMAT || header.version > EXPORT_VERSION {
+                    return Err(StoreError::Invalid(format!(
+                        "unsupported export: format '{}' version {} (this build reads {EXPORT_FORMAT} version {EXPORT_VERSION})",
+                        header.format, header.version
+                    )));
+                }
+                self.saw_header = true;
+            }
+            ExportRecord::Counter { name, value } => {
+                self.conn.execute(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                    params![name, value],
+                )?;
+            }
+            ExportRecord::Meta { key, value } => {
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+            ExportRecord::Session(s) => {
+                self.conn.execute(
+                    "INSERT INTO sessions (id, tool, started_at, last_seen_at, ended_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![s.id, s.tool, s.started_at, s.last_seen_at, s.ended_at],
+                )?;
+                self.report.sessions += 1;
+            }
+            ExportRecord::Task(task) => {
+                self.insert_task(&task)?;
+                self.report.tasks += 1;
+            }
+            ExportRecord::Memory(m) => {
+                let number = parse_memory_id(&m.id).ok_or_else(|| {
+                    StoreError::Invalid(format!("malformed memory id '{}'", m.id))
+                })?;
+                self.conn.execute(
+                    "INSERT INTO memory (id, kind, text, task_id, key, session, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        number,
+                        m.kind.as_str(),
+                        m.text,
+                        m.task_id,
+                        m.key,
+                        m.session,
+                        m.created_at,
+                        m.updated_at
+                    ],
+                )?;
+                self.report.memory += 1;
+            }
+            ExportRecord::Event(event) => {
+                self.insert_event(&event)?;
+                self.report.events += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportReport> {
+        if !self.saw_header {
+            return Err(StoreError::Invalid(
+                "the export is empty: no header record".to_owned(),
+            ));
+        }
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(std::mem::take(&mut self.report))
+    }
+}
+
+impl Drop for SqliteImporter<'_> {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+/// Every problem found, in words a person can act on.
+pub(super) fn check(conn: &Connection) -> Result<IntegrityReport> {
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let line = row?;
+        if line != "ok" {
+            problems.push(format!("database: {line}"));
+        }
+    }
+    if let Err(e) = conn.execute(
+        "INSERT INTO search_fts(search_fts) VALUES ('integrity-check')",
+        [],
+    ) {
+        problems.push(format!("search index: {e}"));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT d.task_id, d.depends_on FROM task_deps d
+         LEFT JOIN tasks t ON t.id = d.depends_on WHERE t.id IS NULL",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (task, dep) = row?;
+        problems.push(format!("{task} depends on {dep}, which does not exist"));
+    }
+    for (id, have, want) in unsettled(conn)? {
+        problems.push(format!(
+            "{id} is {have} but its dependencies say it should be {want}"
+        ));
+    }
+    for chunk in chunk_ids(conn)? {
+        problems.extend(check_chunk(conn, chunk)?);
+    }
+    Ok(IntegrityReport { problems })
+}
+
+/// Waiting tasks whose status disagrees with their dependencies.
+fn unsettled(conn: &Connection) -> Result<Vec<(String, Status, Status)>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, t.status,
+                (SELECT group_concat(coalesce(dt.status, 'lost'), ',') FROM task_deps d
+                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id)
+         FROM tasks t WHERE t.status IN ('pending', 'blocked')",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, status, deps) = row?;
+        let have: Status =
+            status
+                .parse()
+                .map_err(
+                    |e: taskdaemon_core::status::UnknownStatus| StoreError::Malformed {
+                        field: "tasks.status",
+                        message: e.to_string(),
+                    },
+                )?;
+        let deps = deps.unwrap_or_default();
+        let want = waiting_status(
+            deps.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap_or(Status::Lost)),
+        );
+        if have != want {
+            out.push((id, have, want));
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds the search index from its sources and settles waiting tasks.
+pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
+    conn.execute(
+        "INSERT INTO search_fts(search_fts) VALUES ('delete-all')",
+        [],
+    )?;
+    let mut reindexed = conn.execute(
+        "INSERT INTO search_fts(rowid, title, body)
+         SELECT search_key * 4 + 1, coalesce(name, ''),
+                concat_ws(' ', description, note, CASE kind WHEN 'manual' THEN NULL ELSE argv END)
+         FROM tasks",
+        [],
+    )? as u64;
+    reindexed += conn.execute(
+        "INSERT INTO search_fts(rowid, title, body)
+         SELECT id * 4 + 2, concat_ws(' ', kind, key), text FROM memory",
+        [],
+    )? as u64;
+    reindexed += conn.execute(
+        "INSERT INTO search_fts(rowid, title, body)
+         SELECT seq * 4 + 3, coalesce(task_id, ''), message FROM events",
+        [],
+    )? as u64;
+    for chunk in chunk_ids(conn)? {
+        let Ok(events) = read_chunk(conn, chunk) else {
+            continue; // Reported by the check below; the rest is still rebuilt.
+        };
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO search_fts(rowid, title, body) VALUES (?1 * 4 + 3, ?2, ?3)",
+        )?;
+        for e in events {
+            stmt.execute(params![e.seq, e.task_id.unwrap_or_default(), e.message])?;
+            reindexed += 1;
+        }
+    }
+    let mut resettled = Vec::new();
+    for (id, _, want) in unsettled(conn)? {
+        let task = super::load_task(conn, &id)?;
+        let event = NewEvent::new(
+            if want == Status::Blocked {
+                taskdaemon_core::EventKind::Blocked
+            } else {
+                taskdaemon_core::EventKind::Unblocked
+            },
+            actor,
+            "status corrected by repair",
+        );
+        transition(conn, &task, want, &[], event)?;
+        resettled.push(id);
+    }
+    let remaining = check(conn)?.problems;
+    Ok(RepairReport {
+        reindexed,
+        resettled,
+        remaining,
+    })
+}
+
+/// `VACUUM INTO` a new file: a consistent, compact copy, checked after writing.
+pub(super) fn backup(conn: &Connection, path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(StoreError::Conflict(format!(
+            "{} exists already: choose a new backup path",
+            path.display()
+        )));
+    }
+    let target = path.to_str().ok_or_else(|| {
+        StoreError::Invalid(format!("backup path {} is not UTF-8", path.display()))
+    })?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    let copy = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let verdict: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            message: format!("the backup failed its check: {verdict}"),
+        });
+    }
+    Ok(())
+}
