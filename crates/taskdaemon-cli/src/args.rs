@@ -43,6 +43,31 @@ pub enum Command {
     Restart(RestartArgs),
     /// Summarise what runs, what ended and what needs attention, within a token budget.
     Rehydrate(RehydrateArgs),
+    /// Track work: tasks with dependencies, started and finished by agents.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Record a decision, pattern, note or fact for later sessions.
+    Remember(RememberArgs),
+    /// List recorded memory.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// Search tasks, memory and history together, best matches first.
+    Search(SearchArgs),
+    /// Print the audit trail of every change, oldest first.
+    History(HistoryArgs),
+    /// Compress old history into the archive; it stays searchable and in `history`.
+    Archive(ArchiveArgs),
+    /// Agent sessions (one per conversation).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Write everything (tasks, dependencies, memory, events) as JSON or JSON lines.
+    Export(ExportArgs),
+    /// Load an export into this workspace, which must be empty.
+    Import(ImportArgs),
+    /// Write a consistent copy of the store.
+    Backup(BackupArgs),
+    /// Check the store, rebuild the search index and the projection files.
+    Repair(JsonFlag),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -161,6 +186,312 @@ pub struct RehydrateArgs {
     /// Do not mark what was shown as seen: the next rehydrate shows it again.
     #[arg(long)]
     pub peek: bool,
+    /// The agent session asking: its own task in progress is shown first.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+}
+
+/// Who is acting: the agent's tool and conversation.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AgentArgs {
+    /// The agent or tool acting; gives new ids their prefix (claude -> CLAUDE-N).
+    #[arg(long, value_name = "NAME", env = "TASKDAEMON_TOOL")]
+    pub tool: Option<String>,
+    /// The agent conversation this belongs to.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Add a task; prints its id as the last line.
+    Add(TaskAddArgs),
+    /// Add or remove a dependency.
+    #[command(subcommand)]
+    Dep(DepCommand),
+    /// List tracked tasks.
+    List(TaskListArgs),
+    /// Show one task.
+    Show(TaskShowArgs),
+    /// List unblocked tasks that have not started, most urgent first.
+    Ready(TaskReadyArgs),
+    /// Start working on a task.
+    Start(TaskActArgs),
+    /// Mark a started task done.
+    Done(TaskDoneArgs),
+    /// Mark a task failed, with the reason.
+    Fail(TaskFailArgs),
+    /// Cancel a task that has not ended.
+    Cancel(TaskActArgs),
+    /// Record files the work on a task touched.
+    Context(TaskContextArgs),
+    /// Print where work stands: the task in progress, its context, ready work, last events.
+    Resume(TaskResumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskAddArgs {
+    pub title: String,
+    /// A task that must succeed first (repeatable).
+    #[arg(long = "after", value_name = "ID")]
+    pub after: Vec<String>,
+    /// An integer (higher first) or low, normal, high, urgent.
+    #[arg(long, value_name = "P", default_value = "normal", value_parser = parse_priority)]
+    pub priority: i32,
+    /// A label (repeatable).
+    #[arg(long = "label", value_name = "L")]
+    pub labels: Vec<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the new task as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepCommand {
+    /// TASK must wait for DEPENDS_ON to succeed.
+    Add(DepArgs),
+    /// TASK no longer waits for DEPENDS_ON.
+    Rm(DepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DepArgs {
+    pub task: String,
+    pub depends_on: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskListArgs {
+    /// Only tasks in this status.
+    #[arg(long, value_name = "S")]
+    pub status: Option<taskdaemon_core::Status>,
+    /// Only tasks with this label.
+    #[arg(long, value_name = "L")]
+    pub label: Option<String>,
+    /// At most this many, the newest.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskShowArgs {
+    pub id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskReadyArgs {
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskActArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskDoneArgs {
+    pub id: String,
+    /// What was done, for whoever reads the history.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskFailArgs {
+    pub id: String,
+    /// Why it failed.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskContextArgs {
+    pub id: String,
+    /// A file the work touched (repeatable).
+    #[arg(long = "file", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskResumeArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RememberArgs {
+    /// What to remember.
+    pub text: String,
+    /// decision, pattern, note or fact.
+    #[arg(long, value_name = "KIND")]
+    pub kind: taskdaemon_core::MemoryKind,
+    /// The task it belongs to.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// Name it: remembering the same key again replaces the text.
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the memory as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// List memory, newest first.
+    List(MemoryListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MemoryListArgs {
+    /// Only this kind.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<taskdaemon_core::MemoryKind>,
+    /// Only memory of this task.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to look for; every word must match unless nothing has them all.
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    /// At most this many results.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only events since this long ago (`2h`, `3d`) or this time (RFC 3339).
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// Only events of this task.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// At most this many events (the oldest that match).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON lines, one event each.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Archive events older than this.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Mark a session ended (default: $TASKDAEMON_SESSION) and save the snapshot.
+    End(SessionEndArgs),
+    /// Show the latest session, or one by id.
+    Show(SessionShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionEndArgs {
+    #[arg(value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionShowArgs {
+    pub session: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Export file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON array of records.
+    Json,
+    /// One record per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write to this file (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// An export, JSON or JSON lines (told apart by its first character).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (default: .taskdaemon/backups/state-TIME.db).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_priority(text: &str) -> Result<i32, String> {
+    taskdaemon_core::tracked::parse_priority(text)
+}
+
+/// `2h` (that long ago) or an RFC 3339 time, as epoch milliseconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    let ago = parse_duration(text)
+        .map_err(|_| format!("expected a duration such as 2h or an RFC 3339 time, got '{text}'"))?;
+    Ok(taskdaemon_core::time::now_millis() - ago.as_millis() as i64)
 }
 
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {

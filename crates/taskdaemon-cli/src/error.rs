@@ -30,7 +30,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             match e {
                 StoreError::NotFound(_) => return 3,
                 StoreError::IllegalTransition(_) | StoreError::Conflict(_) => return 4,
-                StoreError::InvalidId(_) => return 2,
+                StoreError::InvalidId(_) | StoreError::Invalid(_) => return 2,
                 _ => {}
             }
         }

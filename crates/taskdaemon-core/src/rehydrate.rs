@@ -52,6 +52,25 @@ pub struct AlertItem {
     pub message: String,
 }
 
+/// The tracked task being worked on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CurrentItem {
+    pub id: String,
+    pub title: String,
+    #[serde(with = "serde_rfc3339::option")]
+    pub started_at: Option<Millis>,
+    pub files_modified: Vec<String>,
+    pub decisions: Vec<String>,
+}
+
+/// A tracked task that could start now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadyItem {
+    pub id: String,
+    pub title: String,
+    pub priority: i32,
+}
+
 /// Everything the summary may show, gathered by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RehydrateInput {
@@ -62,6 +81,10 @@ pub struct RehydrateInput {
     pub running: Vec<RunningItem>,
     pub ended: Vec<EndedItem>,
     pub alerts: Vec<AlertItem>,
+    pub current: Option<CurrentItem>,
+    pub ready: Vec<ReadyItem>,
+    /// Recent decisions, newest first.
+    pub decisions: Vec<String>,
 }
 
 /// The rendered summary.
@@ -90,9 +113,12 @@ enum Priority {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
     Title,
+    Current,
     Running,
     Ended,
     Alerts,
+    Ready,
+    Decisions,
 }
 
 struct Line {
@@ -202,15 +228,19 @@ struct Headers {
     running: String,
     ended: String,
     alerts: String,
+    ready: String,
 }
 
 impl Headers {
     fn get(&self, section: Section) -> Option<&str> {
         match section {
             Section::Title => None,
+            Section::Current => Some("## Current task"),
             Section::Running => Some(&self.running),
             Section::Ended => Some(&self.ended),
             Section::Alerts => Some(&self.alerts),
+            Section::Ready => Some(&self.ready),
+            Section::Decisions => Some("## Recent decisions"),
         }
     }
 }
@@ -220,6 +250,7 @@ fn section_headers(input: &RehydrateInput) -> Headers {
         running: format!("## Running ({})", input.running.len()),
         ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
         alerts: format!("## Alerts ({})", input.alerts.len()),
+        ready: format!("## Ready to start ({})", input.ready.len()),
     }
 }
 
@@ -230,13 +261,20 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
         text: title(input),
         reports: None,
     }];
-    if input.running.is_empty() && input.ended.is_empty() && input.alerts.is_empty() {
+    if input.running.is_empty()
+        && input.ended.is_empty()
+        && input.alerts.is_empty()
+        && input.current.is_none()
+    {
         lines.push(Line {
             section: Section::Title,
             priority: Priority::Running,
             text: "Nothing runs and nothing ended since the last rehydrate.".to_owned(),
             reports: None,
         });
+    }
+    if let Some(current) = &input.current {
+        lines.extend(current_lines(current, input.now));
     }
     for item in &input.running {
         lines.push(Line {
@@ -273,6 +311,53 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             },
             text: ended_line(item, input.now),
             reports: Some(item.id.clone()),
+        });
+    }
+    for item in &input.ready {
+        lines.push(Line {
+            section: Section::Ready,
+            priority: Priority::Finished,
+            text: format!("- {} {} (priority {})", item.id, clip(&item.title, MAX_COMMAND_CHARS), item.priority),
+            reports: None,
+        });
+    }
+    for decision in &input.decisions {
+        lines.push(Line {
+            section: Section::Decisions,
+            priority: Priority::Finished,
+            text: format!("- {}", clip(decision, MAX_LOG_CHARS)),
+            reports: None,
+        });
+    }
+    lines
+}
+
+/// The current task first (as important as what runs), its context after.
+fn current_lines(current: &CurrentItem, now: Millis) -> Vec<Line> {
+    let since = current
+        .started_at
+        .map(|s| format!(", started {} ago", format_age(now - s)))
+        .unwrap_or_default();
+    let mut lines = vec![Line {
+        section: Section::Current,
+        priority: Priority::Running,
+        text: format!("- {} {}{since}", current.id, clip(&current.title, MAX_COMMAND_CHARS)),
+        reports: None,
+    }];
+    if !current.files_modified.is_empty() {
+        lines.push(Line {
+            section: Section::Current,
+            priority: Priority::Detail,
+            text: format!("  files: {}", clip(&current.files_modified.join(", "), MAX_LOG_CHARS)),
+            reports: None,
+        });
+    }
+    for decision in &current.decisions {
+        lines.push(Line {
+            section: Section::Current,
+            priority: Priority::Trouble,
+            text: format!("  decided: {}", clip(decision, MAX_LOG_CHARS)),
+            reports: None,
         });
     }
     lines
@@ -374,6 +459,9 @@ mod tests {
                 at: NOW - 1000,
                 message: "no output and no CPU for 10m".to_owned(),
             }],
+            current: None,
+            ready: Vec::new(),
+            decisions: Vec::new(),
         }
     }
 
@@ -434,6 +522,36 @@ mod tests {
     }
 
     #[test]
+    fn tracked_work_is_shown_and_the_current_task_outranks_ready_work() {
+        let mut input = input();
+        input.current = Some(CurrentItem {
+            id: "TASK-9".to_owned(),
+            title: "Port the parser".to_owned(),
+            started_at: Some(NOW - 120_000),
+            files_modified: vec!["src/parse.rs".to_owned()],
+            decisions: vec!["keep the old grammar".to_owned()],
+        });
+        input.ready = vec![ReadyItem {
+            id: "TASK-10".to_owned(),
+            title: "Write docs".to_owned(),
+            priority: 0,
+        }];
+        input.decisions = vec!["SQLite by default".to_owned()];
+        let full = render(&input, 10_000).markdown;
+        assert!(
+            full.contains("## Current task\n- TASK-9 Port the parser, started 2m00s ago\n  files: src/parse.rs\n  decided: keep the old grammar\n"),
+            "{full}"
+        );
+        assert!(full.contains("## Ready to start (1)\n- TASK-10 Write docs (priority 0)\n"), "{full}");
+        assert!(full.contains("## Recent decisions\n- SQLite by default\n"), "{full}");
+        // Squeezed: the current task stays, ready work goes.
+        let budget = (full.chars().count() - 60) / CHARS_PER_TOKEN;
+        let tight = render(&input, budget).markdown;
+        assert!(tight.contains("TASK-9 Port the parser"), "{tight}");
+        assert!(!tight.contains("TASK-10"), "{tight}");
+    }
+
+    #[test]
     fn zero_budget_is_empty() {
         assert_eq!(render(&input(), 0).markdown, "");
     }
@@ -471,6 +589,9 @@ mod tests {
                 running,
                 ended,
                 alerts: Vec::new(),
+                current: None,
+                ready: Vec::new(),
+                decisions: Vec::new(),
             })
     }
 

@@ -10,8 +10,10 @@
 pub mod client;
 pub mod lock;
 pub mod logging;
+pub mod projection;
 pub mod protocol;
 pub mod registry;
+pub mod snapshot;
 mod server;
 mod watchdog;
 

@@ -131,6 +131,24 @@ fn entry<'a>(workspace: &Workspace, task: &'a TaskRecord) -> Entry<'a> {
     }
 }
 
+/// The shape `repair` expects of an existing registry file.
+#[derive(serde::Deserialize)]
+struct RegistryShape {
+    #[allow(dead_code)]
+    version: i64,
+    #[allow(dead_code)]
+    processes: Vec<serde_json::Value>,
+}
+
+/// Checks the registry file on disk (when enabled) without changing it.
+pub fn inspect(workspace: &Workspace, config: &Config) -> Option<(PathBuf, crate::projection::ProjectionFile)> {
+    config.registry.enabled.then(|| {
+        let path = workspace.resolve(&config.registry.path);
+        let found = crate::projection::inspect::<RegistryShape>(&path);
+        (path, found)
+    })
+}
+
 /// Rewrites the registry, logging instead of failing: the store already holds
 /// the truth, and a later change or `repair` rewrites the projection.
 pub fn refresh(workspace: &Workspace, store: &dyn Store, config: &Config) {

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// Input the store refuses: empty text, a cycle, a bad label.
     #[error("{0}")]
     Invalid(String),
+    /// A consumer of streamed records (an export's output) gave up.
+    #[error("{0}")]
+    Aborted(String),
     /// A change that no longer applies (e.g. an exit report for an older attempt).
     #[error("{0}")]
     Conflict(String),

@@ -282,6 +282,9 @@ pub trait Store: Send + Sync {
     /// Memories, newest first.
     fn memories(&self, filter: &MemoryFilter) -> Result<Vec<Memory>>;
 
+    /// The memory recorded under `key`, if any.
+    fn memory_by_key(&self, key: &str) -> Result<Option<Memory>>;
+
     /// Ranked hits over tasks, memory and history.
     fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
 

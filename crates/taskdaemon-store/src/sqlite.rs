@@ -696,6 +696,10 @@ impl Store for SqliteStore {
         self.read(|conn| memory::memories(conn, filter))
     }
 
+    fn memory_by_key(&self, key: &str) -> Result<Option<Memory>> {
+        self.read(|conn| memory::by_key(conn, key))
+    }
+
     fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
         self.read(|conn| search::search(conn, query, limit))
     }

@@ -8,6 +8,15 @@ use std::path::Path;
 /// new one, never a mix, even across a crash: write a temporary file in the
 /// same directory, fsync it, rename it over `path`, then fsync the directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(contents))
+}
+
+/// [`write_atomic`] for contents too big to hold in memory: `fill` streams
+/// them into the temporary file. If it fails, `path` is left as it was.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<&mut File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -23,7 +32,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     ));
     let result = (|| {
         let mut file = File::create(&tmp)?;
-        file.write_all(contents)?;
+        let mut writer = io::BufWriter::new(&mut file);
+        fill(&mut writer)?;
+        writer.flush()?;
+        drop(writer);
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()

@@ -10,6 +10,6 @@ mod atomic;
 mod config;
 mod paths;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_with};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, RegistryConfig};
 pub use paths::{DEFAULT_QUEUE, QUEUE_SUBDIRS, STATE_DIR, Workspace, WorkspaceError};

@@ -116,6 +116,21 @@ impl Workspace {
         self.state_dir().join("registry.lock")
     }
 
+    /// The seed snapshot other tools read: where tracked work stands.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.state_dir().join("current.json")
+    }
+
+    /// Serialises writers of the seed snapshot.
+    pub fn snapshot_lock(&self) -> PathBuf {
+        self.state_dir().join("current.lock")
+    }
+
+    /// Where `backup` puts copies of the store by default.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.state_dir().join("backups")
+    }
+
     /// The daemon's Unix socket. Deep workspaces would overflow `sockaddr_un`,
     /// so those get a socket in the runtime directory named by a hash of the root.
     pub fn socket_path(&self) -> PathBuf {

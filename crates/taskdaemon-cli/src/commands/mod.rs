@@ -1,23 +1,28 @@
 //! One module per command; [`dispatch`] routes a parsed command line.
 
 mod daemon;
+mod history;
 mod init;
 mod internal;
 mod kill;
 mod logs;
+mod memory;
 mod ps;
 mod rehydrate;
+mod session;
 mod spawn;
+mod task;
+mod transfer;
 mod wait;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use taskdaemon_core::id::normalize_tool;
-use taskdaemon_store::SqliteStore;
+use taskdaemon_store::{SqliteStore, Store};
 use taskdaemon_workspace::Workspace;
 
-use crate::args::{Cli, Command};
+use crate::args::{AgentArgs, Cli, Command};
 use crate::error::UsageError;
 
 /// Runs the command; the returned code is the process exit code.
@@ -35,6 +40,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Restart(args) => kill::restart(&find_workspace(workspace_arg)?, args),
         Command::Wait(args) => wait::run(&find_workspace(workspace_arg)?, args),
         Command::Rehydrate(args) => rehydrate::run(&find_workspace(workspace_arg)?, args),
+        Command::Task(command) => task::run(&find_workspace(workspace_arg)?, command),
+        Command::Remember(args) => memory::remember(&find_workspace(workspace_arg)?, args),
+        Command::Memory(command) => memory::run(&find_workspace(workspace_arg)?, command),
+        Command::Search(args) => memory::search(&find_workspace(workspace_arg)?, args),
+        Command::History(args) => history::history(&find_workspace(workspace_arg)?, args),
+        Command::Archive(args) => history::archive(&find_workspace(workspace_arg)?, args),
+        Command::Session(command) => session::run(&find_workspace(workspace_arg)?, command),
+        Command::Export(args) => transfer::export(&find_workspace(workspace_arg)?, args),
+        Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
+        Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
+        Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }
@@ -66,4 +82,48 @@ fn open_store(workspace: &Workspace) -> anyhow::Result<SqliteStore> {
 /// This binary, which provides the daemon and the shim.
 fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot locate the taskdaemon binary")
+}
+
+/// The agent acting on tracked work: its tool (for id prefixes) and session.
+#[derive(Debug, Clone, Default)]
+pub struct Agent {
+    pub tool: Option<String>,
+    pub session: Option<String>,
+}
+
+impl Agent {
+    pub fn from_args(args: &AgentArgs) -> Result<Self, UsageError> {
+        let session = args.session.as_deref().map(str::trim);
+        if session == Some("") {
+            return Err(UsageError("--session must not be empty".to_owned()));
+        }
+        Ok(Self {
+            tool: tool_arg(args.tool.as_deref())?,
+            session: session.map(str::to_owned),
+        })
+    }
+
+    /// Who the events name: `cli`, or `cli:SESSION` for an agent's session.
+    pub fn actor(&self) -> String {
+        match &self.session {
+            Some(session) => format!("cli:{session}"),
+            None => "cli".to_owned(),
+        }
+    }
+
+    /// Records that the session is active, if there is one.
+    pub fn touch(&self, store: &dyn Store) -> anyhow::Result<()> {
+        if let Some(session) = &self.session {
+            store.touch_session(session, self.tool.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites `current.json` after a save trigger. The change is already
+/// committed, so a failure here is a warning: `repair` rewrites the file.
+fn save_snapshot(workspace: &Workspace, store: &dyn Store, agent: &Agent) {
+    if let Err(e) = taskdaemon_daemon::snapshot::write(workspace, store, agent.session.as_deref()) {
+        eprintln!("warning: {e} (run `taskdaemon repair` to rewrite it)");
+    }
 }

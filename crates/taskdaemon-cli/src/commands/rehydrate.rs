@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 
-use taskdaemon_core::rehydrate::{AlertItem, EndedItem, RehydrateInput, RunningItem, render};
+use taskdaemon_core::rehydrate::{
+    AlertItem, CurrentItem, EndedItem, ReadyItem, RehydrateInput, RunningItem, render,
+};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, Status};
+use taskdaemon_core::{EventKind, MemoryKind, Status};
 use taskdaemon_daemon::running_pid;
-use taskdaemon_store::{ProcessFilter, SqliteStore, Store};
+use taskdaemon_store::{MemoryFilter, ProcessFilter, SqliteStore, Store};
 use taskdaemon_workspace::Workspace;
 
 use super::open_store;
@@ -17,6 +19,8 @@ use crate::output::{last_line, print_json};
 const CURSOR_KEY: &str = "rehydrate.cursor";
 /// At most this many ended processes and alerts are considered; the budget cuts further.
 const MAX_ITEMS: usize = 500;
+/// Ready tasks and recent decisions considered.
+const MAX_TRACKED_ITEMS: usize = 5;
 
 pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
@@ -26,7 +30,7 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
         .unwrap_or(0);
     // Read the newest event first so nothing committed meanwhile is skipped next time.
     let newest = store.last_event_seq()?;
-    let input = gather(workspace, &store, cursor)?;
+    let input = gather(workspace, &store, cursor, args.session.as_deref())?;
     let rendered = render(&input, args.budget);
     if args.json {
         #[derive(serde::Serialize)]
@@ -77,6 +81,7 @@ fn gather(
     workspace: &Workspace,
     store: &SqliteStore,
     cursor: i64,
+    session: Option<&str>,
 ) -> anyhow::Result<RehydrateInput> {
     let live = store.processes(&ProcessFilter::default())?;
     let running = live
@@ -131,6 +136,7 @@ fn gather(
         })
         .collect();
 
+    let (current, ready, decisions) = tracked_work(store, session)?;
     Ok(RehydrateInput {
         workspace: workspace.root().display().to_string(),
         now: now_millis(),
@@ -138,7 +144,49 @@ fn gather(
         running,
         ended,
         alerts,
+        current,
+        ready,
+        decisions,
     })
+}
+
+/// The tracked task in progress, ready work and recent decisions.
+fn tracked_work(
+    store: &SqliteStore,
+    session: Option<&str>,
+) -> anyhow::Result<(Option<CurrentItem>, Vec<ReadyItem>, Vec<String>)> {
+    let decisions = |task: Option<&str>| -> anyhow::Result<Vec<String>> {
+        Ok(store
+            .memories(&MemoryFilter {
+                kind: Some(MemoryKind::Decision),
+                task_id: task.map(str::to_owned),
+                limit: Some(MAX_TRACKED_ITEMS),
+            })?
+            .into_iter()
+            .map(|m| m.text)
+            .collect())
+    };
+    let running = store.running_tracked()?;
+    let current = match taskdaemon_core::snapshot::pick_current(&running, session) {
+        Some(task) => Some(CurrentItem {
+            id: task.id.clone(),
+            title: task.title().to_owned(),
+            started_at: task.started_at,
+            files_modified: task.files_modified.clone(),
+            decisions: decisions(Some(&task.id))?,
+        }),
+        None => None,
+    };
+    let ready = store
+        .ready(MAX_TRACKED_ITEMS)?
+        .into_iter()
+        .map(|t| ReadyItem {
+            title: t.title().to_owned(),
+            id: t.id,
+            priority: t.priority,
+        })
+        .collect();
+    Ok((current, ready, decisions(None)?))
 }
 
 /// The last line of whichever of stdout and stderr was written last.

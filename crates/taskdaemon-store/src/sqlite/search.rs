@@ -102,6 +102,7 @@ fn resolve(
                 ]
                 .into_iter()
                 .flatten()
+                .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()
                 .join(" — ");
                 SearchHit {
