@@ -221,7 +221,7 @@ fn assemble(lines: &[Line], headers: &Headers, kept: &[usize], note: &str) -> St
 }
 
 fn omitted_note(count: usize) -> String {
-    format!("_{count} lines omitted for the budget: see `taskdaemon ps --all`_")
+    format!("_{count} lines omitted for the budget: see `taskdaemon ps --all`, `task resume`_")
 }
 
 struct Headers {
