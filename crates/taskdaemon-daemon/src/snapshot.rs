@@ -47,7 +47,7 @@ pub fn build(
         Some(id) => store.session(id)?,
         None => store.latest_session()?,
     };
-    let running = store.running_tracked()?;
+    let running = store.current_candidates(session.as_ref().map(|s| s.id.as_str()))?;
     let current = pick_current(&running, session.as_ref().map(|s| s.id.as_str()));
     let current_task = match current {
         Some(task) => {

@@ -263,13 +263,10 @@ pub trait Store: Send + Sync {
     /// Pending tracked tasks (every dependency done), by priority then age.
     fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>>;
 
-    /// Running tracked tasks.
-    fn running_tracked(&self) -> Result<Vec<TaskRecord>> {
-        self.tracked(&TrackedFilter {
-            status: Some(Status::Running),
-            ..TrackedFilter::default()
-        })
-    }
+    /// The candidates for the current task (see
+    /// [`taskdaemon_core::snapshot::pick_current`]): the running tracked task
+    /// `session` started last, and the one anyone started last.
+    fn current_candidates(&self, session: Option<&str>) -> Result<Vec<TaskRecord>>;
 
     /// Tracked tasks that ended, most recently finished first.
     fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>>;

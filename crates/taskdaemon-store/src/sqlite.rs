@@ -684,6 +684,10 @@ impl Store for SqliteStore {
         self.read(|conn| tracked::ready(conn, limit))
     }
 
+    fn current_candidates(&self, session: Option<&str>) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| tracked::current_candidates(conn, session))
+    }
+
     fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>> {
         self.read(|conn| tracked::recently_finished(conn, limit))
     }

@@ -166,7 +166,7 @@ fn tracked_work(
             .map(|m| m.text)
             .collect())
     };
-    let running = store.running_tracked()?;
+    let running = store.current_candidates(session)?;
     let current = match taskdaemon_core::snapshot::pick_current(&running, session) {
         Some(task) => Some(CurrentItem {
             id: task.id.clone(),

@@ -264,7 +264,7 @@ fn resume(store: &SqliteStore, args: TaskResumeArgs) -> anyhow::Result<u8> {
         Some(id) => Some(id.clone()),
         None => store.latest_session()?.map(|s| s.id),
     };
-    let running = store.running_tracked()?;
+    let running = store.current_candidates(session.as_deref())?;
     let current = taskdaemon_core::snapshot::pick_current(&running, session.as_deref());
     let current_task = match current {
         Some(task) => Some(ShownTask {

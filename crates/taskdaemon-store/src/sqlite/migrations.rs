@@ -110,8 +110,9 @@ pub const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );
-    CREATE INDEX memory_kind ON memory(kind, id);
-    CREATE INDEX memory_task ON memory(task_id, id);
+    CREATE INDEX memory_kind ON memory(kind, updated_at DESC, id DESC);
+    CREATE INDEX memory_task ON memory(task_id, updated_at DESC, id DESC);
+    CREATE INDEX memory_updated ON memory(updated_at DESC, id DESC);
     CREATE TABLE sessions (
         id           TEXT PRIMARY KEY,
         tool         TEXT,

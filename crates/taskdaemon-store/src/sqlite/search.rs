@@ -15,6 +15,10 @@ use crate::{Result, StoreError};
 
 /// Characters of matching text shown with a hit.
 const EXCERPT_CHARS: usize = 120;
+/// A query matching more entries than this ranks only the newest this many:
+/// ranking costs time in proportion to the matches, and for a word found
+/// everywhere, recent entries are the ones an agent is after.
+const RANK_WINDOW: i64 = 2000;
 /// Terms this long or longer also match words they begin (`lock` finds `locked`).
 const PREFIX_MIN_CHARS: usize = 3;
 
@@ -66,13 +70,23 @@ pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec
     Ok(hits)
 }
 
-/// The best `limit` rowids, titles weighing five times the body.
+/// The best `limit` rowids among the newest [`RANK_WINDOW`] matches, titles
+/// weighing five times the body.
 fn ranked_rowids(conn: &Connection, expression: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
+    // Walking matches newest first is cheap (no ranking): find where the window starts.
+    let floor: i64 = conn
+        .prepare_cached(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1
+             ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
+        )?
+        .query_row(rusqlite::params![expression, RANK_WINDOW - 1], |r| r.get(0))
+        .optional()?
+        .unwrap_or(i64::MIN);
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, bm25(search_fts, 5.0, 1.0) AS score FROM search_fts
-         WHERE search_fts MATCH ?1 ORDER BY score LIMIT ?2",
+         WHERE search_fts MATCH ?1 AND rowid >= ?2 ORDER BY score LIMIT ?3",
     )?;
-    let rows = stmt.query_map(rusqlite::params![expression, limit as i64], |r| {
+    let rows = stmt.query_map(rusqlite::params![expression, floor, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -273,6 +273,22 @@ pub(super) fn list(conn: &Connection, filter: &TrackedFilter) -> Result<Vec<Task
     rows.map(|row| row?).collect()
 }
 
+/// The running tracked task `session` started last, and the one anyone did.
+pub(super) fn current_candidates(conn: &Connection, session: Option<&str>) -> Result<Vec<TaskRecord>> {
+    // Ids first, rows after: the listed columns (with their subqueries) are
+    // computed for at most two tasks, however many run.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (
+           SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
+                           AND session = ?1 ORDER BY started_at DESC LIMIT 1)
+           UNION
+           SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
+                           ORDER BY started_at DESC LIMIT 1))"
+    ))?;
+    let rows = stmt.query_map([session], task_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
 /// Tracked tasks that ended, the most recently finished first.
 pub(super) fn recently_finished(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
     let mut stmt = conn.prepare_cached(&format!(

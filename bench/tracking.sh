@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmark for issue 3 (tracked work, memory, history): a store with 100,000
+# tasks and 1,000,000 events, timed through the CLI and in process, next to
+# Taskwarrior 2.x holding the same tasks, in one invocation.
+#
+#   bash bench/tracking.sh
+#
+# Knobs (environment): TASKS (100000), EVENTS (1000000), RUNS (CLI timings,
+# 100), PEER_RUNS (Taskwarrior timings, 20), PEERS ("taskwarrior"; empty for
+# none), INSTALL_PEERS (1: apt-get install a missing peer; 0: skip it).
+#
+# Figures only: targets are printed beside them and never fail the run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+TASKS=${TASKS:-100000}
+EVENTS=${EVENTS:-1000000}
+RUNS=${RUNS:-100}
+PEER_RUNS=${PEER_RUNS:-20}
+PEERS=${PEERS-taskwarrior}
+INSTALL_PEERS=${INSTALL_PEERS:-1}
+
+TMP=$(mktemp -d -t taskdaemon-tracking.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+TD=$ROOT/target/release/taskdaemon
+BIG=$TMP/big
+SMALL=$TMP/small
+TW_DATA=$TMP/taskwarrior
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+bench_exe() {
+  cargo bench -p taskdaemon-cli --bench "$1" --no-run --message-format=json 2>/dev/null |
+    grep "\"name\":\"$1\"" | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4
+}
+
+log "building (cargo build --release, bench helpers)"
+cargo build --release --quiet
+TIMEIT=$(bench_exe seed_and_measure)
+TRACK=$(bench_exe tracking)
+[[ -x $TIMEIT && -x $TRACK ]] || { log "bench helpers did not build"; exit 1; }
+
+HAVE_TW=0
+if [[ " $PEERS " == *" taskwarrior "* ]]; then
+  if ! command -v task >/dev/null && ((INSTALL_PEERS)); then
+    log "installing taskwarrior (apt-get)"
+    (apt-get install -y -qq taskwarrior >/dev/null 2>&1 || sudo -n apt-get install -y -qq taskwarrior >/dev/null 2>&1) || true
+  fi
+  command -v task >/dev/null && HAVE_TW=1 || log "taskwarrior unavailable: peer column left empty"
+fi
+
+log "seeding $TASKS tasks and $EVENTS events (and the same tasks for Taskwarrior)"
+"$TD" --workspace "$BIG" init >/dev/null 2>&1 || { mkdir -p "$BIG"; "$TD" --workspace "$BIG" init >/dev/null; }
+SEED_START=$(date +%s.%N)
+"$TRACK" seed --db "$BIG/.taskdaemon/state.db" --tasks "$TASKS" --events "$EVENTS" --taskwarrior "$TW_DATA"
+SEED_SECS=$(echo "$(date +%s.%N) - $SEED_START" | bc)
+mkdir -p "$SMALL"
+"$TD" --workspace "$SMALL" init >/dev/null
+"$TRACK" seed --db "$SMALL/.taskdaemon/state.db" --tasks 1000 --events 10000
+DB_MB=$(du -m "$BIG/.taskdaemon/state.db" | cut -f1)
+
+# The rarest seeded word that still occurs, and a common one.
+RARE=$(sqlite3 "$BIG/.taskdaemon/state.db" "SELECT name FROM tasks WHERE id = 'TASK-$((TASKS / 2))'" 2>/dev/null | awk '{print $NF}' || true)
+RARE=${RARE:-jorjorjor}
+COMMON=build
+
+ms() { "$TIMEIT" timeit --runs "$1" --warmup 3 -- "${@:2}" | awk '{print $1, $2}'; }
+td() { ms "$RUNS" "$TD" --workspace "$BIG" "$@"; }
+
+log "timing CLI commands ($RUNS runs each)"
+declare -A FIG
+FIG[ready]=$(td task ready --json)
+FIG[ready_text]=$(td task ready)
+FIG[search_rare]=$(td search "$RARE" --json)
+FIG[search_common]=$(td search "$COMMON" --json)
+FIG[list]=$(td task list --limit 20 --json)
+FIG[resume]=$(td task resume --json)
+FIG[rehydrate]=$(td rehydrate --peek)
+FIG[history]=$(td history --task "TASK-$((TASKS / 2))" --json)
+
+TW_READY="" TW_SEARCH=""
+if ((HAVE_TW)); then
+  log "timing Taskwarrior on the same tasks ($PEER_RUNS runs each)"
+  : >"$TMP/taskrc"
+  tw() { ms "$PEER_RUNS" env TASKRC="$TMP/taskrc" task "rc.data.location=$TW_DATA" rc.gc=off rc.hooks=off \
+    rc.confirmation=off rc.verbose=nothing rc.color=off "$@"; }
+  TW_READY=$(tw ready limit:20)
+  TW_SEARCH=$(tw "/$RARE/" all limit:20)
+fi
+
+log "peak RSS of the CLI, $TASKS-task store against a 1,000-task store"
+rss() { "$TRACK" rss --runs 3 -- "$TD" --workspace "$1" "${@:2}"; }
+declare -A RSS_BIG RSS_SMALL
+for cmd in "task ready" "search $COMMON" "history" "export" "task list" "rehydrate --peek"; do
+  # shellcheck disable=SC2086
+  RSS_BIG[$cmd]=$(rss "$BIG" $cmd)
+  # shellcheck disable=SC2086
+  RSS_SMALL[$cmd]=$(rss "$SMALL" $cmd)
+done
+
+log "in-process store timings"
+INPROC=$("$TRACK" inproc --db "$BIG/.taskdaemon/state.db" --workspace "$BIG" --runs 200)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.1fx", b / a; else print "-" }'; }
+first() { echo "${1%% *}"; }
+
+echo
+echo "## Tracked work: $TASKS tasks, $EVENTS events ($DB_MB MiB store, seeded in ${SEED_SECS%.*}s)"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| CLI command (median / p95 ms) | taskdaemon | Taskwarrior 2.6 | peer / ours | target |"
+echo "|---|---|---|---|---|"
+echo "| task ready --json | ${FIG[ready]} | ${TW_READY:--} | $(ratio "$(first "${FIG[ready]}")" "$(first "$TW_READY")") | < 10 ms |"
+echo "| task ready (table) | ${FIG[ready_text]} | | | |"
+echo "| search (rare word '$RARE') | ${FIG[search_rare]} | ${TW_SEARCH:--} | $(ratio "$(first "${FIG[search_rare]}")" "$(first "$TW_SEARCH")") | < 10 ms |"
+echo "| search (common word '$COMMON') | ${FIG[search_common]} | | | < 10 ms |"
+echo "| task list --limit 20 | ${FIG[list]} | | | |"
+echo "| task resume --json | ${FIG[resume]} | | | |"
+echo "| rehydrate --peek | ${FIG[rehydrate]} | | | |"
+echo "| history --task (one task) | ${FIG[history]} | | | |"
+echo
+echo "| command | peak RSS, 1,000 tasks | peak RSS, $TASKS tasks | growth |"
+echo "|---|---|---|---|"
+for cmd in "task ready" "search $COMMON" "history" "export" "task list" "rehydrate --peek"; do
+  echo "| $cmd | ${RSS_SMALL[$cmd]} KiB | ${RSS_BIG[$cmd]} KiB | $(ratio "${RSS_SMALL[$cmd]}" "${RSS_BIG[$cmd]}") |"
+done
+echo
+echo "In process (target: < 2 ms p99 per durable state write; the fsync floor is the disk's own):"
+echo '```'
+echo "$INPROC"
+echo '```'
