@@ -1,0 +1,41 @@
+//! LLM clients, sandboxed tools and the Ralph loop engine.
+//!
+//! - [`LlmClient`] is one attempt against a provider ([`AnthropicClient`],
+//!   [`OpenAiClient`]); [`Llm`] wraps a client with the [`RetryPolicy`], a
+//!   shared [`RateLimiter`] and a [`CircuitBreaker`].
+//! - [`Toolbox`] offers file and command tools confined to a loop's workdir.
+//! - [`LoopRunner`] runs a Ralph loop: fresh context per iteration, tools
+//!   until the model ends its turn, then the validation command; progress is
+//!   an append-only JSONL [`ProgressLog`] a restarted daemon resumes from.
+
+mod anthropic;
+mod assemble;
+mod breaker;
+mod client;
+mod config;
+mod cost;
+mod error;
+mod openai;
+mod ratelimit;
+mod resilient;
+mod retry;
+mod secret;
+mod sse;
+mod types;
+
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
+pub use assemble::Assembler;
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use client::{EventStream, LlmClient, build_client, collect};
+pub use config::{Provider, ProviderConfig, UnknownProvider};
+pub use cost::{Accounting, Price, PriceTable};
+pub use error::LlmError;
+pub use openai::OpenAiClient;
+pub use ratelimit::RateLimiter;
+pub use resilient::Llm;
+pub use retry::{RetryPolicy, parse_retry_after};
+pub use secret::ApiKey;
+pub use sse::{SseEvent, SseParser};
+pub use types::{
+    ContentBlock, LlmRequest, LlmResponse, Message, Role, StopReason, StreamEvent, ToolSpec, Usage,
+};
