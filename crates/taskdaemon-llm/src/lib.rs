@@ -11,6 +11,8 @@
 mod anthropic;
 mod assemble;
 mod breaker;
+mod command;
+mod confine;
 mod client;
 mod config;
 mod cost;
@@ -21,6 +23,7 @@ mod resilient;
 mod retry;
 mod secret;
 mod sse;
+mod tools;
 mod types;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
@@ -39,3 +42,6 @@ pub use sse::{SseEvent, SseParser};
 pub use types::{
     ContentBlock, LlmRequest, LlmResponse, Message, Role, StopReason, StreamEvent, ToolSpec, Usage,
 };
+pub use command::{CommandOutcome, CommandSpec, run_command, truncate_output};
+pub use confine::Sandbox;
+pub use tools::{ToolOutput, Toolbox, ToolboxConfig};
