@@ -5,7 +5,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::CircuitBreaker;
-use crate::client::{LlmClient, collect};
+use crate::client::{LlmClient, build_client, collect};
+use crate::config::{Provider, ProviderConfig};
 use crate::error::LlmError;
 use crate::ratelimit::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -31,6 +32,14 @@ impl Llm {
             limiter: None,
             breaker: None,
         }
+    }
+
+    /// A client for `provider` configured from the environment (key from
+    /// `*_API_KEY`, base URL from `base_url` or `*_BASE_URL`).
+    pub fn from_env(provider: Provider, base_url: Option<&str>) -> Result<Self, LlmError> {
+        Ok(Self::new(build_client(ProviderConfig::from_env(
+            provider, base_url,
+        )?)?))
     }
 
     /// Sets the retry policy.
