@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -329,20 +330,22 @@ fn error_response(api: &Api, status: StatusCode, error_type: &str, message: &str
 fn sse(frames: Vec<SseFrame>, cut_after: Option<usize>) -> Response {
     let cut = cut_after.is_some_and(|n| n < frames.len());
     let keep = cut_after.unwrap_or(usize::MAX);
-    let mut chunks: Vec<Result<Bytes, io::Error>> = frames
+    let chunks: Vec<Result<Bytes, io::Error>> = frames
         .iter()
         .take(keep)
         .map(|f| Ok(Bytes::from(f.encode())))
         .collect();
-    if cut {
-        // An error from the body stream makes hyper drop the connection mid-body,
-        // which is what a client sees when a real stream breaks.
-        chunks.push(Err(io::Error::new(
+    // An error from the body stream makes hyper drop the connection mid-body,
+    // which is what a client sees when a real stream breaks. The pause lets
+    // the events before the cut reach the client first, as they would.
+    let tail = futures_util::stream::iter(cut.then_some(())).then(|()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Err::<Bytes, _>(io::Error::new(
             io::ErrorKind::ConnectionAborted,
             "fake-llm: stream cut",
-        )));
-    }
-    let stream = futures_util::stream::iter(chunks);
+        ))
+    });
+    let stream = futures_util::stream::iter(chunks).chain(tail);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")

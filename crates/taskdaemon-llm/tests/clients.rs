@@ -188,3 +188,32 @@ async fn cancel_interrupts_a_retry_wait() {
     .unwrap_err();
     assert!(matches!(err, LlmError::Cancelled));
 }
+
+#[tokio::test]
+async fn a_stream_cut_mid_message_is_retried_as_broken() {
+    for provider in [Provider::Anthropic, Provider::OpenAi] {
+        let server = FakeLlm::start([
+            Reply::CutAfter {
+                events: 4,
+                turn: scripted_turn(),
+            },
+            scripted_turn().into(),
+        ])
+        .await
+        .unwrap();
+        let mut reasons = Vec::new();
+        let response = llm(&server, provider)
+            .complete(&request("m"), &CancellationToken::new(), &mut |e| {
+                if let StreamEvent::Retrying { reason, .. } = e {
+                    reasons.push(reason.clone());
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(reasons.len(), 1, "{provider}: {reasons:?}");
+        assert!(reasons[0].contains("stream broken"), "{provider}: {reasons:?}");
+        // Only the complete second attempt's content survives.
+        assert_eq!(response.text(), "Let me write that — ✓ done.");
+        assert_eq!(response.tool_uses().count(), 1);
+    }
+}
