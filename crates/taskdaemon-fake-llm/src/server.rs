@@ -208,14 +208,14 @@ fn handle(
         body: body.clone(),
         received_at: Instant::now(),
     };
-    if let Some(path) = &state.options.record_path {
-        if let Ok(line) = serde_json::to_string(&recorded) {
-            let _ = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{line}"));
-        }
+    if let Some(path) = &state.options.record_path
+        && let Ok(line) = serde_json::to_string(&recorded)
+    {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
     }
     let (reply, seq) = {
         let mut shared = state.lock();

@@ -45,7 +45,8 @@ pub(crate) fn split_pieces(s: &str, parts: usize) -> Vec<String> {
 }
 
 fn tool_id(id: &Option<String>, n: usize, prefix: &str) -> String {
-    id.clone().unwrap_or_else(|| format!("{prefix}_fake_{n:04}"))
+    id.clone()
+        .unwrap_or_else(|| format!("{prefix}_fake_{n:04}"))
 }
 
 fn tool_input_text(input: &Value, raw: &Option<String>) -> String {
@@ -324,7 +325,10 @@ mod tests {
         assert_eq!(names.last(), Some(&"message_stop"));
         assert_eq!(names[names.len() - 2], "message_delta");
         assert_eq!(
-            names.iter().filter(|n| **n == "content_block_start").count(),
+            names
+                .iter()
+                .filter(|n| **n == "content_block_start")
+                .count(),
             2
         );
     }

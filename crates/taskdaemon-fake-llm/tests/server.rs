@@ -62,7 +62,10 @@ async fn streaming_sse_cut_and_faults() {
 
     let cut = post(&url, body.clone()).await;
     assert_eq!(cut.status(), 200);
-    assert!(cut.text().await.is_err(), "a cut stream must fail to read to the end");
+    assert!(
+        cut.text().await.is_err(),
+        "a cut stream must fail to read to the end"
+    );
 
     let limited = post(&url, body.clone()).await;
     assert_eq!(limited.status(), 429);
@@ -77,7 +80,10 @@ async fn streaming_sse_cut_and_faults() {
     let text = ok.text().await.unwrap();
     assert!(text.starts_with("event: message_start\ndata: {"));
     assert!(text.contains("\"type\":\"text_delta\""));
-    assert!(text.trim_end().ends_with("data: {\"type\":\"message_stop\"}"));
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}")
+    );
 
     let exhausted = post(&url, body).await;
     assert_eq!(exhausted.status(), 400);

@@ -43,11 +43,7 @@ impl LlmClient for AnthropicClient {
             .header("accept", "text/event-stream")
             .json(&request_body(request));
         let response = post(builder, &self.config.api_key).await?;
-        Ok(sse_stream(
-            response,
-            self.config.api_key.clone(),
-            map_event,
-        ))
+        Ok(sse_stream(response, self.config.api_key.clone(), map_event))
     }
 }
 
@@ -168,16 +164,17 @@ pub(crate) fn map_event(event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
             index: index_of(&data)?,
         }],
         "message_delta" => vec![StreamEvent::MessageDelta {
-            stop_reason: data["delta"]["stop_reason"]
-                .as_str()
-                .map(StopReason::parse),
+            stop_reason: data["delta"]["stop_reason"].as_str().map(StopReason::parse),
             usage: usage_of(&data["usage"]),
         }],
         "message_stop" => vec![StreamEvent::MessageStop],
         "ping" => vec![StreamEvent::Ping],
         "error" => {
             return Err(LlmError::Api {
-                kind: data["error"]["type"].as_str().unwrap_or("error").to_string(),
+                kind: data["error"]["type"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_string(),
                 message: data["error"]["message"].as_str().unwrap_or("").to_string(),
             });
         }

@@ -52,10 +52,10 @@ impl CircuitBreaker {
     /// The current state.
     pub fn state(&self) -> BreakerState {
         let mut s = self.lock();
-        if let State::Open { until } = *s {
-            if Instant::now() >= until {
-                *s = State::HalfOpen { probing: false };
-            }
+        if let State::Open { until } = *s
+            && Instant::now() >= until
+        {
+            *s = State::HalfOpen { probing: false };
         }
         match *s {
             State::Closed { .. } => BreakerState::Closed,

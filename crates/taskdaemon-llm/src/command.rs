@@ -100,7 +100,9 @@ pub async fn run_command(
     let mut child = command.spawn()?;
     // Our copies of the write end must go, or the reader never sees EOF.
     drop(command);
-    let pgid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let pgid = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
     let mut receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(reader)?;
     let reading = tokio::spawn(async move {
         let mut capped = Capped::new(output_limit);

@@ -162,7 +162,8 @@ mod tests {
         assert_eq!(cfg.base_url, "http://127.0.0.1:9");
         assert_eq!(cfg.api_key.expose(), "sk-test-abcdef");
         assert!(!format!("{cfg:?}").contains("sk-test"));
-        let cfg = ProviderConfig::resolve(Provider::Anthropic, Some("http://h:1"), env(&e)).unwrap();
+        let cfg =
+            ProviderConfig::resolve(Provider::Anthropic, Some("http://h:1"), env(&e)).unwrap();
         assert_eq!(cfg.base_url, "http://h:1");
         let err = ProviderConfig::resolve(Provider::OpenAi, None, env(&e)).unwrap_err();
         assert!(err.to_string().contains("OPENAI_API_KEY"));

@@ -112,9 +112,8 @@ impl LoopRunner {
             path: progress_path.display().to_string(),
             source,
         })?;
-        let toolbox = Toolbox::new(&config.workdir, config.tools.clone()).map_err(|e| {
-            LoopError::Setup(format!("workdir {}: {e}", config.workdir.display()))
-        })?;
+        let toolbox = Toolbox::new(&config.workdir, config.tools.clone())
+            .map_err(|e| LoopError::Setup(format!("workdir {}: {e}", config.workdir.display())))?;
         Ok(LoopRunner {
             config,
             llm,

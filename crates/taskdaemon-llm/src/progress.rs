@@ -218,7 +218,10 @@ mod tests {
 
         let log = ProgressLog::open(&path).unwrap();
         assert_eq!(
-            log.records().iter().map(|r| r.iteration).collect::<Vec<_>>(),
+            log.records()
+                .iter()
+                .map(|r| r.iteration)
+                .collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
         assert_eq!(log.succeeded().map(|r| r.iteration), Some(3));

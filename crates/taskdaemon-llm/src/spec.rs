@@ -123,18 +123,23 @@ impl LoopSpec {
             return Err(SpecError::EmptyValidate);
         }
         if self.max_iterations == 0 {
-            return Err(SpecError::Invalid("max_iterations must be at least 1".into()));
+            return Err(SpecError::Invalid(
+                "max_iterations must be at least 1".into(),
+            ));
         }
         if self.max_tool_rounds == 0 {
-            return Err(SpecError::Invalid("max_tool_rounds must be at least 1".into()));
+            return Err(SpecError::Invalid(
+                "max_tool_rounds must be at least 1".into(),
+            ));
         }
         if self.model.trim().is_empty() {
             return Err(SpecError::Invalid("model is empty".into()));
         }
-        let workdir = std::fs::canonicalize(&self.workdir).map_err(|source| SpecError::Workdir {
-            path: self.workdir.clone(),
-            source,
-        })?;
+        let workdir =
+            std::fs::canonicalize(&self.workdir).map_err(|source| SpecError::Workdir {
+                path: self.workdir.clone(),
+                source,
+            })?;
         if !workdir.is_dir() {
             return Err(SpecError::Workdir {
                 path: self.workdir.clone(),

@@ -512,8 +512,16 @@ mod tests {
             },
         )
         .unwrap();
-        let r = call(&shell, "run_command", json!({"command": "echo a && exit 4"})).await;
-        assert!(r.is_error && r.content.starts_with("exit code: 4\na"), "{r:?}");
+        let r = call(
+            &shell,
+            "run_command",
+            json!({"command": "echo a && exit 4"}),
+        )
+        .await;
+        assert!(
+            r.is_error && r.content.starts_with("exit code: 4\na"),
+            "{r:?}"
+        );
     }
 
     #[tokio::test]

@@ -14,7 +14,10 @@ fn missing_spec_file_names_the_file() {
     let err = s.into_config().unwrap_err();
     assert!(matches!(err, SpecError::SpecFile { .. }));
     let text = err.to_string();
-    assert!(text.contains("cannot read spec file") && text.contains("SPEC.md"), "{text}");
+    assert!(
+        text.contains("cannot read spec file") && text.contains("SPEC.md"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,12 +57,23 @@ fn other_bad_values() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path(), argv(&["true"]));
     s.max_iterations = 0;
-    assert!(s.into_config().unwrap_err().to_string().contains("max_iterations"));
+    assert!(
+        s.into_config()
+            .unwrap_err()
+            .to_string()
+            .contains("max_iterations")
+    );
     let s = spec(&dir.path().join("missing"), argv(&["true"]));
-    assert!(matches!(s.into_config().unwrap_err(), SpecError::Workdir { .. }));
+    assert!(matches!(
+        s.into_config().unwrap_err(),
+        SpecError::Workdir { .. }
+    ));
     let mut s = spec(dir.path(), argv(&["true"]));
     s.prompt_template = Some("{{#each}}".into());
-    assert!(matches!(s.into_config().unwrap_err(), SpecError::Template(_)));
+    assert!(matches!(
+        s.into_config().unwrap_err(),
+        SpecError::Template(_)
+    ));
 }
 
 #[test]
@@ -76,7 +90,10 @@ fn loop_spec_deserializes_from_json() {
         "provider": "openai", "workdir": "/tmp"
     }))
     .unwrap();
-    assert_eq!(s.validate, CommandSpec::Shell("cargo test && cargo clippy".into()));
+    assert_eq!(
+        s.validate,
+        CommandSpec::Shell("cargo test && cargo clippy".into())
+    );
 }
 
 #[test]

@@ -53,12 +53,21 @@ async fn openai_streamed_text_and_tool_call_are_assembled() {
         })
         .await
         .unwrap();
-    assert!(deltas >= 2, "arguments should arrive split, got {deltas} deltas");
+    assert!(
+        deltas >= 2,
+        "arguments should arrive split, got {deltas} deltas"
+    );
     assert_eq!(response.text(), "Let me write that — ✓ done.");
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     let calls: Vec<_> = response.tool_uses().collect();
     assert_eq!(calls.len(), 1);
-    let ContentBlock::ToolUse { id, name, input, input_error } = calls[0] else {
+    let ContentBlock::ToolUse {
+        id,
+        name,
+        input,
+        input_error,
+    } = calls[0]
+    else {
         unreachable!()
     };
     assert!(id.starts_with("call_"));
@@ -72,7 +81,10 @@ async fn openai_streamed_text_and_tool_call_are_assembled() {
 
     let sent = &server.requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
-    assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(sent.header("x-api-key"), None);
     assert_eq!(sent.body["stream"], true);
     assert_eq!(sent.body["stream_options"]["include_usage"], true);
@@ -86,11 +98,15 @@ async fn anthropic_stream_assembles_blocks_and_all_usage_fields() {
     let llm = llm(&server, Provider::Anthropic);
     let mut pings = 0;
     let response = llm
-        .complete(&request("claude-sonnet-4-5"), &CancellationToken::new(), &mut |e| {
-            if matches!(e, StreamEvent::Ping) {
-                pings += 1;
-            }
-        })
+        .complete(
+            &request("claude-sonnet-4-5"),
+            &CancellationToken::new(),
+            &mut |e| {
+                if matches!(e, StreamEvent::Ping) {
+                    pings += 1;
+                }
+            },
+        )
         .await
         .unwrap();
     assert_eq!(pings, 1);
@@ -111,9 +127,12 @@ async fn anthropic_stream_assembles_blocks_and_all_usage_fields() {
 
 #[tokio::test]
 async fn non_retryable_errors_fail_at_once() {
-    let server = FakeLlm::start([Reply::ServerError { status: Some(401) }, Turn::text("never").into()])
-        .await
-        .unwrap();
+    let server = FakeLlm::start([
+        Reply::ServerError { status: Some(401) },
+        Turn::text("never").into(),
+    ])
+    .await
+    .unwrap();
     let err = llm(&server, Provider::Anthropic)
         .complete(&request("m"), &CancellationToken::new(), &mut |_| {})
         .await
@@ -138,14 +157,24 @@ async fn circuit_breaker_opens_and_stops_calling() {
         .with_circuit_breaker(breaker.clone());
     let cancel = CancellationToken::new();
     for _ in 0..2 {
-        assert!(llm.complete(&request("m"), &cancel, &mut |_| {}).await.is_err());
+        assert!(
+            llm.complete(&request("m"), &cancel, &mut |_| {})
+                .await
+                .is_err()
+        );
     }
     assert_eq!(breaker.state(), BreakerState::Open);
-    let err = llm.complete(&request("m"), &cancel, &mut |_| {}).await.unwrap_err();
+    let err = llm
+        .complete(&request("m"), &cancel, &mut |_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, LlmError::CircuitOpen { .. }), "{err:?}");
     assert_eq!(server.requests().len(), 2, "an open breaker must not call");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ok = llm.complete(&request("m"), &cancel, &mut |_| {}).await.unwrap();
+    let ok = llm
+        .complete(&request("m"), &cancel, &mut |_| {})
+        .await
+        .unwrap();
     assert_eq!(ok.text(), "ok");
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
@@ -161,17 +190,25 @@ async fn shared_rate_limiter_paces_requests() {
     let b = llm(&server, Provider::Anthropic).with_rate_limiter(limiter);
     let cancel = CancellationToken::new();
     let start = std::time::Instant::now();
-    a.complete(&request("m"), &cancel, &mut |_| {}).await.unwrap();
-    b.complete(&request("m"), &cancel, &mut |_| {}).await.unwrap();
-    a.complete(&request("m"), &cancel, &mut |_| {}).await.unwrap();
+    a.complete(&request("m"), &cancel, &mut |_| {})
+        .await
+        .unwrap();
+    b.complete(&request("m"), &cancel, &mut |_| {})
+        .await
+        .unwrap();
+    a.complete(&request("m"), &cancel, &mut |_| {})
+        .await
+        .unwrap();
     assert!(start.elapsed() >= Duration::from_millis(180));
 }
 
 #[tokio::test]
 async fn cancel_interrupts_a_retry_wait() {
-    let server = FakeLlm::start([Reply::RateLimited { retry_after: "30".into() }])
-        .await
-        .unwrap();
+    let server = FakeLlm::start([Reply::RateLimited {
+        retry_after: "30".into(),
+    }])
+    .await
+    .unwrap();
     let llm = llm(&server, Provider::Anthropic);
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -211,7 +248,10 @@ async fn a_stream_cut_mid_message_is_retried_as_broken() {
             .await
             .unwrap();
         assert_eq!(reasons.len(), 1, "{provider}: {reasons:?}");
-        assert!(reasons[0].contains("stream broken"), "{provider}: {reasons:?}");
+        assert!(
+            reasons[0].contains("stream broken"),
+            "{provider}: {reasons:?}"
+        );
         // Only the complete second attempt's content survives.
         assert_eq!(response.text(), "Let me write that — ✓ done.");
         assert_eq!(response.tool_uses().count(), 1);

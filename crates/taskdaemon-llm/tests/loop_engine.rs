@@ -27,10 +27,15 @@ async fn write_file_then_validation_passes() {
     fs::create_dir(&work).unwrap();
     let progress_path = dir.path().join("progress.jsonl");
     let server = FakeLlm::start([
-        Turn::tool("write_file", json!({"path": "hello.txt", "content": "hi\n"}))
-            .with_usage(usage(1000, 50))
+        Turn::tool(
+            "write_file",
+            json!({"path": "hello.txt", "content": "hi\n"}),
+        )
+        .with_usage(usage(1000, 50))
+        .into(),
+        Turn::text("Created hello.txt.")
+            .with_usage(usage(1200, 10))
             .into(),
-        Turn::text("Created hello.txt.").with_usage(usage(1200, 10)).into(),
     ])
     .await
     .unwrap();
@@ -63,7 +68,14 @@ async fn write_file_then_validation_passes() {
         .collect();
     assert_eq!(
         tool_names,
-        ["read_file", "write_file", "edit_file", "list_dir", "search_files", "run_command"]
+        [
+            "read_file",
+            "write_file",
+            "edit_file",
+            "list_dir",
+            "search_files",
+            "run_command"
+        ]
     );
     // The second request answers the tool call with a matching tool_result.
     let call_id = requests[1].body["messages"][1]["content"][0]["id"].clone();
@@ -101,14 +113,26 @@ async fn validation_failure_feeds_progress_and_iteration_two_fixes_it() {
     let work = dir.path().join("work");
     fs::create_dir(&work).unwrap();
     let server = FakeLlm::start([
-        Turn::tool("write_file", json!({"path": "hello.txt", "content": "bye\n"})).into(),
+        Turn::tool(
+            "write_file",
+            json!({"path": "hello.txt", "content": "bye\n"}),
+        )
+        .into(),
         Turn::text("done").into(),
-        Turn::tool("edit_file", json!({"path": "hello.txt", "old": "bye", "new": "hi"})).into(),
+        Turn::tool(
+            "edit_file",
+            json!({"path": "hello.txt", "old": "bye", "new": "hi"}),
+        )
+        .into(),
         Turn::text("fixed").into(),
     ])
     .await
     .unwrap();
-    let validate = argv(&["sh", "-c", "grep -q hi hello.txt || { echo 'MISSING-HI in hello.txt'; exit 7; }"]);
+    let validate = argv(&[
+        "sh",
+        "-c",
+        "grep -q hi hello.txt || { echo 'MISSING-HI in hello.txt'; exit 7; }",
+    ]);
     let config = spec(&work, validate).into_config().unwrap();
     let progress_path = dir.path().join("p.jsonl");
     let outcome = LoopRunner::new(config, llm(&server, Provider::Anthropic), &progress_path)
@@ -122,7 +146,10 @@ async fn validation_failure_feeds_progress_and_iteration_two_fixes_it() {
     assert_eq!(requests.len(), 4);
     // Iteration 2 starts from fresh context: one user message, carrying iteration 1's validation output.
     let second_iteration = &requests[2];
-    assert_eq!(second_iteration.body["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        second_iteration.body["messages"].as_array().unwrap().len(),
+        1
+    );
     let prompt = prompt_of(second_iteration);
     assert!(prompt.contains("MISSING-HI"), "{prompt}");
     assert!(prompt.contains("exit code 7"), "{prompt}");
@@ -137,9 +164,12 @@ async fn validation_failure_feeds_progress_and_iteration_two_fixes_it() {
 #[tokio::test]
 async fn max_iterations_fails_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let server = FakeLlm::start([Turn::text("nothing").into(), Turn::text("still nothing").into()])
-        .await
-        .unwrap();
+    let server = FakeLlm::start([
+        Turn::text("nothing").into(),
+        Turn::text("still nothing").into(),
+    ])
+    .await
+    .unwrap();
     let mut s = spec(dir.path(), argv(&["sh", "-c", "echo not yet; exit 1"]));
     s.max_iterations = 2;
     let progress_path = dir.path().join(".progress.jsonl");
@@ -186,7 +216,10 @@ async fn resume_from_progress_log_with_a_torn_line() {
     .await
     .unwrap();
     assert!(matches!(first.status, LoopStatus::Failed { .. }));
-    let mut f = fs::OpenOptions::new().append(true).open(&progress_path).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(&progress_path)
+        .unwrap();
     std::io::Write::write_all(&mut f, br#"{"iteration":3,"started_at":"2026-"#).unwrap();
     drop(f);
 
@@ -211,7 +244,10 @@ async fn resume_from_progress_log_with_a_torn_line() {
     assert!(prompt.contains("iteration 3 of at most 5"), "{prompt}");
     assert!(prompt.contains("### Iteration 2"), "{prompt}");
     let records = ProgressLog::read(&progress_path).unwrap();
-    assert_eq!(records.iter().map(|r| r.iteration).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        records.iter().map(|r| r.iteration).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
 
     // Resuming a finished loop makes no call at all.
     let idle = FakeLlm::start(Vec::<Reply>::new()).await.unwrap();
@@ -305,9 +341,12 @@ async fn broken_streams_and_server_errors_are_retried() {
 #[tokio::test]
 async fn retries_exhausted_stop_the_loop_without_recording() {
     let dir = tempfile::tempdir().unwrap();
-    let server = FakeLlm::start([Reply::ServerError { status: None }, Reply::ServerError { status: None }])
-        .await
-        .unwrap();
+    let server = FakeLlm::start([
+        Reply::ServerError { status: None },
+        Reply::ServerError { status: None },
+    ])
+    .await
+    .unwrap();
     let progress_path = dir.path().join("p.jsonl");
     let err = LoopRunner::new(
         spec(dir.path(), argv(&["true"])).into_config().unwrap(),
@@ -336,13 +375,19 @@ async fn path_escapes_are_refused_as_error_tool_results() {
         Turn::blocks(vec![
             Block::tool_use("write_file", json!({"path": "../x", "content": "x"})),
             Block::tool_use("read_file", json!({"path": "/etc/passwd"})),
-            Block::tool_use("write_file", json!({"path": "link/evil.txt", "content": "x"})),
+            Block::tool_use(
+                "write_file",
+                json!({"path": "link/evil.txt", "content": "x"}),
+            ),
             Block::tool_use("read_file", json!({"path": "link/secret.txt"})),
             Block::tool_use(
                 "write_file",
                 json!({"path": abs_outside.to_str().unwrap(), "content": "x"}),
             ),
-            Block::tool_use("edit_file", json!({"path": "../secret.txt", "old": "top", "new": "no"})),
+            Block::tool_use(
+                "edit_file",
+                json!({"path": "../secret.txt", "old": "top", "new": "no"}),
+            ),
             Block::tool_use("list_dir", json!({"path": "link"})),
         ])
         .into(),
@@ -374,7 +419,10 @@ async fn path_escapes_are_refused_as_error_tool_results() {
         .collect();
     outside.sort();
     assert_eq!(outside, ["p.jsonl", "secret.txt", "work"]);
-    assert_eq!(fs::read_to_string(outer.path().join("secret.txt")).unwrap(), "top secret");
+    assert_eq!(
+        fs::read_to_string(outer.path().join("secret.txt")).unwrap(),
+        "top secret"
+    );
 }
 
 #[tokio::test]
@@ -393,7 +441,9 @@ async fn malformed_tool_input_and_unknown_tool_answer_with_errors() {
     .await
     .unwrap();
     let outcome = LoopRunner::new(
-        spec(dir.path(), argv(&["test", "-f", "a.txt"])).into_config().unwrap(),
+        spec(dir.path(), argv(&["test", "-f", "a.txt"]))
+            .into_config()
+            .unwrap(),
         llm(&server, Provider::Anthropic),
         dir.path().join(".p.jsonl"),
     )
@@ -407,9 +457,24 @@ async fn malformed_tool_input_and_unknown_tool_answer_with_errors() {
     let results = tool_results(&requests[1]);
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r["is_error"] == true));
-    assert!(results[0]["content"].as_str().unwrap().contains("not valid JSON"));
-    assert!(results[1]["content"].as_str().unwrap().contains("unknown tool 'launch_rockets'"));
-    assert!(results[2]["content"].as_str().unwrap().contains("missing field `content`"));
+    assert!(
+        results[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert!(
+        results[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool 'launch_rockets'")
+    );
+    assert!(
+        results[2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `content`")
+    );
     // The malformed call is still sent back as a well-formed tool_use block.
     assert!(requests[1].body["messages"][1]["content"][0]["input"].is_object());
     assert_eq!(fs::read_to_string(dir.path().join("a.txt")).unwrap(), "ok");
@@ -422,7 +487,9 @@ async fn cancellation_stops_a_running_validation_and_records_nothing() {
     let cancel = CancellationToken::new();
     let progress_path = dir.path().join(".p.jsonl");
     let runner = LoopRunner::new(
-        spec(dir.path(), argv(&["sleep", "30"])).into_config().unwrap(),
+        spec(dir.path(), argv(&["sleep", "30"]))
+            .into_config()
+            .unwrap(),
         llm(&server, Provider::Anthropic),
         &progress_path,
     )

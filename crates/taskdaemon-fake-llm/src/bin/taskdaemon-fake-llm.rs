@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use taskdaemon_fake_llm::{FakeLlm, FakeLlmOptions, Reply};
 
-const USAGE: &str = "usage: taskdaemon-fake-llm SCRIPT.json [--port N] [--record FILE] [--model NAME]";
+const USAGE: &str =
+    "usage: taskdaemon-fake-llm SCRIPT.json [--port N] [--record FILE] [--model NAME]";
 
 fn main() -> ExitCode {
     match run() {

@@ -47,7 +47,10 @@ pub fn spec(workdir: &Path, validate: CommandSpec) -> LoopSpec {
 
 /// The tool_result blocks of a recorded Anthropic request's last message.
 pub fn tool_results(request: &RecordedRequest) -> Vec<Value> {
-    let messages = request.body["messages"].as_array().cloned().unwrap_or_default();
+    let messages = request.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let last = messages.last().cloned().unwrap_or(Value::Null);
     last["content"]
         .as_array()
