@@ -7,6 +7,31 @@
 //! - [`LoopRunner`] runs a Ralph loop: fresh context per iteration, tools
 //!   until the model ends its turn, then the validation command; progress is
 //!   an append-only JSONL [`ProgressLog`] a restarted daemon resumes from.
+//!
+//! How a daemon runs (and, after a crash, resumes) a loop:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use taskdaemon_llm::*;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo(spec: LoopSpec) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = spec.into_config()?; // bad input fails here, before any API call
+//! // One Llm per provider, cloned into every loop: they share limiter and breaker.
+//! let llm = Llm::from_env(config.provider, config.base_url.as_deref())?
+//!     .with_rate_limiter(RateLimiter::per_minute(50, 5))
+//!     .with_circuit_breaker(CircuitBreaker::new(5, Duration::from_secs(30)));
+//! let cancel = CancellationToken::new();
+//! let runner = LoopRunner::new(config, llm.clone(), ".taskdaemon/loops/L-1/progress.jsonl")?
+//!     .with_cancel(cancel.clone()); // resumes at runner.next_iteration()
+//! let outcome = tokio::spawn(runner.run()).await??;
+//! match outcome.status {
+//!     LoopStatus::Succeeded { iteration } => println!("passed at {iteration}"),
+//!     LoopStatus::Failed { reason } => println!("failed: {reason}"),
+//!     LoopStatus::Cancelled => println!("cancelled"),
+//! }
+//! # Ok(()) }
+//! ```
 
 mod anthropic;
 mod assemble;
