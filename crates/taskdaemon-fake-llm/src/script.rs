@@ -1,0 +1,182 @@
+//! The script: what the fake model answers, request by request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Token usage reported for a scripted turn, in Anthropic's field names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Uncached input tokens.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Generated tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+}
+
+/// One content block of a scripted assistant message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    /// Plain text, streamed as several text deltas.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A tool call, its input JSON streamed split across several deltas.
+    ToolUse {
+        /// Tool call id; generated when absent.
+        #[serde(default)]
+        id: Option<String>,
+        /// Tool name.
+        name: String,
+        /// Tool input (ignored when `raw_input` is set).
+        #[serde(default)]
+        input: Value,
+        /// Sent verbatim instead of `input`, e.g. to script malformed JSON.
+        #[serde(default)]
+        raw_input: Option<String>,
+    },
+}
+
+impl Block {
+    /// A text block.
+    pub fn text(text: impl Into<String>) -> Self {
+        Block::Text { text: text.into() }
+    }
+
+    /// A tool call with well-formed input.
+    pub fn tool_use(name: impl Into<String>, input: Value) -> Self {
+        Block::ToolUse {
+            id: None,
+            name: name.into(),
+            input,
+            raw_input: None,
+        }
+    }
+
+    /// A tool call whose input is sent as the given raw (possibly invalid) JSON text.
+    pub fn raw_tool_use(name: impl Into<String>, raw_input: impl Into<String>) -> Self {
+        Block::ToolUse {
+            id: None,
+            name: name.into(),
+            input: Value::Null,
+            raw_input: Some(raw_input.into()),
+        }
+    }
+}
+
+/// One complete assistant message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// Content blocks in order.
+    #[serde(default)]
+    pub blocks: Vec<Block>,
+    /// Anthropic stop reason; defaults to `tool_use` when the turn calls a
+    /// tool, else `end_turn`. Mapped to OpenAI `finish_reason` on that route.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+    /// Usage to report.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+impl Turn {
+    /// A turn that only says `text` and ends.
+    pub fn text(text: impl Into<String>) -> Self {
+        Turn {
+            blocks: vec![Block::text(text)],
+            ..Turn::default()
+        }
+    }
+
+    /// A turn made of the given blocks.
+    pub fn blocks(blocks: Vec<Block>) -> Self {
+        Turn {
+            blocks,
+            ..Turn::default()
+        }
+    }
+
+    /// A turn that calls one tool.
+    pub fn tool(name: impl Into<String>, input: Value) -> Self {
+        Turn::blocks(vec![Block::tool_use(name, input)])
+    }
+
+    /// Sets the usage reported for this turn.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the stop reason explicitly.
+    pub fn with_stop_reason(mut self, reason: impl Into<String>) -> Self {
+        self.stop_reason = Some(reason.into());
+        self
+    }
+
+    /// The stop reason actually reported.
+    pub fn effective_stop_reason(&self) -> String {
+        if let Some(reason) = &self.stop_reason {
+            return reason.clone();
+        }
+        if self
+            .blocks
+            .iter()
+            .any(|b| matches!(b, Block::ToolUse { .. }))
+        {
+            "tool_use".into()
+        } else {
+            "end_turn".into()
+        }
+    }
+}
+
+/// What the server does with one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// Answer normally with this turn.
+    Turn(Turn),
+    /// HTTP 429 with a `retry-after` header (seconds or an HTTP date).
+    RateLimited {
+        /// The `retry-after` header value.
+        retry_after: String,
+    },
+    /// HTTP 529 `overloaded_error`.
+    Overloaded,
+    /// HTTP 500 (or `status`) `api_error`.
+    ServerError {
+        /// Status code; 500 when absent.
+        #[serde(default)]
+        status: Option<u16>,
+    },
+    /// Stream the turn but abort the connection after `events` SSE events.
+    CutAfter {
+        /// How many events to send before cutting.
+        events: usize,
+        /// The turn being streamed.
+        turn: Turn,
+    },
+    /// Start a stream, then send a `data:` line that is not JSON.
+    MalformedSse,
+    /// Start a stream, then send an `error` event (e.g. `overloaded_error`).
+    ErrorEvent {
+        /// Error type, e.g. `overloaded_error`.
+        error_type: String,
+        /// Human message.
+        message: String,
+    },
+}
+
+impl From<Turn> for Reply {
+    fn from(turn: Turn) -> Self {
+        Reply::Turn(turn)
+    }
+}

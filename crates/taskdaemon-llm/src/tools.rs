@@ -1,0 +1,543 @@
+//! The tools offered to the model, and their execution inside the sandbox.
+//!
+//! Every failure — bad input, unknown tool, a refused path, a missing file —
+//! becomes a [`ToolOutput`] with `is_error: true` that goes back to the model;
+//! nothing here fails the loop.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{CommandSpec, run_command, truncate_output};
+use crate::confine::Sandbox;
+use crate::types::ToolSpec;
+
+/// Files larger than this are skipped by `search_files` and refused by `read_file`.
+const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Tool settings of a loop.
+#[derive(Debug, Clone)]
+pub struct ToolboxConfig {
+    /// Tool results are truncated to this many bytes, with a marker.
+    pub output_limit: usize,
+    /// Whether `run_command` may use a shell (`command` string).
+    pub shell_allowed: bool,
+    /// `run_command` timeout when the model gives none.
+    pub default_timeout: Duration,
+    /// Upper bound on a model-requested timeout.
+    pub max_timeout: Duration,
+}
+
+impl Default for ToolboxConfig {
+    fn default() -> Self {
+        ToolboxConfig {
+            output_limit: 16 * 1024,
+            shell_allowed: false,
+            default_timeout: Duration::from_secs(120),
+            max_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A tool's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    /// Text for the model.
+    pub content: String,
+    /// Whether it failed or was refused.
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    fn ok(content: impl Into<String>) -> Self {
+        ToolOutput {
+            content: content.into(),
+            is_error: false,
+        }
+    }
+
+    fn err(content: impl Into<String>) -> Self {
+        ToolOutput {
+            content: content.into(),
+            is_error: true,
+        }
+    }
+}
+
+/// The tools of one loop, confined to its workdir. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sandbox: Sandbox,
+    config: ToolboxConfig,
+}
+
+#[derive(Deserialize)]
+struct PathInput {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct WriteInput {
+    path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct EditInput {
+    path: String,
+    old: String,
+    new: String,
+}
+
+#[derive(Deserialize)]
+struct ListInput {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchInput {
+    pattern: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunInput {
+    #[serde(default)]
+    argv: Option<Vec<String>>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+impl Toolbox {
+    /// Tools for `workdir` (which must exist).
+    pub fn new(workdir: &Path, config: ToolboxConfig) -> std::io::Result<Self> {
+        Ok(Toolbox {
+            inner: Arc::new(Inner {
+                sandbox: Sandbox::new(workdir)?,
+                config,
+            }),
+        })
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.inner.sandbox
+    }
+
+    /// Tool definitions with JSON schemas, for the request.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        let spec = |name: &str, description: &str, schema: Value| ToolSpec {
+            name: name.into(),
+            description: description.into(),
+            input_schema: schema,
+        };
+        let mut run_props = json!({
+            "argv": {"type": "array", "items": {"type": "string"},
+                     "description": "Program and arguments, run without a shell."},
+            "timeout_secs": {"type": "integer", "minimum": 1},
+        });
+        let mut run_desc =
+            "Run a program in the workdir and return its exit code and output.".to_string();
+        if self.inner.config.shell_allowed {
+            run_props["command"] =
+                json!({"type": "string", "description": "A shell command line (sh -c)."});
+            run_desc.push_str(" Give either argv or command.");
+        }
+        vec![
+            spec(
+                "read_file",
+                "Read a text file in the workdir.",
+                json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+            ),
+            spec(
+                "write_file",
+                "Create or overwrite a file in the workdir (parent directories are created).",
+                json!({"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+                       "required": ["path", "content"]}),
+            ),
+            spec(
+                "edit_file",
+                "Replace the exact text `old` with `new` in a file; `old` must occur exactly once.",
+                json!({"type": "object", "properties": {"path": {"type": "string"}, "old": {"type": "string"},
+                       "new": {"type": "string"}}, "required": ["path", "old", "new"]}),
+            ),
+            spec(
+                "list_dir",
+                "List a directory in the workdir (directories end with /).",
+                json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+            ),
+            spec(
+                "search_files",
+                "Search files under a directory for a regular expression; prints path:line: text.",
+                json!({"type": "object", "properties": {"pattern": {"type": "string"}, "path": {"type": "string"}},
+                       "required": ["pattern"]}),
+            ),
+            spec(
+                "run_command",
+                &run_desc,
+                json!({"type": "object", "properties": run_props}),
+            ),
+        ]
+    }
+
+    /// Runs tool `name` with `input`. `input_error` is set when the model's
+    /// input JSON did not parse; the call is then answered with that error.
+    pub async fn execute(
+        &self,
+        name: &str,
+        input: &Value,
+        input_error: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> ToolOutput {
+        if let Some(error) = input_error {
+            return ToolOutput::err(format!("invalid input for {name}: {error}"));
+        }
+        let limit = self.inner.config.output_limit;
+        let out = match name {
+            "run_command" => match parse::<RunInput>(name, input) {
+                Ok(run) => self.run(run, cancel).await,
+                Err(e) => e,
+            },
+            "read_file" | "write_file" | "edit_file" | "list_dir" | "search_files" => {
+                let this = self.clone();
+                let name = name.to_string();
+                let input = input.clone();
+                tokio::task::spawn_blocking(move || this.fs_tool(&name, &input))
+                    .await
+                    .unwrap_or_else(|e| ToolOutput::err(format!("tool failed: {e}")))
+            }
+            other => ToolOutput::err(format!(
+                "unknown tool '{other}'; available: read_file, write_file, edit_file, list_dir, search_files, run_command"
+            )),
+        };
+        ToolOutput {
+            content: truncate_output(&out.content, limit),
+            is_error: out.is_error,
+        }
+    }
+
+    fn fs_tool(&self, name: &str, input: &Value) -> ToolOutput {
+        let result = match name {
+            "read_file" => parse::<PathInput>(name, input).map(|i| self.read_file(&i.path)),
+            "write_file" => {
+                parse::<WriteInput>(name, input).map(|i| self.write_file(&i.path, &i.content))
+            }
+            "edit_file" => {
+                parse::<EditInput>(name, input).map(|i| self.edit_file(&i.path, &i.old, &i.new))
+            }
+            "list_dir" => parse::<ListInput>(name, input)
+                .map(|i| self.list_dir(i.path.as_deref().unwrap_or("."))),
+            "search_files" => parse::<SearchInput>(name, input)
+                .map(|i| self.search(&i.pattern, i.path.as_deref().unwrap_or("."))),
+            _ => Err(ToolOutput::err(format!("unknown tool '{name}'"))),
+        };
+        match result {
+            Ok(Ok(text)) => ToolOutput::ok(text),
+            Ok(Err(message)) => ToolOutput::err(message),
+            Err(out) => out,
+        }
+    }
+
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        let abs = self.inner.sandbox.resolve(path)?;
+        let meta = fs::metadata(&abs).map_err(|e| format!("{path}: {e}"))?;
+        if meta.is_dir() {
+            return Err(format!("{path} is a directory; use list_dir"));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(format!("{path} is too large ({} bytes)", meta.len()));
+        }
+        let bytes = fs::read(&abs).map_err(|e| format!("{path}: {e}"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn write_file(&self, path: &str, content: &str) -> Result<String, String> {
+        let abs = self.inner.sandbox.resolve(path)?;
+        if let Some(parent) = abs.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("{path}: {e}"))?;
+        }
+        fs::write(&abs, content).map_err(|e| format!("{path}: {e}"))?;
+        Ok(format!(
+            "wrote {} bytes to {}",
+            content.len(),
+            self.inner.sandbox.display(&abs)
+        ))
+    }
+
+    fn edit_file(&self, path: &str, old: &str, new: &str) -> Result<String, String> {
+        if old.is_empty() {
+            return Err("`old` must not be empty".into());
+        }
+        let abs = self.inner.sandbox.resolve(path)?;
+        let text = fs::read_to_string(&abs).map_err(|e| format!("{path}: {e}"))?;
+        match text.matches(old).count() {
+            0 => Err(format!("`old` text not found in {path}")),
+            1 => {
+                fs::write(&abs, text.replacen(old, new, 1)).map_err(|e| format!("{path}: {e}"))?;
+                Ok(format!("edited {path}"))
+            }
+            n => Err(format!(
+                "`old` text occurs {n} times in {path}; include more context so it is unique"
+            )),
+        }
+    }
+
+    fn list_dir(&self, path: &str) -> Result<String, String> {
+        let abs = self.inner.sandbox.resolve(path)?;
+        let mut names: Vec<String> = fs::read_dir(&abs)
+            .map_err(|e| format!("{path}: {e}"))?
+            .filter_map(Result::ok)
+            .map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => format!("{name}/"),
+                    Ok(t) if t.is_symlink() => format!("{name}@"),
+                    _ => name,
+                }
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Ok("(empty)".into());
+        }
+        Ok(names.join("\n"))
+    }
+
+    fn search(&self, pattern: &str, path: &str) -> Result<String, String> {
+        let regex = regex::Regex::new(pattern).map_err(|e| format!("bad pattern: {e}"))?;
+        let abs = self.inner.sandbox.resolve(path)?;
+        let limit = self.inner.config.output_limit;
+        let mut out = String::new();
+        let mut stack = vec![abs];
+        let mut files = Vec::new();
+        while let Some(dir) = stack.pop() {
+            if dir.is_file() {
+                files.push(dir);
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries.into_iter().rev() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                // Symlinks could lead out of the workdir; VCS internals are noise.
+                if kind.is_symlink() || name == ".git" {
+                    continue;
+                }
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    files.push(entry.path());
+                }
+            }
+        }
+        files.sort();
+        for file in files {
+            let Some(text) = read_text_file(&file) else {
+                continue;
+            };
+            for (n, line) in text.lines().enumerate() {
+                if regex.is_match(line) {
+                    out.push_str(&format!(
+                        "{}:{}: {}\n",
+                        self.inner.sandbox.display(&file),
+                        n + 1,
+                        line
+                    ));
+                    if out.len() > limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push_str("no matches");
+        }
+        Ok(out)
+    }
+
+    async fn run(&self, input: RunInput, cancel: &CancellationToken) -> ToolOutput {
+        let config = &self.inner.config;
+        let spec = match (input.argv, input.command) {
+            (Some(argv), None) if !argv.is_empty() => CommandSpec::Argv(argv),
+            (None, Some(line)) if config.shell_allowed => CommandSpec::Shell(line),
+            (None, Some(_)) => {
+                return ToolOutput::err(
+                    "shell commands are not allowed in this loop; pass argv (a list of program and arguments)",
+                );
+            }
+            _ => return ToolOutput::err("run_command needs `argv`: a non-empty list of strings"),
+        };
+        let timeout = input
+            .timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(config.default_timeout)
+            .min(config.max_timeout);
+        match run_command(
+            &spec,
+            self.inner.sandbox.root(),
+            timeout,
+            config.output_limit,
+            cancel,
+        )
+        .await
+        {
+            Ok(outcome) => {
+                let code = outcome
+                    .exit_code
+                    .map_or("none".to_string(), |c| c.to_string());
+                let text = format!("exit code: {code}\n{}", outcome.output);
+                if outcome.success() {
+                    ToolOutput::ok(text)
+                } else {
+                    ToolOutput::err(text)
+                }
+            }
+            Err(e) => ToolOutput::err(format!("cannot run {}: {e}", spec.display())),
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(name: &str, input: &Value) -> Result<T, ToolOutput> {
+    serde_json::from_value(input.clone())
+        .map_err(|e| ToolOutput::err(format!("invalid input for {name}: {e}")))
+}
+
+/// The file's text, or `None` when it is large or looks binary (a NUL in the first 8 KiB).
+fn read_text_file(path: &Path) -> Option<String> {
+    let meta = fs::metadata(path).ok()?;
+    if meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
+    if bytes.iter().take(8192).any(|b| *b == 0) {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn call(tb: &Toolbox, name: &str, input: Value) -> ToolOutput {
+        tb.execute(name, &input, None, &CancellationToken::new())
+            .await
+    }
+
+    #[tokio::test]
+    async fn file_tools_work_and_edit_requires_a_unique_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let tb = Toolbox::new(dir.path(), ToolboxConfig::default()).unwrap();
+        let w = call(
+            &tb,
+            "write_file",
+            json!({"path": "src/a.txt", "content": "one two two"}),
+        )
+        .await;
+        assert!(!w.is_error, "{w:?}");
+        assert_eq!(
+            call(&tb, "read_file", json!({"path": "src/a.txt"}))
+                .await
+                .content,
+            "one two two"
+        );
+        let e = call(
+            &tb,
+            "edit_file",
+            json!({"path": "src/a.txt", "old": "two", "new": "2"}),
+        )
+        .await;
+        assert!(e.is_error && e.content.contains("2 times"), "{e:?}");
+        let e = call(
+            &tb,
+            "edit_file",
+            json!({"path": "src/a.txt", "old": "three", "new": "3"}),
+        )
+        .await;
+        assert!(e.is_error && e.content.contains("not found"));
+        let e = call(
+            &tb,
+            "edit_file",
+            json!({"path": "src/a.txt", "old": "one", "new": "1"}),
+        )
+        .await;
+        assert!(!e.is_error);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("src/a.txt")).unwrap(),
+            "1 two two"
+        );
+        let l = call(&tb, "list_dir", json!({})).await;
+        assert_eq!(l.content, "src/");
+        fs::write(dir.path().join("bin.dat"), b"two\0two").unwrap();
+        let s = call(&tb, "search_files", json!({"pattern": "t[wW]o"})).await;
+        assert_eq!(s.content, "src/a.txt:1: 1 two two\n");
+    }
+
+    #[tokio::test]
+    async fn run_command_argv_only_unless_shell_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tb = Toolbox::new(dir.path(), ToolboxConfig::default()).unwrap();
+        let r = call(&tb, "run_command", json!({"argv": ["echo", "hi; ls"]})).await;
+        assert!(!r.is_error);
+        assert!(r.content.contains("hi; ls"), "{r:?}");
+        let r = call(&tb, "run_command", json!({"command": "echo hi"})).await;
+        assert!(r.is_error && r.content.contains("not allowed"));
+        let shell = Toolbox::new(
+            dir.path(),
+            ToolboxConfig {
+                shell_allowed: true,
+                ..ToolboxConfig::default()
+            },
+        )
+        .unwrap();
+        let r = call(
+            &shell,
+            "run_command",
+            json!({"command": "echo a && exit 4"}),
+        )
+        .await;
+        assert!(
+            r.is_error && r.content.starts_with("exit code: 4\na"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_truncated_with_a_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("big"), "x".repeat(5000)).unwrap();
+        let tb = Toolbox::new(
+            dir.path(),
+            ToolboxConfig {
+                output_limit: 100,
+                ..ToolboxConfig::default()
+            },
+        )
+        .unwrap();
+        let r = call(&tb, "read_file", json!({"path": "big"})).await;
+        assert!(r.content.len() < 200);
+        assert!(r.content.contains("[... truncated 4900 bytes ...]"));
+    }
+}
