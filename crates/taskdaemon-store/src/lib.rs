@@ -15,7 +15,9 @@ mod error;
 mod sqlite;
 
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
-use taskdaemon_core::{Event, EventKind, NewEvent, NewProcess, Status, TaskRecord};
+use taskdaemon_core::{
+    Event, EventKind, NewAgent, NewEvent, NewProcess, QueueCounts, QueueItem, Status, TaskRecord,
+};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -130,4 +132,27 @@ pub trait Store: Send + Sync {
 
     /// The latest sample of each task that has one.
     fn samples(&self) -> Result<Vec<Sample>>;
+
+    /// Creates a `pending` agent task for a queue document, with its queue
+    /// item and `created` event. The id is `spec.wanted_id` unless that is
+    /// taken or reads like a `PREFIX-N` id; then `~2`, `~3`, ... is appended.
+    fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord>;
+
+    /// The queue item of an agent task.
+    fn queue_item(&self, task_id: &str) -> Result<QueueItem>;
+
+    /// Items of `queue` whose result is not written yet, oldest first.
+    fn open_queue_items(&self, queue: &str) -> Result<Vec<QueueItem>>;
+
+    /// Records that the result of `task_id` was written and its document moved.
+    /// The task must have ended.
+    fn finish_queue_item(
+        &self,
+        task_id: &str,
+        result: &serde_json::Value,
+        actor: &str,
+    ) -> Result<QueueItem>;
+
+    /// Done, failed and open counts of every queue that has items.
+    fn queue_counts(&self) -> Result<Vec<QueueCounts>>;
 }
