@@ -11,6 +11,7 @@ pub mod client;
 pub mod lock;
 pub mod logging;
 pub mod protocol;
+mod queues;
 pub mod registry;
 mod server;
 mod watchdog;

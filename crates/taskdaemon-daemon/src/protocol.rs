@@ -20,6 +20,8 @@ pub enum Request {
         grace_ms: u64,
     },
     Shutdown,
+    /// Re-read the `[[queue]]` list: start workers for new queues, stop removed ones.
+    ReloadQueues,
 }
 
 /// What the daemon answers.
@@ -29,6 +31,8 @@ pub enum Response {
     Pong { pid: i32 },
     Task { task: Box<TaskRecord> },
     ShuttingDown,
+    /// The queues that now have workers.
+    QueuesReloaded { queues: Vec<String> },
     Error { kind: ErrorKind, message: String },
 }
 

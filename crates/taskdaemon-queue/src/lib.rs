@@ -19,5 +19,5 @@ pub mod stream;
 pub use document::{DocumentError, ExecutorKind, TaskDocument};
 pub use folder::{QueueFolder, glob_match};
 pub use lockfile::LockFile;
-pub use result::{TaskResult, Tokens};
+pub use result::{TaskResult, Tokens, output_tail};
 pub use stream::StreamSummary;

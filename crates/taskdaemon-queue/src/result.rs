@@ -214,3 +214,25 @@ mod tests {
         assert_eq!(token_keys, ["cache_creation", "cache_read", "input", "output"]);
     }
 }
+
+/// The last `lines` lines of an output log (reading at most its last 16 KiB),
+/// for the report of a command. Empty when there is no log.
+pub fn output_tail(path: &std::path::Path, lines: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 16 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(MAX);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    // A cut first line is partial unless the read began at the start.
+    let skip = usize::from(start > 0 && all.len() > 1);
+    let from = all.len().saturating_sub(lines).max(skip);
+    all[from..].join("\n")
+}
