@@ -386,11 +386,13 @@ fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
     assert_eq!(first.restart.max_restarts, 2);
     let again = store.create_agent(&agent("q", "task-a.md"), "t").unwrap();
     assert_eq!(again.id, "task-a~2", "a resubmitted document gets a new id");
-    // `task-7` would be read as the human id TASK-7 of another task.
-    let humanlike = store.create_agent(&agent("q", "task-7.md"), "t").unwrap();
-    assert_eq!(humanlike.id, "task-7~2");
+    let humanlike = store.create_agent(&agent("q", "task-1.md"), "t").unwrap();
+    assert_eq!(humanlike.id, "task-1");
     let process = store.create_process(&spec(None, &["x"]), "t").unwrap();
     assert_eq!(process.id, "TASK-1", "agent tasks do not use the counter");
+    assert_eq!(store.task("task-1").unwrap().kind, TaskKind::Agent, "exact id first");
+    assert_eq!(store.task("TASK-1").unwrap().kind, TaskKind::Process);
+    assert_eq!(store.task("Task-1").unwrap().kind, TaskKind::Process);
     assert!(
         store
             .processes(&ProcessFilter {
@@ -417,7 +419,7 @@ fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
         .into_iter()
         .map(|i| i.task_id)
         .collect();
-    assert_eq!(open, ["task-a", "task-a~2", "task-7~2"], "oldest first");
+    assert_eq!(open, ["task-a", "task-a~2", "task-1"], "oldest first");
     assert!(matches!(
         store.queue_item(&process.id),
         Err(StoreError::NotFound(_))

@@ -135,7 +135,8 @@ pub trait Store: Send + Sync {
 
     /// Creates a `pending` agent task for a queue document, with its queue
     /// item and `created` event. The id is `spec.wanted_id` unless that is
-    /// taken or reads like a `PREFIX-N` id; then `~2`, `~3`, ... is appended.
+    /// taken; then `~2`, `~3`, ... is appended. Lookups match the id as
+    /// written before they try it as a `PREFIX-N` id.
     fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord>;
 
     /// The queue item of an agent task.

@@ -161,10 +161,18 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 /// Reads one task inside a transaction, failing with `NotFound`.
+/// The id as written wins (queue tasks are named by their file, e.g.
+/// `task-1`); otherwise the canonical human id (`claude-3` is `CLAUDE-3`).
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
+    if let Some(task) = stmt.query_row([id], task_from_row).optional()? {
+        return task;
+    }
     let canonical = canonical_id(id);
-    conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
-        .query_row([&canonical], task_from_row)
+    if canonical == id {
+        return Err(StoreError::NotFound(id.to_owned()));
+    }
+    stmt.query_row([&canonical], task_from_row)
         .optional()?
         .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
 }
@@ -180,8 +188,8 @@ fn load_queue_item(conn: &Connection, task_id: &str) -> Result<QueueItem> {
 }
 
 /// The first free id for an agent task: `wanted`, else `wanted~2`, `~3`, ...
-/// A wanted id that reads as `PREFIX-N` would be found by a human-id lookup
-/// of another task, so it always gets a suffix.
+/// Human ids are stored upper-case and queue ids as written, so `task-1`
+/// and `TASK-1` are two tasks; an exact lookup finds each.
 fn free_agent_id(conn: &Connection, wanted: &str) -> Result<String> {
     let taken = |id: &str| -> Result<bool> {
         Ok(conn
@@ -190,7 +198,7 @@ fn free_agent_id(conn: &Connection, wanted: &str) -> Result<String> {
             .optional()?
             .is_some())
     };
-    if wanted.parse::<HumanId>().is_err() && !taken(wanted)? {
+    if !taken(wanted)? {
         return Ok(wanted.to_owned());
     }
     for n in 2u32.. {
