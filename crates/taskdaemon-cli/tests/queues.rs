@@ -106,14 +106,25 @@ fn documents_run_in_file_name_order_and_leave_results() {
     ws.drop_document(ADHOC, "task-3.md", "third\n");
     ws.drop_document(ADHOC, "task-1.md", "first\n");
     ws.drop_document(ADHOC, "task-2.md", "---\nmodel: fake-model\n---\nsecond\n");
-    fs::write(ws.queue_dir(ADHOC).join("pending/.#task-0.md"), "editor lock").unwrap();
+    fs::write(
+        ws.queue_dir(ADHOC).join("pending/.#task-0.md"),
+        "editor lock",
+    )
+    .unwrap();
     fs::write(ws.queue_dir(ADHOC).join("pending/task-0.md~"), "backup").unwrap();
     ws.run(&["start"]).ok();
 
     let result = ws.wait_result(ADHOC, "task-3");
     assert_eq!(
         runs(&ws),
-        ["start first", "end first", "start second", "end second", "start third", "end third"],
+        [
+            "start first",
+            "end first",
+            "start second",
+            "end second",
+            "start third",
+            "end third"
+        ],
         "one at a time, in file-name order"
     );
     assert_eq!(result["status"], "succeeded", "{result:#}");
@@ -146,7 +157,11 @@ fn documents_run_in_file_name_order_and_leave_results() {
     let shown = task_json(&ws, "task-2");
     assert_eq!(shown["kind"], "agent");
     assert!(
-        shown["argv"].as_array().unwrap().iter().any(|a| a == "fake-model"),
+        shown["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "fake-model"),
         "{shown:#}"
     );
     let workers = ws.run(&["workers", "list", "--json"]).ok().json();
@@ -162,25 +177,50 @@ fn documents_run_in_file_name_order_and_leave_results() {
 #[test]
 fn queues_run_in_parallel() {
     let ws = queue_ws();
-    ws.run(&["queues", "add", "work/a", "--id", "a", "--description", "Queue A"]).ok();
+    ws.run(&[
+        "queues",
+        "add",
+        "work/a",
+        "--id",
+        "a",
+        "--description",
+        "Queue A",
+    ])
+    .ok();
     ws.run(&["queues", "add", "work/b", "--id", "b"]).ok();
     // Each waits for the other to have started: both finish only if they
     // run at the same time.
-    ws.drop_document("work/a", "task-a.md", "alpha TOUCH:a-started WAIT:b-started\n");
-    ws.drop_document("work/b", "task-b.md", "beta TOUCH:b-started WAIT:a-started\n");
+    ws.drop_document(
+        "work/a",
+        "task-a.md",
+        "alpha TOUCH:a-started WAIT:b-started\n",
+    );
+    ws.drop_document(
+        "work/b",
+        "task-b.md",
+        "beta TOUCH:b-started WAIT:a-started\n",
+    );
     ws.run(&["start"]).ok();
     assert_eq!(ws.wait_result("work/a", "task-a")["status"], "succeeded");
     assert_eq!(ws.wait_result("work/b", "task-b")["status"], "succeeded");
 
     let list = ws.run(&["queues", "list", "--json"]).ok().json();
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["ad-hoc", "a", "b"]);
     assert_eq!(list[1]["description"], "Queue A");
     assert_eq!(list[1]["done"], 1);
     ws.run(&["queues", "rm", "--queue-id", "b"]).ok();
     let list = ws.run(&["queues", "list", "--json"]).ok().json();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert!(ws.queue_dir("work/b/results/task-b.json").exists(), "files are kept");
+    assert!(
+        ws.queue_dir("work/b/results/task-b.json").exists(),
+        "files are kept"
+    );
 }
 
 #[test]
@@ -188,7 +228,11 @@ fn a_queue_added_while_the_daemon_runs_gets_a_worker() {
     let ws = queue_ws();
     ws.run(&["start"]).ok();
     ws.run(&["queues", "add", "later", "--id", "later"]).ok();
-    ws.drop_document("later", "task-x.md", "---\nexecutor: command\ncommand: echo hi\n---\n");
+    ws.drop_document(
+        "later",
+        "task-x.md",
+        "---\nexecutor: command\ncommand: echo hi\n---\n",
+    );
     assert_eq!(ws.wait_result("later", "task-x")["status"], "succeeded");
 }
 
@@ -203,7 +247,12 @@ fn a_running_task_holds_a_lock_naming_its_process() {
     assert_eq!(lock["task_id"], "task-l");
     assert_eq!(lock["queue"], "ad-hoc");
     assert_eq!(lock["thread_id"], "worker-ad-hoc");
-    assert!(lock["started_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{lock:#}");
+    assert!(
+        lock["started_at"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z')),
+        "{lock:#}"
+    );
     let pid = lock["pid"].as_i64().unwrap() as i32;
     assert!(alive(pid), "the lock names a live process");
     assert_eq!(lock["identity"]["pid"], pid);
@@ -212,7 +261,10 @@ fn a_running_task_holds_a_lock_naming_its_process() {
     assert_eq!(task["status"], "running");
     assert_eq!(lock["executor_pid"], task["pid"]);
     let workers = ws.run(&["workers", "status", "--json"]).ok().json();
-    assert_eq!(workers["workers"][0]["current_task"], "task-l", "{workers:#}");
+    assert_eq!(
+        workers["workers"][0]["current_task"], "task-l",
+        "{workers:#}"
+    );
     assert!(workers["workers"][0]["since"].is_string());
 
     touch(&ws, "release");
@@ -234,7 +286,11 @@ fn stale_locks_are_cleaned_up_and_live_ones_respected() {
     };
     // A lock left by a process of another boot: stale.
     ws.drop_document(ADHOC, "task-s.md", "stale\n");
-    fs::write(pending.join(".task-task-s.lock"), lock("task-s", 1, "another-boot", 5)).unwrap();
+    fs::write(
+        pending.join(".task-task-s.lock"),
+        lock("task-s", 1, "another-boot", 5),
+    )
+    .unwrap();
     // A lock that is garbage: stale too.
     ws.drop_document(ADHOC, "task-t.md", "garbage\n");
     fs::write(pending.join(".task-task-t.lock"), "{half a lock").unwrap();
@@ -254,7 +310,10 @@ fn stale_locks_are_cleaned_up_and_live_ones_respected() {
     assert_eq!(ws.wait_result(ADHOC, "task-t")["status"], "succeeded");
     assert!(!pending.join(".task-task-s.lock").exists());
     assert!(!pending.join(".task-task-t.lock").exists());
-    assert!(pending.join("task-h.md").exists(), "a live lock holds its document");
+    assert!(
+        pending.join("task-h.md").exists(),
+        "a live lock holds its document"
+    );
     assert!(pending.join(".task-task-h.lock").exists());
     assert!(!runs(&ws).contains(&"start held".to_owned()));
 
@@ -271,8 +330,16 @@ fn failed_attempts_are_retried_up_to_max_attempts() {
         "task-1.md",
         "---\nexecutor: command\ncommand: echo attempt >> attempts.txt; exit 3\n---\n",
     );
-    ws.drop_document(ADHOC, "task-2.md", "---\nmax_attempts: 2\n---\nflaky FAILONCE:flaky-marker\n");
-    ws.drop_document(ADHOC, "task-3.md", "---\nmax_attempts: 1\n---\nbroken FAIL\n");
+    ws.drop_document(
+        ADHOC,
+        "task-2.md",
+        "---\nmax_attempts: 2\n---\nflaky FAILONCE:flaky-marker\n",
+    );
+    ws.drop_document(
+        ADHOC,
+        "task-3.md",
+        "---\nmax_attempts: 1\n---\nbroken FAIL\n",
+    );
     ws.run(&["start"]).ok();
 
     let failed = ws.wait_result(ADHOC, "task-1");
@@ -280,42 +347,72 @@ fn failed_attempts_are_retried_up_to_max_attempts() {
     assert_eq!(failed["attempt"], 3, "the config default of 3 attempts");
     assert_eq!(failed["exit_code"], 3);
     assert_eq!(failed["error"], "exit 3");
-    assert_eq!(fs::read_to_string(ws.root().join("attempts.txt")).unwrap().lines().count(), 3);
+    assert_eq!(
+        fs::read_to_string(ws.root().join("attempts.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
     let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-1.md")).unwrap();
-    assert!(report.contains("3 of 3") && report.contains("attempt"), "{report}");
+    assert!(
+        report.contains("3 of 3") && report.contains("attempt"),
+        "{report}"
+    );
 
     let flaky = ws.wait_result(ADHOC, "task-2");
     assert_eq!(flaky["status"], "succeeded", "{flaky:#}");
     assert_eq!(flaky["attempt"], 2);
-    assert_eq!(flaky["session_id"], "sess-flaky", "the summary is the last attempt's");
+    assert_eq!(
+        flaky["session_id"], "sess-flaky",
+        "the summary is the last attempt's"
+    );
 
     let broken = ws.wait_result(ADHOC, "task-3");
     assert_eq!(broken["status"], "failed");
     assert_eq!(broken["attempt"], 1);
-    assert_eq!(broken["error"], "error_during_execution: It broke", "{broken:#}");
+    assert_eq!(
+        broken["error"], "error_during_execution: It broke",
+        "{broken:#}"
+    );
     assert_eq!(
         names_in(&ws.queue_dir(ADHOC).join("failed")),
         ["task-1.md", "task-3.md"]
     );
-    assert_eq!(names_in(&ws.queue_dir(ADHOC).join("completed")), ["task-2.md"]);
+    assert_eq!(
+        names_in(&ws.queue_dir(ADHOC).join("completed")),
+        ["task-2.md"]
+    );
 }
 
 #[test]
 fn malformed_and_vanished_documents_do_not_stop_the_worker() {
     let ws = queue_ws();
     ws.run(&["start"]).ok();
-    ws.drop_document(ADHOC, "task-1.md", "---\nexecutor: command\nretries: 3\ncommand: true\n---\n");
+    ws.drop_document(
+        ADHOC,
+        "task-1.md",
+        "---\nexecutor: command\nretries: 3\ncommand: true\n---\n",
+    );
     let bad = ws.wait_result(ADHOC, "task-1");
     assert_eq!(bad["status"], "failed");
     let error = bad["error"].as_str().unwrap();
-    assert!(error.contains("line 3") && error.contains("retries"), "{error}");
+    assert!(
+        error.contains("line 3") && error.contains("retries"),
+        "{error}"
+    );
     let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-1.md")).unwrap();
-    assert!(report.contains("line 3") && report.contains("retries"), "{report}");
+    assert!(
+        report.contains("line 3") && report.contains("retries"),
+        "{report}"
+    );
     assert!(ws.queue_dir(ADHOC).join("failed/task-1.md").exists());
 
     // One runs; the next is deleted and another renamed away while queued.
     ws.drop_document(ADHOC, "task-2.md", "blocker WAIT:go\n");
-    eventually("task-2 runs", || runs(&ws).contains(&"start blocker".to_owned()));
+    eventually("task-2 runs", || {
+        runs(&ws).contains(&"start blocker".to_owned())
+    });
     ws.drop_document(ADHOC, "task-3.md", "deleted\n");
     ws.drop_document(ADHOC, "task-4.md", "renamed\n");
     fs::remove_file(ws.queue_dir(ADHOC).join("pending/task-3.md")).unwrap();
@@ -329,7 +426,11 @@ fn malformed_and_vanished_documents_do_not_stop_the_worker() {
     ws.drop_document(ADHOC, "task-5.md", "after\n");
     assert_eq!(ws.wait_result(ADHOC, "task-5")["status"], "succeeded");
     let ran = runs(&ws);
-    assert!(!ran.iter().any(|r| r.contains("deleted") || r.contains("renamed")), "{ran:?}");
+    assert!(
+        !ran.iter()
+            .any(|r| r.contains("deleted") || r.contains("renamed")),
+        "{ran:?}"
+    );
 }
 
 #[test]
@@ -338,7 +439,9 @@ fn a_task_survives_kill_9_of_the_daemon_and_runs_once() {
     ws.drop_document(ADHOC, "task-k.md", "crash WAIT:go-on\n");
     ws.drop_document(ADHOC, "task-z.md", "later\n");
     ws.run(&["start"]).ok();
-    eventually("the task runs", || runs(&ws).contains(&"start crash".to_owned()));
+    eventually("the task runs", || {
+        runs(&ws).contains(&"start crash".to_owned())
+    });
     let pid = ws.wait_task_running("task-k");
     let daemon = ws.daemon_pid().unwrap();
 
@@ -372,21 +475,32 @@ fn a_task_still_running_after_a_daemon_restart_is_adopted() {
     let result = ws.wait_result(ADHOC, "task-r");
     assert_eq!(result["status"], "succeeded");
     assert_eq!(runs(&ws).iter().filter(|r| *r == "start resume").count(), 1);
-    assert!(!ws.queue_dir(ADHOC).join("pending/.task-task-r.lock").exists());
+    assert!(
+        !ws.queue_dir(ADHOC)
+            .join("pending/.task-task-r.lock")
+            .exists()
+    );
 }
 
 #[test]
 fn cancel_kills_the_group_and_records_it() {
     let ws = queue_ws();
     ws.run(&["start"]).ok();
-    ws.drop_document(ADHOC, "task-c.md", "---\nexecutor: command\ncommand: sleep 300 & wait\n---\n");
+    ws.drop_document(
+        ADHOC,
+        "task-c.md",
+        "---\nexecutor: command\ncommand: sleep 300 & wait\n---\n",
+    );
     let pid = ws.wait_task_running("task-c");
     let cancel = ws.run(&["tasks", "cancel", "task-c", "--grace", "2s"]).ok();
     assert!(cancel.stdout.contains("cancelled"), "{cancel:#?}");
     let result = ws.wait_result(ADHOC, "task-c");
     assert_eq!(result["status"], "cancelled", "{result:#}");
     assert!(!alive(pid));
-    assert!(common::group_members(pid).is_empty(), "the whole group is gone");
+    assert!(
+        common::group_members(pid).is_empty(),
+        "the whole group is gone"
+    );
     assert!(ws.queue_dir(ADHOC).join("failed/task-c.md").exists());
     let again = ws.run(&["tasks", "cancel", "task-c"]);
     assert_eq!(again.code, Some(4), "{again:#?}");
@@ -408,7 +522,10 @@ fn queue_commands_reject_bad_input_clearly() {
     ws.write_config("[queues]\nmax_attempts = 0\n");
     let invalid = ws.run(&["workers", "list"]);
     assert_eq!(invalid.code, Some(1));
-    assert!(invalid.stderr.contains("queues.max_attempts"), "{invalid:#?}");
+    assert!(
+        invalid.stderr.contains("queues.max_attempts"),
+        "{invalid:#?}"
+    );
 }
 
 #[test]
@@ -416,12 +533,18 @@ fn service_install_writes_and_removes_a_user_unit() {
     let ws = queue_ws();
     let dir = ws.root().join("units");
     let unit_dir = dir.to_str().unwrap();
-    let dry = ws.run(&["service", "install", "--dry-run", "--unit-dir", unit_dir]).ok();
+    let dry = ws
+        .run(&["service", "install", "--dry-run", "--unit-dir", unit_dir])
+        .ok();
     assert!(dry.stdout.contains("KillMode=process"), "{dry:#?}");
     assert!(!dir.join("taskdaemon.service").exists());
     ws.run(&["service", "install", "--unit-dir", unit_dir]).ok();
     let unit = fs::read_to_string(dir.join("taskdaemon.service")).unwrap();
-    assert!(unit.contains("__daemon") && unit.contains(&ws.root().display().to_string()), "{unit}");
-    ws.run(&["service", "uninstall", "--unit-dir", unit_dir]).ok();
+    assert!(
+        unit.contains("__daemon") && unit.contains(&ws.root().display().to_string()),
+        "{unit}"
+    );
+    ws.run(&["service", "uninstall", "--unit-dir", unit_dir])
+        .ok();
     assert!(!dir.join("taskdaemon.service").exists());
 }

@@ -28,12 +28,21 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
-    Pong { pid: i32 },
-    Task { task: Box<TaskRecord> },
+    Pong {
+        pid: i32,
+    },
+    Task {
+        task: Box<TaskRecord>,
+    },
     ShuttingDown,
     /// The queues that now have workers.
-    QueuesReloaded { queues: Vec<String> },
-    Error { kind: ErrorKind, message: String },
+    QueuesReloaded {
+        queues: Vec<String>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Broad classes of failure, so the CLI can pick an exit code.

@@ -150,13 +150,15 @@ impl Worker {
             }
         });
         match watcher {
-            Ok(mut watcher) => match watcher.watch(&self.folder.pending(), RecursiveMode::NonRecursive) {
-                Ok(()) => Some(watcher),
-                Err(e) => {
-                    tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning periodically");
-                    None
+            Ok(mut watcher) => {
+                match watcher.watch(&self.folder.pending(), RecursiveMode::NonRecursive) {
+                    Ok(()) => Some(watcher),
+                    Err(e) => {
+                        tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning periodically");
+                        None
+                    }
                 }
-            },
+            }
             Err(e) => {
                 tracing::warn!(queue = self.queue(), error = %e, "cannot create a watcher; rescanning periodically");
                 None
@@ -238,7 +240,8 @@ impl Worker {
             self.folder.clone(),
             self.executors.clone(),
         );
-        let started = blocking(move || start_document(&daemon, &folder, &executors, &name)).await??;
+        let started =
+            blocking(move || start_document(&daemon, &folder, &executors, &name)).await??;
         if let Some(item) = started {
             self.drive(item).await?;
         }
@@ -273,7 +276,8 @@ impl Worker {
                 (task.status, item.timeout_ms, task.started_at)
             {
                 let limit = Duration::from_millis(limit);
-                let elapsed = Duration::from_millis(u64::try_from(now_millis() - started).unwrap_or(0));
+                let elapsed =
+                    Duration::from_millis(u64::try_from(now_millis() - started).unwrap_or(0));
                 if elapsed >= limit {
                     if timed_out.is_none_or(|(attempt, _)| attempt != task.restarts) {
                         timed_out = Some((task.restarts, limit));
@@ -305,14 +309,20 @@ impl Worker {
     /// A task whose shim vanished (`lost`) gets its remaining attempts:
     /// reopened and launched again. Returns whether it was.
     async fn rerun_lost(&self, task: &TaskRecord, item: &QueueItem) -> Result<bool, String> {
-        if task.status != Status::Lost || task.stop_requested || task.restarts + 1 >= item.max_attempts {
+        if task.status != Status::Lost
+            || task.stop_requested
+            || task.restarts + 1 >= item.max_attempts
+        {
             return Ok(false);
         }
         let (daemon, id) = (self.daemon.clone(), task.id.clone());
         let folder = self.folder.clone();
         blocking(move || {
             let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let task = daemon.store.reopen_for_restart(&id, ACTOR).map_err(|e| e.to_string())?;
+            let task = daemon
+                .store
+                .reopen_for_restart(&id, ACTOR)
+                .map_err(|e| e.to_string())?;
             tracing::info!(id, attempt = task.restarts + 1, "rerunning a lost attempt");
             if launch(&daemon, &task).is_ok() {
                 write_lock(&daemon, &folder, &id);
@@ -339,8 +349,9 @@ fn start_document(
 ) -> Result<Option<QueueItem>, String> {
     let path = folder.pending().join(name);
     let text = match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| "the document is not valid UTF-8".to_owned()),
+        Ok(bytes) => {
+            String::from_utf8(bytes).map_err(|_| "the document is not valid UTF-8".to_owned())
+        }
         // Deleted or renamed while queued: nothing to run.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(queue = folder.id, name, "document vanished before it ran");
@@ -367,19 +378,31 @@ fn start_document(
         }
     };
     let spec = agent_spec(&folder.id, name, &doc, executors);
-    let task = store.create_agent(&spec, ACTOR).map_err(|e| e.to_string())?;
-    tracing::info!(queue = folder.id, id = task.id, executor = doc.executor.as_str(), "document picked up");
+    let task = store
+        .create_agent(&spec, ACTOR)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        queue = folder.id,
+        id = task.id,
+        executor = doc.executor.as_str(),
+        "document picked up"
+    );
     // A launch failure is recorded in the store by the shim or by `launch`;
     // the item is then driven to its (failed) end like any other.
     if launch(daemon, &task).is_ok() {
         write_lock(daemon, folder, &task.id);
     }
-    store.queue_item(&task.id).map(Some).map_err(|e| e.to_string())
+    store
+        .queue_item(&task.id)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes the lock file of a launched task, naming its shim.
 fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
-    let Ok(task) = daemon.store.task(id) else { return };
+    let Ok(task) = daemon.store.task(id) else {
+        return;
+    };
     let Some(identity) = task.shim_identity() else {
         return;
     };
@@ -408,7 +431,10 @@ fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
     for path in locks {
         let stale = match LockFile::read(&path) {
             Ok(Some(lock)) if !lock.is_stale() => {
-                let stem = lock.task_id.rsplit_once('~').map_or(lock.task_id.as_str(), |(s, _)| s);
+                let stem = lock
+                    .task_id
+                    .rsplit_once('~')
+                    .map_or(lock.task_id.as_str(), |(s, _)| s);
                 held.insert(stem.to_owned());
                 false
             }
@@ -430,11 +456,16 @@ fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
 /// Sends TERM (then KILL) to an executor that ran past its time limit. Its
 /// shim records the signal; a retry follows if attempts remain.
 fn stop_for_timeout(daemon: &Daemon, task: &TaskRecord, limit: Duration) {
-    let message = format!("timed out after {}; stopping attempt {}", format_duration(limit), task.restarts + 1);
+    let message = format!(
+        "timed out after {}; stopping attempt {}",
+        format_duration(limit),
+        task.restarts + 1
+    );
     tracing::warn!(id = task.id, "{message}");
-    let _ = daemon
-        .store
-        .append_event(Some(&task.id), &NewEvent::new(EventKind::Alert, ACTOR, message));
+    let _ = daemon.store.append_event(
+        Some(&task.id),
+        &NewEvent::new(EventKind::Alert, ACTOR, message),
+    );
     let (Some(pgid), Some(leader)) = (task.pgid, task.process_identity()) else {
         return;
     };
@@ -474,7 +505,11 @@ fn finish(
     };
     match folder.finish_document(&item.document, &task.id, outcome) {
         Ok(Some(_)) => {}
-        Ok(None) => tracing::info!(id = task.id, document = item.document, "document was gone when its task ended"),
+        Ok(None) => tracing::info!(
+            id = task.id,
+            document = item.document,
+            "document was gone when its task ended"
+        ),
         Err(e) => tracing::warn!(id = task.id, error = %e, "cannot move the document"),
     }
     if let Err(e) = LockFile::remove(&folder.lock_path(&task.id)) {
@@ -486,6 +521,12 @@ fn finish(
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(format!("cannot close the queue item of {}: {e}", task.id)),
     }
-    tracing::info!(queue = folder.id, id = task.id, status = result.status, attempt = result.attempt, "task finished");
+    tracing::info!(
+        queue = folder.id,
+        id = task.id,
+        status = result.status,
+        attempt = result.attempt,
+        "task finished"
+    );
     Ok(())
 }

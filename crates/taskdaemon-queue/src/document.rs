@@ -140,11 +140,16 @@ impl TaskDocument {
             .timeout
             .as_deref()
             .map(|t| {
-                parse_duration(t).map_err(|e| error(line_of("timeout"), Some("timeout"), e.to_string()))
+                parse_duration(t)
+                    .map_err(|e| error(line_of("timeout"), Some("timeout"), e.to_string()))
             })
             .transpose()?;
         if timeout.is_some_and(|t| t.is_zero()) {
-            return Err(error(line_of("timeout"), Some("timeout"), "must be more than zero"));
+            return Err(error(
+                line_of("timeout"),
+                Some("timeout"),
+                "must be more than zero",
+            ));
         }
         if front.max_attempts == Some(0) {
             return Err(error(
@@ -317,18 +322,38 @@ mod tests {
     fn errors_name_line_and_field() {
         let err = TaskDocument::parse("---\nexecutor: command\nmax_attempts: many\n---\nx\n")
             .unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (3, Some("max_attempts")), "{err}");
-        assert!(err.to_string().starts_with("line 3, field `max_attempts`: "), "{err}");
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (3, Some("max_attempts")),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 3, field `max_attempts`: "),
+            "{err}"
+        );
 
         let err = TaskDocument::parse("---\nmodel: x\nretries: 3\n---\nx\n").unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (3, Some("retries")), "{err}");
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (3, Some("retries")),
+            "{err}"
+        );
 
         let err = TaskDocument::parse("---\nexecutor: loop\n---\nx\n").unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (2, Some("executor")), "{err}");
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (2, Some("executor")),
+            "{err}"
+        );
 
-        let err = TaskDocument::parse("---\nmodel: x\n\ntimeout: 5 fortnights\n---\nx\n")
-            .unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (4, Some("timeout")), "{err}");
+        let err =
+            TaskDocument::parse("---\nmodel: x\n\ntimeout: 5 fortnights\n---\nx\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (4, Some("timeout")),
+            "{err}"
+        );
 
         let err = TaskDocument::parse("---\nmodel: [unclosed\n---\nx\n").unwrap_err();
         assert!(err.line >= 2, "{err}");

@@ -59,7 +59,10 @@ pub fn agent_spec(
     doc: &TaskDocument,
     settings: &ExecutorSettings,
 ) -> NewAgent {
-    let max_attempts = doc.max_attempts.unwrap_or(settings.default_max_attempts).max(1);
+    let max_attempts = doc
+        .max_attempts
+        .unwrap_or(settings.default_max_attempts)
+        .max(1);
     let mut env = settings.base_env.clone();
     for (key, value) in &doc.env {
         env.retain(|(k, _)| k != key);
@@ -136,16 +139,32 @@ mod tests {
 
     #[test]
     fn claude_code_argv() {
-        let doc = TaskDocument::parse("---\nmodel: opus\nallowed_tools: [Read, Edit]\n---\nFix it.\n").unwrap();
+        let doc =
+            TaskDocument::parse("---\nmodel: opus\nallowed_tools: [Read, Edit]\n---\nFix it.\n")
+                .unwrap();
         assert_eq!(
             argv(&doc, &settings()),
-            ["claude", "-p", "Fix it.", "--output-format", "stream-json", "--verbose", "--model", "opus", "--allowedTools", "Read,Edit"]
+            [
+                "claude",
+                "-p",
+                "Fix it.",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                "opus",
+                "--allowedTools",
+                "Read,Edit"
+            ]
         );
     }
 
     #[test]
     fn spec_merges_env_and_attempts() {
-        let doc = TaskDocument::parse("---\nexecutor: command\ncommand: 'true'\nworkdir: sub\nenv: {A: new}\n---\n").unwrap();
+        let doc = TaskDocument::parse(
+            "---\nexecutor: command\ncommand: 'true'\nworkdir: sub\nenv: {A: new}\n---\n",
+        )
+        .unwrap();
         let spec = agent_spec("q", "task-9.md", &doc, &settings());
         assert_eq!(spec.wanted_id, "task-9");
         assert_eq!(spec.argv, ["sh", "-c", "true"]);

@@ -211,7 +211,14 @@ mod tests {
 
     #[test]
     fn temp_files_are_ignored() {
-        for name in [".#task-1.md", "task-1.md~", ".task-1.md.swp", "task-1.md.swp", ".task-x.lock", "task-1.md.tmp"] {
+        for name in [
+            ".#task-1.md",
+            "task-1.md~",
+            ".task-1.md.swp",
+            "task-1.md.swp",
+            ".task-x.lock",
+            "task-1.md.tmp",
+        ] {
             assert!(is_ignored(name), "{name}");
         }
         assert!(!is_ignored("task-1.md"));
@@ -222,7 +229,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let folder = QueueFolder::new("q", dir.path());
         folder.create().unwrap();
-        for name in ["task-2.md", "task-1.md", ".#task-3.md", "task-4.md~", "other.md"] {
+        for name in [
+            "task-2.md",
+            "task-1.md",
+            ".#task-3.md",
+            "task-4.md~",
+            "other.md",
+        ] {
             fs::write(folder.pending().join(name), "x").unwrap();
         }
         let patterns = vec!["task-*.md".to_owned()];
@@ -230,11 +243,20 @@ mod tests {
         let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["task-1.md", "task-2.md"]);
         assert!(docs.iter().all(|d| d.ready));
-        let fresh = folder.documents(&patterns, Duration::from_secs(3600)).unwrap();
+        let fresh = folder
+            .documents(&patterns, Duration::from_secs(3600))
+            .unwrap();
         assert!(fresh.iter().all(|d| !d.ready && d.wait > Duration::ZERO));
 
-        let moved = folder.finish_document("task-1.md", "task-1~2", Outcome::Completed).unwrap();
+        let moved = folder
+            .finish_document("task-1.md", "task-1~2", Outcome::Completed)
+            .unwrap();
         assert_eq!(moved, Some(folder.completed().join("task-1~2.md")));
-        assert_eq!(folder.finish_document("task-1.md", "task-1", Outcome::Failed).unwrap(), None);
+        assert_eq!(
+            folder
+                .finish_document("task-1.md", "task-1", Outcome::Failed)
+                .unwrap(),
+            None
+        );
     }
 }

@@ -118,7 +118,10 @@ impl TaskResult {
         row("queue", self.queue.clone());
         row("document", item.document.clone());
         row("executor", item.executor.clone());
-        row("attempt", format!("{} of {}", self.attempt, item.max_attempts));
+        row(
+            "attempt",
+            format!("{} of {}", self.attempt, item.max_attempts),
+        );
         let none = || "-".to_owned();
         row("started", self.started_at.clone().unwrap_or_else(none));
         row("finished", self.finished_at.clone().unwrap_or_else(none));
@@ -162,7 +165,10 @@ impl TaskResult {
                 out.push_str(&format!("\n## Result\n\n{}\n", text.trim_end()));
             }
             _ if !output_tail.trim().is_empty() => {
-                out.push_str(&format!("\n## Output (end)\n\n```text\n{}\n```\n", output_tail.trim_end()));
+                out.push_str(&format!(
+                    "\n## Output (end)\n\n```text\n{}\n```\n",
+                    output_tail.trim_end()
+                ));
             }
             _ => {}
         }
@@ -176,6 +182,28 @@ impl TaskResult {
         write_atomic(&folder.result_path(&self.task_id), &json)?;
         write_atomic(&folder.report_path(&self.task_id), report.as_bytes())
     }
+}
+
+/// The last `lines` lines of an output log (reading at most its last 16 KiB),
+/// for the report of a command. Empty when there is no log.
+pub fn output_tail(path: &std::path::Path, lines: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 16 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(MAX);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    // A cut first line is partial unless the read began at the start.
+    let skip = usize::from(start > 0 && all.len() > 1);
+    let from = all.len().saturating_sub(lines).max(skip);
+    all[from..].join("\n")
 }
 
 #[cfg(test)]
@@ -200,39 +228,41 @@ mod tests {
             error: None,
         };
         let json = serde_json::to_value(&result).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort();
         assert_eq!(
             keys,
             [
-                "attempt", "cost_usd", "duration_ms", "error", "exit_code", "finished_at",
-                "num_turns", "queue", "session_id", "started_at", "status", "task_id", "tokens"
+                "attempt",
+                "cost_usd",
+                "duration_ms",
+                "error",
+                "exit_code",
+                "finished_at",
+                "num_turns",
+                "queue",
+                "session_id",
+                "started_at",
+                "status",
+                "task_id",
+                "tokens"
             ]
         );
-        let mut token_keys: Vec<&str> = json["tokens"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut token_keys: Vec<&str> = json["tokens"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         token_keys.sort();
-        assert_eq!(token_keys, ["cache_creation", "cache_read", "input", "output"]);
+        assert_eq!(
+            token_keys,
+            ["cache_creation", "cache_read", "input", "output"]
+        );
     }
-}
-
-/// The last `lines` lines of an output log (reading at most its last 16 KiB),
-/// for the report of a command. Empty when there is no log.
-pub fn output_tail(path: &std::path::Path, lines: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    const MAX: u64 = 16 * 1024;
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(MAX);
-    let mut bytes = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    // A cut first line is partial unless the read began at the start.
-    let skip = usize::from(start > 0 && all.len() > 1);
-    let from = all.len().saturating_sub(lines).max(skip);
-    all[from..].join("\n")
 }

@@ -67,10 +67,8 @@ impl StreamSummary {
                 if let Some(text) = assistant_text(&value) {
                     self.final_text = Some(text);
                 }
-                if !self.has_result {
-                    if let Some(usage) = value.pointer("/message/usage") {
-                        self.tokens.add(&Tokens::from_usage(usage));
-                    }
+                if let Some(usage) = value.pointer("/message/usage").filter(|_| !self.has_result) {
+                    self.tokens.add(&Tokens::from_usage(usage));
                 }
             }
             Some("user") => self.take_session(&value),

@@ -390,7 +390,11 @@ fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
     assert_eq!(humanlike.id, "task-1");
     let process = store.create_process(&spec(None, &["x"]), "t").unwrap();
     assert_eq!(process.id, "TASK-1", "agent tasks do not use the counter");
-    assert_eq!(store.task("task-1").unwrap().kind, TaskKind::Agent, "exact id first");
+    assert_eq!(
+        store.task("task-1").unwrap().kind,
+        TaskKind::Agent,
+        "exact id first"
+    );
     assert_eq!(store.task("TASK-1").unwrap().kind, TaskKind::Process);
     assert_eq!(store.task("Task-1").unwrap().kind, TaskKind::Process);
     assert!(
@@ -407,12 +411,18 @@ fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
 
     let item = store.queue_item("task-a").unwrap();
     assert_eq!(
-        (item.queue.as_str(), item.document.as_str(), item.max_attempts),
+        (
+            item.queue.as_str(),
+            item.document.as_str(),
+            item.max_attempts
+        ),
         ("q", "task-a.md", 3)
     );
     assert_eq!(item.timeout_ms, Some(5000));
     assert!(!item.finished && item.result.is_none());
-    store.create_agent(&agent("other", "task-b.md"), "t").unwrap();
+    store
+        .create_agent(&agent("other", "task-b.md"), "t")
+        .unwrap();
     let open: Vec<String> = store
         .open_queue_items("q")
         .unwrap()

@@ -164,7 +164,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 /// The id as written wins (queue tasks are named by their file, e.g.
 /// `task-1`); otherwise the canonical human id (`claude-3` is `CLAUDE-3`).
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
     if let Some(task) = stmt.query_row([id], task_from_row).optional()? {
         return task;
     }
@@ -721,7 +722,10 @@ impl Store for SqliteStore {
                 &NewEvent::new(
                     EventKind::Created,
                     actor,
-                    format!("queue {}: {} ({})", spec.queue, spec.document, spec.executor),
+                    format!(
+                        "queue {}: {} ({})",
+                        spec.queue, spec.document, spec.executor
+                    ),
                 ),
                 None,
                 Some(json!({ "status": Status::Pending.as_str(), "queue": spec.queue })),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use toml::Spanned;
 use taskdaemon_core::duration::parse_duration;
+use toml::Spanned;
 
 /// The config file a fresh workspace gets: every setting, at its default, explained.
 pub const DEFAULT_CONFIG: &str = r#"# taskdaemon workspace configuration. Durations read like 500ms, 5s, 10m, 1h.
@@ -214,10 +214,16 @@ impl Config {
             return Err("queues.max_attempts: must be at least 1".to_owned());
         }
         if q.watch_patterns.is_empty() || q.watch_patterns.iter().any(|p| p.trim().is_empty()) {
-            return Err("queues.watch_patterns: needs at least one non-empty pattern such as \"task-*.md\"".to_owned());
+            return Err(
+                "queues.watch_patterns: needs at least one non-empty pattern such as \"task-*.md\""
+                    .to_owned(),
+            );
         }
         if q.watch_patterns.iter().any(|p| p.contains('/')) {
-            return Err("queues.watch_patterns: patterns match file names, so they cannot contain '/'".to_owned());
+            return Err(
+                "queues.watch_patterns: patterns match file names, so they cannot contain '/'"
+                    .to_owned(),
+            );
         }
         if q.watch_debounce_ms > 600_000 {
             return Err("queues.watch_debounce_ms: at most 600000 (10 minutes)".to_owned());
@@ -235,7 +241,9 @@ impl Config {
                 ));
             }
             if entry.path.as_os_str().is_empty() {
-                return Err(format!("line {line}, queue[{index}].path: must not be empty"));
+                return Err(format!(
+                    "line {line}, queue[{index}].path: must not be empty"
+                ));
             }
             if let Some(first) = self.queue[..index].iter().find(|e| e.id() == entry.id()) {
                 return Err(format!(
@@ -326,7 +334,9 @@ pub fn add_queue_entry(
     match doc.entry("queue") {
         toml_edit::Entry::Occupied(mut entry) => match entry.get_mut().as_array_of_tables_mut() {
             Some(array) => array.push(table),
-            None => return Err("`queue` in the config is not a list of [[queue]] tables".to_owned()),
+            None => {
+                return Err("`queue` in the config is not a list of [[queue]] tables".to_owned());
+            }
         },
         toml_edit::Entry::Vacant(entry) => {
             let mut array = toml_edit::ArrayOfTables::new();
@@ -409,10 +419,16 @@ mod tests {
         let err = Config::parse("[queues]\nwatch_patterns = []\n").unwrap_err();
         assert!(err.contains("queues.watch_patterns"), "{err}");
         let err = Config::parse("[queues]\nwatch_debounce_ms = \"soon\"\n").unwrap_err();
-        assert!(err.starts_with("line 2") && err.contains("watch_debounce_ms"), "{err}");
+        assert!(
+            err.starts_with("line 2") && err.contains("watch_debounce_ms"),
+            "{err}"
+        );
         let text = "[[queue]]\nid = \"a\"\npath = \"x\"\n\n[[queue]]\nid = \"a\"\npath = \"y\"\n";
         let err = Config::parse(text).unwrap_err();
-        assert!(err.starts_with("line 6, queue[1].id") && err.contains("line 2"), "{err}");
+        assert!(
+            err.starts_with("line 6, queue[1].id") && err.contains("line 2"),
+            "{err}"
+        );
         let err = Config::parse("[[queue]]\nid = \"a b\"\npath = \"x\"\n").unwrap_err();
         assert!(err.starts_with("line 2, queue[0].id"), "{err}");
         let err = Config::parse("[[queue]]\nid = \"a\"\n").unwrap_err();
@@ -423,17 +439,32 @@ mod tests {
 
     #[test]
     fn queues_are_added_and_removed_keeping_comments() {
-        let added = add_queue_entry(DEFAULT_CONFIG, "docs", Path::new("work/docs"), Some("Docs")).unwrap();
+        let added =
+            add_queue_entry(DEFAULT_CONFIG, "docs", Path::new("work/docs"), Some("Docs")).unwrap();
         assert!(added.contains("# Watch each queue"), "comments kept");
         let config = Config::parse(&added).unwrap();
         assert_eq!(config.queue.len(), 2);
-        assert_eq!(config.queue_entry("docs").unwrap().description.as_deref(), Some("Docs"));
-        assert!(add_queue_entry(&added, "docs", Path::new("x"), None).unwrap_err().contains("already exists"));
+        assert_eq!(
+            config.queue_entry("docs").unwrap().description.as_deref(),
+            Some("Docs")
+        );
+        assert!(
+            add_queue_entry(&added, "docs", Path::new("x"), None)
+                .unwrap_err()
+                .contains("already exists")
+        );
         assert!(add_queue_entry(&added, "no/slash", Path::new("x"), None).is_err());
         let removed = remove_queue_entry(&added, "ad-hoc").unwrap();
         let config = Config::parse(&removed).unwrap();
-        assert_eq!(config.queue.iter().map(QueueEntry::id).collect::<Vec<_>>(), ["docs"]);
-        assert!(remove_queue_entry(&removed, "ad-hoc").unwrap_err().contains("no queue"));
+        assert_eq!(
+            config.queue.iter().map(QueueEntry::id).collect::<Vec<_>>(),
+            ["docs"]
+        );
+        assert!(
+            remove_queue_entry(&removed, "ad-hoc")
+                .unwrap_err()
+                .contains("no queue")
+        );
         let empty = remove_queue_entry(&removed, "docs").unwrap();
         assert!(Config::parse(&empty).unwrap().queue.is_empty());
         let again = add_queue_entry(&empty, "x", Path::new("x"), None).unwrap();

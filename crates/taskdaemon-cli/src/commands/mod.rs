@@ -21,9 +21,7 @@ use taskdaemon_core::id::normalize_tool;
 use taskdaemon_store::SqliteStore;
 use taskdaemon_workspace::Workspace;
 
-use crate::args::{
-    Cli, Command, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand,
-};
+use crate::args::{Cli, Command, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand};
 use crate::error::UsageError;
 
 /// Runs the command; the returned code is the process exit code.

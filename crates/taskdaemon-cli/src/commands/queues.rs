@@ -41,7 +41,10 @@ pub fn add(workspace: &Workspace, args: QueuesAddArgs) -> anyhow::Result<u8> {
     write_atomic(&config_path, updated.as_bytes())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     println!("queue {} at {}", args.id, absolute.display());
-    println!("  drop task documents (task-*.md) into {}", folder.pending().display());
+    println!(
+        "  drop task documents (task-*.md) into {}",
+        folder.pending().display()
+    );
     reload(workspace);
     Ok(0)
 }
@@ -121,7 +124,10 @@ pub fn list(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         .collect();
     print!(
         "{}",
-        table(&["ID", "PENDING", "DONE", "FAILED", "PATH", "DESCRIPTION"], &cells)
+        table(
+            &["ID", "PENDING", "DONE", "FAILED", "PATH", "DESCRIPTION"],
+            &cells
+        )
     );
     Ok(0)
 }
@@ -137,9 +143,9 @@ fn read_config_text(path: &Path) -> anyhow::Result<String> {
 /// Tells a running daemon to pick up the change; without one, the next
 /// start reads the config anyway.
 fn reload(workspace: &Workspace) {
-    if let Ok(mut client) = Client::connect(workspace) {
-        if let Err(e) = client.request(&Request::ReloadQueues) {
-            eprintln!("warning: the daemon did not reload its queues: {e}");
-        }
+    if let Ok(mut client) = Client::connect(workspace)
+        && let Err(e) = client.request(&Request::ReloadQueues)
+    {
+        eprintln!("warning: the daemon did not reload its queues: {e}");
     }
 }

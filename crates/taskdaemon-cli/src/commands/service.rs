@@ -65,9 +65,8 @@ fn unit_dir(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 fn systemctl_available() -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join("systemctl").is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("systemctl").is_file()))
 }
 
 /// `systemctl --user ARGS`, or a note that it is not there.
@@ -81,7 +80,10 @@ fn systemctl(args: &[&str]) {
     }
     match Command::new("systemctl").arg("--user").args(args).status() {
         Ok(status) if status.success() => {}
-        Ok(status) => eprintln!("warning: systemctl --user {} exited with {status}", args.join(" ")),
+        Ok(status) => eprintln!(
+            "warning: systemctl --user {} exited with {status}",
+            args.join(" ")
+        ),
         Err(e) => eprintln!("warning: cannot run systemctl: {e}"),
     }
 }

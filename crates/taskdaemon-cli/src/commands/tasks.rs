@@ -82,7 +82,10 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
             line("tokens", tokens.to_string());
         }
     }
-    line("stdout", workspace.stdout_log(&task.id).display().to_string());
+    line(
+        "stdout",
+        workspace.stdout_log(&task.id).display().to_string(),
+    );
     Ok(0)
 }
 

@@ -52,16 +52,13 @@ pub fn worker_rows(
             .map(|docs| docs.len())
             .unwrap_or(0);
         let current = store.open_queue_items(entry.id())?.into_iter().next();
-        let since_ms = match &current {
-            Some(item) => Some(
-                store
-                    .task(&item.task_id)
-                    .ok()
-                    .and_then(|t| t.started_at)
-                    .unwrap_or(item.created_at),
-            ),
-            None => None,
-        };
+        let since_ms = current.as_ref().map(|item| {
+            store
+                .task(&item.task_id)
+                .ok()
+                .and_then(|t| t.started_at)
+                .unwrap_or(item.created_at)
+        });
         let count = counts.iter().find(|c| c.queue == entry.id());
         rows.push(WorkerRow {
             queue: entry.id().to_owned(),
@@ -87,8 +84,10 @@ pub fn render(rows: &[WorkerRow]) -> String {
                 r.queue.clone(),
                 r.state.to_owned(),
                 r.current_task.clone().unwrap_or_else(|| "-".to_owned()),
-                r.since_ms
-                    .map_or_else(|| "-".to_owned(), |s| format!("{} ago", format_age(now - s))),
+                r.since_ms.map_or_else(
+                    || "-".to_owned(),
+                    |s| format!("{} ago", format_age(now - s)),
+                ),
                 r.pending.to_string(),
                 r.done.to_string(),
                 r.failed.to_string(),
@@ -96,7 +95,9 @@ pub fn render(rows: &[WorkerRow]) -> String {
         })
         .collect();
     table(
-        &["QUEUE", "WORKER", "CURRENT", "SINCE", "PENDING", "DONE", "FAILED"],
+        &[
+            "QUEUE", "WORKER", "CURRENT", "SINCE", "PENDING", "DONE", "FAILED",
+        ],
         &cells,
     )
 }
@@ -139,7 +140,11 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         Some(pid) => println!(
             "{} worker(s) running in the daemon (pid {pid}); watching {}",
             rows.len(),
-            if config.queues.watch_enabled { "on" } else { "off (rescans only)" }
+            if config.queues.watch_enabled {
+                "on"
+            } else {
+                "off (rescans only)"
+            }
         ),
         None => println!(
             "{} worker(s) stopped: the daemon is not running (taskdaemon start)",

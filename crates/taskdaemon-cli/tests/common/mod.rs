@@ -254,7 +254,10 @@ impl Ws {
 
     /// Waits for `QUEUE/results/ID.json` and returns it.
     pub fn wait_result(&self, queue: &str, id: &str) -> Value {
-        let path = self.queue_dir(queue).join("results").join(format!("{id}.json"));
+        let path = self
+            .queue_dir(queue)
+            .join("results")
+            .join(format!("{id}.json"));
         let text = eventually_some(&format!("result {}", path.display()), || {
             fs::read_to_string(&path).ok()
         });
