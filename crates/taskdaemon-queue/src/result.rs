@@ -175,12 +175,13 @@ impl TaskResult {
         out
     }
 
-    /// Writes `results/{id}.json` and `reports/{id}.md`, each atomically.
+    /// Writes `reports/{id}.md`, then `results/{id}.json`, each atomically.
+    /// The result comes last: whoever sees it can read the report too.
     pub fn write(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');
-        write_atomic(&folder.result_path(&self.task_id), &json)?;
-        write_atomic(&folder.report_path(&self.task_id), report.as_bytes())
+        write_atomic(&folder.report_path(&self.task_id), report.as_bytes())?;
+        write_atomic(&folder.result_path(&self.task_id), &json)
     }
 }
 
