@@ -431,3 +431,6 @@ done
 echo
 echo "notes: taskdaemon's CLI figures are on a store of $RECORDS records, the peers' on an empty daemon."
 echo "       'exit stamped' is the end time the supervisor recorded; 'exit visible' is when a client saw it."
+
+# ------------------------------------------------------------------ folder queues (issue 4)
+TD=$TD bash "$ROOT/bench/queue.sh"

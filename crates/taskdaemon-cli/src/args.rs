@@ -27,8 +27,8 @@ pub enum Command {
     Start,
     /// Stop the daemon; supervised processes keep running.
     Stop,
-    /// Show the daemon and a count of tasks by status.
-    Status(JsonFlag),
+    /// Show the daemon and a count of tasks by status (--detailed adds queues and workers).
+    Status(StatusArgs),
     /// Run a command under supervision; prints the new id as the last line.
     Spawn(SpawnArgs),
     /// List supervised processes.
@@ -68,6 +68,18 @@ pub enum Command {
     Backup(BackupArgs),
     /// Check the store, rebuild the search index and the projection files.
     Repair(JsonFlag),
+    /// Folder queues: add, list and remove them.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
+    /// Queue tasks (task documents run by an executor): show, logs, cancel.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Queue workers: one per queue, with its current task and counts.
+    #[command(subcommand)]
+    Workers(WorkersCommand),
+    /// Install or remove a systemd user unit that runs the daemon.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -81,6 +93,97 @@ pub struct JsonFlag {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Add each queue's worker: current task, since when, done and failed counts.
+    #[arg(long)]
+    pub detailed: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Register a folder as a queue and create its subfolders.
+    Add(QueuesAddArgs),
+    /// List the queues with their folders and counts.
+    List(JsonFlag),
+    /// Unregister a queue (its folder and files stay).
+    Rm(QueuesRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesAddArgs {
+    /// The queue folder (created when missing); relative to the current directory.
+    pub path: PathBuf,
+    /// The queue's id: letters, digits, '-', '_' or '.'.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// What the queue is for.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesRmArgs {
+    /// The queue to remove.
+    #[arg(long, value_name = "ID")]
+    pub queue_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// A queue task: its document, status, attempts and result.
+    Show(TaskShowArgs),
+    /// A queue task's executor output (Claude Code's stream-json for claude-code).
+    Logs(LogsArgs),
+    /// Stop a queue task: its process group gets SIGTERM, then SIGKILL after the grace period.
+    Cancel(TaskCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskShowArgs {
+    pub id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskCancelArgs {
+    pub id: String,
+    /// Time to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Whether the workers run, and what each is doing.
+    Status(JsonFlag),
+    /// One line per worker: queue, current task, since, done and failed counts.
+    List(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write a systemd user unit that runs the daemon of this workspace.
+    Install(ServiceArgs),
+    /// Remove the unit written by `service install`.
+    Uninstall(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Print what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the unit goes (default: $XDG_CONFIG_HOME/systemd/user or ~/.config/systemd/user).
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +240,9 @@ pub struct PsArgs {
 pub struct LogsArgs {
     /// The process; without it, the daemon's own log.
     pub id: Option<String>,
+    /// The daemon's own log (the same as giving no id).
+    #[arg(long, conflicts_with = "id")]
+    pub daemon: bool,
     /// Keep printing new output until the process ends.
     #[arg(long, short)]
     pub follow: bool,
@@ -278,14 +384,6 @@ pub struct TaskListArgs {
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub limit: usize,
     /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct TaskShowArgs {
-    pub id: String,
-    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod logging;
 pub mod projection;
 pub mod protocol;
+mod queues;
 pub mod registry;
 mod server;
 pub mod snapshot;

@@ -20,16 +20,29 @@ pub enum Request {
         grace_ms: u64,
     },
     Shutdown,
+    /// Re-read the `[[queue]]` list: start workers for new queues, stop removed ones.
+    ReloadQueues,
 }
 
 /// What the daemon answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
-    Pong { pid: i32 },
-    Task { task: Box<TaskRecord> },
+    Pong {
+        pid: i32,
+    },
+    Task {
+        task: Box<TaskRecord>,
+    },
     ShuttingDown,
-    Error { kind: ErrorKind, message: String },
+    /// The queues that now have workers.
+    QueuesReloaded {
+        queues: Vec<String>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Broad classes of failure, so the CLI can pick an exit code.

@@ -1,6 +1,6 @@
 //! The daemon process: socket server, adoption and process following.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use crate::lock::{LockError, PidLock};
 use crate::protocol::{ErrorKind, Request, Response};
-use crate::{logging, registry, watchdog};
+use crate::{logging, queues, registry, watchdog};
 
 /// The hidden subcommand that runs the daemon: `taskdaemon --workspace DIR __daemon`.
 pub const DAEMON_SUBCOMMAND: &str = "__daemon";
@@ -42,14 +42,18 @@ pub(crate) struct Daemon {
     exe: PathBuf,
     /// Tasks with a follower, so each is followed once.
     followed: Mutex<HashSet<String>>,
-    launch_lock: Mutex<()>,
+    pub(crate) launch_lock: Mutex<()>,
     shutdown: Notify,
+    /// Announces each task whose follower has finished (the task ended).
+    pub(crate) ended: tokio::sync::broadcast::Sender<String>,
+    /// The running queue workers, by queue id.
+    pub(crate) workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 type Shared = Arc<Daemon>;
 
 /// A request that failed, with the class the client sees.
-struct Failure {
+pub(crate) struct Failure {
     kind: ErrorKind,
     message: String,
 }
@@ -127,6 +131,8 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         followed: Mutex::new(HashSet::new()),
         launch_lock: Mutex::new(()),
         shutdown: Notify::new(),
+        ended: tokio::sync::broadcast::channel(256).0,
+        workers: Mutex::new(HashMap::new()),
     });
     Ok((daemon, lock))
 }
@@ -146,6 +152,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     let _ = report(&format!("ok {}", std::process::id()));
 
     tokio::spawn(watchdog::run(daemon.clone()));
+    queues::sync_workers(&daemon, &daemon.config);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
@@ -251,6 +258,8 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        // Nobody listening (no queue task) is fine.
+        let _ = daemon.ended.send(id);
         refresh_registry(&daemon).await;
     });
 }
@@ -349,6 +358,20 @@ async fn dispatch(daemon: &Shared, request: Request) -> Response {
             daemon.shutdown.notify_one();
             return Response::ShuttingDown;
         }
+        Request::ReloadQueues => {
+            return match Config::load(&daemon.workspace.config_path()) {
+                Ok(config) => {
+                    queues::sync_workers(daemon, &config);
+                    Response::QueuesReloaded {
+                        queues: config.queue.iter().map(|q| q.id().to_owned()).collect(),
+                    }
+                }
+                Err(e) => Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: e.to_string(),
+                },
+            };
+        }
         Request::Spawn(spec) => blocking(daemon, move |d| spawn_process(d, spec)).await,
         Request::Kill {
             id,
@@ -415,7 +438,7 @@ fn spawn_process(daemon: &Daemon, spec: NewProcess) -> Result<TaskRecord, Failur
 }
 
 /// Launches the shim for a pending task and waits for it to report.
-fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
+pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
     match launch_shim(&daemon.exe, &daemon.workspace, &task.id) {
         Ok(_) => Ok(()),
         // The shim recorded the failure itself (e.g. no such program).

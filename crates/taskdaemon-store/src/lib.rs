@@ -19,8 +19,8 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, Memory, MemoryKind, NewEvent, NewMemory, NewProcess, NewTracked, Status,
-    TaskRecord, TrackedAction,
+    Event, EventKind, Memory, MemoryKind, NewAgent, NewEvent, NewMemory, NewProcess, NewTracked,
+    QueueCounts, QueueItem, Status, TaskRecord, TrackedAction,
 };
 
 pub use error::StoreError;
@@ -141,7 +141,8 @@ pub const EXPORT_FORMAT: &str = "taskdaemon-export";
 pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
-/// meta, sessions, tasks, memory, events (archived ones included, by seq).
+/// meta, sessions, tasks, memory, queue items, events (archived ones
+/// included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
@@ -151,6 +152,7 @@ pub enum ExportRecord {
     Session(Session),
     Task(Box<ExportedTask>),
     Memory(Memory),
+    QueueItem(QueueItem),
     Event(Event),
 }
 
@@ -323,4 +325,30 @@ pub trait Store: Send + Sync {
 
     /// Writes a consistent copy of the store to `path` (which must not exist).
     fn backup(&self, path: &std::path::Path) -> Result<()>;
+
+    // --- Folder queues -----------------------------------------------------
+
+    /// Creates a `pending` agent task for a queue document, with its queue
+    /// item and `created` event. The id is `spec.wanted_id` unless that is
+    /// taken; then `~2`, `~3`, ... is appended. Lookups match the id as
+    /// written before they try it as a `PREFIX-N` id.
+    fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord>;
+
+    /// The queue item of an agent task.
+    fn queue_item(&self, task_id: &str) -> Result<QueueItem>;
+
+    /// Items of `queue` whose result is not written yet, oldest first.
+    fn open_queue_items(&self, queue: &str) -> Result<Vec<QueueItem>>;
+
+    /// Records that the result of `task_id` was written and its document moved.
+    /// The task must have ended.
+    fn finish_queue_item(
+        &self,
+        task_id: &str,
+        result: &serde_json::Value,
+        actor: &str,
+    ) -> Result<QueueItem>;
+
+    /// Done, failed and open counts of every queue that has items.
+    fn queue_counts(&self) -> Result<Vec<QueueCounts>>;
 }

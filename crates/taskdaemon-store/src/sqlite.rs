@@ -23,7 +23,8 @@ use serde_json::json;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{
-    Event, EventKind, HumanId, NewEvent, NewProcess, Status, TaskKind, TaskRecord, task::shell_join,
+    Event, EventKind, HumanId, NewAgent, NewEvent, NewProcess, QueueCounts, QueueItem, Status,
+    TaskKind, TaskRecord, task::shell_join,
 };
 use uuid::Uuid;
 
@@ -32,7 +33,10 @@ use crate::{
     ProcessFilter, RepairReport, Result, Sample, Started, Store, StoreError, TrackedFilter,
 };
 use memory::touch_session;
-use rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+use rows::{
+    EVENT_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, event_from_row, queue_item_from_row,
+    task_from_row,
+};
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{Memory, NewMemory, NewTracked, TrackedAction};
 
@@ -168,15 +172,67 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 /// Reads one task inside a transaction, failing with `NotFound`.
+/// The id as written wins (queue tasks are named by their file, e.g.
+/// `task-1`); otherwise the canonical human id (`claude-3` is `CLAUDE-3`).
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
+    if let Some(task) = stmt.query_row([id], task_from_row).optional()? {
+        return task;
+    }
     let canonical = canonical_id(id);
-    conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
-        .query_row([&canonical], task_from_row)
+    if canonical == id {
+        return Err(StoreError::NotFound(id.to_owned()));
+    }
+    stmt.query_row([&canonical], task_from_row)
         .optional()?
         .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
 }
 
+/// Reads one queue item, failing with `NotFound`.
+fn load_queue_item(conn: &Connection, task_id: &str) -> Result<QueueItem> {
+    conn.prepare_cached(&format!(
+        "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items WHERE task_id = ?1"
+    ))?
+    .query_row([task_id], queue_item_from_row)
+    .optional()?
+    .unwrap_or_else(|| Err(StoreError::NotFound(task_id.to_owned())))
+}
+
+/// The first free id for an agent task: `wanted`, else `wanted~2`, `~3`, ...
+/// Human ids are stored upper-case and queue ids as written, so `task-1`
+/// and `TASK-1` are two tasks; an exact lookup finds each.
+fn free_agent_id(conn: &Connection, wanted: &str) -> Result<String> {
+    let taken = |id: &str| -> Result<bool> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    if !taken(wanted)? {
+        return Ok(wanted.to_owned());
+    }
+    for n in 2u32.. {
+        let id = format!("{wanted}~{n}");
+        if !taken(&id)? {
+            return Ok(id);
+        }
+    }
+    unreachable!("u32 suffixes cannot all be taken")
+}
+
 /// Ids are stored upper-case; `claude-3` finds `CLAUDE-3`.
+/// The stored id `id` names: the task's own when it exists (so lookups follow
+/// [`load_task`]'s rule), else its canonical `PREFIX-N` spelling.
+fn resolve_id(conn: &Connection, id: &str) -> Result<String> {
+    match load_task(conn, id) {
+        Ok(task) => Ok(task.id),
+        Err(StoreError::NotFound(_)) => Ok(canonical_id(id)),
+        Err(other) => Err(other),
+    }
+}
+
 fn canonical_id(id: &str) -> String {
     id.parse::<HumanId>()
         .map(|h| h.to_string())
@@ -733,7 +789,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let mut filter = filter.clone();
             if let Some(task) = &filter.task_id {
-                filter.task_id = Some(canonical_id(task));
+                filter.task_id = Some(resolve_id(conn, task)?);
             }
             history::page(conn, &filter, after_seq, limit)
         })
@@ -773,5 +829,129 @@ impl Store for SqliteStore {
 
     fn backup(&self, path: &Path) -> Result<()> {
         self.read(|conn| transfer::backup(conn, path))
+    }
+
+    fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
+        if spec.wanted_id.is_empty() || spec.queue.is_empty() {
+            return Err(StoreError::Conflict(
+                "an agent task needs an id and a queue".to_owned(),
+            ));
+        }
+        self.write(|tx| {
+            let id = free_agent_id(tx, &spec.wanted_id)?;
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
+                                    created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                params![
+                    Uuid::now_v7().to_string(),
+                    id,
+                    TaskKind::Agent.as_str(),
+                    spec.document,
+                    Status::Pending.as_str(),
+                    to_json_text(&spec.argv),
+                    spec.cwd,
+                    to_json_text(&spec.env),
+                    to_json_text(&spec.restart),
+                    now,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+                                          timeout_ms, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    spec.queue,
+                    spec.document,
+                    spec.executor,
+                    spec.max_attempts,
+                    spec.timeout_ms.map(|v| v as i64),
+                    now,
+                ],
+            )?;
+            insert_event(
+                tx,
+                Some(&id),
+                &NewEvent::new(
+                    EventKind::Created,
+                    actor,
+                    format!(
+                        "queue {}: {} ({})",
+                        spec.queue, spec.document, spec.executor
+                    ),
+                ),
+                None,
+                Some(json!({ "status": Status::Pending.as_str(), "queue": spec.queue })),
+            )?;
+            load_task(tx, &id)
+        })
+    }
+
+    fn queue_item(&self, task_id: &str) -> Result<QueueItem> {
+        self.read(|conn| {
+            let id = load_task(conn, task_id)?.id;
+            load_queue_item(conn, &id)
+        })
+    }
+
+    fn open_queue_items(&self, queue: &str) -> Result<Vec<QueueItem>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items
+                 WHERE queue = ?1 AND finished = 0 ORDER BY created_at, rowid"
+            ))?;
+            let rows = stmt.query_map([queue], queue_item_from_row)?;
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn finish_queue_item(
+        &self,
+        task_id: &str,
+        result: &serde_json::Value,
+        _actor: &str,
+    ) -> Result<QueueItem> {
+        self.write(|tx| {
+            let task = load_task(tx, task_id)?;
+            if !task.status.is_terminal() {
+                return Err(StoreError::Conflict(format!(
+                    "{} is {}: its result cannot be recorded before it ends",
+                    task.id, task.status
+                )));
+            }
+            let changed = tx.execute(
+                "UPDATE queue_items SET finished = 1, result = ?1, finished_at = ?2
+                 WHERE task_id = ?3",
+                params![result.to_string(), now_millis(), task.id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(task.id));
+            }
+            load_queue_item(tx, &task.id)
+        })
+    }
+
+    fn queue_counts(&self) -> Result<Vec<QueueCounts>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT q.queue,
+                        SUM(q.finished = 1 AND t.status = 'succeeded'),
+                        SUM(q.finished = 1 AND t.status <> 'succeeded'),
+                        SUM(q.finished = 0)
+                 FROM queue_items q JOIN tasks t ON t.id = q.task_id
+                 GROUP BY q.queue ORDER BY q.queue",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(QueueCounts {
+                    queue: r.get(0)?,
+                    done: r.get::<_, i64>(1)? as u64,
+                    failed: r.get::<_, i64>(2)? as u64,
+                    open: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 }

@@ -5,8 +5,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use taskdaemon_core::duration::parse_duration;
+use toml::Spanned;
 
 /// The config file a fresh workspace gets: every setting, at its default, explained.
 pub const DEFAULT_CONFIG: &str = r#"# taskdaemon workspace configuration. Durations read like 500ms, 5s, 10m, 1h.
@@ -25,6 +26,28 @@ log_keep = 5
 enabled = true
 # Relative to the workspace root.
 path = ".claude/process_registry.json"
+
+[queues]
+# Watch each queue's pending/ folder and run the task documents dropped there.
+watch_enabled = true
+# A document must be unchanged this long before it runs (half-written files wait).
+watch_debounce_ms = 500
+# Which file names in pending/ are task documents.
+watch_patterns = ["task-*.md"]
+# Attempts per document unless its front matter says max_attempts.
+max_attempts = 3
+# Wait before the second attempt; doubles for each further one (capped at 60s).
+retry_backoff = "2s"
+
+[executors]
+# The Claude Code CLI; default: `claude` found on PATH.
+# claude_path = "/usr/local/bin/claude"
+
+# Folder queues: `taskdaemon queues add PATH --id ID` adds one here.
+[[queue]]
+id = "ad-hoc"
+path = "tasks/ad-hoc"
+description = "Tasks dropped in by hand"
 "#;
 
 /// A config file that could not be used.
@@ -47,6 +70,70 @@ pub enum ConfigError {
 pub struct Config {
     pub daemon: DaemonConfig,
     pub registry: RegistryConfig,
+    pub queues: QueuesConfig,
+    pub executors: ExecutorsConfig,
+    /// `[[queue]]` entries, in file order.
+    pub queue: Vec<QueueEntry>,
+}
+
+/// `[queues]`: settings every folder queue shares.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    pub watch_enabled: bool,
+    pub watch_debounce_ms: u64,
+    pub watch_patterns: Vec<String>,
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        Self {
+            watch_enabled: true,
+            watch_debounce_ms: 500,
+            watch_patterns: vec!["task-*.md".to_owned()],
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[executors]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorsConfig {
+    /// The `claude` binary; none: `claude` on PATH.
+    pub claude_path: Option<PathBuf>,
+}
+
+/// One `[[queue]]`: a folder queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueEntry {
+    /// Names the queue in commands and results; letters, digits, `-`, `_`, `.`.
+    pub id: Spanned<String>,
+    /// The queue folder, relative to the workspace root unless absolute.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl QueueEntry {
+    pub fn id(&self) -> &str {
+        self.id.get_ref()
+    }
+}
+
+/// Whether `id` is a usable queue id.
+pub fn valid_queue_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// `[daemon]`
@@ -112,7 +199,61 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Config = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
         config.validate()?;
+        config.validate_queues(text)?;
         Ok(config)
+    }
+
+    /// The `[[queue]]` entry with this id.
+    pub fn queue_entry(&self, id: &str) -> Option<&QueueEntry> {
+        self.queue.iter().find(|q| q.id() == id)
+    }
+
+    fn validate_queues(&self, text: &str) -> Result<(), String> {
+        let q = &self.queues;
+        if q.max_attempts == 0 {
+            return Err("queues.max_attempts: must be at least 1".to_owned());
+        }
+        if q.watch_patterns.is_empty() || q.watch_patterns.iter().any(|p| p.trim().is_empty()) {
+            return Err(
+                "queues.watch_patterns: needs at least one non-empty pattern such as \"task-*.md\""
+                    .to_owned(),
+            );
+        }
+        if q.watch_patterns.iter().any(|p| p.contains('/')) {
+            return Err(
+                "queues.watch_patterns: patterns match file names, so they cannot contain '/'"
+                    .to_owned(),
+            );
+        }
+        if q.watch_debounce_ms > 600_000 {
+            return Err("queues.watch_debounce_ms: at most 600000 (10 minutes)".to_owned());
+        }
+        let line_of = |entry: &QueueEntry| {
+            let start = entry.id.span().start.min(text.len());
+            text[..start].matches('\n').count() + 1
+        };
+        for (index, entry) in self.queue.iter().enumerate() {
+            let line = line_of(entry);
+            if !valid_queue_id(entry.id()) {
+                return Err(format!(
+                    "line {line}, queue[{index}].id: '{}' is not a valid queue id (use letters, digits, '-', '_' or '.', starting with a letter or digit)",
+                    entry.id()
+                ));
+            }
+            if entry.path.as_os_str().is_empty() {
+                return Err(format!(
+                    "line {line}, queue[{index}].path: must not be empty"
+                ));
+            }
+            if let Some(first) = self.queue[..index].iter().find(|e| e.id() == entry.id()) {
+                return Err(format!(
+                    "line {line}, queue[{index}].id: queue '{}' is already defined on line {}",
+                    entry.id(),
+                    line_of(first)
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -141,8 +282,18 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - line_start + 1;
+            // Name the field: the key of the `key = value` line the error is on.
+            let line_text = text[line_start..].lines().next().unwrap_or("");
+            let key = line_text
+                .split_once('=')
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty() && !message.contains(*key));
+            match key {
+                Some(key) => format!("line {line}, column {column}: {key}: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
         }
         None => message,
     }
@@ -153,13 +304,87 @@ fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+/// Adds a `[[queue]]` entry to config text, keeping its comments and layout.
+/// Fails (naming the problem) when the id is invalid or taken.
+pub fn add_queue_entry(
+    text: &str,
+    id: &str,
+    path: &Path,
+    description: Option<&str>,
+) -> Result<String, String> {
+    let current = Config::parse(text)?;
+    if !valid_queue_id(id) {
+        return Err(format!(
+            "'{id}' is not a valid queue id (use letters, digits, '-', '_' or '.', starting with a letter or digit)"
+        ));
+    }
+    if current.queue_entry(id).is_some() {
+        return Err(format!("a queue with id '{id}' already exists"));
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let path = path
+        .to_str()
+        .ok_or_else(|| format!("{}: the path is not valid UTF-8", path.display()))?;
+    let mut table = toml_edit::Table::new();
+    table.insert("id", toml_edit::value(id));
+    table.insert("path", toml_edit::value(path));
+    if let Some(description) = description {
+        table.insert("description", toml_edit::value(description));
+    }
+    match doc.entry("queue") {
+        toml_edit::Entry::Occupied(mut entry) => match entry.get_mut().as_array_of_tables_mut() {
+            Some(array) => array.push(table),
+            None => {
+                return Err("`queue` in the config is not a list of [[queue]] tables".to_owned());
+            }
+        },
+        toml_edit::Entry::Vacant(entry) => {
+            let mut array = toml_edit::ArrayOfTables::new();
+            array.push(table);
+            entry.insert(toml_edit::Item::ArrayOfTables(array));
+        }
+    }
+    let updated = doc.to_string();
+    Config::parse(&updated)?;
+    Ok(updated)
+}
+
+/// Removes the `[[queue]]` entry with this id from config text.
+pub fn remove_queue_entry(text: &str, id: &str) -> Result<String, String> {
+    Config::parse(text)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let Some(array) = doc
+        .get_mut("queue")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    else {
+        return Err(format!("no queue with id '{id}'"));
+    };
+    let before = array.len();
+    array.retain(|table| table.get("id").and_then(|v| v.as_str()) != Some(id));
+    if array.len() == before {
+        return Err(format!("no queue with id '{id}'"));
+    }
+    if array.is_empty() {
+        doc.remove("queue");
+    }
+    Ok(doc.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn default_file_parses_to_the_defaults() {
-        assert_eq!(Config::parse(DEFAULT_CONFIG).unwrap(), Config::default());
+        let parsed = Config::parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(
+            Config {
+                queue: Vec::new(),
+                ..parsed
+            },
+            Config::default(),
+            "everything but the ad-hoc queue is at its default"
+        );
     }
 
     #[test]
@@ -176,6 +401,74 @@ mod tests {
 
         let err = Config::parse("[daemon]\nsample_interval = \"1ms\"\n").unwrap_err();
         assert!(err.contains("daemon.sample_interval"), "{err}");
+    }
+
+    #[test]
+    fn the_default_file_registers_the_ad_hoc_queue() {
+        let config = Config::parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(config.queue.len(), 1);
+        assert_eq!(config.queue[0].id(), "ad-hoc");
+        assert_eq!(config.queue[0].path, PathBuf::from("tasks/ad-hoc"));
+        assert_eq!(config.queues, QueuesConfig::default());
+    }
+
+    #[test]
+    fn queue_errors_name_line_and_field() {
+        let err = Config::parse("[queues]\nmax_attempts = 0\n").unwrap_err();
+        assert!(err.contains("queues.max_attempts"), "{err}");
+        let err = Config::parse("[queues]\nwatch_patterns = []\n").unwrap_err();
+        assert!(err.contains("queues.watch_patterns"), "{err}");
+        let err = Config::parse("[queues]\nwatch_debounce_ms = \"soon\"\n").unwrap_err();
+        assert!(
+            err.starts_with("line 2") && err.contains("watch_debounce_ms"),
+            "{err}"
+        );
+        let text = "[[queue]]\nid = \"a\"\npath = \"x\"\n\n[[queue]]\nid = \"a\"\npath = \"y\"\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(
+            err.starts_with("line 6, queue[1].id") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = Config::parse("[[queue]]\nid = \"a b\"\npath = \"x\"\n").unwrap_err();
+        assert!(err.starts_with("line 2, queue[0].id"), "{err}");
+        let err = Config::parse("[[queue]]\nid = \"a\"\n").unwrap_err();
+        assert!(err.contains("path"), "{err}");
+        let err = Config::parse("[[queue]]\nid = \"a\"\npath = \"x\"\ncolour = 1\n").unwrap_err();
+        assert!(err.starts_with("line 4") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn queues_are_added_and_removed_keeping_comments() {
+        let added =
+            add_queue_entry(DEFAULT_CONFIG, "docs", Path::new("work/docs"), Some("Docs")).unwrap();
+        assert!(added.contains("# Watch each queue"), "comments kept");
+        let config = Config::parse(&added).unwrap();
+        assert_eq!(config.queue.len(), 2);
+        assert_eq!(
+            config.queue_entry("docs").unwrap().description.as_deref(),
+            Some("Docs")
+        );
+        assert!(
+            add_queue_entry(&added, "docs", Path::new("x"), None)
+                .unwrap_err()
+                .contains("already exists")
+        );
+        assert!(add_queue_entry(&added, "no/slash", Path::new("x"), None).is_err());
+        let removed = remove_queue_entry(&added, "ad-hoc").unwrap();
+        let config = Config::parse(&removed).unwrap();
+        assert_eq!(
+            config.queue.iter().map(QueueEntry::id).collect::<Vec<_>>(),
+            ["docs"]
+        );
+        assert!(
+            remove_queue_entry(&removed, "ad-hoc")
+                .unwrap_err()
+                .contains("no queue")
+        );
+        let empty = remove_queue_entry(&removed, "docs").unwrap();
+        assert!(Config::parse(&empty).unwrap().queue.is_empty());
+        let again = add_queue_entry(&empty, "x", Path::new("x"), None).unwrap();
+        assert_eq!(Config::parse(&again).unwrap().queue.len(), 1);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use taskdaemon_daemon::{running_pid, start_daemon, stop_daemon};
 use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
+use super::workers::{WorkerRow, load_config, render, worker_rows};
 use super::{current_exe, open_store};
+use crate::args::StatusArgs;
 use crate::output::print_json;
 
 pub fn start(workspace: &Workspace) -> anyhow::Result<u8> {
@@ -38,9 +40,13 @@ struct StatusReport {
     store: String,
     /// Tasks by status; every status is present.
     tasks: serde_json::Map<String, serde_json::Value>,
+    /// With --detailed: each queue's worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<Vec<WorkerRow>>,
 }
 
-pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
+pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
+    let json = args.json;
     let store = open_store(workspace)?;
     let counts = store.status_counts()?;
     let pid = running_pid(workspace);
@@ -59,6 +65,11 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         socket: workspace.socket_path().display().to_string(),
         store: workspace.db_path().display().to_string(),
         tasks,
+        workers: if args.detailed {
+            Some(worker_rows(workspace, &store, &load_config(workspace)?)?)
+        } else {
+            None
+        },
     };
     if json {
         print_json(&report)?;
@@ -79,6 +90,14 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         println!("tasks      none");
     } else {
         println!("tasks      {}", summary.join(", "));
+    }
+    if let Some(workers) = &report.workers {
+        if workers.is_empty() {
+            println!("queues     none");
+        } else {
+            println!();
+            print!("{}", render(workers));
+        }
     }
     Ok(0)
 }

@@ -8,12 +8,16 @@ mod kill;
 mod logs;
 mod memory;
 mod ps;
+mod queues;
 mod rehydrate;
+mod service;
 mod session;
 mod spawn;
 mod task;
+mod tasks;
 mod transfer;
 mod wait;
+mod workers;
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +26,9 @@ use taskdaemon_core::id::normalize_tool;
 use taskdaemon_store::{SqliteStore, Store};
 use taskdaemon_workspace::Workspace;
 
-use crate::args::{AgentArgs, Cli, Command};
+use crate::args::{
+    AgentArgs, Cli, Command, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand,
+};
 use crate::error::UsageError;
 
 /// Runs the command; the returned code is the process exit code.
@@ -32,7 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init => init::run(workspace_arg),
         Command::Start => daemon::start(&find_workspace(workspace_arg)?),
         Command::Stop => daemon::stop(&find_workspace(workspace_arg)?),
-        Command::Status(args) => daemon::status(&find_workspace(workspace_arg)?, args.json),
+        Command::Status(args) => daemon::status(&find_workspace(workspace_arg)?, args),
         Command::Spawn(args) => spawn::run(&find_workspace(workspace_arg)?, args),
         Command::Ps(args) => ps::run(&find_workspace(workspace_arg)?, args),
         Command::Logs(args) => logs::run(&find_workspace(workspace_arg)?, args),
@@ -51,6 +57,36 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
         Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
         Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
+        Command::Queues(command) => {
+            let workspace = find_workspace(workspace_arg)?;
+            match command {
+                QueuesCommand::Add(args) => queues::add(&workspace, args),
+                QueuesCommand::List(args) => queues::list(&workspace, args.json),
+                QueuesCommand::Rm(args) => queues::rm(&workspace, args),
+            }
+        }
+        Command::Tasks(command) => {
+            let workspace = find_workspace(workspace_arg)?;
+            match command {
+                TasksCommand::Show(args) => tasks::show(&workspace, args),
+                TasksCommand::Logs(args) => tasks::logs(&workspace, args),
+                TasksCommand::Cancel(args) => tasks::cancel(&workspace, args),
+            }
+        }
+        Command::Workers(command) => {
+            let workspace = find_workspace(workspace_arg)?;
+            match command {
+                WorkersCommand::Status(args) => workers::status(&workspace, args.json),
+                WorkersCommand::List(args) => workers::list(&workspace, args.json),
+            }
+        }
+        Command::Service(command) => {
+            let workspace = find_workspace(workspace_arg)?;
+            match command {
+                ServiceCommand::Install(args) => service::install(&workspace, args),
+                ServiceCommand::Uninstall(args) => service::uninstall(&workspace, args),
+            }
+        }
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }

@@ -133,6 +133,8 @@ pub struct Ws {
     tag: String,
     /// Processes the test started itself, killed on drop.
     own: Vec<Child>,
+    /// Extra environment for every command (and so the daemon it starts).
+    env: Vec<(String, String)>,
 }
 
 impl Ws {
@@ -161,6 +163,7 @@ impl Ws {
             root,
             tag,
             own: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -203,7 +206,62 @@ impl Ws {
             .env_remove("TASKDAEMON_WORKSPACE")
             .env_remove("TASKDAEMON_SESSION")
             .env("NO_COLOR", "1");
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
+    }
+
+    /// Sets an environment variable for every later command, and so for the
+    /// daemon a command starts and the executors it runs.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Puts `dir` first on PATH for every later command.
+    pub fn prepend_path(&mut self, dir: &Path) {
+        let path = std::env::var("PATH").unwrap_or_default();
+        self.set_env("PATH", &format!("{}:{path}", dir.display()));
+    }
+
+    /// A queue folder by its path relative to the root.
+    pub fn queue_dir(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Drops a task document into `QUEUE/pending/` the way careful writers
+    /// do: written beside it under a hidden name, then renamed in.
+    pub fn drop_document(&self, queue: &str, name: &str, text: &str) {
+        let pending = self.queue_dir(queue).join("pending");
+        let tmp = pending.join(format!(".{name}.writing"));
+        fs::write(&tmp, text).expect("write document");
+        fs::rename(&tmp, pending.join(name)).expect("rename document");
+    }
+
+    /// Waits until a queue task runs; returns its executor's pid.
+    pub fn wait_task_running(&self, id: &str) -> i32 {
+        eventually_some(&format!("{id} running"), || {
+            let run = self.run(&["tasks", "show", id, "--json"]);
+            if !run.success() {
+                return None;
+            }
+            let task = run.json();
+            (task["status"] == "running")
+                .then(|| task["pid"].as_i64())
+                .flatten()
+                .map(|p| p as i32)
+        })
+    }
+
+    /// Waits for `QUEUE/results/ID.json` and returns it.
+    pub fn wait_result(&self, queue: &str, id: &str) -> Value {
+        let path = self
+            .queue_dir(queue)
+            .join("results")
+            .join(format!("{id}.json"));
+        let text = eventually_some(&format!("result {}", path.display()), || {
+            fs::read_to_string(&path).ok()
+        });
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
     }
 
     /// Runs a CLI command in this workspace.

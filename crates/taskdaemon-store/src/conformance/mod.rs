@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, RestartMode, RestartPolicy};
-use taskdaemon_core::{EventKind, NewEvent, NewProcess, ProcessIdentity, Status};
+use taskdaemon_core::{
+    EventKind, NewAgent, NewEvent, NewProcess, ProcessIdentity, Status, TaskKind,
+};
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
@@ -80,6 +82,14 @@ pub const CHECKS: &[Check] = &[
         tracked::import_refuses_a_non_empty_store,
     ),
     ("integrity_and_repair", tracked::integrity_and_repair),
+    (
+        "agent_tasks_get_unique_ids_and_queue_items",
+        agent_tasks_get_unique_ids_and_queue_items,
+    ),
+    (
+        "queue_items_finish_once_ended",
+        queue_items_finish_once_ended,
+    ),
 ];
 
 /// A process spec for tests.
@@ -93,6 +103,26 @@ pub fn spec(tool: Option<&str>, argv: &[&str]) -> NewProcess {
         env: vec![("K".to_owned(), "V".to_owned())],
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
+    }
+}
+
+/// An agent spec for tests: document `document` of queue `queue`.
+pub fn agent(queue: &str, document: &str) -> NewAgent {
+    NewAgent {
+        wanted_id: document.trim_end_matches(".md").to_owned(),
+        queue: queue.to_owned(),
+        document: document.to_owned(),
+        executor: "command".to_owned(),
+        argv: vec!["sh".to_owned(), "-c".to_owned(), "true".to_owned()],
+        cwd: "/".to_owned(),
+        env: Vec::new(),
+        restart: RestartPolicy {
+            mode: RestartMode::OnFailure,
+            max_restarts: 2,
+            initial_backoff: Duration::from_millis(10),
+        },
+        max_attempts: 3,
+        timeout_ms: Some(5000),
     }
 }
 
@@ -384,4 +414,104 @@ fn meta_and_samples(store: &dyn Store) {
     store.record_samples(&[sample(10.0, 100)]).unwrap();
     store.record_samples(&[sample(20.0, 200)]).unwrap();
     assert_eq!(store.samples().unwrap(), vec![sample(20.0, 200)]);
+}
+
+fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
+    let first = store.create_agent(&agent("q", "task-a.md"), "t").unwrap();
+    assert_eq!(first.id, "task-a");
+    assert_eq!(first.kind, TaskKind::Agent);
+    assert_eq!(first.status, Status::Pending);
+    assert_eq!(first.restart.max_restarts, 2);
+    let again = store.create_agent(&agent("q", "task-a.md"), "t").unwrap();
+    assert_eq!(again.id, "task-a~2", "a resubmitted document gets a new id");
+    let humanlike = store.create_agent(&agent("q", "task-1.md"), "t").unwrap();
+    assert_eq!(humanlike.id, "task-1");
+    let process = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    assert_eq!(process.id, "TASK-1", "agent tasks do not use the counter");
+    assert_eq!(
+        store.task("task-1").unwrap().kind,
+        TaskKind::Agent,
+        "exact id first"
+    );
+    assert_eq!(store.task("TASK-1").unwrap().kind, TaskKind::Process);
+    assert_eq!(store.task("Task-1").unwrap().kind, TaskKind::Process);
+    assert!(
+        store
+            .processes(&ProcessFilter {
+                all: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .all(|t| t.kind == TaskKind::Process),
+        "ps lists processes only"
+    );
+
+    let item = store.queue_item("task-a").unwrap();
+    assert_eq!(
+        (
+            item.queue.as_str(),
+            item.document.as_str(),
+            item.max_attempts
+        ),
+        ("q", "task-a.md", 3)
+    );
+    assert_eq!(item.timeout_ms, Some(5000));
+    assert!(!item.finished && item.result.is_none());
+    store
+        .create_agent(&agent("other", "task-b.md"), "t")
+        .unwrap();
+    let open: Vec<String> = store
+        .open_queue_items("q")
+        .unwrap()
+        .into_iter()
+        .map(|i| i.task_id)
+        .collect();
+    assert_eq!(open, ["task-a", "task-a~2", "task-1"], "oldest first");
+    assert!(matches!(
+        store.queue_item(&process.id),
+        Err(StoreError::NotFound(_))
+    ));
+    let events = store.events_after(0, &[EventKind::Created], 10).unwrap();
+    assert_eq!(events[0].task_id.as_deref(), Some("task-a"));
+}
+
+fn queue_items_finish_once_ended(store: &dyn Store) {
+    let task = store.create_agent(&agent("q", "task-x.md"), "t").unwrap();
+    let result = serde_json::json!({ "status": "succeeded" });
+    let err = store.finish_queue_item(&task.id, &result, "t").unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    store.mark_started(&task.id, 0, &started(800), "t").unwrap();
+    let first = store
+        .record_exit(&task.id, 800, ExitOutcome::exited(1), "t")
+        .unwrap();
+    assert!(
+        matches!(first.decision, ExitDecision::Restart { restart: 1, .. }),
+        "a failed attempt is retried under the queue's policy"
+    );
+    store.mark_started(&task.id, 1, &started(810), "t").unwrap();
+    store
+        .record_exit(&task.id, 810, ExitOutcome::exited(0), "t")
+        .unwrap();
+    let item = store.finish_queue_item(&task.id, &result, "t").unwrap();
+    assert!(item.finished);
+    assert_eq!(item.result, Some(result));
+    assert!(store.open_queue_items("q").unwrap().is_empty());
+
+    let failed = store.create_agent(&agent("q", "task-y.md"), "t").unwrap();
+    store
+        .record_start_failure(&failed.id, "malformed", "t")
+        .unwrap();
+    store
+        .finish_queue_item(&failed.id, &serde_json::json!({}), "t")
+        .unwrap();
+    let open = store.create_agent(&agent("q", "task-z.md"), "t").unwrap();
+    let counts = store.queue_counts().unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].done, counts[0].failed, counts[0].open),
+        (1, 1, 1),
+        "{counts:?}"
+    );
+    assert_eq!(store.open_queue_items("q").unwrap()[0].task_id, open.id);
 }

@@ -175,6 +175,23 @@ pub const MIGRATIONS: &[&str] = &[
             VALUES (new.seq * 4 + 3, coalesce(new.task_id, ''), new.message);
     END;
     "#,
+    // 3: folder queues: which document an `agent` task came from, its attempt
+    // limit, and whether its result was written back to the folder.
+    r#"
+    CREATE TABLE queue_items (
+        task_id      TEXT PRIMARY KEY,
+        queue        TEXT NOT NULL,
+        document     TEXT NOT NULL,
+        executor     TEXT NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        timeout_ms   INTEGER,
+        finished     INTEGER NOT NULL DEFAULT 0,
+        result       TEXT,
+        created_at   INTEGER NOT NULL,
+        finished_at  INTEGER
+    );
+    CREATE INDEX queue_items_open ON queue_items(queue, finished, created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,7 +1,7 @@
 //! Mapping between SQLite rows and domain records.
 
 use rusqlite::Row;
-use taskdaemon_core::{Event, TaskRecord};
+use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
 use crate::{Result, StoreError};
 
@@ -15,6 +15,9 @@ pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, arg
        WHERE d.task_id = tasks.id) AS depends_on, \
      (SELECT group_concat(path, char(10) ORDER BY f.rowid) FROM task_files f \
        WHERE f.task_id = tasks.id) AS files_modified";
+
+pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
+     timeout_ms, finished, result, created_at, finished_at";
 
 pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
 
@@ -115,5 +118,25 @@ fn read_event(row: &Row<'_>) -> Result<Event> {
         message: row.get("message")?,
         before: optional_json(row, "before")?,
         after: optional_json(row, "after")?,
+    })
+}
+
+/// Builds a [`QueueItem`], shaped like [`task_from_row`].
+pub fn queue_item_from_row(row: &Row<'_>) -> rusqlite::Result<Result<QueueItem>> {
+    Ok(read_queue_item(row))
+}
+
+fn read_queue_item(row: &Row<'_>) -> Result<QueueItem> {
+    Ok(QueueItem {
+        task_id: row.get("task_id")?,
+        queue: row.get("queue")?,
+        document: row.get("document")?,
+        executor: row.get("executor")?,
+        max_attempts: row.get("max_attempts")?,
+        timeout_ms: row.get::<_, Option<i64>>("timeout_ms")?.map(|v| v as u64),
+        finished: row.get("finished")?,
+        result: optional_json(row, "result")?,
+        created_at: row.get("created_at")?,
+        finished_at: row.get("finished_at")?,
     })
 }

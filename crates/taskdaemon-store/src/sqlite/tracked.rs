@@ -16,7 +16,7 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{canonical_id, insert_event, load_task, next_counter, touch_session, transition};
+use super::{insert_event, load_task, next_counter, resolve_id, touch_session, transition};
 use crate::{Result, StoreError, TrackedFilter};
 
 /// Creates a tracked task, its labels and dependency edges, and its `created` event.
@@ -128,7 +128,7 @@ pub(super) fn remove_dependency(
     actor: &str,
 ) -> Result<TaskRecord> {
     let task = load_task(tx, task)?;
-    let dep_id = canonical_id(depends_on);
+    let dep_id = resolve_id(tx, depends_on)?;
     let removed = tx.execute(
         "DELETE FROM task_deps WHERE task_id = ?1 AND depends_on = ?2",
         params![task.id, dep_id],

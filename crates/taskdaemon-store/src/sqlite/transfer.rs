@@ -14,7 +14,10 @@ use taskdaemon_core::{Event, NewEvent, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
 use super::memory::{MEMORY_SELECT, SESSION_SELECT, memory_from_row, session_from_row};
-use super::rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
+use super::rows::{
+    EVENT_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, event_from_row, queue_item_from_row,
+    task_from_row,
+};
 use super::{migrations, transition};
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedTask, ImportReport,
@@ -62,6 +65,12 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
     let mut stmt = conn.prepare(&format!("SELECT {MEMORY_SELECT} FROM memory ORDER BY id"))?;
     for row in stmt.query_map([], memory_from_row)? {
         sink(ExportRecord::Memory(row??))?;
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items ORDER BY created_at, task_id"
+    ))?;
+    for row in stmt.query_map([], queue_item_from_row)? {
+        sink(ExportRecord::QueueItem(row??))?;
     }
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
@@ -276,6 +285,25 @@ impl Importer for SqliteImporter<'_> {
                     ],
                 )?;
                 self.report.memory += 1;
+            }
+            ExportRecord::QueueItem(item) => {
+                self.conn.execute(
+                    "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+                       timeout_ms, finished, result, created_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        item.task_id,
+                        item.queue,
+                        item.document,
+                        item.executor,
+                        item.max_attempts,
+                        item.timeout_ms.map(|v| v as i64),
+                        item.finished,
+                        item.result.as_ref().map(serde_json::Value::to_string),
+                        item.created_at,
+                        item.finished_at
+                    ],
+                )?;
             }
             ExportRecord::Event(event) => {
                 self.insert_event(&event)?;

@@ -1,0 +1,550 @@
+//! Folder queues end to end: documents dropped into `pending/` run through a
+//! stand-in `claude` (a shell script printing the documented stream-json
+//! lines) or the command executor, under the real daemon and shims.
+//!
+//! Order and parallelism are shown by rendezvous files, never by timing.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{Ws, alive, eventually, sigkill};
+use serde_json::Value;
+
+/// Fast settings: short debounce and retry backoff, and the ad-hoc queue.
+const CONFIG: &str = r#"
+[queues]
+watch_debounce_ms = 50
+retry_backoff = "50ms"
+
+[[queue]]
+id = "ad-hoc"
+path = "tasks/ad-hoc"
+"#;
+
+/// The stand-in `claude`. The prompt (`$2`) steers it: its first word names
+/// the run in `runs.log`; `WAIT:F` waits for file F; `FAIL` ends with an
+/// error result and exit 1; `FAILONCE:F` fails unless F exists (and makes it).
+const FAKE_CLAUDE: &str = r#"#!/bin/sh
+prompt="$2"
+name=${prompt%% *}
+echo "start $name" >> "$RUNS_LOG"
+echo '{"type":"system","subtype":"init","cwd":"'"$PWD"'","session_id":"sess-'"$name"'","tools":["Read"],"model":"fake"}'
+echo 'this line is not JSON'
+echo '{"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"Working on '"$name"'"}],"usage":{"input_tokens":3,"output_tokens":2}},"session_id":"sess-'"$name"'"}'
+for word in $prompt; do
+  case $word in
+    WAIT:*) f=${word#WAIT:}; while [ ! -e "$f" ]; do sleep 0.02; done ;;
+    TOUCH:*) : > "${word#TOUCH:}" ;;
+    FAILONCE:*) f=${word#FAILONCE:}; if [ ! -e "$f" ]; then : > "$f"; fail=1; fi ;;
+    FAIL) fail=1 ;;
+  esac
+done
+echo "end $name" >> "$RUNS_LOG"
+if [ -n "$fail" ]; then
+  echo '{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"result":"It broke","session_id":"sess-'"$name"'","total_cost_usd":0.001,"usage":{"input_tokens":1,"output_tokens":1}}'
+  exit 1
+fi
+echo '{"type":"result","subtype":"success","is_error":false,"duration_ms":5,"num_turns":2,"result":"Finished '"$name"'","session_id":"sess-'"$name"'","total_cost_usd":0.0125,"usage":{"input_tokens":30,"output_tokens":12,"cache_read_input_tokens":100,"cache_creation_input_tokens":7}}'
+"#;
+
+/// A workspace with fast queue settings and the stand-in `claude` first on PATH.
+fn queue_ws() -> Ws {
+    let mut ws = Ws::new();
+    ws.write_config(CONFIG);
+    let bin = ws.root().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let claude = bin.join("claude");
+    fs::write(&claude, FAKE_CLAUDE).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&claude).unwrap().permissions(),
+        0o755,
+    );
+    fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    ws.prepend_path(&bin);
+    let log = ws.root().join("runs.log");
+    ws.set_env("RUNS_LOG", log.to_str().unwrap());
+    ws
+}
+
+const ADHOC: &str = "tasks/ad-hoc";
+
+fn runs(ws: &Ws) -> Vec<String> {
+    fs::read_to_string(ws.root().join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn touch(ws: &Ws, name: &str) {
+    fs::write(ws.root().join(name), "").unwrap();
+}
+
+fn task_json(ws: &Ws, id: &str) -> Value {
+    ws.run(&["tasks", "show", id, "--json"]).ok().json()
+}
+
+#[test]
+fn documents_run_in_file_name_order_and_leave_results() {
+    let ws = queue_ws();
+    // Dropped while no daemon runs, out of order: the start-up scan finds them.
+    ws.drop_document(ADHOC, "task-3.md", "third\n");
+    ws.drop_document(ADHOC, "task-1.md", "first\n");
+    ws.drop_document(ADHOC, "task-2.md", "---\nmodel: fake-model\n---\nsecond\n");
+    fs::write(
+        ws.queue_dir(ADHOC).join("pending/.#task-0.md"),
+        "editor lock",
+    )
+    .unwrap();
+    fs::write(ws.queue_dir(ADHOC).join("pending/task-0.md~"), "backup").unwrap();
+    ws.run(&["start"]).ok();
+
+    let result = ws.wait_result(ADHOC, "task-3");
+    assert_eq!(
+        runs(&ws),
+        [
+            "start first",
+            "end first",
+            "start second",
+            "end second",
+            "start third",
+            "end third"
+        ],
+        "one at a time, in file-name order"
+    );
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    assert_eq!(result["task_id"], "task-3");
+    assert_eq!(result["queue"], "ad-hoc");
+    assert_eq!(result["attempt"], 1);
+    assert_eq!(result["exit_code"], 0);
+    assert_eq!(result["session_id"], "sess-third");
+    assert_eq!(result["num_turns"], 2);
+    assert_eq!(result["cost_usd"], 0.0125);
+    assert_eq!(
+        result["tokens"],
+        serde_json::json!({"input": 30, "output": 12, "cache_read": 100, "cache_creation": 7})
+    );
+    assert_eq!(result["error"], Value::Null);
+    assert!(result["duration_ms"].as_u64().is_some(), "{result:#}");
+    let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-3.md")).unwrap();
+    assert!(report.contains("Finished third"), "{report}");
+    assert!(report.contains("sess-third"), "{report}");
+
+    assert_eq!(
+        names_in(&ws.queue_dir(ADHOC).join("completed")),
+        ["task-1.md", "task-2.md", "task-3.md"]
+    );
+    assert_eq!(
+        names_in(&ws.queue_dir(ADHOC).join("pending")),
+        [".#task-0.md", "task-0.md~"],
+        "editor files stay, no lock is left"
+    );
+    let shown = task_json(&ws, "task-2");
+    assert_eq!(shown["kind"], "agent");
+    assert!(
+        shown["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "fake-model"),
+        "{shown:#}"
+    );
+    let workers = ws.run(&["workers", "list", "--json"]).ok().json();
+    assert_eq!(workers[0]["queue"], "ad-hoc");
+    assert_eq!(workers[0]["done"], 3, "{workers:#}");
+    assert_eq!(workers[0]["failed"], 0);
+    assert_eq!(workers[0]["current_task"], Value::Null);
+    let status = ws.run(&["status", "--detailed", "--json"]).ok().json();
+    assert_eq!(status["workers"][0]["done"], 3, "{status:#}");
+    assert_eq!(status["tasks"]["succeeded"], 3, "{status:#}");
+}
+
+#[test]
+fn queues_run_in_parallel() {
+    let ws = queue_ws();
+    ws.run(&[
+        "queues",
+        "add",
+        "work/a",
+        "--id",
+        "a",
+        "--description",
+        "Queue A",
+    ])
+    .ok();
+    ws.run(&["queues", "add", "work/b", "--id", "b"]).ok();
+    // Each waits for the other to have started: both finish only if they
+    // run at the same time.
+    ws.drop_document(
+        "work/a",
+        "task-a.md",
+        "alpha TOUCH:a-started WAIT:b-started\n",
+    );
+    ws.drop_document(
+        "work/b",
+        "task-b.md",
+        "beta TOUCH:b-started WAIT:a-started\n",
+    );
+    ws.run(&["start"]).ok();
+    assert_eq!(ws.wait_result("work/a", "task-a")["status"], "succeeded");
+    assert_eq!(ws.wait_result("work/b", "task-b")["status"], "succeeded");
+
+    let list = ws.run(&["queues", "list", "--json"]).ok().json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ad-hoc", "a", "b"]);
+    assert_eq!(list[1]["description"], "Queue A");
+    assert_eq!(list[1]["done"], 1);
+    ws.run(&["queues", "rm", "--queue-id", "b"]).ok();
+    let list = ws.run(&["queues", "list", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(
+        ws.queue_dir("work/b/results/task-b.json").exists(),
+        "files are kept"
+    );
+}
+
+#[test]
+fn a_queue_added_while_the_daemon_runs_gets_a_worker() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    ws.run(&["queues", "add", "later", "--id", "later"]).ok();
+    ws.drop_document(
+        "later",
+        "task-x.md",
+        "---\nexecutor: command\ncommand: echo hi\n---\n",
+    );
+    assert_eq!(ws.wait_result("later", "task-x")["status"], "succeeded");
+}
+
+#[test]
+fn a_running_task_holds_a_lock_naming_its_process() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    ws.drop_document(ADHOC, "task-l.md", "locked WAIT:release\n");
+    let lock_path = ws.queue_dir(ADHOC).join("pending/.task-task-l.lock");
+    let text = common::eventually_some("the lock file", || fs::read_to_string(&lock_path).ok());
+    let lock: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(lock["task_id"], "task-l");
+    assert_eq!(lock["queue"], "ad-hoc");
+    assert_eq!(lock["thread_id"], "worker-ad-hoc");
+    assert!(
+        lock["started_at"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z')),
+        "{lock:#}"
+    );
+    let pid = lock["pid"].as_i64().unwrap() as i32;
+    assert!(alive(pid), "the lock names a live process");
+    assert_eq!(lock["identity"]["pid"], pid);
+    assert!(lock["identity"]["start_time"].as_u64().is_some());
+    let task = task_json(&ws, "task-l");
+    assert_eq!(task["status"], "running");
+    assert_eq!(lock["executor_pid"], task["pid"]);
+    let workers = ws.run(&["workers", "status", "--json"]).ok().json();
+    assert_eq!(
+        workers["workers"][0]["current_task"], "task-l",
+        "{workers:#}"
+    );
+    assert!(workers["workers"][0]["since"].is_string());
+
+    touch(&ws, "release");
+    ws.wait_result(ADHOC, "task-l");
+    assert!(!lock_path.exists(), "the lock is removed with the result");
+}
+
+#[test]
+fn stale_locks_are_cleaned_up_and_live_ones_respected() {
+    let mut ws = queue_ws();
+    let pending = ws.queue_dir(ADHOC).join("pending");
+    let lock = |id: &str, pid: i64, boot: &str, start: u64| {
+        serde_json::json!({
+            "task_id": id, "queue": "ad-hoc", "thread_id": "worker-ad-hoc", "pid": pid,
+            "started_at": "2026-01-01T00:00:00.000Z", "executor_pid": null,
+            "identity": {"boot_id": boot, "pid": pid, "start_time": start}
+        })
+        .to_string()
+    };
+    // A lock left by a process of another boot: stale.
+    ws.drop_document(ADHOC, "task-s.md", "stale\n");
+    fs::write(
+        pending.join(".task-task-s.lock"),
+        lock("task-s", 1, "another-boot", 5),
+    )
+    .unwrap();
+    // A lock that is garbage: stale too.
+    ws.drop_document(ADHOC, "task-t.md", "garbage\n");
+    fs::write(pending.join(".task-task-t.lock"), "{half a lock").unwrap();
+    // A lock held by a live process: its document must not run meanwhile.
+    let holder = ws.start_own("sleep", &["300"]);
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let start_time = common::proc_stat(holder).unwrap().start_time;
+    ws.drop_document(ADHOC, "task-h.md", "held\n");
+    fs::write(
+        pending.join(".task-task-h.lock"),
+        lock("task-h", holder.into(), boot.trim(), start_time),
+    )
+    .unwrap();
+
+    ws.run(&["start"]).ok();
+    assert_eq!(ws.wait_result(ADHOC, "task-s")["status"], "succeeded");
+    assert_eq!(ws.wait_result(ADHOC, "task-t")["status"], "succeeded");
+    assert!(!pending.join(".task-task-s.lock").exists());
+    assert!(!pending.join(".task-task-t.lock").exists());
+    assert!(
+        pending.join("task-h.md").exists(),
+        "a live lock holds its document"
+    );
+    assert!(pending.join(".task-task-h.lock").exists());
+    assert!(!runs(&ws).contains(&"start held".to_owned()));
+
+    sigkill(holder);
+    assert_eq!(ws.wait_result(ADHOC, "task-h")["status"], "succeeded");
+    assert!(!pending.join(".task-task-h.lock").exists());
+}
+
+#[test]
+fn failed_attempts_are_retried_up_to_max_attempts() {
+    let ws = queue_ws();
+    ws.drop_document(
+        ADHOC,
+        "task-1.md",
+        "---\nexecutor: command\ncommand: echo attempt >> attempts.txt; exit 3\n---\n",
+    );
+    ws.drop_document(
+        ADHOC,
+        "task-2.md",
+        "---\nmax_attempts: 2\n---\nflaky FAILONCE:flaky-marker\n",
+    );
+    ws.drop_document(
+        ADHOC,
+        "task-3.md",
+        "---\nmax_attempts: 1\n---\nbroken FAIL\n",
+    );
+    ws.run(&["start"]).ok();
+
+    let failed = ws.wait_result(ADHOC, "task-1");
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["attempt"], 3, "the config default of 3 attempts");
+    assert_eq!(failed["exit_code"], 3);
+    assert_eq!(failed["error"], "exit 3");
+    assert_eq!(
+        fs::read_to_string(ws.root().join("attempts.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-1.md")).unwrap();
+    assert!(
+        report.contains("3 of 3") && report.contains("attempt"),
+        "{report}"
+    );
+
+    let flaky = ws.wait_result(ADHOC, "task-2");
+    assert_eq!(flaky["status"], "succeeded", "{flaky:#}");
+    assert_eq!(flaky["attempt"], 2);
+    assert_eq!(
+        flaky["session_id"], "sess-flaky",
+        "the summary is the last attempt's"
+    );
+
+    let broken = ws.wait_result(ADHOC, "task-3");
+    assert_eq!(broken["status"], "failed");
+    assert_eq!(broken["attempt"], 1);
+    assert_eq!(
+        broken["error"], "error_during_execution: It broke",
+        "{broken:#}"
+    );
+    assert_eq!(
+        names_in(&ws.queue_dir(ADHOC).join("failed")),
+        ["task-1.md", "task-3.md"]
+    );
+    assert_eq!(
+        names_in(&ws.queue_dir(ADHOC).join("completed")),
+        ["task-2.md"]
+    );
+}
+
+#[test]
+fn malformed_and_vanished_documents_do_not_stop_the_worker() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    ws.drop_document(
+        ADHOC,
+        "task-1.md",
+        "---\nexecutor: command\nretries: 3\ncommand: true\n---\n",
+    );
+    let bad = ws.wait_result(ADHOC, "task-1");
+    assert_eq!(bad["status"], "failed");
+    let error = bad["error"].as_str().unwrap();
+    assert!(
+        error.contains("line 3") && error.contains("retries"),
+        "{error}"
+    );
+    let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-1.md")).unwrap();
+    assert!(
+        report.contains("line 3") && report.contains("retries"),
+        "{report}"
+    );
+    assert!(ws.queue_dir(ADHOC).join("failed/task-1.md").exists());
+
+    // One runs; the next is deleted and another renamed away while queued.
+    ws.drop_document(ADHOC, "task-2.md", "blocker WAIT:go\n");
+    eventually("task-2 runs", || {
+        runs(&ws).contains(&"start blocker".to_owned())
+    });
+    ws.drop_document(ADHOC, "task-3.md", "deleted\n");
+    ws.drop_document(ADHOC, "task-4.md", "renamed\n");
+    fs::remove_file(ws.queue_dir(ADHOC).join("pending/task-3.md")).unwrap();
+    fs::rename(
+        ws.queue_dir(ADHOC).join("pending/task-4.md"),
+        ws.root().join("task-4.md"),
+    )
+    .unwrap();
+    touch(&ws, "go");
+    ws.wait_result(ADHOC, "task-2");
+    ws.drop_document(ADHOC, "task-5.md", "after\n");
+    assert_eq!(ws.wait_result(ADHOC, "task-5")["status"], "succeeded");
+    let ran = runs(&ws);
+    assert!(
+        !ran.iter()
+            .any(|r| r.contains("deleted") || r.contains("renamed")),
+        "{ran:?}"
+    );
+}
+
+#[test]
+fn a_task_survives_kill_9_of_the_daemon_and_runs_once() {
+    let ws = queue_ws();
+    ws.drop_document(ADHOC, "task-k.md", "crash WAIT:go-on\n");
+    ws.drop_document(ADHOC, "task-z.md", "later\n");
+    ws.run(&["start"]).ok();
+    eventually("the task runs", || {
+        runs(&ws).contains(&"start crash".to_owned())
+    });
+    let pid = ws.wait_task_running("task-k");
+    let daemon = ws.daemon_pid().unwrap();
+
+    sigkill(daemon);
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    assert!(alive(pid), "the executor survives the daemon");
+    // It ends while no daemon runs; the next daemon records the result.
+    touch(&ws, "go-on");
+    eventually("the executor ends", || !alive(pid));
+    ws.run(&["start"]).ok();
+    let result = ws.wait_result(ADHOC, "task-k");
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    assert_eq!(result["attempt"], 1);
+    assert_eq!(ws.wait_result(ADHOC, "task-z")["status"], "succeeded");
+    let starts = runs(&ws).iter().filter(|r| *r == "start crash").count();
+    assert_eq!(starts, 1, "run exactly once: {:?}", runs(&ws));
+}
+
+#[test]
+fn a_task_still_running_after_a_daemon_restart_is_adopted() {
+    let ws = queue_ws();
+    ws.drop_document(ADHOC, "task-r.md", "resume WAIT:finish\n");
+    ws.run(&["start"]).ok();
+    let pid = ws.wait_task_running("task-r");
+    sigkill(ws.daemon_pid().unwrap());
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    ws.run(&["start"]).ok();
+    // The new daemon must wait for it, not start it again.
+    assert_eq!(task_json(&ws, "task-r")["pid"], pid);
+    touch(&ws, "finish");
+    let result = ws.wait_result(ADHOC, "task-r");
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(runs(&ws).iter().filter(|r| *r == "start resume").count(), 1);
+    assert!(
+        !ws.queue_dir(ADHOC)
+            .join("pending/.task-task-r.lock")
+            .exists()
+    );
+}
+
+#[test]
+fn cancel_kills_the_group_and_records_it() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    ws.drop_document(
+        ADHOC,
+        "task-c.md",
+        "---\nexecutor: command\ncommand: sleep 300 & wait\n---\n",
+    );
+    let pid = ws.wait_task_running("task-c");
+    let cancel = ws.run(&["tasks", "cancel", "task-c", "--grace", "2s"]).ok();
+    assert!(cancel.stdout.contains("cancelled"), "{cancel:#?}");
+    let result = ws.wait_result(ADHOC, "task-c");
+    assert_eq!(result["status"], "cancelled", "{result:#}");
+    assert!(!alive(pid));
+    assert!(
+        common::group_members(pid).is_empty(),
+        "the whole group is gone"
+    );
+    assert!(ws.queue_dir(ADHOC).join("failed/task-c.md").exists());
+    let again = ws.run(&["tasks", "cancel", "task-c"]);
+    assert_eq!(again.code, Some(4), "{again:#?}");
+    let logs = ws.run(&["tasks", "logs", "task-c"]).ok();
+    assert_eq!(logs.code, Some(0));
+}
+
+#[test]
+fn queue_commands_reject_bad_input_clearly() {
+    let ws = queue_ws();
+    let bad = ws.run(&["queues", "add", "x", "--id", "no spaces"]);
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+    assert!(bad.stderr.contains("not a valid queue id"), "{bad:#?}");
+    let dup = ws.run(&["queues", "add", "y", "--id", "ad-hoc"]);
+    assert_eq!(dup.code, Some(2));
+    assert!(dup.stderr.contains("already exists"), "{dup:#?}");
+    let missing = ws.run(&["queues", "rm", "--queue-id", "nope"]);
+    assert_eq!(missing.code, Some(2));
+    ws.write_config("[queues]\nmax_attempts = 0\n");
+    let invalid = ws.run(&["workers", "list"]);
+    assert_eq!(invalid.code, Some(1));
+    assert!(
+        invalid.stderr.contains("queues.max_attempts"),
+        "{invalid:#?}"
+    );
+}
+
+#[test]
+fn service_install_writes_and_removes_a_user_unit() {
+    let ws = queue_ws();
+    let dir = ws.root().join("units");
+    let unit_dir = dir.to_str().unwrap();
+    let dry = ws
+        .run(&["service", "install", "--dry-run", "--unit-dir", unit_dir])
+        .ok();
+    assert!(dry.stdout.contains("KillMode=process"), "{dry:#?}");
+    assert!(!dir.join("taskdaemon.service").exists());
+    ws.run(&["service", "install", "--unit-dir", unit_dir]).ok();
+    let unit = fs::read_to_string(dir.join("taskdaemon.service")).unwrap();
+    assert!(
+        unit.contains("__daemon") && unit.contains(&ws.root().display().to_string()),
+        "{unit}"
+    );
+    ws.run(&["service", "uninstall", "--unit-dir", unit_dir])
+        .ok();
+    assert!(!dir.join("taskdaemon.service").exists());
+}

@@ -1,0 +1,532 @@
+//! Folder-queue workers: one tokio task per configured queue.
+//!
+//! A worker runs its queue's documents one at a time, in file-name order
+//! (higher `priority:` first), while the workers of different queues run in
+//! parallel. It wakes on inotify events in `pending/` (and rescans now and
+//! then in case an event was lost), waits until a document has stopped
+//! changing, records it in the store as an `agent` task, and launches it
+//! under a shim like any process, so the executor outlives the daemon.
+//!
+//! Everything a worker needs to pick up after a crash is in the store: on
+//! start it first drives the queue items that have no result yet (still
+//! running, ended while the daemon was down, or never launched) before it
+//! takes a new document. Lock files are projections; a lock whose owner is
+//! gone and that the store knows nothing of is removed, and its document
+//! runs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use rustix::process::Signal;
+use taskdaemon_core::duration::format_duration;
+use taskdaemon_core::time::{now_millis, to_rfc3339};
+use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
+use taskdaemon_queue::executor::{ExecutorSettings, agent_spec, malformed_spec, stem};
+use taskdaemon_queue::folder::Outcome;
+use taskdaemon_queue::{
+    ExecutorKind, LockFile, QueueFolder, StreamSummary, TaskDocument, TaskResult, output_tail,
+};
+use taskdaemon_store::{Store, StoreError};
+use taskdaemon_supervisor::group::Group;
+use taskdaemon_workspace::{Config, QueuesConfig};
+use tokio::sync::Notify;
+
+use crate::server::{ACTOR, Daemon, follow, launch};
+
+/// Rescan `pending/` this often even without events (lost inotify events,
+/// watching disabled).
+const RESCAN: Duration = Duration::from_secs(5);
+/// How often a worker re-reads a running task besides waiting for its end.
+const POLL: Duration = Duration::from_secs(1);
+/// Grace period for an executor that ran past its timeout.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+/// Lines of output kept in the report of a task without a final text.
+const REPORT_TAIL_LINES: usize = 40;
+
+type Shared = Arc<Daemon>;
+
+/// One queue's worker and what it runs with.
+struct Worker {
+    daemon: Shared,
+    folder: QueueFolder,
+    settings: QueuesConfig,
+    executors: ExecutorSettings,
+    wake: Arc<Notify>,
+    /// Priorities of documents already read, by file name.
+    priorities: HashMap<String, i32>,
+}
+
+/// Starts a worker for every `[[queue]]` of `config` that has none, and
+/// stops the workers of queues no longer configured.
+pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
+    let mut workers = daemon.workers.lock().unwrap_or_else(|p| p.into_inner());
+    workers.retain(|id, handle| {
+        let keep = config.queue_entry(id).is_some() && !handle.is_finished();
+        if !keep {
+            handle.abort();
+            tracing::info!(queue = id, "worker stopped");
+        }
+        keep
+    });
+    for entry in &config.queue {
+        if workers.contains_key(entry.id()) {
+            continue;
+        }
+        let folder = QueueFolder::new(entry.id(), &daemon.workspace.resolve(&entry.path));
+        if let Err(e) = folder.create() {
+            tracing::error!(queue = entry.id(), error = %e, "cannot create the queue folder");
+            continue;
+        }
+        let worker = Worker {
+            daemon: daemon.clone(),
+            folder,
+            settings: config.queues.clone(),
+            executors: executor_settings(daemon, config),
+            wake: Arc::new(Notify::new()),
+            priorities: HashMap::new(),
+        };
+        let handle = tokio::spawn(worker.run());
+        workers.insert(entry.id().to_owned(), handle.abort_handle());
+    }
+}
+
+fn executor_settings(daemon: &Daemon, config: &Config) -> ExecutorSettings {
+    ExecutorSettings {
+        claude_path: config
+            .executors
+            .claude_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("claude")),
+        workspace_root: daemon.workspace.root().to_owned(),
+        // Executors run with the daemon's environment, as `spawn` commands
+        // run with the caller's.
+        base_env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k != "TASKDAEMON_WORKSPACE")
+            .collect(),
+        default_max_attempts: config.queues.max_attempts,
+        retry_backoff: config.queues.retry_backoff,
+    }
+}
+
+/// Runs blocking work (store, files, launches) off the async thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("worker step panicked: {e}"))
+}
+
+impl Worker {
+    fn queue(&self) -> &str {
+        &self.folder.id
+    }
+
+    async fn run(mut self) {
+        let _watcher = self.watch();
+        tracing::info!(queue = self.queue(), folder = %self.folder.root.display(), "worker started");
+        loop {
+            if let Err(e) = self.step().await {
+                tracing::error!(queue = self.queue(), error = %e, "worker step failed; retrying");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    /// Watches `pending/`; every event wakes the worker. None when watching
+    /// is off or impossible (the periodic rescan still finds documents).
+    fn watch(&self) -> Option<notify::RecommendedWatcher> {
+        if !self.settings.watch_enabled {
+            return None;
+        }
+        let wake = self.wake.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                wake.notify_one();
+            }
+        });
+        match watcher {
+            Ok(mut watcher) => {
+                match watcher.watch(&self.folder.pending(), RecursiveMode::NonRecursive) {
+                    Ok(()) => Some(watcher),
+                    Err(e) => {
+                        tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning periodically");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(queue = self.queue(), error = %e, "cannot create a watcher; rescanning periodically");
+                None
+            }
+        }
+    }
+
+    /// One turn: finish what the store says is open, else run the next
+    /// document, else sleep until something changes.
+    async fn step(&mut self) -> Result<(), String> {
+        let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
+        let open = blocking(move || daemon.store.open_queue_items(&queue))
+            .await?
+            .map_err(|e| e.to_string())?;
+        if let Some(item) = open.into_iter().next() {
+            return self.drive(item).await;
+        }
+        let folder = self.folder.clone();
+        let held = blocking(move || clean_stale_locks(&folder)).await?;
+        match self.next_document(&held).await? {
+            Next::Run(name) => self.start(name).await,
+            Next::Wait(delay) => {
+                let _ = tokio::time::timeout(delay, self.wake.notified()).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The next ready document, or how long to wait for one.
+    async fn next_document(&mut self, held: &HashSet<String>) -> Result<Next, String> {
+        let folder = self.folder.clone();
+        let patterns = self.settings.watch_patterns.clone();
+        let settle = Duration::from_millis(self.settings.watch_debounce_ms);
+        let docs = blocking(move || folder.documents(&patterns, settle))
+            .await?
+            .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
+        self.priorities
+            .retain(|name, _| docs.iter().any(|d| &d.name == name));
+        let mut best: Option<(i32, String)> = None;
+        let mut wait = RESCAN;
+        for doc in docs {
+            if held.contains(&stem(&doc.name)) {
+                // A live process elsewhere holds its lock: not ours to run.
+                continue;
+            }
+            if !doc.ready {
+                // Come back when it has had time to settle.
+                wait = wait.min(doc.wait + Duration::from_millis(5));
+                continue;
+            }
+            let priority = match self.priorities.get(&doc.name) {
+                Some(p) => *p,
+                None => {
+                    let path = self.folder.pending().join(&doc.name);
+                    let p = std::fs::read_to_string(path)
+                        .map(|text| TaskDocument::priority_of(&text))
+                        .unwrap_or(0);
+                    self.priorities.insert(doc.name.clone(), p);
+                    p
+                }
+            };
+            // Names come sorted: a later name wins only with a higher priority.
+            if best.as_ref().is_none_or(|(p, _)| priority > *p) {
+                best = Some((priority, doc.name));
+            }
+        }
+        Ok(match best {
+            Some((_, name)) => Next::Run(name),
+            None => Next::Wait(wait),
+        })
+    }
+
+    /// Records document `name` as a task and launches it; a malformed one
+    /// is recorded as failed and finished at once.
+    async fn start(&mut self, name: String) -> Result<(), String> {
+        self.priorities.remove(&name);
+        let (daemon, folder, executors) = (
+            self.daemon.clone(),
+            self.folder.clone(),
+            self.executors.clone(),
+        );
+        let started =
+            blocking(move || start_document(&daemon, &folder, &executors, &name)).await??;
+        if let Some(item) = started {
+            self.drive(item).await?;
+        }
+        Ok(())
+    }
+
+    /// Follows an open item until its task has ended, enforcing its timeout
+    /// and rerunning a lost attempt, then writes its result.
+    async fn drive(&self, item: QueueItem) -> Result<(), String> {
+        let id = item.task_id.clone();
+        let mut ended = self.daemon.ended.subscribe();
+        let mut timed_out: Option<(u32, Duration)> = None;
+        follow(&self.daemon, id.clone());
+        loop {
+            let (daemon, task_id) = (self.daemon.clone(), id.clone());
+            let task = blocking(move || daemon.store.task(&task_id))
+                .await?
+                .map_err(|e| e.to_string())?;
+            if task.status.is_terminal() {
+                if self.rerun_lost(&task, &item).await? {
+                    follow(&self.daemon, id.clone());
+                    continue;
+                }
+                let extra = timed_out
+                    .filter(|(attempt, _)| *attempt == task.restarts)
+                    .map(|(_, limit)| format!("timed out after {}", format_duration(limit)));
+                let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
+                return blocking(move || finish(&daemon, &folder, &item, &task, extra)).await?;
+            }
+            let mut wait = POLL;
+            if let (Status::Running, Some(limit), Some(started)) =
+                (task.status, item.timeout_ms, task.started_at)
+            {
+                let limit = Duration::from_millis(limit);
+                let elapsed =
+                    Duration::from_millis(u64::try_from(now_millis() - started).unwrap_or(0));
+                if elapsed >= limit {
+                    if timed_out.is_none_or(|(attempt, _)| attempt != task.restarts) {
+                        timed_out = Some((task.restarts, limit));
+                        let daemon = self.daemon.clone();
+                        blocking(move || stop_for_timeout(&daemon, &task, limit)).await?;
+                    }
+                } else {
+                    wait = wait.min(limit - elapsed);
+                }
+            }
+            // The follower announces the end; the poll covers a follower
+            // that gave up (it logs why) and the timeout.
+            let _ = tokio::time::timeout(wait, async {
+                loop {
+                    match ended.recv().await {
+                        Ok(ended_id) if ended_id == id => return,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                }
+            })
+            .await;
+            follow(&self.daemon, id.clone());
+        }
+    }
+
+    /// A task whose shim vanished (`lost`) gets its remaining attempts:
+    /// reopened and launched again. Returns whether it was.
+    async fn rerun_lost(&self, task: &TaskRecord, item: &QueueItem) -> Result<bool, String> {
+        if task.status != Status::Lost
+            || task.stop_requested
+            || task.restarts + 1 >= item.max_attempts
+        {
+            return Ok(false);
+        }
+        let (daemon, id) = (self.daemon.clone(), task.id.clone());
+        let folder = self.folder.clone();
+        blocking(move || {
+            let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let task = daemon
+                .store
+                .reopen_for_restart(&id, ACTOR)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(id, attempt = task.restarts + 1, "rerunning a lost attempt");
+            if launch(&daemon, &task).is_ok() {
+                write_lock(&daemon, &folder, &id);
+            }
+            Ok::<_, String>(true)
+        })
+        .await?
+    }
+}
+
+enum Next {
+    Run(String),
+    Wait(Duration),
+}
+
+/// Reads, records and launches one document. Returns the open item to
+/// drive, or none when the document vanished or was malformed (then its
+/// result is written already).
+fn start_document(
+    daemon: &Daemon,
+    folder: &QueueFolder,
+    executors: &ExecutorSettings,
+    name: &str,
+) -> Result<Option<QueueItem>, String> {
+    let path = folder.pending().join(name);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => {
+            String::from_utf8(bytes).map_err(|_| "the document is not valid UTF-8".to_owned())
+        }
+        // Deleted or renamed while queued: nothing to run.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(queue = folder.id, name, "document vanished before it ran");
+            return Ok(None);
+        }
+        Err(e) => Err(format!("cannot read the document: {e}")),
+    };
+    let parsed = text.and_then(|text| TaskDocument::parse(&text).map_err(|e| e.to_string()));
+    let store = &daemon.store;
+    let doc = match parsed {
+        Ok(doc) => doc,
+        Err(message) => {
+            let task = store
+                .create_agent(&malformed_spec(&folder.id, name, executors), ACTOR)
+                .map_err(|e| e.to_string())?;
+            let error = format!("{name}: {message}");
+            tracing::warn!(queue = folder.id, id = task.id, %error, "malformed document");
+            let task = store
+                .record_start_failure(&task.id, &error, ACTOR)
+                .map_err(|e| e.to_string())?;
+            let item = store.queue_item(&task.id).map_err(|e| e.to_string())?;
+            finish(daemon, folder, &item, &task, Some(error))?;
+            return Ok(None);
+        }
+    };
+    let spec = agent_spec(&folder.id, name, &doc, executors);
+    let task = store
+        .create_agent(&spec, ACTOR)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        queue = folder.id,
+        id = task.id,
+        executor = doc.executor.as_str(),
+        "document picked up"
+    );
+    // A launch failure is recorded in the store by the shim or by `launch`;
+    // the item is then driven to its (failed) end like any other.
+    if launch(daemon, &task).is_ok() {
+        write_lock(daemon, folder, &task.id);
+    }
+    store
+        .queue_item(&task.id)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Writes the lock file of a launched task, naming its shim.
+fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
+    let Ok(task) = daemon.store.task(id) else {
+        return;
+    };
+    let Some(identity) = task.shim_identity() else {
+        return;
+    };
+    let lock = LockFile {
+        task_id: task.id.clone(),
+        queue: folder.id.clone(),
+        thread_id: format!("worker-{}", folder.id),
+        pid: identity.pid,
+        started_at: to_rfc3339(task.started_at.unwrap_or_else(now_millis)),
+        executor_pid: task.pid,
+        identity,
+    };
+    if let Err(e) = lock.write(&folder.lock_path(&task.id)) {
+        tracing::warn!(id, error = %e, "cannot write the lock file");
+    }
+}
+
+/// Removes lock files whose owner is gone. Called when the store has no
+/// open item in this queue, so no lock is the worker's own. Returns the
+/// document stems that live locks still hold.
+fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
+    let mut held = HashSet::new();
+    let Ok(locks) = folder.lock_files() else {
+        return held;
+    };
+    for path in locks {
+        let stale = match LockFile::read(&path) {
+            Ok(Some(lock)) if !lock.is_stale() => {
+                let stem = lock
+                    .task_id
+                    .rsplit_once('~')
+                    .map_or(lock.task_id.as_str(), |(s, _)| s);
+                held.insert(stem.to_owned());
+                false
+            }
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            // Half-written or garbage: it protects nothing.
+            Err(_) => true,
+        };
+        if stale {
+            tracing::info!(lock = %path.display(), "removing a stale lock");
+            if let Err(e) = LockFile::remove(&path) {
+                tracing::warn!(lock = %path.display(), error = %e, "cannot remove a stale lock");
+            }
+        }
+    }
+    held
+}
+
+/// Sends TERM (then KILL) to an executor that ran past its time limit. Its
+/// shim records the signal; a retry follows if attempts remain.
+fn stop_for_timeout(daemon: &Daemon, task: &TaskRecord, limit: Duration) {
+    let message = format!(
+        "timed out after {}; stopping attempt {}",
+        format_duration(limit),
+        task.restarts + 1
+    );
+    tracing::warn!(id = task.id, "{message}");
+    let _ = daemon.store.append_event(
+        Some(&task.id),
+        &NewEvent::new(EventKind::Alert, ACTOR, message),
+    );
+    let (Some(pgid), Some(leader)) = (task.pgid, task.process_identity()) else {
+        return;
+    };
+    if let Err(e) = (Group { pgid, leader }).terminate(Signal::TERM, TIMEOUT_GRACE) {
+        tracing::warn!(id = task.id, error = %e, "cannot stop a timed-out executor");
+    }
+}
+
+/// Writes the result and report of an ended task, moves its document to
+/// `completed/` or `failed/`, removes its lock, and closes its item. Each
+/// step can be repeated, so a crash half-way is finished on the next start.
+fn finish(
+    daemon: &Daemon,
+    folder: &QueueFolder,
+    item: &QueueItem,
+    task: &TaskRecord,
+    extra_error: Option<String>,
+) -> Result<(), String> {
+    let stdout = daemon.workspace.stdout_log(&task.id);
+    let stream = if item.executor == ExecutorKind::ClaudeCode.as_str() {
+        std::fs::File::open(&stdout)
+            .map(|f| StreamSummary::read(std::io::BufReader::new(f)))
+            .unwrap_or_default()
+    } else {
+        StreamSummary::default()
+    };
+    let result = TaskResult::build(task, item, &stream, extra_error, now_millis());
+    let tail = output_tail(&stdout, REPORT_TAIL_LINES);
+    let report = result.report(item, stream.final_text.as_deref(), &tail);
+    result
+        .write(folder, &report)
+        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
+    let outcome = if result.succeeded() {
+        Outcome::Completed
+    } else {
+        Outcome::Failed
+    };
+    match folder.finish_document(&item.document, &task.id, outcome) {
+        Ok(Some(_)) => {}
+        Ok(None) => tracing::info!(
+            id = task.id,
+            document = item.document,
+            "document was gone when its task ended"
+        ),
+        Err(e) => tracing::warn!(id = task.id, error = %e, "cannot move the document"),
+    }
+    if let Err(e) = LockFile::remove(&folder.lock_path(&task.id)) {
+        tracing::warn!(id = task.id, error = %e, "cannot remove the lock file");
+    }
+    let json = serde_json::to_value(&result).map_err(|e| e.to_string())?;
+    match daemon.store.finish_queue_item(&task.id, &json, ACTOR) {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(format!("cannot close the queue item of {}: {e}", task.id)),
+    }
+    tracing::info!(
+        queue = folder.id,
+        id = task.id,
+        status = result.status,
+        attempt = result.attempt,
+        "task finished"
+    );
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Turning a document into the command an executor runs.
+//!
+//! Both executors run under the supervisor like any process task, so the
+//! daemon may die and come back while they run. `claude-code` runs
+//! `claude -p <prompt> --output-format stream-json --verbose` (plus `--model`
+//! and `--allowedTools` when the document asks); `command` runs `sh -c`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use taskdaemon_core::NewAgent;
+use taskdaemon_core::process::{RestartMode, RestartPolicy};
+
+use crate::document::{ExecutorKind, TaskDocument};
+
+/// What every document of a workspace shares.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// The `claude` binary: a name looked up on the task's PATH, or a path.
+    pub claude_path: PathBuf,
+    /// Where documents run unless they say `workdir:`.
+    pub workspace_root: PathBuf,
+    /// The environment executors start from (the document's `env` goes on top).
+    pub base_env: Vec<(String, String)>,
+    /// `max_attempts` when the document does not say.
+    pub default_max_attempts: u32,
+    /// Wait before the second attempt; it doubles for each further one.
+    pub retry_backoff: Duration,
+}
+
+/// The program and arguments for a document.
+pub fn argv(doc: &TaskDocument, settings: &ExecutorSettings) -> Vec<String> {
+    match doc.executor {
+        ExecutorKind::Command => vec!["sh".to_owned(), "-c".to_owned(), doc.script().to_owned()],
+        ExecutorKind::ClaudeCode => {
+            let mut argv = vec![
+                settings.claude_path.to_string_lossy().into_owned(),
+                "-p".to_owned(),
+                doc.body.trim().to_owned(),
+                "--output-format".to_owned(),
+                "stream-json".to_owned(),
+                "--verbose".to_owned(),
+            ];
+            if let Some(model) = &doc.model {
+                argv.extend(["--model".to_owned(), model.clone()]);
+            }
+            if !doc.allowed_tools.is_empty() {
+                argv.extend(["--allowedTools".to_owned(), doc.allowed_tools.join(",")]);
+            }
+            argv
+        }
+    }
+}
+
+/// The store spec of a parsed document `name` of `queue`.
+pub fn agent_spec(
+    queue: &str,
+    name: &str,
+    doc: &TaskDocument,
+    settings: &ExecutorSettings,
+) -> NewAgent {
+    let max_attempts = doc
+        .max_attempts
+        .unwrap_or(settings.default_max_attempts)
+        .max(1);
+    let mut env = settings.base_env.clone();
+    for (key, value) in &doc.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    let cwd = match &doc.workdir {
+        Some(dir) => resolve(&settings.workspace_root, dir),
+        None => settings.workspace_root.clone(),
+    };
+    NewAgent {
+        wanted_id: stem(name),
+        queue: queue.to_owned(),
+        document: name.to_owned(),
+        executor: doc.executor.as_str().to_owned(),
+        argv: argv(doc, settings),
+        cwd: cwd.to_string_lossy().into_owned(),
+        env,
+        restart: RestartPolicy {
+            mode: RestartMode::OnFailure,
+            max_restarts: max_attempts - 1,
+            initial_backoff: settings.retry_backoff,
+        },
+        max_attempts,
+        timeout_ms: doc.timeout.map(|t| t.as_millis() as u64),
+    }
+}
+
+/// The spec that records a document that could not be parsed: nothing to run.
+pub fn malformed_spec(queue: &str, name: &str, settings: &ExecutorSettings) -> NewAgent {
+    NewAgent {
+        wanted_id: stem(name),
+        queue: queue.to_owned(),
+        document: name.to_owned(),
+        executor: "none".to_owned(),
+        argv: Vec::new(),
+        cwd: settings.workspace_root.to_string_lossy().into_owned(),
+        env: Vec::new(),
+        restart: RestartPolicy::default(),
+        max_attempts: 1,
+        timeout_ms: None,
+    }
+}
+
+/// A document's task id: its file name without the extension.
+pub fn stem(name: &str) -> String {
+    Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+fn resolve(root: &Path, dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        root.join(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ExecutorSettings {
+        ExecutorSettings {
+            claude_path: PathBuf::from("claude"),
+            workspace_root: PathBuf::from("/ws"),
+            base_env: vec![("PATH".into(), "/bin".into()), ("A".into(), "old".into())],
+            default_max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn claude_code_argv() {
+        let doc =
+            TaskDocument::parse("---\nmodel: opus\nallowed_tools: [Read, Edit]\n---\nFix it.\n")
+                .unwrap();
+        assert_eq!(
+            argv(&doc, &settings()),
+            [
+                "claude",
+                "-p",
+                "Fix it.",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                "opus",
+                "--allowedTools",
+                "Read,Edit"
+            ]
+        );
+    }
+
+    #[test]
+    fn spec_merges_env_and_attempts() {
+        let doc = TaskDocument::parse(
+            "---\nexecutor: command\ncommand: 'true'\nworkdir: sub\nenv: {A: new}\n---\n",
+        )
+        .unwrap();
+        let spec = agent_spec("q", "task-9.md", &doc, &settings());
+        assert_eq!(spec.wanted_id, "task-9");
+        assert_eq!(spec.argv, ["sh", "-c", "true"]);
+        assert_eq!(spec.cwd, "/ws/sub");
+        assert_eq!(spec.max_attempts, 3);
+        assert_eq!(spec.restart.max_restarts, 2);
+        assert!(spec.env.contains(&("A".into(), "new".into())));
+        assert!(!spec.env.contains(&("A".into(), "old".into())));
+    }
+}
