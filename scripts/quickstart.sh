@@ -27,5 +27,16 @@ step "taskdaemon logs $build --stderr";     "$td" logs "$build" --stderr
 step taskdaemon rehydrate;                  "$td" rehydrate
 step "taskdaemon kill $server   # restarts the daemon, which re-adopts the server"; "$td" kill "$server"
 step 'taskdaemon ps --all';                 "$td" ps --all
+step 'tracked work: taskdaemon task add "Fix the failing test" --after ... ; task start; remember'
+export TASKDAEMON_SESSION=demo-session
+fix=$("$td" task add "Fix the failing test" --priority high)
+ship=$("$td" task add "Ship the release" --after "$fix")
+"$td" task start "$fix"
+"$td" task context "$fix" --file src/lib.rs
+"$td" remember "keep the old API; add a new function instead" --kind decision --task "$fix"
+step "taskdaemon task ready   # $ship waits for $fix";  "$td" task ready
+step taskdaemon task resume;                "$td" task resume
+step 'taskdaemon search API';               "$td" search API
+step 'cat .taskdaemon/current.json | head -20'; head -20 .taskdaemon/current.json
 step 'cat .claude/process_registry.json | head -12'; head -12 .claude/process_registry.json
 echo; echo "Workspace left in $demo"
