@@ -226,6 +226,18 @@ pub trait Store: Send + Sync {
     fn events_after(&self, after_seq: i64, kinds: &[EventKind], limit: usize)
     -> Result<Vec<Event>>;
 
+    /// The newest `limit` events after `after_seq` of the given kinds (all
+    /// when empty), oldest first.
+    fn newest_events_after(
+        &self,
+        after_seq: i64,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    /// The tasks with these ids, in no particular order; unknown ids are left out.
+    fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>>;
+
     /// The newest event's sequence number, 0 when there is none.
     fn last_event_seq(&self) -> Result<i64>;
 

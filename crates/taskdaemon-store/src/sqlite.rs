@@ -311,6 +311,16 @@ fn transition(
     Ok(())
 }
 
+/// ` AND kind IN (...)` for a non-empty list of kinds. The names are our own
+/// constants, never user input.
+fn kind_filter(kinds: &[EventKind]) -> String {
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+    format!(" AND kind IN ({})", names.join(", "))
+}
+
 fn value_to_json(value: &rusqlite::types::Value) -> serde_json::Value {
     use rusqlite::types::Value;
     match value {
@@ -604,16 +614,48 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Event>> {
         self.read(|conn| {
-            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1");
-            if !kinds.is_empty() {
-                let names: Vec<String> =
-                    kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
-                sql.push_str(&format!(" AND kind IN ({})", names.join(", ")));
-            }
-            sql.push_str(" ORDER BY seq LIMIT ?2");
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} ORDER BY seq LIMIT ?2",
+                kind_filter(kinds)
+            );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
             rows.map(|row| row?).collect()
+        })
+    }
+
+    fn newest_events_after(
+        &self,
+        after_seq: i64,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} \
+                 ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+                kind_filter(kinds)
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| {
+            let mut tasks = Vec::with_capacity(ids.len());
+            // Bounded batches keep each statement under SQLite's parameter limit.
+            for batch in ids.chunks(500) {
+                let marks = vec!["?"; batch.len()].join(", ");
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({marks})"
+                ))?;
+                for row in stmt.query_map(rusqlite::params_from_iter(batch), task_from_row)? {
+                    tasks.push(row??);
+                }
+            }
+            Ok(tasks)
         })
     }
 

@@ -1,12 +1,12 @@
 //! `taskdaemon rehydrate`: the post-compaction summary.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use taskdaemon_core::rehydrate::{
     AlertItem, CurrentItem, EndedItem, ReadyItem, RehydrateInput, RunningItem, render,
 };
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, MemoryKind, Status};
+use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_store::{MemoryFilter, ProcessFilter, SqliteStore, Store};
 use taskdaemon_workspace::Workspace;
@@ -19,6 +19,13 @@ use crate::output::{last_line, print_json};
 const CURSOR_KEY: &str = "rehydrate.cursor";
 /// At most this many ended processes and alerts are considered; the budget cuts further.
 const MAX_ITEMS: usize = 500;
+/// Events that report something the reader should see once.
+const SEEN_KINDS: &[EventKind] = &[
+    EventKind::Exited,
+    EventKind::Lost,
+    EventKind::StartFailed,
+    EventKind::Alert,
+];
 /// Ready tasks and recent decisions considered.
 const MAX_TRACKED_ITEMS: usize = 5;
 
@@ -50,16 +57,9 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
     if !args.peek {
         // Only past what was shown: an exit or alert cut for the budget stays unseen.
         let mut next = newest;
-        for event in store.events_after(
-            cursor,
-            &[
-                EventKind::Exited,
-                EventKind::Lost,
-                EventKind::StartFailed,
-                EventKind::Alert,
-            ],
-            MAX_ITEMS,
-        )? {
+        // The same newest items the summary considered; anything older was
+        // beyond MAX_ITEMS and is passed over (`ps --all` still lists it).
+        for event in store.newest_events_after(cursor, SEEN_KINDS, MAX_ITEMS)? {
             let Some(id) = event.task_id.as_deref() else {
                 continue;
             };
@@ -96,22 +96,30 @@ fn gather(
         })
         .collect();
 
-    let ended_events = store.events_after(
+    let ended_events = store.newest_events_after(
         cursor,
         &[EventKind::Exited, EventKind::Lost, EventKind::StartFailed],
         MAX_ITEMS,
     )?;
+    // Newest first, one line per task, all the tasks read in one query.
     let mut seen = HashSet::new();
+    let newest: Vec<(String, i64)> = ended_events
+        .iter()
+        .rev()
+        .filter_map(|e| Some((e.task_id.clone()?, e.at)))
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .collect();
+    let ids: Vec<String> = newest.iter().map(|(id, _)| id.clone()).collect();
+    let mut by_id: HashMap<String, TaskRecord> = store
+        .tasks_by_ids(&ids)?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
     let mut ended = Vec::new();
-    // Newest first, one line per task.
-    for event in ended_events.iter().rev() {
-        let Some(id) = event.task_id.as_deref() else {
+    for (id, at) in &newest {
+        let Some(task) = by_id.remove(id) else {
             continue;
         };
-        if !seen.insert(id.to_owned()) {
-            continue;
-        }
-        let task = store.task(id)?;
         if !task.status.is_terminal() {
             continue;
         }
@@ -120,13 +128,13 @@ fn gather(
             command: task.command.clone(),
             status: task.status,
             exit: task.exit(),
-            finished_at: task.finished_at.unwrap_or(event.at),
+            finished_at: task.finished_at.unwrap_or(*at),
             error: task.error.clone(),
         });
     }
 
     let alerts = store
-        .events_after(cursor, &[EventKind::Alert], MAX_ITEMS)?
+        .newest_events_after(cursor, &[EventKind::Alert], MAX_ITEMS)?
         .into_iter()
         .rev()
         .map(|e| AlertItem {

@@ -396,6 +396,25 @@ fn events_filter_by_kind(store: &dyn Store) {
         .append_event(Some("TASK-404"), &NewEvent::new(EventKind::Alert, "t", "x"))
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
+
+    // The newest alerts, still oldest first; and tasks fetched by id.
+    store
+        .append_event(None, &NewEvent::new(EventKind::Alert, "daemon", "third"))
+        .unwrap();
+    let newest = store
+        .newest_events_after(0, &[EventKind::Alert], 2)
+        .unwrap();
+    let messages: Vec<&str> = newest.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["disk full", "third"]);
+    let other = store.create_process(&spec(None, &["y"]), "t").unwrap();
+    let mut found: Vec<String> = store
+        .tasks_by_ids(&[other.id.clone(), "TASK-404".to_owned(), task.id.clone()])
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, [task.id.clone(), other.id.clone()]);
 }
 
 fn meta_and_samples(store: &dyn Store) {
