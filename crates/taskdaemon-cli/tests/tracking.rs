@@ -543,3 +543,35 @@ fn writers_killed_mid_write_lose_nothing_acknowledged() {
     // And the store takes new writes.
     add(&ws, &["after the crashes"]);
 }
+
+#[test]
+fn the_daemon_archives_old_history_and_it_stays_searchable() {
+    let ws = Ws::new();
+    ws.write_config("[history]\narchive = true\narchive_after = \"0s\"\n");
+    let task = add(&ws, &["Calibrate the flux capacitor"]);
+    let events_before = ws.run(&["history", "--json"]).ok().stdout.lines().count();
+    // Any daemon start runs the first archive pass.
+    ws.run(&["start"]).ok();
+    let archived = || -> i64 {
+        let db = rusqlite::Connection::open(ws.db_path()).unwrap();
+        db.query_row(
+            "SELECT coalesce(sum(count), 0) FROM event_archive",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    common::eventually("the daemon archives the history", || {
+        archived() >= events_before as i64
+    });
+    let history = ws.run(&["history", "--task", &task, "--json"]).ok().stdout;
+    assert_eq!(history.lines().count(), 1, "{history}");
+    let hits = ws.run(&["search", "capacitor", "--json"]).ok().json();
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["source"] == "history"),
+        "{hits:#}"
+    );
+}

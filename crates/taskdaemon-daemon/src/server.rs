@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use crate::lock::{LockError, PidLock};
 use crate::protocol::{ErrorKind, Request, Response};
-use crate::{logging, queues, registry, watchdog};
+use crate::{housekeeping, logging, queues, registry, watchdog};
 
 /// The hidden subcommand that runs the daemon: `taskdaemon --workspace DIR __daemon`.
 pub const DAEMON_SUBCOMMAND: &str = "__daemon";
@@ -152,6 +152,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     let _ = report(&format!("ok {}", std::process::id()));
 
     tokio::spawn(watchdog::run(daemon.clone()));
+    tokio::spawn(housekeeping::run(daemon.clone()));
     queues::sync_workers(&daemon, &daemon.config);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;

@@ -39,6 +39,12 @@ max_attempts = 3
 # Wait before the second attempt; doubles for each further one (capped at 60s).
 retry_backoff = "2s"
 
+[history]
+# The daemon moves events older than this into compressed archive chunks (hourly);
+# they stay in `history` and `search`. `archive = false` keeps every event live.
+archive = true
+archive_after = "30d"
+
 [executors]
 # The Claude Code CLI; default: `claude` found on PATH.
 # claude_path = "/usr/local/bin/claude"
@@ -72,6 +78,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub queues: QueuesConfig,
     pub executors: ExecutorsConfig,
+    pub history: HistoryConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -96,6 +103,24 @@ impl Default for QueuesConfig {
             watch_patterns: vec!["task-*.md".to_owned()],
             max_attempts: 3,
             retry_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[history]`: archiving old events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    pub archive: bool,
+    #[serde(deserialize_with = "human_duration")]
+    pub archive_after: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            archive: true,
+            archive_after: Duration::from_secs(30 * 86_400),
         }
     }
 }
