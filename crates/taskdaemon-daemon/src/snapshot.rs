@@ -9,12 +9,12 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use taskdaemon_core::MemoryKind;
 use taskdaemon_core::snapshot::{
     COMPLETED_IN_SNAPSHOT, CompletedTask, CurrentTask, MEMORIES_IN_SNAPSHOT, SeedSnapshot,
     SnapshotMemory, pick_current,
 };
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{MemoryKind, Status};
 use taskdaemon_store::{MemoryFilter, Store, StoreError};
 use taskdaemon_workspace::{Workspace, write_atomic};
 
@@ -56,13 +56,10 @@ pub fn build(
         }
         None => None,
     };
-    // Ended includes failed and cancelled work; only successes count as completed.
     let completed_tasks = store
-        .recently_finished(COMPLETED_IN_SNAPSHOT * 5)?
+        .recently_succeeded(COMPLETED_IN_SNAPSHOT)?
         .iter()
-        .filter(|t| t.status == Status::Succeeded)
         .filter_map(CompletedTask::new)
-        .take(COMPLETED_IN_SNAPSHOT)
         .collect();
     Ok(SeedSnapshot {
         session_id: session.as_ref().map(|s| s.id.clone()),

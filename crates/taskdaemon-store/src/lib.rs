@@ -282,8 +282,8 @@ pub trait Store: Send + Sync {
     /// `session` started last, and the one anyone started last.
     fn current_candidates(&self, session: Option<&str>) -> Result<Vec<TaskRecord>>;
 
-    /// Tracked tasks that ended, most recently finished first.
-    fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>>;
+    /// Tracked tasks that succeeded, most recently finished first.
+    fn recently_succeeded(&self, limit: usize) -> Result<Vec<TaskRecord>>;
 
     // --- Memory and sessions ----------------------------------------------
 

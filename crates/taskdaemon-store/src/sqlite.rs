@@ -786,8 +786,8 @@ impl Store for SqliteStore {
         self.read(|conn| tracked::current_candidates(conn, session))
     }
 
-    fn recently_finished(&self, limit: usize) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| tracked::recently_finished(conn, limit))
+    fn recently_succeeded(&self, limit: usize) -> Result<Vec<TaskRecord>> {
+        self.read(|conn| tracked::recently_succeeded(conn, limit))
     }
 
     fn remember(&self, new: &NewMemory, actor: &str) -> Result<Memory> {

@@ -90,10 +90,29 @@ pub fn lifecycle(store: &dyn Store) {
         .act_on_tracked(&process.id, &TrackedAction::Start, "t")
         .unwrap_err();
     assert!(err.to_string().contains("process task"), "{err}");
+    let failed = add(store, "doomed", &[]);
+    store
+        .act_on_tracked(&failed.id, &TrackedAction::Start, "t")
+        .unwrap();
+    store
+        .act_on_tracked(
+            &failed.id,
+            &TrackedAction::Fail {
+                reason: "no".to_owned(),
+            },
+            "t",
+        )
+        .unwrap();
+    let succeeded: Vec<String> = store
+        .recently_succeeded(5)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(
-        store.recently_finished(5).unwrap()[0].id,
-        task.id,
-        "the finished task is listed"
+        succeeded,
+        std::slice::from_ref(&task.id),
+        "only successes are listed"
     );
 }
 

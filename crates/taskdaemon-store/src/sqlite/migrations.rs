@@ -133,7 +133,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX event_archive_seq ON event_archive(last_seq);
     CREATE INDEX tasks_session ON tasks(session);
     CREATE INDEX events_at ON events(at);
-    CREATE INDEX tasks_finished ON tasks(kind, finished_at);
+    CREATE INDEX tasks_finished ON tasks(kind, status, finished_at);
     CREATE VIRTUAL TABLE search_fts USING fts5(
         title, body, content='', contentless_delete=1,
         tokenize='unicode61 remove_diacritics 2'

@@ -31,14 +31,15 @@ pub(super) fn query_terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// An FTS5 expression matching all (`AND`) or any (`OR`) of `terms`.
+/// An FTS5 expression matching all (`AND`) or any (`OR`) of `terms`; with
+/// `prefix`, terms of [`PREFIX_MIN_CHARS`] or more also match longer words.
 ///
 /// Each term is quoted, so nothing a user types is read as FTS5 syntax.
-fn match_expression(terms: &[String], joiner: &str) -> String {
+fn match_expression(terms: &[String], joiner: &str, prefix: bool) -> String {
     terms
         .iter()
         .map(|t| {
-            if t.chars().count() >= PREFIX_MIN_CHARS {
+            if prefix && t.chars().count() >= PREFIX_MIN_CHARS {
                 format!("\"{t}\"*")
             } else {
                 format!("\"{t}\"")
@@ -48,8 +49,11 @@ fn match_expression(terms: &[String], joiner: &str) -> String {
         .join(joiner)
 }
 
-/// Ranked hits for `query`: documents with every word first; when none has
-/// them all, documents with any.
+/// Ranked hits for `query`.
+///
+/// Whole words first: a prefix query reads every word sharing the prefix, so
+/// it only runs when whole words found fewer than `limit` entries. Entries
+/// with all the words come first; when none has them all, entries with any.
 pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
     let terms = query_terms(query);
     if terms.is_empty() {
@@ -57,9 +61,25 @@ pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec
             "search query '{query}' has no words to look for"
         )));
     }
-    let mut ranked = ranked_rowids(conn, &match_expression(&terms, " AND "), limit)?;
-    if ranked.is_empty() && terms.len() > 1 {
-        ranked = ranked_rowids(conn, &match_expression(&terms, " OR "), limit)?;
+    let joiners: &[&str] = if terms.len() > 1 {
+        &[" AND ", " OR "]
+    } else {
+        &[" AND "]
+    };
+    let mut ranked: Vec<(i64, f64)> = Vec::new();
+    for joiner in joiners {
+        ranked = ranked_rowids(conn, &match_expression(&terms, joiner, false), limit)?;
+        let prefixed = match_expression(&terms, joiner, true);
+        if ranked.len() < limit && prefixed != match_expression(&terms, joiner, false) {
+            for hit in ranked_rowids(conn, &prefixed, limit)? {
+                if ranked.len() < limit && !ranked.iter().any(|(rowid, _)| *rowid == hit.0) {
+                    ranked.push(hit);
+                }
+            }
+        }
+        if !ranked.is_empty() {
+            break;
+        }
     }
     let mut hits = Vec::with_capacity(ranked.len());
     for (rowid, score) in ranked {
@@ -186,8 +206,12 @@ mod tests {
         let terms = query_terms("NOT \"db\" (locked) OR x-y:z*");
         assert_eq!(terms, ["not", "db", "locked", "or", "x", "y", "z"]);
         assert_eq!(
-            match_expression(&terms[..3], " AND "),
+            match_expression(&terms[..3], " AND ", true),
             "\"not\"* AND \"db\" AND \"locked\"*"
+        );
+        assert_eq!(
+            match_expression(&terms[..2], " OR ", false),
+            "\"not\" OR \"db\""
         );
     }
 }

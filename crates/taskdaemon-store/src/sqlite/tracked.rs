@@ -260,10 +260,17 @@ pub(super) fn list(conn: &Connection, filter: &TrackedFilter) -> Result<Vec<Task
         values.push(label.clone().into());
         sql.push_str(" JOIN task_labels tl ON tl.task_id = tasks.id AND tl.label = ?1");
     }
-    sql.push_str(" WHERE tasks.kind = 'manual'");
-    if let Some(status) = filter.status {
-        values.push(status.as_str().to_owned().into());
-        sql.push_str(&format!(" AND tasks.status = ?{}", values.len()));
+    match filter.status {
+        Some(status) => {
+            values.push(status.as_str().to_owned().into());
+            sql.push_str(&format!(
+                " WHERE tasks.kind = 'manual' AND tasks.status = ?{}",
+                values.len()
+            ));
+        }
+        // Newest first over all tracked tasks is a rowid walk; `+kind` keeps
+        // SQLite from going through the kind index and sorting every row.
+        None => sql.push_str(" WHERE +tasks.kind = 'manual'"),
     }
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let sql =
@@ -292,11 +299,11 @@ pub(super) fn current_candidates(
     rows.map(|row| row?).collect()
 }
 
-/// Tracked tasks that ended, the most recently finished first.
-pub(super) fn recently_finished(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
+/// Tracked tasks that succeeded, the most recently finished first.
+pub(super) fn recently_succeeded(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks
-         WHERE kind = 'manual' AND status IN ('succeeded', 'failed', 'cancelled', 'lost')
+         WHERE kind = 'manual' AND status = 'succeeded'
          ORDER BY finished_at DESC LIMIT ?1"
     ))?;
     let rows = stmt.query_map([limit as i64], task_from_row)?;
