@@ -329,6 +329,8 @@ pub enum TaskCommand {
     Fail(TaskFailArgs),
     /// Cancel a task that has not ended.
     Cancel(TaskActArgs),
+    /// Change a task's title, description, priority or labels.
+    Edit(TaskEditArgs),
     /// Record files the work on a task touched.
     Context(TaskContextArgs),
     /// Print where work stands: the task in progress, its context, ready work, last events.
@@ -421,6 +423,26 @@ pub struct TaskFailArgs {
     /// Why it failed.
     #[arg(long, value_name = "TEXT", required = true)]
     pub reason: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskEditArgs {
+    pub id: String,
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// An integer (higher first) or low, normal, high, urgent.
+    #[arg(long, value_name = "P", value_parser = parse_priority)]
+    pub priority: Option<i32>,
+    /// Add a label (repeatable).
+    #[arg(long = "label", value_name = "L")]
+    pub add_labels: Vec<String>,
+    /// Remove a label (repeatable).
+    #[arg(long = "unlabel", value_name = "L")]
+    pub remove_labels: Vec<String>,
     #[command(flatten)]
     pub agent: AgentArgs,
 }

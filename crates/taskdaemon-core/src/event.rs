@@ -41,13 +41,15 @@ pub enum EventKind {
     ContextUpdated,
     /// A tracked task ended: done, failed or cancelled.
     Finished,
+    /// A tracked task's title, description, priority or labels changed.
+    Edited,
     /// A memory was recorded or replaced.
     Remembered,
     SessionEnded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -65,6 +67,7 @@ impl EventKind {
         EventKind::DependencyRemoved,
         EventKind::ContextUpdated,
         EventKind::Finished,
+        EventKind::Edited,
         EventKind::Remembered,
         EventKind::SessionEnded,
     ];
@@ -88,6 +91,7 @@ impl EventKind {
             EventKind::DependencyRemoved => "dependency_removed",
             EventKind::ContextUpdated => "context_updated",
             EventKind::Finished => "finished",
+            EventKind::Edited => "edited",
             EventKind::Remembered => "remembered",
             EventKind::SessionEnded => "session_ended",
         }

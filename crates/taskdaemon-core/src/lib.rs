@@ -25,4 +25,6 @@ pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, Resta
 pub use queue::{NewAgent, QueueCounts, QueueItem};
 pub use status::{IllegalTransition, Status};
 pub use task::{NewProcess, TaskKind, TaskRecord};
-pub use tracked::{Memory, MemoryKind, NewMemory, NewTracked, TrackedAction, TrackedView};
+pub use tracked::{
+    Memory, MemoryKind, NewMemory, NewTracked, TrackedAction, TrackedEdit, TrackedView,
+};

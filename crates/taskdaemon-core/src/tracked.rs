@@ -75,6 +75,39 @@ pub fn validate_label(label: &str) -> Result<(), String> {
     }
 }
 
+/// Changes to a tracked task's scope; `None` and empty lists change nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackedEdit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<i32>,
+    pub add_labels: Vec<String>,
+    pub remove_labels: Vec<String>,
+}
+
+impl TrackedEdit {
+    pub fn is_empty(&self) -> bool {
+        self == &TrackedEdit::default()
+    }
+
+    /// Checks what the store cannot: a non-empty title, sane labels.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.is_empty() {
+            return Err(
+                "nothing to change: give --title, --description, --priority, --label or --unlabel"
+                    .to_owned(),
+            );
+        }
+        if self.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err("a task needs a non-empty title".to_owned());
+        }
+        for label in &self.add_labels {
+            validate_label(label)?;
+        }
+        Ok(())
+    }
+}
+
 /// What a person or agent does to a tracked task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackedAction {

@@ -20,7 +20,7 @@ use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
     Event, EventKind, Memory, MemoryKind, NewAgent, NewEvent, NewMemory, NewProcess, NewTracked,
-    QueueCounts, QueueItem, Status, TaskRecord, TrackedAction,
+    QueueCounts, QueueItem, Status, TaskRecord, TrackedAction, TrackedEdit,
 };
 
 pub use error::StoreError;
@@ -267,6 +267,9 @@ pub trait Store: Send + Sync {
 
     /// Start, done, fail or cancel a tracked task, through the state machine.
     fn act_on_tracked(&self, id: &str, action: &TrackedAction, actor: &str) -> Result<TaskRecord>;
+
+    /// Changes a tracked task's title, description, priority or labels.
+    fn edit_tracked(&self, id: &str, edit: &TrackedEdit, actor: &str) -> Result<TaskRecord>;
 
     /// Records files the work on a task touched.
     fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord>;

@@ -38,7 +38,7 @@ use rows::{
     task_from_row,
 };
 use taskdaemon_core::tracked::{SearchHit, Session};
-use taskdaemon_core::{Memory, NewMemory, NewTracked, TrackedAction};
+use taskdaemon_core::{Memory, NewMemory, NewTracked, TrackedAction, TrackedEdit};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -768,6 +768,10 @@ impl Store for SqliteStore {
 
     fn act_on_tracked(&self, id: &str, action: &TrackedAction, actor: &str) -> Result<TaskRecord> {
         self.write(|tx| tracked::act(tx, id, action, actor))
+    }
+
+    fn edit_tracked(&self, id: &str, edit: &TrackedEdit, actor: &str) -> Result<TaskRecord> {
+        self.write(|tx| tracked::edit(tx, id, edit, actor))
     }
 
     fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use taskdaemon_core::time::{format_age, now_millis};
 use taskdaemon_core::{
     Event, IllegalTransition, Memory, MemoryKind, NewTracked, Status, TaskRecord, TrackedAction,
-    TrackedView,
+    TrackedEdit, TrackedView,
 };
 use taskdaemon_store::{MemoryFilter, SqliteStore, Store, StoreError, TrackedFilter};
 use taskdaemon_workspace::Workspace;
@@ -58,6 +58,19 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
             act(workspace, &store, &id, TrackedAction::Cancel, &agent)
         }
         TaskCommand::Context(args) => context(workspace, &store, args),
+        TaskCommand::Edit(args) => {
+            let agent = Agent::from_args(&args.agent)?;
+            let edit = TrackedEdit {
+                title: args.title,
+                description: args.description,
+                priority: args.priority,
+                add_labels: args.add_labels,
+                remove_labels: args.remove_labels,
+            };
+            agent.touch(&store)?;
+            let task = store.edit_tracked(&args.id, &edit, &agent.actor())?;
+            changed(workspace, &store, &agent, &task)
+        }
         TaskCommand::Resume(args) => resume(&store, args),
     }
 }

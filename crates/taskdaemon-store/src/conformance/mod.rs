@@ -83,6 +83,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("integrity_and_repair", tracked::integrity_and_repair),
     (
+        "edits_change_scope_and_are_recorded",
+        tracked::edits_change_scope_and_are_recorded,
+    ),
+    (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
     ),

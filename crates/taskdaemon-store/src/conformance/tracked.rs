@@ -492,3 +492,58 @@ pub fn integrity_and_repair(store: &dyn Store) {
         "the rebuilt index finds the same"
     );
 }
+
+pub fn edits_change_scope_and_are_recorded(store: &dyn Store) {
+    let task = store
+        .create_tracked(
+            &NewTracked {
+                labels: vec!["old".to_owned()],
+                ..tracked("first title", &[])
+            },
+            "t",
+        )
+        .unwrap();
+    let edit = taskdaemon_core::TrackedEdit {
+        title: Some("better title".to_owned()),
+        priority: Some(7),
+        add_labels: vec!["new".to_owned()],
+        remove_labels: vec!["old".to_owned()],
+        ..Default::default()
+    };
+    let edited = store.edit_tracked(&task.id, &edit, "t").unwrap();
+    assert_eq!(edited.title(), "better title");
+    assert_eq!(edited.priority, 7);
+    assert_eq!(edited.labels, ["new"]);
+    assert_eq!(edited.description, None, "untouched fields stay");
+    let events = store
+        .history_page(
+            &HistoryFilter {
+                task_id: Some(task.id.clone()),
+                ..HistoryFilter::default()
+            },
+            0,
+            10,
+        )
+        .unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::Edited);
+    assert_eq!(last.before.as_ref().unwrap()["title"], "first title");
+    assert_eq!(last.after.as_ref().unwrap()["labels"][0], "new");
+    assert_eq!(
+        store.search("better", 5).unwrap()[0].id,
+        task.id,
+        "reindexed"
+    );
+    let before = store.last_event_seq().unwrap();
+    let nothing = store.edit_tracked(&task.id, &taskdaemon_core::TrackedEdit::default(), "t");
+    assert!(matches!(nothing, Err(StoreError::Invalid(_))));
+    let process = store
+        .create_process(&super::spec(None, &["true"]), "t")
+        .unwrap();
+    assert!(store.edit_tracked(&process.id, &edit, "t").is_err());
+    assert_eq!(
+        store.last_event_seq().unwrap(),
+        before + 1,
+        "only the process was created"
+    );
+}

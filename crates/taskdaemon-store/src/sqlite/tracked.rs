@@ -12,6 +12,7 @@ use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{
     EventKind, HumanId, NewEvent, NewTracked, Status, TaskKind, TaskRecord, TrackedAction,
+    TrackedEdit,
 };
 use uuid::Uuid;
 
@@ -205,6 +206,77 @@ pub(super) fn act(
         NewEvent::new(kind, actor, message),
     )?;
     load_task(tx, id)
+}
+
+/// Applies a scope change to a tracked task, recording before and after.
+pub(super) fn edit(
+    tx: &Connection,
+    id: &str,
+    edit: &TrackedEdit,
+    actor: &str,
+) -> Result<TaskRecord> {
+    edit.validate().map_err(StoreError::Invalid)?;
+    let task = load_task(tx, id)?;
+    if task.kind != TaskKind::Manual {
+        return Err(StoreError::Conflict(format!(
+            "{} is a {} task: only tracked tasks can be edited",
+            task.id,
+            task.kind.as_str()
+        )));
+    }
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+        before.insert(field.to_owned(), old);
+        after.insert(field.to_owned(), new);
+    };
+    if let Some(title) = &edit.title {
+        note("title", json!(task.name), json!(title.trim()));
+    }
+    if let Some(description) = &edit.description {
+        note("description", json!(task.description), json!(description));
+    }
+    if let Some(priority) = edit.priority {
+        note("priority", json!(task.priority), json!(priority));
+    }
+    tx.execute(
+        "UPDATE tasks SET name = coalesce(?1, name), description = coalesce(?2, description),
+                          priority = coalesce(?3, priority), updated_at = ?4
+         WHERE id = ?5",
+        params![
+            edit.title.as_deref().map(str::trim),
+            edit.description,
+            edit.priority,
+            now_millis(),
+            task.id
+        ],
+    )?;
+    for label in &edit.add_labels {
+        tx.execute(
+            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
+            params![task.id, label],
+        )?;
+    }
+    for label in &edit.remove_labels {
+        tx.execute(
+            "DELETE FROM task_labels WHERE task_id = ?1 AND label = ?2",
+            params![task.id, label],
+        )?;
+    }
+    let edited = load_task(tx, &task.id)?;
+    if edited.labels != task.labels {
+        note("labels", json!(task.labels), json!(edited.labels));
+    }
+    let fields: Vec<&str> = after.keys().map(String::as_str).collect();
+    let message = format!("edited {}", fields.join(", "));
+    insert_event(
+        tx,
+        Some(&task.id),
+        &NewEvent::new(EventKind::Edited, actor, message),
+        Some(serde_json::Value::Object(before)),
+        Some(serde_json::Value::Object(after)),
+    )?;
+    Ok(edited)
 }
 
 /// Records files the work on `id` touched.
