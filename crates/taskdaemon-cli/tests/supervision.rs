@@ -338,3 +338,46 @@ fn spawn_options_reach_the_command() {
     let listed = ws.run(&["ps", "--all", "--tool", "claude", "--json"]).ok();
     assert_eq!(listed.json().as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn supervised_commands_inherit_no_stray_descriptors() {
+    let ws = Ws::new();
+    let leaked = ws.root().join("leaked-by-the-caller");
+    // The caller holds fd 7 open without close-on-exec, as shells and
+    // editors' terminals do; it autostarts the daemon through this spawn.
+    let inner = ws.command(&["spawn", "--", "sleep", "30"]);
+    let mut outer = std::process::Command::new("sh");
+    outer
+        .arg("-c")
+        .arg(r#"exec 7>"$0"; exec "$@""#)
+        .arg(&leaked)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(ws.root());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => outer.env(key, value),
+            None => outer.env_remove(key),
+        };
+    }
+    let id = common::run_command(outer, common::COMMAND_TIMEOUT)
+        .ok()
+        .last_line();
+    let task = ws.wait_status(&id, "running");
+    let pids = [
+        task["pid"].as_i64().unwrap() as i32,
+        task["shim_pid"].as_i64().unwrap() as i32,
+        ws.daemon_pid().expect("the spawn started the daemon"),
+    ];
+    for pid in pids {
+        let fds: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect();
+        assert!(
+            fds.iter().all(|fd| !fd.contains("leaked-by-the-caller")),
+            "pid {pid} holds the caller's descriptor: {fds:?}"
+        );
+    }
+}
