@@ -64,7 +64,9 @@ fn options(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
         let name = arg
             .strip_prefix("--")
             .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
-        let value = iter.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        let value = iter
+            .next()
+            .ok_or_else(|| format!("--{name} needs a value"))?;
         map.insert(name.to_owned(), value.clone());
     }
     Ok((map, Vec::new()))
@@ -252,7 +254,10 @@ fn seed(db: &Path, tasks: u64, events: u64, taskwarrior: Option<&Path>) -> Resul
                 let (kind, message) = match e {
                     0 => ("created", title.clone()),
                     1 if started.is_some() => ("started", "started".to_owned()),
-                    2 if finished.is_some() => ("finished", format!("{status}: {}", phrase(&mut rng, &words, 4))),
+                    2 if finished.is_some() => (
+                        "finished",
+                        format!("{status}: {}", phrase(&mut rng, &words, 4)),
+                    ),
                     _ => (
                         "context_updated",
                         format!("files: src/{}.rs", phrase(&mut rng, &words, 1)),
@@ -334,7 +339,12 @@ fn summary(mut samples: Vec<Duration>) -> String {
         let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
         samples[i].as_secs_f64() * 1000.0
     };
-    format!("p50 {:.3} ms  p99 {:.3} ms  (n={})", at(0.5), at(0.99), samples.len())
+    format!(
+        "p50 {:.3} ms  p99 {:.3} ms  (n={})",
+        at(0.5),
+        at(0.99),
+        samples.len()
+    )
 }
 
 fn time_n(runs: u64, mut f: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {
@@ -350,8 +360,8 @@ fn time_n(runs: u64, mut f: impl FnMut() -> Result<()>) -> Result<Vec<Duration>>
 fn inproc_cmd(args: &[String]) -> Result<()> {
     let (opts, _) = options(args)?;
     let db = PathBuf::from(required(&opts, "db")?);
-    let workspace = Workspace::open(Path::new(required(&opts, "workspace")?))
-        .map_err(|e| e.to_string())?;
+    let workspace =
+        Workspace::open(Path::new(required(&opts, "workspace")?)).map_err(|e| e.to_string())?;
     let runs = number(&opts, "runs", 200)?;
     inproc(&db, &workspace, runs)
 }
@@ -372,7 +382,9 @@ fn inproc(db: &Path, workspace: &Workspace, runs: u64) -> Result<()> {
             .map_err(e)
     })?;
     println!("store search (two words)    {}", summary(search_two));
-    let search_common = time_n(runs.min(50), || store.search("build", 20).map(drop).map_err(e))?;
+    let search_common = time_n(runs.min(50), || {
+        store.search("build", 20).map(drop).map_err(e)
+    })?;
     println!("store search (common word)  {}", summary(search_common));
     let build = time_n(runs, || {
         taskdaemon_daemon::snapshot::build(workspace, &store, None)
@@ -417,7 +429,10 @@ fn inproc(db: &Path, workspace: &Workspace, runs: u64) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let count = writes.len();
     println!("durable state write         {}", summary(writes));
-    println!("fsync floor on this disk    {}", summary(fsync_floor(workspace, cycles)?));
+    println!(
+        "fsync floor on this disk    {}",
+        summary(fsync_floor(workspace, cycles)?)
+    );
     println!(
         "transitions per second      {:.0} ({count} writes in {elapsed:.2}s, one writer, fsync each)",
         count as f64 / elapsed
@@ -479,7 +494,10 @@ fn small_run() -> Result<()> {
     let db = workspace.db_path();
     seed(&db, 10_000, 100_000, None)?;
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "10,000 tasks, 100,000 events (bench/tracking.sh runs the full size):");
+    let _ = writeln!(
+        out,
+        "10,000 tasks, 100,000 events (bench/tracking.sh runs the full size):"
+    );
     let result = inproc(&db, &workspace, 100);
     let _ = fs::remove_dir_all(&dir);
     result

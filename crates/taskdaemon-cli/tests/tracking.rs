@@ -32,7 +32,10 @@ fn snapshot(ws: &Ws) -> Value {
 #[test]
 fn dependencies_gate_ready_work_and_bad_edges_fail_clearly() {
     let ws = Ws::new();
-    let schema = add(&ws, &["Design the schema", "--priority", "high", "--label", "db"]);
+    let schema = add(
+        &ws,
+        &["Design the schema", "--priority", "high", "--label", "db"],
+    );
     let queries = add(&ws, &["Write queries", "--after", &schema]);
     let api = add(&ws, &["Build the API", "--after", &queries]);
     let docs = add(&ws, &["Write docs", "--priority", "low"]);
@@ -50,41 +53,66 @@ fn dependencies_gate_ready_work_and_bad_edges_fail_clearly() {
     let cycle = ws.run(&["task", "dep", "add", &schema, &api]);
     assert_eq!(cycle.code, Some(2), "{cycle:#?}");
     assert!(
-        cycle.stderr.contains(&format!(
-            "{schema} -> {api} -> {queries} -> {schema}"
-        )),
+        cycle
+            .stderr
+            .contains(&format!("{schema} -> {api} -> {queries} -> {schema}")),
         "the error names the cycle: {}",
         cycle.stderr
     );
     let own = ws.run(&["task", "dep", "add", &docs, &docs]);
     assert_eq!(own.code, Some(2));
-    assert!(own.stderr.contains("cannot depend on itself"), "{}", own.stderr);
+    assert!(
+        own.stderr.contains("cannot depend on itself"),
+        "{}",
+        own.stderr
+    );
     let unknown = ws.run(&["task", "dep", "add", &docs, "TASK-404"]);
     assert_eq!(unknown.code, Some(3), "{unknown:#?}");
     assert!(unknown.stderr.contains("TASK-404"));
     let never_started = ws.run(&["task", "done", &docs]);
     assert_eq!(never_started.code, Some(4), "{never_started:#?}");
-    assert!(never_started.stderr.contains("never started"), "{}", never_started.stderr);
+    assert!(
+        never_started.stderr.contains("never started"),
+        "{}",
+        never_started.stderr
+    );
     let blocked = ws.run(&["task", "start", &queries]);
     assert_eq!(blocked.code, Some(4));
-    assert!(blocked.stderr.contains(&format!("blocked by {schema}")), "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains(&format!("blocked by {schema}")),
+        "{}",
+        blocked.stderr
+    );
     let bad_kind = ws.run(&["remember", "x", "--kind", "wish"]);
     assert_eq!(bad_kind.code, Some(2));
     let empty = ws.run(&["task", "add", " "]);
     assert_eq!(empty.code, Some(2), "{empty:#?}");
 
     ws.run(&["task", "start", &schema]).ok();
-    ws.run(&["task", "done", &schema, "--note", "v1 tables"]).ok();
+    ws.run(&["task", "done", &schema, "--note", "v1 tables"])
+        .ok();
     assert_eq!(show(&ws, &queries)["status"], "pending");
     assert_eq!(show(&ws, &api)["status"], "blocked");
-    let listed = ws.run(&["task", "list", "--label", "db", "--json"]).ok().json();
+    let listed = ws
+        .run(&["task", "list", "--label", "db", "--json"])
+        .ok()
+        .json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let task = &listed[0];
     assert_eq!(task["id"], schema.as_str());
     assert_eq!(task["status"], "succeeded");
     assert_eq!(task["note"], "v1 tables");
-    for field in ["title", "depends_on", "created_at", "started_at", "finished_at"] {
-        assert!(task.get(field).is_some(), "task list JSON lacks {field}: {task:#}");
+    for field in [
+        "title",
+        "depends_on",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(
+            task.get(field).is_some(),
+            "task list JSON lacks {field}: {task:#}"
+        );
     }
 }
 
@@ -104,11 +132,29 @@ fn the_snapshot_follows_every_save_trigger() {
 
     with_session(&["task", "start", &first]);
     with_session(&["task", "context", &first, "--file", "src/parse.rs"]);
-    with_session(&["remember", "keep the old grammar", "--kind", "decision", "--task", &first]);
+    with_session(&[
+        "remember",
+        "keep the old grammar",
+        "--kind",
+        "decision",
+        "--task",
+        &first,
+    ]);
     with_session(&["remember", "run tests with --locked", "--kind", "pattern"]);
     let snap = snapshot(&ws);
-    let keys: HashSet<&str> = snap.as_object().unwrap().keys().map(String::as_str).collect();
-    for key in ["session_id", "started_at", "current_task", "completed_tasks", "memory"] {
+    let keys: HashSet<&str> = snap
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in [
+        "session_id",
+        "started_at",
+        "current_task",
+        "completed_tasks",
+        "memory",
+    ] {
         assert!(keys.contains(key), "current.json lacks {key}: {snap:#}");
     }
     let current = &snap["current_task"];
@@ -116,9 +162,18 @@ fn the_snapshot_follows_every_save_trigger() {
     assert_eq!(current["name"], "Port the parser");
     assert_eq!(current["status"], "running");
     assert!(current["started_at"].is_string());
-    assert_eq!(current["context"]["files_modified"], serde_json::json!(["src/parse.rs"]));
-    assert_eq!(current["context"]["decisions"], serde_json::json!(["keep the old grammar"]));
-    assert_eq!(snap["memory"]["project_type"], "rust", "detected from Cargo.toml");
+    assert_eq!(
+        current["context"]["files_modified"],
+        serde_json::json!(["src/parse.rs"])
+    );
+    assert_eq!(
+        current["context"]["decisions"],
+        serde_json::json!(["keep the old grammar"])
+    );
+    assert_eq!(
+        snap["memory"]["project_type"], "rust",
+        "detected from Cargo.toml"
+    );
     assert_eq!(
         snap["memory"]["learned_patterns"],
         serde_json::json!(["run tests with --locked"])
@@ -139,8 +194,18 @@ fn the_snapshot_follows_every_save_trigger() {
     assert!(session["ended_at"].is_string(), "{session:#}");
 
     // A project type an agent recorded wins over the guess.
-    with_session(&["remember", "rust workspace with a web UI", "--kind", "fact", "--key", "project_type"]);
-    assert_eq!(snapshot(&ws)["memory"]["project_type"], "rust workspace with a web UI");
+    with_session(&[
+        "remember",
+        "rust workspace with a web UI",
+        "--kind",
+        "fact",
+        "--key",
+        "project_type",
+    ]);
+    assert_eq!(
+        snapshot(&ws)["memory"]["project_type"],
+        "rust workspace with a web UI"
+    );
 }
 
 #[test]
@@ -149,14 +214,25 @@ fn resume_and_rehydrate_show_where_work_stands() {
     let current = add(&ws, &["Fix the flaky reconnect"]);
     let next = add(&ws, &["Add metrics", "--priority", "urgent"]);
     ws.run(&["task", "start", &current]).ok();
-    ws.run(&["task", "context", &current, "--file", "src/ws.rs"]).ok();
-    ws.run(&["remember", "retry with jitter", "--kind", "decision", "--task", &current])
+    ws.run(&["task", "context", &current, "--file", "src/ws.rs"])
         .ok();
+    ws.run(&[
+        "remember",
+        "retry with jitter",
+        "--kind",
+        "decision",
+        "--task",
+        &current,
+    ])
+    .ok();
 
     let resume = ws.run(&["task", "resume", "--json"]).ok().json();
     assert_eq!(resume["current_task"]["id"], current.as_str());
     assert_eq!(resume["current_task"]["files_modified"][0], "src/ws.rs");
-    assert_eq!(resume["current_task"]["decisions"][0]["text"], "retry with jitter");
+    assert_eq!(
+        resume["current_task"]["decisions"][0]["text"],
+        "retry with jitter"
+    );
     assert_eq!(resume["ready"][0]["id"], next.as_str());
     let kinds: Vec<&str> = resume["last_events"]
         .as_array()
@@ -167,17 +243,32 @@ fn resume_and_rehydrate_show_where_work_stands() {
     assert!(kinds.contains(&"context_updated"), "{kinds:?}");
 
     let text = ws.run(&["task", "resume"]).ok().stdout;
-    assert!(text.contains(&format!("- {current} Fix the flaky reconnect")), "{text}");
+    assert!(
+        text.contains(&format!("- {current} Fix the flaky reconnect")),
+        "{text}"
+    );
 
     let md = ws.run(&["rehydrate", "--peek"]).ok().stdout;
     assert!(md.contains("## Current task"), "{md}");
-    assert!(md.contains(&format!("- {current} Fix the flaky reconnect")), "{md}");
+    assert!(
+        md.contains(&format!("- {current} Fix the flaky reconnect")),
+        "{md}"
+    );
     assert!(md.contains("decided: retry with jitter"), "{md}");
-    assert!(md.contains(&format!("- {next} Add metrics (priority 20)")), "{md}");
+    assert!(
+        md.contains(&format!("- {next} Add metrics (priority 20)")),
+        "{md}"
+    );
     // Still within a small budget, the current task survives.
-    let small = ws.run(&["rehydrate", "--peek", "--budget", "70"]).ok().stdout;
+    let small = ws
+        .run(&["rehydrate", "--peek", "--budget", "70"])
+        .ok()
+        .stdout;
     assert!(small.chars().count() <= 280, "{small}");
-    assert!(!small.contains("Add metrics"), "ready work is cut first: {small}");
+    assert!(
+        !small.contains("Add metrics"),
+        "ready work is cut first: {small}"
+    );
     assert!(small.contains(&current), "{small}");
 }
 
@@ -186,14 +277,29 @@ fn search_finds_tasks_memory_and_archived_history_by_rank() {
     let ws = Ws::new();
     let task = add(
         &ws,
-        &["Websocket reconnect drops frames", "--description", "seen on slow links"],
+        &[
+            "Websocket reconnect drops frames",
+            "--description",
+            "seen on slow links",
+        ],
     );
     add(&ws, &["Unrelated chore"]);
-    ws.run(&["remember", "the websocket server lives in crates/web", "--kind", "fact"])
-        .ok();
+    ws.run(&[
+        "remember",
+        "the websocket server lives in crates/web",
+        "--kind",
+        "fact",
+    ])
+    .ok();
     ws.run(&["task", "start", &task]).ok();
-    ws.run(&["task", "fail", &task, "--reason", "needs a heartbeat protocol"])
-        .ok();
+    ws.run(&[
+        "task",
+        "fail",
+        &task,
+        "--reason",
+        "needs a heartbeat protocol",
+    ])
+    .ok();
 
     let hits = ws.run(&["search", "websocket", "--json"]).ok().json();
     let hits = hits.as_array().unwrap();
@@ -204,7 +310,13 @@ fn search_finds_tasks_memory_and_archived_history_by_rank() {
 
     // The failure reason is in the task (note) and in its history event.
     let before = ws.run(&["search", "heartbeat", "--json"]).ok().json();
-    assert!(before.as_array().unwrap().iter().any(|h| h["source"] == "history"));
+    assert!(
+        before
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["source"] == "history")
+    );
 
     // Archive everything; history and search still see it.
     let events_before = ws.run(&["history", "--json"]).ok().stdout.lines().count();
@@ -218,7 +330,12 @@ fn search_finds_tasks_memory_and_archived_history_by_rank() {
     let mine = ws.run(&["history", "--task", &task, "--json"]).ok().stdout;
     let kinds: Vec<String> = mine
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(kinds, ["created", "started", "finished"]);
     let after = ws.run(&["search", "heartbeat", "--json"]).ok().json();
@@ -234,10 +351,22 @@ fn search_finds_tasks_memory_and_archived_history_by_rank() {
 fn export_and_import_round_trip_in_both_formats() {
     let ws = Ws::new();
     let a = add(&ws, &["first", "--label", "x"]);
-    add(&ws, &["second", "--after", &a, "--description", "needs first"]);
+    add(
+        &ws,
+        &["second", "--after", &a, "--description", "needs first"],
+    );
     ws.run(&["task", "start", &a]).ok();
-    ws.run(&["remember", "decided A", "--kind", "decision", "--task", &a, "--key", "k"])
-        .ok();
+    ws.run(&[
+        "remember",
+        "decided A",
+        "--kind",
+        "decision",
+        "--task",
+        &a,
+        "--key",
+        "k",
+    ])
+    .ok();
     let process = ws.spawn(&["--", "true"]);
     ws.wait_status(&process, "succeeded");
     ws.run(&["archive", "--older-than", "0s"]).ok();
@@ -246,12 +375,20 @@ fn export_and_import_round_trip_in_both_formats() {
     for format in ["jsonl", "json"] {
         let file = ws.root().join(format!("export.{format}"));
         let file_arg = file.to_str().unwrap();
-        ws.run(&["export", "--format", format, "--output", file_arg]).ok();
+        ws.run(&["export", "--format", format, "--output", file_arg])
+            .ok();
         let target = Ws::new();
         let imported = target.run(&["import", file_arg]).ok();
-        assert!(imported.stdout.contains("imported 3 tasks, 1 memories"), "{imported:#?}");
+        assert!(
+            imported.stdout.contains("imported 3 tasks, 1 memories"),
+            "{imported:#?}"
+        );
         let again = target.run(&["export", "--format", format]).ok().stdout;
-        assert_eq!(again, fs::read_to_string(&file).unwrap(), "{format} round trip");
+        assert_eq!(
+            again,
+            fs::read_to_string(&file).unwrap(),
+            "{format} round trip"
+        );
         assert_eq!(show(&target, &a)["status"], "succeeded");
         assert!(target.state_dir().join("current.json").exists());
         // Importing twice is refused and changes nothing.
@@ -267,7 +404,11 @@ fn export_and_import_round_trip_in_both_formats() {
     let target = Ws::new();
     let failed = target.run(&["import", broken.to_str().unwrap()]);
     assert_eq!(failed.code, Some(2), "{failed:#?}");
-    assert!(failed.stderr.contains("broken.jsonl: line "), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("broken.jsonl: line "),
+        "{}",
+        failed.stderr
+    );
     assert!(failed.stderr.contains("nothing was imported"));
     let listed = target.run(&["task", "list", "--json"]).ok().json();
     assert_eq!(listed, serde_json::json!([]));
@@ -285,13 +426,24 @@ fn repair_rewrites_corrupt_projections_and_backup_is_a_working_copy() {
     let report = ws.run(&["repair", "--json"]).ok().json();
     assert_eq!(report["problems_found"], serde_json::json!([]));
     let projections = report["projections"].as_array().unwrap();
-    assert!(projections.iter().all(|p| p["rewritten"] == true), "{report:#}");
     assert!(
-        projections[0]["found"].as_str().unwrap().starts_with("corrupt (")
+        projections.iter().all(|p| p["rewritten"] == true),
+        "{report:#}"
+    );
+    assert!(
+        projections[0]["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("corrupt (")
             && projections[0]["found"].as_str().unwrap().contains("line 1"),
         "{report:#}"
     );
-    assert!(projections[1]["found"].as_str().unwrap().starts_with("corrupt"));
+    assert!(
+        projections[1]["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("corrupt")
+    );
     assert_eq!(snapshot(&ws)["version"].as_i64().unwrap(), 1);
     let registry: Value = serde_json::from_str(&fs::read_to_string(&registry).unwrap()).unwrap();
     assert!(registry["processes"].is_array());
@@ -320,7 +472,11 @@ fn a_hundred_concurrent_writers_lose_nothing() {
         .collect();
     let runs: Vec<Run> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let failed: Vec<&Run> = runs.iter().filter(|r| !r.success()).collect();
-    assert!(failed.is_empty(), "{} writers failed: {failed:#?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} writers failed: {failed:#?}",
+        failed.len()
+    );
     for run in &runs {
         assert!(!run.stderr.contains("locked"), "{run:#?}");
     }
@@ -378,7 +534,11 @@ fn writers_killed_mid_write_lose_nothing_acknowledged() {
         assert_eq!(show(&ws, id)["status"], "pending", "{id} lost");
     }
     let report = ws.run(&["repair", "--json"]).ok().json();
-    assert_eq!(report["problems_found"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report["problems_found"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
     assert_eq!(report["store"]["remaining"], serde_json::json!([]));
     // And the store takes new writes.
     add(&ws, &["after the crashes"]);

@@ -44,10 +44,14 @@ pub enum EventKind {
     /// A memory was recorded or replaced.
     Remembered,
     SessionEnded,
+    /// A loop iteration started.
+    IterationStarted,
+    /// A loop iteration ended; the message carries the validation result.
+    IterationFinished,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -67,6 +71,8 @@ impl EventKind {
         EventKind::Finished,
         EventKind::Remembered,
         EventKind::SessionEnded,
+        EventKind::IterationStarted,
+        EventKind::IterationFinished,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +96,8 @@ impl EventKind {
             EventKind::Finished => "finished",
             EventKind::Remembered => "remembered",
             EventKind::SessionEnded => "session_ended",
+            EventKind::IterationStarted => "iteration_started",
+            EventKind::IterationFinished => "iteration_finished",
         }
     }
 }

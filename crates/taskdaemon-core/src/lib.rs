@@ -10,6 +10,7 @@ pub mod duration;
 pub mod event;
 pub mod graph;
 pub mod id;
+pub mod loops;
 pub mod process;
 pub mod rehydrate;
 pub mod snapshot;
@@ -20,6 +21,7 @@ pub mod tracked;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
+pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};
 pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
 pub use status::{IllegalTransition, Status};
 pub use task::{NewProcess, TaskKind, TaskRecord};

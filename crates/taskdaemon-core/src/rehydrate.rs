@@ -317,7 +317,12 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
         lines.push(Line {
             section: Section::Ready,
             priority: Priority::Finished,
-            text: format!("- {} {} (priority {})", item.id, clip(&item.title, MAX_COMMAND_CHARS), item.priority),
+            text: format!(
+                "- {} {} (priority {})",
+                item.id,
+                clip(&item.title, MAX_COMMAND_CHARS),
+                item.priority
+            ),
             reports: None,
         });
     }
@@ -341,14 +346,21 @@ fn current_lines(current: &CurrentItem, now: Millis) -> Vec<Line> {
     let mut lines = vec![Line {
         section: Section::Current,
         priority: Priority::Running,
-        text: format!("- {} {}{since}", current.id, clip(&current.title, MAX_COMMAND_CHARS)),
+        text: format!(
+            "- {} {}{since}",
+            current.id,
+            clip(&current.title, MAX_COMMAND_CHARS)
+        ),
         reports: None,
     }];
     if !current.files_modified.is_empty() {
         lines.push(Line {
             section: Section::Current,
             priority: Priority::Detail,
-            text: format!("  files: {}", clip(&current.files_modified.join(", "), MAX_LOG_CHARS)),
+            text: format!(
+                "  files: {}",
+                clip(&current.files_modified.join(", "), MAX_LOG_CHARS)
+            ),
             reports: None,
         });
     }
@@ -542,8 +554,14 @@ mod tests {
             full.contains("## Current task\n- TASK-9 Port the parser, started 2m00s ago\n  files: src/parse.rs\n  decided: keep the old grammar\n"),
             "{full}"
         );
-        assert!(full.contains("## Ready to start (1)\n- TASK-10 Write docs (priority 0)\n"), "{full}");
-        assert!(full.contains("## Recent decisions\n- SQLite by default\n"), "{full}");
+        assert!(
+            full.contains("## Ready to start (1)\n- TASK-10 Write docs (priority 0)\n"),
+            "{full}"
+        );
+        assert!(
+            full.contains("## Recent decisions\n- SQLite by default\n"),
+            "{full}"
+        );
         // Squeezed: the current task stays, ready work goes.
         let budget = (full.chars().count() - 60) / CHARS_PER_TOKEN;
         let tight = render(&input, budget).markdown;

@@ -13,8 +13,8 @@ pub mod logging;
 pub mod projection;
 pub mod protocol;
 pub mod registry;
-pub mod snapshot;
 mod server;
+pub mod snapshot;
 mod watchdog;
 
 pub use client::{Client, ClientError, start_daemon, stop_daemon};

@@ -141,7 +141,10 @@ struct RegistryShape {
 }
 
 /// Checks the registry file on disk (when enabled) without changing it.
-pub fn inspect(workspace: &Workspace, config: &Config) -> Option<(PathBuf, crate::projection::ProjectionFile)> {
+pub fn inspect(
+    workspace: &Workspace,
+    config: &Config,
+) -> Option<(PathBuf, crate::projection::ProjectionFile)> {
     config.registry.enabled.then(|| {
         let path = workspace.resolve(&config.registry.path);
         let found = crate::projection::inspect::<RegistryShape>(&path);

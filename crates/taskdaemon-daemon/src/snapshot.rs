@@ -79,7 +79,11 @@ pub fn build(
     })
 }
 
-fn texts(store: &dyn Store, kind: MemoryKind, task: Option<&str>) -> Result<Vec<String>, StoreError> {
+fn texts(
+    store: &dyn Store,
+    kind: MemoryKind,
+    task: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
     Ok(store
         .memories(&MemoryFilter {
             kind: Some(kind),

@@ -19,8 +19,8 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, Memory, MemoryKind, NewEvent, NewMemory, NewProcess, NewTracked, Status,
-    TaskRecord, TrackedAction,
+    Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind, NewEvent, NewLoop,
+    NewMemory, NewProcess, NewTracked, Status, TaskRecord, TrackedAction,
 };
 
 pub use error::StoreError;
@@ -294,6 +294,35 @@ pub trait Store: Send + Sync {
 
     /// The session seen most recently.
     fn latest_session(&self) -> Result<Option<Session>>;
+
+    // --- LLM loops ----------------------------------------------------------
+
+    /// Creates a `pending` loop task `LOOP-N` (the shared id counter) with
+    /// its spec, and its `created` event.
+    fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord>;
+
+    /// One loop with its spec and counters.
+    fn loop_record(&self, id: &str) -> Result<LoopRecord>;
+
+    /// Loops, oldest first: those not ended, or all of them.
+    fn loops(&self, all: bool) -> Result<Vec<LoopRecord>>;
+
+    /// `pending -> running`. A loop found `running` (its daemon died) stays
+    /// running and gets an `adopted` event naming the iteration it resumes at.
+    fn mark_loop_running(&self, id: &str, next_iteration: u32, actor: &str) -> Result<LoopRecord>;
+
+    /// Adds a finished iteration to the loop's counters with its
+    /// `iteration_finished` event. Idempotent by iteration number: returns
+    /// false and changes nothing when the iteration was recorded already.
+    fn record_loop_iteration(
+        &self,
+        id: &str,
+        iteration: &LoopIteration,
+        actor: &str,
+    ) -> Result<bool>;
+
+    /// Ends a loop through the state machine (`exited` event, reason as note).
+    fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord>;
 
     // --- History, archive, transfer, health --------------------------------
 

@@ -78,12 +78,10 @@ fn list(workspace: &Workspace, args: MemoryListArgs) -> anyhow::Result<u8> {
 pub fn search(workspace: &Workspace, args: SearchArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
     let query = args.query.join(" ");
-    let hits = store
-        .search(&query, args.limit)
-        .map_err(|e| match e {
-            taskdaemon_store::StoreError::Invalid(m) => crate::error::UsageError(m).into(),
-            other => anyhow::Error::from(other),
-        })?;
+    let hits = store.search(&query, args.limit).map_err(|e| match e {
+        taskdaemon_store::StoreError::Invalid(m) => crate::error::UsageError(m).into(),
+        other => anyhow::Error::from(other),
+    })?;
     if args.json {
         print_json(&hits)?;
         return Ok(0);

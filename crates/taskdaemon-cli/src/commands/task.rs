@@ -47,9 +47,13 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
         TaskCommand::Done(TaskDoneArgs { id, note, agent }) => {
             act(workspace, &store, &id, TrackedAction::Done { note }, &agent)
         }
-        TaskCommand::Fail(TaskFailArgs { id, reason, agent }) => {
-            act(workspace, &store, &id, TrackedAction::Fail { reason }, &agent)
-        }
+        TaskCommand::Fail(TaskFailArgs { id, reason, agent }) => act(
+            workspace,
+            &store,
+            &id,
+            TrackedAction::Fail { reason },
+            &agent,
+        ),
         TaskCommand::Cancel(TaskActArgs { id, agent }) => {
             act(workspace, &store, &id, TrackedAction::Cancel, &agent)
         }
@@ -100,7 +104,11 @@ fn act(
     changed(workspace, store, &agent, &task)
 }
 
-fn context(workspace: &Workspace, store: &SqliteStore, args: TaskContextArgs) -> anyhow::Result<u8> {
+fn context(
+    workspace: &Workspace,
+    store: &SqliteStore,
+    args: TaskContextArgs,
+) -> anyhow::Result<u8> {
     let agent = Agent::from_args(&args.agent)?;
     agent.touch(store)?;
     let task = store.add_task_files(&args.id, &args.files, &agent.actor())?;
@@ -112,7 +120,9 @@ fn transition_hint(action: &TrackedAction, illegal: &IllegalTransition) -> Strin
     let id = &illegal.id;
     match (action, illegal.from) {
         (TrackedAction::Done { .. }, Status::Pending | Status::Blocked) => {
-            format!("cannot mark {id} done: it was never started (`taskdaemon task start {id}` first)")
+            format!(
+                "cannot mark {id} done: it was never started (`taskdaemon task start {id}` first)"
+            )
         }
         (_, from) if from.is_terminal() => {
             format!("cannot {} {id}: it already ended ({from})", action.verb())
@@ -181,10 +191,7 @@ fn task_table(tasks: &[TaskRecord]) -> String {
             ]
         })
         .collect();
-    table(
-        &["ID", "STATUS", "PRI", "AFTER", "LABELS", "TITLE"],
-        &rows,
-    )
+    table(&["ID", "STATUS", "PRI", "AFTER", "LABELS", "TITLE"], &rows)
 }
 
 /// A task with its decisions, as `task show --json` prints it.
@@ -325,7 +332,10 @@ fn resume_markdown(resume: &Resume, now: i64) -> String {
     }
     out.push_str(&format!("\n## Ready ({})\n", resume.ready.len()));
     for t in &resume.ready {
-        out.push_str(&format!("- {} {} (priority {})\n", t.id, t.title, t.priority));
+        out.push_str(&format!(
+            "- {} {} (priority {})\n",
+            t.id, t.title, t.priority
+        ));
     }
     if !resume.recent_decisions.is_empty() {
         out.push_str("\n## Recent decisions\n");

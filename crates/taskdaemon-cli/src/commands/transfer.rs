@@ -73,8 +73,8 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
 
 pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
-    let file = File::open(&args.file)
-        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let file =
+        File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut reader = BufReader::new(file);
     let mut importer = store.begin_import()?;
     let fed = match first_byte(&mut reader)? {
@@ -89,7 +89,11 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     if let Err(message) = fed {
         // Dropping the importer rolls back: nothing of the file is kept.
         drop(importer);
-        return Err(UsageError(format!("{}: {message}; nothing was imported", args.file.display())).into());
+        return Err(UsageError(format!(
+            "{}: {message}; nothing was imported",
+            args.file.display()
+        ))
+        .into());
     }
     let report = importer.finish()?;
     rebuild_projections(workspace, &store);
@@ -216,7 +220,9 @@ pub fn repair(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     findings.extend(registry::inspect(workspace, &config));
     let problems_found = store.check_integrity()?.problems;
     let report = store.repair("repair")?;
-    let snapshot_result = snapshot::write(workspace, &store, None).err().map(|e| e.to_string());
+    let snapshot_result = snapshot::write(workspace, &store, None)
+        .err()
+        .map(|e| e.to_string());
     let registry_result = registry::write(workspace, &store, &config)
         .err()
         .map(|e| e.to_string());
@@ -257,7 +263,10 @@ fn repair_text(repair: &Repair) -> String {
     if repair.problems_found.is_empty() {
         out.push_str("store: integrity check passed\n");
     } else {
-        out.push_str(&format!("store: {} problems found\n", repair.problems_found.len()));
+        out.push_str(&format!(
+            "store: {} problems found\n",
+            repair.problems_found.len()
+        ));
         for problem in &repair.problems_found {
             out.push_str(&format!("  - {problem}\n"));
         }
@@ -274,7 +283,11 @@ fn repair_text(repair: &Repair) -> String {
             None => "rewritten from the store".to_owned(),
             Some(e) => format!("NOT rewritten: {e}"),
         };
-        out.push_str(&format!("{}: was {}; {action}\n", p.path.display(), p.found));
+        out.push_str(&format!(
+            "{}: was {}; {action}\n",
+            p.path.display(),
+            p.found
+        ));
     }
     if repair.store.remaining.is_empty() {
         out.push_str("healthy\n");
@@ -297,4 +310,3 @@ fn rebuild_projections(workspace: &Workspace, store: &dyn Store) {
         Err(e) => eprintln!("warning: registry not rewritten: {e}"),
     }
 }
-

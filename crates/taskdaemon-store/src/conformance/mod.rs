@@ -11,6 +11,7 @@ use taskdaemon_core::{EventKind, NewEvent, NewProcess, ProcessIdentity, Status};
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
+pub mod loops;
 pub mod tracked;
 
 /// A named conformance check.
@@ -80,6 +81,13 @@ pub const CHECKS: &[Check] = &[
         tracked::import_refuses_a_non_empty_store,
     ),
     ("integrity_and_repair", tracked::integrity_and_repair),
+    ("loop_lifecycle", loops::lifecycle),
+    ("loop_iterations_count_once", loops::iterations_count_once),
+    (
+        "loop_resume_and_illegal_ends",
+        loops::resume_and_illegal_ends,
+    ),
+    ("loop_stop_and_listing", loops::stop_and_listing),
 ];
 
 /// A process spec for tests.

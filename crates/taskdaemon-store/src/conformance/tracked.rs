@@ -270,7 +270,11 @@ pub fn memory_keys_replace(store: &dyn Store) {
         .unwrap();
     assert_eq!(first.id, second.id, "a key names one memory");
     assert_eq!(
-        store.memory_by_key("queue").unwrap().map(|m| m.text).as_deref(),
+        store
+            .memory_by_key("queue")
+            .unwrap()
+            .map(|m| m.text)
+            .as_deref(),
         Some("use LISTEN/NOTIFY")
     );
     assert!(store.memory_by_key("nope").unwrap().is_none());

@@ -82,10 +82,12 @@ pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<
 
 /// The memory recorded under `key`.
 pub(super) fn by_key(conn: &Connection, key: &str) -> Result<Option<Memory>> {
-    conn.prepare_cached(&format!("SELECT {MEMORY_COLUMNS} FROM memory WHERE key = ?1"))?
-        .query_row([key], memory_from_row)
-        .optional()?
-        .transpose()
+    conn.prepare_cached(&format!(
+        "SELECT {MEMORY_COLUMNS} FROM memory WHERE key = ?1"
+    ))?
+    .query_row([key], memory_from_row)
+    .optional()?
+    .transpose()
 }
 
 fn load_memory(conn: &Connection, number: i64) -> Result<Memory> {

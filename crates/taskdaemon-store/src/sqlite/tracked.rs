@@ -274,7 +274,10 @@ pub(super) fn list(conn: &Connection, filter: &TrackedFilter) -> Result<Vec<Task
 }
 
 /// The running tracked task `session` started last, and the one anyone did.
-pub(super) fn current_candidates(conn: &Connection, session: Option<&str>) -> Result<Vec<TaskRecord>> {
+pub(super) fn current_candidates(
+    conn: &Connection,
+    session: Option<&str>,
+) -> Result<Vec<TaskRecord>> {
     // Ids first, rows after: the listed columns (with their subqueries) are
     // computed for at most two tasks, however many run.
     let mut stmt = conn.prepare_cached(&format!(
