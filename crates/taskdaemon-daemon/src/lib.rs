@@ -10,6 +10,7 @@
 pub mod client;
 pub mod lock;
 pub mod logging;
+mod loops;
 pub mod projection;
 pub mod protocol;
 pub mod registry;

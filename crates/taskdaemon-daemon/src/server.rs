@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
 use crate::lock::{LockError, PidLock};
+use crate::loops::{self, Loops};
 use crate::protocol::{ErrorKind, Request, Response};
 use crate::{logging, registry, watchdog};
 
@@ -44,14 +45,15 @@ pub(crate) struct Daemon {
     followed: Mutex<HashSet<String>>,
     launch_lock: Mutex<()>,
     shutdown: Notify,
+    pub(crate) loops: Loops,
 }
 
 type Shared = Arc<Daemon>;
 
 /// A request that failed, with the class the client sees.
-struct Failure {
-    kind: ErrorKind,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
 }
 
 impl From<StoreError> for Failure {
@@ -119,6 +121,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
     let store = SqliteStore::open(&workspace.db_path()).map_err(|e| e.to_string())?;
+    let loops = Loops::new(config.loops.clone());
     let daemon = Arc::new(Daemon {
         workspace,
         store,
@@ -127,6 +130,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         followed: Mutex::new(HashSet::new()),
         launch_lock: Mutex::new(()),
         shutdown: Notify::new(),
+        loops,
     });
     Ok((daemon, lock))
 }
@@ -141,7 +145,8 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     let adopted = adopt_all(&daemon).await;
-    tracing::info!(pid = std::process::id(), adopted, socket = %socket.display(), "daemon started");
+    let loops = loops::start(&daemon).await;
+    tracing::info!(pid = std::process::id(), adopted, loops, socket = %socket.display(), "daemon started");
     refresh_registry(&daemon).await;
     let _ = report(&format!("ok {}", std::process::id()));
 
@@ -349,6 +354,8 @@ async fn dispatch(daemon: &Shared, request: Request) -> Response {
             daemon.shutdown.notify_one();
             return Response::ShuttingDown;
         }
+        Request::LoopRun(run) => return loops::run(daemon, *run).await,
+        Request::LoopStop { id } => return loops::stop(daemon, id).await,
         Request::Spawn(spec) => blocking(daemon, move |d| spawn_process(d, spec)).await,
         Request::Kill {
             id,
