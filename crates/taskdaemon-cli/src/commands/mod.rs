@@ -6,6 +6,7 @@ mod init;
 mod internal;
 mod kill;
 mod logs;
+mod loops;
 mod memory;
 mod ps;
 mod rehydrate;
@@ -51,6 +52,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
         Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
         Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
+        Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }
