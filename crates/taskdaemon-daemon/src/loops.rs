@@ -26,9 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use taskdaemon_core::time::{now_millis, to_rfc3339};
-use taskdaemon_core::{
-    EventKind, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status,
-};
+use taskdaemon_core::{EventKind, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status};
 use taskdaemon_llm::{
     CircuitBreaker, IterationRecord, Llm, LlmError, LoopConfig, LoopHooks, LoopRunner, LoopSpec,
     LoopStatus, ProgressLog, Provider, ProviderConfig, RateLimiter, StreamEvent, ToolOutput,
@@ -131,11 +129,9 @@ impl Loops {
         if let Some(llm) = clients.get(&cache_key) {
             return Ok(llm.clone());
         }
-        let config = ProviderConfig::resolve(provider, base_url, |name| {
-            match key {
-                Some(key) if name == provider.key_var() => Some(key.expose().to_owned()),
-                _ => std::env::var(name).ok(),
-            }
+        let config = ProviderConfig::resolve(provider, base_url, |name| match key {
+            Some(key) if name == provider.key_var() => Some(key.expose().to_owned()),
+            _ => std::env::var(name).ok(),
         })?;
         let client = build_client(config)?;
         let (limiter, breaker) = lock(&self.limits)
@@ -144,10 +140,7 @@ impl Loops {
                 let per_minute = self.config.requests_per_minute;
                 (
                     RateLimiter::per_minute(per_minute, (per_minute / 60).max(1)),
-                    CircuitBreaker::new(
-                        self.config.breaker_failures,
-                        self.config.breaker_cooldown,
-                    ),
+                    CircuitBreaker::new(self.config.breaker_failures, self.config.breaker_cooldown),
                 )
             })
             .clone();
@@ -186,7 +179,9 @@ pub(crate) async fn start(daemon: &Shared) -> usize {
 async fn resume(daemon: &Shared, record: LoopRecord) {
     let id = record.task.id.clone();
     let prepared = match serde_json::from_value::<LoopSpec>(record.spec.clone()) {
-        Ok(spec) => prepare(daemon, spec, None).await.map(|(config, llm, _)| (config, llm)),
+        Ok(spec) => prepare(daemon, spec, None)
+            .await
+            .map(|(config, llm, _)| (config, llm)),
         Err(e) => Err(format!("stored spec is unreadable: {e}")),
     };
     match prepared {
@@ -257,7 +252,18 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
         workdir: config.workdir.display().to_string(),
         spec: spec_json,
     };
-    let record = match blocking(daemon, move |d| Ok(d.store.create_loop(&new, ACTOR)?)).await {
+    let record = match blocking(daemon, move |d| {
+        let record = d.store.create_loop(&new, ACTOR)?;
+        // Made before answering, so the caller can follow the loop's files at once.
+        let dir = d.workspace.loop_dir(&record.task.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Failure {
+            kind: ErrorKind::Internal,
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        Ok(record)
+    })
+    .await
+    {
         Ok(record) => record,
         Err(f) => return error(f.kind, f.message),
     };
@@ -447,9 +453,9 @@ fn apply(daemon: &Daemon, op: Op) {
             let result = store
                 .mark_loop_running(&id, next_iteration, ACTOR)
                 .and_then(|_| {
-                    missed.iter().try_for_each(|it| {
-                        store.record_loop_iteration(&id, it, ACTOR).map(|_| ())
-                    })
+                    missed
+                        .iter()
+                        .try_for_each(|it| store.record_loop_iteration(&id, it, ACTOR).map(|_| ()))
                 });
             (id, result)
         }
@@ -517,7 +523,7 @@ impl LoopHooks for Hooks {
         if output.is_error {
             let first = output.content.lines().next().unwrap_or_default();
             self.log.line(&format!(
-                "iteration {iteration}: tool {name} refused or failed: {}",
+                "iteration {iteration}: tool {name} error: {}",
                 clip(first, 200)
             ));
         }

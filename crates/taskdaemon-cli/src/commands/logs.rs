@@ -69,7 +69,11 @@ pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result
 /// Prints what is appended to `path` until the followed process has ended
 /// (forever for the daemon log). Woken by inotify; the periodic check only
 /// notices the end of the process.
-pub(super) fn follow(path: &Path, mut offset: u64, task: Option<(&SqliteStore, &str)>) -> anyhow::Result<()> {
+pub(super) fn follow(
+    path: &Path,
+    mut offset: u64,
+    task: Option<(&SqliteStore, &str)>,
+) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(tx).context("cannot watch the log")?;
     let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();

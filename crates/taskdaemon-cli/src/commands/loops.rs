@@ -47,7 +47,10 @@ fn start(workspace: &Workspace, args: LoopRunArgs) -> anyhow::Result<u8> {
     let record = expect_loop(client.request(&Request::LoopRun(Box::new(request)))?)?;
     let id = record.task.id.clone();
     if detach {
-        eprintln!("started {id} in {}", record.task.cwd.as_deref().unwrap_or("?"));
+        eprintln!(
+            "started {id} in {}",
+            record.task.cwd.as_deref().unwrap_or("?")
+        );
         println!("{id}");
         return Ok(0);
     }
@@ -83,7 +86,9 @@ fn build_request(args: LoopRunArgs) -> anyhow::Result<LoopRun> {
     };
     let workdir = std::fs::canonicalize(&workdir)
         .map_err(|e| UsageError(format!("--workdir {}: {e}", workdir.display())))?;
-    let model = args.model.unwrap_or_else(|| default_model(provider).to_owned());
+    let model = args
+        .model
+        .unwrap_or_else(|| default_model(provider).to_owned());
     let mut spec = LoopSpec::new(
         spec_text,
         CommandSpec::Shell(args.validate.clone()),
@@ -111,7 +116,10 @@ fn build_request(args: LoopRunArgs) -> anyhow::Result<LoopRun> {
         args.validate,
     ];
     if args.max_iterations != 10 {
-        argv.extend(["--max-iterations".to_owned(), args.max_iterations.to_string()]);
+        argv.extend([
+            "--max-iterations".to_owned(),
+            args.max_iterations.to_string(),
+        ]);
     }
     Ok(LoopRun {
         spec,
