@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::process::Signal;
-use taskdaemon_core::{NewProcess, Status, TaskRecord};
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
 use taskdaemon_store::{ProcessFilter, SqliteStore, Store, StoreError};
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_supervisor::launch::report;
@@ -440,6 +440,7 @@ fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
 
 fn kill(daemon: &Daemon, id: &str, signal: Signal, grace: Duration) -> Result<TaskRecord, Failure> {
     let task = daemon.store.task(id)?;
+    not_a_loop(&task)?;
     match task.status {
         Status::Running => {}
         Status::Pending | Status::Blocked => return Ok(daemon.store.request_stop(id, ACTOR)?),
@@ -464,6 +465,20 @@ fn kill(daemon: &Daemon, id: &str, signal: Signal, grace: Duration) -> Result<Ta
         .map_err(|e| failure(ErrorKind::Conflict, format!("{}: {e}", task.id)))?;
     tracing::info!(id = task.id, ?outcome, "terminated process group");
     wait_for_record(daemon, &task, grace + RECORD_WAIT)
+}
+
+/// Loops have no process to signal: they are stopped with `loop stop`.
+fn not_a_loop(task: &TaskRecord) -> Result<(), Failure> {
+    if task.kind == TaskKind::Loop {
+        return Err(failure(
+            ErrorKind::Invalid,
+            format!(
+                "{} is a loop, not a process: use `taskdaemon loop stop {}`",
+                task.id, task.id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for the shim of `task` to record its end, then returns the task.
@@ -494,6 +509,7 @@ fn wait_for_record(
 
 fn restart(daemon: &Daemon, id: &str, grace: Duration) -> Result<TaskRecord, Failure> {
     let task = daemon.store.task(id)?;
+    not_a_loop(&task)?;
     if !task.status.is_terminal() {
         kill(daemon, id, Signal::TERM, grace)?;
     }
