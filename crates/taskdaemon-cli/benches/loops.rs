@@ -117,7 +117,11 @@ fn script(n: usize) -> Vec<Reply> {
     (0..n * 3)
         .flat_map(|_| {
             [
-                Turn::tool("write_file", json!({"path": "out.txt", "content": "done\n"})).into(),
+                Turn::tool(
+                    "write_file",
+                    json!({"path": "out.txt", "content": "done\n"}),
+                )
+                .into(),
                 Turn::text("Wrote out.txt.").into(),
             ]
         })
@@ -203,24 +207,40 @@ fn through_daemon(fake_rt: &tokio::runtime::Runtime, td: &Path, n: usize) -> Dae
     });
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let live: Value = serde_json::from_str(&cli(&["loop", "list", "--json"])).unwrap_or_default();
+        let live: Value =
+            serde_json::from_str(&cli(&["loop", "list", "--json"])).unwrap_or_default();
         if live.as_array().is_some_and(|a| a.is_empty()) || Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     let peak_rss_kb = status_kb(pid, "VmHWM:");
-    let all: Value = serde_json::from_str(&cli(&["loop", "list", "--all", "--json"])).unwrap_or_default();
+    let all: Value =
+        serde_json::from_str(&cli(&["loop", "list", "--all", "--json"])).unwrap_or_default();
     let loops = all.as_array().cloned().unwrap_or_default();
     let time = |v: &Value| {
         v.as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.timestamp_millis())
     };
-    let first = loops.iter().filter_map(|l| time(&l["started_at"])).min().unwrap_or(0);
-    let last = loops.iter().filter_map(|l| time(&l["finished_at"])).max().unwrap_or(0);
-    let iterations: u64 = loops.iter().map(|l| l["iterations"].as_u64().unwrap_or(0)).sum();
-    let tool_calls: u64 = loops.iter().map(|l| l["tool_calls"].as_u64().unwrap_or(0)).sum();
+    let first = loops
+        .iter()
+        .filter_map(|l| time(&l["started_at"]))
+        .min()
+        .unwrap_or(0);
+    let last = loops
+        .iter()
+        .filter_map(|l| time(&l["finished_at"]))
+        .max()
+        .unwrap_or(0);
+    let iterations: u64 = loops
+        .iter()
+        .map(|l| l["iterations"].as_u64().unwrap_or(0))
+        .sum();
+    let tool_calls: u64 = loops
+        .iter()
+        .map(|l| l["tool_calls"].as_u64().unwrap_or(0))
+        .sum();
     let failed = loops.iter().filter(|l| l["status"] != "succeeded").count();
     cli(&["stop"]);
     drop(fake);
@@ -285,7 +305,12 @@ impl LoopHooks for ValidationClock {
     }
 
     fn on_iteration_end(&self, _record: &IterationRecord) {
-        if let Some(start) = self.started.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(start) = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             self.nanos
                 .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
@@ -301,7 +326,9 @@ struct EngineRun {
 
 /// `n` concurrent loops of `rounds` sequential runs each, in this process.
 fn in_process(fake_rt: &tokio::runtime::Runtime, n: usize, rounds: usize) -> EngineRun {
-    let fake = fake_rt.block_on(FakeLlm::start(script(n * rounds))).expect("fake");
+    let fake = fake_rt
+        .block_on(FakeLlm::start(script(n * rounds)))
+        .expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
     let model_nanos = Arc::new(AtomicU64::new(0));
     let validation_nanos = Arc::new(AtomicU64::new(0));

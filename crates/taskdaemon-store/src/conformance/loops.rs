@@ -186,7 +186,7 @@ pub fn stop_and_listing(store: &dyn Store) {
         .into_iter()
         .map(|l| l.task.id)
         .collect();
-    assert_eq!(live, [b.clone()]);
+    assert_eq!(live, std::slice::from_ref(&b));
     store
         .finish_loop(&b, &LoopEnd::Cancelled, "daemon")
         .unwrap();
