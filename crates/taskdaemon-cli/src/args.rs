@@ -80,6 +80,9 @@ pub enum Command {
     /// Install or remove a systemd user unit that runs the daemon.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// LLM loops: work a spec against a model until a validation command passes.
+    #[command(subcommand)]
+    Loop(LoopCommand),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -598,6 +601,82 @@ pub struct BackupArgs {
     /// Where to write the copy (default: .taskdaemon/backups/state-TIME.db).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoopCommand {
+    /// Start a loop; streams its progress and prints its id (LOOP-N) as the last line.
+    Run(LoopRunArgs),
+    /// List loops (unfinished ones unless --all).
+    List(LoopListArgs),
+    /// Show a loop: status, counters, and every recorded iteration.
+    Show(LoopShowArgs),
+    /// Print a loop's log: one line per iteration, tool call, retry and verdict.
+    Logs(LoopLogsArgs),
+    /// Stop a loop; the iteration in progress is dropped.
+    Stop(LoopIdArg),
+}
+
+#[derive(Debug, Args)]
+pub struct LoopRunArgs {
+    /// The spec the model works to (any text file, e.g. Markdown).
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
+    /// Validation command, run with `sh -c` in the workdir after each iteration; exit 0 ends the loop.
+    #[arg(long, value_name = "CMD")]
+    pub validate: String,
+    /// Iterations before the loop gives up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_iterations: u32,
+    /// anthropic or openai (any OpenAI-compatible server).
+    #[arg(long, value_name = "NAME", default_value = "anthropic")]
+    pub provider: String,
+    /// Model name (default: claude-sonnet-4-5 for anthropic, gpt-4.1 for openai).
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// The directory the loop works in; its tools cannot leave it (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Print the id and return at once; the loop runs on in the daemon.
+    #[arg(long)]
+    pub detach: bool,
+    /// A short name for people (default: the spec file's name).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// The agent session this belongs to.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoopListArgs {
+    /// Include loops that have ended.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoopShowArgs {
+    pub id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoopLogsArgs {
+    pub id: String,
+    /// Keep printing until the loop ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoopIdArg {
+    pub id: String,
 }
 
 fn parse_priority(text: &str) -> Result<i32, String> {

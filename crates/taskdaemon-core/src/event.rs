@@ -46,10 +46,14 @@ pub enum EventKind {
     /// A memory was recorded or replaced.
     Remembered,
     SessionEnded,
+    /// A loop iteration started.
+    IterationStarted,
+    /// A loop iteration ended; the message carries the validation result.
+    IterationFinished,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -70,6 +74,8 @@ impl EventKind {
         EventKind::Edited,
         EventKind::Remembered,
         EventKind::SessionEnded,
+        EventKind::IterationStarted,
+        EventKind::IterationFinished,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +100,8 @@ impl EventKind {
             EventKind::Edited => "edited",
             EventKind::Remembered => "remembered",
             EventKind::SessionEnded => "session_ended",
+            EventKind::IterationStarted => "iteration_started",
+            EventKind::IterationFinished => "iteration_finished",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 mod housekeeping;
 pub mod lock;
 pub mod logging;
+mod loops;
 pub mod projection;
 pub mod protocol;
 mod queues;

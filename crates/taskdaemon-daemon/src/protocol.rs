@@ -1,10 +1,13 @@
 //! Messages between the CLI and the daemon: one JSON object per line.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
-use taskdaemon_core::{NewProcess, TaskRecord};
+use taskdaemon_core::{LoopRecord, NewProcess, TaskRecord};
+use taskdaemon_llm::LoopSpec;
 
 /// What a client asks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Ping,
@@ -22,6 +25,49 @@ pub enum Request {
     Shutdown,
     /// Re-read the `[[queue]]` list: start workers for new queues, stop removed ones.
     ReloadQueues,
+    /// Create and start an LLM loop.
+    LoopRun(Box<LoopRun>),
+    /// Stop a loop; answered once it has ended (or with its state after a while).
+    LoopStop {
+        id: String,
+    },
+}
+
+/// A loop to create. The spec carries the base URL (not secret, stored);
+/// the key travels only in memory, over the owner-only socket, and is never
+/// stored: a restarted daemon uses its own environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopRun {
+    /// The engine's spec, with the spec text inline and an absolute workdir.
+    pub spec: LoopSpec,
+    pub name: Option<String>,
+    pub session: Option<String>,
+    /// The command line that asked, for reading.
+    pub argv: Vec<String>,
+    /// The API key from the caller's environment, if it has one.
+    pub api_key: Option<Secret>,
+}
+
+/// A secret string: sent as is, but never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The raw value, for building a client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
 }
 
 /// What the daemon answers.
@@ -33,6 +79,9 @@ pub enum Response {
     },
     Task {
         task: Box<TaskRecord>,
+    },
+    Loop {
+        record: Box<LoopRecord>,
     },
     ShuttingDown,
     /// The queues that now have workers.

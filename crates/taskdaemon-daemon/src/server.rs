@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::process::Signal;
-use taskdaemon_core::{NewProcess, Status, TaskRecord};
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
 use taskdaemon_store::{ProcessFilter, SqliteStore, Store, StoreError};
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_supervisor::launch::report;
@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
 use crate::lock::{LockError, PidLock};
+use crate::loops::{self, Loops};
 use crate::protocol::{ErrorKind, Request, Response};
 use crate::{housekeeping, logging, queues, registry, watchdog};
 
@@ -48,14 +49,15 @@ pub(crate) struct Daemon {
     pub(crate) ended: tokio::sync::broadcast::Sender<String>,
     /// The running queue workers, by queue id.
     pub(crate) workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    pub(crate) loops: Loops,
 }
 
 type Shared = Arc<Daemon>;
 
 /// A request that failed, with the class the client sees.
 pub(crate) struct Failure {
-    kind: ErrorKind,
-    message: String,
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
 }
 
 impl From<StoreError> for Failure {
@@ -123,6 +125,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
     let store = SqliteStore::open(&workspace.db_path()).map_err(|e| e.to_string())?;
+    let loops = Loops::new(config.loops.clone());
     let daemon = Arc::new(Daemon {
         workspace,
         store,
@@ -133,6 +136,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         shutdown: Notify::new(),
         ended: tokio::sync::broadcast::channel(256).0,
         workers: Mutex::new(HashMap::new()),
+        loops,
     });
     Ok((daemon, lock))
 }
@@ -147,7 +151,8 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     let adopted = adopt_all(&daemon).await;
-    tracing::info!(pid = std::process::id(), adopted, socket = %socket.display(), "daemon started");
+    let loops = loops::start(&daemon).await;
+    tracing::info!(pid = std::process::id(), adopted, loops, socket = %socket.display(), "daemon started");
     refresh_registry(&daemon).await;
     let _ = report(&format!("ok {}", std::process::id()));
 
@@ -373,6 +378,8 @@ async fn dispatch(daemon: &Shared, request: Request) -> Response {
                 },
             };
         }
+        Request::LoopRun(run) => return loops::run(daemon, *run).await,
+        Request::LoopStop { id } => return loops::stop(daemon, id).await,
         Request::Spawn(spec) => blocking(daemon, move |d| spawn_process(d, spec)).await,
         Request::Kill {
             id,
@@ -457,6 +464,7 @@ pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> 
 
 fn kill(daemon: &Daemon, id: &str, signal: Signal, grace: Duration) -> Result<TaskRecord, Failure> {
     let task = daemon.store.task(id)?;
+    not_a_loop(&task)?;
     match task.status {
         Status::Running => {}
         Status::Pending | Status::Blocked => return Ok(daemon.store.request_stop(id, ACTOR)?),
@@ -481,6 +489,20 @@ fn kill(daemon: &Daemon, id: &str, signal: Signal, grace: Duration) -> Result<Ta
         .map_err(|e| failure(ErrorKind::Conflict, format!("{}: {e}", task.id)))?;
     tracing::info!(id = task.id, ?outcome, "terminated process group");
     wait_for_record(daemon, &task, grace + RECORD_WAIT)
+}
+
+/// Loops have no process to signal: they are stopped with `loop stop`.
+fn not_a_loop(task: &TaskRecord) -> Result<(), Failure> {
+    if task.kind == TaskKind::Loop {
+        return Err(failure(
+            ErrorKind::Invalid,
+            format!(
+                "{} is a loop, not a process: use `taskdaemon loop stop {}`",
+                task.id, task.id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for the shim of `task` to record its end, then returns the task.
@@ -511,6 +533,7 @@ fn wait_for_record(
 
 fn restart(daemon: &Daemon, id: &str, grace: Duration) -> Result<TaskRecord, Failure> {
     let task = daemon.store.task(id)?;
+    not_a_loop(&task)?;
     if !task.status.is_terminal() {
         kill(daemon, id, Signal::TERM, grace)?;
     }

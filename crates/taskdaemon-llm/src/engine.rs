@@ -164,12 +164,7 @@ impl LoopRunner {
                 return Ok(self.outcome(LoopStatus::Cancelled));
             };
             let passed = record.passed();
-            self.progress
-                .append(record.clone())
-                .map_err(|source| LoopError::Progress {
-                    path: self.progress.path().display().to_string(),
-                    source,
-                })?;
+            self.append(record.clone()).await?;
             self.hooks.on_iteration_end(&record);
             if passed {
                 return Ok(self.outcome(LoopStatus::Succeeded { iteration }));
@@ -190,6 +185,27 @@ impl LoopRunner {
             ),
         };
         Ok(self.outcome(LoopStatus::Failed { reason }))
+    }
+
+    /// Appends to the progress log on a blocking thread: the append fsyncs,
+    /// and hundreds of loops may share one runtime thread.
+    async fn append(&mut self, record: IterationRecord) -> Result<(), LoopError> {
+        let path = self.progress.path().to_path_buf();
+        let mut log = std::mem::replace(&mut self.progress, ProgressLog::unread(path.clone()));
+        let (log, result) = tokio::task::spawn_blocking(move || {
+            let result = log.append(record);
+            (log, result)
+        })
+        .await
+        .map_err(|e| LoopError::Progress {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.progress = log;
+        result.map_err(|source| LoopError::Progress {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     fn outcome(&self, status: LoopStatus) -> LoopOutcome {

@@ -85,6 +85,16 @@ impl ProgressLog {
         })
     }
 
+    /// A stand-in holding nothing, used while the real log is appended to on
+    /// another thread.
+    pub(crate) fn unread(path: PathBuf) -> Self {
+        ProgressLog {
+            path,
+            records: Vec::new(),
+            needs_newline: false,
+        }
+    }
+
     /// Reads the records at `path` without keeping the log open (for status views).
     pub fn read(path: &Path) -> io::Result<Vec<IterationRecord>> {
         Ok(Self::open(path)?.records)

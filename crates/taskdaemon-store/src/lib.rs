@@ -19,8 +19,9 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, Memory, MemoryKind, NewAgent, NewEvent, NewMemory, NewProcess, NewTracked,
-    QueueCounts, QueueItem, Status, TaskRecord, TrackedAction, TrackedEdit,
+    Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind, NewAgent, NewEvent,
+    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
+    TrackedAction, TrackedEdit,
 };
 
 pub use error::StoreError;
@@ -125,6 +126,19 @@ pub struct ExportedTask {
     pub env: Vec<(String, String)>,
 }
 
+/// The loop-specific row of a `loop` task: its spec and counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedLoop {
+    pub task_id: String,
+    pub spec: serde_json::Value,
+    pub iterations: u32,
+    pub tool_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub last_exit: Option<i32>,
+}
+
 /// The first record of every export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportHeader {
@@ -141,7 +155,7 @@ pub const EXPORT_FORMAT: &str = "taskdaemon-export";
 pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
-/// meta, sessions, tasks, memory, queue items, events (archived ones
+/// meta, sessions, tasks, memory, queue items, loops, events (archived ones
 /// included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -153,6 +167,7 @@ pub enum ExportRecord {
     Task(Box<ExportedTask>),
     Memory(Memory),
     QueueItem(QueueItem),
+    Loop(ExportedLoop),
     Event(Event),
 }
 
@@ -311,6 +326,35 @@ pub trait Store: Send + Sync {
 
     /// The session seen most recently.
     fn latest_session(&self) -> Result<Option<Session>>;
+
+    // --- LLM loops ----------------------------------------------------------
+
+    /// Creates a `pending` loop task `LOOP-N` (the shared id counter) with
+    /// its spec, and its `created` event.
+    fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord>;
+
+    /// One loop with its spec and counters.
+    fn loop_record(&self, id: &str) -> Result<LoopRecord>;
+
+    /// Loops, oldest first: those not ended, or all of them.
+    fn loops(&self, all: bool) -> Result<Vec<LoopRecord>>;
+
+    /// `pending -> running`. A loop found `running` (its daemon died) stays
+    /// running and gets an `adopted` event naming the iteration it resumes at.
+    fn mark_loop_running(&self, id: &str, next_iteration: u32, actor: &str) -> Result<LoopRecord>;
+
+    /// Adds a finished iteration to the loop's counters with its
+    /// `iteration_finished` event. Idempotent by iteration number: returns
+    /// false and changes nothing when the iteration was recorded already.
+    fn record_loop_iteration(
+        &self,
+        id: &str,
+        iteration: &LoopIteration,
+        actor: &str,
+    ) -> Result<bool>;
+
+    /// Ends a loop through the state machine (`exited` event, reason as note).
+    fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord>;
 
     // --- History, archive, transfer, health --------------------------------
 

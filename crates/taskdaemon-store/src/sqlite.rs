@@ -5,6 +5,7 @@
 //! with "database is locked" half-way through a transaction.
 
 mod history;
+mod loops;
 mod memory;
 mod migrations;
 mod rows;
@@ -38,7 +39,10 @@ use rows::{
     task_from_row,
 };
 use taskdaemon_core::tracked::{SearchHit, Session};
-use taskdaemon_core::{Memory, NewMemory, NewTracked, TrackedAction, TrackedEdit};
+use taskdaemon_core::{
+    LoopEnd, LoopIteration, LoopRecord, Memory, NewLoop, NewMemory, NewTracked, TrackedAction,
+    TrackedEdit,
+};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -824,6 +828,35 @@ impl Store for SqliteStore {
 
     fn latest_session(&self) -> Result<Option<Session>> {
         self.read(memory::latest_session)
+    }
+
+    fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
+        self.write(|tx| loops::create(tx, new, actor))
+    }
+
+    fn loop_record(&self, id: &str) -> Result<LoopRecord> {
+        self.read(|conn| loops::load(conn, id))
+    }
+
+    fn loops(&self, all: bool) -> Result<Vec<LoopRecord>> {
+        self.read(|conn| loops::list(conn, all))
+    }
+
+    fn mark_loop_running(&self, id: &str, next_iteration: u32, actor: &str) -> Result<LoopRecord> {
+        self.write(|tx| loops::mark_running(tx, id, next_iteration, actor))
+    }
+
+    fn record_loop_iteration(
+        &self,
+        id: &str,
+        iteration: &LoopIteration,
+        actor: &str,
+    ) -> Result<bool> {
+        self.write(|tx| loops::record_iteration(tx, id, iteration, actor))
+    }
+
+    fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
+        self.write(|tx| loops::finish(tx, id, end, actor))
     }
 
     fn history_page(

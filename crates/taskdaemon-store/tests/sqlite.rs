@@ -152,6 +152,52 @@ fn export_then_import_round_trips_everything() {
     source
         .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
         .unwrap();
+    // A queue task and a loop carry rows of their own beside the task.
+    source
+        .create_agent(
+            &taskdaemon_core::NewAgent {
+                wanted_id: "task-fix-docs".to_owned(),
+                queue: "ad-hoc".to_owned(),
+                document: "task-fix-docs.md".to_owned(),
+                executor: "command".to_owned(),
+                argv: vec!["true".to_owned()],
+                cwd: "/".to_owned(),
+                env: Vec::new(),
+                restart: Default::default(),
+                max_attempts: 3,
+                timeout_ms: Some(60_000),
+            },
+            "t",
+        )
+        .unwrap();
+    let looped = source
+        .create_loop(
+            &taskdaemon_core::NewLoop {
+                name: Some("spec.md".to_owned()),
+                session: None,
+                argv: vec!["taskdaemon".to_owned(), "loop".to_owned(), "run".to_owned()],
+                workdir: "/tmp".to_owned(),
+                spec: serde_json::json!({ "spec": "make it pass", "validate": "true" }),
+            },
+            "t",
+        )
+        .unwrap();
+    source.mark_loop_running(&looped.task.id, 1, "t").unwrap();
+    source
+        .record_loop_iteration(
+            &looped.task.id,
+            &taskdaemon_core::LoopIteration {
+                iteration: 1,
+                tool_calls: 2,
+                validation_exit_code: Some(1),
+                passed: false,
+                input_tokens: 100,
+                output_tokens: 20,
+                cost_usd: 0.01,
+            },
+            "t",
+        )
+        .unwrap();
     // Half the history archived, half live: both must travel.
     source
         .archive_events(taskdaemon_core::time::now_millis() + 1)
@@ -173,7 +219,7 @@ fn export_then_import_round_trips_everything() {
         importer.add(record).unwrap();
     }
     let report = importer.finish().unwrap();
-    assert_eq!(report.tasks, 3);
+    assert_eq!(report.tasks, 5);
     assert_eq!(report.memory, 1);
     assert_eq!(
         export_all(&target),
@@ -185,8 +231,15 @@ fn export_then_import_round_trips_everything() {
         target.task(&second.id).unwrap().status,
         taskdaemon_core::Status::Pending
     );
+    assert_eq!(target.queue_item("task-fix-docs").unwrap().max_attempts, 3);
+    let restored = target.loop_record(&looped.task.id).unwrap();
+    assert_eq!(restored.iterations, 1);
+    assert_eq!(restored.spec["spec"], "make it pass");
     let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
-    assert_eq!(next.id, "TASK-4");
+    assert_eq!(
+        next.id, "TASK-5",
+        "the id counter travels (queue tasks use their file stem)"
+    );
     assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());
     assert!(!target.search("SQLite default", 5).unwrap().is_empty());
 }

@@ -45,6 +45,15 @@ retry_backoff = "2s"
 archive = true
 archive_after = "30d"
 
+[loops]
+# LLM loops running at once; more wait for a slot.
+max_concurrent = 50
+# Model calls per minute per provider, shared by all loops (a token bucket).
+requests_per_minute = 1000
+# Open the circuit breaker after this many provider failures in a row, for breaker_cooldown.
+breaker_failures = 5
+breaker_cooldown = "30s"
+
 [executors]
 # The Claude Code CLI; default: `claude` found on PATH.
 # claude_path = "/usr/local/bin/claude"
@@ -79,6 +88,7 @@ pub struct Config {
     pub queues: QueuesConfig,
     pub executors: ExecutorsConfig,
     pub history: HistoryConfig,
+    pub loops: LoopsConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -201,6 +211,32 @@ impl Default for RegistryConfig {
     }
 }
 
+/// `[loops]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopsConfig {
+    /// Loops running at once; more wait for a slot.
+    pub max_concurrent: usize,
+    /// Model calls per minute per provider, shared by every loop.
+    pub requests_per_minute: u32,
+    /// Consecutive provider failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls.
+    #[serde(deserialize_with = "human_duration")]
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for LoopsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 50,
+            requests_per_minute: 1000,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
 impl Config {
     /// Reads `path`; a missing file means all defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -290,6 +326,15 @@ impl Config {
         }
         if self.daemon.log_max_bytes < 4096 {
             return Err("daemon.log_max_bytes: must be at least 4096".to_owned());
+        }
+        if self.loops.max_concurrent == 0 || self.loops.max_concurrent > 10_000 {
+            return Err("loops.max_concurrent: must be between 1 and 10000".to_owned());
+        }
+        if self.loops.requests_per_minute == 0 {
+            return Err("loops.requests_per_minute: must be at least 1".to_owned());
+        }
+        if self.loops.breaker_failures == 0 {
+            return Err("loops.breaker_failures: must be at least 1".to_owned());
         }
         if self.registry.enabled && self.registry.path.as_os_str().is_empty() {
             return Err(
@@ -494,6 +539,21 @@ mod tests {
         assert!(Config::parse(&empty).unwrap().queue.is_empty());
         let again = add_queue_entry(&empty, "x", Path::new("x"), None).unwrap();
         assert_eq!(Config::parse(&again).unwrap().queue.len(), 1);
+    }
+
+    #[test]
+    fn loops_settings_are_checked() {
+        let config = Config::parse("[loops]\nmax_concurrent = 500\n").unwrap();
+        assert_eq!(config.loops.max_concurrent, 500);
+        let err = Config::parse("[loops]\nmax_concurrent = 0\n").unwrap_err();
+        assert!(err.contains("loops.max_concurrent"), "{err}");
+        let err = Config::parse("[loops]\nmax_concurent = 5\n").unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("max_concurent"),
+            "{err}"
+        );
+        let err = Config::parse("[loops]\nmax_concurrent = \"many\"\n").unwrap_err();
+        assert!(err.starts_with("line 2,"), "{err}");
     }
 
     #[test]

@@ -176,6 +176,26 @@ impl Workspace {
         self.proc_dir(id).join("shim.log")
     }
 
+    /// Where LLM loops keep their progress logs.
+    pub fn loops_dir(&self) -> PathBuf {
+        self.state_dir().join("loops")
+    }
+
+    /// `.taskdaemon/loops/ID/`
+    pub fn loop_dir(&self, id: &str) -> PathBuf {
+        self.loops_dir().join(id)
+    }
+
+    /// A loop's append-only JSONL progress log, one record per finished iteration.
+    pub fn loop_progress(&self, id: &str) -> PathBuf {
+        self.loop_dir(id).join("progress.jsonl")
+    }
+
+    /// A loop's human log: one line per iteration, tool call, retry and verdict.
+    pub fn loop_log(&self, id: &str) -> PathBuf {
+        self.loop_dir(id).join("loop.log")
+    }
+
     /// A folder queue by name, under `tasks/`.
     pub fn queue_dir(&self, name: &str) -> PathBuf {
         self.root.join("tasks").join(name)

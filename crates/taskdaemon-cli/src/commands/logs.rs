@@ -48,7 +48,7 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
 }
 
 /// Prints the file (or its last `tail` lines); returns where it stopped.
-fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
+pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
     let len = match std::fs::metadata(path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -69,7 +69,11 @@ fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
 /// Prints what is appended to `path` until the followed process has ended
 /// (forever for the daemon log). Woken by inotify; the periodic check only
 /// notices the end of the process.
-fn follow(path: &Path, mut offset: u64, task: Option<(&SqliteStore, &str)>) -> anyhow::Result<()> {
+pub(super) fn follow(
+    path: &Path,
+    mut offset: u64,
+    task: Option<(&SqliteStore, &str)>,
+) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(tx).context("cannot watch the log")?;
     let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();

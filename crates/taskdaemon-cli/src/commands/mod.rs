@@ -6,6 +6,7 @@ mod init;
 mod internal;
 mod kill;
 mod logs;
+mod loops;
 mod memory;
 mod ps;
 mod queues;
@@ -87,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 ServiceCommand::Uninstall(args) => service::uninstall(&workspace, args),
             }
         }
+        Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }

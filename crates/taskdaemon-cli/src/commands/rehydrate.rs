@@ -84,7 +84,7 @@ fn gather(
     session: Option<&str>,
 ) -> anyhow::Result<RehydrateInput> {
     let live = store.processes(&ProcessFilter::default())?;
-    let running = live
+    let mut running: Vec<RunningItem> = live
         .iter()
         .filter(|t| t.status == Status::Running)
         .map(|t| RunningItem {
@@ -95,6 +95,20 @@ fn gather(
             last_line: newest_log_line(workspace, &t.id),
         })
         .collect();
+    // Loops run inside the daemon: no pid; their log's last line says where they are.
+    running.extend(
+        store
+            .loops(false)?
+            .into_iter()
+            .filter(|l| l.task.status == Status::Running)
+            .map(|l| RunningItem {
+                last_line: last_line(&workspace.loop_log(&l.task.id)),
+                command: format!("loop: {}", l.task.title()),
+                id: l.task.id,
+                pid: None,
+                started_at: l.task.started_at.unwrap_or(l.task.created_at),
+            }),
+    );
 
     let ended_events = store.newest_events_after(
         cursor,

@@ -1,11 +1,12 @@
 //! `taskdaemon wait`: block until a process ends, exit with its code.
 //!
 //! Works without the daemon: it sleeps on the shim's pidfd, and the shim
-//! records the exit in the store before it exits.
+//! records the exit in the store before it exits. Loops run inside the
+//! daemon, so waiting for one starts the daemon when none runs.
 
 use std::time::{Duration, Instant};
 
-use taskdaemon_core::TaskRecord;
+use taskdaemon_core::{TaskKind, TaskRecord};
 use taskdaemon_daemon::Client;
 use taskdaemon_store::Store;
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
@@ -20,6 +21,15 @@ const TIMED_OUT: u8 = 124;
 pub fn run(workspace: &Workspace, args: WaitArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
     let deadline = args.timeout.map(|t| Instant::now() + t);
+    let task = store.task(&args.id)?;
+    if task.kind == TaskKind::Loop {
+        return Ok(
+            match super::loops::wait(workspace, &store, &task, args.timeout)? {
+                Some(task) => finish(&task),
+                None => timed_out(&task),
+            },
+        );
+    }
     loop {
         let task = store.task(&args.id)?;
         if task.status.is_terminal() {

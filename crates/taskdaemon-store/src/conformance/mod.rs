@@ -13,6 +13,7 @@ use taskdaemon_core::{
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
+pub mod loops;
 pub mod tracked;
 
 /// A named conformance check.
@@ -94,6 +95,13 @@ pub const CHECKS: &[Check] = &[
         "queue_items_finish_once_ended",
         queue_items_finish_once_ended,
     ),
+    ("loop_lifecycle", loops::lifecycle),
+    ("loop_iterations_count_once", loops::iterations_count_once),
+    (
+        "loop_resume_and_illegal_ends",
+        loops::resume_and_illegal_ends,
+    ),
+    ("loop_stop_and_listing", loops::stop_and_listing),
 ];
 
 /// A process spec for tests.

@@ -192,6 +192,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queue_items_open ON queue_items(queue, finished, created_at);
     "#,
+    // 4: loops: the engine's spec (JSON, never an API key) and the counters
+    // of each `loop` task, one row beside its `tasks` row.
+    r#"
+    CREATE TABLE loops (
+        task_id       TEXT PRIMARY KEY,
+        spec          TEXT NOT NULL,
+        iterations    INTEGER NOT NULL DEFAULT 0,
+        tool_calls    INTEGER NOT NULL DEFAULT 0,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0,
+        last_exit     INTEGER
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

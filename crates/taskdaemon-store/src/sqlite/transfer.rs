@@ -20,8 +20,8 @@ use super::rows::{
 };
 use super::{migrations, transition};
 use crate::{
-    EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedTask, ImportReport,
-    Importer, IntegrityReport, RepairReport, Result, StoreError,
+    EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
+    ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
 };
 
 type Sink<'a> = &'a mut dyn FnMut(ExportRecord) -> Result<()>;
@@ -71,6 +71,36 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
     ))?;
     for row in stmt.query_map([], queue_item_from_row)? {
         sink(ExportRecord::QueueItem(row??))?;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT task_id, spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd,
+                last_exit FROM loops ORDER BY task_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?),
+            (r.get::<_, i64>(4)?, r.get::<_, i64>(5)?),
+            r.get::<_, f64>(6)?,
+            r.get::<_, Option<i32>>(7)?,
+        ))
+    })?;
+    for row in rows {
+        let (task_id, spec, (iterations, tool_calls), (input, output), cost_usd, last_exit) = row?;
+        sink(ExportRecord::Loop(ExportedLoop {
+            task_id,
+            spec: serde_json::from_str(&spec).map_err(|e| StoreError::Malformed {
+                field: "loops.spec",
+                message: e.to_string(),
+            })?,
+            iterations: iterations as u32,
+            tool_calls: tool_calls as u64,
+            input_tokens: input as u64,
+            output_tokens: output as u64,
+            cost_usd,
+            last_exit,
+        }))?;
     }
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
@@ -302,6 +332,23 @@ impl Importer for SqliteImporter<'_> {
                         item.result.as_ref().map(serde_json::Value::to_string),
                         item.created_at,
                         item.finished_at
+                    ],
+                )?;
+            }
+            ExportRecord::Loop(l) => {
+                self.conn.execute(
+                    "INSERT INTO loops (task_id, spec, iterations, tool_calls, input_tokens,
+                       output_tokens, cost_usd, last_exit)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        l.task_id,
+                        l.spec.to_string(),
+                        l.iterations,
+                        l.tool_calls as i64,
+                        l.input_tokens as i64,
+                        l.output_tokens as i64,
+                        l.cost_usd,
+                        l.last_exit
                     ],
                 )?;
             }

@@ -1,0 +1,627 @@
+//! The loop manager: runs LLM loops as tokio tasks under a semaphore,
+//! publishes what they do to the store, and resumes unfinished loops when the
+//! daemon starts.
+//!
+//! - Store writes from loops go through one writer task, in order, on a
+//!   blocking thread: hooks run inline on a loop's task and must not block,
+//!   and hundreds of loops share the runtime.
+//! - A loop's state between iterations is its progress log
+//!   (`.taskdaemon/loops/ID/progress.jsonl`), so a loop the daemon was running
+//!   when it died resumes at the iteration after the last recorded one.
+//!   Iterations the store missed (a crash between the log and the store) are
+//!   replayed from the log; the store counts each iteration once.
+//! - `.taskdaemon/loops/ID/loop.log` gets one human line per iteration, tool
+//!   call, retry and verdict, for `loop logs` and the foreground `loop run`.
+//! - API keys: a loop uses the key its `loop run` request carried (held in
+//!   memory only) or else the daemon's own environment. Keys are never
+//!   written to the store, the progress log, `loop.log` or the daemon log. A
+//!   loop resumed by a restarted daemon whose environment lacks the key fails
+//!   at once with a reason saying so, instead of hanging.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use taskdaemon_core::time::{now_millis, to_rfc3339};
+use taskdaemon_core::{EventKind, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status};
+use taskdaemon_llm::{
+    CircuitBreaker, IterationRecord, Llm, LlmError, LoopConfig, LoopHooks, LoopRunner, LoopSpec,
+    LoopStatus, ProgressLog, Provider, ProviderConfig, RateLimiter, StreamEvent, ToolOutput,
+    build_client,
+};
+use taskdaemon_store::Store;
+use taskdaemon_workspace::LoopsConfig;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{ErrorKind, LoopRun, Response, Secret};
+use crate::server::{ACTOR, Daemon, Failure};
+
+/// How long `loop stop` waits for the loop to record its end.
+const STOP_WAIT: Duration = Duration::from_secs(15);
+/// Store operations applied per trip to a blocking thread.
+const WRITE_BATCH: usize = 256;
+
+type Shared = Arc<Daemon>;
+
+/// One store change a loop asks for, applied in order by the writer.
+enum Op {
+    /// Mark the loop running (or resumed) and replay iterations the store missed.
+    Running {
+        id: String,
+        next_iteration: u32,
+        missed: Vec<LoopIteration>,
+    },
+    Event {
+        id: String,
+        kind: EventKind,
+        message: String,
+    },
+    Iteration {
+        id: String,
+        iteration: LoopIteration,
+    },
+    Finish {
+        id: String,
+        end: LoopEnd,
+    },
+}
+
+/// Which client a loop talks through. Loops with the same provider, base URL
+/// and key share one client (and its connection pool).
+#[derive(PartialEq, Eq, Hash)]
+struct ClientKey {
+    provider: Provider,
+    base_url: Option<String>,
+    /// The key a request carried; `None` means the daemon's environment.
+    /// Held in memory only.
+    key: Option<String>,
+}
+
+/// The daemon's loops.
+pub(crate) struct Loops {
+    slots: Arc<Semaphore>,
+    config: LoopsConfig,
+    /// Loops with a task in this daemon, by id, with their cancel token.
+    active: Mutex<HashMap<String, CancellationToken>>,
+    clients: Mutex<HashMap<ClientKey, Llm>>,
+    /// One rate limiter and breaker per provider, shared by every loop of it.
+    limits: Mutex<HashMap<Provider, (RateLimiter, CircuitBreaker)>>,
+    writer: mpsc::UnboundedSender<Op>,
+    writes: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
+}
+
+impl Loops {
+    pub(crate) fn new(config: LoopsConfig) -> Self {
+        let (writer, writes) = mpsc::unbounded_channel();
+        Loops {
+            slots: Arc::new(Semaphore::new(config.max_concurrent)),
+            config,
+            active: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            writer,
+            writes: Mutex::new(Some(writes)),
+        }
+    }
+
+    fn send(&self, op: Op) {
+        // The writer lives as long as the daemon; a failed send means it is stopping.
+        let _ = self.writer.send(op);
+    }
+
+    /// The model client for a loop: the request's key, else the daemon's environment.
+    fn llm_for(
+        &self,
+        provider: Provider,
+        base_url: Option<&str>,
+        key: Option<&Secret>,
+    ) -> Result<Llm, LlmError> {
+        let cache_key = ClientKey {
+            provider,
+            base_url: base_url.map(str::to_owned),
+            key: key.map(|k| k.expose().to_owned()),
+        };
+        let mut clients = lock(&self.clients);
+        if let Some(llm) = clients.get(&cache_key) {
+            return Ok(llm.clone());
+        }
+        let config = ProviderConfig::resolve(provider, base_url, |name| match key {
+            Some(key) if name == provider.key_var() => Some(key.expose().to_owned()),
+            _ => std::env::var(name).ok(),
+        })?;
+        let client = build_client(config)?;
+        let (limiter, breaker) = lock(&self.limits)
+            .entry(provider)
+            .or_insert_with(|| {
+                let per_minute = self.config.requests_per_minute;
+                (
+                    RateLimiter::per_minute(per_minute, (per_minute / 60).max(1)),
+                    CircuitBreaker::new(self.config.breaker_failures, self.config.breaker_cooldown),
+                )
+            })
+            .clone();
+        let llm = Llm::new(client)
+            .with_rate_limiter(limiter)
+            .with_circuit_breaker(breaker);
+        clients.insert(cache_key, llm.clone());
+        Ok(llm)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts the store writer and resumes every loop the store says is unfinished.
+pub(crate) async fn start(daemon: &Shared) -> usize {
+    if let Some(writes) = lock(&daemon.loops.writes).take() {
+        tokio::spawn(write_ops(daemon.clone(), writes));
+    }
+    let unfinished = match blocking(daemon, |d| Ok(d.store.loops(false)?)).await {
+        Ok(loops) => loops,
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot list loops to resume");
+            return 0;
+        }
+    };
+    let count = unfinished.len();
+    for record in unfinished {
+        resume(daemon, record).await;
+    }
+    count
+}
+
+/// Resumes a loop from its stored spec, with the daemon's own environment.
+async fn resume(daemon: &Shared, record: LoopRecord) {
+    let id = record.task.id.clone();
+    let prepared = match serde_json::from_value::<LoopSpec>(record.spec.clone()) {
+        Ok(spec) => prepare(daemon, spec, None)
+            .await
+            .map(|(config, llm, _)| (config, llm)),
+        Err(e) => Err(format!("stored spec is unreadable: {e}")),
+    };
+    match prepared {
+        Ok((config, llm)) => {
+            tracing::info!(id, "resuming loop");
+            launch(daemon, id, record.iterations, config, llm);
+        }
+        Err(reason) => {
+            let reason = format!("cannot resume after a daemon restart: {reason}");
+            tracing::warn!(id, reason, "loop not resumed");
+            LoopLog::open(daemon, &id).line(&format!("loop failed: {reason}"));
+            if record.task.status == Status::Running {
+                daemon.loops.send(Op::Running {
+                    id: id.clone(),
+                    next_iteration: record.iterations + 1,
+                    missed: Vec::new(),
+                });
+            }
+            daemon.loops.send(Op::Finish {
+                id,
+                end: LoopEnd::Failed { reason },
+            });
+        }
+    }
+}
+
+/// Checks a spec and builds its client; the error is for the caller to read.
+async fn prepare(
+    daemon: &Shared,
+    spec: LoopSpec,
+    key: Option<Secret>,
+) -> Result<(LoopConfig, Llm, LoopSpec), String> {
+    let checked = spec.clone();
+    // Reads the spec file and resolves the workdir: blocking work.
+    let config = tokio::task::spawn_blocking(move || checked.into_config())
+        .await
+        .map_err(|e| format!("checking the spec panicked: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let llm = daemon
+        .loops
+        .llm_for(config.provider, config.base_url.as_deref(), key.as_ref())
+        .map_err(|e| e.to_string())?;
+    Ok((config, llm, spec))
+}
+
+/// `loop run`: checks the spec, creates the loop and starts it.
+pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
+    let LoopRun {
+        spec,
+        name,
+        session,
+        argv,
+        api_key,
+    } = request;
+    let (config, llm, mut spec) = match prepare(daemon, spec, api_key).await {
+        Ok(prepared) => prepared,
+        Err(message) => return error(ErrorKind::Invalid, message),
+    };
+    spec.workdir = config.workdir.clone();
+    let spec_json = match serde_json::to_value(&spec) {
+        Ok(value) => value,
+        Err(e) => return error(ErrorKind::Internal, format!("cannot encode the spec: {e}")),
+    };
+    let new = NewLoop {
+        name,
+        session,
+        argv,
+        workdir: config.workdir.display().to_string(),
+        spec: spec_json,
+    };
+    let record = match blocking(daemon, move |d| {
+        let record = d.store.create_loop(&new, ACTOR)?;
+        // Made before answering, so the caller can follow the loop's files at once.
+        let dir = d.workspace.loop_dir(&record.task.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Failure {
+            kind: ErrorKind::Internal,
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        Ok(record)
+    })
+    .await
+    {
+        Ok(record) => record,
+        Err(f) => return error(f.kind, f.message),
+    };
+    tracing::info!(id = record.task.id, "loop created");
+    launch(daemon, record.task.id.clone(), 0, config, llm);
+    Response::Loop {
+        record: Box::new(record),
+    }
+}
+
+/// `loop stop`: asks the store, cancels the loop's task, waits for its end.
+pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
+    let stopped = blocking(daemon, move |d| {
+        let record = d.store.loop_record(&id)?;
+        if record.task.status.is_terminal() {
+            return Err(Failure {
+                kind: ErrorKind::Conflict,
+                message: format!(
+                    "{} is not running (status {})",
+                    record.task.id, record.task.status
+                ),
+            });
+        }
+        d.store.request_stop(&record.task.id, ACTOR)?;
+        Ok(d.store.loop_record(&record.task.id)?)
+    })
+    .await;
+    let record = match stopped {
+        Ok(record) => record,
+        Err(f) => return error(f.kind, f.message),
+    };
+    let id = record.task.id.clone();
+    let token = lock(&daemon.loops.active).get(&id).cloned();
+    match token {
+        Some(token) => token.cancel(),
+        // Running in the store but not here (its resume failed half-way): end it now.
+        None if record.task.status == Status::Running => daemon.loops.send(Op::Finish {
+            id: id.clone(),
+            end: LoopEnd::Cancelled,
+        }),
+        None => {}
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        let key = id.clone();
+        match blocking(daemon, move |d| Ok(d.store.loop_record(&key)?)).await {
+            Ok(record) if record.task.status.is_terminal() || Instant::now() > deadline => {
+                return Response::Loop {
+                    record: Box::new(record),
+                };
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(f) => return error(f.kind, f.message),
+        }
+    }
+}
+
+/// Runs a loop on its own task; `recorded` is how many iterations the store has.
+fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: Llm) {
+    let cancel = CancellationToken::new();
+    {
+        let mut active = lock(&daemon.loops.active);
+        if active.contains_key(&id) {
+            return;
+        }
+        active.insert(id.clone(), cancel.clone());
+    }
+    let daemon = daemon.clone();
+    tokio::spawn(async move {
+        let log = Arc::new(LoopLog::open(&daemon, &id));
+        if let Some(end) = drive(&daemon, &id, recorded, config, llm, cancel, log.clone()).await {
+            log.line(&format!("loop {}: {}", end.status(), end.message()));
+            daemon.loops.send(Op::Finish {
+                id: id.clone(),
+                end,
+            });
+        }
+        lock(&daemon.loops.active).remove(&id);
+    });
+}
+
+/// Waits for a slot, then runs the loop to its end. `None` when it was
+/// cancelled before it started (the stop request already ended it in the store).
+async fn drive(
+    daemon: &Shared,
+    id: &str,
+    recorded: u32,
+    config: LoopConfig,
+    llm: Llm,
+    cancel: CancellationToken,
+    log: Arc<LoopLog>,
+) -> Option<LoopEnd> {
+    let _slot = tokio::select! {
+        slot = daemon.loops.slots.clone().acquire_owned() => slot.ok()?,
+        _ = cancel.cancelled() => return None,
+    };
+    let path = daemon.workspace.loop_progress(id);
+    let opened = tokio::task::spawn_blocking(move || {
+        let missed: Vec<LoopIteration> = ProgressLog::read(&path)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.iteration > recorded)
+            .map(summarize)
+            .collect();
+        LoopRunner::new(config, llm, path).map(|runner| (runner, missed))
+    })
+    .await;
+    let (runner, missed) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => {
+            return Some(LoopEnd::Failed {
+                reason: e.to_string(),
+            });
+        }
+        Err(e) => {
+            return Some(LoopEnd::Failed {
+                reason: format!("loop setup panicked: {e}"),
+            });
+        }
+    };
+    let next_iteration = runner.next_iteration();
+    if recorded > 0 || !missed.is_empty() {
+        log.line(&format!("resuming at iteration {next_iteration}"));
+    }
+    daemon.loops.send(Op::Running {
+        id: id.to_owned(),
+        next_iteration,
+        missed,
+    });
+    let hooks = Arc::new(Hooks {
+        id: id.to_owned(),
+        daemon: daemon.clone(),
+        log,
+    });
+    let outcome = runner.with_hooks(hooks).with_cancel(cancel).run().await;
+    Some(match outcome {
+        Ok(outcome) => match outcome.status {
+            LoopStatus::Succeeded { iteration } => LoopEnd::Succeeded { iteration },
+            LoopStatus::Failed { reason } => LoopEnd::Failed { reason },
+            LoopStatus::Cancelled => LoopEnd::Cancelled,
+        },
+        Err(e) => LoopEnd::Failed {
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// What the store keeps of an iteration record.
+fn summarize(record: &IterationRecord) -> LoopIteration {
+    LoopIteration {
+        iteration: record.iteration,
+        tool_calls: record.tool_calls,
+        validation_exit_code: record.validation_exit_code,
+        passed: record.passed(),
+        input_tokens: record.usage.input_tokens,
+        output_tokens: record.usage.output_tokens,
+        cost_usd: record.cost_usd,
+    }
+}
+
+/// Applies loop store operations in the order they were sent.
+async fn write_ops(daemon: Shared, mut writes: mpsc::UnboundedReceiver<Op>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while writes.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let ops = std::mem::take(&mut batch);
+        let d = daemon.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            for op in ops {
+                apply(&d, op);
+            }
+        })
+        .await;
+        if let Err(e) = applied {
+            tracing::error!(error = %e, "loop store writer panicked");
+        }
+    }
+}
+
+fn apply(daemon: &Daemon, op: Op) {
+    let store = &daemon.store;
+    let (id, result) = match op {
+        Op::Running {
+            id,
+            next_iteration,
+            missed,
+        } => {
+            let result = store
+                .mark_loop_running(&id, next_iteration, ACTOR)
+                .and_then(|_| {
+                    missed
+                        .iter()
+                        .try_for_each(|it| store.record_loop_iteration(&id, it, ACTOR).map(|_| ()))
+                });
+            (id, result)
+        }
+        Op::Event { id, kind, message } => {
+            let result = store
+                .append_event(Some(&id), &NewEvent::new(kind, ACTOR, message))
+                .map(|_| ());
+            (id, result)
+        }
+        Op::Iteration { id, iteration } => {
+            let result = store
+                .record_loop_iteration(&id, &iteration, ACTOR)
+                .map(|_| ());
+            (id, result)
+        }
+        Op::Finish { id, end } => {
+            let result = store.finish_loop(&id, &end, ACTOR).map(|_| ());
+            (id, result)
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(id, error = %e, "cannot record loop progress");
+    }
+}
+
+/// Publishes what a loop does: store events in order, human lines to `loop.log`.
+struct Hooks {
+    id: String,
+    daemon: Shared,
+    log: Arc<LoopLog>,
+}
+
+impl LoopHooks for Hooks {
+    fn on_iteration_start(&self, iteration: u32) {
+        self.log.line(&format!("iteration {iteration} started"));
+        self.daemon.loops.send(Op::Event {
+            id: self.id.clone(),
+            kind: EventKind::IterationStarted,
+            message: format!("iteration {iteration} started"),
+        });
+    }
+
+    fn on_llm_event(&self, iteration: u32, event: &StreamEvent) {
+        if let StreamEvent::Retrying {
+            attempt,
+            delay,
+            reason,
+        } = event
+        {
+            self.log.line(&format!(
+                "iteration {iteration}: model call failed (attempt {attempt}), retrying in {:.1}s: {reason}",
+                delay.as_secs_f64()
+            ));
+        }
+    }
+
+    fn on_tool_call(&self, iteration: u32, name: &str, input: &Value) {
+        self.log.line(&format!(
+            "iteration {iteration}: tool {name} {}",
+            describe_input(input)
+        ));
+    }
+
+    fn on_tool_result(&self, iteration: u32, name: &str, output: &ToolOutput) {
+        if output.is_error {
+            let first = output.content.lines().next().unwrap_or_default();
+            self.log.line(&format!(
+                "iteration {iteration}: tool {name} error: {}",
+                clip(first, 200)
+            ));
+        }
+    }
+
+    fn on_validation_start(&self, iteration: u32) {
+        self.log.line(&format!("iteration {iteration}: validating"));
+    }
+
+    fn on_iteration_end(&self, record: &IterationRecord) {
+        let iteration = summarize(record);
+        let mut line = iteration.summary();
+        if !record.passed() {
+            let tail = record.validation_output.trim_end().lines().last();
+            if let Some(tail) = tail.filter(|t| !t.trim().is_empty()) {
+                line.push_str(&format!(": {}", clip(tail.trim(), 200)));
+            }
+        }
+        self.log.line(&line);
+        self.daemon.loops.send(Op::Iteration {
+            id: self.id.clone(),
+            iteration,
+        });
+    }
+}
+
+/// The short form of a tool input for a log line.
+fn describe_input(input: &Value) -> String {
+    for key in ["path", "argv", "pattern"] {
+        if let Some(value) = input.get(key) {
+            return format!("{key}={}", clip(&value.to_string(), 120));
+        }
+    }
+    clip(&input.to_string(), 120)
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// `.taskdaemon/loops/ID/loop.log`: appended without fsync (it is for
+/// reading; the progress log and the store are the durable record).
+struct LoopLog {
+    file: Mutex<Option<File>>,
+}
+
+impl LoopLog {
+    fn open(daemon: &Daemon, id: &str) -> Self {
+        let path = daemon.workspace.loop_log(id);
+        let file = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| OpenOptions::new().create(true).append(true).open(&path));
+        let file = match file {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::warn!(id, error = %e, path = %path.display(), "cannot open loop log");
+                None
+            }
+        };
+        LoopLog {
+            file: Mutex::new(file),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if let Some(file) = lock(&self.file).as_mut() {
+            let _ = writeln!(file, "{} {text}", to_rfc3339(now_millis()));
+        }
+    }
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    daemon: &Shared,
+    work: impl FnOnce(&Daemon) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || work(&d))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure {
+                kind: ErrorKind::Internal,
+                message: format!("request panicked: {e}"),
+            })
+        })
+}

@@ -1,0 +1,242 @@
+//! LLM loops in SQLite: a `loop` task row plus a `loops` row holding the
+//! engine's spec and the counters each finished iteration adds to.
+//!
+//! Recording an iteration is idempotent by iteration number, so a daemon that
+//! resumes a loop after a crash may replay what its progress log holds
+//! without counting anything twice.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use taskdaemon_core::loops::LOOP_TOOL;
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{
+    EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status, TaskKind,
+    TaskRecord, task::shell_join,
+};
+use uuid::Uuid;
+
+use super::rows::{TASK_COLUMNS, task_from_row};
+use super::{insert_event, load_task, next_counter, opt, to_json_text, touch_session, transition};
+use crate::{Result, StoreError};
+
+const LOOP_COLUMNS: &str =
+    "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
+
+/// Creates a `pending` loop task, its spec row and its `created` event.
+pub(super) fn create(tx: &Connection, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
+    if !new.spec.is_object() {
+        return Err(StoreError::Invalid(
+            "a loop spec must be a JSON object".to_owned(),
+        ));
+    }
+    let number = next_counter(tx, "task_id")?;
+    let id = HumanId::for_tool(Some(LOOP_TOOL), number)?.to_string();
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+                            restart, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '[]', ?10, ?11, ?11)",
+        params![
+            Uuid::now_v7().to_string(),
+            id,
+            TaskKind::Loop.as_str(),
+            new.name,
+            LOOP_TOOL,
+            new.session,
+            Status::Pending.as_str(),
+            to_json_text(&new.argv),
+            new.workdir,
+            to_json_text(&taskdaemon_core::RestartPolicy::default()),
+            now,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO loops (task_id, spec) VALUES (?1, ?2)",
+        params![id, new.spec.to_string()],
+    )?;
+    if let Some(session) = &new.session {
+        touch_session(tx, session, Some(LOOP_TOOL), now)?;
+    }
+    let message = new.name.clone().unwrap_or_else(|| shell_join(&new.argv));
+    insert_event(
+        tx,
+        Some(&id),
+        &NewEvent::new(EventKind::Created, actor, message),
+        None,
+        Some(json!({ "status": Status::Pending.as_str() })),
+    )?;
+    load(tx, &id)
+}
+
+/// One loop with its counters; `NotFound` for a missing id or a task that is not a loop.
+pub(super) fn load(conn: &Connection, id: &str) -> Result<LoopRecord> {
+    let task = load_task(conn, id)?;
+    with_counters(conn, task)
+}
+
+fn with_counters(conn: &Connection, task: TaskRecord) -> Result<LoopRecord> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {LOOP_COLUMNS} FROM loops WHERE task_id = ?1"
+        ))?
+        .query_row([&task.id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, f64>(5)?,
+                r.get::<_, Option<i32>>(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit)) =
+        row
+    else {
+        return Err(StoreError::NotFound(format!("{} (as a loop)", task.id)));
+    };
+    let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Malformed {
+        field: "loops.spec",
+        message: e.to_string(),
+    })?;
+    Ok(LoopRecord {
+        task,
+        spec,
+        iterations: iterations as u32,
+        tool_calls: tool_calls as u64,
+        input_tokens: input_tokens as u64,
+        output_tokens: output_tokens as u64,
+        cost_usd,
+        last_validation_exit_code: last_exit,
+    })
+}
+
+/// Loops, oldest first; only those not ended unless `all`.
+pub(super) fn list(conn: &Connection, all: bool) -> Result<Vec<LoopRecord>> {
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE kind = 'loop'");
+    if !all {
+        sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
+    }
+    sql.push_str(" ORDER BY rowid");
+    let tasks: Vec<TaskRecord> = conn
+        .prepare_cached(&sql)?
+        .query_map([], task_from_row)?
+        .map(|row| row?)
+        .collect::<Result<_>>()?;
+    tasks
+        .into_iter()
+        .map(|task| with_counters(conn, task))
+        .collect()
+}
+
+/// `pending -> running`; a loop that is already running (its daemon died)
+/// stays so and gets an `adopted` event saying where it resumes.
+pub(super) fn mark_running(
+    tx: &Connection,
+    id: &str,
+    next_iteration: u32,
+    actor: &str,
+) -> Result<LoopRecord> {
+    let record = load(tx, id)?;
+    let task = &record.task;
+    if task.status == Status::Running {
+        insert_event(
+            tx,
+            Some(&task.id),
+            &NewEvent::new(
+                EventKind::Adopted,
+                actor,
+                format!("resumed at iteration {next_iteration}"),
+            ),
+            None,
+            Some(json!({ "next_iteration": next_iteration })),
+        )?;
+    } else {
+        transition(
+            tx,
+            task,
+            Status::Running,
+            &[("started_at", now_millis().into())],
+            NewEvent::new(
+                EventKind::Started,
+                actor,
+                format!("starting at iteration {next_iteration}"),
+            ),
+        )?;
+    }
+    load(tx, id)
+}
+
+/// Adds a finished iteration to the counters with its event. Returns false
+/// (and changes nothing) when that iteration was recorded already.
+pub(super) fn record_iteration(
+    tx: &Connection,
+    id: &str,
+    it: &LoopIteration,
+    actor: &str,
+) -> Result<bool> {
+    let record = load(tx, id)?;
+    if record.task.status != Status::Running {
+        return Err(StoreError::Conflict(format!(
+            "{} is {}: iterations are recorded only while it runs",
+            record.task.id, record.task.status
+        )));
+    }
+    if it.iteration <= record.iterations {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE loops SET iterations = ?1, tool_calls = tool_calls + ?2,
+            input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,
+            cost_usd = cost_usd + ?5, last_exit = ?6
+         WHERE task_id = ?7",
+        params![
+            it.iteration,
+            it.tool_calls,
+            it.input_tokens as i64,
+            it.output_tokens as i64,
+            it.cost_usd,
+            opt(it.validation_exit_code),
+            record.task.id,
+        ],
+    )?;
+    tx.execute(
+        "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
+        params![now_millis(), record.task.id],
+    )?;
+    insert_event(
+        tx,
+        Some(&record.task.id),
+        &NewEvent::new(EventKind::IterationFinished, actor, it.summary()),
+        None,
+        Some(serde_json::to_value(it).unwrap_or_default()),
+    )?;
+    Ok(true)
+}
+
+/// Ends a loop through the state machine, keeping the reason as its note.
+pub(super) fn finish(tx: &Connection, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
+    let record = load(tx, id)?;
+    let message = end.message();
+    let mut columns = vec![
+        ("finished_at", now_millis().into()),
+        ("note", message.clone().into()),
+        ("exit_code", opt(end.exit_code())),
+    ];
+    if let LoopEnd::Failed { reason } = end {
+        columns.push(("error", reason.clone().into()));
+    }
+    transition(
+        tx,
+        &record.task,
+        end.status(),
+        &columns,
+        NewEvent::new(
+            EventKind::Exited,
+            actor,
+            format!("{}, {message}", end.status()),
+        ),
+    )?;
+    load(tx, id)
+}
