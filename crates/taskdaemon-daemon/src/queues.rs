@@ -495,9 +495,6 @@ fn finish(
     let result = TaskResult::build(task, item, &stream, extra_error, now_millis());
     let tail = output_tail(&stdout, REPORT_TAIL_LINES);
     let report = result.report(item, stream.final_text.as_deref(), &tail);
-    result
-        .write(folder, &report)
-        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
     let outcome = if result.succeeded() {
         Outcome::Completed
     } else {
@@ -515,6 +512,12 @@ fn finish(
     if let Err(e) = LockFile::remove(&folder.lock_path(&task.id)) {
         tracing::warn!(id = task.id, error = %e, "cannot remove the lock file");
     }
+    // The result file comes last: whoever sees it finds the document moved,
+    // the lock gone and the report written. A crash before it is repaired on
+    // restart, since the queue item stays open until the store is told below.
+    result
+        .write(folder, &report)
+        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
     let json = serde_json::to_value(&result).map_err(|e| e.to_string())?;
     match daemon.store.finish_queue_item(&task.id, &json, ACTOR) {
         Ok(_) => {}
