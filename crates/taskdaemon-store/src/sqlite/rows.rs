@@ -16,6 +16,47 @@ pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, arg
      (SELECT group_concat(path, char(10) ORDER BY f.rowid) FROM task_files f \
        WHERE f.task_id = tasks.id) AS files_modified";
 
+/// Positions in [`TASK_COLUMNS`], counted from its first column (`uuid`).
+///
+/// Rows are read by position: looking 33 columns up by name costs a string
+/// comparison per column per lookup, which dominated wide listings. A test
+/// checks these against the list.
+mod task_col {
+    pub const UUID: usize = 0;
+    pub const ID: usize = 1;
+    pub const KIND: usize = 2;
+    pub const NAME: usize = 3;
+    pub const TOOL: usize = 4;
+    pub const SESSION: usize = 5;
+    pub const STATUS: usize = 6;
+    pub const ARGV: usize = 7;
+    pub const CWD: usize = 8;
+    pub const ENV: usize = 9;
+    pub const RESTART: usize = 10;
+    pub const RESTARTS: usize = 11;
+    pub const HANG_TIMEOUT_MS: usize = 12;
+    pub const PID: usize = 13;
+    pub const PGID: usize = 14;
+    pub const START_TIME: usize = 15;
+    pub const BOOT_ID: usize = 16;
+    pub const SHIM_PID: usize = 17;
+    pub const SHIM_START_TIME: usize = 18;
+    pub const EXIT_CODE: usize = 19;
+    pub const SIGNAL: usize = 20;
+    pub const STOP_REQUESTED: usize = 21;
+    pub const ERROR: usize = 22;
+    pub const CREATED_AT: usize = 23;
+    pub const STARTED_AT: usize = 24;
+    pub const FINISHED_AT: usize = 25;
+    pub const UPDATED_AT: usize = 26;
+    pub const DESCRIPTION: usize = 27;
+    pub const PRIORITY: usize = 28;
+    pub const NOTE: usize = 29;
+    pub const LABELS: usize = 30;
+    pub const DEPENDS_ON: usize = 31;
+    pub const FILES_MODIFIED: usize = 32;
+}
+
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
      timeout_ms, finished, result, created_at, finished_at";
 
@@ -28,11 +69,6 @@ fn malformed(field: &'static str, message: impl ToString) -> StoreError {
     }
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, column: &'static str) -> Result<T> {
-    let text: String = row.get(column)?;
-    serde_json::from_str(&text).map_err(|e| malformed(column, e))
-}
-
 fn parsed<T: std::str::FromStr>(row: &Row<'_>, column: &'static str) -> Result<T>
 where
     T::Err: ToString,
@@ -40,14 +76,6 @@ where
     row.get::<_, String>(column)?
         .parse()
         .map_err(|e: T::Err| malformed(column, e))
-}
-
-/// A newline-joined list from `group_concat`; `NULL` is the empty list.
-fn joined_list(row: &Row<'_>, column: &'static str) -> Result<Vec<String>> {
-    Ok(row
-        .get::<_, Option<String>>(column)?
-        .map(|text| text.split('\n').map(str::to_owned).collect())
-        .unwrap_or_default())
 }
 
 fn optional_json(row: &Row<'_>, column: &'static str) -> Result<Option<serde_json::Value>> {
@@ -68,43 +96,57 @@ pub fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Event>> {
 }
 
 fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
-    let argv: Vec<String> = json_column(row, "argv")?;
+    use task_col as c;
+    // Some queries put their own columns before the task's; find where it starts.
+    let base = row.as_ref().column_index("uuid")?;
+    let at = |column: usize| base + column;
+    let text = |column: usize| row.get::<_, String>(at(column));
+    let argv: Vec<String> =
+        serde_json::from_str(&text(c::ARGV)?).map_err(|e| malformed("argv", e))?;
     let as_u64 = |v: Option<i64>| v.map(|v| v as u64);
+    let list = |column: usize| -> Result<Vec<String>> {
+        Ok(row
+            .get::<_, Option<String>>(at(column))?
+            .map(|t| t.split('\n').map(str::to_owned).collect())
+            .unwrap_or_default())
+    };
     Ok(TaskRecord {
         command: taskdaemon_core::task::shell_join(&argv),
-        id: row.get("id")?,
-        uuid: parsed(row, "uuid")?,
-        kind: parsed(row, "kind")?,
-        name: row.get("name")?,
-        tool: row.get("tool")?,
-        session: row.get("session")?,
-        status: parsed(row, "status")?,
+        id: row.get(at(c::ID))?,
+        uuid: text(c::UUID)?.parse().map_err(|e| malformed("uuid", e))?,
+        kind: text(c::KIND)?.parse().map_err(|e| malformed("kind", e))?,
+        name: row.get(at(c::NAME))?,
+        tool: row.get(at(c::TOOL))?,
+        session: row.get(at(c::SESSION))?,
+        status: text(c::STATUS)?
+            .parse()
+            .map_err(|e: taskdaemon_core::status::UnknownStatus| malformed("status", e))?,
         argv,
-        cwd: row.get("cwd")?,
-        env: json_column(row, "env")?,
-        restart: json_column(row, "restart")?,
-        restarts: row.get("restarts")?,
-        hang_timeout_ms: as_u64(row.get("hang_timeout_ms")?),
-        pid: row.get("pid")?,
-        pgid: row.get("pgid")?,
-        start_time: as_u64(row.get("start_time")?),
-        boot_id: row.get("boot_id")?,
-        shim_pid: row.get("shim_pid")?,
-        shim_start_time: as_u64(row.get("shim_start_time")?),
-        description: row.get("description")?,
-        priority: row.get("priority")?,
-        labels: joined_list(row, "labels")?,
-        depends_on: joined_list(row, "depends_on")?,
-        note: row.get("note")?,
-        files_modified: joined_list(row, "files_modified")?,
-        exit_code: row.get("exit_code")?,
-        signal: row.get("signal")?,
-        stop_requested: row.get("stop_requested")?,
-        error: row.get("error")?,
-        created_at: row.get("created_at")?,
-        started_at: row.get("started_at")?,
-        finished_at: row.get("finished_at")?,
-        updated_at: row.get("updated_at")?,
+        cwd: row.get(at(c::CWD))?,
+        env: serde_json::from_str(&text(c::ENV)?).map_err(|e| malformed("env", e))?,
+        restart: serde_json::from_str(&text(c::RESTART)?).map_err(|e| malformed("restart", e))?,
+        restarts: row.get(at(c::RESTARTS))?,
+        hang_timeout_ms: as_u64(row.get(at(c::HANG_TIMEOUT_MS))?),
+        pid: row.get(at(c::PID))?,
+        pgid: row.get(at(c::PGID))?,
+        start_time: as_u64(row.get(at(c::START_TIME))?),
+        boot_id: row.get(at(c::BOOT_ID))?,
+        shim_pid: row.get(at(c::SHIM_PID))?,
+        shim_start_time: as_u64(row.get(at(c::SHIM_START_TIME))?),
+        description: row.get(at(c::DESCRIPTION))?,
+        priority: row.get(at(c::PRIORITY))?,
+        labels: list(c::LABELS)?,
+        depends_on: list(c::DEPENDS_ON)?,
+        note: row.get(at(c::NOTE))?,
+        files_modified: list(c::FILES_MODIFIED)?,
+        exit_code: row.get(at(c::EXIT_CODE))?,
+        signal: row.get(at(c::SIGNAL))?,
+        stop_requested: row.get(at(c::STOP_REQUESTED))?,
+        error: row.get(at(c::ERROR))?,
+        created_at: row.get(at(c::CREATED_AT))?,
+        started_at: row.get(at(c::STARTED_AT))?,
+        finished_at: row.get(at(c::FINISHED_AT))?,
+        updated_at: row.get(at(c::UPDATED_AT))?,
     })
 }
 
@@ -139,4 +181,76 @@ fn read_queue_item(row: &Row<'_>) -> Result<QueueItem> {
         created_at: row.get("created_at")?,
         finished_at: row.get("finished_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The top-level column names of [`TASK_COLUMNS`], aliases for subqueries.
+    fn column_names() -> Vec<String> {
+        let mut names = Vec::new();
+        let (mut depth, mut current) = (0, String::new());
+        for ch in TASK_COLUMNS.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => names.push(std::mem::take(&mut current)),
+                _ => {}
+            }
+            if !(ch == ',' && depth == 0) {
+                current.push(ch);
+            }
+        }
+        names.push(current);
+        names
+            .iter()
+            .map(|n| n.split_whitespace().last().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn task_column_positions_match_the_list() {
+        use task_col as c;
+        let names = column_names();
+        let expected = [
+            (c::UUID, "uuid"),
+            (c::ID, "id"),
+            (c::KIND, "kind"),
+            (c::NAME, "name"),
+            (c::TOOL, "tool"),
+            (c::SESSION, "session"),
+            (c::STATUS, "status"),
+            (c::ARGV, "argv"),
+            (c::CWD, "cwd"),
+            (c::ENV, "env"),
+            (c::RESTART, "restart"),
+            (c::RESTARTS, "restarts"),
+            (c::HANG_TIMEOUT_MS, "hang_timeout_ms"),
+            (c::PID, "pid"),
+            (c::PGID, "pgid"),
+            (c::START_TIME, "start_time"),
+            (c::BOOT_ID, "boot_id"),
+            (c::SHIM_PID, "shim_pid"),
+            (c::SHIM_START_TIME, "shim_start_time"),
+            (c::EXIT_CODE, "exit_code"),
+            (c::SIGNAL, "signal"),
+            (c::STOP_REQUESTED, "stop_requested"),
+            (c::ERROR, "error"),
+            (c::CREATED_AT, "created_at"),
+            (c::STARTED_AT, "started_at"),
+            (c::FINISHED_AT, "finished_at"),
+            (c::UPDATED_AT, "updated_at"),
+            (c::DESCRIPTION, "description"),
+            (c::PRIORITY, "priority"),
+            (c::NOTE, "note"),
+            (c::LABELS, "labels"),
+            (c::DEPENDS_ON, "depends_on"),
+            (c::FILES_MODIFIED, "files_modified"),
+        ];
+        assert_eq!(names.len(), expected.len(), "{names:?}");
+        for (position, name) in expected {
+            assert_eq!(names[position], name, "column {position}");
+        }
+    }
 }
