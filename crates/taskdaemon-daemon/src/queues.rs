@@ -188,47 +188,61 @@ impl Worker {
     }
 
     /// The next ready document, or how long to wait for one.
+    ///
+    /// One directory read per call; a document is looked at (stat, then its
+    /// front matter for the priority) only until it is first found ready,
+    /// so a backlog of N documents costs O(N) names per task, not N stats
+    /// and reads.
     async fn next_document(&mut self, held: &HashSet<String>) -> Result<Next, String> {
         let folder = self.folder.clone();
         let patterns = self.settings.watch_patterns.clone();
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
-        let docs = blocking(move || folder.documents(&patterns, settle))
-            .await?
-            .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
-        self.priorities
-            .retain(|name, _| docs.iter().any(|d| &d.name == name));
-        let mut best: Option<(i32, String)> = None;
-        let mut wait = RESCAN;
-        for doc in docs {
-            if held.contains(&stem(&doc.name)) {
-                // A live process elsewhere holds its lock: not ours to run.
-                continue;
-            }
-            if !doc.ready {
-                // Come back when it has had time to settle.
-                wait = wait.min(doc.wait + Duration::from_millis(5));
-                continue;
-            }
-            let priority = match self.priorities.get(&doc.name) {
-                Some(p) => *p,
-                None => {
-                    let path = self.folder.pending().join(&doc.name);
-                    let p = std::fs::read_to_string(path)
-                        .map(|text| TaskDocument::priority_of(&text))
-                        .unwrap_or(0);
-                    self.priorities.insert(doc.name.clone(), p);
-                    p
+        let mut priorities = std::mem::take(&mut self.priorities);
+        let held = held.clone();
+        let (priorities, next) = blocking(move || {
+            let names = folder.document_names(&patterns)?;
+            priorities.retain(|name, _| names.binary_search(name).is_ok());
+            let mut best: Option<(i32, &String)> = None;
+            let mut wait = RESCAN;
+            for name in &names {
+                if held.contains(&stem(name)) {
+                    // A live process elsewhere holds its lock: not ours to run.
+                    continue;
                 }
-            };
-            // Names come sorted: a later name wins only with a higher priority.
-            if best.as_ref().is_none_or(|(p, _)| priority > *p) {
-                best = Some((priority, doc.name));
+                let priority = match priorities.get(name) {
+                    Some(p) => *p,
+                    None => match folder.document(name, settle) {
+                        // Vanished since the listing.
+                        None => continue,
+                        Some(doc) if !doc.ready => {
+                            // Come back when it has had time to settle.
+                            wait = wait.min(doc.wait + Duration::from_millis(5));
+                            continue;
+                        }
+                        Some(_) => {
+                            let p = std::fs::read_to_string(folder.pending().join(name))
+                                .map(|text| TaskDocument::priority_of(&text))
+                                .unwrap_or(0);
+                            priorities.insert(name.clone(), p);
+                            p
+                        }
+                    },
+                };
+                // Names come sorted: a later name wins only with a higher priority.
+                if best.is_none_or(|(p, _)| priority > p) {
+                    best = Some((priority, name));
+                }
             }
-        }
-        Ok(match best {
-            Some((_, name)) => Next::Run(name),
-            None => Next::Wait(wait),
+            let next = match best {
+                Some((_, name)) => Next::Run(name.clone()),
+                None => Next::Wait(wait),
+            };
+            Ok::<_, std::io::Error>((priorities, next))
         })
+        .await?
+        .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
+        self.priorities = priorities;
+        Ok(next)
     }
 
     /// Records document `name` as a task and launches it; a malformed one
@@ -253,7 +267,8 @@ impl Worker {
     async fn drive(&self, item: QueueItem) -> Result<(), String> {
         let id = item.task_id.clone();
         let mut ended = self.daemon.ended.subscribe();
-        let mut timed_out: Option<(u32, Duration)> = None;
+        // The attempt we stopped for its timeout, so it is stopped once.
+        let mut timed_out: Option<u32> = None;
         follow(&self.daemon, id.clone());
         loop {
             let (daemon, task_id) = (self.daemon.clone(), id.clone());
@@ -265,9 +280,7 @@ impl Worker {
                     follow(&self.daemon, id.clone());
                     continue;
                 }
-                let extra = timed_out
-                    .filter(|(attempt, _)| *attempt == task.restarts)
-                    .map(|(_, limit)| format!("timed out after {}", format_duration(limit)));
+                let extra = timeout_error(&task, &item);
                 let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
                 return blocking(move || finish(&daemon, &folder, &item, &task, extra)).await?;
             }
@@ -279,8 +292,8 @@ impl Worker {
                 let elapsed =
                     Duration::from_millis(u64::try_from(now_millis() - started).unwrap_or(0));
                 if elapsed >= limit {
-                    if timed_out.is_none_or(|(attempt, _)| attempt != task.restarts) {
-                        timed_out = Some((task.restarts, limit));
+                    if timed_out != Some(task.restarts) {
+                        timed_out = Some(task.restarts);
                         let daemon = self.daemon.clone();
                         blocking(move || stop_for_timeout(&daemon, &task, limit)).await?;
                     }
@@ -451,6 +464,18 @@ fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
         }
     }
     held
+}
+
+/// "timed out after …" when the last attempt of `task` ended by a signal
+/// after running at least its time limit, without anyone asking it to stop.
+/// Decided from the store alone, so a daemon restarted while the timed-out
+/// attempt was being stopped reports it the same way ("signal 15" is the
+/// how, the timeout is the why).
+fn timeout_error(task: &TaskRecord, item: &QueueItem) -> Option<String> {
+    let limit = item.timeout_ms?;
+    let ran = task.finished_at? - task.started_at?;
+    (task.signal.is_some() && !task.stop_requested && ran >= limit.try_into().unwrap_or(i64::MAX))
+        .then(|| format!("timed out after {}", format_duration(Duration::from_millis(limit))))
 }
 
 /// Sends TERM (then KILL) to an executor that ran past its time limit. Its
