@@ -475,7 +475,12 @@ fn timeout_error(task: &TaskRecord, item: &QueueItem) -> Option<String> {
     let limit = item.timeout_ms?;
     let ran = task.finished_at? - task.started_at?;
     (task.signal.is_some() && !task.stop_requested && ran >= limit.try_into().unwrap_or(i64::MAX))
-        .then(|| format!("timed out after {}", format_duration(Duration::from_millis(limit))))
+        .then(|| {
+            format!(
+                "timed out after {}",
+                format_duration(Duration::from_millis(limit))
+            )
+        })
 }
 
 /// Sends TERM (then KILL) to an executor that ran past its time limit. Its
