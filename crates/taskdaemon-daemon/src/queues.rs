@@ -13,6 +13,11 @@
 //! takes a new document. Lock files are projections; a lock whose owner is
 //! gone and that the store knows nothing of is removed, and its document
 //! runs.
+//!
+//! Writing an ended task's result, report and folder moves (several
+//! fsyncs) is handed to the worker's finisher, so the next document starts
+//! meanwhile; the finisher keeps the order, and until it is done the item
+//! stays open in the store and its document is not picked up again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +62,19 @@ struct Worker {
     wake: Arc<Notify>,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
+    /// Ended tasks handed to the finisher and not finished yet: task id to
+    /// document name.
+    finishing: Finishing,
+    to_finisher: tokio::sync::mpsc::UnboundedSender<Ended>,
+}
+
+type Finishing = Arc<std::sync::Mutex<HashMap<String, String>>>;
+
+/// An ended task whose result is still to be written.
+struct Ended {
+    item: QueueItem,
+    task: TaskRecord,
+    extra_error: Option<String>,
 }
 
 /// Starts a worker for every `[[queue]]` of `config` that has none, and
@@ -80,6 +98,9 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             tracing::error!(queue = entry.id(), error = %e, "cannot create the queue folder");
             continue;
         }
+        let (to_finisher, ended) = tokio::sync::mpsc::unbounded_channel();
+        let finishing = Finishing::default();
+        let finisher = finisher(daemon.clone(), folder.clone(), finishing.clone(), ended);
         let worker = Worker {
             daemon: daemon.clone(),
             folder,
@@ -87,8 +108,14 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             executors: executor_settings(daemon, config),
             wake: Arc::new(Notify::new()),
             priorities: HashMap::new(),
+            finishing,
+            to_finisher,
         };
-        let handle = tokio::spawn(worker.run());
+        // One task for both, so stopping the worker stops its finisher; an
+        // unfinished item is finished by the next worker (it is open in the store).
+        let handle = tokio::spawn(async move {
+            tokio::join!(worker.run(), finisher);
+        });
         workers.insert(entry.id().to_owned(), handle.abort_handle());
     }
 }
@@ -173,11 +200,18 @@ impl Worker {
         let open = blocking(move || daemon.store.open_queue_items(&queue))
             .await?
             .map_err(|e| e.to_string())?;
-        if let Some(item) = open.into_iter().next() {
+        let finishing = self.finishing_now();
+        if let Some(item) = open
+            .into_iter()
+            .find(|i| !finishing.contains_key(&i.task_id))
+        {
             return self.drive(item).await;
         }
         let folder = self.folder.clone();
         let held = blocking(move || clean_stale_locks(&folder)).await?;
+        // Documents of ended tasks not finished yet are still in pending/.
+        let mut held = held;
+        held.extend(finishing.values().map(|name| stem(name)));
         match self.next_document(&held).await? {
             Next::Run(name) => self.start(name).await,
             Next::Wait(delay) => {
@@ -280,9 +314,16 @@ impl Worker {
                     follow(&self.daemon, id.clone());
                     continue;
                 }
-                let extra = timeout_error(&task, &item);
-                let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
-                return blocking(move || finish(&daemon, &folder, &item, &task, extra)).await?;
+                let extra_error = timeout_error(&task, &item);
+                self.lock_finishing()
+                    .insert(task.id.clone(), item.document.clone());
+                // The finisher is gone only when the worker is being stopped.
+                let _ = self.to_finisher.send(Ended {
+                    item,
+                    task,
+                    extra_error,
+                });
+                return Ok(());
             }
             let mut wait = POLL;
             if let (Status::Running, Some(limit), Some(started)) =
@@ -319,6 +360,14 @@ impl Worker {
         }
     }
 
+    fn lock_finishing(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.finishing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finishing_now(&self) -> HashMap<String, String> {
+        self.lock_finishing().clone()
+    }
+
     /// A task whose shim vanished (`lost`) gets its remaining attempts:
     /// reopened and launched again. Returns whether it was.
     async fn rerun_lost(&self, task: &TaskRecord, item: &QueueItem) -> Result<bool, String> {
@@ -343,6 +392,46 @@ impl Worker {
             Ok::<_, String>(true)
         })
         .await?
+    }
+}
+
+/// Finishes ended tasks in the order they ended, each batch that piled up
+/// meanwhile in one blocking step.
+async fn finisher(
+    daemon: Shared,
+    folder: QueueFolder,
+    finishing: Finishing,
+    mut ended: tokio::sync::mpsc::UnboundedReceiver<Ended>,
+) {
+    while let Some(first) = ended.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = ended.try_recv() {
+            batch.push(more);
+        }
+        let (d, f, finishing) = (daemon.clone(), folder.clone(), finishing.clone());
+        let done = blocking(move || {
+            for Ended {
+                item,
+                task,
+                extra_error,
+            } in batch
+            {
+                if let Err(e) = finish(&d, &f, &item, &task, extra_error) {
+                    // The item stays open: the worker drives it again, after
+                    // a pause so a lasting failure does not spin.
+                    tracing::error!(queue = f.id, id = task.id, error = %e, "cannot finish; retrying");
+                    std::thread::sleep(POLL);
+                }
+                finishing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&task.id);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(queue = folder.id, error = %e, "finisher step failed");
+        }
     }
 }
 

@@ -64,6 +64,11 @@ pub struct Shim<'a> {
     pub store: &'a dyn Store,
     /// Called after every state change the shim commits (registry projection).
     pub on_change: &'a dyn Fn(),
+    /// Called instead of `on_change` after the last exit, just before the
+    /// shim ends. A live daemon follows the shim and rewrites projections
+    /// when it exits, so this may skip work the daemon will do anyway, and
+    /// a queue worker waiting for that exit does not wait for it.
+    pub on_end: &'a dyn Fn(),
 }
 
 impl Shim<'_> {
@@ -143,10 +148,15 @@ impl Shim<'_> {
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
         let outcome = outcome_of(status);
         let decision = self.record_exit(id, pid, outcome)?;
-        (self.on_change)();
         Ok(match decision {
-            ExitDecision::Restart { restart, delay } => Some((restart, delay)),
-            ExitDecision::Finish(_) => None,
+            ExitDecision::Restart { restart, delay } => {
+                (self.on_change)();
+                Some((restart, delay))
+            }
+            ExitDecision::Finish(_) => {
+                (self.on_end)();
+                None
+            }
         })
     }
 
