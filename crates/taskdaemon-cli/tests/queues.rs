@@ -509,6 +509,26 @@ fn cancel_kills_the_group_and_records_it() {
 }
 
 #[test]
+fn a_timed_out_attempt_is_reported_as_a_timeout_and_command_tasks_show_no_tokens() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    ws.drop_document(
+        ADHOC,
+        "task-t.md",
+        "---\nexecutor: command\ncommand: sleep 300\ntimeout: 200ms\nmax_attempts: 1\n---\n",
+    );
+    let result = ws.wait_result(ADHOC, "task-t");
+    assert_eq!(result["status"], "failed", "{result:#}");
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(error.contains("timed out after"), "{result:#}");
+    assert!(ws.queue_dir(ADHOC).join("failed/task-t.md").exists());
+    // Nothing counted tokens for a command: no all-zero line.
+    let shown = ws.run(&["tasks", "show", "task-t"]).ok().stdout;
+    assert!(!shown.contains("tokens"), "{shown}");
+    assert!(shown.contains("timed out after"), "{shown}");
+}
+
+#[test]
 fn queue_commands_reject_bad_input_clearly() {
     let ws = queue_ws();
     let bad = ws.run(&["queues", "add", "x", "--id", "no spaces"]);

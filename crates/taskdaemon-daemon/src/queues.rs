@@ -13,6 +13,11 @@
 //! takes a new document. Lock files are projections; a lock whose owner is
 //! gone and that the store knows nothing of is removed, and its document
 //! runs.
+//!
+//! Writing an ended task's result, report and folder moves (several
+//! fsyncs) is handed to the worker's finisher, so the next document starts
+//! meanwhile; the finisher keeps the order, and until it is done the item
+//! stays open in the store and its document is not picked up again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +62,19 @@ struct Worker {
     wake: Arc<Notify>,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
+    /// Ended tasks handed to the finisher and not finished yet: task id to
+    /// document name.
+    finishing: Finishing,
+    to_finisher: tokio::sync::mpsc::UnboundedSender<Ended>,
+}
+
+type Finishing = Arc<std::sync::Mutex<HashMap<String, String>>>;
+
+/// An ended task whose result is still to be written.
+struct Ended {
+    item: QueueItem,
+    task: TaskRecord,
+    extra_error: Option<String>,
 }
 
 /// Starts a worker for every `[[queue]]` of `config` that has none, and
@@ -80,6 +98,9 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             tracing::error!(queue = entry.id(), error = %e, "cannot create the queue folder");
             continue;
         }
+        let (to_finisher, ended) = tokio::sync::mpsc::unbounded_channel();
+        let finishing = Finishing::default();
+        let finisher = finisher(daemon.clone(), folder.clone(), finishing.clone(), ended);
         let worker = Worker {
             daemon: daemon.clone(),
             folder,
@@ -87,8 +108,14 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             executors: executor_settings(daemon, config),
             wake: Arc::new(Notify::new()),
             priorities: HashMap::new(),
+            finishing,
+            to_finisher,
         };
-        let handle = tokio::spawn(worker.run());
+        // One task for both, so stopping the worker stops its finisher; an
+        // unfinished item is finished by the next worker (it is open in the store).
+        let handle = tokio::spawn(async move {
+            tokio::join!(worker.run(), finisher);
+        });
         workers.insert(entry.id().to_owned(), handle.abort_handle());
     }
 }
@@ -173,11 +200,18 @@ impl Worker {
         let open = blocking(move || daemon.store.open_queue_items(&queue))
             .await?
             .map_err(|e| e.to_string())?;
-        if let Some(item) = open.into_iter().next() {
+        let finishing = self.finishing_now();
+        if let Some(item) = open
+            .into_iter()
+            .find(|i| !finishing.contains_key(&i.task_id))
+        {
             return self.drive(item).await;
         }
         let folder = self.folder.clone();
         let held = blocking(move || clean_stale_locks(&folder)).await?;
+        // Documents of ended tasks not finished yet are still in pending/.
+        let mut held = held;
+        held.extend(finishing.values().map(|name| stem(name)));
         match self.next_document(&held).await? {
             Next::Run(name) => self.start(name).await,
             Next::Wait(delay) => {
@@ -188,47 +222,61 @@ impl Worker {
     }
 
     /// The next ready document, or how long to wait for one.
+    ///
+    /// One directory read per call; a document is looked at (stat, then its
+    /// front matter for the priority) only until it is first found ready,
+    /// so a backlog of N documents costs O(N) names per task, not N stats
+    /// and reads.
     async fn next_document(&mut self, held: &HashSet<String>) -> Result<Next, String> {
         let folder = self.folder.clone();
         let patterns = self.settings.watch_patterns.clone();
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
-        let docs = blocking(move || folder.documents(&patterns, settle))
-            .await?
-            .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
-        self.priorities
-            .retain(|name, _| docs.iter().any(|d| &d.name == name));
-        let mut best: Option<(i32, String)> = None;
-        let mut wait = RESCAN;
-        for doc in docs {
-            if held.contains(&stem(&doc.name)) {
-                // A live process elsewhere holds its lock: not ours to run.
-                continue;
-            }
-            if !doc.ready {
-                // Come back when it has had time to settle.
-                wait = wait.min(doc.wait + Duration::from_millis(5));
-                continue;
-            }
-            let priority = match self.priorities.get(&doc.name) {
-                Some(p) => *p,
-                None => {
-                    let path = self.folder.pending().join(&doc.name);
-                    let p = std::fs::read_to_string(path)
-                        .map(|text| TaskDocument::priority_of(&text))
-                        .unwrap_or(0);
-                    self.priorities.insert(doc.name.clone(), p);
-                    p
+        let mut priorities = std::mem::take(&mut self.priorities);
+        let held = held.clone();
+        let (priorities, next) = blocking(move || {
+            let names = folder.document_names(&patterns)?;
+            priorities.retain(|name, _| names.binary_search(name).is_ok());
+            let mut best: Option<(i32, &String)> = None;
+            let mut wait = RESCAN;
+            for name in &names {
+                if held.contains(&stem(name)) {
+                    // A live process elsewhere holds its lock: not ours to run.
+                    continue;
                 }
-            };
-            // Names come sorted: a later name wins only with a higher priority.
-            if best.as_ref().is_none_or(|(p, _)| priority > *p) {
-                best = Some((priority, doc.name));
+                let priority = match priorities.get(name) {
+                    Some(p) => *p,
+                    None => match folder.document(name, settle) {
+                        // Vanished since the listing.
+                        None => continue,
+                        Some(doc) if !doc.ready => {
+                            // Come back when it has had time to settle.
+                            wait = wait.min(doc.wait + Duration::from_millis(5));
+                            continue;
+                        }
+                        Some(_) => {
+                            let p = std::fs::read_to_string(folder.pending().join(name))
+                                .map(|text| TaskDocument::priority_of(&text))
+                                .unwrap_or(0);
+                            priorities.insert(name.clone(), p);
+                            p
+                        }
+                    },
+                };
+                // Names come sorted: a later name wins only with a higher priority.
+                if best.is_none_or(|(p, _)| priority > p) {
+                    best = Some((priority, name));
+                }
             }
-        }
-        Ok(match best {
-            Some((_, name)) => Next::Run(name),
-            None => Next::Wait(wait),
+            let next = match best {
+                Some((_, name)) => Next::Run(name.clone()),
+                None => Next::Wait(wait),
+            };
+            Ok::<_, std::io::Error>((priorities, next))
         })
+        .await?
+        .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
+        self.priorities = priorities;
+        Ok(next)
     }
 
     /// Records document `name` as a task and launches it; a malformed one
@@ -253,7 +301,8 @@ impl Worker {
     async fn drive(&self, item: QueueItem) -> Result<(), String> {
         let id = item.task_id.clone();
         let mut ended = self.daemon.ended.subscribe();
-        let mut timed_out: Option<(u32, Duration)> = None;
+        // The attempt we stopped for its timeout, so it is stopped once.
+        let mut timed_out: Option<u32> = None;
         follow(&self.daemon, id.clone());
         loop {
             let (daemon, task_id) = (self.daemon.clone(), id.clone());
@@ -265,11 +314,16 @@ impl Worker {
                     follow(&self.daemon, id.clone());
                     continue;
                 }
-                let extra = timed_out
-                    .filter(|(attempt, _)| *attempt == task.restarts)
-                    .map(|(_, limit)| format!("timed out after {}", format_duration(limit)));
-                let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
-                return blocking(move || finish(&daemon, &folder, &item, &task, extra)).await?;
+                let extra_error = timeout_error(&task, &item);
+                self.lock_finishing()
+                    .insert(task.id.clone(), item.document.clone());
+                // The finisher is gone only when the worker is being stopped.
+                let _ = self.to_finisher.send(Ended {
+                    item,
+                    task,
+                    extra_error,
+                });
+                return Ok(());
             }
             let mut wait = POLL;
             if let (Status::Running, Some(limit), Some(started)) =
@@ -279,8 +333,8 @@ impl Worker {
                 let elapsed =
                     Duration::from_millis(u64::try_from(now_millis() - started).unwrap_or(0));
                 if elapsed >= limit {
-                    if timed_out.is_none_or(|(attempt, _)| attempt != task.restarts) {
-                        timed_out = Some((task.restarts, limit));
+                    if timed_out != Some(task.restarts) {
+                        timed_out = Some(task.restarts);
                         let daemon = self.daemon.clone();
                         blocking(move || stop_for_timeout(&daemon, &task, limit)).await?;
                     }
@@ -304,6 +358,14 @@ impl Worker {
             .await;
             follow(&self.daemon, id.clone());
         }
+    }
+
+    fn lock_finishing(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.finishing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finishing_now(&self) -> HashMap<String, String> {
+        self.lock_finishing().clone()
     }
 
     /// A task whose shim vanished (`lost`) gets its remaining attempts:
@@ -330,6 +392,46 @@ impl Worker {
             Ok::<_, String>(true)
         })
         .await?
+    }
+}
+
+/// Finishes ended tasks in the order they ended, each batch that piled up
+/// meanwhile in one blocking step.
+async fn finisher(
+    daemon: Shared,
+    folder: QueueFolder,
+    finishing: Finishing,
+    mut ended: tokio::sync::mpsc::UnboundedReceiver<Ended>,
+) {
+    while let Some(first) = ended.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = ended.try_recv() {
+            batch.push(more);
+        }
+        let (d, f, finishing) = (daemon.clone(), folder.clone(), finishing.clone());
+        let done = blocking(move || {
+            for Ended {
+                item,
+                task,
+                extra_error,
+            } in batch
+            {
+                if let Err(e) = finish(&d, &f, &item, &task, extra_error) {
+                    // The item stays open: the worker drives it again, after
+                    // a pause so a lasting failure does not spin.
+                    tracing::error!(queue = f.id, id = task.id, error = %e, "cannot finish; retrying");
+                    std::thread::sleep(POLL);
+                }
+                finishing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&task.id);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(queue = folder.id, error = %e, "finisher step failed");
+        }
     }
 }
 
@@ -451,6 +553,23 @@ fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
         }
     }
     held
+}
+
+/// "timed out after …" when the last attempt of `task` ended by a signal
+/// after running at least its time limit, without anyone asking it to stop.
+/// Decided from the store alone, so a daemon restarted while the timed-out
+/// attempt was being stopped reports it the same way ("signal 15" is the
+/// how, the timeout is the why).
+fn timeout_error(task: &TaskRecord, item: &QueueItem) -> Option<String> {
+    let limit = item.timeout_ms?;
+    let ran = task.finished_at? - task.started_at?;
+    (task.signal.is_some() && !task.stop_requested && ran >= limit.try_into().unwrap_or(i64::MAX))
+        .then(|| {
+            format!(
+                "timed out after {}",
+                format_duration(Duration::from_millis(limit))
+            )
+        })
 }
 
 /// Sends TERM (then KILL) to an executor that ran past its time limit. Its

@@ -13,7 +13,7 @@ use serde::Serialize;
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
 use taskdaemon_core::{Status, TaskRecord};
 use taskdaemon_store::{ProcessFilter, Store, StoreError};
-use taskdaemon_workspace::{Config, Workspace, write_atomic};
+use taskdaemon_workspace::{Config, Workspace, write_projection};
 
 /// The registry file format version.
 pub const SCHEMA: u32 = 1;
@@ -108,7 +108,8 @@ pub fn write(
     };
     let json = serde_json::to_vec_pretty(&registry)
         .map_err(|e| io_error(io::Error::other(e.to_string())))?;
-    write_atomic(&path, &json).map_err(io_error)?;
+    // A projection: rebuilt after every change and at daemon start.
+    write_projection(&path, &json).map_err(io_error)?;
     Ok(Some(path))
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct Daemon {
     /// The running queue workers, by queue id.
     pub(crate) workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     pub(crate) loops: Loops,
+    /// Asks the registry writer for a rewrite; requests made while it writes
+    /// collapse into one more write (see [`registry_changed`]).
+    registry_wanted: Notify,
 }
 
 type Shared = Arc<Daemon>;
@@ -137,6 +140,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         ended: tokio::sync::broadcast::channel(256).0,
         workers: Mutex::new(HashMap::new()),
         loops,
+        registry_wanted: Notify::new(),
     });
     Ok((daemon, lock))
 }
@@ -158,6 +162,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
 
     tokio::spawn(watchdog::run(daemon.clone()));
     tokio::spawn(housekeeping::run(daemon.clone()));
+    tokio::spawn(registry_writer(daemon.clone()));
     queues::sync_workers(&daemon, &daemon.config);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -245,7 +250,7 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
                         })
                         .await;
                     }
-                    refresh_registry(&daemon).await;
+                    registry_changed(&daemon);
                 }
                 Ok(Ok(Step::Again)) => {}
                 Ok(Ok(Step::Done)) => break,
@@ -266,7 +271,7 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
             .remove(&id);
         // Nobody listening (no queue task) is fine.
         let _ = daemon.ended.send(id);
-        refresh_registry(&daemon).await;
+        registry_changed(&daemon);
     });
 }
 
@@ -314,6 +319,23 @@ async fn wait_for_exit(watch: PidWatch) -> io::Result<()> {
         .map_err(io::Error::from)?;
     let _ready = fd.readable().await?;
     Ok(())
+}
+
+/// Asks for a registry rewrite without waiting for it. Followers use this:
+/// the shim has rewritten the registry already, and a queue worker waiting
+/// for the end of a task must not wait for a projection too.
+fn registry_changed(daemon: &Daemon) {
+    daemon.registry_wanted.notify_one();
+}
+
+/// Rewrites the registry whenever asked; a burst of requests (a queue
+/// running many short tasks) costs one write per write's duration, not one
+/// per request.
+async fn registry_writer(daemon: Shared) {
+    loop {
+        daemon.registry_wanted.notified().await;
+        refresh_registry(&daemon).await;
+    }
 }
 
 async fn refresh_registry(daemon: &Shared) {

@@ -78,6 +78,27 @@ impl QueueFolder {
         Ok(locks)
     }
 
+    /// Names of the documents in `pending/` that match `patterns`, sorted,
+    /// without looking at each file: one directory read, so a worker with a
+    /// long backlog does not stat every document for every task it runs.
+    pub fn document_names(&self, patterns: &[String]) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = fs::read_dir(self.pending())?
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| !is_ignored(name) && patterns.iter().any(|p| glob_match(p, name)))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Document `name` in `pending/` with whether it is ready (see
+    /// [`documents`](Self::documents)); none when it is gone or not a file.
+    pub fn document(&self, name: &str, settle: Duration) -> Option<Document> {
+        let meta = fs::metadata(self.pending().join(name)).ok()?;
+        meta.is_file()
+            .then(|| Document::new(name.to_owned(), &meta, settle, SystemTime::now()))
+    }
+
     /// Documents in `pending/` that match `patterns`, by name, each with
     /// whether it is ready: unchanged for at least `settle` (a file still
     /// being written keeps getting a new modification time). Temp and hidden
@@ -97,17 +118,7 @@ impl QueueFolder {
             if !meta.is_file() {
                 continue;
             }
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            docs.push(Document {
-                ready: age >= settle,
-                wait: settle.saturating_sub(age),
-                size: meta.len(),
-                name,
-            });
+            docs.push(Document::new(name, &meta, settle, now));
         }
         docs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(docs)
@@ -149,6 +160,22 @@ pub struct Document {
     pub ready: bool,
     /// How much longer it must stay unchanged.
     pub wait: Duration,
+}
+
+impl Document {
+    fn new(name: String, meta: &fs::Metadata, settle: Duration, now: SystemTime) -> Self {
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        Document {
+            ready: age >= settle,
+            wait: settle.saturating_sub(age),
+            size: meta.len(),
+            name,
+        }
+    }
 }
 
 /// Editor and tool leftovers that are never documents: hidden files (lock
@@ -242,6 +269,9 @@ mod tests {
         let docs = folder.documents(&patterns, Duration::ZERO).unwrap();
         let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["task-1.md", "task-2.md"]);
+        assert_eq!(folder.document_names(&patterns).unwrap(), names);
+        assert!(folder.document("task-2.md", Duration::ZERO).unwrap().ready);
+        assert!(folder.document("task-9.md", Duration::ZERO).is_none());
         assert!(docs.iter().all(|d| d.ready));
         let fresh = folder
             .documents(&patterns, Duration::from_secs(3600))

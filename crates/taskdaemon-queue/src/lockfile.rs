@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::ProcessIdentity;
 use taskdaemon_supervisor::procfs::{Liveness, liveness};
-use taskdaemon_workspace::write_atomic;
+use taskdaemon_workspace::write_projection;
 
 /// The contents of a lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,8 @@ impl LockFile {
     pub fn write(&self, path: &Path) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');
-        write_atomic(path, &json)
+        // A projection of the store: after a power cut its owner is gone anyway.
+        write_projection(path, &json)
     }
 
     /// Reads a lock. `Ok(None)` when there is none; an unreadable lock is an

@@ -8,7 +8,7 @@ use serde_json::Value;
 use taskdaemon_core::TaskRecord;
 use taskdaemon_core::queue::QueueItem;
 use taskdaemon_core::time::{Millis, to_rfc3339};
-use taskdaemon_workspace::write_atomic;
+use taskdaemon_workspace::{write_atomic, write_projection};
 
 use crate::folder::QueueFolder;
 use crate::stream::StreamSummary;
@@ -176,11 +176,13 @@ impl TaskResult {
     }
 
     /// Writes `reports/{id}.md`, then `results/{id}.json`, each atomically.
-    /// The result comes last: whoever sees it can read the report too.
+    /// The result comes last: whoever sees it can read the report too. Only
+    /// the result is synced: it is what programs act on, while the report is
+    /// prose derived from the same record and the task's log.
     pub fn write(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');
-        write_atomic(&folder.report_path(&self.task_id), report.as_bytes())?;
+        write_projection(&folder.report_path(&self.task_id), report.as_bytes())?;
         write_atomic(&folder.result_path(&self.task_id), &json)
     }
 }

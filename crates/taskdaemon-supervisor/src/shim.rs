@@ -18,7 +18,7 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::{Millis, now_millis};
 use taskdaemon_core::{Status, TaskRecord};
 use taskdaemon_store::{Started, Store, StoreError};
-use taskdaemon_workspace::{Workspace, write_atomic};
+use taskdaemon_workspace::{Workspace, write_atomic, write_projection};
 
 use crate::group::Group;
 use crate::launch::report;
@@ -64,6 +64,11 @@ pub struct Shim<'a> {
     pub store: &'a dyn Store,
     /// Called after every state change the shim commits (registry projection).
     pub on_change: &'a dyn Fn(),
+    /// Called instead of `on_change` after the last exit, just before the
+    /// shim ends. A live daemon follows the shim and rewrites projections
+    /// when it exits, so this may skip work the daemon will do anyway, and
+    /// a queue worker waiting for that exit does not wait for it.
+    pub on_end: &'a dyn Fn(),
 }
 
 impl Shim<'_> {
@@ -143,10 +148,15 @@ impl Shim<'_> {
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
         let outcome = outcome_of(status);
         let decision = self.record_exit(id, pid, outcome)?;
-        (self.on_change)();
         Ok(match decision {
-            ExitDecision::Restart { restart, delay } => Some((restart, delay)),
-            ExitDecision::Finish(_) => None,
+            ExitDecision::Restart { restart, delay } => {
+                (self.on_change)();
+                Some((restart, delay))
+            }
+            ExitDecision::Finish(_) => {
+                (self.on_end)();
+                None
+            }
         })
     }
 
@@ -198,7 +208,11 @@ impl Shim<'_> {
             at: now_millis(),
         };
         let json = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-        if let Err(e) = write_atomic(&self.workspace.exit_file(id), &json) {
+        let path = self.workspace.exit_file(id);
+        // Written first so a shim killed before the store commit still leaves
+        // the exit behind; not synced, since the (synced) store commit right
+        // after is what keeps it, unless that fails.
+        if let Err(e) = write_projection(&path, &json) {
             eprintln!("taskdaemon shim {id}: cannot write exit file: {e}");
         }
         let mut attempt = 0;
@@ -211,7 +225,13 @@ impl Shim<'_> {
                     eprintln!("taskdaemon shim {id}: recording exit failed, retrying: {e}");
                     thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
                 }
-                Err(e) => return Err(format!("recording exit: {e}; the exit file keeps it")),
+                Err(e) => {
+                    // Now the exit file is the only copy: make it durable.
+                    if let Err(e) = write_atomic(&path, &json) {
+                        eprintln!("taskdaemon shim {id}: cannot sync exit file: {e}");
+                    }
+                    return Err(format!("recording exit: {e}; the exit file keeps it"));
+                }
             }
         }
     }

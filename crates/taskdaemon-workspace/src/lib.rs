@@ -4,13 +4,13 @@
 //! the way git finds `.git`: walking up from the current directory. Every path
 //! the program uses (store, socket, logs, per-process files) is derived here and
 //! nowhere else, and every file the outside world reads is written through
-//! [`write_atomic`].
+//! [`write_atomic`] (or, for projections of the store, [`write_projection`]).
 
 mod atomic;
 mod config;
 mod paths;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{write_atomic, write_atomic_with, write_projection};
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, ExecutorsConfig, HistoryConfig, LoopsConfig,
     QueueEntry, QueuesConfig, RegistryConfig, add_queue_entry, remove_queue_entry, valid_queue_id,

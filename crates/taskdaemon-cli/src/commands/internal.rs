@@ -1,6 +1,6 @@
 //! The hidden subcommands the daemon and shims run as.
 
-use taskdaemon_daemon::registry;
+use taskdaemon_daemon::{registry, running_pid};
 use taskdaemon_store::SqliteStore;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
@@ -23,10 +23,19 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
         Err(e) => return fail(e.to_string()),
     };
     let on_change = || registry::refresh(workspace, &store, &config);
+    // A running daemon follows this shim and rewrites the registry when it
+    // exits; without one (or if it dies meanwhile, until the next one
+    // starts and rewrites it) the shim must.
+    let on_end = || {
+        if running_pid(workspace).is_none() {
+            registry::refresh(workspace, &store, &config);
+        }
+    };
     let shim = Shim {
         workspace,
         store: &store,
         on_change: &on_change,
+        on_end: &on_end,
     };
     u8::try_from(shim.run(id)).unwrap_or(1)
 }

@@ -78,7 +78,12 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
                 line(key, value.to_string().trim_matches('"').to_owned());
             }
         }
-        if let Some(tokens) = result.get("tokens") {
+        // A command executor reports no usage: an all-zero line says nothing.
+        let counted = |t: &serde_json::Value| {
+            t.as_object()
+                .is_some_and(|o| o.values().any(|v| v.as_u64().is_some_and(|n| n > 0)))
+        };
+        if let Some(tokens) = result.get("tokens").filter(|t| counted(t)) {
             line("tokens", tokens.to_string());
         }
     }

@@ -23,7 +23,9 @@ use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 use serde_json::Value;
 
 /// Generous limit for one CLI command; only reached when something hangs.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A foreground `loop run` on a 2-core machine loaded by parallel tests and
+/// builds can take a minute, so this allows three.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 /// Generous limit for waiting on a condition.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
