@@ -20,7 +20,6 @@
 //! store and times the store queries behind `status` and `rehydrate`
 //! in-process.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -32,7 +31,9 @@ use taskdaemon_core::process::{ExitOutcome, ProcessIdentity, RestartMode, Restar
 use taskdaemon_core::{EventKind, NewProcess};
 use taskdaemon_store::{ProcessFilter, SqliteStore, Started, Store};
 
-type Result<T> = std::result::Result<T, String>;
+mod support;
+
+use support::{Result, number, options, required};
 
 fn main() -> ExitCode {
     // `cargo bench` appends `--bench`; it means nothing here.
@@ -58,37 +59,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--name value` options before an optional `--`; returns them and what follows `--`.
-fn options(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
-    let mut map = BTreeMap::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--" {
-            return Ok((map, iter.cloned().collect()));
-        }
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("--{name} needs a value"))?;
-        map.insert(name.to_owned(), value.clone());
-    }
-    Ok((map, Vec::new()))
-}
-
-fn required<'a>(opts: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {
-    opts.get(name)
-        .map(String::as_str)
-        .ok_or_else(|| format!("--{name} is required"))
-}
-
-fn number(opts: &BTreeMap<String, String>, name: &str, default: u64) -> Result<u64> {
-    opts.get(name).map_or(Ok(default), |v| {
-        v.parse().map_err(|e| format!("--{name} {v}: {e}"))
-    })
 }
 
 fn now_nanos() -> i128 {

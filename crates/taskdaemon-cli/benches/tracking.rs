@@ -17,7 +17,6 @@
 //! Without a subcommand (as plain `cargo bench` runs it) it seeds a small
 //! temporary store and runs `inproc` on it.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,7 +28,9 @@ use taskdaemon_core::{NewTracked, TrackedAction};
 use taskdaemon_store::{SqliteStore, Store};
 use taskdaemon_workspace::Workspace;
 
-type Result<T> = std::result::Result<T, String>;
+mod support;
+
+use support::{Result, number, options, required};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args()
@@ -52,36 +53,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn options(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>)> {
-    let mut map = BTreeMap::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--" {
-            return Ok((map, iter.cloned().collect()));
-        }
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("--{name} needs a value"))?;
-        map.insert(name.to_owned(), value.clone());
-    }
-    Ok((map, Vec::new()))
-}
-
-fn number(opts: &BTreeMap<String, String>, name: &str, default: u64) -> Result<u64> {
-    opts.get(name).map_or(Ok(default), |v| {
-        v.parse().map_err(|e| format!("--{name} {v}: {e}"))
-    })
-}
-
-fn required<'a>(opts: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {
-    opts.get(name)
-        .map(String::as_str)
-        .ok_or_else(|| format!("--{name} is required"))
 }
 
 /// A small deterministic generator: the same data on every run.

@@ -1,6 +1,8 @@
-//! What the projection files (registry, seed snapshot) look like on disk, for
-//! `repair` to report before it rewrites them from the store.
+//! Shared rules of the projection files (registry, seed snapshot): who may
+//! write them when, and what they look like on disk, for `repair` to report
+//! before it rewrites them from the store.
 
+use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -25,4 +27,17 @@ pub fn inspect<T: DeserializeOwned>(path: &Path) -> ProjectionFile {
             Err(e) => ProjectionFile::Corrupt(e.to_string()),
         },
     }
+}
+
+/// Takes the exclusive lock that serialises the writers of one projection;
+/// it is released when the returned file is dropped. Writers read the store
+/// only once they hold it, so the last writer always writes the newest state.
+pub fn exclusive(lock_path: &Path) -> io::Result<File> {
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)?;
+    lock.lock()?;
+    Ok(lock)
 }

@@ -5,7 +5,6 @@
 //! made the change (daemon or shim), under an exclusive lock so that an older
 //! snapshot can never be renamed over a newer one, and written atomically.
 
-use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
@@ -79,13 +78,7 @@ pub fn write(
         path: path.clone(),
         source,
     };
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(workspace.registry_lock())
-        .map_err(io_error)?;
-    lock.lock().map_err(io_error)?;
+    let _lock = crate::projection::exclusive(&workspace.registry_lock()).map_err(io_error)?;
 
     // Read inside the lock: the newest writer always writes the newest state.
     let version = store.last_event_seq()?;

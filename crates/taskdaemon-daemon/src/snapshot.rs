@@ -3,9 +3,9 @@
 //! Rewritten from the store after every save trigger (a task created, a status
 //! change, a context or scope change, a session end) by whoever made the
 //! change. Like the registry, it is built inside an exclusive lock, so the last
-//! writer always writes the newest state, and renamed into place atomically.
+//! writer always writes the newest state, and renamed into place atomically
+//! (without fsync: it is a projection, and `repair` rebuilds it from the store).
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ use taskdaemon_core::snapshot::{
 };
 use taskdaemon_core::time::now_millis;
 use taskdaemon_store::{MemoryFilter, Store, StoreError};
-use taskdaemon_workspace::{Workspace, write_atomic};
+use taskdaemon_workspace::{Workspace, write_projection};
 
 use crate::projection::ProjectionFile;
 
@@ -128,18 +128,12 @@ pub fn write(
         path: path.clone(),
         source,
     };
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(workspace.snapshot_lock())
-        .map_err(io_error)?;
-    lock.lock().map_err(io_error)?;
+    let _lock = crate::projection::exclusive(&workspace.snapshot_lock()).map_err(io_error)?;
     // Read inside the lock: the newest writer always writes the newest state.
     let snapshot = build(workspace, store, session)?;
     let json = serde_json::to_vec_pretty(&snapshot)
         .map_err(|e| io_error(io::Error::other(e.to_string())))?;
-    write_atomic(&path, &json).map_err(io_error)?;
+    write_projection(&path, &json).map_err(io_error)?;
     Ok(snapshot)
 }
 
