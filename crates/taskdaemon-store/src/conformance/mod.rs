@@ -13,6 +13,7 @@ use taskdaemon_core::{
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
+pub mod claim;
 pub mod tracked;
 
 /// A named conformance check.
@@ -90,6 +91,27 @@ pub const CHECKS: &[Check] = &[
         "queue_items_finish_once_ended",
         queue_items_finish_once_ended,
     ),
+    (
+        "claims_are_fifo_and_exclusive",
+        claim::claims_are_fifo_and_exclusive,
+    ),
+    (
+        "completion_is_fenced_by_the_lease",
+        claim::completion_is_fenced_by_the_lease,
+    ),
+    (
+        "expired_leases_use_up_attempts",
+        claim::expired_leases_use_up_attempts,
+    ),
+    (
+        "failed_attempts_retry_then_fail",
+        claim::failed_attempts_retry_then_fail,
+    ),
+    (
+        "heartbeats_renew_leases_and_carry_stops",
+        claim::heartbeats_renew_leases_and_carry_stops,
+    ),
+    ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
 ];
 
 /// A process spec for tests.

@@ -17,7 +17,7 @@ pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, arg
        WHERE f.task_id = tasks.id) AS files_modified";
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
-     timeout_ms, finished, result, created_at, finished_at";
+     timeout_ms, finished, result, created_at, finished_at, claimable";
 
 pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
 
@@ -138,5 +138,6 @@ fn read_queue_item(row: &Row<'_>) -> Result<QueueItem> {
         result: optional_json(row, "result")?,
         created_at: row.get("created_at")?,
         finished_at: row.get("finished_at")?,
+        claimable: row.get("claimable")?,
     })
 }
