@@ -3,7 +3,7 @@
 use serde::Serialize;
 use taskdaemon_core::Status;
 use taskdaemon_daemon::{running_pid, start_daemon, stop_daemon};
-use taskdaemon_store::Store;
+
 use taskdaemon_workspace::Workspace;
 
 use super::workers::{WorkerRow, load_config, render, worker_rows};
@@ -48,6 +48,7 @@ struct StatusReport {
 pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     let json = args.json;
     let store = open_store(workspace)?;
+    let store = &*store;
     let counts = store.status_counts()?;
     let pid = running_pid(workspace);
     let mut tasks = serde_json::Map::new();
@@ -63,10 +64,10 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
         running: pid.is_some(),
         pid,
         socket: workspace.socket_path().display().to_string(),
-        store: workspace.db_path().display().to_string(),
+        store: taskdaemon_daemon::store::location(workspace, &load_config(workspace)?).display(),
         tasks,
         workers: if args.detailed {
-            Some(worker_rows(workspace, &store, &load_config(workspace)?)?)
+            Some(worker_rows(workspace, store, &load_config(workspace)?)?)
         } else {
             None
         },

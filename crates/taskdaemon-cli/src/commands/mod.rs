@@ -1,12 +1,14 @@
 //! One module per command; [`dispatch`] routes a parsed command line.
 
 mod daemon;
+mod distributed;
 mod history;
 mod init;
 mod internal;
 mod kill;
 mod logs;
 mod memory;
+mod migrate;
 mod ps;
 mod queues;
 mod rehydrate;
@@ -22,8 +24,10 @@ mod workers;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use std::sync::Arc;
 use taskdaemon_core::id::normalize_tool;
-use taskdaemon_store::{SqliteStore, Store};
+
+use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
 use crate::args::{
@@ -87,6 +91,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 ServiceCommand::Uninstall(args) => service::uninstall(&workspace, args),
             }
         }
+        Command::Worker(args) => distributed::worker(workspace_arg, args),
+        Command::Submit(args) => distributed::submit(workspace_arg, args),
+        Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }
@@ -110,9 +117,11 @@ fn tool_arg(tool: Option<&str>) -> Result<Option<String>, UsageError> {
         .map_err(|e| UsageError(e.to_string()))
 }
 
-/// Opens the workspace's store.
-fn open_store(workspace: &Workspace) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open(&workspace.db_path())?)
+/// Opens the workspace's store: SQLite, or PostgreSQL when a database URL
+/// is configured (see [`taskdaemon_daemon::store`], the one place that decides).
+fn open_store(workspace: &Workspace) -> anyhow::Result<Arc<dyn Store>> {
+    let config = taskdaemon_workspace::Config::load(&workspace.config_path())?;
+    Ok(taskdaemon_daemon::store::open(workspace, &config)?)
 }
 
 /// This binary, which provides the daemon and the shim.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_queue::QueueFolder;
-use taskdaemon_store::{SqliteStore, Store};
+use taskdaemon_store::Store;
 use taskdaemon_workspace::{Config, Workspace};
 
 use super::open_store;
@@ -39,7 +39,7 @@ pub fn load_config(workspace: &Workspace) -> anyhow::Result<Config> {
 /// Every configured queue's worker.
 pub fn worker_rows(
     workspace: &Workspace,
-    store: &SqliteStore,
+    store: &dyn Store,
     config: &Config,
 ) -> anyhow::Result<Vec<WorkerRow>> {
     let daemon_runs = running_pid(workspace).is_some();
@@ -104,7 +104,8 @@ pub fn render(rows: &[WorkerRow]) -> String {
 
 pub fn list(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
-    let rows = worker_rows(workspace, &store, &load_config(workspace)?)?;
+    let store = &*store;
+    let rows = worker_rows(workspace, store, &load_config(workspace)?)?;
     if json {
         print_json(&rows)?;
     } else if rows.is_empty() {
@@ -117,8 +118,9 @@ pub fn list(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
 
 pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let config = load_config(workspace)?;
-    let rows = worker_rows(workspace, &store, &config)?;
+    let rows = worker_rows(workspace, store, &config)?;
     let pid = running_pid(workspace);
     if json {
         #[derive(Serialize)]

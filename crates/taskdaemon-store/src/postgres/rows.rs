@@ -14,9 +14,9 @@ pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.ki
      tasks.boot_id, tasks.shim_pid, tasks.shim_start_time, tasks.exit_code, tasks.signal, \
      tasks.stop_requested, tasks.error, tasks.created_at, tasks.started_at, tasks.finished_at, \
      tasks.updated_at, tasks.description, tasks.priority, tasks.note, \
-     (SELECT string_agg(label, E'\\n' ORDER BY label) FROM task_labels l \
+     (SELECT string_agg(label, E'\\n' ORDER BY label COLLATE \"C\") FROM task_labels l \
        WHERE l.task_id = tasks.id) AS labels, \
-     (SELECT string_agg(depends_on, E'\\n' ORDER BY depends_on) FROM task_deps d \
+     (SELECT string_agg(depends_on, E'\\n' ORDER BY depends_on COLLATE \"C\") FROM task_deps d \
        WHERE d.task_id = tasks.id) AS depends_on, \
      (SELECT string_agg(path, E'\\n' ORDER BY f.n) FROM task_files f \
        WHERE f.task_id = tasks.id) AS files_modified";

@@ -52,7 +52,7 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
     }))?;
     stream(
         &mut tx,
-        "SELECT name, value FROM counters ORDER BY name",
+        "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
         |r| {
             sink(ExportRecord::Counter {
                 name: r.try_get(0)?,
@@ -60,15 +60,19 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
             })
         },
     )?;
-    stream(&mut tx, "SELECT key, value FROM meta ORDER BY key", |r| {
-        sink(ExportRecord::Meta {
-            key: r.try_get(0)?,
-            value: r.try_get(1)?,
-        })
-    })?;
     stream(
         &mut tx,
-        &format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id"),
+        "SELECT key, value FROM meta ORDER BY key COLLATE \"C\"",
+        |r| {
+            sink(ExportRecord::Meta {
+                key: r.try_get(0)?,
+                value: r.try_get(1)?,
+            })
+        },
+    )?;
+    stream(
+        &mut tx,
+        &format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id COLLATE \"C\""),
         |r| sink(ExportRecord::Session(session_from_row(r)?)),
     )?;
     stream(
@@ -87,7 +91,9 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
     )?;
     stream(
         &mut tx,
-        &format!("SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items ORDER BY created_at, task_id"),
+        &format!(
+            "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items ORDER BY created_at, task_id COLLATE \"C\""
+        ),
         |r| sink(ExportRecord::QueueItem(queue_item_from_row(r)?)),
     )?;
     for chunk in chunk_ids(&mut tx)? {
