@@ -32,6 +32,9 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::{now_millis, to_rfc3339};
 use taskdaemon_store::{Claim, Lease, Store, StoreError, WorkerInfo};
 
+/// How long a runner keeps trying to record how its task ended.
+const COMPLETE_FOR: Duration = Duration::from_secs(120);
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -204,9 +207,14 @@ fn heartbeat(shared: &Shared) {
     let actor = shared.actor();
     loop {
         let stopping = shared.stopping();
+        let mine: Vec<String> = shared
+            .running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
         match shared
             .store
-            .heartbeat(&shared.info.id, shared.options.lease)
+            .heartbeat(&shared.info.id, &mine, shared.options.lease)
         {
             Ok(held) => {
                 let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -311,7 +319,7 @@ fn run_claim(shared: &Shared, claim: Claim) {
         "signal": outcome.signal,
         "error": error,
     });
-    match shared.store.complete_claim(&lease, outcome, &result) {
+    match complete(shared, &lease, outcome, &result) {
         Ok(done) => {
             shared.completed.fetch_add(1, Ordering::Relaxed);
             if matches!(done.decision, ExitDecision::Restart { .. }) {
@@ -323,6 +331,29 @@ fn run_claim(shared: &Shared, claim: Claim) {
             shared.fenced.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => tracing::error!(task = %lease.task_id, error = %e, "cannot record the end"),
+    }
+}
+
+/// Records the end, trying again while the store is unreachable: a
+/// completion whose commit was lost with its connection is repeated, and
+/// the fence makes a repeat of one that did commit a harmless `Conflict`.
+fn complete(
+    shared: &Shared,
+    lease: &Lease,
+    outcome: ExitOutcome,
+    result: &serde_json::Value,
+) -> Result<taskdaemon_store::ClaimCompleted, StoreError> {
+    let deadline = Instant::now() + COMPLETE_FOR;
+    loop {
+        match shared.store.complete_claim(lease, outcome, result) {
+            Err(e @ (StoreError::Postgres(_) | StoreError::Unreachable { .. }))
+                if Instant::now() < deadline =>
+            {
+                tracing::warn!(task = %lease.task_id, error = %e, "recording the end failed; retrying");
+                thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -402,9 +402,16 @@ pub trait Store: Send + Sync {
     /// Announces a worker (again), with a fresh heartbeat.
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
 
-    /// Renews the worker's heartbeat and every lease it holds for `lease`;
-    /// returns the leases it still holds (one missing was taken over).
-    fn heartbeat(&self, worker: &str, lease: std::time::Duration) -> Result<Vec<HeldLease>>;
+    /// Renews the worker's heartbeat and its leases on `tasks` (the ones it
+    /// is running) for `lease`; returns those it still holds (one missing
+    /// was taken over). A lease on a task not listed is left to expire: a
+    /// claim whose commit the worker never heard of runs elsewhere.
+    fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[String],
+        lease: std::time::Duration,
+    ) -> Result<Vec<HeldLease>>;
 
     /// Marks a worker stopped; it should hold no lease any more.
     fn stop_worker(&self, worker: &str) -> Result<()>;

@@ -107,7 +107,9 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        config.application_name("taskdaemon");
+        if config.get_application_name().is_none() {
+            config.application_name("taskdaemon");
+        }
         if let Some(schema) = &options.schema {
             check_schema_name(schema)?;
             let mut client = config
@@ -1156,8 +1158,8 @@ impl Store for PgStore {
         self.write(|tx| claim::register(tx, worker))
     }
 
-    fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<HeldLease>> {
-        self.write(|tx| claim::heartbeat(tx, worker, lease))
+    fn heartbeat(&self, worker: &str, tasks: &[String], lease: Duration) -> Result<Vec<HeldLease>> {
+        self.write(|tx| claim::heartbeat(tx, worker, tasks, lease))
     }
 
     fn stop_worker(&self, worker: &str) -> Result<()> {

@@ -993,8 +993,8 @@ impl Store for SqliteStore {
         self.write(|tx| claim::register(tx, worker))
     }
 
-    fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<HeldLease>> {
-        self.write(|tx| claim::heartbeat(tx, worker, lease))
+    fn heartbeat(&self, worker: &str, tasks: &[String], lease: Duration) -> Result<Vec<HeldLease>> {
+        self.write(|tx| claim::heartbeat(tx, worker, tasks, lease))
     }
 
     fn stop_worker(&self, worker: &str) -> Result<()> {

@@ -55,26 +55,46 @@ impl TestSchema {
         &self.schema
     }
 
-    /// A URL whose connections use this schema (`options=-c search_path=...`).
+    /// A URL whose connections use this schema (`options=-c search_path=...`)
+    /// and are named after it (`application_name`), so a test can end its
+    /// own connections without touching other tests'.
     pub fn url(&self) -> String {
+        format!(
+            "{}&options=-c%20search_path%3D{}",
+            self.named_url(),
+            self.schema
+        )
+    }
+
+    fn named_url(&self) -> String {
         let joiner = if self.base_url.contains('?') {
             '&'
         } else {
             '?'
         };
-        format!(
-            "{}{joiner}options=-c%20search_path%3D{}",
-            self.base_url, self.schema
-        )
+        format!("{}{joiner}application_name={}", self.base_url, self.schema)
     }
 
     /// Opens a store in this schema.
     pub fn open(&self) -> Result<PgStore> {
         PgStore::open(&PgOptions {
-            url: self.base_url.clone(),
+            url: self.named_url(),
             schema: Some(self.schema.clone()),
             pool_size: 8,
         })
+    }
+
+    /// Ends every connection of this schema's stores (as a crashed server
+    /// or a network cut would); returns how many.
+    pub fn terminate_connections(&self) -> u64 {
+        let mut admin = self.admin();
+        admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&self.schema],
+            )
+            .map_or(0, |rows| rows.len() as u64)
     }
 
     /// A direct connection to the server (not in the schema), for tests

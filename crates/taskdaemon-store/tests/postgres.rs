@@ -94,16 +94,8 @@ fn postgres_operations_survive_terminated_connections() {
     };
     let store = schema.open().unwrap();
     store.create_process(&spec(None, &["a"]), "t").unwrap();
-    let mut admin = schema.admin();
     for round in 0..3 {
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE application_name = 'taskdaemon' AND pid <> pg_backend_pid()
-                   AND backend_type = 'client backend'",
-                &[],
-            )
-            .unwrap();
+        assert!(schema.terminate_connections() > 0, "round {round}");
         let task = store
             .create_process(&spec(None, &["b"]), "t")
             .unwrap_or_else(|e| panic!("round {round}: {e}"));

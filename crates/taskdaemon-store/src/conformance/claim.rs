@@ -178,7 +178,7 @@ pub fn failed_attempts_retry_then_fail(store: &dyn Store) {
 }
 
 pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
-    let err = store.heartbeat("ghost", LONG).unwrap_err();
+    let err = store.heartbeat("ghost", &[], LONG).unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     store.register_worker(&worker("w1")).unwrap();
     let task = store.submit(&agent("q", "task-a.md"), "t").unwrap();
@@ -187,7 +187,12 @@ pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
         .claim("w1", &queues(&["q"]), Duration::from_millis(300))
         .unwrap()
         .unwrap();
-    let held = store.heartbeat("w1", LONG).unwrap();
+    let mine = [task.id.clone()];
+    assert!(
+        store.heartbeat("w1", &[], LONG).unwrap().is_empty(),
+        "only the leases named are renewed"
+    );
+    let held = store.heartbeat("w1", &mine, LONG).unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].lease, claim.lease);
     assert!(!held[0].stop_requested);
@@ -206,7 +211,7 @@ pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
     assert!(workers[0].heartbeat_at >= workers[0].started_at);
 
     store.request_stop(&task.id, "cli").unwrap();
-    assert!(store.heartbeat("w1", LONG).unwrap()[0].stop_requested);
+    assert!(store.heartbeat("w1", &mine, LONG).unwrap()[0].stop_requested);
     let done = store
         .complete_claim(
             &claim.lease,

@@ -64,7 +64,12 @@ pub(super) fn register(tx: &mut Tx<'_>, worker: &WorkerInfo) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn heartbeat(tx: &mut Tx<'_>, worker: &str, lease: Duration) -> Result<Vec<HeldLease>> {
+pub(super) fn heartbeat(
+    tx: &mut Tx<'_>,
+    worker: &str,
+    tasks: &[String],
+    lease: Duration,
+) -> Result<Vec<HeldLease>> {
     let known = tx.execute(
         "UPDATE workers SET heartbeat_at = td_now_ms() WHERE id = $1",
         &[&worker],
@@ -75,9 +80,9 @@ pub(super) fn heartbeat(tx: &mut Tx<'_>, worker: &str, lease: Duration) -> Resul
     let rows = tx.query(
         "UPDATE queue_items q SET lease_expires_at = td_now_ms() + $2
          FROM tasks t
-         WHERE q.lease_owner = $1 AND t.id = q.task_id
+         WHERE q.lease_owner = $1 AND q.task_id = ANY($3) AND t.id = q.task_id
          RETURNING q.task_id, q.lease_epoch, t.stop_requested",
-        &[&worker, &millis(lease)],
+        &[&worker, &millis(lease), &tasks],
     )?;
     rows.iter()
         .map(|r| {

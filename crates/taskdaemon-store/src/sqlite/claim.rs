@@ -53,7 +53,12 @@ pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn heartbeat(tx: &Connection, worker: &str, lease: Duration) -> Result<Vec<HeldLease>> {
+pub(super) fn heartbeat(
+    tx: &Connection,
+    worker: &str,
+    tasks: &[String],
+    lease: Duration,
+) -> Result<Vec<HeldLease>> {
     let now = now_millis();
     let known = tx.execute(
         "UPDATE workers SET heartbeat_at = ?1 WHERE id = ?2",
@@ -62,15 +67,18 @@ pub(super) fn heartbeat(tx: &Connection, worker: &str, lease: Duration) -> Resul
     if known == 0 {
         return Err(StoreError::NotFound(format!("worker {worker}")));
     }
+    let tasks = serde_json::to_string(tasks).unwrap_or_default();
     tx.execute(
-        "UPDATE queue_items SET lease_expires_at = ?1 WHERE lease_owner = ?2",
-        params![now + millis(lease), worker],
+        "UPDATE queue_items SET lease_expires_at = ?1
+         WHERE lease_owner = ?2 AND task_id IN (SELECT value FROM json_each(?3))",
+        params![now + millis(lease), worker, tasks],
     )?;
     let mut stmt = tx.prepare_cached(
         "SELECT q.task_id, q.lease_epoch, t.stop_requested FROM queue_items q
-         JOIN tasks t ON t.id = q.task_id WHERE q.lease_owner = ?1",
+         JOIN tasks t ON t.id = q.task_id
+         WHERE q.lease_owner = ?1 AND q.task_id IN (SELECT value FROM json_each(?2))",
     )?;
-    let rows = stmt.query_map([worker], |r| {
+    let rows = stmt.query_map(params![worker, tasks], |r| {
         Ok(HeldLease {
             lease: Lease {
                 task_id: r.get(0)?,
