@@ -30,6 +30,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::json;
@@ -370,14 +371,16 @@ fn lock_task(tx: &mut Tx<'_>, id: &str) -> Result<TaskRecord> {
 
 fn find_task(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<TaskRecord> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{lock}");
-    if let Some(row) = tx.query_opt(&sql, &[&id])? {
+    // Typed queries go out in one round trip (no separate prepare): task
+    // lookups are on every hot path.
+    if let Some(row) = tx.query_typed_opt(&sql, &[(&id, Type::TEXT)])? {
         return task_from_row(&row);
     }
     let canonical = canonical_id(id);
     if canonical == id {
         return Err(StoreError::NotFound(id.to_owned()));
     }
-    match tx.query_opt(&sql, &[&canonical])? {
+    match tx.query_typed_opt(&sql, &[(&canonical, Type::TEXT)])? {
         Some(row) => task_from_row(&row),
         None => Err(StoreError::NotFound(id.to_owned())),
     }
@@ -399,9 +402,9 @@ fn resolve_id(tx: &mut Tx<'_>, id: &str) -> Result<String> {
 }
 
 fn load_queue_item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
-    match tx.query_opt(
+    match tx.query_typed_opt(
         &format!("SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items WHERE task_id = $1"),
-        &[&task_id],
+        &[(&task_id, Type::TEXT)],
     )? {
         Some(row) => queue_item_from_row(&row),
         None => Err(StoreError::NotFound(task_id.to_owned())),
@@ -439,20 +442,20 @@ fn insert_event(
 ) -> Result<i64> {
     let before = before.as_ref().map(serde_json::Value::to_string);
     let after = after.as_ref().map(serde_json::Value::to_string);
-    let row = tx.query_one(
+    let row = tx.query_typed_one(
         "INSERT INTO events (at, task_id, actor, kind, message, before, after)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         &[
-            &now_millis(),
-            &task_id,
-            &event.actor,
-            &event.kind.as_str(),
-            &event.message,
-            &before,
-            &after,
+            (&now_millis(), Type::INT8),
+            (&task_id, Type::TEXT),
+            (&event.actor, Type::TEXT),
+            (&event.kind.as_str(), Type::TEXT),
+            (&event.message, Type::TEXT),
+            (&before, Type::TEXT),
+            (&after, Type::TEXT),
         ],
     )?;
-    Ok(row.get(0))
+    Ok(row.try_get(0)?)
 }
 
 /// Changes a task's status after checking the state machine, sets the extra
@@ -468,25 +471,37 @@ fn transition(
     task.status.check_transition(to, &task.id)?;
     let now = now_millis();
     let status = to.as_str().to_owned();
-    let mut sql = String::from("UPDATE tasks SET status = $1, updated_at = $2");
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&status, &now];
     let mut after = serde_json::Map::new();
     after.insert("status".to_owned(), json!(to.as_str()));
     for (column, value) in extra {
-        params.push(value);
-        sql.push_str(&format!(", {column} = ${}", params.len()));
         after.insert((*column).to_owned(), value.to_json());
     }
-    params.push(&task.id);
-    sql.push_str(&format!(" WHERE id = ${}", params.len()));
-    tx.execute(&sql, &params)?;
-    insert_event(
-        tx,
-        Some(&task.id),
-        &event,
-        Some(json!({ "status": task.status.as_str() })),
-        Some(serde_json::Value::Object(after)),
-    )?;
+    let before = json!({ "status": task.status.as_str() }).to_string();
+    let after = serde_json::Value::Object(after).to_string();
+    let kind = event.kind.as_str();
+    // The row and its event in one typed statement: one round trip.
+    let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+        (&status, Type::TEXT),
+        (&now, Type::INT8),
+        (&task.id, Type::TEXT),
+        (&event.actor, Type::TEXT),
+        (&kind, Type::TEXT),
+        (&event.message, Type::TEXT),
+        (&before, Type::TEXT),
+        (&after, Type::TEXT),
+    ];
+    let mut set = String::new();
+    for (column, value) in extra {
+        params.push((value, value.sql_type()));
+        set.push_str(&format!(", {column} = ${}", params.len()));
+    }
+    let sql = format!(
+        "WITH changed AS (
+           UPDATE tasks SET status = $1, updated_at = $2{set} WHERE id = $3 RETURNING id)
+         INSERT INTO events (at, task_id, actor, kind, message, before, after)
+         SELECT $2, id, $4, $5, $6, $7, $8 FROM changed"
+    );
+    tx.execute_typed(&sql, &params)?;
     if task.status == Status::Succeeded || to == Status::Succeeded {
         tracked::refresh_dependents(tx, &task.id, &event.actor)?;
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::Type;
 use serde_json::json;
 use taskdaemon_core::process::{
     ExitDecision, ExitOutcome, decide_after_exit, decide_after_lost_attempt,
@@ -148,15 +149,25 @@ pub(super) fn claim(
     for _ in 0..CLAIM_SCAN {
         // SKIP LOCKED: items another worker is claiming right now are not
         // waited for, they are simply not ours.
-        let Some(row) = tx.query_opt(
-            "SELECT task_id FROM queue_items
-             WHERE claimable AND NOT finished AND lease_owner IS NULL
-               AND available_at <= td_now_ms()
-               AND (cardinality($1::text[]) = 0 OR queue = ANY($1))
-             ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
-            &[&queues],
-        )?
-        else {
+        // Two spellings, so each can walk its index in FIFO order.
+        let candidate = if queues.is_empty() {
+            tx.query_typed_opt(
+                "SELECT task_id FROM queue_items
+                 WHERE claimable AND NOT finished AND lease_owner IS NULL
+                   AND available_at <= td_now_ms()
+                 ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[],
+            )?
+        } else {
+            tx.query_typed_opt(
+                "SELECT task_id FROM queue_items
+                 WHERE claimable AND NOT finished AND lease_owner IS NULL
+                   AND available_at <= td_now_ms() AND queue = ANY($1)
+                 ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[(&queues, Type::TEXT_ARRAY)],
+            )?
+        };
+        let Some(row) = candidate else {
             return Ok(None);
         };
         let task_id: String = row.try_get(0)?;
@@ -181,11 +192,15 @@ pub(super) fn claim(
 
 /// Gives the locked, claimable `task` to `worker`.
 fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
-    let row = tx.query_one(
+    let row = tx.query_typed_one(
         "UPDATE queue_items SET lease_owner = $2, lease_epoch = lease_epoch + 1,
            lease_expires_at = td_now_ms() + $3
          WHERE task_id = $1 RETURNING lease_epoch, lease_expires_at, max_attempts",
-        &[&task.id, &worker, &millis(lease)],
+        &[
+            (&task.id, Type::TEXT),
+            (&worker, Type::TEXT),
+            (&millis(lease), Type::INT8),
+        ],
     )?;
     let epoch: i64 = row.try_get(0)?;
     let expires_at: i64 = row.try_get(1)?;
@@ -227,9 +242,9 @@ pub(super) fn complete(
     outcome: ExitOutcome,
     result: &serde_json::Value,
 ) -> Result<ClaimCompleted> {
-    let holder = tx.query_opt(
+    let holder = tx.query_typed_opt(
         "SELECT lease_owner, lease_epoch FROM queue_items WHERE task_id = $1 FOR UPDATE",
-        &[&lease.task_id],
+        &[(&lease.task_id, Type::TEXT)],
     )?;
     let Some(holder) = holder else {
         return Err(StoreError::NotFound(lease.task_id.clone()));
@@ -276,14 +291,14 @@ fn after_attempt(
             notify(tx, &queue)
         }
         ExitDecision::Finish(_) => {
-            tx.execute(
+            tx.execute_typed(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                    finished = TRUE, result = $2, finished_at = $3
                  WHERE task_id = $1",
                 &[
-                    &task_id,
-                    &result.map(serde_json::Value::to_string),
-                    &now_millis(),
+                    (&task_id, Type::TEXT),
+                    (&result.map(serde_json::Value::to_string), Type::TEXT),
+                    (&now_millis(), Type::INT8),
                 ],
             )?;
             Ok(())

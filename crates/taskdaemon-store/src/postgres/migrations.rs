@@ -155,6 +155,8 @@ pub const MIGRATIONS: &[&str] = &[
     -- What a claim scans: waiting, unleased, claimable items in FIFO order.
     CREATE INDEX queue_items_claimable ON queue_items(queue, n)
         WHERE claimable AND NOT finished AND lease_owner IS NULL;
+    CREATE INDEX queue_items_claimable_any ON queue_items(n)
+        WHERE claimable AND NOT finished AND lease_owner IS NULL;
     CREATE INDEX queue_items_leases ON queue_items(lease_expires_at)
         WHERE lease_owner IS NOT NULL;
     CREATE TABLE workers (
@@ -240,8 +242,10 @@ pub const MIGRATIONS: &[&str] = &[
 
     -- The database server's clock in milliseconds: leases are timed by it,
     -- so workers on hosts with skewed clocks agree on when a lease ends.
-    CREATE FUNCTION td_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
-        SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
+    -- The start of the current transaction: stable within a statement, so
+    -- lease conditions can use the indexes below.
+    CREATE FUNCTION td_now_ms() RETURNS BIGINT LANGUAGE sql STABLE AS $$
+        SELECT (extract(epoch FROM now()) * 1000)::BIGINT
     $$;
 
     -- Gives committed events their sequence numbers, in the order they are

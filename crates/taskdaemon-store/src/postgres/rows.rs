@@ -180,6 +180,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// The column type, for typed (one round trip) statements.
+    pub fn sql_type(&self) -> Type {
+        match self {
+            Value::Int(_) => Type::INT8,
+            Value::Text(_) => Type::TEXT,
+            Value::Bool(_) => Type::BOOL,
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Int(v) => serde_json::json!(v),
