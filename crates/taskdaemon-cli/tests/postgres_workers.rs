@@ -317,3 +317,42 @@ fn postgres_submit_status_workers_and_migrate() {
         "the SQLite file was not touched"
     );
 }
+
+#[test]
+fn postgres_daemon_and_shims_use_the_database_url_and_never_sqlite() {
+    let Some(schema) = TestSchema::create("postgres_daemon_and_shims") else {
+        return;
+    };
+    let url = schema.url();
+    let ws = Ws::new();
+    let spawned = ws
+        .run(&[
+            "--database-url",
+            &url,
+            "spawn",
+            "--",
+            "sh",
+            "-c",
+            "echo hello; exit 3",
+        ])
+        .ok();
+    let id = spawned.last_line();
+    let waited = ws.run(&["--database-url", &url, "wait", &id]);
+    assert_eq!(
+        waited.code,
+        Some(3),
+        "the shim recorded the exit: {waited:?}"
+    );
+    let logs = ws.run(&["--database-url", &url, "logs", &id]).ok();
+    assert!(logs.stdout.contains("hello"), "{logs:?}");
+    ws.run(&["--database-url", &url, "stop"]).ok();
+
+    let store = PgStore::open(&PgOptions::new(&url)).unwrap();
+    let task = store.task(&id).unwrap();
+    assert_eq!((task.status, task.exit_code), (Status::Failed, Some(3)));
+    let sqlite = taskdaemon_store::SqliteStore::open(&ws.db_path()).unwrap();
+    assert!(
+        sqlite.status_counts().unwrap().is_empty(),
+        "nothing was written to SQLite"
+    );
+}

@@ -117,7 +117,12 @@ impl PgStore {
                 .connect(NoTls)
                 .map_err(|e| unreachable(error_chain(&e)))?;
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
-            config.options(&format!("-c search_path={schema}"));
+            // Added to the URL's own `options`, never replacing them.
+            let options = match config.get_options() {
+                Some(given) => format!("{given} -c search_path={schema}"),
+                None => format!("-c search_path={schema}"),
+            };
+            config.options(&options);
         }
         let mut client = config
             .connect(NoTls)

@@ -241,7 +241,7 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     match pid {
         Some(pid) => println!(
             "{} worker(s) running in the daemon (pid {pid}); watching {}",
-            rows.len(),
+            rows.iter().filter(|r| r.worker.is_none()).count(),
             if config.queues.watch_enabled {
                 "on"
             } else {
@@ -250,7 +250,7 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         ),
         None => println!(
             "{} worker(s) stopped: the daemon is not running (taskdaemon start)",
-            rows.len()
+            rows.iter().filter(|r| r.worker.is_none()).count()
         ),
     }
     print_tables(&rows);

@@ -207,7 +207,7 @@ pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
     assert_eq!(workers[0].id, "w1");
     assert_eq!(workers[0].host, "host-a");
     assert_eq!(workers[0].queues, ["q"]);
-    assert_eq!(workers[0].running, [task.id.clone()]);
+    assert_eq!(workers[0].running, mine);
     assert!(workers[0].heartbeat_at >= workers[0].started_at);
 
     store.request_stop(&task.id, "cli").unwrap();
