@@ -5,6 +5,7 @@
 //! it and fails when the server is down). Without it they are skipped with a
 //! loud notice on stderr, never silently.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{PgOptions, PgStore, Result};
@@ -26,7 +27,10 @@ impl TestSchema {
             .ok()
             .filter(|v| !v.is_empty())
         else {
-            eprintln!(
+            // Straight to the stderr handle, not `eprintln!`: the test
+            // harness captures (and hides) the macros' output of passing tests.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "\n{bar}\n  SKIPPED {test}: {TEST_DATABASE_URL} is not set, so the PostgreSQL\n  \
                  tests did not run. Set it (e.g. postgres://postgres@127.0.0.1:5432/test)\n  \
                  or run .ci/run, which sets it.\n{bar}\n",
