@@ -17,8 +17,8 @@ use taskdaemon_core::process::{
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
 
-use super::rows::Value;
-use super::{Tx, apply_exit, load_queue_item, load_task, lock_task, transition};
+use super::rows::{QUEUE_ITEM_COLUMNS, Value, queue_item_from_row};
+use super::{Tx, apply_exit, load_task, lock_task, transition};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
@@ -193,18 +193,21 @@ pub(super) fn claim(
 /// Gives the locked, claimable `task` to `worker`.
 fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
     let row = tx.query_typed_one(
-        "UPDATE queue_items SET lease_owner = $2, lease_epoch = lease_epoch + 1,
-           lease_expires_at = td_now_ms() + $3
-         WHERE task_id = $1 RETURNING lease_epoch, lease_expires_at, max_attempts",
+        &format!(
+            "UPDATE queue_items SET lease_owner = $2, lease_epoch = lease_epoch + 1,
+               lease_expires_at = td_now_ms() + $3
+             WHERE task_id = $1 RETURNING lease_epoch, lease_expires_at, {QUEUE_ITEM_COLUMNS}"
+        ),
         &[
             (&task.id, Type::TEXT),
             (&worker, Type::TEXT),
             (&millis(lease), Type::INT8),
         ],
     )?;
-    let epoch: i64 = row.try_get(0)?;
-    let expires_at: i64 = row.try_get(1)?;
-    let max_attempts: i64 = row.try_get(2)?;
+    let epoch: i64 = row.try_get("lease_epoch")?;
+    let expires_at: i64 = row.try_get("lease_expires_at")?;
+    let item = queue_item_from_row(&row)?;
+    let max_attempts = item.max_attempts;
     let attempt = task.restarts + 1;
     transition(
         tx,
@@ -225,7 +228,7 @@ fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Res
     )?;
     Ok(Claim {
         task: load_task(tx, &task.id)?,
-        item: load_queue_item(tx, &task.id)?,
+        item,
         lease: Lease {
             task_id: task.id,
             worker: worker.to_owned(),
