@@ -478,11 +478,12 @@ fn a_task_still_running_after_a_daemon_restart_is_adopted() {
     let result = ws.wait_result(ADHOC, "task-r");
     assert_eq!(result["status"], "succeeded");
     assert_eq!(runs(&ws).iter().filter(|r| *r == "start resume").count(), 1);
-    assert!(
+    // The lock goes after the result is written.
+    eventually("the lock file is removed", || {
         !ws.queue_dir(ADHOC)
             .join("pending/.task-task-r.lock")
             .exists()
-    );
+    });
 }
 
 #[test]
