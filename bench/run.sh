@@ -434,3 +434,6 @@ echo "       'exit stamped' is the end time the supervisor recorded; 'exit visib
 
 # ------------------------------------------------------------------ folder queues (issue 4)
 TD=$TD bash "$ROOT/bench/queue.sh"
+
+# ------------------------------------------------------------------ claims on a shared store (issue 6)
+bash "$ROOT/bench/postgres.sh"

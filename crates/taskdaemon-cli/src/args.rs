@@ -15,6 +15,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "TASKDAEMON_WORKSPACE")]
     pub workspace: Option<PathBuf>,
 
+    /// Keep the state in this PostgreSQL database (postgres://...) instead of
+    /// .taskdaemon/state.db; overrides `[store] database_url`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TASKDAEMON_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -83,12 +94,64 @@ pub enum Command {
     /// LLM loops: work a spec against a model until a validation command passes.
     #[command(subcommand)]
     Loop(LoopCommand),
+    /// Run a worker that claims submitted tasks (no folder watching), for
+    /// hosts that only execute; stops on SIGTERM or Ctrl-C after its tasks end.
+    Worker(WorkerArgs),
+    /// Queue a task document or a command for workers on any host; prints its id.
+    Submit(SubmitArgs),
+    /// Copy this workspace's SQLite store into PostgreSQL, verified by counts and checksum.
+    Migrate(MigrateArgs),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
     /// Internal: run the daemon in this process.
     #[command(name = "__daemon", hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Claim from this queue (repeat for several); none: every queue.
+    #[arg(long = "queue", value_name = "QUEUE")]
+    pub queues: Vec<String>,
+    /// Tasks run at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// A claim is lost when not renewed for this long (renewed every third of it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "command"])))]
+pub struct SubmitArgs {
+    /// A task document (Markdown with optional front matter).
+    pub file: Option<PathBuf>,
+    /// A shell command to run instead of a document.
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    /// The queue to put it in.
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: String,
+    /// `command` or `claude-code` (default: the document's, else `command` for --command).
+    #[arg(long, value_name = "EXECUTOR")]
+    pub executor: Option<String>,
+    /// The task id wanted (default: the file stem, or job-TIMESTAMP).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Print the task as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The PostgreSQL database to copy into; it must hold no tasks yet.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

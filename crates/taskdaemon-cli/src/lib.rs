@@ -16,6 +16,12 @@ pub use args::{Cli, Command};
 
 /// Runs a parsed command line and turns its outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(url) = &cli.database_url {
+        // Everything this command starts (the daemon, shims) must use the
+        // same store, and reads it from the variable.
+        // SAFETY: called from `main` before any thread is started.
+        unsafe { std::env::set_var(taskdaemon_daemon::store::DATABASE_URL_ENV, url) };
+    }
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -375,14 +375,17 @@ fn failed_attempts_are_retried_up_to_max_attempts() {
         broken["error"], "error_during_execution: It broke",
         "{broken:#}"
     );
-    assert_eq!(
-        names_in(&ws.queue_dir(ADHOC).join("failed")),
-        ["task-1.md", "task-3.md"]
-    );
-    assert_eq!(
-        names_in(&ws.queue_dir(ADHOC).join("completed")),
-        ["task-2.md"]
-    );
+    // The result is written first and the document moved after it.
+    let failed_docs = common::eventually_some("task-1.md and task-3.md in failed/", || {
+        let names = names_in(&ws.queue_dir(ADHOC).join("failed"));
+        (names.len() == 2).then_some(names)
+    });
+    assert_eq!(failed_docs, ["task-1.md", "task-3.md"]);
+    let completed = common::eventually_some("task-2.md in completed/", || {
+        let names = names_in(&ws.queue_dir(ADHOC).join("completed"));
+        (!names.is_empty()).then_some(names)
+    });
+    assert_eq!(completed, ["task-2.md"]);
 }
 
 #[test]
@@ -475,11 +478,12 @@ fn a_task_still_running_after_a_daemon_restart_is_adopted() {
     let result = ws.wait_result(ADHOC, "task-r");
     assert_eq!(result["status"], "succeeded");
     assert_eq!(runs(&ws).iter().filter(|r| *r == "start resume").count(), 1);
-    assert!(
+    // The lock goes after the result is written.
+    eventually("the lock file is removed", || {
         !ws.queue_dir(ADHOC)
             .join("pending/.task-task-r.lock")
             .exists()
-    );
+    });
 }
 
 #[test]

@@ -183,6 +183,28 @@ pub fn decide_after_exit(
     })
 }
 
+/// Decides the consequence of an attempt whose worker vanished (its lease
+/// expired: the worker was killed or its host was lost). The attempt counts
+/// like a failed one: another follows while restarts are left, else the task
+/// is `lost`, since no exit status was ever recorded. A requested stop wins.
+pub fn decide_after_lost_attempt(
+    policy: &RestartPolicy,
+    restarts_done: u32,
+    stop_requested: bool,
+) -> ExitDecision {
+    if stop_requested {
+        return ExitDecision::Finish(Status::Cancelled);
+    }
+    if policy.mode != RestartMode::Never && restarts_done < policy.max_restarts {
+        let restart = restarts_done + 1;
+        return ExitDecision::Restart {
+            restart,
+            delay: policy.backoff(restart),
+        };
+    }
+    ExitDecision::Finish(Status::Lost)
+}
+
 mod millis_duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -207,6 +229,27 @@ mod tests {
             max_restarts: max,
             initial_backoff: Duration::from_millis(100),
         }
+    }
+
+    #[test]
+    fn a_lost_attempt_counts_towards_the_limit() {
+        let policy = on_failure(1);
+        assert!(matches!(
+            decide_after_lost_attempt(&policy, 0, false),
+            ExitDecision::Restart { restart: 1, .. }
+        ));
+        assert_eq!(
+            decide_after_lost_attempt(&policy, 1, false),
+            ExitDecision::Finish(Status::Lost)
+        );
+        assert_eq!(
+            decide_after_lost_attempt(&policy, 0, true),
+            ExitDecision::Finish(Status::Cancelled)
+        );
+        assert_eq!(
+            decide_after_lost_attempt(&RestartPolicy::default(), 0, false),
+            ExitDecision::Finish(Status::Lost)
+        );
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct QueueItem {
     /// When the result was written.
     #[serde(default, with = "serde_rfc3339::option")]
     pub finished_at: Option<Millis>,
+    /// Submitted for workers to claim (`taskdaemon submit`), rather than run
+    /// by the daemon that watches its folder.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub claimable: bool,
 }
 
 /// Done and failed counts of one queue.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskdaemon_core::time::now_millis;
-use taskdaemon_store::Store;
 
 use crate::server::Daemon;
 

@@ -18,7 +18,9 @@ mod queues;
 pub mod registry;
 mod server;
 pub mod snapshot;
+pub mod store;
 mod watchdog;
+pub mod worker;
 
 pub use client::{Client, ClientError, start_daemon, stop_daemon};
 pub use lock::running_pid;

@@ -32,7 +32,6 @@ use taskdaemon_llm::{
     LoopStatus, ProgressLog, Provider, ProviderConfig, RateLimiter, StreamEvent, ToolOutput,
     build_client,
 };
-use taskdaemon_store::Store;
 use taskdaemon_workspace::LoopsConfig;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;

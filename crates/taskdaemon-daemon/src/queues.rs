@@ -34,7 +34,7 @@ use taskdaemon_queue::folder::Outcome;
 use taskdaemon_queue::{
     ExecutorKind, LockFile, QueueFolder, StreamSummary, TaskDocument, TaskResult, output_tail,
 };
-use taskdaemon_store::{Store, StoreError};
+use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;

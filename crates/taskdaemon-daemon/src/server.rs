@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
-use taskdaemon_store::{ProcessFilter, SqliteStore, Store, StoreError};
+use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::pidfd::{PidWatch, reap};
@@ -38,7 +38,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// Shared state of the running daemon.
 pub(crate) struct Daemon {
     pub workspace: Workspace,
-    pub store: SqliteStore,
+    pub store: Arc<dyn Store>,
     pub config: Config,
     exe: PathBuf,
     /// Tasks with a follower, so each is followed once.
@@ -127,7 +127,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         config.daemon.log_keep,
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
-    let store = SqliteStore::open(&workspace.db_path()).map_err(|e| e.to_string())?;
+    let store = crate::store::open(&workspace, &config).map_err(|e| e.to_string())?;
     let loops = Loops::new(config.loops.clone());
     let daemon = Arc::new(Daemon {
         workspace,
@@ -282,7 +282,7 @@ fn next_step(daemon: &Daemon, id: &str) -> Result<Step, StoreError> {
         return Ok(Step::Done);
     }
     Ok(
-        match reconcile(&daemon.workspace, &daemon.store, &task, ACTOR)? {
+        match reconcile(&daemon.workspace, &*daemon.store, &task, ACTOR)? {
             Reconciled::Shim(watch) => Step::Wait {
                 watch,
                 orphan: false,
@@ -341,7 +341,7 @@ async fn registry_writer(daemon: Shared) {
 async fn refresh_registry(daemon: &Shared) {
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        registry::refresh(&d.workspace, &d.store, &d.config);
+        registry::refresh(&d.workspace, &*d.store, &d.config);
     })
     .await;
 }
@@ -546,7 +546,7 @@ fn wait_for_record(
     }
     // The shim is gone without recording: settle it from what is left.
     Ok(
-        match reconcile(&daemon.workspace, &daemon.store, &current, ACTOR)? {
+        match reconcile(&daemon.workspace, &*daemon.store, &current, ACTOR)? {
             Reconciled::Settled(task) | Reconciled::NeedsShim(task) => task,
             Reconciled::Shim(_) | Reconciled::Orphan(_) => daemon.store.task(&task.id)?,
         },

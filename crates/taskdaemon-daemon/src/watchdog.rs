@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use taskdaemon_core::duration::format_duration;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
-use taskdaemon_store::{ProcessFilter, Sample, Store, StoreError};
+use taskdaemon_store::{ProcessFilter, Sample, StoreError};
 use taskdaemon_supervisor::group::{GroupUsage, usage};
 use taskdaemon_supervisor::procfs;
 

@@ -44,6 +44,19 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL server could not be reached or refused the connection.
+    /// `url` never holds the password.
+    #[error("cannot connect to PostgreSQL at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("store (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error(
+        "store {url} was written by a newer taskdaemon (schema {found}, this build knows {known}); upgrade taskdaemon"
+    )]
+    PgTooNew { url: String, found: i64, known: i64 },
+    /// An operation this backend does not offer, with what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("store holds malformed data in {field}: {message}")]
     Malformed {
         field: &'static str,

@@ -3,16 +3,25 @@
 //! [`Store`] is the one source of truth. Every state change is one transaction
 //! that updates the task row and appends its [`Event`]; the legality of a
 //! status change is checked by [`taskdaemon_core::Status`] inside that
-//! transaction. [`SqliteStore`] is the embedded default; a PostgreSQL
-//! implementation joins behind the same trait.
+//! transaction. [`SqliteStore`] is the embedded default; [`PgStore`] keeps
+//! the same state in PostgreSQL so workers on several hosts can share it.
+//! [`open`] picks the backend from a location (a file path or a
+//! `postgres://` URL); every part of taskdaemon opens the store through it.
 //!
 //! The trait is synchronous on purpose: the CLI opens the store, answers and
 //! exits in a few milliseconds without an async runtime, and the daemon calls it
 //! from blocking threads.
 
+mod archive;
+pub mod claim;
 pub mod conformance;
 mod error;
+mod location;
+mod postgres;
+mod search_text;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
@@ -24,7 +33,12 @@ use taskdaemon_core::{
     TrackedAction, TrackedEdit,
 };
 
+pub use claim::{
+    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+};
 pub use error::StoreError;
+pub use location::{Location, open, redact_url};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Result of store operations.
@@ -169,6 +183,32 @@ pub enum ExportRecord {
     QueueItem(QueueItem),
     Loop(ExportedLoop),
     Event(Event),
+}
+
+/// Checks an import's first record; every backend's importer calls this.
+pub(crate) fn check_import_header(record: &ExportRecord) -> Result<()> {
+    match record {
+        ExportRecord::Header(header) => {
+            if header.format != EXPORT_FORMAT || header.version > EXPORT_VERSION {
+                return Err(StoreError::Invalid(format!(
+                    "unsupported export: format '{}' version {} (this build reads {EXPORT_FORMAT} version {EXPORT_VERSION})",
+                    header.format, header.version
+                )));
+            }
+            Ok(())
+        }
+        _ => Err(StoreError::Invalid(
+            "not a taskdaemon export: the first record must be the header".to_owned(),
+        )),
+    }
+}
+
+/// The refusal to import into a store that holds something already.
+pub(crate) fn import_needs_empty_store(location: &str, held: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "import needs an empty store, but {location} already holds {held} tasks, memories and events; \
+         import into a new workspace (`taskdaemon --workspace DIR init`)"
+    ))
 }
 
 /// How many records of each kind an import wrote.
@@ -410,4 +450,59 @@ pub trait Store: Send + Sync {
 
     /// Done, failed and open counts of every queue that has items.
     fn queue_counts(&self) -> Result<Vec<QueueCounts>>;
+
+    // --- Claimed work (several workers, several hosts); see [`claim`] -------
+
+    /// Like [`Store::create_agent`], but the task waits for a worker to
+    /// [`claim`](Store::claim) it instead of a folder watcher, and waiting
+    /// workers are woken.
+    fn submit(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord>;
+
+    /// Announces a worker (again), with a fresh heartbeat.
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+
+    /// Renews the worker's heartbeat and its leases on `tasks` (the ones it
+    /// is running) for `lease`; returns those it still holds (one missing
+    /// was taken over). A lease on a task not listed is left to expire: a
+    /// claim whose commit the worker never heard of runs elsewhere.
+    fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[String],
+        lease: std::time::Duration,
+    ) -> Result<Vec<HeldLease>>;
+
+    /// Marks a worker stopped; it should hold no lease any more.
+    fn stop_worker(&self, worker: &str) -> Result<()>;
+
+    /// Workers on every host, the most recent heartbeat first.
+    fn workers(&self) -> Result<Vec<WorkerRecord>>;
+
+    /// Claims the oldest claimable task of `queues` (all queues when empty)
+    /// with a lease of `lease`; `None` when nothing waits. Concurrent
+    /// claimers never get the same task.
+    fn claim(
+        &self,
+        worker: &str,
+        queues: &[String],
+        lease: std::time::Duration,
+    ) -> Result<Option<Claim>>;
+
+    /// Records how the attempt held by `lease` ended and applies the retry
+    /// policy; a final end also records `result` and finishes the queue
+    /// item. Refused with [`StoreError::Conflict`] when the lease is no
+    /// longer current (it expired and the task was taken over).
+    fn complete_claim(
+        &self,
+        lease: &Lease,
+        outcome: ExitOutcome,
+        result: &serde_json::Value,
+    ) -> Result<ClaimCompleted>;
+
+    /// Returns the tasks whose lease expired to their queue (or ends them
+    /// when no attempt is left), waking workers.
+    fn release_expired(&self, actor: &str) -> Result<Vec<Released>>;
+
+    /// A waiter that wakes when work may have been submitted or released.
+    fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
 }

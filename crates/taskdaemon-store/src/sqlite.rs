@@ -4,6 +4,7 @@
 //! shims) queue on SQLite's lock with a generous busy timeout instead of failing
 //! with "database is locked" half-way through a transaction.
 
+mod claim;
 mod history;
 mod loops;
 mod memory;
@@ -29,6 +30,9 @@ use taskdaemon_core::{
 };
 use uuid::Uuid;
 
+use crate::claim::{
+    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+};
 use crate::{
     ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
     ProcessFilter, RepairReport, Result, Sample, Started, Store, StoreError, TrackedFilter,
@@ -356,6 +360,109 @@ fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// Applies an exit decision to a running task (shared by process exits and
+/// claimed attempts).
+fn apply_exit(
+    tx: &Connection,
+    task: &TaskRecord,
+    outcome: ExitOutcome,
+    decision: ExitDecision,
+    actor: &str,
+) -> Result<()> {
+    let mut columns = vec![
+        ("exit_code", opt(outcome.code)),
+        ("signal", opt(outcome.signal)),
+        ("finished_at", now_millis().into()),
+    ];
+    match decision {
+        ExitDecision::Restart { restart, delay } => {
+            columns.push(("restarts", i64::from(restart).into()));
+            let message = format!(
+                "{outcome}; restart {restart}/{} in {}",
+                task.restart.max_restarts,
+                taskdaemon_core::duration::format_duration(delay)
+            );
+            transition(
+                tx,
+                task,
+                Status::Pending,
+                &columns,
+                NewEvent::new(EventKind::Restarting, actor, message),
+            )
+        }
+        ExitDecision::Finish(status) => transition(
+            tx,
+            task,
+            status,
+            &columns,
+            NewEvent::new(EventKind::Exited, actor, format!("{status}, {outcome}")),
+        ),
+    }
+}
+
+fn check_agent_spec(spec: &NewAgent) -> Result<()> {
+    if spec.wanted_id.is_empty() || spec.queue.is_empty() {
+        return Err(StoreError::Conflict(
+            "an agent task needs an id and a queue".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Inserts an agent task and its queue item (shared by folder queues and
+/// submitted work).
+fn insert_agent(tx: &Connection, spec: &NewAgent, claimable: bool, actor: &str) -> Result<String> {
+    let id = free_agent_id(tx, &spec.wanted_id)?;
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
+                            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            Uuid::now_v7().to_string(),
+            id,
+            TaskKind::Agent.as_str(),
+            spec.document,
+            Status::Pending.as_str(),
+            to_json_text(&spec.argv),
+            spec.cwd,
+            to_json_text(&spec.env),
+            to_json_text(&spec.restart),
+            now,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+                                  timeout_ms, created_at, claimable)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            spec.queue,
+            spec.document,
+            spec.executor,
+            spec.max_attempts,
+            spec.timeout_ms.map(|v| v as i64),
+            now,
+            claimable,
+        ],
+    )?;
+    insert_event(
+        tx,
+        Some(&id),
+        &NewEvent::new(
+            EventKind::Created,
+            actor,
+            format!(
+                "queue {}: {} ({})",
+                spec.queue, spec.document, spec.executor
+            ),
+        ),
+        None,
+        Some(json!({ "status": Status::Pending.as_str(), "queue": spec.queue })),
+    )?;
+    Ok(id)
+}
+
 impl Store for SqliteStore {
     fn create_process(&self, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
         if spec.argv.is_empty() {
@@ -495,38 +602,7 @@ impl Store for SqliteStore {
             }
             let decision =
                 decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-            let exit_columns = [
-                ("exit_code", opt(outcome.code)),
-                ("signal", opt(outcome.signal)),
-                ("finished_at", now_millis().into()),
-            ];
-            match decision {
-                ExitDecision::Restart { restart, delay } => {
-                    let mut columns = exit_columns.to_vec();
-                    columns.push(("restarts", i64::from(restart).into()));
-                    let message = format!(
-                        "{outcome}; restart {restart}/{} in {}",
-                        task.restart.max_restarts,
-                        taskdaemon_core::duration::format_duration(delay)
-                    );
-                    transition(
-                        tx,
-                        &task,
-                        Status::Pending,
-                        &columns,
-                        NewEvent::new(EventKind::Restarting, actor, message),
-                    )?;
-                }
-                ExitDecision::Finish(status) => {
-                    transition(
-                        tx,
-                        &task,
-                        status,
-                        &exit_columns,
-                        NewEvent::new(EventKind::Exited, actor, format!("{status}, {outcome}")),
-                    )?;
-                }
-            }
+            apply_exit(tx, &task, outcome, decision, actor)?;
             Ok(ExitRecorded {
                 task: load_task(tx, id)?,
                 decision,
@@ -911,59 +987,9 @@ impl Store for SqliteStore {
     }
 
     fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
-        if spec.wanted_id.is_empty() || spec.queue.is_empty() {
-            return Err(StoreError::Conflict(
-                "an agent task needs an id and a queue".to_owned(),
-            ));
-        }
+        check_agent_spec(spec)?;
         self.write(|tx| {
-            let id = free_agent_id(tx, &spec.wanted_id)?;
-            let now = now_millis();
-            tx.execute(
-                "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
-                                    created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                params![
-                    Uuid::now_v7().to_string(),
-                    id,
-                    TaskKind::Agent.as_str(),
-                    spec.document,
-                    Status::Pending.as_str(),
-                    to_json_text(&spec.argv),
-                    spec.cwd,
-                    to_json_text(&spec.env),
-                    to_json_text(&spec.restart),
-                    now,
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
-                                          timeout_ms, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    spec.queue,
-                    spec.document,
-                    spec.executor,
-                    spec.max_attempts,
-                    spec.timeout_ms.map(|v| v as i64),
-                    now,
-                ],
-            )?;
-            insert_event(
-                tx,
-                Some(&id),
-                &NewEvent::new(
-                    EventKind::Created,
-                    actor,
-                    format!(
-                        "queue {}: {} ({})",
-                        spec.queue, spec.document, spec.executor
-                    ),
-                ),
-                None,
-                Some(json!({ "status": Status::Pending.as_str(), "queue": spec.queue })),
-            )?;
+            let id = insert_agent(tx, spec, false, actor)?;
             load_task(tx, &id)
         })
     }
@@ -1032,5 +1058,50 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    fn submit(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
+        check_agent_spec(spec)?;
+        self.write(|tx| {
+            let id = insert_agent(tx, spec, true, actor)?;
+            load_task(tx, &id)
+        })
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        self.write(|tx| claim::register(tx, worker))
+    }
+
+    fn heartbeat(&self, worker: &str, tasks: &[String], lease: Duration) -> Result<Vec<HeldLease>> {
+        self.write(|tx| claim::heartbeat(tx, worker, tasks, lease))
+    }
+
+    fn stop_worker(&self, worker: &str) -> Result<()> {
+        self.write(|tx| claim::stop(tx, worker))
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerRecord>> {
+        self.read(claim::workers)
+    }
+
+    fn claim(&self, worker: &str, queues: &[String], lease: Duration) -> Result<Option<Claim>> {
+        self.write(|tx| claim::claim(tx, worker, queues, lease))
+    }
+
+    fn complete_claim(
+        &self,
+        lease: &Lease,
+        outcome: ExitOutcome,
+        result: &serde_json::Value,
+    ) -> Result<ClaimCompleted> {
+        self.write(|tx| claim::complete(tx, lease, outcome, result))
+    }
+
+    fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {
+        self.write(|tx| claim::release_expired(tx, actor))
+    }
+
+    fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
+        Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
     }
 }

@@ -58,6 +58,11 @@ breaker_cooldown = "30s"
 # The Claude Code CLI; default: `claude` found on PATH.
 # claude_path = "/usr/local/bin/claude"
 
+[store]
+# Keep the state in PostgreSQL instead of .taskdaemon/state.db, so workers on
+# several hosts share it. --database-url and TASKDAEMON_DATABASE_URL win over this.
+# database_url = "postgres://taskdaemon@db.example:5432/taskdaemon"
+
 # Folder queues: `taskdaemon queues add PATH --id ID` adds one here.
 [[queue]]
 id = "ad-hoc"
@@ -89,6 +94,7 @@ pub struct Config {
     pub executors: ExecutorsConfig,
     pub history: HistoryConfig,
     pub loops: LoopsConfig,
+    pub store: StoreConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -141,6 +147,14 @@ impl Default for HistoryConfig {
 pub struct ExecutorsConfig {
     /// The `claude` binary; none: `claude` on PATH.
     pub claude_path: Option<PathBuf>,
+}
+
+/// `[store]`: where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A `postgres://` URL; none: the workspace's SQLite file.
+    pub database_url: Option<String>,
 }
 
 /// One `[[queue]]`: a folder queue.

@@ -13,6 +13,7 @@ mod paths;
 pub use atomic::{write_atomic, write_atomic_with, write_projection};
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, ExecutorsConfig, HistoryConfig, LoopsConfig,
-    QueueEntry, QueuesConfig, RegistryConfig, add_queue_entry, remove_queue_entry, valid_queue_id,
+    QueueEntry, QueuesConfig, RegistryConfig, StoreConfig, add_queue_entry, remove_queue_entry,
+    valid_queue_id,
 };
 pub use paths::{DEFAULT_QUEUE, QUEUE_SUBDIRS, STATE_DIR, Workspace, WorkspaceError};

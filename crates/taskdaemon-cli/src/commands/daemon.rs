@@ -3,10 +3,10 @@
 use serde::Serialize;
 use taskdaemon_core::Status;
 use taskdaemon_daemon::{running_pid, start_daemon, stop_daemon};
-use taskdaemon_store::Store;
+
 use taskdaemon_workspace::Workspace;
 
-use super::workers::{WorkerRow, load_config, render, worker_rows};
+use super::workers::{WorkerRow, claim_worker_rows, load_config, print_tables, worker_rows};
 use super::{current_exe, open_store};
 use crate::args::StatusArgs;
 use crate::output::print_json;
@@ -40,6 +40,8 @@ struct StatusReport {
     store: String,
     /// Tasks by status; every status is present.
     tasks: serde_json::Map<String, serde_json::Value>,
+    /// Claiming workers (`taskdaemon worker`) on every host, with their heartbeats.
+    claim_workers: Vec<WorkerRow>,
     /// With --detailed: each queue's worker.
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<Vec<WorkerRow>>,
@@ -48,6 +50,7 @@ struct StatusReport {
 pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     let json = args.json;
     let store = open_store(workspace)?;
+    let store = &*store;
     let counts = store.status_counts()?;
     let pid = running_pid(workspace);
     let mut tasks = serde_json::Map::new();
@@ -63,10 +66,11 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
         running: pid.is_some(),
         pid,
         socket: workspace.socket_path().display().to_string(),
-        store: workspace.db_path().display().to_string(),
+        store: taskdaemon_daemon::store::location(workspace, &load_config(workspace)?).display(),
         tasks,
+        claim_workers: claim_worker_rows(store)?,
         workers: if args.detailed {
-            Some(worker_rows(workspace, &store, &load_config(workspace)?)?)
+            Some(worker_rows(workspace, store, &load_config(workspace)?)?)
         } else {
             None
         },
@@ -91,12 +95,35 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     } else {
         println!("tasks      {}", summary.join(", "));
     }
+    let hosts = report
+        .claim_workers
+        .iter()
+        .filter(|w| w.state == "running")
+        .filter_map(|w| w.host.as_deref())
+        .collect::<std::collections::BTreeSet<_>>();
+    if !report.claim_workers.is_empty() {
+        let newest = report
+            .claim_workers
+            .iter()
+            .filter_map(|w| w.heartbeat_at.as_deref())
+            .max()
+            .unwrap_or("-");
+        println!(
+            "workers    {} running on {} host(s), last heartbeat {newest}",
+            report
+                .claim_workers
+                .iter()
+                .filter(|w| w.state == "running")
+                .count(),
+            hosts.len()
+        );
+    }
     if let Some(workers) = &report.workers {
         if workers.is_empty() {
             println!("queues     none");
         } else {
             println!();
-            print!("{}", render(workers));
+            print_tables(workers);
         }
     }
     Ok(0)

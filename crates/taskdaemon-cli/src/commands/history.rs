@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use taskdaemon_core::time::{now_millis, to_rfc3339};
-use taskdaemon_store::{HistoryFilter, Store};
+use taskdaemon_store::HistoryFilter;
 use taskdaemon_workspace::Workspace;
 
 use super::open_store;
@@ -16,6 +16,7 @@ const PAGE: usize = 1000;
 
 pub fn history(workspace: &Workspace, args: HistoryArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let task_id = match &args.task {
         // An unknown id is an error, not an empty history.
         Some(id) => Some(store.task(id)?.id),
@@ -58,6 +59,7 @@ pub fn history(workspace: &Workspace, args: HistoryArgs) -> anyhow::Result<u8> {
 
 pub fn archive(workspace: &Workspace, args: ArchiveArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let before = now_millis() - args.older_than.as_millis() as i64;
     let report = store.archive_events(before)?;
     if args.json {

@@ -1,7 +1,6 @@
 //! The hidden subcommands the daemon and shims run as.
 
 use taskdaemon_daemon::{registry, running_pid};
-use taskdaemon_store::SqliteStore;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
 use taskdaemon_workspace::{Config, Workspace};
@@ -18,22 +17,22 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
         Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
-    let store = match SqliteStore::open(&workspace.db_path()) {
+    let store = match taskdaemon_daemon::store::open(workspace, &config) {
         Ok(store) => store,
         Err(e) => return fail(e.to_string()),
     };
-    let on_change = || registry::refresh(workspace, &store, &config);
+    let on_change = || registry::refresh(workspace, &*store, &config);
     // A running daemon follows this shim and rewrites the registry when it
     // exits; without one (or if it dies meanwhile, until the next one
     // starts and rewrites it) the shim must.
     let on_end = || {
         if running_pid(workspace).is_none() {
-            registry::refresh(workspace, &store, &config);
+            registry::refresh(workspace, &*store, &config);
         }
     };
     let shim = Shim {
         workspace,
-        store: &store,
+        store: &*store,
         on_change: &on_change,
         on_end: &on_end,
     };

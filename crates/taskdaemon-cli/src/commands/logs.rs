@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use notify::{RecursiveMode, Watcher};
-use taskdaemon_store::{SqliteStore, Store};
+use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
 use super::open_store;
@@ -41,7 +41,7 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
         follow(
             &path,
             offset,
-            followed.as_ref().map(|(s, id)| (s, id.as_str())),
+            followed.as_ref().map(|(s, id)| (&**s, id.as_str())),
         )?;
     }
     Ok(0)
@@ -72,7 +72,7 @@ pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result
 pub(super) fn follow(
     path: &Path,
     mut offset: u64,
-    task: Option<(&SqliteStore, &str)>,
+    task: Option<(&dyn Store, &str)>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(tx).context("cannot watch the log")?;

@@ -58,7 +58,7 @@ fn start(workspace: &Workspace, args: LoopRunArgs) -> anyhow::Result<u8> {
         "started {id}; following its log (Ctrl-C leaves it running, `taskdaemon loop logs {id} -f` follows again)"
     );
     let store = open_store(workspace)?;
-    logs::follow(&workspace.loop_log(&id), 0, Some((&store, &id)))?;
+    logs::follow(&workspace.loop_log(&id), 0, Some((&*store, &id)))?;
     let record = store.loop_record(&id)?;
     let code = verdict(&record);
     println!("{id}");
@@ -317,7 +317,7 @@ fn logs_of(workspace: &Workspace, args: LoopLogsArgs) -> anyhow::Result<u8> {
     let id = store.loop_record(&args.id)?.task.id;
     let path = workspace.loop_log(&id);
     if args.follow {
-        logs::follow(&path, 0, Some((&store, &id)))?;
+        logs::follow(&path, 0, Some((&*store, &id)))?;
     } else {
         logs::print_existing(&path, None)?;
     }

@@ -3,7 +3,7 @@
 
 use taskdaemon_core::NewMemory;
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_store::{MemoryFilter, Store};
+use taskdaemon_store::MemoryFilter;
 use taskdaemon_workspace::Workspace;
 
 use super::{Agent, open_store, save_snapshot};
@@ -12,6 +12,7 @@ use crate::output::{print_json, table};
 
 pub fn remember(workspace: &Workspace, args: RememberArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let agent = Agent::from_args(&args.agent)?;
     let memory = store.remember(
         &NewMemory {
@@ -23,7 +24,7 @@ pub fn remember(workspace: &Workspace, args: RememberArgs) -> anyhow::Result<u8>
         },
         &agent.actor(),
     )?;
-    save_snapshot(workspace, &store, &agent);
+    save_snapshot(workspace, store, &agent);
     if args.json {
         print_json(&memory)?;
     } else {
@@ -41,6 +42,7 @@ pub fn run(workspace: &Workspace, command: MemoryCommand) -> anyhow::Result<u8> 
 
 fn list(workspace: &Workspace, args: MemoryListArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let memories = store.memories(&MemoryFilter {
         kind: args.kind,
         task_id: args.task,
@@ -77,6 +79,7 @@ fn list(workspace: &Workspace, args: MemoryListArgs) -> anyhow::Result<u8> {
 
 pub fn search(workspace: &Workspace, args: SearchArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let query = args.query.join(" ");
     let hits = store.search(&query, args.limit).map_err(|e| match e {
         taskdaemon_store::StoreError::Invalid(m) => crate::error::UsageError(m).into(),

@@ -1,6 +1,7 @@
 //! One module per command; [`dispatch`] routes a parsed command line.
 
 mod daemon;
+mod distributed;
 mod history;
 mod init;
 mod internal;
@@ -8,6 +9,7 @@ mod kill;
 mod logs;
 mod loops;
 mod memory;
+mod migrate;
 mod ps;
 mod queues;
 mod rehydrate;
@@ -23,8 +25,10 @@ mod workers;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use std::sync::Arc;
 use taskdaemon_core::id::normalize_tool;
-use taskdaemon_store::{SqliteStore, Store};
+
+use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
 use crate::args::{
@@ -89,6 +93,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
+        Command::Worker(args) => distributed::worker(workspace_arg, args),
+        Command::Submit(args) => distributed::submit(workspace_arg, args),
+        Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
     }
@@ -112,9 +119,11 @@ fn tool_arg(tool: Option<&str>) -> Result<Option<String>, UsageError> {
         .map_err(|e| UsageError(e.to_string()))
 }
 
-/// Opens the workspace's store.
-fn open_store(workspace: &Workspace) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open(&workspace.db_path())?)
+/// Opens the workspace's store: SQLite, or PostgreSQL when a database URL
+/// is configured (see [`taskdaemon_daemon::store`], the one place that decides).
+fn open_store(workspace: &Workspace) -> anyhow::Result<Arc<dyn Store>> {
+    let config = taskdaemon_workspace::Config::load(&workspace.config_path())?;
+    Ok(taskdaemon_daemon::store::open(workspace, &config)?)
 }
 
 /// This binary, which provides the daemon and the shim.

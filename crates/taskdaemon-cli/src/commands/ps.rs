@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use taskdaemon_core::TaskRecord;
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_store::{ProcessFilter, Sample, Store};
+use taskdaemon_store::{ProcessFilter, Sample};
 use taskdaemon_workspace::Workspace;
 
 use super::{open_store, tool_arg};
@@ -27,6 +27,7 @@ struct PsEntry<'a> {
 
 pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let tool = tool_arg(args.tool.as_deref())?;
     let tasks = store.processes(&ProcessFilter {
         all: args.all,

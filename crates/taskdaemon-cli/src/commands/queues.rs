@@ -86,7 +86,8 @@ struct QueueListEntry {
 pub fn list(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let config = load_config(workspace)?;
     let store = open_store(workspace)?;
-    let rows = worker_rows(workspace, &store, &config)?;
+    let store = &*store;
+    let rows = worker_rows(workspace, store, &config)?;
     let entries: Vec<QueueListEntry> = config
         .queue
         .iter()

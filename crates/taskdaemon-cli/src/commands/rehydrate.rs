@@ -8,7 +8,7 @@ use taskdaemon_core::rehydrate::{
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
-use taskdaemon_store::{MemoryFilter, ProcessFilter, SqliteStore, Store};
+use taskdaemon_store::{MemoryFilter, ProcessFilter, Store};
 use taskdaemon_workspace::Workspace;
 
 use super::open_store;
@@ -31,13 +31,14 @@ const MAX_TRACKED_ITEMS: usize = 5;
 
 pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let cursor: i64 = store
         .meta(CURSOR_KEY)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     // Read the newest event first so nothing committed meanwhile is skipped next time.
     let newest = store.last_event_seq()?;
-    let input = gather(workspace, &store, cursor, args.session.as_deref())?;
+    let input = gather(workspace, store, cursor, args.session.as_deref())?;
     let rendered = render(&input, args.budget);
     if args.json {
         #[derive(serde::Serialize)]
@@ -79,7 +80,7 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
 
 fn gather(
     workspace: &Workspace,
-    store: &SqliteStore,
+    store: &dyn Store,
     cursor: i64,
     session: Option<&str>,
 ) -> anyhow::Result<RehydrateInput> {
@@ -174,7 +175,7 @@ fn gather(
 
 /// The tracked task in progress, ready work and recent decisions.
 fn tracked_work(
-    store: &SqliteStore,
+    store: &dyn Store,
     session: Option<&str>,
 ) -> anyhow::Result<(Option<CurrentItem>, Vec<ReadyItem>, Vec<String>)> {
     let decisions = |task: Option<&str>| -> anyhow::Result<Vec<String>> {

@@ -1,7 +1,7 @@
 //! `taskdaemon session ...`: agent conversations.
 
 use taskdaemon_core::time::to_rfc3339;
-use taskdaemon_store::Store;
+
 use taskdaemon_workspace::Workspace;
 
 use super::{Agent, open_store, save_snapshot};
@@ -10,6 +10,7 @@ use crate::output::print_json;
 
 pub fn run(workspace: &Workspace, command: SessionCommand) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     match command {
         SessionCommand::End(args) => {
             let agent = Agent {
@@ -17,7 +18,7 @@ pub fn run(workspace: &Workspace, command: SessionCommand) -> anyhow::Result<u8>
                 session: Some(args.session.clone()),
             };
             let session = store.end_session(&args.session, &agent.actor())?;
-            save_snapshot(workspace, &store, &agent);
+            save_snapshot(workspace, store, &agent);
             println!("session {} ended", session.id);
         }
         SessionCommand::Show(args) => {

@@ -9,7 +9,7 @@ use taskdaemon_core::{
     Event, IllegalTransition, Memory, MemoryKind, NewTracked, Status, TaskRecord, TrackedAction,
     TrackedEdit, TrackedView,
 };
-use taskdaemon_store::{MemoryFilter, SqliteStore, Store, StoreError, TrackedFilter};
+use taskdaemon_store::{MemoryFilter, Store, StoreError, TrackedFilter};
 use taskdaemon_workspace::Workspace;
 
 use super::{Agent, open_store, save_snapshot};
@@ -26,38 +26,39 @@ const RESUME_READY: usize = 5;
 
 pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     match command {
-        TaskCommand::Add(args) => add(workspace, &store, args),
+        TaskCommand::Add(args) => add(workspace, store, args),
         TaskCommand::Dep(DepCommand::Add(args)) => {
             let agent = Agent::from_args(&args.agent)?;
             let task = store.add_dependency(&args.task, &args.depends_on, &agent.actor())?;
-            changed(workspace, &store, &agent, &task)
+            changed(workspace, store, &agent, &task)
         }
         TaskCommand::Dep(DepCommand::Rm(args)) => {
             let agent = Agent::from_args(&args.agent)?;
             let task = store.remove_dependency(&args.task, &args.depends_on, &agent.actor())?;
-            changed(workspace, &store, &agent, &task)
+            changed(workspace, store, &agent, &task)
         }
-        TaskCommand::List(args) => list(&store, args),
-        TaskCommand::Show(args) => show(&store, args),
-        TaskCommand::Ready(args) => ready(&store, args),
+        TaskCommand::List(args) => list(store, args),
+        TaskCommand::Show(args) => show(store, args),
+        TaskCommand::Ready(args) => ready(store, args),
         TaskCommand::Start(TaskActArgs { id, agent }) => {
-            act(workspace, &store, &id, TrackedAction::Start, &agent)
+            act(workspace, store, &id, TrackedAction::Start, &agent)
         }
         TaskCommand::Done(TaskDoneArgs { id, note, agent }) => {
-            act(workspace, &store, &id, TrackedAction::Done { note }, &agent)
+            act(workspace, store, &id, TrackedAction::Done { note }, &agent)
         }
         TaskCommand::Fail(TaskFailArgs { id, reason, agent }) => act(
             workspace,
-            &store,
+            store,
             &id,
             TrackedAction::Fail { reason },
             &agent,
         ),
         TaskCommand::Cancel(TaskActArgs { id, agent }) => {
-            act(workspace, &store, &id, TrackedAction::Cancel, &agent)
+            act(workspace, store, &id, TrackedAction::Cancel, &agent)
         }
-        TaskCommand::Context(args) => context(workspace, &store, args),
+        TaskCommand::Context(args) => context(workspace, store, args),
         TaskCommand::Edit(args) => {
             let agent = Agent::from_args(&args.agent)?;
             let edit = TrackedEdit {
@@ -67,15 +68,15 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
                 add_labels: args.add_labels,
                 remove_labels: args.remove_labels,
             };
-            agent.touch(&store)?;
+            agent.touch(store)?;
             let task = store.edit_tracked(&args.id, &edit, &agent.actor())?;
-            changed(workspace, &store, &agent, &task)
+            changed(workspace, store, &agent, &task)
         }
-        TaskCommand::Resume(args) => resume(&store, args),
+        TaskCommand::Resume(args) => resume(store, args),
     }
 }
 
-fn add(workspace: &Workspace, store: &SqliteStore, args: TaskAddArgs) -> anyhow::Result<u8> {
+fn add(workspace: &Workspace, store: &dyn Store, args: TaskAddArgs) -> anyhow::Result<u8> {
     let agent = Agent::from_args(&args.agent)?;
     let new = NewTracked {
         title: args.title,
@@ -99,7 +100,7 @@ fn add(workspace: &Workspace, store: &SqliteStore, args: TaskAddArgs) -> anyhow:
 
 fn act(
     workspace: &Workspace,
-    store: &SqliteStore,
+    store: &dyn Store,
     id: &str,
     action: TrackedAction,
     agent: &AgentArgs,
@@ -117,11 +118,7 @@ fn act(
     changed(workspace, store, &agent, &task)
 }
 
-fn context(
-    workspace: &Workspace,
-    store: &SqliteStore,
-    args: TaskContextArgs,
-) -> anyhow::Result<u8> {
+fn context(workspace: &Workspace, store: &dyn Store, args: TaskContextArgs) -> anyhow::Result<u8> {
     let agent = Agent::from_args(&args.agent)?;
     agent.touch(store)?;
     let task = store.add_task_files(&args.id, &args.files, &agent.actor())?;
@@ -148,7 +145,7 @@ fn transition_hint(action: &TrackedAction, illegal: &IllegalTransition) -> Strin
 /// After a change: save the snapshot and say where the task stands now.
 fn changed(
     workspace: &Workspace,
-    store: &SqliteStore,
+    store: &dyn Store,
     agent: &Agent,
     task: &TaskRecord,
 ) -> anyhow::Result<u8> {
@@ -157,7 +154,7 @@ fn changed(
     Ok(0)
 }
 
-fn list(store: &SqliteStore, args: TaskListArgs) -> anyhow::Result<u8> {
+fn list(store: &dyn Store, args: TaskListArgs) -> anyhow::Result<u8> {
     let tasks = store.tracked(&TrackedFilter {
         status: args.status,
         label: args.label,
@@ -177,7 +174,7 @@ fn list(store: &SqliteStore, args: TaskListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn ready(store: &SqliteStore, args: TaskReadyArgs) -> anyhow::Result<u8> {
+fn ready(store: &dyn Store, args: TaskReadyArgs) -> anyhow::Result<u8> {
     let tasks = store.ready(args.limit)?;
     if args.json {
         let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
@@ -215,7 +212,7 @@ struct ShownTask {
     decisions: Vec<Memory>,
 }
 
-fn show(store: &SqliteStore, args: TaskShowArgs) -> anyhow::Result<u8> {
+fn show(store: &dyn Store, args: TaskShowArgs) -> anyhow::Result<u8> {
     let task = store.task(&args.id)?;
     let decisions = decisions_of(store, &task.id)?;
     if args.json {
@@ -260,7 +257,7 @@ fn show(store: &SqliteStore, args: TaskShowArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn decisions_of(store: &SqliteStore, id: &str) -> anyhow::Result<Vec<Memory>> {
+fn decisions_of(store: &dyn Store, id: &str) -> anyhow::Result<Vec<Memory>> {
     Ok(store.memories(&MemoryFilter {
         kind: Some(MemoryKind::Decision),
         task_id: Some(id.to_owned()),
@@ -278,7 +275,7 @@ struct Resume {
     last_events: Vec<Event>,
 }
 
-fn resume(store: &SqliteStore, args: TaskResumeArgs) -> anyhow::Result<u8> {
+fn resume(store: &dyn Store, args: TaskResumeArgs) -> anyhow::Result<u8> {
     let agent = Agent::from_args(&args.agent)?;
     let session = match &agent.session {
         Some(id) => Some(id.clone()),

@@ -5,7 +5,7 @@ use taskdaemon_core::time::to_rfc3339;
 use taskdaemon_core::{QueueItem, TaskRecord};
 use taskdaemon_daemon::Client;
 use taskdaemon_daemon::protocol::Request;
-use taskdaemon_store::{Store, StoreError};
+use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::group::parse_signal;
 use taskdaemon_workspace::Workspace;
 
@@ -27,6 +27,7 @@ struct Shown<'a> {
 
 pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let task = store.task(&args.id)?;
     let item = match store.queue_item(&task.id) {
         Ok(item) => Some(item),

@@ -20,16 +20,17 @@ use crate::output::print_json;
 
 pub fn export(workspace: &Workspace, args: ExportArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     match &args.output {
         Some(path) => {
-            write_atomic_with(path, |out| write_export(&store, args.format, out))
+            write_atomic_with(path, |out| write_export(store, args.format, out))
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("exported to {}", path.display());
         }
         None => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            write_export(&store, args.format, &mut out)?;
+            write_export(store, args.format, &mut out)?;
             out.flush()?;
         }
     }
@@ -73,6 +74,7 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
 
 pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let file =
         File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut reader = BufReader::new(file);
@@ -96,7 +98,7 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
         .into());
     }
     let report = importer.finish()?;
-    rebuild_projections(workspace, &store);
+    rebuild_projections(workspace, store);
     println!(
         "imported {} tasks, {} memories, {} events and {} sessions from {}",
         report.tasks,
@@ -181,6 +183,7 @@ impl<'de> Visitor<'de> for Feed<'_> {
 
 pub fn backup(workspace: &Workspace, args: BackupArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let path = match args.output {
         Some(path) => path,
         None => {
@@ -215,15 +218,16 @@ struct Repair {
 
 pub fn repair(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let config = Config::load(&workspace.config_path())?;
     let mut findings = vec![(workspace.snapshot_path(), snapshot::inspect(workspace))];
     findings.extend(registry::inspect(workspace, &config));
     let problems_found = store.check_integrity()?.problems;
     let report = store.repair("repair")?;
-    let snapshot_result = snapshot::write(workspace, &store, None)
+    let snapshot_result = snapshot::write(workspace, store, None)
         .err()
         .map(|e| e.to_string());
-    let registry_result = registry::write(workspace, &store, &config)
+    let registry_result = registry::write(workspace, store, &config)
         .err()
         .map(|e| e.to_string());
     let projections: Vec<ProjectionRepair> = findings

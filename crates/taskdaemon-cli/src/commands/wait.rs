@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use taskdaemon_core::{TaskKind, TaskRecord};
 use taskdaemon_daemon::Client;
-use taskdaemon_store::Store;
+
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
 use taskdaemon_workspace::Workspace;
 
@@ -20,11 +20,12 @@ const TIMED_OUT: u8 = 124;
 
 pub fn run(workspace: &Workspace, args: WaitArgs) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let task = store.task(&args.id)?;
     if task.kind == TaskKind::Loop {
         return Ok(
-            match super::loops::wait(workspace, &store, &task, args.timeout)? {
+            match super::loops::wait(workspace, store, &task, args.timeout)? {
                 Some(task) => finish(&task),
                 None => timed_out(&task),
             },
@@ -39,7 +40,7 @@ pub fn run(workspace: &Workspace, args: WaitArgs) -> anyhow::Result<u8> {
         if left == Some(Duration::ZERO) {
             return Ok(timed_out(&task));
         }
-        match reconcile(workspace, &store, &task, "cli")? {
+        match reconcile(workspace, store, &task, "cli")? {
             Reconciled::Shim(watch) => {
                 if !watch.wait(left)? {
                     return Ok(timed_out(&task));

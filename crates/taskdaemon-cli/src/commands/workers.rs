@@ -7,16 +7,32 @@ use serde::Serialize;
 use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_queue::QueueFolder;
-use taskdaemon_store::{SqliteStore, Store};
+use taskdaemon_store::Store;
 use taskdaemon_workspace::{Config, Workspace};
 
 use super::open_store;
 use crate::output::{print_json, table};
 
-/// What one worker is doing.
+/// What one worker is doing: a folder queue's worker in the daemon, or a
+/// claiming worker (`taskdaemon worker`) on any host.
 #[derive(Debug, Serialize)]
 pub struct WorkerRow {
     pub queue: String,
+    /// A claiming worker's id (`host:pid:nonce`); none for a folder worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// A claiming worker's last heartbeat (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<String>,
+    #[serde(skip)]
+    heartbeat_ms: Option<i64>,
+    /// Every task a claiming worker holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<String>,
     /// `running` (the daemon runs it) or `stopped`.
     pub state: &'static str,
     /// The task it runs now.
@@ -39,7 +55,7 @@ pub fn load_config(workspace: &Workspace) -> anyhow::Result<Config> {
 /// Every configured queue's worker.
 pub fn worker_rows(
     workspace: &Workspace,
-    store: &SqliteStore,
+    store: &dyn Store,
     config: &Config,
 ) -> anyhow::Result<Vec<WorkerRow>> {
     let daemon_runs = running_pid(workspace).is_some();
@@ -62,6 +78,12 @@ pub fn worker_rows(
         let count = counts.iter().find(|c| c.queue == entry.id());
         rows.push(WorkerRow {
             queue: entry.id().to_owned(),
+            worker: None,
+            host: None,
+            pid: None,
+            heartbeat_at: None,
+            heartbeat_ms: None,
+            running: Vec::new(),
             state: if daemon_runs { "running" } else { "stopped" },
             current_task: current.map(|i| i.task_id),
             since: since_ms.map(to_rfc3339),
@@ -71,7 +93,86 @@ pub fn worker_rows(
             failed: count.map_or(0, |c| c.failed),
         });
     }
+    rows.extend(claim_worker_rows(store)?);
     Ok(rows)
+}
+
+/// A claiming worker whose heartbeat is older than this is shown as `stale`
+/// (its leases expire and its tasks run elsewhere).
+const STALE_AFTER_MS: i64 = 90_000;
+
+/// The claiming workers of every host the store has heard from.
+pub fn claim_worker_rows(store: &dyn Store) -> anyhow::Result<Vec<WorkerRow>> {
+    let now = now_millis();
+    Ok(store
+        .workers()?
+        .into_iter()
+        .map(|w| WorkerRow {
+            queue: if w.queues.is_empty() {
+                "*".to_owned()
+            } else {
+                w.queues.join(",")
+            },
+            state: if w.stopped_at.is_some() {
+                "stopped"
+            } else if now - w.heartbeat_at > STALE_AFTER_MS {
+                "stale"
+            } else {
+                "running"
+            },
+            current_task: w.running.first().cloned(),
+            since: None,
+            since_ms: None,
+            pending: 0,
+            done: 0,
+            failed: 0,
+            worker: Some(w.id),
+            host: Some(w.host),
+            pid: Some(w.pid),
+            heartbeat_at: Some(to_rfc3339(w.heartbeat_at)),
+            heartbeat_ms: Some(w.heartbeat_at),
+            running: w.running,
+        })
+        .collect())
+}
+
+/// The claiming workers as a table: host, pid, heartbeat age, held tasks.
+pub fn render_claim_workers(rows: &[WorkerRow]) -> String {
+    let now = now_millis();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.worker.is_some())
+        .map(|r| {
+            vec![
+                r.worker.clone().unwrap_or_default(),
+                r.host.clone().unwrap_or_default(),
+                r.pid.map_or_else(String::new, |p| p.to_string()),
+                r.queue.clone(),
+                r.state.to_owned(),
+                r.heartbeat_ms.map_or_else(
+                    || "-".to_owned(),
+                    |h| format!("{} ago", format_age((now - h).max(0))),
+                ),
+                if r.running.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.running.join(",")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "WORKER",
+            "HOST",
+            "PID",
+            "QUEUES",
+            "STATE",
+            "HEARTBEAT",
+            "RUNNING",
+        ],
+        &cells,
+    )
 }
 
 /// The rows as a table for people.
@@ -79,6 +180,7 @@ pub fn render(rows: &[WorkerRow]) -> String {
     let now = now_millis();
     let cells: Vec<Vec<String>> = rows
         .iter()
+        .filter(|r| r.worker.is_none())
         .map(|r| {
             vec![
                 r.queue.clone(),
@@ -104,21 +206,21 @@ pub fn render(rows: &[WorkerRow]) -> String {
 
 pub fn list(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
-    let rows = worker_rows(workspace, &store, &load_config(workspace)?)?;
+    let store = &*store;
+    let rows = worker_rows(workspace, store, &load_config(workspace)?)?;
     if json {
         print_json(&rows)?;
-    } else if rows.is_empty() {
-        println!("no queues (taskdaemon queues add PATH --id ID adds one)");
     } else {
-        print!("{}", render(&rows));
+        print_tables(&rows);
     }
     Ok(0)
 }
 
 pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     let store = open_store(workspace)?;
+    let store = &*store;
     let config = load_config(workspace)?;
-    let rows = worker_rows(workspace, &store, &config)?;
+    let rows = worker_rows(workspace, store, &config)?;
     let pid = running_pid(workspace);
     if json {
         #[derive(Serialize)]
@@ -139,7 +241,7 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
     match pid {
         Some(pid) => println!(
             "{} worker(s) running in the daemon (pid {pid}); watching {}",
-            rows.len(),
+            rows.iter().filter(|r| r.worker.is_none()).count(),
             if config.queues.watch_enabled {
                 "on"
             } else {
@@ -148,11 +250,27 @@ pub fn status(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         ),
         None => println!(
             "{} worker(s) stopped: the daemon is not running (taskdaemon start)",
-            rows.len()
+            rows.iter().filter(|r| r.worker.is_none()).count()
         ),
     }
-    if !rows.is_empty() {
-        print!("{}", render(&rows));
-    }
+    print_tables(&rows);
     Ok(0)
+}
+
+/// Folder workers, then claiming workers on every host.
+pub fn print_tables(rows: &[WorkerRow]) {
+    let (claiming, folder): (Vec<&WorkerRow>, Vec<&WorkerRow>) =
+        rows.iter().partition(|r| r.worker.is_some());
+    if folder.is_empty() && claiming.is_empty() {
+        println!("no queues (taskdaemon queues add PATH --id ID adds one)");
+    }
+    if !folder.is_empty() {
+        print!("{}", render(rows));
+    }
+    if !claiming.is_empty() {
+        if !folder.is_empty() {
+            println!();
+        }
+        print!("{}", render_claim_workers(rows));
+    }
 }

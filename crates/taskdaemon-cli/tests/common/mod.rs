@@ -207,6 +207,7 @@ impl Ws {
             .env(TAG_VAR, &self.tag)
             .env_remove("TASKDAEMON_WORKSPACE")
             .env_remove("TASKDAEMON_SESSION")
+            .env_remove("TASKDAEMON_DATABASE_URL")
             .env("NO_COLOR", "1");
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command

@@ -13,6 +13,7 @@ use taskdaemon_core::{
 
 use crate::{ProcessFilter, Sample, Started, Store, StoreError};
 
+pub mod claim;
 pub mod loops;
 pub mod tracked;
 
@@ -102,6 +103,27 @@ pub const CHECKS: &[Check] = &[
         loops::resume_and_illegal_ends,
     ),
     ("loop_stop_and_listing", loops::stop_and_listing),
+    (
+        "claims_are_fifo_and_exclusive",
+        claim::claims_are_fifo_and_exclusive,
+    ),
+    (
+        "completion_is_fenced_by_the_lease",
+        claim::completion_is_fenced_by_the_lease,
+    ),
+    (
+        "expired_leases_use_up_attempts",
+        claim::expired_leases_use_up_attempts,
+    ),
+    (
+        "failed_attempts_retry_then_fail",
+        claim::failed_attempts_retry_then_fail,
+    ),
+    (
+        "heartbeats_renew_leases_and_carry_stops",
+        claim::heartbeats_renew_leases_and_carry_stops,
+    ),
+    ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
 ];
 
 /// A process spec for tests.

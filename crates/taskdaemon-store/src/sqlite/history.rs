@@ -6,20 +6,12 @@
 //! then the live table", and nothing needs the whole history in memory: at
 //! most one decompressed chunk at a time.
 
-use std::io::{BufRead, BufReader, Write};
-
-use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
 use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::Event;
 
 use super::rows::{EVENT_COLUMNS, event_from_row};
-use crate::{HistoryFilter, Result, StoreError};
-
-/// Events per archive chunk: big enough to compress well, small enough to
-/// decompress on demand for one search hit.
-pub(super) const CHUNK_EVENTS: usize = 1000;
+use crate::archive::{CHUNK_EVENTS, compress, decode_chunk, matches};
+use crate::{HistoryFilter, Result};
 
 /// Up to `limit` events after `after_seq` matching `filter`, oldest first.
 pub(super) fn page(
@@ -65,14 +57,6 @@ pub(super) fn page(
     Ok(events)
 }
 
-fn matches(filter: &HistoryFilter, event: &Event) -> bool {
-    filter.since.is_none_or(|since| event.at >= since)
-        && filter
-            .task_id
-            .as_deref()
-            .is_none_or(|task| event.task_id.as_deref() == Some(task))
-}
-
 /// Moves up to one chunk of events older than `before` into the archive.
 /// Returns how many events moved (0 when there is nothing left to archive).
 pub(super) fn archive_one_chunk(tx: &Connection, before: i64) -> Result<usize> {
@@ -113,45 +97,12 @@ pub(super) fn archive_one_chunk(tx: &Connection, before: i64) -> Result<usize> {
     Ok(events.len())
 }
 
-fn compress(events: &[Event]) -> Result<Vec<u8>> {
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-    for event in events {
-        serde_json::to_writer(&mut encoder, event).map_err(|e| StoreError::Malformed {
-            field: "events",
-            message: e.to_string(),
-        })?;
-        encoder.write_all(b"\n").map_err(archive_io)?;
-    }
-    encoder.finish().map_err(archive_io)
-}
-
-fn archive_io(error: std::io::Error) -> StoreError {
-    StoreError::Malformed {
-        field: "event_archive.data",
-        message: error.to_string(),
-    }
-}
-
 /// The events of one archive chunk, oldest first.
 pub(super) fn read_chunk(conn: &Connection, chunk: i64) -> Result<Vec<Event>> {
     let data: Vec<u8> = conn
         .prepare_cached("SELECT data FROM event_archive WHERE chunk = ?1")?
         .query_row([chunk], |r| r.get(0))?;
     decode_chunk(&data)
-}
-
-pub(super) fn decode_chunk(data: &[u8]) -> Result<Vec<Event>> {
-    let reader = BufReader::new(DeflateDecoder::new(data));
-    reader
-        .lines()
-        .map(|line| {
-            let line = line.map_err(archive_io)?;
-            serde_json::from_str(&line).map_err(|e| StoreError::Malformed {
-                field: "event_archive.data",
-                message: e.to_string(),
-            })
-        })
-        .collect()
 }
 
 /// One archived event by sequence number.

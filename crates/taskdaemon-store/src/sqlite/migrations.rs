@@ -206,6 +206,29 @@ pub const MIGRATIONS: &[&str] = &[
         last_exit     INTEGER
     ) WITHOUT ROWID;
     "#,
+    // 5: claimed work (`submit`, `worker`): which items workers claim, their
+    // leases (owner, epoch, expiry) and the workers themselves.
+    r#"
+    ALTER TABLE queue_items ADD COLUMN claimable INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_items ADD COLUMN lease_owner TEXT;
+    ALTER TABLE queue_items ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_items ADD COLUMN lease_expires_at INTEGER;
+    ALTER TABLE queue_items ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX queue_items_claimable ON queue_items(queue, created_at)
+        WHERE claimable = 1 AND finished = 0 AND lease_owner IS NULL;
+    CREATE INDEX queue_items_leases ON queue_items(lease_expires_at)
+        WHERE lease_owner IS NOT NULL;
+    CREATE TABLE workers (
+        id           TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        queues       TEXT NOT NULL,
+        concurrency  INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        stopped_at   INTEGER
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -58,7 +58,7 @@ mod task_col {
 }
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
-     timeout_ms, finished, result, created_at, finished_at";
+     timeout_ms, finished, result, created_at, finished_at, claimable";
 
 pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
 
@@ -180,6 +180,7 @@ fn read_queue_item(row: &Row<'_>) -> Result<QueueItem> {
         result: optional_json(row, "result")?,
         created_at: row.get("created_at")?,
         finished_at: row.get("finished_at")?,
+        claimable: row.get("claimable")?,
     })
 }
 

@@ -6,40 +6,25 @@
 //! from the compressed archive chunk for archived events.
 
 use rusqlite::{Connection, OptionalExtension};
-use taskdaemon_core::tracked::{SearchHit, SearchSource, excerpt, memory_id};
+use taskdaemon_core::tracked::SearchHit;
 
 use super::history::archived_event;
 use super::memory::memory_from_row;
 use super::rows::{EVENT_COLUMNS, TASK_COLUMNS, event_from_row, task_from_row};
-use crate::{Result, StoreError};
-
-/// Characters of matching text shown with a hit.
-const EXCERPT_CHARS: usize = 120;
-/// A query matching more entries than this ranks only the newest this many:
-/// ranking costs time in proportion to the matches, and for a word found
-/// everywhere, recent entries are the ones an agent is after.
-const RANK_WINDOW: i64 = 2000;
-/// Terms this long or longer also match words they begin (`lock` finds `locked`).
-const PREFIX_MIN_CHARS: usize = 3;
-
-/// The words of a free-text query, as the index's tokenizer would split them.
-pub(super) fn query_terms(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
+use crate::Result;
+use crate::search_text::{
+    RANK_WINDOW, event_hit, is_prefix_term, memory_hit, no_terms, query_terms, task_hit,
+};
 
 /// An FTS5 expression matching all (`AND`) or any (`OR`) of `terms`; with
-/// `prefix`, terms of [`PREFIX_MIN_CHARS`] or more also match longer words.
+/// `prefix`, the terms [`is_prefix_term`] accepts also match longer words.
 ///
 /// Each term is quoted, so nothing a user types is read as FTS5 syntax.
 fn match_expression(terms: &[String], joiner: &str, prefix: bool) -> String {
     terms
         .iter()
         .map(|t| {
-            if prefix && t.chars().count() >= PREFIX_MIN_CHARS {
+            if prefix && is_prefix_term(t) {
                 format!("\"{t}\"*")
             } else {
                 format!("\"{t}\"")
@@ -57,9 +42,7 @@ fn match_expression(terms: &[String], joiner: &str, prefix: bool) -> String {
 pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
     let terms = query_terms(query);
     if terms.is_empty() {
-        return Err(StoreError::Invalid(format!(
-            "search query '{query}' has no words to look for"
-        )));
+        return Err(no_terms(query));
     }
     let joiners: &[&str] = if terms.len() > 1 {
         &[" AND ", " OR "]
@@ -128,44 +111,13 @@ fn resolve(
             .query_row([key], task_from_row)
             .optional()?
             .transpose()?
-            .map(|task| {
-                let body = [
-                    task.description.as_deref(),
-                    task.note.as_deref(),
-                    Some(task.command.as_str()),
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|part| !part.is_empty())
-                .collect::<Vec<_>>()
-                .join(" — ");
-                SearchHit {
-                    source: SearchSource::Task,
-                    id: task.id.clone(),
-                    task_id: Some(task.id.clone()),
-                    title: format!("{} ({})", task.title(), task.status),
-                    excerpt: excerpt(&format!("{} {body}", task.title()), terms, EXCERPT_CHARS),
-                    score,
-                    at: task.updated_at,
-                }
-            }),
+            .map(|task| task_hit(task, score, terms)),
         2 => conn
             .prepare_cached("SELECT * FROM memory WHERE id = ?1")?
             .query_row([key], memory_from_row)
             .optional()?
             .transpose()?
-            .map(|memory| SearchHit {
-                source: SearchSource::Memory,
-                id: memory_id(key),
-                task_id: memory.task_id.clone(),
-                title: match &memory.key {
-                    Some(k) => format!("{} {k}", memory.kind),
-                    None => memory.kind.to_string(),
-                },
-                excerpt: excerpt(&memory.text, terms, EXCERPT_CHARS),
-                score,
-                at: memory.updated_at,
-            }),
+            .map(|memory| memory_hit(memory, key, score, terms)),
         3 => {
             let live = conn
                 .prepare_cached(&format!(
@@ -178,19 +130,7 @@ fn resolve(
                 Some(event) => Some(event),
                 None => archived_event(conn, key)?,
             };
-            event.map(|event| SearchHit {
-                source: SearchSource::History,
-                id: format!("#{}", event.seq),
-                task_id: event.task_id.clone(),
-                title: format!(
-                    "{} {}",
-                    event.task_id.as_deref().unwrap_or("workspace"),
-                    event.kind
-                ),
-                excerpt: excerpt(&event.message, terms, EXCERPT_CHARS),
-                score,
-                at: event.at,
-            })
+            event.map(|event| event_hit(event, score, terms))
         }
         _ => None,
     };

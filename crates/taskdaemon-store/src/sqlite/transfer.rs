@@ -139,11 +139,10 @@ impl<'a> SqliteImporter<'a> {
         )?;
         if held > 0 {
             importer.rollback();
-            return Err(StoreError::Conflict(format!(
-                "import needs an empty store, but {} already holds {held} tasks, memories and events; \
-                 import into a new workspace (`taskdaemon --workspace DIR init`)",
-                path.display()
-            )));
+            return Err(crate::import_needs_empty_store(
+                &path.display().to_string(),
+                held,
+            ));
         }
         Ok(importer)
     }
@@ -255,19 +254,11 @@ impl<T: serde::Serialize> ErasedSerialize for T {
 
 impl Importer for SqliteImporter<'_> {
     fn add(&mut self, record: ExportRecord) -> Result<()> {
-        if !self.saw_header && !matches!(record, ExportRecord::Header(_)) {
-            return Err(StoreError::Invalid(
-                "not a taskdaemon export: the first record must be the header".to_owned(),
-            ));
+        if !self.saw_header {
+            crate::check_import_header(&record)?;
         }
         match record {
-            ExportRecord::Header(header) => {
-                if header.format != EXPORT_FORMAT || header.version > EXPORT_VERSION {
-                    return Err(StoreError::Invalid(format!(
-                        "unsupported export: format '{}' version {} (this build reads {EXPORT_FORMAT} version {EXPORT_VERSION})",
-                        header.format, header.version
-                    )));
-                }
+            ExportRecord::Header(_) => {
                 self.saw_header = true;
             }
             ExportRecord::Counter { name, value } => {
@@ -319,8 +310,8 @@ impl Importer for SqliteImporter<'_> {
             ExportRecord::QueueItem(item) => {
                 self.conn.execute(
                     "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
-                       timeout_ms, finished, result, created_at, finished_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                       timeout_ms, finished, result, created_at, finished_at, claimable)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         item.task_id,
                         item.queue,
@@ -331,7 +322,8 @@ impl Importer for SqliteImporter<'_> {
                         item.finished,
                         item.result.as_ref().map(serde_json::Value::to_string),
                         item.created_at,
-                        item.finished_at
+                        item.finished_at,
+                        item.claimable
                     ],
                 )?;
             }

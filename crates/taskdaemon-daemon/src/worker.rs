@@ -1,0 +1,472 @@
+//! A worker that claims submitted tasks from the store and runs them, for
+//! hosts that only execute (`taskdaemon worker`). Several workers, on one
+//! host or many, share a queue through the store's claims (see
+//! `taskdaemon_store::claim`).
+//!
+//! Threads, all blocking (the store is synchronous):
+//! - `concurrency` runners: claim, run the command, record how it ended;
+//! - a heartbeat: renews this worker's leases every third of the lease,
+//!   releases other workers' expired leases, and tells runners whose lease
+//!   was taken over (or whose task was asked to stop) to end their command;
+//! - a listener: waits on the store's [`WorkWaiter`] (`LISTEN`/`NOTIFY` on
+//!   PostgreSQL) and wakes idle runners, so nobody polls for work.
+//!
+//! A command runs in its own process group and dies with its runner thread
+//! (`PR_SET_PDEATHSIG`), so a killed worker leaves nothing behind; its
+//! leases expire and the tasks run elsewhere.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use serde_json::json;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::time::{now_millis, to_rfc3339};
+use taskdaemon_store::{Claim, Lease, Store, StoreError, WorkerInfo};
+
+/// How long a runner keeps trying to record how its task ended.
+const COMPLETE_FOR: Duration = Duration::from_secs(120);
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub queues: Vec<String>,
+    pub concurrency: u32,
+    /// How long a claim is ours without a heartbeat.
+    pub lease: Duration,
+    /// Where each task's `stdout.log` and `stderr.log` go (`DIR/ID/`).
+    pub log_dir: PathBuf,
+    /// The longest an idle runner sleeps without a wake-up (retries whose
+    /// backoff ended are noticed this late at most).
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            queues: Vec::new(),
+            concurrency: 1,
+            lease: Duration::from_secs(30),
+            log_dir: std::env::temp_dir().join("taskdaemon-worker"),
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the worker did before it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub completed: u64,
+    /// Completions refused because the lease was taken over meanwhile.
+    pub fenced: u64,
+}
+
+/// Why a runner ends its command early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    None,
+    /// Someone asked the task to stop: end it and record the end.
+    Stop,
+    /// Our lease was taken over: end it and record nothing.
+    LeaseLost,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    info: WorkerInfo,
+    options: WorkerOptions,
+    stop: Arc<AtomicBool>,
+    /// Raised by every wake-up; idle runners wait for it to move.
+    wake: (Mutex<u64>, Condvar),
+    /// What each runner holds, by task id.
+    running: Mutex<HashMap<String, (Lease, Abort)>>,
+    completed: AtomicU64,
+    fenced: AtomicU64,
+}
+
+impl Shared {
+    fn wake_all(&self) {
+        let (lock, cvar) = &self.wake;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        cvar.notify_all();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn actor(&self) -> String {
+        format!("worker:{}", self.info.id)
+    }
+}
+
+/// This host's name.
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// A worker id unique across hosts and restarts: `host:pid:nanos`.
+pub fn new_worker_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}:{}:{nanos:08x}", host_name(), std::process::id())
+}
+
+/// Runs a worker until `stop` is set, then lets the running tasks finish,
+/// marks the worker stopped and returns.
+pub fn run_worker(
+    store: Arc<dyn Store>,
+    options: WorkerOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<WorkerReport, StoreError> {
+    let info = WorkerInfo {
+        id: new_worker_id(),
+        host: host_name(),
+        pid: std::process::id(),
+        queues: options.queues.clone(),
+        concurrency: options.concurrency.max(1),
+    };
+    store.register_worker(&info)?;
+    let waiter = store.work_waiter()?;
+    tracing::info!(worker = %info.id, queues = ?info.queues, "worker started");
+    let shared = Arc::new(Shared {
+        store,
+        info,
+        options,
+        stop,
+        wake: (Mutex::new(0), Condvar::new()),
+        running: Mutex::new(HashMap::new()),
+        completed: AtomicU64::new(0),
+        fenced: AtomicU64::new(0),
+    });
+    let listener = {
+        let shared = shared.clone();
+        thread::Builder::new()
+            .name("td-listen".into())
+            .spawn(move || listen(&shared, waiter))
+            .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?
+    };
+    let heart = {
+        let shared = shared.clone();
+        thread::Builder::new()
+            .name("td-heartbeat".into())
+            .spawn(move || heartbeat(&shared))
+            .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?
+    };
+    let runners: Vec<_> = (0..shared.info.concurrency)
+        .map(|n| {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name(format!("td-run-{n}"))
+                .spawn(move || runner(&shared))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?;
+    for runner in runners {
+        let _ = runner.join();
+    }
+    shared.wake_all();
+    let _ = heart.join();
+    let _ = listener.join();
+    shared.store.stop_worker(&shared.info.id)?;
+    tracing::info!(worker = %shared.info.id, "worker stopped");
+    Ok(WorkerReport {
+        completed: shared.completed.load(Ordering::Relaxed),
+        fenced: shared.fenced.load(Ordering::Relaxed),
+    })
+}
+
+fn listen(shared: &Shared, mut waiter: Box<dyn taskdaemon_store::WorkWaiter>) {
+    while !shared.stopping() {
+        match waiter.wait(Duration::from_millis(500)) {
+            Ok(true) => shared.wake_all(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for work failed");
+                thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn heartbeat(shared: &Shared) {
+    let every = (shared.options.lease / 3).max(Duration::from_millis(50));
+    let actor = shared.actor();
+    loop {
+        let stopping = shared.stopping();
+        let mine: Vec<String> = shared
+            .running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        match shared
+            .store
+            .heartbeat(&shared.info.id, &mine, shared.options.lease)
+        {
+            Ok(held) => {
+                let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
+                for (task, (lease, abort)) in running.iter_mut() {
+                    match held.iter().find(|h| &h.lease.task_id == task) {
+                        Some(h) if h.lease == *lease => {
+                            if h.stop_requested && *abort == Abort::None {
+                                *abort = Abort::Stop;
+                            }
+                        }
+                        _ => *abort = Abort::LeaseLost,
+                    }
+                }
+            }
+            Err(StoreError::NotFound(_)) => {
+                // Our row is gone (a store reset): announce ourselves again.
+                let _ = shared.store.register_worker(&shared.info);
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        // Any live worker returns the tasks of dead ones to their queue.
+        match shared.store.release_expired(&actor) {
+            Ok(released) if !released.is_empty() => {
+                for r in &released {
+                    tracing::warn!(task = %r.task_id, worker = %r.worker, "lease expired; task released");
+                }
+                shared.wake_all();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing expired leases failed"),
+        }
+        if stopping && shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+            return;
+        }
+        let deadline = Instant::now() + every;
+        while Instant::now() < deadline {
+            if shared.stopping() && shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50).min(every));
+        }
+    }
+}
+
+fn runner(shared: &Shared) {
+    while !shared.stopping() {
+        let seen = *shared.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+        match shared.store.claim(
+            &shared.info.id,
+            &shared.options.queues,
+            shared.options.lease,
+        ) {
+            Ok(Some(claim)) => run_claim(shared, claim),
+            Ok(None) => {
+                let (lock, cvar) = &shared.wake;
+                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = cvar
+                    .wait_timeout_while(guard, shared.options.idle_wait, |n| {
+                        *n == seen && !shared.stopping()
+                    })
+                    .map(drop);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming failed; retrying");
+                thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn run_claim(shared: &Shared, claim: Claim) {
+    let lease = claim.lease.clone();
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(lease.task_id.clone(), (lease.clone(), Abort::None));
+    let started = now_millis();
+    let (outcome, error) = execute(shared, &claim);
+    let abort = shared
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&lease.task_id)
+        .map_or(Abort::None, |(_, abort)| abort);
+    if abort == Abort::LeaseLost {
+        tracing::warn!(task = %lease.task_id, "lease taken over; result not recorded");
+        shared.fenced.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let finished = now_millis();
+    let result = json!({
+        "task_id": lease.task_id,
+        "queue": claim.item.queue,
+        "attempt": claim.attempt,
+        "worker": shared.info.id,
+        "host": shared.info.host,
+        "started_at": to_rfc3339(started),
+        "finished_at": to_rfc3339(finished),
+        "duration_ms": finished - started,
+        "exit_code": outcome.code,
+        "signal": outcome.signal,
+        "error": error,
+    });
+    match complete(shared, &lease, outcome, &result) {
+        Ok(done) => {
+            shared.completed.fetch_add(1, Ordering::Relaxed);
+            if matches!(done.decision, ExitDecision::Restart { .. }) {
+                shared.wake_all();
+            }
+        }
+        Err(StoreError::Conflict(message)) => {
+            tracing::warn!(task = %lease.task_id, %message, "completion fenced off");
+            shared.fenced.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(task = %lease.task_id, error = %e, "cannot record the end"),
+    }
+}
+
+/// Records the end, trying again while the store is unreachable: a
+/// completion whose commit was lost with its connection is repeated, and
+/// the fence makes a repeat of one that did commit a harmless `Conflict`.
+fn complete(
+    shared: &Shared,
+    lease: &Lease,
+    outcome: ExitOutcome,
+    result: &serde_json::Value,
+) -> Result<taskdaemon_store::ClaimCompleted, StoreError> {
+    let deadline = Instant::now() + COMPLETE_FOR;
+    loop {
+        match shared.store.complete_claim(lease, outcome, result) {
+            Err(e @ (StoreError::Postgres(_) | StoreError::Unreachable { .. }))
+                if Instant::now() < deadline =>
+            {
+                tracing::warn!(task = %lease.task_id, error = %e, "recording the end failed; retrying");
+                thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs the claimed command; returns how it ended and, when it could not
+/// start, why.
+fn execute(shared: &Shared, claim: &Claim) -> (ExitOutcome, Option<String>) {
+    let task = &claim.task;
+    let Some((program, args)) = task.argv.split_first() else {
+        return (ExitOutcome::exited(127), Some("nothing to run".to_owned()));
+    };
+    let dir = shared.options.log_dir.join(&task.id);
+    let logs = fs::create_dir_all(&dir).and_then(|()| {
+        Ok((
+            File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("stdout.log"))?,
+            File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("stderr.log"))?,
+        ))
+    });
+    let (stdout, stderr) = match logs {
+        Ok(files) => files,
+        Err(e) => {
+            return (
+                ExitOutcome::exited(127),
+                Some(format!("cannot open logs in {}: {e}", dir.display())),
+            );
+        }
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(task.env.iter().map(|(k, v)| (k, v)))
+        .env("TASKDAEMON_TASK_ID", &task.id)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    // The submitting host's directory may not exist here: then run where
+    // the worker runs.
+    if let Some(cwd) = task.cwd.as_deref().filter(|c| Path::new(c).is_dir()) {
+        command.current_dir(cwd);
+    }
+    // SAFETY: prctl is async-signal-safe and only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            if libc_prctl_pdeathsig() != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return (
+                ExitOutcome::exited(127),
+                Some(format!("cannot start {program}: {e}")),
+            );
+        }
+    };
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let deadline = claim
+        .item
+        .timeout_ms
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let mut signalled = false;
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(status) => break status,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("the wait thread ended"));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let abort = shared
+            .running
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&task.id).map(|(_, a)| *a))
+            .unwrap_or(Abort::None);
+        let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        if (abort != Abort::None || timed_out) && !signalled {
+            signalled = true;
+            if let Some(pgid) = Pid::from_raw(pid) {
+                let _ = kill_process_group(pgid, Signal::KILL);
+            }
+        }
+    };
+    let _ = waiter.join();
+    match status {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let outcome = match (status.code(), status.signal()) {
+                (Some(code), _) => ExitOutcome::exited(code),
+                (None, Some(signal)) => ExitOutcome::signalled(signal),
+                (None, None) => ExitOutcome::exited(1),
+            };
+            (outcome, None)
+        }
+        Err(e) => (ExitOutcome::exited(1), Some(format!("waiting failed: {e}"))),
+    }
+}
+
+/// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: the command dies with its runner.
+fn libc_prctl_pdeathsig() -> i32 {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }
+}

@@ -1,0 +1,57 @@
+//! The compressed event archive's chunk format, shared by every backend:
+//! deflate over JSON lines, one [`Event`] a line.
+
+use std::io::{BufRead, BufReader, Write};
+
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use taskdaemon_core::Event;
+
+use crate::{Result, StoreError};
+
+/// Events per archive chunk: big enough to compress well, small enough to
+/// decompress on demand for one search hit.
+pub(crate) const CHUNK_EVENTS: usize = 1000;
+
+pub(crate) fn compress(events: &[Event]) -> Result<Vec<u8>> {
+    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+    for event in events {
+        serde_json::to_writer(&mut encoder, event).map_err(|e| StoreError::Malformed {
+            field: "events",
+            message: e.to_string(),
+        })?;
+        encoder.write_all(b"\n").map_err(archive_io)?;
+    }
+    encoder.finish().map_err(archive_io)
+}
+
+fn archive_io(error: std::io::Error) -> StoreError {
+    StoreError::Malformed {
+        field: "event_archive.data",
+        message: error.to_string(),
+    }
+}
+
+pub(crate) fn decode_chunk(data: &[u8]) -> Result<Vec<Event>> {
+    let reader = BufReader::new(DeflateDecoder::new(data));
+    reader
+        .lines()
+        .map(|line| {
+            let line = line.map_err(archive_io)?;
+            serde_json::from_str(&line).map_err(|e| StoreError::Malformed {
+                field: "event_archive.data",
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Whether a history page's filter keeps `event`.
+pub(crate) fn matches(filter: &crate::HistoryFilter, event: &Event) -> bool {
+    filter.since.is_none_or(|since| event.at >= since)
+        && filter
+            .task_id
+            .as_deref()
+            .is_none_or(|task| event.task_id.as_deref() == Some(task))
+}

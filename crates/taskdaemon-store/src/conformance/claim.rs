@@ -1,0 +1,249 @@
+//! Conformance checks for claimed work: exclusive FIFO claims, leases,
+//! heartbeats, fenced completion, expiry counting attempts, and waking.
+
+use std::time::{Duration, Instant};
+
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::{EventKind, Status};
+
+use super::agent;
+use crate::{Store, StoreError, WorkerInfo};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn worker(id: &str) -> WorkerInfo {
+    WorkerInfo {
+        id: id.to_owned(),
+        host: "host-a".to_owned(),
+        pid: 42,
+        queues: vec!["q".to_owned()],
+        concurrency: 2,
+    }
+}
+
+fn queues(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Releases expired leases until `task` is pending again (the release
+/// happens once the lease has run out by the store's clock).
+fn expire(store: &dyn Store, task: &str) -> Vec<crate::Released> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let released = store.release_expired("reaper").unwrap();
+        if released.iter().any(|r| r.task_id == task) {
+            return released;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lease of {task} never expired"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Claims from `q` until `task` comes (its retry may wait for a backoff).
+fn claim_again(store: &dyn Store, worker: &str, task: &str) -> crate::Claim {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(claim) = store.claim(worker, &queues(&["q"]), LONG).unwrap() {
+            assert_eq!(claim.lease.task_id, task);
+            return claim;
+        }
+        assert!(Instant::now() < deadline, "{task} never became claimable");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn claims_are_fifo_and_exclusive(store: &dyn Store) {
+    let a = store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    let b = store.submit(&agent("q", "task-b.md"), "t").unwrap();
+    let c = store.submit(&agent("r", "task-c.md"), "t").unwrap();
+    let folder = store.create_agent(&agent("q", "task-f.md"), "t").unwrap();
+    assert!(store.queue_item(&a.id).unwrap().claimable);
+    assert!(!store.queue_item(&folder.id).unwrap().claimable);
+
+    let first = store.claim("w1", &queues(&["q"]), LONG).unwrap().unwrap();
+    assert_eq!(first.lease.task_id, a.id, "oldest first");
+    assert_eq!((first.attempt, first.lease.epoch), (1, 1));
+    assert_eq!(first.task.status, Status::Running);
+    let second = store.claim("w2", &queues(&["q"]), LONG).unwrap().unwrap();
+    assert_eq!(second.lease.task_id, b.id, "never the same task twice");
+    assert!(
+        store.claim("w1", &queues(&["q"]), LONG).unwrap().is_none(),
+        "folder items are not claimable"
+    );
+    let any = store.claim("w1", &[], LONG).unwrap().unwrap();
+    assert_eq!(any.lease.task_id, c.id, "no queue named: every queue");
+
+    let started = store.events_after(0, &[EventKind::Started], 10).unwrap();
+    assert_eq!(started.len(), 3);
+    assert_eq!(started[0].actor, "worker:w1");
+    assert_eq!(
+        store.task(&folder.id).unwrap().status,
+        Status::Pending,
+        "the folder item waits for its daemon"
+    );
+}
+
+pub fn completion_is_fenced_by_the_lease(store: &dyn Store) {
+    let task = store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    let old = store
+        .claim("w1", &queues(&["q"]), Duration::from_millis(1))
+        .unwrap()
+        .unwrap();
+    let released = expire(store, &task.id);
+    assert!(matches!(
+        released[0].decision,
+        ExitDecision::Restart { restart: 1, .. }
+    ));
+    assert_eq!(released[0].worker, "w1");
+    let pending = store.task(&task.id).unwrap();
+    assert_eq!(pending.status, Status::Pending);
+    assert_eq!(pending.restarts, 1, "the lost attempt counts");
+
+    let new = claim_again(store, "w2", &task.id);
+    assert_eq!((new.attempt, new.lease.epoch), (2, 2));
+    let result = serde_json::json!({ "status": "succeeded" });
+    let err = store
+        .complete_claim(&old.lease, ExitOutcome::exited(1), &result)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Running);
+
+    let done = store
+        .complete_claim(&new.lease, ExitOutcome::exited(0), &result)
+        .unwrap();
+    assert_eq!(done.decision, ExitDecision::Finish(Status::Succeeded));
+    assert_eq!(done.task.exit_code, Some(0));
+    let item = store.queue_item(&task.id).unwrap();
+    assert!(item.finished);
+    assert_eq!(item.result, Some(result.clone()));
+    let again = store.complete_claim(&new.lease, ExitOutcome::exited(0), &result);
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "a completion is recorded once: {again:?}"
+    );
+    let counts = store.queue_counts().unwrap();
+    assert_eq!((counts[0].done, counts[0].open), (1, 0));
+}
+
+pub fn expired_leases_use_up_attempts(store: &dyn Store) {
+    // agent(): 3 attempts (2 restarts).
+    let task = store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    for attempt in 1..=3u32 {
+        let claim = loop {
+            if let Some(claim) = store
+                .claim("w1", &queues(&["q"]), Duration::from_millis(1))
+                .unwrap()
+            {
+                break claim;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(claim.attempt, attempt);
+        expire(store, &task.id);
+    }
+    let lost = store.task(&task.id).unwrap();
+    assert_eq!(lost.status, Status::Lost);
+    assert!(
+        lost.error.as_deref().unwrap_or("").contains("w1"),
+        "{lost:?}"
+    );
+    let item = store.queue_item(&task.id).unwrap();
+    assert!(item.finished, "no attempt left: the item is done");
+    assert_eq!(item.result.unwrap()["status"], "lost");
+    assert!(store.claim("w1", &[], LONG).unwrap().is_none());
+}
+
+pub fn failed_attempts_retry_then_fail(store: &dyn Store) {
+    let task = store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    let result = serde_json::json!({});
+    for attempt in 1..=3u32 {
+        let claim = claim_again(store, "w1", &task.id);
+        assert_eq!(claim.attempt, attempt);
+        let done = store
+            .complete_claim(&claim.lease, ExitOutcome::exited(2), &result)
+            .unwrap();
+        if attempt < 3 {
+            assert!(matches!(done.decision, ExitDecision::Restart { .. }));
+            assert!(!store.queue_item(&task.id).unwrap().finished);
+        } else {
+            assert_eq!(done.decision, ExitDecision::Finish(Status::Failed));
+        }
+    }
+    assert!(store.queue_item(&task.id).unwrap().finished);
+    let counts = store.queue_counts().unwrap();
+    assert_eq!((counts[0].done, counts[0].failed), (0, 1));
+}
+
+pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
+    let err = store.heartbeat("ghost", &[], LONG).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    store.register_worker(&worker("w1")).unwrap();
+    let task = store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    let cancelled = store.submit(&agent("q", "task-b.md"), "t").unwrap();
+    let claim = store
+        .claim("w1", &queues(&["q"]), Duration::from_millis(300))
+        .unwrap()
+        .unwrap();
+    let mine = [task.id.clone()];
+    assert!(
+        store.heartbeat("w1", &[], LONG).unwrap().is_empty(),
+        "only the leases named are renewed"
+    );
+    let held = store.heartbeat("w1", &mine, LONG).unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].lease, claim.lease);
+    assert!(!held[0].stop_requested);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        store.release_expired("reaper").unwrap().is_empty(),
+        "a renewed lease does not expire"
+    );
+
+    let workers = store.workers().unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].id, "w1");
+    assert_eq!(workers[0].host, "host-a");
+    assert_eq!(workers[0].queues, ["q"]);
+    assert_eq!(workers[0].running, mine);
+    assert!(workers[0].heartbeat_at >= workers[0].started_at);
+
+    store.request_stop(&task.id, "cli").unwrap();
+    assert!(store.heartbeat("w1", &mine, LONG).unwrap()[0].stop_requested);
+    let done = store
+        .complete_claim(
+            &claim.lease,
+            ExitOutcome::signalled(15),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(done.task.status, Status::Cancelled);
+
+    // Cancelled while it waited: skipped and finished by the next claim.
+    store.request_stop(&cancelled.id, "cli").unwrap();
+    assert!(store.claim("w1", &[], LONG).unwrap().is_none());
+    assert!(store.queue_item(&cancelled.id).unwrap().finished);
+
+    store.stop_worker("w1").unwrap();
+    let workers = store.workers().unwrap();
+    assert!(workers[0].stopped_at.is_some());
+    assert!(workers[0].running.is_empty());
+}
+
+pub fn waiters_wake_on_submit(store: &dyn Store) {
+    let mut waiter = store.work_waiter().unwrap();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(move || {
+            let started = Instant::now();
+            let woken = waiter.wait(Duration::from_secs(10)).unwrap();
+            (woken, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        store.submit(&agent("q", "task-a.md"), "t").unwrap();
+        let (woken, waited) = waiting.join().unwrap();
+        assert!(woken, "the submit woke the waiter");
+        assert!(waited < Duration::from_secs(5), "woken late: {waited:?}");
+    });
+}

@@ -1,0 +1,230 @@
+//! LLM loops in PostgreSQL: a `loop` task row plus a `loops` row holding the
+//! engine's spec and the counters each finished iteration adds to. The same
+//! rules as SQLite's (`sqlite/loops.rs`): recording an iteration is
+//! idempotent by iteration number, so a resumed loop may replay its progress.
+
+use serde_json::json;
+use taskdaemon_core::loops::LOOP_TOOL;
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{
+    EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status, TaskKind,
+    TaskRecord, task::shell_join,
+};
+use uuid::Uuid;
+
+use super::rows::{TASK_COLUMNS, Value, task_from_row};
+use super::{
+    Tx, insert_event, load_task, lock_task, memory, next_counter, to_json_text, transition,
+};
+use crate::{Result, StoreError};
+
+const LOOP_COLUMNS: &str =
+    "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
+
+/// Creates a `pending` loop task, its spec row and its `created` event.
+pub(super) fn create(tx: &mut Tx<'_>, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
+    if !new.spec.is_object() {
+        return Err(StoreError::Invalid(
+            "a loop spec must be a JSON object".to_owned(),
+        ));
+    }
+    let number = next_counter(tx, "task_id")?;
+    let id = HumanId::for_tool(Some(LOOP_TOOL), number)?.to_string();
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+                            restart, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '[]', $10, $11, $11)",
+        &[
+            &Uuid::now_v7().to_string(),
+            &id,
+            &TaskKind::Loop.as_str(),
+            &new.name,
+            &LOOP_TOOL,
+            &new.session,
+            &Status::Pending.as_str(),
+            &to_json_text(&new.argv),
+            &new.workdir,
+            &to_json_text(&taskdaemon_core::RestartPolicy::default()),
+            &now,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO loops (task_id, spec) VALUES ($1, $2)",
+        &[&id, &new.spec.to_string()],
+    )?;
+    if let Some(session) = &new.session {
+        memory::touch_session(tx, session, Some(LOOP_TOOL), now)?;
+    }
+    let message = new.name.clone().unwrap_or_else(|| shell_join(&new.argv));
+    insert_event(
+        tx,
+        Some(&id),
+        &NewEvent::new(EventKind::Created, actor, message),
+        None,
+        Some(json!({ "status": Status::Pending.as_str() })),
+    )?;
+    load(tx, &id)
+}
+
+/// One loop with its counters; `NotFound` for a missing id or a task that is not a loop.
+pub(super) fn load(tx: &mut Tx<'_>, id: &str) -> Result<LoopRecord> {
+    let task = load_task(tx, id)?;
+    with_counters(tx, task)
+}
+
+fn with_counters(tx: &mut Tx<'_>, task: TaskRecord) -> Result<LoopRecord> {
+    let Some(row) = tx.query_opt(
+        &format!("SELECT {LOOP_COLUMNS} FROM loops WHERE task_id = $1"),
+        &[&task.id],
+    )?
+    else {
+        return Err(StoreError::NotFound(format!("{} (as a loop)", task.id)));
+    };
+    let spec: String = row.try_get("spec")?;
+    let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Malformed {
+        field: "loops.spec",
+        message: e.to_string(),
+    })?;
+    Ok(LoopRecord {
+        task,
+        spec,
+        iterations: row.try_get::<_, i64>("iterations")? as u32,
+        tool_calls: row.try_get::<_, i64>("tool_calls")? as u64,
+        input_tokens: row.try_get::<_, i64>("input_tokens")? as u64,
+        output_tokens: row.try_get::<_, i64>("output_tokens")? as u64,
+        cost_usd: row.try_get("cost_usd")?,
+        last_validation_exit_code: row
+            .try_get::<_, Option<i64>>("last_exit")?
+            .map(|v| v as i32),
+    })
+}
+
+/// Loops, oldest first; only those not ended unless `all`.
+pub(super) fn list(tx: &mut Tx<'_>, all: bool) -> Result<Vec<LoopRecord>> {
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE kind = 'loop'");
+    if !all {
+        sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
+    }
+    sql.push_str(" ORDER BY search_key");
+    let tasks = tx
+        .query(&sql, &[])?
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    tasks
+        .into_iter()
+        .map(|task| with_counters(tx, task))
+        .collect()
+}
+
+/// `pending -> running`; a loop that is already running (its daemon died)
+/// stays so and gets an `adopted` event saying where it resumes.
+pub(super) fn mark_running(
+    tx: &mut Tx<'_>,
+    id: &str,
+    next_iteration: u32,
+    actor: &str,
+) -> Result<LoopRecord> {
+    let task = lock_task(tx, id)?;
+    if task.status == Status::Running {
+        insert_event(
+            tx,
+            Some(&task.id),
+            &NewEvent::new(
+                EventKind::Adopted,
+                actor,
+                format!("resumed at iteration {next_iteration}"),
+            ),
+            None,
+            Some(json!({ "next_iteration": next_iteration })),
+        )?;
+    } else {
+        transition(
+            tx,
+            &task,
+            Status::Running,
+            &[("started_at", now_millis().into())],
+            NewEvent::new(
+                EventKind::Started,
+                actor,
+                format!("starting at iteration {next_iteration}"),
+            ),
+        )?;
+    }
+    load(tx, id)
+}
+
+/// Adds a finished iteration to the counters with its event. Returns false
+/// (and changes nothing) when that iteration was recorded already.
+pub(super) fn record_iteration(
+    tx: &mut Tx<'_>,
+    id: &str,
+    it: &LoopIteration,
+    actor: &str,
+) -> Result<bool> {
+    let task = lock_task(tx, id)?;
+    let record = with_counters(tx, task)?;
+    if record.task.status != Status::Running {
+        return Err(StoreError::Conflict(format!(
+            "{} is {}: iterations are recorded only while it runs",
+            record.task.id, record.task.status
+        )));
+    }
+    if it.iteration <= record.iterations {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE loops SET iterations = $1, tool_calls = tool_calls + $2,
+            input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
+            cost_usd = cost_usd + $5, last_exit = $6
+         WHERE task_id = $7",
+        &[
+            &i64::from(it.iteration),
+            &i64::from(it.tool_calls),
+            &(it.input_tokens as i64),
+            &(it.output_tokens as i64),
+            &it.cost_usd,
+            &it.validation_exit_code.map(i64::from),
+            &record.task.id,
+        ],
+    )?;
+    tx.execute(
+        "UPDATE tasks SET updated_at = $1 WHERE id = $2",
+        &[&now_millis(), &record.task.id],
+    )?;
+    insert_event(
+        tx,
+        Some(&record.task.id),
+        &NewEvent::new(EventKind::IterationFinished, actor, it.summary()),
+        None,
+        Some(serde_json::to_value(it).unwrap_or_default()),
+    )?;
+    Ok(true)
+}
+
+/// Ends a loop through the state machine, keeping the reason as its note.
+pub(super) fn finish(tx: &mut Tx<'_>, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
+    let task = lock_task(tx, id)?;
+    let message = end.message();
+    let mut columns: Vec<(&str, Value)> = vec![
+        ("finished_at", now_millis().into()),
+        ("note", message.clone().into()),
+        ("exit_code", end.exit_code().into()),
+    ];
+    if let LoopEnd::Failed { reason } = end {
+        columns.push(("error", reason.clone().into()));
+    }
+    transition(
+        tx,
+        &task,
+        end.status(),
+        &columns,
+        NewEvent::new(
+            EventKind::Exited,
+            actor,
+            format!("{}, {message}", end.status()),
+        ),
+    )?;
+    load(tx, id)
+}

@@ -1,0 +1,293 @@
+//! Versioned schema migrations for PostgreSQL, tracked in `td_schema`.
+//!
+//! Each entry moves the schema one version up; entries are never edited once
+//! released, only appended. The schema mirrors SQLite's with PostgreSQL's
+//! types, plus what several hosts need: a gap-free event sequence assigned
+//! after commit (see [`super::history`]), a tsvector search index, and leases.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: everything SQLite's migrations 1-3 hold, and claimed work.
+    r#"
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    );
+    -- The last sequence number given to an event (one row).
+    CREATE TABLE event_seq (
+        only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+        value    BIGINT NOT NULL
+    );
+    INSERT INTO event_seq (only_row, value) VALUES (TRUE, 0);
+    CREATE TABLE tasks (
+        search_key      BIGSERIAL UNIQUE,
+        uuid            TEXT NOT NULL UNIQUE,
+        id              TEXT PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        name            TEXT,
+        tool            TEXT,
+        session         TEXT,
+        status          TEXT NOT NULL,
+        argv            TEXT NOT NULL,
+        cwd             TEXT,
+        env             TEXT NOT NULL DEFAULT '[]',
+        restart         TEXT NOT NULL,
+        restarts        BIGINT NOT NULL DEFAULT 0,
+        hang_timeout_ms BIGINT,
+        pid             BIGINT,
+        pgid            BIGINT,
+        start_time      BIGINT,
+        boot_id         TEXT,
+        shim_pid        BIGINT,
+        shim_start_time BIGINT,
+        exit_code       BIGINT,
+        signal          BIGINT,
+        stop_requested  BOOLEAN NOT NULL DEFAULT FALSE,
+        error           TEXT,
+        created_at      BIGINT NOT NULL,
+        started_at      BIGINT,
+        finished_at     BIGINT,
+        updated_at      BIGINT NOT NULL,
+        description     TEXT,
+        priority        BIGINT NOT NULL DEFAULT 0,
+        note            TEXT
+    );
+    CREATE INDEX tasks_kind_status ON tasks(kind, status);
+    CREATE INDEX tasks_status ON tasks(status);
+    CREATE INDEX tasks_ready ON tasks(kind, status, priority DESC, search_key);
+    CREATE INDEX tasks_session ON tasks(session);
+    CREATE INDEX tasks_finished ON tasks(kind, finished_at);
+    -- `seq` stays NULL until the event is sequenced after its commit.
+    CREATE TABLE events (
+        id      BIGSERIAL PRIMARY KEY,
+        seq     BIGINT UNIQUE,
+        at      BIGINT NOT NULL,
+        task_id TEXT,
+        actor   TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        message TEXT NOT NULL,
+        before  TEXT,
+        after   TEXT
+    );
+    CREATE INDEX events_unsequenced ON events(id) WHERE seq IS NULL;
+    CREATE INDEX events_task ON events(task_id, seq);
+    CREATE INDEX events_kind ON events(kind, seq);
+    CREATE INDEX events_at ON events(at);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE samples (
+        task_id     TEXT PRIMARY KEY,
+        at          BIGINT NOT NULL,
+        cpu_percent DOUBLE PRECISION NOT NULL,
+        rss_kb      BIGINT NOT NULL,
+        processes   BIGINT NOT NULL
+    );
+    CREATE TABLE task_deps (
+        task_id    TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    );
+    CREATE INDEX task_deps_dependents ON task_deps(depends_on, task_id);
+    CREATE TABLE task_labels (
+        task_id TEXT NOT NULL,
+        label   TEXT NOT NULL,
+        PRIMARY KEY (task_id, label)
+    );
+    CREATE INDEX task_labels_label ON task_labels(label, task_id);
+    CREATE TABLE task_files (
+        n        BIGSERIAL PRIMARY KEY,
+        task_id  TEXT NOT NULL,
+        path     TEXT NOT NULL,
+        added_at BIGINT NOT NULL,
+        UNIQUE (task_id, path)
+    );
+    CREATE TABLE memory (
+        id         BIGSERIAL PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        task_id    TEXT,
+        key        TEXT UNIQUE,
+        session    TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX memory_kind ON memory(kind, updated_at DESC, id DESC);
+    CREATE INDEX memory_task ON memory(task_id, updated_at DESC, id DESC);
+    CREATE INDEX memory_updated ON memory(updated_at DESC, id DESC);
+    CREATE TABLE sessions (
+        id           TEXT PRIMARY KEY,
+        tool         TEXT,
+        started_at   BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL,
+        ended_at     BIGINT
+    );
+    CREATE INDEX sessions_seen ON sessions(last_seen_at);
+    CREATE TABLE event_archive (
+        chunk     BIGSERIAL PRIMARY KEY,
+        first_seq BIGINT NOT NULL,
+        last_seq  BIGINT NOT NULL,
+        first_at  BIGINT NOT NULL,
+        last_at   BIGINT NOT NULL,
+        count     BIGINT NOT NULL,
+        data      BYTEA NOT NULL
+    );
+    CREATE INDEX event_archive_seq ON event_archive(last_seq);
+    CREATE TABLE queue_items (
+        task_id          TEXT PRIMARY KEY,
+        queue            TEXT NOT NULL,
+        document         TEXT NOT NULL,
+        executor         TEXT NOT NULL,
+        max_attempts     BIGINT NOT NULL,
+        timeout_ms       BIGINT,
+        finished         BOOLEAN NOT NULL DEFAULT FALSE,
+        result           TEXT,
+        created_at       BIGINT NOT NULL,
+        finished_at      BIGINT,
+        n                BIGSERIAL UNIQUE,
+        claimable        BOOLEAN NOT NULL DEFAULT FALSE,
+        lease_owner      TEXT,
+        lease_epoch      BIGINT NOT NULL DEFAULT 0,
+        lease_expires_at BIGINT,
+        available_at     BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queue_items_open ON queue_items(queue, finished, created_at);
+    -- What a claim scans: waiting, unleased, claimable items in FIFO order.
+    CREATE INDEX queue_items_claimable ON queue_items(queue, n)
+        WHERE claimable AND NOT finished AND lease_owner IS NULL;
+    CREATE INDEX queue_items_claimable_any ON queue_items(n)
+        WHERE claimable AND NOT finished AND lease_owner IS NULL;
+    CREATE INDEX queue_items_leases ON queue_items(lease_expires_at)
+        WHERE lease_owner IS NOT NULL;
+    CREATE TABLE workers (
+        id           TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          BIGINT NOT NULL,
+        queues       TEXT NOT NULL,
+        concurrency  BIGINT NOT NULL,
+        started_at   BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL,
+        stopped_at   BIGINT
+    );
+
+    -- The search index: one document per task, memory and sequenced event,
+    -- keyed like SQLite's (`search_text.rs`); titles weigh more than bodies.
+    -- Words split at every non-alphanumeric, as SQLite's unicode61 does
+    -- (PostgreSQL's parser would keep `src/parser.rs` as one token).
+    CREATE TABLE search_docs (
+        doc   BIGINT PRIMARY KEY,
+        title TEXT NOT NULL,
+        body  TEXT NOT NULL,
+        tsv   tsvector GENERATED ALWAYS AS (
+                  setweight(to_tsvector('simple', regexp_replace(title, '[^[:alnum:]]+', ' ', 'g')), 'A')
+                  || setweight(to_tsvector('simple', regexp_replace(body, '[^[:alnum:]]+', ' ', 'g')), 'D'))
+              STORED
+    );
+    CREATE INDEX search_docs_tsv ON search_docs USING GIN (tsv);
+
+    CREATE FUNCTION td_task_doc_body(t tasks) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+        SELECT concat_ws(' ', t.description, t.note,
+                         CASE t.kind WHEN 'manual' THEN NULL ELSE t.argv END)
+    $$;
+    CREATE FUNCTION td_tasks_search() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            DELETE FROM search_docs WHERE doc = OLD.search_key * 4 + 1;
+            RETURN OLD;
+        END IF;
+        INSERT INTO search_docs (doc, title, body)
+            VALUES (NEW.search_key * 4 + 1, coalesce(NEW.name, ''), td_task_doc_body(NEW))
+            ON CONFLICT (doc) DO UPDATE SET title = excluded.title, body = excluded.body;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER tasks_search_insert AFTER INSERT ON tasks
+        FOR EACH ROW EXECUTE FUNCTION td_tasks_search();
+    CREATE TRIGGER tasks_search_update AFTER UPDATE OF name, description, note ON tasks
+        FOR EACH ROW EXECUTE FUNCTION td_tasks_search();
+    CREATE TRIGGER tasks_search_delete AFTER DELETE ON tasks
+        FOR EACH ROW EXECUTE FUNCTION td_tasks_search();
+
+    CREATE FUNCTION td_memory_search() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            DELETE FROM search_docs WHERE doc = OLD.id * 4 + 2;
+            RETURN OLD;
+        END IF;
+        INSERT INTO search_docs (doc, title, body)
+            VALUES (NEW.id * 4 + 2, concat_ws(' ', NEW.kind, NEW.key), NEW.text)
+            ON CONFLICT (doc) DO UPDATE SET title = excluded.title, body = excluded.body;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER memory_search_insert AFTER INSERT ON memory
+        FOR EACH ROW EXECUTE FUNCTION td_memory_search();
+    CREATE TRIGGER memory_search_update AFTER UPDATE OF kind, key, text ON memory
+        FOR EACH ROW EXECUTE FUNCTION td_memory_search();
+    CREATE TRIGGER memory_search_delete AFTER DELETE ON memory
+        FOR EACH ROW EXECUTE FUNCTION td_memory_search();
+
+    -- Events enter the index once they have their sequence number; archiving
+    -- (deleting the live row) keeps their terms.
+    CREATE FUNCTION td_events_search() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO search_docs (doc, title, body)
+            VALUES (NEW.seq * 4 + 3, coalesce(NEW.task_id, ''), NEW.message)
+            ON CONFLICT (doc) DO NOTHING;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER events_search_insert AFTER INSERT ON events
+        FOR EACH ROW WHEN (NEW.seq IS NOT NULL) EXECUTE FUNCTION td_events_search();
+    CREATE TRIGGER events_search_sequenced AFTER UPDATE OF seq ON events
+        FOR EACH ROW WHEN (OLD.seq IS NULL AND NEW.seq IS NOT NULL)
+        EXECUTE FUNCTION td_events_search();
+
+    -- The database server's clock in milliseconds: leases are timed by it,
+    -- so workers on hosts with skewed clocks agree on when a lease ends.
+    -- The start of the current transaction: stable within a statement, so
+    -- lease conditions can use the indexes below.
+    CREATE FUNCTION td_now_ms() RETURNS BIGINT LANGUAGE sql STABLE AS $$
+        SELECT (extract(epoch FROM now()) * 1000)::BIGINT
+    $$;
+
+    -- Gives committed events their sequence numbers, in the order they are
+    -- found (by insertion within a transaction). Numbers are handed out
+    -- after commit, under the event_seq row lock, so they have no gaps and
+    -- a reader that has seen seq N can never later find a new event below N.
+    CREATE FUNCTION td_sequence_events() RETURNS BIGINT LANGUAGE plpgsql AS $$
+    DECLARE
+        last_seq BIGINT;
+        added    BIGINT;
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM events WHERE seq IS NULL) THEN
+            RETURN (SELECT value FROM event_seq);
+        END IF;
+        SELECT value INTO last_seq FROM event_seq FOR UPDATE;
+        WITH pending AS (
+            SELECT id, last_seq + row_number() OVER (ORDER BY id) AS n
+            FROM events WHERE seq IS NULL
+        )
+        UPDATE events e SET seq = p.n FROM pending p WHERE e.id = p.id;
+        GET DIAGNOSTICS added = ROW_COUNT;
+        UPDATE event_seq SET value = last_seq + added;
+        RETURN last_seq + added;
+    END $$;
+    "#,
+    // 2: loops: the engine's spec (JSON, never an API key) and the counters
+    // of each `loop` task, one row beside its `tasks` row.
+    r#"
+    CREATE TABLE loops (
+        task_id       TEXT PRIMARY KEY,
+        spec          TEXT NOT NULL,
+        iterations    BIGINT NOT NULL DEFAULT 0,
+        tool_calls    BIGINT NOT NULL DEFAULT 0,
+        input_tokens  BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd      DOUBLE PRECISION NOT NULL DEFAULT 0,
+        last_exit     BIGINT
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

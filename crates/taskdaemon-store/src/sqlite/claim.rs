@@ -1,0 +1,387 @@
+//! Claimed work in SQLite: the same model as PostgreSQL's (see
+//! `crate::claim`) for workers on one host. `BEGIN IMMEDIATE` already makes
+//! every claim exclusive, so no row locks are needed; leases are timed by
+//! this host's clock, which every worker shares.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use taskdaemon_core::process::{
+    ExitDecision, ExitOutcome, decide_after_exit, decide_after_lost_attempt,
+};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
+
+use super::{apply_exit, load_queue_item, load_task, transition};
+use crate::claim::{
+    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+};
+use crate::{Result, StoreError};
+
+/// Candidates looked at in one claim (each skipped one was cancelled while it waited).
+const CLAIM_SCAN: usize = 16;
+/// How often the waiter looks for another connection's commit.
+const WAIT_STEP: Duration = Duration::from_millis(20);
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn worker_actor(worker: &str) -> String {
+    format!("worker:{worker}")
+}
+
+pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO workers (id, host, pid, queues, concurrency, started_at, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT(id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+           queues = excluded.queues, concurrency = excluded.concurrency,
+           heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+        params![
+            worker.id,
+            worker.host,
+            worker.pid,
+            serde_json::to_string(&worker.queues).unwrap_or_default(),
+            worker.concurrency,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn heartbeat(
+    tx: &Connection,
+    worker: &str,
+    tasks: &[String],
+    lease: Duration,
+) -> Result<Vec<HeldLease>> {
+    let now = now_millis();
+    let known = tx.execute(
+        "UPDATE workers SET heartbeat_at = ?1 WHERE id = ?2",
+        params![now, worker],
+    )?;
+    if known == 0 {
+        return Err(StoreError::NotFound(format!("worker {worker}")));
+    }
+    let tasks = serde_json::to_string(tasks).unwrap_or_default();
+    tx.execute(
+        "UPDATE queue_items SET lease_expires_at = ?1
+         WHERE lease_owner = ?2 AND task_id IN (SELECT value FROM json_each(?3))",
+        params![now + millis(lease), worker, tasks],
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT q.task_id, q.lease_epoch, t.stop_requested FROM queue_items q
+         JOIN tasks t ON t.id = q.task_id
+         WHERE q.lease_owner = ?1 AND q.task_id IN (SELECT value FROM json_each(?2))",
+    )?;
+    let rows = stmt.query_map(params![worker, tasks], |r| {
+        Ok(HeldLease {
+            lease: Lease {
+                task_id: r.get(0)?,
+                worker: worker.to_owned(),
+                epoch: r.get(1)?,
+            },
+            stop_requested: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn stop(tx: &Connection, worker: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE workers SET stopped_at = ?1, heartbeat_at = ?1 WHERE id = ?2",
+        params![now_millis(), worker],
+    )?;
+    Ok(())
+}
+
+pub(super) fn workers(conn: &Connection) -> Result<Vec<WorkerRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+                w.stopped_at,
+                (SELECT group_concat(q.task_id, char(10)) FROM
+                   (SELECT task_id FROM queue_items WHERE lease_owner = w.id ORDER BY task_id) q)
+         FROM workers w ORDER BY w.heartbeat_at DESC, w.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            WorkerRecord {
+                id: r.get(0)?,
+                host: r.get(1)?,
+                pid: r.get(2)?,
+                queues: Vec::new(),
+                concurrency: r.get(4)?,
+                started_at: r.get(5)?,
+                heartbeat_at: r.get(6)?,
+                stopped_at: r.get(7)?,
+                running: r
+                    .get::<_, Option<String>>(8)?
+                    .map(|t| t.split('\n').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            },
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (mut record, queues) = row?;
+        record.queues = serde_json::from_str(&queues).map_err(|e| StoreError::Malformed {
+            field: "workers.queues",
+            message: e.to_string(),
+        })?;
+        Ok(record)
+    })
+    .collect()
+}
+
+pub(super) fn claim(
+    tx: &Connection,
+    worker: &str,
+    queues: &[String],
+    lease: Duration,
+) -> Result<Option<Claim>> {
+    let queues_json = serde_json::to_string(queues).unwrap_or_default();
+    for _ in 0..CLAIM_SCAN {
+        let task_id: Option<String> = tx
+            .prepare_cached(
+                "SELECT task_id FROM queue_items
+                 WHERE claimable = 1 AND finished = 0 AND lease_owner IS NULL
+                   AND available_at <= ?1
+                   AND (?2 = '[]' OR queue IN (SELECT value FROM json_each(?2)))
+                 ORDER BY created_at, rowid LIMIT 1",
+            )?
+            .query_row(params![now_millis(), queues_json], |r| r.get(0))
+            .optional()?;
+        let Some(task_id) = task_id else {
+            return Ok(None);
+        };
+        let task = load_task(tx, &task_id)?;
+        if task.status.is_terminal() {
+            // Cancelled while it waited: nothing to run, its item is done.
+            tx.execute(
+                "UPDATE queue_items SET finished = 1, finished_at = ?2, result = ?3
+                 WHERE task_id = ?1",
+                params![
+                    task.id,
+                    now_millis(),
+                    json!({ "status": task.status.as_str() }).to_string()
+                ],
+            )?;
+            continue;
+        }
+        return take(tx, worker, lease, task).map(Some);
+    }
+    Ok(None)
+}
+
+fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
+    let expires_at = now_millis() + millis(lease);
+    let (epoch, max_attempts): (i64, i64) = tx.query_row(
+        "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
+           lease_expires_at = ?3
+         WHERE task_id = ?1 RETURNING lease_epoch, max_attempts",
+        params![task.id, worker, expires_at],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let attempt = task.restarts + 1;
+    transition(
+        tx,
+        &task,
+        Status::Running,
+        &[
+            ("started_at", now_millis().into()),
+            ("finished_at", rusqlite::types::Value::Null),
+            ("exit_code", rusqlite::types::Value::Null),
+            ("signal", rusqlite::types::Value::Null),
+            ("error", rusqlite::types::Value::Null),
+        ],
+        NewEvent::new(
+            EventKind::Started,
+            &worker_actor(worker),
+            format!("claimed by worker {worker} (attempt {attempt}/{max_attempts})"),
+        ),
+    )?;
+    Ok(Claim {
+        task: load_task(tx, &task.id)?,
+        item: load_queue_item(tx, &task.id)?,
+        lease: Lease {
+            task_id: task.id,
+            worker: worker.to_owned(),
+            epoch,
+        },
+        attempt,
+        expires_at,
+    })
+}
+
+pub(super) fn complete(
+    tx: &Connection,
+    lease: &Lease,
+    outcome: ExitOutcome,
+    result: &serde_json::Value,
+) -> Result<ClaimCompleted> {
+    let holder: Option<(Option<String>, i64)> = tx
+        .query_row(
+            "SELECT lease_owner, lease_epoch FROM queue_items WHERE task_id = ?1",
+            [&lease.task_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((owner, epoch)) = holder else {
+        return Err(StoreError::NotFound(lease.task_id.clone()));
+    };
+    if owner.as_deref() != Some(lease.worker.as_str()) || epoch != lease.epoch {
+        return Err(StoreError::Conflict(format!(
+            "the lease of worker {} on {} (epoch {}) is no longer current: now {} holds epoch {epoch}; \
+             its result is not recorded",
+            lease.worker,
+            lease.task_id,
+            lease.epoch,
+            owner.as_deref().unwrap_or("nobody"),
+        )));
+    }
+    let task = load_task(tx, &lease.task_id)?;
+    let decision = decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
+    apply_exit(tx, &task, outcome, decision, &worker_actor(&lease.worker))?;
+    after_attempt(tx, &task.id, decision, Some(result))?;
+    Ok(ClaimCompleted {
+        task: load_task(tx, &task.id)?,
+        decision,
+    })
+}
+
+fn after_attempt(
+    tx: &Connection,
+    task_id: &str,
+    decision: ExitDecision,
+    result: Option<&serde_json::Value>,
+) -> Result<()> {
+    match decision {
+        ExitDecision::Restart { delay, .. } => {
+            tx.execute(
+                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+                   available_at = ?2 WHERE task_id = ?1",
+                params![task_id, now_millis() + millis(delay)],
+            )?;
+        }
+        ExitDecision::Finish(_) => {
+            tx.execute(
+                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+                   finished = 1, result = ?2, finished_at = ?3 WHERE task_id = ?1",
+                params![
+                    task_id,
+                    result.map(serde_json::Value::to_string),
+                    now_millis()
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Released>> {
+    let expired: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT task_id, lease_owner FROM queue_items
+             WHERE lease_owner IS NOT NULL AND lease_expires_at < ?1
+             ORDER BY lease_expires_at",
+        )?
+        .query_map([now_millis()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut released = Vec::with_capacity(expired.len());
+    for (task_id, worker) in expired {
+        let task = load_task(tx, &task_id)?;
+        if task.status != Status::Running {
+            tx.execute(
+                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL
+                 WHERE task_id = ?1",
+                [&task_id],
+            )?;
+            continue;
+        }
+        let decision = decide_after_lost_attempt(&task.restart, task.restarts, task.stop_requested);
+        let reason = format!("worker {worker} stopped renewing its lease");
+        match decision {
+            ExitDecision::Restart { restart, delay } => transition(
+                tx,
+                &task,
+                Status::Pending,
+                &[
+                    ("restarts", i64::from(restart).into()),
+                    ("finished_at", now_millis().into()),
+                ],
+                NewEvent::new(
+                    EventKind::Restarting,
+                    actor,
+                    format!(
+                        "{reason}; attempt {} of {} in {}",
+                        restart + 1,
+                        task.restart.max_restarts + 1,
+                        taskdaemon_core::duration::format_duration(delay)
+                    ),
+                ),
+            )?,
+            ExitDecision::Finish(status) => transition(
+                tx,
+                &task,
+                status,
+                &[
+                    ("error", reason.clone().into()),
+                    ("finished_at", now_millis().into()),
+                ],
+                NewEvent::new(EventKind::Lost, actor, format!("{status}: {reason}")),
+            )?,
+        }
+        let status = match decision {
+            ExitDecision::Restart { .. } => Status::Pending,
+            ExitDecision::Finish(status) => status,
+        };
+        let result = json!({ "status": status.as_str(), "error": reason });
+        after_attempt(tx, &task_id, decision, Some(&result))?;
+        released.push(Released {
+            task_id,
+            worker,
+            decision,
+        });
+    }
+    Ok(released)
+}
+
+/// Waits for another connection's commit: SQLite has no notifications, so
+/// this watches `PRAGMA data_version` on a connection of its own (a cheap
+/// read of the shared WAL index, no table is touched).
+pub(super) struct SqliteWaiter {
+    conn: Connection,
+    seen: i64,
+}
+
+impl SqliteWaiter {
+    pub(super) fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        let seen = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(Self { conn, seen })
+    }
+}
+
+impl WorkWaiter for SqliteWaiter {
+    fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let version: i64 = self
+                .conn
+                .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            if version != self.seen {
+                self.seen = version;
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(WAIT_STEP.min(deadline - now));
+        }
+    }
+}

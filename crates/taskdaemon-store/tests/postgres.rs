@@ -1,0 +1,248 @@
+//! The PostgreSQL store against the same conformance checks as SQLite (each
+//! in its own schema, in parallel), plus what is PostgreSQL's own: several
+//! stores on one database, an unreachable server, dropped connections, and
+//! the export/import round trip SQLite -> PostgreSQL -> SQLite.
+//!
+//! Needs `TASKDAEMON_TEST_DATABASE_URL`; without it every test here prints a
+//! loud notice and passes without running.
+
+use std::thread;
+
+use taskdaemon_store::conformance::{CHECKS, spec};
+use taskdaemon_store::testing::TestSchema;
+use taskdaemon_store::{ExportRecord, PgOptions, PgStore, SqliteStore, Store, StoreError};
+
+#[test]
+fn postgres_conformance() {
+    if TestSchema::create("postgres_conformance").is_none() {
+        return;
+    }
+    let failed: Vec<String> = thread::scope(|scope| {
+        let handles: Vec<_> = CHECKS
+            .iter()
+            .map(|(name, check)| {
+                let handle = scope.spawn(move || {
+                    let schema = TestSchema::create(name).expect("checked above");
+                    let store = schema.open().unwrap();
+                    check(&store);
+                });
+                (*name, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, handle)| handle.join().is_err().then(|| name.to_owned()))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "conformance checks failed on PostgreSQL: {failed:?}"
+    );
+}
+
+#[test]
+fn postgres_stores_on_one_database_share_state_and_lose_nothing() {
+    let Some(schema) = TestSchema::create("postgres_stores_share_state") else {
+        return;
+    };
+    let url = schema.url();
+    let first = PgStore::open(&PgOptions::new(&url)).unwrap();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            thread::spawn(move || {
+                let store = PgStore::open(&PgOptions::new(&url)).unwrap();
+                (0..25)
+                    .map(|_| store.create_process(&spec(None, &["x"]), "t").unwrap().id)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150);
+    assert_eq!(first.last_event_seq().unwrap(), 150, "gap-free sequence");
+    let events = first.events_after(0, &[], 1000).unwrap();
+    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+}
+
+#[test]
+fn postgres_unreachable_server_names_the_url_without_password() {
+    // No server listens on port 1; the URL carries a password to hide.
+    let err = PgStore::open(&PgOptions::new(
+        "postgres://alice:hunter2@127.0.0.1:1/nowhere?connect_timeout=2",
+    ))
+    .err()
+    .expect("nothing listens there");
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{message}");
+    assert!(
+        message.contains("postgres://alice:***@127.0.0.1:1/nowhere"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn postgres_operations_survive_terminated_connections() {
+    let Some(schema) = TestSchema::create("postgres_terminated_connections") else {
+        return;
+    };
+    let store = schema.open().unwrap();
+    store.create_process(&spec(None, &["a"]), "t").unwrap();
+    for round in 0..3 {
+        assert!(schema.terminate_connections() > 0, "round {round}");
+        let task = store
+            .create_process(&spec(None, &["b"]), "t")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(store.task(&task.id).unwrap().id, task.id);
+    }
+    assert_eq!(store.status_counts().unwrap()[0].1, 4);
+}
+
+#[test]
+fn postgres_newer_schema_is_refused() {
+    let Some(schema) = TestSchema::create("postgres_newer_schema") else {
+        return;
+    };
+    drop(schema.open().unwrap());
+    let mut admin = schema.admin();
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {}.td_schema (version) VALUES (999)",
+            schema.schema()
+        ))
+        .unwrap();
+    let err = schema.open().err().expect("a future schema is refused");
+    assert!(
+        matches!(err, StoreError::PgTooNew { found: 999, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn postgres_backup_points_to_pg_dump() {
+    let Some(schema) = TestSchema::create("postgres_backup") else {
+        return;
+    };
+    let store = schema.open().unwrap();
+    let err = store.backup(std::path::Path::new("/tmp/x.db")).unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("pg_dump"), "{err}");
+}
+
+fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
+    let mut records = Vec::new();
+    store
+        .export(&mut |record| {
+            records.push(record);
+            Ok(())
+        })
+        .unwrap();
+    records
+}
+
+fn copy(from: &dyn Store, to: &dyn Store) {
+    let mut importer = to.begin_import().unwrap();
+    for record in export_all(from) {
+        importer.add(record).unwrap();
+    }
+    importer.finish().unwrap();
+}
+
+#[test]
+fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
+    use taskdaemon_core::{MemoryKind, NewMemory, TrackedAction};
+    use taskdaemon_store::conformance::{agent, tracked::tracked};
+    let Some(schema) = TestSchema::create("postgres_round_trip") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let first = source.create_tracked(&tracked("first", &[]), "t").unwrap();
+    let second = source
+        .create_tracked(&tracked("second", &[&first.id]), "t")
+        .unwrap();
+    source
+        .act_on_tracked(&first.id, &TrackedAction::Start, "t")
+        .unwrap();
+    source
+        .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
+        .unwrap();
+    source
+        .remember(
+            &NewMemory {
+                kind: MemoryKind::Decision,
+                text: "keep SQLite as default".to_owned(),
+                task_id: Some(second.id.clone()),
+                key: Some("db".to_owned()),
+                session: Some("s-1".to_owned()),
+            },
+            "t",
+        )
+        .unwrap();
+    source
+        .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
+        .unwrap();
+    source.create_agent(&agent("q", "task-f.md"), "t").unwrap();
+    source.submit(&agent("q", "task-s.md"), "t").unwrap();
+    source.set_meta("cursor", "7").unwrap();
+    source
+        .archive_events(taskdaemon_core::time::now_millis() + 1)
+        .unwrap();
+    source
+        .act_on_tracked(
+            &first.id,
+            &TrackedAction::Done {
+                note: Some("ok".into()),
+            },
+            "t",
+        )
+        .unwrap();
+    let exported = export_all(&source);
+
+    let pg = schema.open().unwrap();
+    copy(&source, &pg);
+    let mut from_pg = export_all(&pg);
+    // The header names the writer's schema version; everything else is equal.
+    from_pg[0] = exported[0].clone();
+    assert_eq!(
+        from_pg, exported,
+        "PostgreSQL holds exactly what SQLite held"
+    );
+
+    let back = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+    copy(&pg, &back);
+    assert_eq!(export_all(&back), exported, "and gives it back unchanged");
+
+    // The PostgreSQL copy carries on where the source stopped.
+    let next = pg.create_tracked(&tracked("third", &[]), "t").unwrap();
+    assert_eq!(next.id, "TASK-4");
+    assert!(pg.last_event_seq().unwrap() > source.last_event_seq().unwrap());
+    assert!(!pg.search("SQLite default", 5).unwrap().is_empty());
+    let memory = pg
+        .remember(
+            &NewMemory {
+                kind: MemoryKind::Note,
+                text: "after import".to_owned(),
+                task_id: None,
+                key: None,
+                session: None,
+            },
+            "t",
+        )
+        .unwrap();
+    assert_eq!(memory.id, "MEM-2", "memory numbers carry on");
+    let claim = pg
+        .claim("w", &[], std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        claim.unwrap().lease.task_id,
+        "task-s",
+        "submitted work stays claimable"
+    );
+}
