@@ -368,7 +368,7 @@ fn inproc(db: &Path, workspace: &Workspace, runs: u64) -> Result<()> {
             .map(drop)
             .map_err(|e| e.to_string())
     })?;
-    println!("snapshot write (durable)    {}", summary(snapshot));
+    println!("snapshot write (projection) {}", summary(snapshot));
 
     // Durable transitions: each is one committed, fsynced transaction.
     let cycles = runs.min(300);
