@@ -9,8 +9,9 @@ use taskdaemon_core::{EventKind, NewEvent};
 use super::{insert_event, load_task};
 use crate::{MemoryFilter, Result, StoreError};
 
-const MEMORY_COLUMNS: &str = "id, kind, text, task_id, key, session, created_at, updated_at";
-const SESSION_COLUMNS: &str = "id, tool, started_at, last_seen_at, ended_at";
+pub(super) const MEMORY_COLUMNS: &str =
+    "id, kind, text, task_id, key, session, created_at, updated_at";
+pub(super) const SESSION_COLUMNS: &str = "id, tool, started_at, last_seen_at, ended_at";
 
 /// Records a memory; with a key, replaces the memory that has that key.
 pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<Memory> {
@@ -207,6 +208,3 @@ pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         ended_at: row.get("ended_at")?,
     })
 }
-
-pub(super) const SESSION_SELECT: &str = SESSION_COLUMNS;
-pub(super) const MEMORY_SELECT: &str = MEMORY_COLUMNS;

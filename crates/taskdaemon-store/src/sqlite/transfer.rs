@@ -13,7 +13,7 @@ use taskdaemon_core::tracked::parse_memory_id;
 use taskdaemon_core::{Event, NewEvent, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
-use super::memory::{MEMORY_SELECT, SESSION_SELECT, memory_from_row, session_from_row};
+use super::memory::{MEMORY_COLUMNS, SESSION_COLUMNS, memory_from_row, session_from_row};
 use super::rows::{
     EVENT_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, event_from_row, queue_item_from_row,
     task_from_row,
@@ -51,7 +51,7 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
         sink(ExportRecord::Meta { key, value })?;
     }
     let mut stmt = conn.prepare(&format!(
-        "SELECT {SESSION_SELECT} FROM sessions ORDER BY id"
+        "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id"
     ))?;
     for row in stmt.query_map([], session_from_row)? {
         sink(ExportRecord::Session(row?))?;
@@ -62,7 +62,7 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
         let env = task.env.clone();
         sink(ExportRecord::Task(Box::new(ExportedTask { task, env })))?;
     }
-    let mut stmt = conn.prepare(&format!("SELECT {MEMORY_SELECT} FROM memory ORDER BY id"))?;
+    let mut stmt = conn.prepare(&format!("SELECT {MEMORY_COLUMNS} FROM memory ORDER BY id"))?;
     for row in stmt.query_map([], memory_from_row)? {
         sink(ExportRecord::Memory(row??))?;
     }
