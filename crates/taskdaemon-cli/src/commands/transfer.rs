@@ -82,11 +82,8 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let fed = match first_byte(&mut reader)? {
         Some(b'[') => feed_json(&mut reader, &mut *importer),
         Some(b'{') => feed_jsonl(reader, &mut *importer),
-        _ => Err(format!(
-            "not an export: expected a JSON array or JSON lines ({} is {})",
-            args.file.display(),
-            "empty or starts with something else"
-        )),
+        Some(_) => Err("not an export: expected a JSON array or JSON lines".to_owned()),
+        None => Err("the file is empty".to_owned()),
     };
     if let Err(message) = fed {
         // Dropping the importer rolls back: nothing of the file is kept.
