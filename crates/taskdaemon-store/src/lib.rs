@@ -13,6 +13,7 @@
 //! from blocking threads.
 
 mod archive;
+mod changes;
 pub mod claim;
 pub mod conformance;
 mod error;

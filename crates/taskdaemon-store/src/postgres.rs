@@ -515,6 +515,22 @@ fn transition(
     Ok(())
 }
 
+/// Applies a [`crate::changes::Change`] decided for both backends.
+fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: crate::changes::Change) -> Result<()> {
+    let columns: Vec<(&str, Value)> = change
+        .columns
+        .into_iter()
+        .map(|(column, value)| {
+            let value = match value {
+                crate::changes::Column::Int(v) => Value::Int(v),
+                crate::changes::Column::Text(v) => Value::Text(v),
+            };
+            (column, value)
+        })
+        .collect();
+    transition(tx, task, change.to, &columns, change.event)
+}
+
 fn next_counter(tx: &mut Tx<'_>, name: &str) -> Result<u64> {
     let value: i64 = tx
         .query_one(

@@ -329,6 +329,22 @@ fn kind_filter(kinds: &[EventKind]) -> String {
     format!(" AND kind IN ({})", names.join(", "))
 }
 
+/// Applies a [`changes::Change`] decided for both backends.
+fn apply(tx: &Connection, task: &TaskRecord, change: crate::changes::Change) -> Result<()> {
+    let columns: Vec<(&str, rusqlite::types::Value)> = change
+        .columns
+        .into_iter()
+        .map(|(column, value)| {
+            let value = match value {
+                crate::changes::Column::Int(v) => opt(v),
+                crate::changes::Column::Text(v) => opt(v),
+            };
+            (column, value)
+        })
+        .collect();
+    transition(tx, task, change.to, &columns, change.event)
+}
+
 fn value_to_json(value: &rusqlite::types::Value) -> serde_json::Value {
     use rusqlite::types::Value;
     match value {

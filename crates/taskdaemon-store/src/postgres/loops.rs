@@ -12,11 +12,9 @@ use taskdaemon_core::{
 };
 use uuid::Uuid;
 
-use super::rows::{TASK_COLUMNS, Value, task_from_row};
-use super::{
-    Tx, insert_event, load_task, lock_task, memory, next_counter, to_json_text, transition,
-};
-use crate::{Result, StoreError};
+use super::rows::{TASK_COLUMNS, task_from_row};
+use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_counter, to_json_text};
+use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =
     "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
@@ -127,30 +125,12 @@ pub(super) fn mark_running(
     actor: &str,
 ) -> Result<LoopRecord> {
     let task = lock_task(tx, id)?;
-    if task.status == Status::Running {
-        insert_event(
-            tx,
-            Some(&task.id),
-            &NewEvent::new(
-                EventKind::Adopted,
-                actor,
-                format!("resumed at iteration {next_iteration}"),
-            ),
-            None,
-            Some(json!({ "next_iteration": next_iteration })),
-        )?;
-    } else {
-        transition(
-            tx,
-            &task,
-            Status::Running,
-            &[("started_at", now_millis().into())],
-            NewEvent::new(
-                EventKind::Started,
-                actor,
-                format!("starting at iteration {next_iteration}"),
-            ),
-        )?;
+    match changes::loop_start(&task, next_iteration, now_millis(), actor) {
+        (Some(change), _) => apply(tx, &task, change)?,
+        (None, adopted) => {
+            let resume = json!({ "next_iteration": next_iteration });
+            insert_event(tx, Some(&task.id), &adopted, None, Some(resume))?;
+        }
     }
     load(tx, id)
 }
@@ -206,25 +186,6 @@ pub(super) fn record_iteration(
 /// Ends a loop through the state machine, keeping the reason as its note.
 pub(super) fn finish(tx: &mut Tx<'_>, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
     let task = lock_task(tx, id)?;
-    let message = end.message();
-    let mut columns: Vec<(&str, Value)> = vec![
-        ("finished_at", now_millis().into()),
-        ("note", message.clone().into()),
-        ("exit_code", end.exit_code().into()),
-    ];
-    if let LoopEnd::Failed { reason } = end {
-        columns.push(("error", reason.clone().into()));
-    }
-    transition(
-        tx,
-        &task,
-        end.status(),
-        &columns,
-        NewEvent::new(
-            EventKind::Exited,
-            actor,
-            format!("{}, {message}", end.status()),
-        ),
-    )?;
+    apply(tx, &task, changes::loop_end(end, now_millis(), actor))?;
     load(tx, id)
 }

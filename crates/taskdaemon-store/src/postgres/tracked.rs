@@ -7,17 +7,16 @@ use serde_json::json;
 use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{
-    EventKind, HumanId, NewEvent, NewTracked, Status, TaskKind, TaskRecord, TrackedAction,
-    TrackedEdit,
+    EventKind, HumanId, NewEvent, NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit,
 };
 use uuid::Uuid;
 
-use super::rows::{TASK_COLUMNS, Value, task_from_row};
+use super::rows::{TASK_COLUMNS, task_from_row};
 use super::{
-    Tx, insert_event, load_task, lock_task, memory::touch_session, next_counter, resolve_id,
+    Tx, apply, insert_event, load_task, lock_task, memory::touch_session, next_counter, resolve_id,
     transition,
 };
-use crate::{Result, StoreError, TrackedFilter};
+use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Serialises changes to the dependency graph: two edges added at once
 /// could each keep the graph a DAG and together close a cycle.
@@ -162,6 +161,7 @@ pub(super) fn remove_dependency(
     load_task(tx, &task.id)
 }
 
+/// Applies `action` (start, done, fail, cancel) to a tracked task.
 pub(super) fn act(
     tx: &mut Tx<'_>,
     id: &str,
@@ -169,53 +169,13 @@ pub(super) fn act(
     actor: &str,
 ) -> Result<TaskRecord> {
     let task = lock_task(tx, id)?;
-    if task.kind != TaskKind::Manual {
-        return Err(StoreError::Conflict(format!(
-            "{} is a {} task: `task {}` works on tracked tasks only (use kill or restart for processes)",
-            task.id,
-            task.kind.as_str(),
-            action.verb()
-        )));
-    }
-    if *action == TrackedAction::Start && task.status == Status::Blocked {
-        let unmet = dependency_statuses(tx, &task.depends_on)?;
-        return Err(StoreError::Conflict(format!(
-            "{} is blocked by {}",
-            task.id,
-            unmet_list(&unmet)
-        )));
-    }
-    let now = now_millis();
-    let mut columns: Vec<(&str, Value)> = Vec::new();
-    let (kind, message) = match action {
-        TrackedAction::Start => {
-            columns.push(("started_at", now.into()));
-            (EventKind::Started, "started".to_owned())
-        }
-        ended => {
-            columns.push(("finished_at", now.into()));
-            if let Some(note) = ended.note() {
-                columns.push(("note", note.to_owned().into()));
-            }
-            let message = match ended.note() {
-                Some(note) => format!("{}: {note}", ended.target()),
-                None => ended.target().to_string(),
-            };
-            (EventKind::Finished, message)
-        }
-    };
-    transition(
-        tx,
-        &task,
-        action.target(),
-        &columns,
-        NewEvent::new(kind, actor, message),
-    )?;
+    let unmet = || Ok(unmet_list(&dependency_statuses(tx, &task.depends_on)?));
+    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
+    apply(tx, &task, change)?;
     load_task(tx, id)
 }
 
-/// Applies a scope change to a tracked task, recording before and after
-/// (the same rules as SQLite's `edit`).
+/// Applies a scope change to a tracked task, recording before and after.
 pub(super) fn edit(
     tx: &mut Tx<'_>,
     id: &str,
@@ -224,27 +184,7 @@ pub(super) fn edit(
 ) -> Result<TaskRecord> {
     edit.validate().map_err(StoreError::Invalid)?;
     let task = lock_task(tx, id)?;
-    if task.kind != TaskKind::Manual {
-        return Err(StoreError::Conflict(format!(
-            "{} is a {} task: only tracked tasks can be edited",
-            task.id,
-            task.kind.as_str()
-        )));
-    }
-    let mut before = serde_json::Map::new();
-    let mut after = serde_json::Map::new();
-    if let Some(title) = &edit.title {
-        before.insert("title".to_owned(), json!(task.name));
-        after.insert("title".to_owned(), json!(title.trim()));
-    }
-    if let Some(description) = &edit.description {
-        before.insert("description".to_owned(), json!(task.description));
-        after.insert("description".to_owned(), json!(description));
-    }
-    if let Some(priority) = edit.priority {
-        before.insert("priority".to_owned(), json!(task.priority));
-        after.insert("priority".to_owned(), json!(priority));
-    }
+    changes::require_tracked(&task, "`task edit`")?;
     tx.execute(
         "UPDATE tasks SET name = coalesce($1, name), description = coalesce($2, description),
                           priority = coalesce($3, priority), updated_at = $4
@@ -270,19 +210,8 @@ pub(super) fn edit(
         )?;
     }
     let edited = load_task(tx, &task.id)?;
-    if edited.labels != task.labels {
-        before.insert("labels".to_owned(), json!(task.labels));
-        after.insert("labels".to_owned(), json!(edited.labels));
-    }
-    let fields: Vec<&str> = after.keys().map(String::as_str).collect();
-    let message = format!("edited {}", fields.join(", "));
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(EventKind::Edited, actor, message),
-        Some(serde_json::Value::Object(before)),
-        Some(serde_json::Value::Object(after)),
-    )?;
+    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
+    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
     Ok(edited)
 }
 

@@ -16,8 +16,8 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{insert_event, load_task, next_counter, opt, to_json_text, touch_session, transition};
-use crate::{Result, StoreError};
+use super::{apply, insert_event, load_task, next_counter, opt, to_json_text, touch_session};
+use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =
     "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
@@ -140,30 +140,12 @@ pub(super) fn mark_running(
 ) -> Result<LoopRecord> {
     let record = load(tx, id)?;
     let task = &record.task;
-    if task.status == Status::Running {
-        insert_event(
-            tx,
-            Some(&task.id),
-            &NewEvent::new(
-                EventKind::Adopted,
-                actor,
-                format!("resumed at iteration {next_iteration}"),
-            ),
-            None,
-            Some(json!({ "next_iteration": next_iteration })),
-        )?;
-    } else {
-        transition(
-            tx,
-            task,
-            Status::Running,
-            &[("started_at", now_millis().into())],
-            NewEvent::new(
-                EventKind::Started,
-                actor,
-                format!("starting at iteration {next_iteration}"),
-            ),
-        )?;
+    match changes::loop_start(task, next_iteration, now_millis(), actor) {
+        (Some(change), _) => apply(tx, task, change)?,
+        (None, adopted) => {
+            let resume = json!({ "next_iteration": next_iteration });
+            insert_event(tx, Some(&task.id), &adopted, None, Some(resume))?;
+        }
     }
     load(tx, id)
 }
@@ -218,25 +200,10 @@ pub(super) fn record_iteration(
 /// Ends a loop through the state machine, keeping the reason as its note.
 pub(super) fn finish(tx: &Connection, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
     let record = load(tx, id)?;
-    let message = end.message();
-    let mut columns = vec![
-        ("finished_at", now_millis().into()),
-        ("note", message.clone().into()),
-        ("exit_code", opt(end.exit_code())),
-    ];
-    if let LoopEnd::Failed { reason } = end {
-        columns.push(("error", reason.clone().into()));
-    }
-    transition(
+    apply(
         tx,
         &record.task,
-        end.status(),
-        &columns,
-        NewEvent::new(
-            EventKind::Exited,
-            actor,
-            format!("{}, {message}", end.status()),
-        ),
+        changes::loop_end(end, now_millis(), actor),
     )?;
     load(tx, id)
 }

@@ -11,14 +11,13 @@ use serde_json::json;
 use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{
-    EventKind, HumanId, NewEvent, NewTracked, Status, TaskKind, TaskRecord, TrackedAction,
-    TrackedEdit,
+    EventKind, HumanId, NewEvent, NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit,
 };
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{insert_event, load_task, next_counter, resolve_id, touch_session, transition};
-use crate::{Result, StoreError, TrackedFilter};
+use super::{apply, insert_event, load_task, next_counter, resolve_id, touch_session, transition};
+use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Creates a tracked task, its labels and dependency edges, and its `created` event.
 pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
@@ -163,48 +162,9 @@ pub(super) fn act(
     actor: &str,
 ) -> Result<TaskRecord> {
     let task = load_task(tx, id)?;
-    if task.kind != TaskKind::Manual {
-        return Err(StoreError::Conflict(format!(
-            "{} is a {} task: `task {}` works on tracked tasks only (use kill or restart for processes)",
-            task.id,
-            task.kind.as_str(),
-            action.verb()
-        )));
-    }
-    if *action == TrackedAction::Start && task.status == Status::Blocked {
-        let unmet = dependency_statuses(tx, &task.depends_on)?;
-        return Err(StoreError::Conflict(format!(
-            "{} is blocked by {}",
-            task.id,
-            unmet_list(&unmet)
-        )));
-    }
-    let now = now_millis();
-    let mut columns: Vec<(&str, rusqlite::types::Value)> = Vec::new();
-    let (kind, message) = match action {
-        TrackedAction::Start => {
-            columns.push(("started_at", now.into()));
-            (EventKind::Started, "started".to_owned())
-        }
-        ended => {
-            columns.push(("finished_at", now.into()));
-            if let Some(note) = ended.note() {
-                columns.push(("note", note.to_owned().into()));
-            }
-            let message = match ended.note() {
-                Some(note) => format!("{}: {note}", ended.target()),
-                None => ended.target().to_string(),
-            };
-            (EventKind::Finished, message)
-        }
-    };
-    transition(
-        tx,
-        &task,
-        action.target(),
-        &columns,
-        NewEvent::new(kind, actor, message),
-    )?;
+    let unmet = || Ok(unmet_list(&dependency_statuses(tx, &task.depends_on)?));
+    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
+    apply(tx, &task, change)?;
     load_task(tx, id)
 }
 
@@ -217,28 +177,7 @@ pub(super) fn edit(
 ) -> Result<TaskRecord> {
     edit.validate().map_err(StoreError::Invalid)?;
     let task = load_task(tx, id)?;
-    if task.kind != TaskKind::Manual {
-        return Err(StoreError::Conflict(format!(
-            "{} is a {} task: only tracked tasks can be edited",
-            task.id,
-            task.kind.as_str()
-        )));
-    }
-    let mut before = serde_json::Map::new();
-    let mut after = serde_json::Map::new();
-    let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
-        before.insert(field.to_owned(), old);
-        after.insert(field.to_owned(), new);
-    };
-    if let Some(title) = &edit.title {
-        note("title", json!(task.name), json!(title.trim()));
-    }
-    if let Some(description) = &edit.description {
-        note("description", json!(task.description), json!(description));
-    }
-    if let Some(priority) = edit.priority {
-        note("priority", json!(task.priority), json!(priority));
-    }
+    changes::require_tracked(&task, "`task edit`")?;
     tx.execute(
         "UPDATE tasks SET name = coalesce(?1, name), description = coalesce(?2, description),
                           priority = coalesce(?3, priority), updated_at = ?4
@@ -264,18 +203,8 @@ pub(super) fn edit(
         )?;
     }
     let edited = load_task(tx, &task.id)?;
-    if edited.labels != task.labels {
-        note("labels", json!(task.labels), json!(edited.labels));
-    }
-    let fields: Vec<&str> = after.keys().map(String::as_str).collect();
-    let message = format!("edited {}", fields.join(", "));
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(EventKind::Edited, actor, message),
-        Some(serde_json::Value::Object(before)),
-        Some(serde_json::Value::Object(after)),
-    )?;
+    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
+    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
     Ok(edited)
 }
 

@@ -1,0 +1,175 @@
+//! What a tracked-task or loop change writes, decided once for every backend.
+//!
+//! Each backend reads the rows, hands them here, and applies the returned
+//! [`Change`] with its own SQL inside its own transaction, so the columns a
+//! change sets, the event it appends and the refusals it makes cannot drift
+//! apart between SQLite and PostgreSQL.
+
+use serde_json::json;
+use taskdaemon_core::{
+    EventKind, LoopEnd, NewEvent, Status, TaskKind, TaskRecord, TrackedAction, TrackedEdit,
+};
+
+use crate::{Result, StoreError};
+
+/// A column value a change sets; each backend converts it to its own type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Column {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+/// A status change with the columns it sets and the event it appends.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub to: Status,
+    pub columns: Vec<(&'static str, Column)>,
+    pub event: NewEvent,
+}
+
+/// Refuses a tracked-only operation (`what`) on a process, queue task or loop.
+pub(crate) fn require_tracked(task: &TaskRecord, what: &str) -> Result<()> {
+    if task.kind == TaskKind::Manual {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "{} is a {} task: {what} works on tracked tasks only (use kill or restart for processes)",
+        task.id,
+        task.kind.as_str()
+    )))
+}
+
+/// What `action` does to a tracked task at `now`. `unmet` lists the
+/// dependencies still in the way (`TASK-1 (running)`), for a blocked start.
+pub(crate) fn tracked_action(
+    task: &TaskRecord,
+    action: &TrackedAction,
+    unmet: impl FnOnce() -> Result<String>,
+    now: i64,
+    actor: &str,
+) -> Result<Change> {
+    require_tracked(task, &format!("`task {}`", action.verb()))?;
+    if *action == TrackedAction::Start && task.status == Status::Blocked {
+        return Err(StoreError::Conflict(format!(
+            "{} is blocked by {}",
+            task.id,
+            unmet()?
+        )));
+    }
+    let (columns, event) = match action {
+        TrackedAction::Start => (
+            vec![("started_at", Column::Int(Some(now)))],
+            NewEvent::new(EventKind::Started, actor, "started"),
+        ),
+        ended => {
+            let mut columns = vec![("finished_at", Column::Int(Some(now)))];
+            let message = match ended.note() {
+                Some(note) => {
+                    columns.push(("note", Column::Text(Some(note.to_owned()))));
+                    format!("{}: {note}", ended.target())
+                }
+                None => ended.target().to_string(),
+            };
+            (columns, NewEvent::new(EventKind::Finished, actor, message))
+        }
+    };
+    Ok(Change {
+        to: action.target(),
+        columns,
+        event,
+    })
+}
+
+/// The `edited` event for a task that was `before` and is now `after`.
+pub(crate) fn edit_event(
+    before: &TaskRecord,
+    after: &TaskRecord,
+    edit: &TrackedEdit,
+    actor: &str,
+) -> (serde_json::Value, serde_json::Value, NewEvent) {
+    let mut old = serde_json::Map::new();
+    let mut new = serde_json::Map::new();
+    let mut changed = |field: &str, was: serde_json::Value, is: serde_json::Value| {
+        old.insert(field.to_owned(), was);
+        new.insert(field.to_owned(), is);
+    };
+    if edit.title.is_some() {
+        changed("title", json!(before.name), json!(after.name));
+    }
+    if edit.description.is_some() {
+        changed(
+            "description",
+            json!(before.description),
+            json!(after.description),
+        );
+    }
+    if edit.priority.is_some() {
+        changed("priority", json!(before.priority), json!(after.priority));
+    }
+    if before.labels != after.labels {
+        changed("labels", json!(before.labels), json!(after.labels));
+    }
+    let fields: Vec<&str> = new.keys().map(String::as_str).collect();
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!("edited {}", fields.join(", ")),
+    );
+    (
+        serde_json::Value::Object(old),
+        serde_json::Value::Object(new),
+        event,
+    )
+}
+
+/// Starting (or, after a daemon crash, resuming) a loop at `next_iteration`:
+/// `None` status change for a loop that already runs, only an `adopted` event.
+pub(crate) fn loop_start(
+    task: &TaskRecord,
+    next_iteration: u32,
+    now: i64,
+    actor: &str,
+) -> (Option<Change>, NewEvent) {
+    if task.status == Status::Running {
+        let event = NewEvent::new(
+            EventKind::Adopted,
+            actor,
+            format!("resumed at iteration {next_iteration}"),
+        );
+        return (None, event);
+    }
+    let event = NewEvent::new(
+        EventKind::Started,
+        actor,
+        format!("starting at iteration {next_iteration}"),
+    );
+    let change = Change {
+        to: Status::Running,
+        columns: vec![("started_at", Column::Int(Some(now)))],
+        event: event.clone(),
+    };
+    (Some(change), event)
+}
+
+/// Ending a loop: the status, its reason as the note, and the exit code
+/// `wait` reports.
+pub(crate) fn loop_end(end: &LoopEnd, now: i64, actor: &str) -> Change {
+    let message = end.message();
+    let mut columns = vec![
+        ("finished_at", Column::Int(Some(now))),
+        ("note", Column::Text(Some(message.clone()))),
+        ("exit_code", Column::Int(end.exit_code().map(i64::from))),
+    ];
+    if let LoopEnd::Failed { reason } = end {
+        columns.push(("error", Column::Text(Some(reason.clone()))));
+    }
+    Change {
+        to: end.status(),
+        columns,
+        event: NewEvent::new(
+            EventKind::Exited,
+            actor,
+            format!("{}, {message}", end.status()),
+        ),
+    }
+}
