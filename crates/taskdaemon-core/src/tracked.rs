@@ -255,6 +255,19 @@ pub struct NewMemory {
     pub session: Option<String>,
 }
 
+impl NewMemory {
+    /// Checks what the store cannot: non-empty text and key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.text.trim().is_empty() {
+            return Err("a memory needs non-empty text".to_owned());
+        }
+        if self.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err("a memory key must not be empty".to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// A recorded memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {

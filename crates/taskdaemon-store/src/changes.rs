@@ -6,8 +6,10 @@
 //! apart between SQLite and PostgreSQL.
 
 use serde_json::json;
+use taskdaemon_core::tracked::memory_id;
 use taskdaemon_core::{
-    EventKind, LoopEnd, NewEvent, Status, TaskKind, TaskRecord, TrackedAction, TrackedEdit,
+    EventKind, LoopEnd, Memory, NewEvent, NewMemory, Status, TaskKind, TaskRecord, TrackedAction,
+    TrackedEdit,
 };
 
 use crate::{Result, StoreError};
@@ -172,4 +174,29 @@ pub(crate) fn loop_end(end: &LoopEnd, now: i64, actor: &str) -> Change {
             format!("{}, {message}", end.status()),
         ),
     }
+}
+
+/// The `remembered` event for memory row `number`, which replaced `existing`
+/// (a memory with the same key) when there was one.
+pub(crate) fn remembered_event(
+    new: &NewMemory,
+    number: i64,
+    existing: Option<&Memory>,
+    actor: &str,
+) -> (Option<serde_json::Value>, serde_json::Value, NewEvent) {
+    let text = new.text.trim();
+    let verb = if existing.is_some() {
+        "replaced"
+    } else {
+        "recorded"
+    };
+    let id = memory_id(number);
+    let event = NewEvent::new(
+        EventKind::Remembered,
+        actor,
+        format!("{} {verb} {id}: {text}", new.kind),
+    );
+    let before = existing.map(|old| json!({ "text": old.text }));
+    let after = json!({ "id": id, "kind": new.kind.as_str(), "text": text });
+    (before, after, event)
 }

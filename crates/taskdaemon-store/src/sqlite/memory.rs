@@ -15,30 +15,15 @@ pub(super) const SESSION_COLUMNS: &str = "id, tool, started_at, last_seen_at, en
 
 /// Records a memory; with a key, replaces the memory that has that key.
 pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<Memory> {
+    new.validate().map_err(StoreError::Invalid)?;
     let text = new.text.trim();
-    if text.is_empty() {
-        return Err(StoreError::Invalid(
-            "a memory needs non-empty text".to_owned(),
-        ));
-    }
-    if new.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-        return Err(StoreError::Invalid(
-            "a memory key must not be empty".to_owned(),
-        ));
-    }
     let task_id = match &new.task_id {
         Some(id) => Some(load_task(tx, id)?.id),
         None => None,
     };
     let now = now_millis();
-    let existing: Option<Memory> = match &new.key {
-        Some(key) => tx
-            .prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memory WHERE key = ?1"
-            ))?
-            .query_row([key], memory_from_row)
-            .optional()?
-            .transpose()?,
+    let existing = match &new.key {
+        Some(key) => by_key(tx, key)?,
         None => None,
     };
     let number = match &existing {
@@ -62,22 +47,9 @@ pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<
     if let Some(session) = &new.session {
         touch_session(tx, session, None, now)?;
     }
-    let verb = if existing.is_some() {
-        "replaced"
-    } else {
-        "recorded"
-    };
-    insert_event(
-        tx,
-        task_id.as_deref(),
-        &NewEvent::new(
-            EventKind::Remembered,
-            actor,
-            format!("{} {verb} {}: {text}", new.kind, memory_id(number)),
-        ),
-        existing.as_ref().map(|old| json!({ "text": old.text })),
-        Some(json!({ "id": memory_id(number), "kind": new.kind.as_str(), "text": text })),
-    )?;
+    let (before, after, event) =
+        crate::changes::remembered_event(new, number, existing.as_ref(), actor);
+    insert_event(tx, task_id.as_deref(), &event, before, Some(after))?;
     load_memory(tx, number)
 }
 
