@@ -8,6 +8,7 @@
 //! store, so it can be killed at any moment and started again.
 
 pub mod client;
+pub mod fswatch;
 mod housekeeping;
 pub mod lock;
 pub mod logging;

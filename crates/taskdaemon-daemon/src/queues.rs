@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
 use rustix::process::Signal;
 use taskdaemon_core::duration::format_duration;
 use taskdaemon_core::time::{now_millis, to_rfc3339};
@@ -39,11 +38,16 @@ use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
 
+use crate::fswatch;
 use crate::server::{ACTOR, Daemon, follow, launch};
 
-/// Rescan `pending/` this often even without events (lost inotify events,
-/// watching disabled).
-const RESCAN: Duration = Duration::from_secs(5);
+/// Rescan `pending/` this often when it is not watched (watching disabled
+/// or impossible).
+const RESCAN_UNWATCHED: Duration = Duration::from_secs(5);
+/// Rescan a watched `pending/` this often: inotify loses no events short of
+/// a queue overflow (which notify reports, and which wakes the worker), so
+/// this only bounds the cost of a bug; an idle worker sleeps meanwhile.
+const RESCAN_WATCHED: Duration = Duration::from_secs(60);
 /// How often a worker re-reads a running task besides waiting for its end.
 const POLL: Duration = Duration::from_secs(1);
 /// Grace period for an executor that ran past its timeout.
@@ -60,6 +64,8 @@ struct Worker {
     settings: QueuesConfig,
     executors: ExecutorSettings,
     wake: Arc<Notify>,
+    /// The longest sleep before `pending/` is listed again unwoken.
+    rescan: Duration,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
     /// Ended tasks handed to the finisher and not finished yet: task id to
@@ -107,6 +113,7 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             settings: config.queues.clone(),
             executors: executor_settings(daemon, config),
             wake: Arc::new(Notify::new()),
+            rescan: RESCAN_UNWATCHED,
             priorities: HashMap::new(),
             finishing,
             to_finisher,
@@ -154,7 +161,10 @@ impl Worker {
     }
 
     async fn run(mut self) {
-        let _watcher = self.watch();
+        let watcher = self.watch();
+        if watcher.is_some() {
+            self.rescan = RESCAN_WATCHED;
+        }
         tracing::info!(queue = self.queue(), folder = %self.folder.root.display(), "worker started");
         loop {
             if let Err(e) = self.step().await {
@@ -164,30 +174,18 @@ impl Worker {
         }
     }
 
-    /// Watches `pending/`; every event wakes the worker. None when watching
-    /// is off or impossible (the periodic rescan still finds documents).
+    /// Watches `pending/`; a change to what it holds wakes the worker (its
+    /// own directory reads do not: see [`fswatch`]). None when watching is
+    /// off or impossible (the periodic rescan still finds documents).
     fn watch(&self) -> Option<notify::RecommendedWatcher> {
         if !self.settings.watch_enabled {
             return None;
         }
         let wake = self.wake.clone();
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
-                wake.notify_one();
-            }
-        });
-        match watcher {
-            Ok(mut watcher) => {
-                match watcher.watch(&self.folder.pending(), RecursiveMode::NonRecursive) {
-                    Ok(()) => Some(watcher),
-                    Err(e) => {
-                        tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning periodically");
-                        None
-                    }
-                }
-            }
+        match fswatch::watch_dir(&self.folder.pending(), move || wake.notify_one()) {
+            Ok(watcher) => Some(watcher),
             Err(e) => {
-                tracing::warn!(queue = self.queue(), error = %e, "cannot create a watcher; rescanning periodically");
+                tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning every {}s", RESCAN_UNWATCHED.as_secs());
                 None
             }
         }
@@ -233,11 +231,12 @@ impl Worker {
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
         let mut priorities = std::mem::take(&mut self.priorities);
         let held = held.clone();
+        let rescan = self.rescan;
         let (priorities, next) = blocking(move || {
             let names = folder.document_names(&patterns)?;
             priorities.retain(|name, _| names.binary_search(name).is_ok());
             let mut best: Option<(i32, &String)> = None;
-            let mut wait = RESCAN;
+            let mut wait = rescan;
             for name in &names {
                 if held.contains(&stem(name)) {
                     // A live process elsewhere holds its lock: not ours to run.

@@ -53,9 +53,22 @@ pub(crate) struct Daemon {
     /// Asks the registry writer for a rewrite; requests made while it writes
     /// collapse into one more write (see [`registry_changed`]).
     registry_wanted: Notify,
+    /// Signalled when a follower starts, so the watchdog, which sleeps
+    /// while nothing is followed, wakes up.
+    pub(crate) follow_started: Notify,
 }
 
 type Shared = Arc<Daemon>;
+
+impl Daemon {
+    /// Whether no task has a follower, i.e. nothing supervised runs.
+    pub(crate) fn follows_nothing(&self) -> bool {
+        self.followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
 
 /// A request that failed, with the class the client sees.
 pub(crate) struct Failure {
@@ -141,6 +154,7 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         workers: Mutex::new(HashMap::new()),
         loops,
         registry_wanted: Notify::new(),
+        follow_started: Notify::new(),
     });
     Ok((daemon, lock))
 }
@@ -226,6 +240,7 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
     if !is_new {
         return;
     }
+    daemon.follow_started.notify_one();
     let daemon = daemon.clone();
     tokio::spawn(async move {
         loop {

@@ -37,6 +37,14 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
     let tracked: Arc<Mutex<TrackedMap>> = Arc::default();
     loop {
         interval.tick().await;
+        if daemon.follows_nothing() {
+            // Nothing runs, so nothing to sample: sleep until a follower
+            // starts rather than wake every interval to find that out.
+            forget_all(&tracked);
+            daemon.follow_started.notified().await;
+            interval.reset();
+            continue;
+        }
         let (d, t) = (daemon.clone(), tracked.clone());
         let result = tokio::task::spawn_blocking(move || {
             let mut tracked = t.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,6 +57,11 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             Err(e) => tracing::error!(error = %e, "watchdog panicked"),
         }
     }
+}
+
+/// Drops what was remembered of every process (none runs any more).
+fn forget_all(tracked: &Mutex<TrackedMap>) {
+    tracked.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
 fn sample_once(daemon: &Daemon, tracked: &mut TrackedMap) -> Result<(), StoreError> {

@@ -103,6 +103,34 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Whether the worker is stopping with nothing left running.
+    fn done(&self) -> bool {
+        self.stopping() && self.running.lock().map(|r| r.is_empty()).unwrap_or(true)
+    }
+
+    /// Sleeps for `period`, or until a wake-up finds the worker [`done`]
+    /// (the last runner to leave wakes everyone). Returns whether it is done.
+    /// Waiting on the condition variable rather than napping in short steps
+    /// keeps an idle worker asleep.
+    fn sleep_unless_done(&self, period: Duration) -> bool {
+        let deadline = Instant::now() + period;
+        let (lock, cvar) = &self.wake;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.done() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = cvar
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn actor(&self) -> String {
         format!("worker:{}", self.info.id)
     }
@@ -206,7 +234,6 @@ fn heartbeat(shared: &Shared) {
     let every = (shared.options.lease / 3).max(Duration::from_millis(50));
     let actor = shared.actor();
     loop {
-        let stopping = shared.stopping();
         let mine: Vec<String> = shared
             .running
             .lock()
@@ -246,15 +273,11 @@ fn heartbeat(shared: &Shared) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "releasing expired leases failed"),
         }
-        if stopping && shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+        if shared.done() {
             return;
         }
-        let deadline = Instant::now() + every;
-        while Instant::now() < deadline {
-            if shared.stopping() && shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50).min(every));
+        if shared.sleep_unless_done(every) {
+            return;
         }
     }
 }

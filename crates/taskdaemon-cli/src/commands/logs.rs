@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use notify::{RecursiveMode, Watcher};
+use taskdaemon_daemon::fswatch;
 use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
@@ -75,11 +75,12 @@ pub(super) fn follow(
     task: Option<(&dyn Store, &str)>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(tx).context("cannot watch the log")?;
     let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    // Only writes wake us: our own reads of the log must not (see fswatch).
+    let _watcher = fswatch::watch_dir(&dir, move || {
+        let _ = tx.send(());
+    })
+    .with_context(|| format!("cannot watch {}", dir.display()))?;
     loop {
         let ended = match task {
             Some((store, id)) => store.task(id)?.status.is_terminal(),
