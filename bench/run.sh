@@ -7,6 +7,7 @@
 # Knobs (environment): RUNS (CLI timings, 200), PEER_RUNS (peer CLI timings,
 # 100), RECORDS (ended records seeded, 10000), RUNNING (live sleeps beside
 # them, 20), SUPERVISED (sleeps for the memory figure, 500), EXIT_RUNS (20),
+# CPU_WINDOW (seconds each idle-CPU figure is measured over, 30),
 # PEERS ("pueue pm2 supervisor"; empty for none), INSTALL_PEERS (1: install a
 # missing peer with cargo/npm/pip; 0: skip it).
 #
@@ -21,6 +22,7 @@ RECORDS=${RECORDS:-10000}
 RUNNING=${RUNNING:-20}
 SUPERVISED=${SUPERVISED:-500}
 EXIT_RUNS=${EXIT_RUNS:-20}
+CPU_WINDOW=${CPU_WINDOW:-30}
 EXIT_SLEEP_MS=${EXIT_SLEEP_MS:-300}
 PEERS=${PEERS-pueue pm2 supervisor}
 INSTALL_PEERS=${INSTALL_PEERS:-1}
@@ -31,6 +33,7 @@ TD=$ROOT/target/release/taskdaemon
 WS_BIG=$TMP/ws-records
 WS_MEM=$TMP/ws-memory
 PUEUED_PID=""
+WORKER_PID=""
 SUPERVISORD_PID=""
 PM2_HOME_DIR=""
 INSTALL_PIDS=()
@@ -69,6 +72,7 @@ cleanup() {
   local status=$?
   set +e
   for pid in "${INSTALL_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  [[ -n $WORKER_PID ]] && kill "$WORKER_PID" 2>/dev/null
   stop_workspace "$WS_BIG"
   stop_workspace "$WS_MEM"
   if [[ -n $PUEUED_PID ]]; then
@@ -106,6 +110,28 @@ check() { # value op target -> ok / MISS
     ok = (op == "<=") ? (v <= t) : (v < t); print ok ? "ok" : "MISS" }'
 }
 field() { awk -v n="$2" '{print $n}' <<<"$1"; }
+
+# CPU time (utime + stime, clock ticks) the given pids have used, summed.
+cpu_ticks() {
+  local pid total=0
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+# ms of CPU per minute, from two cpu_ticks readings CPU_WINDOW seconds apart,
+# divided over N processes (default 1). Resolution: one tick per window.
+cpu_per_min() { # before after [count]
+  awk -v d="$(($2 - $1))" -v hz="$(getconf CLK_TCK)" -v w="$CPU_WINDOW" -v n="${3:-1}" \
+    'BEGIN {printf "%.1f", d * 1000 / hz * 60 / w / (n > 0 ? n : 1)}'
+}
+# ms of CPU per minute the given pids use together while left alone.
+idle_cpu() {
+  local before
+  before=$(cpu_ticks "$@")
+  sleep "$CPU_WINDOW"
+  cpu_per_min "$before" "$(cpu_ticks "$@")"
+}
 line_of() { grep "^$2 " <<<"$1" | cut -d' ' -f2- || true; }
 
 wait_for() { # seconds, command...
@@ -202,6 +228,20 @@ MEM_PID=$(daemon_pid "$WS_MEM")
 IDLE_RSS=$(rss_kb "$MEM_PID")
 IDLE_MEM=$("$HELPER" mem "$MEM_PID")
 IDLE_THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$MEM_PID/status")
+# An idle daemon (the ad-hoc queue watched, nothing running) and an idle
+# claim worker (SQLite, single host) over the same window.
+"$TD" --workspace "$WS_MEM" worker --queue bench-idle >"$TMP/worker.log" 2>&1 &
+WORKER_PID=$!
+sleep 2
+log "idle CPU: daemon and claim worker over ${CPU_WINDOW}s"
+cpu_daemon_before=$(cpu_ticks "$MEM_PID")
+cpu_worker_before=$(cpu_ticks "$WORKER_PID")
+sleep "$CPU_WINDOW"
+CPU_IDLE_DAEMON=$(cpu_per_min "$cpu_daemon_before" "$(cpu_ticks "$MEM_PID")")
+CPU_IDLE_WORKER=$(cpu_per_min "$cpu_worker_before" "$(cpu_ticks "$WORKER_PID")")
+kill -TERM "$WORKER_PID" 2>/dev/null || true
+wait "$WORKER_PID" 2>/dev/null || true
+WORKER_PID=""
 spawn_started=$SECONDS
 SPAWN_FAILED=0
 for _ in $(seq "$SUPERVISED"); do
@@ -218,6 +258,16 @@ SHIM_PIDS=$(grep -o '"shim_pid": *[0-9]*' <<<"$PS_JSON" | grep -o '[0-9]*$' | tr
 # shellcheck disable=SC2086
 SHIM_MEM=$("$HELPER" mem $SHIM_PIDS)
 SHIM_COUNT=$(field "$SHIM_MEM" 4)
+log "CPU with $SUPERVISED quiet processes: daemon (watchdog sampling) and shims over ${CPU_WINDOW}s"
+# shellcheck disable=SC2086
+cpu_shims_before=$(cpu_ticks $SHIM_PIDS)
+cpu_daemon_before=$(cpu_ticks "$MEM_PID")
+sleep "$CPU_WINDOW"
+CPU_LOADED_DAEMON=$(cpu_per_min "$cpu_daemon_before" "$(cpu_ticks "$MEM_PID")")
+# shellcheck disable=SC2086
+CPU_SHIMS=$(cpu_per_min "$cpu_shims_before" "$(cpu_ticks $SHIM_PIDS)")
+# shellcheck disable=SC2086
+CPU_PER_SHIM=$(cpu_per_min "$cpu_shims_before" "$(cpu_ticks $SHIM_PIDS)" "$SHIM_COUNT")
 T_STATUS_LOADED=$(timeit 50 "$TD" --workspace "$WS_MEM" status --json)
 stop_workspace "$WS_MEM"
 
@@ -225,7 +275,7 @@ stop_workspace "$WS_MEM"
 
 for pid in "${INSTALL_PIDS[@]}"; do wait "$pid" || true; done
 INSTALL_PIDS=()
-declare -A PEER_CLI PEER_RSS PEER_EXIT PEER_NOTE
+declare -A PEER_CLI PEER_RSS PEER_EXIT PEER_NOTE PEER_CPU
 
 pueue_env() {
   HOME=$TMP/pueue-home XDG_CONFIG_HOME=$TMP/pueue-home/config XDG_DATA_HOME=$TMP/pueue-home/data \
@@ -248,6 +298,7 @@ bench_pueue() {
   }
   sleep 2
   PEER_RSS[pueue]=$(rss_kb "$PUEUED_PID")
+  PEER_CPU[pueue]=$(idle_cpu "$PUEUED_PID")
   PEER_NOTE[pueue]="pueued RSS was $(mib "$before_client") MiB before its first client; the table shows it after"
   PEER_CLI[pueue]=$(pueue_env "$HELPER" timeit --runs "$PEER_RUNS" --warmup 5 -- pueue status)
   PEER_EXIT[pueue]=$(pueue_env "$HELPER" pueue-exit --runs "$EXIT_RUNS" --sleep-ms "$EXIT_SLEEP_MS")
@@ -266,6 +317,7 @@ bench_pm2() {
   }
   sleep 2
   PEER_RSS[pm2]=$(rss_kb "$(cat "$PM2_HOME_DIR/pm2.pid")")
+  PEER_CPU[pm2]=$(idle_cpu "$(cat "$PM2_HOME_DIR/pm2.pid")")
   PEER_CLI[pm2]=$(PM2_HOME=$PM2_HOME_DIR "$HELPER" timeit --runs "$PEER_RUNS" --warmup 5 -- pm2 jlist)
   mkdir -p "$TMP/pm2-markers"
   PEER_EXIT[pm2]=$(PM2_HOME=$PM2_HOME_DIR NODE_PATH=$(npm root -g) \
@@ -306,6 +358,7 @@ EOF
   }
   sleep 2
   PEER_RSS[supervisor]=$(rss_kb "$SUPERVISORD_PID")
+  PEER_CPU[supervisor]=$(idle_cpu "$SUPERVISORD_PID")
   # Exit code 3: the exit-bench program is defined but stopped.
   PEER_CLI[supervisor]=$("$HELPER" timeit --runs "$PEER_RUNS" --warmup 5 --ok-codes 0,3 -- "$supc" -c "$conf" status)
   local python
@@ -372,6 +425,21 @@ if ((SHIM_COUNT > 0)); then
     "$(mib $(($(field "$SHIM_MEM" 1) / SHIM_COUNT))) MiB" \
     "PSS $(mib $(($(field "$SHIM_MEM" 2) / SHIM_COUNT))) MiB, private $(mib $(($(field "$SHIM_MEM" 3) / SHIM_COUNT))) MiB, anon $(mib $(($(field "$SHIM_MEM" 5) / SHIM_COUNT))) MiB per shim; all shims: RSS $(mib "$(field "$SHIM_MEM" 1)") MiB, PSS $(mib "$(field "$SHIM_MEM" 2)") MiB"
 fi
+
+echo
+echo "== CPU while idle: ms of CPU per minute (utime + stime over ${CPU_WINDOW}s; one tick = $(cpu_per_min 0 1) ms/min) =="
+printf '%-46s %12s   %s\n' "process" "CPU ms/min" "target"
+printf '%-46s %12s   %s\n' "taskdaemon daemon, idle (ad-hoc queue watched)" "$CPU_IDLE_DAEMON" \
+  "<= 60 ms/min (0.1% of a core): $(check "$CPU_IDLE_DAEMON" "<=" 60)"
+printf '%-46s %12s   %s\n' "taskdaemon worker, idle (SQLite claims)" "$CPU_IDLE_WORKER" \
+  "<= 60 ms/min: $(check "$CPU_IDLE_WORKER" "<=" 60)"
+printf '%-46s %12s   %s\n' "daemon with $SUPERVISED quiet processes" "$CPU_LOADED_DAEMON" \
+  "the watchdog samples every group each [daemon] sample_interval"
+printf '%-46s %12s   %s\n' "shims, all $SHIM_COUNT together" "$CPU_SHIMS" "per shim: $CPU_PER_SHIM ms/min"
+for peer in $PEERS; do
+  [[ -n ${PEER_CPU[$peer]:-} ]] && printf '%-46s %12s   %s\n' "$peer daemon, idle" "${PEER_CPU[$peer]}" \
+    "taskdaemon idle / $peer idle: $(ratio "$CPU_IDLE_DAEMON" "${PEER_CPU[$peer]}")"
+done
 
 echo
 echo "== taskdaemon: exit detection, ms after the command stamped its exit ($EXIT_RUNS runs) =="

@@ -8,7 +8,6 @@
 //! store, so it can be killed at any moment and started again.
 
 pub mod client;
-pub mod fswatch;
 mod housekeeping;
 pub mod lock;
 pub mod logging;

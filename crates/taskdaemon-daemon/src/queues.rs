@@ -38,11 +38,12 @@ use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
 
-use crate::fswatch;
 use crate::server::{ACTOR, Daemon, follow, launch};
+use taskdaemon_watch as fswatch;
 
 /// Rescan `pending/` this often when it is not watched (watching disabled
-/// or impossible).
+/// or impossible), or while a document waits for the holder of its lock,
+/// a process elsewhere whose end raises no event here.
 const RESCAN_UNWATCHED: Duration = Duration::from_secs(5);
 /// Rescan a watched `pending/` this often: inotify loses no events short of
 /// a queue overflow (which notify reports, and which wakes the worker), so
@@ -177,7 +178,7 @@ impl Worker {
     /// Watches `pending/`; a change to what it holds wakes the worker (its
     /// own directory reads do not: see [`fswatch`]). None when watching is
     /// off or impossible (the periodic rescan still finds documents).
-    fn watch(&self) -> Option<notify::RecommendedWatcher> {
+    fn watch(&self) -> Option<fswatch::DirWatch> {
         if !self.settings.watch_enabled {
             return None;
         }
@@ -230,8 +231,12 @@ impl Worker {
         let patterns = self.settings.watch_patterns.clone();
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
         let mut priorities = std::mem::take(&mut self.priorities);
+        let rescan = if held.is_empty() {
+            self.rescan
+        } else {
+            RESCAN_UNWATCHED
+        };
         let held = held.clone();
-        let rescan = self.rescan;
         let (priorities, next) = blocking(move || {
             let names = folder.document_names(&patterns)?;
             priorities.retain(|name, _| names.binary_search(name).is_ok());

@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use taskdaemon_daemon::fswatch;
 use taskdaemon_store::Store;
+use taskdaemon_watch as fswatch;
 use taskdaemon_workspace::Workspace;
 
 use super::open_store;

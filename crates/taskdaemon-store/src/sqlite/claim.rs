@@ -4,6 +4,7 @@
 //! this host's clock, which every worker shares.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,8 +23,12 @@ use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim (each skipped one was cancelled while it waited).
 const CLAIM_SCAN: usize = 16;
-/// How often the waiter looks for another connection's commit.
+/// How often a waiter without a file watch looks for another connection's commit.
 const WAIT_STEP: Duration = Duration::from_millis(20);
+/// How long after a write to the database's files a waiter polls for the
+/// commit to show (a commit's fsync comes between its write and its
+/// publication).
+const COMMIT_SETTLE: Duration = Duration::from_millis(500);
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -350,19 +355,64 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
     Ok(released)
 }
 
-/// Waits for another connection's commit: SQLite has no notifications, so
-/// this watches `PRAGMA data_version` on a connection of its own (a cheap
-/// read of the shared WAL index, no table is touched).
+/// Waits for another connection's commit. SQLite has no notifications:
+/// a commit is seen as a change of `PRAGMA data_version` on a connection of
+/// its own (a cheap read of the shared WAL index, no table is touched), and
+/// looked for when the database's files are written (an inotify watch on
+/// its folder, filtered to the database and its WAL), polling only for
+/// [`COMMIT_SETTLE`] after a write, so an idle waiter sleeps. Without a
+/// watch it looks every [`WAIT_STEP`].
 pub(super) struct SqliteWaiter {
     conn: Connection,
     seen: i64,
+    /// Written-to signals from the watch; none when watching failed.
+    written: Option<(taskdaemon_watch::DirWatch, mpsc::Receiver<()>)>,
+    /// When the files were last seen written. A commit writes the WAL
+    /// first and publishes itself in the shared-memory index after, which
+    /// raises no event, so for a while after a write the waiter polls.
+    written_at: Option<Instant>,
 }
 
 impl SqliteWaiter {
     pub(super) fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         let seen = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        Ok(Self { conn, seen })
+        Ok(Self {
+            conn,
+            seen,
+            written: watch_database(path),
+            written_at: None,
+        })
+    }
+
+    fn changed(&mut self) -> Result<bool> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let changed = version != self.seen;
+        self.seen = version;
+        Ok(changed)
+    }
+}
+
+/// Watches the folder of database `path` for writes to the database or its
+/// WAL; none (with a warning) when the watch cannot be set up.
+fn watch_database(path: &Path) -> Option<(taskdaemon_watch::DirWatch, mpsc::Receiver<()>)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let name = path.file_name()?.to_owned();
+    let mut wal = name.clone();
+    wal.push("-wal");
+    let (tx, rx) = mpsc::sync_channel(1);
+    let wanted = move |p: &Path| p.file_name().is_some_and(|n| n == name || n == wal);
+    // A full channel already holds a wake-up: dropping this one loses nothing.
+    match taskdaemon_watch::watch_files(dir, wanted, move || {
+        let _ = tx.try_send(());
+    }) {
+        Ok(watch) => Some((watch, rx)),
+        Err(e) => {
+            tracing::warn!(database = %path.display(), error = %e, "cannot watch the database; polling it");
+            None
+        }
     }
 }
 
@@ -370,18 +420,25 @@ impl WorkWaiter for SqliteWaiter {
     fn wait(&mut self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
-            let version: i64 = self
-                .conn
-                .query_row("PRAGMA data_version", [], |r| r.get(0))?;
-            if version != self.seen {
-                self.seen = version;
+            if self.changed()? {
                 return Ok(true);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(false);
             }
-            std::thread::sleep(WAIT_STEP.min(deadline - now));
+            let settling = self
+                .written_at
+                .is_some_and(|at| now.duration_since(at) < COMMIT_SETTLE);
+            match &self.written {
+                Some((_, written)) if !settling => match written.recv_timeout(deadline - now) {
+                    Ok(()) => self.written_at = Some(Instant::now()),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    // The watch thread is gone: poll from now on.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => self.written = None,
+                },
+                _ => std::thread::sleep(WAIT_STEP.min(deadline - now)),
+            }
         }
     }
 }

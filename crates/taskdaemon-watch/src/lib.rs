@@ -1,5 +1,9 @@
 //! Directory watching that wakes only on changes to what is in a directory.
 //!
+//! The queue workers watch `pending/`, `logs --follow` watches a log's
+//! folder, and SQLite waiters watch the database's write-ahead log; all of
+//! them go through here.
+//!
 //! `notify`'s inotify backend always subscribes to `IN_OPEN` (and reports
 //! `IN_CLOSE_NOWRITE`), and the kernel raises `IN_OPEN` on a watched
 //! directory when anyone opens the directory itself. A watcher that wakes a
@@ -33,18 +37,33 @@ pub fn is_content_change(kind: &EventKind) -> bool {
     }
 }
 
+pub use notify::Error;
+
+/// A live watch; dropping it stops watching.
+pub struct DirWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
 /// Watches directory `dir` (not its subdirectories) and calls `on_change`
 /// for every event that [`is_content_change`] accepts, and for watcher
 /// errors (an error may hide a change; the caller's next look finds out).
-///
-/// The returned watcher stops watching when dropped.
-pub fn watch_dir(
+pub fn watch_dir(dir: &Path, on_change: impl Fn() + Send + 'static) -> Result<DirWatch, Error> {
+    watch_files(dir, |_| true, on_change)
+}
+
+/// Like [`watch_dir`], but only changes to paths that `wanted` accepts wake
+/// the caller (an event naming no path, such as an overflow, always does).
+pub fn watch_files(
     dir: &Path,
+    wanted: impl Fn(&Path) -> bool + Send + 'static,
     on_change: impl Fn() + Send + 'static,
-) -> notify::Result<notify::RecommendedWatcher> {
+) -> Result<DirWatch, Error> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let wakes = match &event {
-            Ok(event) => is_content_change(&event.kind) || event.need_rescan(),
+            Ok(event) => {
+                (is_content_change(&event.kind) || event.need_rescan())
+                    && (event.paths.is_empty() || event.paths.iter().any(|p| wanted(p)))
+            }
             Err(_) => true,
         };
         if wakes {
@@ -52,7 +71,7 @@ pub fn watch_dir(
         }
     })?;
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+    Ok(DirWatch { _watcher: watcher })
 }
 
 #[cfg(test)]
