@@ -7,10 +7,14 @@
 //! keeps the registry projection current. Everything it knows is in the
 //! store, so it can be killed at any moment and started again.
 
+mod blocking;
 pub mod client;
+mod follow;
+mod handlers;
 mod housekeeping;
 pub mod lock;
 pub mod logging;
+mod loop_state;
 mod loops;
 pub mod projection;
 pub mod protocol;
@@ -18,6 +22,7 @@ mod queues;
 pub mod registry;
 mod server;
 pub mod snapshot;
+mod state;
 pub mod store;
 mod watchdog;
 pub mod worker;

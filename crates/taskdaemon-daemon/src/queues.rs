@@ -39,7 +39,9 @@ use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
 
-use crate::server::{ACTOR, Daemon, follow, launch};
+use crate::blocking::blocking;
+use crate::follow::{follow, launch};
+use crate::state::{ACTOR, Daemon, Shared};
 
 /// Rescan `pending/` this often even without events (lost inotify events,
 /// watching disabled).
@@ -50,8 +52,6 @@ const POLL: Duration = Duration::from_secs(1);
 const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 /// Lines of output kept in the report of a task without a final text.
 const REPORT_TAIL_LINES: usize = 40;
-
-type Shared = Arc<Daemon>;
 
 /// One queue's worker and what it runs with.
 struct Worker {
@@ -137,15 +137,6 @@ fn executor_settings(daemon: &Daemon, config: &Config) -> ExecutorSettings {
         default_max_attempts: config.queues.max_attempts,
         retry_backoff: config.queues.retry_backoff,
     }
-}
-
-/// Runs blocking work (store, files, launches) off the async thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("worker step panicked: {e}"))
 }
 
 impl Worker {
