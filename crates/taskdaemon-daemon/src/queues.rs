@@ -32,7 +32,7 @@ use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 use taskdaemon_queue::executor::{ExecutorSettings, agent_spec, malformed_spec, stem};
 use taskdaemon_queue::folder::Outcome;
 use taskdaemon_queue::{
-    ExecutorKind, LockFile, QueueFolder, StreamSummary, TaskDocument, TaskResult, output_tail,
+    ExecutorKind, LockFile, QueueFolder, TaskDocument, TaskResult, output_tail,
 };
 use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::group::Group;
@@ -595,16 +595,13 @@ fn finish(
     extra_error: Option<String>,
 ) -> Result<(), String> {
     let stdout = daemon.workspace.stdout_log(&task.id);
-    let stream = if item.executor == ExecutorKind::ClaudeCode.as_str() {
-        std::fs::File::open(&stdout)
-            .map(|f| StreamSummary::read(std::io::BufReader::new(f)))
-            .unwrap_or_default()
-    } else {
-        StreamSummary::default()
-    };
-    let result = TaskResult::build(task, item, &stream, extra_error, now_millis());
+    // A malformed document names no executor ("none"): its output is empty.
+    let output = ExecutorKind::from_name(&item.executor)
+        .map(|kind| kind.executor().summarize(&stdout))
+        .unwrap_or_default();
+    let result = TaskResult::build(task, item, &output, extra_error, now_millis());
     let tail = output_tail(&stdout, REPORT_TAIL_LINES);
-    let report = result.report(item, stream.final_text.as_deref(), &tail);
+    let report = result.report(item, output.final_text.as_deref(), &tail);
     let outcome = if result.succeeded() {
         Outcome::Completed
     } else {

@@ -10,8 +10,8 @@ use taskdaemon_core::queue::QueueItem;
 use taskdaemon_core::time::{Millis, to_rfc3339};
 use taskdaemon_workspace::{write_atomic, write_projection};
 
+use crate::executors::OutputSummary;
 use crate::folder::QueueFolder;
-use crate::stream::StreamSummary;
 
 /// Token usage: input, output and prompt-cache reads and writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,19 +65,19 @@ pub struct TaskResult {
 
 impl TaskResult {
     /// The result of an ended task from the store's record and what its
-    /// output said. `extra_error` is what the worker knows beyond both (a
-    /// timeout, a malformed document).
+    /// output said (its executor's summary). `extra_error` is what the
+    /// worker knows beyond both (a timeout, a malformed document).
     pub fn build(
         task: &TaskRecord,
         item: &QueueItem,
-        stream: &StreamSummary,
+        output: &OutputSummary,
         extra_error: Option<String>,
         now: Millis,
     ) -> Self {
         let finished = task.finished_at.unwrap_or(now);
         let exit = task.exit();
         let error = extra_error
-            .or_else(|| stream.error())
+            .or_else(|| output.error.clone())
             .or_else(|| task.error.clone())
             .or_else(|| match (task.status, exit) {
                 (taskdaemon_core::Status::Succeeded, _) => None,
@@ -96,10 +96,10 @@ impl TaskResult {
                 .started_at
                 .map(|start| u64::try_from(finished - start).unwrap_or(0)),
             exit_code: exit.and_then(|e| e.code),
-            session_id: stream.session_id.clone(),
-            cost_usd: stream.cost_usd,
-            num_turns: stream.num_turns,
-            tokens: stream.tokens,
+            session_id: output.session_id.clone(),
+            cost_usd: output.cost_usd,
+            num_turns: output.num_turns,
+            tokens: output.tokens,
             error,
         }
     }
