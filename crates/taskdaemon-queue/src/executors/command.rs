@@ -85,7 +85,8 @@ mod tests {
     fn an_empty_script_names_the_field() {
         let err = TaskDocument::parse("---\nexecutor: command\n---\n\n").unwrap_err();
         assert_eq!(err.field.as_deref(), Some("command"), "{err}");
-        let err = TaskDocument::parse("---\nexecutor: command\ncommand: [make, test]\n---\n").unwrap_err();
+        let err = TaskDocument::parse("---\nexecutor: command\ncommand: [make, test]\n---\n")
+            .unwrap_err();
         assert_eq!(
             (err.line, err.field.as_deref()),
             (3, Some("command")),
