@@ -29,4 +29,4 @@ pub mod worker;
 
 pub use client::{Client, ClientError, start_daemon, stop_daemon};
 pub use lock::running_pid;
-pub use server::{DAEMON_SUBCOMMAND, run_daemon};
+pub use server::{DAEMON_SUBCOMMAND, run_daemon, run_foreground};

@@ -59,6 +59,15 @@ pub fn run_daemon(workspace: Workspace, exe: PathBuf) -> i32 {
     }
 }
 
+/// Runs the daemon in the foreground (`taskdaemon run`, for systemd and
+/// containers): as [`run_daemon`], with the log copied to stderr. SIGTERM
+/// and SIGINT end it cleanly with exit code 0; supervised processes keep
+/// running.
+pub fn run_foreground(workspace: Workspace, exe: PathBuf) -> i32 {
+    logging::also_to_stderr();
+    run_daemon(workspace, exe)
+}
+
 fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), String> {
     let lock = PidLock::acquire(&workspace).map_err(|e| match e {
         LockError::Held(pid) => format!("already running (pid {pid})"),
