@@ -51,6 +51,10 @@ pub struct TaskResult {
     pub status: String,
     /// 1-based number of the attempt this result describes (the last one).
     pub attempt: u32,
+    /// RFC 3339: when the queue took the task in (the document was picked
+    /// up, or submitted). None only in results written before it was recorded.
+    #[serde(default)]
+    pub added_at: Option<String>,
     /// RFC 3339; none when no attempt ever started.
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -90,6 +94,7 @@ impl TaskResult {
             queue: item.queue.clone(),
             status: task.status.to_string(),
             attempt: task.restarts + 1,
+            added_at: Some(to_rfc3339(item.created_at)),
             started_at: task.started_at.map(to_rfc3339),
             finished_at: Some(to_rfc3339(finished)),
             duration_ms: task
@@ -123,6 +128,7 @@ impl TaskResult {
             format!("{} of {}", self.attempt, item.max_attempts),
         );
         let none = || "-".to_owned();
+        row("added", self.added_at.clone().unwrap_or_else(none));
         row("started", self.started_at.clone().unwrap_or_else(none));
         row("finished", self.finished_at.clone().unwrap_or_else(none));
         row(
@@ -220,6 +226,7 @@ mod tests {
             queue: "q".into(),
             status: "succeeded".into(),
             attempt: 1,
+            added_at: None,
             started_at: None,
             finished_at: None,
             duration_ms: None,
@@ -241,6 +248,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "added_at",
                 "attempt",
                 "cost_usd",
                 "duration_ms",
