@@ -4,7 +4,10 @@
 # crash, its exit code, and the rehydrate summary an agent would get after compaction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+# Cargo's own progress (a bar on a terminal, one line per crate otherwise):
+# the first release build compiles ~200 crates and takes a few minutes.
+echo "Building target/release/taskdaemon (the first build takes a few minutes) ..."
+cargo build --release
 td="$PWD/target/release/taskdaemon"
 demo=$(mktemp -d "${TMPDIR:-/tmp}/taskdaemon-demo.XXXXXX")
 trap '"$td" --workspace "$demo" stop >/dev/null 2>&1 || true' EXIT
@@ -20,7 +23,14 @@ server=$("$td" spawn --tool claude --name server -- sleep 600)
 echo "$server"
 step taskdaemon ps;                         "$td" ps
 step 'kill -9 <daemon pid>   # the daemon crashes; nothing it supervises does'
-kill -9 "$("$td" status --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')"
+daemon_pid=$("$td" status --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
+kill -9 "$daemon_pid"
+# SIGKILL is delivered asynchronously: wait (up to 10 s) until the process is
+# really gone, so `status` does not catch the dying daemon still holding its lock.
+for _ in $(seq 1 100); do
+  kill -0 "$daemon_pid" 2>/dev/null || break
+  sleep 0.1
+done
 "$td" status
 step "taskdaemon wait $build   # works without the daemon";  "$td" wait "$build" || echo "(exit code $?)"
 step "taskdaemon logs $build --stderr";     "$td" logs "$build" --stderr

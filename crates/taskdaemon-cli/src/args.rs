@@ -107,6 +107,29 @@ pub enum Command {
     /// Internal: run the daemon in this process.
     #[command(name = "__daemon", hide = true)]
     Daemon,
+    /// Print a shell completion script (e.g. `taskdaemon completions bash > ~/.local/share/bash-completion/completions/taskdaemon`).
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    Man(ManArgs),
+    /// Run the daemon in the foreground (for systemd and containers): logs go
+    /// to stderr and the log file; SIGTERM or Ctrl-C stops it cleanly, and
+    /// supervised processes keep running.
+    Run,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write taskdaemon.1 and a page per subcommand (taskdaemon-spawn.1, ...)
+    /// into this directory instead of printing taskdaemon.1.
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +228,7 @@ pub enum TasksCommand {
     /// A queue task: its document, status, attempts and result.
     Show(TaskShowArgs),
     /// A queue task's executor output (Claude Code's stream-json for claude-code).
-    Logs(LogsArgs),
+    Logs(TaskLogsArgs),
     /// Stop a queue task: its process group gets SIGTERM, then SIGKILL after the grace period.
     Cancel(TaskCancelArgs),
 }
@@ -216,6 +239,15 @@ pub struct TaskShowArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskLogsArgs {
+    #[command(flatten)]
+    pub logs: LogsArgs,
+    /// Print the task's result JSON (as in results/ID.json) instead of its output.
+    #[arg(long, conflicts_with_all = ["follow", "tail", "stderr", "daemon"])]
+    pub result: bool,
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +409,7 @@ pub struct AgentArgs {
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Add a task; prints its id as the last line.
+    #[command(visible_alias = "create")]
     Add(TaskAddArgs),
     /// Add or remove a dependency.
     #[command(subcommand)]

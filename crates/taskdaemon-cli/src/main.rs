@@ -8,7 +8,9 @@ fn main() -> ExitCode {
     let cli = taskdaemon_cli::Cli::parse();
     let long_lived = matches!(
         cli.command,
-        taskdaemon_cli::Command::Shim { .. } | taskdaemon_cli::Command::Daemon
+        taskdaemon_cli::Command::Shim { .. }
+            | taskdaemon_cli::Command::Daemon
+            | taskdaemon_cli::Command::Run
     );
     if long_lived {
         close_inherited_descriptors();

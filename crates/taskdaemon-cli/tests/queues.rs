@@ -572,3 +572,49 @@ fn service_install_writes_and_removes_a_user_unit() {
         .ok();
     assert!(!dir.join("taskdaemon.service").exists());
 }
+
+#[test]
+fn tasks_logs_result_prints_the_result_json_with_added_at() {
+    let ws = queue_ws();
+    ws.drop_document(
+        ADHOC,
+        "task-res.md",
+        "---\nexecutor: command\n---\necho result-output\n",
+    );
+    ws.run(&["start"]).ok();
+    let file = ws.wait_result(ADHOC, "task-res");
+    let printed = ws
+        .run(&["tasks", "logs", "task-res", "--result"])
+        .ok()
+        .json();
+    assert_eq!(printed, file, "the store's result is the file's");
+    assert_eq!(printed["status"], "succeeded");
+    let added = printed["added_at"].as_str().expect("added_at is recorded");
+    let started = printed["started_at"].as_str().unwrap();
+    assert!(added <= started, "added {added} after started {started}");
+    // Without --result: the output itself.
+    let output = ws.run(&["tasks", "logs", "task-res"]).ok();
+    assert!(output.stdout.contains("result-output"), "{output:#?}");
+
+    let shown = ws.run(&["tasks", "show", "task-res"]).ok();
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("added") && l.contains(added)),
+        "{shown:#?}"
+    );
+    let shown = task_json(&ws, "task-res");
+    assert_eq!(shown["added_at"], added, "{shown:#}");
+    let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-res.md")).unwrap();
+    assert!(report.contains(&format!("| added | {added} |")), "{report}");
+
+    // A task with no result (yet), and one that is not a queue task.
+    let running = ws.spawn(&["--", "sleep", "600"]);
+    let none = ws.run(&["tasks", "logs", &running, "--result"]);
+    assert_eq!(none.code, Some(2), "{none:#?}");
+    let missing = ws.run(&["tasks", "logs", "task-nope", "--result"]);
+    assert_eq!(missing.code, Some(3), "{missing:#?}");
+    let clash = ws.run(&["tasks", "logs", "task-res", "--result", "--follow"]);
+    assert_eq!(clash.code, Some(2), "{clash:#?}");
+}

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use taskdaemon_core::time::now_millis;
 
-use crate::server::Daemon;
+use crate::blocking::blocking;
+use crate::state::Daemon;
 
 /// How often the archive runs after the first time.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(3600);
@@ -26,7 +27,7 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
         interval.tick().await;
         let before = now_millis() - history.archive_after.as_millis() as i64;
         let d = daemon.clone();
-        match tokio::task::spawn_blocking(move || d.store.archive_events(before)).await {
+        match blocking(move || d.store.archive_events(before)).await {
             Ok(Ok(report)) if report.events > 0 => tracing::info!(
                 events = report.events,
                 chunks = report.chunks,

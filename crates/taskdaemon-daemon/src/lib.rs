@@ -7,10 +7,14 @@
 //! keeps the registry projection current. Everything it knows is in the
 //! store, so it can be killed at any moment and started again.
 
+mod blocking;
 pub mod client;
+mod follow;
+mod handlers;
 mod housekeeping;
 pub mod lock;
 pub mod logging;
+mod loop_state;
 mod loops;
 pub mod projection;
 pub mod protocol;
@@ -18,10 +22,11 @@ mod queues;
 pub mod registry;
 mod server;
 pub mod snapshot;
+mod state;
 pub mod store;
 mod watchdog;
 pub mod worker;
 
 pub use client::{Client, ClientError, start_daemon, stop_daemon};
 pub use lock::running_pid;
-pub use server::{DAEMON_SUBCOMMAND, run_daemon};
+pub use server::{DAEMON_SUBCOMMAND, run_daemon, run_foreground};

@@ -1,12 +1,15 @@
 //! The daemon's log file, rotated by size.
 //!
 //! `daemon.log` grows to `log_max_bytes`, then becomes `daemon.log.1` (older
-//! copies shift up to `daemon.log.{keep}` and the oldest is dropped).
+//! copies shift up to `daemon.log.{keep}` and the oldest is dropped). A
+//! daemon run in the foreground (`taskdaemon run`) copies every line to
+//! stderr too, where systemd's journal or a container runtime collects it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
@@ -72,10 +75,42 @@ impl Write for RotatingFile {
     }
 }
 
+/// Whether [`init`] also copies the log to stderr.
+static ALSO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`init`] copy every log line to stderr as well (the foreground daemon).
+pub fn also_to_stderr() {
+    ALSO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// The log file, and stderr when asked.
+struct Tee {
+    file: RotatingFile,
+    stderr: bool,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if self.stderr {
+            // The file is the record; a closed or full stderr must not stop the daemon.
+            let _ = io::stderr().write_all(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Sends tracing output to the rotating daemon log. `RUST_LOG` (or
 /// `TASKDAEMON_LOG`) sets the filter; the default is `info`.
 pub fn init(path: &Path, max_bytes: u64, keep: u32) -> io::Result<()> {
-    let writer = RotatingFile::open(path, max_bytes, keep)?;
+    let writer = Tee {
+        file: RotatingFile::open(path, max_bytes, keep)?,
+        stderr: ALSO_STDERR.load(Ordering::Relaxed),
+    };
     let filter = std::env::var("TASKDAEMON_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())

@@ -18,7 +18,6 @@
 //!   loop resumed by a restarted daemon whose environment lacks the key fails
 //!   at once with a reason saying so, instead of hanging.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -28,139 +27,32 @@ use serde_json::Value;
 use taskdaemon_core::time::{now_millis, to_rfc3339};
 use taskdaemon_core::{EventKind, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status};
 use taskdaemon_llm::{
-    CircuitBreaker, IterationRecord, Llm, LlmError, LoopConfig, LoopHooks, LoopRunner, LoopSpec,
-    LoopStatus, ProgressLog, Provider, ProviderConfig, RateLimiter, StreamEvent, ToolOutput,
-    build_client,
+    IterationRecord, Llm, LoopConfig, LoopHooks, LoopRunner, LoopSpec, LoopStatus, ProgressLog,
+    StreamEvent, ToolOutput,
 };
-use taskdaemon_workspace::LoopsConfig;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking::blocking;
+use crate::loop_state::{Op, lock};
 use crate::protocol::{ErrorKind, LoopRun, Response, Secret};
-use crate::server::{ACTOR, Daemon, Failure};
+use crate::state::{ACTOR, Daemon, Failure, Shared};
 
 /// How long `loop stop` waits for the loop to record its end.
 const STOP_WAIT: Duration = Duration::from_secs(15);
 /// Store operations applied per trip to a blocking thread.
 const WRITE_BATCH: usize = 256;
 
-type Shared = Arc<Daemon>;
-
-/// One store change a loop asks for, applied in order by the writer.
-enum Op {
-    /// Mark the loop running (or resumed) and replay iterations the store missed.
-    Running {
-        id: String,
-        next_iteration: u32,
-        missed: Vec<LoopIteration>,
-    },
-    Event {
-        id: String,
-        kind: EventKind,
-        message: String,
-    },
-    Iteration {
-        id: String,
-        iteration: LoopIteration,
-    },
-    Finish {
-        id: String,
-        end: LoopEnd,
-    },
-}
-
-/// Which client a loop talks through. Loops with the same provider, base URL
-/// and key share one client (and its connection pool).
-#[derive(PartialEq, Eq, Hash)]
-struct ClientKey {
-    provider: Provider,
-    base_url: Option<String>,
-    /// The key a request carried; `None` means the daemon's environment.
-    /// Held in memory only.
-    key: Option<String>,
-}
-
-/// The daemon's loops.
-pub(crate) struct Loops {
-    slots: Arc<Semaphore>,
-    config: LoopsConfig,
-    /// Loops with a task in this daemon, by id, with their cancel token.
-    active: Mutex<HashMap<String, CancellationToken>>,
-    clients: Mutex<HashMap<ClientKey, Llm>>,
-    /// One rate limiter and breaker per provider, shared by every loop of it.
-    limits: Mutex<HashMap<Provider, (RateLimiter, CircuitBreaker)>>,
-    writer: mpsc::UnboundedSender<Op>,
-    writes: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
-}
-
-impl Loops {
-    pub(crate) fn new(config: LoopsConfig) -> Self {
-        let (writer, writes) = mpsc::unbounded_channel();
-        Loops {
-            slots: Arc::new(Semaphore::new(config.max_concurrent)),
-            config,
-            active: Mutex::new(HashMap::new()),
-            clients: Mutex::new(HashMap::new()),
-            limits: Mutex::new(HashMap::new()),
-            writer,
-            writes: Mutex::new(Some(writes)),
-        }
-    }
-
-    fn send(&self, op: Op) {
-        // The writer lives as long as the daemon; a failed send means it is stopping.
-        let _ = self.writer.send(op);
-    }
-
-    /// The model client for a loop: the request's key, else the daemon's environment.
-    fn llm_for(
-        &self,
-        provider: Provider,
-        base_url: Option<&str>,
-        key: Option<&Secret>,
-    ) -> Result<Llm, LlmError> {
-        let cache_key = ClientKey {
-            provider,
-            base_url: base_url.map(str::to_owned),
-            key: key.map(|k| k.expose().to_owned()),
-        };
-        let mut clients = lock(&self.clients);
-        if let Some(llm) = clients.get(&cache_key) {
-            return Ok(llm.clone());
-        }
-        let config = ProviderConfig::resolve(provider, base_url, |name| match key {
-            Some(key) if name == provider.key_var() => Some(key.expose().to_owned()),
-            _ => std::env::var(name).ok(),
-        })?;
-        let client = build_client(config)?;
-        let (limiter, breaker) = lock(&self.limits)
-            .entry(provider)
-            .or_insert_with(|| {
-                let per_minute = self.config.requests_per_minute;
-                (
-                    RateLimiter::per_minute(per_minute, (per_minute / 60).max(1)),
-                    CircuitBreaker::new(self.config.breaker_failures, self.config.breaker_cooldown),
-                )
-            })
-            .clone();
-        let llm = Llm::new(client)
-            .with_rate_limiter(limiter)
-            .with_circuit_breaker(breaker);
-        clients.insert(cache_key, llm.clone());
-        Ok(llm)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Starts the store writer and resumes every loop the store says is unfinished.
 pub(crate) async fn start(daemon: &Shared) -> usize {
     if let Some(writes) = lock(&daemon.loops.writes).take() {
         tokio::spawn(write_ops(daemon.clone(), writes));
     }
-    let unfinished = match blocking(daemon, |d| Ok(d.store.loops(false)?)).await {
+    let d = daemon.clone();
+    let unfinished = match blocking(move || d.store.loops(false).map_err(Failure::from))
+        .await
+        .unwrap_or_else(|p| Err(p.into()))
+    {
         Ok(loops) => loops,
         Err(e) => {
             tracing::error!(error = %e.message, "cannot list loops to resume");
@@ -215,7 +107,7 @@ async fn prepare(
 ) -> Result<(LoopConfig, Llm, LoopSpec), String> {
     let checked = spec.clone();
     // Reads the spec file and resolves the workdir: blocking work.
-    let config = tokio::task::spawn_blocking(move || checked.into_config())
+    let config = blocking(move || checked.into_config())
         .await
         .map_err(|e| format!("checking the spec panicked: {e}"))?
         .map_err(|e| e.to_string())?;
@@ -251,7 +143,8 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
         workdir: config.workdir.display().to_string(),
         spec: spec_json,
     };
-    let record = match blocking(daemon, move |d| {
+    let d = daemon.clone();
+    let record = match blocking(move || {
         let record = d.store.create_loop(&new, ACTOR)?;
         // Made before answering, so the caller can follow the loop's files at once.
         let dir = d.workspace.loop_dir(&record.task.id);
@@ -259,9 +152,10 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
             kind: ErrorKind::Internal,
             message: format!("cannot create {}: {e}", dir.display()),
         })?;
-        Ok(record)
+        Ok::<_, Failure>(record)
     })
     .await
+    .unwrap_or_else(|p| Err(p.into()))
     {
         Ok(record) => record,
         Err(f) => return error(f.kind, f.message),
@@ -275,7 +169,8 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
 
 /// `loop stop`: asks the store, cancels the loop's task, waits for its end.
 pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
-    let stopped = blocking(daemon, move |d| {
+    let d = daemon.clone();
+    let stopped = blocking(move || {
         let record = d.store.loop_record(&id)?;
         if record.task.status.is_terminal() {
             return Err(Failure {
@@ -289,7 +184,8 @@ pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
         d.store.request_stop(&record.task.id, ACTOR)?;
         Ok(d.store.loop_record(&record.task.id)?)
     })
-    .await;
+    .await
+    .unwrap_or_else(|p| Err(p.into()));
     let record = match stopped {
         Ok(record) => record,
         Err(f) => return error(f.kind, f.message),
@@ -307,8 +203,11 @@ pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
     }
     let deadline = Instant::now() + STOP_WAIT;
     loop {
-        let key = id.clone();
-        match blocking(daemon, move |d| Ok(d.store.loop_record(&key)?)).await {
+        let (d, key) = (daemon.clone(), id.clone());
+        match blocking(move || d.store.loop_record(&key).map_err(Failure::from))
+            .await
+            .unwrap_or_else(|p| Err(p.into()))
+        {
             Ok(record) if record.task.status.is_terminal() || Instant::now() > deadline => {
                 return Response::Loop {
                     record: Box::new(record),
@@ -360,7 +259,7 @@ async fn drive(
         _ = cancel.cancelled() => return None,
     };
     let path = daemon.workspace.loop_progress(id);
-    let opened = tokio::task::spawn_blocking(move || {
+    let opened = blocking(move || {
         let missed: Vec<LoopIteration> = ProgressLog::read(&path)
             .unwrap_or_default()
             .iter()
@@ -429,7 +328,7 @@ async fn write_ops(daemon: Shared, mut writes: mpsc::UnboundedReceiver<Op>) {
     while writes.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let ops = std::mem::take(&mut batch);
         let d = daemon.clone();
-        let applied = tokio::task::spawn_blocking(move || {
+        let applied = blocking(move || {
             for op in ops {
                 apply(&d, op);
             }
@@ -607,20 +506,4 @@ fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
         kind,
         message: message.into(),
     }
-}
-
-/// Runs store work on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    daemon: &Shared,
-    work: impl FnOnce(&Daemon) -> Result<T, Failure> + Send + 'static,
-) -> Result<T, Failure> {
-    let d = daemon.clone();
-    tokio::task::spawn_blocking(move || work(&d))
-        .await
-        .unwrap_or_else(|e| {
-            Err(Failure {
-                kind: ErrorKind::Internal,
-                message: format!("request panicked: {e}"),
-            })
-        })
 }

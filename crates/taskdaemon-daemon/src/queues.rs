@@ -31,15 +31,18 @@ use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 use taskdaemon_queue::executor::{ExecutorSettings, agent_spec, malformed_spec, stem};
 use taskdaemon_queue::folder::Outcome;
 use taskdaemon_queue::{
-    ExecutorKind, LockFile, QueueFolder, StreamSummary, TaskDocument, TaskResult, output_tail,
+    ExecutorKind, LockFile, QueueFolder, TaskDocument, TaskResult, output_tail,
 };
 use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
 
-use crate::server::{ACTOR, Daemon, follow, launch};
 use taskdaemon_watch as fswatch;
+
+use crate::blocking::blocking;
+use crate::follow::{follow, launch};
+use crate::state::{ACTOR, Daemon, Shared};
 
 /// Rescan `pending/` this often when it is not watched (watching disabled
 /// or impossible), or while a document waits for the holder of its lock,
@@ -55,8 +58,6 @@ const POLL: Duration = Duration::from_secs(1);
 const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 /// Lines of output kept in the report of a task without a final text.
 const REPORT_TAIL_LINES: usize = 40;
-
-type Shared = Arc<Daemon>;
 
 /// One queue's worker and what it runs with.
 struct Worker {
@@ -145,15 +146,6 @@ fn executor_settings(daemon: &Daemon, config: &Config) -> ExecutorSettings {
         default_max_attempts: config.queues.max_attempts,
         retry_backoff: config.queues.retry_backoff,
     }
-}
-
-/// Runs blocking work (store, files, launches) off the async thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("worker step panicked: {e}"))
 }
 
 impl Worker {
@@ -608,16 +600,13 @@ fn finish(
     extra_error: Option<String>,
 ) -> Result<(), String> {
     let stdout = daemon.workspace.stdout_log(&task.id);
-    let stream = if item.executor == ExecutorKind::ClaudeCode.as_str() {
-        std::fs::File::open(&stdout)
-            .map(|f| StreamSummary::read(std::io::BufReader::new(f)))
-            .unwrap_or_default()
-    } else {
-        StreamSummary::default()
-    };
-    let result = TaskResult::build(task, item, &stream, extra_error, now_millis());
+    // A malformed document names no executor ("none"): its output is empty.
+    let output = ExecutorKind::from_name(&item.executor)
+        .map(|kind| kind.executor().summarize(&stdout))
+        .unwrap_or_default();
+    let result = TaskResult::build(task, item, &output, extra_error, now_millis());
     let tail = output_tail(&stdout, REPORT_TAIL_LINES);
-    let report = result.report(item, stream.final_text.as_deref(), &tail);
+    let report = result.report(item, output.final_text.as_deref(), &tail);
     let outcome = if result.succeeded() {
         Outcome::Completed
     } else {

@@ -14,7 +14,8 @@ use taskdaemon_store::{ProcessFilter, Sample, StoreError};
 use taskdaemon_supervisor::group::{GroupUsage, usage};
 use taskdaemon_supervisor::procfs;
 
-use crate::server::Daemon;
+use crate::blocking::blocking;
+use crate::state::Daemon;
 
 /// Who the watchdog says it is in events.
 const ACTOR: &str = "watchdog";
@@ -46,7 +47,7 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             continue;
         }
         let (d, t) = (daemon.clone(), tracked.clone());
-        let result = tokio::task::spawn_blocking(move || {
+        let result = blocking(move || {
             let mut tracked = t.lock().unwrap_or_else(|p| p.into_inner());
             sample_once(&d, &mut tracked)
         })

@@ -10,74 +10,67 @@
 //! The prompt (claude-code) or notes for people.
 //! ```
 //!
-//! Unknown fields are errors, and every error names the line and the field,
-//! so that the report in `failed/` says exactly what to fix.
+//! This module reads the fields every executor shares; the executor named
+//! in `executor:` reads and checks its own (see `executors/`). Unknown
+//! fields are errors, and every error names the line and the field, so that
+//! the report in `failed/` says exactly what to fix.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use taskdaemon_core::duration::parse_duration;
 
-/// Which executor runs a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExecutorKind {
-    /// `claude -p <prompt> --output-format stream-json --verbose`.
-    #[default]
-    ClaudeCode,
-    /// `sh -c <command>`.
-    Command,
-}
+use crate::executors::ExecutorKind;
 
-impl ExecutorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutorKind::ClaudeCode => "claude-code",
-            ExecutorKind::Command => "command",
-        }
-    }
-}
-
-/// The front matter exactly as written.
+/// The front-matter fields every executor shares, exactly as written.
+/// Unknown fields are not rejected here: the executor's own fields pass
+/// through, and [`TaskDocument::parse_as`] rejects the rest.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FrontMatter {
-    executor: Option<ExecutorKind>,
+    executor: Option<String>,
     max_attempts: Option<u32>,
     timeout: Option<String>,
-    model: Option<String>,
     workdir: Option<PathBuf>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
-    allowed_tools: Vec<String>,
-    #[serde(default)]
     priority: i32,
-    command: Option<String>,
 }
+
+/// The fields [`FrontMatter`] reads, whatever the executor.
+pub(crate) const COMMON_FIELDS: [&str; 6] = [
+    "executor",
+    "max_attempts",
+    "timeout",
+    "workdir",
+    "env",
+    "priority",
+];
 
 /// A parsed, validated task document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDocument {
+    /// What runs it; its own fields are read with [`TaskDocument::option`].
     pub executor: ExecutorKind,
     /// None: use the queue's default from config.
     pub max_attempts: Option<u32>,
     /// Time limit of one attempt.
     pub timeout: Option<Duration>,
-    pub model: Option<String>,
     /// Relative paths are relative to the workspace root.
     pub workdir: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
-    pub allowed_tools: Vec<String>,
     /// Higher runs first; equal priorities run in file-name order.
     pub priority: i32,
-    /// The shell command of the `command` executor.
-    pub command: Option<String>,
     /// The Markdown after the front matter: the prompt.
     pub body: String,
+    /// The front matter's YAML, for the executor's own fields.
+    front_matter: String,
+    /// The document line the body starts on.
+    body_line: usize,
 }
 
 /// A document that cannot be run, with where and why.
@@ -108,22 +101,21 @@ fn error(line: usize, field: Option<&str>, message: impl Into<String>) -> Docume
     }
 }
 
-/// Front-matter field names, to tell a field from other words in messages.
-const FIELDS: [&str; 9] = [
-    "executor",
-    "max_attempts",
-    "timeout",
-    "model",
-    "workdir",
-    "env",
-    "allowed_tools",
-    "priority",
-    "command",
-];
+/// Whether `name` is a front-matter field of any executor, to tell a field
+/// from other words in messages.
+fn is_field(name: &str) -> bool {
+    COMMON_FIELDS.contains(&name) || ExecutorKind::owning(name).is_some()
+}
 
 impl TaskDocument {
     /// Parses a document's text.
     pub fn parse(text: &str) -> Result<Self, DocumentError> {
+        Self::parse_as(text, None)
+    }
+
+    /// Parses a document's text, run by `executor` whatever its front matter
+    /// says (`submit --executor`); `None` follows the front matter.
+    pub fn parse_as(text: &str, executor: Option<&str>) -> Result<Self, DocumentError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let (yaml, body) = split_front_matter(text)?;
         let front: FrontMatter = match yaml {
@@ -158,59 +150,154 @@ impl TaskDocument {
                 "must be at least 1",
             ));
         }
-        let executor = front.executor.unwrap_or_default();
-        let body = body.to_owned();
-        match executor {
-            ExecutorKind::Command => {
-                let script = front.command.as_deref().unwrap_or(body.trim());
-                if script.trim().is_empty() {
-                    return Err(error(
-                        body_line,
-                        Some("command"),
-                        "the command executor needs `command:` (or the command as the body)",
-                    ));
-                }
-            }
-            ExecutorKind::ClaudeCode => {
-                if front.command.is_some() {
-                    return Err(error(
-                        line_of("command"),
-                        Some("command"),
-                        "only the command executor takes `command:` (add `executor: command`)",
-                    ));
-                }
-                if body.trim().is_empty() {
-                    return Err(error(
-                        body_line,
-                        None,
-                        "the document has no prompt after its front matter",
-                    ));
-                }
-            }
-        }
-        Ok(Self {
+        let executor = match executor.or(front.executor.as_deref()) {
+            None => ExecutorKind::default(),
+            Some(name) => ExecutorKind::from_name(name).ok_or_else(|| {
+                error(
+                    line_of("executor"),
+                    Some("executor"),
+                    format!(
+                        "unknown executor `{name}`, expected one of: {}",
+                        ExecutorKind::names()
+                    ),
+                )
+            })?,
+        };
+        check_fields(yaml, executor)?;
+        let doc = Self {
             executor,
             max_attempts: front.max_attempts,
             timeout,
-            model: front.model,
             workdir: front.workdir,
             env: front.env,
-            allowed_tools: front.allowed_tools,
             priority: front.priority,
-            command: front.command,
-            body,
-        })
+            body: body.to_owned(),
+            front_matter: yaml.to_owned(),
+            body_line,
+        };
+        executor.executor().check(&doc)?;
+        Ok(doc)
     }
 
-    /// The shell script of the `command` executor: `command:`, else the body.
-    pub fn script(&self) -> &str {
-        self.command.as_deref().unwrap_or(self.body.trim())
+    /// One of the executor's own front-matter fields, `None` when the
+    /// document does not set it. The error names the line and the field.
+    pub fn option<T: DeserializeOwned>(&self, field: &str) -> Result<Option<T>, DocumentError> {
+        if self.front_matter.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_norway::Deserializer::from_str(&self.front_matter)
+            .deserialize_map(OneField::<T>::new(field))
+            .map_err(|e| {
+                let mut err = yaml_error(&self.front_matter, &e);
+                err.field.get_or_insert_with(|| field.to_owned());
+                err
+            })
+    }
+
+    /// An error about the body (a missing prompt or script).
+    pub fn error_at_body(&self, field: Option<&str>, message: &str) -> DocumentError {
+        error(self.body_line, field, message)
     }
 
     /// Just the priority, for ordering; a malformed document sorts as 0 and
     /// fails when its turn comes.
     pub fn priority_of(text: &str) -> i32 {
         Self::parse(text).map_or(0, |d| d.priority)
+    }
+}
+
+/// Rejects a field that is neither common nor `executor`'s own, naming the
+/// executor it belongs to when another one takes it.
+fn check_fields(yaml: &str, executor: ExecutorKind) -> Result<(), DocumentError> {
+    if yaml.trim().is_empty() {
+        return Ok(());
+    }
+    let keys = serde_norway::Deserializer::from_str(yaml)
+        .deserialize_map(Keys)
+        .map_err(|e| yaml_error(yaml, &e))?;
+    let own = executor.executor().fields();
+    for key in keys {
+        if COMMON_FIELDS.contains(&key.as_str()) || own.contains(&key.as_str()) {
+            continue;
+        }
+        let message = match ExecutorKind::owning(&key) {
+            Some(other) => format!(
+                "only the {other} executor takes `{key}:`, not {executor} (add `executor: {other}`)"
+            ),
+            None => {
+                let known: Vec<&str> = COMMON_FIELDS.iter().chain(own).copied().collect();
+                format!(
+                    "unknown field `{key}` for the {executor} executor, expected one of: {}",
+                    known.join(", ")
+                )
+            }
+        };
+        return Err(error(field_line(yaml, &key), Some(&key), message));
+    }
+    Ok(())
+}
+
+/// Reads the top-level keys of a YAML mapping, skipping their values.
+struct Keys;
+
+impl<'de> Visitor<'de> for Keys {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("front matter fields (`name: value` lines)")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}
+
+/// Reads one top-level field of a YAML mapping straight from the text, so a
+/// value means what it would in a struct field and errors keep their line.
+struct OneField<'a, T> {
+    name: &'a str,
+    value: std::marker::PhantomData<T>,
+}
+
+impl<'a, T> OneField<'a, T> {
+    fn new(name: &'a str) -> Self {
+        Self {
+            name,
+            value: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for OneField<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("front matter fields (`name: value` lines)")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.name {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -259,7 +346,7 @@ fn yaml_error(yaml: &str, e: &serde_norway::Error) -> DocumentError {
 fn split_field(message: &str) -> (Option<String>, String) {
     if let Some((head, rest)) = message.split_once(": ") {
         let top = head.split(['.', '[']).next().unwrap_or(head);
-        if FIELDS.contains(&top) {
+        if is_field(top) {
             return (Some(head.to_owned()), rest.to_owned());
         }
     }
@@ -293,29 +380,52 @@ mod tests {
     #[test]
     fn plain_markdown_is_a_claude_prompt() {
         let doc = TaskDocument::parse("# Fix the build\n\nMake `cargo test` pass.\n").unwrap();
-        assert_eq!(doc.executor, ExecutorKind::ClaudeCode);
+        assert_eq!(doc.executor.as_str(), "claude-code");
         assert!(doc.body.contains("cargo test"));
         assert_eq!(doc.max_attempts, None);
     }
 
     #[test]
     fn front_matter_sets_every_field() {
-        let text = "---\nexecutor: command\ncommand: make check\nmax_attempts: 2\ntimeout: 90s\nmodel: sonnet\nworkdir: sub\nenv:\n  A: b\nallowed_tools: [Read, Edit]\npriority: 5\n---\nnotes\n";
+        let text = "---\nexecutor: command\ncommand: make check\nmax_attempts: 2\ntimeout: 90s\nworkdir: sub\nenv:\n  A: b\npriority: 5\n---\nnotes\n";
         let doc = TaskDocument::parse(text).unwrap();
-        assert_eq!(doc.executor, ExecutorKind::Command);
-        assert_eq!(doc.script(), "make check");
+        assert_eq!(doc.executor.as_str(), "command");
+        assert_eq!(
+            doc.option::<String>("command").unwrap().as_deref(),
+            Some("make check")
+        );
         assert_eq!(doc.max_attempts, Some(2));
         assert_eq!(doc.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(doc.workdir, Some(PathBuf::from("sub")));
         assert_eq!(doc.env.get("A").map(String::as_str), Some("b"));
-        assert_eq!(doc.allowed_tools, ["Read", "Edit"]);
         assert_eq!(doc.priority, 5);
         assert_eq!(doc.body, "notes\n");
     }
 
     #[test]
-    fn the_body_can_be_the_command() {
-        let doc = TaskDocument::parse("---\nexecutor: command\n---\necho hi\n").unwrap();
-        assert_eq!(doc.script(), "echo hi");
+    fn fields_of_each_executor() {
+        let text = "---\nmodel: sonnet\nallowed_tools: [Read, Edit]\n---\nFix it.\n";
+        let doc = TaskDocument::parse(text).unwrap();
+        assert_eq!(
+            doc.option::<Vec<String>>("allowed_tools").unwrap().unwrap(),
+            ["Read", "Edit"]
+        );
+        assert_eq!(
+            doc.option::<String>("model").unwrap().as_deref(),
+            Some("sonnet")
+        );
+        // `model` is claude-code's: a command document may not have it.
+        let err = TaskDocument::parse_as(text, Some("command")).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (2, Some("model")),
+            "{err}"
+        );
+        assert!(err.message.contains("executor: claude-code"), "{err}");
+        let doc = TaskDocument::parse_as("echo hi\n", Some("command")).unwrap();
+        assert_eq!(doc.executor.as_str(), "command");
+        let err = TaskDocument::parse_as("x\n", Some("nope")).unwrap_err();
+        assert!(err.message.contains("claude-code, command"), "{err}");
     }
 
     #[test]

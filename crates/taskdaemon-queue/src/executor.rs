@@ -1,9 +1,10 @@
-//! Turning a document into the command an executor runs.
+//! Turning a document into the store's spec of the task that runs it.
 //!
-//! Both executors run under the supervisor like any process task, so the
-//! daemon may die and come back while they run. `claude-code` runs
-//! `claude -p <prompt> --output-format stream-json --verbose` (plus `--model`
-//! and `--allowedTools` when the document asks); `command` runs `sh -c`.
+//! Every executor runs under the supervisor like any process task, so the
+//! daemon may die and come back while it runs. What it launches is the
+//! executor's business (`executors/`); the working directory, the
+//! environment, attempts and the time limit are decided here, the same for
+//! every executor.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use taskdaemon_core::NewAgent;
 use taskdaemon_core::process::{RestartMode, RestartPolicy};
 
-use crate::document::{ExecutorKind, TaskDocument};
+use crate::document::TaskDocument;
 
 /// What every document of a workspace shares.
 #[derive(Debug, Clone)]
@@ -28,30 +29,6 @@ pub struct ExecutorSettings {
     pub retry_backoff: Duration,
 }
 
-/// The program and arguments for a document.
-pub fn argv(doc: &TaskDocument, settings: &ExecutorSettings) -> Vec<String> {
-    match doc.executor {
-        ExecutorKind::Command => vec!["sh".to_owned(), "-c".to_owned(), doc.script().to_owned()],
-        ExecutorKind::ClaudeCode => {
-            let mut argv = vec![
-                settings.claude_path.to_string_lossy().into_owned(),
-                "-p".to_owned(),
-                doc.body.trim().to_owned(),
-                "--output-format".to_owned(),
-                "stream-json".to_owned(),
-                "--verbose".to_owned(),
-            ];
-            if let Some(model) = &doc.model {
-                argv.extend(["--model".to_owned(), model.clone()]);
-            }
-            if !doc.allowed_tools.is_empty() {
-                argv.extend(["--allowedTools".to_owned(), doc.allowed_tools.join(",")]);
-            }
-            argv
-        }
-    }
-}
-
 /// The store spec of a parsed document `name` of `queue`.
 pub fn agent_spec(
     queue: &str,
@@ -63,8 +40,10 @@ pub fn agent_spec(
         .max_attempts
         .unwrap_or(settings.default_max_attempts)
         .max(1);
+    let launch = doc.executor.executor().launch(doc, settings);
     let mut env = settings.base_env.clone();
-    for (key, value) in &doc.env {
+    // The document's `env:` wins over the executor's, which wins over the base.
+    for (key, value) in launch.env.iter().map(|(k, v)| (k, v)).chain(&doc.env) {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
     }
@@ -77,7 +56,7 @@ pub fn agent_spec(
         queue: queue.to_owned(),
         document: name.to_owned(),
         executor: doc.executor.as_str().to_owned(),
-        argv: argv(doc, settings),
+        argv: launch.argv,
         cwd: cwd.to_string_lossy().into_owned(),
         env,
         restart: RestartPolicy {
@@ -135,28 +114,6 @@ mod tests {
             default_max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
         }
-    }
-
-    #[test]
-    fn claude_code_argv() {
-        let doc =
-            TaskDocument::parse("---\nmodel: opus\nallowed_tools: [Read, Edit]\n---\nFix it.\n")
-                .unwrap();
-        assert_eq!(
-            argv(&doc, &settings()),
-            [
-                "claude",
-                "-p",
-                "Fix it.",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--model",
-                "opus",
-                "--allowedTools",
-                "Read,Edit"
-            ]
-        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use taskdaemon_core::queue::QueueItem;
 use taskdaemon_core::time::{Millis, to_rfc3339};
 use taskdaemon_workspace::{write_atomic, write_projection};
 
+use crate::executors::OutputSummary;
 use crate::folder::QueueFolder;
-use crate::stream::StreamSummary;
 
 /// Token usage: input, output and prompt-cache reads and writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,10 @@ pub struct TaskResult {
     pub status: String,
     /// 1-based number of the attempt this result describes (the last one).
     pub attempt: u32,
+    /// RFC 3339: when the queue took the task in (the document was picked
+    /// up, or submitted). None only in results written before it was recorded.
+    #[serde(default)]
+    pub added_at: Option<String>,
     /// RFC 3339; none when no attempt ever started.
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -65,19 +69,19 @@ pub struct TaskResult {
 
 impl TaskResult {
     /// The result of an ended task from the store's record and what its
-    /// output said. `extra_error` is what the worker knows beyond both (a
-    /// timeout, a malformed document).
+    /// output said (its executor's summary). `extra_error` is what the
+    /// worker knows beyond both (a timeout, a malformed document).
     pub fn build(
         task: &TaskRecord,
         item: &QueueItem,
-        stream: &StreamSummary,
+        output: &OutputSummary,
         extra_error: Option<String>,
         now: Millis,
     ) -> Self {
         let finished = task.finished_at.unwrap_or(now);
         let exit = task.exit();
         let error = extra_error
-            .or_else(|| stream.error())
+            .or_else(|| output.error.clone())
             .or_else(|| task.error.clone())
             .or_else(|| match (task.status, exit) {
                 (taskdaemon_core::Status::Succeeded, _) => None,
@@ -90,16 +94,17 @@ impl TaskResult {
             queue: item.queue.clone(),
             status: task.status.to_string(),
             attempt: task.restarts + 1,
+            added_at: Some(to_rfc3339(item.created_at)),
             started_at: task.started_at.map(to_rfc3339),
             finished_at: Some(to_rfc3339(finished)),
             duration_ms: task
                 .started_at
                 .map(|start| u64::try_from(finished - start).unwrap_or(0)),
             exit_code: exit.and_then(|e| e.code),
-            session_id: stream.session_id.clone(),
-            cost_usd: stream.cost_usd,
-            num_turns: stream.num_turns,
-            tokens: stream.tokens,
+            session_id: output.session_id.clone(),
+            cost_usd: output.cost_usd,
+            num_turns: output.num_turns,
+            tokens: output.tokens,
             error,
         }
     }
@@ -123,6 +128,7 @@ impl TaskResult {
             format!("{} of {}", self.attempt, item.max_attempts),
         );
         let none = || "-".to_owned();
+        row("added", self.added_at.clone().unwrap_or_else(none));
         row("started", self.started_at.clone().unwrap_or_else(none));
         row("finished", self.finished_at.clone().unwrap_or_else(none));
         row(
@@ -220,6 +226,7 @@ mod tests {
             queue: "q".into(),
             status: "succeeded".into(),
             attempt: 1,
+            added_at: None,
             started_at: None,
             finished_at: None,
             duration_ms: None,
@@ -241,6 +248,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "added_at",
                 "attempt",
                 "cost_usd",
                 "duration_ms",

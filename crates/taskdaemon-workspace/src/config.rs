@@ -68,6 +68,11 @@ breaker_cooldown = "30s"
 id = "ad-hoc"
 path = "tasks/ad-hoc"
 description = "Tasks dropped in by hand"
+
+[[queue]]
+id = "planned"
+path = "tasks/planning"
+description = "Planned work, run in order"
 "#;
 
 /// A config file that could not be used.
@@ -467,7 +472,7 @@ mod tests {
                 ..parsed
             },
             Config::default(),
-            "everything but the ad-hoc queue is at its default"
+            "everything but the ad-hoc and planned queues is at its default"
         );
     }
 
@@ -488,11 +493,16 @@ mod tests {
     }
 
     #[test]
-    fn the_default_file_registers_the_ad_hoc_queue() {
+    fn the_default_file_registers_the_ad_hoc_and_planned_queues() {
         let config = Config::parse(DEFAULT_CONFIG).unwrap();
-        assert_eq!(config.queue.len(), 1);
+        assert_eq!(config.queue.len(), 2);
         assert_eq!(config.queue[0].id(), "ad-hoc");
         assert_eq!(config.queue[0].path, PathBuf::from("tasks/ad-hoc"));
+        assert_eq!(config.queue[1].id(), crate::PLANNED_QUEUE);
+        assert_eq!(
+            config.queue[1].path,
+            Path::new("tasks").join(crate::PLANNED_QUEUE_DIR)
+        );
         assert_eq!(config.queues, QueuesConfig::default());
     }
 
@@ -527,7 +537,7 @@ mod tests {
             add_queue_entry(DEFAULT_CONFIG, "docs", Path::new("work/docs"), Some("Docs")).unwrap();
         assert!(added.contains("# Watch each queue"), "comments kept");
         let config = Config::parse(&added).unwrap();
-        assert_eq!(config.queue.len(), 2);
+        assert_eq!(config.queue.len(), 3);
         assert_eq!(
             config.queue_entry("docs").unwrap().description.as_deref(),
             Some("Docs")
@@ -539,6 +549,7 @@ mod tests {
         );
         assert!(add_queue_entry(&added, "no/slash", Path::new("x"), None).is_err());
         let removed = remove_queue_entry(&added, "ad-hoc").unwrap();
+        let removed = remove_queue_entry(&removed, "planned").unwrap();
         let config = Config::parse(&removed).unwrap();
         assert_eq!(
             config.queue.iter().map(QueueEntry::id).collect::<Vec<_>>(),

@@ -16,4 +16,7 @@ pub use config::{
     QueueEntry, QueuesConfig, RegistryConfig, StoreConfig, add_queue_entry, remove_queue_entry,
     valid_queue_id,
 };
-pub use paths::{DEFAULT_QUEUE, QUEUE_SUBDIRS, STATE_DIR, Workspace, WorkspaceError};
+pub use paths::{
+    DEFAULT_QUEUE, PLANNED_QUEUE, PLANNED_QUEUE_DIR, QUEUE_SUBDIRS, STATE_DIR, Workspace,
+    WorkspaceError,
+};

@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 
 /// The directory that marks a workspace.
 pub const STATE_DIR: &str = ".taskdaemon";
-/// The folder queue every workspace starts with.
+/// The folder queue every workspace starts with, for tasks dropped in by hand.
 pub const DEFAULT_QUEUE: &str = "ad-hoc";
+/// The second queue a workspace starts with, for planned work: its id ...
+pub const PLANNED_QUEUE: &str = "planned";
+/// ... and its folder under `tasks/`.
+pub const PLANNED_QUEUE_DIR: &str = "planning";
 /// The subfolders of a folder queue.
 pub const QUEUE_SUBDIRS: [&str; 5] = ["pending", "completed", "failed", "results", "reports"];
 

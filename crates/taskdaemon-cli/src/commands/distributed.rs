@@ -137,13 +137,9 @@ pub fn submit(workspace_arg: Option<&Path>, args: SubmitArgs) -> anyhow::Result<
         }
         (None, None) => return Err(UsageError("give a FILE or --command".to_owned()).into()),
     };
-    let mut doc = TaskDocument::parse(&text).map_err(|e| UsageError(format!("{name}: {e}")))?;
-    if let (Some(executor), Some(_)) = (&args.executor, &args.file) {
-        let header = format!("---\nexecutor: {executor}\n---\n");
-        doc.executor = TaskDocument::parse(&header)
-            .map_err(|e| UsageError(format!("--executor: {e}")))?
-            .executor;
-    }
+    // --executor wins over the document's front matter.
+    let doc = TaskDocument::parse_as(&text, args.executor.as_deref())
+        .map_err(|e| UsageError(format!("{name}: {e}")))?;
     let root = match &workspace {
         Some(ws) => ws.root().to_owned(),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),

@@ -4,7 +4,8 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
-use taskdaemon_workspace::{DEFAULT_CONFIG, DEFAULT_QUEUE, Workspace};
+use taskdaemon_queue::QueueFolder;
+use taskdaemon_workspace::{Config, DEFAULT_CONFIG, Workspace};
 
 use super::open_store;
 
@@ -30,10 +31,19 @@ pub fn run(dir: Option<&Path>) -> anyhow::Result<u8> {
         );
     }
     println!(
-        "  store {}\n  config {}\n  queue {}",
+        "  store {}\n  config {}",
         workspace.db_path().display(),
-        config.display(),
-        workspace.queue_dir(DEFAULT_QUEUE).display()
+        config.display()
     );
+    // The queues the config registers, with their folders: a fresh
+    // workspace's ad-hoc and planned (tasks/planning), or whatever an
+    // existing config says (a config from before `planned` keeps its queues).
+    for entry in &Config::load(&config)?.queue {
+        let folder = QueueFolder::new(entry.id(), &workspace.resolve(&entry.path));
+        folder
+            .create()
+            .with_context(|| format!("cannot create {}", folder.root.display()))?;
+        println!("  queue {} {}", entry.id(), folder.root.display());
+    }
     Ok(0)
 }

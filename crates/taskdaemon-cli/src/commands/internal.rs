@@ -1,4 +1,5 @@
-//! The hidden subcommands the daemon and shims run as.
+//! The subcommands the daemon and shims run as: the hidden `__shim` and
+//! `__daemon`, and `run` (the daemon in the foreground).
 
 use taskdaemon_daemon::{registry, running_pid};
 use taskdaemon_supervisor::launch::report;
@@ -49,4 +50,16 @@ pub fn daemon(workspace: Workspace) -> u8 {
         }
     };
     u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe)).unwrap_or(1)
+}
+
+/// `run`: the daemon in the foreground, logging to stderr as well.
+pub fn run(workspace: Workspace) -> u8 {
+    let exe = match super::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    u8::try_from(taskdaemon_daemon::run_foreground(workspace, exe)).unwrap_or(1)
 }

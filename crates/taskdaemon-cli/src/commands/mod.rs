@@ -2,6 +2,7 @@
 
 mod daemon;
 mod distributed;
+mod docs;
 mod history;
 mod init;
 mod internal;
@@ -98,6 +99,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
+        Command::Run => Ok(internal::run(find_workspace(workspace_arg)?)),
     }
 }
 

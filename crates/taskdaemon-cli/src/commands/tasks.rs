@@ -11,7 +11,7 @@ use taskdaemon_workspace::Workspace;
 
 use super::spawn::expect_task;
 use super::{current_exe, logs, open_store};
-use crate::args::{LogsArgs, TaskCancelArgs, TaskShowArgs};
+use crate::args::{TaskCancelArgs, TaskLogsArgs, TaskShowArgs};
 use crate::error::UsageError;
 use crate::output::print_json;
 
@@ -21,6 +21,8 @@ struct Shown<'a> {
     task: &'a TaskRecord,
     /// The queue side; none for tasks that did not come from a queue.
     queue_item: Option<&'a QueueItem>,
+    /// When the queue took the task in (RFC 3339); none outside a queue.
+    added_at: Option<String>,
     stdout_log: String,
     stderr_log: String,
 }
@@ -38,6 +40,7 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
         print_json(&Shown {
             task: &task,
             queue_item: item.as_ref(),
+            added_at: item.as_ref().map(|i| to_rfc3339(i.created_at)),
             stdout_log: workspace.stdout_log(&task.id).display().to_string(),
             stderr_log: workspace.stderr_log(&task.id).display().to_string(),
         })?;
@@ -51,6 +54,7 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
         line("queue", item.queue.clone());
         line("document", item.document.clone());
         line("executor", item.executor.clone());
+        line("added", to_rfc3339(item.created_at));
         line(
             "attempt",
             format!("{} of {}", task.restarts + 1, item.max_attempts),
@@ -95,11 +99,41 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn logs(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
-    if args.id.is_none() {
+pub fn logs(workspace: &Workspace, args: TaskLogsArgs) -> anyhow::Result<u8> {
+    let Some(id) = &args.logs.id else {
         return Err(UsageError("tasks logs needs a task id".to_owned()).into());
+    };
+    if args.result {
+        return print_result(workspace, id);
     }
-    logs::run(workspace, args)
+    logs::run(workspace, args.logs)
+}
+
+/// `tasks logs ID --result`: the result JSON the store keeps (the same as
+/// `results/ID.json`).
+fn print_result(workspace: &Workspace, id: &str) -> anyhow::Result<u8> {
+    let store = open_store(workspace)?;
+    let task = store.task(id)?;
+    let item = match store.queue_item(&task.id) {
+        Ok(item) => item,
+        Err(StoreError::NotFound(_)) => {
+            return Err(
+                UsageError(format!("{} is not a queue task: it has no result", task.id)).into(),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match &item.result {
+        Some(result) => {
+            print_json(result)?;
+            Ok(0)
+        }
+        None => Err(StoreError::Conflict(format!(
+            "{} has no result yet (status {})",
+            task.id, task.status
+        ))
+        .into()),
+    }
 }
 
 pub fn cancel(workspace: &Workspace, args: TaskCancelArgs) -> anyhow::Result<u8> {

@@ -1,0 +1,149 @@
+//! Following supervised processes: one async follower per task watches its
+//! shim (or an orphaned command) by pidfd, reconciles the store when it
+//! exits, and launches a shim when a restart is due with none to do it.
+//! Adoption, the request handlers and the queue workers all start followers.
+
+use std::io;
+
+use taskdaemon_core::TaskRecord;
+use taskdaemon_store::StoreError;
+use taskdaemon_supervisor::pidfd::{PidWatch, reap};
+use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
+use taskdaemon_supervisor::{LaunchError, launch_shim};
+use tokio::io::unix::AsyncFd;
+
+use crate::blocking::blocking;
+use crate::protocol::ErrorKind;
+use crate::state::{ACTOR, Daemon, Failure, Shared, failure};
+
+/// What a follower does next.
+enum Step {
+    Wait { watch: PidWatch, orphan: bool },
+    Again,
+    Done,
+}
+
+/// Follows task `id` until it has ended: watches its shim (or orphaned
+/// command) by pidfd, reconciles when that exits, and launches a shim when a
+/// restart is due with no shim to do it.
+pub(crate) fn follow(daemon: &Shared, id: String) {
+    let is_new = daemon
+        .followed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone());
+    if !is_new {
+        return;
+    }
+    daemon.follow_started.notify_one();
+    let daemon = daemon.clone();
+    tokio::spawn(async move {
+        loop {
+            let (d, task_id) = (daemon.clone(), id.clone());
+            let step = blocking(move || next_step(&d, &task_id)).await;
+            match step {
+                Ok(Ok(Step::Wait { watch, orphan })) => {
+                    let pid = watch.identity().pid;
+                    if let Err(e) = wait_for_exit(watch).await {
+                        tracing::warn!(id, error = %e, "cannot watch process");
+                        break;
+                    }
+                    reap(pid);
+                    if orphan {
+                        let (d, task_id) = (daemon.clone(), id.clone());
+                        let _ = blocking(move || {
+                            d.store.mark_lost(
+                                &task_id,
+                                "exited while its shim was gone; exit status unknown",
+                                ACTOR,
+                            )
+                        })
+                        .await;
+                    }
+                    daemon.registry_changed();
+                }
+                Ok(Ok(Step::Again)) => {}
+                Ok(Ok(Step::Done)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!(id, error = %e, "cannot follow process");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(id, error = %e, "follower panicked");
+                    break;
+                }
+            }
+        }
+        daemon
+            .followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        // Nobody listening (no queue task) is fine.
+        let _ = daemon.ended.send(id);
+        daemon.registry_changed();
+    });
+}
+
+fn next_step(daemon: &Daemon, id: &str) -> Result<Step, StoreError> {
+    let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let task = daemon.store.task(id)?;
+    if task.status.is_terminal() {
+        return Ok(Step::Done);
+    }
+    Ok(
+        match reconcile(&daemon.workspace, &*daemon.store, &task, ACTOR)? {
+            Reconciled::Shim(watch) => Step::Wait {
+                watch,
+                orphan: false,
+            },
+            Reconciled::Orphan(watch) => {
+                tracing::warn!(
+                    id,
+                    "shim is gone but the command runs; exit status will be unknown"
+                );
+                Step::Wait {
+                    watch,
+                    orphan: true,
+                }
+            }
+            Reconciled::NeedsShim(task) => match launch(daemon, &task) {
+                Ok(_) => Step::Again,
+                Err(e) => {
+                    tracing::warn!(id, error = %e.message, "restart failed");
+                    Step::Done
+                }
+            },
+            Reconciled::Settled(task) => {
+                tracing::info!(id, status = %task.status, "process ended");
+                Step::Done
+            }
+        },
+    )
+}
+
+async fn wait_for_exit(watch: PidWatch) -> io::Result<()> {
+    // SAFETY: PidWatch owns its pidfd and returns that same descriptor for
+    // its whole life; the AsyncFd owns the PidWatch.
+    let fd = unsafe { AsyncFd::register_with_interest(watch, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)?;
+    let _ready = fd.readable().await?;
+    Ok(())
+}
+
+/// Launches the shim for a pending task and waits for it to report.
+pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
+    match launch_shim(&daemon.exe, &daemon.workspace, &task.id) {
+        Ok(_) => Ok(()),
+        // The shim recorded the failure itself (e.g. no such program).
+        Err(LaunchError::Refused(message)) => Err(failure(
+            ErrorKind::Invalid,
+            format!("{}: {message}", task.id),
+        )),
+        Err(e) => {
+            let message = format!("{}: {e}", task.id);
+            let _ = daemon.store.record_start_failure(&task.id, &message, ACTOR);
+            Err(failure(ErrorKind::Internal, message))
+        }
+    }
+}

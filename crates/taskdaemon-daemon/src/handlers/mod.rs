@@ -1,0 +1,66 @@
+//! One file per socket request, as pueue's `message_handler` has it:
+//! [`dispatch`] routes each [`Request`] variant to its handler and turns the
+//! outcome into the [`Response`] the client reads.
+//!
+//! Handlers of requests that change a process answer with the task
+//! ([`answer_task`]): a task that did not end gets a follower, and the
+//! registry is rewritten before the answer goes out, so the caller reads a
+//! current registry.
+
+mod kill;
+mod loops;
+mod ping;
+mod reload_queues;
+mod restart;
+mod shutdown;
+mod spawn;
+
+use taskdaemon_core::TaskRecord;
+
+use crate::follow::follow;
+use crate::protocol::{Request, Response};
+use crate::state::{Failure, Shared};
+
+/// Handles one request.
+pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
+    match request {
+        Request::Ping => ping::handle(),
+        Request::Shutdown => shutdown::handle(daemon),
+        Request::ReloadQueues => reload_queues::handle(daemon),
+        Request::LoopRun(run) => loops::run(daemon, *run).await,
+        Request::LoopStop { id } => loops::stop(daemon, id).await,
+        Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, spec).await).await,
+        Request::Kill {
+            id,
+            signal,
+            grace_ms,
+        } => answer_task(daemon, kill::handle(daemon, id, signal, grace_ms).await).await,
+        Request::Restart { id, grace_ms } => {
+            answer_task(daemon, restart::handle(daemon, id, grace_ms).await).await
+        }
+    }
+}
+
+/// The answer to a request that changed a process.
+async fn answer_task(daemon: &Shared, result: Result<TaskRecord, Failure>) -> Response {
+    match result {
+        Ok(task) => {
+            if !task.status.is_terminal() {
+                follow(daemon, task.id.clone());
+            }
+            daemon.refresh_registry().await;
+            Response::Task {
+                task: Box::new(task),
+            }
+        }
+        Err(f) => error(f),
+    }
+}
+
+/// The answer to a request that failed.
+fn error(f: Failure) -> Response {
+    Response::Error {
+        kind: f.kind,
+        message: f.message,
+    }
+}
