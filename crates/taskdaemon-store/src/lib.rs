@@ -15,13 +15,14 @@
 mod archive;
 mod changes;
 pub mod claim;
+#[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
 mod location;
 mod postgres;
 mod search_text;
 mod sqlite;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use serde::{Deserialize, Serialize};
