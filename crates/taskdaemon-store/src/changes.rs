@@ -1,4 +1,5 @@
-//! What a tracked-task or loop change writes, decided once for every backend.
+//! What a status change writes, and what a tracked-task, loop or memory
+//! change decides, once for every backend.
 //!
 //! Each backend reads the rows, hands them here, and applies the returned
 //! [`Change`] with its own SQL inside its own transaction, so the columns a
@@ -19,6 +20,49 @@ use crate::{Result, StoreError};
 pub(crate) enum Column {
     Int(Option<i64>),
     Text(Option<String>),
+    Bool(bool),
+}
+
+impl Column {
+    /// The value as the event's `after` records it (a flag is `true`, not
+    /// the `1` SQLite stores).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Column::Int(v) => json!(v),
+            Column::Text(v) => json!(v),
+            Column::Bool(v) => json!(v),
+        }
+    }
+}
+
+impl From<i64> for Column {
+    fn from(v: i64) -> Self {
+        Column::Int(Some(v))
+    }
+}
+
+impl From<i32> for Column {
+    fn from(v: i32) -> Self {
+        Column::Int(Some(i64::from(v)))
+    }
+}
+
+impl From<Option<i32>> for Column {
+    fn from(v: Option<i32>) -> Self {
+        Column::Int(v.map(i64::from))
+    }
+}
+
+impl From<String> for Column {
+    fn from(v: String) -> Self {
+        Column::Text(Some(v))
+    }
+}
+
+impl From<bool> for Column {
+    fn from(v: bool) -> Self {
+        Column::Bool(v)
+    }
 }
 
 /// A status change with the columns it sets and the event it appends.
@@ -27,6 +71,49 @@ pub(crate) struct Change {
     pub to: Status,
     pub columns: Vec<(&'static str, Column)>,
     pub event: NewEvent,
+}
+
+impl Change {
+    /// Checks the state machine for `task` and returns the `before` and
+    /// `after` its event records: the old status, and the new one with every
+    /// column set.
+    pub fn check(&self, task: &TaskRecord) -> Result<(serde_json::Value, serde_json::Value)> {
+        task.status.check_transition(self.to, &task.id)?;
+        let mut after = serde_json::Map::new();
+        after.insert("status".to_owned(), json!(self.to.as_str()));
+        for (column, value) in &self.columns {
+            after.insert((*column).to_owned(), value.to_json());
+        }
+        Ok((
+            json!({ "status": task.status.as_str() }),
+            serde_json::Value::Object(after),
+        ))
+    }
+
+    /// Whether the change gains or loses `succeeded`, which the tasks that
+    /// depend on `task` wait for: they must be re-decided in the same transaction.
+    pub fn moves_dependents(&self, task: &TaskRecord) -> bool {
+        task.status == Status::Succeeded || self.to == Status::Succeeded
+    }
+
+    /// A change that ends a task without an exit status (it never started,
+    /// or vanished), keeping `error` as the reason.
+    pub fn ended_with_error(
+        to: Status,
+        kind: EventKind,
+        error: &str,
+        now: i64,
+        actor: &str,
+    ) -> Self {
+        Change {
+            to,
+            columns: vec![
+                ("error", error.to_owned().into()),
+                ("finished_at", now.into()),
+            ],
+            event: NewEvent::new(kind, actor, error),
+        }
+    }
 }
 
 /// Refuses a tracked-only operation (`what`) on a process, queue task or loop.

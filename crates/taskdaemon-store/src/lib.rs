@@ -17,9 +17,13 @@ mod changes;
 pub mod claim;
 #[cfg(feature = "testing")]
 pub mod conformance;
+mod encoding;
 mod error;
+mod leases;
+mod lifecycle;
 mod location;
 mod postgres;
+mod queue_items;
 mod search_text;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -40,6 +40,10 @@ pub const CHECKS: &[Check] = &[
         start_is_fenced_by_restart_count,
     ),
     ("stop_requests", stop_requests),
+    (
+        "stop_flag_is_recorded_as_a_boolean",
+        stop_flag_is_recorded_as_a_boolean,
+    ),
     ("reopen_and_lost", reopen_and_lost),
     (
         "illegal_changes_leave_no_trace",
@@ -301,6 +305,43 @@ fn stop_requests(store: &dyn Store) {
 
     let err = store.request_stop(&running.id, "t").unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+/// `stop_requested` is a flag: every event records it as `true`/`false`,
+/// like [`taskdaemon_core::TaskRecord::stop_requested`], never as the `1`
+/// or `0` a backend may store.
+fn stop_flag_is_recorded_as_a_boolean(store: &dyn Store) {
+    let pending = store.create_process(&spec(None, &["p"]), "t").unwrap();
+    store.request_stop(&pending.id, "t").unwrap();
+    let running = store.create_process(&spec(None, &["r"]), "t").unwrap();
+    store
+        .mark_started(&running.id, 0, &started(520), "t")
+        .unwrap();
+    store.request_stop(&running.id, "t").unwrap();
+    store
+        .record_exit(&running.id, 520, ExitOutcome::signalled(15), "t")
+        .unwrap();
+    store.reopen_for_restart(&running.id, "t").unwrap();
+    let flag = |kind: EventKind, task: &str| {
+        let events = store.events_after(0, &[kind], 100).unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.task_id.as_deref() == Some(task))
+            .unwrap_or_else(|| panic!("no {kind:?} event for {task}"));
+        event.after.as_ref().unwrap()["stop_requested"].clone()
+    };
+    assert_eq!(
+        flag(EventKind::Exited, &pending.id),
+        serde_json::json!(true)
+    );
+    assert_eq!(
+        flag(EventKind::StopRequested, &running.id),
+        serde_json::json!(true)
+    );
+    assert_eq!(
+        flag(EventKind::RestartRequested, &running.id),
+        serde_json::json!(false)
+    );
 }
 
 fn reopen_and_lost(store: &dyn Store) {

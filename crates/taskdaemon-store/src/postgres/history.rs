@@ -5,63 +5,12 @@
 //! Only sequenced events (`seq IS NOT NULL`) are read: the caller runs
 //! `td_sequence_events()` first, so every committed event is included.
 
-use taskdaemon_core::{Event, EventKind};
+use taskdaemon_core::Event;
 
 use super::Tx;
 use super::rows::{EVENT_COLUMNS, event_from_row};
 use crate::archive::{CHUNK_EVENTS, compress, decode_chunk, matches};
-use crate::{HistoryFilter, Result, StoreError};
-
-pub(super) fn event_by_id(tx: &mut Tx<'_>, id: i64) -> Result<Event> {
-    match tx.query_opt(
-        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND seq IS NOT NULL"),
-        &[&id],
-    )? {
-        Some(row) => event_from_row(&row),
-        None => Err(StoreError::NotFound(format!("event {id}"))),
-    }
-}
-
-pub(super) fn events_after(
-    tx: &mut Tx<'_>,
-    after_seq: i64,
-    kinds: &[EventKind],
-    limit: usize,
-) -> Result<Vec<Event>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        &format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-             WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-             ORDER BY seq LIMIT $3"
-        ),
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(event_from_row)
-    .collect()
-}
-
-/// The newest `limit` events after `after_seq` of the given kinds, oldest first.
-pub(super) fn newest_events_after(
-    tx: &mut Tx<'_>,
-    after_seq: i64,
-    kinds: &[EventKind],
-    limit: usize,
-) -> Result<Vec<Event>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        &format!(
-            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events
-               WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-               ORDER BY seq DESC LIMIT $3) newest ORDER BY seq"
-        ),
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(event_from_row)
-    .collect()
-}
+use crate::{HistoryFilter, Result};
 
 pub(super) fn page(
     tx: &mut Tx<'_>,

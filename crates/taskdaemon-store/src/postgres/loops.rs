@@ -13,7 +13,8 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_counter, to_json_text};
+use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_counter};
+use crate::encoding::to_json_text;
 use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::rows::{TASK_COLUMNS, task_from_row};
 use super::{
     Tx, apply, insert_event, load_task, lock_task, memory::touch_session, next_counter, resolve_id,
-    transition,
 };
+use crate::changes::Change;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Serialises changes to the dependency graph: two edges added at once
@@ -367,7 +367,15 @@ fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     } else {
         NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
     };
-    transition(tx, &task, wanted, &[], event)
+    apply(
+        tx,
+        &task,
+        Change {
+            to: wanted,
+            columns: Vec::new(),
+            event,
+        },
+    )
 }
 
 fn dependencies_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>> {

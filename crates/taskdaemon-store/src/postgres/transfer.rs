@@ -15,7 +15,9 @@ use super::rows::{
     EVENT_COLUMNS, MEMORY_COLUMNS, QUEUE_ITEM_COLUMNS, SESSION_COLUMNS, TASK_COLUMNS,
     event_from_row, memory_from_row, queue_item_from_row, session_from_row, task_from_row,
 };
-use super::{Tx, lock_task, migrations, to_json_text, transition};
+use super::{Tx, apply, lock_task, migrations};
+use crate::changes::Change;
+use crate::encoding::to_json_text;
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
     ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
@@ -505,7 +507,15 @@ pub(super) fn repair(tx: &mut Tx<'_>, actor: &str) -> Result<RepairReport> {
             actor,
             "status corrected by repair",
         );
-        transition(tx, &task, want, &[], event)?;
+        apply(
+            tx,
+            &task,
+            Change {
+                to: want,
+                columns: Vec::new(),
+                event,
+            },
+        )?;
         resettled.push(id);
     }
     let remaining = check(tx)?.problems;

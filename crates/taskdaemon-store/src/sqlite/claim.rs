@@ -7,31 +7,23 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
-use taskdaemon_core::process::{
-    ExitDecision, ExitOutcome, decide_after_exit, decide_after_lost_attempt,
-};
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
+use taskdaemon_core::{Status, TaskRecord};
 
-use super::{apply_exit, load_queue_item, load_task, transition};
+use super::queue::load_queue_item;
+use super::{apply, load_task};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
+use crate::encoding::to_json_text;
+use crate::leases::{self, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim (each skipped one was cancelled while it waited).
 const CLAIM_SCAN: usize = 16;
 /// How often the waiter looks for another connection's commit.
 const WAIT_STEP: Duration = Duration::from_millis(20);
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn worker_actor(worker: &str) -> String {
-    format!("worker:{worker}")
-}
 
 pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
     let now = now_millis();
@@ -45,7 +37,7 @@ pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
             worker.id,
             worker.host,
             worker.pid,
-            serde_json::to_string(&worker.queues).unwrap_or_default(),
+            to_json_text(&worker.queues),
             worker.concurrency,
             now
         ],
@@ -67,7 +59,7 @@ pub(super) fn heartbeat(
     if known == 0 {
         return Err(StoreError::NotFound(format!("worker {worker}")));
     }
-    let tasks = serde_json::to_string(tasks).unwrap_or_default();
+    let tasks = to_json_text(&tasks);
     tx.execute(
         "UPDATE queue_items SET lease_expires_at = ?1
          WHERE lease_owner = ?2 AND task_id IN (SELECT value FROM json_each(?3))",
@@ -143,7 +135,7 @@ pub(super) fn claim(
     queues: &[String],
     lease: Duration,
 ) -> Result<Option<Claim>> {
-    let queues_json = serde_json::to_string(queues).unwrap_or_default();
+    let queues_json = to_json_text(&queues);
     for _ in 0..CLAIM_SCAN {
         let task_id: Option<String> = tx
             .prepare_cached(
@@ -167,7 +159,7 @@ pub(super) fn claim(
                 params![
                     task.id,
                     now_millis(),
-                    json!({ "status": task.status.as_str() }).to_string()
+                    leases::ended_while_waiting(&task).to_string()
                 ],
             )?;
             continue;
@@ -179,34 +171,19 @@ pub(super) fn claim(
 
 fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
     let expires_at = now_millis() + millis(lease);
-    let (epoch, max_attempts): (i64, i64) = tx.query_row(
+    let epoch: i64 = tx.query_row(
         "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
            lease_expires_at = ?3
-         WHERE task_id = ?1 RETURNING lease_epoch, max_attempts",
+         WHERE task_id = ?1 RETURNING lease_epoch",
         params![task.id, worker, expires_at],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| r.get(0),
     )?;
-    let attempt = task.restarts + 1;
-    transition(
-        tx,
-        &task,
-        Status::Running,
-        &[
-            ("started_at", now_millis().into()),
-            ("finished_at", rusqlite::types::Value::Null),
-            ("exit_code", rusqlite::types::Value::Null),
-            ("signal", rusqlite::types::Value::Null),
-            ("error", rusqlite::types::Value::Null),
-        ],
-        NewEvent::new(
-            EventKind::Started,
-            &worker_actor(worker),
-            format!("claimed by worker {worker} (attempt {attempt}/{max_attempts})"),
-        ),
-    )?;
+    let item = load_queue_item(tx, &task.id)?;
+    let (change, attempt) = leases::claimed(&task, worker, item.max_attempts, now_millis());
+    apply(tx, &task, change)?;
     Ok(Claim {
         task: load_task(tx, &task.id)?,
-        item: load_queue_item(tx, &task.id)?,
+        item,
         lease: Lease {
             task_id: task.id,
             worker: worker.to_owned(),
@@ -233,19 +210,10 @@ pub(super) fn complete(
     let Some((owner, epoch)) = holder else {
         return Err(StoreError::NotFound(lease.task_id.clone()));
     };
-    if owner.as_deref() != Some(lease.worker.as_str()) || epoch != lease.epoch {
-        return Err(StoreError::Conflict(format!(
-            "the lease of worker {} on {} (epoch {}) is no longer current: now {} holds epoch {epoch}; \
-             its result is not recorded",
-            lease.worker,
-            lease.task_id,
-            lease.epoch,
-            owner.as_deref().unwrap_or("nobody"),
-        )));
-    }
+    leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = load_task(tx, &lease.task_id)?;
-    let decision = decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-    apply_exit(tx, &task, outcome, decision, &worker_actor(&lease.worker))?;
+    let (change, decision) = leases::completed(&task, lease, outcome, now_millis());
+    apply(tx, &task, change)?;
     after_attempt(tx, &task.id, decision, Some(result))?;
     Ok(ClaimCompleted {
         task: load_task(tx, &task.id)?,
@@ -253,6 +221,7 @@ pub(super) fn complete(
     })
 }
 
+/// Clears the lease and either queues the item again or finishes it.
 fn after_attempt(
     tx: &Connection,
     task_id: &str,
@@ -302,49 +271,13 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
             )?;
             continue;
         }
-        let decision = decide_after_lost_attempt(&task.restart, task.restarts, task.stop_requested);
-        let reason = format!("worker {worker} stopped renewing its lease");
-        match decision {
-            ExitDecision::Restart { restart, delay } => transition(
-                tx,
-                &task,
-                Status::Pending,
-                &[
-                    ("restarts", i64::from(restart).into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(
-                    EventKind::Restarting,
-                    actor,
-                    format!(
-                        "{reason}; attempt {} of {} in {}",
-                        restart + 1,
-                        task.restart.max_restarts + 1,
-                        taskdaemon_core::duration::format_duration(delay)
-                    ),
-                ),
-            )?,
-            ExitDecision::Finish(status) => transition(
-                tx,
-                &task,
-                status,
-                &[
-                    ("error", reason.clone().into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(EventKind::Lost, actor, format!("{status}: {reason}")),
-            )?,
-        }
-        let status = match decision {
-            ExitDecision::Restart { .. } => Status::Pending,
-            ExitDecision::Finish(status) => status,
-        };
-        let result = json!({ "status": status.as_str(), "error": reason });
-        after_attempt(tx, &task_id, decision, Some(&result))?;
+        let lost = leases::lost(&task, &worker, now_millis(), actor);
+        apply(tx, &task, lost.change)?;
+        after_attempt(tx, &task_id, lost.decision, Some(&lost.result))?;
         released.push(Released {
             task_id,
             worker,
-            decision,
+            decision: lost.decision,
         });
     }
     Ok(released)

@@ -16,7 +16,8 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, opt, to_json_text, touch_session};
+use super::{apply, insert_event, load_task, next_counter, opt, touch_session};
+use crate::encoding::to_json_text;
 use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =

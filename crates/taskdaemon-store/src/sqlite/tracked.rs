@@ -16,7 +16,8 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, resolve_id, touch_session, transition};
+use super::{apply, insert_event, load_task, next_counter, resolve_id, touch_session};
+use crate::changes::Change;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Creates a tracked task, its labels and dependency edges, and its `created` event.
@@ -355,7 +356,15 @@ fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     } else {
         NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
     };
-    transition(tx, &task, wanted, &[], event)
+    apply(
+        tx,
+        &task,
+        Change {
+            to: wanted,
+            columns: Vec::new(),
+            event,
+        },
+    )
 }
 
 fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {

@@ -18,7 +18,8 @@ use super::rows::{
     EVENT_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, event_from_row, queue_item_from_row,
     task_from_row,
 };
-use super::{migrations, transition};
+use super::{apply, migrations};
+use crate::changes::Change;
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
     ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
@@ -248,7 +249,7 @@ trait ErasedSerialize {
 
 impl<T: serde::Serialize> ErasedSerialize for T {
     fn json_text(&self) -> String {
-        super::to_json_text(self)
+        crate::encoding::to_json_text(self)
     }
 }
 
@@ -492,7 +493,15 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
             actor,
             "status corrected by repair",
         );
-        transition(conn, &task, want, &[], event)?;
+        apply(
+            conn,
+            &task,
+            Change {
+                to: want,
+                columns: Vec::new(),
+                event,
+            },
+        )?;
         resettled.push(id);
     }
     let remaining = check(conn)?.problems;
