@@ -8,7 +8,7 @@ use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use taskdaemon_core::Event;
 
-use crate::{Result, StoreError};
+use crate::{ArchiveReport, Result, StoreError};
 
 /// Events per archive chunk: big enough to compress well, small enough to
 /// decompress on demand for one search hit.
@@ -45,6 +45,20 @@ pub(crate) fn decode_chunk(data: &[u8]) -> Result<Vec<Event>> {
             })
         })
         .collect()
+}
+
+/// Archives chunk by chunk with `one_chunk` (one transaction each, so other
+/// writers wait only briefly) until it finds nothing left to move.
+pub(crate) fn in_chunks(mut one_chunk: impl FnMut() -> Result<usize>) -> Result<ArchiveReport> {
+    let mut report = ArchiveReport::default();
+    loop {
+        let moved = one_chunk()?;
+        if moved == 0 {
+            return Ok(report);
+        }
+        report.events += moved as u64;
+        report.chunks += 1;
+    }
 }
 
 /// Whether a history page's filter keeps `event`.

@@ -28,6 +28,7 @@ mod search_text;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wiring;
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};

@@ -33,6 +33,7 @@ use taskdaemon_core::{
     TrackedEdit,
 };
 
+use crate::archive;
 use crate::changes::{Change, Column};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
@@ -107,6 +108,12 @@ impl SqliteStore {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock();
         f(&conn)
+    }
+
+    /// A read that sees every committed event: any read does in SQLite,
+    /// where an event has its `seq` when it commits.
+    fn read_events<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(f)
     }
 }
 
@@ -226,76 +233,10 @@ fn next_counter(tx: &Connection, name: &str) -> Result<u64> {
 }
 
 impl Store for SqliteStore {
-    fn create_process(&self, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| processes::create(tx, spec, actor))
-    }
-
-    fn task(&self, id: &str) -> Result<TaskRecord> {
-        self.read(|conn| load_task(conn, id))
-    }
-
-    fn processes(&self, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| processes::list(conn, filter))
-    }
-
-    fn mark_started(
-        &self,
-        id: &str,
-        restarts: u32,
-        started: &Started,
-        actor: &str,
-    ) -> Result<TaskRecord> {
-        self.write(|tx| processes::start(tx, id, restarts, started, actor))
-    }
-
-    fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord> {
-        let (status, kind) = (Status::Failed, EventKind::StartFailed);
-        self.write(|tx| processes::end_with_error(tx, id, status, kind, error, actor))
-    }
-
-    fn record_exit(
-        &self,
-        id: &str,
-        pid: i32,
-        outcome: ExitOutcome,
-        actor: &str,
-    ) -> Result<ExitRecorded> {
-        self.write(|tx| processes::record_exit(tx, id, pid, outcome, actor))
-    }
-
-    fn request_stop(&self, id: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| processes::request_stop(tx, id, actor))
-    }
-
-    fn reopen_for_restart(&self, id: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| processes::reopen(tx, id, actor))
-    }
-
-    fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
-        let (status, kind) = (Status::Lost, EventKind::Lost);
-        self.write(|tx| processes::end_with_error(tx, id, status, kind, reason, actor))
-    }
+    crate::wiring::shared_store_methods!();
 
     fn append_event(&self, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {
         self.write(|tx| events::append(tx, task_id, event))
-    }
-
-    fn events_after(
-        &self,
-        after_seq: i64,
-        kinds: &[EventKind],
-        limit: usize,
-    ) -> Result<Vec<Event>> {
-        self.read(|conn| events::after(conn, after_seq, kinds, limit))
-    }
-
-    fn newest_events_after(
-        &self,
-        after_seq: i64,
-        kinds: &[EventKind],
-        limit: usize,
-    ) -> Result<Vec<Event>> {
-        self.read(|conn| events::newest_after(conn, after_seq, kinds, limit))
     }
 
     fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>> {
@@ -391,133 +332,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::create(tx, new, actor))
-    }
-
-    fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::add_dependency(tx, task, depends_on, actor))
-    }
-
-    fn remove_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::remove_dependency(tx, task, depends_on, actor))
-    }
-
-    fn act_on_tracked(&self, id: &str, action: &TrackedAction, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::act(tx, id, action, actor))
-    }
-
-    fn edit_tracked(&self, id: &str, edit: &TrackedEdit, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::edit(tx, id, edit, actor))
-    }
-
-    fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| tracked::add_files(tx, id, files, actor))
-    }
-
-    fn tracked(&self, filter: &TrackedFilter) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| tracked::list(conn, filter))
-    }
-
-    fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| tracked::ready(conn, limit))
-    }
-
-    fn current_candidates(&self, session: Option<&str>) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| tracked::current_candidates(conn, session))
-    }
-
-    fn recently_succeeded(&self, limit: usize) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| tracked::recently_succeeded(conn, limit))
-    }
-
-    fn remember(&self, new: &NewMemory, actor: &str) -> Result<Memory> {
-        self.write(|tx| memory::remember(tx, new, actor))
-    }
-
-    fn memories(&self, filter: &MemoryFilter) -> Result<Vec<Memory>> {
-        self.read(|conn| memory::memories(conn, filter))
-    }
-
-    fn memory_by_key(&self, key: &str) -> Result<Option<Memory>> {
-        self.read(|conn| memory::by_key(conn, key))
-    }
-
-    fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        self.read(|conn| search::search(conn, query, limit))
-    }
-
-    fn touch_session(&self, session: &str, tool: Option<&str>) -> Result<()> {
-        self.write(|tx| touch_session(tx, session, tool, now_millis()))
-    }
-
-    fn end_session(&self, session: &str, actor: &str) -> Result<Session> {
-        self.write(|tx| memory::end_session(tx, session, actor))
-    }
-
-    fn session(&self, session: &str) -> Result<Option<Session>> {
-        self.read(|conn| memory::load_session(conn, session))
-    }
-
-    fn latest_session(&self) -> Result<Option<Session>> {
-        self.read(memory::latest_session)
-    }
-
-    fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
-        self.write(|tx| loops::create(tx, new, actor))
-    }
-
-    fn loop_record(&self, id: &str) -> Result<LoopRecord> {
-        self.read(|conn| loops::load(conn, id))
-    }
-
-    fn loops(&self, all: bool) -> Result<Vec<LoopRecord>> {
-        self.read(|conn| loops::list(conn, all))
-    }
-
-    fn mark_loop_running(&self, id: &str, next_iteration: u32, actor: &str) -> Result<LoopRecord> {
-        self.write(|tx| loops::mark_running(tx, id, next_iteration, actor))
-    }
-
-    fn record_loop_iteration(
-        &self,
-        id: &str,
-        iteration: &LoopIteration,
-        actor: &str,
-    ) -> Result<bool> {
-        self.write(|tx| loops::record_iteration(tx, id, iteration, actor))
-    }
-
-    fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
-        self.write(|tx| loops::finish(tx, id, end, actor))
-    }
-
-    fn history_page(
-        &self,
-        filter: &HistoryFilter,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
-        self.read(|conn| {
-            let mut filter = filter.clone();
-            if let Some(task) = &filter.task_id {
-                filter.task_id = Some(resolve_id(conn, task)?);
-            }
-            history::page(conn, &filter, after_seq, limit)
-        })
-    }
-
     fn archive_events(&self, before: i64) -> Result<ArchiveReport> {
-        let mut report = ArchiveReport::default();
         // One chunk per transaction keeps other writers waiting only briefly.
-        loop {
-            let moved = self.write(|tx| history::archive_one_chunk(tx, before))?;
-            if moved == 0 {
-                return Ok(report);
-            }
-            report.events += moved as u64;
-            report.chunks += 1;
-        }
+        archive::in_chunks(|| self.write(|tx| history::archive_one_chunk(tx, before)))
     }
 
     fn export(&self, sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>) -> Result<()> {
@@ -531,78 +348,12 @@ impl Store for SqliteStore {
         )?))
     }
 
-    fn check_integrity(&self) -> Result<IntegrityReport> {
-        self.read(transfer::check)
-    }
-
     fn repair(&self, actor: &str) -> Result<RepairReport> {
         self.write(|tx| transfer::repair(tx, actor))
     }
 
     fn backup(&self, path: &Path) -> Result<()> {
         self.read(|conn| transfer::backup(conn, path))
-    }
-
-    fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| queue::create_agent(tx, spec, false, actor))
-    }
-
-    fn queue_item(&self, task_id: &str) -> Result<QueueItem> {
-        self.read(|conn| queue::item(conn, task_id))
-    }
-
-    fn open_queue_items(&self, queue: &str) -> Result<Vec<QueueItem>> {
-        self.read(|conn| queue::open_items(conn, queue))
-    }
-
-    fn finish_queue_item(
-        &self,
-        task_id: &str,
-        result: &serde_json::Value,
-        _actor: &str,
-    ) -> Result<QueueItem> {
-        self.write(|tx| queue::finish(tx, task_id, result))
-    }
-
-    fn queue_counts(&self) -> Result<Vec<QueueCounts>> {
-        self.read(queue::counts)
-    }
-
-    fn submit(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
-        self.write(|tx| queue::create_agent(tx, spec, true, actor))
-    }
-
-    fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
-        self.write(|tx| claim::register(tx, worker))
-    }
-
-    fn heartbeat(&self, worker: &str, tasks: &[String], lease: Duration) -> Result<Vec<HeldLease>> {
-        self.write(|tx| claim::heartbeat(tx, worker, tasks, lease))
-    }
-
-    fn stop_worker(&self, worker: &str) -> Result<()> {
-        self.write(|tx| claim::stop(tx, worker))
-    }
-
-    fn workers(&self) -> Result<Vec<WorkerRecord>> {
-        self.read(claim::workers)
-    }
-
-    fn claim(&self, worker: &str, queues: &[String], lease: Duration) -> Result<Option<Claim>> {
-        self.write(|tx| claim::claim(tx, worker, queues, lease))
-    }
-
-    fn complete_claim(
-        &self,
-        lease: &Lease,
-        outcome: ExitOutcome,
-        result: &serde_json::Value,
-    ) -> Result<ClaimCompleted> {
-        self.write(|tx| claim::complete(tx, lease, outcome, result))
-    }
-
-    fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {
-        self.write(|tx| claim::release_expired(tx, actor))
     }
 
     fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>> {

@@ -35,7 +35,8 @@ fn free_agent_id(tx: &mut Tx<'_>, wanted: &str) -> Result<String> {
 }
 
 /// Creates an agent task, its queue item and its `created` event (shared
-/// by folder queues and submitted, `claimable` work).
+/// by folder queues and submitted, `claimable` work, which wakes the
+/// workers listening when the transaction commits).
 pub(super) fn create_agent(
     tx: &mut Tx<'_>,
     spec: &NewAgent,
@@ -78,6 +79,9 @@ pub(super) fn create_agent(
         ],
     )?;
     insert_event(tx, Some(&id), &event, None, Some(after))?;
+    if claimable {
+        super::claim::notify(tx, &spec.queue)?;
+    }
     load_task(tx, &id)
 }
 
