@@ -41,9 +41,9 @@ use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent, NewEvent, NewLoop,
-    NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord, TrackedAction,
-    TrackedEdit,
+    Event, EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent, NewEvent,
+    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
+    TrackedAction, TrackedEdit,
 };
 
 use crate::archive;
@@ -382,6 +382,12 @@ fn resolve_id(tx: &mut Tx<'_>, id: &str) -> Result<String> {
     }
 }
 
+/// The stored id of an optional task reference (any spelling).
+fn stored_id(tx: &mut Tx<'_>, id: Option<&str>) -> Result<Option<String>> {
+    id.map(|id| load_task(tx, id).map(|task| task.id))
+        .transpose()
+}
+
 /// Applies a [`Change`] decided for both backends on the caller's
 /// transaction, which holds the task's row lock ([`lock_task`]): checks the
 /// state machine, sets the status and the columns, appends the event, and
@@ -420,6 +426,12 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
         tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;
     }
     Ok(())
+}
+
+/// The id of a new task: `PREFIX-N` with the next number of the shared counter.
+fn next_task_id(tx: &mut Tx<'_>, tool: Option<&str>) -> Result<String> {
+    let number = next_counter(tx, "task_id")?;
+    Ok(HumanId::for_tool(tool, number)?.to_string())
 }
 
 fn next_counter(tx: &mut Tx<'_>, name: &str) -> Result<u64> {

@@ -28,9 +28,9 @@ use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent, NewEvent, NewLoop,
-    NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord, TrackedAction,
-    TrackedEdit,
+    Event, EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent, NewEvent,
+    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
+    TrackedAction, TrackedEdit,
 };
 
 use crate::archive;
@@ -186,6 +186,12 @@ fn resolve_id(conn: &Connection, id: &str) -> Result<String> {
     }
 }
 
+/// The stored id of an optional task reference (any spelling).
+fn stored_id(tx: &Connection, id: Option<&str>) -> Result<Option<String>> {
+    id.map(|id| load_task(tx, id).map(|task| task.id))
+        .transpose()
+}
+
 /// Applies a [`Change`] decided for both backends on the caller's
 /// transaction: checks the state machine, sets the status and the columns,
 /// appends the event, and re-decides the tasks waiting on this one.
@@ -219,6 +225,12 @@ fn sql_value(value: &Column) -> rusqlite::types::Value {
 
 fn opt<T: Into<rusqlite::types::Value>>(value: Option<T>) -> rusqlite::types::Value {
     value.map_or(rusqlite::types::Value::Null, Into::into)
+}
+
+/// The id of a new task: `PREFIX-N` with the next number of the shared counter.
+fn next_task_id(tx: &Connection, tool: Option<&str>) -> Result<String> {
+    let number = next_counter(tx, "task_id")?;
+    Ok(HumanId::for_tool(tool, number)?.to_string())
 }
 
 fn next_counter(tx: &Connection, name: &str) -> Result<u64> {

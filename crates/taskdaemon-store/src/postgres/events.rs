@@ -7,7 +7,8 @@ use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
 use super::rows::{EVENT_COLUMNS, event_from_row};
-use super::{Tx, load_task};
+use super::{Tx, stored_id};
+use crate::changes::Recorded;
 use crate::{Result, StoreError};
 
 /// Appends an event on the caller's transaction. Its `seq` is given after
@@ -38,13 +39,16 @@ pub(super) fn insert_event(
     Ok(row.try_get(0)?)
 }
 
+/// Appends a decided event with its `before` and `after`.
+pub(super) fn record(tx: &mut Tx<'_>, task_id: Option<&str>, recorded: Recorded) -> Result<i64> {
+    let (event, before, after) = recorded;
+    insert_event(tx, task_id, &event, before, after)
+}
+
 /// Appends an event that changes no row, on task `task_id` (any spelling)
 /// or none; returns its row id (its `seq` is given after commit).
 pub(super) fn append(tx: &mut Tx<'_>, task_id: Option<&str>, event: &NewEvent) -> Result<i64> {
-    let task_id = match task_id {
-        Some(id) => Some(load_task(tx, id)?.id),
-        None => None,
-    };
+    let task_id = stored_id(tx, task_id)?;
     insert_event(tx, task_id.as_deref(), event, None, None)
 }
 

@@ -6,9 +6,8 @@
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use taskdaemon_core::graph::waiting_status;
 use taskdaemon_core::tracked::parse_memory_id;
-use taskdaemon_core::{Event, EventKind, NewEvent, Status};
+use taskdaemon_core::{Event, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
 use super::rows::{
@@ -16,8 +15,8 @@ use super::rows::{
     event_from_row, memory_from_row, queue_item_from_row, session_from_row, task_from_row,
 };
 use super::{Tx, apply, lock_task, migrations};
-use crate::changes::Change;
-use crate::encoding::to_json_text;
+use crate::changes;
+use crate::encoding::{parse_status, to_json_text};
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
     ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
@@ -439,21 +438,8 @@ fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
         let id: String = row.try_get(0)?;
         let status: String = row.try_get(1)?;
         let deps: Option<String> = row.try_get(2)?;
-        let have: Status =
-            status
-                .parse()
-                .map_err(
-                    |e: taskdaemon_core::status::UnknownStatus| StoreError::Malformed {
-                        field: "tasks.status",
-                        message: e.to_string(),
-                    },
-                )?;
-        let deps = deps.unwrap_or_default();
-        let want = waiting_status(
-            deps.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or(Status::Lost)),
-        );
+        let have = parse_status(&status)?;
+        let want = changes::waiting_by_joined(deps.as_deref());
         if have != want {
             out.push((id, have, want));
         }
@@ -498,24 +484,7 @@ pub(super) fn repair(tx: &mut Tx<'_>, actor: &str) -> Result<RepairReport> {
     let mut resettled = Vec::new();
     for (id, _, want) in unsettled(tx)? {
         let task = lock_task(tx, &id)?;
-        let event = NewEvent::new(
-            if want == Status::Blocked {
-                EventKind::Blocked
-            } else {
-                EventKind::Unblocked
-            },
-            actor,
-            "status corrected by repair",
-        );
-        apply(
-            tx,
-            &task,
-            Change {
-                to: want,
-                columns: Vec::new(),
-                event,
-            },
-        )?;
+        apply(tx, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
     let remaining = check(tx)?.problems;

@@ -5,9 +5,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
-use super::load_task;
 use super::rows::{EVENT_COLUMNS, event_from_row};
+use super::stored_id;
 use crate::Result;
+use crate::changes::Recorded;
 
 /// Appends an event on the caller's transaction.
 pub(super) fn insert_event(
@@ -45,12 +46,15 @@ pub(super) fn insert_event(
     })
 }
 
+/// Appends a decided event with its `before` and `after`.
+pub(super) fn record(tx: &Connection, task_id: Option<&str>, recorded: Recorded) -> Result<Event> {
+    let (event, before, after) = recorded;
+    insert_event(tx, task_id, &event, before, after)
+}
+
 /// Appends an event that changes no row, on task `task_id` (any spelling) or none.
 pub(super) fn append(tx: &Connection, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {
-    let task_id = match task_id {
-        Some(id) => Some(load_task(tx, id)?.id),
-        None => None,
-    };
+    let task_id = stored_id(tx, task_id)?;
     insert_event(tx, task_id.as_deref(), event, None, None)
 }
 

@@ -7,33 +7,30 @@
 //! a dependency that succeeds or is reopened).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
-use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
+use taskdaemon_core::graph::check_new_edge;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{
-    EventKind, HumanId, NewEvent, NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit,
-};
+use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, resolve_id, touch_session};
-use crate::changes::Change;
+use super::{apply, insert_event, load_task, next_task_id, resolve_id, touch_session};
+use crate::encoding::to_json_text;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Creates a tracked task, its labels and dependency edges, and its `created` event.
 pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
     new.validate().map_err(StoreError::Invalid)?;
-    let mut depends_on = Vec::new();
+    let mut depends_on: Vec<String> = Vec::new();
     for dep in &new.depends_on {
         let id = load_task(tx, dep)?.id;
         if !depends_on.contains(&id) {
             depends_on.push(id);
         }
     }
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(new.tool.as_deref(), number)?.to_string();
     let statuses = dependency_statuses(tx, &depends_on)?;
-    let status = waiting_status(statuses.iter().map(|(_, s)| *s));
+    let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
+    let id = next_task_id(tx, new.tool.as_deref())?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -46,38 +43,26 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
             new.tool,
             new.session,
             status.as_str(),
-            serde_json::to_string(&taskdaemon_core::RestartPolicy::default()).unwrap_or_default(),
+            to_json_text(&taskdaemon_core::RestartPolicy::default()),
             new.description,
             new.priority,
             now,
         ],
     )?;
+    let mut insert_label =
+        tx.prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)")?;
     for label in &new.labels {
-        tx.execute(
-            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
-            params![id, label],
-        )?;
+        insert_label.execute(params![id, label])?;
     }
+    let mut insert_edge =
+        tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
     for dep in &depends_on {
-        tx.execute(
-            "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
-            params![id, dep],
-        )?;
+        insert_edge.execute(params![id, dep])?;
     }
     if let Some(session) = &new.session {
         touch_session(tx, session, new.tool.as_deref(), now)?;
     }
-    let mut message = new.title.trim().to_owned();
-    if status == Status::Blocked {
-        message.push_str(&format!(" (blocked by {})", unmet_list(&statuses)));
-    }
-    insert_event(
-        tx,
-        Some(&id),
-        &NewEvent::new(EventKind::Created, actor, message),
-        None,
-        Some(json!({ "status": status.as_str(), "depends_on": depends_on })),
-    )?;
+    record(tx, Some(&id), created)?;
     load_task(tx, &id)
 }
 
@@ -89,14 +74,8 @@ pub(super) fn add_dependency(
     depends_on: &str,
     actor: &str,
 ) -> Result<TaskRecord> {
-    let task = load_task(tx, task)?;
-    let dep = load_task(tx, depends_on)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Err(StoreError::Conflict(format!(
-            "{} is {}: dependencies can only be added to work that has not started",
-            task.id, task.status
-        )));
-    }
+    let (task, dep) = (load_task(tx, task)?, load_task(tx, depends_on)?);
+    changes::check_dependency_target(&task)?;
     check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     if task.depends_on.contains(&dep.id) {
@@ -106,17 +85,7 @@ pub(super) fn add_dependency(
         "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
         params![task.id, dep.id],
     )?;
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyAdded,
-            actor,
-            format!("depends on {} ({})", dep.id, dep.status),
-        ),
-        None,
-        Some(json!({ "depends_on": dep.id })),
-    )?;
+    record(tx, Some(&task.id), changes::dependency_added(&dep, actor))?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
 }
@@ -134,23 +103,8 @@ pub(super) fn remove_dependency(
         "DELETE FROM task_deps WHERE task_id = ?1 AND depends_on = ?2",
         params![task.id, dep_id],
     )?;
-    if removed == 0 {
-        return Err(StoreError::NotFound(format!(
-            "{dep_id} (as a dependency of {})",
-            task.id
-        )));
-    }
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyRemoved,
-            actor,
-            format!("no longer depends on {dep_id}"),
-        ),
-        Some(json!({ "depends_on": dep_id })),
-        None,
-    )?;
+    let recorded = changes::dependency_removed(&task, &dep_id, removed, actor)?;
+    record(tx, Some(&task.id), recorded)?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
 }
@@ -163,7 +117,12 @@ pub(super) fn act(
     actor: &str,
 ) -> Result<TaskRecord> {
     let task = load_task(tx, id)?;
-    let unmet = || Ok(unmet_list(&dependency_statuses(tx, &task.depends_on)?));
+    let unmet = || {
+        Ok(changes::unmet_list(&dependency_statuses(
+            tx,
+            &task.depends_on,
+        )?))
+    };
     let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
     apply(tx, &task, change)?;
     load_task(tx, id)
@@ -218,38 +177,22 @@ pub(super) fn add_files(
 ) -> Result<TaskRecord> {
     let task = load_task(tx, id)?;
     let now = now_millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
+    )?;
     let mut added = Vec::new();
     for file in files {
-        let file = file.trim();
-        if file.is_empty() {
-            return Err(StoreError::Invalid(
-                "a file path must not be empty".to_owned(),
-            ));
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
-            params![task.id, file, now],
-        )?;
-        if inserted > 0 {
+        let file = changes::file_path(file)?;
+        if insert.execute(params![task.id, file, now])? > 0 {
             added.push(file.to_owned());
         }
     }
-    if !added.is_empty() {
+    if let Some(recorded) = changes::files_added(&added, actor) {
         tx.execute(
             "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
             params![now, task.id],
         )?;
-        insert_event(
-            tx,
-            Some(&task.id),
-            &NewEvent::new(
-                EventKind::ContextUpdated,
-                actor,
-                format!("files: {}", added.join(", ")),
-            ),
-            None,
-            Some(json!({ "files_modified": added })),
-        )?;
+        record(tx, Some(&task.id), recorded)?;
     }
     load_task(tx, id)
 }
@@ -339,32 +282,11 @@ pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Resu
 /// Moves a waiting task between `pending` and `blocked` to match its dependencies.
 fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     let task = load_task(tx, id)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Ok(());
-    }
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    let wanted = waiting_status(statuses.iter().map(|(_, s)| *s));
-    if wanted == task.status {
-        return Ok(());
+    match changes::settle(&task, &statuses, actor) {
+        Some(change) => apply(tx, &task, change),
+        None => Ok(()),
     }
-    let event = if wanted == Status::Blocked {
-        NewEvent::new(
-            EventKind::Blocked,
-            actor,
-            format!("blocked by {}", unmet_list(&statuses)),
-        )
-    } else {
-        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
-    };
-    apply(
-        tx,
-        &task,
-        Change {
-            to: wanted,
-            columns: Vec::new(),
-            event,
-        },
-    )
 }
 
 fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
@@ -385,14 +307,4 @@ fn dependency_statuses(conn: &Connection, ids: &[String]) -> Result<Vec<(String,
             Ok((id.clone(), status))
         })
         .collect()
-}
-
-/// `TASK-1 (running), TASK-2 (failed)`: the dependencies still in the way.
-fn unmet_list(statuses: &[(String, Status)]) -> String {
-    statuses
-        .iter()
-        .filter(|(_, s)| !satisfies(*s))
-        .map(|(id, s)| format!("{id} ({s})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -8,9 +8,8 @@ use std::path::Path;
 use std::sync::MutexGuard;
 
 use rusqlite::{Connection, params};
-use taskdaemon_core::graph::waiting_status;
 use taskdaemon_core::tracked::parse_memory_id;
-use taskdaemon_core::{Event, NewEvent, Status};
+use taskdaemon_core::{Event, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
 use super::memory::{MEMORY_COLUMNS, SESSION_COLUMNS, memory_from_row, session_from_row};
@@ -19,7 +18,8 @@ use super::rows::{
     task_from_row,
 };
 use super::{apply, migrations};
-use crate::changes::Change;
+use crate::changes;
+use crate::encoding::parse_status;
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
     ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
@@ -424,21 +424,8 @@ fn unsettled(conn: &Connection) -> Result<Vec<(String, Status, Status)>> {
     let mut out = Vec::new();
     for row in rows {
         let (id, status, deps) = row?;
-        let have: Status =
-            status
-                .parse()
-                .map_err(
-                    |e: taskdaemon_core::status::UnknownStatus| StoreError::Malformed {
-                        field: "tasks.status",
-                        message: e.to_string(),
-                    },
-                )?;
-        let deps = deps.unwrap_or_default();
-        let want = waiting_status(
-            deps.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or(Status::Lost)),
-        );
+        let have = parse_status(&status)?;
+        let want = changes::waiting_by_joined(deps.as_deref());
         if have != want {
             out.push((id, have, want));
         }
@@ -484,24 +471,7 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
     let mut resettled = Vec::new();
     for (id, _, want) in unsettled(conn)? {
         let task = super::load_task(conn, &id)?;
-        let event = NewEvent::new(
-            if want == Status::Blocked {
-                taskdaemon_core::EventKind::Blocked
-            } else {
-                taskdaemon_core::EventKind::Unblocked
-            },
-            actor,
-            "status corrected by repair",
-        );
-        apply(
-            conn,
-            &task,
-            Change {
-                to: want,
-                columns: Vec::new(),
-                event,
-            },
-        )?;
+        apply(conn, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
     let remaining = check(conn)?.problems;
