@@ -19,6 +19,7 @@ pub mod claim;
 pub mod conformance;
 mod encoding;
 mod error;
+mod import;
 mod leases;
 mod lifecycle;
 mod location;

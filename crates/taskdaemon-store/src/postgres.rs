@@ -568,7 +568,7 @@ impl Store for PgStore {
             url: self.url.clone(),
             message: e.to_string(),
         })?;
-        Ok(Box::new(transfer::PgImporter::begin(client, &self.url)?))
+        Ok(Box::new(transfer::begin_import(client, &self.url)?))
     }
 
     fn repair(&self, actor: &str) -> Result<RepairReport> {

@@ -354,10 +354,7 @@ impl Store for SqliteStore {
     }
 
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
-        Ok(Box::new(transfer::SqliteImporter::begin(
-            self.lock(),
-            &self.path,
-        )?))
+        Ok(Box::new(transfer::begin_import(self.lock(), &self.path)?))
     }
 
     fn repair(&self, actor: &str) -> Result<RepairReport> {
