@@ -7,7 +7,7 @@
 //! apart between SQLite and PostgreSQL.
 
 use serde_json::json;
-use taskdaemon_core::graph::{satisfies, waiting_status};
+use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::tracked::memory_id;
 use taskdaemon_core::{
     EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewEvent, NewLoop, NewMemory,
@@ -335,7 +335,7 @@ pub(crate) fn tracked_created(
 }
 
 /// Refuses a new dependency of a task that has started.
-pub(crate) fn check_dependency_target(task: &TaskRecord) -> Result<()> {
+fn check_dependency_target(task: &TaskRecord) -> Result<()> {
     if matches!(task.status, Status::Pending | Status::Blocked) {
         return Ok(());
     }
@@ -343,6 +343,20 @@ pub(crate) fn check_dependency_target(task: &TaskRecord) -> Result<()> {
         "{} is {}: dependencies can only be added to work that has not started",
         task.id, task.status
     )))
+}
+
+/// Whether the edge `task -> dep` is new (an existing edge changes
+/// nothing), after refusing it for a task that has started or an edge that
+/// would close a cycle; `dependencies_of` reads the graph.
+pub(crate) fn new_dependency(
+    task: &TaskRecord,
+    dep: &TaskRecord,
+    dependencies_of: impl FnMut(&str) -> Result<Vec<String>>,
+) -> Result<bool> {
+    check_dependency_target(task)?;
+    check_new_edge(&task.id, &dep.id, dependencies_of)?
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(!task.depends_on.contains(&dep.id))
 }
 
 /// The event of the edge `task -> dep` just added.

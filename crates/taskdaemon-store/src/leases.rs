@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_lost_attempt};
-use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
+use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 
 use crate::changes::Change;
-use crate::claim::Lease;
+use crate::claim::{Claim, Lease, Released};
 use crate::{Result, StoreError, lifecycle};
 
 /// A duration as the milliseconds lease times are kept in.
@@ -65,13 +65,69 @@ pub(crate) fn check_current(lease: &Lease, owner: Option<&str>, epoch: i64) -> R
     )))
 }
 
-/// How the attempt held under a current lease ended.
+/// What the store writes when an attempt ended: the task's change, the
+/// decision it reports, and what becomes of the queue item.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub change: Change,
+    pub decision: ExitDecision,
+    pub item: ItemAfter,
+}
+
+/// What becomes of a queue item after an attempt: the lease is cleared
+/// either way.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ItemAfter {
+    /// Claimable again after `delay_ms`.
+    Requeue { delay_ms: i64 },
+    /// Done, with this result (JSON text).
+    Finish { result: String },
+}
+
+impl ItemAfter {
+    fn after(decision: ExitDecision, result: &serde_json::Value) -> Self {
+        match decision {
+            ExitDecision::Restart { delay, .. } => ItemAfter::Requeue {
+                delay_ms: millis(delay),
+            },
+            ExitDecision::Finish(_) => ItemAfter::Finish {
+                result: result.to_string(),
+            },
+        }
+    }
+}
+
+/// The claim `worker` now holds on the reloaded `task`.
+pub(crate) fn granted(
+    task: TaskRecord,
+    item: QueueItem,
+    worker: &str,
+    epoch: i64,
+    attempt: u32,
+    expires_at: i64,
+) -> Claim {
+    let lease = Lease {
+        task_id: task.id.clone(),
+        worker: worker.to_owned(),
+        epoch,
+    };
+    Claim {
+        task,
+        item,
+        lease,
+        attempt,
+        expires_at,
+    }
+}
+
+/// How the attempt held under a current lease ended, with its `result`.
 pub(crate) fn completed(
     task: &TaskRecord,
     lease: &Lease,
     outcome: ExitOutcome,
+    result: &serde_json::Value,
     now: i64,
-) -> (Change, ExitDecision) {
+) -> Ended {
     let decision = taskdaemon_core::process::decide_after_exit(
         &task.restart,
         task.restarts,
@@ -79,22 +135,20 @@ pub(crate) fn completed(
         task.stop_requested,
     );
     let actor = worker_actor(&lease.worker);
-    let change = lifecycle::apply_exit(task, outcome, decision, now, &actor);
-    (change, decision)
+    Ended {
+        change: lifecycle::apply_exit(task, outcome, decision, now, &actor),
+        decision,
+        item: ItemAfter::after(decision, result),
+    }
 }
 
-/// What losing a lease does to its running task.
-#[derive(Debug, Clone)]
-pub(crate) struct Lost {
-    pub change: Change,
-    pub decision: ExitDecision,
-    /// The result the queue item records when the task ends here.
-    pub result: serde_json::Value,
-}
-
-/// The lease of `worker` on the running `task` expired: the attempt counts
-/// as lost, and the task is queued again or ends when none is left.
-pub(crate) fn lost(task: &TaskRecord, worker: &str, now: i64, actor: &str) -> Lost {
+/// The lease of `worker` on `task` expired. A running task's attempt counts
+/// as lost: it is queued again, or ends when none is left. `None` for a
+/// task that no longer runs: only its lease is cleared.
+pub(crate) fn lost(task: &TaskRecord, worker: &str, now: i64, actor: &str) -> Option<Ended> {
+    if task.status != Status::Running {
+        return None;
+    }
     let decision = decide_after_lost_attempt(&task.restart, task.restarts, task.stop_requested);
     let reason = format!("worker {worker} stopped renewing its lease");
     let change = match decision {
@@ -125,9 +179,18 @@ pub(crate) fn lost(task: &TaskRecord, worker: &str, now: i64, actor: &str) -> Lo
         },
     };
     let result = json!({ "status": change.to.as_str(), "error": reason });
-    Lost {
+    Some(Ended {
+        item: ItemAfter::after(decision, &result),
         change,
         decision,
-        result,
+    })
+}
+
+/// What a release reports for one task.
+pub(crate) fn released(task_id: String, worker: String, decision: ExitDecision) -> Released {
+    Released {
+        task_id,
+        worker,
+        decision,
     }
 }

@@ -10,18 +10,18 @@ use serde_json::json;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
 use taskdaemon_core::{EventKind, NewEvent, NewProcess, Status, TaskRecord, task::shell_join};
 
-use crate::changes::{Change, Column};
+use crate::changes::{Change, Column, Recorded};
 use crate::{Result, Started, StoreError};
 
-/// Refuses a process without a command; returns its `created` event and
-/// the `after` it records.
-pub(crate) fn created(spec: &NewProcess, actor: &str) -> Result<(NewEvent, serde_json::Value)> {
+/// Refuses a process without a command; returns its `created` event.
+pub(crate) fn created(spec: &NewProcess, actor: &str) -> Result<Recorded> {
     if spec.argv.is_empty() {
         return Err(StoreError::Conflict("a process needs a command".to_owned()));
     }
     Ok((
         NewEvent::new(EventKind::Created, actor, shell_join(&spec.argv)),
-        json!({ "status": Status::Pending.as_str() }),
+        None,
+        Some(json!({ "status": Status::Pending.as_str() })),
     ))
 }
 
@@ -130,12 +130,8 @@ pub(crate) fn apply_exit(
 #[derive(Debug, Clone)]
 pub(crate) enum Stop {
     /// A running task is flagged (its shim then records `cancelled`): set
-    /// `stop_requested` and append `event` with its `before` and `after`.
-    Flag {
-        event: NewEvent,
-        before: serde_json::Value,
-        after: serde_json::Value,
-    },
+    /// `stop_requested` and append this event.
+    Flag(Recorded),
     /// A task that has not started is cancelled at once.
     Cancel(Change),
 }
@@ -143,11 +139,11 @@ pub(crate) enum Stop {
 /// Asks `task` to stop; refused for a task that has ended.
 pub(crate) fn stop(task: &TaskRecord, now: i64, actor: &str) -> Result<Stop> {
     match task.status {
-        Status::Running => Ok(Stop::Flag {
-            event: NewEvent::new(EventKind::StopRequested, actor, "stop requested"),
-            before: json!({ "stop_requested": task.stop_requested }),
-            after: json!({ "stop_requested": true }),
-        }),
+        Status::Running => Ok(Stop::Flag((
+            NewEvent::new(EventKind::StopRequested, actor, "stop requested"),
+            Some(json!({ "stop_requested": task.stop_requested })),
+            Some(json!({ "stop_requested": true })),
+        ))),
         Status::Pending | Status::Blocked => Ok(Stop::Cancel(Change {
             to: Status::Cancelled,
             columns: vec![("stop_requested", true.into()), ("finished_at", now.into())],

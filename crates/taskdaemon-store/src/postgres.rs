@@ -47,9 +47,10 @@ use taskdaemon_core::{
 };
 
 use crate::archive;
-use crate::changes::Change;
+use crate::changes::{self, Change};
 use crate::claim::{Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo};
 use crate::encoding::{canonical_id, parse_status};
+use crate::lifecycle;
 use crate::location::redact_url;
 use crate::{
     ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
@@ -380,6 +381,19 @@ fn resolve_id(tx: &mut Tx<'_>, id: &str) -> Result<String> {
         Err(StoreError::NotFound(_)) => Ok(canonical_id(id)),
         Err(other) => Err(other),
     }
+}
+
+/// Locks task `id`, applies the change `decide` makes of it (reading more
+/// on `tx` if it must), and reads the task again.
+fn change_task(
+    tx: &mut Tx<'_>,
+    id: &str,
+    decide: impl FnOnce(&mut Tx<'_>, &TaskRecord) -> Result<Change>,
+) -> Result<TaskRecord> {
+    let task = lock_task(tx, id)?;
+    let change = decide(tx, &task)?;
+    apply(tx, &task, change)?;
+    load_task(tx, id)
 }
 
 /// The stored id of an optional task reference (any spelling).

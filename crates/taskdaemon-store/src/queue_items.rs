@@ -26,10 +26,18 @@ pub(crate) fn created(spec: &NewAgent, actor: &str) -> Result<(NewEvent, serde_j
     Ok((event, after))
 }
 
-/// The candidate ids for an agent task, in the order they are tried:
-/// `wanted`, then `wanted~2`, `~3`, ...
-pub(crate) fn candidate_ids(wanted: &str) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(wanted.to_owned()).chain((2u32..).map(move |n| format!("{wanted}~{n}")))
+/// The first free id for an agent task: `wanted`, else `wanted~2`, `~3`,
+/// ... (`taken` asks the store). Human ids are stored upper-case and queue
+/// ids as written, so `task-1` and `TASK-1` are two tasks.
+pub(crate) fn free_id(wanted: &str, mut taken: impl FnMut(&str) -> Result<bool>) -> Result<String> {
+    let candidates =
+        std::iter::once(wanted.to_owned()).chain((2u32..).map(|n| format!("{wanted}~{n}")));
+    for id in candidates {
+        if !taken(&id)? {
+            return Ok(id);
+        }
+    }
+    unreachable!("u32 suffixes cannot all be taken")
 }
 
 /// Refuses to record a result for a task that has not ended.

@@ -34,11 +34,12 @@ use taskdaemon_core::{
 };
 
 use crate::archive;
-use crate::changes::{Change, Column};
+use crate::changes::{self, Change, Column};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
 use crate::encoding::{canonical_id, parse_status};
+use crate::lifecycle;
 use crate::{
     ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
     ProcessFilter, RepairReport, Result, Sample, Started, Store, StoreError, TrackedFilter,
@@ -184,6 +185,19 @@ fn resolve_id(conn: &Connection, id: &str) -> Result<String> {
         Err(StoreError::NotFound(_)) => Ok(canonical_id(id)),
         Err(other) => Err(other),
     }
+}
+
+/// Reads task `id`, applies the change `decide` makes of it (reading more
+/// on `tx` if it must), and reads the task again.
+fn change_task(
+    tx: &Connection,
+    id: &str,
+    decide: impl FnOnce(&Connection, &TaskRecord) -> Result<Change>,
+) -> Result<TaskRecord> {
+    let task = load_task(tx, id)?;
+    let change = decide(tx, &task)?;
+    apply(tx, &task, change)?;
+    load_task(tx, id)
 }
 
 /// The stored id of an optional task reference (any spelling).

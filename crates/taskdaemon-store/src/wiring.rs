@@ -1,6 +1,10 @@
 //! The [`Store`](crate::Store) methods whose wiring is the same for every
 //! backend, written once.
 //!
+//! A status change goes through the backend's `change_task` (read or lock
+//! the task, let a rule of [`crate::lifecycle`] or [`crate::changes`] decide,
+//! apply what it decided, read the task again).
+//!
 //! Each backend has the same submodules (`processes`, `events`, `queue`,
 //! `tracked`, `loops`, `memory`, `search`, `history`, `transfer`, `claim`)
 //! with the same functions, and `read`, `read_events` and `write` methods
@@ -32,12 +36,19 @@ macro_rules! shared_store_methods {
             started: &Started,
             actor: &str,
         ) -> Result<TaskRecord> {
-            self.write(|tx| processes::start(tx, id, restarts, started, actor))
+            self.write(|tx| {
+                change_task(tx, id, |_, task| {
+                    lifecycle::started(task, restarts, started, now_millis(), actor)
+                })
+            })
         }
 
         fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord> {
             let (status, kind) = (Status::Failed, EventKind::StartFailed);
-            self.write(|tx| processes::end_with_error(tx, id, status, kind, error, actor))
+            self.write(|tx| {
+                let failed = Change::ended_with_error(status, kind, error, now_millis(), actor);
+                change_task(tx, id, |_, _| Ok(failed))
+            })
         }
 
         fn record_exit(
@@ -55,12 +66,15 @@ macro_rules! shared_store_methods {
         }
 
         fn reopen_for_restart(&self, id: &str, actor: &str) -> Result<TaskRecord> {
-            self.write(|tx| processes::reopen(tx, id, actor))
+            self.write(|tx| change_task(tx, id, |_, task| lifecycle::reopen(task, actor)))
         }
 
         fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
             let (status, kind) = (Status::Lost, EventKind::Lost);
-            self.write(|tx| processes::end_with_error(tx, id, status, kind, reason, actor))
+            self.write(|tx| {
+                let lost = Change::ended_with_error(status, kind, reason, now_millis(), actor);
+                change_task(tx, id, |_, _| Ok(lost))
+            })
         }
 
         fn events_after(
@@ -104,7 +118,17 @@ macro_rules! shared_store_methods {
             action: &TrackedAction,
             actor: &str,
         ) -> Result<TaskRecord> {
-            self.write(|tx| tracked::act(tx, id, action, actor))
+            self.write(|tx| {
+                change_task(tx, id, |tx, task| {
+                    let deps = &task.depends_on;
+                    let unmet = || {
+                        Ok(changes::unmet_list(&tracked::dependency_statuses(
+                            tx, deps,
+                        )?))
+                    };
+                    changes::tracked_action(task, action, unmet, now_millis(), actor)
+                })
+            })
         }
 
         fn edit_tracked(&self, id: &str, edit: &TrackedEdit, actor: &str) -> Result<TaskRecord> {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
-use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::TaskRecord;
+use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{Status, TaskRecord};
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
 use super::{Tx, apply, load_task, lock_task};
@@ -20,7 +20,7 @@ use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
 use crate::encoding::to_json_text;
-use crate::leases::{self, millis};
+use crate::leases::{self, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim before giving up (each skipped one was
@@ -200,17 +200,10 @@ fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Res
     let item = queue_item_from_row(&row)?;
     let (change, attempt) = leases::claimed(&task, worker, item.max_attempts, now_millis());
     apply(tx, &task, change)?;
-    Ok(Claim {
-        task: load_task(tx, &task.id)?,
-        item,
-        lease: Lease {
-            task_id: task.id,
-            worker: worker.to_owned(),
-            epoch,
-        },
-        attempt,
-        expires_at,
-    })
+    let task = load_task(tx, &task.id)?;
+    Ok(leases::granted(
+        task, item, worker, epoch, attempt, expires_at,
+    ))
 }
 
 pub(super) fn complete(
@@ -230,42 +223,39 @@ pub(super) fn complete(
     let epoch: i64 = holder.try_get(1)?;
     leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = lock_task(tx, &lease.task_id)?;
-    let (change, decision) = leases::completed(&task, lease, outcome, now_millis());
-    apply(tx, &task, change)?;
-    after_attempt(tx, &task.id, decision, Some(result))?;
+    let ended = leases::completed(&task, lease, outcome, result, now_millis());
+    apply(tx, &task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    let task = load_task(tx, &task.id)?;
     Ok(ClaimCompleted {
-        task: load_task(tx, &task.id)?,
-        decision,
+        task,
+        decision: ended.decision,
     })
 }
 
-/// Clears the lease and either queues the item again or finishes it.
-fn after_attempt(
-    tx: &mut Tx<'_>,
-    task_id: &str,
-    decision: ExitDecision,
-    result: Option<&serde_json::Value>,
-) -> Result<()> {
-    match decision {
-        ExitDecision::Restart { delay, .. } => {
+/// Clears the lease and either queues the item again (waking workers) or
+/// finishes it.
+fn after_attempt(tx: &mut Tx<'_>, task_id: &str, after: ItemAfter) -> Result<()> {
+    match after {
+        ItemAfter::Requeue { delay_ms } => {
             let queue: String = tx
                 .query_one(
                     "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                        available_at = td_now_ms() + $2
                      WHERE task_id = $1 RETURNING queue",
-                    &[&task_id, &millis(delay)],
+                    &[&task_id, &delay_ms],
                 )?
                 .try_get(0)?;
             notify(tx, &queue)
         }
-        ExitDecision::Finish(_) => {
+        ItemAfter::Finish { result } => {
             tx.execute_typed(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                    finished = TRUE, result = $2, finished_at = $3
                  WHERE task_id = $1",
                 &[
                     (&task_id, Type::TEXT),
-                    (&result.map(serde_json::Value::to_string), Type::TEXT),
+                    (&result, Type::TEXT),
                     (&now_millis(), Type::INT8),
                 ],
             )?;
@@ -286,22 +276,17 @@ pub(super) fn release_expired(tx: &mut Tx<'_>, actor: &str) -> Result<Vec<Releas
         let task_id: String = row.try_get(0)?;
         let worker: String = row.try_get(1)?;
         let task = lock_task(tx, &task_id)?;
-        if task.status != Status::Running {
+        let Some(ended) = leases::lost(&task, &worker, now_millis(), actor) else {
             tx.execute(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL
                  WHERE task_id = $1",
                 &[&task_id],
             )?;
             continue;
-        }
-        let lost = leases::lost(&task, &worker, now_millis(), actor);
-        apply(tx, &task, lost.change)?;
-        after_attempt(tx, &task_id, lost.decision, Some(&lost.result))?;
-        released.push(Released {
-            task_id,
-            worker,
-            decision: lost.decision,
-        });
+        };
+        apply(tx, &task, ended.change)?;
+        after_attempt(tx, &task_id, ended.item)?;
+        released.push(leases::released(task_id, worker, ended.decision));
     }
     Ok(released)
 }

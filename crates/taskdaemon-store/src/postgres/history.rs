@@ -9,7 +9,7 @@ use taskdaemon_core::Event;
 
 use super::Tx;
 use super::rows::{EVENT_COLUMNS, event_from_row};
-use crate::archive::{CHUNK_EVENTS, compress, decode_chunk, matches};
+use crate::archive::{self, CHUNK_EVENTS, archived_page, decode_chunk};
 use crate::{HistoryFilter, Result};
 
 pub(super) fn page(
@@ -18,8 +18,6 @@ pub(super) fn page(
     after_seq: i64,
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let mut events = Vec::new();
-    let mut cursor = after_seq;
     let chunks: Vec<i64> = tx
         .query(
             "SELECT chunk FROM event_archive WHERE last_seq > $1 AND last_at >= $2 ORDER BY first_seq",
@@ -28,17 +26,17 @@ pub(super) fn page(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for chunk in chunks {
-        for event in read_chunk(tx, chunk)? {
-            if event.seq > cursor && matches(filter, &event) {
-                cursor = event.seq;
-                events.push(event);
-                if events.len() == limit {
-                    return Ok(events);
-                }
-            }
-        }
+    let mut events = archived_page(
+        &chunks,
+        |chunk| read_chunk(tx, chunk),
+        filter,
+        after_seq,
+        limit,
+    )?;
+    if events.len() == limit {
+        return Ok(events);
     }
+    let cursor = events.last().map_or(after_seq, |e| e.seq);
     let rows = tx.query(
         &format!(
             "SELECT {EVENT_COLUMNS} FROM events
@@ -79,25 +77,24 @@ pub(super) fn archive_one_chunk(tx: &mut Tx<'_>, before: i64) -> Result<usize> {
         .iter()
         .map(event_from_row)
         .collect::<Result<Vec<Event>>>()?;
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    let Some(chunk) = archive::chunk(&events)? else {
         return Ok(0);
     };
-    let data = compress(&events)?;
     tx.execute(
         "INSERT INTO event_archive (first_seq, last_seq, first_at, last_at, count, data)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
-            &first.seq,
-            &last.seq,
-            &events.iter().map(|e| e.at).min().unwrap_or(first.at),
-            &events.iter().map(|e| e.at).max().unwrap_or(last.at),
-            &(events.len() as i64),
-            &data,
+            &chunk.first_seq,
+            &chunk.last_seq,
+            &chunk.first_at,
+            &chunk.last_at,
+            &chunk.count,
+            &chunk.data,
         ],
     )?;
     tx.execute(
         "DELETE FROM events WHERE seq BETWEEN $1 AND $2",
-        &[&first.seq, &last.seq],
+        &[&chunk.first_seq, &chunk.last_seq],
     )?;
     Ok(events.len())
 }

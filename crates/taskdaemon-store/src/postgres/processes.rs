@@ -1,24 +1,24 @@
-//! Supervised processes in PostgreSQL: their rows, and the lifecycle that
-//! [`crate::lifecycle`] decides (start, exit, stop, reopen), applied under
-//! the task's row lock.
+//! Supervised processes in PostgreSQL: their rows, and the exits and stop
+//! requests that [`crate::lifecycle`] decides, applied under the task's row
+//! lock (starts, ends and reopens go through `change_task`, see
+//! [`crate::wiring`]).
 
 use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, HumanId, NewProcess, Status, TaskKind, TaskRecord};
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_counter};
-use crate::changes::Change;
+use super::{Tx, apply, load_task, lock_task, memory, next_task_id};
 use crate::encoding::to_json_text;
 use crate::lifecycle::{self, Stop};
-use crate::{ExitRecorded, ProcessFilter, Result, Started};
+use crate::{ExitRecorded, ProcessFilter, Result};
 
 /// Creates a `pending` process task with the next id, and its `created` event.
 pub(super) fn create(tx: &mut Tx<'_>, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
-    let (event, after) = lifecycle::created(spec, actor)?;
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(spec.tool.as_deref(), number)?.to_string();
+    let created = lifecycle::created(spec, actor)?;
+    let id = next_task_id(tx, spec.tool.as_deref())?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
@@ -43,7 +43,7 @@ pub(super) fn create(tx: &mut Tx<'_>, spec: &NewProcess, actor: &str) -> Result<
     if let Some(session) = &spec.session {
         memory::touch_session(tx, session, spec.tool.as_deref(), now)?;
     }
-    insert_event(tx, Some(&id), &event, None, Some(after))?;
+    record(tx, Some(&id), created)?;
     load_task(tx, &id)
 }
 
@@ -70,42 +70,6 @@ pub(super) fn list(tx: &mut Tx<'_>, filter: &ProcessFilter) -> Result<Vec<TaskRe
     rows.iter().map(task_from_row).collect()
 }
 
-/// Locks task `id`, applies the change `decide` makes of it, and reads it again.
-fn change(
-    tx: &mut Tx<'_>,
-    id: &str,
-    decide: impl FnOnce(&TaskRecord) -> Result<Change>,
-) -> Result<TaskRecord> {
-    let task = lock_task(tx, id)?;
-    let change = decide(&task)?;
-    apply(tx, &task, change)?;
-    load_task(tx, id)
-}
-
-pub(super) fn start(
-    tx: &mut Tx<'_>,
-    id: &str,
-    restarts: u32,
-    started: &Started,
-    actor: &str,
-) -> Result<TaskRecord> {
-    change(tx, id, |task| {
-        lifecycle::started(task, restarts, started, now_millis(), actor)
-    })
-}
-
-pub(super) fn end_with_error(
-    tx: &mut Tx<'_>,
-    id: &str,
-    status: Status,
-    kind: EventKind,
-    error: &str,
-    actor: &str,
-) -> Result<TaskRecord> {
-    let change = Change::ended_with_error(status, kind, error, now_millis(), actor);
-    self::change(tx, id, |_| Ok(change))
-}
-
 pub(super) fn record_exit(
     tx: &mut Tx<'_>,
     id: &str,
@@ -123,22 +87,14 @@ pub(super) fn record_exit(
 pub(super) fn request_stop(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<TaskRecord> {
     let task = lock_task(tx, id)?;
     match lifecycle::stop(&task, now_millis(), actor)? {
-        Stop::Flag {
-            event,
-            before,
-            after,
-        } => {
+        Stop::Flag(flagged) => {
             tx.execute(
                 "UPDATE tasks SET stop_requested = TRUE, updated_at = $1 WHERE id = $2",
                 &[&now_millis(), &task.id],
             )?;
-            insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+            record(tx, Some(&task.id), flagged)?;
         }
         Stop::Cancel(change) => apply(tx, &task, change)?,
     }
     load_task(tx, id)
-}
-
-pub(super) fn reopen(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<TaskRecord> {
-    change(tx, id, |task| lifecycle::reopen(task, actor))
 }

@@ -21,19 +21,6 @@ pub(super) fn load_queue_item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueIte
     }
 }
 
-/// The first free id for an agent task (see [`queue_items::candidate_ids`]).
-fn free_agent_id(tx: &mut Tx<'_>, wanted: &str) -> Result<String> {
-    for id in queue_items::candidate_ids(wanted) {
-        if tx
-            .query_opt("SELECT 1 FROM tasks WHERE id = $1", &[&id])?
-            .is_none()
-        {
-            return Ok(id);
-        }
-    }
-    unreachable!("u32 suffixes cannot all be taken")
-}
-
 /// Creates an agent task, its queue item and its `created` event (shared
 /// by folder queues and submitted, `claimable` work, which wakes the
 /// workers listening when the transaction commits).
@@ -44,7 +31,11 @@ pub(super) fn create_agent(
     actor: &str,
 ) -> Result<TaskRecord> {
     let (event, after) = queue_items::created(spec, actor)?;
-    let id = free_agent_id(tx, &spec.wanted_id)?;
+    let id = queue_items::free_id(&spec.wanted_id, |id| {
+        Ok(tx
+            .query_opt("SELECT 1 FROM tasks WHERE id = $1", &[&id])?
+            .is_some())
+    })?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,

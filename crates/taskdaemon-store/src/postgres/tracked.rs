@@ -3,9 +3,8 @@
 //! exactly when every dependency succeeded), through the same core rules
 //! ([`check_new_edge`], [`waiting_status`]).
 
-use taskdaemon_core::graph::check_new_edge;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit};
+use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 use uuid::Uuid;
 
 use super::events::record;
@@ -91,10 +90,7 @@ pub(super) fn add_dependency(
     lock_graph(tx)?;
     let task = lock_task(tx, task)?;
     let dep = load_task(tx, depends_on)?;
-    changes::check_dependency_target(&task)?;
-    check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    if task.depends_on.contains(&dep.id) {
+    if !changes::new_dependency(&task, &dep, |id| dependencies_of(tx, id))? {
         return Ok(task);
     }
     tx.execute(
@@ -125,25 +121,6 @@ pub(super) fn remove_dependency(
     record(tx, Some(&task.id), recorded)?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
-}
-
-/// Applies `action` (start, done, fail, cancel) to a tracked task.
-pub(super) fn act(
-    tx: &mut Tx<'_>,
-    id: &str,
-    action: &TrackedAction,
-    actor: &str,
-) -> Result<TaskRecord> {
-    let task = lock_task(tx, id)?;
-    let unmet = || {
-        Ok(changes::unmet_list(&dependency_statuses(
-            tx,
-            &task.depends_on,
-        )?))
-    };
-    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
-    apply(tx, &task, change)?;
-    load_task(tx, id)
 }
 
 /// Applies a scope change to a tracked task, recording before and after.

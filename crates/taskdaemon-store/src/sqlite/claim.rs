@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::TaskRecord;
+use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{Status, TaskRecord};
 
 use super::queue::load_queue_item;
 use super::{apply, load_task};
@@ -17,7 +17,7 @@ use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
 use crate::encoding::to_json_text;
-use crate::leases::{self, millis};
+use crate::leases::{self, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim (each skipped one was cancelled while it waited).
@@ -181,17 +181,10 @@ fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Res
     let item = load_queue_item(tx, &task.id)?;
     let (change, attempt) = leases::claimed(&task, worker, item.max_attempts, now_millis());
     apply(tx, &task, change)?;
-    Ok(Claim {
-        task: load_task(tx, &task.id)?,
-        item,
-        lease: Lease {
-            task_id: task.id,
-            worker: worker.to_owned(),
-            epoch,
-        },
-        attempt,
-        expires_at,
-    })
+    let task = load_task(tx, &task.id)?;
+    Ok(leases::granted(
+        task, item, worker, epoch, attempt, expires_at,
+    ))
 }
 
 pub(super) fn complete(
@@ -212,42 +205,30 @@ pub(super) fn complete(
     };
     leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = load_task(tx, &lease.task_id)?;
-    let (change, decision) = leases::completed(&task, lease, outcome, now_millis());
-    apply(tx, &task, change)?;
-    after_attempt(tx, &task.id, decision, Some(result))?;
+    let ended = leases::completed(&task, lease, outcome, result, now_millis());
+    apply(tx, &task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    let task = load_task(tx, &task.id)?;
     Ok(ClaimCompleted {
-        task: load_task(tx, &task.id)?,
-        decision,
+        task,
+        decision: ended.decision,
     })
 }
 
 /// Clears the lease and either queues the item again or finishes it.
-fn after_attempt(
-    tx: &Connection,
-    task_id: &str,
-    decision: ExitDecision,
-    result: Option<&serde_json::Value>,
-) -> Result<()> {
-    match decision {
-        ExitDecision::Restart { delay, .. } => {
-            tx.execute(
-                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
-                   available_at = ?2 WHERE task_id = ?1",
-                params![task_id, now_millis() + millis(delay)],
-            )?;
-        }
-        ExitDecision::Finish(_) => {
-            tx.execute(
-                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
-                   finished = 1, result = ?2, finished_at = ?3 WHERE task_id = ?1",
-                params![
-                    task_id,
-                    result.map(serde_json::Value::to_string),
-                    now_millis()
-                ],
-            )?;
-        }
-    }
+fn after_attempt(tx: &Connection, task_id: &str, after: ItemAfter) -> Result<()> {
+    match after {
+        ItemAfter::Requeue { delay_ms } => tx.execute(
+            "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+               available_at = ?2 WHERE task_id = ?1",
+            params![task_id, now_millis() + delay_ms],
+        )?,
+        ItemAfter::Finish { result } => tx.execute(
+            "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+               finished = 1, result = ?2, finished_at = ?3 WHERE task_id = ?1",
+            params![task_id, result, now_millis()],
+        )?,
+    };
     Ok(())
 }
 
@@ -263,22 +244,17 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
     let mut released = Vec::with_capacity(expired.len());
     for (task_id, worker) in expired {
         let task = load_task(tx, &task_id)?;
-        if task.status != Status::Running {
+        let Some(ended) = leases::lost(&task, &worker, now_millis(), actor) else {
             tx.execute(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL
                  WHERE task_id = ?1",
                 [&task_id],
             )?;
             continue;
-        }
-        let lost = leases::lost(&task, &worker, now_millis(), actor);
-        apply(tx, &task, lost.change)?;
-        after_attempt(tx, &task_id, lost.decision, Some(&lost.result))?;
-        released.push(Released {
-            task_id,
-            worker,
-            decision: lost.decision,
-        });
+        };
+        apply(tx, &task, ended.change)?;
+        after_attempt(tx, &task_id, ended.item)?;
+        released.push(leases::released(task_id, worker, ended.decision));
     }
     Ok(released)
 }

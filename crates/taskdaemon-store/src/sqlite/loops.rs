@@ -26,24 +26,24 @@ pub(super) fn create(tx: &Connection, new: &NewLoop, actor: &str) -> Result<Loop
     let created = changes::loop_created(new, actor)?;
     let id = next_task_id(tx, Some(LOOP_TOOL))?;
     let now = now_millis();
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
                             restart, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '[]', ?10, ?11, ?11)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            TaskKind::Loop.as_str(),
-            new.name,
-            LOOP_TOOL,
-            new.session,
-            Status::Pending.as_str(),
-            to_json_text(&new.argv),
-            new.workdir,
-            to_json_text(&taskdaemon_core::RestartPolicy::default()),
-            now,
-        ],
     )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        TaskKind::Loop.as_str(),
+        new.name,
+        LOOP_TOOL,
+        new.session,
+        Status::Pending.as_str(),
+        to_json_text(&new.argv),
+        new.workdir,
+        to_json_text(&taskdaemon_core::RestartPolicy::default()),
+        now,
+    ])?;
     tx.execute(
         "INSERT INTO loops (task_id, spec) VALUES (?1, ?2)",
         params![id, new.spec.to_string()],

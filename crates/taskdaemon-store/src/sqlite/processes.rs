@@ -1,49 +1,49 @@
-//! Supervised processes in SQLite: their rows, and the lifecycle that
-//! [`crate::lifecycle`] decides (start, exit, stop, reopen), applied here.
+//! Supervised processes in SQLite: their rows, and the exits and stop
+//! requests that [`crate::lifecycle`] decides, applied here (starts, ends
+//! and reopens go through `change_task`, see [`crate::wiring`]).
 
 use rusqlite::{Connection, params};
 use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, HumanId, NewProcess, Status, TaskKind, TaskRecord};
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, touch_session};
-use crate::changes::Change;
+use super::{apply, load_task, next_task_id, touch_session};
 use crate::encoding::to_json_text;
 use crate::lifecycle::{self, Stop};
-use crate::{ExitRecorded, ProcessFilter, Result, Started};
+use crate::{ExitRecorded, ProcessFilter, Result};
 
 /// Creates a `pending` process task with the next id, and its `created` event.
 pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
-    let (event, after) = lifecycle::created(spec, actor)?;
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(spec.tool.as_deref(), number)?.to_string();
+    let created = lifecycle::created(spec, actor)?;
+    let id = next_task_id(tx, spec.tool.as_deref())?;
     let now = now_millis();
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
                             restart, hang_timeout_ms, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            TaskKind::Process.as_str(),
-            spec.name,
-            spec.tool,
-            spec.session,
-            Status::Pending.as_str(),
-            to_json_text(&spec.argv),
-            spec.cwd,
-            to_json_text(&spec.env),
-            to_json_text(&spec.restart),
-            spec.hang_timeout_ms.map(|v| v as i64),
-            now,
-        ],
     )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        TaskKind::Process.as_str(),
+        spec.name,
+        spec.tool,
+        spec.session,
+        Status::Pending.as_str(),
+        to_json_text(&spec.argv),
+        spec.cwd,
+        to_json_text(&spec.env),
+        to_json_text(&spec.restart),
+        spec.hang_timeout_ms.map(|v| v as i64),
+        now,
+    ])?;
     if let Some(session) = &spec.session {
         touch_session(tx, session, spec.tool.as_deref(), now)?;
     }
-    insert_event(tx, Some(&id), &event, None, Some(after))?;
+    record(tx, Some(&id), created)?;
     load_task(tx, &id)
 }
 
@@ -74,48 +74,6 @@ pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<Task
     rows.map(|row| row?).collect()
 }
 
-/// Reads task `id`, applies the change `decide` makes of it, and reads it again.
-fn change(
-    tx: &Connection,
-    id: &str,
-    decide: impl FnOnce(&TaskRecord) -> Result<Change>,
-) -> Result<TaskRecord> {
-    let task = load_task(tx, id)?;
-    apply(tx, &task, decide(&task)?)?;
-    load_task(tx, id)
-}
-
-pub(super) fn start(
-    tx: &Connection,
-    id: &str,
-    restarts: u32,
-    started: &Started,
-    actor: &str,
-) -> Result<TaskRecord> {
-    change(tx, id, |task| {
-        lifecycle::started(task, restarts, started, now_millis(), actor)
-    })
-}
-
-pub(super) fn end_with_error(
-    tx: &Connection,
-    id: &str,
-    status: Status,
-    kind: EventKind,
-    error: &str,
-    actor: &str,
-) -> Result<TaskRecord> {
-    change(tx, id, |_| {
-        Ok(Change::ended_with_error(
-            status,
-            kind,
-            error,
-            now_millis(),
-            actor,
-        ))
-    })
-}
-
 pub(super) fn record_exit(
     tx: &Connection,
     id: &str,
@@ -135,22 +93,14 @@ pub(super) fn record_exit(
 pub(super) fn request_stop(tx: &Connection, id: &str, actor: &str) -> Result<TaskRecord> {
     let task = load_task(tx, id)?;
     match lifecycle::stop(&task, now_millis(), actor)? {
-        Stop::Flag {
-            event,
-            before,
-            after,
-        } => {
+        Stop::Flag(flagged) => {
             tx.execute(
                 "UPDATE tasks SET stop_requested = 1, updated_at = ?1 WHERE id = ?2",
                 params![now_millis(), task.id],
             )?;
-            insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+            record(tx, Some(&task.id), flagged)?;
         }
         Stop::Cancel(change) => apply(tx, &task, change)?,
     }
     load_task(tx, id)
-}
-
-pub(super) fn reopen(tx: &Connection, id: &str, actor: &str) -> Result<TaskRecord> {
-    change(tx, id, |task| lifecycle::reopen(task, actor))
 }

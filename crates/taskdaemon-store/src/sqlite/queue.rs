@@ -21,19 +21,6 @@ pub(super) fn load_queue_item(conn: &Connection, task_id: &str) -> Result<QueueI
     .unwrap_or_else(|| Err(StoreError::NotFound(task_id.to_owned())))
 }
 
-/// The first free id for an agent task (see [`queue_items::candidate_ids`]).
-/// Human ids are stored upper-case and queue ids as written, so `task-1`
-/// and `TASK-1` are two tasks; an exact lookup finds each.
-fn free_agent_id(conn: &Connection, wanted: &str) -> Result<String> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
-    for id in queue_items::candidate_ids(wanted) {
-        if stmt.query_row([&id], |_| Ok(())).optional()?.is_none() {
-            return Ok(id);
-        }
-    }
-    unreachable!("u32 suffixes cannot all be taken")
-}
-
 /// Creates an agent task, its queue item and its `created` event (shared
 /// by folder queues and submitted, `claimable` work).
 pub(super) fn create_agent(
@@ -43,7 +30,8 @@ pub(super) fn create_agent(
     actor: &str,
 ) -> Result<TaskRecord> {
     let (event, after) = queue_items::created(spec, actor)?;
-    let id = free_agent_id(tx, &spec.wanted_id)?;
+    let mut taken = tx.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+    let id = queue_items::free_id(&spec.wanted_id, |id| Ok(taken.exists([id])?))?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,

@@ -7,9 +7,8 @@
 //! a dependency that succeeds or is reopened).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use taskdaemon_core::graph::check_new_edge;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit};
+use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 use uuid::Uuid;
 
 use super::events::record;
@@ -32,23 +31,23 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
     let id = next_task_id(tx, new.tool.as_deref())?;
     let now = now_millis();
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
                             description, priority, created_at, updated_at)
          VALUES (?1, ?2, 'manual', ?3, ?4, ?5, ?6, '[]', '[]', ?7, ?8, ?9, ?10, ?10)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            new.title.trim(),
-            new.tool,
-            new.session,
-            status.as_str(),
-            to_json_text(&taskdaemon_core::RestartPolicy::default()),
-            new.description,
-            new.priority,
-            now,
-        ],
     )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        new.title.trim(),
+        new.tool,
+        new.session,
+        status.as_str(),
+        to_json_text(&taskdaemon_core::RestartPolicy::default()),
+        new.description,
+        new.priority,
+        now,
+    ])?;
     let mut insert_label =
         tx.prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)")?;
     for label in &new.labels {
@@ -75,10 +74,7 @@ pub(super) fn add_dependency(
     actor: &str,
 ) -> Result<TaskRecord> {
     let (task, dep) = (load_task(tx, task)?, load_task(tx, depends_on)?);
-    changes::check_dependency_target(&task)?;
-    check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    if task.depends_on.contains(&dep.id) {
+    if !changes::new_dependency(&task, &dep, |id| dependencies_of(tx, id))? {
         return Ok(task);
     }
     tx.execute(
@@ -107,25 +103,6 @@ pub(super) fn remove_dependency(
     record(tx, Some(&task.id), recorded)?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
-}
-
-/// Applies `action` (start, done, fail, cancel) to a tracked task.
-pub(super) fn act(
-    tx: &Connection,
-    id: &str,
-    action: &TrackedAction,
-    actor: &str,
-) -> Result<TaskRecord> {
-    let task = load_task(tx, id)?;
-    let unmet = || {
-        Ok(changes::unmet_list(&dependency_statuses(
-            tx,
-            &task.depends_on,
-        )?))
-    };
-    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
-    apply(tx, &task, change)?;
-    load_task(tx, id)
 }
 
 /// Applies a scope change to a tracked task, recording before and after.
@@ -297,7 +274,10 @@ fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
-fn dependency_statuses(conn: &Connection, ids: &[String]) -> Result<Vec<(String, Status)>> {
+pub(super) fn dependency_statuses(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<(String, Status)>> {
     let mut stmt = conn.prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
     ids.iter()
         .map(|id| {
