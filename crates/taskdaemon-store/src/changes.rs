@@ -176,7 +176,7 @@ pub(crate) fn edit_event(
     after: &TaskRecord,
     edit: &TrackedEdit,
     actor: &str,
-) -> (serde_json::Value, serde_json::Value, NewEvent) {
+) -> Recorded {
     let mut old = serde_json::Map::new();
     let mut new = serde_json::Map::new();
     let mut changed = |field: &str, was: serde_json::Value, is: serde_json::Value| {
@@ -206,9 +206,9 @@ pub(crate) fn edit_event(
         format!("edited {}", fields.join(", ")),
     );
     (
-        serde_json::Value::Object(old),
-        serde_json::Value::Object(new),
         event,
+        Some(serde_json::Value::Object(old)),
+        Some(serde_json::Value::Object(new)),
     )
 }
 

@@ -28,14 +28,24 @@ pub(crate) fn ended_while_waiting(task: &TaskRecord) -> serde_json::Value {
     json!({ "status": task.status.as_str() })
 }
 
-/// `pending -> running` for `worker`, attempt `task.restarts + 1` of
-/// `max_attempts`; returns the change and the attempt number.
+/// A claim being granted: the change that starts the attempt, and the
+/// claim it gives `worker` (whose task the backend reads again once the
+/// change is applied).
+#[derive(Debug, Clone)]
+pub(crate) struct Granting {
+    pub change: Change,
+    pub claim: Claim,
+}
+
+/// `pending -> running` for `worker`, attempt `task.restarts + 1` of the
+/// item's `max_attempts`, under lease `epoch` until `expires_at`.
 pub(crate) fn claimed(
     task: &TaskRecord,
+    item: QueueItem,
     worker: &str,
-    max_attempts: u32,
+    (epoch, expires_at): (i64, i64),
     now: i64,
-) -> (Change, u32) {
+) -> Granting {
     let attempt = task.restarts + 1;
     let change = Change {
         to: Status::Running,
@@ -43,10 +53,25 @@ pub(crate) fn claimed(
         event: NewEvent::new(
             EventKind::Started,
             &worker_actor(worker),
-            format!("claimed by worker {worker} (attempt {attempt}/{max_attempts})"),
+            format!(
+                "claimed by worker {worker} (attempt {attempt}/{})",
+                item.max_attempts
+            ),
         ),
     };
-    (change, attempt)
+    let lease = Lease {
+        task_id: task.id.clone(),
+        worker: worker.to_owned(),
+        epoch,
+    };
+    let claim = Claim {
+        task: task.clone(),
+        item,
+        lease,
+        attempt,
+        expires_at,
+    };
+    Granting { change, claim }
 }
 
 /// Refuses a completion under a lease that is no longer current: the item
@@ -94,29 +119,6 @@ impl ItemAfter {
                 result: result.to_string(),
             },
         }
-    }
-}
-
-/// The claim `worker` now holds on the reloaded `task`.
-pub(crate) fn granted(
-    task: TaskRecord,
-    item: QueueItem,
-    worker: &str,
-    epoch: i64,
-    attempt: u32,
-    expires_at: i64,
-) -> Claim {
-    let lease = Lease {
-        task_id: task.id.clone(),
-        worker: worker.to_owned(),
-        epoch,
-    };
-    Claim {
-        task,
-        item,
-        lease,
-        attempt,
-        expires_at,
     }
 }
 

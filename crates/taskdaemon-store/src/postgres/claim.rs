@@ -11,7 +11,7 @@ use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use taskdaemon_core::TaskRecord;
-use taskdaemon_core::process::ExitOutcome;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::now_millis;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
@@ -20,7 +20,7 @@ use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
 use crate::encoding::to_json_text;
-use crate::leases::{self, ItemAfter, millis};
+use crate::leases::{self, Ended, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim before giving up (each skipped one was
@@ -198,12 +198,10 @@ fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Res
     let epoch: i64 = row.try_get("lease_epoch")?;
     let expires_at: i64 = row.try_get("lease_expires_at")?;
     let item = queue_item_from_row(&row)?;
-    let (change, attempt) = leases::claimed(&task, worker, item.max_attempts, now_millis());
-    apply(tx, &task, change)?;
-    let task = load_task(tx, &task.id)?;
-    Ok(leases::granted(
-        task, item, worker, epoch, attempt, expires_at,
-    ))
+    let mut granting = leases::claimed(&task, item, worker, (epoch, expires_at), now_millis());
+    apply(tx, &task, granting.change)?;
+    granting.claim.task = load_task(tx, &task.id)?;
+    Ok(granting.claim)
 }
 
 pub(super) fn complete(
@@ -224,13 +222,16 @@ pub(super) fn complete(
     leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = lock_task(tx, &lease.task_id)?;
     let ended = leases::completed(&task, lease, outcome, result, now_millis());
-    apply(tx, &task, ended.change)?;
-    after_attempt(tx, &task.id, ended.item)?;
+    let decision = end_attempt(tx, &task, ended)?;
     let task = load_task(tx, &task.id)?;
-    Ok(ClaimCompleted {
-        task,
-        decision: ended.decision,
-    })
+    Ok(ClaimCompleted { task, decision })
+}
+
+/// Applies how an attempt ended to its task and its item; returns the decision.
+fn end_attempt(tx: &mut Tx<'_>, task: &TaskRecord, ended: Ended) -> Result<ExitDecision> {
+    apply(tx, task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    Ok(ended.decision)
 }
 
 /// Clears the lease and either queues the item again (waking workers) or
@@ -284,9 +285,8 @@ pub(super) fn release_expired(tx: &mut Tx<'_>, actor: &str) -> Result<Vec<Releas
             )?;
             continue;
         };
-        apply(tx, &task, ended.change)?;
-        after_attempt(tx, &task_id, ended.item)?;
-        released.push(leases::released(task_id, worker, ended.decision));
+        let decision = end_attempt(tx, &task, ended)?;
+        released.push(leases::released(task_id, worker, decision));
     }
     Ok(released)
 }

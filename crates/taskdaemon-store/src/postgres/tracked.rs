@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{
-    Tx, apply, insert_event, load_task, lock_task, memory::touch_session, next_task_id, resolve_id,
-};
+use super::{Tx, apply, load_task, lock_task, memory::touch_session, next_task_id, resolve_id};
 use crate::encoding::to_json_text;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
@@ -158,8 +156,11 @@ pub(super) fn edit(
         )?;
     }
     let edited = load_task(tx, &task.id)?;
-    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
-    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+    record(
+        tx,
+        Some(&task.id),
+        changes::edit_event(&task, &edited, edit, actor),
+    )?;
     Ok(edited)
 }
 

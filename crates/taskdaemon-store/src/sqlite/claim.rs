@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::TaskRecord;
-use taskdaemon_core::process::ExitOutcome;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::now_millis;
 
-use super::queue::load_queue_item;
+use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
 use super::{apply, load_task};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
 use crate::encoding::to_json_text;
-use crate::leases::{self, ItemAfter, millis};
+use crate::leases::{self, Ended, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim (each skipped one was cancelled while it waited).
@@ -171,20 +171,20 @@ pub(super) fn claim(
 
 fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
     let expires_at = now_millis() + millis(lease);
-    let epoch: i64 = tx.query_row(
-        "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
-           lease_expires_at = ?3
-         WHERE task_id = ?1 RETURNING lease_epoch",
+    let (epoch, item) = tx.query_row(
+        &format!(
+            "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
+               lease_expires_at = ?3
+             WHERE task_id = ?1 RETURNING lease_epoch, {QUEUE_ITEM_COLUMNS}"
+        ),
         params![task.id, worker, expires_at],
-        |r| r.get(0),
+        |r| Ok((r.get::<_, i64>("lease_epoch")?, queue_item_from_row(r)?)),
     )?;
-    let item = load_queue_item(tx, &task.id)?;
-    let (change, attempt) = leases::claimed(&task, worker, item.max_attempts, now_millis());
-    apply(tx, &task, change)?;
-    let task = load_task(tx, &task.id)?;
-    Ok(leases::granted(
-        task, item, worker, epoch, attempt, expires_at,
-    ))
+    let item = item?;
+    let mut granting = leases::claimed(&task, item, worker, (epoch, expires_at), now_millis());
+    apply(tx, &task, granting.change)?;
+    granting.claim.task = load_task(tx, &task.id)?;
+    Ok(granting.claim)
 }
 
 pub(super) fn complete(
@@ -206,13 +206,16 @@ pub(super) fn complete(
     leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = load_task(tx, &lease.task_id)?;
     let ended = leases::completed(&task, lease, outcome, result, now_millis());
-    apply(tx, &task, ended.change)?;
-    after_attempt(tx, &task.id, ended.item)?;
+    let decision = end_attempt(tx, &task, ended)?;
     let task = load_task(tx, &task.id)?;
-    Ok(ClaimCompleted {
-        task,
-        decision: ended.decision,
-    })
+    Ok(ClaimCompleted { task, decision })
+}
+
+/// Applies how an attempt ended to its task and its item; returns the decision.
+fn end_attempt(tx: &Connection, task: &TaskRecord, ended: Ended) -> Result<ExitDecision> {
+    apply(tx, task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    Ok(ended.decision)
 }
 
 /// Clears the lease and either queues the item again or finishes it.
@@ -252,9 +255,8 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
             )?;
             continue;
         };
-        apply(tx, &task, ended.change)?;
-        after_attempt(tx, &task_id, ended.item)?;
-        released.push(leases::released(task_id, worker, ended.decision));
+        let decision = end_attempt(tx, &task, ended)?;
+        released.push(leases::released(task_id, worker, decision));
     }
     Ok(released)
 }

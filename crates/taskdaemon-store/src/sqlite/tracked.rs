@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_task_id, resolve_id, touch_session};
+use super::{apply, load_task, next_task_id, resolve_id, touch_session};
 use crate::encoding::to_json_text;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
@@ -140,8 +140,11 @@ pub(super) fn edit(
         )?;
     }
     let edited = load_task(tx, &task.id)?;
-    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
-    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+    record(
+        tx,
+        Some(&task.id),
+        changes::edit_event(&task, &edited, edit, actor),
+    )?;
     Ok(edited)
 }
 
