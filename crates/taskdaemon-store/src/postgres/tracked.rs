@@ -143,24 +143,19 @@ pub(super) fn edit(
             &task.id,
         ],
     )?;
-    for label in &edit.add_labels {
-        tx.execute(
-            "INSERT INTO task_labels (task_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&task.id, label],
-        )?;
-    }
-    for label in &edit.remove_labels {
-        tx.execute(
-            "DELETE FROM task_labels WHERE task_id = $1 AND label = $2",
-            &[&task.id, label],
-        )?;
-    }
-    let edited = load_task(tx, &task.id)?;
-    record(
-        tx,
-        Some(&task.id),
-        changes::edit_event(&task, &edited, edit, actor),
+    // Added first, then removed: a label in both lists ends up removed.
+    tx.execute(
+        "INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&task.id, &edit.add_labels],
     )?;
+    tx.execute(
+        "DELETE FROM task_labels WHERE task_id = $1 AND label = ANY($2)",
+        &[&task.id, &edit.remove_labels],
+    )?;
+    let edited = load_task(tx, &task.id)?;
+    let edited_event = changes::edit_event(&task, &edited, edit, actor);
+    record(tx, Some(&task.id), edited_event)?;
     Ok(edited)
 }
 

@@ -127,24 +127,20 @@ pub(super) fn edit(
             task.id
         ],
     )?;
+    // Added first, then removed: a label in both lists ends up removed.
+    let mut add =
+        tx.prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)")?;
     for label in &edit.add_labels {
-        tx.execute(
-            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
-            params![task.id, label],
-        )?;
+        add.execute(params![task.id, label])?;
     }
+    let mut remove =
+        tx.prepare_cached("DELETE FROM task_labels WHERE task_id = ?1 AND label = ?2")?;
     for label in &edit.remove_labels {
-        tx.execute(
-            "DELETE FROM task_labels WHERE task_id = ?1 AND label = ?2",
-            params![task.id, label],
-        )?;
+        remove.execute(params![task.id, label])?;
     }
     let edited = load_task(tx, &task.id)?;
-    record(
-        tx,
-        Some(&task.id),
-        changes::edit_event(&task, &edited, edit, actor),
-    )?;
+    let edited_event = changes::edit_event(&task, &edited, edit, actor);
+    record(tx, Some(&task.id), edited_event)?;
     Ok(edited)
 }
 
