@@ -16,6 +16,11 @@
 //! connection dropped (a restarted server, `pg_terminate_backend`) or that
 //! lost a serialization race is run again on a fresh connection, for up to
 //! [`RECONNECT_FOR`]; a commit whose outcome is unknown is never repeated.
+//!
+//! Each submodule holds the SQL of one area; what a change writes, and when
+//! it is refused, is decided by the shared modules (see the crate docs), and
+//! the `Store` methods that only hand their arguments on are in
+//! [`crate::wiring`].
 
 mod claim;
 mod events;
@@ -37,6 +42,7 @@ use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
+// Several of these are named only by `shared_store_methods!` below.
 use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{SearchHit, Session};

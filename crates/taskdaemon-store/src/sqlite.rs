@@ -3,6 +3,11 @@
 //! Writers use `BEGIN IMMEDIATE` so that concurrent processes (CLI, daemon,
 //! shims) queue on SQLite's lock with a generous busy timeout instead of failing
 //! with "database is locked" half-way through a transaction.
+//!
+//! Each submodule holds the SQL of one area; what a change writes, and when
+//! it is refused, is decided by the shared modules (see the crate docs), and
+//! the `Store` methods that only hand their arguments on are in
+//! [`crate::wiring`].
 
 mod claim;
 mod events;
@@ -24,6 +29,7 @@ use std::time::Duration;
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
+// Several of these are named only by `shared_store_methods!` below.
 use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
