@@ -1,4 +1,5 @@
-//! What a tracked-task or loop change writes, decided once for every backend.
+//! What a status change writes, and what a tracked-task, loop or memory
+//! change decides, once for every backend.
 //!
 //! Each backend reads the rows, hands them here, and applies the returned
 //! [`Change`] with its own SQL inside its own transaction, so the columns a
@@ -6,10 +7,11 @@
 //! apart between SQLite and PostgreSQL.
 
 use serde_json::json;
+use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::tracked::memory_id;
 use taskdaemon_core::{
-    EventKind, LoopEnd, Memory, NewEvent, NewMemory, Status, TaskKind, TaskRecord, TrackedAction,
-    TrackedEdit,
+    EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewEvent, NewLoop, NewMemory,
+    NewTracked, Status, TaskKind, TaskRecord, TrackedAction, TrackedEdit, task::shell_join,
 };
 
 use crate::{Result, StoreError};
@@ -19,6 +21,49 @@ use crate::{Result, StoreError};
 pub(crate) enum Column {
     Int(Option<i64>),
     Text(Option<String>),
+    Bool(bool),
+}
+
+impl Column {
+    /// The value as the event's `after` records it (a flag is `true`, not
+    /// the `1` SQLite stores).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Column::Int(v) => json!(v),
+            Column::Text(v) => json!(v),
+            Column::Bool(v) => json!(v),
+        }
+    }
+}
+
+impl From<i64> for Column {
+    fn from(v: i64) -> Self {
+        Column::Int(Some(v))
+    }
+}
+
+impl From<i32> for Column {
+    fn from(v: i32) -> Self {
+        Column::Int(Some(i64::from(v)))
+    }
+}
+
+impl From<Option<i32>> for Column {
+    fn from(v: Option<i32>) -> Self {
+        Column::Int(v.map(i64::from))
+    }
+}
+
+impl From<String> for Column {
+    fn from(v: String) -> Self {
+        Column::Text(Some(v))
+    }
+}
+
+impl From<bool> for Column {
+    fn from(v: bool) -> Self {
+        Column::Bool(v)
+    }
 }
 
 /// A status change with the columns it sets and the event it appends.
@@ -27,6 +72,49 @@ pub(crate) struct Change {
     pub to: Status,
     pub columns: Vec<(&'static str, Column)>,
     pub event: NewEvent,
+}
+
+impl Change {
+    /// Checks the state machine for `task` and returns the `before` and
+    /// `after` its event records: the old status, and the new one with every
+    /// column set.
+    pub fn check(&self, task: &TaskRecord) -> Result<(serde_json::Value, serde_json::Value)> {
+        task.status.check_transition(self.to, &task.id)?;
+        let mut after = serde_json::Map::new();
+        after.insert("status".to_owned(), json!(self.to.as_str()));
+        for (column, value) in &self.columns {
+            after.insert((*column).to_owned(), value.to_json());
+        }
+        Ok((
+            json!({ "status": task.status.as_str() }),
+            serde_json::Value::Object(after),
+        ))
+    }
+
+    /// Whether the change gains or loses `succeeded`, which the tasks that
+    /// depend on `task` wait for: they must be re-decided in the same transaction.
+    pub fn moves_dependents(&self, task: &TaskRecord) -> bool {
+        task.status == Status::Succeeded || self.to == Status::Succeeded
+    }
+
+    /// A change that ends a task without an exit status (it never started,
+    /// or vanished), keeping `error` as the reason.
+    pub fn ended_with_error(
+        to: Status,
+        kind: EventKind,
+        error: &str,
+        now: i64,
+        actor: &str,
+    ) -> Self {
+        Change {
+            to,
+            columns: vec![
+                ("error", error.to_owned().into()),
+                ("finished_at", now.into()),
+            ],
+            event: NewEvent::new(kind, actor, error),
+        }
+    }
 }
 
 /// Refuses a tracked-only operation (`what`) on a process, queue task or loop.
@@ -88,7 +176,7 @@ pub(crate) fn edit_event(
     after: &TaskRecord,
     edit: &TrackedEdit,
     actor: &str,
-) -> (serde_json::Value, serde_json::Value, NewEvent) {
+) -> Recorded {
     let mut old = serde_json::Map::new();
     let mut new = serde_json::Map::new();
     let mut changed = |field: &str, was: serde_json::Value, is: serde_json::Value| {
@@ -118,9 +206,9 @@ pub(crate) fn edit_event(
         format!("edited {}", fields.join(", ")),
     );
     (
-        serde_json::Value::Object(old),
-        serde_json::Value::Object(new),
         event,
+        Some(serde_json::Value::Object(old)),
+        Some(serde_json::Value::Object(new)),
     )
 }
 
@@ -183,7 +271,7 @@ pub(crate) fn remembered_event(
     number: i64,
     existing: Option<&Memory>,
     actor: &str,
-) -> (Option<serde_json::Value>, serde_json::Value, NewEvent) {
+) -> Recorded {
     let text = new.text.trim();
     let verb = if existing.is_some() {
         "replaced"
@@ -198,5 +286,235 @@ pub(crate) fn remembered_event(
     );
     let before = existing.map(|old| json!({ "text": old.text }));
     let after = json!({ "id": id, "kind": new.kind.as_str(), "text": text });
-    (before, after, event)
+    (event, before, Some(after))
+}
+
+/// An event with the `before` and `after` it records.
+pub(crate) type Recorded = (
+    NewEvent,
+    Option<serde_json::Value>,
+    Option<serde_json::Value>,
+);
+
+/// The dependencies of a tracked task with their statuses, as the store
+/// found them (a dependency whose task is gone counts as `lost`).
+pub(crate) type DependencyStatuses = [(String, Status)];
+
+/// `TASK-1 (running), TASK-2 (failed)`: the dependencies still in the way.
+pub(crate) fn unmet_list(statuses: &DependencyStatuses) -> String {
+    statuses
+        .iter()
+        .filter(|(_, s)| !satisfies(*s))
+        .map(|(id, s)| format!("{id} ({s})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The status a not-yet-started task waits in: `pending` when every
+/// dependency succeeded, else `blocked`.
+pub(crate) fn waiting(statuses: &DependencyStatuses) -> Status {
+    waiting_status(statuses.iter().map(|(_, s)| *s))
+}
+
+/// A new tracked task: the status it starts in and its `created` event.
+/// `depends_on` are the stored ids of its dependencies.
+pub(crate) fn tracked_created(
+    new: &NewTracked,
+    depends_on: &[String],
+    statuses: &DependencyStatuses,
+    actor: &str,
+) -> (Status, Recorded) {
+    let status = waiting(statuses);
+    let mut message = new.title.trim().to_owned();
+    if status == Status::Blocked {
+        message.push_str(&format!(" (blocked by {})", unmet_list(statuses)));
+    }
+    let after = json!({ "status": status.as_str(), "depends_on": depends_on });
+    let event = NewEvent::new(EventKind::Created, actor, message);
+    (status, (event, None, Some(after)))
+}
+
+/// Refuses a new dependency of a task that has started.
+fn check_dependency_target(task: &TaskRecord) -> Result<()> {
+    if matches!(task.status, Status::Pending | Status::Blocked) {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "{} is {}: dependencies can only be added to work that has not started",
+        task.id, task.status
+    )))
+}
+
+/// Whether the edge `task -> dep` is new (an existing edge changes
+/// nothing), after refusing it for a task that has started or an edge that
+/// would close a cycle; `dependencies_of` reads the graph.
+pub(crate) fn new_dependency(
+    task: &TaskRecord,
+    dep: &TaskRecord,
+    dependencies_of: impl FnMut(&str) -> Result<Vec<String>>,
+) -> Result<bool> {
+    check_dependency_target(task)?;
+    check_new_edge(&task.id, &dep.id, dependencies_of)?
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(!task.depends_on.contains(&dep.id))
+}
+
+/// The event of the edge `task -> dep` just added.
+pub(crate) fn dependency_added(dep: &TaskRecord, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::DependencyAdded,
+        actor,
+        format!("depends on {} ({})", dep.id, dep.status),
+    );
+    (event, None, Some(json!({ "depends_on": dep.id })))
+}
+
+/// The event of the edge `task -> dep_id` removed; `NotFound` when there
+/// was no such edge (`removed` rows is 0).
+pub(crate) fn dependency_removed(
+    task: &TaskRecord,
+    dep_id: &str,
+    removed: usize,
+    actor: &str,
+) -> Result<Recorded> {
+    if removed == 0 {
+        return Err(StoreError::NotFound(format!(
+            "{dep_id} (as a dependency of {})",
+            task.id
+        )));
+    }
+    let event = NewEvent::new(
+        EventKind::DependencyRemoved,
+        actor,
+        format!("no longer depends on {dep_id}"),
+    );
+    Ok((event, Some(json!({ "depends_on": dep_id })), None))
+}
+
+/// A file path a task touched, trimmed; refused when empty.
+pub(crate) fn file_path(file: &str) -> Result<&str> {
+    let file = file.trim();
+    if file.is_empty() {
+        return Err(StoreError::Invalid(
+            "a file path must not be empty".to_owned(),
+        ));
+    }
+    Ok(file)
+}
+
+/// The event of files newly recorded on a task; `None` when none was new.
+pub(crate) fn files_added(added: &[String], actor: &str) -> Option<Recorded> {
+    if added.is_empty() {
+        return None;
+    }
+    let event = NewEvent::new(
+        EventKind::ContextUpdated,
+        actor,
+        format!("files: {}", added.join(", ")),
+    );
+    Some((event, None, Some(json!({ "files_modified": added }))))
+}
+
+/// Moves a waiting task between `pending` and `blocked` to match its
+/// dependencies; `None` when it is right already or not waiting.
+pub(crate) fn settle(
+    task: &TaskRecord,
+    statuses: &DependencyStatuses,
+    actor: &str,
+) -> Option<Change> {
+    if !matches!(task.status, Status::Pending | Status::Blocked) {
+        return None;
+    }
+    let wanted = waiting(statuses);
+    if wanted == task.status {
+        return None;
+    }
+    let event = if wanted == Status::Blocked {
+        NewEvent::new(
+            EventKind::Blocked,
+            actor,
+            format!("blocked by {}", unmet_list(statuses)),
+        )
+    } else {
+        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
+    };
+    Some(Change {
+        to: wanted,
+        columns: Vec::new(),
+        event,
+    })
+}
+
+/// A repair moving a waiting task to the status its dependencies say.
+pub(crate) fn resettled(want: Status, actor: &str) -> Change {
+    let kind = if want == Status::Blocked {
+        EventKind::Blocked
+    } else {
+        EventKind::Unblocked
+    };
+    Change {
+        to: want,
+        columns: Vec::new(),
+        event: NewEvent::new(kind, actor, "status corrected by repair"),
+    }
+}
+
+/// The status a waiting task should have by its dependencies' statuses,
+/// joined with `,` (a missing status, or an unknown one, counts as `lost`).
+pub(crate) fn waiting_by_joined(statuses: Option<&str>) -> Status {
+    waiting_status(
+        statuses
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap_or(Status::Lost)),
+    )
+}
+
+/// Refuses a loop spec that is not a JSON object; returns the loop's
+/// `created` event.
+pub(crate) fn loop_created(new: &NewLoop, actor: &str) -> Result<Recorded> {
+    if !new.spec.is_object() {
+        return Err(StoreError::Invalid(
+            "a loop spec must be a JSON object".to_owned(),
+        ));
+    }
+    let message = new.name.clone().unwrap_or_else(|| shell_join(&new.argv));
+    let event = NewEvent::new(EventKind::Created, actor, message);
+    Ok((
+        event,
+        None,
+        Some(json!({ "status": Status::Pending.as_str() })),
+    ))
+}
+
+/// Whether iteration `it` of the loop `record` is new: refused while the
+/// loop does not run, `None` when it was recorded already, else its event.
+pub(crate) fn loop_iteration(
+    record: &LoopRecord,
+    it: &LoopIteration,
+    actor: &str,
+) -> Result<Option<Recorded>> {
+    if record.task.status != Status::Running {
+        return Err(StoreError::Conflict(format!(
+            "{} is {}: iterations are recorded only while it runs",
+            record.task.id, record.task.status
+        )));
+    }
+    if it.iteration <= record.iterations {
+        return Ok(None);
+    }
+    let event = NewEvent::new(EventKind::IterationFinished, actor, it.summary());
+    let after = serde_json::to_value(it).unwrap_or_default();
+    Ok(Some((event, None, Some(after))))
+}
+
+/// The event of a session that ended.
+pub(crate) fn session_ended(session: &str, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::SessionEnded,
+        actor,
+        format!("session {session} ended"),
+    );
+    (event, None, Some(json!({ "session": session })))
 }

@@ -11,18 +11,36 @@
 //! The trait is synchronous on purpose: the CLI opens the store, answers and
 //! exits in a few milliseconds without an async runtime, and the daemon calls it
 //! from blocking threads.
+//!
+//! Every rule is written once for both backends: what a change writes, the
+//! event it appends and when it is refused are decided by `changes`,
+//! `lifecycle` (processes), `leases` (claimed work) and `queue_items`; the
+//! import flow is `import`, and the `Store` methods that only hand their
+//! arguments on are wired once in `wiring`. `sqlite/` and `postgres/` hold
+//! only SQL and connection plumbing.
+//!
+//! The `testing` feature adds `conformance` (the checks every backend
+//! passes) and `testing` (PostgreSQL schemas for tests); they are for tests
+//! and other crates' dev-dependencies, not part of the library.
 
 mod archive;
 mod changes;
 pub mod claim;
+#[cfg(feature = "testing")]
 pub mod conformance;
+mod encoding;
 mod error;
+mod import;
+mod leases;
+mod lifecycle;
 mod location;
 mod postgres;
+mod queue_items;
 mod search_text;
 mod sqlite;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
+mod wiring;
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};

@@ -8,9 +8,11 @@
 
 use std::thread;
 
-use taskdaemon_store::conformance::{CHECKS, spec};
+use taskdaemon_store::conformance::{
+    CHECKS, copy, create_concurrently, export_all, fill_for_export, spec,
+};
 use taskdaemon_store::testing::TestSchema;
-use taskdaemon_store::{ExportRecord, PgOptions, PgStore, SqliteStore, Store, StoreError};
+use taskdaemon_store::{PgOptions, PgStore, SqliteStore, Store, StoreError};
 
 #[test]
 fn postgres_conformance() {
@@ -47,23 +49,8 @@ fn postgres_stores_on_one_database_share_state_and_lose_nothing() {
     };
     let url = schema.url();
     let first = PgStore::open(&PgOptions::new(&url)).unwrap();
-    let handles: Vec<_> = (0..6)
-        .map(|_| {
-            let url = url.clone();
-            thread::spawn(move || {
-                let store = PgStore::open(&PgOptions::new(&url)).unwrap();
-                (0..25)
-                    .map(|_| store.create_process(&spec(None, &["x"]), "t").unwrap().id)
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut ids: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let open = || -> Box<dyn Store> { Box::new(PgStore::open(&PgOptions::new(&url)).unwrap()) };
+    let ids = create_concurrently(6, 25, &open);
     assert_eq!(ids.len(), 150);
     assert_eq!(first.last_event_seq().unwrap(), 150, "gap-free sequence");
     let events = first.events_after(0, &[], 1000).unwrap();
@@ -135,74 +122,20 @@ fn postgres_backup_points_to_pg_dump() {
     assert!(err.to_string().contains("pg_dump"), "{err}");
 }
 
-fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
-    let mut records = Vec::new();
-    store
-        .export(&mut |record| {
-            records.push(record);
-            Ok(())
-        })
-        .unwrap();
-    records
-}
-
-fn copy(from: &dyn Store, to: &dyn Store) {
-    let mut importer = to.begin_import().unwrap();
-    for record in export_all(from) {
-        importer.add(record).unwrap();
-    }
-    importer.finish().unwrap();
-}
-
 #[test]
 fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
-    use taskdaemon_core::{MemoryKind, NewMemory, TrackedAction};
+    use taskdaemon_core::{MemoryKind, NewMemory};
     use taskdaemon_store::conformance::{agent, tracked::tracked};
     let Some(schema) = TestSchema::create("postgres_round_trip") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let source = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-    let first = source.create_tracked(&tracked("first", &[]), "t").unwrap();
-    let second = source
-        .create_tracked(&tracked("second", &[&first.id]), "t")
-        .unwrap();
-    source
-        .act_on_tracked(&first.id, &TrackedAction::Start, "t")
-        .unwrap();
-    source
-        .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
-        .unwrap();
-    source
-        .remember(
-            &NewMemory {
-                kind: MemoryKind::Decision,
-                text: "keep SQLite as default".to_owned(),
-                task_id: Some(second.id.clone()),
-                key: Some("db".to_owned()),
-                session: Some("s-1".to_owned()),
-            },
-            "t",
-        )
-        .unwrap();
-    source
-        .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
-        .unwrap();
-    source.create_agent(&agent("q", "task-f.md"), "t").unwrap();
-    source.submit(&agent("q", "task-s.md"), "t").unwrap();
-    source.set_meta("cursor", "7").unwrap();
-    source
-        .archive_events(taskdaemon_core::time::now_millis() + 1)
-        .unwrap();
-    source
-        .act_on_tracked(
-            &first.id,
-            &TrackedAction::Done {
-                note: Some("ok".into()),
-            },
-            "t",
-        )
-        .unwrap();
+    fill_for_export(&source, |store| {
+        store.create_agent(&agent("q", "task-f.md"), "t").unwrap();
+        store.submit(&agent("q", "task-s.md"), "t").unwrap();
+        store.set_meta("cursor", "7").unwrap();
+    });
     let exported = export_all(&source);
 
     let pg = schema.open().unwrap();

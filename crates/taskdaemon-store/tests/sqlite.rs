@@ -2,10 +2,10 @@
 //! durability across reopen, concurrent writers, corrupt and future files.
 
 use std::fs;
-use std::sync::Arc;
-use std::thread;
 
-use taskdaemon_store::conformance::{CHECKS, spec};
+use taskdaemon_store::conformance::{
+    CHECKS, Filled, copy, create_concurrently, export_all, fill_for_export, spec,
+};
 use taskdaemon_store::{SqliteStore, Store, StoreError};
 
 fn fresh() -> (tempfile::TempDir, SqliteStore) {
@@ -51,25 +51,10 @@ fn data_survives_reopen() {
 #[test]
 fn concurrent_writers_on_separate_connections_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = Arc::new(dir.path().join("state.db"));
+    let path = dir.path().join("state.db");
     SqliteStore::open(&path).unwrap();
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let path = path.clone();
-            thread::spawn(move || {
-                let store = SqliteStore::open(&path).unwrap();
-                (0..25)
-                    .map(|_| store.create_process(&spec(None, &["x"]), "t").unwrap().id)
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut ids: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
+    let ids = create_concurrently(8, 25, &open);
     assert_eq!(ids.len(), 200);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(
@@ -111,114 +96,65 @@ fn a_newer_schema_is_refused() {
     );
 }
 
-fn export_all(store: &dyn Store) -> Vec<taskdaemon_store::ExportRecord> {
-    let mut records = Vec::new();
-    store
-        .export(&mut |record| {
-            records.push(record);
-            Ok(())
-        })
-        .unwrap();
-    records
-}
-
 #[test]
 fn export_then_import_round_trips_everything() {
-    use taskdaemon_core::{MemoryKind, NewMemory, TrackedAction};
     use taskdaemon_store::conformance::tracked::tracked;
     let (_a, source) = fresh();
-    let first = source.create_tracked(&tracked("first", &[]), "t").unwrap();
-    let second = source
-        .create_tracked(&tracked("second", &[&first.id]), "t")
-        .unwrap();
-    source
-        .act_on_tracked(&first.id, &TrackedAction::Start, "t")
-        .unwrap();
-    source
-        .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
-        .unwrap();
-    source
-        .remember(
-            &NewMemory {
-                kind: MemoryKind::Decision,
-                text: "keep SQLite as default".to_owned(),
-                task_id: Some(second.id.clone()),
-                key: Some("db".to_owned()),
-                session: Some("s-1".to_owned()),
-            },
-            "t",
-        )
-        .unwrap();
-    source
-        .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
-        .unwrap();
-    // A queue task and a loop carry rows of their own beside the task.
-    source
-        .create_agent(
-            &taskdaemon_core::NewAgent {
-                wanted_id: "task-fix-docs".to_owned(),
-                queue: "ad-hoc".to_owned(),
-                document: "task-fix-docs.md".to_owned(),
-                executor: "command".to_owned(),
-                argv: vec!["true".to_owned()],
-                cwd: "/".to_owned(),
-                env: Vec::new(),
-                restart: Default::default(),
-                max_attempts: 3,
-                timeout_ms: Some(60_000),
-            },
-            "t",
-        )
-        .unwrap();
-    let looped = source
-        .create_loop(
-            &taskdaemon_core::NewLoop {
-                name: Some("spec.md".to_owned()),
-                session: None,
-                argv: vec!["taskdaemon".to_owned(), "loop".to_owned(), "run".to_owned()],
-                workdir: "/tmp".to_owned(),
-                spec: serde_json::json!({ "spec": "make it pass", "validate": "true" }),
-            },
-            "t",
-        )
-        .unwrap();
-    source.mark_loop_running(&looped.task.id, 1, "t").unwrap();
-    source
-        .record_loop_iteration(
-            &looped.task.id,
-            &taskdaemon_core::LoopIteration {
-                iteration: 1,
-                tool_calls: 2,
-                validation_exit_code: Some(1),
-                passed: false,
-                input_tokens: 100,
-                output_tokens: 20,
-                cost_usd: 0.01,
-            },
-            "t",
-        )
-        .unwrap();
-    // Half the history archived, half live: both must travel.
-    source
-        .archive_events(taskdaemon_core::time::now_millis() + 1)
-        .unwrap();
-    source
-        .act_on_tracked(
-            &first.id,
-            &TrackedAction::Done {
-                note: Some("ok".into()),
-            },
-            "t",
-        )
-        .unwrap();
+    let mut looped = None;
+    let Filled { second, .. } = fill_for_export(&source, |store| {
+        // A queue task and a loop carry rows of their own beside the task.
+        store
+            .create_agent(
+                &taskdaemon_core::NewAgent {
+                    wanted_id: "task-fix-docs".to_owned(),
+                    queue: "ad-hoc".to_owned(),
+                    document: "task-fix-docs.md".to_owned(),
+                    executor: "command".to_owned(),
+                    argv: vec!["true".to_owned()],
+                    cwd: "/".to_owned(),
+                    env: Vec::new(),
+                    restart: Default::default(),
+                    max_attempts: 3,
+                    timeout_ms: Some(60_000),
+                },
+                "t",
+            )
+            .unwrap();
+        let looping = store
+            .create_loop(
+                &taskdaemon_core::NewLoop {
+                    name: Some("spec.md".to_owned()),
+                    session: None,
+                    argv: vec!["taskdaemon".to_owned(), "loop".to_owned(), "run".to_owned()],
+                    workdir: "/tmp".to_owned(),
+                    spec: serde_json::json!({ "spec": "make it pass", "validate": "true" }),
+                },
+                "t",
+            )
+            .unwrap();
+        store.mark_loop_running(&looping.task.id, 1, "t").unwrap();
+        store
+            .record_loop_iteration(
+                &looping.task.id,
+                &taskdaemon_core::LoopIteration {
+                    iteration: 1,
+                    tool_calls: 2,
+                    validation_exit_code: Some(1),
+                    passed: false,
+                    input_tokens: 100,
+                    output_tokens: 20,
+                    cost_usd: 0.01,
+                },
+                "t",
+            )
+            .unwrap();
+        looped = Some(looping);
+    });
+    let looped = looped.unwrap();
     let exported = export_all(&source);
 
     let (_b, target) = fresh();
-    let mut importer = target.begin_import().unwrap();
-    for record in exported.clone() {
-        importer.add(record).unwrap();
-    }
-    let report = importer.finish().unwrap();
+    let report = copy(&source, &target);
     assert_eq!(report.tasks, 5);
     assert_eq!(report.memory, 1);
     assert_eq!(

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, RestartMode, RestartPolicy};
 use taskdaemon_core::{
-    EventKind, NewAgent, NewEvent, NewProcess, ProcessIdentity, Status, TaskKind,
+    EventKind, MemoryKind, NewAgent, NewEvent, NewMemory, NewProcess, ProcessIdentity, Status,
+    TaskKind, TaskRecord, TrackedAction,
 };
 
-use crate::{ProcessFilter, Sample, Started, Store, StoreError};
+use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, StoreError};
 
 pub mod claim;
 pub mod loops;
@@ -40,6 +41,10 @@ pub const CHECKS: &[Check] = &[
         start_is_fenced_by_restart_count,
     ),
     ("stop_requests", stop_requests),
+    (
+        "stop_flag_is_recorded_as_a_boolean",
+        stop_flag_is_recorded_as_a_boolean,
+    ),
     ("reopen_and_lost", reopen_and_lost),
     (
         "illegal_changes_leave_no_trace",
@@ -125,6 +130,101 @@ pub const CHECKS: &[Check] = &[
     ),
     ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
 ];
+
+/// Every record `store` exports, in order.
+pub fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
+    let mut records = Vec::new();
+    store
+        .export(&mut |record| {
+            records.push(record);
+            Ok(())
+        })
+        .unwrap();
+    records
+}
+
+/// Imports everything `from` exports into the empty store `to`.
+pub fn copy(from: &dyn Store, to: &dyn Store) -> ImportReport {
+    let mut importer = to.begin_import().unwrap();
+    for record in export_all(from) {
+        importer.add(record).unwrap();
+    }
+    importer.finish().unwrap()
+}
+
+/// The tracked tasks [`fill_for_export`] made: `second` depends on `first`,
+/// which ended last.
+pub struct Filled {
+    pub first: TaskRecord,
+    pub second: TaskRecord,
+}
+
+/// Fills `store` with a bit of everything an export carries: two tracked
+/// tasks with a dependency, files and a keyed memory, a process, what
+/// `extras` adds, then half of the history archived and one more change
+/// after that (both halves must travel).
+pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Filled {
+    let first = store
+        .create_tracked(&tracked::tracked("first", &[]), "t")
+        .unwrap();
+    let second = store
+        .create_tracked(&tracked::tracked("second", &[&first.id]), "t")
+        .unwrap();
+    store
+        .act_on_tracked(&first.id, &TrackedAction::Start, "t")
+        .unwrap();
+    store
+        .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
+        .unwrap();
+    let decision = NewMemory {
+        kind: MemoryKind::Decision,
+        text: "keep SQLite as default".to_owned(),
+        task_id: Some(second.id.clone()),
+        key: Some("db".to_owned()),
+        session: Some("s-1".to_owned()),
+    };
+    store.remember(&decision, "t").unwrap();
+    store
+        .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
+        .unwrap();
+    extras(store);
+    store
+        .archive_events(taskdaemon_core::time::now_millis() + 1)
+        .unwrap();
+    let done = TrackedAction::Done {
+        note: Some("ok".into()),
+    };
+    let first = store.act_on_tracked(&first.id, &done, "t").unwrap();
+    Filled { first, second }
+}
+
+/// Creates `each` processes from each of `threads` threads, every thread
+/// on a store of its own from `open`; returns the ids, sorted, each once.
+pub fn create_concurrently(
+    threads: usize,
+    each: usize,
+    open: &(dyn Fn() -> Box<dyn Store> + Sync),
+) -> Vec<String> {
+    let mut ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let store = open();
+                    (0..each)
+                        .map(|_| store.create_process(&spec(None, &["x"]), "t").unwrap().id)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    ids.sort();
+    ids.dedup();
+    ids
+}
 
 /// A process spec for tests.
 pub fn spec(tool: Option<&str>, argv: &[&str]) -> NewProcess {
@@ -301,6 +401,43 @@ fn stop_requests(store: &dyn Store) {
 
     let err = store.request_stop(&running.id, "t").unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+/// `stop_requested` is a flag: every event records it as `true`/`false`,
+/// like [`taskdaemon_core::TaskRecord::stop_requested`], never as the `1`
+/// or `0` a backend may store.
+fn stop_flag_is_recorded_as_a_boolean(store: &dyn Store) {
+    let pending = store.create_process(&spec(None, &["p"]), "t").unwrap();
+    store.request_stop(&pending.id, "t").unwrap();
+    let running = store.create_process(&spec(None, &["r"]), "t").unwrap();
+    store
+        .mark_started(&running.id, 0, &started(520), "t")
+        .unwrap();
+    store.request_stop(&running.id, "t").unwrap();
+    store
+        .record_exit(&running.id, 520, ExitOutcome::signalled(15), "t")
+        .unwrap();
+    store.reopen_for_restart(&running.id, "t").unwrap();
+    let flag = |kind: EventKind, task: &str| {
+        let events = store.events_after(0, &[kind], 100).unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.task_id.as_deref() == Some(task))
+            .unwrap_or_else(|| panic!("no {kind:?} event for {task}"));
+        event.after.as_ref().unwrap()["stop_requested"].clone()
+    };
+    assert_eq!(
+        flag(EventKind::Exited, &pending.id),
+        serde_json::json!(true)
+    );
+    assert_eq!(
+        flag(EventKind::StopRequested, &running.id),
+        serde_json::json!(true)
+    );
+    assert_eq!(
+        flag(EventKind::RestartRequested, &running.id),
+        serde_json::json!(false)
+    );
 }
 
 fn reopen_and_lost(store: &dyn Store) {

@@ -439,13 +439,7 @@ pub fn export_streams_everything(store: &dyn Store) {
     store
         .remember(&memory(MemoryKind::Fact, "rust 1.95", None, None), "t")
         .unwrap();
-    let mut records = Vec::new();
-    store
-        .export(&mut |record| {
-            records.push(record);
-            Ok(())
-        })
-        .unwrap();
+    let records = super::export_all(store);
     assert!(matches!(records[0], ExportRecord::Header(_)));
     let count = |f: fn(&ExportRecord) -> bool| records.iter().filter(|r| f(r)).count();
     assert_eq!(count(|r| matches!(r, ExportRecord::Task(_))), 2);

@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
-use serde_json::json;
-use taskdaemon_core::process::{
-    ExitDecision, ExitOutcome, decide_after_exit, decide_after_lost_attempt,
-};
+use taskdaemon_core::TaskRecord;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
 
-use super::rows::{QUEUE_ITEM_COLUMNS, Value, queue_item_from_row};
-use super::{Tx, apply_exit, load_task, lock_task, transition};
+use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
+use super::{Tx, apply, load_task, lock_task};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
+use crate::encoding::to_json_text;
+use crate::leases::{self, Ended, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim before giving up (each skipped one was
@@ -29,14 +28,6 @@ use crate::{Result, StoreError};
 const CLAIM_SCAN: usize = 16;
 /// Expired leases released in one transaction.
 const RELEASE_BATCH: i64 = 100;
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn worker_actor(worker: &str) -> String {
-    format!("worker:{worker}")
-}
 
 /// Wakes the workers listening on this schema; delivered at commit.
 pub(super) fn notify(tx: &mut Tx<'_>, queue: &str) -> Result<()> {
@@ -58,7 +49,7 @@ pub(super) fn register(tx: &mut Tx<'_>, worker: &WorkerInfo) -> Result<()> {
             &worker.id,
             &worker.host,
             &i64::from(worker.pid),
-            &serde_json::to_string(&worker.queues).unwrap_or_default(),
+            &to_json_text(&worker.queues),
             &i64::from(worker.concurrency),
         ],
     )?;
@@ -180,7 +171,7 @@ pub(super) fn claim(
                 &[
                     &task.id,
                     &now_millis(),
-                    &json!({ "status": task.status.as_str() }).to_string(),
+                    &leases::ended_while_waiting(&task).to_string(),
                 ],
             )?;
             continue;
@@ -207,36 +198,10 @@ fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Res
     let epoch: i64 = row.try_get("lease_epoch")?;
     let expires_at: i64 = row.try_get("lease_expires_at")?;
     let item = queue_item_from_row(&row)?;
-    let max_attempts = item.max_attempts;
-    let attempt = task.restarts + 1;
-    transition(
-        tx,
-        &task,
-        Status::Running,
-        &[
-            ("started_at", now_millis().into()),
-            ("finished_at", Value::Int(None)),
-            ("exit_code", Value::Int(None)),
-            ("signal", Value::Int(None)),
-            ("error", Value::Text(None)),
-        ],
-        NewEvent::new(
-            EventKind::Started,
-            &worker_actor(worker),
-            format!("claimed by worker {worker} (attempt {attempt}/{max_attempts})"),
-        ),
-    )?;
-    Ok(Claim {
-        task: load_task(tx, &task.id)?,
-        item,
-        lease: Lease {
-            task_id: task.id,
-            worker: worker.to_owned(),
-            epoch,
-        },
-        attempt,
-        expires_at,
-    })
+    let mut granting = leases::claimed(&task, item, worker, (epoch, expires_at), now_millis());
+    apply(tx, &task, granting.change)?;
+    granting.claim.task = load_task(tx, &task.id)?;
+    Ok(granting.claim)
 }
 
 pub(super) fn complete(
@@ -254,53 +219,44 @@ pub(super) fn complete(
     };
     let owner: Option<String> = holder.try_get(0)?;
     let epoch: i64 = holder.try_get(1)?;
-    if owner.as_deref() != Some(lease.worker.as_str()) || epoch != lease.epoch {
-        return Err(StoreError::Conflict(format!(
-            "the lease of worker {} on {} (epoch {}) is no longer current: now {} holds epoch {epoch}; \
-             its result is not recorded",
-            lease.worker,
-            lease.task_id,
-            lease.epoch,
-            owner.as_deref().unwrap_or("nobody"),
-        )));
-    }
+    leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = lock_task(tx, &lease.task_id)?;
-    let decision = decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-    apply_exit(tx, &task, outcome, decision, &worker_actor(&lease.worker))?;
-    after_attempt(tx, &task.id, decision, Some(result))?;
-    Ok(ClaimCompleted {
-        task: load_task(tx, &task.id)?,
-        decision,
-    })
+    let ended = leases::completed(&task, lease, outcome, result, now_millis());
+    let decision = end_attempt(tx, &task, ended)?;
+    let task = load_task(tx, &task.id)?;
+    Ok(ClaimCompleted { task, decision })
 }
 
-/// Clears the lease and either queues the item again or finishes it.
-fn after_attempt(
-    tx: &mut Tx<'_>,
-    task_id: &str,
-    decision: ExitDecision,
-    result: Option<&serde_json::Value>,
-) -> Result<()> {
-    match decision {
-        ExitDecision::Restart { delay, .. } => {
+/// Applies how an attempt ended to its task and its item; returns the decision.
+fn end_attempt(tx: &mut Tx<'_>, task: &TaskRecord, ended: Ended) -> Result<ExitDecision> {
+    apply(tx, task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    Ok(ended.decision)
+}
+
+/// Clears the lease and either queues the item again (waking workers) or
+/// finishes it.
+fn after_attempt(tx: &mut Tx<'_>, task_id: &str, after: ItemAfter) -> Result<()> {
+    match after {
+        ItemAfter::Requeue { delay_ms } => {
             let queue: String = tx
                 .query_one(
                     "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                        available_at = td_now_ms() + $2
                      WHERE task_id = $1 RETURNING queue",
-                    &[&task_id, &millis(delay)],
+                    &[&task_id, &delay_ms],
                 )?
                 .try_get(0)?;
             notify(tx, &queue)
         }
-        ExitDecision::Finish(_) => {
+        ItemAfter::Finish { result } => {
             tx.execute_typed(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                    finished = TRUE, result = $2, finished_at = $3
                  WHERE task_id = $1",
                 &[
                     (&task_id, Type::TEXT),
-                    (&result.map(serde_json::Value::to_string), Type::TEXT),
+                    (&result, Type::TEXT),
                     (&now_millis(), Type::INT8),
                 ],
             )?;
@@ -321,63 +277,18 @@ pub(super) fn release_expired(tx: &mut Tx<'_>, actor: &str) -> Result<Vec<Releas
         let task_id: String = row.try_get(0)?;
         let worker: String = row.try_get(1)?;
         let task = lock_task(tx, &task_id)?;
-        if task.status != Status::Running {
+        let Some(ended) = leases::lost(&task, &worker, now_millis(), actor) else {
             tx.execute(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL
                  WHERE task_id = $1",
                 &[&task_id],
             )?;
             continue;
-        }
-        let decision = decide_after_lost_attempt(&task.restart, task.restarts, task.stop_requested);
-        let reason = format!("worker {worker} stopped renewing its lease");
-        match decision {
-            ExitDecision::Restart { restart, delay } => transition(
-                tx,
-                &task,
-                Status::Pending,
-                &[
-                    ("restarts", i64::from(restart).into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(
-                    EventKind::Restarting,
-                    actor,
-                    format!(
-                        "{reason}; attempt {} of {} in {}",
-                        restart + 1,
-                        task.restart.max_restarts + 1,
-                        taskdaemon_core::duration::format_duration(delay)
-                    ),
-                ),
-            )?,
-            ExitDecision::Finish(status) => transition(
-                tx,
-                &task,
-                status,
-                &[
-                    ("error", reason.clone().into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(EventKind::Lost, actor, format!("{status}: {reason}")),
-            )?,
-        }
-        let result = json!({ "status": task_status_after(decision), "error": reason });
-        after_attempt(tx, &task_id, decision, Some(&result))?;
-        released.push(Released {
-            task_id,
-            worker,
-            decision,
-        });
+        };
+        let decision = end_attempt(tx, &task, ended)?;
+        released.push(leases::released(task_id, worker, decision));
     }
     Ok(released)
-}
-
-fn task_status_after(decision: ExitDecision) -> &'static str {
-    match decision {
-        ExitDecision::Restart { .. } => Status::Pending.as_str(),
-        ExitDecision::Finish(status) => status.as_str(),
-    }
 }
 
 /// Waits on `LISTEN td_work_<schema>` on a connection of its own,

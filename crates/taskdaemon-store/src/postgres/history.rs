@@ -5,63 +5,12 @@
 //! Only sequenced events (`seq IS NOT NULL`) are read: the caller runs
 //! `td_sequence_events()` first, so every committed event is included.
 
-use taskdaemon_core::{Event, EventKind};
+use taskdaemon_core::Event;
 
 use super::Tx;
 use super::rows::{EVENT_COLUMNS, event_from_row};
-use crate::archive::{CHUNK_EVENTS, compress, decode_chunk, matches};
-use crate::{HistoryFilter, Result, StoreError};
-
-pub(super) fn event_by_id(tx: &mut Tx<'_>, id: i64) -> Result<Event> {
-    match tx.query_opt(
-        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND seq IS NOT NULL"),
-        &[&id],
-    )? {
-        Some(row) => event_from_row(&row),
-        None => Err(StoreError::NotFound(format!("event {id}"))),
-    }
-}
-
-pub(super) fn events_after(
-    tx: &mut Tx<'_>,
-    after_seq: i64,
-    kinds: &[EventKind],
-    limit: usize,
-) -> Result<Vec<Event>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        &format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-             WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-             ORDER BY seq LIMIT $3"
-        ),
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(event_from_row)
-    .collect()
-}
-
-/// The newest `limit` events after `after_seq` of the given kinds, oldest first.
-pub(super) fn newest_events_after(
-    tx: &mut Tx<'_>,
-    after_seq: i64,
-    kinds: &[EventKind],
-    limit: usize,
-) -> Result<Vec<Event>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        &format!(
-            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events
-               WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-               ORDER BY seq DESC LIMIT $3) newest ORDER BY seq"
-        ),
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(event_from_row)
-    .collect()
-}
+use crate::archive::{self, CHUNK_EVENTS, archived_page, decode_chunk};
+use crate::{HistoryFilter, Result};
 
 pub(super) fn page(
     tx: &mut Tx<'_>,
@@ -69,8 +18,6 @@ pub(super) fn page(
     after_seq: i64,
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let mut events = Vec::new();
-    let mut cursor = after_seq;
     let chunks: Vec<i64> = tx
         .query(
             "SELECT chunk FROM event_archive WHERE last_seq > $1 AND last_at >= $2 ORDER BY first_seq",
@@ -79,17 +26,17 @@ pub(super) fn page(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for chunk in chunks {
-        for event in read_chunk(tx, chunk)? {
-            if event.seq > cursor && matches(filter, &event) {
-                cursor = event.seq;
-                events.push(event);
-                if events.len() == limit {
-                    return Ok(events);
-                }
-            }
-        }
+    let mut events = archived_page(
+        &chunks,
+        |chunk| read_chunk(tx, chunk),
+        filter,
+        after_seq,
+        limit,
+    )?;
+    if events.len() == limit {
+        return Ok(events);
     }
+    let cursor = events.last().map_or(after_seq, |e| e.seq);
     let rows = tx.query(
         &format!(
             "SELECT {EVENT_COLUMNS} FROM events
@@ -130,25 +77,24 @@ pub(super) fn archive_one_chunk(tx: &mut Tx<'_>, before: i64) -> Result<usize> {
         .iter()
         .map(event_from_row)
         .collect::<Result<Vec<Event>>>()?;
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    let Some(chunk) = archive::chunk(&events)? else {
         return Ok(0);
     };
-    let data = compress(&events)?;
     tx.execute(
         "INSERT INTO event_archive (first_seq, last_seq, first_at, last_at, count, data)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
-            &first.seq,
-            &last.seq,
-            &events.iter().map(|e| e.at).min().unwrap_or(first.at),
-            &events.iter().map(|e| e.at).max().unwrap_or(last.at),
-            &(events.len() as i64),
-            &data,
+            &chunk.first_seq,
+            &chunk.last_seq,
+            &chunk.first_at,
+            &chunk.last_at,
+            &chunk.count,
+            &chunk.data,
         ],
     )?;
     tx.execute(
         "DELETE FROM events WHERE seq BETWEEN $1 AND $2",
-        &[&first.seq, &last.seq],
+        &[&chunk.first_seq, &chunk.last_seq],
     )?;
     Ok(events.len())
 }

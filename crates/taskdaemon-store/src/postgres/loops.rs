@@ -6,14 +6,13 @@
 use serde_json::json;
 use taskdaemon_core::loops::LOOP_TOOL;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{
-    EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status, TaskKind,
-    TaskRecord, task::shell_join,
-};
+use taskdaemon_core::{LoopEnd, LoopIteration, LoopRecord, NewLoop, Status, TaskKind, TaskRecord};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_counter, to_json_text};
+use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_task_id};
+use crate::encoding::{parse_json, to_json_text};
 use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =
@@ -21,13 +20,8 @@ const LOOP_COLUMNS: &str =
 
 /// Creates a `pending` loop task, its spec row and its `created` event.
 pub(super) fn create(tx: &mut Tx<'_>, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
-    if !new.spec.is_object() {
-        return Err(StoreError::Invalid(
-            "a loop spec must be a JSON object".to_owned(),
-        ));
-    }
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(Some(LOOP_TOOL), number)?.to_string();
+    let created = changes::loop_created(new, actor)?;
+    let id = next_task_id(tx, Some(LOOP_TOOL))?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
@@ -54,14 +48,7 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewLoop, actor: &str) -> Result<Loop
     if let Some(session) = &new.session {
         memory::touch_session(tx, session, Some(LOOP_TOOL), now)?;
     }
-    let message = new.name.clone().unwrap_or_else(|| shell_join(&new.argv));
-    insert_event(
-        tx,
-        Some(&id),
-        &NewEvent::new(EventKind::Created, actor, message),
-        None,
-        Some(json!({ "status": Status::Pending.as_str() })),
-    )?;
+    record(tx, Some(&id), created)?;
     load(tx, &id)
 }
 
@@ -80,10 +67,7 @@ fn with_counters(tx: &mut Tx<'_>, task: TaskRecord) -> Result<LoopRecord> {
         return Err(StoreError::NotFound(format!("{} (as a loop)", task.id)));
     };
     let spec: String = row.try_get("spec")?;
-    let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Malformed {
-        field: "loops.spec",
-        message: e.to_string(),
-    })?;
+    let spec = parse_json("loops.spec", &spec)?;
     Ok(LoopRecord {
         task,
         spec,
@@ -144,16 +128,10 @@ pub(super) fn record_iteration(
     actor: &str,
 ) -> Result<bool> {
     let task = lock_task(tx, id)?;
-    let record = with_counters(tx, task)?;
-    if record.task.status != Status::Running {
-        return Err(StoreError::Conflict(format!(
-            "{} is {}: iterations are recorded only while it runs",
-            record.task.id, record.task.status
-        )));
-    }
-    if it.iteration <= record.iterations {
+    let current = with_counters(tx, task)?;
+    let Some(recorded) = changes::loop_iteration(&current, it, actor)? else {
         return Ok(false);
-    }
+    };
     tx.execute(
         "UPDATE loops SET iterations = $1, tool_calls = tool_calls + $2,
             input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
@@ -166,20 +144,14 @@ pub(super) fn record_iteration(
             &(it.output_tokens as i64),
             &it.cost_usd,
             &it.validation_exit_code.map(i64::from),
-            &record.task.id,
+            &current.task.id,
         ],
     )?;
     tx.execute(
         "UPDATE tasks SET updated_at = $1 WHERE id = $2",
-        &[&now_millis(), &record.task.id],
+        &[&now_millis(), &current.task.id],
     )?;
-    insert_event(
-        tx,
-        Some(&record.task.id),
-        &NewEvent::new(EventKind::IterationFinished, actor, it.summary()),
-        None,
-        Some(serde_json::to_value(it).unwrap_or_default()),
-    )?;
+    record(tx, Some(&current.task.id), recorded)?;
     Ok(true)
 }
 

@@ -1,22 +1,17 @@
 //! Memory and agent sessions in PostgreSQL (the SQLite twin is `sqlite/memory.rs`).
 
-use serde_json::json;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{Memory, NewMemory, Session, memory_id, parse_memory_id};
-use taskdaemon_core::{EventKind, NewEvent};
 
+use super::events::record;
 use super::rows::{MEMORY_COLUMNS, SESSION_COLUMNS, memory_from_row, session_from_row};
-use super::{Tx, insert_event, load_task};
-use crate::{MemoryFilter, Result, StoreError};
+use super::{Tx, load_task, stored_id};
+use crate::{MemoryFilter, Result, StoreError, changes};
 
 pub(super) fn remember(tx: &mut Tx<'_>, new: &NewMemory, actor: &str) -> Result<Memory> {
     new.validate().map_err(StoreError::Invalid)?;
-    let text = new.text.trim();
-    let task_id = match &new.task_id {
-        Some(id) => Some(load_task(tx, id)?.id),
-        None => None,
-    };
-    let now = now_millis();
+    let task_id = stored_id(tx, new.task_id.as_deref())?;
+    let (text, now) = (new.text.trim(), now_millis());
     let existing: Option<Memory> = match &new.key {
         Some(key) => tx
             .query_opt(
@@ -61,9 +56,8 @@ pub(super) fn remember(tx: &mut Tx<'_>, new: &NewMemory, actor: &str) -> Result<
     if let Some(session) = &new.session {
         touch_session(tx, session, None, now)?;
     }
-    let (before, after, event) =
-        crate::changes::remembered_event(new, number, existing.as_ref(), actor);
-    insert_event(tx, task_id.as_deref(), &event, before, Some(after))?;
+    let remembered = changes::remembered_event(new, number, existing.as_ref(), actor);
+    record(tx, task_id.as_deref(), remembered)?;
     load_memory(tx, number)
 }
 
@@ -130,17 +124,7 @@ pub(super) fn end_session(tx: &mut Tx<'_>, session: &str, actor: &str) -> Result
         "UPDATE sessions SET ended_at = $1 WHERE id = $2",
         &[&now, &session],
     )?;
-    insert_event(
-        tx,
-        None,
-        &NewEvent::new(
-            EventKind::SessionEnded,
-            actor,
-            format!("session {session} ended"),
-        ),
-        None,
-        Some(json!({ "session": session })),
-    )?;
+    record(tx, None, changes::session_ended(session, actor))?;
     load_session(tx, session)?.ok_or_else(|| StoreError::NotFound(session.to_owned()))
 }
 

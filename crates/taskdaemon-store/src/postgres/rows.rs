@@ -6,7 +6,9 @@ use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use taskdaemon_core::tracked::{Memory, Session, memory_id};
 use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
-use crate::{Result, StoreError};
+use crate::Result;
+use crate::changes::Column;
+use crate::encoding::malformed;
 
 pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.kind, tasks.name, \
      tasks.tool, tasks.session, tasks.status, tasks.argv, tasks.cwd, tasks.env, tasks.restart, \
@@ -29,13 +31,6 @@ pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before,
 pub const MEMORY_COLUMNS: &str = "id, kind, text, task_id, key, session, created_at, updated_at";
 
 pub const SESSION_COLUMNS: &str = "id, tool, started_at, last_seen_at, ended_at";
-
-fn malformed(field: &'static str, message: impl ToString) -> StoreError {
-    StoreError::Malformed {
-        field,
-        message: message.to_string(),
-    }
-}
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &Row, column: &'static str) -> Result<T> {
     let text: String = row.try_get(column)?;
@@ -171,73 +166,26 @@ pub fn session_from_row(row: &Row) -> Result<Session> {
     })
 }
 
-/// A column value a status change writes; every integer column is BIGINT.
-#[derive(Debug, Clone)]
-pub enum Value {
-    Int(Option<i64>),
-    Text(Option<String>),
-    Bool(bool),
-}
-
-impl Value {
-    /// The column type, for typed (one round trip) statements.
-    pub fn sql_type(&self) -> Type {
-        match self {
-            Value::Int(_) => Type::INT8,
-            Value::Text(_) => Type::TEXT,
-            Value::Bool(_) => Type::BOOL,
-        }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Int(v) => serde_json::json!(v),
-            Value::Text(v) => serde_json::json!(v),
-            Value::Bool(v) => serde_json::json!(v),
-        }
+/// The PostgreSQL type of a decided column value, for typed (one round
+/// trip) statements; every integer column is BIGINT.
+pub fn column_type(value: &Column) -> Type {
+    match value {
+        Column::Int(_) => Type::INT8,
+        Column::Text(_) => Type::TEXT,
+        Column::Bool(_) => Type::BOOL,
     }
 }
 
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Int(Some(v))
-    }
-}
-
-impl From<i32> for Value {
-    fn from(v: i32) -> Self {
-        Value::Int(Some(i64::from(v)))
-    }
-}
-
-impl From<Option<i32>> for Value {
-    fn from(v: Option<i32>) -> Self {
-        Value::Int(v.map(i64::from))
-    }
-}
-
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Text(Some(v))
-    }
-}
-
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
-    }
-}
-
-impl ToSql for Value {
+impl ToSql for Column {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut postgres::types::private::BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self {
-            Value::Int(v) => v.to_sql(ty, out),
-            Value::Text(v) => v.to_sql(ty, out),
-            Value::Bool(v) => v.to_sql(ty, out),
+            Column::Int(v) => v.to_sql(ty, out),
+            Column::Text(v) => v.to_sql(ty, out),
+            Column::Bool(v) => v.to_sql(ty, out),
         }
     }
 

@@ -3,19 +3,14 @@
 //! exactly when every dependency succeeded), through the same core rules
 //! ([`check_new_edge`], [`waiting_status`]).
 
-use serde_json::json;
-use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{
-    EventKind, HumanId, NewEvent, NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit,
-};
+use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{
-    Tx, apply, insert_event, load_task, lock_task, memory::touch_session, next_counter, resolve_id,
-    transition,
-};
+use super::{Tx, apply, load_task, lock_task, memory::touch_session, next_task_id, resolve_id};
+use crate::encoding::to_json_text;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Serialises changes to the dependency graph: two edges added at once
@@ -28,19 +23,14 @@ fn lock_graph(tx: &mut Tx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Creates a tracked task, its labels and dependency edges, and its
+/// `created` event.
 pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
     new.validate().map_err(StoreError::Invalid)?;
-    let mut depends_on = Vec::new();
-    for dep in &new.depends_on {
-        let id = load_task(tx, dep)?.id;
-        if !depends_on.contains(&id) {
-            depends_on.push(id);
-        }
-    }
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(new.tool.as_deref(), number)?.to_string();
+    let depends_on = dependency_ids(tx, &new.depends_on)?;
     let statuses = dependency_statuses(tx, &depends_on)?;
-    let status = waiting_status(statuses.iter().map(|(_, s)| *s));
+    let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
+    let id = next_task_id(tx, new.tool.as_deref())?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -53,41 +43,42 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
             &new.tool,
             &new.session,
             &status.as_str(),
-            &serde_json::to_string(&taskdaemon_core::RestartPolicy::default()).unwrap_or_default(),
+            &to_json_text(&taskdaemon_core::RestartPolicy::default()),
             &new.description,
             &i64::from(new.priority),
             &now,
         ],
     )?;
-    for label in &new.labels {
-        tx.execute(
-            "INSERT INTO task_labels (task_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&id, label],
-        )?;
-    }
-    for dep in &depends_on {
-        tx.execute(
-            "INSERT INTO task_deps (task_id, depends_on) VALUES ($1, $2)",
-            &[&id, dep],
-        )?;
-    }
+    tx.execute(
+        "INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&id, &new.labels],
+    )?;
+    tx.execute(
+        "INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($2::text[])",
+        &[&id, &depends_on],
+    )?;
     if let Some(session) = &new.session {
         touch_session(tx, session, new.tool.as_deref(), now)?;
     }
-    let mut message = new.title.trim().to_owned();
-    if status == Status::Blocked {
-        message.push_str(&format!(" (blocked by {})", unmet_list(&statuses)));
-    }
-    insert_event(
-        tx,
-        Some(&id),
-        &NewEvent::new(EventKind::Created, actor, message),
-        None,
-        Some(json!({ "status": status.as_str(), "depends_on": depends_on })),
-    )?;
+    record(tx, Some(&id), created)?;
     load_task(tx, &id)
 }
 
+/// The stored ids of the tasks `ids` name, each once, in their order.
+fn dependency_ids(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>> {
+    let mut found: Vec<String> = Vec::with_capacity(ids.len());
+    for dep in ids {
+        let id = load_task(tx, dep)?.id;
+        if !found.contains(&id) {
+            found.push(id);
+        }
+    }
+    Ok(found)
+}
+
+/// Adds the edge `task -> depends_on` under the graph lock, after checking
+/// it keeps the graph a DAG; an edge that exists already changes nothing.
 pub(super) fn add_dependency(
     tx: &mut Tx<'_>,
     task: &str,
@@ -97,36 +88,20 @@ pub(super) fn add_dependency(
     lock_graph(tx)?;
     let task = lock_task(tx, task)?;
     let dep = load_task(tx, depends_on)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Err(StoreError::Conflict(format!(
-            "{} is {}: dependencies can only be added to work that has not started",
-            task.id, task.status
-        )));
-    }
-    check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    if task.depends_on.contains(&dep.id) {
+    if !changes::new_dependency(&task, &dep, |id| dependencies_of(tx, id))? {
         return Ok(task);
     }
     tx.execute(
         "INSERT INTO task_deps (task_id, depends_on) VALUES ($1, $2)",
         &[&task.id, &dep.id],
     )?;
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyAdded,
-            actor,
-            format!("depends on {} ({})", dep.id, dep.status),
-        ),
-        None,
-        Some(json!({ "depends_on": dep.id })),
-    )?;
+    record(tx, Some(&task.id), changes::dependency_added(&dep, actor))?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
 }
 
+/// Removes the edge `task -> depends_on` under the graph lock; the task
+/// may become ready.
 pub(super) fn remove_dependency(
     tx: &mut Tx<'_>,
     task: &str,
@@ -140,39 +115,10 @@ pub(super) fn remove_dependency(
         "DELETE FROM task_deps WHERE task_id = $1 AND depends_on = $2",
         &[&task.id, &dep_id],
     )?;
-    if removed == 0 {
-        return Err(StoreError::NotFound(format!(
-            "{dep_id} (as a dependency of {})",
-            task.id
-        )));
-    }
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyRemoved,
-            actor,
-            format!("no longer depends on {dep_id}"),
-        ),
-        Some(json!({ "depends_on": dep_id })),
-        None,
-    )?;
+    let recorded = changes::dependency_removed(&task, &dep_id, removed as usize, actor)?;
+    record(tx, Some(&task.id), recorded)?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
-}
-
-/// Applies `action` (start, done, fail, cancel) to a tracked task.
-pub(super) fn act(
-    tx: &mut Tx<'_>,
-    id: &str,
-    action: &TrackedAction,
-    actor: &str,
-) -> Result<TaskRecord> {
-    let task = lock_task(tx, id)?;
-    let unmet = || Ok(unmet_list(&dependency_statuses(tx, &task.depends_on)?));
-    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
-    apply(tx, &task, change)?;
-    load_task(tx, id)
 }
 
 /// Applies a scope change to a tracked task, recording before and after.
@@ -197,24 +143,23 @@ pub(super) fn edit(
             &task.id,
         ],
     )?;
-    for label in &edit.add_labels {
-        tx.execute(
-            "INSERT INTO task_labels (task_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&task.id, label],
-        )?;
-    }
-    for label in &edit.remove_labels {
-        tx.execute(
-            "DELETE FROM task_labels WHERE task_id = $1 AND label = $2",
-            &[&task.id, label],
-        )?;
-    }
+    // Added first, then removed: a label in both lists ends up removed.
+    tx.execute(
+        "INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&task.id, &edit.add_labels],
+    )?;
+    tx.execute(
+        "DELETE FROM task_labels WHERE task_id = $1 AND label = ANY($2)",
+        &[&task.id, &edit.remove_labels],
+    )?;
     let edited = load_task(tx, &task.id)?;
-    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
-    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+    let edited_event = changes::edit_event(&task, &edited, edit, actor);
+    record(tx, Some(&task.id), edited_event)?;
     Ok(edited)
 }
 
+/// Records files the work on `id` touched.
 pub(super) fn add_files(
     tx: &mut Tx<'_>,
     id: &str,
@@ -223,39 +168,23 @@ pub(super) fn add_files(
 ) -> Result<TaskRecord> {
     let task = lock_task(tx, id)?;
     let now = now_millis();
+    let insert = tx.prepare(
+        "INSERT INTO task_files (task_id, path, added_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )?;
     let mut added = Vec::new();
     for file in files {
-        let file = file.trim();
-        if file.is_empty() {
-            return Err(StoreError::Invalid(
-                "a file path must not be empty".to_owned(),
-            ));
-        }
-        let inserted = tx.execute(
-            "INSERT INTO task_files (task_id, path, added_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&task.id, &file, &now],
-        )?;
-        if inserted > 0 {
+        let file = changes::file_path(file)?;
+        if tx.execute(&insert, &[&task.id, &file, &now])? > 0 {
             added.push(file.to_owned());
         }
     }
-    if !added.is_empty() {
+    if let Some(recorded) = changes::files_added(&added, actor) {
         tx.execute(
             "UPDATE tasks SET updated_at = $1 WHERE id = $2",
             &[&now, &task.id],
         )?;
-        insert_event(
-            tx,
-            Some(&task.id),
-            &NewEvent::new(
-                EventKind::ContextUpdated,
-                actor,
-                format!("files: {}", added.join(", ")),
-            ),
-            None,
-            Some(json!({ "files_modified": added })),
-        )?;
+        record(tx, Some(&task.id), recorded)?;
     }
     load_task(tx, id)
 }
@@ -348,26 +277,15 @@ pub(super) fn refresh_dependents(tx: &mut Tx<'_>, id: &str, actor: &str) -> Resu
     Ok(())
 }
 
+/// Moves a waiting task between `pending` and `blocked` to match its
+/// dependencies, under its row lock.
 fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     let task = lock_task(tx, id)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Ok(());
-    }
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    let wanted = waiting_status(statuses.iter().map(|(_, s)| *s));
-    if wanted == task.status {
-        return Ok(());
+    match changes::settle(&task, &statuses, actor) {
+        Some(change) => apply(tx, &task, change),
+        None => Ok(()),
     }
-    let event = if wanted == Status::Blocked {
-        NewEvent::new(
-            EventKind::Blocked,
-            actor,
-            format!("blocked by {}", unmet_list(&statuses)),
-        )
-    } else {
-        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
-    };
-    transition(tx, &task, wanted, &[], event)
 }
 
 fn dependencies_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>> {
@@ -395,13 +313,4 @@ pub(super) fn dependency_statuses(
         out.push((id.clone(), status));
     }
     Ok(out)
-}
-
-fn unmet_list(statuses: &[(String, Status)]) -> String {
-    statuses
-        .iter()
-        .filter(|(_, s)| !satisfies(*s))
-        .map(|(id, s)| format!("{id} ({s})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

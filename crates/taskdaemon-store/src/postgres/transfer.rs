@@ -6,19 +6,21 @@
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use taskdaemon_core::graph::waiting_status;
-use taskdaemon_core::tracked::parse_memory_id;
-use taskdaemon_core::{Event, EventKind, NewEvent, Status};
+use taskdaemon_core::tracked::Session;
+use taskdaemon_core::{Event, Memory, QueueItem, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
 use super::rows::{
     EVENT_COLUMNS, MEMORY_COLUMNS, QUEUE_ITEM_COLUMNS, SESSION_COLUMNS, TASK_COLUMNS,
     event_from_row, memory_from_row, queue_item_from_row, session_from_row, task_from_row,
 };
-use super::{Tx, lock_task, migrations, to_json_text, transition};
+use super::{Tx, apply, lock_task, migrations};
+use crate::changes;
+use crate::encoding::{parse_status, to_json_text};
+use crate::import::{Import, ImportRows};
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
-    ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
+    IntegrityReport, RepairReport, Result, StoreError,
 };
 
 type Sink<'a> = &'a mut dyn FnMut(ExportRecord) -> Result<()>;
@@ -131,52 +133,63 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An import holding a pooled connection with an open transaction.
-pub(super) struct PgImporter {
+/// The rows of an import, written on a pooled connection with an open
+/// transaction.
+pub(super) struct PgRows {
     client: Client,
-    report: ImportReport,
-    saw_header: bool,
-    open: bool,
 }
 
-impl PgImporter {
-    pub(super) fn begin(mut client: Client, url: &str) -> Result<Self> {
-        client.batch_execute("BEGIN")?;
-        let mut importer = Self {
-            client,
-            report: ImportReport::default(),
-            saw_header: false,
-            open: true,
-        };
-        // Nobody else may write while the store is checked and filled.
-        importer
-            .client
-            .batch_execute("LOCK TABLE tasks, memory, events IN EXCLUSIVE MODE")?;
-        let held: i64 = importer
-            .client
-            .query_one(
-                "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM memory)
-                      + (SELECT count(*) FROM events) + (SELECT count(*) FROM event_archive)",
-                &[],
-            )?
-            .get(0);
-        if held > 0 {
-            importer.rollback();
-            return Err(crate::import_needs_empty_store(url, held));
-        }
-        Ok(importer)
+/// Starts an import: takes a connection, locks the tables, and refuses a
+/// store that holds tasks, memory or events already.
+pub(super) fn begin_import(mut client: Client, url: &str) -> Result<Import<PgRows>> {
+    client.batch_execute("BEGIN")?;
+    let mut import = Import::new(PgRows { client });
+    let client = &mut import.rows().client;
+    // Nobody else may write while the store is checked and filled.
+    client.batch_execute("LOCK TABLE tasks, memory, events IN EXCLUSIVE MODE")?;
+    let held: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM memory)
+                  + (SELECT count(*) FROM events) + (SELECT count(*) FROM event_archive)",
+            &[],
+        )?
+        .get(0);
+    if held > 0 {
+        // Dropping the import rolls it back.
+        return Err(crate::import_needs_empty_store(url, held));
+    }
+    Ok(import)
+}
+
+impl ImportRows for PgRows {
+    fn counter(&mut self, name: &str, value: i64) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = greatest(counters.value, excluded.value)",
+            &[&name, &value],
+        )?;
+        Ok(())
     }
 
-    fn rollback(&mut self) {
-        if self.open {
-            self.open = false;
-            if let Err(e) = self.client.batch_execute("ROLLBACK") {
-                tracing::warn!(error = %e, "rolling back an import failed");
-            }
-        }
+    fn meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
     }
 
-    fn insert_task(&mut self, exported: &ExportedTask) -> Result<()> {
+    fn session(&mut self, s: &Session) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO sessions (id, tool, started_at, last_seen_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&s.id, &s.tool, &s.started_at, &s.last_seen_at, &s.ended_at],
+        )?;
+        Ok(())
+    }
+
+    fn task(&mut self, exported: &ExportedTask) -> Result<()> {
         let t = &exported.task;
         let opt_i64 = |v: Option<i32>| v.map(i64::from);
         self.client.execute(
@@ -241,7 +254,66 @@ impl PgImporter {
         Ok(())
     }
 
-    fn insert_event(&mut self, event: &Event) -> Result<()> {
+    fn memory(&mut self, number: i64, m: &Memory) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO memory (id, kind, text, task_id, key, session, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &number,
+                &m.kind.as_str(),
+                &m.text,
+                &m.task_id,
+                &m.key,
+                &m.session,
+                &m.created_at,
+                &m.updated_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn queue_item(&mut self, item: &QueueItem) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+               timeout_ms, finished, result, created_at, finished_at, claimable)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &item.task_id,
+                &item.queue,
+                &item.document,
+                &item.executor,
+                &i64::from(item.max_attempts),
+                &item.timeout_ms.map(|v| v as i64),
+                &item.finished,
+                &item.result.as_ref().map(serde_json::Value::to_string),
+                &item.created_at,
+                &item.finished_at,
+                &item.claimable,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn loop_row(&mut self, l: &ExportedLoop) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO loops (task_id, spec, iterations, tool_calls, input_tokens,
+               output_tokens, cost_usd, last_exit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &l.task_id,
+                &l.spec.to_string(),
+                &i64::from(l.iterations),
+                &(l.tool_calls as i64),
+                &(l.input_tokens as i64),
+                &(l.output_tokens as i64),
+                &l.cost_usd,
+                &l.last_exit.map(i64::from),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn event(&mut self, event: &Event) -> Result<()> {
         let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
         self.client.execute(
             "INSERT INTO events (seq, at, task_id, actor, kind, message, before, after)
@@ -259,112 +331,8 @@ impl PgImporter {
         )?;
         Ok(())
     }
-}
 
-impl Importer for PgImporter {
-    fn add(&mut self, record: ExportRecord) -> Result<()> {
-        if !self.saw_header {
-            crate::check_import_header(&record)?;
-        }
-        match record {
-            ExportRecord::Header(_) => self.saw_header = true,
-            ExportRecord::Counter { name, value } => {
-                self.client.execute(
-                    "INSERT INTO counters (name, value) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET value = greatest(counters.value, excluded.value)",
-                    &[&name, &value],
-                )?;
-            }
-            ExportRecord::Meta { key, value } => {
-                self.client.execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&key, &value],
-                )?;
-            }
-            ExportRecord::Session(s) => {
-                self.client.execute(
-                    "INSERT INTO sessions (id, tool, started_at, last_seen_at, ended_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[&s.id, &s.tool, &s.started_at, &s.last_seen_at, &s.ended_at],
-                )?;
-                self.report.sessions += 1;
-            }
-            ExportRecord::Task(task) => {
-                self.insert_task(&task)?;
-                self.report.tasks += 1;
-            }
-            ExportRecord::Memory(m) => {
-                let number = parse_memory_id(&m.id).ok_or_else(|| {
-                    StoreError::Invalid(format!("malformed memory id '{}'", m.id))
-                })?;
-                self.client.execute(
-                    "INSERT INTO memory (id, kind, text, task_id, key, session, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &number,
-                        &m.kind.as_str(),
-                        &m.text,
-                        &m.task_id,
-                        &m.key,
-                        &m.session,
-                        &m.created_at,
-                        &m.updated_at,
-                    ],
-                )?;
-                self.report.memory += 1;
-            }
-            ExportRecord::QueueItem(item) => {
-                self.client.execute(
-                    "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
-                       timeout_ms, finished, result, created_at, finished_at, claimable)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    &[
-                        &item.task_id,
-                        &item.queue,
-                        &item.document,
-                        &item.executor,
-                        &i64::from(item.max_attempts),
-                        &item.timeout_ms.map(|v| v as i64),
-                        &item.finished,
-                        &item.result.as_ref().map(serde_json::Value::to_string),
-                        &item.created_at,
-                        &item.finished_at,
-                        &item.claimable,
-                    ],
-                )?;
-            }
-            ExportRecord::Loop(l) => {
-                self.client.execute(
-                    "INSERT INTO loops (task_id, spec, iterations, tool_calls, input_tokens,
-                       output_tokens, cost_usd, last_exit)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &l.task_id,
-                        &l.spec.to_string(),
-                        &i64::from(l.iterations),
-                        &(l.tool_calls as i64),
-                        &(l.input_tokens as i64),
-                        &(l.output_tokens as i64),
-                        &l.cost_usd,
-                        &l.last_exit.map(i64::from),
-                    ],
-                )?;
-            }
-            ExportRecord::Event(event) => {
-                self.insert_event(&event)?;
-                self.report.events += 1;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<ImportReport> {
-        if !self.saw_header {
-            return Err(StoreError::Invalid(
-                "the export is empty: no header record".to_owned(),
-            ));
-        }
+    fn commit(&mut self) -> Result<()> {
         // The store carries on after the imported numbers.
         self.client.batch_execute(
             "UPDATE event_seq SET value = greatest(value, (SELECT coalesce(max(seq), 0) FROM events));
@@ -373,14 +341,11 @@ impl Importer for PgImporter {
                            (SELECT max(id) FROM memory) IS NOT NULL);
              COMMIT",
         )?;
-        self.open = false;
-        Ok(std::mem::take(&mut self.report))
+        Ok(())
     }
-}
 
-impl Drop for PgImporter {
-    fn drop(&mut self) {
-        self.rollback();
+    fn rollback(&mut self) -> Result<()> {
+        Ok(self.client.batch_execute("ROLLBACK")?)
     }
 }
 
@@ -437,21 +402,8 @@ fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
         let id: String = row.try_get(0)?;
         let status: String = row.try_get(1)?;
         let deps: Option<String> = row.try_get(2)?;
-        let have: Status =
-            status
-                .parse()
-                .map_err(
-                    |e: taskdaemon_core::status::UnknownStatus| StoreError::Malformed {
-                        field: "tasks.status",
-                        message: e.to_string(),
-                    },
-                )?;
-        let deps = deps.unwrap_or_default();
-        let want = waiting_status(
-            deps.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or(Status::Lost)),
-        );
+        let have = parse_status(&status)?;
+        let want = changes::waiting_by_joined(deps.as_deref());
         if have != want {
             out.push((id, have, want));
         }
@@ -496,16 +448,7 @@ pub(super) fn repair(tx: &mut Tx<'_>, actor: &str) -> Result<RepairReport> {
     let mut resettled = Vec::new();
     for (id, _, want) in unsettled(tx)? {
         let task = lock_task(tx, &id)?;
-        let event = NewEvent::new(
-            if want == Status::Blocked {
-                EventKind::Blocked
-            } else {
-                EventKind::Unblocked
-            },
-            actor,
-            "status corrected by repair",
-        );
-        transition(tx, &task, want, &[], event)?;
+        apply(tx, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
     let remaining = check(tx)?.problems;

@@ -8,17 +8,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
-use taskdaemon_core::process::{
-    ExitDecision, ExitOutcome, decide_after_exit, decide_after_lost_attempt,
-};
+use taskdaemon_core::TaskRecord;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
 
-use super::{apply_exit, load_queue_item, load_task, transition};
+use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
+use super::{apply, load_task};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
+use crate::encoding::to_json_text;
+use crate::leases::{self, Ended, ItemAfter, millis};
 use crate::{Result, StoreError};
 
 /// Candidates looked at in one claim (each skipped one was cancelled while it waited).
@@ -29,14 +29,6 @@ const WAIT_STEP: Duration = Duration::from_millis(20);
 /// commit to show (a commit's fsync comes between its write and its
 /// publication).
 const COMMIT_SETTLE: Duration = Duration::from_millis(500);
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn worker_actor(worker: &str) -> String {
-    format!("worker:{worker}")
-}
 
 pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
     let now = now_millis();
@@ -50,7 +42,7 @@ pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
             worker.id,
             worker.host,
             worker.pid,
-            serde_json::to_string(&worker.queues).unwrap_or_default(),
+            to_json_text(&worker.queues),
             worker.concurrency,
             now
         ],
@@ -72,7 +64,7 @@ pub(super) fn heartbeat(
     if known == 0 {
         return Err(StoreError::NotFound(format!("worker {worker}")));
     }
-    let tasks = serde_json::to_string(tasks).unwrap_or_default();
+    let tasks = to_json_text(&tasks);
     tx.execute(
         "UPDATE queue_items SET lease_expires_at = ?1
          WHERE lease_owner = ?2 AND task_id IN (SELECT value FROM json_each(?3))",
@@ -148,7 +140,7 @@ pub(super) fn claim(
     queues: &[String],
     lease: Duration,
 ) -> Result<Option<Claim>> {
-    let queues_json = serde_json::to_string(queues).unwrap_or_default();
+    let queues_json = to_json_text(&queues);
     for _ in 0..CLAIM_SCAN {
         let task_id: Option<String> = tx
             .prepare_cached(
@@ -172,7 +164,7 @@ pub(super) fn claim(
                 params![
                     task.id,
                     now_millis(),
-                    json!({ "status": task.status.as_str() }).to_string()
+                    leases::ended_while_waiting(&task).to_string()
                 ],
             )?;
             continue;
@@ -184,42 +176,20 @@ pub(super) fn claim(
 
 fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
     let expires_at = now_millis() + millis(lease);
-    let (epoch, max_attempts): (i64, i64) = tx.query_row(
-        "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
-           lease_expires_at = ?3
-         WHERE task_id = ?1 RETURNING lease_epoch, max_attempts",
-        params![task.id, worker, expires_at],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let attempt = task.restarts + 1;
-    transition(
-        tx,
-        &task,
-        Status::Running,
-        &[
-            ("started_at", now_millis().into()),
-            ("finished_at", rusqlite::types::Value::Null),
-            ("exit_code", rusqlite::types::Value::Null),
-            ("signal", rusqlite::types::Value::Null),
-            ("error", rusqlite::types::Value::Null),
-        ],
-        NewEvent::new(
-            EventKind::Started,
-            &worker_actor(worker),
-            format!("claimed by worker {worker} (attempt {attempt}/{max_attempts})"),
+    let (epoch, item) = tx.query_row(
+        &format!(
+            "UPDATE queue_items SET lease_owner = ?2, lease_epoch = lease_epoch + 1,
+               lease_expires_at = ?3
+             WHERE task_id = ?1 RETURNING lease_epoch, {QUEUE_ITEM_COLUMNS}"
         ),
+        params![task.id, worker, expires_at],
+        |r| Ok((r.get::<_, i64>("lease_epoch")?, queue_item_from_row(r)?)),
     )?;
-    Ok(Claim {
-        task: load_task(tx, &task.id)?,
-        item: load_queue_item(tx, &task.id)?,
-        lease: Lease {
-            task_id: task.id,
-            worker: worker.to_owned(),
-            epoch,
-        },
-        attempt,
-        expires_at,
-    })
+    let item = item?;
+    let mut granting = leases::claimed(&task, item, worker, (epoch, expires_at), now_millis());
+    apply(tx, &task, granting.change)?;
+    granting.claim.task = load_task(tx, &task.id)?;
+    Ok(granting.claim)
 }
 
 pub(super) fn complete(
@@ -238,52 +208,35 @@ pub(super) fn complete(
     let Some((owner, epoch)) = holder else {
         return Err(StoreError::NotFound(lease.task_id.clone()));
     };
-    if owner.as_deref() != Some(lease.worker.as_str()) || epoch != lease.epoch {
-        return Err(StoreError::Conflict(format!(
-            "the lease of worker {} on {} (epoch {}) is no longer current: now {} holds epoch {epoch}; \
-             its result is not recorded",
-            lease.worker,
-            lease.task_id,
-            lease.epoch,
-            owner.as_deref().unwrap_or("nobody"),
-        )));
-    }
+    leases::check_current(lease, owner.as_deref(), epoch)?;
     let task = load_task(tx, &lease.task_id)?;
-    let decision = decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-    apply_exit(tx, &task, outcome, decision, &worker_actor(&lease.worker))?;
-    after_attempt(tx, &task.id, decision, Some(result))?;
-    Ok(ClaimCompleted {
-        task: load_task(tx, &task.id)?,
-        decision,
-    })
+    let ended = leases::completed(&task, lease, outcome, result, now_millis());
+    let decision = end_attempt(tx, &task, ended)?;
+    let task = load_task(tx, &task.id)?;
+    Ok(ClaimCompleted { task, decision })
 }
 
-fn after_attempt(
-    tx: &Connection,
-    task_id: &str,
-    decision: ExitDecision,
-    result: Option<&serde_json::Value>,
-) -> Result<()> {
-    match decision {
-        ExitDecision::Restart { delay, .. } => {
-            tx.execute(
-                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
-                   available_at = ?2 WHERE task_id = ?1",
-                params![task_id, now_millis() + millis(delay)],
-            )?;
-        }
-        ExitDecision::Finish(_) => {
-            tx.execute(
-                "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
-                   finished = 1, result = ?2, finished_at = ?3 WHERE task_id = ?1",
-                params![
-                    task_id,
-                    result.map(serde_json::Value::to_string),
-                    now_millis()
-                ],
-            )?;
-        }
-    }
+/// Applies how an attempt ended to its task and its item; returns the decision.
+fn end_attempt(tx: &Connection, task: &TaskRecord, ended: Ended) -> Result<ExitDecision> {
+    apply(tx, task, ended.change)?;
+    after_attempt(tx, &task.id, ended.item)?;
+    Ok(ended.decision)
+}
+
+/// Clears the lease and either queues the item again or finishes it.
+fn after_attempt(tx: &Connection, task_id: &str, after: ItemAfter) -> Result<()> {
+    match after {
+        ItemAfter::Requeue { delay_ms } => tx.execute(
+            "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+               available_at = ?2 WHERE task_id = ?1",
+            params![task_id, now_millis() + delay_ms],
+        )?,
+        ItemAfter::Finish { result } => tx.execute(
+            "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+               finished = 1, result = ?2, finished_at = ?3 WHERE task_id = ?1",
+            params![task_id, result, now_millis()],
+        )?,
+    };
     Ok(())
 }
 
@@ -299,58 +252,16 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
     let mut released = Vec::with_capacity(expired.len());
     for (task_id, worker) in expired {
         let task = load_task(tx, &task_id)?;
-        if task.status != Status::Running {
+        let Some(ended) = leases::lost(&task, &worker, now_millis(), actor) else {
             tx.execute(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL
                  WHERE task_id = ?1",
                 [&task_id],
             )?;
             continue;
-        }
-        let decision = decide_after_lost_attempt(&task.restart, task.restarts, task.stop_requested);
-        let reason = format!("worker {worker} stopped renewing its lease");
-        match decision {
-            ExitDecision::Restart { restart, delay } => transition(
-                tx,
-                &task,
-                Status::Pending,
-                &[
-                    ("restarts", i64::from(restart).into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(
-                    EventKind::Restarting,
-                    actor,
-                    format!(
-                        "{reason}; attempt {} of {} in {}",
-                        restart + 1,
-                        task.restart.max_restarts + 1,
-                        taskdaemon_core::duration::format_duration(delay)
-                    ),
-                ),
-            )?,
-            ExitDecision::Finish(status) => transition(
-                tx,
-                &task,
-                status,
-                &[
-                    ("error", reason.clone().into()),
-                    ("finished_at", now_millis().into()),
-                ],
-                NewEvent::new(EventKind::Lost, actor, format!("{status}: {reason}")),
-            )?,
-        }
-        let status = match decision {
-            ExitDecision::Restart { .. } => Status::Pending,
-            ExitDecision::Finish(status) => status,
         };
-        let result = json!({ "status": status.as_str(), "error": reason });
-        after_attempt(tx, &task_id, decision, Some(&result))?;
-        released.push(Released {
-            task_id,
-            worker,
-            decision,
-        });
+        let decision = end_attempt(tx, &task, ended)?;
+        released.push(leases::released(task_id, worker, decision));
     }
     Ok(released)
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::Event;
 
 use super::rows::{EVENT_COLUMNS, event_from_row};
-use crate::archive::{CHUNK_EVENTS, compress, decode_chunk, matches};
+use crate::archive::{self, CHUNK_EVENTS, archived_page, decode_chunk};
 use crate::{HistoryFilter, Result};
 
 /// Up to `limit` events after `after_seq` matching `filter`, oldest first.
@@ -20,25 +20,18 @@ pub(super) fn page(
     after_seq: i64,
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let mut events = Vec::new();
-    let mut cursor = after_seq;
     let chunks: Vec<i64> = conn
         .prepare_cached(
             "SELECT chunk FROM event_archive WHERE last_seq > ?1 AND last_at >= ?2 ORDER BY first_seq",
         )?
         .query_map(params![after_seq, filter.since.unwrap_or(i64::MIN)], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for chunk in chunks {
-        for event in read_chunk(conn, chunk)? {
-            if event.seq > cursor && matches(filter, &event) {
-                cursor = event.seq;
-                events.push(event);
-                if events.len() == limit {
-                    return Ok(events);
-                }
-            }
-        }
+    let read = |chunk| read_chunk(conn, chunk);
+    let mut events = archived_page(&chunks, read, filter, after_seq, limit)?;
+    if events.len() == limit {
+        return Ok(events);
     }
+    let cursor = events.last().map_or(after_seq, |e| e.seq);
     let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1");
     let mut values: Vec<rusqlite::types::Value> = vec![cursor.into()];
     if let Some(since) = filter.since {
@@ -74,25 +67,24 @@ pub(super) fn archive_one_chunk(tx: &Connection, before: i64) -> Result<usize> {
         .query_map(params![boundary, CHUNK_EVENTS as i64], event_from_row)?
         .map(|row| row?)
         .collect::<Result<Vec<Event>>>()?;
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    let Some(chunk) = archive::chunk(&events)? else {
         return Ok(0);
     };
-    let data = compress(&events)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO event_archive (first_seq, last_seq, first_at, last_at, count, data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            first.seq,
-            last.seq,
-            events.iter().map(|e| e.at).min().unwrap_or(first.at),
-            events.iter().map(|e| e.at).max().unwrap_or(last.at),
-            events.len() as i64,
-            data
-        ],
-    )?;
+    )?
+    .execute(params![
+        chunk.first_seq,
+        chunk.last_seq,
+        chunk.first_at,
+        chunk.last_at,
+        chunk.count,
+        chunk.data
+    ])?;
     tx.execute(
         "DELETE FROM events WHERE seq BETWEEN ?1 AND ?2",
-        params![first.seq, last.seq],
+        params![chunk.first_seq, chunk.last_seq],
     )?;
     Ok(events.len())
 }

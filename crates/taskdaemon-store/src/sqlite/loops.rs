@@ -9,14 +9,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use taskdaemon_core::loops::LOOP_TOOL;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{
-    EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status, TaskKind,
-    TaskRecord, task::shell_join,
-};
+use taskdaemon_core::{LoopEnd, LoopIteration, LoopRecord, NewLoop, Status, TaskKind, TaskRecord};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, opt, to_json_text, touch_session};
+use super::{apply, insert_event, load_task, next_task_id, opt, touch_session};
+use crate::encoding::{parse_json, to_json_text};
 use crate::{Result, StoreError, changes};
 
 const LOOP_COLUMNS: &str =
@@ -24,32 +23,27 @@ const LOOP_COLUMNS: &str =
 
 /// Creates a `pending` loop task, its spec row and its `created` event.
 pub(super) fn create(tx: &Connection, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
-    if !new.spec.is_object() {
-        return Err(StoreError::Invalid(
-            "a loop spec must be a JSON object".to_owned(),
-        ));
-    }
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(Some(LOOP_TOOL), number)?.to_string();
+    let created = changes::loop_created(new, actor)?;
+    let id = next_task_id(tx, Some(LOOP_TOOL))?;
     let now = now_millis();
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
                             restart, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '[]', ?10, ?11, ?11)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            TaskKind::Loop.as_str(),
-            new.name,
-            LOOP_TOOL,
-            new.session,
-            Status::Pending.as_str(),
-            to_json_text(&new.argv),
-            new.workdir,
-            to_json_text(&taskdaemon_core::RestartPolicy::default()),
-            now,
-        ],
     )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        TaskKind::Loop.as_str(),
+        new.name,
+        LOOP_TOOL,
+        new.session,
+        Status::Pending.as_str(),
+        to_json_text(&new.argv),
+        new.workdir,
+        to_json_text(&taskdaemon_core::RestartPolicy::default()),
+        now,
+    ])?;
     tx.execute(
         "INSERT INTO loops (task_id, spec) VALUES (?1, ?2)",
         params![id, new.spec.to_string()],
@@ -57,14 +51,7 @@ pub(super) fn create(tx: &Connection, new: &NewLoop, actor: &str) -> Result<Loop
     if let Some(session) = &new.session {
         touch_session(tx, session, Some(LOOP_TOOL), now)?;
     }
-    let message = new.name.clone().unwrap_or_else(|| shell_join(&new.argv));
-    insert_event(
-        tx,
-        Some(&id),
-        &NewEvent::new(EventKind::Created, actor, message),
-        None,
-        Some(json!({ "status": Status::Pending.as_str() })),
-    )?;
+    record(tx, Some(&id), created)?;
     load(tx, &id)
 }
 
@@ -96,10 +83,7 @@ fn with_counters(conn: &Connection, task: TaskRecord) -> Result<LoopRecord> {
     else {
         return Err(StoreError::NotFound(format!("{} (as a loop)", task.id)));
     };
-    let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Malformed {
-        field: "loops.spec",
-        message: e.to_string(),
-    })?;
+    let spec = parse_json("loops.spec", &spec)?;
     Ok(LoopRecord {
         task,
         spec,
@@ -158,16 +142,10 @@ pub(super) fn record_iteration(
     it: &LoopIteration,
     actor: &str,
 ) -> Result<bool> {
-    let record = load(tx, id)?;
-    if record.task.status != Status::Running {
-        return Err(StoreError::Conflict(format!(
-            "{} is {}: iterations are recorded only while it runs",
-            record.task.id, record.task.status
-        )));
-    }
-    if it.iteration <= record.iterations {
+    let current = load(tx, id)?;
+    let Some(recorded) = changes::loop_iteration(&current, it, actor)? else {
         return Ok(false);
-    }
+    };
     tx.execute(
         "UPDATE loops SET iterations = ?1, tool_calls = tool_calls + ?2,
             input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,
@@ -180,20 +158,14 @@ pub(super) fn record_iteration(
             it.output_tokens as i64,
             it.cost_usd,
             opt(it.validation_exit_code),
-            record.task.id,
+            current.task.id,
         ],
     )?;
     tx.execute(
         "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
-        params![now_millis(), record.task.id],
+        params![now_millis(), current.task.id],
     )?;
-    insert_event(
-        tx,
-        Some(&record.task.id),
-        &NewEvent::new(EventKind::IterationFinished, actor, it.summary()),
-        None,
-        Some(serde_json::to_value(it).unwrap_or_default()),
-    )?;
+    record(tx, Some(&current.task.id), recorded)?;
     Ok(true)
 }
 

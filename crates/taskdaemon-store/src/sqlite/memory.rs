@@ -1,13 +1,12 @@
 //! Memory (decisions, patterns, notes, facts) and agent sessions in SQLite.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{Memory, NewMemory, Session, memory_id};
-use taskdaemon_core::{EventKind, NewEvent};
 
-use super::{insert_event, load_task};
-use crate::{MemoryFilter, Result, StoreError};
+use super::events::record;
+use super::{load_task, stored_id};
+use crate::{MemoryFilter, Result, StoreError, changes};
 
 pub(super) const MEMORY_COLUMNS: &str =
     "id, kind, text, task_id, key, session, created_at, updated_at";
@@ -16,12 +15,8 @@ pub(super) const SESSION_COLUMNS: &str = "id, tool, started_at, last_seen_at, en
 /// Records a memory; with a key, replaces the memory that has that key.
 pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<Memory> {
     new.validate().map_err(StoreError::Invalid)?;
-    let text = new.text.trim();
-    let task_id = match &new.task_id {
-        Some(id) => Some(load_task(tx, id)?.id),
-        None => None,
-    };
-    let now = now_millis();
+    let task_id = stored_id(tx, new.task_id.as_deref())?;
+    let (text, now) = (new.text.trim(), now_millis());
     let existing = match &new.key {
         Some(key) => by_key(tx, key)?,
         None => None,
@@ -47,9 +42,8 @@ pub(super) fn remember(tx: &Connection, new: &NewMemory, actor: &str) -> Result<
     if let Some(session) = &new.session {
         touch_session(tx, session, None, now)?;
     }
-    let (before, after, event) =
-        crate::changes::remembered_event(new, number, existing.as_ref(), actor);
-    insert_event(tx, task_id.as_deref(), &event, before, Some(after))?;
+    let remembered = changes::remembered_event(new, number, existing.as_ref(), actor);
+    record(tx, task_id.as_deref(), remembered)?;
     load_memory(tx, number)
 }
 
@@ -138,17 +132,7 @@ pub(super) fn end_session(tx: &Connection, session: &str, actor: &str) -> Result
         "UPDATE sessions SET ended_at = ?1 WHERE id = ?2",
         params![now, session],
     )?;
-    insert_event(
-        tx,
-        None,
-        &NewEvent::new(
-            EventKind::SessionEnded,
-            actor,
-            format!("session {session} ended"),
-        ),
-        None,
-        Some(json!({ "session": session })),
-    )?;
+    record(tx, None, changes::session_ended(session, actor))?;
     load_session(tx, session)?.ok_or_else(|| StoreError::NotFound(session.to_owned()))
 }
 

@@ -3,7 +3,8 @@
 use rusqlite::Row;
 use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
-use crate::{Result, StoreError};
+use crate::Result;
+use crate::encoding::malformed;
 
 pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, argv, cwd, env, \
      restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid, \
@@ -61,13 +62,6 @@ pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_at
      timeout_ms, finished, result, created_at, finished_at, claimable";
 
 pub const EVENT_COLUMNS: &str = "seq, at, task_id, actor, kind, message, before, after";
-
-fn malformed(field: &'static str, message: impl ToString) -> StoreError {
-    StoreError::Malformed {
-        field,
-        message: message.to_string(),
-    }
-}
 
 fn parsed<T: std::str::FromStr>(row: &Row<'_>, column: &'static str) -> Result<T>
 where

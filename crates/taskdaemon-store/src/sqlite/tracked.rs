@@ -7,76 +7,61 @@
 //! a dependency that succeeds or is reopened).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
-use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{
-    EventKind, HumanId, NewEvent, NewTracked, Status, TaskRecord, TrackedAction, TrackedEdit,
-};
+use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 use uuid::Uuid;
 
+use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
-use super::{apply, insert_event, load_task, next_counter, resolve_id, touch_session, transition};
+use super::{apply, load_task, next_task_id, resolve_id, touch_session};
+use crate::encoding::to_json_text;
 use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Creates a tracked task, its labels and dependency edges, and its `created` event.
 pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
     new.validate().map_err(StoreError::Invalid)?;
-    let mut depends_on = Vec::new();
+    let mut depends_on: Vec<String> = Vec::new();
     for dep in &new.depends_on {
         let id = load_task(tx, dep)?.id;
         if !depends_on.contains(&id) {
             depends_on.push(id);
         }
     }
-    let number = next_counter(tx, "task_id")?;
-    let id = HumanId::for_tool(new.tool.as_deref(), number)?.to_string();
     let statuses = dependency_statuses(tx, &depends_on)?;
-    let status = waiting_status(statuses.iter().map(|(_, s)| *s));
+    let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
+    let id = next_task_id(tx, new.tool.as_deref())?;
     let now = now_millis();
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
                             description, priority, created_at, updated_at)
          VALUES (?1, ?2, 'manual', ?3, ?4, ?5, ?6, '[]', '[]', ?7, ?8, ?9, ?10, ?10)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            new.title.trim(),
-            new.tool,
-            new.session,
-            status.as_str(),
-            serde_json::to_string(&taskdaemon_core::RestartPolicy::default()).unwrap_or_default(),
-            new.description,
-            new.priority,
-            now,
-        ],
     )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        new.title.trim(),
+        new.tool,
+        new.session,
+        status.as_str(),
+        to_json_text(&taskdaemon_core::RestartPolicy::default()),
+        new.description,
+        new.priority,
+        now,
+    ])?;
+    let mut insert_label =
+        tx.prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)")?;
     for label in &new.labels {
-        tx.execute(
-            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
-            params![id, label],
-        )?;
+        insert_label.execute(params![id, label])?;
     }
+    let mut insert_edge =
+        tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
     for dep in &depends_on {
-        tx.execute(
-            "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
-            params![id, dep],
-        )?;
+        insert_edge.execute(params![id, dep])?;
     }
     if let Some(session) = &new.session {
         touch_session(tx, session, new.tool.as_deref(), now)?;
     }
-    let mut message = new.title.trim().to_owned();
-    if status == Status::Blocked {
-        message.push_str(&format!(" (blocked by {})", unmet_list(&statuses)));
-    }
-    insert_event(
-        tx,
-        Some(&id),
-        &NewEvent::new(EventKind::Created, actor, message),
-        None,
-        Some(json!({ "status": status.as_str(), "depends_on": depends_on })),
-    )?;
+    record(tx, Some(&id), created)?;
     load_task(tx, &id)
 }
 
@@ -88,34 +73,15 @@ pub(super) fn add_dependency(
     depends_on: &str,
     actor: &str,
 ) -> Result<TaskRecord> {
-    let task = load_task(tx, task)?;
-    let dep = load_task(tx, depends_on)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Err(StoreError::Conflict(format!(
-            "{} is {}: dependencies can only be added to work that has not started",
-            task.id, task.status
-        )));
-    }
-    check_new_edge(&task.id, &dep.id, |id| dependencies_of(tx, id))?
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    if task.depends_on.contains(&dep.id) {
+    let (task, dep) = (load_task(tx, task)?, load_task(tx, depends_on)?);
+    if !changes::new_dependency(&task, &dep, |id| dependencies_of(tx, id))? {
         return Ok(task);
     }
     tx.execute(
         "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
         params![task.id, dep.id],
     )?;
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyAdded,
-            actor,
-            format!("depends on {} ({})", dep.id, dep.status),
-        ),
-        None,
-        Some(json!({ "depends_on": dep.id })),
-    )?;
+    record(tx, Some(&task.id), changes::dependency_added(&dep, actor))?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
 }
@@ -133,39 +99,10 @@ pub(super) fn remove_dependency(
         "DELETE FROM task_deps WHERE task_id = ?1 AND depends_on = ?2",
         params![task.id, dep_id],
     )?;
-    if removed == 0 {
-        return Err(StoreError::NotFound(format!(
-            "{dep_id} (as a dependency of {})",
-            task.id
-        )));
-    }
-    insert_event(
-        tx,
-        Some(&task.id),
-        &NewEvent::new(
-            EventKind::DependencyRemoved,
-            actor,
-            format!("no longer depends on {dep_id}"),
-        ),
-        Some(json!({ "depends_on": dep_id })),
-        None,
-    )?;
+    let recorded = changes::dependency_removed(&task, &dep_id, removed, actor)?;
+    record(tx, Some(&task.id), recorded)?;
     settle_waiting(tx, &task.id, actor)?;
     load_task(tx, &task.id)
-}
-
-/// Applies `action` (start, done, fail, cancel) to a tracked task.
-pub(super) fn act(
-    tx: &Connection,
-    id: &str,
-    action: &TrackedAction,
-    actor: &str,
-) -> Result<TaskRecord> {
-    let task = load_task(tx, id)?;
-    let unmet = || Ok(unmet_list(&dependency_statuses(tx, &task.depends_on)?));
-    let change = changes::tracked_action(&task, action, unmet, now_millis(), actor)?;
-    apply(tx, &task, change)?;
-    load_task(tx, id)
 }
 
 /// Applies a scope change to a tracked task, recording before and after.
@@ -190,21 +127,20 @@ pub(super) fn edit(
             task.id
         ],
     )?;
+    // Added first, then removed: a label in both lists ends up removed.
+    let mut add =
+        tx.prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)")?;
     for label in &edit.add_labels {
-        tx.execute(
-            "INSERT OR IGNORE INTO task_labels (task_id, label) VALUES (?1, ?2)",
-            params![task.id, label],
-        )?;
+        add.execute(params![task.id, label])?;
     }
+    let mut remove =
+        tx.prepare_cached("DELETE FROM task_labels WHERE task_id = ?1 AND label = ?2")?;
     for label in &edit.remove_labels {
-        tx.execute(
-            "DELETE FROM task_labels WHERE task_id = ?1 AND label = ?2",
-            params![task.id, label],
-        )?;
+        remove.execute(params![task.id, label])?;
     }
     let edited = load_task(tx, &task.id)?;
-    let (before, after, event) = changes::edit_event(&task, &edited, edit, actor);
-    insert_event(tx, Some(&task.id), &event, Some(before), Some(after))?;
+    let edited_event = changes::edit_event(&task, &edited, edit, actor);
+    record(tx, Some(&task.id), edited_event)?;
     Ok(edited)
 }
 
@@ -217,38 +153,22 @@ pub(super) fn add_files(
 ) -> Result<TaskRecord> {
     let task = load_task(tx, id)?;
     let now = now_millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
+    )?;
     let mut added = Vec::new();
     for file in files {
-        let file = file.trim();
-        if file.is_empty() {
-            return Err(StoreError::Invalid(
-                "a file path must not be empty".to_owned(),
-            ));
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
-            params![task.id, file, now],
-        )?;
-        if inserted > 0 {
+        let file = changes::file_path(file)?;
+        if insert.execute(params![task.id, file, now])? > 0 {
             added.push(file.to_owned());
         }
     }
-    if !added.is_empty() {
+    if let Some(recorded) = changes::files_added(&added, actor) {
         tx.execute(
             "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
             params![now, task.id],
         )?;
-        insert_event(
-            tx,
-            Some(&task.id),
-            &NewEvent::new(
-                EventKind::ContextUpdated,
-                actor,
-                format!("files: {}", added.join(", ")),
-            ),
-            None,
-            Some(json!({ "files_modified": added })),
-        )?;
+        record(tx, Some(&task.id), recorded)?;
     }
     load_task(tx, id)
 }
@@ -338,24 +258,11 @@ pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Resu
 /// Moves a waiting task between `pending` and `blocked` to match its dependencies.
 fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     let task = load_task(tx, id)?;
-    if !matches!(task.status, Status::Pending | Status::Blocked) {
-        return Ok(());
-    }
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    let wanted = waiting_status(statuses.iter().map(|(_, s)| *s));
-    if wanted == task.status {
-        return Ok(());
+    match changes::settle(&task, &statuses, actor) {
+        Some(change) => apply(tx, &task, change),
+        None => Ok(()),
     }
-    let event = if wanted == Status::Blocked {
-        NewEvent::new(
-            EventKind::Blocked,
-            actor,
-            format!("blocked by {}", unmet_list(&statuses)),
-        )
-    } else {
-        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
-    };
-    transition(tx, &task, wanted, &[], event)
 }
 
 fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
@@ -366,7 +273,10 @@ fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
-fn dependency_statuses(conn: &Connection, ids: &[String]) -> Result<Vec<(String, Status)>> {
+pub(super) fn dependency_statuses(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<(String, Status)>> {
     let mut stmt = conn.prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
     ids.iter()
         .map(|id| {
@@ -376,14 +286,4 @@ fn dependency_statuses(conn: &Connection, ids: &[String]) -> Result<Vec<(String,
             Ok((id.clone(), status))
         })
         .collect()
-}
-
-/// `TASK-1 (running), TASK-2 (failed)`: the dependencies still in the way.
-fn unmet_list(statuses: &[(String, Status)]) -> String {
-    statuses
-        .iter()
-        .filter(|(_, s)| !satisfies(*s))
-        .map(|(id, s)| format!("{id} ({s})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

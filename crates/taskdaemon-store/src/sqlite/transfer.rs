@@ -8,9 +8,8 @@ use std::path::Path;
 use std::sync::MutexGuard;
 
 use rusqlite::{Connection, params};
-use taskdaemon_core::graph::waiting_status;
-use taskdaemon_core::tracked::parse_memory_id;
-use taskdaemon_core::{Event, NewEvent, Status};
+use taskdaemon_core::tracked::Session;
+use taskdaemon_core::{Event, Memory, QueueItem, Status};
 
 use super::history::{check_chunk, chunk_ids, read_chunk};
 use super::memory::{MEMORY_COLUMNS, SESSION_COLUMNS, memory_from_row, session_from_row};
@@ -18,10 +17,13 @@ use super::rows::{
     EVENT_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, event_from_row, queue_item_from_row,
     task_from_row,
 };
-use super::{migrations, transition};
+use super::{apply, migrations};
+use crate::changes;
+use crate::encoding::parse_status;
+use crate::import::{Import, ImportRows};
 use crate::{
     EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ExportedLoop, ExportedTask,
-    ImportReport, Importer, IntegrityReport, RepairReport, Result, StoreError,
+    IntegrityReport, RepairReport, Result, StoreError,
 };
 
 type Sink<'a> = &'a mut dyn FnMut(ExportRecord) -> Result<()>;
@@ -114,49 +116,65 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An import holding the connection and an open `BEGIN IMMEDIATE`.
-pub(super) struct SqliteImporter<'a> {
+/// The rows of an import, written on the connection held with an open
+/// `BEGIN IMMEDIATE`.
+pub(super) struct SqliteRows<'a> {
     conn: MutexGuard<'a, Connection>,
-    report: ImportReport,
-    saw_header: bool,
-    open: bool,
 }
 
-impl<'a> SqliteImporter<'a> {
-    pub(super) fn begin(conn: MutexGuard<'a, Connection>, path: &Path) -> Result<Self> {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut importer = Self {
-            conn,
-            report: ImportReport::default(),
-            saw_header: false,
-            open: true,
-        };
-        let held: i64 = importer.conn.query_row(
-            "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM memory)
-                  + (SELECT count(*) FROM events) + (SELECT count(*) FROM event_archive)",
-            [],
-            |r| r.get(0),
+/// Starts an import: takes the connection, and refuses a store that holds
+/// tasks, memory or events already.
+pub(super) fn begin_import<'a>(
+    conn: MutexGuard<'a, Connection>,
+    path: &Path,
+) -> Result<Import<SqliteRows<'a>>> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let mut import = Import::new(SqliteRows { conn });
+    let held: i64 = import.rows().conn.query_row(
+        "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM memory)
+              + (SELECT count(*) FROM events) + (SELECT count(*) FROM event_archive)",
+        [],
+        |r| r.get(0),
+    )?;
+    if held > 0 {
+        // Dropping the import rolls it back.
+        return Err(crate::import_needs_empty_store(
+            &path.display().to_string(),
+            held,
+        ));
+    }
+    Ok(import)
+}
+
+impl ImportRows for SqliteRows<'_> {
+    fn counter(&mut self, name: &str, value: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            params![name, value],
         )?;
-        if held > 0 {
-            importer.rollback();
-            return Err(crate::import_needs_empty_store(
-                &path.display().to_string(),
-                held,
-            ));
-        }
-        Ok(importer)
+        Ok(())
     }
 
-    fn rollback(&mut self) {
-        if self.open {
-            self.open = false;
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %e, "rolling back an import failed");
-            }
-        }
+    fn meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
-    fn insert_task(&mut self, exported: &ExportedTask) -> Result<()> {
+    fn session(&mut self, s: &Session) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sessions (id, tool, started_at, last_seen_at, ended_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.id, s.tool, s.started_at, s.last_seen_at, s.ended_at],
+        )?;
+        Ok(())
+    }
+
+    fn task(&mut self, exported: &ExportedTask) -> Result<()> {
         let t = &exported.task;
         let json = |v: &dyn ErasedSerialize| v.json_text();
         self.conn.execute(
@@ -221,7 +239,66 @@ impl<'a> SqliteImporter<'a> {
         Ok(())
     }
 
-    fn insert_event(&mut self, event: &Event) -> Result<()> {
+    fn memory(&mut self, number: i64, m: &Memory) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO memory (id, kind, text, task_id, key, session, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                number,
+                m.kind.as_str(),
+                m.text,
+                m.task_id,
+                m.key,
+                m.session,
+                m.created_at,
+                m.updated_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn queue_item(&mut self, item: &QueueItem) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+               timeout_ms, finished, result, created_at, finished_at, claimable)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                item.task_id,
+                item.queue,
+                item.document,
+                item.executor,
+                item.max_attempts,
+                item.timeout_ms.map(|v| v as i64),
+                item.finished,
+                item.result.as_ref().map(serde_json::Value::to_string),
+                item.created_at,
+                item.finished_at,
+                item.claimable
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn loop_row(&mut self, l: &ExportedLoop) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO loops (task_id, spec, iterations, tool_calls, input_tokens,
+               output_tokens, cost_usd, last_exit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                l.task_id,
+                l.spec.to_string(),
+                l.iterations,
+                l.tool_calls as i64,
+                l.input_tokens as i64,
+                l.output_tokens as i64,
+                l.cost_usd,
+                l.last_exit
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn event(&mut self, event: &Event) -> Result<()> {
         let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
         self.conn.execute(
             "INSERT INTO events (seq, at, task_id, actor, kind, message, before, after)
@@ -239,6 +316,15 @@ impl<'a> SqliteImporter<'a> {
         )?;
         Ok(())
     }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        Ok(self.conn.execute_batch("ROLLBACK")?)
+    }
 }
 
 /// Lets one closure turn differently typed columns into their JSON text.
@@ -248,125 +334,7 @@ trait ErasedSerialize {
 
 impl<T: serde::Serialize> ErasedSerialize for T {
     fn json_text(&self) -> String {
-        super::to_json_text(self)
-    }
-}
-
-impl Importer for SqliteImporter<'_> {
-    fn add(&mut self, record: ExportRecord) -> Result<()> {
-        if !self.saw_header {
-            crate::check_import_header(&record)?;
-        }
-        match record {
-            ExportRecord::Header(_) => {
-                self.saw_header = true;
-            }
-            ExportRecord::Counter { name, value } => {
-                self.conn.execute(
-                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
-                    params![name, value],
-                )?;
-            }
-            ExportRecord::Meta { key, value } => {
-                self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, value],
-                )?;
-            }
-            ExportRecord::Session(s) => {
-                self.conn.execute(
-                    "INSERT INTO sessions (id, tool, started_at, last_seen_at, ended_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![s.id, s.tool, s.started_at, s.last_seen_at, s.ended_at],
-                )?;
-                self.report.sessions += 1;
-            }
-            ExportRecord::Task(task) => {
-                self.insert_task(&task)?;
-                self.report.tasks += 1;
-            }
-            ExportRecord::Memory(m) => {
-                let number = parse_memory_id(&m.id).ok_or_else(|| {
-                    StoreError::Invalid(format!("malformed memory id '{}'", m.id))
-                })?;
-                self.conn.execute(
-                    "INSERT INTO memory (id, kind, text, task_id, key, session, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        number,
-                        m.kind.as_str(),
-                        m.text,
-                        m.task_id,
-                        m.key,
-                        m.session,
-                        m.created_at,
-                        m.updated_at
-                    ],
-                )?;
-                self.report.memory += 1;
-            }
-            ExportRecord::QueueItem(item) => {
-                self.conn.execute(
-                    "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
-                       timeout_ms, finished, result, created_at, finished_at, claimable)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    params![
-                        item.task_id,
-                        item.queue,
-                        item.document,
-                        item.executor,
-                        item.max_attempts,
-                        item.timeout_ms.map(|v| v as i64),
-                        item.finished,
-                        item.result.as_ref().map(serde_json::Value::to_string),
-                        item.created_at,
-                        item.finished_at,
-                        item.claimable
-                    ],
-                )?;
-            }
-            ExportRecord::Loop(l) => {
-                self.conn.execute(
-                    "INSERT INTO loops (task_id, spec, iterations, tool_calls, input_tokens,
-                       output_tokens, cost_usd, last_exit)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        l.task_id,
-                        l.spec.to_string(),
-                        l.iterations,
-                        l.tool_calls as i64,
-                        l.input_tokens as i64,
-                        l.output_tokens as i64,
-                        l.cost_usd,
-                        l.last_exit
-                    ],
-                )?;
-            }
-            ExportRecord::Event(event) => {
-                self.insert_event(&event)?;
-                self.report.events += 1;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<ImportReport> {
-        if !self.saw_header {
-            return Err(StoreError::Invalid(
-                "the export is empty: no header record".to_owned(),
-            ));
-        }
-        self.conn.execute_batch("COMMIT")?;
-        self.open = false;
-        Ok(std::mem::take(&mut self.report))
-    }
-}
-
-impl Drop for SqliteImporter<'_> {
-    fn drop(&mut self) {
-        self.rollback();
+        crate::encoding::to_json_text(self)
     }
 }
 
@@ -423,21 +391,8 @@ fn unsettled(conn: &Connection) -> Result<Vec<(String, Status, Status)>> {
     let mut out = Vec::new();
     for row in rows {
         let (id, status, deps) = row?;
-        let have: Status =
-            status
-                .parse()
-                .map_err(
-                    |e: taskdaemon_core::status::UnknownStatus| StoreError::Malformed {
-                        field: "tasks.status",
-                        message: e.to_string(),
-                    },
-                )?;
-        let deps = deps.unwrap_or_default();
-        let want = waiting_status(
-            deps.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or(Status::Lost)),
-        );
+        let have = parse_status(&status)?;
+        let want = changes::waiting_by_joined(deps.as_deref());
         if have != want {
             out.push((id, have, want));
         }
@@ -483,16 +438,7 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
     let mut resettled = Vec::new();
     for (id, _, want) in unsettled(conn)? {
         let task = super::load_task(conn, &id)?;
-        let event = NewEvent::new(
-            if want == Status::Blocked {
-                taskdaemon_core::EventKind::Blocked
-            } else {
-                taskdaemon_core::EventKind::Unblocked
-            },
-            actor,
-            "status corrected by repair",
-        );
-        transition(conn, &task, want, &[], event)?;
+        apply(conn, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
     let remaining = check(conn)?.problems;

@@ -1,0 +1,43 @@
+//! How values are spelled in the store's columns, the same for every
+//! backend: the stored form of an id, JSON text columns, and reading back
+//! statuses and JSON that a backend found malformed.
+
+use taskdaemon_core::{HumanId, Status};
+
+use crate::{Result, StoreError};
+
+/// The stored spelling of a human id: ids are stored upper-case, so
+/// `claude-3` names `CLAUDE-3`; anything else is kept as written.
+pub(crate) fn canonical_id(id: &str) -> String {
+    id.parse::<HumanId>()
+        .map(|h| h.to_string())
+        .unwrap_or_else(|_| id.to_owned())
+}
+
+/// The JSON text of a plain data structure (strings, numbers, vectors).
+pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain data structures cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A value of `field` the store cannot read back.
+pub(crate) fn malformed(field: &'static str, message: impl ToString) -> StoreError {
+    StoreError::Malformed {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// A `tasks.status` value.
+pub(crate) fn parse_status(text: &str) -> Result<Status> {
+    text.parse()
+        .map_err(|e: taskdaemon_core::status::UnknownStatus| malformed("tasks.status", e))
+}
+
+/// A JSON text column.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    field: &'static str,
+    text: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| malformed(field, e))
+}

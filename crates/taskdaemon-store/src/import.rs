@@ -1,0 +1,114 @@
+//! Importing an export, once for every backend: the records' order and
+//! checks, the report, and the all-or-nothing commit. Each backend writes
+//! the rows ([`ImportRows`]) inside the one transaction it opened.
+
+use taskdaemon_core::tracked::{Session, parse_memory_id};
+use taskdaemon_core::{Event, Memory, QueueItem};
+
+use crate::{ExportRecord, ExportedLoop, ExportedTask, ImportReport, Importer, Result, StoreError};
+
+/// How a backend writes an import's rows, on one open transaction.
+pub(crate) trait ImportRows {
+    fn counter(&mut self, name: &str, value: i64) -> Result<()>;
+    fn meta(&mut self, key: &str, value: &str) -> Result<()>;
+    fn session(&mut self, session: &Session) -> Result<()>;
+    /// The task row with its labels, dependency edges and files.
+    fn task(&mut self, task: &ExportedTask) -> Result<()>;
+    /// Memory row `number` (the number in its `MEM-N` id).
+    fn memory(&mut self, number: i64, memory: &Memory) -> Result<()>;
+    fn queue_item(&mut self, item: &QueueItem) -> Result<()>;
+    fn loop_row(&mut self, row: &ExportedLoop) -> Result<()>;
+    fn event(&mut self, event: &Event) -> Result<()>;
+    /// Commits the transaction, after moving the store's own counters past
+    /// the imported numbers.
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+}
+
+/// An import in progress: commits in [`Importer::finish`], rolls back when
+/// dropped before.
+pub(crate) struct Import<R: ImportRows> {
+    rows: R,
+    report: ImportReport,
+    saw_header: bool,
+    open: bool,
+}
+
+impl<R: ImportRows> Import<R> {
+    /// Takes over `rows`, whose transaction is open.
+    pub(crate) fn new(rows: R) -> Self {
+        Self {
+            rows,
+            report: ImportReport::default(),
+            saw_header: false,
+            open: true,
+        }
+    }
+
+    /// The backend's rows, for checks before the first record.
+    pub(crate) fn rows(&mut self) -> &mut R {
+        &mut self.rows
+    }
+
+    fn rollback(&mut self) {
+        if self.open {
+            self.open = false;
+            if let Err(e) = self.rows.rollback() {
+                tracing::warn!(error = %e, "rolling back an import failed");
+            }
+        }
+    }
+}
+
+impl<R: ImportRows> Importer for Import<R> {
+    fn add(&mut self, record: ExportRecord) -> Result<()> {
+        if !self.saw_header {
+            crate::check_import_header(&record)?;
+        }
+        let rows = &mut self.rows;
+        match record {
+            ExportRecord::Header(_) => self.saw_header = true,
+            ExportRecord::Counter { name, value } => rows.counter(&name, value)?,
+            ExportRecord::Meta { key, value } => rows.meta(&key, &value)?,
+            ExportRecord::Session(session) => {
+                rows.session(&session)?;
+                self.report.sessions += 1;
+            }
+            ExportRecord::Task(task) => {
+                rows.task(&task)?;
+                self.report.tasks += 1;
+            }
+            ExportRecord::Memory(memory) => {
+                let number = parse_memory_id(&memory.id).ok_or_else(|| {
+                    StoreError::Invalid(format!("malformed memory id '{}'", memory.id))
+                })?;
+                rows.memory(number, &memory)?;
+                self.report.memory += 1;
+            }
+            ExportRecord::QueueItem(item) => rows.queue_item(&item)?,
+            ExportRecord::Loop(row) => rows.loop_row(&row)?,
+            ExportRecord::Event(event) => {
+                rows.event(&event)?;
+                self.report.events += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportReport> {
+        if !self.saw_header {
+            return Err(StoreError::Invalid(
+                "the export is empty: no header record".to_owned(),
+            ));
+        }
+        self.rows.commit()?;
+        self.open = false;
+        Ok(std::mem::take(&mut self.report))
+    }
+}
+
+impl<R: ImportRows> Drop for Import<R> {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}

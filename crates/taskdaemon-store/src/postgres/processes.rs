@@ -1,0 +1,100 @@
+//! Supervised processes in PostgreSQL: their rows, and the exits and stop
+//! requests that [`crate::lifecycle`] decides, applied under the task's row
+//! lock (starts, ends and reopens go through `change_task`, see
+//! [`crate::wiring`]).
+
+use taskdaemon_core::process::ExitOutcome;
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
+use uuid::Uuid;
+
+use super::events::record;
+use super::rows::{TASK_COLUMNS, task_from_row};
+use super::{Tx, apply, load_task, lock_task, memory, next_task_id};
+use crate::encoding::to_json_text;
+use crate::lifecycle::{self, Stop};
+use crate::{ExitRecorded, ProcessFilter, Result};
+
+/// Creates a `pending` process task with the next id, and its `created` event.
+pub(super) fn create(tx: &mut Tx<'_>, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
+    let created = lifecycle::created(spec, actor)?;
+    let id = next_task_id(tx, spec.tool.as_deref())?;
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+                            restart, hang_timeout_ms, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        &[
+            &Uuid::now_v7().to_string(),
+            &id,
+            &TaskKind::Process.as_str(),
+            &spec.name,
+            &spec.tool,
+            &spec.session,
+            &Status::Pending.as_str(),
+            &to_json_text(&spec.argv),
+            &spec.cwd,
+            &to_json_text(&spec.env),
+            &to_json_text(&spec.restart),
+            &spec.hang_timeout_ms.map(|v| v as i64),
+            &now,
+        ],
+    )?;
+    if let Some(session) = &spec.session {
+        memory::touch_session(tx, session, spec.tool.as_deref(), now)?;
+    }
+    record(tx, Some(&id), created)?;
+    load_task(tx, &id)
+}
+
+/// Process tasks matching `filter`, oldest first.
+pub(super) fn list(tx: &mut Tx<'_>, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE kind = 'process'");
+    if !filter.all {
+        sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
+    }
+    if filter.tool.is_some() {
+        sql.push_str(" AND tool = $1");
+    }
+    let limit = filter
+        .limit
+        .map_or_else(|| "ALL".to_owned(), |l| l.to_string());
+    // The newest `limit` rows, shown oldest first.
+    let sql = format!(
+        "SELECT * FROM ({sql} ORDER BY search_key DESC LIMIT {limit}) t ORDER BY search_key"
+    );
+    let rows = match &filter.tool {
+        Some(tool) => tx.query(&sql, &[tool])?,
+        None => tx.query(&sql, &[])?,
+    };
+    rows.iter().map(task_from_row).collect()
+}
+
+pub(super) fn record_exit(
+    tx: &mut Tx<'_>,
+    id: &str,
+    pid: i32,
+    outcome: ExitOutcome,
+    actor: &str,
+) -> Result<ExitRecorded> {
+    let task = lock_task(tx, id)?;
+    let (change, decision) = lifecycle::exited(&task, pid, outcome, now_millis(), actor)?;
+    apply(tx, &task, change)?;
+    let task = load_task(tx, id)?;
+    Ok(ExitRecorded { task, decision })
+}
+
+pub(super) fn request_stop(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<TaskRecord> {
+    let task = lock_task(tx, id)?;
+    match lifecycle::stop(&task, now_millis(), actor)? {
+        Stop::Flag(flagged) => {
+            tx.execute(
+                "UPDATE tasks SET stop_requested = TRUE, updated_at = $1 WHERE id = $2",
+                &[&now_millis(), &task.id],
+            )?;
+            record(tx, Some(&task.id), flagged)?;
+        }
+        Stop::Cancel(change) => apply(tx, &task, change)?,
+    }
+    load_task(tx, id)
+}

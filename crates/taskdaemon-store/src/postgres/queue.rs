@@ -1,0 +1,139 @@
+//! Queue items in PostgreSQL: the agent task and item a folder queue or a
+//! submit creates, and reading and finishing items.
+
+use postgres::types::Type;
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{NewAgent, QueueCounts, QueueItem, Status, TaskKind, TaskRecord};
+use uuid::Uuid;
+
+use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
+use super::{Tx, insert_event, load_task, lock_task};
+use crate::encoding::to_json_text;
+use crate::{Result, StoreError, queue_items};
+
+pub(super) fn load_queue_item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
+    match tx.query_typed_opt(
+        &format!("SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items WHERE task_id = $1"),
+        &[(&task_id, Type::TEXT)],
+    )? {
+        Some(row) => queue_item_from_row(&row),
+        None => Err(StoreError::NotFound(task_id.to_owned())),
+    }
+}
+
+/// Creates an agent task, its queue item and its `created` event (shared
+/// by folder queues and submitted, `claimable` work, which wakes the
+/// workers listening when the transaction commits).
+pub(super) fn create_agent(
+    tx: &mut Tx<'_>,
+    spec: &NewAgent,
+    claimable: bool,
+    actor: &str,
+) -> Result<TaskRecord> {
+    let (event, after) = queue_items::created(spec, actor)?;
+    let id = queue_items::free_id(&spec.wanted_id, |id| {
+        Ok(tx
+            .query_opt("SELECT 1 FROM tasks WHERE id = $1", &[&id])?
+            .is_some())
+    })?;
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
+                            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        &[
+            &Uuid::now_v7().to_string(),
+            &id,
+            &TaskKind::Agent.as_str(),
+            &spec.document,
+            &Status::Pending.as_str(),
+            &to_json_text(&spec.argv),
+            &spec.cwd,
+            &to_json_text(&spec.env),
+            &to_json_text(&spec.restart),
+            &now,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
+                                  timeout_ms, created_at, claimable)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &id,
+            &spec.queue,
+            &spec.document,
+            &spec.executor,
+            &i64::from(spec.max_attempts),
+            &spec.timeout_ms.map(|v| v as i64),
+            &now,
+            &claimable,
+        ],
+    )?;
+    insert_event(tx, Some(&id), &event, None, Some(after))?;
+    if claimable {
+        super::claim::notify(tx, &spec.queue)?;
+    }
+    load_task(tx, &id)
+}
+
+/// The queue item of the agent task `task_id` (any spelling).
+pub(super) fn item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
+    let id = load_task(tx, task_id)?.id;
+    load_queue_item(tx, &id)
+}
+
+/// Items of `queue` whose result is not written yet, oldest first.
+pub(super) fn open_items(tx: &mut Tx<'_>, queue: &str) -> Result<Vec<QueueItem>> {
+    tx.query(
+        &format!(
+            "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items
+             WHERE queue = $1 AND NOT finished ORDER BY created_at, n"
+        ),
+        &[&queue],
+    )?
+    .iter()
+    .map(queue_item_from_row)
+    .collect()
+}
+
+/// Records the result of the ended task `task_id`.
+pub(super) fn finish(
+    tx: &mut Tx<'_>,
+    task_id: &str,
+    result: &serde_json::Value,
+) -> Result<QueueItem> {
+    let task = lock_task(tx, task_id)?;
+    queue_items::check_finishable(&task)?;
+    let changed = tx.execute(
+        "UPDATE queue_items SET finished = TRUE, result = $1, finished_at = $2
+         WHERE task_id = $3",
+        &[&result.to_string(), &now_millis(), &task.id],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(task.id));
+    }
+    load_queue_item(tx, &task.id)
+}
+
+/// Done, failed and open counts of every queue that has items.
+pub(super) fn counts(tx: &mut Tx<'_>) -> Result<Vec<QueueCounts>> {
+    tx.query(
+        "SELECT q.queue,
+                count(*) FILTER (WHERE q.finished AND t.status = 'succeeded'),
+                count(*) FILTER (WHERE q.finished AND t.status <> 'succeeded'),
+                count(*) FILTER (WHERE NOT q.finished)
+         FROM queue_items q JOIN tasks t ON t.id = q.task_id
+         GROUP BY q.queue ORDER BY q.queue",
+        &[],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(QueueCounts {
+            queue: r.try_get(0)?,
+            done: r.try_get::<_, i64>(1)? as u64,
+            failed: r.try_get::<_, i64>(2)? as u64,
+            open: r.try_get::<_, i64>(3)? as u64,
+        })
+    })
+    .collect()
+}

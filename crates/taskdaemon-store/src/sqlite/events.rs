@@ -1,0 +1,115 @@
+//! The event log in SQLite: appending and reading live events (the archive
+//! is `history.rs`).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{Event, EventKind, NewEvent};
+
+use super::rows::{EVENT_COLUMNS, event_from_row};
+use super::stored_id;
+use crate::Result;
+use crate::changes::Recorded;
+
+/// Appends an event on the caller's transaction.
+pub(super) fn insert_event(
+    tx: &Connection,
+    task_id: Option<&str>,
+    event: &NewEvent,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<Event> {
+    let at = now_millis();
+    let before_text = before.as_ref().map(serde_json::Value::to_string);
+    let after_text = after.as_ref().map(serde_json::Value::to_string);
+    tx.execute(
+        "INSERT INTO events (at, task_id, actor, kind, message, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            at,
+            task_id,
+            event.actor,
+            event.kind.as_str(),
+            event.message,
+            before_text,
+            after_text
+        ],
+    )?;
+    Ok(Event {
+        seq: tx.last_insert_rowid(),
+        at,
+        task_id: task_id.map(str::to_owned),
+        actor: event.actor.clone(),
+        kind: event.kind,
+        message: event.message.clone(),
+        before,
+        after,
+    })
+}
+
+/// Appends a decided event with its `before` and `after`.
+pub(super) fn record(tx: &Connection, task_id: Option<&str>, recorded: Recorded) -> Result<Event> {
+    let (event, before, after) = recorded;
+    insert_event(tx, task_id, &event, before, after)
+}
+
+/// Appends an event that changes no row, on task `task_id` (any spelling) or none.
+pub(super) fn append(tx: &Connection, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {
+    let task_id = stored_id(tx, task_id)?;
+    insert_event(tx, task_id.as_deref(), event, None, None)
+}
+
+/// Events after `after_seq` of `kinds` (all when empty), oldest first.
+pub(super) fn after(
+    conn: &Connection,
+    after_seq: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} ORDER BY seq LIMIT ?2",
+        kind_filter(kinds)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// The newest `limit` events after `after_seq` of `kinds`, oldest first.
+pub(super) fn newest_after(
+    conn: &Connection,
+    after_seq: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let sql = format!(
+        "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} \
+         ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+        kind_filter(kinds)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// The newest sequence number ever handed out, 0 when none was.
+pub(super) fn last_seq(conn: &Connection) -> Result<i64> {
+    // The AUTOINCREMENT high-water mark survives archiving the newest events.
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// ` AND kind IN (...)` for a non-empty list of kinds. The names are our own
+/// constants, never user input.
+fn kind_filter(kinds: &[EventKind]) -> String {
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+    format!(" AND kind IN ({})", names.join(", "))
+}

@@ -1,0 +1,106 @@
+//! Supervised processes in SQLite: their rows, and the exits and stop
+//! requests that [`crate::lifecycle`] decides, applied here (starts, ends
+//! and reopens go through `change_task`, see [`crate::wiring`]).
+
+use rusqlite::{Connection, params};
+use taskdaemon_core::process::ExitOutcome;
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{NewProcess, Status, TaskKind, TaskRecord};
+use uuid::Uuid;
+
+use super::events::record;
+use super::rows::{TASK_COLUMNS, task_from_row};
+use super::{apply, load_task, next_task_id, touch_session};
+use crate::encoding::to_json_text;
+use crate::lifecycle::{self, Stop};
+use crate::{ExitRecorded, ProcessFilter, Result};
+
+/// Creates a `pending` process task with the next id, and its `created` event.
+pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
+    let created = lifecycle::created(spec, actor)?;
+    let id = next_task_id(tx, spec.tool.as_deref())?;
+    let now = now_millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+                            restart, hang_timeout_ms, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+    )?;
+    insert.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        TaskKind::Process.as_str(),
+        spec.name,
+        spec.tool,
+        spec.session,
+        Status::Pending.as_str(),
+        to_json_text(&spec.argv),
+        spec.cwd,
+        to_json_text(&spec.env),
+        to_json_text(&spec.restart),
+        spec.hang_timeout_ms.map(|v| v as i64),
+        now,
+    ])?;
+    if let Some(session) = &spec.session {
+        touch_session(tx, session, spec.tool.as_deref(), now)?;
+    }
+    record(tx, Some(&id), created)?;
+    load_task(tx, &id)
+}
+
+/// Process tasks matching `filter`, oldest first.
+pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
+    // Live tasks are few: find them through the status index. Listing
+    // all (newest first, often with a limit) is a rowid walk; `+kind`
+    // keeps SQLite from sorting the whole table through an index.
+    let mut sql = if filter.all {
+        format!("SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE +kind = 'process'")
+    } else {
+        format!(
+            "SELECT rowid AS row_order, {TASK_COLUMNS} FROM tasks WHERE kind = 'process' \
+             AND status IN ('pending', 'blocked', 'running')"
+        )
+    };
+    if filter.tool.is_some() {
+        sql.push_str(" AND tool = ?1");
+    }
+    let limit = filter.limit.map_or(-1, |l| l as i64);
+    // The newest `limit` rows, shown oldest first.
+    let sql = format!("SELECT * FROM ({sql} ORDER BY rowid DESC LIMIT {limit}) ORDER BY row_order");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = match &filter.tool {
+        Some(tool) => stmt.query_map([tool], task_from_row)?,
+        None => stmt.query_map([], task_from_row)?,
+    };
+    rows.map(|row| row?).collect()
+}
+
+pub(super) fn record_exit(
+    tx: &Connection,
+    id: &str,
+    pid: i32,
+    outcome: ExitOutcome,
+    actor: &str,
+) -> Result<ExitRecorded> {
+    let task = load_task(tx, id)?;
+    let (change, decision) = lifecycle::exited(&task, pid, outcome, now_millis(), actor)?;
+    apply(tx, &task, change)?;
+    Ok(ExitRecorded {
+        task: load_task(tx, id)?,
+        decision,
+    })
+}
+
+pub(super) fn request_stop(tx: &Connection, id: &str, actor: &str) -> Result<TaskRecord> {
+    let task = load_task(tx, id)?;
+    match lifecycle::stop(&task, now_millis(), actor)? {
+        Stop::Flag(flagged) => {
+            tx.execute(
+                "UPDATE tasks SET stop_requested = 1, updated_at = ?1 WHERE id = ?2",
+                params![now_millis(), task.id],
+            )?;
+            record(tx, Some(&task.id), flagged)?;
+        }
+        Stop::Cancel(change) => apply(tx, &task, change)?,
+    }
+    load_task(tx, id)
+}

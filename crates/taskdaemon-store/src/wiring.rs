@@ -1,0 +1,312 @@
+//! The [`Store`](crate::Store) methods whose wiring is the same for every
+//! backend, written once.
+//!
+//! A status change goes through the backend's `change_task` (read or lock
+//! the task, let a rule of [`crate::lifecycle`] or [`crate::changes`] decide,
+//! apply what it decided, read the task again).
+//!
+//! Each backend has the same submodules (`processes`, `events`, `queue`,
+//! `tracked`, `loops`, `memory`, `search`, `history`, `transfer`, `claim`)
+//! with the same functions, and `read`, `read_events` and `write` methods
+//! that run a closure in one transaction. [`shared_store_methods!`] expands,
+//! inside each backend's `impl Store`, to every method that only hands its
+//! arguments to one of those functions; the backend writes the rest (its
+//! own SQL, sequencing, backups and waiters) beside it. Paths in the macro
+//! resolve where it is expanded, so `tracked::create` is the backend's own.
+
+/// Every `Store` method that is one call into the backend's submodules.
+macro_rules! shared_store_methods {
+    () => {
+        fn create_process(&self, spec: &NewProcess, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| processes::create(tx, spec, actor))
+        }
+
+        fn task(&self, id: &str) -> Result<TaskRecord> {
+            self.read(|tx| load_task(tx, id))
+        }
+
+        fn processes(&self, filter: &ProcessFilter) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| processes::list(tx, filter))
+        }
+
+        fn mark_started(
+            &self,
+            id: &str,
+            restarts: u32,
+            started: &Started,
+            actor: &str,
+        ) -> Result<TaskRecord> {
+            self.write(|tx| {
+                change_task(tx, id, |_, task| {
+                    lifecycle::started(task, restarts, started, now_millis(), actor)
+                })
+            })
+        }
+
+        fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord> {
+            let (status, kind) = (Status::Failed, EventKind::StartFailed);
+            self.write(|tx| {
+                let failed = Change::ended_with_error(status, kind, error, now_millis(), actor);
+                change_task(tx, id, |_, _| Ok(failed))
+            })
+        }
+
+        fn record_exit(
+            &self,
+            id: &str,
+            pid: i32,
+            outcome: ExitOutcome,
+            actor: &str,
+        ) -> Result<ExitRecorded> {
+            self.write(|tx| processes::record_exit(tx, id, pid, outcome, actor))
+        }
+
+        fn request_stop(&self, id: &str, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| processes::request_stop(tx, id, actor))
+        }
+
+        fn reopen_for_restart(&self, id: &str, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| change_task(tx, id, |_, task| lifecycle::reopen(task, actor)))
+        }
+
+        fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
+            let (status, kind) = (Status::Lost, EventKind::Lost);
+            self.write(|tx| {
+                let lost = Change::ended_with_error(status, kind, reason, now_millis(), actor);
+                change_task(tx, id, |_, _| Ok(lost))
+            })
+        }
+
+        fn events_after(
+            &self,
+            after_seq: i64,
+            kinds: &[EventKind],
+            limit: usize,
+        ) -> Result<Vec<Event>> {
+            self.read_events(|tx| events::after(tx, after_seq, kinds, limit))
+        }
+
+        fn newest_events_after(
+            &self,
+            after_seq: i64,
+            kinds: &[EventKind],
+            limit: usize,
+        ) -> Result<Vec<Event>> {
+            self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
+        }
+
+        fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| tracked::create(tx, new, actor))
+        }
+
+        fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| tracked::add_dependency(tx, task, depends_on, actor))
+        }
+
+        fn remove_dependency(
+            &self,
+            task: &str,
+            depends_on: &str,
+            actor: &str,
+        ) -> Result<TaskRecord> {
+            self.write(|tx| tracked::remove_dependency(tx, task, depends_on, actor))
+        }
+
+        fn act_on_tracked(
+            &self,
+            id: &str,
+            action: &TrackedAction,
+            actor: &str,
+        ) -> Result<TaskRecord> {
+            self.write(|tx| {
+                change_task(tx, id, |tx, task| {
+                    let deps = &task.depends_on;
+                    let unmet = || {
+                        Ok(changes::unmet_list(&tracked::dependency_statuses(
+                            tx, deps,
+                        )?))
+                    };
+                    changes::tracked_action(task, action, unmet, now_millis(), actor)
+                })
+            })
+        }
+
+        fn edit_tracked(&self, id: &str, edit: &TrackedEdit, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| tracked::edit(tx, id, edit, actor))
+        }
+
+        fn add_task_files(&self, id: &str, files: &[String], actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| tracked::add_files(tx, id, files, actor))
+        }
+
+        fn tracked(&self, filter: &TrackedFilter) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| tracked::list(tx, filter))
+        }
+
+        fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| tracked::ready(tx, limit))
+        }
+
+        fn current_candidates(&self, session: Option<&str>) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| tracked::current_candidates(tx, session))
+        }
+
+        fn recently_succeeded(&self, limit: usize) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| tracked::recently_succeeded(tx, limit))
+        }
+
+        fn remember(&self, new: &NewMemory, actor: &str) -> Result<Memory> {
+            self.write(|tx| memory::remember(tx, new, actor))
+        }
+
+        fn memories(&self, filter: &MemoryFilter) -> Result<Vec<Memory>> {
+            self.read(|tx| memory::memories(tx, filter))
+        }
+
+        fn memory_by_key(&self, key: &str) -> Result<Option<Memory>> {
+            self.read(|tx| memory::by_key(tx, key))
+        }
+
+        fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+            self.read_events(|tx| search::search(tx, query, limit))
+        }
+
+        fn touch_session(&self, session: &str, tool: Option<&str>) -> Result<()> {
+            self.write(|tx| memory::touch_session(tx, session, tool, now_millis()))
+        }
+
+        fn end_session(&self, session: &str, actor: &str) -> Result<Session> {
+            self.write(|tx| memory::end_session(tx, session, actor))
+        }
+
+        fn session(&self, session: &str) -> Result<Option<Session>> {
+            self.read(|tx| memory::load_session(tx, session))
+        }
+
+        fn latest_session(&self) -> Result<Option<Session>> {
+            self.read(memory::latest_session)
+        }
+
+        fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
+            self.write(|tx| loops::create(tx, new, actor))
+        }
+
+        fn loop_record(&self, id: &str) -> Result<LoopRecord> {
+            self.read(|tx| loops::load(tx, id))
+        }
+
+        fn loops(&self, all: bool) -> Result<Vec<LoopRecord>> {
+            self.read(|tx| loops::list(tx, all))
+        }
+
+        fn mark_loop_running(
+            &self,
+            id: &str,
+            next_iteration: u32,
+            actor: &str,
+        ) -> Result<LoopRecord> {
+            self.write(|tx| loops::mark_running(tx, id, next_iteration, actor))
+        }
+
+        fn record_loop_iteration(
+            &self,
+            id: &str,
+            iteration: &LoopIteration,
+            actor: &str,
+        ) -> Result<bool> {
+            self.write(|tx| loops::record_iteration(tx, id, iteration, actor))
+        }
+
+        fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord> {
+            self.write(|tx| loops::finish(tx, id, end, actor))
+        }
+
+        fn history_page(
+            &self,
+            filter: &HistoryFilter,
+            after_seq: i64,
+            limit: usize,
+        ) -> Result<Vec<Event>> {
+            self.read_events(|tx| {
+                let mut filter = filter.clone();
+                if let Some(task) = &filter.task_id {
+                    filter.task_id = Some(resolve_id(tx, task)?);
+                }
+                history::page(tx, &filter, after_seq, limit)
+            })
+        }
+
+        fn check_integrity(&self) -> Result<IntegrityReport> {
+            self.read_events(transfer::check)
+        }
+
+        fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| queue::create_agent(tx, spec, false, actor))
+        }
+
+        fn queue_item(&self, task_id: &str) -> Result<QueueItem> {
+            self.read(|tx| queue::item(tx, task_id))
+        }
+
+        fn open_queue_items(&self, queue: &str) -> Result<Vec<QueueItem>> {
+            self.read(|tx| queue::open_items(tx, queue))
+        }
+
+        fn finish_queue_item(
+            &self,
+            task_id: &str,
+            result: &serde_json::Value,
+            _actor: &str,
+        ) -> Result<QueueItem> {
+            self.write(|tx| queue::finish(tx, task_id, result))
+        }
+
+        fn queue_counts(&self) -> Result<Vec<QueueCounts>> {
+            self.read(queue::counts)
+        }
+
+        fn submit(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| queue::create_agent(tx, spec, true, actor))
+        }
+
+        fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+            self.write(|tx| claim::register(tx, worker))
+        }
+
+        fn heartbeat(
+            &self,
+            worker: &str,
+            tasks: &[String],
+            lease: Duration,
+        ) -> Result<Vec<HeldLease>> {
+            self.write(|tx| claim::heartbeat(tx, worker, tasks, lease))
+        }
+
+        fn stop_worker(&self, worker: &str) -> Result<()> {
+            self.write(|tx| claim::stop(tx, worker))
+        }
+
+        fn workers(&self) -> Result<Vec<WorkerRecord>> {
+            self.read(claim::workers)
+        }
+
+        fn claim(&self, worker: &str, queues: &[String], lease: Duration) -> Result<Option<Claim>> {
+            self.write(|tx| claim::claim(tx, worker, queues, lease))
+        }
+
+        fn complete_claim(
+            &self,
+            lease: &Lease,
+            outcome: ExitOutcome,
+            result: &serde_json::Value,
+        ) -> Result<ClaimCompleted> {
+            self.write(|tx| claim::complete(tx, lease, outcome, result))
+        }
+
+        fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {
+            self.write(|tx| claim::release_expired(tx, actor))
+        }
+    };
+}
+
+pub(crate) use shared_store_methods;
