@@ -100,6 +100,17 @@ pub struct MemoryFilter {
     pub limit: Option<usize>,
 }
 
+/// Which queue items a listing returns (see [`Store::queue_items`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueItemFilter {
+    /// Only items of this queue.
+    pub queue: Option<String>,
+    /// Only items whose task is in this status.
+    pub status: Option<Status>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
 /// Which events a history page holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryFilter {
@@ -506,4 +517,15 @@ pub trait Store: Send + Sync {
 
     /// A waiter that wakes when work may have been submitted or released.
     fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
+
+    // --- Listings and change notification for interfaces --------------------
+
+    /// Queue items, folder and submitted alike, oldest first.
+    fn queue_items(&self, filter: &QueueItemFilter) -> Result<Vec<QueueItem>>;
+
+    /// A waiter that wakes when events may have been committed, by any
+    /// process (PostgreSQL: on any host): `LISTEN` on PostgreSQL; SQLite
+    /// watches its change counter, so `wait(Duration::ZERO)` is a cheap
+    /// check of whether anything was committed since the last call.
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
 }

@@ -1285,4 +1285,35 @@ impl Store for PgStore {
             self.url.clone(),
         )?))
     }
+
+    fn queue_items(&self, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+        let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        self.read(|tx| {
+            let mut items = tx
+                .query(
+                    &format!(
+                        "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items q
+                         WHERE ($1::TEXT IS NULL OR q.queue = $1::TEXT)
+                           AND ($2::TEXT IS NULL
+                                OR (SELECT status FROM tasks WHERE id = q.task_id) = $2::TEXT)
+                         ORDER BY q.created_at DESC, q.n DESC LIMIT $3::BIGINT"
+                    ),
+                    &[&filter.queue, &status, &limit],
+                )?
+                .iter()
+                .map(queue_item_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            items.reverse();
+            Ok(items)
+        })
+    }
+
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
+        Ok(Box::new(claim::PgWaiter::on_channel(
+            self.config.clone(),
+            self.url.clone(),
+            claim::EVENTS_CHANNEL,
+        )?))
+    }
 }

@@ -1120,4 +1120,30 @@ impl Store for SqliteStore {
     fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
         Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
     }
+
+    fn queue_items(&self, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+        let limit = filter
+            .limit
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items
+                 WHERE (?1 IS NULL OR queue = ?1)
+                   AND (?2 IS NULL OR (SELECT status FROM tasks WHERE id = task_id) = ?2)
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?3"
+            ))?;
+            let status = filter.status.map(|s| s.as_str());
+            let rows = stmt.query_map(
+                rusqlite::params![filter.queue, status, limit],
+                queue_item_from_row,
+            )?;
+            let mut items: Vec<QueueItem> = rows.map(|row| row?).collect::<Result<_>>()?;
+            items.reverse();
+            Ok(items)
+        })
+    }
+
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
+        Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
+    }
 }
