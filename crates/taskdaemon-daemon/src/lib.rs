@@ -18,7 +18,6 @@ mod queues;
 pub mod registry;
 mod server;
 pub mod snapshot;
-pub mod store;
 mod watchdog;
 pub mod worker;
 

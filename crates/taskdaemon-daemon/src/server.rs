@@ -86,9 +86,11 @@ fn failure(kind: ErrorKind, message: impl Into<String>) -> Failure {
 }
 
 /// Runs the daemon for `workspace` until it is asked to stop. `exe` is the
-/// binary that provides the shim. Returns the process exit code.
-pub fn run_daemon(workspace: Workspace, exe: PathBuf) -> i32 {
-    match prepare(workspace, exe) {
+/// binary that provides the shim; `store` is the workspace's store, opened by
+/// the caller (the service layer decides the backend). Returns the process
+/// exit code.
+pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
+    match prepare(workspace, exe, store) {
         Ok((daemon, _lock)) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -115,7 +117,11 @@ pub fn run_daemon(workspace: Workspace, exe: PathBuf) -> i32 {
     }
 }
 
-fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), String> {
+fn prepare(
+    workspace: Workspace,
+    exe: PathBuf,
+    store: Arc<dyn Store>,
+) -> Result<(Shared, PidLock), String> {
     let lock = PidLock::acquire(&workspace).map_err(|e| match e {
         LockError::Held(pid) => format!("already running (pid {pid})"),
         other => other.to_string(),
@@ -127,7 +133,6 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         config.daemon.log_keep,
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
-    let store = crate::store::open(&workspace, &config).map_err(|e| e.to_string())?;
     let loops = Loops::new(config.loops.clone());
     let daemon = Arc::new(Daemon {
         workspace,

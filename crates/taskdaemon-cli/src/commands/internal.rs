@@ -17,7 +17,7 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
         Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
-    let store = match taskdaemon_daemon::store::open(workspace, &config) {
+    let store = match taskdaemon_service::open::open(workspace, &config) {
         Ok(store) => store,
         Err(e) => return fail(e.to_string()),
     };
@@ -39,14 +39,22 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     u8::try_from(shim.run(id)).unwrap_or(1)
 }
 
-/// `__daemon`: run the daemon in this process.
+/// `__daemon`: run the daemon in this process, on the store the service
+/// layer opens. Failures before it serves are reported on the handshake
+/// line, where the starting client reads them.
 pub fn daemon(workspace: Workspace) -> u8 {
-    let exe = match super::current_exe() {
-        Ok(exe) => exe,
+    let opened = super::current_exe().and_then(|exe| {
+        let config = Config::load(&workspace.config_path())?;
+        let store = taskdaemon_service::open::open(&workspace, &config)?;
+        Ok((exe, store))
+    });
+    let (exe, store) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             let _ = report(&format!("error {e:#}"));
+            eprintln!("taskdaemon daemon: {e:#}");
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe)).unwrap_or(1)
+    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe, store)).unwrap_or(1)
 }

@@ -3,13 +3,11 @@
 use std::path::Path;
 
 use anyhow::Context;
+use taskdaemon_core::NewProcess;
 use taskdaemon_core::process::{RestartMode, RestartPolicy};
-use taskdaemon_core::{NewProcess, TaskRecord};
-use taskdaemon_daemon::Client;
-use taskdaemon_daemon::protocol::{Request, Response};
 use taskdaemon_workspace::Workspace;
 
-use super::{current_exe, tool_arg};
+use super::{service, tool_arg};
 use crate::args::SpawnArgs;
 use crate::error::UsageError;
 use crate::output::print_json;
@@ -20,8 +18,7 @@ const DEFAULT_MAX_RESTARTS: u32 = 3;
 pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
     let json = args.json;
     let spec = build_spec(args)?;
-    let mut client = Client::connect_or_start(workspace, &current_exe()?)?;
-    let task = expect_task(client.request(&Request::Spawn(spec))?)?;
+    let task = service(workspace)?.spawn(spec)?;
     if json {
         print_json(&task)?;
     } else {
@@ -34,14 +31,6 @@ pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
         println!("{}", task.id);
     }
     Ok(0)
-}
-
-/// The daemon answers a process request with the task; anything else is a protocol slip.
-pub fn expect_task(response: Response) -> anyhow::Result<TaskRecord> {
-    match response {
-        Response::Task { task } => Ok(*task),
-        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
-    }
 }
 
 fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {

@@ -12,24 +12,22 @@ use taskdaemon_daemon::Client;
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
 use taskdaemon_workspace::Workspace;
 
-use super::{current_exe, open_store};
+use super::{current_exe, service};
 use crate::args::WaitArgs;
 
 /// Exit code when `--timeout` runs out, as `timeout(1)` uses.
 const TIMED_OUT: u8 = 124;
 
 pub fn run(workspace: &Workspace, args: WaitArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
+    let service = service(workspace)?;
+    let store = service.store();
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let task = store.task(&args.id)?;
     if task.kind == TaskKind::Loop {
-        return Ok(
-            match super::loops::wait(workspace, store, &task, args.timeout)? {
-                Some(task) => finish(&task),
-                None => timed_out(&task),
-            },
-        );
+        return Ok(match super::loops::wait(&service, &task, args.timeout)? {
+            Some(task) => finish(&task),
+            None => timed_out(&task),
+        });
     }
     loop {
         let task = store.task(&args.id)?;
