@@ -86,8 +86,11 @@ struct Slot {
 #[derive(Default)]
 struct SlotQueue {
     items: VecDeque<Item>,
-    /// The buffer overflowed and was dropped: re-read the store.
+    /// The buffer overflowed and was dropped (or never held what the
+    /// subscriber wants first): re-read the store.
     lagged: bool,
+    /// How often that happened.
+    overflows: u64,
 }
 
 struct Hub {
@@ -122,16 +125,19 @@ impl Hub {
                     item
                 })
                 .collect();
-            self.deliver(&items);
-            self.cursor.store(last, Ordering::Release);
+            self.deliver(&items, last);
             if !full {
                 return Ok(());
             }
         }
     }
 
-    fn deliver(&self, items: &[Item]) {
+    /// Hands `items` to every subscriber and moves the cursor to `last`,
+    /// both under the subscribers' lock, so a new subscriber sees either
+    /// the items or the moved cursor.
+    fn deliver(&self, items: &[Item], last: i64) {
         let mut slots = lock(&self.slots);
+        self.cursor.store(last, Ordering::Release);
         slots.retain(|slot| {
             let Some(slot) = slot.upgrade() else {
                 return false;
@@ -142,6 +148,7 @@ impl Hub {
                     // Never wait for a slow reader: it re-reads the store.
                     queue.items.clear();
                     queue.lagged = true;
+                    queue.overflows += 1;
                 } else {
                     queue.items.extend(items.iter().cloned());
                 }
@@ -187,15 +194,16 @@ impl Feed {
     /// `0` is everything; [`Store::last_event_seq`] is only what comes next.
     pub fn subscribe(&self, from_seq: i64) -> Subscription {
         let slot = Arc::new(Slot::default());
-        // Read the store first: events before the feed's cursor are not buffered.
-        lock(&slot.queue).lagged = true;
-        lock(&self.hub.slots).push(Arc::downgrade(&slot));
+        let mut slots = lock(&self.hub.slots);
+        // Events up to the feed's cursor are not buffered: read them from the store.
+        lock(&slot.queue).lagged = from_seq < self.hub.cursor.load(Ordering::Acquire);
+        slots.push(Arc::downgrade(&slot));
+        drop(slots);
         Subscription {
             hub: self.hub.clone(),
             slot,
             last_seq: from_seq,
             local: VecDeque::new(),
-            overflows: 0,
             accept_gap: false,
         }
     }
@@ -254,7 +262,6 @@ pub struct Subscription {
     last_seq: i64,
     /// Events read from the store, returned before the buffer's.
     local: VecDeque<Event>,
-    overflows: u64,
     /// The store had nothing to fill a gap with (events archived meanwhile).
     accept_gap: bool,
 }
@@ -284,7 +291,6 @@ impl Subscription {
                 queue.lagged = false;
                 queue.items.clear();
                 drop(queue);
-                self.overflows += 1;
                 self.read_store()?;
                 continue;
             }
@@ -307,6 +313,19 @@ impl Subscription {
                 self.read_store()?;
                 self.accept_gap = self.local.is_empty();
                 continue;
+            }
+            if self.last_seq < self.hub.cursor.load(Ordering::Acquire) {
+                // The feed read events this buffer never held (they came
+                // before the subscription or while it was cut loose).
+                drop(queue);
+                self.read_store()?;
+                if !self.local.is_empty() {
+                    continue;
+                }
+                queue = lock(&slot.queue);
+                if queue.lagged || !queue.items.is_empty() {
+                    continue;
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -334,9 +353,9 @@ impl Subscription {
     }
 
     /// How often this subscriber fell so far behind that its buffer was
-    /// dropped and it re-read the store (its first catch-up counts too).
+    /// dropped (it then re-read the store).
     pub fn overflows(&self) -> u64 {
-        self.overflows
+        lock(&self.slot.queue).overflows
     }
 }
 
