@@ -1,0 +1,97 @@
+//! Views the service adds for every interface, through the real binary:
+//! `tasks list` (folder and submitted queue tasks alike) and claim workers
+//! that died showing `lost`.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{Ws, eventually, eventually_some};
+use serde_json::Value;
+
+const ADHOC: &str = "tasks/ad-hoc";
+
+#[test]
+fn tasks_list_shows_folder_and_submitted_tasks() {
+    let ws = Ws::new();
+    let empty = ws.run(&["tasks", "list", "--json"]).ok().json();
+    assert_eq!(empty, Value::Array(Vec::new()));
+    ws.run(&[
+        "submit", "--command", "true", "--queue", "build", "--id", "job-1",
+    ])
+    .ok();
+    ws.run(&["start"]).ok();
+    ws.drop_document(
+        ADHOC,
+        "task-folder.md",
+        "---\nexecutor: command\ncommand: echo hi\n---\n",
+    );
+    ws.wait_result(ADHOC, "task-folder");
+
+    let all = ws.run(&["tasks", "list", "--json"]).ok().json();
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["job-1", "task-folder"], "{all:#}");
+    assert_eq!(all[0]["submitted"], true);
+    assert_eq!(all[0]["status"], "pending");
+    assert_eq!(all[0]["queue"], "build");
+    assert_eq!(all[1]["submitted"], false);
+    assert_eq!(all[1]["status"], "succeeded");
+
+    let build = ws
+        .run(&["tasks", "list", "--queue", "build", "--json"])
+        .ok()
+        .json();
+    assert_eq!(build.as_array().unwrap().len(), 1);
+    let succeeded = ws
+        .run(&["tasks", "list", "--status", "succeeded", "--json"])
+        .ok()
+        .json();
+    assert_eq!(succeeded.as_array().unwrap().len(), 1);
+    assert_eq!(succeeded[0]["id"], "task-folder");
+    let table = ws.run(&["tasks", "list"]).ok();
+    assert!(table.stdout.contains("ATTEMPT"), "{table:?}");
+    assert!(table.stdout.contains("submitted"), "{table:?}");
+    let bad = ws.run(&["tasks", "list", "--status", "sideways"]);
+    assert_eq!(bad.code, Some(2), "{bad:?}");
+    ws.run(&["stop"]).ok();
+}
+
+/// The one claim worker `workers list --json` reports.
+fn claim_worker(ws: &Ws) -> Option<Value> {
+    let rows = ws.run(&["workers", "list", "--json"]).ok().json();
+    rows.as_array()?
+        .iter()
+        .find(|r| r.get("worker").is_some())
+        .cloned()
+}
+
+#[test]
+fn a_sigkilled_worker_shows_lost_not_running() {
+    let ws = Ws::new();
+    let mut worker = ws.command(&["worker", "--queue", "q", "--lease", "1s"]);
+    worker.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut worker = worker.spawn().expect("start a worker");
+    let row = eventually_some("the worker to register", || claim_worker(&ws));
+    eventually("the worker to run", || {
+        claim_worker(&ws).is_some_and(|w| w["state"] == "running")
+    });
+    assert_eq!(row["pid"], worker.id());
+
+    common::sigkill(worker.id() as i32);
+    worker.wait().unwrap();
+    eventually("the killed worker to show lost", || {
+        claim_worker(&ws).is_some_and(|w| w["state"] == "lost")
+    });
+    let status = ws.status();
+    assert_eq!(status["claim_workers"][0]["state"], "lost", "{status:#}");
+    let human = ws.run(&["status"]).ok();
+    assert!(human.stdout.contains("1 lost"), "{human:?}");
+    let table = ws.run(&["workers", "list"]).ok();
+    assert!(table.stdout.contains("lost"), "{table:?}");
+    assert!(!table.stdout.contains("running"), "{table:?}");
+}
