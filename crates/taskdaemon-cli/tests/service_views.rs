@@ -17,7 +17,13 @@ fn tasks_list_shows_folder_and_submitted_tasks() {
     let empty = ws.run(&["tasks", "list", "--json"]).ok().json();
     assert_eq!(empty, Value::Array(Vec::new()));
     ws.run(&[
-        "submit", "--command", "true", "--queue", "build", "--id", "job-1",
+        "submit",
+        "--command",
+        "true",
+        "--queue",
+        "build",
+        "--id",
+        "job-1",
     ])
     .ok();
     ws.run(&["start"]).ok();

@@ -25,7 +25,9 @@ pub mod open;
 mod processes;
 mod queues;
 mod rehydrate;
+mod repair;
 mod tracked;
+mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +48,9 @@ pub use queues::{
     QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
 };
 pub use rehydrate::Rehydration;
+pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
+pub use wait::WaitOutcome;
 
 /// Where warnings about projection files go (the change itself is committed).
 type WarningSink = Box<dyn Fn(&str) + Send + Sync>;

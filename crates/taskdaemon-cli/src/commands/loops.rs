@@ -2,9 +2,9 @@
 //! (checked, started, listed and stopped by the service; formatted here).
 
 use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
-use taskdaemon_core::{LoopRecord, Status, TaskRecord};
+use taskdaemon_core::{LoopRecord, Status};
 use taskdaemon_llm::CommandSpec;
-use taskdaemon_service::{LoopRunInput, Service};
+use taskdaemon_service::LoopRunInput;
 use taskdaemon_workspace::Workspace;
 
 use super::{logs, service};
@@ -67,15 +67,6 @@ fn verdict(record: &LoopRecord) -> u8 {
             1
         }
     }
-}
-
-/// `wait` for a loop: until it ends (`None` when `timeout` ran out).
-pub fn wait(
-    service: &Service,
-    task: &TaskRecord,
-    timeout: Option<std::time::Duration>,
-) -> anyhow::Result<Option<TaskRecord>> {
-    Ok(service.wait_loop(&task.id, timeout)?)
 }
 
 fn list(workspace: &Workspace, args: LoopListArgs) -> anyhow::Result<u8> {
