@@ -101,3 +101,65 @@ fn a_sigkilled_worker_shows_lost_not_running() {
     assert!(table.stdout.contains("lost"), "{table:?}");
     assert!(!table.stdout.contains("running"), "{table:?}");
 }
+
+/// The service's actions that need the daemon, called directly (no
+/// terminal, no CLI parsing) against a real daemon, shims and processes.
+#[test]
+fn service_actions_go_through_the_daemon() {
+    use taskdaemon_core::process::RestartPolicy;
+    use taskdaemon_core::{NewProcess, Status};
+    use taskdaemon_service::{ErrorClass, Service, WaitOutcome};
+
+    let ws = Ws::new();
+    // Started by the CLI so the daemon (and what it runs) carries the test's tag.
+    ws.run(&["start"]).ok();
+    let service = Service::open(taskdaemon_workspace::Workspace::open(ws.root()).unwrap())
+        .unwrap()
+        .with_exe(common::bin());
+    let spec = |script: &str| NewProcess {
+        tool: Some("claude".to_owned()),
+        name: None,
+        session: None,
+        argv: vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()],
+        cwd: ws.root().display().to_string(),
+        env: Vec::new(),
+        restart: RestartPolicy::default(),
+        hang_timeout_ms: None,
+    };
+    let quick = service.spawn(spec("exit 7")).unwrap();
+    assert!(quick.id.starts_with("CLAUDE-"), "{}", quick.id);
+    match service
+        .wait(&quick.id, Some(std::time::Duration::from_secs(20)))
+        .unwrap()
+    {
+        WaitOutcome::Ended(task) => assert_eq!(task.exit_code, Some(7)),
+        other => panic!("not ended: {other:?}"),
+    }
+
+    let long = service.spawn(spec("sleep 60")).unwrap();
+    let live = service.processes(false, Some("Claude")).unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].task.id, long.id);
+    let restarted = service
+        .restart(&long.id, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(restarted.status, Status::Running);
+    assert_ne!(restarted.pid, long.pid, "a new process");
+    let bad = service
+        .kill(&long.id, "NOTASIGNAL", std::time::Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(bad.class(), ErrorClass::BadInput);
+    let killed = service
+        .kill(&long.id, "TERM", std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(killed.status, Status::Cancelled);
+    let again = service
+        .kill(&long.id, "TERM", std::time::Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(again.class(), ErrorClass::IllegalState, "{again}");
+    let missing = service
+        .cancel("TASK-404", std::time::Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(missing.class(), ErrorClass::NotFound);
+    assert!(service.processes(false, None).unwrap().is_empty());
+}
