@@ -71,7 +71,9 @@ fn measure(label: &str, target: Duration, location: &Location, events: u64, gap:
     let since = |pick: fn(&(Instant, Instant)) -> Instant| -> Vec<Duration> {
         let mut latencies: Vec<Duration> = received
             .iter()
-            .filter_map(|(message, at)| Some(at.saturating_duration_since(pick(committed.get(message)?))))
+            .filter_map(|(message, at)| {
+                Some(at.saturating_duration_since(pick(committed.get(message)?)))
+            })
             .collect();
         latencies.sort();
         latencies

@@ -1,10 +1,11 @@
 //! The daemon's state and counters: what `status` shows, and the numbers a
-//! metrics endpoint exports (tasks by status, queue depth, workers by state).
+//! metrics endpoint exports (tasks by status and kind, queue depth, workers
+//! by state).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use taskdaemon_core::Status;
+use taskdaemon_core::{Status, TaskKind};
 use taskdaemon_daemon::running_pid;
 
 use crate::{Result, Service, WorkerRow, WorkerState};
@@ -34,6 +35,8 @@ pub struct StatusReport {
 pub struct Counters {
     /// Tasks by status; every status is present.
     pub tasks: BTreeMap<String, u64>,
+    /// Tasks by kind (`process`, `agent`, `loop`, `manual`); every kind is present.
+    pub kinds: BTreeMap<String, u64>,
     /// Queue items not finished yet, by queue.
     pub queue_depth: BTreeMap<String, u64>,
     /// Claiming workers by state (`running`, `stopped`, `lost`).
@@ -92,8 +95,21 @@ impl Service {
         for row in self.claim_worker_rows()? {
             *workers.entry(row.state.to_string()).or_default() += 1;
         }
+        let mut kinds: BTreeMap<String, u64> = [
+            TaskKind::Process,
+            TaskKind::Agent,
+            TaskKind::Loop,
+            TaskKind::Manual,
+        ]
+        .iter()
+        .map(|k| (k.as_str().to_owned(), 0))
+        .collect();
+        for (kind, n) in self.store.kind_counts()? {
+            kinds.insert(kind.as_str().to_owned(), n);
+        }
         Ok(Counters {
             tasks: self.task_counts()?,
+            kinds,
             queue_depth: self
                 .store
                 .queue_counts()?

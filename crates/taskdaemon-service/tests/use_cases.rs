@@ -250,6 +250,8 @@ fn processes_rehydrate_and_counters() {
     assert_eq!(counters.tasks["pending"], 1);
     assert_eq!(counters.tasks["failed"], 1);
     assert_eq!(counters.tasks["running"], 0, "every status is present");
+    assert_eq!(counters.kinds["process"], 2);
+    assert_eq!(counters.kinds["loop"], 0, "every kind is present");
     assert!(counters.last_event_seq >= 4);
     let status = service.status(true).unwrap();
     assert!(!status.running, "no daemon runs");

@@ -30,8 +30,8 @@ use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
     Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind, NewAgent, NewEvent,
-    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
-    TrackedAction, TrackedEdit,
+    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskKind,
+    TaskRecord, TrackedAction, TrackedEdit,
 };
 
 pub use claim::{
@@ -528,4 +528,15 @@ pub trait Store: Send + Sync {
     /// watches its change counter, so `wait(Duration::ZERO)` is a cheap
     /// check of whether anything was committed since the last call.
     fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
+
+    /// How many tasks are of each kind (kinds without tasks left out).
+    fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
+}
+
+/// A task kind read back from the store.
+pub(crate) fn parse_kind(text: &str) -> Result<TaskKind> {
+    text.parse().map_err(|message| StoreError::Malformed {
+        field: "tasks.kind",
+        message,
+    })
 }

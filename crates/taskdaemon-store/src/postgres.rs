@@ -1316,4 +1316,20 @@ impl Store for PgStore {
             claim::EVENTS_CHANNEL,
         )?))
     }
+
+    fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>> {
+        self.read(|tx| {
+            tx.query(
+                "SELECT kind, COUNT(*) FROM tasks GROUP BY kind ORDER BY kind",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get(0)?;
+                let count: i64 = row.try_get(1)?;
+                Ok((crate::parse_kind(&kind)?, count as u64))
+            })
+            .collect()
+        })
+    }
 }

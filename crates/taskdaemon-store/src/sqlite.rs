@@ -1146,4 +1146,17 @@ impl Store for SqliteStore {
     fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
         Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
     }
+
+    fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT kind, COUNT(*) FROM tasks GROUP BY kind ORDER BY kind")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|row| {
+                let (kind, count) = row?;
+                Ok((crate::parse_kind(&kind)?, count as u64))
+            })
+            .collect()
+        })
+    }
 }

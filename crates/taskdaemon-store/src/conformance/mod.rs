@@ -132,6 +132,7 @@ pub const CHECKS: &[Check] = &[
         "event_waiters_wake_on_any_event",
         event_waiters_wake_on_any_event,
     ),
+    ("kind_counts_count_every_kind", kind_counts_count_every_kind),
 ];
 
 /// A process spec for tests.
@@ -634,4 +635,24 @@ fn event_waiters_wake_on_any_event(store: &dyn Store) {
             .unwrap();
         assert!(waiting.join().unwrap(), "an appended event woke the waiter");
     });
+}
+
+fn kind_counts_count_every_kind(store: &dyn Store) {
+    assert!(store.kind_counts().unwrap().is_empty());
+    store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store.create_process(&spec(None, &["y"]), "t").unwrap();
+    store.submit(&agent("q", "task-1.md"), "t").unwrap();
+    store
+        .create_tracked(&tracked::tracked("t", &[]), "t")
+        .unwrap();
+    let mut counts = store.kind_counts().unwrap();
+    counts.sort_by_key(|(kind, _)| kind.as_str());
+    assert_eq!(
+        counts,
+        [
+            (TaskKind::Agent, 1),
+            (TaskKind::Manual, 1),
+            (TaskKind::Process, 2)
+        ]
+    );
 }
