@@ -34,7 +34,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -47,9 +47,10 @@ use crate::{Result, Service, ServiceError};
 
 /// The longest an idle feed sleeps before it checks the store anyway.
 pub const SAFETY_TICK: Duration = Duration::from_millis(250);
-/// After a WAL write, how often and how long to look for its commit (the
-/// write is seen before the commit becomes visible).
-const RECHECK_STEP: Duration = Duration::from_millis(1);
+/// After a WAL write, look for its commit (the write is seen before the
+/// commit becomes visible) at growing intervals, for this long.
+const RECHECK_FIRST: Duration = Duration::from_micros(100);
+const RECHECK_MAX: Duration = Duration::from_millis(2);
 const RECHECK_FOR: Duration = Duration::from_millis(50);
 /// PostgreSQL delivers every notification; read anyway this often, in case
 /// the listening connection dropped unnoticed.
@@ -99,7 +100,6 @@ struct Hub {
     slots: Mutex<Vec<Weak<Slot>>>,
     /// The last sequence number the feed read.
     cursor: AtomicI64,
-    stop: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,7 +180,6 @@ impl Feed {
                 page: options.page.max(1),
             },
             slots: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);
         std::thread::Builder::new()
@@ -214,16 +213,9 @@ impl Feed {
     }
 }
 
-impl Drop for Feed {
-    fn drop(&mut self) {
-        // Subscriptions keep the hub alive; the thread stops when all are gone.
-        if Arc::strong_count(&self.hub) == 1 {
-            self.hub.stop.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
 /// The feed's thread: sleep until woken (or the safety tick), then pump.
+/// It holds the hub only while pumping, and ends once the feed and every
+/// subscription are gone.
 fn run(hub: &Weak<Hub>, mut waiter: Box<dyn WorkWaiter>, periodic_read: bool) {
     let mut quiet_ticks = 0u32;
     loop {
@@ -231,9 +223,6 @@ fn run(hub: &Weak<Hub>, mut waiter: Box<dyn WorkWaiter>, periodic_read: bool) {
         let Some(hub) = hub.upgrade() else {
             return;
         };
-        if hub.stop.load(Ordering::Relaxed) {
-            return;
-        }
         let read = match woken {
             Ok(true) => true,
             Ok(false) => {
@@ -422,6 +411,7 @@ impl WorkWaiter for WalWaiter {
     fn wait(&mut self, timeout: Duration) -> std::result::Result<bool, StoreError> {
         let deadline = Instant::now() + timeout;
         let mut recheck_until: Option<Instant> = None;
+        let mut recheck_step = RECHECK_FIRST;
         loop {
             // `wait(ZERO)` is one cheap look at the change counter.
             if self.check.wait(Duration::ZERO)? {
@@ -432,7 +422,11 @@ impl WorkWaiter for WalWaiter {
                 return Ok(false);
             }
             let step = match recheck_until {
-                Some(until) if now < until => RECHECK_STEP.min(deadline - now),
+                Some(until) if now < until => {
+                    let step = recheck_step.min(deadline - now);
+                    recheck_step = (recheck_step * 2).min(RECHECK_MAX);
+                    step
+                }
                 _ => deadline - now,
             };
             match self.writes.recv_timeout(step) {
@@ -443,6 +437,7 @@ impl WorkWaiter for WalWaiter {
                     }
                     if wrote {
                         recheck_until = Some(Instant::now() + RECHECK_FOR);
+                        recheck_step = RECHECK_FIRST;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
