@@ -43,7 +43,7 @@ pub use history::HistoryQuery;
 pub use logs::{last_line, tail_lines};
 pub use loops::{LoopRunInput, LoopShow};
 pub use metrics::{Counters, StatusReport};
-pub use processes::ProcessView;
+pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};
 pub use queues::{
     QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
 };
@@ -74,6 +74,20 @@ impl Service {
         let location = open::location(&workspace, &config);
         let store = taskdaemon_store::open(&location)?;
         Ok(Self::from_parts(Some(workspace), config, location, store))
+    }
+
+    /// Makes `root` a workspace (`.taskdaemon/`, the default config and
+    /// queue, the store) and opens it; safe to repeat. Returns whether the
+    /// workspace was created now.
+    pub fn init(root: &std::path::Path) -> Result<(Self, bool)> {
+        let (workspace, created) = Workspace::init(root)?;
+        let config = workspace.config_path();
+        if !config.exists() {
+            std::fs::write(&config, taskdaemon_workspace::DEFAULT_CONFIG).map_err(|e| {
+                ServiceError::Failed(format!("cannot write {}: {e}", config.display()))
+            })?;
+        }
+        Ok((Self::open(workspace)?, created))
     }
 
     /// Opens a store without a workspace (a host that only runs workers or

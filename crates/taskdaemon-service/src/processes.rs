@@ -5,12 +5,35 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use taskdaemon_core::process::{RestartMode, RestartPolicy};
 use taskdaemon_core::{NewProcess, TaskRecord};
 use taskdaemon_daemon::protocol::{Request, Response};
 use taskdaemon_store::{ProcessFilter, Sample};
 use taskdaemon_supervisor::group::parse_signal;
 
 use crate::{Result, Service, ServiceError, tool_name};
+
+/// Restarts allowed when a restart mode is given without a maximum.
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
+
+/// The restart policy of a new process: no restarts for `never`, else
+/// `max_restarts` (default [`DEFAULT_MAX_RESTARTS`]) with backoff from
+/// `initial_backoff`.
+pub fn restart_policy(
+    mode: RestartMode,
+    max_restarts: Option<u32>,
+    initial_backoff: Duration,
+) -> RestartPolicy {
+    let max_restarts = match mode {
+        RestartMode::Never => 0,
+        _ => max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+    };
+    RestartPolicy {
+        mode,
+        max_restarts,
+        initial_backoff,
+    }
+}
 
 /// A process with its latest resource sample and log paths, as `ps --json`
 /// shows it.

@@ -431,3 +431,30 @@ fn workspace_less_service_refuses_workspace_views() {
     );
     assert_eq!(service.counters().unwrap().last_event_seq, 0);
 }
+
+#[test]
+fn init_and_restart_policy_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, created) = taskdaemon_service::Service::init(dir.path()).unwrap();
+    assert!(created);
+    let workspace = service.workspace().unwrap();
+    assert!(workspace.config_path().is_file(), "the default config");
+    assert!(workspace.db_path().is_file(), "the store");
+    let (_, again) = taskdaemon_service::Service::init(dir.path()).unwrap();
+    assert!(!again, "init is safe to repeat");
+
+    use taskdaemon_service::{DEFAULT_MAX_RESTARTS, restart_policy};
+    let delay = Duration::from_secs(1);
+    assert_eq!(
+        restart_policy(RestartMode::Never, Some(5), delay).max_restarts,
+        0
+    );
+    assert_eq!(
+        restart_policy(RestartMode::OnFailure, None, delay).max_restarts,
+        DEFAULT_MAX_RESTARTS
+    );
+    assert_eq!(
+        restart_policy(RestartMode::Always, Some(7), delay).max_restarts,
+        7
+    );
+}

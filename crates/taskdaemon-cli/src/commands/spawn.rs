@@ -4,16 +4,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use taskdaemon_core::NewProcess;
-use taskdaemon_core::process::{RestartMode, RestartPolicy};
+use taskdaemon_service::restart_policy;
 use taskdaemon_workspace::Workspace;
 
 use super::{service, tool_arg};
 use crate::args::SpawnArgs;
 use crate::error::UsageError;
 use crate::output::print_json;
-
-/// Restarts allowed when `--restart` is given without `--max-restarts`.
-const DEFAULT_MAX_RESTARTS: u32 = 3;
 
 pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
     let json = args.json;
@@ -41,10 +38,6 @@ fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
-    let max_restarts = match args.restart {
-        RestartMode::Never => 0,
-        _ => args.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
-    };
     Ok(NewProcess {
         tool,
         name: args.name,
@@ -52,11 +45,7 @@ fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
         argv: args.command,
         cwd,
         env,
-        restart: RestartPolicy {
-            mode: args.restart,
-            max_restarts,
-            initial_backoff: args.restart_delay,
-        },
+        restart: restart_policy(args.restart, args.max_restarts, args.restart_delay),
         hang_timeout_ms: args.hang_timeout.map(|d| d.as_millis() as u64),
     })
 }
