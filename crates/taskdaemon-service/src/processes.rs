@@ -88,6 +88,19 @@ impl Service {
         Ok(self.store.task(id)?)
     }
 
+    /// A task's output log (stderr's with `stderr`), with the task's
+    /// canonical id.
+    pub fn log_path(&self, id: &str, stderr: bool) -> Result<(String, std::path::PathBuf)> {
+        let workspace = self.workspace()?;
+        let id = self.store.task(id)?.id;
+        let path = if stderr {
+            workspace.stderr_log(&id)
+        } else {
+            workspace.stdout_log(&id)
+        };
+        Ok((id, path))
+    }
+
     /// Starts a command under supervision (through the daemon, started when
     /// none runs); returns the new process.
     pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
