@@ -505,3 +505,6 @@ TD=$TD bash "$ROOT/bench/queue.sh"
 
 # ------------------------------------------------------------------ claims on a shared store (issue 6)
 bash "$ROOT/bench/postgres.sh"
+
+# ------------------------------------------------------------------ change feed (issue 11)
+bash "$ROOT/bench/feed.sh"

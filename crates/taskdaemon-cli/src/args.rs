@@ -231,6 +231,8 @@ pub enum TasksCommand {
     Logs(TaskLogsArgs),
     /// Stop a queue task: its process group gets SIGTERM, then SIGKILL after the grace period.
     Cancel(TaskCancelArgs),
+    /// List queue tasks, from folders and `submit` alike, oldest first.
+    List(TasksListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -798,4 +800,20 @@ fn parse_env_pair(text: &str) -> Result<(String, String), String> {
 
 fn parse_restart(text: &str) -> Result<RestartMode, String> {
     text.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct TasksListArgs {
+    /// Only tasks of this queue.
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// Only tasks in this status.
+    #[arg(long, value_name = "S")]
+    pub status: Option<taskdaemon_core::Status>,
+    /// At most this many, the newest.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -13,6 +13,7 @@
 
 use taskdaemon_daemon::ClientError;
 use taskdaemon_daemon::protocol::ErrorKind;
+use taskdaemon_service::{ServiceError, store_class};
 use taskdaemon_store::StoreError;
 
 /// Input the CLI itself rejects.
@@ -26,12 +27,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<ServiceError>() {
+            return e.class().exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
-            match e {
-                StoreError::NotFound(_) => return 3,
-                StoreError::IllegalTransition(_) | StoreError::Conflict(_) => return 4,
-                StoreError::InvalidId(_) | StoreError::Invalid(_) => return 2,
-                _ => {}
+            let code = store_class(e).exit_code();
+            if code != 1 {
+                return code;
             }
         }
         if let Some(ClientError::Daemon { kind, .. }) = cause.downcast_ref::<ClientError>() {

@@ -20,7 +20,7 @@ pub fn run(cli: Cli) -> ExitCode {
         // Everything this command starts (the daemon, shims) must use the
         // same store, and reads it from the variable.
         // SAFETY: called from `main` before any thread is started.
-        unsafe { std::env::set_var(taskdaemon_daemon::store::DATABASE_URL_ENV, url) };
+        unsafe { std::env::set_var(taskdaemon_service::open::DATABASE_URL_ENV, url) };
     }
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),

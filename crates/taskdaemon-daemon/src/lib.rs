@@ -23,7 +23,6 @@ pub mod registry;
 mod server;
 pub mod snapshot;
 mod state;
-pub mod store;
 mod watchdog;
 pub mod worker;
 

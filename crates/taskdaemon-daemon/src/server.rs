@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use taskdaemon_store::{ProcessFilter, StoreError};
+use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_workspace::{Config, Workspace};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -30,9 +30,11 @@ use crate::{handlers, housekeeping, logging, queues, watchdog};
 pub const DAEMON_SUBCOMMAND: &str = "__daemon";
 
 /// Runs the daemon for `workspace` until it is asked to stop. `exe` is the
-/// binary that provides the shim. Returns the process exit code.
-pub fn run_daemon(workspace: Workspace, exe: PathBuf) -> i32 {
-    match prepare(workspace, exe) {
+/// binary that provides the shim; `store` is the workspace's store, opened by
+/// the caller (the service layer decides the backend). Returns the process
+/// exit code.
+pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
+    match prepare(workspace, exe, store) {
         Ok((daemon, _lock)) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -63,12 +65,16 @@ pub fn run_daemon(workspace: Workspace, exe: PathBuf) -> i32 {
 /// containers): as [`run_daemon`], with the log copied to stderr. SIGTERM
 /// and SIGINT end it cleanly with exit code 0; supervised processes keep
 /// running.
-pub fn run_foreground(workspace: Workspace, exe: PathBuf) -> i32 {
+pub fn run_foreground(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
     logging::also_to_stderr();
-    run_daemon(workspace, exe)
+    run_daemon(workspace, exe, store)
 }
 
-fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), String> {
+fn prepare(
+    workspace: Workspace,
+    exe: PathBuf,
+    store: Arc<dyn Store>,
+) -> Result<(Shared, PidLock), String> {
     let lock = PidLock::acquire(&workspace).map_err(|e| match e {
         LockError::Held(pid) => format!("already running (pid {pid})"),
         other => other.to_string(),
@@ -80,7 +86,6 @@ fn prepare(workspace: Workspace, exe: PathBuf) -> Result<(Shared, PidLock), Stri
         config.daemon.log_keep,
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
-    let store = crate::store::open(&workspace, &config).map_err(|e| e.to_string())?;
     let loops = Loops::new(config.loops.clone());
     let daemon = Arc::new(Daemon {
         workspace,

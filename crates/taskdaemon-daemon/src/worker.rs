@@ -153,6 +153,12 @@ pub fn new_worker_id() -> String {
     format!("{}:{}:{nanos:08x}", host_name(), std::process::id())
 }
 
+/// The store meta key under which a worker records its lease, in
+/// milliseconds: a worker whose heartbeat is older than that is lost.
+pub fn lease_meta_key(worker_id: &str) -> String {
+    format!("worker.lease_ms.{worker_id}")
+}
+
 /// Runs a worker until `stop` is set, then lets the running tasks finish,
 /// marks the worker stopped and returns.
 pub fn run_worker(
@@ -168,6 +174,11 @@ pub fn run_worker(
         concurrency: options.concurrency.max(1),
     };
     store.register_worker(&info)?;
+    // Readers judge a silent worker lost once its heartbeat is older than this.
+    store.set_meta(
+        &lease_meta_key(&info.id),
+        &options.lease.as_millis().to_string(),
+    )?;
     let waiter = store.work_waiter()?;
     tracing::info!(worker = %info.id, queues = ?info.queues, "worker started");
     let shared = Arc::new(Shared {

@@ -34,6 +34,11 @@ pub(crate) fn parse_status(text: &str) -> Result<Status> {
         .map_err(|e: taskdaemon_core::status::UnknownStatus| malformed("tasks.status", e))
 }
 
+/// A task kind read back from the store.
+pub(crate) fn parse_kind(text: &str) -> Result<taskdaemon_core::TaskKind> {
+    text.parse().map_err(|e: String| malformed("tasks.kind", e))
+}
+
 /// A JSON text column.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     field: &'static str,

@@ -48,8 +48,8 @@ use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
     Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind, NewAgent, NewEvent,
-    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
-    TrackedAction, TrackedEdit,
+    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskKind,
+    TaskRecord, TrackedAction, TrackedEdit,
 };
 
 pub use claim::{
@@ -114,6 +114,17 @@ pub struct TrackedFilter {
 pub struct MemoryFilter {
     pub kind: Option<MemoryKind>,
     pub task_id: Option<String>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+/// Which queue items a listing returns (see [`Store::queue_items`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueItemFilter {
+    /// Only items of this queue.
+    pub queue: Option<String>,
+    /// Only items whose task is in this status.
+    pub status: Option<Status>,
     /// At most this many, the newest.
     pub limit: Option<usize>,
 }
@@ -524,4 +535,18 @@ pub trait Store: Send + Sync {
 
     /// A waiter that wakes when work may have been submitted or released.
     fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
+
+    // --- Listings and change notification for interfaces --------------------
+
+    /// Queue items, folder and submitted alike, oldest first.
+    fn queue_items(&self, filter: &QueueItemFilter) -> Result<Vec<QueueItem>>;
+
+    /// A waiter that wakes when events may have been committed, by any
+    /// process (PostgreSQL: on any host): `LISTEN` on PostgreSQL; SQLite
+    /// watches its change counter, so `wait(Duration::ZERO)` is a cheap
+    /// check of whether anything was committed since the last call.
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
+
+    /// How many tasks are of each kind (kinds without tasks left out).
+    fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
 }

@@ -611,4 +611,20 @@ impl Store for PgStore {
             self.url.clone(),
         )?))
     }
+
+    fn queue_items(&self, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+        self.read(|tx| queue::list(tx, filter))
+    }
+
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
+        Ok(Box::new(claim::PgWaiter::on_channel(
+            self.config.clone(),
+            self.url.clone(),
+            claim::EVENTS_CHANNEL,
+        )?))
+    }
+
+    fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
+        self.read(queue::kind_counts)
+    }
 }

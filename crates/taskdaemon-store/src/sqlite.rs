@@ -388,4 +388,16 @@ impl Store for SqliteStore {
     fn work_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
         Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
     }
+
+    fn queue_items(&self, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+        self.read(|conn| queue::list(conn, filter))
+    }
+
+    fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
+        Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
+    }
+
+    fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
+        self.read(queue::kind_counts)
+    }
 }

@@ -3,11 +3,11 @@
 
 use std::io::{self, Write};
 
-use taskdaemon_core::time::{now_millis, to_rfc3339};
-use taskdaemon_store::HistoryFilter;
+use taskdaemon_core::time::to_rfc3339;
+use taskdaemon_service::HistoryQuery;
 use taskdaemon_workspace::Workspace;
 
-use super::open_store;
+use super::service;
 use crate::args::{ArchiveArgs, HistoryArgs};
 use crate::output::print_json;
 
@@ -15,23 +15,17 @@ use crate::output::print_json;
 const PAGE: usize = 1000;
 
 pub fn history(workspace: &Workspace, args: HistoryArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let task_id = match &args.task {
-        // An unknown id is an error, not an empty history.
-        Some(id) => Some(store.task(id)?.id),
-        None => None,
-    };
-    let filter = HistoryFilter {
+    let service = service(workspace)?;
+    let filter = service.history_filter(&HistoryQuery {
         since: args.since,
-        task_id,
-    };
+        task: args.task,
+    })?;
     let mut remaining = args.limit.unwrap_or(usize::MAX);
     let mut cursor = 0;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     while remaining > 0 {
-        let page = store.history_page(&filter, cursor, PAGE.min(remaining))?;
+        let page = service.history_page(&filter, cursor, PAGE.min(remaining))?;
         let Some(last) = page.last() else { break };
         cursor = last.seq;
         remaining -= page.len();
@@ -58,10 +52,7 @@ pub fn history(workspace: &Workspace, args: HistoryArgs) -> anyhow::Result<u8> {
 }
 
 pub fn archive(workspace: &Workspace, args: ArchiveArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let before = now_millis() - args.older_than.as_millis() as i64;
-    let report = store.archive_events(before)?;
+    let (report, before) = service(workspace)?.archive(args.older_than)?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -1,7 +1,10 @@
 //! The subcommands the daemon and shims run as: the hidden `__shim` and
 //! `__daemon`, and `run` (the daemon in the foreground).
 
+use std::sync::Arc;
+
 use taskdaemon_daemon::{registry, running_pid};
+use taskdaemon_store::Store;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
 use taskdaemon_workspace::{Config, Workspace};
@@ -18,7 +21,7 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
         Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
-    let store = match taskdaemon_daemon::store::open(workspace, &config) {
+    let store = match taskdaemon_service::open::open(workspace, &config) {
         Ok(store) => store,
         Err(e) => return fail(e.to_string()),
     };
@@ -40,26 +43,38 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     u8::try_from(shim.run(id)).unwrap_or(1)
 }
 
-/// `__daemon`: run the daemon in this process.
+/// The binary and the store the daemon runs with, the store opened by the
+/// service layer.
+fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Arc<dyn Store>)> {
+    let exe = super::current_exe()?;
+    let config = Config::load(&workspace.config_path())?;
+    let store = taskdaemon_service::open::open(workspace, &config)?;
+    Ok((exe, store))
+}
+
+/// `__daemon`: run the daemon in this process, on the store the service
+/// layer opens. Failures before it serves are reported on the handshake
+/// line, where the starting client reads them.
 pub fn daemon(workspace: Workspace) -> u8 {
-    let exe = match super::current_exe() {
-        Ok(exe) => exe,
+    let (exe, store) = match daemon_parts(&workspace) {
+        Ok(parts) => parts,
         Err(e) => {
             let _ = report(&format!("error {e:#}"));
+            eprintln!("taskdaemon daemon: {e:#}");
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe)).unwrap_or(1)
+    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe, store)).unwrap_or(1)
 }
 
 /// `run`: the daemon in the foreground, logging to stderr as well.
 pub fn run(workspace: Workspace) -> u8 {
-    let exe = match super::current_exe() {
-        Ok(exe) => exe,
+    let (exe, store) = match daemon_parts(&workspace) {
+        Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e:#}");
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_foreground(workspace, exe)).unwrap_or(1)
+    u8::try_from(taskdaemon_daemon::run_foreground(workspace, exe, store)).unwrap_or(1)
 }

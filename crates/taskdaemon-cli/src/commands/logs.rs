@@ -11,7 +11,7 @@ use taskdaemon_store::Store;
 use taskdaemon_watch as fswatch;
 use taskdaemon_workspace::Workspace;
 
-use super::open_store;
+use super::service;
 use crate::args::LogsArgs;
 use crate::error::UsageError;
 use crate::output::tail_lines;
@@ -23,14 +23,9 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
     let (path, followed) = match &args.id {
         None => (workspace.daemon_log(), None),
         Some(id) => {
-            let store = open_store(workspace)?;
-            let task = store.task(id)?;
-            let path = if args.stderr {
-                workspace.stderr_log(&task.id)
-            } else {
-                workspace.stdout_log(&task.id)
-            };
-            (path, Some((store, task.id)))
+            let service = service(workspace)?;
+            let (id, path) = service.log_path(id, args.stderr)?;
+            (path, Some((service, id)))
         }
     };
     if args.id.is_none() && args.stderr {
@@ -41,7 +36,7 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
         follow(
             &path,
             offset,
-            followed.as_ref().map(|(s, id)| (&**s, id.as_str())),
+            followed.as_ref().map(|(s, id)| (s.store(), id.as_str())),
         )?;
     }
     Ok(0)

@@ -1,30 +1,18 @@
 //! `taskdaemon remember`, `memory list` and `search`: what agents decided and
-//! learned, and finding anything again.
+//! learned, and finding anything again (formatting over the service).
 
-use taskdaemon_core::NewMemory;
 use taskdaemon_core::time::{format_age, now_millis};
 use taskdaemon_store::MemoryFilter;
 use taskdaemon_workspace::Workspace;
 
-use super::{Agent, open_store, save_snapshot};
+use super::{agent, service};
 use crate::args::{MemoryCommand, MemoryListArgs, RememberArgs, SearchArgs};
 use crate::output::{print_json, table};
 
 pub fn remember(workspace: &Workspace, args: RememberArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let agent = Agent::from_args(&args.agent)?;
-    let memory = store.remember(
-        &NewMemory {
-            kind: args.kind,
-            text: args.text,
-            task_id: args.task,
-            key: args.key,
-            session: agent.session.clone(),
-        },
-        &agent.actor(),
-    )?;
-    save_snapshot(workspace, store, &agent);
+    let service = service(workspace)?;
+    let agent = agent(&args.agent)?;
+    let memory = service.remember(&agent, args.kind, args.text, args.task, args.key)?;
     if args.json {
         print_json(&memory)?;
     } else {
@@ -41,9 +29,7 @@ pub fn run(workspace: &Workspace, command: MemoryCommand) -> anyhow::Result<u8> 
 }
 
 fn list(workspace: &Workspace, args: MemoryListArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let memories = store.memories(&MemoryFilter {
+    let memories = service(workspace)?.memories(&MemoryFilter {
         kind: args.kind,
         task_id: args.task,
         limit: Some(args.limit),
@@ -78,13 +64,8 @@ fn list(workspace: &Workspace, args: MemoryListArgs) -> anyhow::Result<u8> {
 }
 
 pub fn search(workspace: &Workspace, args: SearchArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
     let query = args.query.join(" ");
-    let hits = store.search(&query, args.limit).map_err(|e| match e {
-        taskdaemon_store::StoreError::Invalid(m) => crate::error::UsageError(m).into(),
-        other => anyhow::Error::from(other),
-    })?;
+    let hits = service(workspace)?.search(&query, args.limit)?;
     if args.json {
         print_json(&hits)?;
         return Ok(0);

@@ -27,15 +27,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use std::sync::Arc;
-use taskdaemon_core::id::normalize_tool;
 
+use taskdaemon_service::{Agent, Service};
 use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
 use crate::args::{
     AgentArgs, Cli, Command, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand,
 };
-use crate::error::UsageError;
 
 /// Runs the command; the returned code is the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -77,6 +76,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 TasksCommand::Show(args) => tasks::show(&workspace, args),
                 TasksCommand::Logs(args) => tasks::logs(&workspace, args),
                 TasksCommand::Cancel(args) => tasks::cancel(&workspace, args),
+                TasksCommand::List(args) => tasks::list(&workspace, args),
             }
         }
         Command::Workers(command) => {
@@ -117,17 +117,20 @@ fn find_workspace(arg: Option<&Path>) -> anyhow::Result<Workspace> {
 }
 
 /// Validates and normalises a `--tool` value (`Claude` and `claude` are one tool).
-fn tool_arg(tool: Option<&str>) -> Result<Option<String>, UsageError> {
-    tool.map(normalize_tool)
-        .transpose()
-        .map_err(|e| UsageError(e.to_string()))
+fn tool_arg(tool: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(taskdaemon_service::tool_name(tool)?)
 }
 
-/// Opens the workspace's store: SQLite, or PostgreSQL when a database URL
-/// is configured (see [`taskdaemon_daemon::store`], the one place that decides).
+/// The service over the workspace's store: SQLite, or PostgreSQL when a
+/// database URL is configured (see [`taskdaemon_service::open`], the one
+/// place that decides). Warnings about projection files go to stderr.
+fn service(workspace: &Workspace) -> anyhow::Result<Service> {
+    Ok(Service::open(workspace.clone())?.on_warning(|message| eprintln!("warning: {message}")))
+}
+
+/// Opens the workspace's store, for the commands that use it directly.
 fn open_store(workspace: &Workspace) -> anyhow::Result<Arc<dyn Store>> {
-    let config = taskdaemon_workspace::Config::load(&workspace.config_path())?;
-    Ok(taskdaemon_daemon::store::open(workspace, &config)?)
+    Ok(service(workspace)?.store_arc())
 }
 
 /// This binary, which provides the daemon and the shim.
@@ -135,46 +138,7 @@ fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot locate the taskdaemon binary")
 }
 
-/// The agent acting on tracked work: its tool (for id prefixes) and session.
-#[derive(Debug, Clone, Default)]
-pub struct Agent {
-    pub tool: Option<String>,
-    pub session: Option<String>,
-}
-
-impl Agent {
-    pub fn from_args(args: &AgentArgs) -> Result<Self, UsageError> {
-        let session = args.session.as_deref().map(str::trim);
-        if session == Some("") {
-            return Err(UsageError("--session must not be empty".to_owned()));
-        }
-        Ok(Self {
-            tool: tool_arg(args.tool.as_deref())?,
-            session: session.map(str::to_owned),
-        })
-    }
-
-    /// Who the events name: `cli`, or `cli:SESSION` for an agent's session.
-    pub fn actor(&self) -> String {
-        match &self.session {
-            Some(session) => format!("cli:{session}"),
-            None => "cli".to_owned(),
-        }
-    }
-
-    /// Records that the session is active, if there is one.
-    pub fn touch(&self, store: &dyn Store) -> anyhow::Result<()> {
-        if let Some(session) = &self.session {
-            store.touch_session(session, self.tool.as_deref())?;
-        }
-        Ok(())
-    }
-}
-
-/// Rewrites `current.json` after a save trigger. The change is already
-/// committed, so a failure here is a warning: `repair` rewrites the file.
-fn save_snapshot(workspace: &Workspace, store: &dyn Store, agent: &Agent) {
-    if let Err(e) = taskdaemon_daemon::snapshot::write(workspace, store, agent.session.as_deref()) {
-        eprintln!("warning: {e} (run `taskdaemon repair` to rewrite it)");
-    }
+/// The agent acting on tracked work, from `--tool` and `--session`.
+fn agent(args: &AgentArgs) -> anyhow::Result<Agent> {
+    Ok(Agent::new(args.tool.as_deref(), args.session.as_deref())?)
 }

@@ -1,63 +1,20 @@
 //! `taskdaemon ps`
 
-use std::collections::HashMap;
-
-use serde::Serialize;
 use taskdaemon_core::TaskRecord;
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_store::{ProcessFilter, Sample};
 use taskdaemon_workspace::Workspace;
 
-use super::{open_store, tool_arg};
+use super::service;
 use crate::args::PsArgs;
 use crate::output::{print_json, status_cell, table};
 
-#[derive(Serialize)]
-struct PsEntry<'a> {
-    #[serde(flatten)]
-    task: &'a TaskRecord,
-    /// CPU use over the last sample interval, in percent of one core.
-    cpu_percent: Option<f64>,
-    rss_kb: Option<u64>,
-    /// Processes in the group.
-    processes: Option<u32>,
-    stdout_log: String,
-    stderr_log: String,
-}
-
 pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let tool = tool_arg(args.tool.as_deref())?;
-    let tasks = store.processes(&ProcessFilter {
-        all: args.all,
-        tool,
-        limit: None,
-    })?;
-    let samples: HashMap<String, Sample> = store
-        .samples()?
-        .into_iter()
-        .map(|s| (s.task_id.clone(), s))
-        .collect();
+    let processes = service(workspace)?.processes(args.all, args.tool.as_deref())?;
     if args.json {
-        let entries: Vec<PsEntry<'_>> = tasks
-            .iter()
-            .map(|task| {
-                let sample = samples.get(&task.id).filter(|_| !task.status.is_terminal());
-                PsEntry {
-                    task,
-                    cpu_percent: sample.map(|s| (s.cpu_percent * 10.0).round() / 10.0),
-                    rss_kb: sample.map(|s| s.rss_kb),
-                    processes: sample.map(|s| s.processes),
-                    stdout_log: workspace.stdout_log(&task.id).display().to_string(),
-                    stderr_log: workspace.stderr_log(&task.id).display().to_string(),
-                }
-            })
-            .collect();
-        print_json(&entries)?;
+        print_json(&processes)?;
         return Ok(0);
     }
-    if tasks.is_empty() {
+    if processes.is_empty() {
         println!(
             "{}",
             if args.all {
@@ -69,18 +26,20 @@ pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let now = now_millis();
-    let rows: Vec<Vec<String>> = tasks
+    let rows: Vec<Vec<String>> = processes
         .iter()
-        .map(|t| {
-            let sample = samples.get(&t.id).filter(|_| !t.status.is_terminal());
+        .map(|p| {
+            let t = &p.task;
             vec![
                 t.id.clone(),
                 status_cell(t.status),
                 t.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 age(t, now),
                 t.exit().map_or_else(|| "-".to_owned(), |e| e.to_string()),
-                sample.map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s.cpu_percent)),
-                sample.map_or_else(|| "-".to_owned(), |s| format!("{}M", s.rss_kb / 1024)),
+                p.cpu_percent
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
+                p.rss_kb
+                    .map_or_else(|| "-".to_owned(), |r| format!("{}M", r / 1024)),
                 t.command.clone(),
             ]
         })

@@ -4,35 +4,21 @@ use taskdaemon_core::time::to_rfc3339;
 
 use taskdaemon_workspace::Workspace;
 
-use super::{Agent, open_store, save_snapshot};
+use super::service;
 use crate::args::SessionCommand;
 use crate::output::print_json;
 
 pub fn run(workspace: &Workspace, command: SessionCommand) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
+    let service = service(workspace)?;
     match command {
         SessionCommand::End(args) => {
-            let agent = Agent {
-                tool: None,
-                session: Some(args.session.clone()),
-            };
-            let session = store.end_session(&args.session, &agent.actor())?;
-            save_snapshot(workspace, store, &agent);
+            let session = service.end_session(&args.session)?;
             println!("session {} ended", session.id);
         }
         SessionCommand::Show(args) => {
-            let session = match &args.session {
-                Some(id) => store.session(id)?.ok_or_else(|| {
-                    taskdaemon_store::StoreError::NotFound(format!("session {id}"))
-                })?,
-                None => match store.latest_session()? {
-                    Some(session) => session,
-                    None => {
-                        eprintln!("no session yet: pass --session or set TASKDAEMON_SESSION");
-                        return Ok(0);
-                    }
-                },
+            let Some(session) = service.session(args.session.as_deref())? else {
+                eprintln!("no session yet: pass --session or set TASKDAEMON_SESSION");
+                return Ok(0);
             };
             if args.json {
                 print_json(&session)?;

@@ -3,25 +3,19 @@
 use std::path::Path;
 
 use anyhow::Context;
-use taskdaemon_core::process::{RestartMode, RestartPolicy};
-use taskdaemon_core::{NewProcess, TaskRecord};
-use taskdaemon_daemon::Client;
-use taskdaemon_daemon::protocol::{Request, Response};
+use taskdaemon_core::NewProcess;
+use taskdaemon_service::restart_policy;
 use taskdaemon_workspace::Workspace;
 
-use super::{current_exe, tool_arg};
+use super::{service, tool_arg};
 use crate::args::SpawnArgs;
 use crate::error::UsageError;
 use crate::output::print_json;
 
-/// Restarts allowed when `--restart` is given without `--max-restarts`.
-const DEFAULT_MAX_RESTARTS: u32 = 3;
-
 pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
     let json = args.json;
     let spec = build_spec(args)?;
-    let mut client = Client::connect_or_start(workspace, &current_exe()?)?;
-    let task = expect_task(client.request(&Request::Spawn(spec))?)?;
+    let task = service(workspace)?.spawn(spec)?;
     if json {
         print_json(&task)?;
     } else {
@@ -36,14 +30,6 @@ pub fn run(workspace: &Workspace, args: SpawnArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The daemon answers a process request with the task; anything else is a protocol slip.
-pub fn expect_task(response: Response) -> anyhow::Result<TaskRecord> {
-    match response {
-        Response::Task { task } => Ok(*task),
-        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
-    }
-}
-
 fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
     let tool = tool_arg(args.tool.as_deref())?;
     let cwd = resolve_cwd(args.cwd.as_deref())?;
@@ -52,10 +38,6 @@ fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
-    let max_restarts = match args.restart {
-        RestartMode::Never => 0,
-        _ => args.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
-    };
     Ok(NewProcess {
         tool,
         name: args.name,
@@ -63,11 +45,7 @@ fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
         argv: args.command,
         cwd,
         env,
-        restart: RestartPolicy {
-            mode: args.restart,
-            max_restarts,
-            initial_backoff: args.restart_delay,
-        },
+        restart: restart_policy(args.restart, args.max_restarts, args.restart_delay),
         hang_timeout_ms: args.hang_timeout.map(|d| d.as_millis() as u64),
     })
 }

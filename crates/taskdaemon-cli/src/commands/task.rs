@@ -1,66 +1,53 @@
-//! `taskdaemon task ...`: tracked work an agent does itself.
-//!
-//! Every command that changes a task is a save trigger: after the store
-//! commits, the seed snapshot `current.json` is rewritten.
+//! `taskdaemon task ...`: tracked work an agent does itself (formatting;
+//! the rules and queries are the service's).
 
-use serde::Serialize;
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_core::{
-    Event, IllegalTransition, Memory, MemoryKind, NewTracked, Status, TaskRecord, TrackedAction,
-    TrackedEdit, TrackedView,
-};
-use taskdaemon_store::{MemoryFilter, Store, StoreError, TrackedFilter};
+use taskdaemon_core::{TaskRecord, TrackedAction, TrackedEdit, TrackedView};
+use taskdaemon_service::{NewTask, Resume, Service, ShownTask};
+use taskdaemon_store::TrackedFilter;
 use taskdaemon_workspace::Workspace;
 
-use super::{Agent, open_store, save_snapshot};
+use super::{agent, service};
 use crate::args::{
-    AgentArgs, DepCommand, TaskActArgs, TaskAddArgs, TaskCommand, TaskContextArgs, TaskDoneArgs,
-    TaskFailArgs, TaskListArgs, TaskReadyArgs, TaskResumeArgs, TaskShowArgs,
+    DepCommand, TaskActArgs, TaskAddArgs, TaskCommand, TaskDoneArgs, TaskFailArgs, TaskListArgs,
+    TaskReadyArgs, TaskResumeArgs, TaskShowArgs,
 };
 use crate::output::{print_json, status_cell, table};
 
-/// Events shown by `task resume`.
-const RESUME_EVENTS: i64 = 10;
-/// Ready tasks shown by `task resume`.
-const RESUME_READY: usize = 5;
-
 pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    match command {
-        TaskCommand::Add(args) => add(workspace, store, args),
+    let service = service(workspace)?;
+    let task = match command {
+        TaskCommand::Add(args) => return add(&service, args),
+        TaskCommand::List(args) => return list(&service, args),
+        TaskCommand::Show(args) => return show(&service, args),
+        TaskCommand::Ready(args) => return ready(&service, args),
+        TaskCommand::Resume(args) => return resume(&service, args),
         TaskCommand::Dep(DepCommand::Add(args)) => {
-            let agent = Agent::from_args(&args.agent)?;
-            let task = store.add_dependency(&args.task, &args.depends_on, &agent.actor())?;
-            changed(workspace, store, &agent, &task)
+            service.add_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
         TaskCommand::Dep(DepCommand::Rm(args)) => {
-            let agent = Agent::from_args(&args.agent)?;
-            let task = store.remove_dependency(&args.task, &args.depends_on, &agent.actor())?;
-            changed(workspace, store, &agent, &task)
+            service.remove_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
-        TaskCommand::List(args) => list(store, args),
-        TaskCommand::Show(args) => show(store, args),
-        TaskCommand::Ready(args) => ready(store, args),
-        TaskCommand::Start(TaskActArgs { id, agent }) => {
-            act(workspace, store, &id, TrackedAction::Start, &agent)
+        TaskCommand::Start(TaskActArgs { id, agent: who }) => {
+            service.act(&agent(&who)?, &id, TrackedAction::Start)?
         }
-        TaskCommand::Done(TaskDoneArgs { id, note, agent }) => {
-            act(workspace, store, &id, TrackedAction::Done { note }, &agent)
+        TaskCommand::Done(TaskDoneArgs {
+            id,
+            note,
+            agent: who,
+        }) => service.act(&agent(&who)?, &id, TrackedAction::Done { note })?,
+        TaskCommand::Fail(TaskFailArgs {
+            id,
+            reason,
+            agent: who,
+        }) => service.act(&agent(&who)?, &id, TrackedAction::Fail { reason })?,
+        TaskCommand::Cancel(TaskActArgs { id, agent: who }) => {
+            service.act(&agent(&who)?, &id, TrackedAction::Cancel)?
         }
-        TaskCommand::Fail(TaskFailArgs { id, reason, agent }) => act(
-            workspace,
-            store,
-            &id,
-            TrackedAction::Fail { reason },
-            &agent,
-        ),
-        TaskCommand::Cancel(TaskActArgs { id, agent }) => {
-            act(workspace, store, &id, TrackedAction::Cancel, &agent)
+        TaskCommand::Context(args) => {
+            service.add_task_files(&agent(&args.agent)?, &args.id, &args.files)?
         }
-        TaskCommand::Context(args) => context(workspace, store, args),
         TaskCommand::Edit(args) => {
-            let agent = Agent::from_args(&args.agent)?;
             let edit = TrackedEdit {
                 title: args.title,
                 description: args.description,
@@ -68,27 +55,26 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
                 add_labels: args.add_labels,
                 remove_labels: args.remove_labels,
             };
-            agent.touch(store)?;
-            let task = store.edit_tracked(&args.id, &edit, &agent.actor())?;
-            changed(workspace, store, &agent, &task)
+            service.edit_task(&agent(&args.agent)?, &args.id, &edit)?
         }
-        TaskCommand::Resume(args) => resume(store, args),
-    }
+    };
+    // After a change: say where the task stands now.
+    println!("{} {}: {}", task.id, task.status, task.title());
+    Ok(0)
 }
 
-fn add(workspace: &Workspace, store: &dyn Store, args: TaskAddArgs) -> anyhow::Result<u8> {
-    let agent = Agent::from_args(&args.agent)?;
-    let new = NewTracked {
-        title: args.title,
-        description: args.description,
-        priority: args.priority,
-        labels: args.labels,
-        depends_on: args.after,
-        tool: agent.tool.clone(),
-        session: agent.session.clone(),
-    };
-    let task = store.create_tracked(&new, &agent.actor())?;
-    save_snapshot(workspace, store, &agent);
+fn add(service: &Service, args: TaskAddArgs) -> anyhow::Result<u8> {
+    let agent = agent(&args.agent)?;
+    let task = service.add_task(
+        &agent,
+        NewTask {
+            title: args.title,
+            description: args.description,
+            priority: args.priority,
+            labels: args.labels,
+            after: args.after,
+        },
+    )?;
     if args.json {
         print_json(&TrackedView::from(&task))?;
     } else {
@@ -98,64 +84,8 @@ fn add(workspace: &Workspace, store: &dyn Store, args: TaskAddArgs) -> anyhow::R
     Ok(0)
 }
 
-fn act(
-    workspace: &Workspace,
-    store: &dyn Store,
-    id: &str,
-    action: TrackedAction,
-    agent: &AgentArgs,
-) -> anyhow::Result<u8> {
-    let agent = Agent::from_args(agent)?;
-    agent.touch(store)?;
-    let task = match store.act_on_tracked(id, &action, &agent.actor()) {
-        Ok(task) => task,
-        Err(StoreError::IllegalTransition(illegal)) => {
-            let hint = transition_hint(&action, &illegal);
-            return Err(anyhow::Error::from(StoreError::IllegalTransition(illegal)).context(hint));
-        }
-        Err(other) => return Err(other.into()),
-    };
-    changed(workspace, store, &agent, &task)
-}
-
-fn context(workspace: &Workspace, store: &dyn Store, args: TaskContextArgs) -> anyhow::Result<u8> {
-    let agent = Agent::from_args(&args.agent)?;
-    agent.touch(store)?;
-    let task = store.add_task_files(&args.id, &args.files, &agent.actor())?;
-    changed(workspace, store, &agent, &task)
-}
-
-/// Says in words why `action` does not apply, and what would.
-fn transition_hint(action: &TrackedAction, illegal: &IllegalTransition) -> String {
-    let id = &illegal.id;
-    match (action, illegal.from) {
-        (TrackedAction::Done { .. }, Status::Pending | Status::Blocked) => {
-            format!(
-                "cannot mark {id} done: it was never started (`taskdaemon task start {id}` first)"
-            )
-        }
-        (_, from) if from.is_terminal() => {
-            format!("cannot {} {id}: it already ended ({from})", action.verb())
-        }
-        (TrackedAction::Start, Status::Running) => format!("{id} is already running"),
-        _ => format!("cannot {} {id} while it is {}", action.verb(), illegal.from),
-    }
-}
-
-/// After a change: save the snapshot and say where the task stands now.
-fn changed(
-    workspace: &Workspace,
-    store: &dyn Store,
-    agent: &Agent,
-    task: &TaskRecord,
-) -> anyhow::Result<u8> {
-    save_snapshot(workspace, store, agent);
-    println!("{} {}: {}", task.id, task.status, task.title());
-    Ok(0)
-}
-
-fn list(store: &dyn Store, args: TaskListArgs) -> anyhow::Result<u8> {
-    let tasks = store.tracked(&TrackedFilter {
+fn list(service: &Service, args: TaskListArgs) -> anyhow::Result<u8> {
+    let tasks = service.tracked(&TrackedFilter {
         status: args.status,
         label: args.label,
         limit: Some(args.limit),
@@ -174,8 +104,8 @@ fn list(store: &dyn Store, args: TaskListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn ready(store: &dyn Store, args: TaskReadyArgs) -> anyhow::Result<u8> {
-    let tasks = store.ready(args.limit)?;
+fn ready(service: &Service, args: TaskReadyArgs) -> anyhow::Result<u8> {
+    let tasks = service.ready(args.limit)?;
     if args.json {
         let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
         print_json(&views)?;
@@ -204,17 +134,8 @@ fn task_table(tasks: &[TaskRecord]) -> String {
     table(&["ID", "STATUS", "PRI", "AFTER", "LABELS", "TITLE"], &rows)
 }
 
-/// A task with its decisions, as `task show --json` prints it.
-#[derive(Serialize)]
-struct ShownTask {
-    #[serde(flatten)]
-    task: TrackedView,
-    decisions: Vec<Memory>,
-}
-
-fn show(store: &dyn Store, args: TaskShowArgs) -> anyhow::Result<u8> {
-    let task = store.task(&args.id)?;
-    let decisions = decisions_of(store, &task.id)?;
+fn show(service: &Service, args: TaskShowArgs) -> anyhow::Result<u8> {
+    let (task, decisions) = service.tracked_task(&args.id)?;
     if args.json {
         print_json(&ShownTask {
             task: TrackedView::from(&task),
@@ -257,59 +178,9 @@ fn show(store: &dyn Store, args: TaskShowArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn decisions_of(store: &dyn Store, id: &str) -> anyhow::Result<Vec<Memory>> {
-    Ok(store.memories(&MemoryFilter {
-        kind: Some(MemoryKind::Decision),
-        task_id: Some(id.to_owned()),
-        limit: Some(20),
-    })?)
-}
-
-/// Everything `task resume` reports.
-#[derive(Serialize)]
-struct Resume {
-    session: Option<String>,
-    current_task: Option<ShownTask>,
-    ready: Vec<TrackedView>,
-    recent_decisions: Vec<Memory>,
-    last_events: Vec<Event>,
-}
-
-fn resume(store: &dyn Store, args: TaskResumeArgs) -> anyhow::Result<u8> {
-    let agent = Agent::from_args(&args.agent)?;
-    let session = match &agent.session {
-        Some(id) => Some(id.clone()),
-        None => store.latest_session()?.map(|s| s.id),
-    };
-    let running = store.current_candidates(session.as_deref())?;
-    let current = taskdaemon_core::snapshot::pick_current(&running, session.as_deref());
-    let current_task = match current {
-        Some(task) => Some(ShownTask {
-            task: TrackedView::from(task),
-            decisions: decisions_of(store, &task.id)?,
-        }),
-        None => None,
-    };
-    let last = store.last_event_seq()?;
-    let resume = Resume {
-        session,
-        current_task,
-        ready: store
-            .ready(RESUME_READY)?
-            .iter()
-            .map(TrackedView::from)
-            .collect(),
-        recent_decisions: store.memories(&MemoryFilter {
-            kind: Some(MemoryKind::Decision),
-            task_id: None,
-            limit: Some(5),
-        })?,
-        last_events: store.events_after(
-            (last - RESUME_EVENTS).max(0),
-            &[],
-            RESUME_EVENTS as usize,
-        )?,
-    };
+fn resume(service: &Service, args: TaskResumeArgs) -> anyhow::Result<u8> {
+    let agent = agent(&args.agent)?;
+    let resume = service.resume(agent.session.as_deref())?;
     if args.json {
         print_json(&resume)?;
     } else {

@@ -1,56 +1,70 @@
-//! `taskdaemon tasks show|logs|cancel`: queue tasks.
+//! `taskdaemon tasks list|show|logs|cancel`: queue tasks, folder and
+//! submitted alike.
 
-use serde::Serialize;
-use taskdaemon_core::time::to_rfc3339;
-use taskdaemon_core::{QueueItem, TaskRecord};
-use taskdaemon_daemon::Client;
-use taskdaemon_daemon::protocol::Request;
-use taskdaemon_store::StoreError;
-use taskdaemon_supervisor::group::parse_signal;
+use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_workspace::Workspace;
 
-use super::spawn::expect_task;
-use super::{current_exe, logs, open_store};
-use crate::args::{TaskCancelArgs, TaskLogsArgs, TaskShowArgs};
+use super::{logs, service};
+use crate::args::{TaskCancelArgs, TaskLogsArgs, TaskShowArgs, TasksListArgs};
 use crate::error::UsageError;
-use crate::output::print_json;
+use crate::output::{print_json, status_cell, table};
 
-#[derive(Serialize)]
-struct Shown<'a> {
-    #[serde(flatten)]
-    task: &'a TaskRecord,
-    /// The queue side; none for tasks that did not come from a queue.
-    queue_item: Option<&'a QueueItem>,
-    /// When the queue took the task in (RFC 3339); none outside a queue.
-    added_at: Option<String>,
-    stdout_log: String,
-    stderr_log: String,
+pub fn list(workspace: &Workspace, args: TasksListArgs) -> anyhow::Result<u8> {
+    let tasks =
+        service(workspace)?.queue_tasks(args.queue.as_deref(), args.status, Some(args.limit))?;
+    if args.json {
+        print_json(&tasks)?;
+        return Ok(0);
+    }
+    if tasks.is_empty() {
+        eprintln!(
+            "no queue tasks (drop a task-*.md into a queue's pending/ folder, or `taskdaemon submit`)"
+        );
+        return Ok(0);
+    }
+    let now = now_millis();
+    let rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.queue.clone(),
+                status_cell(t.status),
+                format!("{}/{}", t.attempt, t.max_attempts),
+                if t.submitted { "submitted" } else { "folder" }.to_owned(),
+                format!("{} ago", format_age(now - t.created_at)),
+                t.document.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ID", "QUEUE", "STATUS", "ATTEMPT", "FROM", "CREATED", "DOCUMENT"
+            ],
+            &rows
+        )
+    );
+    if tasks.len() == args.limit {
+        eprintln!("showing the newest {}; use --limit for more", args.limit);
+    }
+    Ok(0)
 }
 
 pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let task = store.task(&args.id)?;
-    let item = match store.queue_item(&task.id) {
-        Ok(item) => Some(item),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let shown = service(workspace)?.queue_task(&args.id)?;
     if args.json {
-        print_json(&Shown {
-            task: &task,
-            queue_item: item.as_ref(),
-            added_at: item.as_ref().map(|i| to_rfc3339(i.created_at)),
-            stdout_log: workspace.stdout_log(&task.id).display().to_string(),
-            stderr_log: workspace.stderr_log(&task.id).display().to_string(),
-        })?;
+        print_json(&shown)?;
         return Ok(0);
     }
+    let task = &shown.task;
+    let item = &shown.queue_item;
     let line = |key: &str, value: String| println!("{key:<10} {value}");
     line("id", task.id.clone());
     line("kind", task.kind.as_str().to_owned());
     line("status", task.status.to_string());
-    if let Some(item) = &item {
+    if let Some(item) = item {
         line("queue", item.queue.clone());
         line("document", item.document.clone());
         line("executor", item.executor.clone());
@@ -92,10 +106,7 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
             line("tokens", tokens.to_string());
         }
     }
-    line(
-        "stdout",
-        workspace.stdout_log(&task.id).display().to_string(),
-    );
+    line("stdout", shown.stdout_log.clone());
     Ok(0)
 }
 
@@ -112,38 +123,12 @@ pub fn logs(workspace: &Workspace, args: TaskLogsArgs) -> anyhow::Result<u8> {
 /// `tasks logs ID --result`: the result JSON the store keeps (the same as
 /// `results/ID.json`).
 fn print_result(workspace: &Workspace, id: &str) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let task = store.task(id)?;
-    let item = match store.queue_item(&task.id) {
-        Ok(item) => item,
-        Err(StoreError::NotFound(_)) => {
-            return Err(
-                UsageError(format!("{} is not a queue task: it has no result", task.id)).into(),
-            );
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match &item.result {
-        Some(result) => {
-            print_json(result)?;
-            Ok(0)
-        }
-        None => Err(StoreError::Conflict(format!(
-            "{} has no result yet (status {})",
-            task.id, task.status
-        ))
-        .into()),
-    }
+    print_json(&service(workspace)?.queue_result(id)?)?;
+    Ok(0)
 }
 
 pub fn cancel(workspace: &Workspace, args: TaskCancelArgs) -> anyhow::Result<u8> {
-    let signal = parse_signal("TERM").map_err(UsageError)?;
-    let mut client = Client::connect_or_start(workspace, &current_exe()?)?;
-    let task = expect_task(client.request(&Request::Kill {
-        id: args.id,
-        signal: signal.as_raw(),
-        grace_ms: args.grace.as_millis() as u64,
-    })?)?;
+    let task = service(workspace)?.cancel(&args.id, args.grace)?;
     println!("{} {}", task.id, task.status);
     Ok(0)
 }

@@ -3,17 +3,14 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Serialize;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
-use taskdaemon_daemon::projection::ProjectionFile;
-use taskdaemon_daemon::{registry, snapshot};
-use taskdaemon_store::{ExportRecord, Importer, RepairReport, Store, StoreError};
-use taskdaemon_workspace::{Config, Workspace, write_atomic_with};
+use taskdaemon_service::Repair;
+use taskdaemon_store::{ExportRecord, Importer, Store, StoreError};
+use taskdaemon_workspace::{Workspace, write_atomic_with};
 
-use super::open_store;
+use super::{open_store, service};
 use crate::args::{BackupArgs, ExportArgs, ExportFormat, ImportArgs};
 use crate::error::UsageError;
 use crate::output::print_json;
@@ -73,8 +70,8 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
 }
 
 pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
+    let service = service(workspace)?;
+    let store = service.store();
     let file =
         File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut reader = BufReader::new(file);
@@ -95,7 +92,7 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
         .into());
     }
     let report = importer.finish()?;
-    rebuild_projections(workspace, store);
+    service.rebuild_projections();
     println!(
         "imported {} tasks, {} memories, {} events and {} sessions from {}",
         report.tasks,
@@ -197,66 +194,14 @@ pub fn backup(workspace: &Workspace, args: BackupArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// One projection file: what was found and what was done.
-#[derive(Serialize)]
-struct ProjectionRepair {
-    path: PathBuf,
-    found: String,
-    rewritten: bool,
-    error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Repair {
-    problems_found: Vec<String>,
-    store: RepairReport,
-    projections: Vec<ProjectionRepair>,
-}
-
 pub fn repair(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
-    let store = open_store(workspace)?;
-    let store = &*store;
-    let config = Config::load(&workspace.config_path())?;
-    let mut findings = vec![(workspace.snapshot_path(), snapshot::inspect(workspace))];
-    findings.extend(registry::inspect(workspace, &config));
-    let problems_found = store.check_integrity()?.problems;
-    let report = store.repair("repair")?;
-    let snapshot_result = snapshot::write(workspace, store, None)
-        .err()
-        .map(|e| e.to_string());
-    let registry_result = registry::write(workspace, store, &config)
-        .err()
-        .map(|e| e.to_string());
-    let projections: Vec<ProjectionRepair> = findings
-        .into_iter()
-        .zip([snapshot_result, registry_result])
-        .map(|((path, found), error)| ProjectionRepair {
-            found: describe(&found),
-            rewritten: error.is_none(),
-            path,
-            error,
-        })
-        .collect();
-    let healthy = report.remaining.is_empty() && projections.iter().all(|p| p.error.is_none());
-    let repair = Repair {
-        problems_found,
-        store: report,
-        projections,
-    };
+    let repair = service(workspace)?.repair()?;
     if json {
         print_json(&repair)?;
     } else {
         print!("{}", repair_text(&repair));
     }
-    Ok(if healthy { 0 } else { 1 })
-}
-
-fn describe(found: &ProjectionFile) -> String {
-    match found {
-        ProjectionFile::Missing => "missing".to_owned(),
-        ProjectionFile::Valid => "valid".to_owned(),
-        ProjectionFile::Corrupt(why) => format!("corrupt ({why})"),
-    }
+    Ok(if repair.healthy() { 0 } else { 1 })
 }
 
 fn repair_text(repair: &Repair) -> String {
@@ -299,15 +244,4 @@ fn repair_text(repair: &Repair) -> String {
         }
     }
     out
-}
-
-/// After an import: the projections describe the new contents.
-fn rebuild_projections(workspace: &Workspace, store: &dyn Store) {
-    if let Err(e) = snapshot::write(workspace, store, None) {
-        eprintln!("warning: {e}");
-    }
-    match Config::load(&workspace.config_path()) {
-        Ok(config) => registry::refresh(workspace, store, &config),
-        Err(e) => eprintln!("warning: registry not rewritten: {e}"),
-    }
 }

@@ -129,6 +129,15 @@ pub const CHECKS: &[Check] = &[
         claim::heartbeats_renew_leases_and_carry_stops,
     ),
     ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
+    (
+        "queue_items_filter_by_queue_and_status",
+        queue_items_filter_by_queue_and_status,
+    ),
+    (
+        "event_waiters_wake_on_any_event",
+        event_waiters_wake_on_any_event,
+    ),
+    ("kind_counts_count_every_kind", kind_counts_count_every_kind),
 ];
 
 /// Every record `store` exports, in order.
@@ -704,4 +713,83 @@ fn queue_items_finish_once_ended(store: &dyn Store) {
         "{counts:?}"
     );
     assert_eq!(store.open_queue_items("q").unwrap()[0].task_id, open.id);
+}
+
+fn queue_items_filter_by_queue_and_status(store: &dyn Store) {
+    use crate::QueueItemFilter;
+    store.create_agent(&agent("a", "task-1.md"), "t").unwrap();
+    store.submit(&agent("b", "task-2.md"), "t").unwrap();
+    store.create_agent(&agent("a", "task-3.md"), "t").unwrap();
+    store.request_stop("task-3", "t").unwrap();
+    store.create_process(&spec(None, &["x"]), "t").unwrap();
+    let ids = |filter: QueueItemFilter| -> Vec<String> {
+        store
+            .queue_items(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.task_id)
+            .collect()
+    };
+    assert_eq!(
+        ids(QueueItemFilter::default()),
+        ["task-1", "task-2", "task-3"],
+        "folder and submitted items, oldest first, no process"
+    );
+    let of_a = QueueItemFilter {
+        queue: Some("a".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(ids(of_a.clone()), ["task-1", "task-3"]);
+    assert_eq!(
+        ids(QueueItemFilter {
+            status: Some(Status::Cancelled),
+            ..of_a
+        }),
+        ["task-3"]
+    );
+    assert_eq!(
+        ids(QueueItemFilter {
+            limit: Some(2),
+            ..Default::default()
+        }),
+        ["task-2", "task-3"],
+        "a limit keeps the newest"
+    );
+    let submitted = store.queue_items(&QueueItemFilter {
+        queue: Some("b".to_owned()),
+        ..Default::default()
+    });
+    assert!(submitted.unwrap()[0].claimable);
+}
+
+fn event_waiters_wake_on_any_event(store: &dyn Store) {
+    let mut waiter = store.event_waiter().unwrap();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(move || waiter.wait(Duration::from_secs(10)).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        store
+            .append_event(None, &NewEvent::new(EventKind::Alert, "t", "wake up"))
+            .unwrap();
+        assert!(waiting.join().unwrap(), "an appended event woke the waiter");
+    });
+}
+
+fn kind_counts_count_every_kind(store: &dyn Store) {
+    assert!(store.kind_counts().unwrap().is_empty());
+    store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store.create_process(&spec(None, &["y"]), "t").unwrap();
+    store.submit(&agent("q", "task-1.md"), "t").unwrap();
+    store
+        .create_tracked(&tracked::tracked("t", &[]), "t")
+        .unwrap();
+    let mut counts = store.kind_counts().unwrap();
+    counts.sort_by_key(|(kind, _)| kind.as_str());
+    assert_eq!(
+        counts,
+        [
+            (TaskKind::Agent, 1),
+            (TaskKind::Manual, 1),
+            (TaskKind::Process, 2)
+        ]
+    );
 }

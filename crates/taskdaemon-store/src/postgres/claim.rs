@@ -297,14 +297,26 @@ pub(super) struct PgWaiter {
     config: postgres::Config,
     url: String,
     client: Option<postgres::Client>,
+    /// The channel's prefix; the schema name completes it.
+    channel: &'static str,
 }
 
 impl PgWaiter {
     pub(super) fn new(config: postgres::Config, url: String) -> Result<Self> {
+        Self::on_channel(config, url, "td_work_")
+    }
+
+    /// A waiter on `<channel><schema>` instead of the work channel.
+    pub(super) fn on_channel(
+        config: postgres::Config,
+        url: String,
+        channel: &'static str,
+    ) -> Result<Self> {
         let mut waiter = Self {
             config,
             url,
             client: None,
+            channel,
         };
         waiter.connect()?;
         Ok(waiter)
@@ -319,7 +331,7 @@ impl PgWaiter {
                 message: super::error_chain(&e),
             })?;
         let schema: String = client.query_one("SELECT current_schema()", &[])?.get(0);
-        client.batch_execute(&format!("LISTEN \"td_work_{schema}\""))?;
+        client.batch_execute(&format!("LISTEN \"{}{schema}\"", self.channel))?;
         self.client = Some(client);
         Ok(())
     }
@@ -358,3 +370,7 @@ impl WorkWaiter for PgWaiter {
         }
     }
 }
+
+/// The channel prefix every committed event is announced on (a trigger of
+/// migration 3 notifies `td_events_<schema>` once per inserting statement).
+pub(super) const EVENTS_CHANNEL: &str = "td_events_";

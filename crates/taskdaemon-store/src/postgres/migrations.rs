@@ -285,6 +285,18 @@ pub const MIGRATIONS: &[&str] = &[
         last_exit     BIGINT
     );
     "#,
+    // 3: every committed event is announced on `td_events_<schema>`, so
+    // change feeds on every host wake without polling (delivered at commit;
+    // PostgreSQL folds equal notifications of one transaction into one).
+    r#"
+    CREATE FUNCTION td_notify_events() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('td_events_' || TG_TABLE_SCHEMA, '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER events_notify AFTER INSERT ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION td_notify_events();
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
 use super::{Tx, insert_event, load_task, lock_task};
-use crate::encoding::to_json_text;
+use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
 pub(super) fn load_queue_item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
@@ -134,6 +134,43 @@ pub(super) fn counts(tx: &mut Tx<'_>) -> Result<Vec<QueueCounts>> {
             failed: r.try_get::<_, i64>(2)? as u64,
             open: r.try_get::<_, i64>(3)? as u64,
         })
+    })
+    .collect()
+}
+
+/// Queue items, oldest first, of the newest `filter.limit` that match.
+pub(super) fn list(tx: &mut Tx<'_>, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+    let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let status = filter.status.map(|s| s.as_str().to_owned());
+    let mut items = tx
+        .query(
+            &format!(
+                "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items q
+                 WHERE ($1::TEXT IS NULL OR q.queue = $1::TEXT)
+                   AND ($2::TEXT IS NULL
+                        OR (SELECT status FROM tasks WHERE id = q.task_id) = $2::TEXT)
+                 ORDER BY q.created_at DESC, q.n DESC LIMIT $3::BIGINT"
+            ),
+            &[&filter.queue, &status, &limit],
+        )?
+        .iter()
+        .map(queue_item_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    items.reverse();
+    Ok(items)
+}
+
+/// How many tasks of each kind the store holds.
+pub(super) fn kind_counts(tx: &mut Tx<'_>) -> Result<Vec<(TaskKind, u64)>> {
+    tx.query(
+        "SELECT kind, COUNT(*) FROM tasks GROUP BY kind ORDER BY kind",
+        &[],
+    )?
+    .iter()
+    .map(|row| {
+        let kind: String = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        Ok((parse_kind(&kind)?, u64::try_from(count).unwrap_or(0)))
     })
     .collect()
 }

@@ -25,6 +25,9 @@ use crate::{Result, StoreError};
 const CLAIM_SCAN: usize = 16;
 /// How often a waiter without a file watch looks for another connection's commit.
 const WAIT_STEP: Duration = Duration::from_millis(20);
+/// The first look for a commit after a write to the database's files; each
+/// later look waits twice as long, up to [`WAIT_STEP`].
+const RECHECK_FIRST: Duration = Duration::from_micros(100);
 /// How long after a write to the database's files a waiter polls for the
 /// commit to show (a commit's fsync comes between its write and its
 /// publication).
@@ -270,8 +273,9 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
 /// a commit is seen as a change of `PRAGMA data_version` on a connection of
 /// its own (a cheap read of the shared WAL index, no table is touched), and
 /// looked for when the database's files are written (an inotify watch on
-/// its folder, filtered to the database and its WAL), polling only for
-/// [`COMMIT_SETTLE`] after a write, so an idle waiter sleeps. Without a
+/// its folder, filtered to the database and its WAL), polling at growing
+/// intervals only for [`COMMIT_SETTLE`] after a write, so an idle waiter
+/// sleeps. Without a
 /// watch it looks every [`WAIT_STEP`].
 pub(super) struct SqliteWaiter {
     conn: Connection,
@@ -330,6 +334,7 @@ fn watch_database(path: &Path) -> Option<(taskdaemon_watch::DirWatch, mpsc::Rece
 impl WorkWaiter for SqliteWaiter {
     fn wait(&mut self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
+        let mut step = RECHECK_FIRST;
         loop {
             if self.changed()? {
                 return Ok(true);
@@ -343,12 +348,25 @@ impl WorkWaiter for SqliteWaiter {
                 .is_some_and(|at| now.duration_since(at) < COMMIT_SETTLE);
             match &self.written {
                 Some((_, written)) if !settling => match written.recv_timeout(deadline - now) {
-                    Ok(()) => self.written_at = Some(Instant::now()),
+                    Ok(()) => {
+                        self.written_at = Some(Instant::now());
+                        step = RECHECK_FIRST;
+                    }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     // The watch thread is gone: poll from now on.
                     Err(mpsc::RecvTimeoutError::Disconnected) => self.written = None,
                 },
-                _ => std::thread::sleep(WAIT_STEP.min(deadline - now)),
+                Some((_, written)) => {
+                    // More writes keep the window open; the commit usually
+                    // shows within microseconds of its WAL write, or after
+                    // its fsync, so look soon, then less often.
+                    if written.try_recv().is_ok() {
+                        self.written_at = Some(now);
+                    }
+                    std::thread::sleep(step.min(deadline - now));
+                    step = (step * 2).min(WAIT_STEP);
+                }
+                None => std::thread::sleep(WAIT_STEP.min(deadline - now)),
             }
         }
     }

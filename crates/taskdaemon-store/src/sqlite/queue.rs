@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
 use super::{insert_event, load_task};
-use crate::encoding::to_json_text;
+use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
 /// Reads one queue item, failing with `NotFound`.
@@ -123,4 +123,34 @@ pub(super) fn counts(conn: &Connection) -> Result<Vec<QueueCounts>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Queue items, oldest first, of the newest `filter.limit` that match.
+pub(super) fn list(conn: &Connection, filter: &crate::QueueItemFilter) -> Result<Vec<QueueItem>> {
+    let limit = filter
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items
+         WHERE (?1 IS NULL OR queue = ?1)
+           AND (?2 IS NULL OR (SELECT status FROM tasks WHERE id = task_id) = ?2)
+         ORDER BY created_at DESC, rowid DESC LIMIT ?3"
+    ))?;
+    let status = filter.status.map(|s| s.as_str());
+    let rows = stmt.query_map(params![filter.queue, status, limit], queue_item_from_row)?;
+    let mut items: Vec<QueueItem> = rows.map(|row| row?).collect::<Result<_>>()?;
+    items.reverse();
+    Ok(items)
+}
+
+/// How many tasks of each kind the store holds.
+pub(super) fn kind_counts(conn: &Connection) -> Result<Vec<(TaskKind, u64)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, COUNT(*) FROM tasks GROUP BY kind ORDER BY kind")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    rows.map(|row| {
+        let (kind, count) = row?;
+        Ok((parse_kind(&kind)?, u64::try_from(count).unwrap_or(0)))
+    })
+    .collect()
 }

@@ -1,5 +1,6 @@
 //! Which store a workspace uses, decided in one place for every process that
-//! opens it: the CLI, the daemon, the shims and the workers.
+//! opens it: the CLI, the daemon, the shims, the workers and every other
+//! interface.
 //!
 //! A PostgreSQL URL comes from (first found) `--database-url`, which the CLI
 //! passes on as `TASKDAEMON_DATABASE_URL` to everything it starts; that
@@ -36,8 +37,13 @@ pub fn open(workspace: &Workspace, config: &Config) -> Result<Arc<dyn Store>, St
     taskdaemon_store::open(&location(workspace, config))
 }
 
-/// Opens the store named by the flag or variable alone, for hosts that only
+/// The location named by the flag or variable alone, for hosts that only
 /// run workers or submit work and have no workspace.
+pub fn url_location() -> Option<Location> {
+    database_url(None).map(|url| Location::parse(&url))
+}
+
+/// Opens the store named by the flag or variable alone (see [`url_location`]).
 pub fn open_url() -> Option<Result<Arc<dyn Store>, StoreError>> {
-    database_url(None).map(|url| taskdaemon_store::open(&Location::parse(&url)))
+    url_location().map(|location| taskdaemon_store::open(&location))
 }

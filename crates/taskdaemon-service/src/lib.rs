@@ -1,0 +1,212 @@
+//! The service layer: the one API every interface (CLI, web dashboard, TUI,
+//! MCP server) calls to read and change taskdaemon's state.
+//!
+//! Layering: interfaces -> **service** -> runtime (daemon) -> engines ->
+//! store -> core. The service opens the store (the backend choice lives in
+//! [`open`]), assembles every view an interface shows as typed,
+//! serde-serializable data, performs every action (going through the daemon
+//! where one is needed, and rewriting the projection files after a change),
+//! and offers a [change feed](feed) of events as they commit. Interfaces
+//! parse their input, call a [`Service`] method and format the answer; they
+//! never hold a query or a rule.
+//!
+//! Failures are [`ServiceError`]s whose [`class`](ServiceError::class) tells
+//! an interface which code to show (the CLI's exit codes 1-4).
+
+mod agent;
+mod error;
+pub mod feed;
+mod history;
+mod logs;
+mod loops;
+mod memory;
+mod metrics;
+pub mod open;
+mod processes;
+mod queues;
+mod rehydrate;
+mod repair;
+mod tracked;
+mod wait;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use taskdaemon_daemon::Client;
+use taskdaemon_store::{Location, Store};
+use taskdaemon_workspace::{Config, Workspace};
+
+pub use agent::{Agent, tool_name};
+pub use error::{ErrorClass, Result, ServiceError, store_class};
+pub use feed::{Feed, FeedOptions, Subscription};
+pub use history::HistoryQuery;
+pub use logs::{last_line, tail_lines};
+pub use loops::{LoopRunInput, LoopShow};
+pub use metrics::{Counters, StatusReport};
+pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};
+pub use queues::{
+    QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
+};
+pub use rehydrate::Rehydration;
+pub use repair::{ProjectionRepair, Repair};
+pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
+pub use wait::WaitOutcome;
+
+/// Where warnings about projection files go (the change itself is committed).
+type WarningSink = Box<dyn Fn(&str) + Send + Sync>;
+
+/// One workspace's (or one database's) state, as every interface sees it.
+pub struct Service {
+    workspace: Option<Workspace>,
+    config: Config,
+    location: Location,
+    store: Arc<dyn Store>,
+    /// The taskdaemon binary, which provides the daemon when one is started.
+    exe: Option<PathBuf>,
+    warn: WarningSink,
+}
+
+impl Service {
+    /// Opens the workspace's store: SQLite, or PostgreSQL when a database
+    /// URL is configured (see [`open`]).
+    pub fn open(workspace: Workspace) -> Result<Self> {
+        let config = Config::load(&workspace.config_path())?;
+        let location = open::location(&workspace, &config);
+        let store = taskdaemon_store::open(&location)?;
+        Ok(Self::from_parts(Some(workspace), config, location, store))
+    }
+
+    /// Makes `root` a workspace (`.taskdaemon/`, the default config and
+    /// queue, the store) and opens it; safe to repeat. Returns whether the
+    /// workspace was created now.
+    pub fn init(root: &std::path::Path) -> Result<(Self, bool)> {
+        let (workspace, created) = Workspace::init(root)?;
+        let config = workspace.config_path();
+        if !config.exists() {
+            std::fs::write(&config, taskdaemon_workspace::DEFAULT_CONFIG).map_err(|e| {
+                ServiceError::Failed(format!("cannot write {}: {e}", config.display()))
+            })?;
+        }
+        let service = Self::open(workspace)?;
+        service.create_queue_folders()?;
+        Ok((service, created))
+    }
+
+    /// Creates the folder of every queue the config registers: a fresh
+    /// workspace's ad-hoc and planned (tasks/planning), or whatever an
+    /// existing config says (a config from before `planned` keeps its
+    /// queues). Harmless when they exist.
+    fn create_queue_folders(&self) -> Result<()> {
+        let workspace = self.workspace()?;
+        for entry in &self.config.queue {
+            let folder =
+                taskdaemon_queue::QueueFolder::new(entry.id(), &workspace.resolve(&entry.path));
+            folder.create().map_err(|e| {
+                ServiceError::Failed(format!("cannot create {}: {e}", folder.root.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Opens a store without a workspace (a host that only runs workers or
+    /// submits work): the default config, and views that need workspace files
+    /// (logs, queue folders) are refused.
+    pub fn open_location(location: Location) -> Result<Self> {
+        let store = taskdaemon_store::open(&location)?;
+        Ok(Self::from_parts(None, Config::default(), location, store))
+    }
+
+    /// A service over a store opened elsewhere.
+    pub fn from_parts(
+        workspace: Option<Workspace>,
+        config: Config,
+        location: Location,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            workspace,
+            config,
+            location,
+            store,
+            exe: std::env::current_exe().ok(),
+            warn: Box::new(|message| tracing::warn!("{message}")),
+        }
+    }
+
+    /// Uses `exe` (the `taskdaemon` binary) to start the daemon when an
+    /// action needs one and none runs. Defaults to the current executable.
+    pub fn with_exe(mut self, exe: PathBuf) -> Self {
+        self.exe = Some(exe);
+        self
+    }
+
+    /// Sends warnings (a projection file that could not be rewritten after a
+    /// committed change) to `sink` instead of the log.
+    pub fn on_warning(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.warn = Box::new(sink);
+        self
+    }
+
+    /// The store, for what no view covers yet (export, import, backup).
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The store, shared (the daemon, shims and workers run on it).
+    pub fn store_arc(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the store lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The workspace, or an error for a service opened without one.
+    pub fn workspace(&self) -> Result<&Workspace> {
+        self.workspace.as_ref().ok_or_else(|| {
+            ServiceError::BadInput(
+                "this needs a workspace (run it inside one, or pass --workspace DIR)".to_owned(),
+            )
+        })
+    }
+
+    /// The workspace, if the service has one.
+    pub fn workspace_opt(&self) -> Option<&Workspace> {
+        self.workspace.as_ref()
+    }
+
+    /// A connection to the workspace's daemon, starting it when none runs.
+    fn daemon(&self) -> Result<Client> {
+        let exe = self.exe.as_ref().ok_or_else(|| {
+            ServiceError::Failed("cannot locate the taskdaemon binary".to_owned())
+        })?;
+        Ok(Client::connect_or_start(self.workspace()?, exe)?)
+    }
+
+    fn warn(&self, message: &str) {
+        (self.warn)(message);
+    }
+
+    /// Rewrites `current.json` after a save trigger. The change is already
+    /// committed, so a failure is a warning: `repair` rewrites the file.
+    pub fn save_snapshot(&self, session: Option<&str>) {
+        let Some(workspace) = &self.workspace else {
+            return;
+        };
+        if let Err(e) = taskdaemon_daemon::snapshot::write(workspace, &*self.store, session) {
+            self.warn(&format!("{e} (run `taskdaemon repair` to rewrite it)"));
+        }
+    }
+
+    /// Rewrites the registry projection (when enabled), logging a failure.
+    pub fn refresh_registry(&self) {
+        if let Some(workspace) = &self.workspace {
+            taskdaemon_daemon::registry::refresh(workspace, &*self.store, &self.config);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The daemon's state and counters: what `status` shows, and the numbers a
+//! metrics endpoint exports (tasks by status and kind, queue depth, workers
+//! by state).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use taskdaemon_core::{Status, TaskKind};
+use taskdaemon_daemon::running_pid;
+
+use crate::{Result, Service, WorkerRow, WorkerState};
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub workspace: String,
+    /// Whether the daemon runs.
+    pub running: bool,
+    /// The daemon's PID when it runs.
+    pub pid: Option<i32>,
+    pub socket: String,
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    pub store: String,
+    /// Tasks by status; every status is present.
+    pub tasks: BTreeMap<String, u64>,
+    /// Claiming workers (`taskdaemon worker`) on every host, with their heartbeats.
+    pub claim_workers: Vec<WorkerRow>,
+    /// With `detailed`: each queue's worker, then the claiming workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<WorkerRow>>,
+}
+
+/// Counters for a metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Tasks by status; every status is present.
+    pub tasks: BTreeMap<String, u64>,
+    /// Tasks by kind (`process`, `agent`, `loop`, `manual`); every kind is present.
+    pub kinds: BTreeMap<String, u64>,
+    /// Queue items not finished yet, by queue.
+    pub queue_depth: BTreeMap<String, u64>,
+    /// Claiming workers by state (`running`, `stopped`, `lost`).
+    pub workers: BTreeMap<String, u64>,
+    /// The newest event's sequence number.
+    pub last_event_seq: i64,
+}
+
+impl Service {
+    /// Tasks by status, every status present (zero when none).
+    pub fn task_counts(&self) -> Result<BTreeMap<String, u64>> {
+        let counts = self.store.status_counts()?;
+        Ok(Status::ALL
+            .iter()
+            .map(|status| {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
+                (status.to_string(), n)
+            })
+            .collect())
+    }
+
+    /// The daemon, task counts and claiming workers; with `detailed`, every
+    /// queue's worker too.
+    pub fn status(&self, detailed: bool) -> Result<StatusReport> {
+        let workspace = self.workspace()?;
+        let pid = running_pid(workspace);
+        Ok(StatusReport {
+            workspace: workspace.root().display().to_string(),
+            running: pid.is_some(),
+            pid,
+            socket: workspace.socket_path().display().to_string(),
+            store: self.location.display(),
+            tasks: self.task_counts()?,
+            claim_workers: self.claim_worker_rows()?,
+            workers: if detailed {
+                Some(self.worker_rows()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> Result<Counters> {
+        let mut workers: BTreeMap<String, u64> = [
+            WorkerState::Running,
+            WorkerState::Stopped,
+            WorkerState::Lost,
+        ]
+        .iter()
+        .map(|s| (s.to_string(), 0))
+        .collect();
+        for row in self.claim_worker_rows()? {
+            *workers.entry(row.state.to_string()).or_default() += 1;
+        }
+        let mut kinds: BTreeMap<String, u64> = [
+            TaskKind::Process,
+            TaskKind::Agent,
+            TaskKind::Loop,
+            TaskKind::Manual,
+        ]
+        .iter()
+        .map(|k| (k.as_str().to_owned(), 0))
+        .collect();
+        for (kind, n) in self.store.kind_counts()? {
+            kinds.insert(kind.as_str().to_owned(), n);
+        }
+        Ok(Counters {
+            tasks: self.task_counts()?,
+            kinds,
+            queue_depth: self
+                .store
+                .queue_counts()?
+                .into_iter()
+                .map(|c| (c.queue, c.open))
+                .collect(),
+            workers,
+            last_event_seq: self.store.last_event_seq()?,
+        })
+    }
+}

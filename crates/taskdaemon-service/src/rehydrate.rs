@@ -1,0 +1,237 @@
+//! The post-compaction summary: what runs, what ended since the last
+//! rehydrate, alerts, the task in progress, ready work and decisions. The
+//! inputs are gathered here; `taskdaemon_core::rehydrate` renders them
+//! within a token budget.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use taskdaemon_core::rehydrate::{
+    AlertItem, CurrentItem, EndedItem, ReadyItem, RehydrateInput, Rehydrated, RunningItem, render,
+};
+use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
+use taskdaemon_daemon::running_pid;
+use taskdaemon_store::{MemoryFilter, ProcessFilter};
+
+use crate::logs::{last_line, newest_log_line};
+use crate::{Result, Service};
+
+/// Where the last rehydrate stopped reading events.
+const CURSOR_KEY: &str = "rehydrate.cursor";
+/// At most this many ended processes and alerts are considered; the budget cuts further.
+const MAX_ITEMS: usize = 500;
+/// Events that report something the reader should see once.
+const SEEN_KINDS: &[EventKind] = &[
+    EventKind::Exited,
+    EventKind::Lost,
+    EventKind::StartFailed,
+    EventKind::Alert,
+];
+/// Ready tasks and recent decisions considered.
+const MAX_TRACKED_ITEMS: usize = 5;
+
+/// A rendered summary and what it was rendered from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehydration {
+    #[serde(flatten)]
+    pub rendered: Rehydrated,
+    #[serde(flatten)]
+    pub input: RehydrateInput,
+}
+
+impl Service {
+    /// The summary within `budget` tokens, as `session` sees it. Unless
+    /// `peek`, what was shown is marked seen (an exit or alert cut for the
+    /// budget stays unseen and shows next time).
+    pub fn rehydrate(
+        &self,
+        budget: usize,
+        session: Option<&str>,
+        peek: bool,
+    ) -> Result<Rehydration> {
+        let cursor: i64 = self
+            .store
+            .meta(CURSOR_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // Read the newest event first so nothing committed meanwhile is skipped next time.
+        let newest = self.store.last_event_seq()?;
+        let input = self.rehydrate_input(cursor, session)?;
+        let rendered = render(&input, budget);
+        if !peek {
+            self.advance_cursor(cursor, newest, &rendered)?;
+        }
+        Ok(Rehydration { rendered, input })
+    }
+
+    /// Moves the cursor past what was shown, and no further.
+    fn advance_cursor(&self, cursor: i64, newest: i64, rendered: &Rehydrated) -> Result<()> {
+        let mut next = newest;
+        // The same newest items the summary considered; anything older was
+        // beyond MAX_ITEMS and is passed over (`ps --all` still lists it).
+        for event in self
+            .store
+            .newest_events_after(cursor, SEEN_KINDS, MAX_ITEMS)?
+        {
+            let Some(id) = event.task_id.as_deref() else {
+                continue;
+            };
+            if event.seq > newest {
+                break;
+            }
+            if !rendered.shown_ids.iter().any(|shown| shown == id) {
+                next = next.min(event.seq - 1);
+                break;
+            }
+        }
+        self.store.set_meta(CURSOR_KEY, &next.to_string())?;
+        Ok(())
+    }
+
+    /// Everything a summary is rendered from: events after `cursor` count as new.
+    pub fn rehydrate_input(&self, cursor: i64, session: Option<&str>) -> Result<RehydrateInput> {
+        let workspace = self.workspace()?;
+        let (current, ready, decisions) = self.tracked_work(session)?;
+        Ok(RehydrateInput {
+            workspace: workspace.root().display().to_string(),
+            now: now_millis(),
+            daemon_pid: running_pid(workspace),
+            running: self.running_items()?,
+            ended: self.ended_items(cursor)?,
+            alerts: self.alert_items(cursor)?,
+            current,
+            ready,
+            decisions,
+        })
+    }
+
+    /// Running processes with their newest log line, then running loops.
+    fn running_items(&self) -> Result<Vec<RunningItem>> {
+        let workspace = self.workspace()?;
+        let live = self.store.processes(&ProcessFilter::default())?;
+        let mut running: Vec<RunningItem> = live
+            .iter()
+            .filter(|t| t.status == Status::Running)
+            .map(|t| RunningItem {
+                id: t.id.clone(),
+                command: t.command.clone(),
+                pid: t.pid,
+                started_at: t.started_at.unwrap_or(t.created_at),
+                last_line: newest_log_line(workspace, &t.id),
+            })
+            .collect();
+        // Loops run inside the daemon: no pid; their log's last line says where they are.
+        running.extend(
+            self.store
+                .loops(false)?
+                .into_iter()
+                .filter(|l| l.task.status == Status::Running)
+                .map(|l| RunningItem {
+                    last_line: last_line(&workspace.loop_log(&l.task.id)),
+                    command: format!("loop: {}", l.task.title()),
+                    id: l.task.id,
+                    pid: None,
+                    started_at: l.task.started_at.unwrap_or(l.task.created_at),
+                }),
+        );
+        Ok(running)
+    }
+
+    /// Processes that ended after `cursor`: newest first, one line per task,
+    /// all the tasks read in one query.
+    fn ended_items(&self, cursor: i64) -> Result<Vec<EndedItem>> {
+        let ended_events = self.store.newest_events_after(
+            cursor,
+            &[EventKind::Exited, EventKind::Lost, EventKind::StartFailed],
+            MAX_ITEMS,
+        )?;
+        let mut seen = HashSet::new();
+        let newest: Vec<(String, i64)> = ended_events
+            .iter()
+            .rev()
+            .filter_map(|e| Some((e.task_id.clone()?, e.at)))
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .collect();
+        let ids: Vec<String> = newest.iter().map(|(id, _)| id.clone()).collect();
+        let mut by_id: HashMap<String, TaskRecord> = self
+            .store
+            .tasks_by_ids(&ids)?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        let mut ended = Vec::new();
+        for (id, at) in &newest {
+            let Some(task) = by_id.remove(id) else {
+                continue;
+            };
+            if !task.status.is_terminal() {
+                continue;
+            }
+            ended.push(EndedItem {
+                id: task.id.clone(),
+                command: task.command.clone(),
+                status: task.status,
+                exit: task.exit(),
+                finished_at: task.finished_at.unwrap_or(*at),
+                error: task.error.clone(),
+            });
+        }
+        Ok(ended)
+    }
+
+    fn alert_items(&self, cursor: i64) -> Result<Vec<AlertItem>> {
+        Ok(self
+            .store
+            .newest_events_after(cursor, &[EventKind::Alert], MAX_ITEMS)?
+            .into_iter()
+            .rev()
+            .map(|e| AlertItem {
+                task_id: e.task_id,
+                at: e.at,
+                message: e.message,
+            })
+            .collect())
+    }
+
+    /// The tracked task in progress, ready work and recent decisions.
+    fn tracked_work(
+        &self,
+        session: Option<&str>,
+    ) -> Result<(Option<CurrentItem>, Vec<ReadyItem>, Vec<String>)> {
+        let decisions = |task: Option<&str>| -> Result<Vec<String>> {
+            Ok(self
+                .store
+                .memories(&MemoryFilter {
+                    kind: Some(MemoryKind::Decision),
+                    task_id: task.map(str::to_owned),
+                    limit: Some(MAX_TRACKED_ITEMS),
+                })?
+                .into_iter()
+                .map(|m| m.text)
+                .collect())
+        };
+        let running = self.store.current_candidates(session)?;
+        let current = match taskdaemon_core::snapshot::pick_current(&running, session) {
+            Some(task) => Some(CurrentItem {
+                id: task.id.clone(),
+                title: task.title().to_owned(),
+                started_at: task.started_at,
+                files_modified: task.files_modified.clone(),
+                decisions: decisions(Some(&task.id))?,
+            }),
+            None => None,
+        };
+        let ready = self
+            .store
+            .ready(MAX_TRACKED_ITEMS)?
+            .into_iter()
+            .map(|t| ReadyItem {
+                title: t.title().to_owned(),
+                id: t.id,
+                priority: t.priority,
+            })
+            .collect();
+        Ok((current, ready, decisions(None)?))
+    }
+}
