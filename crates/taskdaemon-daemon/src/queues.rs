@@ -20,7 +20,6 @@
 //! stays open in the store and its document is not picked up again.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,22 +129,13 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
 }
 
 fn executor_settings(daemon: &Daemon, config: &Config) -> ExecutorSettings {
-    ExecutorSettings {
-        claude_path: config
-            .executors
-            .claude_path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("claude")),
-        workspace_root: daemon.workspace.root().to_owned(),
-        // Executors run with the daemon's environment, as `spawn` commands
-        // run with the caller's.
-        base_env: std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k != "TASKDAEMON_WORKSPACE")
-            .collect(),
-        default_max_attempts: config.queues.max_attempts,
-        retry_backoff: config.queues.retry_backoff,
-    }
+    // Executors run with the daemon's environment, as `spawn` commands run
+    // with the caller's.
+    let base_env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k != "TASKDAEMON_WORKSPACE")
+        .collect();
+    ExecutorSettings::from_config(config, daemon.workspace.root().to_owned(), base_env)
 }
 
 impl Worker {

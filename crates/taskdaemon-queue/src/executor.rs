@@ -29,6 +29,29 @@ pub struct ExecutorSettings {
     pub retry_backoff: Duration,
 }
 
+impl ExecutorSettings {
+    /// The settings `config` gives (`[executors] claude_path`, `[queues]
+    /// max_attempts` and `retry_backoff`), for documents run from
+    /// `workspace_root` with `base_env` under them.
+    pub fn from_config(
+        config: &taskdaemon_workspace::Config,
+        workspace_root: PathBuf,
+        base_env: Vec<(String, String)>,
+    ) -> Self {
+        ExecutorSettings {
+            claude_path: config
+                .executors
+                .claude_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("claude")),
+            workspace_root,
+            base_env,
+            default_max_attempts: config.queues.max_attempts,
+            retry_backoff: config.queues.retry_backoff,
+        }
+    }
+}
+
 /// The store spec of a parsed document `name` of `queue`.
 pub fn agent_spec(
     queue: &str,

@@ -398,19 +398,8 @@ impl Service {
             Some(ws) => ws.root().to_owned(),
             None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
         };
-        let settings = ExecutorSettings {
-            claude_path: self
-                .config
-                .executors
-                .claude_path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("claude")),
-            workspace_root: root,
-            // Workers run with their own environment plus the document's `env:`.
-            base_env: Vec::new(),
-            default_max_attempts: self.config.queues.max_attempts,
-            retry_backoff: self.config.queues.retry_backoff,
-        };
+        // Workers run with their own environment plus the document's `env:`.
+        let settings = ExecutorSettings::from_config(&self.config, root, Vec::new());
         let mut spec = agent_spec(&input.queue, &name, &doc, &settings);
         if let Some(id) = input.id {
             spec.wanted_id = id;
