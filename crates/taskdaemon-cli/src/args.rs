@@ -233,6 +233,13 @@ pub enum TasksCommand {
     Cancel(TaskCancelArgs),
     /// List queue tasks, from folders and `submit` alike, oldest first.
     List(TasksListArgs),
+    /// Run an ended folder task again: its document goes back to pending/.
+    Retry(TaskRetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRetryArgs {
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

@@ -618,3 +618,59 @@ fn tasks_logs_result_prints_the_result_json_with_added_at() {
     let clash = ws.run(&["tasks", "logs", "task-res", "--result", "--follow"]);
     assert_eq!(clash.code, Some(2), "{clash:#?}");
 }
+
+#[test]
+fn retry_puts_a_failed_document_back_and_it_runs_as_a_new_task() {
+    let ws = queue_ws();
+    let marker = ws.root().join("fixed");
+    ws.run(&["start"]).ok();
+    ws.drop_document(
+        ADHOC,
+        "task-flaky.md",
+        &format!(
+            "---\nexecutor: command\nmax_attempts: 1\ncommand: test -e {}\n---\n",
+            marker.display()
+        ),
+    );
+    assert_eq!(ws.wait_result(ADHOC, "task-flaky")["status"], "failed");
+    let failed = ws.queue_dir(ADHOC).join("failed/task-flaky.md");
+    assert!(failed.exists());
+
+    // A process is not a queue task; an unknown id is not found.
+    let process = ws.spawn(&["--", "true"]);
+    assert_eq!(ws.run(&["tasks", "retry", &process]).code, Some(2));
+    assert_eq!(ws.run(&["tasks", "retry", "task-nope"]).code, Some(3));
+
+    fs::write(&marker, "").unwrap();
+    let retried = ws.run(&["tasks", "retry", "task-flaky"]).ok();
+    assert!(
+        retried.stdout.contains("pending/task-flaky.md"),
+        "{}",
+        retried.stdout
+    );
+    assert!(!failed.exists(), "the document left failed/");
+    let rerun = ws.wait_result(ADHOC, "task-flaky~2");
+    assert_eq!(rerun["status"], "succeeded");
+    assert!(
+        ws.queue_dir(ADHOC)
+            .join("completed/task-flaky~2.md")
+            .exists()
+    );
+    // The first attempt keeps its own record.
+    assert_eq!(task_json(&ws, "task-flaky")["status"], "failed");
+
+    // A document of the same name waiting in pending/ is never overwritten.
+    ws.run(&["stop"]).ok();
+    fs::write(ws.queue_dir(ADHOC).join("pending/task-flaky.md"), "newer\n").unwrap();
+    let refused = ws.run(&["tasks", "retry", "task-flaky~2"]);
+    assert_eq!(refused.code, Some(4), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("exists already"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(ws.queue_dir(ADHOC).join("pending/task-flaky.md")).unwrap(),
+        "newer\n"
+    );
+}

@@ -151,6 +151,34 @@ impl QueueFolder {
     }
 }
 
+impl QueueFolder {
+    /// Moves the document that [`finish_document`](Self::finish_document)
+    /// moved for `task_id` back to `pending/{name}`, so it runs again as a
+    /// new task. Returns the new path, or none when the document is in
+    /// neither `failed/` nor `completed/`; an `AlreadyExists` error when
+    /// `pending/{name}` is taken (nothing is overwritten).
+    pub fn restore_document(&self, name: &str, task_id: &str) -> io::Result<Option<PathBuf>> {
+        let ext = Path::new(name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let target = self.pending().join(name);
+        for dir in [self.failed(), self.completed()] {
+            let source = dir.join(format!("{task_id}{ext}"));
+            if !source.is_file() {
+                continue;
+            }
+            // A hard link refuses an existing target, where rename would
+            // replace it; then the old name goes (a crash in between leaves
+            // both: the pending one runs, the old one stays a record).
+            fs::hard_link(&source, &target)?;
+            fs::remove_file(&source)?;
+            return Ok(Some(target));
+        }
+        Ok(None)
+    }
+}
+
 /// A candidate document in `pending/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {

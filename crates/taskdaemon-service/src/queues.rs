@@ -362,6 +362,62 @@ impl Service {
         })
     }
 
+    /// Runs an ended folder-queue task again: its document goes back from
+    /// `failed/` (or `completed/`) into `pending/`, where the queue's worker
+    /// picks it up as a new task (`ID~2`, ...). Returns the document's path.
+    /// A submitted task has no document to move: submit it again.
+    pub fn retry(&self, id: &str) -> Result<PathBuf> {
+        let workspace = self.workspace()?;
+        let task = self.store.task(id)?;
+        let item = match self.store.queue_item(&task.id) {
+            Ok(item) => item,
+            Err(StoreError::NotFound(_)) => {
+                return Err(ServiceError::BadInput(format!(
+                    "{} is not a queue task: restart a process with `restart`",
+                    task.id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !item.finished {
+            return Err(ServiceError::Store(StoreError::Conflict(format!(
+                "{} has not ended yet (status {}): cancel it first",
+                task.id, task.status
+            ))));
+        }
+        let folder = match self.config.queue_entry(&item.queue) {
+            Some(entry) if !item.claimable => {
+                QueueFolder::new(entry.id(), &workspace.resolve(&entry.path))
+            }
+            _ => {
+                return Err(ServiceError::BadInput(format!(
+                    "{} was submitted, not dropped into a queue folder: submit it again",
+                    task.id
+                )));
+            }
+        };
+        match folder.restore_document(&item.document, &task.id) {
+            Ok(Some(path)) => Ok(path),
+            Ok(None) => Err(ServiceError::Failed(format!(
+                "the document of {} is in neither {} nor {}",
+                task.id,
+                folder.failed().display(),
+                folder.completed().display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(ServiceError::Store(StoreError::Conflict(format!(
+                    "{} exists already: a document of that name is waiting",
+                    folder.pending().join(&item.document).display()
+                ))))
+            }
+            Err(e) => Err(ServiceError::Failed(format!(
+                "cannot move the document of {} back to {}: {e}",
+                task.id,
+                folder.pending().display()
+            ))),
+        }
+    }
+
     /// Stops a queue task: SIGTERM to its group, SIGKILL after `grace`.
     pub fn cancel(&self, id: &str, grace: Duration) -> Result<TaskRecord> {
         self.kill(id, "TERM", grace)

@@ -76,6 +76,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 TasksCommand::Show(args) => tasks::show(&workspace, args),
                 TasksCommand::Logs(args) => tasks::logs(&workspace, args),
                 TasksCommand::Cancel(args) => tasks::cancel(&workspace, args),
+                TasksCommand::Retry(args) => tasks::retry(&workspace, args),
                 TasksCommand::List(args) => tasks::list(&workspace, args),
             }
         }

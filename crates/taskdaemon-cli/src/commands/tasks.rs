@@ -5,7 +5,7 @@ use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_workspace::Workspace;
 
 use super::{logs, service};
-use crate::args::{TaskCancelArgs, TaskLogsArgs, TaskShowArgs, TasksListArgs};
+use crate::args::{TaskCancelArgs, TaskLogsArgs, TaskRetryArgs, TaskShowArgs, TasksListArgs};
 use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};
 
@@ -130,5 +130,11 @@ fn print_result(workspace: &Workspace, id: &str) -> anyhow::Result<u8> {
 pub fn cancel(workspace: &Workspace, args: TaskCancelArgs) -> anyhow::Result<u8> {
     let task = service(workspace)?.cancel(&args.id, args.grace)?;
     println!("{} {}", task.id, task.status);
+    Ok(0)
+}
+
+pub fn retry(workspace: &Workspace, args: TaskRetryArgs) -> anyhow::Result<u8> {
+    let path = service(workspace)?.retry(&args.id)?;
+    println!("{} queued again: {}", args.id, path.display());
     Ok(0)
 }
