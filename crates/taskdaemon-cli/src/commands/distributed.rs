@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use taskdaemon_daemon::worker::{WorkerOptions, run_worker};
@@ -30,12 +30,6 @@ fn open(workspace_arg: Option<&Path>) -> anyhow::Result<Service> {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
 pub fn worker(workspace_arg: Option<&Path>, args: WorkerArgs) -> anyhow::Result<u8> {
     let service = open(workspace_arg)?;
     let _ = tracing_subscriber::fmt()
@@ -45,16 +39,11 @@ pub fn worker(workspace_arg: Option<&Path>, args: WorkerArgs) -> anyhow::Result<
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            request_stop as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGINT,
-            request_stop as *const () as libc::sighandler_t,
-        );
+    // SIGTERM and Ctrl-C raise the flag the worker watches; nothing polls.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot handle SIGTERM and SIGINT")?;
     }
     let log_dir = match service.workspace_opt() {
         Some(ws) => ws.procs_dir(),
@@ -67,16 +56,6 @@ pub fn worker(workspace_arg: Option<&Path>, args: WorkerArgs) -> anyhow::Result<
         log_dir,
         ..WorkerOptions::default()
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !STOP.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
     eprintln!(
         "worker started: {} runner(s), queues {}",
         options.concurrency,
@@ -87,8 +66,6 @@ pub fn worker(workspace_arg: Option<&Path>, args: WorkerArgs) -> anyhow::Result<
         }
     );
     let report = run_worker(service.store_arc(), options, stop)?;
-    STOP.store(true, Ordering::Relaxed);
-    let _ = watcher.join();
     println!(
         "worker stopped: {} task attempt(s) recorded, {} fenced off",
         report.completed, report.fenced

@@ -31,7 +31,7 @@ const RECHECK_FIRST: Duration = Duration::from_micros(100);
 /// How long after a write to the database's files a waiter polls for the
 /// commit to show (a commit's fsync comes between its write and its
 /// publication).
-const COMMIT_SETTLE: Duration = Duration::from_millis(500);
+const COMMIT_SETTLE: Duration = Duration::from_millis(100);
 
 pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
     let now = now_millis();
