@@ -26,8 +26,9 @@ const CLAIM_SCAN: usize = 16;
 /// How often a waiter without a file watch looks for another connection's commit.
 const WAIT_STEP: Duration = Duration::from_millis(20);
 /// The first look for a commit after a write to the database's files; each
-/// later look waits twice as long, up to [`WAIT_STEP`].
+/// later look waits twice as long, up to [`RECHECK_MAX`].
 const RECHECK_FIRST: Duration = Duration::from_micros(100);
+const RECHECK_MAX: Duration = Duration::from_millis(2);
 /// How long after a write to the database's files a waiter polls for the
 /// commit to show (a commit's fsync comes between its write and its
 /// publication).
@@ -364,7 +365,7 @@ impl WorkWaiter for SqliteWaiter {
                         self.written_at = Some(now);
                     }
                     std::thread::sleep(step.min(deadline - now));
-                    step = (step * 2).min(WAIT_STEP);
+                    step = (step * 2).min(RECHECK_MAX);
                 }
                 None => std::thread::sleep(WAIT_STEP.min(deadline - now)),
             }
