@@ -9,13 +9,15 @@
 //! directory when anyone opens the directory itself. A watcher that wakes a
 //! reader on every event therefore wakes itself: the reader's own
 //! `read_dir` or `File::open` raises the next event, and an idle daemon
-//! spins a whole core listing an empty folder. This module holds the one
+//! spins a whole core listing an empty folder. This crate holds the one
 //! rule for which events count, and a watcher that applies it.
 
 use std::path::Path;
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
+
+pub use notify::Error;
 
 /// Whether an event can change what a directory holds or what a file in it
 /// says: something created, written (and closed), renamed in or out, or
@@ -37,7 +39,6 @@ pub fn is_content_change(kind: &EventKind) -> bool {
     }
 }
 
-pub use notify::Error;
 
 /// A live watch; dropping it stops watching.
 pub struct DirWatch {

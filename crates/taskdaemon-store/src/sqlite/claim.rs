@@ -276,8 +276,7 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
 /// looked for when the database's files are written (an inotify watch on
 /// its folder, filtered to the database and its WAL), polling at growing
 /// intervals only for [`COMMIT_SETTLE`] after a write, so an idle waiter
-/// sleeps. Without a
-/// watch it looks every [`WAIT_STEP`].
+/// sleeps. Without a watch it looks every [`WAIT_STEP`].
 pub(super) struct SqliteWaiter {
     conn: Connection,
     seen: i64,
