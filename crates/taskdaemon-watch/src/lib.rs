@@ -39,7 +39,6 @@ pub fn is_content_change(kind: &EventKind) -> bool {
     }
 }
 
-
 /// A live watch; dropping it stops watching.
 pub struct DirWatch {
     _watcher: notify::RecommendedWatcher,
