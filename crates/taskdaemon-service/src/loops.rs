@@ -61,6 +61,11 @@ impl Service {
         Ok(self.store.loops(all)?)
     }
 
+    /// One loop's record: its task and counters.
+    pub fn loop_record(&self, id: &str) -> Result<LoopRecord> {
+        Ok(self.store.loop_record(id)?)
+    }
+
     /// One loop with its counters and every recorded iteration.
     pub fn loop_show(&self, id: &str) -> Result<LoopShow> {
         let workspace = self.workspace()?;

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use taskdaemon_store::Store;
+use taskdaemon_service::Service;
 use taskdaemon_watch as fswatch;
 use taskdaemon_workspace::Workspace;
 
@@ -36,7 +36,7 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
         follow(
             &path,
             offset,
-            followed.as_ref().map(|(s, id)| (s.store(), id.as_str())),
+            followed.as_ref().map(|(s, id)| (s, id.as_str())),
         )?;
     }
     Ok(0)
@@ -67,7 +67,7 @@ pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result
 pub(super) fn follow(
     path: &Path,
     mut offset: u64,
-    task: Option<(&dyn Store, &str)>,
+    task: Option<(&Service, &str)>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
@@ -78,7 +78,7 @@ pub(super) fn follow(
     .with_context(|| format!("cannot watch {}", dir.display()))?;
     loop {
         let ended = match task {
-            Some((store, id)) => store.task(id)?.status.is_terminal(),
+            Some((service, id)) => service.task(id)?.status.is_terminal(),
             None => false,
         };
         offset = print_from(path, offset)?;

@@ -46,8 +46,8 @@ fn start(workspace: &Workspace, args: LoopRunArgs) -> anyhow::Result<u8> {
     eprintln!(
         "started {id}; following its log (Ctrl-C leaves it running, `taskdaemon loop logs {id} -f` follows again)"
     );
-    logs::follow(&workspace.loop_log(&id), 0, Some((service.store(), &id)))?;
-    let record = service.store().loop_record(&id)?;
+    logs::follow(&workspace.loop_log(&id), 0, Some((&service, &id)))?;
+    let record = service.loop_record(&id)?;
     let code = verdict(&record);
     println!("{id}");
     Ok(code)
@@ -170,10 +170,10 @@ fn validate_text(value: &serde_json::Value) -> String {
 
 fn logs_of(workspace: &Workspace, args: LoopLogsArgs) -> anyhow::Result<u8> {
     let service = service(workspace)?;
-    let id = service.store().loop_record(&args.id)?.task.id;
+    let id = service.loop_record(&args.id)?.task.id;
     let path = workspace.loop_log(&id);
     if args.follow {
-        logs::follow(&path, 0, Some((service.store(), &id)))?;
+        logs::follow(&path, 0, Some((&service, &id)))?;
     } else {
         logs::print_existing(&path, None)?;
     }
