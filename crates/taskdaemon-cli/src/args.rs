@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create .taskdaemon/ (store, config, logs) and the ad-hoc queue here. Safe to repeat.
+    /// Create .taskdaemon/ (store, config, logs) and the ad-hoc and planned queues here. Safe to repeat.
     Init,
     /// Start the daemon in the background (other commands start it when needed).
     Start,
@@ -82,7 +82,7 @@ pub enum Command {
     /// Folder queues: add, list and remove them.
     #[command(subcommand)]
     Queues(QueuesCommand),
-    /// Queue tasks (task documents run by an executor): show, logs, cancel.
+    /// Queue tasks (task documents run by an executor): list, show, logs, cancel, retry.
     #[command(subcommand)]
     Tasks(TasksCommand),
     /// Queue workers: one per queue, with its current task and counts.

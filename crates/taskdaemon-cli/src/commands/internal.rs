@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use taskdaemon_daemon::{registry, running_pid};
+use taskdaemon_service::Service;
 use taskdaemon_store::Store;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
-use taskdaemon_workspace::{Config, Workspace};
+use taskdaemon_workspace::Workspace;
 
 /// `__shim ID`: supervise one command. Failures before the command starts are
 /// reported on the handshake line, where the daemon reads them.
@@ -17,26 +18,23 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
         eprintln!("taskdaemon shim {id}: {message}");
         1
     };
-    let config = match Config::load(&workspace.config_path()) {
-        Ok(config) => config,
+    let service = match Service::open(workspace.clone()) {
+        Ok(service) => service,
         Err(e) => return fail(e.to_string()),
     };
-    let store = match taskdaemon_service::open::open(workspace, &config) {
-        Ok(store) => store,
-        Err(e) => return fail(e.to_string()),
-    };
-    let on_change = || registry::refresh(workspace, &*store, &config);
+    let (store, config) = (service.store(), service.config());
+    let on_change = || registry::refresh(workspace, store, config);
     // A running daemon follows this shim and rewrites the registry when it
     // exits; without one (or if it dies meanwhile, until the next one
     // starts and rewrites it) the shim must.
     let on_end = || {
         if running_pid(workspace).is_none() {
-            registry::refresh(workspace, &*store, &config);
+            registry::refresh(workspace, store, config);
         }
     };
     let shim = Shim {
         workspace,
-        store: &*store,
+        store,
         on_change: &on_change,
         on_end: &on_end,
     };
@@ -47,9 +45,7 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
 /// service layer.
 fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Arc<dyn Store>)> {
     let exe = super::current_exe()?;
-    let config = Config::load(&workspace.config_path())?;
-    let store = taskdaemon_service::open::open(workspace, &config)?;
-    Ok((exe, store))
+    Ok((exe, Service::open(workspace.clone())?.store_arc()))
 }
 
 /// `__daemon`: run the daemon in this process, on the store the service
