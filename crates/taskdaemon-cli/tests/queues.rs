@@ -436,6 +436,89 @@ fn malformed_and_vanished_documents_do_not_stop_the_worker() {
     );
 }
 
+/// Entries of `pending/` named like documents that are not plain files of
+/// a sane size are never run, never read through a link, never block the
+/// worker, and are reported once each (even across a daemon restart).
+#[test]
+fn untrusted_entries_in_pending_are_refused_once_and_never_run() {
+    let ws = queue_ws();
+    ws.write_config(&CONFIG.replace(
+        "retry_backoff = \"50ms\"",
+        "retry_backoff = \"50ms\"\nmax_document_bytes = 100",
+    ));
+    let pending = ws.queue_dir(ADHOC).join("pending");
+    fs::create_dir_all(&pending).unwrap();
+    // Outside the workspace: the fake claude would log "start leaked" if it ran.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.md");
+    fs::write(&secret, "leaked secret contents\n").unwrap();
+    std::os::unix::fs::symlink(&secret, pending.join("task-1.md")).unwrap();
+    let fifo = std::ffi::CString::new(
+        pending
+            .join("task-2.md")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    fs::create_dir(pending.join("task-3.md")).unwrap();
+    fs::write(
+        pending.join("task-4.md"),
+        format!("big {}\n", "x".repeat(200)),
+    )
+    .unwrap();
+
+    ws.run(&["start"]).ok();
+    let expected = [
+        ("task-1", "symbolic link"),
+        ("task-2", "FIFO"),
+        ("task-3", "directory"),
+        ("task-4", "100-byte limit"),
+    ];
+    for (id, reason) in expected {
+        let result = ws.wait_result(ADHOC, id);
+        assert_eq!(result["status"], "failed", "{id}: {result}");
+        let error = result["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{id}: {error}");
+    }
+    // The worker was not blocked: a good document still runs.
+    ws.drop_document(ADHOC, "task-5.md", "after\n");
+    assert_eq!(ws.wait_result(ADHOC, "task-5")["status"], "succeeded");
+
+    // Files and links went to failed/; the FIFO and the directory stay.
+    assert!(ws.queue_dir(ADHOC).join("failed/task-1.md").is_symlink());
+    assert!(ws.queue_dir(ADHOC).join("failed/task-4.md").is_file());
+    assert!(pending.join("task-2.md").symlink_metadata().is_ok());
+    assert!(pending.join("task-3.md").is_dir());
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        "leaked secret contents\n"
+    );
+    let ran = runs(&ws);
+    assert_eq!(ran, ["start after", "end after"], "{ran:?}");
+
+    // A restarted daemon finds the FIFO and the directory again, and does
+    // not report them a second time.
+    ws.run(&["stop"]).ok();
+    ws.run(&["start"]).ok();
+    ws.drop_document(ADHOC, "task-6.md", "later\n");
+    assert_eq!(ws.wait_result(ADHOC, "task-6")["status"], "succeeded");
+    let listed = ws.run(&["tasks", "list", "--json"]).ok().json();
+    let reports = |document: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["document"] == document)
+            .count()
+    };
+    assert_eq!(
+        (reports("task-2.md"), reports("task-3.md")),
+        (1, 1),
+        "{listed}"
+    );
+}
+
 #[test]
 fn a_task_survives_kill_9_of_the_daemon_and_runs_once() {
     let ws = queue_ws();

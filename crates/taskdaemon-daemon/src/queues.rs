@@ -28,11 +28,11 @@ use taskdaemon_core::duration::format_duration;
 use taskdaemon_core::time::{now_millis, to_rfc3339};
 use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 use taskdaemon_queue::executor::{ExecutorSettings, agent_spec, malformed_spec, stem};
-use taskdaemon_queue::folder::Outcome;
+use taskdaemon_queue::folder::{DocumentRead, Outcome};
 use taskdaemon_queue::{
     ExecutorKind, LockFile, QueueFolder, TaskDocument, TaskResult, output_tail,
 };
-use taskdaemon_store::StoreError;
+use taskdaemon_store::{QueueItemFilter, StoreError};
 use taskdaemon_supervisor::group::Group;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
@@ -69,6 +69,10 @@ struct Worker {
     rescan: Duration,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
+    /// Entries refused and reported that stay in `pending/` (a directory,
+    /// FIFO, socket or device named like a document): reported once, then
+    /// passed over while they stay.
+    refused_in_place: HashSet<String>,
     /// Ended tasks handed to the finisher and not finished yet: task id to
     /// document name.
     finishing: Finishing,
@@ -116,6 +120,7 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             wake: Arc::new(Notify::new()),
             rescan: RESCAN_UNWATCHED,
             priorities: HashMap::new(),
+            refused_in_place: HashSet::new(),
             finishing,
             to_finisher,
         };
@@ -212,36 +217,43 @@ impl Worker {
         let folder = self.folder.clone();
         let patterns = self.settings.watch_patterns.clone();
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
+        let max_bytes = self.settings.max_document_bytes;
         let mut priorities = std::mem::take(&mut self.priorities);
+        let mut refused_in_place = std::mem::take(&mut self.refused_in_place);
         let rescan = if held.is_empty() {
             self.rescan
         } else {
             RESCAN_UNWATCHED
         };
         let held = held.clone();
-        let (priorities, next) = blocking(move || {
+        let (priorities, refused_in_place, next) = blocking(move || {
             let names = folder.document_names(&patterns)?;
             priorities.retain(|name, _| names.binary_search(name).is_ok());
+            refused_in_place.retain(|name| names.binary_search(name).is_ok());
             let mut best: Option<(i32, &String)> = None;
             let mut wait = rescan;
             for name in &names {
-                if held.contains(&stem(name)) {
-                    // A live process elsewhere holds its lock: not ours to run.
+                if held.contains(&stem(name)) || refused_in_place.contains(name) {
+                    // A live process elsewhere holds its lock (not ours to
+                    // run), or it was refused already and stays.
                     continue;
                 }
                 let priority = match priorities.get(name) {
                     Some(p) => *p,
-                    None => match folder.document(name, settle) {
-                        // Vanished since the listing.
-                        None => continue,
-                        Some(doc) if !doc.ready => {
+                    None => match folder.read_document(name, settle, max_bytes)? {
+                        DocumentRead::Gone => continue,
+                        DocumentRead::Settling(left) => {
                             // Come back when it has had time to settle.
-                            wait = wait.min(doc.wait + Duration::from_millis(5));
+                            wait = wait.min(left + Duration::from_millis(5));
                             continue;
                         }
-                        Some(_) => {
-                            let p = std::fs::read_to_string(folder.pending().join(name))
-                                .map(|text| TaskDocument::priority_of(&text))
+                        // Reported (and moved aside) first, whatever its name.
+                        DocumentRead::Refused(_) => {
+                            return Ok((priorities, refused_in_place, Next::Run(name.clone())));
+                        }
+                        DocumentRead::Text(bytes) => {
+                            let p = std::str::from_utf8(&bytes)
+                                .map(TaskDocument::priority_of)
                                 .unwrap_or(0);
                             priorities.insert(name.clone(), p);
                             p
@@ -257,11 +269,12 @@ impl Worker {
                 Some((_, name)) => Next::Run(name.clone()),
                 None => Next::Wait(wait),
             };
-            Ok::<_, std::io::Error>((priorities, next))
+            Ok::<_, std::io::Error>((priorities, refused_in_place, next))
         })
         .await?
         .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
         self.priorities = priorities;
+        self.refused_in_place = refused_in_place;
         Ok(next)
     }
 
@@ -274,10 +287,18 @@ impl Worker {
             self.folder.clone(),
             self.executors.clone(),
         );
-        let started =
-            blocking(move || start_document(&daemon, &folder, &executors, &name)).await??;
-        if let Some(item) = started {
-            self.drive(item).await?;
+        let settings = self.settings.clone();
+        let started = blocking({
+            let name = name.clone();
+            move || start_document(&daemon, &folder, &executors, &settings, &name)
+        })
+        .await??;
+        match started {
+            Started::Item(item) => self.drive(item).await?,
+            Started::Nothing => {}
+            Started::RefusedInPlace => {
+                self.refused_in_place.insert(name);
+            }
         }
         Ok(())
     }
@@ -426,26 +447,52 @@ enum Next {
     Wait(Duration),
 }
 
-/// Reads, records and launches one document. Returns the open item to
-/// drive, or none when the document vanished or was malformed (then its
-/// result is written already).
+/// What became of a document the worker tried to start.
+enum Started {
+    /// Recorded and launched (or failed to launch): drive it to its end.
+    Item(QueueItem),
+    /// Nothing to drive: it vanished, is still settling, or was malformed
+    /// or refused and moved to `failed/` with its result.
+    Nothing,
+    /// Refused and reported, but left in `pending/` (not a file or a link).
+    RefusedInPlace,
+}
+
+/// Reads, records and launches one document. A malformed or refused
+/// document is recorded as a failed task with the reason, and its result
+/// written at once.
 fn start_document(
     daemon: &Daemon,
     folder: &QueueFolder,
     executors: &ExecutorSettings,
+    settings: &QueuesConfig,
     name: &str,
-) -> Result<Option<QueueItem>, String> {
-    let path = folder.pending().join(name);
-    let text = match std::fs::read(&path) {
-        Ok(bytes) => {
-            String::from_utf8(bytes).map_err(|_| "the document is not valid UTF-8".to_owned())
-        }
-        // Deleted or renamed while queued: nothing to run.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+) -> Result<Started, String> {
+    let settle = Duration::from_millis(settings.watch_debounce_ms);
+    let read = folder
+        .read_document(name, settle, settings.max_document_bytes)
+        .map_err(|e| format!("cannot read the document: {e}"));
+    let (text, in_place) = match read {
+        Ok(DocumentRead::Text(bytes)) => (
+            String::from_utf8(bytes).map_err(|_| "the document is not valid UTF-8".to_owned()),
+            false,
+        ),
+        // Deleted or renamed while queued, or changed again: nothing to run now.
+        Ok(DocumentRead::Gone) => {
             tracing::info!(queue = folder.id, name, "document vanished before it ran");
-            return Ok(None);
+            return Ok(Started::Nothing);
         }
-        Err(e) => Err(format!("cannot read the document: {e}")),
+        Ok(DocumentRead::Settling(_)) => return Ok(Started::Nothing),
+        Ok(DocumentRead::Refused(refusal)) if !refusal.movable => {
+            // It stays in pending/, so a daemon restarted since its report
+            // finds it again: report it once, not once per daemon.
+            if reported_before(daemon, folder, name)? {
+                return Ok(Started::RefusedInPlace);
+            }
+            (Err(refusal.reason), true)
+        }
+        Ok(DocumentRead::Refused(refusal)) => (Err(refusal.reason), false),
+        Err(message) => (Err(message), false),
     };
     let parsed = text.and_then(|text| TaskDocument::parse(&text).map_err(|e| e.to_string()));
     let store = &daemon.store;
@@ -456,13 +503,17 @@ fn start_document(
                 .create_agent(&malformed_spec(&folder.id, name, executors), ACTOR)
                 .map_err(|e| e.to_string())?;
             let error = format!("{name}: {message}");
-            tracing::warn!(queue = folder.id, id = task.id, %error, "malformed document");
+            tracing::warn!(queue = folder.id, id = task.id, %error, "document not run");
             let task = store
                 .record_start_failure(&task.id, &error, ACTOR)
                 .map_err(|e| e.to_string())?;
             let item = store.queue_item(&task.id).map_err(|e| e.to_string())?;
             finish(daemon, folder, &item, &task, Some(error))?;
-            return Ok(None);
+            return Ok(if in_place {
+                Started::RefusedInPlace
+            } else {
+                Started::Nothing
+            });
         }
     };
     let spec = agent_spec(&folder.id, name, &doc, executors);
@@ -482,8 +533,25 @@ fn start_document(
     }
     store
         .queue_item(&task.id)
-        .map(Some)
+        .map(Started::Item)
         .map_err(|e| e.to_string())
+}
+
+/// How many of a queue's newest failed items [`reported_before`] looks at.
+const REPORTED_LOOKBACK: usize = 10_000;
+
+/// Whether entry `name` of `pending/` already has a failed task recorded.
+fn reported_before(daemon: &Daemon, folder: &QueueFolder, name: &str) -> Result<bool, String> {
+    let filter = QueueItemFilter {
+        queue: Some(folder.id.clone()),
+        status: Some(Status::Failed),
+        limit: Some(REPORTED_LOOKBACK),
+    };
+    let items = daemon
+        .store
+        .queue_items(&filter)
+        .map_err(|e| e.to_string())?;
+    Ok(items.iter().any(|item| item.document == name))
 }
 
 /// Writes the lock file of a launched task, naming its shim.
@@ -607,7 +675,7 @@ fn finish(
         Ok(None) => tracing::info!(
             id = task.id,
             document = item.document,
-            "document was gone when its task ended"
+            "document was gone (or is not a file or link, and stays) when its task ended"
         ),
         Err(e) => tracing::warn!(id = task.id, error = %e, "cannot move the document"),
     }

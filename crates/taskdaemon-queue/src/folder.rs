@@ -91,12 +91,63 @@ impl QueueFolder {
         Ok(names)
     }
 
-    /// Document `name` in `pending/` with whether it is ready (see
-    /// [`documents`](Self::documents)); none when it is gone or not a file.
-    pub fn document(&self, name: &str, settle: Duration) -> Option<Document> {
-        let meta = fs::metadata(self.pending().join(name)).ok()?;
-        meta.is_file()
-            .then(|| Document::new(name.to_owned(), &meta, settle, SystemTime::now()))
+    /// Reads document `name` from `pending/` as an untrusted entry: it is
+    /// looked at without following a link, opened so that a link swapped in
+    /// meanwhile is refused and a FIFO cannot block, and read only when it
+    /// is a regular file of at most `max_bytes` that has not changed for
+    /// `settle` and does not change while it is read.
+    pub fn read_document(
+        &self,
+        name: &str,
+        settle: Duration,
+        max_bytes: u64,
+    ) -> io::Result<DocumentRead> {
+        let path = self.pending().join(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DocumentRead::Gone),
+            Err(e) => return Err(e),
+        };
+        if let Some(refusal) = Refusal::of_kind(&meta) {
+            return Ok(DocumentRead::Refused(refusal));
+        }
+        if meta.len() > max_bytes {
+            return Ok(DocumentRead::Refused(Refusal::too_large(
+                meta.len(),
+                max_bytes,
+            )));
+        }
+        let age = age(&meta, SystemTime::now());
+        if age < settle {
+            return Ok(DocumentRead::Settling(settle - age));
+        }
+        let mut file = match open_untrusted(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DocumentRead::Gone),
+            // O_NOFOLLOW met a link put there since the look above.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Ok(DocumentRead::Refused(Refusal::symlink()));
+            }
+            Err(e) => return Err(e),
+        };
+        let opened = file.metadata()?;
+        if !same_file(&meta, &opened) {
+            // Replaced between the look and the open: look again later.
+            return Ok(DocumentRead::Settling(settle));
+        }
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(&mut file, max_bytes + 1), &mut bytes)?;
+        if bytes.len() as u64 > max_bytes {
+            return Ok(DocumentRead::Refused(Refusal::too_large(
+                bytes.len() as u64,
+                max_bytes,
+            )));
+        }
+        let after = file.metadata()?;
+        if after.len() != bytes.len() as u64 || after.modified().ok() != meta.modified().ok() {
+            return Ok(DocumentRead::Refused(Refusal::still_written(settle)));
+        }
+        Ok(DocumentRead::Text(bytes))
     }
 
     /// Documents in `pending/` that match `patterns`, by name, each with
@@ -126,7 +177,9 @@ impl QueueFolder {
 
     /// Moves `pending/{name}` to `completed/` or `failed/` as `{task_id}.ext`
     /// (so a resubmitted file name never overwrites an earlier one). Returns
-    /// the new path, or none when the document is gone already.
+    /// the new path, or none when the document is gone already or is not a
+    /// file or a link (a directory, FIFO, socket or device named like a
+    /// document is left where it is).
     pub fn finish_document(
         &self,
         name: &str,
@@ -143,7 +196,14 @@ impl QueueFolder {
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
         let target = dir.join(format!("{task_id}{ext}"));
-        match fs::rename(self.pending().join(name), &target) {
+        let source = self.pending().join(name);
+        match fs::symlink_metadata(&source) {
+            Ok(meta) if meta.is_file() || meta.is_symlink() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        match fs::rename(&source, &target) {
             Ok(()) => Ok(Some(target)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -192,11 +252,7 @@ pub struct Document {
 
 impl Document {
     fn new(name: String, meta: &fs::Metadata, settle: Duration, now: SystemTime) -> Self {
-        let age = meta
-            .modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .unwrap_or_default();
+        let age = age(meta, now);
         Document {
             ready: age >= settle,
             wait: settle.saturating_sub(age),
@@ -204,6 +260,111 @@ impl Document {
             name,
         }
     }
+}
+
+/// What [`QueueFolder::read_document`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentRead {
+    /// The document's bytes (whether they are UTF-8 is the caller's to judge).
+    Text(Vec<u8>),
+    /// It changed within the debounce (or was replaced): look again after this long.
+    Settling(Duration),
+    /// It was removed or renamed since it was listed.
+    Gone,
+    /// An entry that is never run.
+    Refused(Refusal),
+}
+
+/// Why an entry of `pending/` named like a document is never run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Said to the user as "NAME: REASON".
+    pub reason: String,
+    /// A file or a link, which goes to `failed/` with its result; other
+    /// kinds stay where they are (moving a directory or a device node out
+    /// of a folder someone else manages is not ours to do).
+    pub movable: bool,
+}
+
+impl Refusal {
+    /// The refusal for an entry that is not a regular file, judged without
+    /// following links.
+    fn of_kind(meta: &fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        let what = if kind.is_file() {
+            return None;
+        } else if kind.is_symlink() {
+            return Some(Self::symlink());
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        Some(Self {
+            reason: format!("is {what}, not a regular file; only regular files are run"),
+            movable: false,
+        })
+    }
+
+    fn symlink() -> Self {
+        Self {
+            reason: "is a symbolic link; only regular files are run (a link could point \
+                     anywhere, so it is never followed)"
+                .to_owned(),
+            movable: true,
+        }
+    }
+
+    fn too_large(size: u64, max_bytes: u64) -> Self {
+        Self {
+            reason: format!(
+                "is {size} bytes or more, over the {max_bytes}-byte limit \
+                 ([queues] max_document_bytes)"
+            ),
+            movable: true,
+        }
+    }
+
+    fn still_written(settle: Duration) -> Self {
+        Self {
+            reason: format!(
+                "was still being written {} ms after it last changed \
+                 ([queues] watch_debounce_ms); write it elsewhere and move it in whole",
+                settle.as_millis()
+            ),
+            movable: true,
+        }
+    }
+}
+
+/// How long ago `meta`'s file last changed.
+fn age(meta: &fs::Metadata, now: SystemTime) -> Duration {
+    meta.modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .unwrap_or_default()
+}
+
+/// Opens a file someone else may control: never through a final symlink,
+/// and without blocking should it be a FIFO after all.
+fn open_untrusted(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino() && b.is_file()
 }
 
 /// Editor and tool leftovers that are never documents: hidden files (lock
@@ -298,8 +459,22 @@ mod tests {
         let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["task-1.md", "task-2.md"]);
         assert_eq!(folder.document_names(&patterns).unwrap(), names);
-        assert!(folder.document("task-2.md", Duration::ZERO).unwrap().ready);
-        assert!(folder.document("task-9.md", Duration::ZERO).is_none());
+        assert_eq!(
+            folder
+                .read_document("task-2.md", Duration::ZERO, 1024)
+                .unwrap(),
+            DocumentRead::Text(b"x".to_vec())
+        );
+        assert_eq!(
+            folder
+                .read_document("task-9.md", Duration::ZERO, 1024)
+                .unwrap(),
+            DocumentRead::Gone
+        );
+        assert!(matches!(
+            folder.read_document("task-2.md", Duration::from_secs(3600), 1024),
+            Ok(DocumentRead::Settling(wait)) if wait > Duration::ZERO
+        ));
         assert!(docs.iter().all(|d| d.ready));
         let fresh = folder
             .documents(&patterns, Duration::from_secs(3600))
@@ -316,5 +491,67 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    fn refused(folder: &QueueFolder, name: &str) -> Refusal {
+        match folder.read_document(name, Duration::ZERO, 64).unwrap() {
+            DocumentRead::Refused(refusal) => refusal,
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn untrusted_entries_are_refused_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("secret.txt");
+        fs::write(&outside, "the secret").unwrap();
+        let folder = QueueFolder::new("q", &dir.path().join("queue"));
+        folder.create().unwrap();
+        let pending = folder.pending();
+
+        std::os::unix::fs::symlink(&outside, pending.join("task-link.md")).unwrap();
+        let link = refused(&folder, "task-link.md");
+        assert!(
+            link.movable && link.reason.contains("symbolic link"),
+            "{link:?}"
+        );
+
+        fs::create_dir(pending.join("task-dir.md")).unwrap();
+        let dir_refusal = refused(&folder, "task-dir.md");
+        assert!(!dir_refusal.movable && dir_refusal.reason.contains("a directory"));
+
+        // A FIFO would block a plain open for reading until a writer came.
+        let fifo = pending.join("task-fifo.md");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let fifo_refusal = refused(&folder, "task-fifo.md");
+        assert!(!fifo_refusal.movable && fifo_refusal.reason.contains("FIFO"));
+
+        fs::write(pending.join("task-big.md"), vec![b'x'; 65]).unwrap();
+        let big = refused(&folder, "task-big.md");
+        assert!(
+            big.movable && big.reason.contains("64-byte limit"),
+            "{big:?}"
+        );
+
+        // Only files and links leave pending/; the directory and FIFO stay.
+        for (name, moved) in [
+            ("task-link.md", true),
+            ("task-big.md", true),
+            ("task-dir.md", false),
+            ("task-fifo.md", false),
+        ] {
+            let id = name.trim_end_matches(".md");
+            let result = folder.finish_document(name, id, Outcome::Failed).unwrap();
+            assert_eq!(result.is_some(), moved, "{name}");
+            assert_eq!(
+                pending.join(name).symlink_metadata().is_ok(),
+                !moved,
+                "{name}"
+            );
+        }
+        // The link moved as a link; its target is untouched.
+        assert!(folder.failed().join("task-link.md").is_symlink());
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "the secret");
     }
 }

@@ -34,6 +34,9 @@ watch_enabled = true
 watch_debounce_ms = 500
 # Which file names in pending/ are task documents.
 watch_patterns = ["task-*.md"]
+# A larger document is never run: it goes to failed/ with the reason. Symlinks,
+# directories, FIFOs, sockets and devices named like documents are never run either.
+max_document_bytes = 1048576
 # Attempts per document unless its front matter says max_attempts.
 max_attempts = 3
 # Wait before the second attempt; doubles for each further one (capped at 60s).
@@ -111,6 +114,8 @@ pub struct QueuesConfig {
     pub watch_enabled: bool,
     pub watch_debounce_ms: u64,
     pub watch_patterns: Vec<String>,
+    /// Documents larger than this are refused (not read, not run).
+    pub max_document_bytes: u64,
     pub max_attempts: u32,
     #[serde(deserialize_with = "human_duration")]
     pub retry_backoff: Duration,
@@ -122,6 +127,7 @@ impl Default for QueuesConfig {
             watch_enabled: true,
             watch_debounce_ms: 500,
             watch_patterns: vec!["task-*.md".to_owned()],
+            max_document_bytes: 1024 * 1024,
             max_attempts: 3,
             retry_backoff: Duration::from_secs(2),
         }

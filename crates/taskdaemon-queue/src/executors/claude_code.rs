@@ -167,7 +167,7 @@ mod tests {
                 ..Tokens::default()
             }
         );
-        assert_eq!(summary.error.as_deref(), Some("error_max_turns: gave up"));
+        assert_eq!(summary.error.as_deref(), Some("gave up"));
         assert_eq!(
             ClaudeCode.summarize(&dir.path().join("missing")),
             OutputSummary::default()

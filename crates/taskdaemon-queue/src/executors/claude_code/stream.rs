@@ -111,21 +111,19 @@ impl StreamSummary {
         }
     }
 
-    /// Why the run counts as failed according to the stream, if it does.
+    /// Why the run counts as failed according to the stream, if it does:
+    /// the result line's own message exactly as Claude Code wrote it (a
+    /// subtype such as `success` says nothing about an `is_error` run, so it
+    /// is never prefixed), or the subtype when the line carries no message.
     pub fn error(&self) -> Option<String> {
         if !self.is_error {
             return None;
         }
-        let subtype = self.subtype.as_deref().unwrap_or("error");
         Some(match self.final_text.as_deref() {
-            Some(text) if !text.is_empty() => format!("{subtype}: {}", first_line(text)),
-            _ => subtype.to_owned(),
+            Some(text) if !text.trim().is_empty() => text.to_owned(),
+            _ => self.subtype.clone().unwrap_or_else(|| "error".to_owned()),
         })
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }
 
 /// The text blocks of an assistant message, joined.
@@ -186,6 +184,20 @@ not json: a wrapper said this
         assert!(!s.has_result);
         assert_eq!(s.final_text.as_deref(), Some("Looking."));
         assert_eq!(s.tokens.input, 10);
+    }
+
+    #[test]
+    fn an_error_keeps_its_message_as_written() {
+        // Claude Code reports a missing login with subtype `success` and
+        // `is_error: true`; the message must not be prefixed or cut.
+        let s = StreamSummary::read(
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"Not logged in · Please run /login\nsecond line","session_id":"s"}"#
+                .as_bytes(),
+        );
+        assert_eq!(
+            s.error().as_deref(),
+            Some("Not logged in · Please run /login\nsecond line")
+        );
     }
 
     #[test]
