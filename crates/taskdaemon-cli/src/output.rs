@@ -1,7 +1,5 @@
 //! Shared rendering for human output: tables, colours, log tails.
 
-pub use taskdaemon_service::tail_lines;
-
 use std::io::{self, IsTerminal};
 
 use taskdaemon_core::Status;

@@ -40,7 +40,7 @@ pub use agent::{Agent, tool_name};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use history::HistoryQuery;
-pub use logs::{last_line, tail_lines};
+pub use logs::{LogCursor, last_line, read_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
 pub use metrics::{Counters, StatusReport};
 pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};

@@ -1,11 +1,157 @@
-//! Reading the end of log files: the last lines of a process's output, the
-//! last line a loop logged. Only the end is read, however long the file.
+//! Reading log files: the last lines of a process's output, the last line a
+//! loop logged, and following a log as it grows. Only the end is read,
+//! however long the file. A log that rotates (see
+//! [`taskdaemon_workspace::logfile`]) reads as one stream: its rotated
+//! copies, oldest first, then the live file.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use taskdaemon_workspace::Workspace;
+use taskdaemon_workspace::logfile::rotations;
+
+/// The last `lines` lines of a log, reaching into its rotated copies when
+/// the live file holds fewer. A missing log has no lines.
+pub fn tail_log(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let files: Vec<PathBuf> = rotations(path)
+        .into_iter()
+        .chain([path.to_owned()])
+        .rev()
+        .collect();
+    for file in files {
+        let have = line_count(&out);
+        if have >= lines {
+            break;
+        }
+        let chunk = match tail_lines(&file, lines - have) {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut joined = chunk;
+        if !joined.is_empty() && !joined.ends_with(b"\n") && !out.is_empty() {
+            // A line cut by rotation continues in the newer file.
+            joined.extend_from_slice(&out);
+            out = joined;
+            continue;
+        }
+        joined.extend_from_slice(&out);
+        out = joined;
+    }
+    Ok(out)
+}
+
+/// Lines in `bytes`, counting a final line without a newline.
+fn line_count(bytes: &[u8]) -> usize {
+    let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n"))
+}
+
+/// The whole log: its rotated copies, oldest first, then the live file.
+/// Returns the bytes and a cursor at their end, to follow from.
+pub fn read_log(path: &Path) -> io::Result<(Vec<u8>, LogCursor)> {
+    let mut bytes = Vec::new();
+    for copy in rotations(path) {
+        match File::open(&copy) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut cursor = LogCursor::new(path);
+    bytes.extend(cursor.read_new()?);
+    Ok((bytes, cursor))
+}
+
+/// A reader's place in a growing log that may rotate: what was appended
+/// since the last read comes back once, including what was written to the
+/// old file just before it was rotated away.
+#[derive(Debug, Clone)]
+pub struct LogCursor {
+    path: PathBuf,
+    /// The file read last (device, inode), if any was.
+    file: Option<(u64, u64)>,
+    offset: u64,
+}
+
+impl LogCursor {
+    /// A cursor at the start of the live file.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: None,
+            offset: 0,
+        }
+    }
+
+    /// A cursor at the end of the live file as it is now.
+    pub fn at_end(path: &Path) -> io::Result<Self> {
+        let mut cursor = Self::new(path);
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                cursor.file = Some((meta.dev(), meta.ino()));
+                cursor.offset = meta.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(cursor)
+    }
+
+    /// The log this cursor reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What was written since the last call.
+    pub fn read_new(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let live = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let meta = live.metadata()?;
+        let id = (meta.dev(), meta.ino());
+        if let Some(old) = self.file.filter(|old| *old != id) {
+            // Rotated since the last read: finish the old file where it now
+            // lives, then any newer copies whole, then the live file from 0.
+            let copies = rotations(&self.path);
+            let at = copies
+                .iter()
+                .position(|copy| std::fs::metadata(copy).is_ok_and(|m| (m.dev(), m.ino()) == old));
+            if let Some(at) = at {
+                if let Ok(mut file) = File::open(&copies[at]) {
+                    file.seek(SeekFrom::Start(self.offset))?;
+                    file.read_to_end(&mut out)?;
+                }
+                for newer in &copies[at + 1..] {
+                    if let Ok(mut file) = File::open(newer) {
+                        file.read_to_end(&mut out)?;
+                    }
+                }
+            }
+            self.offset = 0;
+        }
+        // Truncated in place (rotation with no copies kept): start over.
+        if meta.len() < self.offset {
+            self.offset = 0;
+        }
+        let mut live = live;
+        live.seek(SeekFrom::Start(self.offset))?;
+        let read = (&mut live)
+            .take(meta.len() - self.offset)
+            .read_to_end(&mut out)?;
+        self.offset += read as u64;
+        self.file = Some(id);
+        Ok(out)
+    }
+}
 
 /// The last `lines` lines of a file, reading only as much of its end as needed.
 pub fn tail_lines(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
@@ -102,5 +248,40 @@ mod tests {
         let path = dir.path().join("log");
         std::fs::write(&path, "a\nb\nc").unwrap();
         assert_eq!(tail_lines(&path, 2).unwrap(), b"b\nc");
+    }
+
+    #[test]
+    fn a_rotating_log_reads_as_one_stream() {
+        use taskdaemon_workspace::logfile::RotatingFile;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.log");
+        let mut log = RotatingFile::open(&path, 12, 3).unwrap();
+        let (mut followed, mut cursor) = read_log(&path).unwrap();
+        assert!(followed.is_empty());
+        for n in 0..10 {
+            log.write_all(format!("line {n}\n").as_bytes()).unwrap();
+            // Read after every other write, so some rotations happen unseen.
+            if n % 2 == 1 {
+                followed.extend(cursor.read_new().unwrap());
+            }
+        }
+        let expected: String = (0..10).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(String::from_utf8(followed).unwrap(), expected);
+
+        // Three copies of one line each and the live file: the last four.
+        assert_eq!(
+            String::from_utf8(tail_log(&path, 3).unwrap()).unwrap(),
+            "line 7\nline 8\nline 9\n"
+        );
+        let (whole, _) = read_log(&path).unwrap();
+        assert_eq!(
+            String::from_utf8(whole).unwrap(),
+            "line 6\nline 7\nline 8\nline 9\n"
+        );
+        assert!(
+            tail_log(&dir.path().join("missing.log"), 5)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

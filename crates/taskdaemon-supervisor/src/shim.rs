@@ -1,12 +1,12 @@
 //! The shim: the small process that owns one supervised command.
 //!
 //! It runs as `taskdaemon __shim ID` in its own session, starts the command in
-//! a new process group with stdout and stderr appended to log files, waits for
-//! it, and records the exit (store first, exit file beside the logs too). It
-//! applies the restart policy itself, so restarts happen even while the daemon
-//! is down.
+//! a new process group with stdout and stderr pumped into size-bounded log
+//! files (see [`crate::output`]), waits for it, and records the exit (exit
+//! file beside the logs first, then the store). It applies the restart
+//! policy itself, so restarts happen even while the daemon is down.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,10 +18,11 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::{Millis, now_millis};
 use taskdaemon_core::{Status, TaskRecord};
 use taskdaemon_store::{Started, Store, StoreError};
-use taskdaemon_workspace::{Workspace, write_atomic, write_projection};
+use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection};
 
 use crate::group::Group;
 use crate::launch::report;
+use crate::output::{OutputLogs, Pumps};
 use crate::procfs;
 
 /// Who the shim says it is in events.
@@ -33,6 +34,11 @@ pub const TASK_ID_ENV: &str = "TASKDAEMON_TASK_ID";
 /// How often a failed store write of an exit is retried before the exit file
 /// alone carries it.
 const RECORD_ATTEMPTS: u32 = 10;
+
+/// How long after the command's exit the shim waits for the rest of its
+/// output before recording the exit (a child it left behind may hold the
+/// pipes open much longer; its output still reaches the logs meanwhile).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// The exit status as written beside the logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +68,8 @@ impl ExitFile {
 pub struct Shim<'a> {
     pub workspace: &'a Workspace,
     pub store: &'a dyn Store,
+    /// Bounds on the command's log files.
+    pub logs: LogsConfig,
     /// Called after every state change the shim commits (registry projection).
     pub on_change: &'a dyn Fn(),
     /// Called instead of `on_change` after the last exit, just before the
@@ -74,26 +82,45 @@ pub struct Shim<'a> {
 impl Shim<'_> {
     /// Runs task `id` to its end, restarts included. Returns the shim's exit code.
     pub fn run(&self, id: &str) -> i32 {
+        let fail = |message: String| {
+            let _ = report(&format!("error {message}"));
+            eprintln!("taskdaemon shim {id}: {message}");
+            1
+        };
+        let logs = match OutputLogs::open(self.workspace, id, &self.logs) {
+            Ok(logs) => logs,
+            Err(e) => {
+                let message = format!("cannot open the output logs: {e}");
+                let _ = self.store.record_start_failure(id, &message, ACTOR);
+                (self.on_change)();
+                return fail(message);
+            }
+        };
         let mut reported = false;
         // After an automatic restart decision, the restart count this shim
         // owns; a different count later means someone else took over.
         let mut owned_restarts = None;
-        loop {
-            match self.run_attempt(id, owned_restarts, &mut reported) {
+        // Pumps still fed by children an attempt left behind.
+        let mut leftover = Vec::new();
+        let code = loop {
+            match self.run_attempt(id, &logs, owned_restarts, &mut reported, &mut leftover) {
                 Ok(Some((restarts, delay))) => {
                     owned_restarts = Some(restarts);
                     thread::sleep(delay);
                 }
-                Ok(None) => return 0,
-                Err(message) => {
-                    if !reported {
-                        let _ = report(&format!("error {message}"));
-                    }
+                Ok(None) => break 0,
+                Err(message) if reported => {
                     eprintln!("taskdaemon shim {id}: {message}");
-                    return 1;
+                    break 1;
                 }
+                Err(message) => break fail(message),
             }
+        };
+        // Their output belongs in the logs for as long as they write it.
+        for pumps in leftover {
+            pumps.finish();
         }
+        code
     }
 
     /// One start of the command. `Ok(Some((restarts, delay)))` asks for
@@ -101,8 +128,10 @@ impl Shim<'_> {
     fn run_attempt(
         &self,
         id: &str,
+        logs: &OutputLogs,
         owned_restarts: Option<u32>,
         reported: &mut bool,
+        leftover: &mut Vec<Pumps>,
     ) -> Result<Option<(u32, Duration)>, String> {
         let task = self.store.task(id).map_err(|e| e.to_string())?;
         let restarts = owned_restarts.unwrap_or(task.restarts);
@@ -114,8 +143,8 @@ impl Shim<'_> {
                 Err(format!("{id} is {}, not pending", task.status))
             };
         }
-        let mut child = match self.start_command(&task) {
-            Ok(child) => child,
+        let (mut child, mut pumps) = match self.start_command(&task, logs) {
+            Ok(started) => started,
             Err(e) => {
                 let message = format!("cannot start `{}`: {e}", task.command);
                 let _ = self.store.record_start_failure(id, &message, ACTOR);
@@ -146,6 +175,11 @@ impl Shim<'_> {
         }
         (self.on_change)();
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
+        // Whoever reads the exit (a queue worker summarising the output)
+        // must find all of the output in the logs.
+        if !pumps.drain(DRAIN_GRACE) {
+            leftover.push(pumps);
+        }
         let outcome = outcome_of(status);
         let decision = self.record_exit(id, pid, outcome)?;
         Ok(match decision {
@@ -160,10 +194,7 @@ impl Shim<'_> {
         })
     }
 
-    fn start_command(&self, task: &TaskRecord) -> io::Result<Child> {
-        let dir = self.workspace.proc_dir(&task.id);
-        fs::create_dir_all(&dir)?;
-        let append = |path| File::options().create(true).append(true).open(path);
+    fn start_command(&self, task: &TaskRecord, logs: &OutputLogs) -> io::Result<(Child, Pumps)> {
         let (program, args) = task
             .argv
             .split_first()
@@ -175,13 +206,15 @@ impl Shim<'_> {
             .envs(task.env.iter().map(|(k, v)| (k, v)))
             .env(TASK_ID_ENV, &task.id)
             .stdin(Stdio::null())
-            .stdout(append(self.workspace.stdout_log(&task.id))?)
-            .stderr(append(self.workspace.stderr_log(&task.id))?)
             .process_group(0);
         if let Some(cwd) = &task.cwd {
             command.current_dir(cwd);
         }
-        command.spawn()
+        let pumps = logs.attach(&mut command)?;
+        let child = command.spawn()?;
+        // `command` holds the pipes' write ends; they must close here.
+        drop(command);
+        Ok((child, pumps))
     }
 
     fn started(&self, pid: i32) -> io::Result<Started> {

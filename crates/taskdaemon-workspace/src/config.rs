@@ -21,6 +21,15 @@ hang_timeout = "10m"
 log_max_bytes = 10485760
 log_keep = 5
 
+[logs]
+# Each supervised process's stdout and stderr: a file rotates when it reaches
+# max_bytes, keeping `backups` older copies (stdout.log.1 is the newest).
+max_bytes = 52428800
+backups = 3
+# All process logs of the workspace together: past this, the daemon deletes the
+# logs of the tasks that ended longest ago (running tasks keep theirs). 0: no cap.
+total_max_bytes = 2147483648
+
 [registry]
 # Mirror the process table to a JSON file for tools that read files.
 enabled = true
@@ -97,6 +106,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub daemon: DaemonConfig,
+    pub logs: LogsConfig,
     pub registry: RegistryConfig,
     pub queues: QueuesConfig,
     pub executors: ExecutorsConfig,
@@ -215,6 +225,28 @@ impl Default for DaemonConfig {
             hang_timeout: Duration::from_secs(600),
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 5,
+        }
+    }
+}
+
+/// `[logs]`: bounds on supervised processes' output files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Largest size of one stream's log file before it rotates (0: unbounded).
+    pub max_bytes: u64,
+    /// Rotated copies kept per stream.
+    pub backups: u32,
+    /// Cap on all process logs together; the oldest ended tasks' go first (0: none).
+    pub total_max_bytes: u64,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 50 * 1024 * 1024,
+            backups: 3,
+            total_max_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

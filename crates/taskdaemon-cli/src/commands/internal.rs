@@ -35,6 +35,7 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     let shim = Shim {
         workspace,
         store,
+        logs: config.logs,
         on_change: &on_change,
         on_end: &on_end,
     };

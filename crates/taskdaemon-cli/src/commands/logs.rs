@@ -1,20 +1,18 @@
 //! `taskdaemon logs`: a process's output, or the daemon log.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use taskdaemon_service::Service;
+use taskdaemon_service::{LogCursor, Service, read_log, tail_log};
 use taskdaemon_watch as fswatch;
 use taskdaemon_workspace::Workspace;
 
 use super::service;
 use crate::args::LogsArgs;
 use crate::error::UsageError;
-use crate::output::tail_lines;
 
 /// Longest sleep between checks of whether a followed process has ended.
 const STATUS_CHECK: Duration = Duration::from_millis(500);
@@ -31,44 +29,35 @@ pub fn run(workspace: &Workspace, args: LogsArgs) -> anyhow::Result<u8> {
     if args.id.is_none() && args.stderr {
         return Err(UsageError("--stderr needs a process id".to_owned()).into());
     }
-    let offset = print_existing(&path, args.tail)?;
+    let cursor = print_existing(&path, args.tail)?;
     if args.follow {
-        follow(
-            &path,
-            offset,
-            followed.as_ref().map(|(s, id)| (s, id.as_str())),
-        )?;
+        follow(cursor, followed.as_ref().map(|(s, id)| (s, id.as_str())))?;
     }
     Ok(0)
 }
 
-/// Prints the file (or its last `tail` lines); returns where it stopped.
-pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result<u64> {
-    let len = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let bytes = match tail {
-        Some(lines) => tail_lines(path, lines)?,
-        None => {
-            let mut bytes = Vec::with_capacity(len as usize);
-            File::open(path)?.take(len).read_to_end(&mut bytes)?;
-            bytes
+/// Prints the log (or its last `tail` lines), rotated copies included;
+/// returns where it stopped.
+pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result<LogCursor> {
+    let context = || format!("cannot read {}", path.display());
+    let (bytes, cursor) = match tail {
+        Some(lines) => {
+            // The cursor first: a line written in between is printed by
+            // `follow`, not lost.
+            let cursor = LogCursor::at_end(path).with_context(context)?;
+            (tail_log(path, lines).with_context(context)?, cursor)
         }
+        None => read_log(path).with_context(context)?,
     };
     write_out(&bytes)?;
-    Ok(len)
+    Ok(cursor)
 }
 
-/// Prints what is appended to `path` until the followed process has ended
-/// (forever for the daemon log). Woken by inotify; the periodic check only
-/// notices the end of the process.
-pub(super) fn follow(
-    path: &Path,
-    mut offset: u64,
-    task: Option<(&Service, &str)>,
-) -> anyhow::Result<()> {
+/// Prints what is appended to the log until the followed process has ended
+/// (forever for the daemon log), across rotations. Woken by inotify; the
+/// periodic check only notices the end of the process.
+pub(super) fn follow(mut cursor: LogCursor, task: Option<(&Service, &str)>) -> anyhow::Result<()> {
+    let path = cursor.path().to_owned();
     let (tx, rx) = mpsc::channel();
     let dir: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
     // Only writes wake us: our own reads of the log must not (see fswatch).
@@ -81,7 +70,10 @@ pub(super) fn follow(
             Some((service, id)) => service.task(id)?.status.is_terminal(),
             None => false,
         };
-        offset = print_from(path, offset)?;
+        let bytes = cursor
+            .read_new()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        write_out(&bytes)?;
         if ended {
             return Ok(());
         }
@@ -89,22 +81,6 @@ pub(super) fn follow(
         let _ = rx.recv_timeout(STATUS_CHECK);
         while rx.try_recv().is_ok() {}
     }
-}
-
-fn print_from(path: &Path, offset: u64) -> anyhow::Result<u64> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(offset),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let len = file.metadata()?.len();
-    // Truncated or rotated: start over.
-    let start = if len < offset { 0 } else { offset };
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::new();
-    file.take(len - start).read_to_end(&mut bytes)?;
-    write_out(&bytes)?;
-    Ok(len)
 }
 
 fn write_out(bytes: &[u8]) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_core::{LoopRecord, Status};
 use taskdaemon_llm::CommandSpec;
-use taskdaemon_service::LoopRunInput;
+use taskdaemon_service::{LogCursor, LoopRunInput};
 use taskdaemon_workspace::Workspace;
 
 use super::{logs, service};
@@ -46,7 +46,10 @@ fn start(workspace: &Workspace, args: LoopRunArgs) -> anyhow::Result<u8> {
     eprintln!(
         "started {id}; following its log (Ctrl-C leaves it running, `taskdaemon loop logs {id} -f` follows again)"
     );
-    logs::follow(&workspace.loop_log(&id), 0, Some((&service, &id)))?;
+    logs::follow(
+        LogCursor::new(&workspace.loop_log(&id)),
+        Some((&service, &id)),
+    )?;
     let record = service.loop_record(&id)?;
     let code = verdict(&record);
     println!("{id}");
@@ -173,7 +176,7 @@ fn logs_of(workspace: &Workspace, args: LoopLogsArgs) -> anyhow::Result<u8> {
     let id = service.loop_record(&args.id)?.task.id;
     let path = workspace.loop_log(&id);
     if args.follow {
-        logs::follow(&path, 0, Some((&service, &id)))?;
+        logs::follow(LogCursor::new(&path), Some((&service, &id)))?;
     } else {
         logs::print_existing(&path, None)?;
     }
