@@ -154,6 +154,10 @@ impl Worker {
             self.rescan = RESCAN_WATCHED;
         }
         tracing::info!(queue = self.queue(), folder = %self.folder.root.display(), "worker started");
+        let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
+        if let Err(e) = blocking(move || restore_result_files(&daemon, &folder)).await {
+            tracing::warn!(queue = self.queue(), error = %e, "cannot check for missing result files");
+        }
         loop {
             if let Err(e) = self.step().await {
                 tracing::error!(queue = self.queue(), error = %e, "worker step failed; retrying");
@@ -537,6 +541,38 @@ fn start_document(
         .map_err(|e| e.to_string())
 }
 
+/// How many of a queue's newest items [`restore_result_files`] looks at: a
+/// crash leaves at most the few last ones without their file.
+const RESTORE_LOOKBACK: usize = 100;
+
+/// Writes the result file of each recently finished item that has none (the
+/// daemon died between closing the item in the store and writing its file).
+fn restore_result_files(daemon: &Daemon, folder: &QueueFolder) {
+    let filter = QueueItemFilter {
+        queue: Some(folder.id.clone()),
+        status: None,
+        limit: Some(RESTORE_LOOKBACK),
+    };
+    let Ok(items) = daemon.store.queue_items(&filter) else {
+        return;
+    };
+    for item in items.into_iter().filter(|item| item.finished) {
+        let Some(json) = item.result else { continue };
+        if folder.result_path(&item.task_id).exists() {
+            continue;
+        }
+        match serde_json::from_value::<TaskResult>(json) {
+            Ok(result) => match result.write_result(folder) {
+                Ok(()) => tracing::info!(id = item.task_id, "restored a missing result file"),
+                Err(e) => {
+                    tracing::warn!(id = item.task_id, error = %e, "cannot restore a result file")
+                }
+            },
+            Err(e) => tracing::warn!(id = item.task_id, error = %e, "stored result is unreadable"),
+        }
+    }
+}
+
 /// How many of a queue's newest failed items [`reported_before`] looks at.
 const REPORTED_LOOKBACK: usize = 10_000;
 
@@ -682,18 +718,23 @@ fn finish(
     if let Err(e) = LockFile::remove(&folder.lock_path(&task.id)) {
         tracing::warn!(id = task.id, error = %e, "cannot remove the lock file");
     }
-    // The result file comes last: whoever sees it finds the document moved,
-    // the lock gone and the report written. A crash before it is repaired on
-    // restart, since the queue item stays open until the store is told below.
+    // The store is told before the result file is written, so whoever sees
+    // the file finds the document moved, the lock gone, the report written
+    // and the store agreeing. A crash before the store is told redoes all
+    // of this on restart (the item is still open); a crash after it leaves
+    // only the file to write, which the worker does when it starts.
     result
-        .write(folder, &report)
-        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
+        .write_report(folder, &report)
+        .map_err(|e| format!("cannot write the report of {}: {e}", task.id))?;
     let json = serde_json::to_value(&result).map_err(|e| e.to_string())?;
     match daemon.store.finish_queue_item(&task.id, &json, ACTOR) {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(format!("cannot close the queue item of {}: {e}", task.id)),
     }
+    result
+        .write_result(folder)
+        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
     tracing::info!(
         queue = folder.id,
         id = task.id,

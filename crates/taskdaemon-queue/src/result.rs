@@ -186,9 +186,19 @@ impl TaskResult {
     /// the result is synced: it is what programs act on, while the report is
     /// prose derived from the same record and the task's log.
     pub fn write(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
+        self.write_report(folder, report)?;
+        self.write_result(folder)
+    }
+
+    /// Writes `reports/{id}.md`.
+    pub fn write_report(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
+        write_projection(&folder.report_path(&self.task_id), report.as_bytes())
+    }
+
+    /// Writes `results/{id}.json`, durably.
+    pub fn write_result(&self, folder: &QueueFolder) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');
-        write_projection(&folder.report_path(&self.task_id), report.as_bytes())?;
         write_atomic(&folder.result_path(&self.task_id), &json)
     }
 }
