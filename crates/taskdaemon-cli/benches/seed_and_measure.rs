@@ -116,6 +116,7 @@ fn seed(store: &SqliteStore, count: u64) -> Result<()> {
                 initial_backoff: Duration::from_secs(1),
             },
             hang_timeout_ms: None,
+            limits: Default::default(),
         };
         let task = store.create_process(&spec, "daemon").map_err(err)?;
         let pid = 100_000 + (n % 200_000) as i32;
@@ -158,7 +159,7 @@ fn seed(store: &SqliteStore, count: u64) -> Result<()> {
             _ => ExitOutcome::exited(0),
         };
         store
-            .record_exit(&task.id, pid, outcome, "shim")
+            .record_exit(&task.id, pid, outcome, None, "shim")
             .map_err(err)?;
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use taskdaemon_core::duration::parse_duration;
+use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
 
 /// A supervisor and durable memory for the processes and work of AI coding agents.
@@ -319,6 +320,18 @@ pub struct SpawnArgs {
     /// Alert when the process shows no output and no CPU for this long (default from config).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub hang_timeout: Option<Duration>,
+    /// Kill the command when it and its children hold more resident memory than this (512M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+    /// Kill a process of the command when it has used this much CPU time (10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_cpu_time: Option<Duration>,
+    /// Most open files per process.
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
+    /// Run at this niceness (-20 first to 19 last).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<i32>,
     /// The agent session this belongs to.
     #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
     pub session: Option<String>,

@@ -125,6 +125,7 @@ fn service_actions_go_through_the_daemon() {
         env: Vec::new(),
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
+        limits: Default::default(),
     };
     let quick = service.spawn(spec("exit 7")).unwrap();
     assert!(quick.id.starts_with("CLAUDE-"), "{}", quick.id);

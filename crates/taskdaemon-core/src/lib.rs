@@ -10,6 +10,7 @@ pub mod duration;
 pub mod event;
 pub mod graph;
 pub mod id;
+pub mod limits;
 pub mod loops;
 pub mod process;
 pub mod queue;
@@ -22,6 +23,7 @@ pub mod tracked;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
+pub use limits::ResourceLimits;
 pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};
 pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
 pub use queue::{NewAgent, QueueCounts, QueueItem};

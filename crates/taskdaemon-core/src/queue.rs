@@ -34,6 +34,9 @@ pub struct NewAgent {
     pub max_attempts: u32,
     /// Per-attempt time limit, none for no limit.
     pub timeout_ms: Option<u64>,
+    /// What the executor may use (memory, CPU time, files, niceness).
+    #[serde(default)]
+    pub limits: crate::ResourceLimits,
 }
 
 /// The queue side of an `agent` task.

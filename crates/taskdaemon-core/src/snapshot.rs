@@ -130,6 +130,7 @@ mod tests {
             restart: RestartPolicy::default(),
             restarts: 0,
             hang_timeout_ms: None,
+            limits: Default::default(),
             pid: None,
             pgid: None,
             start_time: None,

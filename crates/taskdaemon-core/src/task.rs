@@ -5,6 +5,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::limits::ResourceLimits;
 use crate::process::{ExitOutcome, ProcessIdentity, RestartPolicy};
 use crate::status::Status;
 use crate::time::{Millis, serde_rfc3339};
@@ -64,6 +65,9 @@ pub struct NewProcess {
     pub restart: RestartPolicy,
     /// Raise a hang alert after this long without output or CPU; none uses the config default.
     pub hang_timeout_ms: Option<u64>,
+    /// What the command may use (memory, CPU time, files, niceness).
+    #[serde(default)]
+    pub limits: ResourceLimits,
 }
 
 /// One task as the store holds it.
@@ -88,6 +92,9 @@ pub struct TaskRecord {
     /// Restarts made so far (automatic and manual).
     pub restarts: u32,
     pub hang_timeout_ms: Option<u64>,
+    /// What the command may use; empty when unlimited.
+    #[serde(default, skip_serializing_if = "ResourceLimits::is_empty")]
+    pub limits: ResourceLimits,
     pub pid: Option<i32>,
     pub pgid: Option<i32>,
     /// Start time of `pid` in clock ticks since boot.

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use taskdaemon_core::ResourceLimits;
 use taskdaemon_core::duration::parse_duration;
+use taskdaemon_core::limits::parse_size;
 
 use crate::executors::ExecutorKind;
 
@@ -39,16 +41,24 @@ struct FrontMatter {
     env: BTreeMap<String, String>,
     #[serde(default)]
     priority: i32,
+    max_memory: Option<String>,
+    max_cpu_time: Option<String>,
+    max_files: Option<u64>,
+    nice: Option<i32>,
 }
 
 /// The fields [`FrontMatter`] reads, whatever the executor.
-pub(crate) const COMMON_FIELDS: [&str; 6] = [
+pub(crate) const COMMON_FIELDS: [&str; 10] = [
     "executor",
     "max_attempts",
     "timeout",
     "workdir",
     "env",
     "priority",
+    "max_memory",
+    "max_cpu_time",
+    "max_files",
+    "nice",
 ];
 
 /// A parsed, validated task document.
@@ -65,6 +75,9 @@ pub struct TaskDocument {
     pub env: BTreeMap<String, String>,
     /// Higher runs first; equal priorities run in file-name order.
     pub priority: i32,
+    /// What the executor may use (`max_memory: 2G`, `max_cpu_time: 10m`,
+    /// `max_files: 256`, `nice: 10`).
+    pub limits: ResourceLimits,
     /// The Markdown after the front matter: the prompt.
     pub body: String,
     /// The front matter's YAML, for the executor's own fields.
@@ -164,6 +177,7 @@ impl TaskDocument {
             })?,
         };
         check_fields(yaml, executor)?;
+        let limits = limits_of(&front, &line_of)?;
         let doc = Self {
             executor,
             max_attempts: front.max_attempts,
@@ -171,6 +185,7 @@ impl TaskDocument {
             workdir: front.workdir,
             env: front.env,
             priority: front.priority,
+            limits,
             body: body.to_owned(),
             front_matter: yaml.to_owned(),
             body_line,
@@ -204,6 +219,41 @@ impl TaskDocument {
     pub fn priority_of(text: &str) -> i32 {
         Self::parse(text).map_or(0, |d| d.priority)
     }
+}
+
+/// The limits the front matter sets, each error naming its line and field.
+fn limits_of(
+    front: &FrontMatter,
+    line_of: &dyn Fn(&str) -> usize,
+) -> Result<ResourceLimits, DocumentError> {
+    let max_memory = front
+        .max_memory
+        .as_deref()
+        .map(|m| parse_size(m).map_err(|e| error(line_of("max_memory"), Some("max_memory"), e)))
+        .transpose()?;
+    let max_cpu_time_ms = front
+        .max_cpu_time
+        .as_deref()
+        .map(|t| {
+            parse_duration(t)
+                .map(|d| d.as_millis() as u64)
+                .map_err(|e| error(line_of("max_cpu_time"), Some("max_cpu_time"), e.to_string()))
+        })
+        .transpose()?;
+    let limits = ResourceLimits {
+        max_memory,
+        max_cpu_time_ms,
+        max_files: front.max_files,
+        nice: front.nice,
+    };
+    limits.validate().map_err(|message| {
+        // The message starts with the field it is about.
+        let field = ["nice", "max_memory", "max_files", "max_cpu_time"]
+            .into_iter()
+            .find(|f| message.starts_with(f));
+        error(field.map_or(1, |f| line_of(f)), field, message)
+    })?;
+    Ok(limits)
 }
 
 /// Rejects a field that is neither common nor `executor`'s own, naming the

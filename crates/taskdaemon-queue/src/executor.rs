@@ -89,6 +89,7 @@ pub fn agent_spec(
         },
         max_attempts,
         timeout_ms: doc.timeout.map(|t| t.as_millis() as u64),
+        limits: doc.limits,
     }
 }
 
@@ -105,6 +106,7 @@ pub fn malformed_spec(queue: &str, name: &str, settings: &ExecutorSettings) -> N
         restart: RestartPolicy::default(),
         max_attempts: 1,
         timeout_ms: None,
+        limits: Default::default(),
     }
 }
 

@@ -181,21 +181,15 @@ impl TaskResult {
         out
     }
 
-    /// Writes `reports/{id}.md`, then `results/{id}.json`, each atomically.
-    /// The result comes last: whoever sees it can read the report too. Only
-    /// the result is synced: it is what programs act on, while the report is
-    /// prose derived from the same record and the task's log.
-    pub fn write(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
-        self.write_report(folder, report)?;
-        self.write_result(folder)
-    }
-
-    /// Writes `reports/{id}.md`.
+    /// Writes `reports/{id}.md` atomically, not synced: it is prose derived
+    /// from the stored result and the task's log. Write it before the result,
+    /// so whoever sees the result can read the report too.
     pub fn write_report(&self, folder: &QueueFolder, report: &str) -> io::Result<()> {
         write_projection(&folder.report_path(&self.task_id), report.as_bytes())
     }
 
-    /// Writes `results/{id}.json`, durably.
+    /// Writes `results/{id}.json` atomically and synced: it is what programs
+    /// act on.
     pub fn write_result(&self, folder: &QueueFolder) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');

@@ -28,6 +28,8 @@ pub struct StatusReport {
     /// With `detailed`: each queue's worker, then the claiming workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerRow>>,
+    /// How per-task limits (`spawn --max-memory` ...) are enforced here.
+    pub limits: &'static str,
 }
 
 /// Counters for a metrics endpoint.
@@ -79,6 +81,7 @@ impl Service {
             } else {
                 None
             },
+            limits: taskdaemon_supervisor::limits::ENFORCEMENT,
         })
     }
 

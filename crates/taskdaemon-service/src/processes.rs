@@ -104,6 +104,7 @@ impl Service {
     /// Starts a command under supervision (through the daemon, started when
     /// none runs); returns the new process.
     pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
+        spec.limits.validate().map_err(ServiceError::BadInput)?;
         expect_task(self.daemon()?.request(&Request::Spawn(spec))?)
     }
 

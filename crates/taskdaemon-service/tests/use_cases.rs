@@ -202,6 +202,7 @@ fn process(argv: &[&str]) -> NewProcess {
         env: Vec::new(),
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
+        limits: Default::default(),
     }
 }
 
@@ -281,6 +282,7 @@ fn agent_spec(queue: &str, id: &str) -> NewAgent {
         },
         max_attempts: 2,
         timeout_ms: None,
+        limits: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn job(n: usize) -> NewAgent {
         restart: RestartPolicy::default(),
         max_attempts: 1,
         timeout_ms: None,
+        limits: Default::default(),
     }
 }
 

@@ -21,6 +21,18 @@ pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// A value of `field` the store cannot read back.
+/// How limits are stored: JSON, or NULL when none are set.
+pub(crate) fn limits_text(limits: &taskdaemon_core::ResourceLimits) -> Option<String> {
+    (!limits.is_empty()).then(|| to_json_text(limits))
+}
+
+/// Reads stored limits (NULL: none).
+pub(crate) fn parse_limits(text: Option<String>) -> Result<taskdaemon_core::ResourceLimits> {
+    text.map(|text| serde_json::from_str(&text).map_err(|e| malformed("limits", e)))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
 pub(crate) fn malformed(field: &'static str, message: impl ToString) -> StoreError {
     StoreError::Malformed {
         field,

@@ -283,14 +283,17 @@ pub trait Store: Send + Sync {
     /// `pending -> failed`: the command could not be started at all.
     fn record_start_failure(&self, id: &str, error: &str, actor: &str) -> Result<TaskRecord>;
 
-    /// Records how the process `pid` ended and applies the restart policy.
-    /// Refused with [`StoreError::Conflict`] when the task no longer runs that pid,
-    /// so a late report can never overwrite a newer attempt.
+    /// Records how the process `pid` ended and applies the restart policy;
+    /// `reason` says why it ended when the supervisor ended it (a limit),
+    /// and becomes the task's error. Refused with [`StoreError::Conflict`]
+    /// when the task no longer runs that pid, so a late report can never
+    /// overwrite a newer attempt.
     fn record_exit(
         &self,
         id: &str,
         pid: i32,
         outcome: ExitOutcome,
+        reason: Option<&str>,
         actor: &str,
     ) -> Result<ExitRecorded>;
 

@@ -70,13 +70,14 @@ pub(crate) fn attempt_started(now: i64) -> Vec<(&'static str, Column)> {
     ]
 }
 
-/// Records how the process `pid` ended and applies the restart policy.
-/// Refused when the task no longer runs that pid, so a late report can
-/// never overwrite a newer attempt.
+/// Records how the process `pid` ended (and why, when the supervisor ended
+/// it) and applies the restart policy. Refused when the task no longer runs
+/// that pid, so a late report can never overwrite a newer attempt.
 pub(crate) fn exited(
     task: &TaskRecord,
     pid: i32,
     outcome: ExitOutcome,
+    reason: Option<&str>,
     now: i64,
     actor: &str,
 ) -> Result<(Change, ExitDecision)> {
@@ -87,7 +88,12 @@ pub(crate) fn exited(
         )));
     }
     let decision = decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-    Ok((apply_exit(task, outcome, decision, now, actor), decision))
+    let mut change = apply_exit(task, outcome, decision, now, actor);
+    if let Some(reason) = reason {
+        change.columns.push(("error", reason.to_owned().into()));
+        change.event.message = format!("{}; {reason}", change.event.message);
+    }
+    Ok((change, decision))
 }
 
 /// What an exit `decision` writes to a running task (shared by process

@@ -56,9 +56,10 @@ macro_rules! shared_store_methods {
             id: &str,
             pid: i32,
             outcome: ExitOutcome,
+            reason: Option<&str>,
             actor: &str,
         ) -> Result<ExitRecorded> {
-            self.write(|tx| processes::record_exit(tx, id, pid, outcome, actor))
+            self.write(|tx| processes::record_exit(tx, id, pid, outcome, reason, actor))
         }
 
         fn request_stop(&self, id: &str, actor: &str) -> Result<TaskRecord> {

@@ -116,6 +116,7 @@ fn export_then_import_round_trips_everything() {
                     restart: Default::default(),
                     max_attempts: 3,
                     timeout_ms: Some(60_000),
+                    limits: Default::default(),
                 },
                 "t",
             )

@@ -12,6 +12,7 @@
 
 pub mod group;
 pub mod launch;
+pub mod limits;
 pub mod output;
 pub mod pidfd;
 pub mod procfs;

@@ -131,6 +131,33 @@ pub fn group_members(pgid: i32, not_before: u64) -> Vec<ProcStat> {
         .collect()
 }
 
+/// `pid` and its live descendants, found through
+/// `/proc/PID/task/TID/children` (no pass over all of `/proc`).
+pub fn tree(pid: i32) -> Vec<ProcStat> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(next) = queue.pop() {
+        let Some(stat) = stat(next).filter(|s| s.state != 'Z' && s.state != 'X') else {
+            continue;
+        };
+        found.push(stat);
+        let Ok(threads) = fs::read_dir(format!("/proc/{next}/task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let Ok(children) = fs::read_to_string(thread.path().join("children")) else {
+                continue;
+            };
+            queue.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    found
+}
+
 /// Clock ticks per second, for turning tick counts into time.
 pub fn ticks_per_second() -> u64 {
     rustix::param::clock_ticks_per_second().max(1)

@@ -51,7 +51,13 @@ fn settle_running(
     actor: &str,
 ) -> Result<Reconciled, StoreError> {
     if let Some(exit) = ExitFile::read(workspace, &task.id).filter(|e| Some(e.pid) == task.pid) {
-        let recorded = store.record_exit(&task.id, exit.pid, exit.outcome(), actor)?;
+        let recorded = store.record_exit(
+            &task.id,
+            exit.pid,
+            exit.outcome(),
+            exit.reason.as_deref(),
+            actor,
+        )?;
         return Ok(match recorded.task.status {
             Status::Pending => Reconciled::NeedsShim(recorded.task),
             _ => Reconciled::Settled(recorded.task),

@@ -22,6 +22,7 @@ use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection
 
 use crate::group::Group;
 use crate::launch::report;
+use crate::limits::{self, MemoryWatch};
 use crate::output::{OutputLogs, Pumps};
 use crate::procfs;
 
@@ -47,6 +48,9 @@ pub struct ExitFile {
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub at: Millis,
+    /// Why the shim ended the command (a limit), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ExitFile {
@@ -154,6 +158,12 @@ impl Shim<'_> {
         };
         let pid = child.id() as i32;
         let started = self.started(pid).map_err(|e| e.to_string())?;
+        let group = Group {
+            pgid: started.pgid,
+            leader: started.process.clone(),
+        };
+        let memory_watch = MemoryWatch::start(&task.limits, group)
+            .map_err(|e| format!("cannot watch the memory of pid {pid}: {e}"))?;
         if let Err(e) = self.store.mark_started(id, restarts, &started, ACTOR) {
             // Cancelled while we were starting: the command must not outlive that.
             let group = Group {
@@ -181,7 +191,10 @@ impl Shim<'_> {
             leftover.push(pumps);
         }
         let outcome = outcome_of(status);
-        let decision = self.record_exit(id, pid, outcome)?;
+        let reason = memory_watch
+            .and_then(MemoryWatch::finish)
+            .or_else(|| limits::exit_reason(&task.limits, outcome));
+        let decision = self.record_exit(id, pid, outcome, reason)?;
         Ok(match decision {
             ExitDecision::Restart { restart, delay } => {
                 (self.on_change)();
@@ -210,6 +223,14 @@ impl Shim<'_> {
         if let Some(cwd) = &task.cwd {
             command.current_dir(cwd);
         }
+        if !task.limits.is_empty() {
+            let limits = task.limits;
+            // SAFETY: the closure only makes async-signal-safe calls
+            // (setrlimit, setpriority) and allocates nothing.
+            unsafe {
+                command.pre_exec(move || limits::apply_to_self(&limits));
+            }
+        }
         let pumps = logs.attach(&mut command)?;
         let child = command.spawn()?;
         // `command` holds the pipes' write ends; they must close here.
@@ -233,12 +254,14 @@ impl Shim<'_> {
         id: &str,
         pid: i32,
         outcome: ExitOutcome,
+        reason: Option<String>,
     ) -> Result<ExitDecision, String> {
         let file = ExitFile {
             pid,
             code: outcome.code,
             signal: outcome.signal,
             at: now_millis(),
+            reason,
         };
         let json = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         let path = self.workspace.exit_file(id);
@@ -251,7 +274,10 @@ impl Shim<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.store.record_exit(id, pid, outcome, ACTOR) {
+            match self
+                .store
+                .record_exit(id, pid, outcome, file.reason.as_deref(), ACTOR)
+            {
                 Ok(recorded) => return Ok(recorded.decision),
                 Err(StoreError::Conflict(message)) => return Err(message),
                 Err(e) if attempt < RECORD_ATTEMPTS => {

@@ -84,6 +84,9 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
             }
         );
     }
+    if args.detailed {
+        println!("limits     {}", report.limits);
+    }
     if let Some(workers) = &report.workers {
         if workers.is_empty() {
             println!("queues     none");

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use taskdaemon_core::NewProcess;
+use taskdaemon_core::{NewProcess, ResourceLimits};
 use taskdaemon_service::restart_policy;
 use taskdaemon_workspace::Workspace;
 
@@ -47,6 +47,12 @@ fn build_spec(args: SpawnArgs) -> anyhow::Result<NewProcess> {
         env,
         restart: restart_policy(args.restart, args.max_restarts, args.restart_delay),
         hang_timeout_ms: args.hang_timeout.map(|d| d.as_millis() as u64),
+        limits: ResourceLimits {
+            max_memory: args.max_memory,
+            max_cpu_time_ms: args.max_cpu_time.map(|d| d.as_millis() as u64),
+            max_files: args.max_files,
+            nice: args.nice,
+        },
     })
 }
 

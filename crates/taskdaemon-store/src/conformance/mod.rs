@@ -47,6 +47,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("reopen_and_lost", reopen_and_lost),
     (
+        "limits_are_kept_and_a_limit_exit_has_its_reason",
+        limits_are_kept_and_a_limit_exit_has_its_reason,
+    ),
+    (
         "illegal_changes_leave_no_trace",
         illegal_changes_leave_no_trace,
     ),
@@ -246,6 +250,7 @@ pub fn spec(tool: Option<&str>, argv: &[&str]) -> NewProcess {
         env: vec![("K".to_owned(), "V".to_owned())],
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
+        limits: Default::default(),
     }
 }
 
@@ -266,6 +271,7 @@ pub fn agent(queue: &str, document: &str) -> NewAgent {
         },
         max_attempts: 3,
         timeout_ms: Some(5000),
+        limits: Default::default(),
     }
 }
 
@@ -308,6 +314,39 @@ fn ids_share_one_counter(store: &dyn Store) {
     ));
 }
 
+fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
+    let limits = taskdaemon_core::ResourceLimits {
+        max_memory: Some(64 << 20),
+        max_cpu_time_ms: Some(60_000),
+        max_files: Some(32),
+        nice: Some(-3),
+    };
+    let limited = NewProcess {
+        limits,
+        ..spec(None, &["hog"])
+    };
+    let task = store.create_process(&limited, "cli").unwrap();
+    assert_eq!(store.task(&task.id).unwrap().limits, limits);
+    let plain = store.create_process(&spec(None, &["ok"]), "cli").unwrap();
+    assert!(plain.limits.is_empty());
+    let agent = NewAgent {
+        limits,
+        ..agent("q", "task-l.md")
+    };
+    let queued = store.create_agent(&agent, "worker").unwrap();
+    assert_eq!(queued.limits, limits);
+
+    store.mark_started(&task.id, 0, &started(900), "shim").unwrap();
+    let reason = "killed: over its memory limit (--max-memory 64M, resident 70M)";
+    let recorded = store
+        .record_exit(&task.id, 900, ExitOutcome::signalled(9), Some(reason), "shim")
+        .unwrap();
+    assert_eq!(recorded.task.status, Status::Failed);
+    assert_eq!(recorded.task.error.as_deref(), Some(reason));
+    let exited = store.events_after(0, &[EventKind::Exited], 10).unwrap();
+    assert!(exited.last().unwrap().message.ends_with(reason), "{exited:?}");
+}
+
 fn lifecycle_appends_one_event_per_change(store: &dyn Store) {
     let task = store
         .create_process(&spec(None, &["make", "test"]), "cli")
@@ -322,7 +361,7 @@ fn lifecycle_appends_one_event_per_change(store: &dyn Store) {
     );
     assert_eq!(running.process_identity().unwrap().start_time, 1100);
     let recorded = store
-        .record_exit(&task.id, 100, ExitOutcome::exited(0), "shim")
+        .record_exit(&task.id, 100, ExitOutcome::exited(0), None, "shim")
         .unwrap();
     assert_eq!(recorded.decision, ExitDecision::Finish(Status::Succeeded));
     assert_eq!(recorded.task.status, Status::Succeeded);
@@ -347,7 +386,7 @@ fn exit_of_another_pid_is_refused(store: &dyn Store) {
     let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
     store.mark_started(&task.id, 0, &started(200), "t").unwrap();
     let err = store
-        .record_exit(&task.id, 999, ExitOutcome::exited(1), "t")
+        .record_exit(&task.id, 999, ExitOutcome::exited(1), None, "t")
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(store.task(&task.id).unwrap().status, Status::Running);
@@ -363,7 +402,7 @@ fn restart_policy_reopens_until_exhausted(store: &dyn Store) {
     let task = store.create_process(&spec, "t").unwrap();
     store.mark_started(&task.id, 0, &started(300), "t").unwrap();
     let first = store
-        .record_exit(&task.id, 300, ExitOutcome::exited(2), "t")
+        .record_exit(&task.id, 300, ExitOutcome::exited(2), None, "t")
         .unwrap();
     assert!(matches!(
         first.decision,
@@ -374,7 +413,7 @@ fn restart_policy_reopens_until_exhausted(store: &dyn Store) {
     assert_eq!(first.task.exit_code, Some(2));
     store.mark_started(&task.id, 1, &started(310), "t").unwrap();
     let second = store
-        .record_exit(&task.id, 310, ExitOutcome::signalled(9), "t")
+        .record_exit(&task.id, 310, ExitOutcome::signalled(9), None, "t")
         .unwrap();
     assert_eq!(second.decision, ExitDecision::Finish(Status::Failed));
     assert_eq!((second.task.exit_code, second.task.signal), (None, Some(9)));
@@ -404,7 +443,7 @@ fn stop_requests(store: &dyn Store) {
     assert_eq!(flagged.status, Status::Running);
     assert!(flagged.stop_requested);
     let ended = store
-        .record_exit(&running.id, 500, ExitOutcome::signalled(15), "t")
+        .record_exit(&running.id, 500, ExitOutcome::signalled(15), None, "t")
         .unwrap();
     assert_eq!(ended.task.status, Status::Cancelled);
 
@@ -424,7 +463,7 @@ fn stop_flag_is_recorded_as_a_boolean(store: &dyn Store) {
         .unwrap();
     store.request_stop(&running.id, "t").unwrap();
     store
-        .record_exit(&running.id, 520, ExitOutcome::signalled(15), "t")
+        .record_exit(&running.id, 520, ExitOutcome::signalled(15), None, "t")
         .unwrap();
     store.reopen_for_restart(&running.id, "t").unwrap();
     let flag = |kind: EventKind, task: &str| {
@@ -492,7 +531,7 @@ fn listings_filter_and_page(store: &dyn Store) {
         .mark_started(&other.id, 0, &started(700), "t")
         .unwrap();
     store
-        .record_exit(&other.id, 700, ExitOutcome::exited(0), "t")
+        .record_exit(&other.id, 700, ExitOutcome::exited(0), None, "t")
         .unwrap();
     let third = store
         .create_process(&spec(Some("claude"), &["c"]), "t")
@@ -682,7 +721,7 @@ fn queue_items_finish_once_ended(store: &dyn Store) {
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     store.mark_started(&task.id, 0, &started(800), "t").unwrap();
     let first = store
-        .record_exit(&task.id, 800, ExitOutcome::exited(1), "t")
+        .record_exit(&task.id, 800, ExitOutcome::exited(1), None, "t")
         .unwrap();
     assert!(
         matches!(first.decision, ExitDecision::Restart { restart: 1, .. }),
@@ -690,7 +729,7 @@ fn queue_items_finish_once_ended(store: &dyn Store) {
     );
     store.mark_started(&task.id, 1, &started(810), "t").unwrap();
     store
-        .record_exit(&task.id, 810, ExitOutcome::exited(0), "t")
+        .record_exit(&task.id, 810, ExitOutcome::exited(0), None, "t")
         .unwrap();
     let item = store.finish_queue_item(&task.id, &result, "t").unwrap();
     assert!(item.finished);

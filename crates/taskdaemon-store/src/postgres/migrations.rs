@@ -297,6 +297,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_notify AFTER INSERT ON events
         FOR EACH STATEMENT EXECUTE FUNCTION td_notify_events();
     "#,
+    // 4: per-task resource limits (JSON; NULL when none are set).
+    r#"
+    ALTER TABLE tasks ADD COLUMN limits TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

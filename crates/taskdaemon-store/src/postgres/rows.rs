@@ -8,14 +8,14 @@ use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
 use crate::Result;
 use crate::changes::Column;
-use crate::encoding::malformed;
+use crate::encoding::{malformed, parse_limits};
 
 pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.kind, tasks.name, \
      tasks.tool, tasks.session, tasks.status, tasks.argv, tasks.cwd, tasks.env, tasks.restart, \
      tasks.restarts, tasks.hang_timeout_ms, tasks.pid, tasks.pgid, tasks.start_time, \
      tasks.boot_id, tasks.shim_pid, tasks.shim_start_time, tasks.exit_code, tasks.signal, \
      tasks.stop_requested, tasks.error, tasks.created_at, tasks.started_at, tasks.finished_at, \
-     tasks.updated_at, tasks.description, tasks.priority, tasks.note, \
+     tasks.updated_at, tasks.description, tasks.priority, tasks.note, tasks.limits, \
      (SELECT string_agg(label, E'\\n' ORDER BY label COLLATE \"C\") FROM task_labels l \
        WHERE l.task_id = tasks.id) AS labels, \
      (SELECT string_agg(depends_on, E'\\n' ORDER BY depends_on COLLATE \"C\") FROM task_deps d \
@@ -90,6 +90,7 @@ pub fn task_from_row(row: &Row) -> Result<TaskRecord> {
         restart: json_column(row, "restart")?,
         restarts: narrow(row, "restarts")?,
         hang_timeout_ms: narrow_opt(row, "hang_timeout_ms")?,
+        limits: parse_limits(row.try_get("limits")?)?,
         pid: narrow_opt(row, "pid")?,
         pgid: narrow_opt(row, "pgid")?,
         start_time: narrow_opt(row, "start_time")?,

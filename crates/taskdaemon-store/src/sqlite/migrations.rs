@@ -229,6 +229,10 @@ pub const MIGRATIONS: &[&str] = &[
         stopped_at   INTEGER
     );
     "#,
+    // 5: per-task resource limits (JSON; NULL when none are set).
+    r#"
+    ALTER TABLE tasks ADD COLUMN limits TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

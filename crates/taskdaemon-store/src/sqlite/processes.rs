@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
 use super::{apply, load_task, next_task_id, touch_session};
-use crate::encoding::to_json_text;
+use crate::encoding::{limits_text, to_json_text};
 use crate::lifecycle::{self, Stop};
 use crate::{ExitRecorded, ProcessFilter, Result};
 
@@ -22,8 +22,8 @@ pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<
     let now = now_millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
-                            restart, hang_timeout_ms, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                            restart, hang_timeout_ms, limits, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
     )?;
     insert.execute(params![
         Uuid::now_v7().to_string(),
@@ -38,6 +38,7 @@ pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<
         to_json_text(&spec.env),
         to_json_text(&spec.restart),
         spec.hang_timeout_ms.map(|v| v as i64),
+        limits_text(&spec.limits),
         now,
     ])?;
     if let Some(session) = &spec.session {
@@ -79,10 +80,11 @@ pub(super) fn record_exit(
     id: &str,
     pid: i32,
     outcome: ExitOutcome,
+    reason: Option<&str>,
     actor: &str,
 ) -> Result<ExitRecorded> {
     let task = load_task(tx, id)?;
-    let (change, decision) = lifecycle::exited(&task, pid, outcome, now_millis(), actor)?;
+    let (change, decision) = lifecycle::exited(&task, pid, outcome, reason, now_millis(), actor)?;
     apply(tx, &task, change)?;
     Ok(ExitRecorded {
         task: load_task(tx, id)?,

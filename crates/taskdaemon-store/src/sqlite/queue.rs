@@ -35,8 +35,8 @@ pub(super) fn create_agent(
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
-                            created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                            limits, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
         params![
             Uuid::now_v7().to_string(),
             id,
@@ -47,6 +47,7 @@ pub(super) fn create_agent(
             spec.cwd,
             to_json_text(&spec.env),
             to_json_text(&spec.restart),
+            crate::encoding::limits_text(&spec.limits),
             now,
         ],
     )?;

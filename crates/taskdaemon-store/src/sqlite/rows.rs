@@ -4,12 +4,12 @@ use rusqlite::Row;
 use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
 use crate::Result;
-use crate::encoding::malformed;
+use crate::encoding::{malformed, parse_limits};
 
 pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, argv, cwd, env, \
      restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid, \
      shim_start_time, exit_code, signal, stop_requested, error, created_at, started_at, \
-     finished_at, updated_at, description, priority, note, \
+     finished_at, updated_at, description, priority, note, limits, \
      (SELECT group_concat(label, char(10) ORDER BY label) FROM task_labels l \
        WHERE l.task_id = tasks.id) AS labels, \
      (SELECT group_concat(depends_on, char(10) ORDER BY depends_on) FROM task_deps d \
@@ -53,9 +53,10 @@ mod task_col {
     pub const DESCRIPTION: usize = 27;
     pub const PRIORITY: usize = 28;
     pub const NOTE: usize = 29;
-    pub const LABELS: usize = 30;
-    pub const DEPENDS_ON: usize = 31;
-    pub const FILES_MODIFIED: usize = 32;
+    pub const LIMITS: usize = 30;
+    pub const LABELS: usize = 31;
+    pub const DEPENDS_ON: usize = 32;
+    pub const FILES_MODIFIED: usize = 33;
 }
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
@@ -121,6 +122,7 @@ fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
         restart: serde_json::from_str(&text(c::RESTART)?).map_err(|e| malformed("restart", e))?,
         restarts: row.get(at(c::RESTARTS))?,
         hang_timeout_ms: as_u64(row.get(at(c::HANG_TIMEOUT_MS))?),
+        limits: parse_limits(row.get(at(c::LIMITS))?)?,
         pid: row.get(at(c::PID))?,
         pgid: row.get(at(c::PGID))?,
         start_time: as_u64(row.get(at(c::START_TIME))?),
@@ -239,6 +241,7 @@ mod tests {
             (c::DESCRIPTION, "description"),
             (c::PRIORITY, "priority"),
             (c::NOTE, "note"),
+            (c::LIMITS, "limits"),
             (c::LABELS, "labels"),
             (c::DEPENDS_ON, "depends_on"),
             (c::FILES_MODIFIED, "files_modified"),
