@@ -251,7 +251,7 @@ fn limits_of(
         let field = ["nice", "max_memory", "max_files", "max_cpu_time"]
             .into_iter()
             .find(|f| message.starts_with(f));
-        error(field.map_or(1, |f| line_of(f)), field, message)
+        error(field.map_or(1, line_of), field, message)
     })?;
     Ok(limits)
 }
