@@ -11,7 +11,7 @@ use taskdaemon_llm::LoopSpec;
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Ping,
-    Spawn(NewProcess),
+    Spawn(Box<NewProcess>),
     Kill {
         id: String,
         /// Signal number sent first.

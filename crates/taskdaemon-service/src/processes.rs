@@ -105,7 +105,7 @@ impl Service {
     /// none runs); returns the new process.
     pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
         spec.limits.validate().map_err(ServiceError::BadInput)?;
-        expect_task(self.daemon()?.request(&Request::Spawn(spec))?)
+        expect_task(self.daemon()?.request(&Request::Spawn(Box::new(spec)))?)
     }
 
     /// Stops a process (or queue task) group: `signal` first, SIGKILL after

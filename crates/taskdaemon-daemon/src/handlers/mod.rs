@@ -29,7 +29,7 @@ pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
         Request::ReloadQueues => reload_queues::handle(daemon),
         Request::LoopRun(run) => loops::run(daemon, *run).await,
         Request::LoopStop { id } => loops::stop(daemon, id).await,
-        Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, spec).await).await,
+        Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, *spec).await).await,
         Request::Kill {
             id,
             signal,

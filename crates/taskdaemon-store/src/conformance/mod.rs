@@ -336,15 +336,26 @@ fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
     let queued = store.create_agent(&agent, "worker").unwrap();
     assert_eq!(queued.limits, limits);
 
-    store.mark_started(&task.id, 0, &started(900), "shim").unwrap();
+    store
+        .mark_started(&task.id, 0, &started(900), "shim")
+        .unwrap();
     let reason = "killed: over its memory limit (--max-memory 64M, resident 70M)";
     let recorded = store
-        .record_exit(&task.id, 900, ExitOutcome::signalled(9), Some(reason), "shim")
+        .record_exit(
+            &task.id,
+            900,
+            ExitOutcome::signalled(9),
+            Some(reason),
+            "shim",
+        )
         .unwrap();
     assert_eq!(recorded.task.status, Status::Failed);
     assert_eq!(recorded.task.error.as_deref(), Some(reason));
     let exited = store.events_after(0, &[EventKind::Exited], 10).unwrap();
-    assert!(exited.last().unwrap().message.ends_with(reason), "{exited:?}");
+    assert!(
+        exited.last().unwrap().message.ends_with(reason),
+        "{exited:?}"
+    );
 }
 
 fn lifecycle_appends_one_event_per_change(store: &dyn Store) {
