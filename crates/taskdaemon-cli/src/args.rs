@@ -116,6 +116,15 @@ pub enum Command {
     /// to stderr and the log file; SIGTERM or Ctrl-C stops it cleanly, and
     /// supervised processes keep running.
     Run,
+    /// Make `task-watchdog` and `task-queue` symlinks to this binary, so the
+    /// seed tools' commands keep working (default DIR: this binary's folder).
+    InstallAliases(InstallAliasesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallAliasesArgs {
+    /// Where to put the links.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

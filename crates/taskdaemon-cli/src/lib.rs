@@ -5,6 +5,7 @@
 //! Commands that change supervised processes go through the daemon, starting
 //! it when needed.
 
+mod aliases;
 mod args;
 mod commands;
 mod error;
@@ -13,6 +14,23 @@ mod output;
 use std::process::ExitCode;
 
 pub use args::{Cli, Command};
+
+/// Parses the process's arguments, as `taskdaemon` or as one of the seed
+/// tools' names (see [`aliases`]); exits with usage on bad arguments.
+pub fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let alias = args.first().and_then(|argv0| aliases::called_as(argv0));
+    let (args, command) = match alias {
+        Some(alias) => (
+            aliases::translate(alias, args),
+            Cli::command().name(alias).bin_name(alias),
+        ),
+        None => (args, Cli::command()),
+    };
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Runs a parsed command line and turns its outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {

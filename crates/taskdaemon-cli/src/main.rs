@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = taskdaemon_cli::Cli::parse();
+    let cli = taskdaemon_cli::parse_args();
     let long_lived = matches!(
         cli.command,
         taskdaemon_cli::Command::Shim { .. }

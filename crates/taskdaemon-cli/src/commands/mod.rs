@@ -5,6 +5,7 @@ mod distributed;
 mod docs;
 mod history;
 mod init;
+mod install_aliases;
 mod internal;
 mod kill;
 mod logs;
@@ -103,6 +104,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
         Command::Run => Ok(internal::run(find_workspace(workspace_arg)?)),
+        Command::InstallAliases(args) => install_aliases::run(args),
     }
 }
 
