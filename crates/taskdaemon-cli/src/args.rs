@@ -53,6 +53,9 @@ pub enum Command {
     Wait(WaitArgs),
     /// Stop a process if it runs and start it again.
     Restart(RestartArgs),
+    /// Watch a process another tool started (checked by start time, watched
+    /// by pidfd); its exit code is recorded when it can still be read.
+    Adopt(AdoptArgs),
     /// Summarise what runs, what ended and what needs attention, within a token budget.
     Rehydrate(RehydrateArgs),
     /// Track work: tasks with dependencies, started and finished by agents.
@@ -400,6 +403,24 @@ pub struct WaitArgs {
     /// Give up after this long (exit 124).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The process to watch.
+    pub pid: i32,
+    /// A short name for people.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// The agent or tool that started it; gives the id prefix (claude -> CLAUDE-N).
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// The agent session this belongs to.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+    /// Print the process as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

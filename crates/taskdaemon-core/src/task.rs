@@ -158,6 +158,15 @@ impl TaskRecord {
         })
     }
 
+    /// Whether the process was adopted (`taskdaemon adopt PID`): started by
+    /// another tool and watched with no shim of ours, which the store
+    /// records as the process being its own shim.
+    pub fn is_adopted(&self) -> bool {
+        self.shim_pid.is_some()
+            && self.shim_pid == self.pid
+            && self.shim_start_time == self.start_time
+    }
+
     /// The recorded exit, when there is one.
     pub fn exit(&self) -> Option<ExitOutcome> {
         (self.exit_code.is_some() || self.signal.is_some()).then_some(ExitOutcome {

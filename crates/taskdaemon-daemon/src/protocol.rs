@@ -31,6 +31,17 @@ pub enum Request {
     LoopStop {
         id: String,
     },
+    /// Watch a process another tool started.
+    Adopt(AdoptRequest),
+}
+
+/// A process to adopt, and how to label it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptRequest {
+    pub pid: i32,
+    pub name: Option<String>,
+    pub tool: Option<String>,
+    pub session: Option<String>,
 }
 
 /// A loop to create. The spec carries the base URL (not secret, stored);

@@ -50,8 +50,15 @@ struct Entry<'a> {
     name: Option<&'a str>,
     tool: Option<&'a str>,
     status: Status,
+    /// How it runs: `process` (under a taskdaemon shim) or `adopted`
+    /// (started by another tool, watched by taskdaemon).
+    mode: &'static str,
     pid: Option<i32>,
     pgid: Option<i32>,
+    /// With `boot_id`, what identifies the process beyond its PID (which
+    /// the kernel reuses): field 22 of `/proc/PID/stat`, in clock ticks.
+    start_time: Option<u64>,
+    boot_id: Option<&'a str>,
     command: &'a str,
     cwd: Option<&'a str>,
     exit_code: Option<i32>,
@@ -112,8 +119,15 @@ fn entry<'a>(workspace: &Workspace, task: &'a TaskRecord) -> Entry<'a> {
         name: task.name.as_deref(),
         tool: task.tool.as_deref(),
         status: task.status,
+        mode: if task.is_adopted() {
+            "adopted"
+        } else {
+            "process"
+        },
         pid: task.pid,
         pgid: task.pgid,
+        start_time: task.start_time,
+        boot_id: task.boot_id.as_deref(),
         command: &task.command,
         cwd: task.cwd.as_deref(),
         exit_code: task.exit_code,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use taskdaemon_core::process::{RestartMode, RestartPolicy};
 use taskdaemon_core::{NewProcess, TaskRecord};
-use taskdaemon_daemon::protocol::{Request, Response};
+use taskdaemon_daemon::protocol::{AdoptRequest, Request, Response};
 use taskdaemon_store::{ProcessFilter, Sample};
 use taskdaemon_supervisor::group::parse_signal;
 
@@ -106,6 +106,24 @@ impl Service {
     pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
         spec.limits.validate().map_err(ServiceError::BadInput)?;
         expect_task(self.daemon()?.request(&Request::Spawn(Box::new(spec)))?)
+    }
+
+    /// Watches a process another tool started (see the daemon's adopt
+    /// handler); returns its new task.
+    pub fn adopt(
+        &self,
+        pid: i32,
+        name: Option<String>,
+        tool: Option<String>,
+        session: Option<String>,
+    ) -> Result<TaskRecord> {
+        let request = AdoptRequest {
+            pid,
+            name,
+            tool,
+            session,
+        };
+        expect_task(self.daemon()?.request(&Request::Adopt(request))?)
     }
 
     /// Stops a process (or queue task) group: `signal` first, SIGKILL after

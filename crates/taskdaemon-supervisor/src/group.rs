@@ -114,6 +114,38 @@ impl Group {
     }
 }
 
+/// Stops one process that is not the leader of its group (an adopted one
+/// whose group belongs to the tool that started it): `first`, then SIGKILL
+/// after `grace`. Its group and siblings are left alone.
+pub fn terminate_process(
+    identity: &ProcessIdentity,
+    first: Signal,
+    grace: Duration,
+) -> Result<Terminated, SignalError> {
+    let io_error = |source| SignalError::Io {
+        pgid: identity.pid,
+        source,
+    };
+    let Some(watch) = PidWatch::open(identity).map_err(io_error)? else {
+        return Ok(Terminated::AlreadyGone);
+    };
+    let pid = Pid::from_raw(identity.pid).ok_or(SignalError::Recycled { pid: identity.pid })?;
+    // The open watch pins the PID: it cannot be recycled under us.
+    match rustix::process::kill_process(pid, first) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => return Err(io_error(e.into())),
+    }
+    if wait_all(std::slice::from_ref(&watch), Some(grace)).map_err(io_error)? {
+        return Ok(Terminated::Graceful);
+    }
+    match rustix::process::kill_process(pid, Signal::KILL) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => return Err(io_error(e.into())),
+    }
+    wait_all(std::slice::from_ref(&watch), Some(Duration::from_secs(5))).map_err(io_error)?;
+    Ok(Terminated::Killed)
+}
+
 /// Resource use of one group at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupUsage {

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::OnceLock;
 
 use taskdaemon_core::ProcessIdentity;
+use taskdaemon_core::process::ExitOutcome;
 
 /// The fields of `/proc/PID/stat` that supervision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +157,50 @@ pub fn tree(pid: i32) -> Vec<ProcStat> {
         }
     }
     found
+}
+
+/// The command line of `pid` (its name in brackets for a kernel thread or a
+/// process that cleared it).
+pub fn cmdline(pid: i32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !args.is_empty() {
+        return Some(args);
+    }
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(vec![format!("[{}]", comm.trim())])
+}
+
+/// The working directory of `pid`, when it can be read.
+pub fn cwd(pid: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/cwd"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// How a process that has exited ended, read while it is still a zombie
+/// (its parent has not collected it yet): field 52 of `/proc/PID/stat`, the
+/// wait status. None once it is gone, or when `identity` is not that process.
+pub fn zombie_exit(identity: &ProcessIdentity) -> Option<ExitOutcome> {
+    let text = fs::read_to_string(format!("/proc/{}/stat", identity.pid)).ok()?;
+    let stat = parse_stat(&text)?;
+    if stat.state != 'Z' || stat.start_time != identity.start_time {
+        return None;
+    }
+    // Fields after the command name start at field 3.
+    let rest = &text[text.rfind(')')? + 1..];
+    let status: i32 = rest.split_whitespace().nth(52 - 3)?.parse().ok()?;
+    if libc::WIFEXITED(status) {
+        Some(ExitOutcome::exited(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(ExitOutcome::signalled(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
 }
 
 /// Clock ticks per second, for turning tick counts into time.

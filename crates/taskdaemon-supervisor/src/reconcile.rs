@@ -2,13 +2,19 @@
 //!
 //! Used when the daemon starts (re-adoption) and whenever a watched shim
 //! exits: a task the store says runs is either still watched, settled from the
-//! exit file, watched through its orphaned command, or marked `lost`.
+//! exit file, watched through its orphaned command, or marked `lost`. An
+//! adopted process (started by another tool, see
+//! [`TaskRecord::is_adopted`]) is watched itself; when it has exited, its
+//! exit status is read if it can still be (a zombie not yet collected by its
+//! parent), and otherwise it ends as `lost` with the reason.
 
+use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::{Status, TaskRecord};
 use taskdaemon_store::{Store, StoreError};
 use taskdaemon_workspace::Workspace;
 
 use crate::pidfd::PidWatch;
+use crate::procfs;
 use crate::shim::ExitFile;
 
 /// What to do about a task after reconciling it.
@@ -37,6 +43,9 @@ pub fn reconcile(
     }
     // The shim may have finished between our read and our check.
     let task = store.task(&task.id)?;
+    if task.is_adopted() && task.status == Status::Running {
+        return settle_adopted(store, task, actor).map(Reconciled::Settled);
+    }
     match task.status {
         Status::Running => settle_running(workspace, store, task, actor),
         Status::Pending if !task.stop_requested => Ok(Reconciled::NeedsShim(task)),
@@ -72,6 +81,37 @@ fn settle_running(
         actor,
     )?;
     Ok(Reconciled::Settled(lost))
+}
+
+/// Records the end of an adopted process that has exited.
+fn settle_adopted(
+    store: &dyn Store,
+    task: TaskRecord,
+    actor: &str,
+) -> Result<TaskRecord, StoreError> {
+    let (Some(identity), Some(pid)) = (task.process_identity(), task.pid) else {
+        return Ok(task);
+    };
+    match procfs::zombie_exit(&identity) {
+        Some(outcome) => Ok(store.record_exit(&task.id, pid, outcome, None, actor)?.task),
+        // We stopped it: it ended as asked (cancelled), however it exited.
+        None if task.stop_requested => {
+            let unknown = ExitOutcome {
+                code: None,
+                signal: None,
+            };
+            let reason = "stopped on request; adopted, so its exit status is unknown";
+            Ok(store
+                .record_exit(&task.id, pid, unknown, Some(reason), actor)?
+                .task)
+        }
+        None => store.mark_lost(
+            &task.id,
+            "exited; it was adopted, not started by taskdaemon, and its parent collected \
+             its exit status first, so the exit code is unknown",
+            actor,
+        ),
+    }
 }
 
 fn open_watch(identity: &taskdaemon_core::ProcessIdentity) -> Option<PidWatch> {

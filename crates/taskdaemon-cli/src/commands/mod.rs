@@ -50,6 +50,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(args) => logs::run(&find_workspace(workspace_arg)?, args),
         Command::Kill(args) => kill::kill(&find_workspace(workspace_arg)?, args),
         Command::Restart(args) => kill::restart(&find_workspace(workspace_arg)?, args),
+        Command::Adopt(args) => kill::adopt(&find_workspace(workspace_arg)?, args),
         Command::Wait(args) => wait::run(&find_workspace(workspace_arg)?, args),
         Command::Rehydrate(args) => rehydrate::run(&find_workspace(workspace_arg)?, args),
         Command::Task(command) => task::run(&find_workspace(workspace_arg)?, command),

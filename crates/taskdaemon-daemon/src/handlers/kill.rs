@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 use taskdaemon_core::{Status, TaskKind, TaskRecord};
-use taskdaemon_supervisor::group::Group;
+use taskdaemon_supervisor::group::{Group, terminate_process};
 use taskdaemon_supervisor::pidfd::{PidWatch, reap};
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
 
@@ -59,10 +59,13 @@ pub(super) fn kill(
             format!("{} has no process recorded", task.id),
         ));
     };
-    let group = Group { pgid, leader };
-    let outcome = group
-        .terminate(signal, grace)
-        .map_err(|e| failure(ErrorKind::Conflict, format!("{}: {e}", task.id)))?;
+    let outcome = if task.is_adopted() && pgid != leader.pid {
+        // Its group is the tool's that started it: stop just this process.
+        terminate_process(&leader, signal, grace)
+    } else {
+        Group { pgid, leader }.terminate(signal, grace)
+    }
+    .map_err(|e| failure(ErrorKind::Conflict, format!("{}: {e}", task.id)))?;
     tracing::info!(id = task.id, ?outcome, "terminated process group");
     wait_for_record(daemon, &task, grace + RECORD_WAIT)
 }

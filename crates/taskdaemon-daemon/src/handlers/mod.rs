@@ -7,6 +7,7 @@
 //! registry is rewritten before the answer goes out, so the caller reads a
 //! current registry.
 
+mod adopt;
 mod kill;
 mod loops;
 mod ping;
@@ -38,6 +39,7 @@ pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
         Request::Restart { id, grace_ms } => {
             answer_task(daemon, restart::handle(daemon, id, grace_ms).await).await
         }
+        Request::Adopt(request) => answer_task(daemon, adopt::handle(daemon, request).await).await,
     }
 }
 
