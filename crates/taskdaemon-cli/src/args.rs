@@ -240,7 +240,8 @@ pub struct QueuesRmArgs {
 pub enum TasksCommand {
     /// A queue task: its document, status, attempts and result.
     Show(TaskShowArgs),
-    /// A queue task's executor output (Claude Code's stream-json for claude-code).
+    /// A queue task's result JSON (as in results/ID.json); --output for the
+    /// executor's output (Claude Code's stream-json for claude-code).
     Logs(TaskLogsArgs),
     /// Stop a queue task: its process group gets SIGTERM, then SIGKILL after the grace period.
     Cancel(TaskCancelArgs),
@@ -267,7 +268,11 @@ pub struct TaskShowArgs {
 pub struct TaskLogsArgs {
     #[command(flatten)]
     pub logs: LogsArgs,
-    /// Print the task's result JSON (as in results/ID.json) instead of its output.
+    /// Print the executor's output instead of the result JSON (--tail,
+    /// --follow and --stderr imply it).
+    #[arg(long, conflicts_with = "result")]
+    pub output: bool,
+    /// The result JSON: what `tasks logs ID` prints anyway.
     #[arg(long, conflicts_with_all = ["follow", "tail", "stderr", "daemon"])]
     pub result: bool,
 }

@@ -246,7 +246,11 @@ fn a_running_task_holds_a_lock_naming_its_process() {
     let lock: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(lock["task_id"], "task-l");
     assert_eq!(lock["queue"], "ad-hoc");
-    assert_eq!(lock["thread_id"], "worker-ad-hoc");
+    let thread_id = lock["thread_id"].as_str().expect("thread_id is a string");
+    assert!(
+        !thread_id.is_empty() && thread_id.bytes().all(|b| b.is_ascii_digit()),
+        "seed 002 writes digits: {thread_id}"
+    );
     assert!(
         lock["started_at"]
             .as_str()
@@ -278,7 +282,7 @@ fn stale_locks_are_cleaned_up_and_live_ones_respected() {
     let pending = ws.queue_dir(ADHOC).join("pending");
     let lock = |id: &str, pid: i64, boot: &str, start: u64| {
         serde_json::json!({
-            "task_id": id, "queue": "ad-hoc", "thread_id": "worker-ad-hoc", "pid": pid,
+            "task_id": id, "queue": "ad-hoc", "thread_id": "140245", "pid": pid,
             "started_at": "2026-01-01T00:00:00.000Z", "executor_pid": null,
             "identity": {"boot_id": boot, "pid": pid, "start_time": start}
         })
@@ -606,7 +610,7 @@ fn cancel_kills_the_group_and_records_it() {
     assert!(ws.queue_dir(ADHOC).join("failed/task-c.md").exists());
     let again = ws.run(&["tasks", "cancel", "task-c"]);
     assert_eq!(again.code, Some(4), "{again:#?}");
-    let logs = ws.run(&["tasks", "logs", "task-c"]).ok();
+    let logs = ws.run(&["tasks", "logs", "task-c", "--output"]).ok();
     assert_eq!(logs.code, Some(0));
 }
 
@@ -690,8 +694,10 @@ fn tasks_logs_result_prints_the_result_json_with_added_at() {
     let added = printed["added_at"].as_str().expect("added_at is recorded");
     let started = printed["started_at"].as_str().unwrap();
     assert!(added <= started, "added {added} after started {started}");
-    // Without --result: the output itself.
-    let output = ws.run(&["tasks", "logs", "task-res"]).ok();
+    // Without a flag: the result too, as seed 002's `logs` prints it.
+    assert_eq!(ws.run(&["tasks", "logs", "task-res"]).ok().json(), file);
+    // --output: the executor's output itself.
+    let output = ws.run(&["tasks", "logs", "task-res", "--output"]).ok();
     assert!(output.stdout.contains("result-output"), "{output:#?}");
 
     let shown = ws.run(&["tasks", "show", "task-res"]).ok();
@@ -702,8 +708,17 @@ fn tasks_logs_result_prints_the_result_json_with_added_at() {
             .any(|l| l.starts_with("added") && l.contains(added)),
         "{shown:#?}"
     );
+    let path = ws.queue_dir(ADHOC).join("completed/task-res.md");
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("path") && l.ends_with(path.to_str().unwrap())),
+        "the document's path: {shown:#?}"
+    );
     let shown = task_json(&ws, "task-res");
     assert_eq!(shown["added_at"], added, "{shown:#}");
+    assert_eq!(shown["document_path"], path.to_str().unwrap());
     let report = fs::read_to_string(ws.queue_dir(ADHOC).join("reports/task-res.md")).unwrap();
     assert!(report.contains(&format!("| added | {added} |")), "{report}");
 

@@ -590,6 +590,12 @@ fn reported_before(daemon: &Daemon, folder: &QueueFolder, name: &str) -> Result<
     Ok(items.iter().any(|item| item.document == name))
 }
 
+/// The calling OS thread's id, as digits.
+fn current_thread_id() -> String {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }.to_string()
+}
+
 /// Writes the lock file of a launched task, naming its shim.
 fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
     let Ok(task) = daemon.store.task(id) else {
@@ -601,7 +607,9 @@ fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
     let lock = LockFile {
         task_id: task.id.clone(),
         queue: folder.id.clone(),
-        thread_id: format!("worker-{}", folder.id),
+        // Seed 002's type: a string of digits, the id of the OS thread that
+        // started the task (as its Python workers wrote `threading.get_ident()`).
+        thread_id: current_thread_id(),
         pid: identity.pid,
         started_at: to_rfc3339(task.started_at.unwrap_or_else(now_millis)),
         executor_pid: task.pid,

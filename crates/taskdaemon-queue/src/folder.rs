@@ -212,6 +212,24 @@ impl QueueFolder {
 }
 
 impl QueueFolder {
+    /// Where task `task_id`'s document `name` is now: moved to `completed/`
+    /// or `failed/` under the task's id once it ended, else still in
+    /// `pending/` (only while `finished` is false: a later document may
+    /// reuse the name). None when it is in none of them.
+    pub fn document_path(&self, name: &str, task_id: &str, finished: bool) -> Option<PathBuf> {
+        let ext = Path::new(name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let moved = [self.failed(), self.completed()]
+            .into_iter()
+            .map(|dir| dir.join(format!("{task_id}{ext}")));
+        let pending = (!finished).then(|| self.pending().join(name));
+        moved
+            .chain(pending)
+            .find(|path| path.symlink_metadata().is_ok())
+    }
+
     /// Moves the document that [`finish_document`](Self::finish_document)
     /// moved for `task_id` back to `pending/{name}`, so it runs again as a
     /// new task. Returns the new path, or none when the document is in

@@ -20,7 +20,7 @@ use taskdaemon_workspace::write_projection;
 pub struct LockFile {
     pub task_id: String,
     pub queue: String,
-    /// The worker that runs it (`worker-{queue}`).
+    /// The OS thread that started it, as a string of digits (seed 002's type).
     pub thread_id: String,
     /// The pid of the task's shim, which owns the executor for all its attempts.
     pub pid: i32,
@@ -76,7 +76,7 @@ mod tests {
         LockFile {
             task_id: "task-1".into(),
             queue: "q".into(),
-            thread_id: "worker-q".into(),
+            thread_id: "4242".into(),
             pid: identity.pid,
             started_at: "2026-01-01T00:00:00.000Z".into(),
             executor_pid: None,

@@ -143,6 +143,9 @@ pub struct QueueTaskShow {
     pub queue_item: Option<QueueItem>,
     /// When the queue took the task in (RFC 3339); none outside a queue.
     pub added_at: Option<String>,
+    /// Where its document is now (`pending/`, `completed/` or `failed/`);
+    /// none for a submitted task or a document that is gone.
+    pub document_path: Option<String>,
     pub stdout_log: String,
     pub stderr_log: String,
 }
@@ -330,7 +333,14 @@ impl Service {
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
+        let document_path = queue_item.as_ref().and_then(|item| {
+            let entry = self.config.queue_entry(&item.queue)?;
+            let folder = QueueFolder::new(entry.id(), &workspace.resolve(&entry.path));
+            let path = folder.document_path(&item.document, &item.task_id, item.finished)?;
+            Some(path.display().to_string())
+        });
         Ok(QueueTaskShow {
+            document_path,
             stdout_log: workspace.stdout_log(&task.id).display().to_string(),
             stderr_log: workspace.stderr_log(&task.id).display().to_string(),
             added_at: queue_item.as_ref().map(|i| to_rfc3339(i.created_at)),

@@ -67,6 +67,9 @@ pub fn show(workspace: &Workspace, args: TaskShowArgs) -> anyhow::Result<u8> {
     if let Some(item) = item {
         line("queue", item.queue.clone());
         line("document", item.document.clone());
+        if let Some(path) = &shown.document_path {
+            line("path", path.clone());
+        }
         line("executor", item.executor.clone());
         line("added", to_rfc3339(item.created_at));
         line(
@@ -114,14 +117,15 @@ pub fn logs(workspace: &Workspace, args: TaskLogsArgs) -> anyhow::Result<u8> {
     let Some(id) = &args.logs.id else {
         return Err(UsageError("tasks logs needs a task id".to_owned()).into());
     };
-    if args.result {
+    let output = args.output || args.logs.follow || args.logs.tail.is_some() || args.logs.stderr;
+    if !output {
         return print_result(workspace, id);
     }
     logs::run(workspace, args.logs)
 }
 
-/// `tasks logs ID --result`: the result JSON the store keeps (the same as
-/// `results/ID.json`).
+/// `tasks logs ID`: the result JSON the store keeps (the same as
+/// `results/ID.json`), as seed 002's `logs` prints it.
 fn print_result(workspace: &Workspace, id: &str) -> anyhow::Result<u8> {
     print_json(&service(workspace)?.queue_result(id)?)?;
     Ok(0)
