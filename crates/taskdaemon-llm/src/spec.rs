@@ -1,9 +1,11 @@
 //! What a loop is asked to do: the user-facing [`LoopSpec`] and the checked [`LoopConfig`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::command::CommandSpec;
 use crate::config::{Provider, UnknownProvider};
@@ -60,6 +62,12 @@ pub struct LoopSpec {
     /// Characters of previous iterations' progress put into the prompt.
     #[serde(default = "defaults::progress_chars")]
     pub progress_chars: usize,
+    /// Partials the prompt template may include (`{{> name}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompt_partials: BTreeMap<String, String>,
+    /// Extra template variables: a loop type's inputs.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub prompt_vars: Map<String, Value>,
 }
 
 mod defaults {
@@ -112,6 +120,8 @@ impl LoopSpec {
             max_tool_rounds: defaults::max_tool_rounds(),
             max_tokens: defaults::max_tokens(),
             progress_chars: defaults::progress_chars(),
+            prompt_partials: BTreeMap::new(),
+            prompt_vars: Map::new(),
         }
     }
 
@@ -158,13 +168,20 @@ impl LoopSpec {
                 std::fs::read_to_string(&path)
                     .map_err(|source| SpecError::SpecFile { path, source })?
             }
+            // A loop type's own template may not need a spec at all.
+            (None, None) if self.prompt_template.is_some() => String::new(),
             (None, None) => return Err(SpecError::Invalid("no spec or spec_file given".into())),
         };
-        if spec_text.trim().is_empty() {
+        if spec_text.trim().is_empty() && self.prompt_template.is_none() {
             return Err(SpecError::Invalid("the spec is empty".into()));
         }
-        let template =
-            PromptTemplate::new(self.prompt_template.as_deref().unwrap_or(DEFAULT_TEMPLATE))?;
+        let template = PromptTemplate::compile(
+            self.prompt_template.as_deref().unwrap_or(DEFAULT_TEMPLATE),
+            &self.prompt_partials,
+            Some(&workdir),
+        )
+        .map_err(SpecError::Template)?
+        .with_vars(self.prompt_vars);
         Ok(LoopConfig {
             spec_text,
             validate: self.validate,

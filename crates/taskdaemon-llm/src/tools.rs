@@ -21,7 +21,17 @@ use crate::types::ToolSpec;
 /// Files larger than this are skipped by `search_files` and refused by `read_file`.
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
-/// Tool settings of a loop.
+/// Every tool a [`Toolbox`] offers, by the name the model calls it with.
+pub const TOOL_NAMES: [&str; 6] = [
+    "read_file",
+    "write_file",
+    "edit_file",
+    "list_dir",
+    "search_files",
+    "run_command",
+];
+
+/// Tool settings of one loop.
 #[derive(Debug, Clone)]
 pub struct ToolboxConfig {
     /// Tool results are truncated to this many bytes, with a marker.
