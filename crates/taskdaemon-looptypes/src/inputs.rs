@@ -58,7 +58,7 @@ pub fn check_value(def: &InputDef, value: &Value) -> Result<(), String> {
         InputKind::Boolean => value.is_boolean(),
     };
     if !fits {
-        return Err(format!("{value} is not a {}", kind_name(def.kind)));
+        return Err(format!("{value} is not {}", with_article(def.kind)));
     }
     if def.kind == InputKind::Path
         && let Some(path) = value.as_str()
@@ -120,6 +120,16 @@ fn parse_value(kind: InputKind, text: &str) -> Result<Value, String> {
             _ => return Err(format!("`{text}` is not a boolean (true/false)")),
         },
     })
+}
+
+fn with_article(kind: InputKind) -> String {
+    let name = kind_name(kind);
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 fn kind_name(kind: InputKind) -> &'static str {

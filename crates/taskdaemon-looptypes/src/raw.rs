@@ -242,10 +242,7 @@ pub fn parse(text: &str, file: &str) -> Result<RawFile, ConfigError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
-        let message = message
-            .strip_prefix(&format!("{path}: "))
-            .unwrap_or(&message);
-        let mut error = ConfigError::file(file, explain(message));
+        let mut error = ConfigError::file(file, explain(without_path(&message, &path)));
         if let Some(location) = inner.location() {
             error = error.at(location.line(), location.column());
         }
@@ -254,6 +251,15 @@ pub fn parse(text: &str, file: &str) -> Result<RawFile, ConfigError> {
         }
         error
     })
+}
+
+/// serde_norway starts a message with the path of the node it was in
+/// (`types.a: ...`); we print the full path ourselves.
+fn without_path<'m>(message: &'m str, path: &str) -> &'m str {
+    match message.split_once(": ") {
+        Some((prefix, rest)) if path == prefix || path.starts_with(&format!("{prefix}.")) => rest,
+        _ => message,
+    }
 }
 
 /// The serde message without its trailing position (we print our own),

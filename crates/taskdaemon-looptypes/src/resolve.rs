@@ -258,12 +258,13 @@ impl Definitions {
     fn blame(&self, name: &str, provenance: &Provenance, field: &[&str]) -> ConfigError {
         let key = field.join(".");
         let below = format!("{key}.");
-        let source = provenance.get(&key).or_else(|| {
-            provenance
-                .iter()
-                .find(|(k, _)| k.starts_with(&below))
-                .map(|(_, s)| s)
-        });
+        // The most specific value under the field takes the blame (a child
+        // that set `tools.x.commands` is to blame for `tools.x`).
+        let source = provenance
+            .iter()
+            .find(|(k, _)| k.starts_with(&below))
+            .map(|(_, s)| s)
+            .or_else(|| provenance.get(&key));
         let (file, type_name) = match source {
             Some(s) if !s.file.ends_with(".hbs") && self.texts.contains_key(&s.file) => {
                 (s.file.clone(), s.type_name.clone())

@@ -57,7 +57,11 @@ fn check_one(
             format!("variable `{name}` is not an input of this type nor an engine variable"),
             name,
             names.iter().copied(),
-        ) + &format!("; known: {}", names.join(", "));
+        ) + &if names.is_empty() {
+            "; this type has no inputs".to_owned()
+        } else {
+            format!("; known: {}", names.join(", "))
+        };
         return Err(TemplateProblem {
             template: template.to_owned(),
             line: *line,
