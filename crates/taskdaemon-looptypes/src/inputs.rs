@@ -71,14 +71,14 @@ pub fn check_value(def: &InputDef, value: &Value) -> Result<(), String> {
         let list: Vec<String> = choices.iter().map(Value::to_string).collect();
         return Err(format!("{value} is not one of {}", list.join(", ")));
     }
-    if let Some(n) = value.as_f64() {
-        if def.min.is_some_and(|min| n < min) || def.max.is_some_and(|max| n > max) {
-            return Err(format!(
-                "{n} is outside {}..={}",
-                def.min.map_or("".to_owned(), |m| m.to_string()),
-                def.max.map_or("".to_owned(), |m| m.to_string())
-            ));
-        }
+    if let Some(n) = value.as_f64()
+        && (def.min.is_some_and(|min| n < min) || def.max.is_some_and(|max| n > max))
+    {
+        return Err(format!(
+            "{n} is outside {}..={}",
+            def.min.map_or(String::new(), |m| m.to_string()),
+            def.max.map_or(String::new(), |m| m.to_string())
+        ));
     }
     Ok(())
 }

@@ -59,6 +59,9 @@ pub struct ResolvedValidation {
     pub timeout_secs: u64,
 }
 
+/// A type's merged layers, their provenance and its `extends` chain.
+type Merged = (Map<String, Value>, Provenance, Vec<String>);
+
 /// One definition of a type in one file.
 struct Layer {
     source: Source,
@@ -195,9 +198,9 @@ impl Definitions {
     fn merged(
         &self,
         name: &str,
-        done: &mut BTreeMap<String, (Map<String, Value>, Provenance, Vec<String>)>,
+        done: &mut BTreeMap<String, Merged>,
         stack: &mut Vec<String>,
-    ) -> Result<(Map<String, Value>, Provenance, Vec<String>), ConfigError> {
+    ) -> Result<Merged, ConfigError> {
         if let Some(hit) = done.get(name) {
             return Ok(hit.clone());
         }
@@ -421,7 +424,7 @@ impl Definitions {
                 }
                 for part in parts {
                     template::check("validation", part, &BTreeMap::new(), &input_names)
-                        .map_err(|p| fail(&["validation"], format!("{}", p.message)))?;
+                        .map_err(|p| fail(&["validation"], p.message))?;
                 }
                 Some(ResolvedValidation {
                     command: v.command,
