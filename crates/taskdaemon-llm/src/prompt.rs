@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn helpers_and_partials_and_vars() {
         let mut partials = BTreeMap::new();
-        partials.insert("head".to_owned(), "# {{title}}".to_owned());
+        partials.insert("head".to_owned(), "# {{title}}\n".to_owned());
         let source = "{{> head}}\n{{json tags}}\n- {{indent body 2}}\n{{truncate title 3}}\n\
                       {{#if (and (eq kind \"a\") (or false true))}}yes{{/if}}";
         let mut vars = Map::new();
