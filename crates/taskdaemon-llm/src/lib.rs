@@ -60,7 +60,7 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use assemble::Assembler;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{EventStream, LlmClient, build_client, collect};
-pub use command::{CommandOutcome, CommandSpec, run_command, truncate_output};
+pub use command::{CommandOutcome, CommandSpec, run_command, run_command_with, truncate_output};
 pub use config::{Provider, ProviderConfig, UnknownProvider};
 pub use confine::Sandbox;
 pub use cost::{Accounting, Price, PriceTable};

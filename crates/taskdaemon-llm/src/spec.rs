@@ -68,6 +68,25 @@ pub struct LoopSpec {
     /// Extra template variables: a loop type's inputs.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub prompt_vars: Map<String, Value>,
+    /// The tools offered to the model; absent = all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    /// Programs `run_command` may run; absent = any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_commands: Option<Vec<String>>,
+    /// `run_command` children run with no network (a new network namespace).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate_network: bool,
+    /// Hosts the loop's type allows (recorded; not enforced yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_allow: Vec<String>,
+    /// The loop type this loop was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_type: Option<String>,
+    /// The loop-type configuration version it runs with (the daemon's
+    /// `config history`); kept for the loop's whole life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<i64>,
 }
 
 mod defaults {
@@ -122,6 +141,12 @@ impl LoopSpec {
             progress_chars: defaults::progress_chars(),
             prompt_partials: BTreeMap::new(),
             prompt_vars: Map::new(),
+            allowed_tools: None,
+            allowed_commands: None,
+            isolate_network: false,
+            network_allow: Vec::new(),
+            loop_type: None,
+            config_version: None,
         }
     }
 
@@ -197,6 +222,9 @@ impl LoopSpec {
                 shell_allowed: self.shell,
                 default_timeout: Duration::from_secs(self.command_timeout_secs.max(1)),
                 max_timeout: Duration::from_secs(self.command_timeout_secs.max(1) * 10),
+                allowed_tools: self.allowed_tools.map(|t| t.into_iter().collect()),
+                allowed_commands: self.allowed_commands,
+                isolate_network: self.isolate_network,
             },
             max_tool_rounds: self.max_tool_rounds,
             max_tokens: self.max_tokens,
