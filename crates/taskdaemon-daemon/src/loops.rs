@@ -318,6 +318,8 @@ fn summarize(record: &IterationRecord) -> LoopIteration {
         passed: record.passed(),
         input_tokens: record.usage.input_tokens,
         output_tokens: record.usage.output_tokens,
+        cache_read_tokens: record.usage.cache_read_input_tokens,
+        cache_write_tokens: record.usage.cache_creation_input_tokens,
         cost_usd: record.cost_usd,
     }
 }

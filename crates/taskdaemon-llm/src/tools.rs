@@ -4,9 +4,9 @@
 //! becomes a [`ToolOutput`] with `is_error: true` that goes back to the model;
 //! nothing here fails the loop.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,9 +241,7 @@ impl Toolbox {
         }
         let limit = self.inner.config.output_limit;
         if TOOL_NAMES.contains(&name) && !self.allows(name) {
-            return ToolOutput::err(format!(
-                "tool '{name}' is not allowed for this loop's type"
-            ));
+            return ToolOutput::err(format!("tool '{name}' is not allowed for this loop's type"));
         }
         let out = match name {
             "run_command" => match parse::<RunInput>(name, input) {
@@ -428,9 +426,9 @@ impl Toolbox {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(program);
-        let ok = allowed
-            .iter()
-            .any(|a| a == program || (!a.contains('/') && a == file_name && !program.contains('/')));
+        let ok = allowed.iter().any(|a| {
+            a == program || (!a.contains('/') && a == file_name && !program.contains('/'))
+        });
         (!ok).then(|| {
             format!(
                 "command '{program}' is not allowed for this loop's type; allowed: {}",

@@ -18,6 +18,7 @@
 //! assert_eq!(plan.chain, ["ralph", "plan"]);
 //! ```
 
+mod apply;
 mod error;
 mod inputs;
 mod locate;
@@ -30,8 +31,9 @@ mod template;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use apply::Overrides;
 pub use error::{ConfigError, did_you_mean};
 pub use inputs::{parse_pairs, resolve_inputs};
 pub use merge::{Provenance, Source};
@@ -46,7 +48,7 @@ pub const PARTIALS_DIR: &str = "prompts";
 pub const STARTER: &str = include_str!("starter.yml");
 
 /// Every resolved loop type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopTypes {
     /// The file they were read from; `None` when only the built-ins exist.
     pub file: Option<PathBuf>,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, with_suggestion};
@@ -27,7 +27,7 @@ const BUILTIN_TEXT: &str = include_str!("builtin.yml");
 const DEFAULT_VALIDATION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A fully resolved loop type, ready to start loops from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopType {
     pub name: String,
     pub description: Option<String>,
@@ -53,7 +53,7 @@ pub struct LoopType {
 }
 
 /// A type's validation command, a template over its inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedValidation {
     pub command: Command,
     pub timeout_secs: u64,

@@ -229,6 +229,20 @@ pub const MIGRATIONS: &[&str] = &[
         stopped_at   INTEGER
     );
     "#,
+    // 6: loop-type configuration versions the daemon loaded (`config
+    // history`), and prompt-cache token counters of loops (analytics).
+    r#"
+    CREATE TABLE config_versions (
+        version    INTEGER PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        file       TEXT,
+        loaded_at  INTEGER NOT NULL,
+        type_names TEXT NOT NULL,
+        types      TEXT NOT NULL
+    );
+    ALTER TABLE loops ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE loops ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
