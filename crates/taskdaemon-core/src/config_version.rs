@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::{Millis, serde_rfc3339};
 
+/// How alerts about the loop-type configuration begin (events with no
+/// task): the daemon writes them, `status` finds the current one by it.
+pub const CONFIG_ALERT_PREFIX: &str = "loop types:";
+
 /// A configuration about to be recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewConfigVersion {

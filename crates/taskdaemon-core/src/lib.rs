@@ -21,7 +21,7 @@ pub mod task;
 pub mod time;
 pub mod tracked;
 
-pub use config_version::{ConfigVersion, NewConfigVersion};
+pub use config_version::{CONFIG_ALERT_PREFIX, ConfigVersion, NewConfigVersion};
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};

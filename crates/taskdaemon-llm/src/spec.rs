@@ -80,6 +80,12 @@ pub struct LoopSpec {
     /// Hosts the loop's type allows (recorded; not enforced yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_allow: Vec<String>,
+    /// Wall-clock limit of the whole loop, seconds (from its type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Loops of the same type that may run at once (from its type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_concurrency: Option<u32>,
     /// The loop type this loop was started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_type: Option<String>,
@@ -145,6 +151,8 @@ impl LoopSpec {
             allowed_commands: None,
             isolate_network: false,
             network_allow: Vec::new(),
+            timeout_secs: None,
+            type_concurrency: None,
             loop_type: None,
             config_version: None,
         }
@@ -229,6 +237,9 @@ impl LoopSpec {
             max_tool_rounds: self.max_tool_rounds,
             max_tokens: self.max_tokens,
             progress_chars: self.progress_chars,
+            timeout: self.timeout_secs.map(|s| Duration::from_secs(s.max(1))),
+            loop_type: self.loop_type,
+            type_concurrency: self.type_concurrency.filter(|n| *n > 0),
         })
     }
 }
@@ -262,6 +273,11 @@ pub struct LoopConfig {
     pub max_tokens: u32,
     /// Progress characters in the prompt.
     pub progress_chars: usize,
+    /// Wall-clock limit of the whole loop.
+    pub timeout: Option<Duration>,
+    /// The loop type it started from, and that type's concurrency limit.
+    pub loop_type: Option<String>,
+    pub type_concurrency: Option<u32>,
 }
 
 /// Why a loop spec was rejected.

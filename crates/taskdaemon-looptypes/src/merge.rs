@@ -45,6 +45,10 @@ pub fn merge(
                 forget(provenance, &path);
             }
             (Some(Value::Object(inherited)), Value::Object(child)) => {
+                if !child.is_empty() {
+                    // The inherited map is no longer an empty leaf of its own.
+                    provenance.remove(&path);
+                }
                 merge(inherited, child, source, provenance, &path);
             }
             _ => {

@@ -28,6 +28,8 @@ pub struct StatusReport {
     /// With `detailed`: each queue's worker, then the claiming workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerRow>>,
+    /// The loop-type configuration version in use and its alert, if any.
+    pub loop_types: crate::ConfigStatus,
 }
 
 /// Counters for a metrics endpoint.
@@ -79,6 +81,7 @@ impl Service {
             } else {
                 None
             },
+            loop_types: self.config_status()?,
         })
     }
 
