@@ -205,7 +205,7 @@ fn a_reload_reaches_new_loops_and_running_ones_keep_their_prompt() {
     .ok()
     .last_line();
     eventually("loop A waits in its tool call", || {
-        fake.requests().len() >= 1
+        !fake.requests().is_empty()
             && fs::read_to_string(ws.state_dir().join("loops").join(&a).join("loop.log"))
                 .unwrap_or_default()
                 .contains("tool run_command")
@@ -403,12 +403,7 @@ fn network_none_commands_cannot_reach_loopback() {
         "a network: none loop reached the listener: {said}"
     );
     assert!(!said.contains("exit code: 0"), "{said}");
-    let spec = spec_of(
-        &ws,
-        &ws.run(&["loop", "list", "--all", "--json"]).ok().json()[1]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
+    let listed = ws.run(&["loop", "list", "--all", "--json"]).ok().json();
+    let spec = spec_of(&ws, listed[1]["id"].as_str().unwrap());
     assert_eq!(spec["isolate_network"], true);
 }
