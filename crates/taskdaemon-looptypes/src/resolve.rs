@@ -4,6 +4,7 @@
 //! the checks of every resolved type. Nothing is returned unless every type
 //! resolves: the daemon never runs half of a broken file.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -77,6 +78,8 @@ pub(crate) struct Definitions {
     partials: BTreeMap<String, String>,
     /// The text of each file, for locating errors.
     texts: BTreeMap<String, String>,
+    /// Templates parsed so far in this load.
+    parsed: RefCell<template::Parsed>,
 }
 
 impl Definitions {
@@ -85,10 +88,13 @@ impl Definitions {
             layers: BTreeMap::new(),
             partials: BTreeMap::new(),
             texts: BTreeMap::new(),
+            parsed: RefCell::default(),
         };
         // The built-in file is part of the program; its tests keep it valid.
-        if let Ok(raw) = crate::raw::parse(BUILTIN_TEXT, BUILTIN_FILE) {
-            let _ = defs.add(raw, BUILTIN_FILE, BUILTIN_TEXT, None);
+        static BUILTIN: std::sync::OnceLock<Option<RawFile>> = std::sync::OnceLock::new();
+        let builtin = BUILTIN.get_or_init(|| crate::raw::parse(BUILTIN_TEXT, BUILTIN_FILE).ok());
+        if let Some(raw) = builtin {
+            let _ = defs.add(raw.clone(), BUILTIN_FILE, BUILTIN_TEXT, None);
         }
         defs
     }
@@ -185,6 +191,7 @@ impl Definitions {
 
     /// Resolves every type; the first error stops it.
     pub(crate) fn resolve_all(&self) -> Result<BTreeMap<String, LoopType>, ConfigError> {
+        self.check_file_partials()?;
         let mut merged = BTreeMap::new();
         let mut types = BTreeMap::new();
         for name in self.layers.keys() {
@@ -192,6 +199,34 @@ impl Definitions {
             types.insert(name.clone(), self.finish(name, value, provenance, chain)?);
         }
         Ok(types)
+    }
+
+    /// Every file-level partial parses, whether or not a prompt includes it.
+    fn check_file_partials(&self) -> Result<(), ConfigError> {
+        let mut parsed = self.parsed.borrow_mut();
+        for (name, source) in &self.partials {
+            if let Err(p) = parsed.parse(&format!("partial {name}"), source) {
+                let path = ["partials", name.as_str()];
+                // The file that defines it: the user's file before the built-ins.
+                let file = self
+                    .texts
+                    .iter()
+                    .rev()
+                    .find(|(f, t)| {
+                        f.as_str() != BUILTIN_FILE && locate(t, &path).is_some_and(|(l, _)| l > 1)
+                    })
+                    .map_or(BUILTIN_FILE, |(f, _)| f.as_str());
+                return Err(self.error(
+                    file,
+                    &path,
+                    format!(
+                        "partial {name} line {} column {}: {}",
+                        p.line, p.column, p.message
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The merged layers of `name` and its ancestors (memoized in `done`).
@@ -394,7 +429,22 @@ impl Definitions {
                 .iter()
                 .map(|s| s.to_string()),
         );
-        template::check("prompt", &prompt, &partials, &prompt_vars).map_err(|p| {
+        // The engine's own parser: a template that passes here compiles there.
+        let parsed = &mut self.parsed.borrow_mut();
+        for (name, source) in &partials {
+            parsed
+                .parse(&format!("partial {name}"), source)
+                .map_err(|p| {
+                    fail(
+                        &["partials", name],
+                        format!(
+                            "{} line {} column {}: {}",
+                            p.template, p.line, p.column, p.message
+                        ),
+                    )
+                })?;
+        }
+        template::check(parsed, "prompt", &prompt, &partials, &prompt_vars).map_err(|p| {
             fail(
                 &["prompt"],
                 format!(
@@ -403,8 +453,6 @@ impl Definitions {
                 ),
             )
         })?;
-        taskdaemon_llm::PromptTemplate::compile(&prompt, &partials, None)
-            .map_err(|e| fail(&["prompt"], e))?;
         let validation = match raw.validation {
             None => None,
             Some(v) => {
@@ -423,7 +471,7 @@ impl Definitions {
                     ));
                 }
                 for part in parts {
-                    template::check("validation", part, &BTreeMap::new(), &input_names)
+                    template::check(parsed, "validation", part, &BTreeMap::new(), &input_names)
                         .map_err(|p| fail(&["validation"], p.message))?;
                 }
                 Some(ResolvedValidation {
@@ -453,7 +501,7 @@ impl Definitions {
                             format!("`{path}` must be relative to the worktree, without `..`"),
                         ));
                     }
-                    template::check("output path", path, &BTreeMap::new(), &input_names)
+                    template::check(parsed, "output path", path, &BTreeMap::new(), &input_names)
                         .map_err(|p| fail(&["outputs", output, "path"], p.message))?;
                 }
                 _ => {}
@@ -516,6 +564,7 @@ mod tests {
             layers: BTreeMap::new(),
             partials: BTreeMap::new(),
             texts: BTreeMap::new(),
+            parsed: RefCell::default(),
         };
         defs.add(raw, BUILTIN_FILE, BUILTIN_TEXT, None).unwrap();
         let types = defs.resolve_all().unwrap();

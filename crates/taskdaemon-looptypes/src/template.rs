@@ -4,7 +4,8 @@
 //! `#each` / `#with` blocks refer to the iterated value and are not checked
 //! (that is only knowable when rendering, where strict mode catches it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use handlebars::template::{Parameter, TemplateElement};
 use handlebars::{Path, Template};
@@ -20,34 +21,62 @@ pub struct TemplateProblem {
     pub message: String,
 }
 
+/// Templates parsed during one load, by source: types share partials and
+/// often their parent's prompt, and parsing is the costly part of a check.
+#[derive(Default)]
+pub struct Parsed(HashMap<String, Rc<Template>>);
+
+impl Parsed {
+    /// Parses `source` (once per load), so a partial no prompt includes
+    /// still fails the load when it is broken.
+    pub fn parse(&mut self, template: &str, source: &str) -> Result<(), TemplateProblem> {
+        self.get(template, source).map(|_| ())
+    }
+
+    fn get(&mut self, template: &str, source: &str) -> Result<Rc<Template>, TemplateProblem> {
+        if let Some(hit) = self.0.get(source) {
+            return Ok(hit.clone());
+        }
+        let compiled = Template::compile(source).map_err(|e| {
+            let (line, column) = e.pos().unwrap_or((1, 1));
+            TemplateProblem {
+                template: template.to_owned(),
+                line,
+                column,
+                message: e.reason().to_string(),
+            }
+        })?;
+        let compiled = Rc::new(compiled);
+        self.0.insert(source.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+}
+
 /// Checks `source` (named `template`) against `known` variables and
 /// `partials` (checked too, once each).
 pub fn check(
+    parsed: &mut Parsed,
     template: &str,
     source: &str,
     partials: &BTreeMap<String, String>,
     known: &BTreeSet<String>,
 ) -> Result<(), TemplateProblem> {
     let mut seen = BTreeSet::new();
-    check_one(template, source, partials, known, &mut seen)
+    check_one(parsed, template, source, partials, known, &mut seen)
 }
 
 fn check_one(
+    parsed: &mut Parsed,
     template: &str,
     source: &str,
     partials: &BTreeMap<String, String>,
     known: &BTreeSet<String>,
     seen: &mut BTreeSet<String>,
 ) -> Result<(), TemplateProblem> {
-    let compiled = Template::compile(source).map_err(|e| {
-        let (line, column) = e.pos().unwrap_or((1, 1));
-        TemplateProblem {
-            template: template.to_owned(),
-            line,
-            column,
-            message: e.reason().to_string(),
-        }
-    })?;
+    if !source.contains("{{") {
+        return Ok(());
+    }
+    let compiled = parsed.get(template, source)?;
     let mut uses = Uses::default();
     walk(&compiled, &mut uses);
     if let Some((name, line, column)) = uses.variables.iter().find(|(v, _, _)| !known.contains(v)) {
@@ -86,7 +115,14 @@ fn check_one(
             });
         };
         if seen.insert(name.clone()) {
-            check_one(&format!("partial {name}"), partial, partials, known, seen)?;
+            check_one(
+                parsed,
+                &format!("partial {name}"),
+                partial,
+                partials,
+                known,
+                seen,
+            )?;
         }
     }
     Ok(())
@@ -206,8 +242,18 @@ mod tests {
     fn finds_unknown_variables_with_their_line() {
         let partials = BTreeMap::new();
         let k = known(&["goal", "spec"]);
-        assert!(check("prompt", "{{goal}} {{spec}} {{json goal}}", &partials, &k).is_ok());
+        assert!(
+            check(
+                &mut Parsed::default(),
+                "prompt",
+                "{{goal}} {{spec}} {{json goal}}",
+                &partials,
+                &k
+            )
+            .is_ok()
+        );
         let err = check(
+            &mut Parsed::default(),
             "prompt",
             "ok {{goal}}\n{{#if (eq gaol 1)}}x{{/if}}",
             &partials,
@@ -219,6 +265,7 @@ mod tests {
         // Inside #each the names belong to the item.
         assert!(
             check(
+                &mut Parsed::default(),
                 "prompt",
                 "{{#each goal}}{{name}}{{@index}}{{/each}}",
                 &partials,
@@ -233,9 +280,23 @@ mod tests {
         let mut partials = BTreeMap::new();
         partials.insert("head".to_owned(), "\n{{missing}}".to_owned());
         let k = known(&["goal"]);
-        let err = check("prompt", "{{> head}}", &partials, &k).unwrap_err();
+        let err = check(
+            &mut Parsed::default(),
+            "prompt",
+            "{{> head}}",
+            &partials,
+            &k,
+        )
+        .unwrap_err();
         assert_eq!((err.template.as_str(), err.line), ("partial head", 2));
-        let err = check("prompt", "{{> nope}}", &partials, &k).unwrap_err();
+        let err = check(
+            &mut Parsed::default(),
+            "prompt",
+            "{{> nope}}",
+            &partials,
+            &k,
+        )
+        .unwrap_err();
         assert!(
             err.message.contains("partial `nope` does not exist"),
             "{err:?}"

@@ -112,6 +112,10 @@ const BROKEN: &[(&str, &str)] = &[
         "types:\n  a:\n    extends: ralph\n    prompt: hi\n    prompt_file: p.md\n",
     ),
     ("bad_version", "version: 2\n"),
+    (
+        "partial_syntax",
+        "partials:\n  unused: \"{{#if x}} open\"\n",
+    ),
 ];
 
 #[test]
