@@ -407,3 +407,72 @@ fn network_none_commands_cannot_reach_loopback() {
     let spec = spec_of(&ws, listed[1]["id"].as_str().unwrap());
     assert_eq!(spec["isolate_network"], true);
 }
+
+#[test]
+fn a_type_s_concurrency_and_timeout_bound_its_loops() {
+    let ws = Ws::new();
+    let work = ws.root().join("work");
+    fs::create_dir(&work).unwrap();
+    fs::write(
+        ws.root().join("taskdaemon.yml"),
+        "types:\n  single:\n    extends: ralph\n    concurrency: 1\n    validation: \"true\"\n    inputs:\n      who: {type: string}\n    prompt: \"loop {{who}}\"\n  brief:\n    extends: single\n    concurrency: null\n    timeout: 1s\n",
+    )
+    .unwrap();
+    let fake = Fake::start(vec![
+        tool(
+            "run_command",
+            json!({"argv": ["sh", "-c", "while [ ! -f go ]; do sleep 0.05; done"]}),
+        ),
+        text("A done"),
+        text("B done"),
+        tool("run_command", json!({"argv": ["sleep", "60"]})),
+    ]);
+    let workdir = work.to_str().unwrap();
+    let start = |who: &str, loop_type: &str| {
+        with_key(
+            &ws,
+            &fake,
+            &[
+                "loop",
+                "run",
+                "--type",
+                loop_type,
+                "--input",
+                &format!("who={who}"),
+                "--workdir",
+                workdir,
+                "--detach",
+            ],
+        )
+        .ok()
+        .last_line()
+    };
+    let a = start("alpha", "single");
+    eventually("A waits in its tool call", || !fake.requests().is_empty());
+    let b = start("beta", "single");
+    assert_eq!(
+        ws.run(&["loop", "show", &b, "--json"]).ok().json()["status"],
+        "pending"
+    );
+    fs::write(work.join("go"), "").unwrap();
+    assert_eq!(ws.run(&["wait", &a]).code, Some(0));
+    assert_eq!(ws.run(&["wait", &b]).code, Some(0));
+    let requests = fake.requests();
+    assert!(prompt_of(&requests[0]).contains("loop alpha"));
+    assert!(
+        tool_results(&requests[1]).contains("exit code: 0"),
+        "A finished before B started"
+    );
+    assert!(
+        prompt_of(&requests[2]).contains("loop beta"),
+        "{:#?}",
+        requests[2].body
+    );
+
+    // The whole loop's timeout ends it, with the reason.
+    let c = start("gamma", "brief");
+    assert_eq!(ws.run(&["wait", &c]).code, Some(1));
+    let shown = ws.run(&["loop", "show", &c, "--json"]).ok().json();
+    assert_eq!(shown["status"], "failed");
+    assert!(shown.to_string().contains("timed out after 1s"), "{shown}");
+}
