@@ -98,6 +98,11 @@ pub enum Command {
     /// LLM loops: work a spec against a model until a validation command passes.
     #[command(subcommand)]
     Loop(LoopCommand),
+    /// Loop types in taskdaemon.yml: write a starter, check it, list the versions the daemon loaded.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Loop analytics: runs, success rate, iterations, tokens, cost, durations, by type, model or day.
+    Analytics(AnalyticsArgs),
     /// Run a worker that claims submitted tasks (no folder watching), for
     /// hosts that only execute; stops on SIGTERM or Ctrl-C after its tasks end.
     Worker(WorkerArgs),
@@ -768,23 +773,98 @@ pub enum LoopCommand {
     Logs(LoopLogsArgs),
     /// Stop a loop; the iteration in progress is dropped.
     Stop(LoopIdArg),
+    /// The loop types (taskdaemon.yml over the built-ins), resolved, with where each value came from.
+    Types(LoopTypesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoopTypesArgs {
+    /// Only this type, with every value's source.
+    pub name: Option<String>,
+    /// Print JSON (every type, fully resolved, with provenance).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a documented starter taskdaemon.yml at the workspace root.
+    Init(ConfigInitArgs),
+    /// Check taskdaemon.yml; exit code 0 when it loads, 2 (with file:line:column: field: message) when not.
+    Check(ConfigCheckArgs),
+    /// The loop-type configuration versions the daemon has loaded, newest first.
+    History(ConfigHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigInitArgs {
+    /// Replace an existing taskdaemon.yml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The file to check (default: the workspace's taskdaemon.yml).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigHistoryArgs {
+    /// Versions shown.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    /// Only loops created since then: a duration such as 7d, or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// Group by loop type, model or day.
+    #[arg(long, value_enum, default_value_t = AnalyticsBy::Type)]
+    pub by: AnalyticsBy,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AnalyticsBy {
+    Type,
+    Model,
+    Day,
 }
 
 #[derive(Debug, Args)]
 pub struct LoopRunArgs {
-    /// The spec the model works to (any text file, e.g. Markdown).
-    #[arg(long, value_name = "FILE")]
-    pub spec: PathBuf,
-    /// Validation command, run with `sh -c` in the workdir after each iteration; exit 0 ends the loop.
-    #[arg(long, value_name = "CMD")]
-    pub validate: String,
-    /// Iterations before the loop gives up.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_iterations: u32,
-    /// anthropic or openai (any OpenAI-compatible server).
-    #[arg(long, value_name = "NAME", default_value = "anthropic")]
-    pub provider: String,
-    /// Model name (default: claude-sonnet-4-5 for anthropic, gpt-4.1 for openai).
+    /// Start from this loop type (see `loop types`); the flags below override it.
+    #[arg(long = "type", value_name = "NAME")]
+    pub loop_type: Option<String>,
+    /// An input of the loop type (repeat for several).
+    #[arg(long = "input", value_name = "NAME=VALUE", requires = "loop_type")]
+    pub inputs: Vec<String>,
+    /// The spec the model works to (any text file, e.g. Markdown); required without --type.
+    #[arg(long, value_name = "FILE", required_unless_present = "loop_type")]
+    pub spec: Option<PathBuf>,
+    /// Validation command, run with `sh -c` in the workdir after each iteration; exit 0 ends
+    /// the loop. Required without --type (or when the type has none).
+    #[arg(long, value_name = "CMD", required_unless_present = "loop_type")]
+    pub validate: Option<String>,
+    /// Iterations before the loop gives up (default: the type's, else 10).
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+    /// anthropic or openai (any OpenAI-compatible server); default: the type's, else anthropic.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Model name (default: the type's, else claude-sonnet-4-5 for anthropic, gpt-4.1 for openai).
     #[arg(long, value_name = "M")]
     pub model: Option<String>,
     /// The directory the loop works in; its tools cannot leave it (default: the current one).

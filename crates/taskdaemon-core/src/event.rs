@@ -50,10 +50,12 @@ pub enum EventKind {
     IterationStarted,
     /// A loop iteration ended; the message carries the validation result.
     IterationFinished,
+    /// The daemon loaded a new version of the loop types (`taskdaemon.yml`).
+    ConfigLoaded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -76,6 +78,7 @@ impl EventKind {
         EventKind::SessionEnded,
         EventKind::IterationStarted,
         EventKind::IterationFinished,
+        EventKind::ConfigLoaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl EventKind {
             EventKind::SessionEnded => "session_ended",
             EventKind::IterationStarted => "iteration_started",
             EventKind::IterationFinished => "iteration_finished",
+            EventKind::ConfigLoaded => "config_loaded",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! in one place and can be property-tested. The store, the supervisor and the
 //! interfaces all call into this crate instead of restating a rule.
 
+pub mod config_version;
 pub mod duration;
 pub mod event;
 pub mod graph;
@@ -21,6 +22,7 @@ pub mod task;
 pub mod time;
 pub mod tracked;
 
+pub use config_version::{CONFIG_ALERT_PREFIX, ConfigVersion, NewConfigVersion};
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use limits::ResourceLimits;

@@ -39,6 +39,12 @@ pub struct LoopIteration {
     pub passed: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache.
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
 }
 
@@ -69,6 +75,10 @@ pub struct LoopRecord {
     pub tool_calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
     pub last_validation_exit_code: Option<i32>,
 }

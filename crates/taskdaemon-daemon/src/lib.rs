@@ -15,6 +15,7 @@ mod housekeeping;
 pub mod lock;
 pub mod logging;
 mod loop_state;
+mod loop_types;
 mod loops;
 pub mod projection;
 pub mod protocol;

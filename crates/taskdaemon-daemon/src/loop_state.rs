@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use taskdaemon_core::{EventKind, LoopEnd, LoopIteration};
 use taskdaemon_llm::{
-    CircuitBreaker, Llm, LlmError, Provider, ProviderConfig, RateLimiter, build_client,
+    CircuitBreaker, Llm, LlmError, LoopConfig, Provider, ProviderConfig, RateLimiter, build_client,
 };
 use taskdaemon_workspace::LoopsConfig;
 use tokio::sync::{Semaphore, mpsc};
@@ -60,6 +60,8 @@ pub(crate) struct Loops {
     clients: Mutex<HashMap<ClientKey, Llm>>,
     /// One rate limiter and breaker per provider, shared by every loop of it.
     limits: Mutex<HashMap<Provider, (RateLimiter, CircuitBreaker)>>,
+    /// Per loop type and limit, the slots of its `concurrency`.
+    type_slots: Mutex<HashMap<(String, u32), Arc<Semaphore>>>,
     writer: mpsc::UnboundedSender<Op>,
     pub(crate) writes: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
 }
@@ -73,9 +75,24 @@ impl Loops {
             active: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
+            type_slots: Mutex::new(HashMap::new()),
             writer,
             writes: Mutex::new(Some(writes)),
         }
+    }
+
+    /// The slots a loop of a type with a `concurrency` limit takes one of.
+    /// Loops that started under another limit (an earlier configuration)
+    /// count against that one.
+    pub(crate) fn type_slots(&self, config: &LoopConfig) -> Option<Arc<Semaphore>> {
+        let name = config.loop_type.clone()?;
+        let limit = config.type_concurrency?;
+        Some(
+            lock(&self.type_slots)
+                .entry((name, limit))
+                .or_insert_with(|| Arc::new(Semaphore::new(limit as usize)))
+                .clone(),
+        )
     }
 
     pub(crate) fn send(&self, op: Op) {

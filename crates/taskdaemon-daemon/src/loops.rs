@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blocking::blocking;
 use crate::loop_state::{Op, lock};
-use crate::protocol::{ErrorKind, LoopRun, Response, Secret};
+use crate::protocol::{ErrorKind, LoopRun, Response, Secret, TypedRun};
 use crate::state::{ACTOR, Daemon, Failure, Shared};
 
 /// How long `loop stop` waits for the loop to record its end.
@@ -121,12 +121,18 @@ async fn prepare(
 /// `loop run`: checks the spec, creates the loop and starts it.
 pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
     let LoopRun {
-        spec,
+        mut spec,
         name,
         session,
         argv,
         api_key,
+        typed,
     } = request;
+    if let Some(typed) = typed
+        && let Err(message) = apply_type(daemon, &mut spec, &typed)
+    {
+        return error(ErrorKind::Invalid, message);
+    }
     let (config, llm, mut spec) = match prepare(daemon, spec, api_key).await {
         Ok(prepared) => prepared,
         Err(message) => return error(ErrorKind::Invalid, message),
@@ -165,6 +171,16 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
     Response::Loop {
         record: Box::new(record),
     }
+}
+
+/// Writes the loop type `typed` names, from the configuration in use now,
+/// into `spec`, with the configuration version it came from.
+fn apply_type(daemon: &Daemon, spec: &mut LoopSpec, typed: &TypedRun) -> Result<(), String> {
+    let active = daemon.types.current();
+    let loop_type = active.types.get(&typed.name)?;
+    loop_type.apply(spec, &typed.inputs, &typed.overrides)?;
+    spec.config_version = active.version;
+    Ok(())
 }
 
 /// `loop stop`: asks the store, cancels the loop's task, waits for its end.
@@ -254,10 +270,20 @@ async fn drive(
     cancel: CancellationToken,
     log: Arc<LoopLog>,
 ) -> Option<LoopEnd> {
+    // A type's own limit first, so loops waiting on it hold no global slot.
+    let type_slots = daemon.loops.type_slots(&config);
+    let _type_slot = match type_slots {
+        Some(slots) => Some(tokio::select! {
+            slot = slots.acquire_owned() => slot.ok()?,
+            _ = cancel.cancelled() => return None,
+        }),
+        None => None,
+    };
     let _slot = tokio::select! {
         slot = daemon.loops.slots.clone().acquire_owned() => slot.ok()?,
         _ = cancel.cancelled() => return None,
     };
+    let timeout = config.timeout;
     let path = daemon.workspace.loop_progress(id);
     let opened = blocking(move || {
         let missed: Vec<LoopIteration> = ProgressLog::read(&path)
@@ -296,7 +322,37 @@ async fn drive(
         daemon: daemon.clone(),
         log,
     });
-    let outcome = runner.with_hooks(hooks).with_cancel(cancel).run().await;
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(limit) = timeout {
+        let (cancel, timed_out) = (cancel.clone(), timed_out.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(limit) => {
+                    timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                    cancel.cancel();
+                }
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+    let outcome = runner
+        .with_hooks(hooks)
+        .with_cancel(cancel.clone())
+        .run()
+        .await;
+    // Ends the timer of a loop that ended on its own.
+    let ended_by_timeout = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    if !ended_by_timeout {
+        cancel.cancel();
+    }
+    if ended_by_timeout && let Some(limit) = timeout {
+        return Some(LoopEnd::Failed {
+            reason: format!(
+                "timed out after {}s (the loop type's timeout)",
+                limit.as_secs()
+            ),
+        });
+    }
     Some(match outcome {
         Ok(outcome) => match outcome.status {
             LoopStatus::Succeeded { iteration } => LoopEnd::Succeeded { iteration },
@@ -318,6 +374,8 @@ fn summarize(record: &IterationRecord) -> LoopIteration {
         passed: record.passed(),
         input_tokens: record.usage.input_tokens,
         output_tokens: record.usage.output_tokens,
+        cache_read_tokens: record.usage.cache_read_input_tokens,
+        cache_write_tokens: record.usage.cache_creation_input_tokens,
         cost_usd: record.cost_usd,
     }
 }

@@ -57,6 +57,19 @@ pub struct LoopRun {
     pub argv: Vec<String>,
     /// The API key from the caller's environment, if it has one.
     pub api_key: Option<Secret>,
+    /// Start it from a loop type of the daemon's current configuration.
+    #[serde(default)]
+    pub typed: Option<TypedRun>,
+}
+
+/// `loop run --type NAME --input k=v ...`: the daemon resolves the type with
+/// the configuration it holds now, and the loop keeps that version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypedRun {
+    pub name: String,
+    pub inputs: std::collections::BTreeMap<String, String>,
+    /// What the caller set explicitly; wins over the type.
+    pub overrides: taskdaemon_looptypes::Overrides,
 }
 
 /// A secret string: sent as is, but never shown by `Debug`.

@@ -98,6 +98,7 @@ fn prepare(
         ended: tokio::sync::broadcast::channel(256).0,
         workers: Mutex::new(HashMap::new()),
         loops,
+        types: crate::loop_types::TypeConfig::new(),
         registry_wanted: Notify::new(),
         follow_started: Notify::new(),
     });
@@ -114,6 +115,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     let adopted = adopt_all(&daemon).await;
+    crate::loop_types::start(&daemon).await;
     let loops = loops::start(&daemon).await;
     tracing::info!(pid = std::process::id(), adopted, loops, socket = %socket.display(), "daemon started");
     daemon.refresh_registry().await;

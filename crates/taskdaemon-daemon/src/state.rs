@@ -41,6 +41,8 @@ pub(crate) struct Daemon {
     /// The running queue workers, by queue id.
     pub(crate) workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     pub(crate) loops: Loops,
+    /// The loop types new loops start from (`taskdaemon.yml`, hot reloaded).
+    pub(crate) types: crate::loop_types::TypeConfig,
     /// Asks the registry writer for a rewrite; requests made while it writes
     /// collapse into one more write (see [`Daemon::registry_changed`]).
     pub(crate) registry_wanted: Notify,

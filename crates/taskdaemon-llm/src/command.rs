@@ -70,6 +70,21 @@ pub async fn run_command(
     output_limit: usize,
     cancel: &CancellationToken,
 ) -> std::io::Result<CommandOutcome> {
+    run_command_with(spec, cwd, timeout, output_limit, cancel, false).await
+}
+
+/// [`run_command`], optionally in a new, empty network namespace (only a
+/// down loopback interface): the child cannot reach any host, not even
+/// this one. When the namespace cannot be made (no privilege), the command
+/// does not run and the error says why; it never runs with network instead.
+pub async fn run_command_with(
+    spec: &CommandSpec,
+    cwd: &Path,
+    timeout: Duration,
+    output_limit: usize,
+    cancel: &CancellationToken,
+    isolate_network: bool,
+) -> std::io::Result<CommandOutcome> {
     let (program, args): (String, Vec<String>) = match spec {
         CommandSpec::Argv(argv) => match argv.split_first() {
             Some((p, rest)) if !p.is_empty() => (p.clone(), rest.to_vec()),
@@ -97,7 +112,19 @@ pub async fn run_command(
     for var in Provider::KEY_VARS {
         command.env_remove(var);
     }
-    let mut child = command.spawn()?;
+    if isolate_network {
+        isolate_network_in_child(&mut command);
+    }
+    let mut child = command.spawn().map_err(|e| {
+        if isolate_network {
+            std::io::Error::new(
+                e.kind(),
+                format!("refused to run without network isolation (network: none): cannot create a network namespace: {e}"),
+            )
+        } else {
+            e
+        }
+    })?;
     // Our copies of the write end must go, or the reader never sees EOF.
     drop(command);
     let pgid = child
@@ -153,6 +180,21 @@ pub async fn run_command(
         cancelled,
         output,
     })
+}
+
+/// Makes the child enter a new network namespace before it execs.
+fn isolate_network_in_child(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes one system call (async-signal-safe), touching no shared state.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
 
 /// Keeps the first and last `limit / 2` bytes of a byte stream.
@@ -295,6 +337,40 @@ mod tests {
         )
         .await;
         assert!(r.is_err());
+    }
+
+    /// Connects to a loopback listener from a child, with and without
+    /// network isolation.
+    async fn connects(isolate: bool) -> (bool, std::io::Result<CommandOutcome>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let script = format!("echo hello > /dev/tcp/127.0.0.1/{port}");
+        let out = run_command_with(
+            &argv(&["bash", "-c", &script]),
+            dir.path(),
+            Duration::from_secs(20),
+            1000,
+            &CancellationToken::new(),
+            isolate,
+        )
+        .await;
+        (listener.accept().is_ok(), out)
+    }
+
+    #[tokio::test]
+    async fn isolated_commands_cannot_reach_loopback() {
+        let (accepted, out) = connects(false).await;
+        assert!(accepted, "the plain command should connect: {out:?}");
+        assert!(out.unwrap().success());
+        let (accepted, out) = connects(true).await;
+        assert!(!accepted, "an isolated command reached the listener");
+        match out {
+            // Without privilege the command is refused, never run with network.
+            Err(e) => assert!(e.to_string().contains("network isolation"), "{e}"),
+            Ok(outcome) => assert!(!outcome.success(), "{outcome:?}"),
+        }
     }
 
     #[test]

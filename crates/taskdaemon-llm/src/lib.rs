@@ -60,7 +60,7 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use assemble::Assembler;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{EventStream, LlmClient, build_client, collect};
-pub use command::{CommandOutcome, CommandSpec, run_command, truncate_output};
+pub use command::{CommandOutcome, CommandSpec, run_command, run_command_with, truncate_output};
 pub use config::{Provider, ProviderConfig, UnknownProvider};
 pub use confine::Sandbox;
 pub use cost::{Accounting, Price, PriceTable};
@@ -69,14 +69,14 @@ pub use error::LlmError;
 pub use hooks::{LoopHooks, NoHooks};
 pub use openai::OpenAiClient;
 pub use progress::{IterationRecord, ProgressLog};
-pub use prompt::{DEFAULT_TEMPLATE, PromptTemplate, SYSTEM_PROMPT};
+pub use prompt::{DEFAULT_TEMPLATE, ENGINE_VARIABLES, HELPERS, PromptTemplate, SYSTEM_PROMPT};
 pub use ratelimit::RateLimiter;
 pub use resilient::Llm;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::ApiKey;
 pub use spec::{LoopConfig, LoopSpec, SpecError};
 pub use sse::{SseEvent, SseParser};
-pub use tools::{ToolOutput, Toolbox, ToolboxConfig};
+pub use tools::{TOOL_NAMES, ToolOutput, Toolbox, ToolboxConfig};
 pub use types::{
     ContentBlock, LlmRequest, LlmResponse, Message, Role, StopReason, StreamEvent, ToolSpec, Usage,
 };

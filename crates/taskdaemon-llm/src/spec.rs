@@ -1,9 +1,11 @@
 //! What a loop is asked to do: the user-facing [`LoopSpec`] and the checked [`LoopConfig`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::command::CommandSpec;
 use crate::config::{Provider, UnknownProvider};
@@ -60,6 +62,37 @@ pub struct LoopSpec {
     /// Characters of previous iterations' progress put into the prompt.
     #[serde(default = "defaults::progress_chars")]
     pub progress_chars: usize,
+    /// Partials the prompt template may include (`{{> name}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompt_partials: BTreeMap<String, String>,
+    /// Extra template variables: a loop type's inputs.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub prompt_vars: Map<String, Value>,
+    /// The tools offered to the model; absent = all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    /// Programs `run_command` may run; absent = any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_commands: Option<Vec<String>>,
+    /// `run_command` children run with no network (a new network namespace).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate_network: bool,
+    /// Hosts the loop's type allows (recorded; not enforced yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_allow: Vec<String>,
+    /// Wall-clock limit of the whole loop, seconds (from its type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Loops of the same type that may run at once (from its type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_concurrency: Option<u32>,
+    /// The loop type this loop was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_type: Option<String>,
+    /// The loop-type configuration version it runs with (the daemon's
+    /// `config history`); kept for the loop's whole life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<i64>,
 }
 
 mod defaults {
@@ -112,6 +145,16 @@ impl LoopSpec {
             max_tool_rounds: defaults::max_tool_rounds(),
             max_tokens: defaults::max_tokens(),
             progress_chars: defaults::progress_chars(),
+            prompt_partials: BTreeMap::new(),
+            prompt_vars: Map::new(),
+            allowed_tools: None,
+            allowed_commands: None,
+            isolate_network: false,
+            network_allow: Vec::new(),
+            timeout_secs: None,
+            type_concurrency: None,
+            loop_type: None,
+            config_version: None,
         }
     }
 
@@ -158,13 +201,20 @@ impl LoopSpec {
                 std::fs::read_to_string(&path)
                     .map_err(|source| SpecError::SpecFile { path, source })?
             }
+            // A loop type's own template may not need a spec at all.
+            (None, None) if self.prompt_template.is_some() => String::new(),
             (None, None) => return Err(SpecError::Invalid("no spec or spec_file given".into())),
         };
-        if spec_text.trim().is_empty() {
+        if spec_text.trim().is_empty() && self.prompt_template.is_none() {
             return Err(SpecError::Invalid("the spec is empty".into()));
         }
-        let template =
-            PromptTemplate::new(self.prompt_template.as_deref().unwrap_or(DEFAULT_TEMPLATE))?;
+        let template = PromptTemplate::compile(
+            self.prompt_template.as_deref().unwrap_or(DEFAULT_TEMPLATE),
+            &self.prompt_partials,
+            Some(&workdir),
+        )
+        .map_err(SpecError::Template)?
+        .with_vars(self.prompt_vars);
         Ok(LoopConfig {
             spec_text,
             validate: self.validate,
@@ -180,10 +230,16 @@ impl LoopSpec {
                 shell_allowed: self.shell,
                 default_timeout: Duration::from_secs(self.command_timeout_secs.max(1)),
                 max_timeout: Duration::from_secs(self.command_timeout_secs.max(1) * 10),
+                allowed_tools: self.allowed_tools.map(|t| t.into_iter().collect()),
+                allowed_commands: self.allowed_commands,
+                isolate_network: self.isolate_network,
             },
             max_tool_rounds: self.max_tool_rounds,
             max_tokens: self.max_tokens,
             progress_chars: self.progress_chars,
+            timeout: self.timeout_secs.map(|s| Duration::from_secs(s.max(1))),
+            loop_type: self.loop_type,
+            type_concurrency: self.type_concurrency.filter(|n| *n > 0),
         })
     }
 }
@@ -217,6 +273,11 @@ pub struct LoopConfig {
     pub max_tokens: u32,
     /// Progress characters in the prompt.
     pub progress_chars: usize,
+    /// Wall-clock limit of the whole loop.
+    pub timeout: Option<Duration>,
+    /// The loop type it started from, and that type's concurrency limit.
+    pub loop_type: Option<String>,
+    pub type_concurrency: Option<u32>,
 }
 
 /// Why a loop spec was rejected.

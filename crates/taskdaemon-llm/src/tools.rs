@@ -4,6 +4,7 @@
 //! becomes a [`ToolOutput`] with `is_error: true` that goes back to the model;
 //! nothing here fails the loop.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -14,14 +15,24 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{CommandSpec, run_command, truncate_output};
+use crate::command::{CommandSpec, run_command_with, truncate_output};
 use crate::confine::Sandbox;
 use crate::types::ToolSpec;
 
 /// Files larger than this are skipped by `search_files` and refused by `read_file`.
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
-/// Tool settings of a loop.
+/// Every tool a [`Toolbox`] offers, by the name the model calls it with.
+pub const TOOL_NAMES: [&str; 6] = [
+    "read_file",
+    "write_file",
+    "edit_file",
+    "list_dir",
+    "search_files",
+    "run_command",
+];
+
+/// Tool settings of one loop.
 #[derive(Debug, Clone)]
 pub struct ToolboxConfig {
     /// Tool results are truncated to this many bytes, with a marker.
@@ -32,6 +43,12 @@ pub struct ToolboxConfig {
     pub default_timeout: Duration,
     /// Upper bound on a model-requested timeout.
     pub max_timeout: Duration,
+    /// The tools offered; `None` offers all of [`TOOL_NAMES`].
+    pub allowed_tools: Option<BTreeSet<String>>,
+    /// Programs (argv[0], or its file name) `run_command` may run; `None` allows any.
+    pub allowed_commands: Option<Vec<String>>,
+    /// Run `run_command` children in a new, empty network namespace.
+    pub isolate_network: bool,
 }
 
 impl Default for ToolboxConfig {
@@ -41,6 +58,9 @@ impl Default for ToolboxConfig {
             shell_allowed: false,
             default_timeout: Duration::from_secs(120),
             max_timeout: Duration::from_secs(600),
+            allowed_tools: None,
+            allowed_commands: None,
+            isolate_network: false,
         }
     }
 }
@@ -139,6 +159,15 @@ impl Toolbox {
         &self.inner.sandbox
     }
 
+    /// Whether this loop offers the tool `name`.
+    fn allows(&self, name: &str) -> bool {
+        self.inner
+            .config
+            .allowed_tools
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(name))
+    }
+
     /// Tool definitions with JSON schemas, for the request.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let spec = |name: &str, description: &str, schema: Value| ToolSpec {
@@ -193,6 +222,9 @@ impl Toolbox {
                 json!({"type": "object", "properties": run_props}),
             ),
         ]
+        .into_iter()
+        .filter(|tool| self.allows(&tool.name))
+        .collect()
     }
 
     /// Runs tool `name` with `input`. `input_error` is set when the model's
@@ -208,6 +240,9 @@ impl Toolbox {
             return ToolOutput::err(format!("invalid input for {name}: {error}"));
         }
         let limit = self.inner.config.output_limit;
+        if TOOL_NAMES.contains(&name) && !self.allows(name) {
+            return ToolOutput::err(format!("tool '{name}' is not allowed for this loop's type"));
+        }
         let out = match name {
             "run_command" => match parse::<RunInput>(name, input) {
                 Ok(run) => self.run(run, cancel).await,
@@ -376,6 +411,32 @@ impl Toolbox {
         Ok(out)
     }
 
+    /// Why `spec` may not run under this loop's command allow list, if so.
+    fn refuse_command(&self, spec: &CommandSpec) -> Option<String> {
+        let allowed = self.inner.config.allowed_commands.as_ref()?;
+        let program = match spec {
+            CommandSpec::Argv(argv) => argv.first()?,
+            CommandSpec::Shell(_) => {
+                return Some(
+                    "shell commands cannot be checked against this loop's allowed commands; pass argv".into(),
+                );
+            }
+        };
+        let file_name = Path::new(program)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(program);
+        let ok = allowed.iter().any(|a| {
+            a == program || (!a.contains('/') && a == file_name && !program.contains('/'))
+        });
+        (!ok).then(|| {
+            format!(
+                "command '{program}' is not allowed for this loop's type; allowed: {}",
+                allowed.join(", ")
+            )
+        })
+    }
+
     async fn run(&self, input: RunInput, cancel: &CancellationToken) -> ToolOutput {
         let config = &self.inner.config;
         let spec = match (input.argv, input.command) {
@@ -388,17 +449,21 @@ impl Toolbox {
             }
             _ => return ToolOutput::err("run_command needs `argv`: a non-empty list of strings"),
         };
+        if let Some(refusal) = self.refuse_command(&spec) {
+            return ToolOutput::err(refusal);
+        }
         let timeout = input
             .timeout_secs
             .map(Duration::from_secs)
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
-        match run_command(
+        match run_command_with(
             &spec,
             self.inner.sandbox.root(),
             timeout,
             config.output_limit,
             cancel,
+            config.isolate_network,
         )
         .await
         {
@@ -493,6 +558,32 @@ mod tests {
         fs::write(dir.path().join("bin.dat"), b"two\0two").unwrap();
         let s = call(&tb, "search_files", json!({"pattern": "t[wW]o"})).await;
         assert_eq!(s.content, "src/a.txt:1: 1 two two\n");
+    }
+
+    #[tokio::test]
+    async fn allow_lists_limit_tools_and_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let tb = Toolbox::new(
+            dir.path(),
+            ToolboxConfig {
+                allowed_tools: Some(["read_file", "run_command"].map(String::from).into()),
+                allowed_commands: Some(vec!["echo".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<String> = tb.specs().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["read_file", "run_command"]);
+        let r = call(&tb, "write_file", json!({"path": "a", "content": "x"})).await;
+        assert!(r.is_error && r.content.contains("not allowed"), "{r:?}");
+        assert!(!dir.path().join("a").exists());
+        let r = call(&tb, "run_command", json!({"argv": ["echo", "hi"]})).await;
+        assert!(!r.is_error && r.content.contains("hi"), "{r:?}");
+        let r = call(&tb, "run_command", json!({"argv": ["/bin/echo", "hi"]})).await;
+        assert!(r.is_error && r.content.contains("not allowed"), "{r:?}");
+        let r = call(&tb, "run_command", json!({"argv": ["touch", "b"]})).await;
+        assert!(r.is_error && r.content.contains("allowed: echo"), "{r:?}");
+        assert!(!dir.path().join("b").exists());
     }
 
     #[tokio::test]

@@ -14,11 +14,13 @@
 //! an interface which code to show (the CLI's exit codes 1-4).
 
 mod agent;
+mod analytics;
 mod error;
 pub mod feed;
 mod history;
 mod logs;
 mod loops;
+mod looptypes;
 mod memory;
 mod metrics;
 pub mod open;
@@ -37,11 +39,13 @@ use taskdaemon_store::{Location, Store};
 use taskdaemon_workspace::{Config, Workspace};
 
 pub use agent::{Agent, tool_name};
+pub use analytics::{Analytics, AnalyticsGroup, AnalyticsQuery, GroupBy};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use history::HistoryQuery;
 pub use logs::{LogCursor, last_line, read_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
+pub use looptypes::{ConfigCheck, ConfigStatus};
 pub use metrics::{Counters, StatusReport};
 pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};
 pub use queues::{

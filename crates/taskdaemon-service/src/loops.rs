@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use taskdaemon_core::{LoopRecord, TaskRecord};
-use taskdaemon_daemon::protocol::{LoopRun, Request, Response, Secret};
+use taskdaemon_daemon::protocol::{LoopRun, Request, Response, Secret, TypedRun};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_llm::{CommandSpec, IterationRecord, LoopSpec, ProgressLog, Provider};
 
@@ -25,23 +25,31 @@ const DAEMON_CHECK: Duration = Duration::from_secs(1);
 /// Iterations when none are asked for.
 pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
 
-/// A loop to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A loop to start: from a spec file and a validation command, or from a
+/// loop type (`taskdaemon.yml`) with its inputs, where the flags given
+/// override the type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoopRunInput {
-    /// The spec the model works to (any text file).
-    pub spec: PathBuf,
-    /// Validation command, run with `sh -c` in the workdir; exit 0 ends the loop.
-    pub validate: String,
-    pub max_iterations: u32,
-    /// `anthropic` or `openai`.
-    pub provider: String,
-    /// Default: the provider's default model.
+    /// The spec the model works to (any text file); required without a type.
+    pub spec: Option<PathBuf>,
+    /// Validation command, run with `sh -c` in the workdir; exit 0 ends the
+    /// loop. Required without a type (or when the type has none).
+    pub validate: Option<String>,
+    /// Default: the type's, else [`DEFAULT_MAX_ITERATIONS`].
+    pub max_iterations: Option<u32>,
+    /// `anthropic` or `openai`; default: the type's, else `anthropic`.
+    pub provider: Option<String>,
+    /// Default: the type's, else the provider's default model.
     pub model: Option<String>,
     /// Default: the current directory.
     pub workdir: Option<PathBuf>,
-    /// Default: the spec file's name.
+    /// Default: the spec file's name, or the type's.
     pub name: Option<String>,
     pub session: Option<String>,
+    /// The loop type to start from.
+    pub loop_type: Option<String>,
+    /// The type's inputs, as `NAME=VALUE`.
+    pub inputs: Vec<String>,
 }
 
 /// A loop with its recorded iterations, as `loop show --json` prints it.
@@ -87,7 +95,10 @@ impl Service {
     /// runs). Bad input fails with [`ServiceError::BadInput`] before the
     /// daemon or any model is involved.
     pub fn loop_run(&self, input: LoopRunInput) -> Result<LoopRecord> {
-        let request = build_request(input)?;
+        let request = match &input.loop_type {
+            Some(name) => self.typed_request(name.clone(), input)?,
+            None => build_request(input)?,
+        };
         expect_loop(
             self.daemon()?
                 .request(&Request::LoopRun(Box::new(request)))?,
@@ -128,46 +139,40 @@ impl Service {
 }
 
 fn build_request(input: LoopRunInput) -> Result<LoopRun> {
-    let provider: Provider =
-        input
-            .provider
-            .parse()
-            .map_err(|e: taskdaemon_llm::UnknownProvider| {
-                ServiceError::BadInput(format!("--provider: {e}"))
-            })?;
-    if input.validate.trim().is_empty() {
+    let provider = parse_provider(input.provider.as_deref().unwrap_or("anthropic"))?;
+    let Some(spec_path) = input.spec.clone() else {
+        return Err(ServiceError::BadInput(
+            "--spec FILE is required (or start from a loop type with --type NAME)".to_owned(),
+        ));
+    };
+    let validate = input.validate.clone().unwrap_or_default();
+    if validate.trim().is_empty() {
         return Err(ServiceError::BadInput(
             "--validate must not be empty: give the command that says the work is done".to_owned(),
         ));
     }
-    let spec_text = std::fs::read_to_string(&input.spec)
-        .map_err(|e| ServiceError::BadInput(format!("--spec {}: {e}", input.spec.display())))?;
-    let workdir = match &input.workdir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir()
-            .map_err(|e| ServiceError::Failed(format!("cannot read the current directory: {e}")))?,
-    };
-    let workdir = std::fs::canonicalize(&workdir)
-        .map_err(|e| ServiceError::BadInput(format!("--workdir {}: {e}", workdir.display())))?;
+    let spec_text = read_spec(&spec_path)?;
+    let workdir = workdir_of(&input)?;
     let model = input
         .model
+        .clone()
         .unwrap_or_else(|| default_model(provider).to_owned());
+    let max_iterations = input.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS);
     let mut spec = LoopSpec::new(
         spec_text,
-        CommandSpec::Shell(input.validate.clone()),
+        CommandSpec::Shell(validate.clone()),
         &provider.to_string(),
         &model,
         &workdir,
     );
-    spec.max_iterations = input.max_iterations;
+    spec.max_iterations = max_iterations;
     spec.base_url = env_value(provider.base_url_var());
     // The same checks the daemon makes, so bad input never reaches it.
     spec.clone()
         .into_config()
         .map_err(|e| ServiceError::BadInput(e.to_string()))?;
     let name = input.name.or_else(|| {
-        input
-            .spec
+        spec_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
     });
@@ -175,15 +180,12 @@ fn build_request(input: LoopRunInput) -> Result<LoopRun> {
         "loop".to_owned(),
         "run".to_owned(),
         "--spec".to_owned(),
-        input.spec.display().to_string(),
+        spec_path.display().to_string(),
         "--validate".to_owned(),
-        input.validate,
+        validate,
     ];
-    if input.max_iterations != DEFAULT_MAX_ITERATIONS {
-        argv.extend([
-            "--max-iterations".to_owned(),
-            input.max_iterations.to_string(),
-        ]);
+    if max_iterations != DEFAULT_MAX_ITERATIONS {
+        argv.extend(["--max-iterations".to_owned(), max_iterations.to_string()]);
     }
     Ok(LoopRun {
         spec,
@@ -191,7 +193,92 @@ fn build_request(input: LoopRunInput) -> Result<LoopRun> {
         session: input.session,
         argv,
         api_key: env_value(provider.key_var()).map(Secret::new),
+        typed: None,
     })
+}
+
+impl Service {
+    /// A loop from type `name`. The daemon resolves the type with the
+    /// configuration it holds (its last good version); here the file on
+    /// disk, when it loads, checks the type and inputs early and says which
+    /// provider's key and base URL to send.
+    fn typed_request(&self, name: String, input: LoopRunInput) -> Result<LoopRun> {
+        let inputs =
+            taskdaemon_looptypes::parse_pairs(&input.inputs).map_err(ServiceError::BadInput)?;
+        let overrides = taskdaemon_looptypes::Overrides {
+            provider: input.provider.clone(),
+            model: input.model.clone(),
+            max_iterations: input.max_iterations,
+            validate: input.validate.clone(),
+        };
+        let spec_text = match &input.spec {
+            Some(path) => read_spec(path)?,
+            None => String::new(),
+        };
+        let workdir = workdir_of(&input)?;
+        let mut spec = LoopSpec::new(
+            spec_text,
+            CommandSpec::Shell(String::new()),
+            "anthropic",
+            "",
+            &workdir,
+        );
+        // A broken file on disk is the daemon's to report (it keeps its last
+        // good version); a good one lets bad input fail here.
+        if let Ok(types) = self.loop_types() {
+            let loop_type = types.get(&name).map_err(ServiceError::BadInput)?;
+            let mut checked = spec.clone();
+            loop_type
+                .apply(&mut checked, &inputs, &overrides)
+                .map_err(ServiceError::BadInput)?;
+            spec.provider = checked.provider;
+        }
+        let provider = parse_provider(overrides.provider.as_deref().unwrap_or(&spec.provider))?;
+        spec.base_url = env_value(provider.base_url_var());
+        let mut argv = vec![
+            "loop".to_owned(),
+            "run".to_owned(),
+            "--type".to_owned(),
+            name.clone(),
+        ];
+        for pair in &input.inputs {
+            argv.extend(["--input".to_owned(), pair.clone()]);
+        }
+        Ok(LoopRun {
+            spec,
+            name: input.name.or_else(|| Some(name.clone())),
+            session: input.session,
+            argv,
+            api_key: env_value(provider.key_var()).map(Secret::new),
+            typed: Some(TypedRun {
+                name,
+                inputs,
+                overrides,
+            }),
+        })
+    }
+}
+
+fn parse_provider(name: &str) -> Result<Provider> {
+    name.parse().map_err(|e: taskdaemon_llm::UnknownProvider| {
+        ServiceError::BadInput(format!("--provider: {e}"))
+    })
+}
+
+fn read_spec(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ServiceError::BadInput(format!("--spec {}: {e}", path.display())))
+}
+
+/// The canonical workdir: the one given, else the current directory.
+fn workdir_of(input: &LoopRunInput) -> Result<PathBuf> {
+    let workdir = match &input.workdir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| ServiceError::Failed(format!("cannot read the current directory: {e}")))?,
+    };
+    std::fs::canonicalize(&workdir)
+        .map_err(|e| ServiceError::BadInput(format!("--workdir {}: {e}", workdir.display())))
 }
 
 fn default_model(provider: Provider) -> &'static str {

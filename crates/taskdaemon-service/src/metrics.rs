@@ -30,6 +30,8 @@ pub struct StatusReport {
     pub workers: Option<Vec<WorkerRow>>,
     /// How per-task limits (`spawn --max-memory` ...) are enforced here.
     pub limits: &'static str,
+    /// The loop-type configuration version in use and its alert, if any.
+    pub loop_types: crate::ConfigStatus,
 }
 
 /// Counters for a metrics endpoint.
@@ -82,6 +84,7 @@ impl Service {
                 None
             },
             limits: taskdaemon_supervisor::limits::ENFORCEMENT,
+            loop_types: self.config_status()?,
         })
     }
 

@@ -397,19 +397,28 @@ fn loops_refuse_bad_input_before_any_daemon() {
     let spec = ws.dir.path().join("SPEC.md");
     std::fs::write(&spec, "do it").unwrap();
     let input = |provider: &str, validate: &str, spec: &std::path::Path| LoopRunInput {
-        spec: spec.to_owned(),
-        validate: validate.to_owned(),
-        max_iterations: 3,
-        provider: provider.to_owned(),
-        model: None,
+        spec: Some(spec.to_owned()),
+        validate: Some(validate.to_owned()),
+        max_iterations: Some(3),
+        provider: Some(provider.to_owned()),
         workdir: Some(ws.dir.path().to_owned()),
-        name: None,
-        session: None,
+        ..LoopRunInput::default()
+    };
+    let typed = |name: &str, inputs: &[&str]| LoopRunInput {
+        loop_type: Some(name.to_owned()),
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        workdir: Some(ws.dir.path().to_owned()),
+        ..LoopRunInput::default()
     };
     for bad in [
         input("nope", "true", &spec),
         input("anthropic", "  ", &spec),
         input("anthropic", "true", &ws.dir.path().join("missing.md")),
+        typed("plan", &[]),
+        typed("plan", &["goal=x", "plan_file=../outside.md"]),
+        typed("plan", &["goal"]),
+        typed("nosuchtype", &[]),
+        typed("ralph", &[]),
     ] {
         let e = service.loop_run(bad).unwrap_err();
         assert_eq!(e.class(), ErrorClass::BadInput, "{e}");
@@ -464,4 +473,38 @@ fn init_and_restart_policy_rules() {
         restart_policy(RestartMode::Always, Some(7), delay).max_restarts,
         7
     );
+}
+
+#[test]
+fn loop_type_config_views() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    let builtin = service.config_check(None).unwrap();
+    assert_eq!(builtin.file, None);
+    assert_eq!(builtin.types, ["phase", "plan", "ralph", "spec"]);
+    let written = service.config_init(false).unwrap();
+    assert!(written.ends_with("taskdaemon.yml"));
+    assert_eq!(
+        service.config_init(false).unwrap_err().class(),
+        ErrorClass::BadInput
+    );
+    assert!(
+        service
+            .config_check(None)
+            .unwrap()
+            .types
+            .contains(&"fix-tests".to_owned())
+    );
+    std::fs::write(&written, "types:\n  a:\n    extends: nope\n").unwrap();
+    let e = service.config_check(None).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::BadInput);
+    assert!(
+        e.to_string()
+            .contains("taskdaemon.yml:3:5: types.a.extends"),
+        "{e}"
+    );
+    // No daemon has loaded anything yet.
+    let status = service.config_status().unwrap();
+    assert!(status.version.is_none() && status.alert.is_none());
+    assert!(service.config_history(10).unwrap().is_empty());
 }

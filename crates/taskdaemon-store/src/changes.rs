@@ -518,3 +518,29 @@ pub(crate) fn session_ended(session: &str, actor: &str) -> Recorded {
     );
     (event, None, Some(json!({ "session": session })))
 }
+
+/// Whether `new` is a new configuration version: its digest differs from
+/// the newest recorded one (reloading an unchanged file records nothing).
+pub(crate) fn config_is_new(
+    newest: Option<&taskdaemon_core::ConfigVersion>,
+    new: &taskdaemon_core::NewConfigVersion,
+) -> bool {
+    newest.is_none_or(|v| v.digest != new.digest)
+}
+
+/// The `config_loaded` event of version `version`.
+pub(crate) fn config_loaded(
+    new: &taskdaemon_core::NewConfigVersion,
+    version: i64,
+    actor: &str,
+) -> NewEvent {
+    let from = new.file.as_deref().unwrap_or("the built-in types");
+    NewEvent::new(
+        EventKind::ConfigLoaded,
+        actor,
+        format!(
+            "loop types version {version} loaded from {from}: {}",
+            new.type_names.join(", ")
+        ),
+    )
+}

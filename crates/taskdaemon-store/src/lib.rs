@@ -47,9 +47,9 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind, NewAgent, NewEvent,
-    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskKind,
-    TaskRecord, TrackedAction, TrackedEdit,
+    ConfigVersion, Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind,
+    NewAgent, NewConfigVersion, NewEvent, NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts,
+    QueueItem, Status, TaskKind, TaskRecord, TrackedAction, TrackedEdit,
 };
 
 pub use claim::{
@@ -428,6 +428,19 @@ pub trait Store: Send + Sync {
 
     /// Ends a loop through the state machine (`exited` event, reason as note).
     fn finish_loop(&self, id: &str, end: &LoopEnd, actor: &str) -> Result<LoopRecord>;
+
+    // --- Loop-type configuration versions ----------------------------------
+
+    /// Records a loaded loop-type configuration as the next version, with a
+    /// `config_loaded` event, unless the newest version has the same digest
+    /// (then it returns that one and records nothing).
+    fn record_config_version(&self, new: &NewConfigVersion, actor: &str) -> Result<ConfigVersion>;
+
+    /// Configuration versions, newest first, without their resolved types.
+    fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersion>>;
+
+    /// One configuration version with its resolved types.
+    fn config_version(&self, version: i64) -> Result<ConfigVersion>;
 
     // --- History, archive, transfer, health --------------------------------
 

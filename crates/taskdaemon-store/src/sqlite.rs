@@ -34,9 +34,9 @@ use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
-    Event, EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent, NewEvent,
-    NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem, Status, TaskRecord,
-    TrackedAction, TrackedEdit,
+    ConfigVersion, Event, EventKind, HumanId, LoopEnd, LoopIteration, LoopRecord, Memory, NewAgent,
+    NewConfigVersion, NewEvent, NewLoop, NewMemory, NewProcess, NewTracked, QueueCounts, QueueItem,
+    Status, TaskRecord, TrackedAction, TrackedEdit,
 };
 
 use crate::archive;

@@ -188,6 +188,22 @@ macro_rules! shared_store_methods {
             self.read(memory::latest_session)
         }
 
+        fn record_config_version(
+            &self,
+            new: &NewConfigVersion,
+            actor: &str,
+        ) -> Result<ConfigVersion> {
+            self.write(|tx| loops::record_config(tx, new, actor))
+        }
+
+        fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersion>> {
+            self.read(|tx| loops::config_versions(tx, limit))
+        }
+
+        fn config_version(&self, version: i64) -> Result<ConfigVersion> {
+            self.read(|tx| loops::config_version(tx, version))
+        }
+
         fn create_loop(&self, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
             self.write(|tx| loops::create(tx, new, actor))
         }

@@ -145,6 +145,7 @@ fn export_then_import_round_trips_everything() {
                     input_tokens: 100,
                     output_tokens: 20,
                     cost_usd: 0.01,
+                    ..Default::default()
                 },
                 "t",
             )

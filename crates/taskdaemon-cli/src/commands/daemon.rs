@@ -1,5 +1,6 @@
 //! `start`, `stop` and `status`.
 
+use taskdaemon_core::time::to_rfc3339;
 use taskdaemon_daemon::{start_daemon, stop_daemon};
 use taskdaemon_service::WorkerState;
 use taskdaemon_workspace::Workspace;
@@ -83,6 +84,21 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
                 String::new()
             }
         );
+    }
+    let config = &report.loop_types;
+    match &config.version {
+        Some(v) => println!(
+            "loop types version {} loaded {} ({})",
+            v.version,
+            to_rfc3339(v.loaded_at),
+            v.file.as_deref().unwrap_or("built-in types")
+        ),
+        None => {
+            println!("loop types none loaded yet (the daemon loads taskdaemon.yml when it starts)")
+        }
+    }
+    if let Some(alert) = &config.alert {
+        println!("alert      {alert}");
     }
     if args.detailed {
         println!("limits     {}", report.limits);

@@ -18,6 +18,7 @@ pub fn run(workspace: &Workspace, command: LoopCommand) -> anyhow::Result<u8> {
         LoopCommand::Show(args) => show(workspace, args),
         LoopCommand::Logs(args) => logs_of(workspace, args),
         LoopCommand::Stop(args) => stop(workspace, &args.id),
+        LoopCommand::Types(args) => super::config::types(workspace, args),
     }
 }
 
@@ -33,6 +34,8 @@ fn start(workspace: &Workspace, args: LoopRunArgs) -> anyhow::Result<u8> {
         workdir: args.workdir,
         name: args.name,
         session: args.session,
+        loop_type: args.loop_type,
+        inputs: args.inputs,
     })?;
     let id = record.task.id.clone();
     if detach {

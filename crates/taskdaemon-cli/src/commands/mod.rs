@@ -1,5 +1,6 @@
 //! One module per command; [`dispatch`] routes a parsed command line.
 
+mod config;
 mod daemon;
 mod distributed;
 mod docs;
@@ -97,6 +98,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
+        Command::Config(command) => config::run(&find_workspace(workspace_arg)?, command),
+        Command::Analytics(args) => config::analytics(&find_workspace(workspace_arg)?, args),
         Command::Worker(args) => distributed::worker(workspace_arg, args),
         Command::Submit(args) => distributed::submit(workspace_arg, args),
         Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),

@@ -2,7 +2,9 @@
 //! machine, idempotent iteration records, resume after a crash, stop.
 
 use serde_json::json;
-use taskdaemon_core::{EventKind, LoopEnd, LoopIteration, NewLoop, Status, TaskKind};
+use taskdaemon_core::{
+    EventKind, LoopEnd, LoopIteration, NewConfigVersion, NewLoop, Status, TaskKind,
+};
 
 use super::spec;
 use crate::{HistoryFilter, Store, StoreError};
@@ -27,6 +29,8 @@ fn iteration(n: u32, passed: bool) -> LoopIteration {
         passed,
         input_tokens: 100,
         output_tokens: 10,
+        cache_read_tokens: 7,
+        cache_write_tokens: 3,
         cost_usd: 0.25,
     }
 }
@@ -198,4 +202,83 @@ pub fn stop_and_listing(store: &dyn Store) {
         .map(|l| l.task.id)
         .collect();
     assert_eq!(all, [a, b], "oldest first, processes left out");
+}
+
+fn config(digest: &str, names: &[&str]) -> NewConfigVersion {
+    NewConfigVersion {
+        digest: digest.to_owned(),
+        file: Some("/work/taskdaemon.yml".to_owned()),
+        type_names: names.iter().map(|s| s.to_string()).collect(),
+        types: json!({ "ralph": { "model": digest } }),
+    }
+}
+
+/// Configuration versions number up from 1, an unchanged digest records
+/// nothing, each new version has its `config_loaded` event, and the
+/// resolved types come back as stored.
+pub fn config_versions_record_changes_once(store: &dyn Store) {
+    assert!(store.config_versions(10).unwrap().is_empty());
+    let first = store
+        .record_config_version(&config("aaa", &["ralph"]), "daemon")
+        .unwrap();
+    assert_eq!((first.version, first.digest.as_str()), (1, "aaa"));
+    let again = store
+        .record_config_version(&config("aaa", &["ralph"]), "daemon")
+        .unwrap();
+    assert_eq!(
+        again.version, 1,
+        "an unchanged configuration is not a new version"
+    );
+    let second = store
+        .record_config_version(&config("bbb", &["plan", "ralph"]), "daemon")
+        .unwrap();
+    assert_eq!(second.version, 2);
+    // Going back to an earlier configuration is a new version too.
+    let third = store
+        .record_config_version(&config("aaa", &["ralph"]), "daemon")
+        .unwrap();
+    assert_eq!(third.version, 3);
+
+    let listed = store.config_versions(10).unwrap();
+    let versions: Vec<i64> = listed.iter().map(|v| v.version).collect();
+    assert_eq!(versions, [3, 2, 1]);
+    assert_eq!(listed[1].type_names, ["plan", "ralph"]);
+    assert!(listed[0].types.is_null(), "listings leave the types out");
+    assert_eq!(store.config_versions(1).unwrap().len(), 1);
+
+    let full = store.config_version(2).unwrap();
+    assert_eq!(full.types, json!({ "ralph": { "model": "bbb" } }));
+    assert_eq!(full.file.as_deref(), Some("/work/taskdaemon.yml"));
+    assert!(matches!(
+        store.config_version(99),
+        Err(StoreError::NotFound(_))
+    ));
+
+    let loaded = store
+        .events_after(0, &[EventKind::ConfigLoaded], 10)
+        .unwrap();
+    assert_eq!(loaded.len(), 3);
+    assert!(loaded[1].message.contains("version 2") && loaded[1].message.contains("plan, ralph"));
+    assert_eq!(loaded[0].task_id, None);
+}
+
+/// Prompt-cache tokens add up per loop like the other counters.
+pub fn cache_tokens_add_up(store: &dyn Store) {
+    let created = store.create_loop(&new_loop("cache.md"), "cli").unwrap();
+    let id = created.task.id;
+    store.mark_loop_running(&id, 1, "daemon").unwrap();
+    store
+        .record_loop_iteration(&id, &iteration(1, false), "daemon")
+        .unwrap();
+    store
+        .record_loop_iteration(&id, &iteration(1, false), "daemon")
+        .unwrap();
+    store
+        .record_loop_iteration(&id, &iteration(2, true), "daemon")
+        .unwrap();
+    let record = store.loop_record(&id).unwrap();
+    assert_eq!(
+        (record.cache_read_tokens, record.cache_write_tokens),
+        (14, 6)
+    );
 }

@@ -113,6 +113,11 @@ pub const CHECKS: &[Check] = &[
     ),
     ("loop_stop_and_listing", loops::stop_and_listing),
     (
+        "config_versions_record_changes_once",
+        loops::config_versions_record_changes_once,
+    ),
+    ("loop_cache_tokens_add_up", loops::cache_tokens_add_up),
+    (
         "claims_are_fifo_and_exclusive",
         claim::claims_are_fifo_and_exclusive,
     ),

@@ -6,7 +6,10 @@
 use serde_json::json;
 use taskdaemon_core::loops::LOOP_TOOL;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{LoopEnd, LoopIteration, LoopRecord, NewLoop, Status, TaskKind, TaskRecord};
+use taskdaemon_core::{
+    ConfigVersion, LoopEnd, LoopIteration, LoopRecord, NewConfigVersion, NewLoop, Status, TaskKind,
+    TaskRecord,
+};
 use uuid::Uuid;
 
 use super::events::record;
@@ -15,8 +18,8 @@ use super::{Tx, apply, insert_event, load_task, lock_task, memory, next_task_id}
 use crate::encoding::{parse_json, to_json_text};
 use crate::{Result, StoreError, changes};
 
-const LOOP_COLUMNS: &str =
-    "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
+const LOOP_COLUMNS: &str = "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, \
+     last_exit, cache_read_tokens, cache_write_tokens";
 
 /// Creates a `pending` loop task, its spec row and its `created` event.
 pub(super) fn create(tx: &mut Tx<'_>, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
@@ -75,6 +78,8 @@ fn with_counters(tx: &mut Tx<'_>, task: TaskRecord) -> Result<LoopRecord> {
         tool_calls: row.try_get::<_, i64>("tool_calls")? as u64,
         input_tokens: row.try_get::<_, i64>("input_tokens")? as u64,
         output_tokens: row.try_get::<_, i64>("output_tokens")? as u64,
+        cache_read_tokens: row.try_get::<_, i64>("cache_read_tokens")? as u64,
+        cache_write_tokens: row.try_get::<_, i64>("cache_write_tokens")? as u64,
         cost_usd: row.try_get("cost_usd")?,
         last_validation_exit_code: row
             .try_get::<_, Option<i64>>("last_exit")?
@@ -135,7 +140,9 @@ pub(super) fn record_iteration(
     tx.execute(
         "UPDATE loops SET iterations = $1, tool_calls = tool_calls + $2,
             input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
-            cost_usd = cost_usd + $5, last_exit = $6
+            cost_usd = cost_usd + $5, last_exit = $6,
+            cache_read_tokens = cache_read_tokens + $8,
+            cache_write_tokens = cache_write_tokens + $9
          WHERE task_id = $7",
         &[
             &i64::from(it.iteration),
@@ -145,6 +152,8 @@ pub(super) fn record_iteration(
             &it.cost_usd,
             &it.validation_exit_code.map(i64::from),
             &current.task.id,
+            &(it.cache_read_tokens as i64),
+            &(it.cache_write_tokens as i64),
         ],
     )?;
     tx.execute(
@@ -160,4 +169,83 @@ pub(super) fn finish(tx: &mut Tx<'_>, id: &str, end: &LoopEnd, actor: &str) -> R
     let task = lock_task(tx, id)?;
     apply(tx, &task, changes::loop_end(end, now_millis(), actor))?;
     load(tx, id)
+}
+
+const CONFIG_COLUMNS: &str = "version, digest, file, loaded_at, type_names";
+
+/// Records a configuration version unless the newest has the same digest
+/// (then that one is returned), with its `config_loaded` event.
+pub(super) fn record_config(
+    tx: &mut Tx<'_>,
+    new: &NewConfigVersion,
+    actor: &str,
+) -> Result<ConfigVersion> {
+    // One writer at a time decides what "newest" is.
+    tx.execute("LOCK TABLE config_versions IN EXCLUSIVE MODE", &[])?;
+    let newest = config_versions(tx, 1)?.into_iter().next();
+    if !changes::config_is_new(newest.as_ref(), new)
+        && let Some(newest) = newest
+    {
+        return Ok(newest);
+    }
+    let row = tx.query_one(
+        "INSERT INTO config_versions (digest, file, loaded_at, type_names, types)
+         VALUES ($1, $2, $3, $4, $5) RETURNING version",
+        &[
+            &new.digest,
+            &new.file,
+            &now_millis(),
+            &to_json_text(&new.type_names),
+            &new.types.to_string(),
+        ],
+    )?;
+    let version: i64 = row.try_get(0)?;
+    insert_event(
+        tx,
+        None,
+        &changes::config_loaded(new, version, actor),
+        None,
+        None,
+    )?;
+    config_version(tx, version)
+}
+
+/// Versions, newest first, without their types.
+pub(super) fn config_versions(tx: &mut Tx<'_>, limit: usize) -> Result<Vec<ConfigVersion>> {
+    tx.query(
+        &format!(
+            "SELECT {CONFIG_COLUMNS}, 'null' AS types FROM config_versions
+             ORDER BY version DESC LIMIT $1"
+        ),
+        &[&(limit as i64)],
+    )?
+    .iter()
+    .map(config_from_row)
+    .collect()
+}
+
+/// One version with its resolved types.
+pub(super) fn config_version(tx: &mut Tx<'_>, version: i64) -> Result<ConfigVersion> {
+    match tx.query_opt(
+        &format!("SELECT {CONFIG_COLUMNS}, types FROM config_versions WHERE version = $1"),
+        &[&version],
+    )? {
+        Some(row) => config_from_row(&row),
+        None => Err(StoreError::NotFound(format!(
+            "configuration version {version}"
+        ))),
+    }
+}
+
+fn config_from_row(row: &postgres::Row) -> Result<ConfigVersion> {
+    let names: String = row.try_get("type_names")?;
+    let types: String = row.try_get("types")?;
+    Ok(ConfigVersion {
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        file: row.try_get("file")?,
+        loaded_at: row.try_get("loaded_at")?,
+        type_names: parse_json("config_versions.type_names", &names)?,
+        types: parse_json("config_versions.types", &types)?,
+    })
 }

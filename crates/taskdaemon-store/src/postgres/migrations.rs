@@ -301,6 +301,20 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tasks ADD COLUMN limits TEXT;
     "#,
+    // 5: loop-type configuration versions the daemon loaded (`config
+    // history`), and prompt-cache token counters of loops (analytics).
+    r#"
+    CREATE TABLE config_versions (
+        version    BIGSERIAL PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        file       TEXT,
+        loaded_at  BIGINT NOT NULL,
+        type_names TEXT NOT NULL,
+        types      TEXT NOT NULL
+    );
+    ALTER TABLE loops ADD COLUMN cache_read_tokens BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE loops ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

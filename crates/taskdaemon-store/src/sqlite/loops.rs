@@ -9,7 +9,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use taskdaemon_core::loops::LOOP_TOOL;
 use taskdaemon_core::time::now_millis;
-use taskdaemon_core::{LoopEnd, LoopIteration, LoopRecord, NewLoop, Status, TaskKind, TaskRecord};
+use taskdaemon_core::{
+    ConfigVersion, LoopEnd, LoopIteration, LoopRecord, NewConfigVersion, NewLoop, Status, TaskKind,
+    TaskRecord,
+};
 use uuid::Uuid;
 
 use super::events::record;
@@ -18,8 +21,8 @@ use super::{apply, insert_event, load_task, next_task_id, opt, touch_session};
 use crate::encoding::{parse_json, to_json_text};
 use crate::{Result, StoreError, changes};
 
-const LOOP_COLUMNS: &str =
-    "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit";
+const LOOP_COLUMNS: &str = "spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, \
+     last_exit, cache_read_tokens, cache_write_tokens";
 
 /// Creates a `pending` loop task, its spec row and its `created` event.
 pub(super) fn create(tx: &Connection, new: &NewLoop, actor: &str) -> Result<LoopRecord> {
@@ -75,11 +78,22 @@ fn with_counters(conn: &Connection, task: TaskRecord) -> Result<LoopRecord> {
                 r.get::<_, i64>(4)?,
                 r.get::<_, f64>(5)?,
                 r.get::<_, Option<i32>>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         })
         .optional()?;
-    let Some((spec, iterations, tool_calls, input_tokens, output_tokens, cost_usd, last_exit)) =
-        row
+    let Some((
+        spec,
+        iterations,
+        tool_calls,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        last_exit,
+        cache_read,
+        cache_write,
+    )) = row
     else {
         return Err(StoreError::NotFound(format!("{} (as a loop)", task.id)));
     };
@@ -91,6 +105,8 @@ fn with_counters(conn: &Connection, task: TaskRecord) -> Result<LoopRecord> {
         tool_calls: tool_calls as u64,
         input_tokens: input_tokens as u64,
         output_tokens: output_tokens as u64,
+        cache_read_tokens: cache_read as u64,
+        cache_write_tokens: cache_write as u64,
         cost_usd,
         last_validation_exit_code: last_exit,
     })
@@ -149,7 +165,9 @@ pub(super) fn record_iteration(
     tx.execute(
         "UPDATE loops SET iterations = ?1, tool_calls = tool_calls + ?2,
             input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,
-            cost_usd = cost_usd + ?5, last_exit = ?6
+            cost_usd = cost_usd + ?5, last_exit = ?6,
+            cache_read_tokens = cache_read_tokens + ?8,
+            cache_write_tokens = cache_write_tokens + ?9
          WHERE task_id = ?7",
         params![
             it.iteration,
@@ -159,6 +177,8 @@ pub(super) fn record_iteration(
             it.cost_usd,
             opt(it.validation_exit_code),
             current.task.id,
+            it.cache_read_tokens as i64,
+            it.cache_write_tokens as i64,
         ],
     )?;
     tx.execute(
@@ -178,4 +198,92 @@ pub(super) fn finish(tx: &Connection, id: &str, end: &LoopEnd, actor: &str) -> R
         changes::loop_end(end, now_millis(), actor),
     )?;
     load(tx, id)
+}
+
+const CONFIG_COLUMNS: &str = "version, digest, file, loaded_at, type_names";
+
+/// Records a configuration version unless the newest has the same digest
+/// (then that one is returned), with its `config_loaded` event.
+pub(super) fn record_config(
+    tx: &Connection,
+    new: &NewConfigVersion,
+    actor: &str,
+) -> Result<ConfigVersion> {
+    let newest = config_versions(tx, 1)?.into_iter().next();
+    if !changes::config_is_new(newest.as_ref(), new)
+        && let Some(newest) = newest
+    {
+        return Ok(newest);
+    }
+    tx.execute(
+        "INSERT INTO config_versions (digest, file, loaded_at, type_names, types)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            new.digest,
+            new.file,
+            now_millis(),
+            to_json_text(&new.type_names),
+            new.types.to_string(),
+        ],
+    )?;
+    let version = tx.last_insert_rowid();
+    insert_event(
+        tx,
+        None,
+        &changes::config_loaded(new, version, actor),
+        None,
+        None,
+    )?;
+    config_version(tx, version)
+}
+
+/// Versions, newest first, without their types.
+pub(super) fn config_versions(conn: &Connection, limit: usize) -> Result<Vec<ConfigVersion>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CONFIG_COLUMNS}, 'null' FROM config_versions ORDER BY version DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], config_row)?;
+    rows.map(|row| config_from_row(row?)).collect()
+}
+
+/// One version with its resolved types.
+pub(super) fn config_version(conn: &Connection, version: i64) -> Result<ConfigVersion> {
+    let found = conn
+        .query_row(
+            &format!("SELECT {CONFIG_COLUMNS}, types FROM config_versions WHERE version = ?1"),
+            [version],
+            config_row,
+        )
+        .optional()?;
+    match found {
+        Some(row) => config_from_row(row),
+        None => Err(StoreError::NotFound(format!(
+            "configuration version {version}"
+        ))),
+    }
+}
+
+type ConfigRow = (i64, String, Option<String>, i64, String, String);
+
+fn config_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn config_from_row(row: ConfigRow) -> Result<ConfigVersion> {
+    let (version, digest, file, loaded_at, names, types) = row;
+    Ok(ConfigVersion {
+        version,
+        digest,
+        file,
+        loaded_at,
+        type_names: parse_json("config_versions.type_names", &names)?,
+        types: parse_json("config_versions.types", &types)?,
+    })
 }

@@ -229,9 +229,23 @@ pub const MIGRATIONS: &[&str] = &[
         stopped_at   INTEGER
     );
     "#,
-    // 5: per-task resource limits (JSON; NULL when none are set).
+    // 6: per-task resource limits (JSON; NULL when none are set).
     r#"
     ALTER TABLE tasks ADD COLUMN limits TEXT;
+    "#,
+    // 7: loop-type configuration versions the daemon loaded (`config
+    // history`), and prompt-cache token counters of loops (analytics).
+    r#"
+    CREATE TABLE config_versions (
+        version    INTEGER PRIMARY KEY,
+        digest     TEXT NOT NULL,
+        file       TEXT,
+        loaded_at  INTEGER NOT NULL,
+        type_names TEXT NOT NULL,
+        types      TEXT NOT NULL
+    );
+    ALTER TABLE loops ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE loops ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
