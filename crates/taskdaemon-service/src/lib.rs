@@ -28,6 +28,7 @@ mod rehydrate;
 mod repair;
 mod tracked;
 mod wait;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use rehydrate::Rehydration;
 pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
+pub use web::{Access, DEFAULT_PAGE, MAX_PAGE, SHARES_KEY, Share, ShareScope, TaskPage, TaskQuery};
 
 /// Where warnings about projection files go (the change itself is committed).
 type WarningSink = Box<dyn Fn(&str) + Send + Sync>;
@@ -89,6 +91,7 @@ impl Service {
         }
         let service = Self::open(workspace)?;
         service.create_queue_folders()?;
+        service.web_token()?;
         Ok((service, created))
     }
 

@@ -29,6 +29,10 @@ macro_rules! shared_store_methods {
             self.read(|tx| processes::list(tx, filter))
         }
 
+        fn task_page(&self, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| processes::page(tx, filter))
+        }
+
         fn mark_started(
             &self,
             id: &str,

@@ -63,6 +63,12 @@ breaker_cooldown = "30s"
 # several hosts share it. --database-url and TASKDAEMON_DATABASE_URL win over this.
 # database_url = "postgres://taskdaemon@db.example:5432/taskdaemon"
 
+[web]
+# Serve the dashboard and HTTP API from the daemon (`taskdaemon dashboard` prints the URL).
+# listen = "127.0.0.1:7777"
+# A non-loopback address needs this too (the token then travels in clear).
+# allow_remote = false
+
 # Folder queues: `taskdaemon queues add PATH --id ID` adds one here.
 [[queue]]
 id = "ad-hoc"
@@ -100,6 +106,7 @@ pub struct Config {
     pub history: HistoryConfig,
     pub loops: LoopsConfig,
     pub store: StoreConfig,
+    pub web: WebConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -160,6 +167,17 @@ pub struct ExecutorsConfig {
 pub struct StoreConfig {
     /// A `postgres://` URL; none: the workspace's SQLite file.
     pub database_url: Option<String>,
+}
+
+/// `[web]`: the dashboard and HTTP API the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// `HOST:PORT` the daemon serves the dashboard on; none: no web server.
+    pub listen: Option<String>,
+    /// Allow a non-loopback `listen` address (the token is then sent in
+    /// clear unless TLS terminates in front).
+    pub allow_remote: bool,
 }
 
 /// One `[[queue]]`: a folder queue.
