@@ -52,7 +52,10 @@ pub use rehydrate::Rehydration;
 pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
-pub use web::{Access, DEFAULT_PAGE, MAX_PAGE, SHARES_KEY, Share, ShareScope, TaskPage, TaskQuery};
+pub use web::{
+    Access, DEFAULT_PAGE, LogChunk, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share, ShareScope,
+    SpawnRequest, TaskPage, TaskQuery,
+};
 
 /// Where warnings about projection files go (the change itself is committed).
 type WarningSink = Box<dyn Fn(&str) + Send + Sync>;

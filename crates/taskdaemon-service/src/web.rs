@@ -333,3 +333,133 @@ fn random_secret() -> Result<String> {
         .map_err(|e| ServiceError::Failed(format!("cannot read random bytes: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// Which part of a log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSlice {
+    /// The last lines.
+    Tail(usize),
+    /// Up to `length` bytes from `offset` (follow a log by asking again
+    /// from the `end` of the previous answer).
+    Range { offset: u64, length: u64 },
+}
+
+/// The largest byte range one log read returns.
+pub const MAX_LOG_READ: u64 = 1 << 20;
+
+/// Part of a task's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogChunk {
+    pub id: String,
+    /// Byte offset of `text` in the file.
+    pub offset: u64,
+    /// Byte offset just after `text`: where to read on from.
+    pub end: u64,
+    /// The file's size now.
+    pub size: u64,
+    /// The bytes, lossily decoded as UTF-8.
+    pub text: String,
+}
+
+/// A process started from the web: its command runs in the workspace (or
+/// `cwd` inside it) with the server's environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    pub name: Option<String>,
+    pub tool: Option<String>,
+    /// Relative to the workspace root unless absolute.
+    pub cwd: Option<String>,
+}
+
+impl Service {
+    /// Part of a task's stdout (or stderr) log, if `scope` may see the task.
+    /// A task that has not written anything yet has an empty log.
+    pub fn task_log(
+        &self,
+        id: &str,
+        scope: &ShareScope,
+        stderr: bool,
+        slice: LogSlice,
+    ) -> Result<LogChunk> {
+        let task = self.scoped_task(id, scope)?;
+        let (id, path) = self.log_path(&task.id, stderr)?;
+        let size = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(read_failed(&path, &e)),
+        };
+        let (offset, bytes) = match slice {
+            _ if size == 0 => (0, Vec::new()),
+            LogSlice::Tail(lines) => {
+                let bytes =
+                    crate::tail_lines(&path, lines).map_err(|e| read_failed(&path, &e))?;
+                (size - bytes.len() as u64, bytes)
+            }
+            LogSlice::Range { offset, length } => {
+                let offset = offset.min(size);
+                let length = length.min(MAX_LOG_READ).min(size - offset);
+                let mut bytes = vec![0u8; length as usize];
+                let mut file = std::fs::File::open(&path).map_err(|e| read_failed(&path, &e))?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
+                    .and_then(|_| file.read_exact(&mut bytes))
+                    .map_err(|e| read_failed(&path, &e))?;
+                (offset, bytes)
+            }
+        };
+        Ok(LogChunk {
+            id,
+            offset,
+            end: offset + bytes.len() as u64,
+            size,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// Starts `request` under supervision, in the workspace.
+    pub fn spawn_request(&self, request: SpawnRequest) -> Result<TaskRecord> {
+        if request.argv.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(ServiceError::BadInput(
+                "argv: give the program and its arguments".to_owned(),
+            ));
+        }
+        let root = self.workspace()?.root().to_path_buf();
+        let cwd = match &request.cwd {
+            Some(dir) => root.join(dir),
+            None => root,
+        };
+        if !cwd.is_dir() {
+            return Err(ServiceError::BadInput(format!(
+                "cwd: {} is not a directory",
+                cwd.display()
+            )));
+        }
+        let cwd = cwd
+            .to_str()
+            .ok_or_else(|| ServiceError::BadInput("cwd: not valid UTF-8".to_owned()))?
+            .to_owned();
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        self.spawn(taskdaemon_core::NewProcess {
+            tool: crate::tool_name(request.tool.as_deref())?,
+            name: request.name,
+            session: None,
+            argv: request.argv,
+            cwd,
+            env,
+            restart: crate::restart_policy(
+                taskdaemon_core::process::RestartMode::Never,
+                None,
+                Duration::from_secs(1),
+            ),
+            hang_timeout_ms: None,
+        })
+    }
+}
+
+fn read_failed(path: &std::path::Path, e: &std::io::Error) -> ServiceError {
+    ServiceError::Failed(format!("cannot read {}: {e}", path.display()))
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::TestWs;
 use taskdaemon_core::NewAgent;
 use taskdaemon_core::process::RestartPolicy;
-use taskdaemon_service::{Access, Agent, ErrorClass, NewTask, ShareScope, TaskQuery};
+use taskdaemon_service::{Access, Agent, ErrorClass, LogSlice, NewTask, ShareScope, TaskQuery};
 
 fn tracked(service: &taskdaemon_service::Service, title: &str, labels: &[&str]) -> String {
     let agent = Agent::new(Some("claude"), Some("conv-1")).unwrap();
@@ -206,4 +206,40 @@ fn queue_scope_sees_only_that_queue() {
     };
     assert!(service.task_page(&other, &scope).unwrap().tasks.is_empty());
     assert!(service.scope_allows(&queued, &scope).unwrap());
+}
+
+#[test]
+fn logs_read_by_tail_or_byte_range_and_follow_on() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    let id = tracked(&service, "logs", &[]);
+    let empty = service
+        .task_log(&id, &ShareScope::All, false, LogSlice::Tail(10))
+        .unwrap();
+    assert_eq!((empty.size, empty.text.as_str()), (0, ""));
+    let path = ws.workspace.stdout_log(&id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+    let tail = service
+        .task_log(&id, &ShareScope::All, false, LogSlice::Tail(2))
+        .unwrap();
+    assert_eq!(tail.text, "two\nthree\n");
+    assert_eq!((tail.offset, tail.end, tail.size), (4, 14, 14));
+    let range = service
+        .task_log(&id, &ShareScope::All, false, LogSlice::Range { offset: 4, length: 3 })
+        .unwrap();
+    assert_eq!((range.text.as_str(), range.end), ("two", 7));
+    let past = service
+        .task_log(&id, &ShareScope::All, false, LogSlice::Range { offset: 99, length: 3 })
+        .unwrap();
+    assert_eq!((past.text.as_str(), past.offset), ("", 14));
+    let other = tracked(&service, "other", &[]);
+    let hidden = service
+        .task_log(&id, &ShareScope::Task(other), false, LogSlice::Tail(1))
+        .unwrap_err();
+    assert_eq!(hidden.class(), ErrorClass::NotFound);
+    let bad = service
+        .spawn_request(taskdaemon_service::SpawnRequest::default())
+        .unwrap_err();
+    assert_eq!(bad.class(), ErrorClass::BadInput);
 }
