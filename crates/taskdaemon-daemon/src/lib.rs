@@ -26,6 +26,6 @@ mod state;
 mod watchdog;
 pub mod worker;
 
-pub use client::{Client, ClientError, start_daemon, stop_daemon};
+pub use client::{Client, ClientError, start_daemon, start_daemon_with, stop_daemon};
 pub use lock::running_pid;
 pub use server::{DAEMON_SUBCOMMAND, run_daemon, run_foreground};

@@ -16,6 +16,7 @@
 mod agent;
 mod error;
 pub mod feed;
+mod health;
 mod history;
 mod logs;
 mod loops;
@@ -40,6 +41,7 @@ use taskdaemon_workspace::{Config, Workspace};
 pub use agent::{Agent, tool_name};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
+pub use health::Health;
 pub use history::HistoryQuery;
 pub use logs::{last_line, tail_lines};
 pub use loops::{LoopRunInput, LoopShow};
@@ -53,8 +55,8 @@ pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{
-    Access, DEFAULT_PAGE, LogChunk, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share, ShareScope,
-    SpawnRequest, TaskPage, TaskQuery,
+    Access, DEFAULT_PAGE, LogChunk, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share,
+    ShareScope, SpawnRequest, TaskPage, TaskQuery,
 };
 
 /// Where warnings about projection files go (the change itself is committed).

@@ -394,8 +394,7 @@ impl Service {
         let (offset, bytes) = match slice {
             _ if size == 0 => (0, Vec::new()),
             LogSlice::Tail(lines) => {
-                let bytes =
-                    crate::tail_lines(&path, lines).map_err(|e| read_failed(&path, &e))?;
+                let bytes = crate::tail_lines(&path, lines).map_err(|e| read_failed(&path, &e))?;
                 (size - bytes.len() as u64, bytes)
             }
             LogSlice::Range { offset, length } => {
@@ -462,4 +461,36 @@ impl Service {
 
 fn read_failed(path: &std::path::Path, e: &std::io::Error) -> ServiceError {
     ServiceError::Failed(format!("cannot read {}: {e}", path.display()))
+}
+
+impl Service {
+    /// Records the base URL a web server of this workspace now serves.
+    pub fn record_web_url(&self, url: &str) -> Result<()> {
+        let path = self.workspace()?.web_url_path();
+        taskdaemon_workspace::write_projection(&path, format!("{url}\n").as_bytes())
+            .map_err(|e| ServiceError::Failed(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The base URL of this workspace's dashboard: the one a server last
+    /// recorded, else the configured `[web] listen`, else none.
+    pub fn web_url(&self) -> Result<Option<String>> {
+        let path = self.workspace()?.web_url_path();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let url = text.trim();
+            if !url.is_empty() {
+                return Ok(Some(url.to_owned()));
+            }
+        }
+        Ok(self
+            .config
+            .web
+            .listen
+            .as_ref()
+            .map(|addr| format!("http://{addr}")))
+    }
+
+    /// The URL that logs a browser in with `secret` (the token or a share link's).
+    pub fn login_url(base: &str, secret: &str) -> String {
+        format!("{}/login?token={secret}", base.trim_end_matches('/'))
+    }
 }

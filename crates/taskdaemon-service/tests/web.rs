@@ -226,11 +226,27 @@ fn logs_read_by_tail_or_byte_range_and_follow_on() {
     assert_eq!(tail.text, "two\nthree\n");
     assert_eq!((tail.offset, tail.end, tail.size), (4, 14, 14));
     let range = service
-        .task_log(&id, &ShareScope::All, false, LogSlice::Range { offset: 4, length: 3 })
+        .task_log(
+            &id,
+            &ShareScope::All,
+            false,
+            LogSlice::Range {
+                offset: 4,
+                length: 3,
+            },
+        )
         .unwrap();
     assert_eq!((range.text.as_str(), range.end), ("two", 7));
     let past = service
-        .task_log(&id, &ShareScope::All, false, LogSlice::Range { offset: 99, length: 3 })
+        .task_log(
+            &id,
+            &ShareScope::All,
+            false,
+            LogSlice::Range {
+                offset: 99,
+                length: 3,
+            },
+        )
         .unwrap();
     assert_eq!((past.text.as_str(), past.offset), ("", 14));
     let other = tracked(&service, "other", &[]);

@@ -10,6 +10,8 @@ use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
 use taskdaemon_workspace::Workspace;
 
+use crate::args::DaemonWebArgs;
+
 /// `__shim ID`: supervise one command. Failures before the command starts are
 /// reported on the handshake line, where the daemon reads them.
 pub fn shim(workspace: &Workspace, id: &str) -> u8 {
@@ -51,8 +53,12 @@ fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Ar
 /// `__daemon`: run the daemon in this process, on the store the service
 /// layer opens. Failures before it serves are reported on the handshake
 /// line, where the starting client reads them.
-pub fn daemon(workspace: Workspace) -> u8 {
-    let (exe, store) = match daemon_parts(&workspace) {
+pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
+    let (exe, store) = match daemon_parts(&workspace).and_then(|parts| {
+        // Bound before the daemon serves, so a taken port fails the start.
+        super::web::serve_from_daemon(&workspace, &args)?;
+        Ok(parts)
+    }) {
         Ok(parts) => parts,
         Err(e) => {
             let _ = report(&format!("error {e:#}"));
@@ -64,8 +70,11 @@ pub fn daemon(workspace: Workspace) -> u8 {
 }
 
 /// `run`: the daemon in the foreground, logging to stderr as well.
-pub fn run(workspace: Workspace) -> u8 {
-    let (exe, store) = match daemon_parts(&workspace) {
+pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
+    let (exe, store) = match daemon_parts(&workspace).and_then(|parts| {
+        super::web::serve_from_daemon(&workspace, &args)?;
+        Ok(parts)
+    }) {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e:#}");
