@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -60,11 +61,18 @@ pub async fn stream(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
     params: Result<Query<StreamParams>, QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let params = match params {
         Ok(Query(p)) => p,
         Err(e) => return Problem::bad_input(e.body_text()).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            return Problem::bad_input(format!("expected a WebSocket upgrade: {}", e.body_text()))
+                .into_response();
+        }
     };
     let topics = Topics::parse(params.topics.as_deref().unwrap_or("all"));
     upgrade.on_upgrade(move |socket| run(socket, state, access, params.from, topics))
