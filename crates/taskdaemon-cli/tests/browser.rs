@@ -32,7 +32,10 @@ fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     if !chromium.is_file() {
-        return Err(format!("no chromium at {} (apt-get install chromium)", chromium.display()));
+        return Err(format!(
+            "no chromium at {} (apt-get install chromium)",
+            chromium.display()
+        ));
     }
     let node = Command::new("node").arg("--version").output();
     if !node.is_ok_and(|o| o.status.success()) {
@@ -72,18 +75,32 @@ fn dashboard_in_headless_chromium() {
         .env("TD_SHOTS", &shots)
         .env(common::TAG_VAR, ws.tag());
     let run = run_command(node, Duration::from_secs(300));
-    assert!(run.success(), "the browser scenario failed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.success(),
+        "the browser scenario failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
     let result: Value = serde_json::from_str(&run.last_line()).unwrap();
 
     // What the page did, checked from the CLI.
     let killed = result["killed"].as_str().unwrap();
     assert_eq!(ws.task_status(killed), "cancelled");
-    assert_eq!(ws.task_status(result["failing"].as_str().unwrap()), "failed");
+    assert_eq!(
+        ws.task_status(result["failing"].as_str().unwrap()),
+        "failed"
+    );
     assert_eq!(result["share_kill_status"], 403);
-    assert_eq!(ws.task_status(result["still_running"].as_str().unwrap()), "running");
+    assert_eq!(
+        ws.task_status(result["still_running"].as_str().unwrap()),
+        "running"
+    );
     let shot = std::fs::read(result["screenshot"].as_str().unwrap()).unwrap();
     assert!(shot.starts_with(b"\x89PNG"), "a PNG screenshot");
     if let Some(dir) = std::env::var_os("TASKDAEMON_TEST_SCREENSHOTS") {
-        let _ = std::fs::copy(result["screenshot"].as_str().unwrap(), Path::new(&dir).join("dashboard-390.png"));
+        let _ = std::fs::copy(
+            result["screenshot"].as_str().unwrap(),
+            Path::new(&dir).join("dashboard-390.png"),
+        );
     }
 }

@@ -138,7 +138,74 @@ pub const CHECKS: &[Check] = &[
         event_waiters_wake_on_any_event,
     ),
     ("kind_counts_count_every_kind", kind_counts_count_every_kind),
+    ("task_pages_filter_and_page", task_pages_filter_and_page),
 ];
+
+/// Every task kind in one listing: each filter, newest first, by cursor.
+fn task_pages_filter_and_page(store: &dyn Store) {
+    use crate::TaskPageFilter;
+    let mut labelled = tracked::tracked("labelled", &[]);
+    labelled.labels = vec!["ui".to_owned()];
+    labelled.tool = Some("claude".to_owned());
+    labelled.session = Some("s-1".to_owned());
+    let manual = store.create_tracked(&labelled, "t").unwrap();
+    let queued = store.create_agent(&agent("build", "job.md"), "t").unwrap();
+    let other_queue = store.create_agent(&agent("test", "other.md"), "t").unwrap();
+    let ids = |filter: TaskPageFilter| -> Vec<String> {
+        store
+            .task_page(&TaskPageFilter {
+                limit: 10,
+                ..filter
+            })
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(TaskPageFilter::default()),
+        [other_queue.id.clone(), queued.id.clone(), manual.id.clone()],
+        "newest first"
+    );
+    let by_queue = TaskPageFilter {
+        queue: Some("build".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_queue), [queued.id.clone()]);
+    let by_label = TaskPageFilter {
+        label: Some("ui".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_label), [manual.id.clone()]);
+    let by_kind = TaskPageFilter {
+        kind: Some(TaskKind::Agent),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_kind).len(), 2);
+    let by_tool_and_session = TaskPageFilter {
+        tool: Some("claude".into()),
+        session: Some("s-1".into()),
+        status: Some(Status::Pending),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_tool_and_session), [manual.id.clone()]);
+    let by_id = TaskPageFilter {
+        id: Some(queued.id.clone()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_id), [queued.id.clone()]);
+    let first = store
+        .task_page(&TaskPageFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let after = TaskPageFilter {
+        before_uuid: Some(first[0].uuid.to_string()),
+        ..Default::default()
+    };
+    assert_eq!(ids(after), [queued.id, manual.id], "the cursor continues");
+}
 
 /// Every record `store` exports, in order.
 pub fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
