@@ -22,10 +22,12 @@ pub fn start(workspace: &Workspace, args: DaemonWebArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    if started && (args.web.is_some() || service(workspace)?.config().web.listen.is_some()) {
-        if let Some(url) = service(workspace)?.web_url()? {
-            println!("dashboard  {url}/ (log in: taskdaemon dashboard)");
-        }
+    let serves_web = args.web.is_some() || service(workspace)?.config().web.listen.is_some();
+    if started
+        && serves_web
+        && let Some(url) = service(workspace)?.web_url()?
+    {
+        println!("dashboard  {url}/ (log in: taskdaemon dashboard)");
     }
     Ok(0)
 }

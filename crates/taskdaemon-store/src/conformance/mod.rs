@@ -171,12 +171,12 @@ fn task_pages_filter_and_page(store: &dyn Store) {
         queue: Some("build".into()),
         ..Default::default()
     };
-    assert_eq!(ids(by_queue), [queued.id.clone()]);
+    assert_eq!(ids(by_queue), [queued.id.as_str()]);
     let by_label = TaskPageFilter {
         label: Some("ui".into()),
         ..Default::default()
     };
-    assert_eq!(ids(by_label), [manual.id.clone()]);
+    assert_eq!(ids(by_label), [manual.id.as_str()]);
     let by_kind = TaskPageFilter {
         kind: Some(TaskKind::Agent),
         ..Default::default()
@@ -188,12 +188,12 @@ fn task_pages_filter_and_page(store: &dyn Store) {
         status: Some(Status::Pending),
         ..Default::default()
     };
-    assert_eq!(ids(by_tool_and_session), [manual.id.clone()]);
+    assert_eq!(ids(by_tool_and_session), [manual.id.as_str()]);
     let by_id = TaskPageFilter {
         id: Some(queued.id.clone()),
         ..Default::default()
     };
-    assert_eq!(ids(by_id), [queued.id.clone()]);
+    assert_eq!(ids(by_id), [queued.id.as_str()]);
     let first = store
         .task_page(&TaskPageFilter {
             limit: 1,
