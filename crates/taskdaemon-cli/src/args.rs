@@ -122,6 +122,24 @@ pub enum Command {
     Dashboard(DashboardArgs),
     /// Make a read-only link to the dashboard; `share list` and `share revoke` manage them.
     Share(ShareArgs),
+    /// Completions, failures with reasons, durations and cost by queue, kind and day.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// How far back.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub since: Duration,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,9 @@ impl Web {
         let token = ws.run(&["web", "token"]).ok().last_line();
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A server answering 413 before reading the body closes that
+            // connection; a pooled one would fail the next request.
+            .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
@@ -330,6 +333,20 @@ fn actions_logs_metrics_and_openapi() {
     );
     assert_eq!(killed.status().as_u16(), 200);
     assert_eq!(web.ws.task_status(&id), "cancelled");
+
+    // Aggregates and the report, from the API and the CLI.
+    let aggregates: Value = web.get("/api/v1/aggregates?since=1h").json().unwrap();
+    assert_eq!(aggregates["total"]["cancelled"], 1, "{aggregates}");
+    let markdown = web.get("/api/v1/report?since=1h&format=md").text().unwrap();
+    assert!(markdown.starts_with("# taskdaemon report"), "{markdown}");
+    problem(web.get("/api/v1/report?format=pdf"), 400, "bad_input");
+    problem(web.get("/api/v1/aggregates?since=banana"), 400, "bad_input");
+    let report = web
+        .ws
+        .run(&["report", "--since", "1h", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(report["aggregates"]["total"]["finished"], 1, "{report}");
 
     let doc: Value = web.get("/api/openapi.json").json().unwrap();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -259,3 +259,59 @@ fn logs_read_by_tail_or_byte_range_and_follow_on() {
         .unwrap_err();
     assert_eq!(bad.class(), ErrorClass::BadInput);
 }
+
+#[test]
+fn aggregates_and_report_count_outcomes_durations_and_reasons() {
+    use taskdaemon_core::process::ExitOutcome;
+    use taskdaemon_store::conformance::{spec, started};
+    let ws = TestWs::new();
+    let service = ws.service();
+    let store = service.store();
+    let mut ids = Vec::new();
+    for (pid, code) in [(100, 0), (200, 0), (300, 7)] {
+        let task = store.create_process(&spec(None, &["true"]), "t").unwrap();
+        store.mark_started(&task.id, 0, &started(pid), "t").unwrap();
+        store
+            .record_exit(&task.id, pid, ExitOutcome::exited(code), "t")
+            .unwrap();
+        ids.push(task.id);
+    }
+    let queued = store
+        .submit(
+            &taskdaemon_store::conformance::agent("build", "job.md"),
+            "t",
+        )
+        .unwrap();
+    store.request_stop(&queued.id, "t").unwrap();
+    tracked(&service, "still open", &[]);
+
+    let aggregates = service.aggregates(0).unwrap();
+    assert_eq!(aggregates.total.finished, 4);
+    assert_eq!(aggregates.total.succeeded, 2);
+    assert_eq!(aggregates.total.failed, 1);
+    assert_eq!(aggregates.total.cancelled, 1);
+    assert_eq!(aggregates.total.completion_rate, Some(0.5));
+    assert!(aggregates.total.p50_ms.is_some(), "three tasks started");
+    let kinds: Vec<(&str, u64)> = aggregates
+        .by_kind
+        .iter()
+        .map(|a| (a.key.as_str(), a.finished))
+        .collect();
+    assert_eq!(kinds, [("agent", 1), ("process", 3)]);
+    let queues: Vec<&str> = aggregates.by_queue.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(queues, ["-", "build"]);
+    assert_eq!(aggregates.by_day.len(), 1);
+    let future = taskdaemon_core::time::now_millis() + 60_000;
+    assert_eq!(service.aggregates(future).unwrap().total.finished, 0);
+
+    let report = service.report(0).unwrap();
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].id, ids[2]);
+    let markdown = report.to_markdown();
+    assert!(
+        markdown.contains("4 tasks ended: 2 succeeded, 1 failed, 1 cancelled"),
+        "{markdown}"
+    );
+    assert!(markdown.contains(&format!("**{}**", ids[2])), "{markdown}");
+    assert!(report.to_html().starts_with("<!doctype html>"));
+}

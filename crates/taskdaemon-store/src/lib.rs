@@ -94,6 +94,22 @@ pub struct TaskPageFilter {
     pub limit: usize,
 }
 
+/// An ended task as analytics read it: when it ran, how it ended, and its
+/// queue and result when it came from a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTask {
+    pub uuid: String,
+    pub id: String,
+    pub kind: TaskKind,
+    pub status: Status,
+    pub queue: Option<String>,
+    pub started_at: Option<Millis>,
+    pub finished_at: Millis,
+    pub error: Option<String>,
+    /// The queue result JSON, once written.
+    pub result: Option<serde_json::Value>,
+}
+
 /// A supervised command that has just been started by its shim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -569,6 +585,15 @@ pub trait Store: Send + Sync {
 
     /// How many tasks are of each kind (kinds without tasks left out).
     fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
+
+    /// Tasks that ended at or after `since`, in UUID order after
+    /// `after_uuid` (`""` for the start), at most `limit`.
+    fn finished_tasks(
+        &self,
+        since: Millis,
+        after_uuid: &str,
+        limit: usize,
+    ) -> Result<Vec<FinishedTask>>;
 
     /// Tasks of every kind matching `filter`, newest first (by UUIDv7).
     fn task_page(&self, filter: &TaskPageFilter) -> Result<Vec<TaskRecord>>;

@@ -701,3 +701,69 @@ pub async fn loop_stop(
     owner(&access)?;
     ok(state.call(move |s| s.loop_stop(&id)).await?)
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WindowParams {
+    /// How far back, e.g. `24h`, `7d` (default 7d).
+    since: Option<String>,
+    /// `json` (default), `md` or `html` (reports only).
+    format: Option<String>,
+}
+
+fn window_start(since: Option<&str>) -> Result<taskdaemon_core::time::Millis, Problem> {
+    let text = since.unwrap_or("7d");
+    let window = taskdaemon_core::duration::parse_duration(text)
+        .map_err(|e| Problem::bad_input(format!("since {text:?}: {e}")))?;
+    let millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    Ok(taskdaemon_core::time::now_millis().saturating_sub(millis))
+}
+
+/// Completion rate and p50/p95 execution time, in total and per queue, kind and day.
+#[utoipa::path(get, path = "/api/v1/aggregates", params(WindowParams),
+    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+pub async fn aggregates(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    params: Result<Query<WindowParams>, QueryRejection>,
+) -> ApiResult {
+    whole_workspace(&access)?;
+    let p = query(params)?;
+    let since = window_start(p.since.as_deref())?;
+    ok(state.call(move |s| s.aggregates(since)).await?)
+}
+
+/// Completions, failures with reasons, durations and cost, as JSON,
+/// Markdown or HTML.
+#[utoipa::path(get, path = "/api/v1/report", params(WindowParams),
+    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    params: Result<Query<WindowParams>, QueryRejection>,
+) -> ApiResult {
+    whole_workspace(&access)?;
+    let p = query(params)?;
+    let since = window_start(p.since.as_deref())?;
+    let format = p.format.unwrap_or_else(|| "json".to_owned());
+    if !matches!(format.as_str(), "json" | "md" | "html") {
+        return Err(Problem::bad_input(format!(
+            "format must be json, md or html, not {format:?}"
+        )));
+    }
+    let report = state.call(move |s| s.report(since)).await?;
+    let typed = |body: String, content_type: &'static str| {
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(content_type),
+        );
+        Ok(response)
+    };
+    match format.as_str() {
+        "md" => typed(report.to_markdown(), "text/markdown; charset=utf-8"),
+        "html" => typed(report.to_html(), "text/html; charset=utf-8"),
+        _ => ok(report),
+    }
+}

@@ -122,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .route("/search", get(api::search))
         .route("/history", get(api::history))
         .route("/metrics", get(api::metrics_json))
+        .route("/aggregates", get(api::aggregates))
+        .route("/report", get(api::report))
         .route("/me", get(api::me))
         .route("/stream", get(stream::stream));
     let protected = Router::new()

@@ -15,7 +15,7 @@ use crate::{api, problem, stream};
         api::queue_tasks, api::workers, api::loops, api::show_loop, api::tracked, api::memory,
         api::search, api::history, api::metrics_json, api::me, api::spawn, api::kill,
         api::restart, api::cancel, api::retry, api::act, api::submit, api::loop_run,
-        api::loop_stop, stream::stream,
+        api::loop_stop, api::aggregates, api::report, stream::stream,
     ),
     components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody)),
     modifiers(&BearerAuth),

@@ -107,6 +107,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Web(args) => web::web(&find_workspace(workspace_arg)?, args),
         Command::Dashboard(args) => web::dashboard(&find_workspace(workspace_arg)?, args),
         Command::Share(args) => web::share(&find_workspace(workspace_arg)?, args),
+        Command::Report(args) => web::report(&find_workspace(workspace_arg)?, args),
     }
 }
 

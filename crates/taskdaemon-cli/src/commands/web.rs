@@ -7,7 +7,10 @@ use taskdaemon_service::{Service, ShareScope};
 use taskdaemon_workspace::Workspace;
 
 use super::service;
-use crate::args::{DaemonWebArgs, DashboardArgs, ShareArgs, ShareCommand, WebArgs, WebCommand};
+use crate::args::{
+    DaemonWebArgs, DashboardArgs, ReportArgs, ReportFormat, ShareArgs, ShareCommand, WebArgs,
+    WebCommand,
+};
 use crate::error::UsageError;
 use crate::output::{print_json, table};
 
@@ -171,4 +174,16 @@ fn parse_scope(words: &[String]) -> anyhow::Result<ShareScope> {
             .into());
         }
     })
+}
+
+/// `report`: the service's report, as Markdown, HTML or JSON.
+pub fn report(workspace: &Workspace, args: ReportArgs) -> anyhow::Result<u8> {
+    let window = i64::try_from(args.since.as_millis()).unwrap_or(i64::MAX);
+    let report = service(workspace)?.report(now_millis().saturating_sub(window))?;
+    match args.format {
+        ReportFormat::Md => print!("{}", report.to_markdown()),
+        ReportFormat::Html => print!("{}", report.to_html()),
+        ReportFormat::Json => print_json(&report)?,
+    }
+    Ok(0)
 }

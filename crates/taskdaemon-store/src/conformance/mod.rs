@@ -139,7 +139,39 @@ pub const CHECKS: &[Check] = &[
     ),
     ("kind_counts_count_every_kind", kind_counts_count_every_kind),
     ("task_pages_filter_and_page", task_pages_filter_and_page),
+    ("finished_tasks_page_by_time", finished_tasks_page_by_time),
 ];
+
+/// Ended tasks since a time, with their queue, paged by UUID.
+fn finished_tasks_page_by_time(store: &dyn Store) {
+    let open = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    let ended = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    store
+        .mark_started(&ended.id, 0, &started(100), "t")
+        .unwrap();
+    store
+        .record_exit(&ended.id, 100, ExitOutcome::exited(3), "t")
+        .unwrap();
+    let queued = store.submit(&agent("build", "job.md"), "t").unwrap();
+    store.request_stop(&queued.id, "t").unwrap();
+    let all = store.finished_tasks(0, "", 10).unwrap();
+    let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [ended.id.as_str(), queued.id.as_str()],
+        "{open:?} is open"
+    );
+    assert_eq!(all[0].status, Status::Failed);
+    assert!(all[0].started_at.is_some() && all[0].queue.is_none());
+    assert_eq!(
+        (all[1].queue.as_deref(), all[1].kind),
+        (Some("build"), TaskKind::Agent)
+    );
+    let rest = store.finished_tasks(0, &all[0].uuid, 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    let later = all[1].finished_at + 1;
+    assert!(store.finished_tasks(later, "", 10).unwrap().is_empty());
+}
 
 /// Every task kind in one listing: each filter, newest first, by cursor.
 fn task_pages_filter_and_page(store: &dyn Store) {
