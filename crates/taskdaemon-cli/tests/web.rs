@@ -494,6 +494,27 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
         "{only:?} (not {third})"
     );
 
+    // A followed log streams its new lines.
+    let mut logs = web.stream("?topics=none");
+    let chatty = web
+        .ws
+        .spawn_sh("sleep 1; echo line-one; sleep 1; echo line-two; sleep 300");
+    logs.send(Message::Text(
+        json!({"subscribe": [format!("log:{chatty}")]})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
+    let mut text = String::new();
+    while !text.contains("line-two") {
+        let message = next_message(&mut logs);
+        if message["type"] == "log" {
+            assert_eq!(message["task"], chatty.as_str());
+            text.push_str(message["text"].as_str().unwrap());
+        }
+    }
+    assert!(text.ends_with("line-two\n"), "{text:?}");
+
     problem(
         web.http
             .get(format!("{}/api/v1/stream?from=abc", web.base))

@@ -5,7 +5,8 @@
 //! commits. A client that reconnects with `?from=SEQ` gets every event after
 //! SEQ (no snapshot, no gap). The client may send
 //! `{"subscribe": [TOPIC...]}` and `{"unsubscribe": [TOPIC...]}`; topics are
-//! `all` (the default), `task:ID` and `kind:EVENT_KIND`.
+//! `all` (the default), `task:ID`, `kind:EVENT_KIND` and `log:ID` (the
+//! task's new stdout lines as `log` messages, from the moment of subscribing).
 //!
 //! The feed's API is blocking, so each client has one thread that reads its
 //! subscription and hands events to the socket through a bounded channel.
@@ -39,8 +40,9 @@ use crate::state::AppState;
 const CLIENT_BUFFER: usize = 256;
 /// A client that takes longer than this to accept a message is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often an idle reader thread checks whether its client left.
-const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How often an idle reader thread checks whether its client left (and
+/// the logs it follows grew).
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 /// Tasks in the snapshot.
 const SNAPSHOT_TASKS: usize = 100;
 
@@ -93,6 +95,15 @@ impl Topics {
         )
     }
 
+    /// The tasks whose logs are followed.
+    fn logs(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|t| t.strip_prefix("log:"))
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn wants(&self, event: &Event) -> bool {
         self.0.contains("all")
             || event
@@ -138,9 +149,16 @@ async fn run(
         .name("td-web-stream".into())
         .spawn(move || {
             let mut queues = QueueCache::default();
+            let mut logs = LogFollower::default();
             loop {
                 if tx.is_closed() {
                     return;
+                }
+                let followed = reader_topics.lock().map(|t| t.logs()).unwrap_or_default();
+                for message in logs.poll(&service, &scope, &followed) {
+                    if tx.blocking_send(message).is_err() {
+                        return;
+                    }
                 }
                 let event = match subscription.next_timeout(Some(IDLE_CHECK)) {
                     Ok(Some(event)) => event,
@@ -272,5 +290,38 @@ impl QueueCache {
                 visible
             }
         }
+    }
+}
+
+/// The followed logs' read positions: each poll sends what was appended.
+#[derive(Default)]
+struct LogFollower(HashMap<String, u64>);
+
+impl LogFollower {
+    fn poll(&mut self, service: &Service, scope: &ShareScope, followed: &[String]) -> Vec<String> {
+        self.0.retain(|id, _| followed.contains(id));
+        let mut messages = Vec::new();
+        for id in followed {
+            // A new subscription starts at the end: the past is a REST read.
+            let offset = self.0.get(id).copied().unwrap_or(u64::MAX);
+            let slice = taskdaemon_service::LogSlice::Range {
+                offset,
+                length: taskdaemon_service::MAX_LOG_READ,
+            };
+            let Ok(chunk) = service.task_log(id, scope, false, slice) else {
+                continue;
+            };
+            self.0.insert(id.clone(), chunk.end);
+            if !chunk.text.is_empty() {
+                messages.push(
+                    json!({
+                        "type": "log", "task": chunk.id, "offset": chunk.offset,
+                        "end": chunk.end, "text": chunk.text,
+                    })
+                    .to_string(),
+                );
+            }
+        }
+        messages
     }
 }
