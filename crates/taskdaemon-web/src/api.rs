@@ -767,3 +767,20 @@ pub async fn report(
         _ => ok(report),
     }
 }
+
+/// A queue task's result (cost, tokens, turns, exit code, error).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/result", params(("id" = String, Path)),
+    responses((status = 200, body = Value), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn task_result(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let scope = access.scope();
+    ok(state
+        .call(move |s| {
+            s.scoped_task(&id, &scope)?;
+            s.queue_result(&id)
+        })
+        .await?)
+}

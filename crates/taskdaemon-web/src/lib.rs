@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(api::list_tasks))
         .route("/tasks/{id}", get(api::show_task))
         .route("/tasks/{id}/logs", get(api::task_logs))
+        .route("/tasks/{id}/result", get(api::task_result))
         .route("/tasks/{id}/kill", post(api::kill))
         .route("/tasks/{id}/restart", post(api::restart))
         .route("/tasks/{id}/cancel", post(api::cancel))

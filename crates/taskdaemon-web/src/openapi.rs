@@ -11,7 +11,7 @@ use crate::{api, problem, stream};
 #[openapi(
     info(title = "taskdaemon", description = "Supervised processes, queues, loops and tracked work. Authenticate with `Authorization: Bearer TOKEN` (`taskdaemon web token`)."),
     paths(
-        api::list_tasks, api::show_task, api::task_logs, api::processes, api::queues,
+        api::list_tasks, api::show_task, api::task_logs, api::task_result, api::processes, api::queues,
         api::queue_tasks, api::workers, api::loops, api::show_loop, api::tracked, api::memory,
         api::search, api::history, api::metrics_json, api::me, api::spawn, api::kill,
         api::restart, api::cancel, api::retry, api::act, api::submit, api::loop_run,

@@ -72,6 +72,14 @@ async function main() {
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => location.hash === '#/queues', null, WAIT);
 
+    // History: completion rates and durations from the aggregates, and the report.
+    await page.goto(`${BASE}/#/history`);
+    await page.waitForFunction(() => [...document.querySelectorAll('#aggregates td')].some((td) => td.textContent === 'process'), null, WAIT);
+    const report = await page.evaluate(async () => (await fetch(document.getElementById('report-md').href)).text());
+    check(report.startsWith('# taskdaemon report'), `the Markdown report: ${report.slice(0, 80)}`);
+    await page.goto(`${BASE}/#/loops`);
+    await page.waitForSelector('#loops table', WAIT);
+
     // Export of the filtered list.
     await page.goto(`${BASE}/#/tasks`);
     await page.selectOption('select[name="status"]', 'failed');

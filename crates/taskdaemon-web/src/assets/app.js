@@ -92,7 +92,7 @@ function upsert(task) {
 
 const routes = {
   overview: renderOverview, tasks: renderTasks, task: renderTask, queues: renderQueues,
-  tracked: renderTracked, memory: renderMemory, history: renderHistory,
+  tracked: renderTracked, memory: renderMemory, history: renderHistory, loops: renderLoops,
 };
 
 function render() {
@@ -216,12 +216,14 @@ async function renderTask(id) {
     + `<button type="button" id="retry" ${disabledAttr()}>Retry</button>`
     + '<label style="flex-direction:row;gap:.3rem;align-items:center"><input type="checkbox" id="follow" checked> follow log</label>'
     + '<select id="stream" aria-label="Log stream"><option>stdout</option><option>stderr</option></select></div>'
-    + '<pre class="log" id="log" tabindex="0" aria-label="Log"></pre></div>';
+    + '<dl class="fields" id="outcome"></dl><pre class="log" id="log" tabindex="0" aria-label="Log"></pre></div>';
   const path = `/api/v1/tasks/${encodeURIComponent(id)}`;
   document.getElementById('kill').onclick = () => act(`${path}/kill`, `Kill ${id}? Its process group gets SIGTERM, then SIGKILL.`);
   document.getElementById('restart').onclick = () => act(`${path}/restart`, `Restart ${id}?`);
   document.getElementById('retry').onclick = () => act(`${path}/retry`, `Run ${id} again?`);
-  try { renderTaskFields(await api(path)); } catch (e) { document.getElementById('fields').textContent = e.message; return; }
+  let task;
+  try { task = await api(path); renderTaskFields(task); } catch (e) { document.getElementById('fields').textContent = e.message; return; }
+  renderOutcome(task);
   let end = null;
   const log = document.getElementById('log');
   const stream = document.getElementById('stream');
@@ -255,6 +257,35 @@ function renderTaskFields(t) {
   const ended = ['succeeded', 'failed', 'cancelled', 'lost'].includes(t.status);
   const kill = document.getElementById('kill');
   if (kill && state.me && state.me.can_act) kill.disabled = ended;
+}
+
+// Cost, tokens and turns: a queue task's result, or a loop's totals.
+async function renderOutcome(task) {
+  const box = document.getElementById('outcome');
+  let rows = [];
+  try {
+    if (task.kind === 'agent') {
+      const r = await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/result`);
+      rows = [['cost', r.cost_usd != null ? `$${r.cost_usd.toFixed(4)}` : ''], ['turns', r.num_turns ?? ''],
+        ['tokens', r.tokens ? Object.entries(r.tokens).map(([k, v]) => `${k} ${v}`).join(', ') : ''],
+        ['duration', r.duration_ms != null ? `${(r.duration_ms / 1000).toFixed(1)} s` : ''], ['result error', r.error || '']];
+    } else if (task.kind === 'loop') {
+      const l = await api(`/api/v1/loops/${encodeURIComponent(task.id)}`);
+      rows = [['iterations', l.iterations], ['tokens', `in ${l.input_tokens}, out ${l.output_tokens}`],
+        ['cost', `$${l.cost_usd.toFixed(4)}`], ['tool calls', l.tool_calls]];
+    }
+  } catch (_) { /* no result yet */ }
+  if (box) box.innerHTML = rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
+}
+
+async function renderLoops() {
+  view.innerHTML = '<h1>Loops</h1><div id="loops">Loading…</div>';
+  try {
+    const loops = await api('/api/v1/loops?all=true');
+    document.getElementById('loops').innerHTML = '<div class="scroll"><table><thead><tr><th>ID</th><th>Status</th><th>Iterations</th><th>Tokens in/out</th><th>Cost</th><th class="hide-narrow">Name</th></tr></thead><tbody>'
+      + loops.map((l) => `<tr><td><a href="#/task/${encodeURIComponent(l.id)}">${esc(l.id)}</a></td><td class="status" data-status="${esc(l.status)}">${esc(l.status)}</td><td>${l.iterations}</td><td>${l.input_tokens}/${l.output_tokens}</td><td>$${l.cost_usd.toFixed(4)}</td><td class="hide-narrow">${esc(l.name || '')}</td></tr>`).join('')
+      + '</tbody></table></div>';
+  } catch (e) { document.getElementById('loops').textContent = e.message; }
 }
 
 async function renderQueues() {
@@ -302,8 +333,41 @@ async function renderMemory() {
   } catch (e) { document.getElementById('memory').textContent = e.message; }
 }
 
+function bars(rows, value, label) {
+  const max = Math.max(1e-9, ...rows.map(value));
+  return '<div class="bars">' + rows.map((r) => `<span title="${esc(r.key)}: ${esc(label(r))}" style="height:${(100 * value(r)) / max}%"></span>`).join('') + '</div>';
+}
+
+function aggregateTable(rows) {
+  const ms = (v) => (v == null ? '–' : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`);
+  return '<div class="scroll"><table><thead><tr><th></th><th>Ended</th><th>Succeeded</th><th>Failed</th><th>Completion</th><th>p50</th><th>p95</th><th class="hide-narrow">Cost</th></tr></thead><tbody>'
+    + rows.map((r) => `<tr><td>${esc(r.key)}</td><td>${r.finished}</td><td>${r.succeeded}</td><td>${r.failed + r.lost}</td><td>${r.completion_rate == null ? '–' : Math.round(r.completion_rate * 100) + '%'}</td><td>${ms(r.p50_ms)}</td><td>${ms(r.p95_ms)}</td><td class="hide-narrow">$${r.cost_usd.toFixed(2)}</td></tr>`).join('')
+    + '</tbody></table></div>';
+}
+
+async function renderAggregates(since) {
+  const box = document.getElementById('aggregates');
+  try {
+    const a = await api(`/api/v1/aggregates?since=${since}`);
+    box.innerHTML = `<h2>Completion rate per day</h2>${bars(a.by_day, (r) => r.completion_rate || 0, (r) => `${Math.round((r.completion_rate || 0) * 100)}%`)}`
+      + `<h2>p95 execution time per day</h2>${bars(a.by_day, (r) => r.p95_ms || 0, (r) => `${r.p95_ms ?? '–'} ms`)}`
+      + `<h2>By queue</h2>${aggregateTable(a.by_queue)}<h2>By kind</h2>${aggregateTable(a.by_kind)}<h2>By day</h2>${aggregateTable(a.by_day)}`;
+  } catch (e) { box.textContent = e.message; }
+}
+
 async function renderHistory() {
-  view.innerHTML = '<h1>History</h1><h2>Events per hour (last 24 loaded)</h2><div class="bars" id="bars"></div><div id="history">Loading…</div><button type="button" id="older" hidden>Load more</button>';
+  view.innerHTML = '<h1>History</h1><form class="filters" id="window"><label>Window<select name="since"><option>24h</option><option selected>7d</option><option>30d</option></select></label>'
+    + '<a id="report-md" href="/api/v1/report?since=7d&format=md" download="report.md">Report (Markdown)</a> <a id="report-html" href="/api/v1/report?since=7d&format=html" target="_blank">Report (HTML)</a></form>'
+    + '<div id="aggregates">Loading…</div>'
+    + '<h2>Events per hour (loaded)</h2><div class="bars" id="bars"></div><div id="history">Loading…</div><button type="button" id="older" hidden>Load more</button>';
+  const windowSelect = document.querySelector('#window select');
+  windowSelect.onchange = () => {
+    const since = windowSelect.value;
+    document.getElementById('report-md').href = `/api/v1/report?since=${since}&format=md`;
+    document.getElementById('report-html').href = `/api/v1/report?since=${since}&format=html`;
+    renderAggregates(since);
+  };
+  renderAggregates('7d');
   let events = [];
   let after = 0;
   const load = async () => {
