@@ -737,7 +737,9 @@ pub async fn aggregates(
 /// Completions, failures with reasons, durations and cost, as JSON,
 /// Markdown or HTML.
 #[utoipa::path(get, path = "/api/v1/report", params(WindowParams),
-    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+    responses((status = 200, description = "The report", content(
+        (Value = "application/json"), (String = "text/markdown"), (String = "text/html"))),
+        (status = 400, body = Problem)))]
 pub async fn report(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,

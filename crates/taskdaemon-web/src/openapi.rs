@@ -18,7 +18,7 @@ use crate::{api, problem, stream};
         api::loop_stop, api::aggregates, api::report, stream::stream,
     ),
     components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -33,6 +33,71 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every operation can answer with a problem object (bad input, no or a
+/// wrong token, a share link out of scope, an unknown id, a failure), sent
+/// as `application/problem+json`; the per-handler annotations name only the
+/// likely ones, so the rest are added here.
+struct ProblemResponses;
+
+const PROBLEM_TYPE: &str = "application/problem+json";
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+        for item in openapi.paths.paths.values_mut() {
+            let mutating = item.post.is_some();
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        let is_problem = serde_json::to_string(&content)
+                            .is_ok_and(|text| text.contains("#/components/schemas/Problem"));
+                        let key = if is_problem {
+                            PROBLEM_TYPE
+                        } else {
+                            "application/json"
+                        };
+                        response.content.insert(key.to_owned(), content);
+                    }
+                }
+                let mut codes = vec![
+                    ("400", "Bad input"),
+                    ("401", "No or a wrong token"),
+                    (
+                        "403",
+                        "Outside a share link's scope, or an action by a share link",
+                    ),
+                    ("404", "No such task, loop or route"),
+                    ("500", "Something failed"),
+                ];
+                if mutating {
+                    codes.extend([
+                        ("409", "The task's state does not allow it"),
+                        ("413", "Body too large"),
+                    ]);
+                }
+                for (code, description) in codes {
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(PROBLEM_TYPE, problem())
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 
