@@ -525,3 +525,51 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
         "bad_input",
     );
 }
+
+#[test]
+fn serving_refuses_taken_ports_and_remote_addresses_without_the_flag() {
+    let ws = Ws::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let start = ws.run(&["start", "--web", &addr]);
+    assert!(!start.success(), "{start:?}");
+    assert!(start.stderr.contains("cannot listen"), "{start:?}");
+    assert_eq!(
+        ws.daemon_pid(),
+        None,
+        "a daemon that cannot serve the web does not start"
+    );
+
+    let remote = ws.run(&["web", "--listen", "0.0.0.0:0"]);
+    assert!(!remote.success(), "{remote:?}");
+    assert!(remote.stderr.contains("--allow-remote"), "{remote:?}");
+    let dashboard = ws.run(&["dashboard", "--no-open"]);
+    assert!(
+        !dashboard.success(),
+        "no server configured yet: {dashboard:?}"
+    );
+    // `[web] listen` in the config: every daemon start serves it.
+    let config = taskdaemon_workspace::DEFAULT_CONFIG
+        .replace("# listen = \"127.0.0.1:7777\"", "listen = \"127.0.0.1:0\"");
+    assert!(
+        config.contains("\nlisten = "),
+        "the default config documents [web] listen"
+    );
+    ws.write_config(&config);
+    let started = ws.run(&["start"]).ok();
+    assert!(
+        started.stdout.contains("dashboard  http://127.0.0.1:"),
+        "{started:?}"
+    );
+    let url = ws.run(&["dashboard", "--no-open"]).ok().last_line();
+    let token = ws.run(&["web", "token"]).ok().last_line();
+    assert!(url.ends_with(&format!("/login?token={token}")), "{url}");
+    let login = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+}

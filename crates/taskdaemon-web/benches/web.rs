@@ -17,7 +17,10 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn td(bin: &Path, root: &Path, args: &[&str]) -> String {
@@ -27,13 +30,18 @@ fn td(bin: &Path, root: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run taskdaemon");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    let at =
+        |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
     (at(0.50), at(0.95), at(0.99))
 }
 
@@ -63,7 +71,9 @@ fn main() {
     let sockets = env_usize("SOCKETS", 100);
     let bin = std::env::var_os("TASKDAEMON_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/taskdaemon"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/taskdaemon")
+        });
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let (service, _) = Service::init(root).unwrap();
@@ -73,24 +83,40 @@ fn main() {
     for n in 0..tasks {
         let new = NewTracked {
             title: format!("seeded task {n}"),
-            labels: if n % 10 == 0 { vec!["tenth".to_owned()] } else { Vec::new() },
+            labels: if n % 10 == 0 {
+                vec!["tenth".to_owned()]
+            } else {
+                Vec::new()
+            },
             ..NewTracked::default()
         };
         store.create_tracked(&new, "bench").unwrap();
     }
-    println!("seeded {tasks} tasks in {:.1} s", seeding.elapsed().as_secs_f64());
+    println!(
+        "seeded {tasks} tasks in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
 
     td(&bin, root, &["start", "--web", "127.0.0.1:0"]);
-    let base = std::fs::read_to_string(root.join(".taskdaemon/web.url")).unwrap().trim().to_owned();
+    let base = std::fs::read_to_string(root.join(".taskdaemon/web.url"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let token = td(&bin, root, &["web", "token"]);
     let pid = td(&bin, root, &["status", "--json"]);
     let pid = serde_json::from_str::<serde_json::Value>(&pid).unwrap()["pid"].to_string();
 
     // API latency under concurrent clients.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for (label, path) in [
         ("list (50 of 10,000)", "/api/v1/tasks?limit=50".to_owned()),
-        ("list filtered (label)", "/api/v1/tasks?limit=50&label=tenth".to_owned()),
+        (
+            "list filtered (label)",
+            "/api/v1/tasks?limit=50&label=tenth".to_owned(),
+        ),
         ("show", format!("/api/v1/tasks/TASK-{}", tasks / 2)),
     ] {
         let (samples, wall) = runtime.block_on(load(&base, &token, &path, clients, requests));
@@ -151,7 +177,13 @@ fn main() {
 
 /// `clients` keep-alive clients each making `requests` GETs of `path`;
 /// returns every latency in ms and the wall time in s.
-async fn load(base: &str, token: &str, path: &str, clients: usize, requests: usize) -> (Vec<f64>, f64) {
+async fn load(
+    base: &str,
+    token: &str,
+    path: &str,
+    clients: usize,
+    requests: usize,
+) -> (Vec<f64>, f64) {
     let url = Arc::new(format!("{base}{path}"));
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -163,7 +195,12 @@ async fn load(base: &str, token: &str, path: &str, clients: usize, requests: usi
             let mut samples = Vec::with_capacity(requests);
             for _ in 0..requests {
                 let t = Instant::now();
-                let response = client.get(url.as_str()).header("authorization", &auth).send().await.unwrap();
+                let response = client
+                    .get(url.as_str())
+                    .header("authorization", &auth)
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(response.status().is_success(), "{}", response.status());
                 let _ = response.bytes().await.unwrap();
                 samples.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -54,11 +54,7 @@ fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Ar
 /// layer opens. Failures before it serves are reported on the handshake
 /// line, where the starting client reads them.
 pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
-    let (exe, store) = match daemon_parts(&workspace).and_then(|parts| {
-        // Bound before the daemon serves, so a taken port fails the start.
-        super::web::serve_from_daemon(&workspace, &args)?;
-        Ok(parts)
-    }) {
+    let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
             let _ = report(&format!("error {e:#}"));
@@ -66,20 +62,33 @@ pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe, store)).unwrap_or(1)
+    let hook = web_hook(&workspace, args);
+    u8::try_from(taskdaemon_daemon::run_daemon_with(
+        workspace, exe, store, hook,
+    ))
+    .unwrap_or(1)
 }
 
 /// `run`: the daemon in the foreground, logging to stderr as well.
 pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
-    let (exe, store) = match daemon_parts(&workspace).and_then(|parts| {
-        super::web::serve_from_daemon(&workspace, &args)?;
-        Ok(parts)
-    }) {
+    let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e:#}");
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_foreground(workspace, exe, store)).unwrap_or(1)
+    let hook = web_hook(&workspace, args);
+    u8::try_from(taskdaemon_daemon::run_foreground(
+        workspace, exe, store, hook,
+    ))
+    .unwrap_or(1)
+}
+
+/// Starts the web server (when asked for) once the daemon holds its lock.
+fn web_hook(workspace: &Workspace, args: DaemonWebArgs) -> Option<taskdaemon_daemon::StartHook> {
+    let workspace = workspace.clone();
+    Some(Box::new(move || {
+        super::web::serve_from_daemon(&workspace, &args).map_err(|e| format!("{e:#}"))
+    }))
 }
