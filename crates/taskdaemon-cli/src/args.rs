@@ -148,9 +148,15 @@ pub struct DaemonWebArgs {
     /// `[web] listen`, else 127.0.0.1:7777).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
     pub web: Option<String>,
-    /// Allow a web address other hosts can reach (there is no TLS: put a TLS proxy in front).
+    /// Allow a web address other hosts can reach (give TLS files too, or the token travels in clear).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (default `[web] tls_cert`).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default `[web] tls_key`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -161,9 +167,15 @@ pub struct WebArgs {
     /// Listen here (default `[web] listen`, else 127.0.0.1:7777; port 0 picks one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Allow an address other hosts can reach (there is no TLS: put a TLS proxy in front).
+    /// Allow an address other hosts can reach (give TLS files too, or the token travels in clear).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (default `[web] tls_cert`).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default `[web] tls_key`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -573,3 +573,99 @@ fn serving_refuses_taken_ports_and_remote_addresses_without_the_flag() {
         .unwrap();
     assert_eq!(login.status().as_u16(), 303);
 }
+
+#[test]
+fn https_with_the_given_certificate() {
+    let ws = Ws::new();
+    let (cert, key) = (ws.root().join("cert.pem"), ws.root().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=taskdaemon-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        // A server certificate, not a CA (webpki refuses a CA as the end entity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed in CI: {made:?}"
+        );
+        eprintln!("\n*** SKIPPING the HTTPS test: openssl cannot make a certificate ***\n");
+        return;
+    }
+    let broken = ws.root().join("broken.pem");
+    std::fs::write(&broken, "not a certificate").unwrap();
+    let refused = ws.run(&[
+        "start",
+        "--web",
+        "127.0.0.1:0",
+        "--tls-cert",
+        broken.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        !refused.success() && refused.stderr.contains("broken.pem"),
+        "{refused:?}"
+    );
+
+    ws.run(&[
+        "start",
+        "--web",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+    let base = std::fs::read_to_string(ws.state_dir().join("web.url"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let token = ws.run(&["web", "token"]).ok().last_line();
+    let client = Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let me: Value = client
+        .get(format!("{base}/api/v1/me"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["role"], "owner");
+    let login = client
+        .get(format!("{base}/login?token={token}"))
+        .send()
+        .unwrap();
+    assert!(
+        login.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    let plain = Client::new()
+        .get(base.replace("https://", "http://") + "/api/v1/me")
+        .send();
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "no plain HTTP on the TLS port"
+    );
+}

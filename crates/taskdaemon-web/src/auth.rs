@@ -84,8 +84,9 @@ pub async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery
         Access::Owner => 30 * 86_400,
         Access::Share(share) => ((share.expires_at - now_millis()) / 1000).max(1),
     };
+    let secure = if state.tls { "; Secure" } else { "" };
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}",
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         query.token
     );
     let mut response = Redirect::to("/").into_response();

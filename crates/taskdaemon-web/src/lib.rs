@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod problem;
 pub mod state;
 pub mod stream;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use taskdaemon_service::{FeedOptions, Service};
 
 pub use problem::Problem;
 pub use state::AppState;
+pub use tls::TlsFiles;
 
 /// The largest request body accepted (a task document fits easily).
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -56,11 +58,13 @@ pub enum WebError {
     },
     #[error("cannot start the web server: {0}")]
     Start(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
-/// Binds `addr`. A non-loopback address needs `allow_remote`, and then
-/// warns: there is no TLS here, so the token would cross the network in clear.
-pub fn bind(addr: &str, allow_remote: bool) -> Result<TcpListener, WebError> {
+/// Binds `addr`. A non-loopback address needs `allow_remote`, and without
+/// `tls` it warns: the token would cross the network in clear.
+pub fn bind(addr: &str, allow_remote: bool, tls: bool) -> Result<TcpListener, WebError> {
     let resolved: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|e| WebError::Address {
@@ -80,13 +84,15 @@ pub fn bind(addr: &str, allow_remote: bool) -> Result<TcpListener, WebError> {
                 addr: addr.to_owned(),
             });
         }
-        tracing::warn!(
-            %addr,
-            "serving a non-loopback address without TLS: the token travels in clear; put a TLS proxy in front"
-        );
-        eprintln!(
-            "warning: {addr} is reachable from other hosts and this server has no TLS: the token travels in clear (put a TLS proxy in front)"
-        );
+        if !tls {
+            tracing::warn!(
+                %addr,
+                "serving a non-loopback address without TLS: the token travels in clear"
+            );
+            eprintln!(
+                "warning: {addr} is reachable from other hosts without TLS: the token travels in clear (give --tls-cert and --tls-key)"
+            );
+        }
     }
     let listener = TcpListener::bind(first).map_err(|source| WebError::Bind {
         addr: addr.to_owned(),
@@ -146,40 +152,56 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The state for `service`, with one change feed for every stream client.
-pub fn state(service: Service) -> Result<AppState, WebError> {
+pub fn state(service: Service, tls: bool) -> Result<AppState, WebError> {
     let feed = service
         .feed(FeedOptions::default())
         .map_err(|e| WebError::Start(e.to_string()))?;
     Ok(AppState {
         service: Arc::new(service),
         feed: Arc::new(feed),
+        tls,
     })
 }
 
-/// Serves on `listener` until the process ends, on a runtime of its own.
-pub fn serve_blocking(service: Service, listener: TcpListener) -> Result<(), WebError> {
+/// Serves on `listener` (HTTPS with `tls`) until the process ends, on a
+/// runtime of its own.
+pub fn serve_blocking(
+    service: Service,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), WebError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("td-web")
         .enable_all()
         .build()
         .map_err(|e| WebError::Start(e.to_string()))?;
-    let state = state(service)?;
+    let state = state(service, tls.is_some())?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| WebError::Start(e.to_string()))?;
-        axum::serve(listener, router(state))
-            .await
-            .map_err(|e| WebError::Start(e.to_string()))
+        let served = match tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config)
+                    .map_err(|e| WebError::Start(e.to_string()))?;
+                axum::serve(listener, router(state)).await
+            }
+            None => axum::serve(listener, router(state)).await,
+        };
+        served.map_err(|e| WebError::Start(e.to_string()))
     })
 }
 
 /// Serves on `listener` from a thread of its own (the daemon's way).
-pub fn spawn(service: Service, listener: TcpListener) -> Result<(), WebError> {
+pub fn spawn(
+    service: Service,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), WebError> {
     std::thread::Builder::new()
         .name("td-web".into())
         .spawn(move || {
-            if let Err(e) = serve_blocking(service, listener) {
+            if let Err(e) = serve_blocking(service, listener, tls) {
                 tracing::error!(error = %e, "the web server stopped");
             }
         })
@@ -188,9 +210,9 @@ pub fn spawn(service: Service, listener: TcpListener) -> Result<(), WebError> {
 }
 
 /// The base URL a listener serves.
-pub fn base_url(listener: &TcpListener) -> Result<String, WebError> {
+pub fn base_url(listener: &TcpListener, tls: bool) -> Result<String, WebError> {
     let addr = listener
         .local_addr()
         .map_err(|e| WebError::Start(e.to_string()))?;
-    Ok(format!("http://{addr}"))
+    Ok(format!("{}://{addr}", if tls { "https" } else { "http" }))
 }

@@ -13,6 +13,8 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// One feed for every WebSocket client.
     pub feed: Arc<Feed>,
+    /// Served over HTTPS: cookies are `Secure`.
+    pub tls: bool,
 }
 
 impl AppState {

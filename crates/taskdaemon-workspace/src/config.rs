@@ -66,8 +66,11 @@ breaker_cooldown = "30s"
 [web]
 # Serve the dashboard and HTTP API from the daemon (`taskdaemon dashboard` prints the URL).
 # listen = "127.0.0.1:7777"
-# A non-loopback address needs this too (the token then travels in clear).
+# A non-loopback address needs this too; without TLS the token travels in clear.
 # allow_remote = false
+# Serve HTTPS (PEM files, relative to the workspace root unless absolute).
+# tls_cert = "certs/dashboard.crt"
+# tls_key = "certs/dashboard.key"
 
 # Folder queues: `taskdaemon queues add PATH --id ID` adds one here.
 [[queue]]
@@ -175,9 +178,13 @@ pub struct StoreConfig {
 pub struct WebConfig {
     /// `HOST:PORT` the daemon serves the dashboard on; none: no web server.
     pub listen: Option<String>,
-    /// Allow a non-loopback `listen` address (the token is then sent in
-    /// clear unless TLS terminates in front).
+    /// Allow a non-loopback `listen` address.
     pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (relative to the
+    /// workspace root unless absolute) ...
+    pub tls_cert: Option<PathBuf>,
+    /// ... and this PEM private key.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One `[[queue]]`: a folder queue.

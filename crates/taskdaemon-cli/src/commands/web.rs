@@ -4,6 +4,7 @@
 
 use taskdaemon_core::time::{format_age, now_millis, to_rfc3339};
 use taskdaemon_service::{Service, ShareScope};
+use taskdaemon_web::TlsFiles;
 use taskdaemon_workspace::Workspace;
 
 use super::service;
@@ -22,17 +23,62 @@ pub fn listen_addr(flag: Option<&str>, service: &Service) -> String {
         .unwrap_or_else(|| taskdaemon_web::DEFAULT_LISTEN.to_owned())
 }
 
-/// Binds the web address and records its URL; the caller then serves it.
+/// What to serve with: the listener, and the TLS config for HTTPS.
+pub struct Serving {
+    pub listener: std::net::TcpListener,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub base: String,
+}
+
+/// The TLS files: the flags, else `[web] tls_cert`/`tls_key` (relative to
+/// the workspace root). Both or neither.
+fn tls_files(
+    workspace: &Workspace,
+    service: &Service,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Option<TlsFiles>> {
+    let web = &service.config().web;
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
+        _ => match (&web.tls_cert, &web.tls_key) {
+            (Some(c), Some(k)) => (workspace.resolve(c), workspace.resolve(k)),
+            (None, None) => return Ok(None),
+            _ => {
+                return Err(UsageError(
+                    "[web] tls_cert and tls_key go together: give both or neither".to_owned(),
+                )
+                .into());
+            }
+        },
+    };
+    Ok(Some(TlsFiles { cert, key }))
+}
+
+/// Reads the TLS files (a bad one fails here), binds the web address and
+/// records its URL; the caller then serves it.
 pub fn bind(
+    workspace: &Workspace,
     service: &Service,
     addr: &str,
     allow_remote: bool,
-) -> anyhow::Result<std::net::TcpListener> {
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Serving> {
+    let tls = match tls_files(workspace, service, cert, key)? {
+        Some(files) => Some(files.server_config()?),
+        None => None,
+    };
     let allow_remote = allow_remote || service.config().web.allow_remote;
-    let listener = taskdaemon_web::bind(addr, allow_remote)?;
-    service.record_web_url(&taskdaemon_web::base_url(&listener)?)?;
+    let listener = taskdaemon_web::bind(addr, allow_remote, tls.is_some())?;
+    let base = taskdaemon_web::base_url(&listener, tls.is_some())?;
+    service.record_web_url(&base)?;
     service.web_token()?;
-    Ok(listener)
+    Ok(Serving {
+        listener,
+        tls,
+        base,
+    })
 }
 
 pub fn web(workspace: &Workspace, args: WebArgs) -> anyhow::Result<u8> {
@@ -47,11 +93,20 @@ pub fn web(workspace: &Workspace, args: WebArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let addr = listen_addr(args.listen.as_deref(), &service);
-    let listener = bind(&service, &addr, args.allow_remote)?;
-    let base = taskdaemon_web::base_url(&listener)?;
-    eprintln!("serving {base}/ (log in: taskdaemon dashboard); Ctrl-C stops");
-    println!("{base}");
-    taskdaemon_web::serve_blocking(service, listener)?;
+    let serving = bind(
+        workspace,
+        &service,
+        &addr,
+        args.allow_remote,
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )?;
+    eprintln!(
+        "serving {}/ (log in: taskdaemon dashboard); Ctrl-C stops",
+        serving.base
+    );
+    println!("{}", serving.base);
+    taskdaemon_web::serve_blocking(service, serving.listener, serving.tls)?;
     Ok(0)
 }
 
@@ -64,8 +119,15 @@ pub fn serve_from_daemon(workspace: &Workspace, args: &DaemonWebArgs) -> anyhow:
         return Ok(());
     }
     let addr = listen_addr(args.web.as_deref(), &service);
-    let listener = bind(&service, &addr, args.allow_remote)?;
-    taskdaemon_web::spawn(service, listener)?;
+    let serving = bind(
+        workspace,
+        &service,
+        &addr,
+        args.allow_remote,
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )?;
+    taskdaemon_web::spawn(service, serving.listener, serving.tls)?;
     Ok(())
 }
 
@@ -77,6 +139,13 @@ pub fn daemon_args(args: &DaemonWebArgs) -> Vec<String> {
     }
     if args.allow_remote {
         out.push("--allow-remote".to_owned());
+    }
+    // The daemon runs elsewhere: relative paths would not resolve there.
+    for (flag, path) in [("--tls-cert", &args.tls_cert), ("--tls-key", &args.tls_key)] {
+        if let Some(path) = path {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            out.push(format!("{flag}={}", path.display()));
+        }
     }
     out
 }
