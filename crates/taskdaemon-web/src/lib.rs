@@ -156,9 +156,11 @@ pub fn state(service: Service, tls: bool) -> Result<AppState, WebError> {
     let feed = service
         .feed(FeedOptions::default())
         .map_err(|e| WebError::Start(e.to_string()))?;
+    let hub = stream::Hub::start(&feed).map_err(|e| WebError::Start(e.to_string()))?;
     Ok(AppState {
         service: Arc::new(service),
         feed: Arc::new(feed),
+        hub: Arc::new(hub),
         tls,
     })
 }

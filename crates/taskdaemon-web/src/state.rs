@@ -11,8 +11,10 @@ use crate::problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
-    /// One feed for every WebSocket client.
+    /// The change feed the hub reads.
     pub feed: Arc<Feed>,
+    /// Fans the feed out to every WebSocket client.
+    pub hub: Arc<crate::stream::Hub>,
     /// Served over HTTPS: cookies are `Secure`.
     pub tls: bool,
 }

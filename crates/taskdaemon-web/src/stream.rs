@@ -8,15 +8,16 @@
 //! `all` (the default), `task:ID`, `kind:EVENT_KIND` and `log:ID` (the
 //! task's new stdout lines as `log` messages, from the moment of subscribing).
 //!
-//! The feed's API is blocking, so each client has one thread that reads its
-//! subscription and hands events to the socket through a bounded channel.
-//! The feed never waits for that thread (a subscriber that falls behind
-//! re-reads the store), and the thread only ever waits for its own client:
-//! a slow client never slows the daemon or other clients. A client that
-//! stops reading for [`SEND_TIMEOUT`] is dropped; it can resume with `from`.
+//! One [`Hub`] thread reads the service's (blocking) change feed and
+//! broadcasts each event to every client through a bounded channel that
+//! never waits: a client that falls behind is told it lagged and catches up
+//! from the store, after the last sequence number it sent, so it still sees
+//! every event once, in order. Clients are async tasks, not threads, so an
+//! open socket costs little. A client that takes longer than
+//! [`SEND_TIMEOUT`] to accept a message is dropped; it can resume with `from`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
@@ -25,26 +26,57 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use taskdaemon_core::Event;
-use taskdaemon_service::{Access, Service, ShareScope, TaskQuery};
-use tokio::sync::mpsc;
+use taskdaemon_service::{Access, Feed, LogSlice, MAX_LOG_READ, ShareScope, TaskQuery};
+use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// Messages held for one client before its reader thread waits.
-const CLIENT_BUFFER: usize = 256;
+/// Events held for the slowest client before it lags (and catches up from the store).
+const HUB_BUFFER: usize = 4096;
 /// A client that takes longer than this to accept a message is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often an idle reader thread checks whether its client left (and
-/// the logs it follows grew).
-const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// How often followed logs are checked for new output.
+const LOG_POLL: Duration = Duration::from_millis(250);
+/// Events read from the store at a time while catching up.
+const CATCH_UP_PAGE: usize = 500;
 /// Tasks in the snapshot.
 const SNAPSHOT_TASKS: usize = 100;
+
+/// The one reader of the change feed, fanning events out to every client.
+pub struct Hub {
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+impl Hub {
+    /// Starts the reader thread on `feed`, from what is committed now.
+    pub fn start(feed: &Feed) -> std::io::Result<Self> {
+        let (events, _) = broadcast::channel(HUB_BUFFER);
+        let sender = events.clone();
+        let mut subscription = feed.subscribe(feed.last_seq());
+        std::thread::Builder::new()
+            .name("td-web-hub".into())
+            .spawn(move || {
+                loop {
+                    match subscription.next_event() {
+                        // No receivers is fine: nobody is watching.
+                        Ok(event) => drop(sender.send(Arc::new(event))),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "web stream: reading the feed failed; retrying");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            })?;
+        Ok(Self { events })
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +109,19 @@ pub async fn stream(
         }
     };
     let topics = Topics::parse(params.topics.as_deref().unwrap_or("all"));
-    upgrade.on_upgrade(move |socket| run(socket, state, access, params.from, topics))
+    upgrade.on_upgrade(move |socket| async move {
+        let scope = access.scope();
+        let mut client = Client {
+            sink: None,
+            state,
+            scope,
+            topics,
+            cursor: 0,
+            queues: HashMap::new(),
+            logs: HashMap::new(),
+        };
+        client.run(socket, params.from).await;
+    })
 }
 
 /// What a client wants to hear about.
@@ -114,214 +158,229 @@ impl Topics {
     }
 }
 
-async fn run(
-    socket: WebSocket,
+/// The client's socket has gone (or stopped reading).
+struct Gone;
+
+/// One connected client.
+struct Client {
+    sink: Option<SplitSink<WebSocket, Message>>,
     state: AppState,
-    access: Access,
-    from: Option<i64>,
+    scope: ShareScope,
     topics: Topics,
-) {
-    let (mut sink, mut incoming) = socket.split();
-    let topics = Arc::new(Mutex::new(topics));
-    let scope = access.scope();
-    let start = match from {
-        Some(seq) => seq,
-        None => match snapshot(&state, scope.clone()).await {
-            Ok((seq, message)) => {
-                if sink.send(Message::Text(message.into())).await.is_err() {
-                    return;
+    /// The last event sequence number sent (or skipped as unwanted).
+    cursor: i64,
+    /// Whether a queue share link may see each task seen so far.
+    queues: HashMap<String, bool>,
+    /// Followed logs and the offset read up to.
+    logs: HashMap<String, u64>,
+}
+
+impl Client {
+    async fn run(&mut self, socket: WebSocket, from: Option<i64>) {
+        let (sink, mut incoming) = socket.split();
+        self.sink = Some(sink);
+        // Subscribe before reading the store, so nothing falls in between.
+        let mut events = self.state.hub.events.subscribe();
+        let start = match from {
+            Some(seq) => Ok(seq),
+            None => self.snapshot().await,
+        };
+        self.cursor = match start {
+            Ok(seq) => seq,
+            Err(Gone) => return,
+        };
+        if self.catch_up().await.is_err() {
+            return;
+        }
+        let mut log_tick = tokio::time::interval(LOG_POLL);
+        loop {
+            let step = tokio::select! {
+                received = events.recv() => match received {
+                    Ok(event) => self.deliver(&event).await,
+                    // Fell behind the hub's buffer: the store has every event.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                    Err(broadcast::error::RecvError::Closed) => Err(Gone),
+                },
+                message = incoming.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = self.control(text.as_str());
+                        self.send(reply).await
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(Gone),
+                    Some(Ok(_)) => Ok(()),
+                },
+                _ = log_tick.tick(), if !self.topics.logs().is_empty() || !self.logs.is_empty() => {
+                    self.follow_logs().await
                 }
-                seq
-            }
-            Err(problem) => {
-                let text = serde_json::to_string(&json!({"type": "error", "problem": problem}))
-                    .unwrap_or_default();
-                let _ = sink.send(Message::Text(text.into())).await;
+            };
+            if step.is_err() {
                 return;
             }
-        },
-    };
-    let (tx, mut rx) = mpsc::channel::<String>(CLIENT_BUFFER);
-    let mut subscription = state.feed.subscribe(start);
-    let service = state.service.clone();
-    let reader_topics = topics.clone();
-    let reader = std::thread::Builder::new()
-        .name("td-web-stream".into())
-        .spawn(move || {
-            let mut queues = QueueCache::default();
-            let mut logs = LogFollower::default();
-            loop {
-                if tx.is_closed() {
-                    return;
-                }
-                let followed = reader_topics.lock().map(|t| t.logs()).unwrap_or_default();
-                for message in logs.poll(&service, &scope, &followed) {
-                    if tx.blocking_send(message).is_err() {
-                        return;
-                    }
-                }
-                let event = match subscription.next_timeout(Some(IDLE_CHECK)) {
-                    Ok(Some(event)) => event,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "web stream: reading the feed failed");
-                        return;
-                    }
+        }
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), Gone> {
+        let sink = self.sink.as_mut().ok_or(Gone)?;
+        match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
+
+    /// The first message: counts and the newest tasks, as of a sequence
+    /// number read first (so nothing after it is missed).
+    async fn snapshot(&mut self) -> Result<i64, Gone> {
+        let scope = self.scope.clone();
+        let taken = self
+            .state
+            .call(move |s| {
+                let seq = s.store().last_event_seq()?;
+                let page = s.task_page(
+                    &TaskQuery {
+                        limit: Some(SNAPSHOT_TASKS),
+                        ..Default::default()
+                    },
+                    &scope,
+                )?;
+                let counters = match scope {
+                    ShareScope::All => Some(s.counters()?),
+                    _ => None,
                 };
-                let wanted = reader_topics
-                    .lock()
-                    .map(|t| t.wants(&event))
-                    .unwrap_or(false);
-                if !wanted || !queues.visible(&service, &scope, &event) {
-                    continue;
-                }
-                let text = serde_json::to_string(&json!({
-                    "type": "event", "seq": event.seq, "event": event,
-                }))
-                .unwrap_or_default();
-                if tx.blocking_send(text).is_err() {
-                    return;
-                }
-            }
-        });
-    if reader.is_err() {
-        tracing::warn!("web stream: cannot start a reader thread");
-        return;
-    }
-    loop {
-        tokio::select! {
-            outgoing = rx.recv() => {
-                let Some(text) = outgoing else { return };
-                match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
-            }
-            received = incoming.next() => match received {
-                Some(Ok(Message::Text(text))) => {
-                    let reply = control(&topics, text.as_str());
-                    if sink.send(Message::Text(reply.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
-/// A client's subscribe/unsubscribe message; answers with the topics now held.
-fn control(topics: &Mutex<Topics>, text: &str) -> String {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Control {
-        #[serde(default)]
-        subscribe: Vec<String>,
-        #[serde(default)]
-        unsubscribe: Vec<String>,
-    }
-    match serde_json::from_str::<Control>(text) {
-        Ok(control) => {
-            let Ok(mut topics) = topics.lock() else {
-                return String::new();
-            };
-            for topic in control.unsubscribe {
-                topics.0.remove(&topic);
-            }
-            topics.0.extend(control.subscribe);
-            json!({"type": "topics", "topics": topics.0}).to_string()
-        }
-        Err(e) => json!({
-            "type": "error",
-            "problem": Problem::bad_input(format!("expected {{\"subscribe\"|\"unsubscribe\": [topics]}}: {e}")),
-        })
-        .to_string(),
-    }
-}
-
-/// The first message: counts and the newest tasks, as of a sequence number
-/// (read first, so nothing after it is missed).
-async fn snapshot(state: &AppState, scope: ShareScope) -> Result<(i64, String), Problem> {
-    state
-        .call(move |s| {
-            let seq = s.store().last_event_seq()?;
-            let page = s.task_page(
-                &TaskQuery {
-                    limit: Some(SNAPSHOT_TASKS),
-                    ..Default::default()
-                },
-                &scope,
-            )?;
-            let counts = match scope {
-                ShareScope::All => Some(s.counters()?),
-                _ => None,
-            };
-            let text = json!({
-                "type": "snapshot", "seq": seq, "tasks": page.tasks, "next": page.next,
-                "counters": counts,
+                let text = json!({
+                    "type": "snapshot", "seq": seq, "tasks": page.tasks, "next": page.next,
+                    "counters": counters,
+                })
+                .to_string();
+                Ok((seq, text))
             })
-            .to_string();
-            Ok((seq, text))
-        })
-        .await
-}
+            .await;
+        match taken {
+            Ok((seq, text)) => {
+                self.send(text).await?;
+                Ok(seq)
+            }
+            Err(problem) => {
+                let _ = self
+                    .send(json!({"type": "error", "problem": problem}).to_string())
+                    .await;
+                Err(Gone)
+            }
+        }
+    }
 
-/// Which queue each task belongs to, remembered per client so a queue
-/// share link's events are filtered without a store read per event.
-#[derive(Default)]
-struct QueueCache(HashMap<String, bool>);
+    /// Sends every event after the cursor that the store holds.
+    async fn catch_up(&mut self) -> Result<(), Gone> {
+        loop {
+            let after = self.cursor;
+            let page = self
+                .state
+                .call(move |s| Ok(s.store().events_after(after, &[], CATCH_UP_PAGE)?))
+                .await
+                .map_err(|problem| {
+                    tracing::warn!(detail = %problem.detail, "web stream: catching up failed");
+                    Gone
+                })?;
+            let full = page.len() == CATCH_UP_PAGE;
+            for event in page {
+                self.deliver(&event).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
 
-impl QueueCache {
-    fn visible(&mut self, service: &Service, scope: &ShareScope, event: &Event) -> bool {
-        match (scope, &event.task_id) {
-            (ShareScope::All, _) => true,
-            (_, None) => false,
-            (ShareScope::Task(id), Some(task)) => id == task,
-            (ShareScope::Queue(_), Some(task)) => {
-                if let Some(&seen) = self.0.get(task) {
+    /// Sends `event` if it is new, wanted and in scope.
+    async fn deliver(&mut self, event: &Event) -> Result<(), Gone> {
+        if event.seq <= self.cursor {
+            return Ok(());
+        }
+        self.cursor = event.seq;
+        if !self.topics.wants(event) || !self.visible(event).await {
+            return Ok(());
+        }
+        let text = json!({"type": "event", "seq": event.seq, "event": event}).to_string();
+        self.send(text).await
+    }
+
+    async fn visible(&mut self, event: &Event) -> bool {
+        let Some(task) = &event.task_id else {
+            return self.scope == ShareScope::All;
+        };
+        match &self.scope {
+            ShareScope::All => true,
+            ShareScope::Task(id) => id == task,
+            ShareScope::Queue(_) => {
+                if let Some(&seen) = self.queues.get(task) {
                     return seen;
                 }
-                let visible = service
-                    .task(task)
-                    .and_then(|t| service.scope_allows(&t, scope))
+                let (id, scope) = (task.clone(), self.scope.clone());
+                let visible = self
+                    .state
+                    .call(move |s| s.task(&id).and_then(|t| s.scope_allows(&t, &scope)))
+                    .await
                     .unwrap_or(false);
-                self.0.insert(task.clone(), visible);
+                self.queues.insert(task.clone(), visible);
                 visible
             }
         }
     }
-}
 
-/// The followed logs' read positions: each poll sends what was appended.
-#[derive(Default)]
-struct LogFollower(HashMap<String, u64>);
+    /// A subscribe/unsubscribe message; answers with the topics now held.
+    fn control(&mut self, text: &str) -> String {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Control {
+            #[serde(default)]
+            subscribe: Vec<String>,
+            #[serde(default)]
+            unsubscribe: Vec<String>,
+        }
+        match serde_json::from_str::<Control>(text) {
+            Ok(control) => {
+                for topic in control.unsubscribe {
+                    self.topics.0.remove(&topic);
+                }
+                self.topics.0.extend(control.subscribe);
+                json!({"type": "topics", "topics": self.topics.0}).to_string()
+            }
+            Err(e) => json!({
+                "type": "error",
+                "problem": Problem::bad_input(format!("expected {{\"subscribe\"|\"unsubscribe\": [topics]}}: {e}")),
+            })
+            .to_string(),
+        }
+    }
 
-impl LogFollower {
-    fn poll(&mut self, service: &Service, scope: &ShareScope, followed: &[String]) -> Vec<String> {
-        self.0.retain(|id, _| followed.contains(id));
-        let mut messages = Vec::new();
+    /// Sends what the followed logs gained since the last look; a newly
+    /// followed log starts at its end (its past is a REST read).
+    async fn follow_logs(&mut self) -> Result<(), Gone> {
+        let followed = self.topics.logs();
+        self.logs.retain(|id, _| followed.contains(id));
         for id in followed {
-            // A new subscription starts at the end: the past is a REST read.
-            let offset = self.0.get(id).copied().unwrap_or(u64::MAX);
-            let slice = taskdaemon_service::LogSlice::Range {
+            let offset = self.logs.get(&id).copied().unwrap_or(u64::MAX);
+            let (task, scope) = (id.clone(), self.scope.clone());
+            let slice = LogSlice::Range {
                 offset,
-                length: taskdaemon_service::MAX_LOG_READ,
+                length: MAX_LOG_READ,
             };
-            let Ok(chunk) = service.task_log(id, scope, false, slice) else {
+            let Ok(chunk) = self
+                .state
+                .call(move |s| s.task_log(&task, &scope, false, slice))
+                .await
+            else {
                 continue;
             };
-            self.0.insert(id.clone(), chunk.end);
+            self.logs.insert(id, chunk.end);
             if !chunk.text.is_empty() {
-                messages.push(
-                    json!({
-                        "type": "log", "task": chunk.id, "offset": chunk.offset,
-                        "end": chunk.end, "text": chunk.text,
-                    })
-                    .to_string(),
-                );
+                let text = json!({
+                    "type": "log", "task": chunk.id, "offset": chunk.offset,
+                    "end": chunk.end, "text": chunk.text,
+                })
+                .to_string();
+                self.send(text).await?;
             }
         }
-        messages
+        Ok(())
     }
 }
