@@ -46,6 +46,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_POLL: Duration = Duration::from_millis(250);
 /// Events read from the store at a time while catching up.
 const CATCH_UP_PAGE: usize = 500;
+/// Read buffer of each socket.
+const SOCKET_BUFFER: usize = 8 * 1024;
 /// Tasks in the snapshot.
 const SNAPSHOT_TASKS: usize = 100;
 
@@ -109,6 +111,10 @@ pub async fn stream(
         }
     };
     let topics = Topics::parse(params.topics.as_deref().unwrap_or("all"));
+    // Clients send only small control messages, and every message out is
+    // flushed at once: the 128 KiB default buffers would be most of what an
+    // open socket costs.
+    let upgrade = upgrade.read_buffer_size(SOCKET_BUFFER).write_buffer_size(0);
     upgrade.on_upgrade(move |socket| async move {
         let scope = access.scope();
         let mut client = Client {
