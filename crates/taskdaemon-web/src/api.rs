@@ -430,7 +430,11 @@ pub async fn history(
     let task = match access.scope() {
         ShareScope::All => p.task,
         ShareScope::Task(id) => Some(id),
-        ShareScope::Queue(_) => return Err(whole_workspace(&access).unwrap_err()),
+        ShareScope::Queue(q) => {
+            return Err(Problem::forbidden(format!(
+                "this share link only sees queue {q}, whose history is not listed separately"
+            )));
+        }
     };
     let limit = p
         .limit
