@@ -83,6 +83,10 @@ fn dashboard_in_headless_chromium() {
     );
     let result: Value = serde_json::from_str(&run.last_line()).unwrap();
 
+    eprintln!(
+        "dashboard first load (login to live stream, debug build): {} ms",
+        result["first_load_ms"]
+    );
     // What the page did, checked from the CLI.
     let killed = result["killed"].as_str().unwrap();
     assert_eq!(ws.task_status(killed), "cancelled");

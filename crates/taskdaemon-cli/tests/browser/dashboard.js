@@ -44,6 +44,8 @@ async function main() {
     check(new URL(page.url()).pathname === '/', `login should land on /, not ${page.url()}`);
     await page.waitForSelector('#live.on', WAIT);
     check((await page.textContent('#role')) === 'owner', 'the token is the owner');
+    // A figure, not a check: first load until the stream is live.
+    result.first_load_ms = await page.evaluate(() => Math.round(performance.now()));
 
     // 2. Tasks spawned from the CLI appear and change status live, no reload.
     await page.goto(`${BASE}/#/tasks`);
