@@ -35,8 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Create .taskdaemon/ (store, config, logs) and the ad-hoc and planned queues here. Safe to repeat.
     Init,
-    /// Start the daemon in the background (other commands start it when needed).
-    Start,
+    /// Start the daemon in the background (other commands start it when needed);
+    /// `--web` also serves the dashboard and HTTP API from it.
+    Start(DaemonWebArgs),
     /// Stop the daemon; supervised processes keep running.
     Stop,
     /// Show the daemon and a count of tasks by status (--detailed adds queues and workers).
@@ -115,7 +116,7 @@ pub enum Command {
     Shim { id: String },
     /// Internal: run the daemon in this process.
     #[command(name = "__daemon", hide = true)]
-    Daemon,
+    Daemon(DaemonWebArgs),
     /// Print a shell completion script (e.g. `taskdaemon completions bash > ~/.local/share/bash-completion/completions/taskdaemon`).
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
@@ -123,7 +124,15 @@ pub enum Command {
     /// Run the daemon in the foreground (for systemd and containers): logs go
     /// to stderr and the log file; SIGTERM or Ctrl-C stops it cleanly, and
     /// supervised processes keep running.
-    Run,
+    Run(DaemonWebArgs),
+    /// Serve the dashboard and HTTP API in the foreground (`web token` prints the login token).
+    Web(WebArgs),
+    /// Print the dashboard's login URL (and open a browser when one is available).
+    Dashboard(DashboardArgs),
+    /// Make a read-only link to the dashboard; `share list` and `share revoke` manage them.
+    Share(ShareArgs),
+    /// Completions, failures with reasons, durations and cost by queue, kind and day.
+    Report(ReportArgs),
     /// Make `task-watchdog` and `task-queue` symlinks to this binary, so the
     /// seed tools' commands keep working (default DIR: this binary's folder).
     InstallAliases(InstallAliasesArgs),
@@ -133,6 +142,101 @@ pub enum Command {
 pub struct InstallAliasesArgs {
     /// Where to put the links.
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// How far back.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub since: Duration,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonWebArgs {
+    /// Serve the dashboard and HTTP API from the daemon, on ADDR (default
+    /// `[web] listen`, else 127.0.0.1:7777).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    pub web: Option<String>,
+    /// Allow a web address other hosts can reach (give TLS files too, or the token travels in clear).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (default `[web] tls_cert`).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default `[web] tls_key`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WebArgs {
+    #[command(subcommand)]
+    pub command: Option<WebCommand>,
+    /// Listen here (default `[web] listen`, else 127.0.0.1:7777; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Allow an address other hosts can reach (give TLS files too, or the token travels in clear).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (default `[web] tls_cert`).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default `[web] tls_key`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebCommand {
+    /// Print the login token (made when missing).
+    Token(WebTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebTokenArgs {
+    /// Replace the token; browsers logged in with the old one must log in again.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Only print the URL; do not open a browser.
+    #[arg(long)]
+    pub no_open: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ShareArgs {
+    #[command(subcommand)]
+    pub command: Option<ShareCommand>,
+    /// How long the link works.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub expires: Duration,
+    /// What the link sees: `all`, `task ID` or `queue QUEUE`.
+    #[arg(long, num_args = 1..=2, value_names = ["SCOPE", "TARGET"], default_value = "all")]
+    pub scope: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// List share links (secrets are not shown).
+    List(JsonFlag),
+    /// Revoke a share link by id; it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Args)]

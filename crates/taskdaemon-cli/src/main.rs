@@ -7,8 +7,9 @@ fn main() -> ExitCode {
     let long_lived = matches!(
         cli.command,
         taskdaemon_cli::Command::Shim { .. }
-            | taskdaemon_cli::Command::Daemon
-            | taskdaemon_cli::Command::Run
+            | taskdaemon_cli::Command::Daemon(_)
+            | taskdaemon_cli::Command::Run(_)
+            | taskdaemon_cli::Command::Web(_)
     );
     if long_lived {
         close_inherited_descriptors();

@@ -104,6 +104,15 @@ impl Client {
 /// Starts the daemon for `workspace` unless one runs; returns its PID and
 /// whether this call started it.
 pub fn start_daemon(workspace: &Workspace, exe: &Path) -> Result<(i32, bool), ClientError> {
+    start_daemon_with(workspace, exe, &[])
+}
+
+/// [`start_daemon`], passing `args` to the daemon subcommand (e.g. `--web ADDR`).
+pub fn start_daemon_with(
+    workspace: &Workspace,
+    exe: &Path,
+    args: &[String],
+) -> Result<(i32, bool), ClientError> {
     if let Some(pid) = running_pid(workspace) {
         return Ok((pid, false));
     }
@@ -111,7 +120,8 @@ pub fn start_daemon(workspace: &Workspace, exe: &Path) -> Result<(i32, bool), Cl
     command
         .arg("--workspace")
         .arg(workspace.root())
-        .arg(DAEMON_SUBCOMMAND);
+        .arg(DAEMON_SUBCOMMAND)
+        .args(args);
     match launch_detached(command, "daemon", &workspace.daemon_log(), START_TIMEOUT) {
         Ok(launched) => Ok((launched.pid, true)),
         // Another client started one at the same moment: use that one.

@@ -27,6 +27,6 @@ mod state;
 mod watchdog;
 pub mod worker;
 
-pub use client::{Client, ClientError, start_daemon, stop_daemon};
+pub use client::{Client, ClientError, start_daemon, start_daemon_with, stop_daemon};
 pub use lock::running_pid;
-pub use server::{DAEMON_SUBCOMMAND, run_daemon, run_foreground};
+pub use server::{DAEMON_SUBCOMMAND, StartHook, run_daemon, run_daemon_with, run_foreground};

@@ -34,7 +34,23 @@ pub const DAEMON_SUBCOMMAND: &str = "__daemon";
 /// the caller (the service layer decides the backend). Returns the process
 /// exit code.
 pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
-    match prepare(workspace, exe, store) {
+    run_daemon_with(workspace, exe, store, None)
+}
+
+/// Runs once the daemon holds its lock, before it serves: what an
+/// interface adds to the daemon process (the web server). An error fails
+/// the start and is reported to the starting client.
+pub type StartHook = Box<dyn FnOnce() -> Result<(), String>>;
+
+/// [`run_daemon`], running `hook` once the daemon holds the workspace's
+/// lock (so a second daemon fails on the lock, not on what the hook binds).
+pub fn run_daemon_with(
+    workspace: Workspace,
+    exe: PathBuf,
+    store: Arc<dyn Store>,
+    hook: Option<StartHook>,
+) -> i32 {
+    match prepare(workspace, exe, store, hook) {
         Ok((daemon, _lock)) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -65,20 +81,29 @@ pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> 
 /// containers): as [`run_daemon`], with the log copied to stderr. SIGTERM
 /// and SIGINT end it cleanly with exit code 0; supervised processes keep
 /// running.
-pub fn run_foreground(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
+pub fn run_foreground(
+    workspace: Workspace,
+    exe: PathBuf,
+    store: Arc<dyn Store>,
+    hook: Option<StartHook>,
+) -> i32 {
     logging::also_to_stderr();
-    run_daemon(workspace, exe, store)
+    run_daemon_with(workspace, exe, store, hook)
 }
 
 fn prepare(
     workspace: Workspace,
     exe: PathBuf,
     store: Arc<dyn Store>,
+    hook: Option<StartHook>,
 ) -> Result<(Shared, PidLock), String> {
     let lock = PidLock::acquire(&workspace).map_err(|e| match e {
         LockError::Held(pid) => format!("already running (pid {pid})"),
         other => other.to_string(),
     })?;
+    if let Some(hook) = hook {
+        hook()?;
+    }
     let config = Config::load(&workspace.config_path()).map_err(|e| e.to_string())?;
     logging::init(
         &workspace.daemon_log(),

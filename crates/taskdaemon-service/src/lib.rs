@@ -14,9 +14,11 @@
 //! an interface which code to show (the CLI's exit codes 1-4).
 
 mod agent;
+mod aggregates;
 mod analytics;
 mod error;
 pub mod feed;
+mod health;
 mod history;
 mod logs;
 mod loops;
@@ -30,6 +32,7 @@ mod rehydrate;
 mod repair;
 mod tracked;
 mod wait;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,9 +42,11 @@ use taskdaemon_store::{Location, Store};
 use taskdaemon_workspace::{Config, Workspace};
 
 pub use agent::{Agent, tool_name};
+pub use aggregates::{Aggregate, Aggregates, Failure, Report};
 pub use analytics::{Analytics, AnalyticsGroup, AnalyticsQuery, GroupBy};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
+pub use health::Health;
 pub use history::HistoryQuery;
 pub use logs::{LogCursor, last_line, read_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
@@ -55,6 +60,10 @@ pub use rehydrate::Rehydration;
 pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
+pub use web::{
+    Access, DEFAULT_PAGE, LogChunk, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share,
+    ShareScope, SpawnRequest, TaskPage, TaskQuery,
+};
 
 /// Where warnings about projection files go (the change itself is committed).
 type WarningSink = Box<dyn Fn(&str) + Send + Sync>;
@@ -93,6 +102,7 @@ impl Service {
         }
         let service = Self::open(workspace)?;
         service.create_queue_folders()?;
+        service.web_token()?;
         Ok((service, created))
     }
 

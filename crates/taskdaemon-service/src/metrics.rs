@@ -35,7 +35,7 @@ pub struct StatusReport {
 }
 
 /// Counters for a metrics endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Counters {
     /// Tasks by status; every status is present.
     pub tasks: BTreeMap<String, u64>,
@@ -47,6 +47,9 @@ pub struct Counters {
     pub workers: BTreeMap<String, u64>,
     /// The newest event's sequence number.
     pub last_event_seq: i64,
+    /// Tokens and cost of every LLM loop, by `input`/`output` and in USD.
+    pub loop_tokens: BTreeMap<String, u64>,
+    pub loop_cost_usd: f64,
 }
 
 impl Service {
@@ -113,6 +116,7 @@ impl Service {
         for (kind, n) in self.store.kind_counts()? {
             kinds.insert(kind.as_str().to_owned(), n);
         }
+        let loops = self.store.loops(true)?;
         Ok(Counters {
             tasks: self.task_counts()?,
             kinds,
@@ -124,6 +128,17 @@ impl Service {
                 .collect(),
             workers,
             last_event_seq: self.store.last_event_seq()?,
+            loop_tokens: BTreeMap::from([
+                (
+                    "input".to_owned(),
+                    loops.iter().map(|l| l.input_tokens).sum(),
+                ),
+                (
+                    "output".to_owned(),
+                    loops.iter().map(|l| l.output_tokens).sum(),
+                ),
+            ]),
+            loop_cost_usd: loops.iter().map(|l| l.cost_usd).sum(),
         })
     }
 }

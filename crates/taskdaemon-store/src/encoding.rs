@@ -58,3 +58,36 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     serde_json::from_str(text).map_err(|e| malformed(field, e))
 }
+
+/// A [`crate::FinishedTask`] from its columns, the same for every backend.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finished_task(
+    uuid: String,
+    id: String,
+    kind: &str,
+    status: &str,
+    queue: Option<String>,
+    started_at: Option<i64>,
+    finished_at: i64,
+    error: Option<String>,
+    result: Option<String>,
+) -> Result<crate::FinishedTask> {
+    let result = match result {
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| malformed("queue_items.result", format!("{id}: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(crate::FinishedTask {
+        kind: parse_kind(kind)?,
+        status: parse_status(status)?,
+        uuid,
+        id,
+        queue,
+        started_at,
+        finished_at,
+        error,
+        result,
+    })
+}

@@ -38,6 +38,7 @@ mod postgres;
 mod queue_items;
 mod search_text;
 mod sqlite;
+mod task_page;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wiring;
@@ -72,6 +73,41 @@ pub struct ProcessFilter {
     pub tool: Option<String>,
     /// At most this many, newest first when limited.
     pub limit: Option<usize>,
+}
+
+/// Which tasks (of every kind) a page of [`Store::task_page`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskPageFilter {
+    pub status: Option<Status>,
+    pub kind: Option<TaskKind>,
+    /// Only tasks of this tool (lower-case).
+    pub tool: Option<String>,
+    pub session: Option<String>,
+    /// Only items of this queue.
+    pub queue: Option<String>,
+    pub label: Option<String>,
+    /// Only the task with exactly this canonical id.
+    pub id: Option<String>,
+    /// Only tasks created before the one with this UUID (the cursor).
+    pub before_uuid: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// An ended task as analytics read it: when it ran, how it ended, and its
+/// queue and result when it came from a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTask {
+    pub uuid: String,
+    pub id: String,
+    pub kind: TaskKind,
+    pub status: Status,
+    pub queue: Option<String>,
+    pub started_at: Option<Millis>,
+    pub finished_at: Millis,
+    pub error: Option<String>,
+    /// The queue result JSON, once written.
+    pub result: Option<serde_json::Value>,
 }
 
 /// A supervised command that has just been started by its shim.
@@ -565,4 +601,16 @@ pub trait Store: Send + Sync {
 
     /// How many tasks are of each kind (kinds without tasks left out).
     fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
+
+    /// Tasks that ended at or after `since`, in UUID order after
+    /// `after_uuid` (`""` for the start), at most `limit`.
+    fn finished_tasks(
+        &self,
+        since: Millis,
+        after_uuid: &str,
+        limit: usize,
+    ) -> Result<Vec<FinishedTask>>;
+
+    /// Tasks of every kind matching `filter`, newest first (by UUIDv7).
+    fn task_page(&self, filter: &TaskPageFilter) -> Result<Vec<TaskRecord>>;
 }

@@ -29,6 +29,19 @@ macro_rules! shared_store_methods {
             self.read(|tx| processes::list(tx, filter))
         }
 
+        fn finished_tasks(
+            &self,
+            since: taskdaemon_core::time::Millis,
+            after_uuid: &str,
+            limit: usize,
+        ) -> Result<Vec<crate::FinishedTask>> {
+            self.read(|tx| queue::finished(tx, since, after_uuid, limit))
+        }
+
+        fn task_page(&self, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| processes::page(tx, filter))
+        }
+
         fn mark_started(
             &self,
             id: &str,

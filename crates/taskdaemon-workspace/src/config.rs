@@ -75,6 +75,15 @@ breaker_cooldown = "30s"
 # several hosts share it. --database-url and TASKDAEMON_DATABASE_URL win over this.
 # database_url = "postgres://taskdaemon@db.example:5432/taskdaemon"
 
+[web]
+# Serve the dashboard and HTTP API from the daemon (`taskdaemon dashboard` prints the URL).
+# listen = "127.0.0.1:7777"
+# A non-loopback address needs this too; without TLS the token travels in clear.
+# allow_remote = false
+# Serve HTTPS (PEM files, relative to the workspace root unless absolute).
+# tls_cert = "certs/dashboard.crt"
+# tls_key = "certs/dashboard.key"
+
 # Folder queues: `taskdaemon queues add PATH --id ID` adds one here.
 [[queue]]
 id = "ad-hoc"
@@ -113,6 +122,7 @@ pub struct Config {
     pub history: HistoryConfig,
     pub loops: LoopsConfig,
     pub store: StoreConfig,
+    pub web: WebConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -176,6 +186,21 @@ pub struct ExecutorsConfig {
 pub struct StoreConfig {
     /// A `postgres://` URL; none: the workspace's SQLite file.
     pub database_url: Option<String>,
+}
+
+/// `[web]`: the dashboard and HTTP API the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// `HOST:PORT` the daemon serves the dashboard on; none: no web server.
+    pub listen: Option<String>,
+    /// Allow a non-loopback `listen` address.
+    pub allow_remote: bool,
+    /// Serve HTTPS with this PEM certificate chain (relative to the
+    /// workspace root unless absolute) ...
+    pub tls_cert: Option<PathBuf>,
+    /// ... and this PEM private key.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One `[[queue]]`: a folder queue.

@@ -14,7 +14,7 @@ mod paths;
 pub use atomic::{write_atomic, write_atomic_with, write_projection};
 pub use config::{
     Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, ExecutorsConfig, HistoryConfig, LogsConfig,
-    LoopsConfig, QueueEntry, QueuesConfig, RegistryConfig, StoreConfig, add_queue_entry,
+    LoopsConfig, QueueEntry, QueuesConfig, RegistryConfig, StoreConfig, WebConfig, add_queue_entry,
     remove_queue_entry, valid_queue_id,
 };
 pub use paths::{

@@ -130,6 +130,16 @@ impl Workspace {
         self.state_dir().join("current.lock")
     }
 
+    /// The web dashboard's login token (mode 0600).
+    pub fn web_token_path(&self) -> PathBuf {
+        self.state_dir().join("web-token")
+    }
+
+    /// Where a running web server says which address it serves.
+    pub fn web_url_path(&self) -> PathBuf {
+        self.state_dir().join("web.url")
+    }
+
     /// Where `backup` puts copies of the store by default.
     pub fn backups_dir(&self) -> PathBuf {
         self.state_dir().join("backups")

@@ -1,21 +1,34 @@
 //! `start`, `stop` and `status`.
 
 use taskdaemon_core::time::to_rfc3339;
-use taskdaemon_daemon::{start_daemon, stop_daemon};
+use taskdaemon_daemon::{start_daemon_with, stop_daemon};
 use taskdaemon_service::WorkerState;
 use taskdaemon_workspace::Workspace;
 
 use super::workers::print_tables;
 use super::{current_exe, service};
-use crate::args::StatusArgs;
+use crate::args::{DaemonWebArgs, StatusArgs};
 use crate::output::print_json;
 
-pub fn start(workspace: &Workspace) -> anyhow::Result<u8> {
-    let (pid, started) = start_daemon(workspace, &current_exe()?)?;
+pub fn start(workspace: &Workspace, args: DaemonWebArgs) -> anyhow::Result<u8> {
+    let daemon_args = super::web::daemon_args(&args);
+    let (pid, started) = start_daemon_with(workspace, &current_exe()?, &daemon_args)?;
     if started {
         println!("daemon started (pid {pid})");
     } else {
         println!("daemon already running (pid {pid})");
+        if args.web.is_some() {
+            eprintln!(
+                "warning: --web applies when the daemon starts: `taskdaemon stop` first (or run `taskdaemon web`)"
+            );
+        }
+    }
+    let serves_web = args.web.is_some() || service(workspace)?.config().web.listen.is_some();
+    if started
+        && serves_web
+        && let Some(url) = service(workspace)?.web_url()?
+    {
+        println!("dashboard  {url}/ (log in: taskdaemon dashboard)");
     }
     Ok(0)
 }

@@ -10,6 +10,8 @@ use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
 use taskdaemon_workspace::Workspace;
 
+use crate::args::DaemonWebArgs;
+
 /// `__shim ID`: supervise one command. Failures before the command starts are
 /// reported on the handshake line, where the daemon reads them.
 pub fn shim(workspace: &Workspace, id: &str) -> u8 {
@@ -52,7 +54,7 @@ fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Ar
 /// `__daemon`: run the daemon in this process, on the store the service
 /// layer opens. Failures before it serves are reported on the handshake
 /// line, where the starting client reads them.
-pub fn daemon(workspace: Workspace) -> u8 {
+pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
     let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
@@ -61,11 +63,15 @@ pub fn daemon(workspace: Workspace) -> u8 {
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_daemon(workspace, exe, store)).unwrap_or(1)
+    let hook = web_hook(&workspace, args);
+    u8::try_from(taskdaemon_daemon::run_daemon_with(
+        workspace, exe, store, hook,
+    ))
+    .unwrap_or(1)
 }
 
 /// `run`: the daemon in the foreground, logging to stderr as well.
-pub fn run(workspace: Workspace) -> u8 {
+pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
     let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
@@ -73,5 +79,17 @@ pub fn run(workspace: Workspace) -> u8 {
             return 1;
         }
     };
-    u8::try_from(taskdaemon_daemon::run_foreground(workspace, exe, store)).unwrap_or(1)
+    let hook = web_hook(&workspace, args);
+    u8::try_from(taskdaemon_daemon::run_foreground(
+        workspace, exe, store, hook,
+    ))
+    .unwrap_or(1)
+}
+
+/// Starts the web server (when asked for) once the daemon holds its lock.
+fn web_hook(workspace: &Workspace, args: DaemonWebArgs) -> Option<taskdaemon_daemon::StartHook> {
+    let workspace = workspace.clone();
+    Some(Box::new(move || {
+        super::web::serve_from_daemon(&workspace, &args).map_err(|e| format!("{e:#}"))
+    }))
 }

@@ -23,6 +23,7 @@ mod task;
 mod tasks;
 mod transfer;
 mod wait;
+mod web;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let workspace_arg = cli.workspace.as_deref();
     match cli.command {
         Command::Init => init::run(workspace_arg),
-        Command::Start => daemon::start(&find_workspace(workspace_arg)?),
+        Command::Start(args) => daemon::start(&find_workspace(workspace_arg)?, args),
         Command::Stop => daemon::stop(&find_workspace(workspace_arg)?),
         Command::Status(args) => daemon::status(&find_workspace(workspace_arg)?, args),
         Command::Spawn(args) => spawn::run(&find_workspace(workspace_arg)?, args),
@@ -104,10 +105,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Submit(args) => distributed::submit(workspace_arg, args),
         Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
-        Command::Daemon => Ok(internal::daemon(find_workspace(workspace_arg)?)),
+        Command::Daemon(args) => Ok(internal::daemon(find_workspace(workspace_arg)?, args)),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
-        Command::Run => Ok(internal::run(find_workspace(workspace_arg)?)),
+        Command::Run(args) => Ok(internal::run(find_workspace(workspace_arg)?, args)),
+        Command::Web(args) => web::web(&find_workspace(workspace_arg)?, args),
+        Command::Dashboard(args) => web::dashboard(&find_workspace(workspace_arg)?, args),
+        Command::Share(args) => web::share(&find_workspace(workspace_arg)?, args),
+        Command::Report(args) => web::report(&find_workspace(workspace_arg)?, args),
         Command::InstallAliases(args) => install_aliases::run(args),
     }
 }

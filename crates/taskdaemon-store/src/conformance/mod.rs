@@ -147,7 +147,106 @@ pub const CHECKS: &[Check] = &[
         event_waiters_wake_on_any_event,
     ),
     ("kind_counts_count_every_kind", kind_counts_count_every_kind),
+    ("task_pages_filter_and_page", task_pages_filter_and_page),
+    ("finished_tasks_page_by_time", finished_tasks_page_by_time),
 ];
+
+/// Ended tasks since a time, with their queue, paged by UUID.
+fn finished_tasks_page_by_time(store: &dyn Store) {
+    let open = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    let ended = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    store
+        .mark_started(&ended.id, 0, &started(100), "t")
+        .unwrap();
+    store
+        .record_exit(&ended.id, 100, ExitOutcome::exited(3), None, "t")
+        .unwrap();
+    let queued = store.submit(&agent("build", "job.md"), "t").unwrap();
+    store.request_stop(&queued.id, "t").unwrap();
+    let all = store.finished_tasks(0, "", 10).unwrap();
+    let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [ended.id.as_str(), queued.id.as_str()],
+        "{open:?} is open"
+    );
+    assert_eq!(all[0].status, Status::Failed);
+    assert!(all[0].started_at.is_some() && all[0].queue.is_none());
+    assert_eq!(
+        (all[1].queue.as_deref(), all[1].kind),
+        (Some("build"), TaskKind::Agent)
+    );
+    let rest = store.finished_tasks(0, &all[0].uuid, 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    let later = all[1].finished_at + 1;
+    assert!(store.finished_tasks(later, "", 10).unwrap().is_empty());
+}
+
+/// Every task kind in one listing: each filter, newest first, by cursor.
+fn task_pages_filter_and_page(store: &dyn Store) {
+    use crate::TaskPageFilter;
+    let mut labelled = tracked::tracked("labelled", &[]);
+    labelled.labels = vec!["ui".to_owned()];
+    labelled.tool = Some("claude".to_owned());
+    labelled.session = Some("s-1".to_owned());
+    let manual = store.create_tracked(&labelled, "t").unwrap();
+    let queued = store.create_agent(&agent("build", "job.md"), "t").unwrap();
+    let other_queue = store.create_agent(&agent("test", "other.md"), "t").unwrap();
+    let ids = |filter: TaskPageFilter| -> Vec<String> {
+        store
+            .task_page(&TaskPageFilter {
+                limit: 10,
+                ..filter
+            })
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(TaskPageFilter::default()),
+        [other_queue.id.clone(), queued.id.clone(), manual.id.clone()],
+        "newest first"
+    );
+    let by_queue = TaskPageFilter {
+        queue: Some("build".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_queue), [queued.id.as_str()]);
+    let by_label = TaskPageFilter {
+        label: Some("ui".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_label), [manual.id.as_str()]);
+    let by_kind = TaskPageFilter {
+        kind: Some(TaskKind::Agent),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_kind).len(), 2);
+    let by_tool_and_session = TaskPageFilter {
+        tool: Some("claude".into()),
+        session: Some("s-1".into()),
+        status: Some(Status::Pending),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_tool_and_session), [manual.id.as_str()]);
+    let by_id = TaskPageFilter {
+        id: Some(queued.id.clone()),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_id), [queued.id.as_str()]);
+    let first = store
+        .task_page(&TaskPageFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let after = TaskPageFilter {
+        before_uuid: Some(first[0].uuid.to_string()),
+        ..Default::default()
+    };
+    assert_eq!(ids(after), [queued.id, manual.id], "the cursor continues");
+}
 
 /// Every record `store` exports, in order.
 pub fn export_all(store: &dyn Store) -> Vec<ExportRecord> {

@@ -71,6 +71,20 @@ pub(super) fn list(tx: &mut Tx<'_>, filter: &ProcessFilter) -> Result<Vec<TaskRe
     rows.iter().map(task_from_row).collect()
 }
 
+/// A page of tasks of every kind, newest first (see [`crate::task_page`]).
+pub(super) fn page(tx: &mut Tx<'_>, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
+    let (condition, args) = crate::task_page::where_clause(filter, |n| format!("${n}"));
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY tasks.uuid DESC LIMIT {}",
+        filter.limit
+    );
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+        .iter()
+        .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+        .collect();
+    tx.query(&sql, &params)?.iter().map(task_from_row).collect()
+}
+
 pub(super) fn record_exit(
     tx: &mut Tx<'_>,
     id: &str,

@@ -175,3 +175,34 @@ pub(super) fn kind_counts(tx: &mut Tx<'_>) -> Result<Vec<(TaskKind, u64)>> {
     })
     .collect()
 }
+
+/// Ended tasks for analytics (see [`crate::Store::finished_tasks`]).
+pub(super) fn finished(
+    tx: &mut Tx<'_>,
+    since: i64,
+    after_uuid: &str,
+    limit: usize,
+) -> Result<Vec<crate::FinishedTask>> {
+    let limit = limit as i64;
+    tx.query(
+        "SELECT t.uuid, t.id, t.kind, t.status, q.queue, t.started_at, t.finished_at, t.error, q.result
+         FROM tasks t LEFT JOIN queue_items q ON q.task_id = t.id
+         WHERE t.finished_at >= $1 AND t.uuid > $2 ORDER BY t.uuid LIMIT $3",
+        &[&since, &after_uuid, &limit],
+    )?
+    .iter()
+    .map(|r| {
+        crate::encoding::finished_task(
+            r.try_get(0)?,
+            r.try_get(1)?,
+            &r.try_get::<_, String>(2)?,
+            &r.try_get::<_, String>(3)?,
+            r.try_get(4)?,
+            r.try_get(5)?,
+            r.try_get(6)?,
+            r.try_get(7)?,
+            r.try_get(8)?,
+        )
+    })
+    .collect()
+}

@@ -75,6 +75,18 @@ pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<Task
     rows.map(|row| row?).collect()
 }
 
+/// A page of tasks of every kind, newest first (see [`crate::task_page`]).
+pub(super) fn page(conn: &Connection, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
+    let (condition, args) = crate::task_page::where_clause(filter, |n| format!("?{n}"));
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY uuid DESC LIMIT {}",
+        filter.limit
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), task_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
 pub(super) fn record_exit(
     tx: &Connection,
     id: &str,

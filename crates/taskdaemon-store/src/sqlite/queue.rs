@@ -155,3 +155,45 @@ pub(super) fn kind_counts(conn: &Connection) -> Result<Vec<(TaskKind, u64)>> {
     })
     .collect()
 }
+
+/// Ended tasks for analytics (see [`crate::Store::finished_tasks`]).
+pub(super) fn finished(
+    conn: &Connection,
+    since: i64,
+    after_uuid: &str,
+    limit: usize,
+) -> Result<Vec<crate::FinishedTask>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.uuid, t.id, t.kind, t.status, q.queue, t.started_at, t.finished_at, t.error, q.result
+         FROM tasks t LEFT JOIN queue_items q ON q.task_id = t.id
+         WHERE t.finished_at >= ?1 AND t.uuid > ?2 ORDER BY t.uuid LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![since, after_uuid, limit as i64], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<String>>(8)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (uuid, id, kind, status, queue, started_at, finished_at, error, result) = row?;
+        crate::encoding::finished_task(
+            uuid,
+            id,
+            &kind,
+            &status,
+            queue,
+            started_at,
+            finished_at,
+            error,
+            result,
+        )
+    })
+    .collect()
+}

@@ -1,0 +1,671 @@
+//! The web API over real loopback HTTP and WebSocket, served by the real
+//! daemon (`start --web 127.0.0.1:0`): auth (401), share links (403 and
+//! scope), problem objects for bad input with nothing changed, actions, the
+//! OpenAPI document, metrics, and the stream's snapshot, live events and
+//! resume without a gap.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Ws};
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// A daemon serving the web on a free loopback port.
+struct Web {
+    ws: Ws,
+    base: String,
+    token: String,
+    http: Client,
+}
+
+impl Web {
+    fn start() -> Self {
+        let ws = Ws::new();
+        ws.run(&["start", "--web", "127.0.0.1:0"]).ok();
+        let base = std::fs::read_to_string(ws.state_dir().join("web.url"))
+            .expect("web.url written by the daemon")
+            .trim()
+            .to_owned();
+        let token = ws.run(&["web", "token"]).ok().last_line();
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A server answering 413 before reading the body closes that
+            // connection; a pooled one would fail the next request.
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Self {
+            ws,
+            base,
+            token,
+            http,
+        }
+    }
+
+    fn get_as(&self, secret: &str, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {secret}"))
+            .send()
+            .unwrap()
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.get_as(&self.token, path)
+    }
+
+    fn post_as(&self, secret: &str, path: &str, body: Option<&str>) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {secret}"));
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        request.send().unwrap()
+    }
+
+    fn post(&self, path: &str, body: Option<&str>) -> Response {
+        self.post_as(&self.token, path, body)
+    }
+
+    fn task_count(&self) -> usize {
+        let page: Value = self.get("/api/v1/tasks?limit=500").json().unwrap();
+        page["tasks"].as_array().unwrap().len()
+    }
+
+    fn stream(&self, query: &str) -> WebSocket<MaybeTlsStream<TcpStream>> {
+        let url = format!(
+            "{}/api/v1/stream{query}",
+            self.base.replace("http://", "ws://")
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let (mut socket, _) = tungstenite::connect(request).expect("stream upgrade");
+        if let MaybeTlsStream::Plain(tcp) = socket.get_mut() {
+            tcp.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+        }
+        socket
+    }
+}
+
+/// Asserts a problem object with `status` and `class`; returns it.
+fn problem(response: Response, status: u16, class: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{response:?}");
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["class"], class, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// The next JSON message, waiting up to the deadline.
+fn next_message(socket: &mut WebSocket<MaybeTlsStream<TcpStream>>) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no stream message within {DEADLINE:?}"
+        );
+        match socket.read() {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).unwrap(),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("stream failed: {e}"),
+        }
+    }
+}
+
+/// Reads events until one satisfies `pred`; returns every event read.
+fn events_until(
+    socket: &mut WebSocket<MaybeTlsStream<TcpStream>>,
+    pred: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next_message(socket);
+        if message["type"] != "event" {
+            continue;
+        }
+        let done = pred(&message["event"]);
+        seen.push(message["event"].clone());
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn auth_gates_every_route_and_login_sets_a_cookie() {
+    let web = Web::start();
+    for path in [
+        "/api/v1/tasks",
+        "/metrics",
+        "/",
+        "/api/openapi.json",
+        "/api/v1/stream",
+    ] {
+        let anonymous = web.http.get(format!("{}{path}", web.base)).send().unwrap();
+        problem(anonymous, 401, "unauthorized");
+        problem(web.get_as("not-the-token", path), 401, "unauthorized");
+    }
+    assert_eq!(web.get("/api/v1/tasks").status().as_u16(), 200);
+
+    let login = web
+        .http
+        .get(format!("{}/login?token={}", web.base, web.token))
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    assert_eq!(login.headers()[LOCATION], "/");
+    let cookie = login.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = web
+        .http
+        .get(format!("{}/", web.base))
+        .header(COOKIE, &pair)
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().unwrap().contains("/assets/app.js"));
+    let bad_login = web
+        .http
+        .get(format!("{}/login?token=nope", web.base))
+        .send()
+        .unwrap();
+    problem(bad_login, 401, "unauthorized");
+
+    // Rotating the token logs everyone out.
+    let rotated = web.ws.run(&["web", "token", "--rotate"]).ok().last_line();
+    assert_ne!(rotated, web.token);
+    problem(web.get("/api/v1/tasks"), 401, "unauthorized");
+    assert_eq!(web.get_as(&rotated, "/api/v1/tasks").status().as_u16(), 200);
+    let log = std::fs::read_to_string(web.ws.state_dir().join("daemon.log")).unwrap_or_default();
+    assert!(
+        !log.contains(&rotated) && !log.contains(&web.token),
+        "tokens never logged"
+    );
+}
+
+#[test]
+fn bad_input_gets_problems_and_changes_nothing() {
+    let web = Web::start();
+    let before = web.task_count();
+    let malformed = problem(
+        web.post("/api/v1/processes", Some("{not json")),
+        400,
+        "bad_input",
+    );
+    assert_eq!(malformed["exit_code"], 2);
+    problem(
+        web.post(
+            "/api/v1/processes",
+            Some(r#"{"argv":["true"],"colour":"red"}"#),
+        ),
+        400,
+        "bad_input",
+    );
+    problem(
+        web.post("/api/v1/processes", Some(r#"{"argv":[]}"#)),
+        400,
+        "bad_input",
+    );
+    let huge = format!(r#"{{"argv":["echo","{}"]}}"#, "x".repeat(2 << 20));
+    problem(web.post("/api/v1/processes", Some(&huge)), 413, "too_large");
+    problem(web.get("/api/v1/tasks?status=sleeping"), 400, "bad_input");
+    problem(web.get("/api/v1/tasks?colour=red"), 400, "bad_input");
+    problem(web.get("/api/v1/tasks?cursor=garbage"), 400, "bad_input");
+    let unknown = problem(web.get("/api/v1/tasks/TASK-999"), 404, "not_found");
+    assert_eq!(unknown["exit_code"], 3);
+    problem(
+        web.post("/api/v1/tasks/TASK-999/kill", None),
+        404,
+        "not_found",
+    );
+    problem(
+        web.get("/api/v1/tasks/TASK-1/logs?stream=stdweird"),
+        400,
+        "bad_input",
+    );
+    problem(web.get("/api/v1/nowhere"), 404, "not_found");
+    assert_eq!(web.task_count(), before, "nothing was created");
+}
+
+#[test]
+fn actions_logs_metrics_and_openapi() {
+    let web = Web::start();
+    let spawned = web.post(
+        "/api/v1/processes",
+        Some(
+            &json!({"argv": ["sh", "-c", "echo from-web; sleep 300"], "name": "web-made"})
+                .to_string(),
+        ),
+    );
+    assert_eq!(spawned.status().as_u16(), 201, "{spawned:?}");
+    let task: Value = spawned.json().unwrap();
+    let id = task["id"].as_str().unwrap().to_owned();
+    // The CLI sees what the web started.
+    web.ws.wait_status(&id, "running");
+    common::eventually("the log", || {
+        let chunk: Value = web
+            .get(&format!("/api/v1/tasks/{id}/logs?tail=5"))
+            .json()
+            .unwrap();
+        chunk["text"] == "from-web\n"
+    });
+    let range: Value = web
+        .get(&format!("/api/v1/tasks/{id}/logs?offset=5&length=3"))
+        .json()
+        .unwrap();
+    assert_eq!(
+        (range["text"].as_str(), range["end"].as_u64()),
+        (Some("web"), Some(8))
+    );
+
+    let filtered: Value = web
+        .get("/api/v1/tasks?kind=process&status=running")
+        .json()
+        .unwrap();
+    assert!(
+        filtered["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == id.as_str())
+    );
+    let metrics = web.get("/metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().unwrap();
+    assert!(
+        text.contains("taskdaemon_tasks{status=\"running\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+
+    // A tracked task moved from the web, refused moves are 409.
+    let manual = web.ws.run(&["task", "add", "Write docs"]).ok().last_line();
+    problem(
+        web.post(&format!("/api/v1/tasks/{manual}/done"), None),
+        409,
+        "illegal_state",
+    );
+    let started: Value = web
+        .post(&format!("/api/v1/tasks/{manual}/start"), None)
+        .json()
+        .unwrap();
+    assert_eq!(started["status"], "running");
+    problem(
+        web.post(&format!("/api/v1/tasks/{manual}/fail"), Some("{}")),
+        400,
+        "bad_input",
+    );
+
+    let killed = web.post(
+        &format!("/api/v1/tasks/{id}/kill"),
+        Some(r#"{"grace_ms":2000}"#),
+    );
+    assert_eq!(killed.status().as_u16(), 200);
+    assert_eq!(web.ws.task_status(&id), "cancelled");
+
+    // Aggregates and the report, from the API and the CLI.
+    let aggregates: Value = web.get("/api/v1/aggregates?since=1h").json().unwrap();
+    assert_eq!(aggregates["total"]["cancelled"], 1, "{aggregates}");
+    let markdown = web.get("/api/v1/report?since=1h&format=md").text().unwrap();
+    assert!(markdown.starts_with("# taskdaemon report"), "{markdown}");
+    problem(web.get("/api/v1/report?format=pdf"), 400, "bad_input");
+    problem(web.get("/api/v1/aggregates?since=banana"), 400, "bad_input");
+    let report = web
+        .ws
+        .run(&["report", "--since", "1h", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(report["aggregates"]["total"]["finished"], 1, "{report}");
+
+    let doc: Value = web.get("/api/openapi.json").json().unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/tasks",
+        "/api/v1/tasks/{id}/kill",
+        "/api/v1/stream",
+        "/api/v1/queues/{queue}/submit",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert_eq!(web.get("/api/docs").status().as_u16(), 200);
+}
+
+#[test]
+fn share_links_are_read_only_and_see_only_their_scope() {
+    let web = Web::start();
+    let shared = web.ws.spawn_sh("sleep 300");
+    let other = web.ws.spawn_sh("sleep 300");
+    let url = web
+        .ws
+        .run(&["share", "--scope", "task", &shared, "--expires", "1h"])
+        .ok()
+        .last_line();
+    let secret = url.split("token=").nth(1).unwrap().to_owned();
+    assert!(url.starts_with(&web.base), "{url}");
+
+    let page: Value = web.get_as(&secret, "/api/v1/tasks").json().unwrap();
+    let ids: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [shared.as_str()]);
+    problem(
+        web.get_as(&secret, &format!("/api/v1/tasks/{other}")),
+        404,
+        "not_found",
+    );
+    problem(web.get_as(&secret, "/api/v1/memory"), 403, "forbidden");
+    problem(web.get_as(&secret, "/metrics"), 403, "forbidden");
+    for action in ["kill", "restart", "cancel", "retry", "start"] {
+        problem(
+            web.post_as(&secret, &format!("/api/v1/tasks/{shared}/{action}"), None),
+            403,
+            "forbidden",
+        );
+    }
+    problem(
+        web.post_as(&secret, "/api/v1/processes", Some(r#"{"argv":["true"]}"#)),
+        403,
+        "forbidden",
+    );
+    assert_eq!(
+        web.ws.task_status(&shared),
+        "running",
+        "the refused kill changed nothing"
+    );
+    let me: Value = web.get_as(&secret, "/api/v1/me").json().unwrap();
+    assert_eq!(me["can_act"], false);
+
+    let listed = web.ws.run(&["share", "list", "--json"]).ok().json();
+    let share_id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        listed[0].get("secret").is_none(),
+        "list never shows secrets: {listed}"
+    );
+    web.ws.run(&["share", "revoke", &share_id]).ok();
+    problem(web.get_as(&secret, "/api/v1/tasks"), 401, "unauthorized");
+    problem(
+        web.http
+            .get(format!("{}/login?token={secret}", web.base))
+            .send()
+            .unwrap(),
+        401,
+        "unauthorized",
+    );
+    let bad_scope = web.ws.run(&["share", "--scope", "planet", "mars"]);
+    assert_eq!(bad_scope.code, Some(2), "{bad_scope:?}");
+}
+
+#[test]
+fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
+    let web = Web::start();
+    let first = web.ws.spawn_sh("sleep 300");
+    let mut socket = web.stream("");
+    let snapshot = next_message(&mut socket);
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert!(
+        snapshot["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == first.as_str())
+    );
+    assert!(snapshot["counters"]["tasks"]["running"].as_u64() >= Some(1));
+
+    // A task spawned from the CLI arrives live.
+    let second = web.ws.spawn_sh("sleep 300");
+    let seen = events_until(&mut socket, |e| {
+        e["task_id"] == second.as_str() && e["kind"] == "started"
+    });
+    let last_seq = seen.last().unwrap()["seq"].as_i64().unwrap();
+    drop(socket);
+
+    // While disconnected: more changes.
+    web.ws.run(&["kill", &first]).ok();
+    web.ws.run(&["kill", &second]).ok();
+    let history: Value = web
+        .get(&format!("/api/v1/history?after={last_seq}&limit=500"))
+        .json()
+        .unwrap();
+    let missed: Vec<i64> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(!missed.is_empty());
+
+    // Resuming from the last sequence number replays exactly those, in order.
+    let mut resumed = web.stream(&format!("?from={last_seq}"));
+    let target = *missed.last().unwrap();
+    let replay = events_until(&mut resumed, |e| e["seq"].as_i64() == Some(target));
+    let replayed: Vec<i64> = replay.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(replayed, missed, "every missed event, once, in order");
+
+    // Topics: only one task's events after unsubscribing from all.
+    resumed
+        .send(Message::Text(
+            json!({"unsubscribe": ["all"], "subscribe": [format!("task:{first}")]})
+                .to_string()
+                .into(),
+        ))
+        .unwrap();
+    let ack = next_message(&mut resumed);
+    assert_eq!(ack["type"], "topics", "{ack}");
+    assert_eq!(ack["topics"], json!([format!("task:{first}")]));
+    let third = web.ws.spawn_sh("sleep 300");
+    web.ws.run(&["restart", &first]).ok();
+    let only = events_until(&mut resumed, |e| e["kind"] == "started");
+    assert!(
+        only.iter().all(|e| e["task_id"] == first.as_str()),
+        "{only:?} (not {third})"
+    );
+
+    // A followed log streams its new lines.
+    let mut logs = web.stream("?topics=none");
+    let chatty = web
+        .ws
+        .spawn_sh("sleep 1; echo line-one; sleep 1; echo line-two; sleep 300");
+    logs.send(Message::Text(
+        json!({"subscribe": [format!("log:{chatty}")]})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
+    let mut text = String::new();
+    while !text.contains("line-two") {
+        let message = next_message(&mut logs);
+        if message["type"] == "log" {
+            assert_eq!(message["task"], chatty.as_str());
+            text.push_str(message["text"].as_str().unwrap());
+        }
+    }
+    assert!(text.ends_with("line-two\n"), "{text:?}");
+
+    problem(
+        web.http
+            .get(format!("{}/api/v1/stream?from=abc", web.base))
+            .header(AUTHORIZATION, format!("Bearer {}", web.token))
+            .send()
+            .unwrap(),
+        400,
+        "bad_input",
+    );
+}
+
+#[test]
+fn serving_refuses_taken_ports_and_remote_addresses_without_the_flag() {
+    let ws = Ws::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let start = ws.run(&["start", "--web", &addr]);
+    assert!(!start.success(), "{start:?}");
+    assert!(start.stderr.contains("cannot listen"), "{start:?}");
+    assert_eq!(
+        ws.daemon_pid(),
+        None,
+        "a daemon that cannot serve the web does not start"
+    );
+
+    let remote = ws.run(&["web", "--listen", "0.0.0.0:0"]);
+    assert!(!remote.success(), "{remote:?}");
+    assert!(remote.stderr.contains("--allow-remote"), "{remote:?}");
+    let dashboard = ws.run(&["dashboard", "--no-open"]);
+    assert!(
+        !dashboard.success(),
+        "no server configured yet: {dashboard:?}"
+    );
+    // `[web] listen` in the config: every daemon start serves it.
+    let config = taskdaemon_workspace::DEFAULT_CONFIG
+        .replace("# listen = \"127.0.0.1:7777\"", "listen = \"127.0.0.1:0\"");
+    assert!(
+        config.contains("\nlisten = "),
+        "the default config documents [web] listen"
+    );
+    ws.write_config(&config);
+    let started = ws.run(&["start"]).ok();
+    assert!(
+        started.stdout.contains("dashboard  http://127.0.0.1:"),
+        "{started:?}"
+    );
+    let url = ws.run(&["dashboard", "--no-open"]).ok().last_line();
+    let token = ws.run(&["web", "token"]).ok().last_line();
+    assert!(url.ends_with(&format!("/login?token={token}")), "{url}");
+    let login = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+}
+
+#[test]
+fn https_with_the_given_certificate() {
+    let ws = Ws::new();
+    let (cert, key) = (ws.root().join("cert.pem"), ws.root().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=taskdaemon-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        // A server certificate, not a CA (webpki refuses a CA as the end entity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed in CI: {made:?}"
+        );
+        eprintln!("\n*** SKIPPING the HTTPS test: openssl cannot make a certificate ***\n");
+        return;
+    }
+    let broken = ws.root().join("broken.pem");
+    std::fs::write(&broken, "not a certificate").unwrap();
+    let refused = ws.run(&[
+        "start",
+        "--web",
+        "127.0.0.1:0",
+        "--tls-cert",
+        broken.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        !refused.success() && refused.stderr.contains("broken.pem"),
+        "{refused:?}"
+    );
+
+    ws.run(&[
+        "start",
+        "--web",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+    let base = std::fs::read_to_string(ws.state_dir().join("web.url"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let token = ws.run(&["web", "token"]).ok().last_line();
+    let client = Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let me: Value = client
+        .get(format!("{base}/api/v1/me"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["role"], "owner");
+    let login = client
+        .get(format!("{base}/login?token={token}"))
+        .send()
+        .unwrap();
+    assert!(
+        login.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    let plain = Client::new()
+        .get(base.replace("https://", "http://") + "/api/v1/me")
+        .send();
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "no plain HTTP on the TLS port"
+    );
+}

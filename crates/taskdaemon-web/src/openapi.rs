@@ -1,0 +1,112 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and
+//! a small page that lists it.
+
+use axum::Json;
+use axum::response::{Html, IntoResponse, Response};
+use utoipa::OpenApi;
+
+use crate::{api, problem, stream};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "taskdaemon", description = "Supervised processes, queues, loops and tracked work. Authenticate with `Authorization: Bearer TOKEN` (`taskdaemon web token`)."),
+    paths(
+        api::list_tasks, api::show_task, api::task_logs, api::task_result, api::processes, api::queues,
+        api::queue_tasks, api::workers, api::loops, api::show_loop, api::tracked, api::memory,
+        api::search, api::history, api::metrics_json, api::me, api::spawn, api::kill,
+        api::restart, api::cancel, api::retry, api::act, api::submit, api::loop_run,
+        api::loop_stop, api::aggregates, api::report, stream::stream,
+    ),
+    components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody)),
+    modifiers(&BearerAuth, &ProblemResponses),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every operation can answer with a problem object (bad input, no or a
+/// wrong token, a share link out of scope, an unknown id, a failure), sent
+/// as `application/problem+json`; the per-handler annotations name only the
+/// likely ones, so the rest are added here.
+struct ProblemResponses;
+
+const PROBLEM_TYPE: &str = "application/problem+json";
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+        for item in openapi.paths.paths.values_mut() {
+            let mutating = item.post.is_some();
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        let is_problem = serde_json::to_string(&content)
+                            .is_ok_and(|text| text.contains("#/components/schemas/Problem"));
+                        let key = if is_problem {
+                            PROBLEM_TYPE
+                        } else {
+                            "application/json"
+                        };
+                        response.content.insert(key.to_owned(), content);
+                    }
+                }
+                let mut codes = vec![
+                    ("400", "Bad input"),
+                    ("401", "No or a wrong token"),
+                    (
+                        "403",
+                        "Outside a share link's scope, or an action by a share link",
+                    ),
+                    ("404", "No such task, loop or route"),
+                    ("500", "Something failed"),
+                ];
+                if mutating {
+                    codes.extend([
+                        ("409", "The task's state does not allow it"),
+                        ("413", "Body too large"),
+                    ]);
+                }
+                for (code, description) in codes {
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(PROBLEM_TYPE, problem())
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/openapi.json`
+pub async fn document() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+/// `GET /api/docs`: every operation, read from the document by the browser.
+pub async fn docs_page() -> Html<&'static str> {
+    Html(include_str!("assets/docs.html"))
+}
