@@ -14,6 +14,7 @@
 //! an interface which code to show (the CLI's exit codes 1-4).
 
 mod agent;
+mod chat;
 mod error;
 pub mod feed;
 mod history;
@@ -37,6 +38,7 @@ use taskdaemon_store::{Location, Store};
 use taskdaemon_workspace::{Config, Workspace};
 
 pub use agent::{Agent, tool_name};
+pub use chat::{ChatMessage, ChatModel, ChatReply, ChatRole};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use history::HistoryQuery;

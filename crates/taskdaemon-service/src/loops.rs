@@ -194,7 +194,7 @@ fn build_request(input: LoopRunInput) -> Result<LoopRun> {
     })
 }
 
-fn default_model(provider: Provider) -> &'static str {
+pub(crate) fn default_model(provider: Provider) -> &'static str {
     match provider {
         Provider::Anthropic => "claude-sonnet-4-5",
         Provider::OpenAi => "gpt-4.1",
