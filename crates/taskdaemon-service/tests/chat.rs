@@ -17,7 +17,9 @@ fn chat_sends_the_conversation_and_returns_the_answer() {
         .build()
         .unwrap();
     let fake = runtime
-        .block_on(FakeLlm::start([Turn::text("Split it into three phases.").into()]))
+        .block_on(FakeLlm::start([
+            Turn::text("Split it into three phases.").into()
+        ]))
         .unwrap();
     // SAFETY: the only test in this binary; no other thread reads the environment yet.
     unsafe {
@@ -57,7 +59,10 @@ fn chat_sends_the_conversation_and_returns_the_answer() {
 
     // A conversation must end with the user's turn; an unknown provider is refused.
     let refused = service.chat(&ChatModel::default(), &conversation[..2]);
-    assert!(matches!(refused, Err(ServiceError::BadInput(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ServiceError::BadInput(_))),
+        "{refused:?}"
+    );
     let unknown = ChatModel {
         provider: "nobody".to_owned(),
         model: None,

@@ -494,7 +494,10 @@ fn queue_tasks_carry_the_cost_and_tokens_of_their_result() {
     let costly = tasks.iter().find(|t| t.id == "costly").unwrap();
     assert_eq!(costly.cost_usd, Some(0.25));
     let tokens = costly.tokens.unwrap();
-    assert_eq!((tokens.input, tokens.output, tokens.cache_read), (100, 40, 5));
+    assert_eq!(
+        (tokens.input, tokens.output, tokens.cache_read),
+        (100, 40, 5)
+    );
     let unfinished = tasks.iter().find(|t| t.id == "unfinished").unwrap();
     assert_eq!((unfinished.cost_usd, unfinished.tokens), (None, None));
     let json = serde_json::to_value(unfinished).unwrap();
