@@ -503,3 +503,23 @@ fn queue_tasks_carry_the_cost_and_tokens_of_their_result() {
     let json = serde_json::to_value(unfinished).unwrap();
     assert!(json.get("cost_usd").is_none(), "no result, no cost: {json}");
 }
+
+#[test]
+fn daemon_pid_is_the_lock_holders() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    assert_eq!(service.daemon_pid(), None, "no daemon yet");
+    // A daemon holds its pid file locked while it runs.
+    let path = ws.workspace.pid_file();
+    std::fs::write(&path, "4242\n").unwrap();
+    assert_eq!(
+        service.daemon_pid(),
+        None,
+        "a pid file nobody holds is stale"
+    );
+    let file = std::fs::File::open(&path).unwrap();
+    file.lock().unwrap();
+    assert_eq!(service.daemon_pid(), Some(4242));
+    file.unlock().unwrap();
+    assert_eq!(service.daemon_pid(), None);
+}

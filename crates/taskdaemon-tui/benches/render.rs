@@ -55,7 +55,10 @@ fn run() -> Result<()> {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let (workspace, _) = Workspace::init(dir.path()).map_err(|e| e.to_string())?;
             std::fs::write(workspace.config_path(), DEFAULT_CONFIG).map_err(|e| e.to_string())?;
-            fill(&Service::open(workspace.clone()).map_err(|e| e.to_string())?, 2000)?;
+            fill(
+                &Service::open(workspace.clone()).map_err(|e| e.to_string())?,
+                2000,
+            )?;
             _temp = dir;
             workspace
         }
@@ -67,7 +70,11 @@ fn run() -> Result<()> {
 fn fill(service: &Service, tasks: usize) -> Result<()> {
     let agent = Agent::new(None, None).map_err(|e| e.to_string())?;
     for n in 0..tasks {
-        let after = if n % 3 == 2 { vec![format!("TASK-{}", n)] } else { Vec::new() };
+        let after = if n % 3 == 2 {
+            vec![format!("TASK-{}", n)]
+        } else {
+            Vec::new()
+        };
         service
             .add_task(
                 &agent,
@@ -109,7 +116,11 @@ fn measure(service: &Service, workspace: &Workspace, frames: usize) -> Result<()
     let mut render = Vec::with_capacity(frames);
     let mut input = Vec::with_capacity(frames);
     for n in 0..frames {
-        let key = if n % 10 == 9 { KeyCode::PageDown } else { KeyCode::Char('j') };
+        let key = if n % 10 == 9 {
+            KeyCode::PageDown
+        } else {
+            KeyCode::Char('j')
+        };
         let t = Instant::now();
         app.handle_key(KeyEvent::from(key));
         render.push(draw(&mut app)?);
@@ -123,7 +134,12 @@ fn measure(service: &Service, workspace: &Workspace, frames: usize) -> Result<()
     println!("input to frame        {}", summary(&mut input));
 
     let t = Instant::now();
-    for key in [KeyCode::Char('/'), KeyCode::Char('9'), KeyCode::Char('9'), KeyCode::Enter] {
+    for key in [
+        KeyCode::Char('/'),
+        KeyCode::Char('9'),
+        KeyCode::Char('9'),
+        KeyCode::Enter,
+    ] {
         app.handle_key(KeyEvent::from(key));
     }
     draw(&mut app)?;

@@ -82,6 +82,11 @@ impl Tracked {
         }
     }
 
+    /// A task by id.
+    pub fn get(&self, id: &str) -> Option<&TaskRecord> {
+        self.position.get(id).map(|&i| &self.tasks[i])
+    }
+
     fn apply_summary(&mut self, resume: Resume, ready: Vec<TaskRecord>) {
         self.current = resume.current_task.map(|t| t.task.id);
         self.decisions = resume.recent_decisions;
@@ -182,7 +187,7 @@ impl Model {
     }
 
     pub fn refresh_daemon(&mut self, service: &Service) {
-        self.daemon.pid = service.status(false).ok().and_then(|s| s.pid);
+        self.daemon.pid = service.daemon_pid();
     }
 
     pub fn refresh_processes(&mut self, service: &Service) -> Result<()> {

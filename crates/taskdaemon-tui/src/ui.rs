@@ -483,11 +483,7 @@ fn draw_work_summary(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
     let tracked = &app.model.tracked;
     let mut lines = vec![Line::styled("Current", theme.header())];
-    match tracked
-        .current
-        .as_ref()
-        .and_then(|id| tracked.tasks.iter().find(|t| &t.id == id))
-    {
+    match tracked.current.as_deref().and_then(|id| tracked.get(id)) {
         Some(t) => lines.push(Line::raw(format!(
             "{} {} {}",
             status_symbol(t.status),
