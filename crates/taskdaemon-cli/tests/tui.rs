@@ -199,12 +199,36 @@ fn spawn_shows_up_live_kill_from_the_tui_and_search_the_records() {
 }
 
 #[test]
-fn sigterm_restores_the_terminal() {
+fn survives_a_resize_and_sigterm_restores_the_terminal() {
     let ws = Ws::new();
     let Some(tmux) = Tmux::open(&ws) else {
         return;
     };
     tmux.wait_for("the TUI on screen", &["1 Processes"]);
+
+    // Smaller, then larger: each time the frame is drawn to the new size.
+    for (width, height) in [(70usize, 20usize), (150, 45)] {
+        tmux.run(&[
+            "resize-window",
+            "-t",
+            "tui",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+        ]);
+        eventually("a frame at the new size", || {
+            let screen = tmux.screen();
+            let lines: Vec<&str> = screen.lines().collect();
+            let status = lines.iter().rposition(|l| l.contains("daemon down"));
+            // The box closes at the new right edge, the status line sits on the last row.
+            lines
+                .iter()
+                .any(|l| l.starts_with("┌ Processes") && l.chars().count() == width)
+                && status == Some(height - 1)
+        });
+    }
+
     assert_eq!(
         tmux.pane("#{alternate_on}"),
         "1",

@@ -50,34 +50,53 @@ pub struct Tracked {
 impl Tracked {
     fn set_tasks(&mut self, tasks: Vec<TaskRecord>) {
         self.tasks = tasks;
-        self.reindex();
-    }
-
-    fn reindex(&mut self) {
         self.position = self
             .tasks
             .iter()
             .enumerate()
             .map(|(i, t)| (t.id.clone(), i))
             .collect();
-        let parents = dependency_parents(self.tasks.iter().map(|t| t.id.as_str()), |i| {
-            &self.tasks[i].depends_on
-        });
+        self.retree();
+    }
+
+    /// Rebuilds the tree from every task's dependencies.
+    fn retree(&mut self) {
+        let parents =
+            dependency_parents(self.tasks.iter().map(|t| t.depends_on.as_slice()), |id| {
+                self.position.get(id).copied()
+            });
         self.tree = flatten(&parents);
     }
 
-    /// Replaces (or adds) one task; returns whether the tree must be rebuilt.
-    fn upsert(&mut self, task: TaskRecord) -> bool {
+    /// Replaces (or adds) one task, keeping the tree right: a changed task
+    /// keeps its row, a new task without dependencies becomes the last
+    /// root, anything else rebuilds the tree.
+    fn upsert(&mut self, task: TaskRecord) -> TreeChange {
         match self.position.get(&task.id) {
             Some(&i) => {
                 let reshaped = self.tasks[i].depends_on != task.depends_on;
                 self.tasks[i] = task;
-                reshaped
+                if reshaped {
+                    TreeChange::Rebuild
+                } else {
+                    TreeChange::None
+                }
             }
             None => {
-                self.position.insert(task.id.clone(), self.tasks.len());
+                let index = self.tasks.len();
+                let root = task.depends_on.is_empty();
+                self.position.insert(task.id.clone(), index);
                 self.tasks.push(task);
-                true
+                if root {
+                    self.tree.push(TreeRow {
+                        index,
+                        depth: 0,
+                        guide: String::new(),
+                    });
+                    TreeChange::None
+                } else {
+                    TreeChange::Rebuild
+                }
             }
         }
     }
@@ -92,6 +111,13 @@ impl Tracked {
         self.decisions = resume.recent_decisions;
         self.ready = ready;
     }
+}
+
+/// What a changed task does to the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeChange {
+    None,
+    Rebuild,
 }
 
 /// The end of the selected process's output.
@@ -245,12 +271,12 @@ impl Model {
                 TaskKind::Loop => touched.loops = true,
                 TaskKind::Manual => {
                     touched.tracked = true;
-                    reshaped |= self.tracked.upsert(task);
+                    reshaped |= self.tracked.upsert(task) == TreeChange::Rebuild;
                 }
             }
         }
         if reshaped {
-            self.tracked.reindex();
+            self.tracked.retree();
         }
         if touched.processes {
             self.refresh_processes(service)?;

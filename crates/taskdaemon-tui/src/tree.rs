@@ -3,8 +3,6 @@
 //! when the data changes; rendering then takes a window of the flat rows
 //! like any list.
 
-use std::collections::HashMap;
-
 /// Guides are drawn this deep; deeper rows are marked `…`.
 pub const MAX_GUIDE_DEPTH: usize = 16;
 
@@ -75,19 +73,13 @@ fn walk(root: usize, children: &[Vec<usize>], seen: &mut [bool], rows: &mut Vec<
 }
 
 /// Parents by dependency: each task hangs under the first of its
-/// dependencies that is in the list (the others show in its row).
+/// dependencies that `position` finds (the others show in its row).
 pub fn dependency_parents<'a>(
-    ids: impl Iterator<Item = &'a str>,
-    depends_on: impl Fn(usize) -> &'a [String],
+    depends_on: impl Iterator<Item = &'a [String]>,
+    position: impl Fn(&str) -> Option<usize>,
 ) -> Vec<Option<usize>> {
-    let ids: Vec<&str> = ids.collect();
-    let position: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    (0..ids.len())
-        .map(|i| {
-            depends_on(i)
-                .iter()
-                .find_map(|dep| position.get(dep.as_str()).copied())
-        })
+    depends_on
+        .map(|deps| deps.iter().find_map(|dep| position(dep)))
         .collect()
 }
 
@@ -127,7 +119,9 @@ mod tests {
             vec!["missing".into(), "B".into(), "A".into()],
         ];
         let ids = ["A", "B", "C"];
-        let parents = dependency_parents(ids.iter().copied(), |i| &deps[i]);
+        let parents = dependency_parents(deps.iter().map(Vec::as_slice), |id| {
+            ids.iter().position(|i| *i == id)
+        });
         assert_eq!(parents, [None, Some(0), Some(1)]);
     }
 }
