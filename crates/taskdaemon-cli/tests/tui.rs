@@ -242,3 +242,11 @@ fn survives_a_resize_and_sigterm_restores_the_terminal() {
         "the alternate screen was left"
     );
 }
+
+#[test]
+fn without_a_terminal_it_says_so_and_fails() {
+    let ws = Ws::new();
+    let run = ws.run(&["tui"]);
+    assert!(!run.success(), "{run:?}");
+    assert!(run.stderr.contains("needs a terminal"), "{run:?}");
+}

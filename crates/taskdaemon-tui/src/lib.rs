@@ -39,9 +39,15 @@ pub enum TuiError {
     Service(#[from] ServiceError),
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),
+    #[error("taskdaemon tui needs a terminal: stdin and stdout must be a TTY")]
+    NotATerminal,
 }
 
 /// Runs the TUI on the terminal until the user quits.
 pub fn run(service: Service, options: Options) -> Result<(), TuiError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(TuiError::NotATerminal);
+    }
     runtime::run(service, options)
 }
