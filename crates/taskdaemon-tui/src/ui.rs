@@ -779,7 +779,7 @@ fn draw_records(frame: &mut Frame, app: &mut App, area: Rect) {
                 Constraint::Length(7),
                 Constraint::Length(20),
                 Constraint::Length(12),
-                Constraint::Length(17),
+                Constraint::Length(18),
                 Constraint::Length(12),
                 Constraint::Fill(1),
             ],
