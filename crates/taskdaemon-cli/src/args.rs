@@ -109,6 +109,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Queue a task document or a command for workers on any host; prints its id.
     Submit(SubmitArgs),
+    /// Open the terminal UI: processes, queues, tracked work, loops, plan,
+    /// chat and records, live from the change feed (works while the daemon is down).
+    Tui(TuiArgs),
     /// Copy this workspace's SQLite store into PostgreSQL, verified by counts and checksum.
     Migrate(MigrateArgs),
     /// Internal: supervise one command (started by the daemon).
@@ -237,6 +240,17 @@ pub enum ShareCommand {
     List(JsonFlag),
     /// Revoke a share link by id; it stops working at once.
     Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// The provider the Chat view talks to (key and base URL from its
+    /// *_API_KEY and *_BASE_URL, as for `loop run`).
+    #[arg(long, default_value = "anthropic", value_parser = ["anthropic", "openai"])]
+    pub provider: String,
+    /// The model the Chat view talks to (default: the provider's loop default).
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@
 mod agent;
 mod aggregates;
 mod analytics;
+mod chat;
 mod error;
 pub mod feed;
 mod health;
@@ -44,6 +45,7 @@ use taskdaemon_workspace::{Config, Workspace};
 pub use agent::{Agent, tool_name};
 pub use aggregates::{Aggregate, Aggregates, Failure, Report};
 pub use analytics::{Analytics, AnalyticsGroup, AnalyticsQuery, GroupBy};
+pub use chat::{ChatMessage, ChatModel, ChatReply, ChatRole};
 pub use error::{ErrorClass, Result, ServiceError, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use health::Health;

@@ -281,7 +281,7 @@ fn workdir_of(input: &LoopRunInput) -> Result<PathBuf> {
         .map_err(|e| ServiceError::BadInput(format!("--workdir {}: {e}", workdir.display())))
 }
 
-fn default_model(provider: Provider) -> &'static str {
+pub(crate) fn default_model(provider: Provider) -> &'static str {
     match provider {
         Provider::Anthropic => "claude-sonnet-4-5",
         Provider::OpenAi => "gpt-4.1",

@@ -68,11 +68,17 @@ impl Service {
             .collect())
     }
 
+    /// The daemon's PID when one runs for this workspace (none without a
+    /// workspace): a look at its lock file, no connection made.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        self.workspace.as_ref().and_then(running_pid)
+    }
+
     /// The daemon, task counts and claiming workers; with `detailed`, every
     /// queue's worker too.
     pub fn status(&self, detailed: bool) -> Result<StatusReport> {
         let workspace = self.workspace()?;
-        let pid = running_pid(workspace);
+        let pid = self.daemon_pid();
         Ok(StatusReport {
             workspace: workspace.root().display().to_string(),
             running: pid.is_some(),

@@ -15,7 +15,7 @@ use taskdaemon_core::{QueueItem, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_daemon::worker::lease_meta_key;
 use taskdaemon_queue::executor::{ExecutorSettings, agent_spec};
-use taskdaemon_queue::{QueueFolder, TaskDocument};
+use taskdaemon_queue::{QueueFolder, TaskDocument, TaskResult, Tokens};
 use taskdaemon_store::{QueueItemFilter, StoreError, WorkerRecord};
 
 use crate::{Result, Service, ServiceError};
@@ -132,6 +132,12 @@ pub struct QueueTask {
     pub finished_at: Option<Millis>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// What the run cost, from its result (ended tasks whose executor reported it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Tokens the run used, from its result (none before it ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
 }
 
 /// A queue task in full, as `tasks show --json` prints it.
@@ -305,7 +311,13 @@ impl Service {
             .into_iter()
             .filter_map(|item| {
                 let task = tasks.remove(&item.task_id)?;
+                let result: Option<TaskResult> = item
+                    .result
+                    .as_ref()
+                    .and_then(|r| serde_json::from_value(r.clone()).ok());
                 Some(QueueTask {
+                    cost_usd: result.as_ref().and_then(|r| r.cost_usd),
+                    tokens: result.map(|r| r.tokens),
                     attempt: task.restarts + 1,
                     max_attempts: item.max_attempts,
                     id: item.task_id,

@@ -508,3 +508,63 @@ fn loop_type_config_views() {
     assert!(status.version.is_none() && status.alert.is_none());
     assert!(service.config_history(10).unwrap().is_empty());
 }
+
+#[test]
+fn queue_tasks_carry_the_cost_and_tokens_of_their_result() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    let store = service.store();
+    store
+        .create_agent(&agent_spec("ad-hoc", "costly"), "t")
+        .unwrap();
+    store
+        .create_agent(&agent_spec("ad-hoc", "unfinished"), "t")
+        .unwrap();
+    // A result is recorded once the task has ended.
+    store.request_stop("costly", "t").unwrap();
+    store
+        .finish_queue_item(
+            "costly",
+            &serde_json::json!({
+                "task_id": "costly", "queue": "ad-hoc", "status": "succeeded",
+                "attempt": 1, "added_at": null, "started_at": null, "finished_at": null,
+                "duration_ms": 10, "exit_code": 0, "session_id": "s", "cost_usd": 0.25,
+                "num_turns": 2, "error": null,
+                "tokens": {"input": 100, "output": 40, "cache_read": 5, "cache_creation": 0}
+            }),
+            "t",
+        )
+        .unwrap();
+    let tasks = service.queue_tasks(None, None, None).unwrap();
+    let costly = tasks.iter().find(|t| t.id == "costly").unwrap();
+    assert_eq!(costly.cost_usd, Some(0.25));
+    let tokens = costly.tokens.unwrap();
+    assert_eq!(
+        (tokens.input, tokens.output, tokens.cache_read),
+        (100, 40, 5)
+    );
+    let unfinished = tasks.iter().find(|t| t.id == "unfinished").unwrap();
+    assert_eq!((unfinished.cost_usd, unfinished.tokens), (None, None));
+    let json = serde_json::to_value(unfinished).unwrap();
+    assert!(json.get("cost_usd").is_none(), "no result, no cost: {json}");
+}
+
+#[test]
+fn daemon_pid_is_the_lock_holders() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    assert_eq!(service.daemon_pid(), None, "no daemon yet");
+    // A daemon holds its pid file locked while it runs.
+    let path = ws.workspace.pid_file();
+    std::fs::write(&path, "4242\n").unwrap();
+    assert_eq!(
+        service.daemon_pid(),
+        None,
+        "a pid file nobody holds is stale"
+    );
+    let file = std::fs::File::open(&path).unwrap();
+    file.lock().unwrap();
+    assert_eq!(service.daemon_pid(), Some(4242));
+    file.unlock().unwrap();
+    assert_eq!(service.daemon_pid(), None);
+}

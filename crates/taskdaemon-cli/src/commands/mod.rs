@@ -22,6 +22,7 @@ mod spawn;
 mod task;
 mod tasks;
 mod transfer;
+mod tui;
 mod wait;
 mod web;
 mod workers;
@@ -103,6 +104,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Analytics(args) => config::analytics(&find_workspace(workspace_arg)?, args),
         Command::Worker(args) => distributed::worker(workspace_arg, args),
         Command::Submit(args) => distributed::submit(workspace_arg, args),
+        Command::Tui(args) => tui::run(&find_workspace(workspace_arg)?, args),
         Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon(args) => Ok(internal::daemon(find_workspace(workspace_arg)?, args)),
