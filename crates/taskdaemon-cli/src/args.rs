@@ -632,7 +632,7 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only events since this long ago (`2h`, `3d`) or this time (RFC 3339).
-    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    #[arg(long, value_name = "WHEN", value_parser = taskdaemon_core::time::parse_since)]
     pub since: Option<i64>,
     /// Only events of this task.
     #[arg(long, value_name = "ID")]
@@ -786,16 +786,6 @@ pub struct LoopIdArg {
 
 fn parse_priority(text: &str) -> Result<i32, String> {
     taskdaemon_core::tracked::parse_priority(text)
-}
-
-/// `2h` (that long ago) or an RFC 3339 time, as epoch milliseconds.
-fn parse_since(text: &str) -> Result<i64, String> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(time.timestamp_millis());
-    }
-    let ago = parse_duration(text)
-        .map_err(|_| format!("expected a duration such as 2h or an RFC 3339 time, got '{text}'"))?;
-    Ok(taskdaemon_core::time::now_millis() - ago.as_millis() as i64)
 }
 
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {

@@ -37,17 +37,17 @@ use taskdaemon_store::{Location, Store};
 use taskdaemon_workspace::{Config, Workspace};
 
 pub use agent::{Agent, tool_name};
-pub use error::{ErrorClass, Result, ServiceError, store_class};
+pub use error::{ErrorClass, Result, ServiceError, error_message, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use history::HistoryQuery;
-pub use logs::{last_line, tail_lines};
+pub use logs::{LogChunk, last_line, tail_lines};
 pub use loops::{LoopRunInput, LoopShow};
 pub use metrics::{Counters, StatusReport};
-pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};
+pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, SpawnInput, restart_policy};
 pub use queues::{
     QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
 };
-pub use rehydrate::Rehydration;
+pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;

@@ -1,11 +1,85 @@
-//! Reading the end of log files: the last lines of a process's output, the
-//! last line a loop logged. Only the end is read, however long the file.
+//! Reading log files: the last lines of a process's output, the last line a
+//! loop logged (only the end is read, however long the file), and a chunk of
+//! output from an offset, so a reader polling a log gets each byte once.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use serde::Serialize;
 use taskdaemon_workspace::Workspace;
+
+use crate::{Result, Service, ServiceError};
+
+/// Most bytes one [`Service::read_log`] returns; read on from `next_offset`.
+pub const MAX_LOG_CHUNK: u64 = 256 * 1024;
+
+/// Part of a process's output log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogChunk {
+    pub id: String,
+    pub path: String,
+    /// Where `text` starts in the file.
+    pub offset: u64,
+    /// Pass as `since` to read only what comes after this chunk.
+    pub next_offset: u64,
+    /// The file's length when read.
+    pub len: u64,
+    /// The bytes read (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+impl Service {
+    /// A process's output (stderr's with `stderr`): the last `tail` lines,
+    /// or what follows byte `since` (at most [`MAX_LOG_CHUNK`] bytes), or the
+    /// whole file up to that limit. A log not written yet reads as empty.
+    pub fn read_log(
+        &self,
+        id: &str,
+        stderr: bool,
+        tail: Option<usize>,
+        since: Option<u64>,
+    ) -> Result<LogChunk> {
+        let (id, path) = self.log_path(id, stderr)?;
+        let failed =
+            |e: io::Error| ServiceError::Failed(format!("cannot read {}: {e}", path.display()));
+        let len = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(failed(e)),
+        };
+        let (offset, bytes) = match (tail, since) {
+            (_, Some(since)) => (since.min(len), read_range(&path, since.min(len), len)),
+            (Some(lines), None) if len > 0 => {
+                let bytes = tail_lines(&path, lines).map_err(failed)?;
+                (len - bytes.len() as u64, Ok(bytes))
+            }
+            _ => (0, read_range(&path, 0, len)),
+        };
+        let bytes = bytes.map_err(failed)?;
+        Ok(LogChunk {
+            id,
+            path: path.display().to_string(),
+            offset,
+            next_offset: offset + bytes.len() as u64,
+            len,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+}
+
+/// Up to [`MAX_LOG_CHUNK`] bytes of `path` from `from`, not past `len`.
+fn read_range(path: &Path, from: u64, len: u64) -> io::Result<Vec<u8>> {
+    let end = len.min(from.saturating_add(MAX_LOG_CHUNK));
+    if end <= from {
+        return Ok(Vec::new());
+    }
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::with_capacity((end - from) as usize);
+    file.take(end - from).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 /// The last `lines` lines of a file, reading only as much of its end as needed.
 pub fn tail_lines(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
@@ -94,6 +168,19 @@ mod tests {
             file.metadata().unwrap().len()
         );
         assert_eq!(last_line(&path).as_deref(), Some("line 4999"));
+    }
+
+    #[test]
+    fn a_range_stops_at_the_chunk_limit_and_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, vec![b'x'; (MAX_LOG_CHUNK + 10) as usize]).unwrap();
+        assert_eq!(
+            read_range(&path, 0, MAX_LOG_CHUNK + 10).unwrap().len() as u64,
+            MAX_LOG_CHUNK
+        );
+        assert_eq!(read_range(&path, MAX_LOG_CHUNK, MAX_LOG_CHUNK + 10).unwrap().len(), 10);
+        assert!(read_range(&path, 50, 20).unwrap().is_empty());
     }
 
     #[test]
