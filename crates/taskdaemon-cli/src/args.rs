@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use taskdaemon_core::duration::parse_duration;
 use taskdaemon_core::process::RestartMode;
 
@@ -101,6 +101,16 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Copy this workspace's SQLite store into PostgreSQL, verified by counts and checksum.
     Migrate(MigrateArgs),
+    /// Serve taskdaemon's tools to an agent over MCP on stdio, or register
+    /// the server in Claude Code, Codex, Gemini CLI or Cursor.
+    Mcp(McpArgs),
+    /// Install, remove or show the Claude Code hooks that re-inject where work
+    /// stands at every session start and after compaction.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Answer a Claude Code hook (reads the hook's JSON on stdin; always exits 0).
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -813,4 +823,102 @@ pub struct TasksListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCommand>,
+    /// The tool the calls act as (id prefix); default: the client's name (claude-code -> claude).
+    #[arg(long, value_name = "NAME", env = "TASKDAEMON_TOOL")]
+    pub tool: Option<String>,
+    /// The session the calls belong to; default: the client's own session, else a new one.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Register the server in an agent's MCP configuration (merged; safe to repeat).
+    Install(McpInstallArgs),
+    /// Remove the server from an agent's MCP configuration.
+    Uninstall(McpClientArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum McpClientName {
+    /// Claude Code: .mcp.json in the workspace.
+    Claude,
+    /// Codex: $CODEX_HOME/config.toml (default ~/.codex/config.toml).
+    Codex,
+    /// Gemini CLI: .gemini/settings.json in the workspace.
+    Gemini,
+    /// Cursor: .cursor/mcp.json in the workspace.
+    Cursor,
+}
+
+#[derive(Debug, Args)]
+pub struct McpInstallArgs {
+    pub client: McpClientName,
+    /// The command the agent runs (default: this binary's absolute path; pass
+    /// `taskdaemon` for a file shared with people who have it on PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpClientArgs {
+    pub client: McpClientName,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HookAgent {
+    Claude,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HookScopeArg {
+    /// .claude/settings.json: shared with the project.
+    Project,
+    /// .claude/settings.local.json: this checkout only.
+    Local,
+    /// ~/.claude/settings.json: every project of yours.
+    User,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Merge the SessionStart and PreCompact hooks into Claude Code's settings (safe to repeat).
+    Install(HooksInstallArgs),
+    /// Remove our hooks (only ours) from Claude Code's settings.
+    Uninstall(HooksUninstallArgs),
+    /// Show which settings files hold our hooks.
+    Status(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub struct HooksInstallArgs {
+    pub agent: HookAgent,
+    /// Which settings file.
+    #[arg(long, value_enum, default_value = "project")]
+    pub scope: HookScopeArg,
+    /// The command the hooks run (default: this binary's absolute path).
+    #[arg(long, value_name = "PROGRAM")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksUninstallArgs {
+    pub agent: HookAgent,
+    /// Only this settings file (default: all three).
+    #[arg(long, value_enum)]
+    pub scope: Option<HookScopeArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// SessionStart: print the rehydrate summary as context for the session.
+    SessionStart,
+    /// PreCompact: mark the point the context is compacted at.
+    PreCompact,
 }

@@ -82,8 +82,8 @@ impl TaskdaemonMcp {
             .clone()
     }
 
-    /// Runs `call` on the blocking pool and answers with its JSON, or with
-    /// the error the CLI would print.
+    /// Runs `call` on the blocking pool and answers with its JSON (what the
+    /// CLI's `--json` prints), or with the error the CLI would print.
     async fn call<T, F>(&self, call: F) -> Result<CallToolResult, ErrorData>
     where
         T: Serialize + Send + 'static,
@@ -91,7 +91,8 @@ impl TaskdaemonMcp {
     {
         self.call_text(move |service, agent| {
             let value = call(service, agent)?;
-            serde_json::to_string_pretty(&value)
+            // Compact: every character is context the agent pays for.
+            serde_json::to_string(&value)
                 .map_err(|e| ServiceError::Failed(format!("cannot encode the answer: {e}")))
         })
         .await
