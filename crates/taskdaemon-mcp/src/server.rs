@@ -481,23 +481,24 @@ impl TaskdaemonMcp {
 
 impl TaskdaemonMcp {
     /// The text of a resource, or `None` for an unknown URI.
-    fn resource_text(&self, uri: &str) -> Result<Option<String>, ServiceError> {
+    fn resource_text(&self, uri: &str) -> Result<Option<(String, &'static str)>, ServiceError> {
         let agent = self.agent();
         let session = agent.session.as_deref();
         match uri {
-            REHYDRATE_URI => Ok(Some(
+            REHYDRATE_URI => Ok(Some((
                 self.service
                     .rehydrate(DEFAULT_BUDGET, session, true)?
                     .rendered
                     .markdown,
-            )),
+                "text/markdown",
+            ))),
             CURRENT_URI => {
                 let path = self.service.workspace()?.snapshot_path();
                 if !path.exists() {
                     self.service.save_snapshot(session);
                 }
                 std::fs::read_to_string(&path)
-                    .map(Some)
+                    .map(|text| Some((text, "application/json")))
                     .map_err(|e| ServiceError::Failed(format!("cannot read {}: {e}", path.display())))
             }
             _ => Ok(None),
@@ -575,10 +576,9 @@ impl ServerHandler for TaskdaemonMcp {
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
             .map_err(|e| ErrorData::internal_error(error_message(&e), None))?;
         match text {
-            Some(text) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
-                text,
-                request.uri,
-            )])
+            Some((text, mime)) => Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, request.uri).with_mime_type(mime),
+            ])
             .into()),
             None => Err(ErrorData::resource_not_found(
                 format!("no resource {}", request.uri),
