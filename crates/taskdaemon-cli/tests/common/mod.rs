@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
