@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod claude;
 pub mod mcp;
 
 use std::collections::HashSet;
@@ -215,7 +216,13 @@ impl Ws {
     }
 
     fn bare_command(&self) -> Command {
-        let mut command = Command::new(bin());
+        self.program_command(&bin())
+    }
+
+    /// `program`, run in the workspace root with the test's tag and extra
+    /// environment (what it starts is cleaned up with the workspace).
+    pub fn program_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
         command
             .current_dir(&self.root)
             .env(TAG_VAR, &self.tag)
