@@ -127,3 +127,55 @@ fn with_the_mcp_server_installed_claude_spawns_through_taskdaemon() {
     assert_eq!(process["session"], session_of(&run).as_str(), "{process}");
     assert_eq!(process["tool"], "claude");
 }
+
+#[test]
+fn after_a_real_compaction_the_context_shows_what_ended_since_the_marker() {
+    let Some(claude) = claude() else { return };
+    let ws = Ws::new();
+    // A process that ends when told to, after the PreCompact marker is set.
+    let id = ws.spawn_sh("while [ ! -e GO ]; do sleep 0.05; done; echo bye; exit 3");
+    ws.run(&["hooks", "install", "claude"]).ok();
+    // Claude Code runs the hooks of one event in parallel, so the signal
+    // rides on our installed PreCompact command: mark, then end the process
+    // and wait until its exit is recorded, all before the summary is made.
+    let settings_path = ws.root().join(".claude/settings.json");
+    let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
+    let pre_compact = &mut settings["hooks"]["PreCompact"][0]["hooks"][0]["command"];
+    let installed = pre_compact.as_str().unwrap().to_owned();
+    let bin = common::bin();
+    *pre_compact = json!(format!(
+        "{installed} && touch GO && {} wait {id} >/dev/null 2>&1; true",
+        bin.display()
+    ));
+    fs::write(&settings_path, settings.to_string()).unwrap();
+
+    let mut script = vec![Reply::Turn(Turn::text("Hello."))];
+    script.extend((0..4).map(|i| Reply::Turn(Turn::text(format!("Reply {i}.")))));
+    script.push(Reply::Turn(Turn::text("<summary>We talked.</summary>")));
+    script.push(Reply::Turn(Turn::text("TASK failed with exit 3.")));
+    let fake = fake_llm(script);
+
+    // Enough of a conversation that there is something to compact.
+    let session = session_of(&claude_print(&ws, &claude, &fake, "hello", &[]));
+    for i in 0..4 {
+        claude_print(&ws, &claude, &fake, &format!("turn {i}"), &["--resume", &session]);
+    }
+    let compact = claude_print(&ws, &claude, &fake, "/compact", &["--resume", &session]);
+    assert!(!compact.stdout.contains("Not enough messages"), "{}", compact.stdout);
+    assert_eq!(ws.task_status(&id), "failed");
+
+    let prompt = "What ended while you were compacting?";
+    claude_print(&ws, &claude, &fake, prompt, &["--resume", &session]);
+    let requests = fake.requests();
+    let after = requests.last().unwrap();
+    let sent = after.body["messages"].to_string();
+    assert!(sent.contains(prompt), "{sent}");
+    assert!(sent.contains("We talked."), "the compacted conversation: {sent}");
+    // SessionStart (source compact) put what ended since the marker into
+    // the context the model sees after the compaction.
+    let compacted = sent
+        .find("Your context was compacted at")
+        .unwrap_or_else(|| panic!("no compaction notice: {sent}"));
+    let section = &sent[compacted..];
+    assert!(section.contains(&id) && section.contains("exit 3"), "{section}");
+}
