@@ -39,38 +39,62 @@ fn hooks_merge_into_settings_with_other_hooks_and_come_out_cleanly() {
     let ws = ws_with_home();
     let project = ws.root().join(".claude/settings.json");
     fs::create_dir_all(project.parent().unwrap()).unwrap();
-    fs::write(&project, serde_json::to_string_pretty(&other_settings()).unwrap()).unwrap();
+    fs::write(
+        &project,
+        serde_json::to_string_pretty(&other_settings()).unwrap(),
+    )
+    .unwrap();
 
     let run = ws.run(&["hooks", "install", "claude"]).ok();
     assert!(run.stdout.starts_with("installed"), "{run:?}");
     let settings = read_json(&project);
     assert_eq!(settings["permissions"], other_settings()["permissions"]);
-    assert_eq!(settings["hooks"]["PreToolUse"], other_settings()["hooks"]["PreToolUse"]);
+    assert_eq!(
+        settings["hooks"]["PreToolUse"],
+        other_settings()["hooks"]["PreToolUse"]
+    );
     let starts = settings["hooks"]["SessionStart"].as_array().unwrap();
     assert_eq!(starts[0], other_settings()["hooks"]["SessionStart"][0]);
     assert_eq!(starts[1]["matcher"], "startup|resume|compact|clear");
     let command = starts[1]["hooks"][0]["command"].as_str().unwrap();
-    assert!(command.ends_with("taskdaemon hook session-start"), "{command}");
+    assert!(
+        command.ends_with("taskdaemon hook session-start"),
+        "{command}"
+    );
     let pre = &settings["hooks"]["PreCompact"][0]["hooks"][0]["command"];
-    assert!(pre.as_str().unwrap().ends_with("taskdaemon hook pre-compact"));
+    assert!(
+        pre.as_str()
+            .unwrap()
+            .ends_with("taskdaemon hook pre-compact")
+    );
 
     let before = fs::read_to_string(&project).unwrap();
     let again = ws.run(&["hooks", "install", "claude"]).ok();
     assert!(again.stdout.starts_with("unchanged"), "{again:?}");
     assert_eq!(fs::read_to_string(&project).unwrap(), before);
 
-    ws.run(&["hooks", "install", "claude", "--scope", "user"]).ok();
+    ws.run(&["hooks", "install", "claude", "--scope", "user"])
+        .ok();
     let user = ws.root().join("home/.claude/settings.json");
     let status = ws.run(&["hooks", "status", "--json"]).ok().json();
     let installed: Vec<(String, usize)> = status
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["scope"].as_str().unwrap().to_owned(), s["hooks"].as_array().unwrap().len()))
+        .map(|s| {
+            (
+                s["scope"].as_str().unwrap().to_owned(),
+                s["hooks"].as_array().unwrap().len(),
+            )
+        })
         .collect();
     assert_eq!(
         installed,
-        [("project".to_owned(), 2), ("local".to_owned(), 0), ("user".to_owned(), 2)]
+        [
+            ("project".to_owned(), 2),
+            ("local".to_owned(), 0),
+            ("user".to_owned(), 2)
+        ]
     );
 
     ws.run(&["hooks", "uninstall", "claude"]).ok();
@@ -89,10 +113,18 @@ fn the_mcp_server_merges_into_each_clients_config() {
     let ws = ws_with_home();
     let root = ws.root();
     let mcp_json = root.join(".mcp.json");
-    fs::write(&mcp_json, r#"{"mcpServers": {"github": {"type": "http", "url": "https://api.example/mcp"}}}"#).unwrap();
+    fs::write(
+        &mcp_json,
+        r#"{"mcpServers": {"github": {"type": "http", "url": "https://api.example/mcp"}}}"#,
+    )
+    .unwrap();
     let gemini = root.join(".gemini/settings.json");
     fs::create_dir_all(gemini.parent().unwrap()).unwrap();
-    fs::write(&gemini, r#"{"theme": "GitHub", "mcpServers": {"db": {"command": "db-mcp"}}}"#).unwrap();
+    fs::write(
+        &gemini,
+        r#"{"theme": "GitHub", "mcpServers": {"db": {"command": "db-mcp"}}}"#,
+    )
+    .unwrap();
     let codex = root.join("codex-home/config.toml");
     fs::create_dir_all(codex.parent().unwrap()).unwrap();
     let codex_before = "# mine\nmodel = \"o3\"\n\n[mcp_servers.docs]\ncommand = \"docs-mcp\"\n";
@@ -105,23 +137,36 @@ fn the_mcp_server_merges_into_each_clients_config() {
         assert!(again.stdout.starts_with("unchanged"), "{client}: {again:?}");
     }
     let claude = read_json(&mcp_json);
-    assert_eq!(claude["mcpServers"]["github"]["url"], "https://api.example/mcp");
+    assert_eq!(
+        claude["mcpServers"]["github"]["url"],
+        "https://api.example/mcp"
+    );
     let ours = &claude["mcpServers"]["taskdaemon"];
     assert_eq!(ours["type"], "stdio");
     assert_eq!(ours["args"], json!(["mcp"]));
-    assert!(Path::new(ours["command"].as_str().unwrap()).is_file(), "{ours}");
+    assert!(
+        Path::new(ours["command"].as_str().unwrap()).is_file(),
+        "{ours}"
+    );
     let gemini_config = read_json(&gemini);
     assert_eq!(gemini_config["theme"], "GitHub");
     assert_eq!(gemini_config["mcpServers"]["db"]["command"], "db-mcp");
-    assert_eq!(gemini_config["mcpServers"]["taskdaemon"]["args"], json!(["mcp"]));
+    assert_eq!(
+        gemini_config["mcpServers"]["taskdaemon"]["args"],
+        json!(["mcp"])
+    );
     let cursor = read_json(&root.join(".cursor/mcp.json"));
     assert_eq!(cursor["mcpServers"]["taskdaemon"]["args"], json!(["mcp"]));
     let codex_text = fs::read_to_string(&codex).unwrap();
     assert!(codex_text.starts_with(codex_before), "{codex_text}");
-    assert!(codex_text.contains("[mcp_servers.taskdaemon]\ncommand = "), "{codex_text}");
+    assert!(
+        codex_text.contains("[mcp_servers.taskdaemon]\ncommand = "),
+        "{codex_text}"
+    );
 
     // --command writes the program people have on PATH.
-    ws.run(&["mcp", "install", "cursor", "--command", "taskdaemon"]).ok();
+    ws.run(&["mcp", "install", "cursor", "--command", "taskdaemon"])
+        .ok();
     let cursor = read_json(&root.join(".cursor/mcp.json"));
     assert_eq!(cursor["mcpServers"]["taskdaemon"]["command"], "taskdaemon");
 
@@ -143,9 +188,12 @@ fn the_mcp_server_merges_into_each_clients_config() {
 /// What a SessionStart hook put into the context.
 fn context_of(run: &common::Run) -> String {
     assert_eq!(run.code, Some(0), "{run:?}");
-    let answer: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {run:?}"));
-    assert_eq!(answer["hookSpecificOutput"]["hookEventName"], "SessionStart");
+    let answer: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    assert_eq!(
+        answer["hookSpecificOutput"]["hookEventName"],
+        "SessionStart"
+    );
     answer["hookSpecificOutput"]["additionalContext"]
         .as_str()
         .unwrap()
@@ -167,8 +215,18 @@ fn hook_input(ws: &Ws, session: &str, source: &str) -> String {
 fn session_start_injects_the_summary_for_the_hooks_session() {
     let ws = Ws::new();
     let id = ws.spawn_sh("echo serving; sleep 300");
-    ws.run(&["task", "add", "wire the cache", "--session", "sess-1", "--tool", "claude"]).ok();
-    ws.run(&["task", "start", "CLAUDE-2", "--session", "sess-1"]).ok();
+    ws.run(&[
+        "task",
+        "add",
+        "wire the cache",
+        "--session",
+        "sess-1",
+        "--tool",
+        "claude",
+    ])
+    .ok();
+    ws.run(&["task", "start", "CLAUDE-2", "--session", "sess-1"])
+        .ok();
 
     // No --workspace: the hook finds it from the input's cwd.
     let run = common::run_command_input(
@@ -177,7 +235,10 @@ fn session_start_injects_the_summary_for_the_hooks_session() {
         common::COMMAND_TIMEOUT,
     );
     let context = context_of(&run);
-    assert!(context.contains(&id) && context.contains("sleep 300"), "{context}");
+    assert!(
+        context.contains(&id) && context.contains("sleep 300"),
+        "{context}"
+    );
     assert!(context.contains("wire the cache"), "{context}");
     assert!(context.chars().count() <= 10_000);
     // The hook's session is recorded as Claude's.
@@ -195,23 +256,36 @@ fn a_compact_session_start_shows_what_ended_since_the_pre_compact_marker() {
 
     let pre = ws.run_input(
         &["hook", "pre-compact"],
-        &json!({"session_id": "sess-9", "hook_event_name": "PreCompact", "trigger": "auto"}).to_string(),
+        &json!({"session_id": "sess-9", "hook_event_name": "PreCompact", "trigger": "auto"})
+            .to_string(),
     );
     assert_eq!(pre.code, Some(0), "{pre:?}");
-    assert!(pre.stdout.is_empty(), "PreCompact's stdout would steer the summary: {pre:?}");
+    assert!(
+        pre.stdout.is_empty(),
+        "PreCompact's stdout would steer the summary: {pre:?}"
+    );
 
     let during = ws.spawn_sh("echo broken >&2; exit 3");
     ws.run(&["wait", &during]);
     // An ordinary rehydrate in between reports it (and marks it seen) ...
     assert!(ws.run(&["rehydrate"]).ok().stdout.contains(&during));
     // ... yet after the compaction it is shown again: the agent lost it.
-    let context = context_of(&ws.run_input(&["hook", "session-start"], &hook_input(&ws, "sess-9", "compact")));
+    let context = context_of(&ws.run_input(
+        &["hook", "session-start"],
+        &hook_input(&ws, "sess-9", "compact"),
+    ));
     assert!(context.contains("compacted at"), "{context}");
-    assert!(context.contains(&during) && context.contains("exit 3"), "{context}");
+    assert!(
+        context.contains(&during) && context.contains("exit 3"),
+        "{context}"
+    );
     assert!(!context.contains(&before), "{context}");
 
     // The marker is used up: the next compaction start reports nothing old.
-    let next = context_of(&ws.run_input(&["hook", "session-start"], &hook_input(&ws, "sess-9", "compact")));
+    let next = context_of(&ws.run_input(
+        &["hook", "session-start"],
+        &hook_input(&ws, "sess-9", "compact"),
+    ));
     assert!(!next.contains(&during), "{next}");
     assert!(!next.contains("compacted at"), "{next}");
 }
@@ -234,9 +308,13 @@ fn a_hook_never_fails_the_session() {
 
     // Outside any workspace the hooks are silent.
     let elsewhere = tempfile::tempdir().unwrap();
-    let input = json!({"session_id": "s", "cwd": elsewhere.path(), "source": "startup"}).to_string();
+    let input =
+        json!({"session_id": "s", "cwd": elsewhere.path(), "source": "startup"}).to_string();
     let mut command = std::process::Command::new(common::bin());
-    command.args(["hook", "session-start"]).current_dir(elsewhere.path()).env_remove("TASKDAEMON_WORKSPACE");
+    command
+        .args(["hook", "session-start"])
+        .current_dir(elsewhere.path())
+        .env_remove("TASKDAEMON_WORKSPACE");
     let run = common::run_command_input(command, &input, common::COMMAND_TIMEOUT);
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{run:?}");
 }

@@ -16,19 +16,33 @@ fn the_handshake_names_the_server_and_lists_every_tool() {
     assert_eq!(result["serverInfo"]["name"], "taskdaemon", "{init}");
     assert!(result["capabilities"]["tools"].is_object(), "{init}");
     assert!(result["capabilities"]["resources"].is_object(), "{init}");
-    assert!(result["instructions"].as_str().unwrap().contains("rehydrate"));
+    assert!(
+        result["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("rehydrate")
+    );
 
     let listed = mcp.request("tools/list", json!({}));
     let tools = listed["result"]["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 21, "{listed}");
     for tool in tools {
-        assert!(tool["description"].as_str().is_some_and(|d| !d.is_empty()), "{tool}");
+        assert!(
+            tool["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{tool}"
+        );
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
     }
     let resources = mcp.request("resources/list", json!({}));
-    assert_eq!(resources["result"]["resources"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        resources["result"]["resources"].as_array().unwrap().len(),
+        2
+    );
     // An unknown tool is a protocol error, not a crash.
-    let unknown = mcp.request("tools/call", json!({"name": "format_disk", "arguments": {}}));
+    let unknown = mcp.request(
+        "tools/call",
+        json!({"name": "format_disk", "arguments": {}}),
+    );
     assert!(unknown["error"].is_object(), "{unknown}");
     assert_eq!(mcp.close(), Some(0));
 }
@@ -68,7 +82,9 @@ fn processes_through_the_tools() {
     let stderr = mcp.call("logs", json!({"id": id, "stderr": true})).json();
     assert_eq!(stderr["text"], "warn\n");
 
-    let sleeper = mcp.call("spawn", json!({"command": ["sleep", "300"]})).json();
+    let sleeper = mcp
+        .call("spawn", json!({"command": ["sleep", "300"]}))
+        .json();
     let sleeper_id = sleeper["id"].as_str().unwrap().to_owned();
     let timed_out = mcp
         .call("wait", json!({"id": sleeper_id, "timeout": "200ms"}))
@@ -76,13 +92,21 @@ fn processes_through_the_tools() {
     assert_eq!(timed_out["ended"], false, "{timed_out}");
     let running = mcp.call("ps", json!({})).json();
     assert!(
-        running.as_array().unwrap().iter().any(|p| p["id"] == sleeper_id.as_str()),
+        running
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == sleeper_id.as_str()),
         "{running}"
     );
-    let restarted = mcp.call("restart", json!({"id": sleeper_id, "grace": "2s"})).json();
+    let restarted = mcp
+        .call("restart", json!({"id": sleeper_id, "grace": "2s"}))
+        .json();
     assert_eq!(restarted["status"], "running", "{restarted}");
     assert_ne!(restarted["pid"], sleeper["pid"]);
-    let killed = mcp.call("kill", json!({"id": sleeper_id, "grace": "2s"})).json();
+    let killed = mcp
+        .call("kill", json!({"id": sleeper_id, "grace": "2s"}))
+        .json();
     assert!(
         ["failed", "cancelled"].contains(&killed["status"].as_str().unwrap()),
         "{killed}"
@@ -94,7 +118,10 @@ fn processes_through_the_tools() {
     let cli = ws.run(&["kill", &sleeper_id]);
     assert_eq!(again.text, cli.stderr.trim(), "{cli:?}");
     let bad_cwd = mcp.call("spawn", json!({"command": ["true"], "cwd": "/no/such/dir"}));
-    assert!(bad_cwd.is_error && bad_cwd.text.contains("/no/such/dir"), "{bad_cwd:?}");
+    assert!(
+        bad_cwd.is_error && bad_cwd.text.contains("/no/such/dir"),
+        "{bad_cwd:?}"
+    );
     let empty = mcp.call("spawn", json!({"command": []}));
     assert!(empty.is_error, "{empty:?}");
     let bad_signal = mcp.call("kill", json!({"id": id, "signal": "SIGNOPE"}));
@@ -112,27 +139,47 @@ fn queues_loops_and_tracked_work_through_the_tools() {
     let (mut mcp, _) = McpChild::start(&ws, &["--session", "sess-7", "--tool", "gemini"], "x");
 
     let submitted = mcp
-        .call("submit", json!({"queue": "ad-hoc", "command": "echo queued", "id": "job-1"}))
+        .call(
+            "submit",
+            json!({"queue": "ad-hoc", "command": "echo queued", "id": "job-1"}),
+        )
         .json();
     assert_eq!(submitted["id"], "job-1", "{submitted}");
     let listed = mcp.call("tasks_list", json!({"queue": "ad-hoc"})).json();
-    let job = listed.as_array().unwrap().iter().find(|t| t["id"] == "job-1");
-    assert_eq!(job.map(|j| &j["status"]), Some(&json!("pending")), "{listed}");
+    let job = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "job-1");
+    assert_eq!(
+        job.map(|j| &j["status"]),
+        Some(&json!("pending")),
+        "{listed}"
+    );
 
     // A loop is checked before anything starts: a missing spec is refused.
     let refused = mcp.call(
         "loop_run",
         json!({"spec": ws.root().join("no-spec.md"), "validate": "true"}),
     );
-    assert!(refused.is_error && refused.text.contains("no-spec.md"), "{refused:?}");
-    assert_eq!(mcp.call("loop_status", json!({"all": true})).json(), json!([]));
+    assert!(
+        refused.is_error && refused.text.contains("no-spec.md"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        mcp.call("loop_status", json!({"all": true})).json(),
+        json!([])
+    );
 
     let added = mcp.call("task_add", json!({"title": "triage"})).json();
     let id = added["id"].as_str().unwrap();
     assert!(id.starts_with("GEMINI-"), "{added}");
     mcp.call("task_start", json!({"id": id})).json();
-    mcp.call("remember", json!({"text": "use the staging db", "kind": "fact"}))
-        .json();
+    mcp.call(
+        "remember",
+        json!({"text": "use the staging db", "kind": "fact"}),
+    )
+    .json();
     let resume = mcp.call("task_resume", json!({})).json();
     assert_eq!(resume["session"], "sess-7");
     assert_eq!(resume["current_task"]["id"], id);
@@ -140,7 +187,10 @@ fn queues_loops_and_tracked_work_through_the_tools() {
     let shown = ws.run(&["session", "show", "sess-7", "--json"]).ok().json();
     assert_eq!(shown["tool"], "gemini", "{shown}");
 
-    let current = mcp.request("resources/read", json!({"uri": "taskdaemon://current.json"}));
+    let current = mcp.request(
+        "resources/read",
+        json!({"uri": "taskdaemon://current.json"}),
+    );
     let text = current["result"]["contents"][0]["text"].as_str().unwrap();
     assert!(text.contains("triage"), "{text}");
     assert_eq!(mcp.close(), Some(0));
@@ -151,6 +201,13 @@ fn outside_a_workspace_the_server_refuses_to_start_with_the_cli_message() {
     let ws = Ws::uninitialised();
     let run = run_command(ws.command_no_flag(&["mcp"]), COMMAND_TIMEOUT);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stdout.is_empty(), "stdout is for the protocol only: {run:?}");
-    assert!(run.stderr.starts_with("error: not in a taskdaemon workspace"), "{run:?}");
+    assert!(
+        run.stdout.is_empty(),
+        "stdout is for the protocol only: {run:?}"
+    );
+    assert!(
+        run.stderr
+            .starts_with("error: not in a taskdaemon workspace"),
+        "{run:?}"
+    );
 }

@@ -15,8 +15,8 @@ mod common;
 use std::fs;
 
 use common::Ws;
-use serde_json::{Value, json};
 use common::claude::{claude, fake_llm};
+use serde_json::{Value, json};
 use taskdaemon_fake_llm::{Block, RecordedRequest, Reply, Turn, Usage};
 
 const ADHOC: &str = "tasks/ad-hoc";

@@ -12,7 +12,13 @@ use serde_json::{Value, json};
 use taskdaemon_fake_llm::{Block, RecordedRequest, Reply, Turn};
 
 /// Runs `claude -p PROMPT` with stream-json output and any extra arguments.
-fn claude_print(ws: &Ws, claude: &std::path::Path, fake: &taskdaemon_fake_llm::FakeLlm, prompt: &str, extra: &[&str]) -> Run {
+fn claude_print(
+    ws: &Ws,
+    claude: &std::path::Path,
+    fake: &taskdaemon_fake_llm::FakeLlm,
+    prompt: &str,
+    extra: &[&str],
+) -> Run {
     let mut args = vec!["-p", prompt, "--output-format", "stream-json", "--verbose"];
     args.extend_from_slice(extra);
     let run = run_command(claude_command(ws, claude, fake, &args), COMMAND_TIMEOUT);
@@ -56,7 +62,10 @@ fn with_hooks_installed_the_first_request_carries_the_workspace_summary() {
     // The hook's context reached the model: the process and its command,
     // in the system prompt or the messages.
     let sent = format!("{}{}", first.body["system"], first.body["messages"]);
-    assert!(sent.contains("where work stands in this workspace"), "{sent}");
+    assert!(
+        sent.contains("where work stands in this workspace"),
+        "{sent}"
+    );
     assert!(sent.contains(&id), "{sent}");
     assert!(sent.contains("sleep 300"), "{sent}");
     // And the hook recorded Claude's session.
@@ -115,13 +124,20 @@ fn with_the_mcp_server_installed_claude_spawns_through_taskdaemon() {
     let id = process["id"].as_str().unwrap();
     assert!(id.starts_with("CLAUDE-"), "{process}");
     // ... and the tool_result the CLI sent back holds its id.
-    let last = turns[1].body["messages"].as_array().unwrap().last().unwrap();
+    let last = turns[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap();
     let tool_result = last["content"]
         .as_array()
         .and_then(|c| c.iter().find(|b| b["type"] == "tool_result"))
         .unwrap_or_else(|| panic!("no tool_result: {last:#}"));
     assert_ne!(tool_result["is_error"], true, "{tool_result:#}");
-    assert!(tool_result["content"].to_string().contains(id), "{tool_result:#}");
+    assert!(
+        tool_result["content"].to_string().contains(id),
+        "{tool_result:#}"
+    );
     // The client's session is the taskdaemon session: Claude Code gives its
     // MCP servers its session id, the one its hooks receive too.
     assert_eq!(process["session"], session_of(&run).as_str(), "{process}");
@@ -139,7 +155,8 @@ fn after_a_real_compaction_the_context_shows_what_ended_since_the_marker() {
     // rides on our installed PreCompact command: mark, then end the process
     // and wait until its exit is recorded, all before the summary is made.
     let settings_path = ws.root().join(".claude/settings.json");
-    let mut settings: Value = serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
+    let mut settings: Value =
+        serde_json::from_str(&fs::read_to_string(&settings_path).unwrap()).unwrap();
     let pre_compact = &mut settings["hooks"]["PreCompact"][0]["hooks"][0]["command"];
     let installed = pre_compact.as_str().unwrap().to_owned();
     let bin = common::bin();
@@ -158,10 +175,20 @@ fn after_a_real_compaction_the_context_shows_what_ended_since_the_marker() {
     // Enough of a conversation that there is something to compact.
     let session = session_of(&claude_print(&ws, &claude, &fake, "hello", &[]));
     for i in 0..4 {
-        claude_print(&ws, &claude, &fake, &format!("turn {i}"), &["--resume", &session]);
+        claude_print(
+            &ws,
+            &claude,
+            &fake,
+            &format!("turn {i}"),
+            &["--resume", &session],
+        );
     }
     let compact = claude_print(&ws, &claude, &fake, "/compact", &["--resume", &session]);
-    assert!(!compact.stdout.contains("Not enough messages"), "{}", compact.stdout);
+    assert!(
+        !compact.stdout.contains("Not enough messages"),
+        "{}",
+        compact.stdout
+    );
     assert_eq!(ws.task_status(&id), "failed");
 
     let prompt = "What ended while you were compacting?";
@@ -170,12 +197,18 @@ fn after_a_real_compaction_the_context_shows_what_ended_since_the_marker() {
     let after = requests.last().unwrap();
     let sent = after.body["messages"].to_string();
     assert!(sent.contains(prompt), "{sent}");
-    assert!(sent.contains("We talked."), "the compacted conversation: {sent}");
+    assert!(
+        sent.contains("We talked."),
+        "the compacted conversation: {sent}"
+    );
     // SessionStart (source compact) put what ended since the marker into
     // the context the model sees after the compaction.
     let compacted = sent
         .find("Your context was compacted at")
         .unwrap_or_else(|| panic!("no compaction notice: {sent}"));
     let section = &sent[compacted..];
-    assert!(section.contains(&id) && section.contains("exit 3"), "{section}");
+    assert!(
+        section.contains(&id) && section.contains("exit 3"),
+        "{section}"
+    );
 }

@@ -98,7 +98,11 @@ mod tests {
         );
         let ago = now_millis() - parse_since("2h").unwrap();
         assert!((7_200_000..7_260_000).contains(&ago), "{ago}");
-        assert!(parse_since("yesterday").unwrap_err().contains("'yesterday'"));
+        assert!(
+            parse_since("yesterday")
+                .unwrap_err()
+                .contains("'yesterday'")
+        );
     }
 
     #[test]

@@ -253,11 +253,17 @@ mod tests {
         let input = r#"{"session_id":"s","source":"startup"}"#;
         let out = run_hook(HookEvent::SessionStart, input, Some(dir.path()), dir.path());
         let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let context = json["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
+        let context = json["hookSpecificOutput"]["additionalContext"]
+            .as_str()
+            .unwrap();
         assert!(context.starts_with("taskdaemon: "), "{context}");
         assert!(context.contains("SessionStart hook skipped"), "{context}");
         let out = run_hook(HookEvent::PreCompact, input, Some(dir.path()), dir.path());
         assert!(out.stdout.is_empty());
-        assert!(out.stderr.contains("PreCompact hook skipped"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("PreCompact hook skipped"),
+            "{}",
+            out.stderr
+        );
     }
 }

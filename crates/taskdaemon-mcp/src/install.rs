@@ -296,13 +296,19 @@ fn remove_our_hooks(groups: &mut Vec<Value>) -> usize {
 /// The server entry a JSON-configured client runs.
 fn server_entry(client: McpClient, program: &str) -> Value {
     match client {
-        McpClient::Claude => json!({"type": "stdio", "command": program, "args": ["mcp"], "env": {}}),
+        McpClient::Claude => {
+            json!({"type": "stdio", "command": program, "args": ["mcp"], "env": {}})
+        }
         _ => json!({"command": program, "args": ["mcp"]}),
     }
 }
 
 /// Merges our server into a JSON MCP configuration (`mcpServers`).
-pub fn install_server_json(config: &mut Value, client: McpClient, program: &str) -> Result<(), String> {
+pub fn install_server_json(
+    config: &mut Value,
+    client: McpClient,
+    program: &str,
+) -> Result<(), String> {
     let servers = object_entry(config, "mcpServers")?;
     servers.insert(SERVER_NAME.to_owned(), server_entry(client, program));
     Ok(())
@@ -333,7 +339,10 @@ pub fn install_server_toml(doc: &mut toml_edit::DocumentMut, program: &str) -> R
     args.push("mcp");
     ours.insert("args", toml_edit::value(args));
     // Keep an existing table's other keys (a user's `env`, `startup_timeout_sec`).
-    match servers.get_mut(SERVER_NAME).and_then(toml_edit::Item::as_table_mut) {
+    match servers
+        .get_mut(SERVER_NAME)
+        .and_then(toml_edit::Item::as_table_mut)
+    {
         Some(existing) => {
             for (key, item) in ours.iter() {
                 existing.insert(key, item.clone());
@@ -348,7 +357,10 @@ pub fn install_server_toml(doc: &mut toml_edit::DocumentMut, program: &str) -> R
 
 /// Removes `[mcp_servers.taskdaemon]`; whether it was there.
 pub fn uninstall_server_toml(doc: &mut toml_edit::DocumentMut) -> bool {
-    let Some(servers) = doc.get_mut("mcp_servers").and_then(toml_edit::Item::as_table_mut) else {
+    let Some(servers) = doc
+        .get_mut("mcp_servers")
+        .and_then(toml_edit::Item::as_table_mut)
+    else {
         return false;
     };
     let removed = servers.remove(SERVER_NAME).is_some();
@@ -381,7 +393,11 @@ pub fn hooks_in_file(path: &Path) -> Result<Vec<InstalledHook>, InstallError> {
 }
 
 /// Registers our server, run as `program`, in `client`'s file at `path`.
-pub fn install_server_file(client: McpClient, path: &Path, program: &str) -> Result<Change, InstallError> {
+pub fn install_server_file(
+    client: McpClient,
+    path: &Path,
+    program: &str,
+) -> Result<Change, InstallError> {
     match client {
         McpClient::Codex => edit_toml(path, |doc| install_server_toml(doc, program)),
         _ => edit_json(path, |config| install_server_json(config, client, program)),
@@ -521,11 +537,7 @@ fn shape_error(path: &Path, what: String) -> InstallError {
         } else {
             "an object"
         },
-        what: what
-            .split(" must be")
-            .next()
-            .unwrap_or(&what)
-            .to_owned(),
+        what: what.split(" must be").next().unwrap_or(&what).to_owned(),
     }
 }
 
@@ -635,9 +647,16 @@ mod tests {
     #[test]
     fn our_hook_commands_are_recognised_wherever_the_binary_is() {
         assert!(is_our_hook_command("taskdaemon hook session-start"));
-        assert!(is_our_hook_command("/usr/local/bin/taskdaemon hook pre-compact"));
-        assert!(is_our_hook_command("'/my dir/taskdaemon' hook session-start"));
-        assert!(is_our_hook_command(&hook_command("/a b/it's/taskdaemon", HookEvent::PreCompact)));
+        assert!(is_our_hook_command(
+            "/usr/local/bin/taskdaemon hook pre-compact"
+        ));
+        assert!(is_our_hook_command(
+            "'/my dir/taskdaemon' hook session-start"
+        ));
+        assert!(is_our_hook_command(&hook_command(
+            "/a b/it's/taskdaemon",
+            HookEvent::PreCompact
+        )));
         assert!(!is_our_hook_command("taskdaemon rehydrate"));
         assert!(!is_our_hook_command("echo taskdaemon hook"));
         assert!(!is_our_hook_command("/bin/taskdaemon-other hook x"));
@@ -654,7 +673,10 @@ mod tests {
 
         assert_eq!(settings["permissions"], other_hooks()["permissions"]);
         assert_eq!(settings["model"], "opus");
-        assert_eq!(settings["hooks"]["PostToolUse"], other_hooks()["hooks"]["PostToolUse"]);
+        assert_eq!(
+            settings["hooks"]["PostToolUse"],
+            other_hooks()["hooks"]["PostToolUse"]
+        );
         let session_start = settings["hooks"]["SessionStart"].as_array().unwrap();
         assert_eq!(session_start.len(), 2);
         assert_eq!(session_start[0], other_hooks()["hooks"]["SessionStart"][0]);
@@ -665,7 +687,11 @@ mod tests {
         );
         let installed = our_hooks(&settings);
         assert_eq!(installed.len(), 2, "{installed:?}");
-        assert!(installed.iter().any(|h| h.event == "PreCompact" && h.matcher.is_none()));
+        assert!(
+            installed
+                .iter()
+                .any(|h| h.event == "PreCompact" && h.matcher.is_none())
+        );
     }
 
     #[test]
@@ -673,12 +699,21 @@ mod tests {
         let mut settings = other_hooks();
         install_hooks(&mut settings, "/old/taskdaemon").unwrap();
         install_hooks(&mut settings, EXE).unwrap();
-        let commands: Vec<String> = our_hooks(&settings).into_iter().map(|h| h.command).collect();
+        let commands: Vec<String> = our_hooks(&settings)
+            .into_iter()
+            .map(|h| h.command)
+            .collect();
         assert_eq!(
             commands,
-            [format!("{EXE} hook session-start"), format!("{EXE} hook pre-compact")]
+            [
+                format!("{EXE} hook session-start"),
+                format!("{EXE} hook pre-compact")
+            ]
         );
-        assert_eq!(settings["hooks"]["SessionStart"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            settings["hooks"]["SessionStart"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -702,9 +737,17 @@ mod tests {
     #[test]
     fn a_misshapen_settings_file_is_refused() {
         let mut settings = json!({"hooks": []});
-        assert!(install_hooks(&mut settings, EXE).unwrap_err().contains("hooks"));
+        assert!(
+            install_hooks(&mut settings, EXE)
+                .unwrap_err()
+                .contains("hooks")
+        );
         let mut settings = json!({"hooks": {"SessionStart": {}}});
-        assert!(install_hooks(&mut settings, EXE).unwrap_err().contains("SessionStart"));
+        assert!(
+            install_hooks(&mut settings, EXE)
+                .unwrap_err()
+                .contains("SessionStart")
+        );
     }
 
     #[test]
@@ -712,9 +755,15 @@ mod tests {
         let mut config = json!({"mcpServers": {"github": {"command": "gh-mcp"}}, "other": 1});
         install_server_json(&mut config, McpClient::Cursor, EXE).unwrap();
         assert_eq!(config["mcpServers"]["github"]["command"], "gh-mcp");
-        assert_eq!(config["mcpServers"]["taskdaemon"], json!({"command": EXE, "args": ["mcp"]}));
+        assert_eq!(
+            config["mcpServers"]["taskdaemon"],
+            json!({"command": EXE, "args": ["mcp"]})
+        );
         assert!(uninstall_server_json(&mut config));
-        assert_eq!(config, json!({"mcpServers": {"github": {"command": "gh-mcp"}}, "other": 1}));
+        assert_eq!(
+            config,
+            json!({"mcpServers": {"github": {"command": "gh-mcp"}}, "other": 1})
+        );
         assert!(!uninstall_server_json(&mut config));
     }
 
@@ -726,7 +775,9 @@ mod tests {
         let text = doc.to_string();
         assert!(text.starts_with(before), "{text}");
         assert!(
-            text.ends_with(&format!("\n[mcp_servers.taskdaemon]\ncommand = \"{EXE}\"\nargs = [\"mcp\"]\n")),
+            text.ends_with(&format!(
+                "\n[mcp_servers.taskdaemon]\ncommand = \"{EXE}\"\nargs = [\"mcp\"]\n"
+            )),
             "{text}"
         );
         let mut again: toml_edit::DocumentMut = text.parse().unwrap();
@@ -750,26 +801,46 @@ mod tests {
         std::fs::write(&path, "{\n  \"hooks\": {,\n}").unwrap();
         let err = install_hooks_file(&path, EXE).unwrap_err().to_string();
         assert!(err.contains("settings.json:2:"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"hooks\": {,\n}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"hooks\": {,\n}"
+        );
 
         let codex = dir.path().join("codex/config.toml");
         std::fs::create_dir_all(codex.parent().unwrap()).unwrap();
         std::fs::write(&codex, "a = 1\nb = \n").unwrap();
-        let err = install_server_file(McpClient::Codex, &codex, EXE).unwrap_err().to_string();
+        let err = install_server_file(McpClient::Codex, &codex, EXE)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.toml:2:"), "{err}");
     }
 
     #[test]
     fn paths_follow_each_tool() {
         let (root, home) = (Path::new("/p"), Path::new("/h"));
-        assert_eq!(HookScope::Local.settings_path(root, home), Path::new("/p/.claude/settings.local.json"));
-        assert_eq!(HookScope::User.settings_path(root, home), Path::new("/h/.claude/settings.json"));
-        assert_eq!(McpClient::Codex.config_path(root, home, None), Path::new("/h/.codex/config.toml"));
+        assert_eq!(
+            HookScope::Local.settings_path(root, home),
+            Path::new("/p/.claude/settings.local.json")
+        );
+        assert_eq!(
+            HookScope::User.settings_path(root, home),
+            Path::new("/h/.claude/settings.json")
+        );
+        assert_eq!(
+            McpClient::Codex.config_path(root, home, None),
+            Path::new("/h/.codex/config.toml")
+        );
         assert_eq!(
             McpClient::Codex.config_path(root, home, Some(Path::new("/c"))),
             Path::new("/c/config.toml")
         );
-        assert_eq!(McpClient::Gemini.config_path(root, home, None), Path::new("/p/.gemini/settings.json"));
-        assert_eq!(McpClient::Cursor.config_path(root, home, None), Path::new("/p/.cursor/mcp.json"));
+        assert_eq!(
+            McpClient::Gemini.config_path(root, home, None),
+            Path::new("/p/.gemini/settings.json")
+        );
+        assert_eq!(
+            McpClient::Cursor.config_path(root, home, None),
+            Path::new("/p/.cursor/mcp.json")
+        );
     }
 }

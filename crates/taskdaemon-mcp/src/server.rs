@@ -129,7 +129,11 @@ fn tool_error(message: &str) -> CallToolResult {
 }
 
 /// A duration argument such as `30s`, or `default`.
-fn duration_arg(name: &str, value: Option<&str>, default: Duration) -> Result<Duration, ServiceError> {
+fn duration_arg(
+    name: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ServiceError> {
     match value {
         None => Ok(default),
         Some(text) => parse_duration(text)
@@ -199,14 +203,20 @@ impl TaskdaemonMcp {
     /// A process's output: the last lines (tail), or only what is new since
     /// a byte offset (since = the previous call's next_offset).
     #[tool]
-    async fn logs(&self, Parameters(p): Parameters<LogsParams>) -> Result<CallToolResult, ErrorData> {
+    async fn logs(
+        &self,
+        Parameters(p): Parameters<LogsParams>,
+    ) -> Result<CallToolResult, ErrorData> {
         self.call(move |service, _| service.read_log(&p.id, p.stderr, p.tail, p.since))
             .await
     }
 
     /// Block until a task ends or the timeout runs out; `ended` says which.
     #[tool]
-    async fn wait(&self, Parameters(p): Parameters<WaitParams>) -> Result<CallToolResult, ErrorData> {
+    async fn wait(
+        &self,
+        Parameters(p): Parameters<WaitParams>,
+    ) -> Result<CallToolResult, ErrorData> {
         self.call(move |service, _| {
             let timeout = duration_arg("timeout", p.timeout.as_deref(), DEFAULT_WAIT)?;
             Ok(match service.wait(&p.id, Some(timeout))? {
@@ -219,7 +229,10 @@ impl TaskdaemonMcp {
 
     /// Stop a process and its whole process group: the signal, then SIGKILL after the grace period.
     #[tool]
-    async fn kill(&self, Parameters(p): Parameters<KillParams>) -> Result<CallToolResult, ErrorData> {
+    async fn kill(
+        &self,
+        Parameters(p): Parameters<KillParams>,
+    ) -> Result<CallToolResult, ErrorData> {
         self.call(move |service, _| {
             let grace = duration_arg("grace", p.grace.as_deref(), DEFAULT_GRACE)?;
             service.kill(&p.id, p.signal.as_deref().unwrap_or("TERM"), grace)
@@ -499,7 +512,9 @@ impl TaskdaemonMcp {
                 }
                 std::fs::read_to_string(&path)
                     .map(|text| Some((text, "application/json")))
-                    .map_err(|e| ServiceError::Failed(format!("cannot read {}: {e}", path.display())))
+                    .map_err(|e| {
+                        ServiceError::Failed(format!("cannot read {}: {e}", path.display()))
+                    })
             }
             _ => Ok(None),
         }
@@ -548,8 +563,7 @@ impl ServerHandler for TaskdaemonMcp {
         let agent = self.agent();
         // The session is known from now on; a store that cannot record it
         // fails the calls that need it, with their own message.
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || service.begin_session(&agent)).await
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || service.begin_session(&agent)).await
         {
             tracing::warn!("cannot record the session: {}", error_message(&e));
         }

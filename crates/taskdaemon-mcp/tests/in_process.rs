@@ -58,13 +58,19 @@ fn text(result: &CallToolResult) -> String {
 async fn ok(c: &Connected, tool: &str, args: Value) -> Value {
     let result = call(c, tool, args).await;
     assert_ne!(result.is_error, Some(true), "{tool}: {}", text(&result));
-    serde_json::from_str(&text(&result)).unwrap_or_else(|e| panic!("{tool}: {e}: {}", text(&result)))
+    serde_json::from_str(&text(&result))
+        .unwrap_or_else(|e| panic!("{tool}: {e}: {}", text(&result)))
 }
 
 /// A failed call's message.
 async fn err(c: &Connected, tool: &str, args: Value) -> String {
     let result = call(c, tool, args).await;
-    assert_eq!(result.is_error, Some(true), "{tool} should fail: {}", text(&result));
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{tool} should fail: {}",
+        text(&result)
+    );
     text(&result)
 }
 
@@ -77,13 +83,37 @@ async fn every_tool_is_listed_with_a_described_schema() {
     assert_eq!(
         names,
         [
-            "history", "kill", "logs", "loop_run", "loop_status", "ps", "rehydrate", "remember",
-            "restart", "search", "spawn", "submit", "task_add", "task_context", "task_done",
-            "task_fail", "task_ready", "task_resume", "task_start", "tasks_list", "wait",
+            "history",
+            "kill",
+            "logs",
+            "loop_run",
+            "loop_status",
+            "ps",
+            "rehydrate",
+            "remember",
+            "restart",
+            "search",
+            "spawn",
+            "submit",
+            "task_add",
+            "task_context",
+            "task_done",
+            "task_fail",
+            "task_ready",
+            "task_resume",
+            "task_start",
+            "tasks_list",
+            "wait",
         ]
     );
     let spawn = tools.iter().find(|t| t.name == "spawn").unwrap();
-    assert!(spawn.description.as_deref().unwrap().contains("supervision"));
+    assert!(
+        spawn
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("supervision")
+    );
     let schema = Value::Object((*spawn.input_schema).clone());
     assert_eq!(schema["required"], json!(["command"]));
     assert!(
@@ -98,7 +128,12 @@ async fn every_tool_is_listed_with_a_described_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracked_work_and_memory_through_the_tools() {
     let c = connect(ServerOptions::default()).await;
-    let first = ok(&c, "task_add", json!({"title": "write the parser", "priority": "high"})).await;
+    let first = ok(
+        &c,
+        "task_add",
+        json!({"title": "write the parser", "priority": "high"}),
+    )
+    .await;
     let id = first["id"].as_str().unwrap().to_owned();
     // The client's name gives the tool, so the id prefix.
     assert!(id.starts_with("CLAUDE-"), "{first}");
@@ -112,12 +147,19 @@ async fn tracked_work_and_memory_through_the_tools() {
     // A refused transition carries the CLI's words.
     let refused = err(&c, "task_done", json!({"id": id})).await;
     assert!(
-        refused.starts_with(&format!("error: cannot mark {id} done: it was never started")),
+        refused.starts_with(&format!(
+            "error: cannot mark {id} done: it was never started"
+        )),
         "{refused}"
     );
 
     ok(&c, "task_start", json!({"id": id})).await;
-    let context = ok(&c, "task_context", json!({"id": id, "files": ["src/parser.rs"]})).await;
+    let context = ok(
+        &c,
+        "task_context",
+        json!({"id": id, "files": ["src/parser.rs"]}),
+    )
+    .await;
     assert_eq!(context["files_modified"], json!(["src/parser.rs"]));
     let memory = ok(
         &c,
@@ -129,14 +171,22 @@ async fn tracked_work_and_memory_through_the_tools() {
 
     let resume = ok(&c, "task_resume", json!({})).await;
     assert_eq!(resume["current_task"]["id"], id.as_str(), "{resume}");
-    assert!(resume["session"].as_str().unwrap().starts_with("claude-"), "{resume}");
+    assert!(
+        resume["session"].as_str().unwrap().starts_with("claude-"),
+        "{resume}"
+    );
 
     let hits = ok(&c, "search", json!({"query": "nom"})).await;
     assert!(hits.to_string().contains("parse with nom"), "{hits}");
 
     let done = ok(&c, "task_done", json!({"id": id, "note": "merged"})).await;
     assert_eq!(done["status"], "succeeded");
-    let shipped = ok(&c, "task_fail", json!({"id": second["id"], "reason": "no release window"})).await;
+    let shipped = ok(
+        &c,
+        "task_fail",
+        json!({"id": second["id"], "reason": "no release window"}),
+    )
+    .await;
     assert_eq!(shipped["status"], "failed");
 
     let history = ok(&c, "history", json!({"task": id})).await;
@@ -147,12 +197,21 @@ async fn tracked_work_and_memory_through_the_tools() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.len() >= 3, "{history}");
-    let page = ok(&c, "history", json!({"after_seq": history[0]["seq"], "limit": 1})).await;
+    let page = ok(
+        &c,
+        "history",
+        json!({"after_seq": history[0]["seq"], "limit": 1}),
+    )
+    .await;
     assert_eq!(page.as_array().unwrap().len(), 1);
     assert!(page[0]["seq"].as_i64() > history[0]["seq"].as_i64());
 
     let rehydrate = call(&c, "rehydrate", json!({"budget": 400, "peek": true})).await;
-    assert!(text(&rehydrate).contains("parse with nom"), "{}", text(&rehydrate));
+    assert!(
+        text(&rehydrate).contains("parse with nom"),
+        "{}",
+        text(&rehydrate)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,18 +221,50 @@ async fn bad_arguments_are_tool_errors_that_name_the_argument() {
         err(&c, "remember", json!({"text": "x", "kind": "opinion"})).await,
         err(&c, "remember", json!({"text": "x", "kind": "opinion"})).await
     );
-    assert!(err(&c, "remember", json!({"text": "x", "kind": "opinion"})).await.contains("kind 'opinion'"));
-    assert!(err(&c, "wait", json!({"id": "TASK-1", "timeout": "soon"})).await.contains("timeout 'soon'"));
-    assert!(err(&c, "tasks_list", json!({"status": "sleeping"})).await.contains("status 'sleeping'"));
-    assert!(err(&c, "history", json!({"since": "yesterday"})).await.contains("yesterday"));
+    assert!(
+        err(&c, "remember", json!({"text": "x", "kind": "opinion"}))
+            .await
+            .contains("kind 'opinion'")
+    );
+    assert!(
+        err(&c, "wait", json!({"id": "TASK-1", "timeout": "soon"}))
+            .await
+            .contains("timeout 'soon'")
+    );
+    assert!(
+        err(&c, "tasks_list", json!({"status": "sleeping"}))
+            .await
+            .contains("status 'sleeping'")
+    );
+    assert!(
+        err(&c, "history", json!({"since": "yesterday"}))
+            .await
+            .contains("yesterday")
+    );
     assert_eq!(
         err(&c, "logs", json!({"id": "CLAUDE-99"})).await,
         "error: no task with id 'CLAUDE-99'"
     );
-    assert!(err(&c, "loop_status", json!({"id": "LOOP-9"})).await.starts_with("error: "));
-    assert!(err(&c, "submit", json!({"queue": "bad queue", "command": "true"})).await.contains("'bad queue'"));
+    assert!(
+        err(&c, "loop_status", json!({"id": "LOOP-9"}))
+            .await
+            .starts_with("error: ")
+    );
+    assert!(
+        err(
+            &c,
+            "submit",
+            json!({"queue": "bad queue", "command": "true"})
+        )
+        .await
+        .contains("'bad queue'")
+    );
     // A missing required argument is a tool error too, naming the field.
-    assert!(err(&c, "task_add", json!({})).await.contains("missing field `title`"));
+    assert!(
+        err(&c, "task_add", json!({}))
+            .await
+            .contains("missing field `title`")
+    );
     // Read-only listings of an empty workspace answer with empty lists.
     assert_eq!(ok(&c, "ps", json!({"all": true})).await, json!([]));
     assert_eq!(ok(&c, "tasks_list", json!({})).await, json!([]));

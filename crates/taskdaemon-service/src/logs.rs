@@ -179,7 +179,12 @@ mod tests {
             read_range(&path, 0, MAX_LOG_CHUNK + 10).unwrap().len() as u64,
             MAX_LOG_CHUNK
         );
-        assert_eq!(read_range(&path, MAX_LOG_CHUNK, MAX_LOG_CHUNK + 10).unwrap().len(), 10);
+        assert_eq!(
+            read_range(&path, MAX_LOG_CHUNK, MAX_LOG_CHUNK + 10)
+                .unwrap()
+                .len(),
+            10
+        );
         assert!(read_range(&path, 50, 20).unwrap().is_empty());
     }
 

@@ -200,9 +200,9 @@ fn resolve_cwd(cwd: Option<&Path>) -> Result<String> {
             dir.display()
         )));
     }
-    dir.to_str().map(str::to_owned).ok_or_else(|| {
-        ServiceError::BadInput(format!("--cwd {}: not valid UTF-8", dir.display()))
-    })
+    dir.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::BadInput(format!("--cwd {}: not valid UTF-8", dir.display())))
 }
 
 /// The caller's environment: the command runs as if started from the

@@ -98,10 +98,7 @@ impl McpChild {
 
     /// Calls a tool; a protocol-level error fails the test.
     pub fn call(&mut self, tool: &str, arguments: Value) -> ToolAnswer {
-        let response = self.request(
-            "tools/call",
-            json!({"name": tool, "arguments": arguments}),
-        );
+        let response = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
         let result = &response["result"];
         assert!(result.is_object(), "{tool}: {response}");
         ToolAnswer {
