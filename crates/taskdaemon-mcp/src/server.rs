@@ -30,7 +30,7 @@ use taskdaemon_service::{
 };
 
 use crate::params::*;
-use crate::session::agent_for_client;
+use crate::session::{agent_for_client, tool_of_client};
 
 /// The summary's budget when a caller names none (the CLI's default).
 const DEFAULT_BUDGET: usize = 1500;
@@ -113,12 +113,16 @@ impl TaskdaemonMcp {
         })
     }
 
-    /// Takes the session (and tool) from the client, unless the command line set one.
+    /// Takes the session and tool from the client where the command line
+    /// set none.
     fn adopt_client(&self, client: &Implementation) {
+        let mut agent = self.agent.lock().unwrap_or_else(PoisonError::into_inner);
         if self.fixed {
+            if agent.tool.is_none() {
+                agent.tool = tool_of_client(&client.name);
+            }
             return;
         }
-        let mut agent = self.agent.lock().unwrap_or_else(PoisonError::into_inner);
         *agent = agent_for_client(&client.name, agent.tool.as_deref());
     }
 }

@@ -311,3 +311,18 @@ async fn resources_hold_the_summary_and_the_snapshot() {
         .await;
     assert!(unknown.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_given_on_the_command_line_keeps_the_clients_tool() {
+    let c = connect(ServerOptions {
+        tool: None,
+        session: Some("fixed-1".to_owned()),
+    })
+    .await;
+    let task = ok(&c, "task_add", json!({"title": "one"})).await;
+    assert!(
+        task["id"].as_str().unwrap().starts_with("CLAUDE-"),
+        "{task}"
+    );
+    assert_eq!(task["session"], "fixed-1", "{task}");
+}
