@@ -83,7 +83,6 @@ fn run(args: &[String]) -> Result<()> {
         }
     }
     // Closing stdin ends the server.
-    drop(exchange);
     drop(stdin);
     let _ = child.kill();
     let _ = child.wait();
