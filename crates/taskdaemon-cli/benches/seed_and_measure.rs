@@ -5,8 +5,9 @@
 //!
 //! - `seed --db PATH --count N`: writes N ended process records (and their
 //!   events) through the real [`Store`] API, the way shims write them.
-//! - `timeit --runs N --warmup W [--ok-codes 0,3] -- CMD ARGS...`: runs a command N times
-//!   (stdout and stderr to /dev/null, no shell) and prints
+//! - `timeit --runs N --warmup W [--ok-codes 0,3] [--stdin FILE] -- CMD ARGS...`: runs a
+//!   command N times (stdin from FILE or /dev/null, stdout and stderr to /dev/null, no
+//!   shell) and prints
 //!   `median p95 mean min` in milliseconds on one line.
 //! - `exit-latency --exe BIN --workspace DIR --runs N --sleep-ms MS`: spawns
 //!   commands that stamp their own exit time, and measures how long until the
@@ -212,11 +213,18 @@ fn timeit_cmd(args: &[String]) -> Result<()> {
     let (program, rest) = command
         .split_first()
         .ok_or("timeit needs a command after --")?;
+    let stdin_file = opts.get("stdin").cloned();
     let run_once = || -> Result<f64> {
+        let stdin = match &stdin_file {
+            Some(path) => {
+                Stdio::from(fs::File::open(path).map_err(|e| format!("--stdin {path}: {e}"))?)
+            }
+            None => Stdio::null(),
+        };
         let start = Instant::now();
         let status = Command::new(program)
             .args(rest)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use taskdaemon_core::duration::parse_duration;
 use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
@@ -114,6 +114,16 @@ pub enum Command {
     Tui(TuiArgs),
     /// Copy this workspace's SQLite store into PostgreSQL, verified by counts and checksum.
     Migrate(MigrateArgs),
+    /// Serve taskdaemon's tools to an agent over MCP on stdio, or register
+    /// the server in Claude Code, Codex, Gemini CLI or Cursor.
+    Mcp(McpArgs),
+    /// Install, remove or show the Claude Code hooks that re-inject where work
+    /// stands at every session start and after compaction.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Answer a Claude Code hook (reads the hook's JSON on stdin; always exits 0).
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -803,7 +813,7 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only events since this long ago (`2h`, `3d`) or this time (RFC 3339).
-    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    #[arg(long, value_name = "WHEN", value_parser = taskdaemon_core::time::parse_since)]
     pub since: Option<i64>,
     /// Only events of this task.
     #[arg(long, value_name = "ID")]
@@ -944,7 +954,7 @@ pub struct ConfigHistoryArgs {
 #[derive(Debug, Args)]
 pub struct AnalyticsArgs {
     /// Only loops created since then: a duration such as 7d, or an RFC 3339 time.
-    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    #[arg(long, value_name = "WHEN", value_parser = taskdaemon_core::time::parse_since)]
     pub since: Option<i64>,
     /// Group by loop type, model or day.
     #[arg(long, value_enum, default_value_t = AnalyticsBy::Type)]
@@ -1034,16 +1044,6 @@ fn parse_priority(text: &str) -> Result<i32, String> {
     taskdaemon_core::tracked::parse_priority(text)
 }
 
-/// `2h` (that long ago) or an RFC 3339 time, as epoch milliseconds.
-fn parse_since(text: &str) -> Result<i64, String> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(time.timestamp_millis());
-    }
-    let ago = parse_duration(text)
-        .map_err(|_| format!("expected a duration such as 2h or an RFC 3339 time, got '{text}'"))?;
-    Ok(taskdaemon_core::time::now_millis() - ago.as_millis() as i64)
-}
-
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -1069,4 +1069,102 @@ pub struct TasksListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCommand>,
+    /// The tool the calls act as (id prefix); default: the client's name (claude-code -> claude).
+    #[arg(long, value_name = "NAME", env = "TASKDAEMON_TOOL")]
+    pub tool: Option<String>,
+    /// The session the calls belong to; default: the client's own session, else a new one.
+    #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Register the server in an agent's MCP configuration (merged; safe to repeat).
+    Install(McpInstallArgs),
+    /// Remove the server from an agent's MCP configuration.
+    Uninstall(McpClientArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum McpClientName {
+    /// Claude Code: .mcp.json in the workspace.
+    Claude,
+    /// Codex: $CODEX_HOME/config.toml (default ~/.codex/config.toml).
+    Codex,
+    /// Gemini CLI: .gemini/settings.json in the workspace.
+    Gemini,
+    /// Cursor: .cursor/mcp.json in the workspace.
+    Cursor,
+}
+
+#[derive(Debug, Args)]
+pub struct McpInstallArgs {
+    pub client: McpClientName,
+    /// The command the agent runs (default: this binary's absolute path; pass
+    /// `taskdaemon` for a file shared with people who have it on PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpClientArgs {
+    pub client: McpClientName,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HookAgent {
+    Claude,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HookScopeArg {
+    /// .claude/settings.json: shared with the project.
+    Project,
+    /// .claude/settings.local.json: this checkout only.
+    Local,
+    /// ~/.claude/settings.json: every project of yours.
+    User,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Merge the SessionStart and PreCompact hooks into Claude Code's settings (safe to repeat).
+    Install(HooksInstallArgs),
+    /// Remove our hooks (only ours) from Claude Code's settings.
+    Uninstall(HooksUninstallArgs),
+    /// Show which settings files hold our hooks.
+    Status(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub struct HooksInstallArgs {
+    pub agent: HookAgent,
+    /// Which settings file.
+    #[arg(long, value_enum, default_value = "project")]
+    pub scope: HookScopeArg,
+    /// The command the hooks run (default: this binary's absolute path).
+    #[arg(long, value_name = "PROGRAM")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksUninstallArgs {
+    pub agent: HookAgent,
+    /// Only this settings file (default: all three).
+    #[arg(long, value_enum)]
+    pub scope: Option<HookScopeArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// SessionStart: print the rehydrate summary as context for the session.
+    SessionStart,
+    /// PreCompact: mark the point the context is compacted at.
+    PreCompact,
 }

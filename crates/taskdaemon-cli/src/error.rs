@@ -50,14 +50,5 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Prints `error: outer: inner: ...` on one line.
 pub fn report(err: &anyhow::Error) {
-    let mut message = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        // thiserror's `transparent` and our own wrapping can repeat a message.
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-    }
-    eprintln!("error: {message}");
+    eprintln!("error: {}", taskdaemon_service::error_message(err.as_ref()));
 }

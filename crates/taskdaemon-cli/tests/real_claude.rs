@@ -13,72 +13,13 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::mpsc;
 
 use common::Ws;
+use common::claude::{claude, fake_llm};
 use serde_json::{Value, json};
-use taskdaemon_fake_llm::{Block, FakeLlm, RecordedRequest, Reply, Turn, Usage};
+use taskdaemon_fake_llm::{Block, RecordedRequest, Reply, Turn, Usage};
 
 const ADHOC: &str = "tasks/ad-hoc";
-/// Exit code of the install script when the npm registry is unreachable.
-const REGISTRY_UNREACHABLE: i32 = 3;
-
-/// The `claude` to run, or none (after a loud notice) when it cannot be had.
-fn claude() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("TASKDAEMON_TEST_CLAUDE") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "TASKDAEMON_TEST_CLAUDE={} is not a file",
-            path.display()
-        );
-        return Some(path);
-    }
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-claude-code.sh");
-    // The script caches under the target dir; CARGO_TARGET_TMPDIR is `<target>/tmp`.
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("..");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run scripts/install-claude-code.sh");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())),
-        Some(REGISTRY_UNREACHABLE) => {
-            eprintln!(
-                "\n{bar}\nSKIPPED: the real Claude Code CLI is not installed and the npm registry \
-                 is unreachable ({}).\nThe claude-code executor was NOT tested against the real \
-                 client. Set TASKDAEMON_TEST_CLAUDE or run scripts/install-claude-code.sh.\n{bar}\n",
-                stderr.trim(),
-                bar = "!".repeat(78)
-            );
-            None
-        }
-        _ => panic!("installing Claude Code failed: {stderr}"),
-    }
-}
-
-/// Starts the fake server with `script` on a thread of its own; it serves
-/// until the test process ends.
-fn fake_llm(script: Vec<Reply>) -> FakeLlm {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            tx.send(FakeLlm::start(script).await.expect("start fake LLM"))
-                .expect("hand over the server");
-            std::future::pending::<()>().await
-        });
-    });
-    rx.recv().expect("fake LLM started")
-}
 
 fn text_of(request: &RecordedRequest) -> String {
     request.body["messages"].to_string()

@@ -20,6 +20,16 @@ pub fn to_rfc3339(millis: Millis) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A point in time given as a duration ago (`2h`, `3d`) or an RFC 3339 time.
+pub fn parse_since(text: &str) -> Result<Millis, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    let ago = crate::duration::parse_duration(text)
+        .map_err(|_| format!("expected a duration such as 2h or an RFC 3339 time, got '{text}'"))?;
+    Ok(now_millis() - ago.as_millis() as i64)
+}
+
 /// Renders an elapsed time compactly for humans: `45s`, `12m`, `3h05m`, `2d4h`.
 pub fn format_age(millis: i64) -> String {
     let secs = (millis.max(0)) / 1000;
@@ -79,6 +89,21 @@ pub mod serde_rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_takes_a_duration_ago_or_a_time() {
+        assert_eq!(
+            parse_since("2026-01-02T03:04:05Z").unwrap(),
+            1_767_323_045_000
+        );
+        let ago = now_millis() - parse_since("2h").unwrap();
+        assert!((7_200_000..7_260_000).contains(&ago), "{ago}");
+        assert!(
+            parse_since("yesterday")
+                .unwrap_err()
+                .contains("'yesterday'")
+        );
+    }
 
     #[test]
     fn ages_are_compact() {

@@ -298,7 +298,7 @@ impl Worker {
         })
         .await??;
         match started {
-            Started::Item(item) => self.drive(item).await?,
+            Started::Item(item) => self.drive(*item).await?,
             Started::Nothing => {}
             Started::RefusedInPlace => {
                 self.refused_in_place.insert(name);
@@ -454,7 +454,7 @@ enum Next {
 /// What became of a document the worker tried to start.
 enum Started {
     /// Recorded and launched (or failed to launch): drive it to its end.
-    Item(QueueItem),
+    Item(Box<QueueItem>),
     /// Nothing to drive: it vanished, is still settling, or was malformed
     /// or refused and moved to `failed/` with its result.
     Nothing,
@@ -537,7 +537,7 @@ fn start_document(
     }
     store
         .queue_item(&task.id)
-        .map(Started::Item)
+        .map(|item| Started::Item(Box::new(item)))
         .map_err(|e| e.to_string())
 }
 

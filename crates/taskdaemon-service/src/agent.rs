@@ -3,7 +3,7 @@
 use taskdaemon_core::id::normalize_tool;
 use taskdaemon_store::Store;
 
-use crate::{Result, ServiceError};
+use crate::{Result, Service, ServiceError};
 
 /// Validates and normalises a tool name (`Claude` and `claude` are one tool).
 pub fn tool_name(tool: Option<&str>) -> Result<Option<String>> {
@@ -56,5 +56,13 @@ impl Agent {
             store.touch_session(session, self.tool.as_deref())?;
         }
         Ok(())
+    }
+}
+
+impl Service {
+    /// Records that the agent's session is active (a session start, a
+    /// client connecting); nothing for an agent without a session.
+    pub fn begin_session(&self, agent: &Agent) -> Result<()> {
+        agent.touch(&*self.store)
     }
 }

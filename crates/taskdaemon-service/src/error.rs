@@ -85,5 +85,40 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
     }
 }
 
+/// An error and its causes on one line (`outer: inner: ...`), each cause
+/// once: what every interface shows for a failure.
+pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        // thiserror's `transparent` and wrapping can repeat a message.
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = e.source();
+    }
+    message
+}
+
 /// Result of service calls.
 pub type Result<T> = std::result::Result<T, ServiceError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_holds_each_cause_once() {
+        let refused = ServiceError::Refused {
+            hint: "cannot mark TASK-1 done: it was never started".to_owned(),
+            source: StoreError::Invalid("illegal transition".to_owned()),
+        };
+        let message = error_message(&refused);
+        assert!(message.starts_with("cannot mark TASK-1 done"), "{message}");
+        assert!(message.ends_with("illegal transition"), "{message}");
+        let plain = ServiceError::BadInput("--queue 'a b': bad".to_owned());
+        assert_eq!(error_message(&plain), "--queue 'a b': bad");
+    }
+}

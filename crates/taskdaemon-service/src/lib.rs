@@ -46,25 +46,25 @@ pub use agent::{Agent, tool_name};
 pub use aggregates::{Aggregate, Aggregates, Failure, Report};
 pub use analytics::{Analytics, AnalyticsGroup, AnalyticsQuery, GroupBy};
 pub use chat::{ChatMessage, ChatModel, ChatReply, ChatRole};
-pub use error::{ErrorClass, Result, ServiceError, store_class};
+pub use error::{ErrorClass, Result, ServiceError, error_message, store_class};
 pub use feed::{Feed, FeedOptions, Subscription};
 pub use health::Health;
 pub use history::HistoryQuery;
-pub use logs::{LogCursor, last_line, read_log, tail_lines, tail_log};
+pub use logs::{LogChunk, LogCursor, last_line, read_whole_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
 pub use looptypes::{ConfigCheck, ConfigStatus};
 pub use metrics::{Counters, StatusReport};
-pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, restart_policy};
+pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, SpawnInput, restart_policy};
 pub use queues::{
     QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
 };
-pub use rehydrate::Rehydration;
+pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{
-    Access, DEFAULT_PAGE, LogChunk, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share,
-    ShareScope, SpawnRequest, TaskPage, TaskQuery,
+    Access, DEFAULT_PAGE, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share, ShareScope,
+    SpawnRequest, TaskLogChunk, TaskPage, TaskQuery,
 };
 
 /// Where warnings about projection files go (the change itself is committed).

@@ -1,6 +1,7 @@
 //! Reading log files: the last lines of a process's output, the last line a
-//! loop logged, and following a log as it grows. Only the end is read,
-//! however long the file. A log that rotates (see
+//! loop logged, a chunk of output from an offset (so a reader polling a log
+//! gets each byte once), and following a log as it grows. Only the end is
+//! read, however long the file. A log that rotates (see
 //! [`taskdaemon_workspace::logfile`]) reads as one stream: its rotated
 //! copies, oldest first, then the live file.
 
@@ -9,6 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use taskdaemon_workspace::Workspace;
 use taskdaemon_workspace::logfile::rotations;
 
@@ -52,7 +54,7 @@ fn line_count(bytes: &[u8]) -> usize {
 
 /// The whole log: its rotated copies, oldest first, then the live file.
 /// Returns the bytes and a cursor at their end, to follow from.
-pub fn read_log(path: &Path) -> io::Result<(Vec<u8>, LogCursor)> {
+pub fn read_whole_log(path: &Path) -> io::Result<(Vec<u8>, LogCursor)> {
     let mut bytes = Vec::new();
     for copy in rotations(path) {
         match File::open(&copy) {
@@ -153,6 +155,80 @@ impl LogCursor {
     }
 }
 
+use crate::{Result, Service, ServiceError};
+
+/// Most bytes one [`Service::read_log`] returns; read on from `next_offset`.
+pub const MAX_LOG_CHUNK: u64 = 256 * 1024;
+
+/// Part of a process's output log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogChunk {
+    pub id: String,
+    pub path: String,
+    /// Where `text` starts in the file.
+    pub offset: u64,
+    /// Pass as `since` to read only what comes after this chunk.
+    pub next_offset: u64,
+    /// The file's length when read.
+    pub len: u64,
+    /// The bytes read (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+impl Service {
+    /// A process's output (stderr's with `stderr`): the last `tail` lines,
+    /// or what follows byte `since` (at most [`MAX_LOG_CHUNK`] bytes), or the
+    /// whole file up to that limit. A log not written yet reads as empty.
+    pub fn read_log(
+        &self,
+        id: &str,
+        stderr: bool,
+        tail: Option<usize>,
+        since: Option<u64>,
+    ) -> Result<LogChunk> {
+        let (id, path) = self.log_path(id, stderr)?;
+        let failed =
+            |e: io::Error| ServiceError::Failed(format!("cannot read {}: {e}", path.display()));
+        let len = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(failed(e)),
+        };
+        let (offset, bytes) = match (tail, since) {
+            (_, Some(since)) => (since.min(len), read_range(&path, since.min(len), len)),
+            (Some(lines), None) if len > 0 => {
+                // Rotated copies count: the tail may start before this file.
+                let bytes = tail_log(&path, lines).map_err(failed)?;
+                (len.saturating_sub(bytes.len() as u64), Ok(bytes))
+            }
+            _ => (0, read_range(&path, 0, len)),
+        };
+        let bytes = bytes.map_err(failed)?;
+        Ok(LogChunk {
+            id,
+            path: path.display().to_string(),
+            offset,
+            // A tail that began in a rotated copy still ends at this file's end.
+            next_offset: (offset + bytes.len() as u64).min(len),
+            len,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+}
+
+/// Up to [`MAX_LOG_CHUNK`] bytes of `path` from `from`, not past `len`.
+fn read_range(path: &Path, from: u64, len: u64) -> io::Result<Vec<u8>> {
+    let end = len.min(from.saturating_add(MAX_LOG_CHUNK));
+    if end <= from {
+        return Ok(Vec::new());
+    }
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::with_capacity((end - from) as usize);
+    file.take(end - from).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The last `lines` lines of a file, reading only as much of its end as needed.
 pub fn tail_lines(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
     let mut file = File::open(path)?;
@@ -243,6 +319,24 @@ mod tests {
     }
 
     #[test]
+    fn a_range_stops_at_the_chunk_limit_and_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, vec![b'x'; (MAX_LOG_CHUNK + 10) as usize]).unwrap();
+        assert_eq!(
+            read_range(&path, 0, MAX_LOG_CHUNK + 10).unwrap().len() as u64,
+            MAX_LOG_CHUNK
+        );
+        assert_eq!(
+            read_range(&path, MAX_LOG_CHUNK, MAX_LOG_CHUNK + 10)
+                .unwrap()
+                .len(),
+            10
+        );
+        assert!(read_range(&path, 50, 20).unwrap().is_empty());
+    }
+
+    #[test]
     fn tail_of_a_file_without_final_newline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
@@ -256,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stdout.log");
         let mut log = RotatingFile::open(&path, 12, 3).unwrap();
-        let (mut followed, mut cursor) = read_log(&path).unwrap();
+        let (mut followed, mut cursor) = read_whole_log(&path).unwrap();
         assert!(followed.is_empty());
         for n in 0..10 {
             log.write_all(format!("line {n}\n").as_bytes()).unwrap();
@@ -273,7 +367,7 @@ mod tests {
             String::from_utf8(tail_log(&path, 3).unwrap()).unwrap(),
             "line 7\nline 8\nline 9\n"
         );
-        let (whole, _) = read_log(&path).unwrap();
+        let (whole, _) = read_whole_log(&path).unwrap();
         assert_eq!(
             String::from_utf8(whole).unwrap(),
             "line 6\nline 7\nline 8\nline 9\n"

@@ -2,11 +2,12 @@
 //! actions that go through the daemon (spawn, kill, restart).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use taskdaemon_core::process::{RestartMode, RestartPolicy};
-use taskdaemon_core::{NewProcess, TaskRecord};
+use taskdaemon_core::{NewProcess, ResourceLimits, TaskRecord};
 use taskdaemon_daemon::protocol::{AdoptRequest, Request, Response};
 use taskdaemon_store::{ProcessFilter, Sample};
 use taskdaemon_supervisor::group::parse_signal;
@@ -32,6 +33,46 @@ pub fn restart_policy(
         mode,
         max_restarts,
         initial_backoff,
+    }
+}
+
+/// A command to start under supervision, as an interface receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnInput {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// The agent or tool starting it (gives the id prefix).
+    pub tool: Option<String>,
+    pub name: Option<String>,
+    pub session: Option<String>,
+    /// Working directory; default: the caller's current directory.
+    pub cwd: Option<PathBuf>,
+    /// Variables set on top of the caller's environment.
+    pub env: Vec<(String, String)>,
+    pub restart: RestartMode,
+    pub max_restarts: Option<u32>,
+    pub restart_delay: Duration,
+    pub hang_timeout: Option<Duration>,
+    /// What the command may use (memory, CPU time, files, niceness).
+    pub limits: ResourceLimits,
+}
+
+impl SpawnInput {
+    /// A command run once, from the caller's directory and environment.
+    pub fn command(argv: Vec<String>) -> Self {
+        Self {
+            argv,
+            tool: None,
+            name: None,
+            session: None,
+            cwd: None,
+            env: Vec::new(),
+            restart: RestartMode::Never,
+            max_restarts: None,
+            restart_delay: Duration::from_secs(1),
+            hang_timeout: None,
+            limits: ResourceLimits::default(),
+        }
     }
 }
 
@@ -101,6 +142,27 @@ impl Service {
         Ok((id, path))
     }
 
+    /// Starts a command the way the caller would run it: in its directory
+    /// (or `cwd`), with its environment plus `env`.
+    pub fn spawn_command(&self, input: SpawnInput) -> Result<TaskRecord> {
+        let mut env = inherited_env();
+        for (key, value) in input.env {
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
+        }
+        self.spawn(NewProcess {
+            tool: tool_name(input.tool.as_deref())?,
+            name: input.name,
+            session: input.session,
+            argv: input.argv,
+            cwd: resolve_cwd(input.cwd.as_deref())?,
+            env,
+            restart: restart_policy(input.restart, input.max_restarts, input.restart_delay),
+            hang_timeout_ms: input.hang_timeout.map(|d| d.as_millis() as u64),
+            limits: input.limits,
+        })
+    }
+
     /// Starts a command under supervision (through the daemon, started when
     /// none runs); returns the new process.
     pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
@@ -144,6 +206,35 @@ impl Service {
             grace_ms: grace.as_millis() as u64,
         })?)
     }
+}
+
+/// The working directory of a new process: `cwd` made absolute and checked,
+/// else the caller's current directory.
+fn resolve_cwd(cwd: Option<&Path>) -> Result<String> {
+    let dir = match cwd {
+        Some(dir) => std::fs::canonicalize(dir)
+            .map_err(|e| ServiceError::BadInput(format!("--cwd {}: {e}", dir.display())))?,
+        None => std::env::current_dir()
+            .map_err(|e| ServiceError::Failed(format!("cannot read the current directory: {e}")))?,
+    };
+    if !dir.is_dir() {
+        return Err(ServiceError::BadInput(format!(
+            "--cwd {}: not a directory",
+            dir.display()
+        )));
+    }
+    dir.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::BadInput(format!("--cwd {}: not valid UTF-8", dir.display())))
+}
+
+/// The caller's environment: the command runs as if started from the
+/// caller's shell, not with the daemon's environment.
+fn inherited_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k != "TASKDAEMON_WORKSPACE")
+        .collect()
 }
 
 /// The daemon answers a process request with the task; anything else is a protocol slip.

@@ -2,6 +2,11 @@
 //! rehydrate, alerts, the task in progress, ready work and decisions. The
 //! inputs are gathered here; `taskdaemon_core::rehydrate` renders them
 //! within a token budget.
+//!
+//! A compaction marker (set before an agent's context is compacted) makes
+//! the next summary for that session reach back to it, so what ended while
+//! the agent was losing its context is shown again even if a rehydrate in
+//! between already reported it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +14,7 @@ use serde::Serialize;
 use taskdaemon_core::rehydrate::{
     AlertItem, CurrentItem, EndedItem, ReadyItem, RehydrateInput, Rehydrated, RunningItem, render,
 };
-use taskdaemon_core::time::now_millis;
+use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
 use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_store::{MemoryFilter, ProcessFilter};
@@ -19,6 +24,8 @@ use crate::{Result, Service};
 
 /// Where the last rehydrate stopped reading events.
 const CURSOR_KEY: &str = "rehydrate.cursor";
+/// Where a session's compaction marker is kept (`-` for no session).
+const MARKER_KEY: &str = "rehydrate.compaction";
 /// At most this many ended processes and alerts are considered; the budget cuts further.
 const MAX_ITEMS: usize = 500;
 /// Events that report something the reader should see once.
@@ -40,6 +47,20 @@ pub struct Rehydration {
     pub input: RehydrateInput,
 }
 
+/// The point an agent's context was compacted at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compaction {
+    pub session: Option<String>,
+    /// The newest event when the marker was set: later events are news.
+    pub seq: i64,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Millis,
+}
+
+fn marker_key(session: Option<&str>) -> String {
+    format!("{MARKER_KEY}:{}", session.unwrap_or("-"))
+}
+
 impl Service {
     /// The summary within `budget` tokens, as `session` sees it. Unless
     /// `peek`, what was shown is marked seen (an exit or alert cut for the
@@ -50,23 +71,94 @@ impl Service {
         session: Option<&str>,
         peek: bool,
     ) -> Result<Rehydration> {
-        let cursor: i64 = self
+        let cursor = self.rehydrate_cursor()?;
+        self.rehydrate_from(cursor, budget, session, peek)
+    }
+
+    /// Records that `session`'s context is about to be compacted: the next
+    /// [`rehydrate_after_compaction`](Self::rehydrate_after_compaction)
+    /// shows everything that ends from now on.
+    pub fn mark_compaction(&self, session: Option<&str>) -> Result<Compaction> {
+        let compaction = Compaction {
+            session: session.map(str::to_owned),
+            seq: self.store.last_event_seq()?,
+            at: now_millis(),
+        };
+        self.store.set_meta(
+            &marker_key(session),
+            &format!("{} {}", compaction.seq, compaction.at),
+        )?;
+        Ok(compaction)
+    }
+
+    /// The compaction marker of `session`, if one is set and not used yet.
+    pub fn compaction_marker(&self, session: Option<&str>) -> Result<Option<Compaction>> {
+        let value = self.store.meta(&marker_key(session))?.unwrap_or_default();
+        let Some((seq, at)) = value.split_once(' ') else {
+            return Ok(None);
+        };
+        Ok(match (seq.parse(), at.parse()) {
+            (Ok(seq), Ok(at)) => Some(Compaction {
+                session: session.map(str::to_owned),
+                seq,
+                at,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The summary after `session`'s context was compacted: what ended since
+    /// its marker (or since the last rehydrate, without one), marked seen.
+    /// The marker is used up.
+    pub fn rehydrate_after_compaction(
+        &self,
+        budget: usize,
+        session: Option<&str>,
+    ) -> Result<(Rehydration, Option<Compaction>)> {
+        let cursor = self.rehydrate_cursor()?;
+        let marker = self.compaction_marker(session)?;
+        let from = marker.as_ref().map_or(cursor, |m| m.seq.min(cursor));
+        let rehydration = self.rehydrate_from(from, budget, session, true)?;
+        // What the summary showed is seen; the shared cursor never moves back.
+        let newest = self.store.last_event_seq()?;
+        let next = self.next_cursor(from, newest, &rehydration.rendered)?;
+        self.store
+            .set_meta(CURSOR_KEY, &next.max(cursor).to_string())?;
+        if marker.is_some() {
+            self.store.set_meta(&marker_key(session), "")?;
+        }
+        Ok((rehydration, marker))
+    }
+
+    fn rehydrate_cursor(&self) -> Result<i64> {
+        Ok(self
             .store
             .meta(CURSOR_KEY)?
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+            .unwrap_or(0))
+    }
+
+    /// The summary of what happened after event `cursor`.
+    fn rehydrate_from(
+        &self,
+        cursor: i64,
+        budget: usize,
+        session: Option<&str>,
+        peek: bool,
+    ) -> Result<Rehydration> {
         // Read the newest event first so nothing committed meanwhile is skipped next time.
         let newest = self.store.last_event_seq()?;
         let input = self.rehydrate_input(cursor, session)?;
         let rendered = render(&input, budget);
         if !peek {
-            self.advance_cursor(cursor, newest, &rendered)?;
+            let next = self.next_cursor(cursor, newest, &rendered)?;
+            self.store.set_meta(CURSOR_KEY, &next.to_string())?;
         }
         Ok(Rehydration { rendered, input })
     }
 
-    /// Moves the cursor past what was shown, and no further.
-    fn advance_cursor(&self, cursor: i64, newest: i64, rendered: &Rehydrated) -> Result<()> {
+    /// Where the cursor goes past what was shown, and no further.
+    fn next_cursor(&self, cursor: i64, newest: i64, rendered: &Rehydrated) -> Result<i64> {
         let mut next = newest;
         // The same newest items the summary considered; anything older was
         // beyond MAX_ITEMS and is passed over (`ps --all` still lists it).
@@ -85,8 +177,7 @@ impl Service {
                 break;
             }
         }
-        self.store.set_meta(CURSOR_KEY, &next.to_string())?;
-        Ok(())
+        Ok(next)
     }
 
     /// Everything a summary is rendered from: events after `cursor` count as new.

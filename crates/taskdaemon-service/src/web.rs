@@ -349,7 +349,7 @@ pub const MAX_LOG_READ: u64 = 1 << 20;
 
 /// Part of a task's log.
 #[derive(Debug, Clone, Serialize)]
-pub struct LogChunk {
+pub struct TaskLogChunk {
     pub id: String,
     /// Byte offset of `text` in the file.
     pub offset: u64,
@@ -383,7 +383,7 @@ impl Service {
         scope: &ShareScope,
         stderr: bool,
         slice: LogSlice,
-    ) -> Result<LogChunk> {
+    ) -> Result<TaskLogChunk> {
         let task = self.scoped_task(id, scope)?;
         let (id, path) = self.log_path(&task.id, stderr)?;
         let size = match std::fs::metadata(&path) {
@@ -394,8 +394,8 @@ impl Service {
         let (offset, bytes) = match slice {
             _ if size == 0 => (0, Vec::new()),
             LogSlice::Tail(lines) => {
-                let bytes = crate::tail_lines(&path, lines).map_err(|e| read_failed(&path, &e))?;
-                (size - bytes.len() as u64, bytes)
+                let bytes = crate::tail_log(&path, lines).map_err(|e| read_failed(&path, &e))?;
+                (size.saturating_sub(bytes.len() as u64), bytes)
             }
             LogSlice::Range { offset, length } => {
                 let offset = offset.min(size);
@@ -408,7 +408,7 @@ impl Service {
                 (offset, bytes)
             }
         };
-        Ok(LogChunk {
+        Ok(TaskLogChunk {
             id,
             offset,
             end: offset + bytes.len() as u64,
@@ -417,7 +417,8 @@ impl Service {
         })
     }
 
-    /// Starts `request` under supervision, in the workspace.
+    /// Starts `request` under supervision, in the workspace (or `cwd`
+    /// inside it), with the server's environment.
     pub fn spawn_request(&self, request: SpawnRequest) -> Result<TaskRecord> {
         if request.argv.first().is_none_or(|p| p.trim().is_empty()) {
             return Err(ServiceError::BadInput(
@@ -435,27 +436,11 @@ impl Service {
                 cwd.display()
             )));
         }
-        let cwd = cwd
-            .to_str()
-            .ok_or_else(|| ServiceError::BadInput("cwd: not valid UTF-8".to_owned()))?
-            .to_owned();
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        self.spawn(taskdaemon_core::NewProcess {
-            tool: crate::tool_name(request.tool.as_deref())?,
+        self.spawn_command(crate::SpawnInput {
+            tool: request.tool,
             name: request.name,
-            session: None,
-            argv: request.argv,
-            cwd,
-            env,
-            restart: crate::restart_policy(
-                taskdaemon_core::process::RestartMode::Never,
-                None,
-                Duration::from_secs(1),
-            ),
-            hang_timeout_ms: None,
-            limits: Default::default(),
+            cwd: Some(cwd),
+            ..crate::SpawnInput::command(request.argv)
         })
     }
 }

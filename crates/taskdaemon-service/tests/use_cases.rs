@@ -568,3 +568,84 @@ fn daemon_pid_is_the_lock_holders() {
     file.unlock().unwrap();
     assert_eq!(service.daemon_pid(), None);
 }
+
+#[test]
+fn a_compaction_marker_brings_back_what_ended_since() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    let store = service.store();
+    let before = store.create_process(&process(&["false"]), "t").unwrap();
+    store.record_start_failure(&before.id, "gone", "t").unwrap();
+    service.rehydrate(4000, None, false).unwrap();
+
+    let marker = service.mark_compaction(Some("s1")).unwrap();
+    assert_eq!(
+        service.compaction_marker(Some("s1")).unwrap(),
+        Some(marker.clone())
+    );
+    assert_eq!(service.compaction_marker(Some("other")).unwrap(), None);
+    let during = store.create_process(&process(&["nope"]), "t").unwrap();
+    store
+        .record_start_failure(&during.id, "no such file", "t")
+        .unwrap();
+    // An ordinary rehydrate in between reports it and marks it seen ...
+    let between = service.rehydrate(4000, Some("s1"), false).unwrap();
+    assert_eq!(between.input.ended.len(), 1);
+
+    // ... and after the compaction it is shown again, the earlier one not.
+    let (after, used) = service
+        .rehydrate_after_compaction(4000, Some("s1"))
+        .unwrap();
+    assert_eq!(used, Some(marker));
+    let ended: Vec<&str> = after.input.ended.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ended, [during.id.as_str()]);
+    // The marker is used up, and the shared cursor did not move back.
+    assert_eq!(service.compaction_marker(Some("s1")).unwrap(), None);
+    let (again, none) = service
+        .rehydrate_after_compaction(4000, Some("s1"))
+        .unwrap();
+    assert!(
+        none.is_none() && again.input.ended.is_empty(),
+        "{:?}",
+        again.input
+    );
+    assert!(
+        service
+            .rehydrate(4000, None, true)
+            .unwrap()
+            .input
+            .ended
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_log_is_read_by_tail_or_from_an_offset() {
+    let ws = TestWs::new();
+    let service = ws.service();
+    let task = service
+        .store()
+        .create_process(&process(&["echo"]), "t")
+        .unwrap();
+    let empty = service.read_log(&task.id, false, Some(5), None).unwrap();
+    assert_eq!((empty.text.as_str(), empty.next_offset), ("", 0));
+    let path = ws.workspace.stdout_log(&task.id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+    let tail = service.read_log(&task.id, false, Some(2), None).unwrap();
+    assert_eq!(
+        (tail.text.as_str(), tail.offset, tail.next_offset),
+        ("two\nthree\n", 4, 14)
+    );
+    let since = service.read_log(&task.id, false, None, Some(8)).unwrap();
+    assert_eq!(since.text, "three\n");
+    let past_end = service.read_log(&task.id, false, None, Some(99)).unwrap();
+    assert_eq!((past_end.text.as_str(), past_end.next_offset), ("", 14));
+    assert_eq!(
+        service
+            .read_log("TASK-99", false, None, None)
+            .unwrap_err()
+            .class(),
+        ErrorClass::NotFound
+    );
+}

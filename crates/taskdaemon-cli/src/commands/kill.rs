@@ -2,7 +2,7 @@
 
 use taskdaemon_workspace::Workspace;
 
-use super::{service, tool_arg};
+use super::service;
 use crate::args::{AdoptArgs, KillArgs, RestartArgs};
 use crate::output::print_json;
 
@@ -14,7 +14,7 @@ pub fn kill(workspace: &Workspace, args: KillArgs) -> anyhow::Result<u8> {
 }
 
 pub fn adopt(workspace: &Workspace, args: AdoptArgs) -> anyhow::Result<u8> {
-    let tool = tool_arg(args.tool.as_deref())?;
+    let tool = taskdaemon_service::tool_name(args.tool.as_deref())?;
     let task = service(workspace)?.adopt(args.pid, args.name, tool, args.session)?;
     if args.json {
         print_json(&task)?;

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use taskdaemon_service::{LogCursor, Service, read_log, tail_log};
+use taskdaemon_service::{LogCursor, Service, read_whole_log, tail_log};
 use taskdaemon_watch as fswatch;
 use taskdaemon_workspace::Workspace;
 
@@ -47,7 +47,7 @@ pub(super) fn print_existing(path: &Path, tail: Option<usize>) -> anyhow::Result
             let cursor = LogCursor::at_end(path).with_context(context)?;
             (tail_log(path, lines).with_context(context)?, cursor)
         }
-        None => read_log(path).with_context(context)?,
+        None => read_whole_log(path).with_context(context)?,
     };
     write_out(&bytes)?;
     Ok(cursor)

@@ -1,5 +1,6 @@
 //! One module per command; [`dispatch`] routes a parsed command line.
 
+mod agents;
 mod config;
 mod daemon;
 mod distributed;
@@ -106,6 +107,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Submit(args) => distributed::submit(workspace_arg, args),
         Command::Tui(args) => tui::run(&find_workspace(workspace_arg)?, args),
         Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
+        Command::Mcp(args) => agents::mcp(workspace_arg, args),
+        Command::Hooks(command) => agents::hooks(workspace_arg, command),
+        Command::Hook(command) => agents::hook(workspace_arg, command),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon(args) => Ok(internal::daemon(find_workspace(workspace_arg)?, args)),
         Command::Completions(args) => docs::completions(args),
@@ -128,11 +132,6 @@ fn find_workspace(arg: Option<&Path>) -> anyhow::Result<Workspace> {
             Workspace::discover(&cwd)?
         }
     })
-}
-
-/// Validates and normalises a `--tool` value (`Claude` and `claude` are one tool).
-fn tool_arg(tool: Option<&str>) -> anyhow::Result<Option<String>> {
-    Ok(taskdaemon_service::tool_name(tool)?)
 }
 
 /// The service over the workspace's store: SQLite, or PostgreSQL when a

@@ -9,6 +9,9 @@
 
 #![allow(dead_code)]
 
+pub mod claude;
+pub mod mcp;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
@@ -78,9 +81,21 @@ impl Run {
 /// Runs a prepared command to its end with a timeout, collecting its output.
 /// The output pipes are read on threads, so a descendant that keeps them open
 /// is noticed (as a failure) instead of hanging the test.
-pub fn run_command(mut command: Command, timeout: Duration) -> Run {
+pub fn run_command(command: Command, timeout: Duration) -> Run {
+    run_command_with_stdin(command, Stdio::null(), timeout)
+}
+
+/// [`run_command`] with `input` on the command's stdin.
+pub fn run_command_input(command: Command, input: &str, timeout: Duration) -> Run {
+    let mut file = tempfile::tempfile().expect("temp file for stdin");
+    std::io::Write::write_all(&mut file, input.as_bytes()).expect("write stdin");
+    std::io::Seek::rewind(&mut file).expect("rewind stdin");
+    run_command_with_stdin(command, Stdio::from(file), timeout)
+}
+
+fn run_command_with_stdin(mut command: Command, stdin: Stdio, timeout: Duration) -> Run {
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command
@@ -201,7 +216,13 @@ impl Ws {
     }
 
     fn bare_command(&self) -> Command {
-        let mut command = Command::new(bin());
+        self.program_command(&bin())
+    }
+
+    /// `program`, run in the workspace root with the test's tag and extra
+    /// environment (what it starts is cleaned up with the workspace).
+    pub fn program_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
         command
             .current_dir(&self.root)
             .env(TAG_VAR, &self.tag)
@@ -270,6 +291,11 @@ impl Ws {
     /// Runs a CLI command in this workspace.
     pub fn run(&self, args: &[&str]) -> Run {
         run_command(self.command(args), COMMAND_TIMEOUT)
+    }
+
+    /// Like [`run`](Self::run), with `input` on stdin.
+    pub fn run_input(&self, args: &[&str], input: &str) -> Run {
+        run_command_input(self.command(args), input, COMMAND_TIMEOUT)
     }
 
     /// `spawn ARGS...`; returns the new id.
