@@ -49,6 +49,18 @@ fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
         .map_err(|e| Problem::bad_input(e.body_text()))
 }
 
+/// A filter's value parsed by its type, or a problem naming the filter.
+fn filter_value<T: std::str::FromStr>(
+    name: &str,
+    text: Option<&str>,
+) -> Result<Option<T>, Problem> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|_| Problem::bad_input(format!("invalid {name} filter {text:?}")))
+    })
+    .transpose()
+}
+
 fn ok<T: serde::Serialize>(value: T) -> ApiResult {
     Ok(Json(value).into_response())
 }
@@ -260,13 +272,7 @@ pub async fn queue_tasks(
         ShareScope::Queue(q) if q == queue => {}
         _ => whole_workspace(&access)?,
     }
-    let status = match p.status.as_deref() {
-        Some(text) => Some(
-            text.parse()
-                .map_err(|_| Problem::bad_input(format!("invalid status filter {text:?}")))?,
-        ),
-        None => None,
-    };
+    let status = filter_value("status", p.status.as_deref())?;
     let limit = p.limit.unwrap_or(100).min(taskdaemon_service::MAX_PAGE);
     ok(state
         .call(move |s| s.queue_tasks(Some(&queue), status, Some(limit)))
@@ -330,13 +336,7 @@ pub async fn tracked(
 ) -> ApiResult {
     whole_workspace(&access)?;
     let p = query(params)?;
-    let status = match p.status.as_deref() {
-        Some(text) => Some(
-            text.parse()
-                .map_err(|_| Problem::bad_input(format!("invalid status filter {text:?}")))?,
-        ),
-        None => None,
-    };
+    let status = filter_value("status", p.status.as_deref())?;
     let filter = TrackedFilter {
         status,
         label: p.label,
@@ -371,13 +371,7 @@ pub async fn memory(
 ) -> ApiResult {
     whole_workspace(&access)?;
     let p = query(params)?;
-    let kind = match p.kind.as_deref() {
-        Some(text) => Some(
-            text.parse()
-                .map_err(|_| Problem::bad_input(format!("invalid kind filter {text:?}")))?,
-        ),
-        None => None,
-    };
+    let kind = filter_value("kind", p.kind.as_deref())?;
     let filter = MemoryFilter {
         kind,
         task_id: p.task,
