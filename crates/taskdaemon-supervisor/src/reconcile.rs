@@ -92,8 +92,10 @@ fn settle_adopted(
     let (Some(identity), Some(pid)) = (task.process_identity(), task.pid) else {
         return Ok(task);
     };
-    match procfs::zombie_exit(&identity) {
-        Some(outcome) => Ok(store.record_exit(&task.id, pid, outcome, None, actor)?.task),
+    let settled = match procfs::zombie_exit(&identity) {
+        Some(outcome) => store
+            .record_exit(&task.id, pid, outcome, None, actor)
+            .map(|recorded| recorded.task),
         // We stopped it: it ended as asked (cancelled), however it exited.
         None if task.stop_requested => {
             let unknown = ExitOutcome {
@@ -101,9 +103,9 @@ fn settle_adopted(
                 signal: None,
             };
             let reason = "stopped on request; adopted, so its exit status is unknown";
-            Ok(store
-                .record_exit(&task.id, pid, unknown, Some(reason), actor)?
-                .task)
+            store
+                .record_exit(&task.id, pid, unknown, Some(reason), actor)
+                .map(|recorded| recorded.task)
         }
         None => store.mark_lost(
             &task.id,
@@ -111,6 +113,12 @@ fn settle_adopted(
              its exit status first, so the exit code is unknown",
             actor,
         ),
+    };
+    match settled {
+        // The daemon and a `wait` both watch it; whoever comes second finds
+        // it settled already.
+        Err(StoreError::Conflict(_) | StoreError::IllegalTransition(_)) => store.task(&task.id),
+        other => other,
     }
 }
 
