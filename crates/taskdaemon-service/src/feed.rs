@@ -356,4 +356,16 @@ impl Service {
     pub fn subscribe(&self, from_seq: i64) -> Result<Subscription> {
         Ok(self.feed(FeedOptions::default())?.subscribe(from_seq))
     }
+
+    /// The sequence number of the newest committed event (0 for none): a
+    /// snapshot taken after reading it misses nothing a feed from it sends.
+    pub fn last_event_seq(&self) -> Result<i64> {
+        Ok(self.store.last_event_seq()?)
+    }
+
+    /// At most `limit` events after `after_seq`, oldest first: a reader
+    /// that fell behind catches up from the store in pages.
+    pub fn events_after(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+        Ok(self.store.events_after(after_seq, &[], limit)?)
+    }
 }

@@ -240,7 +240,7 @@ impl Client {
         let taken = self
             .state
             .call(move |s| {
-                let seq = s.store().last_event_seq()?;
+                let seq = s.last_event_seq()?;
                 let page = s.task_page(
                     &TaskQuery {
                         limit: Some(SNAPSHOT_TASKS),
@@ -280,7 +280,7 @@ impl Client {
             let after = self.cursor;
             let page = self
                 .state
-                .call(move |s| Ok(s.store().events_after(after, &[], CATCH_UP_PAGE)?))
+                .call(move |s| s.events_after(after, CATCH_UP_PAGE))
                 .await
                 .map_err(|problem| {
                     tracing::warn!(detail = %problem.detail, "web stream: catching up failed");
