@@ -178,18 +178,28 @@ fn spawn_shows_up_live_kill_from_the_tui_and_search_the_records() {
     tmux.keys(&["/"]);
     tmux.text(&id);
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for(
-        "the search result",
-        &[&format!("/{id}"), "stop_requested", "exited"],
-    );
-    let rows: Vec<&str> = screen
-        .lines()
-        .filter(|l| l.starts_with('│') && l.contains(" 20"))
-        .collect();
-    assert!(!rows.is_empty(), "{screen}");
+    // The prompt shows the typed text before Enter is handled, so wait
+    // for the filtered list itself: the task's events, and only those (the
+    // daemon's own `config_loaded` event has no task).
+    let record_rows = |screen: &str| -> Vec<String> {
+        screen
+            .lines()
+            .filter(|l| l.starts_with('│') && l.contains(" 20"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut screen = String::new();
+    eventually(&format!("only {id}'s events are listed"), || {
+        screen = tmux.screen();
+        let rows = record_rows(&screen);
+        screen.contains("stop_requested")
+            && screen.contains("exited")
+            && !rows.is_empty()
+            && rows.iter().all(|r| r.contains(&id))
+    });
     assert!(
-        rows.iter().all(|r| r.contains(&id)),
-        "only {id}'s events: {screen}"
+        screen.contains(&format!("/{id}")),
+        "the search is shown: {screen}"
     );
 
     // q quits and gives the terminal back (alternate screen left).
