@@ -55,13 +55,20 @@ impl RotatingFile {
 
 impl Write for RotatingFile {
     /// Writes what fits: a chunk that would overflow the file starts a new
-    /// one (so lines stay whole unless one is longer than the limit).
+    /// one, and a chunk larger than a whole file is cut after its last
+    /// newline that fits (a pipe read can hold many lines), so lines stay
+    /// whole unless one is longer than the limit.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.size > 0 && self.size.saturating_add(buf.len() as u64) > self.max_bytes {
             self.rotate()?;
         }
         let room = usize::try_from(self.max_bytes - self.size).unwrap_or(usize::MAX);
-        let n = self.file.write(&buf[..buf.len().min(room)])?;
+        let fits = &buf[..buf.len().min(room)];
+        let take = match fits.iter().rposition(|&b| b == b'\n') {
+            Some(newline) if fits.len() < buf.len() => newline + 1,
+            _ => fits.len(),
+        };
+        let n = self.file.write(&buf[..take])?;
         self.size += n as u64;
         Ok(n)
     }
@@ -133,6 +140,22 @@ mod tests {
             "xxend\n"
         );
         assert_eq!(fs::read_to_string(&path).unwrap(), "y".repeat(16));
+    }
+
+    #[test]
+    fn a_chunk_of_many_lines_is_cut_between_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let mut log = RotatingFile::open(&path, 10, 3).unwrap();
+        log.write_all(b"aaaa\nbbbb\ncccc\nddddddddddddd\n").unwrap();
+        let copies = rotations(&path);
+        let texts: Vec<String> = copies
+            .iter()
+            .chain([&path])
+            .map(|file| fs::read_to_string(file).unwrap())
+            .collect();
+        // The 14-byte line has to be split; every other cut is at a newline.
+        assert_eq!(texts, ["aaaa\nbbbb\n", "cccc\n", "dddddddddd", "ddd\n"]);
     }
 
     #[test]
