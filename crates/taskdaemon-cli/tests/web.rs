@@ -444,6 +444,8 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
             .any(|t| t["id"] == first.as_str())
     );
     assert!(snapshot["counters"]["tasks"]["running"].as_u64() >= Some(1));
+    // No loops, no cost: a plain zero, not the -0.0 a float sum starts from.
+    assert_eq!(snapshot["counters"]["loop_cost_usd"].to_string(), "0.0");
 
     // A task spawned from the CLI arrives live.
     let second = web.ws.spawn_sh("sleep 300");
@@ -494,17 +496,35 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
         "{only:?} (not {third})"
     );
 
-    // A followed log streams its new lines.
+    // A followed log streams its new lines: everything written after the
+    // subscription is answered, and nothing from before.
     let mut logs = web.stream("?topics=none");
-    let chatty = web
-        .ws
-        .spawn_sh("sleep 1; echo line-one; sleep 1; echo line-two; sleep 300");
+    let go = web.ws.root().join("go");
+    let chatty = web.ws.spawn_sh(&format!(
+        "echo before; while [ ! -e '{}' ]; do sleep 0.05; done; echo line-one; echo line-two; sleep 300",
+        go.display()
+    ));
+    common::eventually("the line before the subscription is logged", || {
+        std::fs::read_to_string(
+            web.ws
+                .state_dir()
+                .join("procs")
+                .join(&chatty)
+                .join("stdout.log"),
+        )
+        .is_ok_and(|log| log == "before\n")
+    });
     logs.send(Message::Text(
         json!({"subscribe": [format!("log:{chatty}")]})
             .to_string()
             .into(),
     ))
     .unwrap();
+    let snapshot = next_message(&mut logs);
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let ack = next_message(&mut logs);
+    assert_eq!(ack["type"], "topics", "{ack}");
+    std::fs::write(&go, "").unwrap();
     let mut text = String::new();
     while !text.contains("line-two") {
         let message = next_message(&mut logs);
@@ -513,7 +533,30 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
             text.push_str(message["text"].as_str().unwrap());
         }
     }
-    assert!(text.ends_with("line-two\n"), "{text:?}");
+    assert_eq!(text, "line-one\nline-two\n");
+
+    // The samples topic: running processes' resource use and the host's health.
+    let mut samples = web.stream("?topics=samples");
+    let sampled = loop {
+        let message = next_message(&mut samples);
+        assert_ne!(
+            message["type"], "event",
+            "only samples were asked for: {message}"
+        );
+        if message["type"] != "samples" {
+            continue;
+        }
+        let rows = message["samples"].as_array().unwrap();
+        if let Some(row) = rows.iter().find(|r| r["task"] == chatty.as_str()) {
+            assert!(
+                message["health"]["mem_total_kb"].as_u64() > Some(0),
+                "{message}"
+            );
+            break row.clone();
+        }
+    };
+    assert!(sampled["rss_kb"].as_u64() > Some(0), "{sampled}");
+    assert!(sampled["processes"].as_u64() >= Some(1), "{sampled}");
 
     problem(
         web.http

@@ -63,8 +63,8 @@ pub use repair::{ProjectionRepair, Repair};
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{
-    Access, DEFAULT_PAGE, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY, Share, ShareScope,
-    SpawnRequest, TaskLogChunk, TaskPage, TaskQuery,
+    Access, DEFAULT_PAGE, LiveSample, LiveSamples, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY,
+    Share, ShareScope, SpawnRequest, TaskLogChunk, TaskPage, TaskQuery,
 };
 
 /// Where warnings about projection files go (the change itself is committed).

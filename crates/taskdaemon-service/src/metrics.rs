@@ -144,7 +144,8 @@ impl Service {
                     loops.iter().map(|l| l.output_tokens).sum(),
                 ),
             ]),
-            loop_cost_usd: loops.iter().map(|l| l.cost_usd).sum(),
+            // A fold from +0.0: `Sum` for floats starts at -0.0, printed as such.
+            loop_cost_usd: loops.iter().fold(0.0, |total, l| total + l.cost_usd),
         })
     }
 }

@@ -119,6 +119,24 @@ pub struct TaskPage {
     pub next: Option<String>,
 }
 
+/// One running process's newest resource sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveSample {
+    pub task: String,
+    /// CPU use over the last sample interval, in percent of one core.
+    pub cpu_percent: f64,
+    pub rss_kb: u64,
+    /// Processes in the group.
+    pub processes: u32,
+}
+
+/// The running processes' samples and, for the whole workspace, the host's health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveSamples {
+    pub samples: Vec<LiveSample>,
+    pub health: Option<crate::Health>,
+}
+
 impl Service {
     /// The web login token, made (mode 0600) when missing.
     pub fn web_token(&self) -> Result<String> {
@@ -299,6 +317,31 @@ impl Service {
                 "no task {id}"
             ))))
         }
+    }
+
+    /// The latest resource sample of every running process `scope` may see
+    /// (task id order), with the host's health for the whole-workspace
+    /// scope: what the stream's `samples` topic sends.
+    pub fn live_samples(&self, scope: &ShareScope) -> Result<LiveSamples> {
+        let mut samples = Vec::new();
+        for process in self.processes(false, None)? {
+            let (Some(cpu_percent), Some(rss_kb), Some(processes)) =
+                (process.cpu_percent, process.rss_kb, process.processes)
+            else {
+                continue;
+            };
+            if self.scope_allows(&process.task, scope)? {
+                samples.push(LiveSample {
+                    task: process.task.id,
+                    cpu_percent,
+                    rss_kb,
+                    processes,
+                });
+            }
+        }
+        samples.sort_by(|a, b| a.task.cmp(&b.task));
+        let health = matches!(scope, ShareScope::All).then(|| self.health());
+        Ok(LiveSamples { samples, health })
     }
 
     /// Whether `scope` may see `task`.

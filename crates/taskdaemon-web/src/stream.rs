@@ -5,8 +5,12 @@
 //! commits. A client that reconnects with `?from=SEQ` gets every event after
 //! SEQ (no snapshot, no gap). The client may send
 //! `{"subscribe": [TOPIC...]}` and `{"unsubscribe": [TOPIC...]}`; topics are
-//! `all` (the default), `task:ID`, `kind:EVENT_KIND` and `log:ID` (the
-//! task's new stdout lines as `log` messages, from the moment of subscribing).
+//! `all` (the default), `task:ID`, `kind:EVENT_KIND`, `log:ID` (the
+//! task's new stdout lines as `log` messages, from the moment of subscribing:
+//! the answer to the subscribe message marks it; `log:ID@OFFSET` starts at
+//! that byte offset instead) and `samples` (the running
+//! processes' resource samples and the host's health as `samples` messages,
+//! whenever they change).
 //!
 //! One [`Hub`] thread reads the service's (blocking) change feed and
 //! broadcasts each event to every client through a bounded channel that
@@ -44,6 +48,9 @@ const HUB_BUFFER: usize = 4096;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often followed logs are checked for new output.
 const LOG_POLL: Duration = Duration::from_millis(250);
+/// How often resource samples are looked at for a `samples` subscriber (the
+/// daemon takes them every `sample_interval`, 2 s by default).
+const SAMPLES_POLL: Duration = Duration::from_secs(1);
 /// Events read from the store at a time while catching up.
 const CATCH_UP_PAGE: usize = 500;
 /// Read buffer of each socket.
@@ -125,6 +132,7 @@ pub async fn stream(
             cursor: 0,
             queues: HashMap::new(),
             logs: HashMap::new(),
+            samples_sent: None,
         };
         client.run(socket, params.from).await;
     })
@@ -145,13 +153,24 @@ impl Topics {
         )
     }
 
-    /// The tasks whose logs are followed.
-    fn logs(&self) -> Vec<String> {
+    /// The tasks whose logs are followed, each with the byte offset to start
+    /// from when the topic names one (`log:ID@OFFSET`, as a client that has
+    /// read the log up to OFFSET asks, so nothing falls in between).
+    fn logs(&self) -> Vec<(String, Option<u64>)> {
         self.0
             .iter()
             .filter_map(|t| t.strip_prefix("log:"))
-            .map(str::to_owned)
+            .map(|followed| match followed.rsplit_once('@') {
+                Some((id, offset)) if offset.parse::<u64>().is_ok() => {
+                    (id.to_owned(), offset.parse().ok())
+                }
+                _ => (followed.to_owned(), None),
+            })
             .collect()
+    }
+
+    fn samples(&self) -> bool {
+        self.0.contains("samples")
     }
 
     fn wants(&self, event: &Event) -> bool {
@@ -179,6 +198,8 @@ struct Client {
     queues: HashMap<String, bool>,
     /// Followed logs and the offset read up to.
     logs: HashMap<String, u64>,
+    /// The last `samples` message sent, so an unchanged one is not sent again.
+    samples_sent: Option<String>,
 }
 
 impl Client {
@@ -199,6 +220,7 @@ impl Client {
             return;
         }
         let mut log_tick = tokio::time::interval(LOG_POLL);
+        let mut samples_tick = tokio::time::interval(SAMPLES_POLL);
         loop {
             let step = tokio::select! {
                 received = events.recv() => match received {
@@ -210,7 +232,12 @@ impl Client {
                 message = incoming.next() => match message {
                     Some(Ok(Message::Text(text))) => {
                         let reply = self.control(text.as_str());
-                        self.send(reply).await
+                        // A newly followed log starts where it stands before
+                        // the answer goes out, so the answer marks the start.
+                        match self.follow_logs().await {
+                            Ok(()) => self.send(reply).await,
+                            gone => gone,
+                        }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(Gone),
                     Some(Ok(_)) => Ok(()),
@@ -218,6 +245,7 @@ impl Client {
                 _ = log_tick.tick(), if !self.topics.logs().is_empty() || !self.logs.is_empty() => {
                     self.follow_logs().await
                 }
+                _ = samples_tick.tick(), if self.topics.samples() => self.send_samples().await,
             };
             if step.is_err() {
                 return;
@@ -358,13 +386,34 @@ impl Client {
         }
     }
 
+    /// Sends the running processes' samples (and the host's health) when
+    /// they differ from what was sent last.
+    async fn send_samples(&mut self) -> Result<(), Gone> {
+        let scope = self.scope.clone();
+        let Ok(live) = self.state.call(move |s| s.live_samples(&scope)).await else {
+            return Ok(());
+        };
+        let text =
+            json!({"type": "samples", "samples": live.samples, "health": live.health}).to_string();
+        if self.samples_sent.as_ref() == Some(&text) {
+            return Ok(());
+        }
+        self.samples_sent = Some(text.clone());
+        self.send(text).await
+    }
+
     /// Sends what the followed logs gained since the last look; a newly
     /// followed log starts at its end (its past is a REST read).
     async fn follow_logs(&mut self) -> Result<(), Gone> {
         let followed = self.topics.logs();
-        self.logs.retain(|id, _| followed.contains(id));
-        for id in followed {
-            let offset = self.logs.get(&id).copied().unwrap_or(u64::MAX);
+        self.logs
+            .retain(|id, _| followed.iter().any(|(followed, _)| followed == id));
+        for (id, start) in followed {
+            let offset = self
+                .logs
+                .get(&id)
+                .copied()
+                .unwrap_or(start.unwrap_or(u64::MAX));
             let (task, scope) = (id.clone(), self.scope.clone());
             let slice = LogSlice::Range {
                 offset,

@@ -51,7 +51,9 @@ async function main() {
     await page.goto(`${BASE}/#/tasks`);
     await page.waitForSelector('#task-list', WAIT);
     await page.evaluate(() => { window.__notReloaded = true; });
-    const running = cli('spawn', '--', 'sh', '-c', 'echo step-one; sleep 2; echo step-two; sleep 300');
+    const go = path.join(env('TD_WORKSPACE'), 'go-step-two');
+    const running = cli('spawn', '--', 'sh', '-c',
+      `echo step-one; while [ ! -e '${go}' ]; do sleep 0.05; done; echo step-two; sleep 300`);
     const failing = cli('spawn', '--', 'sh', '-c', 'sleep 2; exit 3');
     result.running = running;
     result.failing = failing;
@@ -60,10 +62,23 @@ async function main() {
     await page.waitForSelector(`#task-list tr[data-id="${failing}"] .status[data-status="failed"]`, WAIT);
     check(await page.evaluate(() => window.__notReloaded === true), 'the page was reloaded');
 
+    // The overview's resources come live from the stream's samples topic.
+    await page.click('nav a[href="#/overview"]');
+    await page.waitForSelector(`#resources tr[data-sample="${running}"]`, WAIT);
+
     // 3. Follow its log, then kill it from the page (with confirmation).
-    await page.click(`#task-list tr[data-id="${running}"] a`);
+    // The log is read once, then streams over the WebSocket: no polling.
+    const logReads = [];
+    page.on('request', (request) => {
+      if (request.url().includes(`/tasks/${running}/logs`)) logReads.push(request.url());
+    });
+    await page.click(`#resources tr[data-sample="${running}"] a`);
     await page.waitForFunction(() => document.getElementById('log')?.textContent.includes('step-one'), null, WAIT);
+    require('node:fs').writeFileSync(go, '');
     await page.waitForFunction(() => document.getElementById('log')?.textContent.includes('step-two'), null, WAIT);
+    const shown = await page.textContent('#log');
+    check(shown === 'step-one\nstep-two\n', `the log shows each line once: ${JSON.stringify(shown)}`);
+    check(logReads.length === 1, `the log was read ${logReads.length} times: ${logReads.join(' ')}`);
     check(await page.isEnabled('#kill'), 'kill is enabled for the owner');
     await page.click('#kill');
     await page.waitForSelector('#detail-status[data-status="cancelled"]', WAIT);

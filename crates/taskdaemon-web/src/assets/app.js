@@ -2,7 +2,7 @@
 // list comes from the v1 API; live changes come from /api/v1/stream.
 'use strict';
 
-const state = { me: null, lastSeq: 0, tasks: new Map(), ws: null, followTimer: null, listQuery: '' };
+const state = { me: null, lastSeq: 0, tasks: new Map(), ws: null, followTimer: null, follow: null, samples: null, listQuery: '' };
 const view = document.getElementById('view');
 
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -43,11 +43,17 @@ async function act(path, confirmText, body) {
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const from = state.lastSeq ? `?from=${state.lastSeq}` : '';
-  const ws = new WebSocket(`${proto}://${location.host}/api/v1/stream${from}`);
+  const query = new URLSearchParams({ topics: 'all,samples' });
+  if (state.lastSeq) query.set('from', state.lastSeq);
+  const ws = new WebSocket(`${proto}://${location.host}/api/v1/stream?${query}`);
   state.ws = ws;
   const live = document.getElementById('live');
-  ws.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
+  ws.onopen = () => {
+    live.textContent = 'live'; live.classList.add('on');
+    // A followed log picks up where the page has it, on the new connection.
+    const followed = state.follow;
+    if (followed) followLog(followed.id, followed.end, followed.append);
+  };
   ws.onclose = () => {
     live.textContent = 'reconnecting'; live.classList.remove('on');
     setTimeout(connect, 1500);
@@ -62,8 +68,34 @@ function connect() {
       state.lastSeq = data.seq;
       const id = data.event.task_id;
       if (id) refreshTask(id);
+    } else if (data.type === 'log') {
+      const followed = state.follow;
+      if (followed && data.task === followed.id && data.offset === followed.end) {
+        followed.end = data.end;
+        followed.append(data.text, data.end);
+      }
+    } else if (data.type === 'samples') {
+      state.samples = data;
+      renderResources();
     }
   };
+}
+
+function sendTopics(change) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(change));
+}
+
+// Streams a task's stdout from byte `end` on (what the page already shows);
+// `append(text, end)` gets each new piece.
+function followLog(id, end, append) {
+  unfollowLog();
+  state.follow = { id, end, append, topic: `log:${id}@${end}` };
+  sendTopics({ subscribe: [state.follow.topic] });
+}
+
+function unfollowLog() {
+  if (state.follow) sendTopics({ unsubscribe: [state.follow.topic] });
+  state.follow = null;
 }
 
 const pending = new Set();
@@ -97,6 +129,7 @@ const routes = {
 
 function render() {
   clearInterval(state.followTimer);
+  unfollowLog();
   const [, name = 'overview', ...rest] = location.hash.split('/');
   for (const link of document.querySelectorAll('nav a')) {
     link.toggleAttribute('aria-current', link.getAttribute('href') === `#/${name}`);
@@ -134,7 +167,21 @@ async function loadOverview() {
   }
   const running = [...state.tasks.values()].filter((t) => t.status === 'running');
   html += `<h2>Running (${running.length})</h2>` + taskTable(running);
+  html += '<h2>Resources</h2><div id="resources"></div>';
   box.innerHTML = html;
+  renderResources();
+}
+
+// The live resource samples of running processes (the stream's `samples` topic).
+function renderResources() {
+  const box = document.getElementById('resources');
+  if (!box) return;
+  const rows = state.samples ? state.samples.samples : [];
+  if (!rows.length) { box.innerHTML = '<p class="muted">No samples yet.</p>'; return; }
+  box.innerHTML = '<table><thead><tr><th>task</th><th>CPU %</th><th>RSS</th><th>processes</th></tr></thead><tbody>'
+    + rows.map((r) => `<tr data-sample="${esc(r.task)}"><td><a href="#/task/${encodeURIComponent(r.task)}">${esc(r.task)}</a></td>`
+      + `<td>${esc(r.cpu_percent.toFixed(1))}</td><td>${esc(Math.round(r.rss_kb / 1024))} MiB</td><td>${esc(r.processes)}</td></tr>`).join('')
+    + '</tbody></table>';
 }
 
 function taskRow(t) {
@@ -227,22 +274,34 @@ async function renderTask(id) {
   let end = null;
   const log = document.getElementById('log');
   const stream = document.getElementById('stream');
-  stream.onchange = () => { end = null; log.textContent = ''; poll(); };
-  const poll = async () => {
-    if (!document.getElementById('follow').checked && end !== null) return;
+  const follow = document.getElementById('follow');
+  const append = (text, newEnd) => {
+    end = newEnd;
+    if (!text) return;
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent += text;
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  };
+  // What the log holds past `end` (its newest 200 lines at first).
+  const read = async () => {
     const query = end === null ? 'tail=200' : `offset=${end}`;
     try {
       const chunk = await api(`${path}/logs?stream=${stream.value}&${query}`);
-      if (chunk.text) {
-        const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-        log.textContent += chunk.text;
-        if (atBottom) log.scrollTop = log.scrollHeight;
-      }
-      end = chunk.end;
-    } catch (_) { /* the next tick retries */ }
+      append(chunk.text, chunk.end);
+    } catch (_) { /* the next read retries */ }
   };
-  await poll();
-  state.followTimer = setInterval(poll, 1000);
+  // stdout streams over the WebSocket from where the read stopped; stderr is polled.
+  const restart = async () => {
+    unfollowLog();
+    clearInterval(state.followTimer);
+    await read();
+    if (!follow.checked || !log.isConnected) return;
+    if (stream.value === 'stdout' && end !== null) followLog(id, end, append);
+    else state.followTimer = setInterval(read, 1000);
+  };
+  stream.onchange = () => { end = null; log.textContent = ''; restart(); };
+  follow.onchange = restart;
+  await restart();
 }
 
 function renderTaskFields(t) {
