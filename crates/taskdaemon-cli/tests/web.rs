@@ -84,6 +84,37 @@ impl Web {
         page["tasks"].as_array().unwrap().len()
     }
 
+    /// A stream opened over a socket with a 4 KiB receive buffer, so a
+    /// client that does not read soon stops the server's sends.
+    fn slow_stream(&self) -> WebSocket<MaybeTlsStream<TcpStream>> {
+        let address: std::net::SocketAddr = self
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a loopback address");
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&address.into()).unwrap();
+        let tcp: TcpStream = socket.into();
+        tcp.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut request = format!("ws://{address}/api/v1/stream")
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let (socket, _) =
+            tungstenite::client(request, MaybeTlsStream::Plain(tcp)).expect("stream upgrade");
+        socket
+    }
+
     fn stream(&self, query: &str) -> WebSocket<MaybeTlsStream<TcpStream>> {
         let url = format!(
             "{}/api/v1/stream{query}",
@@ -100,6 +131,28 @@ impl Web {
                 .unwrap();
         }
         socket
+    }
+}
+
+/// The next JSON message, or none when the server closed the stream.
+fn read_message(socket: &mut WebSocket<MaybeTlsStream<TcpStream>>) -> Option<Value> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no stream message within {DEADLINE:?}"
+        );
+        match socket.read() {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return None,
+        }
     }
 }
 
@@ -567,6 +620,78 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
         400,
         "bad_input",
     );
+}
+
+#[test]
+fn a_slow_stream_client_never_holds_back_the_others() {
+    let web = Web::start();
+    let task = web.ws.run(&["task", "add", "big edits"]).ok().last_line();
+    let task = task.split_whitespace().next().unwrap().to_owned();
+    // A client that reads nothing, behind a 4 KiB receive buffer.
+    let mut slow = web.slow_stream();
+    let mut fast = web.stream("");
+    assert_eq!(next_message(&mut fast)["type"], "snapshot");
+
+    // About 12 MiB of events (each edit carries both descriptions), far
+    // more than the slow client's socket buffers hold.
+    let texts = ["a".repeat(100_000), "b".repeat(100_000)];
+    for i in 0..60 {
+        web.ws
+            .run(&["task", "edit", &task, "--description", &texts[i % 2]])
+            .ok();
+    }
+    web.ws
+        .run(&["task", "edit", &task, "--description", "done"])
+        .ok();
+    let is_done = |e: &Value| e["kind"] == "edited" && e["after"]["description"] == "done";
+    // The fast client gets every edit while the slow one reads nothing.
+    let edits = events_until(&mut fast, is_done)
+        .iter()
+        .filter(|e| e["kind"] == "edited")
+        .count();
+    assert_eq!(edits, 61);
+
+    // The slow client, reading at last, gets the events in order with no
+    // gap; if the server dropped it meanwhile, it resumes where it stopped.
+    let history: Value = web.get("/api/v1/history?limit=500").json().unwrap();
+    let every: Vec<i64> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    let mut received = Vec::new();
+    let mut last = 0;
+    loop {
+        let message = match read_message(&mut slow) {
+            Some(message) => message,
+            None => {
+                // Dropped for not reading: resume after the last event seen.
+                slow = web.stream(&format!("?from={last}"));
+                continue;
+            }
+        };
+        match message["type"].as_str() {
+            Some("snapshot") => last = message["seq"].as_i64().unwrap(),
+            Some("event") => {
+                let event = &message["event"];
+                last = event["seq"].as_i64().unwrap();
+                received.push(last);
+                if is_done(event) {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let expected: Vec<i64> = every
+        .iter()
+        .copied()
+        .filter(|seq| received.first().is_some_and(|first| seq >= first))
+        .take_while(|seq| *seq <= last)
+        .collect();
+    assert_eq!(received, expected, "every event once, in order");
+    assert!(received.len() >= 61, "{received:?}");
 }
 
 #[test]
