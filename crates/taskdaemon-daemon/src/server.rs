@@ -168,6 +168,22 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the peer runs as the daemon's own user. The socket's 0600 mode
+/// keeps other users out already; the kernel's word on the peer
+/// (SO_PEERCRED) still holds if that mode is loosened or the socket is
+/// passed on, and the daemon runs commands in its own name.
+fn peer_is_owner(stream: &UnixStream) -> Result<(), String> {
+    let owner = rustix::process::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(peer) if peer.uid() == owner => Ok(()),
+        Ok(peer) => Err(format!(
+            "uid {} is not the daemon's owner (uid {owner})",
+            peer.uid()
+        )),
+        Err(e) => Err(format!("cannot read the peer's credentials: {e}")),
+    }
+}
+
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, String> {
     tokio::signal::unix::signal(kind).map_err(|e| format!("cannot handle signals: {e}"))
 }
@@ -194,6 +210,19 @@ async fn adopt_all(daemon: &Shared) -> usize {
 }
 
 async fn handle_connection(daemon: Shared, stream: UnixStream) {
+    if let Err(reason) = peer_is_owner(&stream) {
+        tracing::warn!(%reason, "refused a connection");
+        let refusal = Response::Error {
+            kind: ErrorKind::Invalid,
+            message: format!("refused: {reason}"),
+        };
+        if let Ok(mut text) = serde_json::to_string(&refusal) {
+            text.push('\n');
+            let mut stream = stream;
+            let _ = stream.write_all(text.as_bytes()).await;
+        }
+        return;
+    }
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
     loop {
