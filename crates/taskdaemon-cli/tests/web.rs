@@ -361,6 +361,7 @@ fn actions_logs_metrics_and_openapi() {
         "{text}"
     );
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(text.contains("\ntaskdaemon_retries_total 0\n"), "{text}");
 
     // A tracked task moved from the web, refused moves are 409.
     let manual = web.ws.run(&["task", "add", "Write docs"]).ok().last_line();
@@ -412,6 +413,29 @@ fn actions_logs_metrics_and_openapi() {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert_eq!(web.get("/api/docs").status().as_u16(), 200);
+
+    // A failing command restarted twice by its policy: two retries.
+    let flaky = web
+        .ws
+        .run(&[
+            "spawn",
+            "--restart",
+            "on-failure",
+            "--max-restarts",
+            "2",
+            "--restart-delay",
+            "10ms",
+            "--",
+            "sh",
+            "-c",
+            "exit 1",
+        ])
+        .ok()
+        .last_line();
+    web.ws.wait_status(&flaky, "failed");
+    let text = web.get("/metrics").text().unwrap();
+    assert!(text.contains("\ntaskdaemon_retries_total 2\n"), "{text}");
+    assert!(text.contains("\ntaskdaemon_claims_total 0\n"), "{text}");
 }
 
 #[test]

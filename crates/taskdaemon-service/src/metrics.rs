@@ -50,6 +50,10 @@ pub struct Counters {
     /// Tokens and cost of every LLM loop, by `input`/`output` and in USD.
     pub loop_tokens: BTreeMap<String, u64>,
     pub loop_cost_usd: f64,
+    /// Attempts of queue items claimed by a worker, from the event log.
+    pub claims: u64,
+    /// Restarts and retries scheduled, from the event log.
+    pub retries: u64,
 }
 
 impl Service {
@@ -123,6 +127,7 @@ impl Service {
             kinds.insert(kind.as_str().to_owned(), n);
         }
         let loops = self.store.loops(true)?;
+        let tallies = self.store.event_tallies()?;
         Ok(Counters {
             tasks: self.task_counts()?,
             kinds,
@@ -146,6 +151,8 @@ impl Service {
             ]),
             // A fold from +0.0: `Sum` for floats starts at -0.0, printed as such.
             loop_cost_usd: loops.iter().fold(0.0, |total, l| total + l.cost_usd),
+            claims: tallies.claims,
+            retries: tallies.retries,
         })
     }
 }

@@ -136,6 +136,24 @@ pub struct Sample {
     pub processes: u32,
 }
 
+/// Counts read from the event log, for metrics. Archiving old events
+/// lowers them (a counter reset, to a scraper).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventTallies {
+    /// Attempts of queue items claimed by a worker.
+    pub claims: u64,
+    /// Further attempts scheduled: a process restarted by its policy, a
+    /// queue item put back after a failed or lost attempt.
+    pub retries: u64,
+}
+
+/// The query behind [`Store::event_tallies`], the same on both backends:
+/// two range scans of the `(kind, seq)` index. A claim is the `started`
+/// event a worker writes (its actor is `worker:ID`).
+pub(crate) const EVENT_TALLIES_SQL: &str = "SELECT
+    (SELECT COUNT(*) FROM events WHERE kind = 'started' AND actor LIKE 'worker:%'),
+    (SELECT COUNT(*) FROM events WHERE kind = 'restarting')";
+
 /// Which tracked tasks a listing returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackedFilter {
@@ -601,6 +619,9 @@ pub trait Store: Send + Sync {
 
     /// How many tasks are of each kind (kinds without tasks left out).
     fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
+
+    /// Claims and retries counted in the event log (for metrics).
+    fn event_tallies(&self) -> Result<EventTallies>;
 
     /// Tasks that ended at or after `since`, in UUID order after
     /// `after_uuid` (`""` for the start), at most `limit`.

@@ -627,4 +627,14 @@ impl Store for PgStore {
     fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
         self.read(queue::kind_counts)
     }
+
+    fn event_tallies(&self) -> Result<crate::EventTallies> {
+        self.read(|tx| {
+            let row = tx.query_one(crate::EVENT_TALLIES_SQL, &[])?;
+            Ok(crate::EventTallies {
+                claims: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+                retries: u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
+            })
+        })
+    }
 }

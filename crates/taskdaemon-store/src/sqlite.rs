@@ -400,4 +400,16 @@ impl Store for SqliteStore {
     fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
         self.read(queue::kind_counts)
     }
+
+    fn event_tallies(&self) -> Result<crate::EventTallies> {
+        self.read(|conn| {
+            let (claims, retries) = conn.query_row(crate::EVENT_TALLIES_SQL, [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            Ok(crate::EventTallies {
+                claims: u64::try_from(claims).unwrap_or(0),
+                retries: u64::try_from(retries).unwrap_or(0),
+            })
+        })
+    }
 }

@@ -77,6 +77,18 @@ pub fn render(counters: &Counters, health: &Health) -> String {
         "Sequence number of the newest event.",
     );
     let _ = writeln!(out, "taskdaemon_last_event_seq {}", counters.last_event_seq);
+    counter(
+        &mut out,
+        "taskdaemon_claims_total",
+        "Attempts of queue items claimed by a worker (events archived away are not counted).",
+        counters.claims,
+    );
+    counter(
+        &mut out,
+        "taskdaemon_retries_total",
+        "Restarts of processes and retries of queue items scheduled (events archived away are not counted).",
+        counters.retries,
+    );
     gauge(
         &mut out,
         "process_resident_memory_bytes",
@@ -132,6 +144,11 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
     if let Some(value) = value {
         family(out, name, "gauge", help);
@@ -156,6 +173,7 @@ mod tests {
         let mut counters = Counters::default();
         counters.tasks.insert("running".into(), 2);
         counters.queue_depth.insert("a\"b".into(), 3);
+        counters.retries = 4;
         let text = render(
             &counters,
             &Health {
@@ -175,6 +193,10 @@ mod tests {
         );
         assert!(
             text.contains("taskdaemon_host_load{window=\"1m\"} 0.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE taskdaemon_retries_total counter\ntaskdaemon_retries_total 4\n"),
             "{text}"
         );
         assert!(

@@ -154,6 +154,13 @@ pub fn expired_leases_use_up_attempts(store: &dyn Store) {
     assert!(item.finished, "no attempt left: the item is done");
     assert_eq!(item.result.unwrap()["status"], "lost");
     assert!(store.claim("w1", &[], LONG).unwrap().is_none());
+    assert_eq!(
+        store.event_tallies().unwrap(),
+        crate::EventTallies {
+            claims: 3,
+            retries: 2
+        }
+    );
 }
 
 pub fn failed_attempts_retry_then_fail(store: &dyn Store) {
@@ -175,6 +182,13 @@ pub fn failed_attempts_retry_then_fail(store: &dyn Store) {
     assert!(store.queue_item(&task.id).unwrap().finished);
     let counts = store.queue_counts().unwrap();
     assert_eq!((counts[0].done, counts[0].failed), (0, 1));
+    assert_eq!(
+        store.event_tallies().unwrap(),
+        crate::EventTallies {
+            claims: 3,
+            retries: 2
+        }
+    );
 }
 
 pub fn heartbeats_renew_leases_and_carry_stops(store: &dyn Store) {
