@@ -189,10 +189,7 @@ impl LoopRunner {
                 )));
             }
         }
-        let ends_by_tool = self
-            .structural
-            .as_ref()
-            .is_some_and(|s| s.ends_by_tool());
+        let ends_by_tool = self.structural.as_ref().is_some_and(|s| s.ends_by_tool());
         let first = self.progress.next_iteration();
         for iteration in first..=self.config.max_iterations {
             if self.cancel.is_cancelled() {
@@ -409,11 +406,7 @@ impl LoopRunner {
         if finished {
             return Ok(Some(record(None, false, "", true)));
         }
-        if self
-            .structural
-            .as_ref()
-            .is_some_and(|s| s.ends_by_tool())
-        {
+        if self.structural.as_ref().is_some_and(|s| s.ends_by_tool()) {
             return Ok(Some(record(None, false, NOT_FINISHED_NOTE, false)));
         }
 

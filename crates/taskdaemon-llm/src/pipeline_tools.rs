@@ -580,10 +580,9 @@ impl<'a> Fields<'a> {
                 Err(self.error(field, "must not be empty".into()))
             }
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(self.error(
-                field,
-                format!("must be a string, not {}", json_type(other)),
-            )),
+            Some(other) => {
+                Err(self.error(field, format!("must be a string, not {}", json_type(other))))
+            }
         }
     }
 
@@ -703,10 +702,7 @@ impl StructuralTools for PipelineTools {
             Ok(parsed) => parsed,
             Err(e) => return StructuralOutput::err(e.to_string()),
         };
-        let ends = matches!(
-            parsed,
-            PipelineCall::Finish | PipelineCall::SubmitPlan(_)
-        );
+        let ends = matches!(parsed, PipelineCall::Finish | PipelineCall::SubmitPlan(_));
         let ctx = CallContext {
             kind: self.kind,
             iteration: call.iteration,
@@ -843,7 +839,11 @@ mod tests {
             .map(|s| s.name)
             .collect();
         assert_eq!(names, ["send_message", "ask"]);
-        assert!(PipelineLoop::Ralph.allowed_tools().contains(&"write_file".to_string()));
+        assert!(
+            PipelineLoop::Ralph
+                .allowed_tools()
+                .contains(&"write_file".to_string())
+        );
         assert!(!PipelineLoop::Ralph.ends_by_tool() && PipelineLoop::Phase.ends_by_tool());
     }
 
@@ -888,9 +888,7 @@ mod tests {
             err("create_spec", with("depends_on", json!("db"))),
             "create_spec: `depends_on`: must be a list of spec names"
         );
-        assert!(
-            err("create_spec", with("depends_on", json!([1]))).contains("found a number"),
-        );
+        assert!(err("create_spec", with("depends_on", json!([1]))).contains("found a number"),);
         assert!(err("create_spec", with("depends_on", json!(["api"]))).contains("itself"));
         assert!(err("create_spec", with("depends_on", json!(["a", "a"]))).contains("twice"));
         let e = err("create_spec", with("dependson", json!(["db"])));
@@ -898,14 +896,21 @@ mod tests {
             e.starts_with("create_spec: unknown field `dependson`; did you mean `depends_on`?"),
             "{e}"
         );
-        assert!(err("create_spec", with("priority", json!(1.5))).contains("`priority`: must be an integer"));
+        assert!(
+            err("create_spec", with("priority", json!(1.5)))
+                .contains("`priority`: must be an integer")
+        );
         assert!(err("create_spec", with("priority", json!("high"))).contains("`priority`"));
         assert_eq!(
             err("create_spec", json!({"name": "api", "body": "b"})),
             "create_spec: `title`: is required"
         );
-        assert!(err("create_spec", with("title", json!("  "))).contains("`title`: must not be empty"));
-        assert!(err("create_spec", with("title", json!(3))).contains("must be a string, not a number"));
+        assert!(
+            err("create_spec", with("title", json!("  "))).contains("`title`: must not be empty")
+        );
+        assert!(
+            err("create_spec", with("title", json!(3))).contains("must be a string, not a number")
+        );
         assert!(err("create_spec", json!("api")).contains("must be a JSON object"));
     }
 
@@ -914,13 +919,23 @@ mod tests {
         assert!(check_spec_name("a").is_ok());
         assert!(check_spec_name("0-db-2").is_ok());
         assert!(check_spec_name(&"a".repeat(SPEC_NAME_MAX)).is_ok());
-        assert!(check_spec_name(&"a".repeat(SPEC_NAME_MAX + 1)).unwrap_err().contains("at most 48"));
+        assert!(
+            check_spec_name(&"a".repeat(SPEC_NAME_MAX + 1))
+                .unwrap_err()
+                .contains("at most 48")
+        );
         for bad in ["", "-a", "A", "a_b", "a b", "é"] {
             assert!(check_spec_name(bad).is_err(), "{bad}");
         }
         assert!(check_spec_name("plan").unwrap_err().contains("reserved"));
-        let e = err("create_spec", json!({"name": "Api", "title": "t", "body": "b"}));
-        assert!(e.starts_with("create_spec: `name`: spec name `Api` must be lowercase"), "{e}");
+        let e = err(
+            "create_spec",
+            json!({"name": "Api", "title": "t", "body": "b"}),
+        );
+        assert!(
+            e.starts_with("create_spec: `name`: spec name `Api` must be lowercase"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -938,9 +953,11 @@ mod tests {
                 body: "the API uses /v2".into()
             })
         );
-        let call =
-            PipelineCall::parse("ask", &json!({"to": "db-schema", "question": "which table?"}))
-                .unwrap();
+        let call = PipelineCall::parse(
+            "ask",
+            &json!({"to": "db-schema", "question": "which table?"}),
+        )
+        .unwrap();
         assert_eq!(
             call,
             PipelineCall::Ask(Ask {
@@ -949,19 +966,48 @@ mod tests {
             })
         );
         assert!(
-            err("send_message", json!({"to": "human", "kind": "shout", "body": "x"}))
-                .contains("`kind`: unknown kind `shout`; kinds: alert, share, query, stop")
+            err(
+                "send_message",
+                json!({"to": "human", "kind": "shout", "body": "x"})
+            )
+            .contains("`kind`: unknown kind `shout`; kinds: alert, share, query, stop")
         );
-        assert!(err("send_message", json!({"to": "db", "kind": "alert", "body": "x"})).contains("alert goes to `human`"));
-        assert!(err("send_message", json!({"to": "human", "kind": "stop", "body": "x"})).contains("not `human`"));
-        assert!(err("send_message", json!({"to": "Bob", "kind": "query", "body": "x"})).contains("`to`: not `human`, `plan` or a spec name"));
-        assert!(err("ask", json!({"to": "plan", "question": "x"})).contains("not the whole `plan`"));
+        assert!(
+            err(
+                "send_message",
+                json!({"to": "db", "kind": "alert", "body": "x"})
+            )
+            .contains("alert goes to `human`")
+        );
+        assert!(
+            err(
+                "send_message",
+                json!({"to": "human", "kind": "stop", "body": "x"})
+            )
+            .contains("not `human`")
+        );
+        assert!(
+            err(
+                "send_message",
+                json!({"to": "Bob", "kind": "query", "body": "x"})
+            )
+            .contains("`to`: not `human`, `plan` or a spec name")
+        );
+        assert!(
+            err("ask", json!({"to": "plan", "question": "x"})).contains("not the whole `plan`")
+        );
     }
 
     #[test]
     fn finish_takes_nothing_and_unknown_tools_get_a_suggestion() {
-        assert_eq!(PipelineCall::parse("finish", &json!({})).unwrap(), PipelineCall::Finish);
-        assert_eq!(PipelineCall::parse("finish", &Value::Null).unwrap(), PipelineCall::Finish);
+        assert_eq!(
+            PipelineCall::parse("finish", &json!({})).unwrap(),
+            PipelineCall::Finish
+        );
+        assert_eq!(
+            PipelineCall::parse("finish", &Value::Null).unwrap(),
+            PipelineCall::Finish
+        );
         assert!(err("finish", json!({"done": true})).contains("takes no fields"));
         assert!(err("create_specs", json!({})).contains("did you mean `create_spec`?"));
     }
@@ -976,7 +1022,12 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v, json!({"to": "api", "kind": "query", "body": "b"}));
         assert_eq!(serde_json::from_value::<SendMessage>(v).unwrap(), m);
-        assert!(serde_json::from_value::<SendMessage>(json!({"to": "Bad Name", "kind": "query", "body": "b"})).is_err());
+        assert!(
+            serde_json::from_value::<SendMessage>(
+                json!({"to": "Bad Name", "kind": "query", "body": "b"})
+            )
+            .is_err()
+        );
     }
 
     #[tokio::test]
@@ -997,11 +1048,17 @@ mod tests {
             }
         };
         let out = call(json!({"name": "b", "title": "t", "body": "x", "depends_on": ["a"]})).await;
-        assert!(out.is_error && out.content.contains("no spec named `a` yet"), "{out:?}");
+        assert!(
+            out.is_error && out.content.contains("no spec named `a` yet"),
+            "{out:?}"
+        );
         let out = call(json!({"name": "a", "title": "t", "body": "x"})).await;
         assert_eq!(out, StructuralOutput::ok("created spec `a`"));
         let out = call(json!({"name": "a", "title": "t", "body": "y"})).await;
-        assert!(out.is_error && out.content.contains("already exists"), "{out:?}");
+        assert!(
+            out.is_error && out.content.contains("already exists"),
+            "{out:?}"
+        );
         let out = tools
             .call(StructuralCall {
                 iteration: 1,
@@ -1010,7 +1067,10 @@ mod tests {
                 input: &json!({}),
             })
             .await;
-        assert!(out.is_error && out.content.contains("not offered"), "{out:?}");
+        assert!(
+            out.is_error && out.content.contains("not offered"),
+            "{out:?}"
+        );
         let out = tools
             .call(StructuralCall {
                 iteration: 1,
