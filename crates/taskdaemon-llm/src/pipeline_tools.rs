@@ -194,6 +194,20 @@ pub fn tool_spec(name: &str) -> Option<ToolSpec> {
     })
 }
 
+/// The fields of pipeline tool `name`, in the order the model is told them.
+/// (Not read from the schema: JSON maps may or may not keep insertion order,
+/// depending on which crates share the build.)
+fn tool_fields(name: &str) -> &'static [&'static str] {
+    match name {
+        "submit_plan" => &["title", "summary", "body"],
+        "create_spec" => &["name", "title", "body", "depends_on", "priority"],
+        "create_phase" => &["name", "title", "body", "validation"],
+        "send_message" => &["to", "kind", "body"],
+        "ask" => &["to", "question"],
+        _ => &[],
+    }
+}
+
 /// `submit_plan` input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmitPlan {
@@ -405,11 +419,8 @@ impl PipelineCall {
                 message,
             });
         };
-        let known: Vec<String> = spec.input_schema["properties"]
-            .as_object()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
-        let f = Fields::new(name, input, &known)?;
+        let known = tool_fields(&spec.name);
+        let f = Fields::new(name, input, known)?;
         Ok(match name {
             "submit_plan" => PipelineCall::SubmitPlan(SubmitPlan {
                 title: f.text("title")?,
@@ -530,7 +541,7 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn new(tool: &'a str, input: &Value, known: &[String]) -> Result<Self, PipelineCallError> {
+    fn new(tool: &'a str, input: &Value, known: &[&str]) -> Result<Self, PipelineCallError> {
         let map = match input {
             Value::Object(map) => map.clone(),
             // Some models send no input at all for a tool without fields.
@@ -544,9 +555,9 @@ impl<'a> Fields<'a> {
             }
         };
         for key in map.keys() {
-            if !known.iter().any(|k| k == key) {
+            if !known.contains(&key.as_str()) {
                 let mut message = format!("unknown field `{key}`");
-                if let Some(close) = did_you_mean(key, known.iter().map(String::as_str)) {
+                if let Some(close) = did_you_mean(key, known.iter().copied()) {
                     message.push_str(&format!("; did you mean `{close}`?"));
                 }
                 if known.is_empty() {
@@ -819,6 +830,19 @@ mod tests {
             }
         }
         assert!(tool_spec("write_file").is_none());
+        for name in PIPELINE_TOOL_NAMES {
+            let schema = tool_spec(name).unwrap().input_schema;
+            let mut props: Vec<&str> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut fields = tool_fields(name).to_vec();
+            props.sort_unstable();
+            fields.sort_unstable();
+            assert_eq!(props, fields, "{name}");
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn spec_loop_corrects_a_bad_create_spec_then_finishes() {
         let (text, is_error) = last_tool_result(&requests[1]);
         assert!(is_error, "{provider}: {text}");
         assert!(
-            text.contains("create_spec: unknown field `dependson`; did you mean `depends_on`?"),
+            text.contains("create_spec: unknown field `dependson`; did you mean `depends_on`?; fields: name, title, body, depends_on, priority"),
             "{provider}: {text}"
         );
         let (text, is_error) = last_tool_result(&requests[2]);
