@@ -231,7 +231,7 @@ impl Route {
 
     /// Whether a request offering `tools` with prompt `prompt` is this route's.
     pub fn matches(&self, tools: &[String], prompt: &str) -> bool {
-        tools.iter().any(|t| *t == self.when_offers)
+        tools.contains(&self.when_offers)
             && self
                 .when_prompt_contains
                 .as_ref()
