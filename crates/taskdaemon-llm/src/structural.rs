@@ -84,7 +84,9 @@ impl StructuralOutput {
 pub trait StructuralTools: Send + Sync {
     /// The tools offered, with JSON schemas. Their names must differ from
     /// the toolbox's ([`TOOL_NAMES`](crate::TOOL_NAMES)); the engine refuses
-    /// to start otherwise.
+    /// to start otherwise. They are offered as given: the loop's
+    /// `allowed_tools` limits only the toolbox, since attaching a handler is
+    /// already the owner's decision to offer these.
     fn specs(&self) -> Vec<ToolSpec>;
 
     /// Whether the loop ends only by a [`StructuralOutput::finish`] answer.
