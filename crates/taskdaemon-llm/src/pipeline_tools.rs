@@ -80,6 +80,14 @@ impl PipelineLoop {
         }
     }
 
+    /// The kind whose loop type is `name`, if any (e.g. when a stored loop
+    /// is resumed and its handler must be rebuilt).
+    pub fn from_loop_type(name: &str) -> Option<PipelineLoop> {
+        PipelineLoop::ALL
+            .into_iter()
+            .find(|k| k.loop_type() == name)
+    }
+
     /// The pipeline tools offered.
     pub fn pipeline_tools(self) -> &'static [&'static str] {
         match self {
@@ -869,6 +877,10 @@ mod tests {
                 .contains(&"write_file".to_string())
         );
         assert!(!PipelineLoop::Ralph.ends_by_tool() && PipelineLoop::Phase.ends_by_tool());
+        for kind in PipelineLoop::ALL {
+            assert_eq!(PipelineLoop::from_loop_type(kind.loop_type()), Some(kind));
+        }
+        assert_eq!(PipelineLoop::from_loop_type("plan"), None);
     }
 
     #[test]
