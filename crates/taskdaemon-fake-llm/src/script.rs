@@ -180,3 +180,74 @@ impl From<Turn> for Reply {
         Reply::Turn(turn)
     }
 }
+
+/// A script for the requests that offer one tool, so one server can play the
+/// model for several loops at once (a plan loop, spec loops, Ralph loops),
+/// each kind getting its own conversation whatever order requests arrive in.
+///
+/// A request is served by the first route that matches it and still has
+/// replies; a request no route serves takes the next reply of the plain
+/// queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// The request's `tools` must include a tool of this name.
+    pub when_offers: String,
+    /// And, when set, its first user message (the loop's prompt) must contain
+    /// this text: tells apart loops of one kind, e.g. two specs' phase loops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_prompt_contains: Option<String>,
+    /// Replies served in order.
+    #[serde(default)]
+    pub replies: Vec<Reply>,
+}
+
+impl Route {
+    /// A route for requests offering `tool`, with no replies yet.
+    pub fn offering(tool: impl Into<String>) -> Self {
+        Route {
+            when_offers: tool.into(),
+            when_prompt_contains: None,
+            replies: Vec::new(),
+        }
+    }
+
+    /// Only requests whose prompt contains `text`.
+    pub fn prompt_contains(mut self, text: impl Into<String>) -> Self {
+        self.when_prompt_contains = Some(text.into());
+        self
+    }
+
+    /// Appends a reply.
+    pub fn reply(mut self, reply: impl Into<Reply>) -> Self {
+        self.replies.push(reply.into());
+        self
+    }
+
+    /// Appends replies.
+    pub fn replies(mut self, replies: impl IntoIterator<Item = Reply>) -> Self {
+        self.replies.extend(replies);
+        self
+    }
+
+    /// Whether a request offering `tools` with prompt `prompt` is this route's.
+    pub fn matches(&self, tools: &[String], prompt: &str) -> bool {
+        tools.contains(&self.when_offers)
+            && self
+                .when_prompt_contains
+                .as_ref()
+                .is_none_or(|text| prompt.contains(text.as_str()))
+    }
+}
+
+/// A whole script: routes first, then the plain queue. This is also the
+/// object form of the binary's script file (the array form is `replies` alone).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Routes, tried in order.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Replies for requests no route serves, in order.
+    #[serde(default)]
+    pub replies: Vec<Reply>,
+}

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::script::{Reply, Turn};
+use crate::script::{Reply, Route, Script, Turn};
 use crate::wire::{self, SseFrame};
 
 /// A request the server received, kept so tests can assert on what the client sent.
@@ -37,6 +37,9 @@ pub struct RecordedRequest {
     /// When it arrived, for coarse ordering checks.
     #[serde(skip)]
     pub received_at: Instant,
+    /// The index of the [`Route`] that served it (`None`: the plain queue, or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<usize>,
 }
 
 impl RecordedRequest {
@@ -45,6 +48,48 @@ impl RecordedRequest {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The names of the tools the request offers (either wire format).
+    pub fn offered_tools(&self) -> Vec<String> {
+        offered_tools(&self.body)
+    }
+
+    /// The text of its first user message: the loop's prompt.
+    pub fn prompt(&self) -> String {
+        first_user_text(&self.body)
+    }
+}
+
+fn offered_tools(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                // Anthropic: {name}; OpenAI: {type: function, function: {name}}.
+                .filter_map(|t| t["name"].as_str().or(t["function"]["name"].as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_user_text(body: &Value) -> String {
+    let Some(message) = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+    else {
+        return String::new();
+    };
+    match &message["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
     }
 }
 
@@ -61,6 +106,7 @@ pub struct FakeLlmOptions {
 
 #[derive(Default)]
 struct Shared {
+    routes: Vec<(Route, VecDeque<Reply>)>,
     queue: VecDeque<Reply>,
     requests: Vec<RecordedRequest>,
     served: usize,
@@ -96,11 +142,43 @@ impl FakeLlm {
         script: impl IntoIterator<Item = Reply>,
         options: FakeLlmOptions,
     ) -> io::Result<FakeLlm> {
+        Self::start_script(
+            Script {
+                routes: Vec::new(),
+                replies: script.into_iter().collect(),
+            },
+            options,
+        )
+        .await
+    }
+
+    /// Starts a server whose requests are served by `routes` (see [`Route`]).
+    pub async fn start_routed(routes: impl IntoIterator<Item = Route>) -> io::Result<FakeLlm> {
+        Self::start_script(
+            Script {
+                routes: routes.into_iter().collect(),
+                replies: Vec::new(),
+            },
+            FakeLlmOptions::default(),
+        )
+        .await
+    }
+
+    /// Starts a server with routes and a plain queue.
+    pub async fn start_script(script: Script, options: FakeLlmOptions) -> io::Result<FakeLlm> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState {
             shared: Mutex::new(Shared {
-                queue: script.into_iter().collect(),
+                routes: script
+                    .routes
+                    .into_iter()
+                    .map(|mut r| {
+                        let replies = std::mem::take(&mut r.replies).into();
+                        (r, replies)
+                    })
+                    .collect(),
+                queue: script.replies.into_iter().collect(),
                 ..Shared::default()
             }),
             options,
@@ -144,9 +222,44 @@ impl FakeLlm {
         self.state.lock().requests.clone()
     }
 
-    /// How many scripted replies are still queued.
+    /// How many scripted replies are still queued (the plain queue).
     pub fn remaining(&self) -> usize {
         self.state.lock().queue.len()
+    }
+
+    /// Adds a route after the existing ones; returns its index.
+    pub fn add_route(&self, mut route: Route) -> usize {
+        let replies = std::mem::take(&mut route.replies).into();
+        let mut shared = self.state.lock();
+        shared.routes.push((route, replies));
+        shared.routes.len() - 1
+    }
+
+    /// Appends a reply to route `index` (ignored when there is no such route).
+    pub fn push_to_route(&self, index: usize, reply: impl Into<Reply>) {
+        if let Some((_, replies)) = self.state.lock().routes.get_mut(index) {
+            replies.push_back(reply.into());
+        }
+    }
+
+    /// How many replies route `index` still holds (0 when there is no such route).
+    pub fn route_remaining(&self, index: usize) -> usize {
+        self.state
+            .lock()
+            .routes
+            .get(index)
+            .map_or(0, |(_, replies)| replies.len())
+    }
+
+    /// The requests route `index` served, in order.
+    pub fn requests_served_by(&self, index: usize) -> Vec<RecordedRequest> {
+        self.state
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.route == Some(index))
+            .cloned()
+            .collect()
     }
 }
 
@@ -192,7 +305,7 @@ fn handle(
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let recorded = RecordedRequest {
+    let mut recorded = RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
@@ -207,6 +320,29 @@ fn handle(
             .collect(),
         body: body.clone(),
         received_at: Instant::now(),
+        route: None,
+    };
+    let tools = offered_tools(&body);
+    let prompt = first_user_text(&body);
+    // Choose the reply before recording, so the log says which route served it.
+    let (reply, seq) = {
+        let mut shared = state.lock();
+        let routed = shared
+            .routes
+            .iter_mut()
+            .enumerate()
+            .find(|(_, (route, replies))| !replies.is_empty() && route.matches(&tools, &prompt))
+            .and_then(|(index, (_, replies))| replies.pop_front().map(|r| (index, r)));
+        let reply = match routed {
+            Some((index, reply)) => {
+                recorded.route = Some(index);
+                Some(reply)
+            }
+            None => shared.queue.pop_front(),
+        };
+        shared.requests.push(recorded.clone());
+        shared.served += 1;
+        (reply, shared.served)
     };
     if let Some(path) = &state.options.record_path
         && let Ok(line) = serde_json::to_string(&recorded)
@@ -217,12 +353,6 @@ fn handle(
             .open(path)
             .and_then(|mut f| writeln!(f, "{line}"));
     }
-    let (reply, seq) = {
-        let mut shared = state.lock();
-        shared.requests.push(recorded);
-        shared.served += 1;
-        (shared.queue.pop_front(), shared.served)
-    };
     let model = state
         .options
         .model
@@ -239,7 +369,10 @@ fn handle(
             &api,
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "fake-llm: script exhausted",
+            &format!(
+                "fake-llm: script exhausted (no route or queued reply for a request offering [{}])",
+                tools.join(", ")
+            ),
         );
     };
     match reply {

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use taskdaemon_fake_llm::{Block, FakeLlm, Reply, Turn};
+use taskdaemon_fake_llm::{Block, FakeLlm, Reply, Route, Turn};
 
 async fn post(url: &str, body: Value) -> reqwest::Response {
     reqwest::Client::new()
@@ -110,6 +110,110 @@ async fn openai_stream_ends_with_usage_and_done() {
     assert!(text.contains("\"finish_reason\":\"tool_calls\""));
 }
 
+/// An Anthropic request body offering `tools`, whose prompt is `prompt`.
+fn anthropic_body(tools: &[&str], prompt: &str) -> Value {
+    json!({"model": "m", "max_tokens": 10,
+           "tools": tools.iter().map(|t| json!({"name": t, "description": "", "input_schema": {"type": "object"}})).collect::<Vec<_>>(),
+           "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]})
+}
+
+/// The same request in OpenAI's format (system message first, tools as functions).
+fn openai_body(tools: &[&str], prompt: &str) -> Value {
+    json!({"model": "m",
+           "tools": tools.iter().map(|t| json!({"type": "function", "function": {"name": t, "parameters": {"type": "object"}}})).collect::<Vec<_>>(),
+           "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": prompt}]})
+}
+
+#[tokio::test]
+async fn routes_serve_requests_by_offered_tool_in_both_wire_formats() {
+    let server = FakeLlm::start_routed([
+        Route::offering("create_spec")
+            .prompt_contains("spec A")
+            .reply(Turn::text("A1"))
+            .reply(Turn::text("A2")),
+        Route::offering("create_spec").reply(Turn::text("any spec")),
+        Route::offering("send_message").reply(Turn::tool("send_message", json!({"to": "human"}))),
+    ])
+    .await
+    .unwrap();
+    server.push(Turn::text("queued"));
+    let anthropic = format!("{}/v1/messages", server.base_url());
+    let openai = format!("{}/v1/chat/completions", server.base_url());
+    let text = |v: &Value| v["content"][0]["text"].as_str().unwrap_or("").to_string();
+
+    // Interleaved as concurrent loops would send them: each gets its own script.
+    let r: Value = post(
+        &openai,
+        openai_body(&["read_file", "send_message"], "phase 1"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        r["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "send_message"
+    );
+    let r: Value = post(
+        &anthropic,
+        anthropic_body(&["read_file", "create_spec"], "do spec B"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(text(&r), "any spec");
+    let r: Value = post(
+        &anthropic,
+        anthropic_body(&["create_spec", "finish"], "do spec A"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(text(&r), "A1");
+    let r: Value = post(&openai, openai_body(&["create_spec"], "do spec A now"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["choices"][0]["message"]["content"], "A2");
+    // Both create_spec routes are spent: the plain queue answers, then nothing does.
+    let r: Value = post(&anthropic, anthropic_body(&["create_spec"], "do spec A"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "queued");
+    let exhausted = post(&anthropic, anthropic_body(&["create_spec"], "do spec A")).await;
+    assert_eq!(exhausted.status(), 400);
+    let err: Value = exhausted.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("offering [create_spec]"),
+        "{err}"
+    );
+
+    let routes: Vec<Option<usize>> = server.requests().iter().map(|r| r.route).collect();
+    assert_eq!(routes, [Some(2), Some(1), Some(0), Some(0), None, None]);
+    let a = server.requests_served_by(0);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1].prompt(), "do spec A now");
+    assert_eq!(a[1].offered_tools(), ["create_spec"]);
+    assert_eq!(server.route_remaining(0), 0);
+    let late = server.add_route(Route::offering("ask"));
+    server.push_to_route(late, Turn::text("late"));
+    assert_eq!(server.route_remaining(late), 1);
+    let r: Value = post(&anthropic, anthropic_body(&["ask"], "q"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "late");
+}
+
 #[test]
 fn binary_serves_a_script_file_and_prints_its_port() {
     let dir = std::env::temp_dir().join(format!("fake-llm-bin-{}", std::process::id()));
@@ -148,4 +252,55 @@ fn binary_serves_a_script_file_and_prints_its_port() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(body["content"][0]["text"], "from file");
+}
+
+#[test]
+fn binary_serves_a_routed_script_file() {
+    let dir = tempfile_dir("routed");
+    let script = dir.join("script.json");
+    std::fs::write(
+        &script,
+        r#"{"routes": [{"when_offers": "finish", "replies": [{"kind": "turn", "blocks": [{"type": "text", "text": "routed"}]}]}],
+            "replies": [{"kind": "turn", "blocks": [{"type": "text", "text": "queued"}]}]}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskdaemon-fake-llm"))
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("first line is the port");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/messages");
+    let (plain, routed): (Value, Value) = runtime.block_on(async {
+        let plain = post(&url, anthropic_body(&["read_file"], "x"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let routed = post(&url, anthropic_body(&["finish"], "x"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (plain, routed)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(plain["content"][0]["text"], "queued");
+    assert_eq!(routed["content"][0]["text"], "routed");
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fake-llm-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

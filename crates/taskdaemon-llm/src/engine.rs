@@ -2,10 +2,15 @@
 //! model ends its turn, then validation; repeat until it passes or the
 //! iteration budget is spent.
 //!
+//! A loop may also be offered structural tools ([`StructuralTools`]) whose
+//! calls its owner handles; one of them may end the loop instead of the
+//! validation command.
+//!
 //! State between iterations lives only in the progress log, so a loop that
 //! was interrupted (crash, cancel) resumes at the iteration after the last
 //! recorded one; a half-done iteration is simply run again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -19,18 +24,24 @@ use crate::progress::{IterationRecord, ProgressLog};
 use crate::prompt::SYSTEM_PROMPT;
 use crate::resilient::Llm;
 use crate::spec::LoopConfig;
-use crate::tools::Toolbox;
+use crate::structural::{StructuralCall, StructuralOutput, StructuralTools};
+use crate::tools::{TOOL_NAMES, ToolOutput, Toolbox};
 use crate::types::{ContentBlock, LlmRequest, Message, Role};
 
 /// Characters of validation output kept per record (the tail).
 const VALIDATION_KEEP: usize = 4000;
 /// Characters of the model's summary kept per record.
 const SUMMARY_KEEP: usize = 1500;
+/// Recorded as the validation output of an iteration that a structural
+/// loop ended without its finishing tool; the next prompt shows it.
+const NOT_FINISHED_NOTE: &str = "The iteration ended without the loop being finished. \
+This loop runs no validation command: it ends only when you call its finishing tool \
+(`finish`) after handing over all your work with the other tools.";
 
 /// How a loop ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoopStatus {
-    /// Validation passed at this iteration.
+    /// Validation passed (or a structural tool finished the loop) at this iteration.
     Succeeded {
         /// The passing iteration.
         iteration: u32,
@@ -91,6 +102,7 @@ pub struct LoopRunner {
     hooks: Arc<dyn LoopHooks>,
     prices: PriceTable,
     cancel: CancellationToken,
+    structural: Option<Arc<dyn StructuralTools>>,
 }
 
 impl LoopRunner {
@@ -122,7 +134,15 @@ impl LoopRunner {
             hooks: Arc::new(NoHooks),
             prices: PriceTable::default(),
             cancel: CancellationToken::new(),
+            structural: None,
         })
+    }
+
+    /// Offers the loop-specific tools of `tools` next to the toolbox's; their
+    /// calls go to `tools.call`. See [`StructuralTools`].
+    pub fn with_structural_tools(mut self, tools: Arc<dyn StructuralTools>) -> Self {
+        self.structural = Some(tools);
+        self
     }
 
     /// Sets lifecycle hooks.
@@ -155,6 +175,21 @@ impl LoopRunner {
             let iteration = done.iteration;
             return Ok(self.outcome(LoopStatus::Succeeded { iteration }));
         }
+        if let Some(structural) = &self.structural {
+            let clashes: Vec<String> = structural
+                .specs()
+                .into_iter()
+                .map(|s| s.name)
+                .filter(|n| TOOL_NAMES.contains(&n.as_str()))
+                .collect();
+            if !clashes.is_empty() {
+                return Err(LoopError::Setup(format!(
+                    "structural tools reuse toolbox tool names: {}",
+                    clashes.join(", ")
+                )));
+            }
+        }
+        let ends_by_tool = self.structural.as_ref().is_some_and(|s| s.ends_by_tool());
         let first = self.progress.next_iteration();
         for iteration in first..=self.config.max_iterations {
             if self.cancel.is_cancelled() {
@@ -171,6 +206,10 @@ impl LoopRunner {
             }
         }
         let reason = match self.progress.records().last() {
+            Some(last) if ends_by_tool => format!(
+                "not finished after {} iterations (max_iterations = {}): the model never called the finishing tool",
+                last.iteration, self.config.max_iterations
+            ),
             Some(last) => format!(
                 "validation still failing after {} iterations (max_iterations = {}); last exit code {}: {}",
                 last.iteration,
@@ -231,7 +270,16 @@ impl LoopRunner {
             )
             .map_err(|e| LoopError::Setup(format!("prompt template: {e}")))?;
         let mut messages = vec![Message::user_text(prompt)];
-        let tools = self.toolbox.specs();
+        let mut tools = self.toolbox.specs();
+        let structural_specs = self
+            .structural
+            .as_ref()
+            .map(|s| s.specs())
+            .unwrap_or_default();
+        let structural_names: BTreeSet<String> =
+            structural_specs.iter().map(|s| s.name.clone()).collect();
+        tools.extend(structural_specs);
+        let mut finished = false;
         let mut acct = Accounting::default();
         let mut tool_names = Vec::new();
         let mut summary = String::new();
@@ -281,20 +329,52 @@ impl LoopRunner {
                     continue;
                 };
                 self.hooks.on_tool_call(iteration, &name, &input);
-                let output = self
-                    .toolbox
-                    .execute(&name, &input, input_error.as_deref(), &self.cancel)
-                    .await;
+                let output = match &self.structural {
+                    Some(structural) if structural_names.contains(&name) => {
+                        let out = match input_error.as_deref() {
+                            Some(error) => {
+                                StructuralOutput::err(format!("invalid input for {name}: {error}"))
+                            }
+                            None => {
+                                let call = StructuralCall {
+                                    iteration,
+                                    id: &id,
+                                    name: &name,
+                                    input: &input,
+                                };
+                                tokio::select! {
+                                    out = structural.call(call) => out,
+                                    () = self.cancel.cancelled() => return Ok(None),
+                                }
+                            }
+                        };
+                        finished = out.finish && !out.is_error;
+                        out.to_tool_output()
+                    }
+                    _ => {
+                        self.toolbox
+                            .execute(&name, &input, input_error.as_deref(), &self.cancel)
+                            .await
+                    }
+                };
                 if self.cancel.is_cancelled() {
                     return Ok(None);
                 }
                 self.hooks.on_tool_result(iteration, &name, &output);
                 tool_names.push(name);
+                let ToolOutput { content, is_error } = output;
                 results.push(ContentBlock::ToolResult {
                     tool_use_id: id,
-                    content: output.content,
-                    is_error: output.is_error,
+                    content,
+                    is_error,
                 });
+                // Calls after the finishing one are not run: the loop is over.
+                if finished {
+                    break;
+                }
+            }
+            if finished {
+                break;
             }
             messages.push(Message {
                 role: Role::User,
@@ -303,6 +383,31 @@ impl LoopRunner {
             if round == cfg.max_tool_rounds {
                 rounds_exhausted = true;
             }
+        }
+
+        let record = |exit_code: Option<i32>, timed_out: bool, output: &str, finished: bool| {
+            IterationRecord {
+                iteration,
+                started_at,
+                finished_at: Utc::now(),
+                tool_calls: tool_names.len() as u32,
+                tool_names: tool_names.clone(),
+                tool_rounds_exhausted: rounds_exhausted,
+                summary: head(summary.trim(), SUMMARY_KEEP),
+                validation_exit_code: exit_code,
+                validation_timed_out: timed_out,
+                validation_output: tail(output, VALIDATION_KEEP),
+                usage: acct.usage,
+                cost_usd: acct.cost_usd,
+                llm_calls: acct.calls,
+                finished,
+            }
+        };
+        if finished {
+            return Ok(Some(record(None, false, "", true)));
+        }
+        if self.structural.as_ref().is_some_and(|s| s.ends_by_tool()) {
+            return Ok(Some(record(None, false, NOT_FINISHED_NOTE, false)));
         }
 
         self.hooks.on_validation_start(iteration);
@@ -326,21 +431,7 @@ impl LoopRunner {
                 ),
             ),
         };
-        Ok(Some(IterationRecord {
-            iteration,
-            started_at,
-            finished_at: Utc::now(),
-            tool_calls: tool_names.len() as u32,
-            tool_names,
-            tool_rounds_exhausted: rounds_exhausted,
-            summary: head(summary.trim(), SUMMARY_KEEP),
-            validation_exit_code: exit_code,
-            validation_timed_out: timed_out,
-            validation_output: tail(&output, VALIDATION_KEEP),
-            usage: acct.usage,
-            cost_usd: acct.cost_usd,
-            llm_calls: acct.calls,
-        }))
+        Ok(Some(record(exit_code, timed_out, &output, false)))
     }
 
     /// Earlier iterations for the prompt, newest kept when space runs out.

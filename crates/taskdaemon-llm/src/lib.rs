@@ -3,7 +3,10 @@
 //! - [`LlmClient`] is one attempt against a provider ([`AnthropicClient`],
 //!   [`OpenAiClient`]); [`Llm`] wraps a client with the [`RetryPolicy`], a
 //!   shared [`RateLimiter`] and a [`CircuitBreaker`].
-//! - [`Toolbox`] offers file and command tools confined to a loop's workdir.
+//! - [`Toolbox`] offers file and command tools confined to a loop's workdir;
+//!   [`StructuralTools`] are loop-specific tools whose calls the loop's owner
+//!   handles, and [`PipelineTools`] is the plan pipeline's set of them
+//!   (`submit_plan`, `create_spec`, `create_phase`, `finish`, `send_message`, `ask`).
 //! - [`LoopRunner`] runs a Ralph loop: fresh context per iteration, tools
 //!   until the model ends its turn, then the validation command; progress is
 //!   an append-only JSONL [`ProgressLog`] a restarted daemon resumes from.
@@ -45,6 +48,7 @@ mod engine;
 mod error;
 mod hooks;
 mod openai;
+mod pipeline_tools;
 mod progress;
 mod prompt;
 mod ratelimit;
@@ -53,6 +57,8 @@ mod retry;
 mod secret;
 mod spec;
 mod sse;
+mod structural;
+mod suggest;
 mod tools;
 mod types;
 
@@ -68,6 +74,12 @@ pub use engine::{LoopError, LoopOutcome, LoopRunner, LoopStatus};
 pub use error::LlmError;
 pub use hooks::{LoopHooks, NoHooks};
 pub use openai::OpenAiClient;
+pub use pipeline_tools::{
+    Ask, CallContext, CreatePhase, CreateSpec, MessageKind, MessageTarget, PIPELINE_TOOL_NAMES,
+    PipelineCall, PipelineCallError, PipelineHandler, PipelineLoop, PipelineRecorder,
+    PipelineTools, READ_ONLY_TOOLS, RESERVED_SPEC_NAMES, SPEC_NAME_MAX, SendMessage, SubmitPlan,
+    check_spec_name, tool_spec,
+};
 pub use progress::{IterationRecord, ProgressLog};
 pub use prompt::{DEFAULT_TEMPLATE, ENGINE_VARIABLES, HELPERS, PromptTemplate, SYSTEM_PROMPT};
 pub use ratelimit::RateLimiter;
@@ -76,6 +88,8 @@ pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::ApiKey;
 pub use spec::{LoopConfig, LoopSpec, SpecError};
 pub use sse::{SseEvent, SseParser};
+pub use structural::{StructuralCall, StructuralOutput, StructuralTools};
+pub use suggest::did_you_mean;
 pub use tools::{TOOL_NAMES, ToolOutput, Toolbox, ToolboxConfig};
 pub use types::{
     ContentBlock, LlmRequest, LlmResponse, Message, Role, StopReason, StreamEvent, ToolSpec, Usage,

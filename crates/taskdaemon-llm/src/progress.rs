@@ -49,12 +49,16 @@ pub struct IterationRecord {
     /// Model calls made.
     #[serde(default)]
     pub llm_calls: u32,
+    /// A structural tool (e.g. `finish`) ended the loop in this iteration;
+    /// no validation command ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finished: bool,
 }
 
 impl IterationRecord {
-    /// Whether validation passed.
+    /// Whether validation passed, or a structural tool finished the loop.
     pub fn passed(&self) -> bool {
-        self.validation_exit_code == Some(0) && !self.validation_timed_out
+        self.finished || (self.validation_exit_code == Some(0) && !self.validation_timed_out)
     }
 }
 
@@ -202,6 +206,7 @@ mod tests {
             },
             cost_usd: 0.5,
             llm_calls: 2,
+            finished: false,
         }
     }
 

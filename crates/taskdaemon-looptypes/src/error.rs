@@ -61,14 +61,7 @@ impl fmt::Display for ConfigError {
 }
 
 /// "did you mean `x`?" for `word` among `known`, when one is close.
-pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(word, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
-}
+pub use taskdaemon_llm::did_you_mean;
 
 /// `message` with a "did you mean" suffix when one applies.
 pub fn with_suggestion<'a>(

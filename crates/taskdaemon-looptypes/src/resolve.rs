@@ -369,13 +369,20 @@ impl Definitions {
             .into_iter()
             .map(|(k, v)| (k, v.unwrap_or_default()))
             .collect();
+        // Toolbox tools act in the workdir; pipeline tools are offered only
+        // when the loop's owner handles them (a plan's loops), see PipelineLoop.
+        let known_tools: Vec<&str> = taskdaemon_llm::TOOL_NAMES
+            .iter()
+            .chain(taskdaemon_llm::PIPELINE_TOOL_NAMES.iter())
+            .copied()
+            .collect();
         for (tool, options) in &tools {
-            if !taskdaemon_llm::TOOL_NAMES.contains(&tool.as_str()) {
+            if !known_tools.contains(&tool.as_str()) {
                 let message = with_suggestion(
                     format!("unknown tool `{tool}`"),
                     tool,
-                    taskdaemon_llm::TOOL_NAMES,
-                ) + &format!("; tools: {}", taskdaemon_llm::TOOL_NAMES.join(", "));
+                    known_tools.iter().copied(),
+                ) + &format!("; tools: {}", known_tools.join(", "));
                 return Err(fail(&["tools", tool], message));
             }
             if tool != "run_command" && (options.commands.is_some() || options.shell.is_some()) {
@@ -568,6 +575,6 @@ mod tests {
         };
         defs.add(raw, BUILTIN_FILE, BUILTIN_TEXT, None).unwrap();
         let types = defs.resolve_all().unwrap();
-        assert_eq!(types.len(), 4);
+        assert_eq!(types.len(), 7);
     }
 }

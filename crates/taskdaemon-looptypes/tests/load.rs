@@ -13,7 +13,18 @@ fn no_env(_: &str) -> Option<String> {
 fn builtins_exist_and_resolve() {
     let types = LoopTypes::builtin();
     let names: Vec<&str> = types.types.keys().map(String::as_str).collect();
-    assert_eq!(names, ["phase", "plan", "ralph", "spec"]);
+    assert_eq!(
+        names,
+        [
+            "phase",
+            "pipeline-phase",
+            "pipeline-plan",
+            "pipeline-spec",
+            "plan",
+            "ralph",
+            "spec"
+        ]
+    );
     let plan = types.get("plan").unwrap();
     assert_eq!(plan.chain, ["ralph", "plan"]);
     assert_eq!(plan.max_iterations, 3);

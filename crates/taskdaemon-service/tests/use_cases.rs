@@ -481,7 +481,18 @@ fn loop_type_config_views() {
     let service = ws.service();
     let builtin = service.config_check(None).unwrap();
     assert_eq!(builtin.file, None);
-    assert_eq!(builtin.types, ["phase", "plan", "ralph", "spec"]);
+    assert_eq!(
+        builtin.types,
+        [
+            "phase",
+            "pipeline-phase",
+            "pipeline-plan",
+            "pipeline-spec",
+            "plan",
+            "ralph",
+            "spec"
+        ]
+    );
     let written = service.config_init(false).unwrap();
     assert!(written.ends_with("taskdaemon.yml"));
     assert_eq!(

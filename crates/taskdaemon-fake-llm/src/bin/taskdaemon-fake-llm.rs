@@ -1,14 +1,16 @@
 //! `taskdaemon-fake-llm SCRIPT.json [--port N] [--record FILE] [--model NAME]`
 //!
-//! Serves the scripted replies in SCRIPT.json (a JSON array of replies) on
+//! Serves the scripted replies in SCRIPT.json on
 //! 127.0.0.1 and prints the bound port as the first line of stdout, so a test
 //! can point a real client (e.g. the `claude` CLI via `ANTHROPIC_BASE_URL`) at it.
+//! SCRIPT.json is a JSON array of replies, or an object
+//! `{"routes": [{"when_offers": TOOL, "when_prompt_contains": TEXT, "replies": [...]}], "replies": [...]}`.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use taskdaemon_fake_llm::{FakeLlm, FakeLlmOptions, Reply};
+use taskdaemon_fake_llm::{FakeLlm, FakeLlmOptions, Reply, Script};
 
 const USAGE: &str =
     "usage: taskdaemon-fake-llm SCRIPT.json [--port N] [--record FILE] [--model NAME]";
@@ -48,15 +50,25 @@ fn run() -> Result<(), String> {
     let script_path = script_path.ok_or(USAGE)?;
     let text = std::fs::read_to_string(&script_path)
         .map_err(|e| format!("{}: {e}", script_path.display()))?;
-    let script: Vec<Reply> =
+    let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", script_path.display()))?;
+    let script = if value.is_array() {
+        Script {
+            routes: Vec::new(),
+            replies: serde_json::from_value::<Vec<Reply>>(value)
+                .map_err(|e| format!("{}: {e}", script_path.display()))?,
+        }
+    } else {
+        serde_json::from_value::<Script>(value)
+            .map_err(|e| format!("{}: {e}", script_path.display()))?
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async {
-        let server = FakeLlm::start_with(script, options)
+        let server = FakeLlm::start_script(script, options)
             .await
             .map_err(|e| format!("cannot bind: {e}"))?;
         let mut stdout = std::io::stdout();

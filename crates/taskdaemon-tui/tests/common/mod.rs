@@ -232,6 +232,7 @@ impl Fixture {
                 },
                 cost_usd: 0.03,
                 llm_calls: 2,
+                finished: false,
             })
             .unwrap();
     }
