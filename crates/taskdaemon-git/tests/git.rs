@@ -507,10 +507,7 @@ fn the_main_watcher_sees_new_commits_loose_and_packed() {
     sh(&root, &["pack-refs", "--all"]);
     assert!(!root.join(".git/refs/heads/main").exists());
     assert_eq!(watcher.poll().unwrap(), None);
-    sh(
-        &root,
-        &["update-ref", "refs/heads/main", first.as_str()],
-    );
+    sh(&root, &["update-ref", "refs/heads/main", first.as_str()]);
     sh(&root, &["pack-refs", "--all"]);
     let moved = watcher.poll().unwrap().unwrap();
     assert_eq!((moved.from.as_str(), &moved.to), (second.as_str(), &first));
