@@ -59,6 +59,11 @@ pub enum GitError {
     PathInUse { repo: PathBuf, path: PathBuf },
     #[error("repository {}: {} is not a worktree of this repository", repo.display(), path.display())]
     NotAWorktree { repo: PathBuf, path: PathBuf },
+    #[error(
+        "worktree {}: a rebase is in progress; resolve it (rebase_continue) or abort it first",
+        .0.display()
+    )]
+    RebaseInProgress(PathBuf),
     #[error("worktree {}: no rebase is in progress", .0.display())]
     NoRebaseInProgress(PathBuf),
     #[error("{}: {source}", path.display())]

@@ -15,10 +15,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use crate::cmd::git;
 use crate::error::GitError;
 use crate::repo::{Oid, Repo};
+
+static MERGES: Mutex<()> = Mutex::new(());
 
 /// What became of a rebase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +60,16 @@ pub enum MergeOutcome {
 impl Repo {
     /// Rebases the branch checked out in `worktree` onto `onto_branch`'s head.
     /// The worktree must hold no uncommitted changes (commit them first with
-    /// [`Repo::commit_all`]). A conflict leaves the rebase in progress.
+    /// [`Repo::commit_all`]). A conflict leaves the rebase in progress; asked
+    /// again while it is (after a restart, say), this reports the conflict
+    /// still standing rather than starting anything.
     pub fn rebase(&self, worktree: &Path, onto_branch: &str) -> Result<RebaseOutcome, GitError> {
         let onto = self.head_of(onto_branch)?;
+        if self.rebase_in_progress(worktree)? {
+            return Ok(RebaseOutcome::Conflict {
+                files: self.conflicted_files(worktree)?,
+            });
+        }
         let before = self.head_in(worktree)?;
         if self.is_ancestor(&onto, &before)? {
             return Ok(RebaseOutcome::UpToDate);
@@ -176,6 +186,9 @@ impl Repo {
         target: &str,
         strategy: MergeStrategy,
     ) -> Result<MergeOutcome, GitError> {
+        // Merges are quick; one at a time keeps two specs finishing together
+        // from racing for the target's index lock.
+        let _one_at_a_time = MERGES.lock().unwrap_or_else(PoisonError::into_inner);
         let tip = self.head_of(branch)?;
         let old = self.head_of(target)?;
         if self.is_ancestor(&tip, &old)? {

@@ -334,8 +334,13 @@ impl Repo {
     }
 
     /// Stages everything in `worktree` (as `git add -A`, so ignored files stay
-    /// out) and commits it; `None` when there was nothing to commit.
+    /// out) and commits it; `None` when there was nothing to commit. Refused
+    /// while a rebase is in progress there: a commit then would land on the
+    /// rebase's detached HEAD; [`Repo::rebase_continue`] takes the changes.
     pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<Option<Oid>, GitError> {
+        if self.rebase_in_progress(worktree)? {
+            return Err(GitError::RebaseInProgress(worktree.to_owned()));
+        }
         git(worktree).args(["add", "-A"]).run()?;
         let command = git(worktree).args(["diff", "--cached", "--quiet"]);
         let output = command.output()?;

@@ -246,6 +246,17 @@ fn a_conflicting_rebase_names_the_file_and_can_be_resolved_or_aborted() {
         repo.rebase(&path, "main").unwrap(),
         RebaseOutcome::Conflict { .. }
     ));
+    // After a restart the paused rebase is found as it was, and nothing
+    // commits over it.
+    let reopened = Repo::open(&root).unwrap();
+    assert_eq!(
+        reopened.rebase(&path, "main").unwrap(),
+        RebaseOutcome::Conflict {
+            files: vec!["shared.txt".to_owned()]
+        }
+    );
+    let err = reopened.commit_all(&path, "sneaky").unwrap_err();
+    assert!(matches!(err, GitError::RebaseInProgress(_)), "{err}");
     write(&path.join("shared.txt"), "main and spec\n");
     let outcome = repo.rebase_continue(&path).unwrap();
     assert!(
@@ -406,6 +417,29 @@ fn a_dirty_checked_out_target_is_refused_and_nothing_changes() {
         );
         assert!(!root.join("a.txt").exists());
     }
+}
+
+#[test]
+fn an_untracked_file_in_the_way_stops_the_merge_with_git_s_reason() {
+    let (_tmp, root) = repo();
+    let repo = Repo::open(&root).unwrap();
+    let (_path, branch) = spec_with_commit(&repo, &root, "a", "a.txt");
+    let before = repo.head_of("main").unwrap();
+    write(&root.join("a.txt"), "the user's own\n");
+    let err = repo
+        .merge_into(&branch, "main", MergeStrategy::FastForward)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, GitError::Command { .. }), "{message}");
+    assert!(
+        message.contains("a.txt") && message.contains("git merge"),
+        "{message}"
+    );
+    assert_eq!(repo.head_of("main").unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(root.join("a.txt")).unwrap(),
+        "the user's own\n"
+    );
 }
 
 #[test]
@@ -600,4 +634,38 @@ fn failing_git_commands_name_the_repository_command_and_stderr() {
     assert!(message.contains("git worktree add"), "{message}");
     assert!(message.contains("no-such-base"), "{message}");
     assert!(!path.exists(), "nothing half-made: {message}");
+}
+
+#[test]
+fn two_specs_merging_at_once_give_one_merge_and_one_retry() {
+    let (_tmp, root) = repo();
+    let repo = Repo::open(&root).unwrap();
+    let (_a, branch_a) = spec_with_commit(&repo, &root, "a", "a.txt");
+    let (_b, branch_b) = spec_with_commit(&repo, &root, "b", "b.txt");
+    let outcomes: Vec<MergeOutcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [&branch_a, &branch_b]
+            .map(|branch| {
+                let repo = repo.clone();
+                scope.spawn(move || {
+                    repo.merge_into(branch, "main", MergeStrategy::FastForward)
+                        .unwrap()
+                })
+            })
+            .into_iter()
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let merged = outcomes
+        .iter()
+        .filter(|o| matches!(o, MergeOutcome::Merged { .. }))
+        .count();
+    let retried = outcomes
+        .iter()
+        .filter(|o| matches!(o, MergeOutcome::Retry { .. }))
+        .count();
+    assert_eq!((merged, retried), (1, 1), "{outcomes:?}");
+    assert_eq!(
+        sh(&root, &["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
 }
