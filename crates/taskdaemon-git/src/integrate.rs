@@ -161,17 +161,30 @@ impl Repo {
     }
 
     /// The worktree's rebase state directory, when a rebase is in progress.
-    fn rebase_dir(&self, worktree: &Path) -> Result<Option<PathBuf>, GitError> {
-        for name in ["rebase-merge", "rebase-apply"] {
-            let out = git(worktree)
-                .args(["rev-parse", "--git-path", name])
-                .run()?;
-            let dir = worktree.join(out.trim());
-            if dir.is_dir() {
-                return Ok(Some(dir));
-            }
-        }
-        Ok(None)
+    pub(crate) fn rebase_dir(&self, worktree: &Path) -> Result<Option<PathBuf>, GitError> {
+        let out = git(worktree)
+            .args([
+                "rev-parse",
+                "--git-path",
+                "rebase-merge",
+                "--git-path",
+                "rebase-apply",
+            ])
+            .run()?;
+        Ok(out
+            .lines()
+            .map(|line| worktree.join(line))
+            .find(|dir| dir.is_dir()))
+    }
+
+    /// The branch a rebase in progress in `worktree` is rebasing, if any.
+    pub(crate) fn rebasing_branch(&self, worktree: &Path) -> Result<Option<String>, GitError> {
+        let Some(dir) = self.rebase_dir(worktree)? else {
+            return Ok(None);
+        };
+        Ok(fs::read_to_string(dir.join("head-name"))
+            .ok()
+            .and_then(|name| name.trim().strip_prefix("refs/heads/").map(str::to_owned)))
     }
 
     /// Merges `branch` into `target`. The branch must already be rebased on
@@ -199,6 +212,9 @@ impl Repo {
         }
         let checkout = self.checkout_of(target)?;
         if let Some(checkout) = &checkout {
+            if checkout.rebasing {
+                return Err(GitError::RebaseInProgress(checkout.path.clone()));
+            }
             let files = self.dirty_files(&checkout.path, false)?;
             if !files.is_empty() {
                 return Err(GitError::TargetDirty {

@@ -59,8 +59,11 @@ impl Default for Identity {
 pub struct WorktreeInfo {
     pub path: PathBuf,
     pub head: Option<Oid>,
-    /// The branch checked out there (without `refs/heads/`); none when detached.
+    /// The branch checked out there (without `refs/heads/`), or being rebased
+    /// there; none when detached.
     pub branch: Option<String>,
+    /// A rebase of `branch` is in progress there (git shows a detached HEAD).
+    pub rebasing: bool,
     /// The main worktree (the first one git lists).
     pub main: bool,
     /// Registered, but its directory is gone.
@@ -270,6 +273,7 @@ impl Repo {
                         path: PathBuf::from(value),
                         head: None,
                         branch: None,
+                        rebasing: false,
                         main: list.is_empty(),
                         prunable: false,
                     });
@@ -288,6 +292,12 @@ impl Repo {
             }
         }
         list.extend(current);
+        for info in &mut list {
+            if info.branch.is_none() && !info.prunable && info.path.is_dir() {
+                info.branch = self.rebasing_branch(&info.path)?;
+                info.rebasing = info.branch.is_some();
+            }
+        }
         Ok(list)
     }
 

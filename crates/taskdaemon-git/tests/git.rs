@@ -257,6 +257,12 @@ fn a_conflicting_rebase_names_the_file_and_can_be_resolved_or_aborted() {
     );
     let err = reopened.commit_all(&path, "sneaky").unwrap_err();
     assert!(matches!(err, GitError::RebaseInProgress(_)), "{err}");
+    // git shows the paused worktree as detached; it is still the spec's.
+    let again = reopened
+        .ensure_worktree(&path, "td/PLAN-1/a", "main")
+        .unwrap();
+    assert!(!again.created);
+    assert!(reopened.rebase_in_progress(&path).unwrap());
     write(&path.join("shared.txt"), "main and spec\n");
     let outcome = repo.rebase_continue(&path).unwrap();
     assert!(
