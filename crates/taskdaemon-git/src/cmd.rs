@@ -115,6 +115,7 @@ impl Git {
             command: self.describe(),
             source,
         };
+        let started = std::time::Instant::now();
         let mut child = command.spawn().map_err(spawn_error)?;
         // Written from a thread: git may fill its stdout pipe before it has
         // read all of its input.
@@ -129,6 +130,13 @@ impl Git {
             // A write error means git exited early; its status says why.
             let _ = writer.join();
         }
+        tracing::debug!(
+            dir = %self.dir.display(),
+            command = %self.describe(),
+            status = ?output.status.code(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "git"
+        );
         Ok(Output {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
