@@ -3,7 +3,7 @@
 //! removing it, and removing the ones no plan wants any more.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cmd::git;
@@ -88,6 +88,7 @@ impl Repo {
                 created = true;
             }
         }
+        self.exclude_worktrees_folder(&path)?;
         let included = self.copy_included(&path)?;
         Ok(Worktree {
             head: self.head_in(&path)?,
@@ -96,6 +97,57 @@ impl Repo {
             created,
             included,
         })
+    }
+
+    /// Spec worktrees live inside the main checkout (`.taskdaemon/worktrees/
+    /// PLAN/SPEC`): their folder (the spec's grandparent) goes into the
+    /// repository's local `info/exclude`, so a person's `git add -A` in the
+    /// main checkout never records them as embedded repositories. Nothing
+    /// the user commits is touched.
+    fn exclude_worktrees_folder(&self, worktree: &Path) -> Result<(), GitError> {
+        let root = canonical_or_same(&self.root);
+        let Some(folder) = canonical_or_same(worktree)
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_owned)
+        else {
+            return Ok(());
+        };
+        let Ok(relative) = folder.strip_prefix(&root) else {
+            return Ok(());
+        };
+        let Some(relative) = relative.to_str().filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        if relative.contains(['*', '?', '[', '\\', '!', '#', '\n']) {
+            return Ok(());
+        }
+        let line = format!("/{relative}/");
+        let exclude = self.common_dir.join("info").join("exclude");
+        let current = match fs::read_to_string(&exclude) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_error(&exclude)(e)),
+        };
+        if current.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
+        if let Some(dir) = exclude.parent() {
+            fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        let mut text = String::new();
+        if !current.is_empty() && !current.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# taskdaemon's spec worktrees\n");
+        text.push_str(&line);
+        text.push('\n');
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&exclude)
+            .map_err(io_error(&exclude))?;
+        file.write_all(text.as_bytes()).map_err(io_error(&exclude))
     }
 
     /// Copies the ignored files `.worktreeinclude` matches into `worktree`,

@@ -78,6 +78,10 @@ fn a_worktree_is_created_on_its_branch_and_reattached_after_a_restart() {
     assert_eq!(made.head, repo.head_of("main").unwrap());
     assert!(path.join("README.md").is_file());
     assert_eq!(sh(&path, &["symbolic-ref", "--short", "HEAD"]), branch);
+    // The main checkout does not see the worktree as something to add.
+    let status = sh(&root, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains("worktrees"), "{status}");
+    assert!(status.contains(".taskdaemon/state.db"), "{status}");
 
     // Work done before the "crash" survives the re-attach.
     write(&path.join("src/auth.rs"), "fn login() {}\n");
