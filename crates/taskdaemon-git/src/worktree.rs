@@ -29,13 +29,12 @@ pub struct Worktree {
 
 impl Repo {
     /// The worktree at `path` (relative paths are taken from the repository
-    /// root) on `branch`. When it does not exist yet, the
-    /// branch is created from `base` (unless it already exists, as after a
-    /// crash between the two steps) and checked out there. When it exists on
-    /// `branch` (the daemon restarted; paused mid-rebase counts) it is
-    /// returned as it is. Either way the
-    /// files `.worktreeinclude` names that it lacks are copied in, so calling
-    /// this again after any crash finishes the job.
+    /// root) on `branch`. When it does not exist yet, the branch is created
+    /// from `base` (unless it already exists, as after a crash between the
+    /// two steps) and checked out there. When it exists on `branch` (the
+    /// daemon restarted; paused mid-rebase counts) it is returned as it is.
+    /// Either way the files `.worktreeinclude` names that it lacks are copied
+    /// in, so calling this again after any crash finishes the job.
     pub fn ensure_worktree(
         &self,
         path: &Path,
