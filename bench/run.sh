@@ -508,3 +508,6 @@ bash "$ROOT/bench/postgres.sh"
 
 # ------------------------------------------------------------------ change feed (issue 11)
 bash "$ROOT/bench/feed.sh"
+
+# ------------------------------------------------------------------ git per spec (issue 15)
+bash "$ROOT/bench/git.sh"

@@ -6,6 +6,7 @@
 //! in one place and can be property-tested. The store, the supervisor and the
 //! interfaces all call into this crate instead of restating a rule.
 
+pub mod branch;
 pub mod config_version;
 pub mod duration;
 pub mod event;

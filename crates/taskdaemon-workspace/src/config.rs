@@ -66,6 +66,23 @@ requests_per_minute = 1000
 breaker_failures = 5
 breaker_cooldown = "30s"
 
+[pipeline]
+# The branch finished specs are merged into; default: the branch checked out
+# when the plan is created.
+# target_branch = "main"
+# "ff": rebase a finished spec's branch on the target and fast-forward the
+# target to it; "merge": rebase, then record a merge commit (--no-ff).
+merge = "ff"
+# How often the target branch is checked for new commits (running specs are
+# then rebased between iterations); it is also checked on demand.
+main_poll = "30s"
+# How often the scheduler looks for specs ready to start (with jitter), besides
+# whenever events arrive.
+scheduler_interval = "10s"
+# On a rebase conflict, start a Ralph iteration asked to resolve it, rather
+# than only pausing the spec with an alert naming the files.
+resolve_conflicts = false
+
 [executors]
 # The Claude Code CLI; default: `claude` found on PATH.
 # claude_path = "/usr/local/bin/claude"
@@ -121,6 +138,7 @@ pub struct Config {
     pub executors: ExecutorsConfig,
     pub history: HistoryConfig,
     pub loops: LoopsConfig,
+    pub pipeline: PipelineConfig,
     pub store: StoreConfig,
     pub web: WebConfig,
     /// `[[queue]]` entries, in file order.
@@ -319,6 +337,48 @@ impl Default for LoopsConfig {
     }
 }
 
+/// `[pipeline]`: plans worked out spec by spec in git worktrees.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Where finished specs are merged; none: the branch checked out when
+    /// the plan is created.
+    pub target_branch: Option<String>,
+    pub merge: MergeMode,
+    /// How often the target branch is checked for new commits.
+    #[serde(deserialize_with = "human_duration")]
+    pub main_poll: Duration,
+    /// How often the scheduler looks for ready specs (besides on events).
+    #[serde(deserialize_with = "human_duration")]
+    pub scheduler_interval: Duration,
+    /// Start a Ralph iteration to resolve a rebase conflict instead of only pausing.
+    pub resolve_conflicts: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            target_branch: None,
+            merge: MergeMode::default(),
+            main_poll: Duration::from_secs(30),
+            scheduler_interval: Duration::from_secs(10),
+            resolve_conflicts: false,
+        }
+    }
+}
+
+/// `[pipeline] merge`: how a finished spec joins its target branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MergeMode {
+    /// `"ff"`: rebased on the target, which is fast-forwarded to it.
+    #[default]
+    #[serde(rename = "ff")]
+    FastForward,
+    /// `"merge"`: rebased, then a `--no-ff` merge commit.
+    #[serde(rename = "merge")]
+    MergeCommit,
+}
+
 impl Config {
     /// Reads `path`; a missing file means all defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -417,6 +477,17 @@ impl Config {
         }
         if self.loops.breaker_failures == 0 {
             return Err("loops.breaker_failures: must be at least 1".to_owned());
+        }
+        let pipeline = &self.pipeline;
+        if let Some(branch) = &pipeline.target_branch {
+            taskdaemon_core::branch::check_branch_name(branch)
+                .map_err(|reason| format!("pipeline.target_branch: {reason}"))?;
+        }
+        if pipeline.main_poll < Duration::from_secs(1) {
+            return Err("pipeline.main_poll: must be at least 1s".to_owned());
+        }
+        if pipeline.scheduler_interval < Duration::from_millis(100) {
+            return Err("pipeline.scheduler_interval: must be at least 100ms".to_owned());
         }
         if self.registry.enabled && self.registry.path.as_os_str().is_empty() {
             return Err(
@@ -642,6 +713,45 @@ mod tests {
         );
         let err = Config::parse("[loops]\nmax_concurrent = \"many\"\n").unwrap_err();
         assert!(err.starts_with("line 2,"), "{err}");
+    }
+
+    #[test]
+    fn pipeline_settings_are_read_and_checked() {
+        let config = Config::parse(
+            "[pipeline]\ntarget_branch = \"develop\"\nmerge = \"merge\"\nmain_poll = \"5s\"\nscheduler_interval = \"2s\"\nresolve_conflicts = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.pipeline,
+            PipelineConfig {
+                target_branch: Some("develop".to_owned()),
+                merge: MergeMode::MergeCommit,
+                main_poll: Duration::from_secs(5),
+                scheduler_interval: Duration::from_secs(2),
+                resolve_conflicts: true,
+            }
+        );
+        assert_eq!(
+            Config::parse(DEFAULT_CONFIG).unwrap().pipeline.merge,
+            MergeMode::FastForward
+        );
+
+        let err = Config::parse("[pipeline]\nmerge = \"squash\"\n").unwrap_err();
+        assert!(
+            err.starts_with("line 2") && err.contains("merge") && err.contains("squash"),
+            "{err}"
+        );
+        let err = Config::parse("[pipeline]\ntarget_branch = \"my branch\"\n").unwrap_err();
+        assert!(
+            err.starts_with("pipeline.target_branch") && err.contains("spaces"),
+            "{err}"
+        );
+        let err = Config::parse("[pipeline]\nmain_poll = \"10ms\"\n").unwrap_err();
+        assert!(err.contains("pipeline.main_poll"), "{err}");
+        let err = Config::parse("[pipeline]\nscheduler_interval = \"1ms\"\n").unwrap_err();
+        assert!(err.contains("pipeline.scheduler_interval"), "{err}");
+        let err = Config::parse("[pipeline]\nmain_pol = \"5s\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("main_pol"), "{err}");
     }
 
     #[test]

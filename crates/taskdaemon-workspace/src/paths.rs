@@ -210,6 +210,17 @@ impl Workspace {
         self.loop_dir(id).join("loop.log")
     }
 
+    /// Where spec worktrees live: `.taskdaemon/worktrees/`.
+    pub fn worktrees_dir(&self) -> PathBuf {
+        self.state_dir().join("worktrees")
+    }
+
+    /// A spec's git worktree: `.taskdaemon/worktrees/<PLAN-N>/<spec>` (its
+    /// branch is `td/<PLAN-N>/<spec>`).
+    pub fn spec_worktree(&self, plan: &str, spec: &str) -> PathBuf {
+        self.worktrees_dir().join(plan).join(spec)
+    }
+
     /// A folder queue by name, under `tasks/`.
     pub fn queue_dir(&self, name: &str) -> PathBuf {
         self.root.join("tasks").join(name)
@@ -263,6 +274,21 @@ mod tests {
         let err = Workspace::open(&root).unwrap_err();
         assert!(err.to_string().contains("run `taskdaemon init`"), "{err}");
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn spec_worktrees_sit_under_the_state_dir_by_plan_and_spec() {
+        let ws = Workspace {
+            root: PathBuf::from("/repo"),
+        };
+        assert_eq!(
+            ws.spec_worktree("PLAN-3", "add-oauth"),
+            Path::new("/repo/.taskdaemon/worktrees/PLAN-3/add-oauth")
+        );
+        assert!(
+            ws.spec_worktree("PLAN-3", "x")
+                .starts_with(ws.worktrees_dir())
+        );
     }
 
     #[test]
