@@ -176,23 +176,7 @@ fn problem(response: Response, status: u16, class: &str) -> Value {
 
 /// The next JSON message, waiting up to the deadline.
 fn next_message(socket: &mut WebSocket<MaybeTlsStream<TcpStream>>) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "no stream message within {DEADLINE:?}"
-        );
-        match socket.read() {
-            Ok(Message::Text(text)) => return serde_json::from_str(&text).unwrap(),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("stream failed: {e}"),
-        }
-    }
+    read_message(socket).expect("the stream stayed open")
 }
 
 /// Reads events until one satisfies `pred`; returns every event read.
