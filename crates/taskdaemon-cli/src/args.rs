@@ -1178,7 +1178,11 @@ pub enum HookCommand {
 #[derive(Debug, Args)]
 pub struct NewPlanArgs {
     /// What to build (or --file).
-    #[arg(value_name = "GOAL", required_unless_present = "file", conflicts_with = "file")]
+    #[arg(
+        value_name = "GOAL",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
     pub goal: Option<String>,
     /// Read the request from a file (e.g. request.md).
     #[arg(long, value_name = "FILE")]

@@ -215,8 +215,15 @@ pub fn spec_worktree(plan: &str, spec: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PipelineRef {
     Plan(String),
-    Spec { plan: String, spec: String },
-    Phase { plan: String, spec: String, number: u32 },
+    Spec {
+        plan: String,
+        spec: String,
+    },
+    Phase {
+        plan: String,
+        spec: String,
+        number: u32,
+    },
 }
 
 impl PipelineRef {
@@ -262,11 +269,7 @@ impl FromStr for PipelineRef {
         let Some(number) = parts.next() else {
             return Ok(PipelineRef::Spec { plan, spec });
         };
-        let number: u32 = number
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(invalid)?;
+        let number: u32 = number.parse().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
         if parts.next().is_some() {
             return Err(invalid());
         }
@@ -832,7 +835,13 @@ mod tests {
         );
         assert_eq!(phase.to_string(), "PLAN-3/auth/2");
         assert_eq!(phase.plan(), "PLAN-3");
-        for bad in ["TASK-3", "PLAN-3/Auth", "PLAN-3/a/0", "PLAN-3/a/1/x", "PLAN"] {
+        for bad in [
+            "TASK-3",
+            "PLAN-3/Auth",
+            "PLAN-3/a/0",
+            "PLAN-3/a/1/x",
+            "PLAN",
+        ] {
             assert!(bad.parse::<PipelineRef>().is_err(), "{bad}");
         }
         assert_eq!(plan_id(7), "PLAN-7");

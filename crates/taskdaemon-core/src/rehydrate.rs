@@ -572,7 +572,9 @@ mod tests {
         }];
         let full = render(&input, 10_000).markdown;
         assert!(
-            full.contains("## Plans in progress (1)\n- PLAN-4 Add OAuth login: running, 1/3 specs done\n"),
+            full.contains(
+                "## Plans in progress (1)\n- PLAN-4 Add OAuth login: running, 1/3 specs done\n"
+            ),
             "{full}"
         );
         assert!(

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use serde::Serialize;
 use taskdaemon_core::pipeline::{
-    BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPlan, PlanRecord, PlanTree,
+    BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPlan, PlanRecord,
+    PlanTree,
 };
 use taskdaemon_store::{MessageFilter, PlanFilter};
 
@@ -84,7 +85,8 @@ pub fn check_repository(root: &Path, target: Option<&str>) -> Result<RepositoryS
         } else {
             String::from_utf8_lossy(&output.stderr)
         };
-        Ok((output.status.success(), text.trim().to_owned()))
+        // Only the end is trimmed: a porcelain status line starts with its columns.
+        Ok((output.status.success(), text.trim_end().to_owned()))
     };
     let (inside, _) = git(&["rev-parse", "--is-inside-work-tree"])?;
     if !inside {
@@ -126,7 +128,11 @@ pub fn check_repository(root: &Path, target: Option<&str>) -> Result<RepositoryS
         )));
     }
     if !changes.is_empty() {
-        let files: Vec<&str> = changes.lines().take(5).map(|l| l.get(3..).unwrap_or(l)).collect();
+        let files: Vec<&str> = changes
+            .lines()
+            .take(5)
+            .map(|l| l.get(3..).unwrap_or(l))
+            .collect();
         return Err(ServiceError::BadInput(format!(
             "{} has uncommitted changes ({}): commit or stash them first, so every spec starts from a known commit",
             root.display(),

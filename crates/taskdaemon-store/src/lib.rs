@@ -44,12 +44,12 @@ pub mod testing;
 mod wiring;
 
 use serde::{Deserialize, Serialize};
-use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
-use taskdaemon_core::time::Millis;
 use taskdaemon_core::pipeline::{
     Delivery, MessageKind, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PhaseRecord,
     PipelineCost, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
 };
+use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
+use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
 use taskdaemon_core::{
     ConfigVersion, Event, EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, MemoryKind,
@@ -697,8 +697,7 @@ pub trait Store: Send + Sync {
 
     /// Adds phases to spec `PLAN-N/name`, numbered on from its last; the
     /// same idempotency as [`Store::add_specs`], by phase name.
-    fn add_phases(&self, spec: &str, phases: &[NewPhase], actor: &str)
-    -> Result<Vec<PhaseRecord>>;
+    fn add_phases(&self, spec: &str, phases: &[NewPhase], actor: &str) -> Result<Vec<PhaseRecord>>;
 
     /// One phase, `PLAN-N/name/K`.
     fn phase(&self, id: &str) -> Result<PhaseRecord>;

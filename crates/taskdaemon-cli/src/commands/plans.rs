@@ -9,8 +9,8 @@ use taskdaemon_workspace::Workspace;
 
 use super::{agent, service};
 use crate::args::{
-    MessageKindArg, NewPlanArgs, PlanAnswerArgs, PlanCancelArgs, PlanCommand,
-    PlanDeadLettersArgs, PlanIdArgs, PlanListArgs, PlanMessageArgs, PlanShowArgs,
+    MessageKindArg, NewPlanArgs, PlanAnswerArgs, PlanCancelArgs, PlanCommand, PlanDeadLettersArgs,
+    PlanIdArgs, PlanListArgs, PlanMessageArgs, PlanShowArgs,
 };
 use crate::error::UsageError;
 use crate::output::{print_json, table};
@@ -236,7 +236,10 @@ fn message(workspace: &Workspace, args: PlanMessageArgs) -> anyhow::Result<u8> {
     if args.json {
         print_json(&sent)?;
     } else {
-        eprintln!("{} {} sent to {} of {}", sent.id, sent.kind, sent.to, sent.plan);
+        eprintln!(
+            "{} {} sent to {} of {}",
+            sent.id, sent.kind, sent.to, sent.plan
+        );
         println!("{}", sent.id);
     }
     Ok(0)

@@ -219,7 +219,10 @@ fn resume_markdown(resume: &Resume, now: i64) -> String {
         ));
     }
     if !resume.plans.is_empty() {
-        out.push_str(&format!("\n## Plans in progress ({})\n", resume.plans.len()));
+        out.push_str(&format!(
+            "\n## Plans in progress ({})\n",
+            resume.plans.len()
+        ));
         for p in &resume.plans {
             out.push_str(&format!(
                 "- {} {}: {}, {}/{} specs done\n",

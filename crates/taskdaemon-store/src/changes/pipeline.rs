@@ -524,7 +524,10 @@ pub(crate) fn delivery_change(
             let reason = text.unwrap_or("undeliverable");
             (
                 EventKind::MessageDead,
-                format!("{} to {} is a dead letter: {reason}", message.id, message.to),
+                format!(
+                    "{} to {} is a dead letter: {reason}",
+                    message.id, message.to
+                ),
                 None,
                 Some(reason.to_owned()),
             )

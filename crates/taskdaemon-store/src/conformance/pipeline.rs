@@ -186,7 +186,11 @@ pub fn specs_are_added_once(store: &dyn Store) {
     assert_eq!(one[0], created[1]);
 
     let changed = store
-        .add_specs(&plan, &[new_spec("c", &[], 0), new_spec("a", &["b"], 0)], "t")
+        .add_specs(
+            &plan,
+            &[new_spec("c", &[], 0), new_spec("a", &["b"], 0)],
+            "t",
+        )
         .unwrap_err();
     assert!(
         matches!(&changed, StoreError::Conflict(m) if m.contains("spec 'a' already exists")),
@@ -412,13 +416,15 @@ pub fn cancel_and_resume_cascade(store: &dyn Store) {
         store.cancel_plan(&plan, "again", "cli"),
         Err(StoreError::Conflict(_))
     ));
-    assert!(store
-        .plans(&PlanFilter {
-            open_only: true,
-            ..PlanFilter::default()
-        })
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .plans(&PlanFilter {
+                open_only: true,
+                ..PlanFilter::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Spending recorded on a phase adds up on its spec and plan.

@@ -274,8 +274,9 @@ fn tree_of(tx: &mut Tx<'_>, plan: PlanRecord) -> Result<PlanTree> {
     let specs = specs_of(tx, &plan.id)?
         .into_iter()
         .map(|spec| {
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut phases).into_iter().partition(|p| p.spec == spec.name);
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut phases)
+                .into_iter()
+                .partition(|p| p.spec == spec.name);
             phases = rest;
             SpecTree { spec, phases: mine }
         })
@@ -300,7 +301,14 @@ fn apply(tx: &mut Tx<'_>, change: StatusChange) -> Result<()> {
         PipelineRef::Phase { plan, spec, number } => tx.execute(
             "UPDATE phases SET status = $1, note = $2, updated_at = $3
              WHERE plan = $4 AND spec = $5 AND number = $6",
-            &[&status, &change.note, &now, &plan, &spec, &i64::from(number)],
+            &[
+                &status,
+                &change.note,
+                &now,
+                &plan,
+                &spec,
+                &i64::from(number),
+            ],
         )?,
     };
     if updated != 1 {
@@ -631,10 +639,7 @@ pub(super) fn load_message(tx: &mut Tx<'_>, id: &str) -> Result<MessageRecord> {
     find_message(tx, id, "")
 }
 
-pub(super) fn list_messages(
-    tx: &mut Tx<'_>,
-    filter: &MessageFilter,
-) -> Result<Vec<MessageRecord>> {
+pub(super) fn list_messages(tx: &mut Tx<'_>, filter: &MessageFilter) -> Result<Vec<MessageRecord>> {
     let plan = filter.plan.as_deref().map(plan_ref).transpose()?;
     let kind = filter.kind.map(|k| k.as_str());
     let delivery: Vec<&str> = filter.delivery.iter().map(|d| d.as_str()).collect();

@@ -251,8 +251,9 @@ pub(super) fn tree(conn: &Connection, id: &str) -> Result<PlanTree> {
     let specs = specs_of(conn, &plan.id)?
         .into_iter()
         .map(|spec| {
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut phases).into_iter().partition(|p| p.spec == spec.name);
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut phases)
+                .into_iter()
+                .partition(|p| p.spec == spec.name);
             phases = rest;
             SpecTree { spec, phases: mine }
         })
@@ -567,9 +568,8 @@ pub(super) fn send(tx: &Connection, new: &NewMessage, actor: &str) -> Result<Mes
 }
 
 pub(super) fn load_message(conn: &Connection, id: &str) -> Result<MessageRecord> {
-    let number = parse_message_id(id).ok_or_else(|| {
-        StoreError::Invalid(format!("invalid message id '{id}': expected MSG-N"))
-    })?;
+    let number = parse_message_id(id)
+        .ok_or_else(|| StoreError::Invalid(format!("invalid message id '{id}': expected MSG-N")))?;
     conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
     ))?
