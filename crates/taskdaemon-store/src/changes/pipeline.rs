@@ -320,7 +320,7 @@ pub(crate) enum SpecAdd<'a> {
     /// The plan has this spec already with the same content: nothing is written.
     Existing(&'a SpecRecord),
     /// A new row, with its `spec_created` event.
-    Create(&'a NewSpec, Recorded),
+    Create(&'a NewSpec, Box<Recorded>),
 }
 
 /// Decides a set of specs for `plan`, which has `existing`: each one is
@@ -361,7 +361,7 @@ pub(crate) fn specs_to_add<'a>(
         .zip(adds)
         .map(|(spec, found)| match found {
             Some(found) => SpecAdd::Existing(found),
-            None => SpecAdd::Create(spec, spec_created(&plan.id, spec, actor)),
+            None => SpecAdd::Create(spec, Box::new(spec_created(&plan.id, spec, actor))),
         })
         .collect())
 }
@@ -385,7 +385,7 @@ fn spec_created(plan: &str, spec: &NewSpec, actor: &str) -> Recorded {
 pub(crate) enum PhaseAdd<'a> {
     Existing(&'a PhaseRecord),
     /// A new row numbered `number`, with its `phase_created` event.
-    Create(&'a NewPhase, u32, Recorded),
+    Create(&'a NewPhase, u32, Box<Recorded>),
 }
 
 /// Decides a set of phases for `spec` (of `plan`), which has `existing`:
@@ -433,7 +433,11 @@ pub(crate) fn phases_to_add<'a>(
                     "status": PipelineStatus::Pending.as_str(),
                     "validation": phase.validation,
                 });
-                adds.push(PhaseAdd::Create(phase, next, (event, None, Some(after))));
+                adds.push(PhaseAdd::Create(
+                    phase,
+                    next,
+                    Box::new((event, None, Some(after))),
+                ));
                 next += 1;
             }
         }

@@ -428,7 +428,7 @@ pub(super) fn add_specs(
                     ],
                 )?;
                 let id = format!("{}/{}", plan.id, spec.name);
-                record(tx, Some(&id), event)?;
+                record(tx, Some(&id), *event)?;
                 names.push(id);
             }
         }
@@ -499,7 +499,7 @@ pub(super) fn add_phases(
                     ],
                 )?;
                 let id = format!("{}/{number}", spec.id);
-                record(tx, Some(&id), event)?;
+                record(tx, Some(&id), *event)?;
                 ids.push(id);
             }
         }
