@@ -201,6 +201,14 @@ pub fn plan_id(number: u64) -> String {
         .unwrap_or_else(|_| format!("PLAN-{number}"))
 }
 
+/// The number in a plan id (`PLAN-7` is 7).
+pub fn plan_number(id: &str) -> Option<u64> {
+    match id.parse::<PipelineRef>().ok()? {
+        PipelineRef::Plan(plan) => plan.parse::<HumanId>().ok().map(|h| h.number()),
+        _ => None,
+    }
+}
+
 /// The git branch of a spec: `td/PLAN-3/auth`.
 pub fn spec_branch(plan: &str, spec: &str) -> String {
     format!("td/{plan}/{spec}")
@@ -845,6 +853,8 @@ mod tests {
             assert!(bad.parse::<PipelineRef>().is_err(), "{bad}");
         }
         assert_eq!(plan_id(7), "PLAN-7");
+        assert_eq!(plan_number("plan-7"), Some(7));
+        assert_eq!(plan_number("PLAN-7/a"), None);
         assert_eq!(spec_branch("PLAN-7", "auth"), "td/PLAN-7/auth");
         assert_eq!(
             spec_worktree("PLAN-7", "auth"),

@@ -261,19 +261,30 @@ pub const EXPORT_FORMAT: &str = "taskdaemon-export";
 pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
-/// meta, sessions, tasks, memory, queue items, loops, events (archived ones
-/// included, by seq).
+/// meta, sessions, tasks, memory, queue items, loops, plans, specs, phases,
+/// coordinator messages, events (archived ones included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
     Header(ExportHeader),
-    Counter { name: String, value: i64 },
-    Meta { key: String, value: String },
+    Counter {
+        name: String,
+        value: i64,
+    },
+    Meta {
+        key: String,
+        value: String,
+    },
     Session(Session),
     Task(Box<ExportedTask>),
     Memory(Memory),
     QueueItem(QueueItem),
     Loop(ExportedLoop),
+    Plan(Box<PlanRecord>),
+    /// Specs of a plan come in creation order.
+    Spec(Box<SpecRecord>),
+    Phase(Box<PhaseRecord>),
+    Message(Box<MessageRecord>),
     Event(Event),
 }
 

@@ -574,3 +574,70 @@ pub fn messages_are_delivered_answered_or_dead(store: &dyn Store) {
     assert_eq!(sent.len(), 3);
     assert_eq!(sent[0].task_id.as_deref(), Some(plan.as_str()));
 }
+
+/// Fills `store` with a running plan carrying everything an export must
+/// keep: specs with a dependency, phases, costs, a loop id, notes, and
+/// messages in each delivery state. Returns the plan's id.
+pub fn fill_plan(store: &dyn Store) -> String {
+    let plan = running_plan(store, "exported goal");
+    store
+        .submit_plan(
+            &plan,
+            &PlanContent {
+                title: "T".into(),
+                summary: "S".into(),
+                body: "B".into(),
+            },
+            "t",
+        )
+        .unwrap();
+    store
+        .add_specs(
+            &plan,
+            &[new_spec("b", &[], 3), new_spec("a", &["b"], 0)],
+            "t",
+        )
+        .unwrap();
+    let b = format!("{plan}/b");
+    store
+        .add_phases(&b, &[new_phase("one"), new_phase("two")], "t")
+        .unwrap();
+    store
+        .set_spec_status(&b, PipelineStatus::Running, None, "t")
+        .unwrap();
+    store
+        .set_phase_status(&format!("{b}/1"), PipelineStatus::Running, Some("go"), "t")
+        .unwrap();
+    store
+        .set_pipeline_loop(&format!("{b}/1"), Some("LOOP-1"))
+        .unwrap();
+    store
+        .add_pipeline_cost(
+            &format!("{b}/1"),
+            &PipelineCost {
+                input_tokens: 10,
+                output_tokens: 2,
+                cost_usd: 0.125,
+            },
+        )
+        .unwrap();
+    let message = |to: &str, kind| NewMessage {
+        plan: plan.clone(),
+        from: "b".into(),
+        to: to.into(),
+        kind,
+        body: format!("to {to}"),
+    };
+    store
+        .send_message(&message("plan", MessageKind::Share), "t")
+        .unwrap();
+    let query = store
+        .send_message(&message("human", MessageKind::Query), "t")
+        .unwrap();
+    store.answer_message(&query.id, "yes", "t").unwrap();
+    let stop = store
+        .send_message(&message("a", MessageKind::Stop), "t")
+        .unwrap();
+    store.dead_letter(&stop.id, "ended", "t").unwrap();
+    plan
+}

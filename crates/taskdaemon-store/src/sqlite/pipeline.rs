@@ -664,3 +664,167 @@ pub(super) fn deliver(
     }
     load_message(tx, &message.id)
 }
+
+/// Streams plans, specs, phases and messages (in that order) for an export.
+pub(super) fn export(
+    conn: &Connection,
+    sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>,
+) -> Result<()> {
+    use crate::ExportRecord;
+    for plan in query(
+        conn,
+        &format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY number"),
+        [],
+        plan_from_row,
+    )? {
+        sink(ExportRecord::Plan(Box::new(plan)))?;
+    }
+    let prefixed = |columns: &str, table: &str| {
+        columns
+            .split(", ")
+            .map(|c| format!("{table}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for spec in query(
+        conn,
+        &format!(
+            "SELECT {} FROM specs JOIN plans p ON p.id = specs.plan ORDER BY p.number, specs.seq",
+            prefixed(SPEC_COLUMNS, "specs")
+        ),
+        [],
+        spec_from_row,
+    )? {
+        sink(ExportRecord::Spec(Box::new(spec)))?;
+    }
+    for phase in query(
+        conn,
+        &format!(
+            "SELECT {} FROM phases JOIN plans p ON p.id = phases.plan
+             JOIN specs s ON s.plan = phases.plan AND s.name = phases.spec
+             ORDER BY p.number, s.seq, phases.number",
+            prefixed(PHASE_COLUMNS, "phases")
+        ),
+        [],
+        phase_from_row,
+    )? {
+        sink(ExportRecord::Phase(Box::new(phase)))?;
+    }
+    for message in query(
+        conn,
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"),
+        [],
+        message_from_row,
+    )? {
+        sink(ExportRecord::Message(Box::new(message)))?;
+    }
+    Ok(())
+}
+
+pub(super) fn import_plan(conn: &Connection, number: i64, p: &PlanRecord) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO plans ({PLAN_COLUMNS}, number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ),
+        params![
+            p.id,
+            p.goal,
+            p.title,
+            p.summary,
+            p.body,
+            p.status.as_str(),
+            p.target_branch,
+            p.base_commit,
+            p.auto_approve,
+            p.note,
+            p.loop_task,
+            p.cost.input_tokens as i64,
+            p.cost.output_tokens as i64,
+            p.cost.cost_usd,
+            p.created_at,
+            p.updated_at,
+            number
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_spec(conn: &Connection, s: &SpecRecord) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO specs ({SPEC_COLUMNS}, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM specs WHERE plan = ?1))"
+        ),
+        params![
+            s.plan,
+            s.name,
+            s.title,
+            s.body,
+            s.status.as_str(),
+            s.priority,
+            to_json_text(&s.depends_on),
+            s.branch,
+            s.worktree,
+            s.note,
+            s.loop_task,
+            s.cost.input_tokens as i64,
+            s.cost.output_tokens as i64,
+            s.cost.cost_usd,
+            s.created_at,
+            s.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_phase(conn: &Connection, p: &PhaseRecord) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO phases ({PHASE_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ),
+        params![
+            p.plan,
+            p.spec,
+            p.number,
+            p.name,
+            p.title,
+            p.body,
+            p.validation,
+            p.status.as_str(),
+            p.note,
+            p.loop_task,
+            p.cost.input_tokens as i64,
+            p.cost.output_tokens as i64,
+            p.cost.cost_usd,
+            p.created_at,
+            p.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_message(conn: &Connection, number: i64, m: &MessageRecord) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
+        params![
+            number,
+            m.plan,
+            m.from,
+            m.to,
+            m.kind.as_str(),
+            m.body,
+            m.delivery.as_str(),
+            m.answer,
+            m.reason,
+            m.created_at,
+            m.updated_at
+        ],
+    )?;
+    Ok(())
+}

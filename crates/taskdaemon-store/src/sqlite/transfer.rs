@@ -104,6 +104,7 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
             last_exit,
         }))?;
     }
+    super::pipeline::export(conn, sink)?;
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -316,6 +317,22 @@ impl ImportRows for SqliteRows<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn plan(&mut self, number: i64, plan: &taskdaemon_core::PlanRecord) -> Result<()> {
+        super::pipeline::import_plan(&self.conn, number, plan)
+    }
+
+    fn spec(&mut self, spec: &taskdaemon_core::SpecRecord) -> Result<()> {
+        super::pipeline::import_spec(&self.conn, spec)
+    }
+
+    fn phase(&mut self, phase: &taskdaemon_core::PhaseRecord) -> Result<()> {
+        super::pipeline::import_phase(&self.conn, phase)
+    }
+
+    fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
+        super::pipeline::import_message(&self.conn, number, message)
     }
 
     fn commit(&mut self) -> Result<()> {
