@@ -100,6 +100,17 @@ fn new_plan_refuses_a_repository_it_cannot_build_in_and_writes_nothing() {
             .contains("target branch 'release' does not exist"),
         "{missing:#?}"
     );
+    let head = git(&ws, &["rev-parse", "HEAD"]);
+    git(&ws, &["checkout", "--quiet", "--detach", &head]);
+    let detached = ws.run(&["new-plan", "Add OAuth login"]);
+    assert_eq!(detached.code, Some(2), "{detached:#?}");
+    assert!(
+        detached
+            .stderr
+            .contains("detached HEAD: check out a branch or pass --target BRANCH"),
+        "{detached:#?}"
+    );
+    git(&ws, &["checkout", "--quiet", "main"]);
     let none = ws.run(&["plan", "list", "--all", "--json"]).ok().json();
     assert_eq!(none, Value::Array(Vec::new()), "nothing was half-created");
 

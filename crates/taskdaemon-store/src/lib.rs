@@ -722,10 +722,13 @@ pub trait Store: Send + Sync {
     ) -> Result<PhaseRecord>;
 
     /// Records the loop task running a plan, spec or phase (any pipeline
-    /// id), or that none does.
+    /// id), or that none does. A pointer, not a state change: no event (the
+    /// loop's own events tell its story).
     fn set_pipeline_loop(&self, id: &str, loop_task: Option<&str>) -> Result<()>;
 
     /// Adds spending to a plan, spec or phase and to everything above it.
+    /// Counters only, no event (the loop's `iteration_finished` events carry
+    /// the same figures); the caller adds each iteration's spending once.
     fn add_pipeline_cost(&self, id: &str, cost: &PipelineCost) -> Result<()>;
 
     /// Pending specs of running plans whose dependencies all succeeded,
