@@ -254,8 +254,49 @@ fn plan_show_prints_the_tree_with_costs_that_add_up() {
                 .unwrap();
         }
     }
+    // The Ralph loop of phase a/1, with one iteration's spending.
+    let ralph = store
+        .create_loop(
+            &taskdaemon_core::NewLoop {
+                name: Some(format!("{id}/a/1")),
+                session: None,
+                argv: vec!["ralph".to_owned()],
+                workdir: ws.root().display().to_string(),
+                spec: serde_json::json!({ "spec": "phase one" }),
+            },
+            "daemon",
+        )
+        .unwrap();
+    let ralph = ralph.task.id;
+    store.mark_loop_running(&ralph, 1, "daemon").unwrap();
+    store
+        .record_loop_iteration(
+            &ralph,
+            &taskdaemon_core::LoopIteration {
+                iteration: 1,
+                input_tokens: 1000,
+                output_tokens: 100,
+                cost_usd: 0.25,
+                ..Default::default()
+            },
+            "daemon",
+        )
+        .unwrap();
+    store
+        .set_pipeline_loop(&format!("{id}/a/1"), Some(&ralph))
+        .unwrap();
     let tree = show(&ws, &id);
     assert_eq!(tree["status"], "running");
+    assert_eq!(tree["specs_total"], 2);
+    let loops = &tree["specs"][0]["phases"][0]["loops"];
+    assert_eq!(loops[0]["id"], ralph.as_str(), "{tree}");
+    assert_eq!(loops[0]["status"], "running");
+    assert_eq!(loops[0]["iterations"], 1);
+    assert_eq!(loops[0]["cost_usd"], 0.25);
+    assert_eq!(
+        tree["specs"][0]["phases"][1]["loops"],
+        serde_json::json!([])
+    );
     let specs = tree["specs"].as_array().unwrap();
     assert_eq!(specs.len(), 2);
     assert_eq!(specs[1]["id"], format!("{id}/b"));
@@ -280,6 +321,12 @@ fn plan_show_prints_the_tree_with_costs_that_add_up() {
         "{text}"
     );
     assert!(text.contains("0/2 specs done, cost $1.0000"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "loop {ralph}: running, 1 iterations, $0.2500 (1000 in / 100 out)"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

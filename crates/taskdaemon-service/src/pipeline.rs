@@ -6,15 +6,17 @@
 //! Running a plan (the scheduler, worktrees, the loops) is the daemon's;
 //! this module only records what people decide.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
 use taskdaemon_core::pipeline::{
-    BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPlan, PlanRecord,
-    PlanTree,
+    BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPlan, PhaseRecord,
+    PlanRecord, PlanTree, SpecRecord,
 };
-use taskdaemon_store::{MessageFilter, PlanFilter};
+use taskdaemon_core::{LoopRecord, Status};
+use taskdaemon_store::{MessageFilter, PlanFilter, StoreError};
 
 use crate::{Agent, Result, Service, ServiceError};
 
@@ -47,6 +49,60 @@ impl PlanSummary {
             specs_total,
         }
     }
+}
+
+/// A loop that ran a plan, spec or phase, with what it spent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoopCost {
+    pub id: String,
+    pub status: Status,
+    pub iterations: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl From<&LoopRecord> for LoopCost {
+    fn from(l: &LoopRecord) -> Self {
+        Self {
+            id: l.task.id.clone(),
+            status: l.task.status,
+            iterations: l.iterations,
+            input_tokens: l.input_tokens,
+            output_tokens: l.output_tokens,
+            cost_usd: l.cost_usd,
+        }
+    }
+}
+
+/// A phase with the loops that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseShow {
+    #[serde(flatten)]
+    pub phase: PhaseRecord,
+    pub loops: Vec<LoopCost>,
+}
+
+/// A spec with the loops that ran it (its phase loop) and its phases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpecShow {
+    #[serde(flatten)]
+    pub spec: SpecRecord,
+    pub loops: Vec<LoopCost>,
+    pub phases: Vec<PhaseShow>,
+}
+
+/// `plan show`: the tree plan -> specs -> phases -> loops, each with its cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanShow {
+    #[serde(flatten)]
+    pub plan: PlanRecord,
+    /// Specs succeeded and in all.
+    pub specs_succeeded: usize,
+    pub specs_total: usize,
+    /// The plan's own loops (planning, spec creation).
+    pub loops: Vec<LoopCost>,
+    pub specs: Vec<SpecShow>,
 }
 
 /// A message a person sends to a plan's loops.
@@ -181,9 +237,42 @@ impl Service {
             .collect()
     }
 
-    /// A plan with its specs and phases, each with its cost.
-    pub fn plan_show(&self, id: &str) -> Result<PlanTree> {
-        Ok(self.store.plan_tree(id)?)
+    /// A plan with its specs, phases and the loops that ran them, each with its cost.
+    pub fn plan_show(&self, id: &str) -> Result<PlanShow> {
+        let tree = self.store.plan_tree(id)?;
+        let mut by_node: HashMap<String, Vec<LoopCost>> = HashMap::new();
+        for (node, loop_id) in self.store.pipeline_loops(&tree.plan.id)? {
+            // A loop removed from the store (never, today) leaves no line.
+            match self.store.loop_record(&loop_id) {
+                Ok(record) => by_node.entry(node).or_default().push((&record).into()),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut loops_of = |id: &str| by_node.remove(id).unwrap_or_default();
+        let (specs_succeeded, specs_total) = tree.progress();
+        Ok(PlanShow {
+            loops: loops_of(&tree.plan.id),
+            specs: tree
+                .specs
+                .into_iter()
+                .map(|s| SpecShow {
+                    loops: loops_of(&s.spec.id),
+                    phases: s
+                        .phases
+                        .into_iter()
+                        .map(|p| PhaseShow {
+                            loops: loops_of(&p.id),
+                            phase: p,
+                        })
+                        .collect(),
+                    spec: s.spec,
+                })
+                .collect(),
+            plan: tree.plan,
+            specs_succeeded,
+            specs_total,
+        })
     }
 
     /// `draft -> pending`: the scheduler may start it.

@@ -28,6 +28,7 @@ pub(crate) trait ImportRows {
     fn phase(&mut self, phase: &PhaseRecord) -> Result<()>;
     /// Message row `number` (the number in its `MSG-N` id).
     fn message(&mut self, number: i64, message: &MessageRecord) -> Result<()>;
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()>;
     fn event(&mut self, event: &Event) -> Result<()>;
     /// Commits the transaction, after moving the store's own counters past
     /// the imported numbers.
@@ -111,6 +112,11 @@ impl<R: ImportRows> Importer for Import<R> {
                 })?;
                 rows.message(number, &message)?;
             }
+            ExportRecord::PipelineLoop {
+                plan,
+                node,
+                loop_task,
+            } => rows.pipeline_loop(&plan, &node, &loop_task)?,
             ExportRecord::Event(event) => {
                 rows.event(&event)?;
                 self.report.events += 1;

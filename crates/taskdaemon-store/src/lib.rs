@@ -262,7 +262,7 @@ pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
 /// meta, sessions, tasks, memory, queue items, loops, plans, specs, phases,
-/// coordinator messages, events (archived ones included, by seq).
+/// coordinator messages, the loops that ran them, events (archived ones included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
@@ -285,6 +285,12 @@ pub enum ExportRecord {
     Spec(Box<SpecRecord>),
     Phase(Box<PhaseRecord>),
     Message(Box<MessageRecord>),
+    /// A loop task that ran a plan, spec or phase (`node`), oldest first.
+    PipelineLoop {
+        plan: String,
+        node: String,
+        loop_task: String,
+    },
     Event(Event),
 }
 
@@ -722,9 +728,15 @@ pub trait Store: Send + Sync {
     ) -> Result<PhaseRecord>;
 
     /// Records the loop task running a plan, spec or phase (any pipeline
-    /// id), or that none does. A pointer, not a state change: no event (the
-    /// loop's own events tell its story).
+    /// id), or that none does; every loop ever set is kept for
+    /// [`Store::pipeline_loops`]. A pointer, not a state change: no event
+    /// (the loop's own events tell its story).
     fn set_pipeline_loop(&self, id: &str, loop_task: Option<&str>) -> Result<()>;
+
+    /// Every loop task that ran a plan, spec or phase of `plan` (as
+    /// [`Store::set_pipeline_loop`] recorded them): `(pipeline id, loop
+    /// task id)`, oldest first.
+    fn pipeline_loops(&self, plan: &str) -> Result<Vec<(String, String)>>;
 
     /// Adds spending to a plan, spec or phase and to everything above it.
     /// Counters only, no event (the loop's `iteration_finished` events carry

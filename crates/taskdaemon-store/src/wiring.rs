@@ -443,6 +443,10 @@ macro_rules! shared_store_methods {
             self.write(|tx| pipeline::set_loop(tx, id, loop_task))
         }
 
+        fn pipeline_loops(&self, plan: &str) -> Result<Vec<(String, String)>> {
+            self.read(|tx| pipeline::loops_of(tx, plan))
+        }
+
         fn add_pipeline_cost(&self, id: &str, cost: &taskdaemon_core::PipelineCost) -> Result<()> {
             self.write(|tx| pipeline::add_cost(tx, id, cost))
         }

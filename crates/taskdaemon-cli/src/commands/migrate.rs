@@ -58,6 +58,7 @@ impl Digest {
             ExportRecord::Spec(_) => "specs",
             ExportRecord::Phase(_) => "phases",
             ExportRecord::Message(_) => "messages",
+            ExportRecord::PipelineLoop { .. } => "plan_loops",
             ExportRecord::Event(_) => "events",
         };
         *self.counts.entry(kind).or_default() += 1;

@@ -2,9 +2,9 @@
 //! resume|message|answer|dead-letters`: parsed here, done by the service's
 //! pipeline API, formatted here.
 
-use taskdaemon_core::pipeline::{MessageKind, MessageRecord, PipelineCost, PlanTree};
+use taskdaemon_core::pipeline::{MessageKind, MessageRecord, PipelineCost};
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_service::{HumanMessage, NewPlanInput};
+use taskdaemon_service::{HumanMessage, LoopCost, NewPlanInput, PlanShow};
 use taskdaemon_workspace::Workspace;
 
 use super::{agent, service};
@@ -125,10 +125,19 @@ fn show(workspace: &Workspace, args: PlanShowArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The plan, then each spec with its phases, indented.
-fn tree_text(tree: &PlanTree) -> String {
+fn loop_lines(out: &mut String, indent: &str, loops: &[LoopCost]) {
+    for l in loops {
+        out.push_str(&format!(
+            "{indent}loop {}: {}, {} iterations, ${:.4} ({} in / {} out)\n",
+            l.id, l.status, l.iterations, l.cost_usd, l.input_tokens, l.output_tokens
+        ));
+    }
+}
+
+/// The plan, then each spec with its phases and loops, indented.
+fn tree_text(tree: &PlanShow) -> String {
     let plan = &tree.plan;
-    let (done, total) = tree.progress();
+    let (done, total) = (tree.specs_succeeded, tree.specs_total);
     let mut out = format!(
         "{} {}: {}\n  target {} from {}, {done}/{total} specs done, cost {}\n",
         plan.id,
@@ -147,6 +156,7 @@ fn tree_text(tree: &PlanTree) -> String {
     if plan.body.is_none() {
         out.push_str("  (not planned yet: the plan loop has not submitted a plan)\n");
     }
+    loop_lines(&mut out, "  ", &tree.loops);
     for spec in &tree.specs {
         let s = &spec.spec;
         let after = if s.depends_on.is_empty() {
@@ -165,7 +175,10 @@ fn tree_text(tree: &PlanTree) -> String {
         if let Some(note) = &s.note {
             out.push_str(&format!("    note: {note}\n"));
         }
+        loop_lines(&mut out, "    ", &spec.loops);
         for phase in &spec.phases {
+            let phase_loops = &phase.loops;
+            let phase = &phase.phase;
             out.push_str(&format!(
                 "    {}. {} {}: {}, validate `{}`, cost {}\n",
                 phase.number,
@@ -175,6 +188,7 @@ fn tree_text(tree: &PlanTree) -> String {
                 phase.validation,
                 cost_cell(&phase.cost)
             ));
+            loop_lines(&mut out, "       ", phase_loops);
         }
     }
     out

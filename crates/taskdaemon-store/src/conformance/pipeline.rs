@@ -461,6 +461,20 @@ pub fn costs_roll_up(store: &dyn Store) {
     assert_eq!(store.spec(&a).unwrap().loop_task.as_deref(), Some("LOOP-9"));
     store.set_pipeline_loop(&a, None).unwrap();
     assert_eq!(store.spec(&a).unwrap().loop_task, None);
+    // Every loop that ran a piece of the plan is kept, once, oldest first.
+    store
+        .set_pipeline_loop(&format!("{a}/1"), Some("LOOP-10"))
+        .unwrap();
+    store.set_pipeline_loop(&a, Some("LOOP-9")).unwrap();
+    store.set_pipeline_loop(&plan, Some("LOOP-8")).unwrap();
+    assert_eq!(
+        store.pipeline_loops(&plan).unwrap(),
+        vec![
+            (a.clone(), "LOOP-9".to_owned()),
+            (format!("{a}/1"), "LOOP-10".to_owned()),
+            (plan.clone(), "LOOP-8".to_owned()),
+        ]
+    );
 }
 
 /// Messages: addressed and broadcast delivery, queries answered once,

@@ -394,6 +394,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX messages_recipient ON messages(plan, recipient, delivery);
     CREATE INDEX messages_delivery ON messages(delivery, kind);
+    CREATE TABLE pipeline_loops (
+        seq       BIGSERIAL PRIMARY KEY,
+        plan      TEXT NOT NULL REFERENCES plans(id),
+        node      TEXT NOT NULL,
+        loop_task TEXT NOT NULL,
+        UNIQUE (node, loop_task)
+    );
+    CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
 ];
 

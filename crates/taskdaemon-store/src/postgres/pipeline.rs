@@ -522,22 +522,41 @@ pub(super) fn set_loop(tx: &mut Tx<'_>, id: &str, loop_task: Option<&str>) -> Re
     let target: PipelineRef = id.parse()?;
     require(tx, &target)?;
     let now = now_millis();
-    match target {
+    match &target {
         PipelineRef::Plan(plan) => tx.execute(
             "UPDATE plans SET loop_task = $1, updated_at = $2 WHERE id = $3",
-            &[&loop_task, &now, &plan],
+            &[&loop_task, &now, plan],
         )?,
         PipelineRef::Spec { plan, spec } => tx.execute(
             "UPDATE specs SET loop_task = $1, updated_at = $2 WHERE plan = $3 AND name = $4",
-            &[&loop_task, &now, &plan, &spec],
+            &[&loop_task, &now, plan, spec],
         )?,
         PipelineRef::Phase { plan, spec, number } => tx.execute(
             "UPDATE phases SET loop_task = $1, updated_at = $2
              WHERE plan = $3 AND spec = $4 AND number = $5",
-            &[&loop_task, &now, &plan, &spec, &i64::from(number)],
+            &[&loop_task, &now, plan, spec, &i64::from(*number)],
         )?,
     };
+    if let Some(loop_task) = loop_task {
+        tx.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES ($1, $2, $3)
+             ON CONFLICT (node, loop_task) DO NOTHING",
+            &[&target.plan(), &target.to_string(), &loop_task],
+        )?;
+    }
     Ok(())
+}
+
+pub(super) fn loops_of(tx: &mut Tx<'_>, plan: &str) -> Result<Vec<(String, String)>> {
+    let plan = load_plan(tx, plan)?;
+    Ok(tx
+        .query(
+            "SELECT node, loop_task FROM pipeline_loops WHERE plan = $1 ORDER BY seq",
+            &[&plan.id],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 pub(super) fn add_cost(tx: &mut Tx<'_>, id: &str, cost: &PipelineCost) -> Result<()> {
@@ -759,6 +778,16 @@ pub(super) fn export(
         message_from_row,
     )? {
         sink(ExportRecord::Message(Box::new(message)))?;
+    }
+    for row in tx.query(
+        "SELECT plan, node, loop_task FROM pipeline_loops ORDER BY seq",
+        &[],
+    )? {
+        sink(ExportRecord::PipelineLoop {
+            plan: row.try_get(0)?,
+            node: row.try_get(1)?,
+            loop_task: row.try_get(2)?,
+        })?;
     }
     Ok(())
 }

@@ -350,6 +350,14 @@ impl ImportRows for PgRows {
         super::pipeline::import_message(&mut *self.client, number, message)
     }
 
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES ($1, $2, $3)",
+            &[&plan, &node, &loop_task],
+        )?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         // The store carries on after the imported numbers.
         self.client.batch_execute(

@@ -249,7 +249,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 8: the Plan -> Spec -> Phase pipeline and coordinator messages. A
     // spec's dependencies are a JSON array of spec names of its plan; costs
-    // of a phase are added to its spec and plan as they are recorded.
+    // of a phase are added to its spec and plan as they are recorded;
+    // `pipeline_loops` keeps every loop task that ran a plan, spec or phase.
     r#"
     CREATE TABLE plans (
         id            TEXT PRIMARY KEY,
@@ -327,6 +328,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX messages_recipient ON messages(plan, recipient, delivery);
     CREATE INDEX messages_delivery ON messages(delivery, kind);
+    CREATE TABLE pipeline_loops (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        plan      TEXT NOT NULL REFERENCES plans(id),
+        node      TEXT NOT NULL,
+        loop_task TEXT NOT NULL,
+        UNIQUE (node, loop_task)
+    );
+    CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
 ];
 

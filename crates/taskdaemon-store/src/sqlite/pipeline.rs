@@ -479,7 +479,7 @@ pub(super) fn set_loop(tx: &Connection, id: &str, loop_task: Option<&str>) -> Re
     let target: PipelineRef = id.parse()?;
     require(tx, &target)?;
     let now = now_millis();
-    match target {
+    match &target {
         PipelineRef::Plan(plan) => tx.execute(
             "UPDATE plans SET loop_task = ?1, updated_at = ?2 WHERE id = ?3",
             params![loop_task, now, plan],
@@ -494,7 +494,23 @@ pub(super) fn set_loop(tx: &Connection, id: &str, loop_task: Option<&str>) -> Re
             params![loop_task, now, plan, spec, number],
         )?,
     };
+    if let Some(loop_task) = loop_task {
+        tx.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node, loop_task) DO NOTHING",
+            params![target.plan(), target.to_string(), loop_task],
+        )?;
+    }
     Ok(())
+}
+
+pub(super) fn loops_of(conn: &Connection, plan: &str) -> Result<Vec<(String, String)>> {
+    let plan = load_plan(conn, plan)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT node, loop_task FROM pipeline_loops WHERE plan = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([&plan.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(super) fn add_cost(tx: &Connection, id: &str, cost: &PipelineCost) -> Result<()> {
@@ -717,6 +733,16 @@ pub(super) fn export(
         message_from_row,
     )? {
         sink(ExportRecord::Message(Box::new(message)))?;
+    }
+    let mut stmt = conn.prepare("SELECT plan, node, loop_task FROM pipeline_loops ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    for row in rows {
+        let (plan, node, loop_task) = row?;
+        sink(ExportRecord::PipelineLoop {
+            plan,
+            node,
+            loop_task,
+        })?;
     }
     Ok(())
 }

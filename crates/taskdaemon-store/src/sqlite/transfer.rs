@@ -335,6 +335,14 @@ impl ImportRows for SqliteRows<'_> {
         super::pipeline::import_message(&self.conn, number, message)
     }
 
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES (?1, ?2, ?3)",
+            params![plan, node, loop_task],
+        )?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         self.conn.execute_batch("COMMIT")?;
         Ok(())
