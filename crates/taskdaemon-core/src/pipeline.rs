@@ -21,8 +21,11 @@ use crate::time::{Millis, serde_rfc3339};
 /// The tool name plans get their id prefix from: `PLAN-N`.
 pub const PLAN_TOOL: &str = "plan";
 
-/// Longest spec or phase name.
+/// Longest spec name.
 pub const MAX_NAME_LEN: usize = 48;
+
+/// Longest phase name, in bytes (a phase name is free text on one line).
+pub const MAX_PHASE_NAME_BYTES: usize = 100;
 
 /// Where a plan, spec or phase stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -157,6 +160,10 @@ pub enum PipelineError {
         "invalid {what} name '{name}': use 1 to {MAX_NAME_LEN} lower-case letters, digits or '-', starting with a letter or digit"
     )]
     InvalidName { what: &'static str, name: String },
+    #[error("'{0}' is reserved for message addressing: choose another spec name")]
+    ReservedName(String),
+    #[error("invalid phase name '{0}': use one line of at most {MAX_PHASE_NAME_BYTES} bytes")]
+    InvalidPhaseName(String),
     #[error("spec '{0}' is given twice")]
     DuplicateSpec(String),
     #[error("phase '{0}' is given twice")]
@@ -175,7 +182,7 @@ pub enum PipelineError {
     InvalidId(String),
 }
 
-/// Checks a spec or phase name: `[a-z0-9][a-z0-9-]*`, at most 48 characters.
+/// Checks a name in the spec-name form: `[a-z0-9][a-z0-9-]*`, at most 48 characters.
 pub fn validate_name(what: &'static str, name: &str) -> Result<(), PipelineError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -405,7 +412,10 @@ pub struct NewPhase {
 
 impl NewPhase {
     pub fn validate(&self) -> Result<(), PipelineError> {
-        validate_name("phase", &self.name)?;
+        let name = self.name.trim();
+        if name.is_empty() || name.contains(['\n', '\r']) || name.len() > MAX_PHASE_NAME_BYTES {
+            return Err(PipelineError::InvalidPhaseName(self.name.clone()));
+        }
         if self.title.trim().is_empty() {
             return Err(PipelineError::Empty("a phase's title"));
         }
@@ -436,6 +446,9 @@ pub fn validate_spec_set(
     let mut names: HashSet<&str> = HashSet::new();
     for spec in new {
         validate_name("spec", &spec.name)?;
+        if spec.name == HUMAN || spec.name == BROADCAST {
+            return Err(PipelineError::ReservedName(spec.name.clone()));
+        }
         if spec.title.trim().is_empty() {
             return Err(PipelineError::Empty("a spec's title"));
         }
@@ -885,9 +898,32 @@ mod tests {
         assert_eq!(err, PipelineError::DuplicateSpec("a".into()));
         let err = validate_spec_set(&[], &[spec("a", &["a"])]).unwrap_err();
         assert_eq!(err, PipelineError::SelfDependency("a".into()));
+        for reserved in ["human", "plan"] {
+            let err = validate_spec_set(&[], &[spec(reserved, &[])]).unwrap_err();
+            assert_eq!(err, PipelineError::ReservedName(reserved.into()));
+        }
         // A dependency on a spec created earlier is fine.
         let existing = vec![("base".to_owned(), vec![])];
         assert!(validate_spec_set(&existing, &[spec("a", &["base"])]).is_ok());
+    }
+
+    #[test]
+    fn phase_names_are_one_line_of_free_text() {
+        let phase = |name: &str| NewPhase {
+            name: name.to_owned(),
+            title: "t".to_owned(),
+            body: String::new(),
+            validation: "true".to_owned(),
+        };
+        assert!(phase("Write the parser").validate().is_ok());
+        assert!(phase(&"x".repeat(100)).validate().is_ok());
+        for bad in ["", "  ", "two\nlines", &"x".repeat(101)] {
+            assert_eq!(
+                phase(bad).validate(),
+                Err(PipelineError::InvalidPhaseName(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
