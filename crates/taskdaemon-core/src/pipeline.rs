@@ -200,6 +200,27 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), PipelineError
     }
 }
 
+/// Checks a spec's name: the name form of [`validate_name`], and not one
+/// of the message targets ([`HUMAN`], [`BROADCAST`]).
+pub fn validate_spec_name(name: &str) -> Result<(), PipelineError> {
+    validate_name("spec", name)?;
+    if name == HUMAN || name == BROADCAST {
+        return Err(PipelineError::ReservedName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks a phase's name: one line of at most [`MAX_PHASE_NAME_BYTES`]
+/// (phases are addressed by number; the name is a label).
+pub fn validate_phase_name(name: &str) -> Result<(), PipelineError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.contains(['\n', '\r']) || trimmed.len() > MAX_PHASE_NAME_BYTES
+    {
+        return Err(PipelineError::InvalidPhaseName(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// The id of plan number `number`: `PLAN-7`.
 pub fn plan_id(number: u64) -> String {
     // The prefix is a constant that passes the tool-name rule.
@@ -412,10 +433,7 @@ pub struct NewPhase {
 
 impl NewPhase {
     pub fn validate(&self) -> Result<(), PipelineError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.contains(['\n', '\r']) || name.len() > MAX_PHASE_NAME_BYTES {
-            return Err(PipelineError::InvalidPhaseName(self.name.clone()));
-        }
+        validate_phase_name(&self.name)?;
         if self.title.trim().is_empty() {
             return Err(PipelineError::Empty("a phase's title"));
         }
@@ -445,10 +463,7 @@ pub fn validate_spec_set(
     let mut graph: HashMap<String, Vec<String>> = existing.iter().cloned().collect();
     let mut names: HashSet<&str> = HashSet::new();
     for spec in new {
-        validate_name("spec", &spec.name)?;
-        if spec.name == HUMAN || spec.name == BROADCAST {
-            return Err(PipelineError::ReservedName(spec.name.clone()));
-        }
+        validate_spec_name(&spec.name)?;
         if spec.title.trim().is_empty() {
             return Err(PipelineError::Empty("a spec's title"));
         }

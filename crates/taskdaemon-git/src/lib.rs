@@ -34,7 +34,5 @@ pub use repo::{Identity, Oid, Repo, WorktreeInfo};
 pub use watcher::{MainWatcher, Moved};
 pub use worktree::{INCLUDE_FILE, Worktree};
 
-/// The branch a spec works on: `td/<plan>/<spec>`.
-pub fn spec_branch(plan: &str, spec: &str) -> String {
-    format!("td/{plan}/{spec}")
-}
+/// The branch a spec works on: `td/<plan>/<spec>` (the domain's rule).
+pub use taskdaemon_core::pipeline::spec_branch;

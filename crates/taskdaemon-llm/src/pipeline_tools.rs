@@ -36,14 +36,14 @@ pub const PIPELINE_TOOL_NAMES: [&str; 6] = [
 /// change nothing in it.
 pub const READ_ONLY_TOOLS: [&str; 3] = ["read_file", "list_dir", "search_files"];
 
-/// Longest spec name.
-pub const SPEC_NAME_MAX: usize = 48;
+/// Longest spec name (the domain's rule).
+pub const SPEC_NAME_MAX: usize = taskdaemon_core::pipeline::MAX_NAME_LEN;
 
 /// Message targets that are not spec names, so no spec may take them.
-pub const RESERVED_SPEC_NAMES: [&str; 2] = ["human", "plan"];
-
-/// Longest phase name (phases are addressed by number; the name is a label).
-const PHASE_NAME_MAX: usize = 100;
+pub const RESERVED_SPEC_NAMES: [&str; 2] = [
+    taskdaemon_core::pipeline::HUMAN,
+    taskdaemon_core::pipeline::BROADCAST,
+];
 
 /// The kinds of loop a plan runs, and what each is offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -255,51 +255,8 @@ pub struct CreatePhase {
     pub validation: String,
 }
 
-/// What a message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    /// To the human.
-    Alert,
-    /// A finding for the plan's other loops.
-    Share,
-    /// A question (sent without waiting; `ask` waits for the answer).
-    Query,
-    /// Stop a loop or the plan.
-    Stop,
-}
-
-impl MessageKind {
-    /// Every kind, as the model writes it.
-    pub const NAMES: [&str; 4] = ["alert", "share", "query", "stop"];
-
-    /// The name the model writes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Alert => "alert",
-            MessageKind::Share => "share",
-            MessageKind::Query => "query",
-            MessageKind::Stop => "stop",
-        }
-    }
-}
-
-impl FromStr for MessageKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "alert" => Ok(MessageKind::Alert),
-            "share" => Ok(MessageKind::Share),
-            "query" => Ok(MessageKind::Query),
-            "stop" => Ok(MessageKind::Stop),
-            other => Err(format!(
-                "unknown kind `{other}`; kinds: {}",
-                MessageKind::NAMES.join(", ")
-            )),
-        }
-    }
-}
+/// What a message is for: the domain's kinds, as the model writes them.
+pub use taskdaemon_core::pipeline::MessageKind;
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -449,12 +406,8 @@ impl PipelineCall {
             }
             "create_phase" => {
                 let phase_name = f.text("name")?;
-                if phase_name.len() > PHASE_NAME_MAX || phase_name.contains('\n') {
-                    return Err(f.error(
-                        "name",
-                        format!("must be one line of at most {PHASE_NAME_MAX} bytes"),
-                    ));
-                }
+                taskdaemon_core::pipeline::validate_phase_name(&phase_name)
+                    .map_err(|e| f.error("name", e.to_string()))?;
                 PipelineCall::CreatePhase(CreatePhase {
                     name: phase_name,
                     title: f.text("title")?,
@@ -512,34 +465,11 @@ impl PipelineCall {
     }
 }
 
-/// Checks a spec name: `[a-z0-9][a-z0-9-]*`, at most [`SPEC_NAME_MAX`]
-/// bytes, and not one of [`RESERVED_SPEC_NAMES`].
+/// Checks a spec name by the domain's rule
+/// ([`taskdaemon_core::pipeline::validate_spec_name`]): `[a-z0-9][a-z0-9-]*`,
+/// at most [`SPEC_NAME_MAX`] bytes, and not one of [`RESERVED_SPEC_NAMES`].
 pub fn check_spec_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("a spec name must not be empty".into());
-    }
-    if name.len() > SPEC_NAME_MAX {
-        return Err(format!(
-            "spec name `{name}` is {} bytes long; at most {SPEC_NAME_MAX}",
-            name.len()
-        ));
-    }
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !first_ok || !rest_ok {
-        return Err(format!(
-            "spec name `{name}` must be lowercase letters, digits and '-', starting with a letter or digit"
-        ));
-    }
-    if RESERVED_SPEC_NAMES.contains(&name) {
-        return Err(format!(
-            "`{name}` is reserved (it addresses messages); choose another spec name"
-        ));
-    }
-    Ok(())
+    taskdaemon_core::pipeline::validate_spec_name(name).map_err(|e| e.to_string())
 }
 
 /// Field access on one call's input, with errors naming tool and field.
@@ -958,7 +888,7 @@ mod tests {
         assert!(
             check_spec_name(&"a".repeat(SPEC_NAME_MAX + 1))
                 .unwrap_err()
-                .contains("at most 48")
+                .contains("1 to 48")
         );
         for bad in ["", "-a", "A", "a_b", "a b", "é"] {
             assert!(check_spec_name(bad).is_err(), "{bad}");
@@ -969,7 +899,7 @@ mod tests {
             json!({"name": "Api", "title": "t", "body": "b"}),
         );
         assert!(
-            e.starts_with("create_spec: `name`: spec name `Api` must be lowercase"),
+            e.starts_with("create_spec: `name`: invalid spec name 'Api': use 1 to 48 lower-case"),
             "{e}"
         );
     }
@@ -1006,7 +936,9 @@ mod tests {
                 "send_message",
                 json!({"to": "human", "kind": "shout", "body": "x"})
             )
-            .contains("`kind`: unknown kind `shout`; kinds: alert, share, query, stop")
+            .contains(
+                "`kind`: unknown message kind 'shout' (expected alert, share, query or stop)"
+            )
         );
         assert!(
             err(

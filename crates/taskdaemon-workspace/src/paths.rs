@@ -218,7 +218,9 @@ impl Workspace {
     /// A spec's git worktree: `.taskdaemon/worktrees/<PLAN-N>/<spec>` (its
     /// branch is `td/<PLAN-N>/<spec>`).
     pub fn spec_worktree(&self, plan: &str, spec: &str) -> PathBuf {
-        self.worktrees_dir().join(plan).join(spec)
+        // The domain's relative path, stored on each spec, is the one rule.
+        self.root
+            .join(taskdaemon_core::pipeline::spec_worktree(plan, spec))
     }
 
     /// A folder queue by name, under `tasks/`.
