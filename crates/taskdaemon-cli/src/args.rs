@@ -62,6 +62,12 @@ pub enum Command {
     /// Track work: tasks with dependencies, started and finished by agents.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Ask for a plan: the daemon's loops plan GOAL into specs and phases and
+    /// build it in git worktrees; prints the plan's id (PLAN-N) as the last line.
+    NewPlan(NewPlanArgs),
+    /// Plans: list, show (with costs), approve, cancel, resume, and talk to their loops.
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Record a decision, pattern, note or fact for later sessions.
     Remember(RememberArgs),
     /// List recorded memory.
@@ -1167,4 +1173,142 @@ pub enum HookCommand {
     SessionStart,
     /// PreCompact: mark the point the context is compacted at.
     PreCompact,
+}
+
+#[derive(Debug, Args)]
+pub struct NewPlanArgs {
+    /// What to build (or --file).
+    #[arg(
+        value_name = "GOAL",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub goal: Option<String>,
+    /// Read the request from a file (e.g. request.md).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Start without waiting for `plan approve`.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// The branch specs are merged into (default: the checked-out branch).
+    #[arg(long, value_name = "BRANCH")]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the new plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// List plans, oldest first (unfinished ones unless --all).
+    List(PlanListArgs),
+    /// Show a plan: its specs and their phases, with statuses and costs.
+    Show(PlanShowArgs),
+    /// Approve a draft plan so the daemon starts it.
+    Approve(PlanIdArgs),
+    /// Cancel a plan and every unfinished spec and phase of it.
+    Cancel(PlanCancelArgs),
+    /// Continue a paused or failed plan; succeeded phases do not run again.
+    Resume(PlanIdArgs),
+    /// Send a message to a plan's loops (all of them unless --to).
+    Message(PlanMessageArgs),
+    /// Answer a question (a query) a loop asked; MSG-ID is shown by rehydrate and `task resume`.
+    Answer(PlanAnswerArgs),
+    /// Messages that could not be delivered, with the reason (all plans unless ID).
+    DeadLetters(PlanDeadLettersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanListArgs {
+    /// Include ended plans (succeeded, failed, cancelled).
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanShowArgs {
+    /// The plan (PLAN-N).
+    pub id: String,
+    /// Print the tree plan -> specs -> phases as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanIdArgs {
+    /// The plan (PLAN-N).
+    pub id: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanCancelArgs {
+    /// The plan (PLAN-N).
+    pub id: String,
+    /// Why, kept as the note of everything cancelled.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the plan's tree as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MessageKindArg {
+    Alert,
+    Share,
+    Query,
+    Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanMessageArgs {
+    /// The plan (PLAN-N).
+    pub id: String,
+    /// The message.
+    pub text: String,
+    /// A spec name (default: every loop of the plan).
+    #[arg(long, value_name = "SPEC")]
+    pub to: Option<String>,
+    /// What the message is for.
+    #[arg(long, value_enum, default_value_t = MessageKindArg::Share)]
+    pub kind: MessageKindArg,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the message as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanAnswerArgs {
+    /// The question's id (MSG-N).
+    pub message: String,
+    /// The answer.
+    pub text: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the answered message as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanDeadLettersArgs {
+    /// Only this plan (PLAN-N).
+    pub id: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

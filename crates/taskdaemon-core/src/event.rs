@@ -52,10 +52,27 @@ pub enum EventKind {
     IterationFinished,
     /// The daemon loaded a new version of the loop types (`taskdaemon.yml`).
     ConfigLoaded,
+    /// A plan was created (`new-plan`).
+    PlanCreated,
+    /// The plan loop handed over the plan's title, summary and body.
+    PlanSubmitted,
+    /// A plan's status changed (approve, cancel, resume, the driver).
+    PlanStatus,
+    SpecCreated,
+    SpecStatus,
+    PhaseCreated,
+    PhaseStatus,
+    /// A coordinator message was sent.
+    MessageSent,
+    MessageDelivered,
+    /// A query got its answer.
+    MessageAnswered,
+    /// A message could not be delivered and went to the dead letters.
+    MessageDead,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 34] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -79,6 +96,17 @@ impl EventKind {
         EventKind::IterationStarted,
         EventKind::IterationFinished,
         EventKind::ConfigLoaded,
+        EventKind::PlanCreated,
+        EventKind::PlanSubmitted,
+        EventKind::PlanStatus,
+        EventKind::SpecCreated,
+        EventKind::SpecStatus,
+        EventKind::PhaseCreated,
+        EventKind::PhaseStatus,
+        EventKind::MessageSent,
+        EventKind::MessageDelivered,
+        EventKind::MessageAnswered,
+        EventKind::MessageDead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +134,17 @@ impl EventKind {
             EventKind::IterationStarted => "iteration_started",
             EventKind::IterationFinished => "iteration_finished",
             EventKind::ConfigLoaded => "config_loaded",
+            EventKind::PlanCreated => "plan_created",
+            EventKind::PlanSubmitted => "plan_submitted",
+            EventKind::PlanStatus => "plan_status",
+            EventKind::SpecCreated => "spec_created",
+            EventKind::SpecStatus => "spec_status",
+            EventKind::PhaseCreated => "phase_created",
+            EventKind::PhaseStatus => "phase_status",
+            EventKind::MessageSent => "message_sent",
+            EventKind::MessageDelivered => "message_delivered",
+            EventKind::MessageAnswered => "message_answered",
+            EventKind::MessageDead => "message_dead",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod id;
 pub mod limits;
 pub mod loops;
+pub mod pipeline;
 pub mod process;
 pub mod queue;
 pub mod rehydrate;
@@ -28,6 +29,11 @@ pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use limits::ResourceLimits;
 pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};
+pub use pipeline::{
+    Delivery, IllegalPipelineTransition, MessageKind, MessageRecord, NewMessage, NewPhase, NewPlan,
+    NewSpec, PhaseRecord, PipelineCost, PipelineError, PipelineRef, PipelineStatus, PlanContent,
+    PlanRecord, PlanTree, SpecRecord, SpecTree,
+};
 pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
 pub use queue::{NewAgent, QueueCounts, QueueItem};
 pub use status::{IllegalTransition, Status};

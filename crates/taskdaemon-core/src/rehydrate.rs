@@ -71,6 +71,29 @@ pub struct ReadyItem {
     pub priority: i32,
 }
 
+/// A plan that has not ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub id: String,
+    pub title: String,
+    pub status: crate::pipeline::PipelineStatus,
+    pub specs_succeeded: usize,
+    pub specs_total: usize,
+}
+
+/// A question a loop asked the human, not answered yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryItem {
+    /// `MSG-N`.
+    pub id: String,
+    pub plan: String,
+    /// The spec (or `plan`) whose loop asks.
+    pub from: String,
+    pub question: String,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Millis,
+}
+
 /// Everything the summary may show, gathered by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RehydrateInput {
@@ -85,6 +108,10 @@ pub struct RehydrateInput {
     pub ready: Vec<ReadyItem>,
     /// Recent decisions, newest first.
     pub decisions: Vec<String>,
+    /// Plans in progress, oldest first.
+    pub plans: Vec<PlanItem>,
+    /// Queries waiting for the human, oldest first.
+    pub queries: Vec<QueryItem>,
 }
 
 /// The rendered summary.
@@ -119,6 +146,8 @@ enum Section {
     Alerts,
     Ready,
     Decisions,
+    Plans,
+    Queries,
 }
 
 struct Line {
@@ -229,6 +258,8 @@ struct Headers {
     ended: String,
     alerts: String,
     ready: String,
+    plans: String,
+    queries: String,
 }
 
 impl Headers {
@@ -241,6 +272,8 @@ impl Headers {
             Section::Alerts => Some(&self.alerts),
             Section::Ready => Some(&self.ready),
             Section::Decisions => Some("## Recent decisions"),
+            Section::Plans => Some(&self.plans),
+            Section::Queries => Some(&self.queries),
         }
     }
 }
@@ -251,6 +284,8 @@ fn section_headers(input: &RehydrateInput) -> Headers {
         ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
         alerts: format!("## Alerts ({})", input.alerts.len()),
         ready: format!("## Ready to start ({})", input.ready.len()),
+        plans: format!("## Plans in progress ({})", input.plans.len()),
+        queries: format!("## Waiting for your answer ({})", input.queries.len()),
     }
 }
 
@@ -265,6 +300,8 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
         && input.ended.is_empty()
         && input.alerts.is_empty()
         && input.current.is_none()
+        && input.plans.is_empty()
+        && input.queries.is_empty()
     {
         lines.push(Line {
             section: Section::Title,
@@ -291,6 +328,31 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 reports: None,
             });
         }
+    }
+    // A question blocks a loop until a person answers: as urgent as what
+    // runs, and kept before the plans' progress when the budget is tight.
+    for item in &input.queries {
+        lines.push(Line {
+            section: Section::Queries,
+            priority: Priority::Running,
+            text: query_line(item, input.now),
+            reports: None,
+        });
+    }
+    for item in &input.plans {
+        lines.push(Line {
+            section: Section::Plans,
+            priority: Priority::Running,
+            text: format!(
+                "- {} {}: {}, {}/{} specs done",
+                item.id,
+                clip(&item.title, MAX_COMMAND_CHARS),
+                item.status,
+                item.specs_succeeded,
+                item.specs_total
+            ),
+            reports: None,
+        });
     }
     for item in &input.alerts {
         lines.push(Line {
@@ -408,6 +470,18 @@ fn ended_line(item: &EndedItem, now: Millis) -> String {
     )
 }
 
+fn query_line(item: &QueryItem, now: Millis) -> String {
+    format!(
+        "- {} ({}, from {}, {} ago): {} (answer: `taskdaemon plan answer {} TEXT`)",
+        item.id,
+        item.plan,
+        item.from,
+        format_age(now - item.at),
+        clip(&item.question, MAX_LOG_CHARS),
+        item.id
+    )
+}
+
 fn alert_line(item: &AlertItem, now: Millis) -> String {
     let subject = item.task_id.as_deref().unwrap_or("daemon");
     format!(
@@ -474,7 +548,54 @@ mod tests {
             current: None,
             ready: Vec::new(),
             decisions: Vec::new(),
+            plans: Vec::new(),
+            queries: Vec::new(),
         }
+    }
+
+    #[test]
+    fn plans_and_waiting_queries_are_shown_and_queries_outrank_plans() {
+        let mut input = input();
+        input.plans = vec![PlanItem {
+            id: "PLAN-4".to_owned(),
+            title: "Add OAuth login".to_owned(),
+            status: crate::pipeline::PipelineStatus::Running,
+            specs_succeeded: 1,
+            specs_total: 3,
+        }];
+        input.queries = vec![QueryItem {
+            id: "MSG-2".to_owned(),
+            plan: "PLAN-4".to_owned(),
+            from: "auth".to_owned(),
+            question: "Which provider?".to_owned(),
+            at: NOW - 30_000,
+        }];
+        let full = render(&input, 10_000).markdown;
+        assert!(
+            full.contains(
+                "## Plans in progress (1)\n- PLAN-4 Add OAuth login: running, 1/3 specs done\n"
+            ),
+            "{full}"
+        );
+        assert!(
+            full.contains("## Waiting for your answer (1)\n- MSG-2 (PLAN-4, from auth, 30s ago): Which provider? (answer: `taskdaemon plan answer MSG-2 TEXT`)\n"),
+            "{full}"
+        );
+        // Room for the title, the question and the omission note only: the
+        // question wins over the plan's progress.
+        input.running.clear();
+        input.ended.clear();
+        input.alerts.clear();
+        input.plans[0].title = "x".repeat(200);
+        let full = render(&input, 10_000).markdown;
+        let question = full.lines().find(|l| l.starts_with("- MSG-2")).unwrap();
+        let header = "## Waiting for your answer (1)";
+        let title = full.lines().next().unwrap();
+        let note = omitted_note(3);
+        let chars = title.len() + question.len() + header.len() + note.len() + 4;
+        let tight = render(&input, chars.div_ceil(CHARS_PER_TOKEN)).markdown;
+        assert!(tight.contains("MSG-2"), "{tight}");
+        assert!(!tight.contains("## Plans in progress"), "{tight}");
     }
 
     #[test]
@@ -610,6 +731,8 @@ mod tests {
                 current: None,
                 ready: Vec::new(),
                 decisions: Vec::new(),
+                plans: Vec::new(),
+                queries: Vec::new(),
             })
     }
 

@@ -100,9 +100,11 @@ pub(crate) struct Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         let kind = match &e {
-            StoreError::NotFound(_) => ErrorKind::NotFound,
-            StoreError::IllegalTransition(_) | StoreError::Conflict(_) => ErrorKind::Conflict,
-            StoreError::InvalidId(_) => ErrorKind::Invalid,
+            StoreError::NotFound(_) | StoreError::Missing { .. } => ErrorKind::NotFound,
+            StoreError::IllegalTransition(_)
+            | StoreError::IllegalPipelineTransition(_)
+            | StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::InvalidId(_) | StoreError::Pipeline(_) => ErrorKind::Invalid,
             _ => ErrorKind::Internal,
         };
         Failure {

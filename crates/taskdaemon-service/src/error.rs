@@ -78,9 +78,13 @@ impl ServiceError {
 /// The class of a store error; shared by [`ServiceError::class`] and the CLI.
 pub fn store_class(e: &StoreError) -> ErrorClass {
     match e {
-        StoreError::NotFound(_) => ErrorClass::NotFound,
-        StoreError::IllegalTransition(_) | StoreError::Conflict(_) => ErrorClass::IllegalState,
-        StoreError::InvalidId(_) | StoreError::Invalid(_) => ErrorClass::BadInput,
+        StoreError::NotFound(_) | StoreError::Missing { .. } => ErrorClass::NotFound,
+        StoreError::IllegalTransition(_)
+        | StoreError::IllegalPipelineTransition(_)
+        | StoreError::Conflict(_) => ErrorClass::IllegalState,
+        StoreError::InvalidId(_) | StoreError::Invalid(_) | StoreError::Pipeline(_) => {
+            ErrorClass::BadInput
+        }
         _ => ErrorClass::Failed,
     }
 }

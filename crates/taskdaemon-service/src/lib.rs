@@ -27,6 +27,7 @@ mod looptypes;
 mod memory;
 mod metrics;
 pub mod open;
+mod pipeline;
 mod processes;
 mod queues;
 mod rehydrate;
@@ -54,6 +55,10 @@ pub use logs::{LogChunk, LogCursor, last_line, read_whole_log, tail_lines, tail_
 pub use loops::{LoopRunInput, LoopShow};
 pub use looptypes::{ConfigCheck, ConfigStatus};
 pub use metrics::{Counters, StatusReport};
+pub use pipeline::{
+    HumanMessage, LoopCost, NewPlanInput, PhaseShow, PlanShow, PlanSummary, RepositoryState,
+    SpecShow, check_repository,
+};
 pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, SpawnInput, restart_policy};
 pub use queues::{
     QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,

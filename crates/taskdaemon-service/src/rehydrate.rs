@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use taskdaemon_core::rehydrate::{
-    AlertItem, CurrentItem, EndedItem, ReadyItem, RehydrateInput, Rehydrated, RunningItem, render,
+    AlertItem, CurrentItem, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput, Rehydrated,
+    RunningItem, render,
 };
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
 use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
@@ -194,7 +195,39 @@ impl Service {
             current,
             ready,
             decisions,
+            plans: self.plan_items()?,
+            queries: self.query_items()?,
         })
+    }
+
+    /// Plans in progress with how many of their specs are done.
+    fn plan_items(&self) -> Result<Vec<PlanItem>> {
+        Ok(self
+            .plans_in_progress()?
+            .into_iter()
+            .map(|p| PlanItem {
+                title: p.plan.display_title().to_owned(),
+                id: p.plan.id,
+                status: p.plan.status,
+                specs_succeeded: p.specs_succeeded,
+                specs_total: p.specs_total,
+            })
+            .collect())
+    }
+
+    /// Queries loops asked the human that wait for an answer.
+    fn query_items(&self) -> Result<Vec<QueryItem>> {
+        Ok(self
+            .waiting_queries(MAX_ITEMS)?
+            .into_iter()
+            .map(|m| QueryItem {
+                id: m.id,
+                plan: m.plan,
+                from: m.from,
+                question: m.body,
+                at: m.created_at,
+            })
+            .collect())
     }
 
     /// Running processes with their newest log line, then running loops.

@@ -18,6 +18,8 @@ use crate::{Agent, Result, Service, ServiceError};
 const RESUME_EVENTS: i64 = 10;
 /// Ready tasks shown by `resume`.
 const RESUME_READY: usize = 5;
+/// Waiting queries shown by `resume`.
+const RESUME_QUERIES: usize = 20;
 /// Recent decisions shown by `resume`.
 const RESUME_DECISIONS: usize = 5;
 /// Decisions shown with one task.
@@ -51,6 +53,10 @@ pub struct Resume {
     pub ready: Vec<TrackedView>,
     pub recent_decisions: Vec<Memory>,
     pub last_events: Vec<Event>,
+    /// Plans not ended, with their progress.
+    pub plans: Vec<crate::PlanSummary>,
+    /// Queries loops asked the human that wait for an answer.
+    pub waiting_queries: Vec<taskdaemon_core::MessageRecord>,
 }
 
 impl Service {
@@ -194,6 +200,8 @@ impl Service {
                 &[],
                 RESUME_EVENTS as usize,
             )?,
+            plans: self.plans_in_progress()?,
+            waiting_queries: self.waiting_queries(RESUME_QUERIES)?,
         })
     }
 

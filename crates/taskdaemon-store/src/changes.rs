@@ -16,6 +16,8 @@ use taskdaemon_core::{
 
 use crate::{Result, StoreError};
 
+pub(crate) mod pipeline;
+
 /// A column value a change sets; each backend converts it to its own type.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Column {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use taskdaemon_core::pipeline::{IllegalPipelineTransition, PipelineError};
 use taskdaemon_core::{IllegalTransition, id::IdError};
 
 /// Everything a store operation can fail with.
@@ -9,8 +10,16 @@ use taskdaemon_core::{IllegalTransition, id::IdError};
 pub enum StoreError {
     #[error("no task with id '{0}'")]
     NotFound(String),
+    /// No plan, spec, phase or message with that id (`what` says which).
+    #[error("no {what} '{id}'")]
+    Missing { what: &'static str, id: String },
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    #[error(transparent)]
+    IllegalPipelineTransition(#[from] IllegalPipelineTransition),
+    /// Pipeline structure the store refuses: a bad name, a cycle, an unknown dependency.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     #[error(transparent)]
     InvalidId(#[from] IdError),
     /// Input the store refuses: empty text, a cycle, a bad label.

@@ -2,8 +2,11 @@
 //! checks, the report, and the all-or-nothing commit. Each backend writes
 //! the rows ([`ImportRows`]) inside the one transaction it opened.
 
+use taskdaemon_core::pipeline::{parse_message_id, plan_number};
 use taskdaemon_core::tracked::{Session, parse_memory_id};
-use taskdaemon_core::{Event, Memory, QueueItem};
+use taskdaemon_core::{
+    Event, Memory, MessageRecord, PhaseRecord, PlanRecord, QueueItem, SpecRecord,
+};
 
 use crate::{ExportRecord, ExportedLoop, ExportedTask, ImportReport, Importer, Result, StoreError};
 
@@ -18,6 +21,14 @@ pub(crate) trait ImportRows {
     fn memory(&mut self, number: i64, memory: &Memory) -> Result<()>;
     fn queue_item(&mut self, item: &QueueItem) -> Result<()>;
     fn loop_row(&mut self, row: &ExportedLoop) -> Result<()>;
+    /// Plan row `number` (the number in its `PLAN-N` id).
+    fn plan(&mut self, number: i64, plan: &PlanRecord) -> Result<()>;
+    /// A spec, after the ones of its plan imported before it.
+    fn spec(&mut self, spec: &SpecRecord) -> Result<()>;
+    fn phase(&mut self, phase: &PhaseRecord) -> Result<()>;
+    /// Message row `number` (the number in its `MSG-N` id).
+    fn message(&mut self, number: i64, message: &MessageRecord) -> Result<()>;
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()>;
     fn event(&mut self, event: &Event) -> Result<()>;
     /// Commits the transaction, after moving the store's own counters past
     /// the imported numbers.
@@ -87,6 +98,25 @@ impl<R: ImportRows> Importer for Import<R> {
             }
             ExportRecord::QueueItem(item) => rows.queue_item(&item)?,
             ExportRecord::Loop(row) => rows.loop_row(&row)?,
+            ExportRecord::Plan(plan) => {
+                let number = plan_number(&plan.id).ok_or_else(|| {
+                    StoreError::Invalid(format!("malformed plan id '{}'", plan.id))
+                })?;
+                rows.plan(number as i64, &plan)?;
+            }
+            ExportRecord::Spec(spec) => rows.spec(&spec)?,
+            ExportRecord::Phase(phase) => rows.phase(&phase)?,
+            ExportRecord::Message(message) => {
+                let number = parse_message_id(&message.id).ok_or_else(|| {
+                    StoreError::Invalid(format!("malformed message id '{}'", message.id))
+                })?;
+                rows.message(number, &message)?;
+            }
+            ExportRecord::PipelineLoop {
+                plan,
+                node,
+                loop_task,
+            } => rows.pipeline_loop(&plan, &node, &loop_task)?,
             ExportRecord::Event(event) => {
                 rows.event(&event)?;
                 self.report.events += 1;

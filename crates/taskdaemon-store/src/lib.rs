@@ -44,6 +44,10 @@ pub mod testing;
 mod wiring;
 
 use serde::{Deserialize, Serialize};
+use taskdaemon_core::pipeline::{
+    Delivery, MessageKind, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PhaseRecord,
+    PipelineCost, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
+};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, ProcessIdentity};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::tracked::{SearchHit, Session};
@@ -183,6 +187,28 @@ pub struct QueueItemFilter {
     pub limit: Option<usize>,
 }
 
+/// Which plans a listing returns (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanFilter {
+    /// Only plans not ended (neither succeeded, failed nor cancelled).
+    pub open_only: bool,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+/// Which coordinator messages a listing returns (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    pub plan: Option<String>,
+    /// Only messages to exactly this recipient.
+    pub to: Option<String>,
+    pub kind: Option<MessageKind>,
+    /// Only messages in one of these delivery states (any when empty).
+    pub delivery: Vec<Delivery>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
 /// Which events a history page holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryFilter {
@@ -253,19 +279,36 @@ pub const EXPORT_FORMAT: &str = "taskdaemon-export";
 pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
-/// meta, sessions, tasks, memory, queue items, loops, events (archived ones
-/// included, by seq).
+/// meta, sessions, tasks, memory, queue items, loops, plans, specs, phases,
+/// coordinator messages, the loops that ran them, events (archived ones included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
     Header(ExportHeader),
-    Counter { name: String, value: i64 },
-    Meta { key: String, value: String },
+    Counter {
+        name: String,
+        value: i64,
+    },
+    Meta {
+        key: String,
+        value: String,
+    },
     Session(Session),
     Task(Box<ExportedTask>),
     Memory(Memory),
     QueueItem(QueueItem),
     Loop(ExportedLoop),
+    Plan(Box<PlanRecord>),
+    /// Specs of a plan come in creation order.
+    Spec(Box<SpecRecord>),
+    Phase(Box<PhaseRecord>),
+    Message(Box<MessageRecord>),
+    /// A loop task that ran a plan, spec or phase (`node`), oldest first.
+    PipelineLoop {
+        plan: String,
+        node: String,
+        loop_task: String,
+    },
     Event(Event),
 }
 
@@ -634,4 +677,118 @@ pub trait Store: Send + Sync {
 
     /// Tasks of every kind matching `filter`, newest first (by UUIDv7).
     fn task_page(&self, filter: &TaskPageFilter) -> Result<Vec<TaskRecord>>;
+
+    // --- The Plan -> Spec -> Phase pipeline (see `taskdaemon_core::pipeline`) ---
+
+    /// Creates plan `PLAN-N` (the shared id counter): `draft`, or `pending`
+    /// when auto-approved, with its `plan_created` event.
+    fn create_plan(&self, new: &NewPlan, actor: &str) -> Result<PlanRecord>;
+
+    /// Sets the title, summary and body the plan loop submitted. Submitting
+    /// the same content again changes nothing; other content is refused.
+    fn submit_plan(&self, plan: &str, content: &PlanContent, actor: &str) -> Result<PlanRecord>;
+
+    fn plan(&self, id: &str) -> Result<PlanRecord>;
+
+    /// Plans, oldest first.
+    fn plans(&self, filter: &PlanFilter) -> Result<Vec<PlanRecord>>;
+
+    /// A plan with its specs (creation order) and their phases (by number).
+    fn plan_tree(&self, id: &str) -> Result<PlanTree>;
+
+    /// `draft -> pending`.
+    fn approve_plan(&self, id: &str, actor: &str) -> Result<PlanRecord>;
+
+    /// Cancels the plan and every spec and phase of it not yet ended, in one
+    /// transaction, one event each.
+    fn cancel_plan(&self, id: &str, reason: &str, actor: &str) -> Result<PlanTree>;
+
+    /// Puts the plan (if paused or failed) and its paused, failed or blocked
+    /// specs and phases back to `pending`; succeeded work stays.
+    fn resume_plan(&self, id: &str, actor: &str) -> Result<PlanTree>;
+
+    /// Moves a plan through the state machine, `note` saying why.
+    fn set_plan_status(
+        &self,
+        id: &str,
+        to: PipelineStatus,
+        note: Option<&str>,
+        actor: &str,
+    ) -> Result<PlanRecord>;
+
+    /// Adds specs to a plan as one set: all or none. A spec whose name the
+    /// plan has already is returned as it is when its content is the same,
+    /// and refuses the set otherwise; unknown dependencies and cycles
+    /// refuse the set. Returns the records in the order given.
+    fn add_specs(&self, plan: &str, specs: &[NewSpec], actor: &str) -> Result<Vec<SpecRecord>>;
+
+    /// One spec, `PLAN-N/name`.
+    fn spec(&self, id: &str) -> Result<SpecRecord>;
+
+    fn set_spec_status(
+        &self,
+        id: &str,
+        to: PipelineStatus,
+        note: Option<&str>,
+        actor: &str,
+    ) -> Result<SpecRecord>;
+
+    /// Adds phases to spec `PLAN-N/name`, numbered on from its last; the
+    /// same idempotency as [`Store::add_specs`], by phase name.
+    fn add_phases(&self, spec: &str, phases: &[NewPhase], actor: &str) -> Result<Vec<PhaseRecord>>;
+
+    /// One phase, `PLAN-N/name/K`.
+    fn phase(&self, id: &str) -> Result<PhaseRecord>;
+
+    fn set_phase_status(
+        &self,
+        id: &str,
+        to: PipelineStatus,
+        note: Option<&str>,
+        actor: &str,
+    ) -> Result<PhaseRecord>;
+
+    /// Records the loop task running a plan, spec or phase (any pipeline
+    /// id), or that none does; every loop ever set is kept for
+    /// [`Store::pipeline_loops`]. A pointer, not a state change: no event
+    /// (the loop's own events tell its story).
+    fn set_pipeline_loop(&self, id: &str, loop_task: Option<&str>) -> Result<()>;
+
+    /// Every loop task that ran a plan, spec or phase of `plan` (as
+    /// [`Store::set_pipeline_loop`] recorded them): `(pipeline id, loop
+    /// task id)`, oldest first.
+    fn pipeline_loops(&self, plan: &str) -> Result<Vec<(String, String)>>;
+
+    /// Adds spending to a plan, spec or phase and to everything above it.
+    /// Counters only, no event (the loop's `iteration_finished` events carry
+    /// the same figures); the caller adds each iteration's spending once.
+    fn add_pipeline_cost(&self, id: &str, cost: &PipelineCost) -> Result<()>;
+
+    /// Pending specs of running plans whose dependencies all succeeded,
+    /// highest spec priority first, then the oldest plan, then creation order.
+    fn ready_specs(&self, limit: usize) -> Result<Vec<SpecRecord>>;
+
+    // --- Coordinator messages -----------------------------------------------
+
+    /// Stores a `pending` message `MSG-N` with its `message_sent` event; the
+    /// recipient must be `human`, `plan` or a spec of the plan.
+    fn send_message(&self, new: &NewMessage, actor: &str) -> Result<MessageRecord>;
+
+    fn message(&self, id: &str) -> Result<MessageRecord>;
+
+    /// Messages matching `filter`, oldest first.
+    fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>>;
+
+    /// Pending messages for `recipient` of `plan`: those addressed to it,
+    /// and broadcasts (`plan`) it did not send itself; oldest first.
+    fn pending_messages(&self, plan: &str, recipient: &str) -> Result<Vec<MessageRecord>>;
+
+    /// `pending -> delivered` (marking a delivered message again changes nothing).
+    fn mark_message_delivered(&self, id: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Answers a query that is pending or delivered.
+    fn answer_message(&self, id: &str, answer: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Moves an undeliverable message to the dead letters with its reason.
+    fn dead_letter(&self, id: &str, reason: &str, actor: &str) -> Result<MessageRecord>;
 }

@@ -28,6 +28,7 @@ mod history;
 mod loops;
 mod memory;
 mod migrations;
+mod pipeline;
 mod processes;
 mod queue;
 mod rows;

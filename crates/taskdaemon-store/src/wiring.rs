@@ -336,6 +336,180 @@ macro_rules! shared_store_methods {
         fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {
             self.write(|tx| claim::release_expired(tx, actor))
         }
+
+        fn create_plan(
+            &self,
+            new: &taskdaemon_core::NewPlan,
+            actor: &str,
+        ) -> Result<taskdaemon_core::PlanRecord> {
+            self.write(|tx| pipeline::create_plan(tx, new, actor))
+        }
+
+        fn submit_plan(
+            &self,
+            plan: &str,
+            content: &taskdaemon_core::PlanContent,
+            actor: &str,
+        ) -> Result<taskdaemon_core::PlanRecord> {
+            self.write(|tx| pipeline::submit(tx, plan, content, actor))
+        }
+
+        fn plan(&self, id: &str) -> Result<taskdaemon_core::PlanRecord> {
+            self.read(|tx| pipeline::load_plan(tx, id))
+        }
+
+        fn plans(&self, filter: &crate::PlanFilter) -> Result<Vec<taskdaemon_core::PlanRecord>> {
+            self.read(|tx| pipeline::list_plans(tx, filter))
+        }
+
+        fn plan_tree(&self, id: &str) -> Result<taskdaemon_core::PlanTree> {
+            self.read(|tx| pipeline::tree(tx, id))
+        }
+
+        fn approve_plan(&self, id: &str, actor: &str) -> Result<taskdaemon_core::PlanRecord> {
+            self.write(|tx| pipeline::approve(tx, id, actor))
+        }
+
+        fn cancel_plan(
+            &self,
+            id: &str,
+            reason: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::PlanTree> {
+            self.write(|tx| pipeline::cancel(tx, id, reason, actor))
+        }
+
+        fn resume_plan(&self, id: &str, actor: &str) -> Result<taskdaemon_core::PlanTree> {
+            self.write(|tx| pipeline::resume(tx, id, actor))
+        }
+
+        fn set_plan_status(
+            &self,
+            id: &str,
+            to: taskdaemon_core::PipelineStatus,
+            note: Option<&str>,
+            actor: &str,
+        ) -> Result<taskdaemon_core::PlanRecord> {
+            self.write(|tx| pipeline::set_plan_status(tx, id, to, note, actor))
+        }
+
+        fn add_specs(
+            &self,
+            plan: &str,
+            specs: &[taskdaemon_core::NewSpec],
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::SpecRecord>> {
+            self.write(|tx| pipeline::add_specs(tx, plan, specs, actor))
+        }
+
+        fn spec(&self, id: &str) -> Result<taskdaemon_core::SpecRecord> {
+            self.read(|tx| pipeline::load_spec(tx, id))
+        }
+
+        fn set_spec_status(
+            &self,
+            id: &str,
+            to: taskdaemon_core::PipelineStatus,
+            note: Option<&str>,
+            actor: &str,
+        ) -> Result<taskdaemon_core::SpecRecord> {
+            self.write(|tx| pipeline::set_spec_status(tx, id, to, note, actor))
+        }
+
+        fn add_phases(
+            &self,
+            spec: &str,
+            phases: &[taskdaemon_core::NewPhase],
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::PhaseRecord>> {
+            self.write(|tx| pipeline::add_phases(tx, spec, phases, actor))
+        }
+
+        fn phase(&self, id: &str) -> Result<taskdaemon_core::PhaseRecord> {
+            self.read(|tx| pipeline::load_phase(tx, id))
+        }
+
+        fn set_phase_status(
+            &self,
+            id: &str,
+            to: taskdaemon_core::PipelineStatus,
+            note: Option<&str>,
+            actor: &str,
+        ) -> Result<taskdaemon_core::PhaseRecord> {
+            self.write(|tx| pipeline::set_phase_status(tx, id, to, note, actor))
+        }
+
+        fn set_pipeline_loop(&self, id: &str, loop_task: Option<&str>) -> Result<()> {
+            self.write(|tx| pipeline::set_loop(tx, id, loop_task))
+        }
+
+        fn pipeline_loops(&self, plan: &str) -> Result<Vec<(String, String)>> {
+            self.read(|tx| pipeline::loops_of(tx, plan))
+        }
+
+        fn add_pipeline_cost(&self, id: &str, cost: &taskdaemon_core::PipelineCost) -> Result<()> {
+            self.write(|tx| pipeline::add_cost(tx, id, cost))
+        }
+
+        fn ready_specs(&self, limit: usize) -> Result<Vec<taskdaemon_core::SpecRecord>> {
+            self.read(|tx| pipeline::ready(tx, limit))
+        }
+
+        fn send_message(
+            &self,
+            new: &taskdaemon_core::NewMessage,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            self.write(|tx| pipeline::send(tx, new, actor))
+        }
+
+        fn message(&self, id: &str) -> Result<taskdaemon_core::MessageRecord> {
+            self.read(|tx| pipeline::load_message(tx, id))
+        }
+
+        fn messages(
+            &self,
+            filter: &crate::MessageFilter,
+        ) -> Result<Vec<taskdaemon_core::MessageRecord>> {
+            self.read(|tx| pipeline::list_messages(tx, filter))
+        }
+
+        fn pending_messages(
+            &self,
+            plan: &str,
+            recipient: &str,
+        ) -> Result<Vec<taskdaemon_core::MessageRecord>> {
+            self.read(|tx| pipeline::pending_for(tx, plan, recipient))
+        }
+
+        fn mark_message_delivered(
+            &self,
+            id: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            let to = taskdaemon_core::Delivery::Delivered;
+            self.write(|tx| pipeline::deliver(tx, id, to, None, actor))
+        }
+
+        fn answer_message(
+            &self,
+            id: &str,
+            answer: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            let to = taskdaemon_core::Delivery::Answered;
+            self.write(|tx| pipeline::deliver(tx, id, to, Some(answer), actor))
+        }
+
+        fn dead_letter(
+            &self,
+            id: &str,
+            reason: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            let to = taskdaemon_core::Delivery::Dead;
+            self.write(|tx| pipeline::deliver(tx, id, to, Some(reason), actor))
+        }
     };
 }
 

@@ -135,6 +135,7 @@ fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
         store.create_agent(&agent("q", "task-f.md"), "t").unwrap();
         store.submit(&agent("q", "task-s.md"), "t").unwrap();
         store.set_meta("cursor", "7").unwrap();
+        taskdaemon_store::conformance::pipeline::fill_plan(store);
     });
     let exported = export_all(&source);
 
@@ -153,8 +154,23 @@ fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
     assert_eq!(export_all(&back), exported, "and gives it back unchanged");
 
     // The PostgreSQL copy carries on where the source stopped.
+    // TASK-4 went to the plan: ids come from one counter.
     let next = pg.create_tracked(&tracked("third", &[]), "t").unwrap();
-    assert_eq!(next.id, "TASK-4");
+    assert_eq!(next.id, "TASK-5");
+    let plan = pg.plans(&Default::default()).unwrap().remove(0);
+    let message = pg
+        .send_message(
+            &taskdaemon_core::NewMessage {
+                plan: plan.id.clone(),
+                from: "human".into(),
+                to: "plan".into(),
+                kind: taskdaemon_core::MessageKind::Share,
+                body: "after import".into(),
+            },
+            "t",
+        )
+        .unwrap();
+    assert_eq!(message.id, "MSG-4", "message numbers carry on");
     assert!(pg.last_event_seq().unwrap() > source.last_event_seq().unwrap());
     assert!(!pg.search("SQLite default", 5).unwrap().is_empty());
     let memory = pg

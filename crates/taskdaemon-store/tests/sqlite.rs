@@ -151,6 +151,7 @@ fn export_then_import_round_trips_everything() {
             )
             .unwrap();
         looped = Some(looping);
+        taskdaemon_store::conformance::pipeline::fill_plan(store);
     });
     let looped = looped.unwrap();
     let exported = export_all(&source);
@@ -173,10 +174,29 @@ fn export_then_import_round_trips_everything() {
     let restored = target.loop_record(&looped.task.id).unwrap();
     assert_eq!(restored.iterations, 1);
     assert_eq!(restored.spec["spec"], "make it pass");
+    // Plans travel whole, and their numbering carries on.
+    let plans = target.plans(&Default::default()).unwrap();
+    assert_eq!(plans.len(), 1);
+    let tree = target.plan_tree(&plans[0].id).unwrap();
+    assert_eq!(tree.specs[0].phases[0].loop_task.as_deref(), Some("LOOP-1"));
+    assert_eq!(tree.plan.cost.cost_usd, 0.125);
+    let next = target
+        .send_message(
+            &taskdaemon_core::NewMessage {
+                plan: tree.plan.id.clone(),
+                from: "human".into(),
+                to: "plan".into(),
+                kind: taskdaemon_core::MessageKind::Share,
+                body: "after import".into(),
+            },
+            "t",
+        )
+        .unwrap();
+    assert_eq!(next.id, "MSG-4");
     let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
     assert_eq!(
-        next.id, "TASK-5",
-        "the id counter travels (queue tasks use their file stem)"
+        next.id, "TASK-6",
+        "the id counter travels (queue tasks use their file stem; the plan took 5)"
     );
     assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());
     assert!(!target.search("SQLite default", 5).unwrap().is_empty());

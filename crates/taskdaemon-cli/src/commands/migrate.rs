@@ -54,6 +54,11 @@ impl Digest {
             ExportRecord::Memory(_) => "memory",
             ExportRecord::QueueItem(_) => "queue_items",
             ExportRecord::Loop(_) => "loops",
+            ExportRecord::Plan(_) => "plans",
+            ExportRecord::Spec(_) => "specs",
+            ExportRecord::Phase(_) => "phases",
+            ExportRecord::Message(_) => "messages",
+            ExportRecord::PipelineLoop { .. } => "plan_loops",
             ExportRecord::Event(_) => "events",
         };
         *self.counts.entry(kind).or_default() += 1;

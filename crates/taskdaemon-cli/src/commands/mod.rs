@@ -14,6 +14,7 @@ mod logs;
 mod loops;
 mod memory;
 mod migrate;
+mod plans;
 mod ps;
 mod queues;
 mod rehydrate;
@@ -58,6 +59,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Wait(args) => wait::run(&find_workspace(workspace_arg)?, args),
         Command::Rehydrate(args) => rehydrate::run(&find_workspace(workspace_arg)?, args),
         Command::Task(command) => task::run(&find_workspace(workspace_arg)?, command),
+        Command::NewPlan(args) => plans::new_plan(&find_workspace(workspace_arg)?, args),
+        Command::Plan(command) => plans::run(&find_workspace(workspace_arg)?, command),
         Command::Remember(args) => memory::remember(&find_workspace(workspace_arg)?, args),
         Command::Memory(command) => memory::run(&find_workspace(workspace_arg)?, command),
         Command::Search(args) => memory::search(&find_workspace(workspace_arg)?, args),

@@ -218,6 +218,34 @@ fn resume_markdown(resume: &Resume, now: i64) -> String {
             t.id, t.title, t.priority
         ));
     }
+    if !resume.plans.is_empty() {
+        out.push_str(&format!(
+            "\n## Plans in progress ({})\n",
+            resume.plans.len()
+        ));
+        for p in &resume.plans {
+            out.push_str(&format!(
+                "- {} {}: {}, {}/{} specs done\n",
+                p.plan.id,
+                p.plan.display_title(),
+                p.plan.status,
+                p.specs_succeeded,
+                p.specs_total
+            ));
+        }
+    }
+    if !resume.waiting_queries.is_empty() {
+        out.push_str(&format!(
+            "\n## Waiting for your answer ({})\n",
+            resume.waiting_queries.len()
+        ));
+        for q in &resume.waiting_queries {
+            out.push_str(&format!(
+                "- {} ({}, from {}): {} (answer: `taskdaemon plan answer {} TEXT`)\n",
+                q.id, q.plan, q.from, q.body, q.id
+            ));
+        }
+    }
     if !resume.recent_decisions.is_empty() {
         out.push_str("\n## Recent decisions\n");
         for d in &resume.recent_decisions {

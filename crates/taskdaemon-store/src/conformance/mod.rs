@@ -16,6 +16,7 @@ use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, S
 
 pub mod claim;
 pub mod loops;
+pub mod pipeline;
 pub mod tracked;
 
 /// A named conformance check.
@@ -117,6 +118,25 @@ pub const CHECKS: &[Check] = &[
         loops::config_versions_record_changes_once,
     ),
     ("loop_cache_tokens_add_up", loops::cache_tokens_add_up),
+    ("plan_lifecycle", pipeline::plan_lifecycle),
+    ("specs_are_added_once", pipeline::specs_are_added_once),
+    (
+        "phases_are_numbered_and_added_once",
+        pipeline::phases_are_numbered_and_added_once,
+    ),
+    (
+        "ready_specs_follow_dependencies_and_priority",
+        pipeline::ready_specs_follow_dependencies_and_priority,
+    ),
+    (
+        "cancel_and_resume_cascade",
+        pipeline::cancel_and_resume_cascade,
+    ),
+    ("pipeline_costs_roll_up", pipeline::costs_roll_up),
+    (
+        "messages_are_delivered_answered_or_dead",
+        pipeline::messages_are_delivered_answered_or_dead,
+    ),
     (
         "claims_are_fifo_and_exclusive",
         claim::claims_are_fifo_and_exclusive,

@@ -315,6 +315,94 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE loops ADD COLUMN cache_read_tokens BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE loops ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0;
     "#,
+    // 6: the Plan -> Spec -> Phase pipeline and coordinator messages (the
+    // same tables as SQLite's migration 8).
+    r#"
+    CREATE TABLE plans (
+        id            TEXT PRIMARY KEY,
+        number        BIGINT NOT NULL,
+        goal          TEXT NOT NULL,
+        title         TEXT,
+        summary       TEXT,
+        body          TEXT,
+        status        TEXT NOT NULL,
+        target_branch TEXT NOT NULL,
+        base_commit   TEXT NOT NULL,
+        auto_approve  BOOLEAN NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd      DOUBLE PRECISION NOT NULL DEFAULT 0,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL
+    );
+    CREATE INDEX plans_status ON plans(status, number);
+    CREATE TABLE specs (
+        plan          TEXT NOT NULL REFERENCES plans(id),
+        name          TEXT NOT NULL,
+        seq           BIGINT NOT NULL,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        priority      BIGINT NOT NULL,
+        depends_on    TEXT NOT NULL,
+        branch        TEXT NOT NULL,
+        worktree      TEXT NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd      DOUBLE PRECISION NOT NULL DEFAULT 0,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL,
+        PRIMARY KEY (plan, name)
+    );
+    CREATE INDEX specs_ready ON specs(status, priority DESC);
+    CREATE TABLE phases (
+        plan          TEXT NOT NULL,
+        spec          TEXT NOT NULL,
+        number        BIGINT NOT NULL,
+        name          TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        validation    TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd      DOUBLE PRECISION NOT NULL DEFAULT 0,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL,
+        PRIMARY KEY (plan, spec, number),
+        UNIQUE (plan, spec, name),
+        FOREIGN KEY (plan, spec) REFERENCES specs(plan, name)
+    );
+    CREATE TABLE messages (
+        id         BIGSERIAL PRIMARY KEY,
+        plan       TEXT NOT NULL REFERENCES plans(id),
+        sender     TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        delivery   TEXT NOT NULL,
+        answer     TEXT,
+        reason     TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX messages_recipient ON messages(plan, recipient, delivery);
+    CREATE INDEX messages_delivery ON messages(delivery, kind);
+    CREATE TABLE pipeline_loops (
+        seq       BIGSERIAL PRIMARY KEY,
+        plan      TEXT NOT NULL REFERENCES plans(id),
+        node      TEXT NOT NULL,
+        loop_task TEXT NOT NULL,
+        UNIQUE (node, loop_task)
+    );
+    CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -119,6 +119,7 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
             }))
         },
     )?;
+    super::pipeline::export(&mut tx, sink)?;
     for chunk in chunk_ids(&mut tx)? {
         for event in read_chunk(&mut tx, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -333,6 +334,30 @@ impl ImportRows for PgRows {
         Ok(())
     }
 
+    fn plan(&mut self, number: i64, plan: &taskdaemon_core::PlanRecord) -> Result<()> {
+        super::pipeline::import_plan(&mut *self.client, number, plan)
+    }
+
+    fn spec(&mut self, spec: &taskdaemon_core::SpecRecord) -> Result<()> {
+        super::pipeline::import_spec(&mut *self.client, spec)
+    }
+
+    fn phase(&mut self, phase: &taskdaemon_core::PhaseRecord) -> Result<()> {
+        super::pipeline::import_phase(&mut *self.client, phase)
+    }
+
+    fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
+        super::pipeline::import_message(&mut *self.client, number, message)
+    }
+
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES ($1, $2, $3)",
+            &[&plan, &node, &loop_task],
+        )?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         // The store carries on after the imported numbers.
         self.client.batch_execute(
@@ -340,6 +365,9 @@ impl ImportRows for PgRows {
              SELECT setval(pg_get_serial_sequence('memory', 'id'),
                            greatest((SELECT max(id) FROM memory), 1),
                            (SELECT max(id) FROM memory) IS NOT NULL);
+             SELECT setval(pg_get_serial_sequence('messages', 'id'),
+                           greatest((SELECT max(id) FROM messages), 1),
+                           (SELECT max(id) FROM messages) IS NOT NULL);
              COMMIT",
         )?;
         Ok(())

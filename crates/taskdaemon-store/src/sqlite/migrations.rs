@@ -247,6 +247,96 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE loops ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE loops ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: the Plan -> Spec -> Phase pipeline and coordinator messages. A
+    // spec's dependencies are a JSON array of spec names of its plan; costs
+    // of a phase are added to its spec and plan as they are recorded;
+    // `pipeline_loops` keeps every loop task that ran a plan, spec or phase.
+    r#"
+    CREATE TABLE plans (
+        id            TEXT PRIMARY KEY,
+        number        INTEGER NOT NULL,
+        goal          TEXT NOT NULL,
+        title         TEXT,
+        summary       TEXT,
+        body          TEXT,
+        status        TEXT NOT NULL,
+        target_branch TEXT NOT NULL,
+        base_commit   TEXT NOT NULL,
+        auto_approve  INTEGER NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX plans_status ON plans(status, number);
+    CREATE TABLE specs (
+        plan          TEXT NOT NULL REFERENCES plans(id),
+        name          TEXT NOT NULL,
+        seq           INTEGER NOT NULL,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        priority      INTEGER NOT NULL,
+        depends_on    TEXT NOT NULL,
+        branch        TEXT NOT NULL,
+        worktree      TEXT NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (plan, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX specs_ready ON specs(status, priority DESC);
+    CREATE TABLE phases (
+        plan          TEXT NOT NULL,
+        spec          TEXT NOT NULL,
+        number        INTEGER NOT NULL,
+        name          TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        validation    TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        note          TEXT,
+        loop_task     TEXT,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (plan, spec, number),
+        UNIQUE (plan, spec, name),
+        FOREIGN KEY (plan, spec) REFERENCES specs(plan, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        plan       TEXT NOT NULL REFERENCES plans(id),
+        sender     TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        delivery   TEXT NOT NULL,
+        answer     TEXT,
+        reason     TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX messages_recipient ON messages(plan, recipient, delivery);
+    CREATE INDEX messages_delivery ON messages(delivery, kind);
+    CREATE TABLE pipeline_loops (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        plan      TEXT NOT NULL REFERENCES plans(id),
+        node      TEXT NOT NULL,
+        loop_task TEXT NOT NULL,
+        UNIQUE (node, loop_task)
+    );
+    CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

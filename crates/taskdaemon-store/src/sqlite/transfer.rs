@@ -104,6 +104,7 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
             last_exit,
         }))?;
     }
+    super::pipeline::export(conn, sink)?;
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -314,6 +315,30 @@ impl ImportRows for SqliteRows<'_> {
                 text(&event.before),
                 text(&event.after)
             ],
+        )?;
+        Ok(())
+    }
+
+    fn plan(&mut self, number: i64, plan: &taskdaemon_core::PlanRecord) -> Result<()> {
+        super::pipeline::import_plan(&self.conn, number, plan)
+    }
+
+    fn spec(&mut self, spec: &taskdaemon_core::SpecRecord) -> Result<()> {
+        super::pipeline::import_spec(&self.conn, spec)
+    }
+
+    fn phase(&mut self, phase: &taskdaemon_core::PhaseRecord) -> Result<()> {
+        super::pipeline::import_phase(&self.conn, phase)
+    }
+
+    fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
+        super::pipeline::import_message(&self.conn, number, message)
+    }
+
+    fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES (?1, ?2, ?3)",
+            params![plan, node, loop_task],
         )?;
         Ok(())
     }

@@ -1,0 +1,912 @@
+//! Plans, specs, phases and coordinator messages in PostgreSQL: the same
+//! rows and rules as SQLite's (`sqlite/pipeline.rs`). Every change locks its
+//! plan's row first (`FOR UPDATE`), so changes to one plan (a set of specs
+//! checked against the ones it has, a cascade) never interleave, while
+//! different plans change in parallel.
+
+use postgres::Row;
+use postgres::types::ToSql;
+use taskdaemon_core::HumanId;
+use taskdaemon_core::pipeline::{
+    Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
+    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
+    SpecTree, message_id, parse_message_id, spec_branch, spec_worktree,
+};
+use taskdaemon_core::time::now_millis;
+
+use super::events::record;
+use super::{Tx, next_counter};
+use crate::changes::pipeline::{
+    self as decide, DeliveryChange, Level, PhaseAdd, SpecAdd, StatusChange, missing, phase_ref,
+    plan_ref, spec_ref,
+};
+use crate::encoding::{malformed, to_json_text};
+use crate::{MessageFilter, PlanFilter, Result, StoreError};
+
+const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
+     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
+     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
+     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+const MESSAGE_COLUMNS: &str =
+    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
+
+fn parsed<T: std::str::FromStr>(row: &Row, column: &'static str) -> Result<T>
+where
+    T::Err: ToString,
+{
+    row.try_get::<_, String>(column)?
+        .parse()
+        .map_err(|e: T::Err| malformed(column, e))
+}
+
+fn cost(row: &Row) -> Result<PipelineCost> {
+    Ok(PipelineCost {
+        input_tokens: row.try_get::<_, i64>("input_tokens")? as u64,
+        output_tokens: row.try_get::<_, i64>("output_tokens")? as u64,
+        cost_usd: row.try_get("cost_usd")?,
+    })
+}
+
+fn plan_from_row(row: &Row) -> Result<PlanRecord> {
+    Ok(PlanRecord {
+        id: row.try_get("id")?,
+        goal: row.try_get("goal")?,
+        title: row.try_get("title")?,
+        summary: row.try_get("summary")?,
+        body: row.try_get("body")?,
+        status: parsed(row, "status")?,
+        target_branch: row.try_get("target_branch")?,
+        base_commit: row.try_get("base_commit")?,
+        auto_approve: row.try_get("auto_approve")?,
+        note: row.try_get("note")?,
+        loop_task: row.try_get("loop_task")?,
+        cost: cost(row)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn spec_from_row(row: &Row) -> Result<SpecRecord> {
+    let plan: String = row.try_get("plan")?;
+    let name: String = row.try_get("name")?;
+    let depends_on: String = row.try_get("depends_on")?;
+    Ok(SpecRecord {
+        id: format!("{plan}/{name}"),
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        status: parsed(row, "status")?,
+        priority: row.try_get::<_, i64>("priority")? as i32,
+        depends_on: serde_json::from_str(&depends_on)
+            .map_err(|e| malformed("specs.depends_on", e))?,
+        branch: row.try_get("branch")?,
+        worktree: row.try_get("worktree")?,
+        note: row.try_get("note")?,
+        loop_task: row.try_get("loop_task")?,
+        cost: cost(row)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        plan,
+        name,
+    })
+}
+
+fn phase_from_row(row: &Row) -> Result<PhaseRecord> {
+    let plan: String = row.try_get("plan")?;
+    let spec: String = row.try_get("spec")?;
+    let number = row.try_get::<_, i64>("number")? as u32;
+    Ok(PhaseRecord {
+        id: format!("{plan}/{spec}/{number}"),
+        name: row.try_get("name")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        validation: row.try_get("validation")?,
+        status: parsed(row, "status")?,
+        note: row.try_get("note")?,
+        loop_task: row.try_get("loop_task")?,
+        cost: cost(row)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        plan,
+        spec,
+        number,
+    })
+}
+
+fn message_from_row(row: &Row) -> Result<MessageRecord> {
+    Ok(MessageRecord {
+        id: message_id(row.try_get("id")?),
+        plan: row.try_get("plan")?,
+        from: row.try_get("sender")?,
+        to: row.try_get("recipient")?,
+        kind: parsed(row, "kind")?,
+        body: row.try_get("body")?,
+        delivery: parsed(row, "delivery")?,
+        answer: row.try_get("answer")?,
+        reason: row.try_get("reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// Runs `sql` with `values` and maps every row with `map`.
+fn query<T>(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    values: &Params<'_>,
+    map: fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    tx.query(sql, values)?.iter().map(map).collect()
+}
+
+/// At most one row of `sql`, mapped.
+fn query_one<T>(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    values: &Params<'_>,
+    map: fn(&Row) -> Result<T>,
+) -> Result<Option<T>> {
+    tx.query_opt(sql, values)?.as_ref().map(map).transpose()
+}
+
+pub(super) fn create_plan(tx: &mut Tx<'_>, new: &NewPlan, actor: &str) -> Result<PlanRecord> {
+    let number = next_counter(tx, "task_id")?;
+    let id = HumanId::for_tool(Some(PLAN_TOOL), number)?.to_string();
+    let (status, created) = decide::plan_created(new, &id, actor)?;
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO plans (id, number, goal, title, summary, body, status, target_branch,
+                            base_commit, auto_approve, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        &[
+            &id,
+            &(number as i64),
+            &new.goal,
+            &new.title,
+            &new.summary,
+            &new.body,
+            &status.as_str(),
+            &new.target_branch,
+            &new.base_commit,
+            &new.auto_approve,
+            &now,
+        ],
+    )?;
+    record(tx, Some(&id), created)?;
+    load_plan(tx, &id)
+}
+
+fn find_plan(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<PlanRecord> {
+    let id = plan_ref(id)?;
+    query_one(
+        tx,
+        &format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1{lock}"),
+        &[&id],
+        plan_from_row,
+    )?
+    .ok_or_else(|| missing("plan", id))
+}
+
+pub(super) fn load_plan(tx: &mut Tx<'_>, id: &str) -> Result<PlanRecord> {
+    find_plan(tx, id, "")
+}
+
+/// [`load_plan`], locking the plan's row so changes to one plan take turns.
+fn lock_plan(tx: &mut Tx<'_>, id: &str) -> Result<PlanRecord> {
+    find_plan(tx, id, " FOR UPDATE")
+}
+
+pub(super) fn submit(
+    tx: &mut Tx<'_>,
+    id: &str,
+    content: &PlanContent,
+    actor: &str,
+) -> Result<PlanRecord> {
+    let plan = lock_plan(tx, id)?;
+    if let Some(event) = decide::plan_submitted(&plan, content, actor)? {
+        tx.execute(
+            "UPDATE plans SET title = $1, summary = $2, body = $3, updated_at = $4 WHERE id = $5",
+            &[
+                &content.title,
+                &content.summary,
+                &content.body,
+                &now_millis(),
+                &plan.id,
+            ],
+        )?;
+        record(tx, Some(&plan.id), event)?;
+    }
+    load_plan(tx, &plan.id)
+}
+
+pub(super) fn list_plans(tx: &mut Tx<'_>, filter: &PlanFilter) -> Result<Vec<PlanRecord>> {
+    let open = if filter.open_only {
+        " WHERE status NOT IN ('succeeded', 'failed', 'cancelled')"
+    } else {
+        ""
+    };
+    let limit = filter.limit.map(|n| n as i64);
+    let sql = format!(
+        "SELECT * FROM (SELECT {PLAN_COLUMNS}, number FROM plans{open}
+                        ORDER BY number DESC LIMIT $1) AS newest ORDER BY number"
+    );
+    query(tx, &sql, &[&limit], plan_from_row)
+}
+
+fn specs_of(tx: &mut Tx<'_>, plan: &str) -> Result<Vec<SpecRecord>> {
+    query(
+        tx,
+        &format!("SELECT {SPEC_COLUMNS} FROM specs WHERE plan = $1 ORDER BY seq"),
+        &[&plan],
+        spec_from_row,
+    )
+}
+
+fn phases_of(tx: &mut Tx<'_>, plan: &str, spec: &str) -> Result<Vec<PhaseRecord>> {
+    query(
+        tx,
+        &format!(
+            "SELECT {PHASE_COLUMNS} FROM phases WHERE plan = $1 AND spec = $2 ORDER BY number"
+        ),
+        &[&plan, &spec],
+        phase_from_row,
+    )
+}
+
+pub(super) fn tree(tx: &mut Tx<'_>, id: &str) -> Result<PlanTree> {
+    let plan = load_plan(tx, id)?;
+    tree_of(tx, plan)
+}
+
+fn tree_of(tx: &mut Tx<'_>, plan: PlanRecord) -> Result<PlanTree> {
+    let mut phases = query(
+        tx,
+        &format!("SELECT {PHASE_COLUMNS} FROM phases WHERE plan = $1 ORDER BY spec, number"),
+        &[&plan.id],
+        phase_from_row,
+    )?;
+    let specs = specs_of(tx, &plan.id)?
+        .into_iter()
+        .map(|spec| {
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut phases)
+                .into_iter()
+                .partition(|p| p.spec == spec.name);
+            phases = rest;
+            SpecTree { spec, phases: mine }
+        })
+        .collect();
+    Ok(PlanTree { plan, specs })
+}
+
+/// Sets the status and note a decided change names, and appends its event.
+fn apply(tx: &mut Tx<'_>, change: StatusChange) -> Result<()> {
+    let now = now_millis();
+    let status = change.to.as_str();
+    let updated = match change.id.parse::<PipelineRef>()? {
+        PipelineRef::Plan(plan) => tx.execute(
+            "UPDATE plans SET status = $1, note = $2, updated_at = $3 WHERE id = $4",
+            &[&status, &change.note, &now, &plan],
+        )?,
+        PipelineRef::Spec { plan, spec } => tx.execute(
+            "UPDATE specs SET status = $1, note = $2, updated_at = $3
+             WHERE plan = $4 AND name = $5",
+            &[&status, &change.note, &now, &plan, &spec],
+        )?,
+        PipelineRef::Phase { plan, spec, number } => tx.execute(
+            "UPDATE phases SET status = $1, note = $2, updated_at = $3
+             WHERE plan = $4 AND spec = $5 AND number = $6",
+            &[
+                &status,
+                &change.note,
+                &now,
+                &plan,
+                &spec,
+                &i64::from(number),
+            ],
+        )?,
+    };
+    if updated != 1 {
+        return Err(StoreError::Conflict(format!(
+            "{} changed while its status was being set",
+            change.id
+        )));
+    }
+    record(tx, Some(&change.id), change.event)?;
+    Ok(())
+}
+
+pub(super) fn approve(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<PlanRecord> {
+    let plan = lock_plan(tx, id)?;
+    apply(tx, decide::approve(&plan, actor)?)?;
+    load_plan(tx, &plan.id)
+}
+
+pub(super) fn cancel(tx: &mut Tx<'_>, id: &str, reason: &str, actor: &str) -> Result<PlanTree> {
+    let plan = lock_plan(tx, id)?;
+    let tree = tree_of(tx, plan)?;
+    for change in decide::cancel(&tree, reason, actor)? {
+        apply(tx, change)?;
+    }
+    self::tree(tx, &tree.plan.id)
+}
+
+pub(super) fn resume(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<PlanTree> {
+    let plan = lock_plan(tx, id)?;
+    let tree = tree_of(tx, plan)?;
+    for change in decide::resume(&tree, actor)? {
+        apply(tx, change)?;
+    }
+    self::tree(tx, &tree.plan.id)
+}
+
+pub(super) fn set_plan_status(
+    tx: &mut Tx<'_>,
+    id: &str,
+    to: PipelineStatus,
+    note: Option<&str>,
+    actor: &str,
+) -> Result<PlanRecord> {
+    let plan = lock_plan(tx, id)?;
+    apply(
+        tx,
+        decide::status_change(&plan.id, Level::Plan, plan.status, to, note, actor)?,
+    )?;
+    load_plan(tx, &plan.id)
+}
+
+pub(super) fn load_spec(tx: &mut Tx<'_>, id: &str) -> Result<SpecRecord> {
+    let (plan, name) = spec_ref(id)?;
+    query_one(
+        tx,
+        &format!("SELECT {SPEC_COLUMNS} FROM specs WHERE plan = $1 AND name = $2"),
+        &[&plan, &name],
+        spec_from_row,
+    )?
+    .ok_or_else(|| missing("spec", format!("{plan}/{name}")))
+}
+
+pub(super) fn set_spec_status(
+    tx: &mut Tx<'_>,
+    id: &str,
+    to: PipelineStatus,
+    note: Option<&str>,
+    actor: &str,
+) -> Result<SpecRecord> {
+    let (plan, _) = spec_ref(id)?;
+    lock_plan(tx, &plan)?;
+    let spec = load_spec(tx, id)?;
+    apply(
+        tx,
+        decide::status_change(&spec.id, Level::Spec, spec.status, to, note, actor)?,
+    )?;
+    load_spec(tx, &spec.id)
+}
+
+pub(super) fn add_specs(
+    tx: &mut Tx<'_>,
+    plan: &str,
+    new: &[NewSpec],
+    actor: &str,
+) -> Result<Vec<SpecRecord>> {
+    let plan = lock_plan(tx, plan)?;
+    let existing = specs_of(tx, &plan.id)?;
+    let adds = decide::specs_to_add(&plan, &existing, new, actor)?;
+    let mut seq: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM specs WHERE plan = $1",
+            &[&plan.id],
+        )?
+        .try_get(0)?;
+    let now = now_millis();
+    let mut names = Vec::with_capacity(adds.len());
+    for add in adds {
+        match add {
+            SpecAdd::Existing(spec) => names.push(spec.id.clone()),
+            SpecAdd::Create(spec, event) => {
+                seq += 1;
+                tx.execute(
+                    "INSERT INTO specs (plan, name, seq, title, body, status, priority, depends_on,
+                                        branch, worktree, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $10)",
+                    &[
+                        &plan.id,
+                        &spec.name,
+                        &seq,
+                        &spec.title,
+                        &spec.body,
+                        &i64::from(spec.priority),
+                        &to_json_text(&spec.depends_on),
+                        &spec_branch(&plan.id, &spec.name),
+                        &spec_worktree(&plan.id, &spec.name),
+                        &now,
+                    ],
+                )?;
+                let id = format!("{}/{}", plan.id, spec.name);
+                record(tx, Some(&id), *event)?;
+                names.push(id);
+            }
+        }
+    }
+    names.iter().map(|id| load_spec(tx, id)).collect()
+}
+
+pub(super) fn load_phase(tx: &mut Tx<'_>, id: &str) -> Result<PhaseRecord> {
+    let (plan, spec, number) = phase_ref(id)?;
+    query_one(
+        tx,
+        &format!(
+            "SELECT {PHASE_COLUMNS} FROM phases WHERE plan = $1 AND spec = $2 AND number = $3"
+        ),
+        &[&plan, &spec, &i64::from(number)],
+        phase_from_row,
+    )?
+    .ok_or_else(|| missing("phase", format!("{plan}/{spec}/{number}")))
+}
+
+pub(super) fn set_phase_status(
+    tx: &mut Tx<'_>,
+    id: &str,
+    to: PipelineStatus,
+    note: Option<&str>,
+    actor: &str,
+) -> Result<PhaseRecord> {
+    let (plan, _, _) = phase_ref(id)?;
+    lock_plan(tx, &plan)?;
+    let phase = load_phase(tx, id)?;
+    apply(
+        tx,
+        decide::status_change(&phase.id, Level::Phase, phase.status, to, note, actor)?,
+    )?;
+    load_phase(tx, &phase.id)
+}
+
+pub(super) fn add_phases(
+    tx: &mut Tx<'_>,
+    spec: &str,
+    new: &[NewPhase],
+    actor: &str,
+) -> Result<Vec<PhaseRecord>> {
+    let (plan, _) = spec_ref(spec)?;
+    let plan = lock_plan(tx, &plan)?;
+    let spec = load_spec(tx, spec)?;
+    let existing = phases_of(tx, &spec.plan, &spec.name)?;
+    let adds = decide::phases_to_add(&plan, &spec, &existing, new, actor)?;
+    let now = now_millis();
+    let mut ids = Vec::with_capacity(adds.len());
+    for add in adds {
+        match add {
+            PhaseAdd::Existing(phase) => ids.push(phase.id.clone()),
+            PhaseAdd::Create(phase, number, event) => {
+                tx.execute(
+                    "INSERT INTO phases (plan, spec, number, name, title, body, validation, status,
+                                         created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)",
+                    &[
+                        &spec.plan,
+                        &spec.name,
+                        &i64::from(number),
+                        &phase.name,
+                        &phase.title,
+                        &phase.body,
+                        &phase.validation,
+                        &now,
+                    ],
+                )?;
+                let id = format!("{}/{number}", spec.id);
+                record(tx, Some(&id), *event)?;
+                ids.push(id);
+            }
+        }
+    }
+    ids.iter().map(|id| load_phase(tx, id)).collect()
+}
+
+/// Locks the plan of `target` and checks that the plan, spec or phase exists.
+fn require(tx: &mut Tx<'_>, target: &PipelineRef) -> Result<()> {
+    lock_plan(tx, target.plan())?;
+    let id = target.to_string();
+    match target {
+        PipelineRef::Plan(_) => Ok(()),
+        PipelineRef::Spec { .. } => load_spec(tx, &id).map(drop),
+        PipelineRef::Phase { .. } => load_phase(tx, &id).map(drop),
+    }
+}
+
+pub(super) fn set_loop(tx: &mut Tx<'_>, id: &str, loop_task: Option<&str>) -> Result<()> {
+    let target: PipelineRef = id.parse()?;
+    require(tx, &target)?;
+    let now = now_millis();
+    match &target {
+        PipelineRef::Plan(plan) => tx.execute(
+            "UPDATE plans SET loop_task = $1, updated_at = $2 WHERE id = $3",
+            &[&loop_task, &now, plan],
+        )?,
+        PipelineRef::Spec { plan, spec } => tx.execute(
+            "UPDATE specs SET loop_task = $1, updated_at = $2 WHERE plan = $3 AND name = $4",
+            &[&loop_task, &now, plan, spec],
+        )?,
+        PipelineRef::Phase { plan, spec, number } => tx.execute(
+            "UPDATE phases SET loop_task = $1, updated_at = $2
+             WHERE plan = $3 AND spec = $4 AND number = $5",
+            &[&loop_task, &now, plan, spec, &i64::from(*number)],
+        )?,
+    };
+    if let Some(loop_task) = loop_task {
+        tx.execute(
+            "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES ($1, $2, $3)
+             ON CONFLICT (node, loop_task) DO NOTHING",
+            &[&target.plan(), &target.to_string(), &loop_task],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn loops_of(tx: &mut Tx<'_>, plan: &str) -> Result<Vec<(String, String)>> {
+    let plan = load_plan(tx, plan)?;
+    Ok(tx
+        .query(
+            "SELECT node, loop_task FROM pipeline_loops WHERE plan = $1 ORDER BY seq",
+            &[&plan.id],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+pub(super) fn add_cost(tx: &mut Tx<'_>, id: &str, cost: &PipelineCost) -> Result<()> {
+    let target: PipelineRef = id.parse()?;
+    require(tx, &target)?;
+    let add = "input_tokens = input_tokens + $1, output_tokens = output_tokens + $2, \
+               cost_usd = cost_usd + $3";
+    let (input, output, usd) = (
+        cost.input_tokens as i64,
+        cost.output_tokens as i64,
+        cost.cost_usd,
+    );
+    if let PipelineRef::Phase { plan, spec, number } = &target {
+        tx.execute(
+            &format!("UPDATE phases SET {add} WHERE plan = $4 AND spec = $5 AND number = $6"),
+            &[&input, &output, &usd, plan, spec, &i64::from(*number)],
+        )?;
+    }
+    if let PipelineRef::Spec { plan, spec } | PipelineRef::Phase { plan, spec, .. } = &target {
+        tx.execute(
+            &format!("UPDATE specs SET {add} WHERE plan = $4 AND name = $5"),
+            &[&input, &output, &usd, plan, spec],
+        )?;
+    }
+    tx.execute(
+        &format!("UPDATE plans SET {add} WHERE id = $4"),
+        &[&input, &output, &usd, &target.plan()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn ready(tx: &mut Tx<'_>, limit: usize) -> Result<Vec<SpecRecord>> {
+    let columns = SPEC_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    query(
+        tx,
+        &format!(
+            "SELECT {columns} FROM specs s JOIN plans p ON p.id = s.plan
+             WHERE s.status = 'pending' AND p.status = 'running'
+               AND NOT EXISTS (
+                 SELECT 1 FROM json_array_elements_text(s.depends_on::json) AS d(name)
+                 LEFT JOIN specs o ON o.plan = s.plan AND o.name = d.name
+                 WHERE o.status IS DISTINCT FROM 'succeeded')
+             ORDER BY s.priority DESC, p.number, s.seq
+             LIMIT $1"
+        ),
+        &[&(limit as i64)],
+        spec_from_row,
+    )
+}
+
+pub(super) fn send(tx: &mut Tx<'_>, new: &NewMessage, actor: &str) -> Result<MessageRecord> {
+    let plan = lock_plan(tx, &new.plan)?;
+    let specs: Vec<String> = specs_of(tx, &plan.id)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let event = decide::message_sent(new, &specs, actor)?;
+    let now = now_millis();
+    let number: i64 = tx
+        .query_one(
+            "INSERT INTO messages (plan, sender, recipient, kind, body, delivery, created_at,
+                                   updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) RETURNING id",
+            &[
+                &plan.id,
+                &new.from,
+                &new.to,
+                &new.kind.as_str(),
+                &new.body,
+                &now,
+            ],
+        )?
+        .try_get(0)?;
+    record(tx, Some(&plan.id), event)?;
+    load_message(tx, &message_id(number))
+}
+
+fn message_number(id: &str) -> Result<i64> {
+    parse_message_id(id)
+        .ok_or_else(|| StoreError::Invalid(format!("invalid message id '{id}': expected MSG-N")))
+}
+
+fn find_message(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<MessageRecord> {
+    let number = message_number(id)?;
+    query_one(
+        tx,
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1{lock}"),
+        &[&number],
+        message_from_row,
+    )?
+    .ok_or_else(|| missing("message", message_id(number)))
+}
+
+pub(super) fn load_message(tx: &mut Tx<'_>, id: &str) -> Result<MessageRecord> {
+    find_message(tx, id, "")
+}
+
+pub(super) fn list_messages(tx: &mut Tx<'_>, filter: &MessageFilter) -> Result<Vec<MessageRecord>> {
+    let plan = filter.plan.as_deref().map(plan_ref).transpose()?;
+    let kind = filter.kind.map(|k| k.as_str());
+    let delivery: Vec<&str> = filter.delivery.iter().map(|d| d.as_str()).collect();
+    let limit = filter.limit.map(|n| n as i64);
+    query(
+        tx,
+        &format!(
+            "SELECT * FROM (
+               SELECT {MESSAGE_COLUMNS} FROM messages
+               WHERE ($1::text IS NULL OR plan = $1)
+                 AND ($2::text IS NULL OR recipient = $2)
+                 AND ($3::text IS NULL OR kind = $3)
+                 AND (cardinality($4::text[]) = 0 OR delivery = ANY($4))
+               ORDER BY id DESC LIMIT $5) AS newest
+             ORDER BY id"
+        ),
+        &[&plan, &filter.to, &kind, &delivery, &limit],
+        message_from_row,
+    )
+}
+
+pub(super) fn pending_for(
+    tx: &mut Tx<'_>,
+    plan: &str,
+    recipient: &str,
+) -> Result<Vec<MessageRecord>> {
+    let plan = plan_ref(plan)?;
+    query(
+        tx,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE plan = $1 AND delivery = 'pending'
+               AND (recipient = $2 OR (recipient = 'plan' AND sender <> $2))
+             ORDER BY id"
+        ),
+        &[&plan, &recipient],
+        message_from_row,
+    )
+}
+
+pub(super) fn deliver(
+    tx: &mut Tx<'_>,
+    id: &str,
+    to: Delivery,
+    text: Option<&str>,
+    actor: &str,
+) -> Result<MessageRecord> {
+    let message = find_message(tx, id, " FOR UPDATE")?;
+    if let Some(DeliveryChange {
+        to,
+        answer,
+        reason,
+        event,
+    }) = decide::delivery_change(&message, to, text, actor)?
+    {
+        let number = message_number(&message.id)?;
+        tx.execute(
+            "UPDATE messages SET delivery = $1, answer = COALESCE($2, answer),
+                                 reason = COALESCE($3, reason), updated_at = $4
+             WHERE id = $5",
+            &[&to.as_str(), &answer, &reason, &now_millis(), &number],
+        )?;
+        record(tx, Some(&message.plan), event)?;
+    }
+    load_message(tx, &message.id)
+}
+
+/// Streams plans, specs, phases and messages (in that order) for an export.
+pub(super) fn export(
+    tx: &mut Tx<'_>,
+    sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>,
+) -> Result<()> {
+    use crate::ExportRecord;
+    let prefixed = |columns: &str, table: &str| {
+        columns
+            .split(", ")
+            .map(|c| format!("{table}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for plan in query(
+        tx,
+        &format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY number"),
+        &[],
+        plan_from_row,
+    )? {
+        sink(ExportRecord::Plan(Box::new(plan)))?;
+    }
+    for spec in query(
+        tx,
+        &format!(
+            "SELECT {} FROM specs JOIN plans p ON p.id = specs.plan ORDER BY p.number, specs.seq",
+            prefixed(SPEC_COLUMNS, "specs")
+        ),
+        &[],
+        spec_from_row,
+    )? {
+        sink(ExportRecord::Spec(Box::new(spec)))?;
+    }
+    for phase in query(
+        tx,
+        &format!(
+            "SELECT {} FROM phases JOIN plans p ON p.id = phases.plan
+             JOIN specs s ON s.plan = phases.plan AND s.name = phases.spec
+             ORDER BY p.number, s.seq, phases.number",
+            prefixed(PHASE_COLUMNS, "phases")
+        ),
+        &[],
+        phase_from_row,
+    )? {
+        sink(ExportRecord::Phase(Box::new(phase)))?;
+    }
+    for message in query(
+        tx,
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"),
+        &[],
+        message_from_row,
+    )? {
+        sink(ExportRecord::Message(Box::new(message)))?;
+    }
+    for row in tx.query(
+        "SELECT plan, node, loop_task FROM pipeline_loops ORDER BY seq",
+        &[],
+    )? {
+        sink(ExportRecord::PipelineLoop {
+            plan: row.try_get(0)?,
+            node: row.try_get(1)?,
+            loop_task: row.try_get(2)?,
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn import_plan(
+    client: &mut impl postgres::GenericClient,
+    number: i64,
+    p: &PlanRecord,
+) -> Result<()> {
+    client.execute(
+        &format!(
+            "INSERT INTO plans ({PLAN_COLUMNS}, number)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ),
+        &[
+            &p.id,
+            &p.goal,
+            &p.title,
+            &p.summary,
+            &p.body,
+            &p.status.as_str(),
+            &p.target_branch,
+            &p.base_commit,
+            &p.auto_approve,
+            &p.note,
+            &p.loop_task,
+            &(p.cost.input_tokens as i64),
+            &(p.cost.output_tokens as i64),
+            &p.cost.cost_usd,
+            &p.created_at,
+            &p.updated_at,
+            &number,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_spec(client: &mut impl postgres::GenericClient, s: &SpecRecord) -> Result<()> {
+    client.execute(
+        &format!(
+            "INSERT INTO specs ({SPEC_COLUMNS}, seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM specs WHERE plan = $1))"
+        ),
+        &[
+            &s.plan,
+            &s.name,
+            &s.title,
+            &s.body,
+            &s.status.as_str(),
+            &i64::from(s.priority),
+            &to_json_text(&s.depends_on),
+            &s.branch,
+            &s.worktree,
+            &s.note,
+            &s.loop_task,
+            &(s.cost.input_tokens as i64),
+            &(s.cost.output_tokens as i64),
+            &s.cost.cost_usd,
+            &s.created_at,
+            &s.updated_at,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_phase(
+    client: &mut impl postgres::GenericClient,
+    p: &PhaseRecord,
+) -> Result<()> {
+    client.execute(
+        &format!(
+            "INSERT INTO phases ({PHASE_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ),
+        &[
+            &p.plan,
+            &p.spec,
+            &i64::from(p.number),
+            &p.name,
+            &p.title,
+            &p.body,
+            &p.validation,
+            &p.status.as_str(),
+            &p.note,
+            &p.loop_task,
+            &(p.cost.input_tokens as i64),
+            &(p.cost.output_tokens as i64),
+            &p.cost.cost_usd,
+            &p.created_at,
+            &p.updated_at,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn import_message(
+    client: &mut impl postgres::GenericClient,
+    number: i64,
+    m: &MessageRecord,
+) -> Result<()> {
+    client.execute(
+        &format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ),
+        &[
+            &number,
+            &m.plan,
+            &m.from,
+            &m.to,
+            &m.kind.as_str(),
+            &m.body,
+            &m.delivery.as_str(),
+            &m.answer,
+            &m.reason,
+            &m.created_at,
+            &m.updated_at,
+        ],
+    )?;
+    Ok(())
+}
