@@ -356,3 +356,123 @@ fn a_daemon_killed_mid_cascade_finishes_the_plan_without_repeating_work() {
     let specs = show(&ws, &id)["specs"].clone();
     assert_eq!(specs.as_array().unwrap().len(), 2, "no spec created twice");
 }
+
+#[test]
+fn a_share_reaches_the_next_prompt_and_a_message_to_an_ended_spec_is_a_dead_letter() {
+    let mut routes = cascade_routes(vec![
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]);
+    routes.retain(|r| {
+        let prompt = r.when_prompt_contains.as_deref();
+        prompt != Some("# Phase 1 of spec `a`") && prompt != Some("# Phase 2 of spec `b`")
+    });
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "send_message",
+                    json!({"to": "b", "kind": "share", "body": "the files end with a newline"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 2 of spec `b`")
+            .replies([
+                tool(
+                    "send_message",
+                    json!({"to": "a", "kind": "share", "body": "thanks for the tip"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "b2.txt", "content": "b2.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write two files", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    wait_plan(&ws, &id, "succeeded");
+
+    let requests = fake.requests();
+    let b1 = requests
+        .iter()
+        .find(|r| r.prompt().contains("# Phase 1 of spec `b`"))
+        .expect("b1 ran");
+    assert!(
+        b1.prompt().contains("share from a")
+            && b1.prompt().contains("the files end with a newline"),
+        "a's share is in b's next prompt: {}",
+        b1.prompt()
+    );
+    let a1 = requests
+        .iter()
+        .find(|r| r.prompt().contains("# Phase 1 of spec `a`"))
+        .expect("a1 ran");
+    assert!(!a1.prompt().contains("the files end with a newline"));
+
+    let dead = ws.run(&["plan", "dead-letters", &id, "--json"]).ok().json();
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["body"], "thanks for the tip");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("spec a has ended (succeeded)"),
+        "{dead:#?}"
+    );
+    let told = requests
+        .iter()
+        .filter(|r| r.prompt().contains("# Phase 2 of spec `b`"))
+        .nth(1)
+        .expect("b2's second request");
+    assert!(
+        serde_json::to_string(&told.body)
+            .unwrap()
+            .contains("could not be delivered"),
+        "the model is told: {}",
+        serde_json::to_string(&told.body).unwrap()
+    );
+}
+
+#[test]
+fn pipeline_loop_types_are_refused_by_hand() {
+    let fake = Fake::start(Vec::new());
+    let ws = repo(&fake);
+    let root = ws.root().display().to_string();
+    let refused = ws.run(&[
+        "loop",
+        "run",
+        "--type",
+        "pipeline-plan",
+        "--input",
+        "request=anything",
+        "--workdir",
+        &root,
+        "--detach",
+    ]);
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains("loop type `pipeline-plan` runs only under a plan"),
+        "{refused:#?}"
+    );
+    assert!(fake.requests().is_empty(), "no model was asked");
+    let loops = ws.run(&["loop", "list", "--all", "--json"]).ok().json();
+    assert_eq!(loops, Value::Array(Vec::new()), "nothing was created");
+}

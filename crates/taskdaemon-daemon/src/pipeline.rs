@@ -24,14 +24,15 @@
 //!   re-attached. At start, worktrees of specs that are no longer open are
 //!   removed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use taskdaemon_core::pipeline::{
-    MessageKind, NewMessage, NewPhase, NewSpec, PhaseRecord, PipelineCost, PipelineStatus,
-    PlanContent, PlanRecord, SpecRecord, fair_order, plan_outcome, validate_spec_set,
+    BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPhase, NewSpec,
+    PhaseRecord, PipelineCost, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
+    fair_order, plan_outcome, validate_spec_set,
 };
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{LoopEnd, LoopRecord};
@@ -40,7 +41,7 @@ use taskdaemon_llm::{
     CallContext, CommandSpec, LoopSpec, PipelineCall, PipelineHandler, PipelineLoop, PipelineTools,
 };
 use taskdaemon_looptypes::Overrides;
-use taskdaemon_store::{PlanFilter, Store, StoreError};
+use taskdaemon_store::{MessageFilter, PlanFilter, Store, StoreError};
 use taskdaemon_workspace::MergeMode;
 use tokio::sync::{Notify, oneshot};
 
@@ -63,6 +64,9 @@ pub(crate) struct Pipeline {
     wake: Notify,
     /// Plan and spec ids with a task driving them now.
     busy: Mutex<HashSet<String>>,
+    /// The loop running for each plan, spec or phase id, so a Stop or a
+    /// cancelled plan can stop it.
+    running: Mutex<HashMap<String, String>>,
 }
 
 impl Pipeline {
@@ -159,7 +163,9 @@ async fn schedule(daemon: &Shared) {
         };
         let mut trees = Vec::new();
         for plan in d.store.plans(&open)? {
-            trees.push(d.store.plan_tree(&plan.id)?);
+            let tree = d.store.plan_tree(&plan.id)?;
+            dead_letter_ended(&*d.store, &tree)?;
+            trees.push(tree);
         }
         let ready = d.store.ready_specs(READY_LIMIT)?;
         Ok::<_, StoreError>((trees, ready))
@@ -176,6 +182,7 @@ async fn schedule(daemon: &Shared) {
             return;
         }
     };
+    sweep(daemon, &trees);
     let mut started_tasks = 0;
     for tree in &trees {
         if claim(daemon, &tree.plan.id) {
@@ -206,6 +213,59 @@ async fn schedule(daemon: &Shared) {
         micros = started.elapsed().as_micros() as u64,
         "scheduler pass"
     );
+}
+
+/// Stops the loops working for `target` (a plan, spec or phase id) and
+/// everything under it.
+fn stop_loops(daemon: &Shared, target: &str) {
+    let prefix = format!("{target}/");
+    let loops: Vec<String> = lock(&daemon.pipeline.running)
+        .iter()
+        .filter(|(link, _)| *link == target || link.starts_with(&prefix))
+        .map(|(_, id)| id.clone())
+        .collect();
+    let active = lock(&daemon.loops.active);
+    for id in loops {
+        if let Some(token) = active.get(&id) {
+            tracing::info!(target, loop_id = id, "stopping a pipeline loop");
+            token.cancel();
+        }
+    }
+}
+
+/// Stops loops of plans and specs that ended under them (`plan cancel`, a
+/// Stop message), and moves messages for ended specs to the dead letters.
+fn sweep(daemon: &Shared, trees: &[PlanTree]) {
+    let links: Vec<String> = lock(&daemon.pipeline.running).keys().cloned().collect();
+    for link in links {
+        let plan = link.split('/').next().unwrap_or_default();
+        let Some(tree) = trees.iter().find(|t| t.plan.id == plan) else {
+            stop_loops(daemon, plan);
+            continue;
+        };
+        if let Some(spec) = tree.specs.iter().find(|s| {
+            !s.spec.status.is_open()
+                && (link == s.spec.id || link.starts_with(&format!("{}/", s.spec.id)))
+        }) {
+            stop_loops(daemon, &spec.spec.id);
+        }
+    }
+}
+
+/// Moves pending messages addressed to ended specs to the dead letters.
+fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<(), StoreError> {
+    for spec in tree.specs.iter().filter(|s| !s.spec.status.is_open()) {
+        for message in store.pending_messages(&tree.plan.id, &spec.spec.name)? {
+            if message.to == spec.spec.name {
+                let reason = format!(
+                    "spec {} has ended ({}): no loop of it will read this",
+                    spec.spec.name, spec.spec.status
+                );
+                store.dead_letter(&message.id, &reason, ACTOR)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn spawn_spec(daemon: &Shared, id: &str) -> usize {
@@ -429,13 +489,14 @@ async fn run_step(daemon: &Shared, step: Step, handler: Arc<Handler>) -> Result<
     };
     let resumed = step.existing.is_some();
     let id = run_owned(daemon, step.existing, spec, step.name, owner).await?;
+    lock(&daemon.pipeline.running).insert(step.link.clone(), id.clone());
     if !resumed {
         let (link, loop_id) = (step.link.clone(), id.clone());
         store(daemon, move |s| s.set_pipeline_loop(&link, Some(&loop_id))).await?;
     }
-    let end = ended
-        .await
-        .map_err(|_| format!("loop {id} ended without reporting its end"))?;
+    let end = ended.await;
+    lock(&daemon.pipeline.running).remove(&step.link);
+    let end = end.map_err(|_| format!("loop {id} ended without reporting its end"))?;
     let (link, loop_id) = (step.link, id);
     store(daemon, move |s| {
         let record = s.loop_record(&loop_id)?;
@@ -803,19 +864,26 @@ impl Handler {
             }
             PipelineCall::SendMessage(m) => {
                 let kind: MessageKind = m.kind.as_str().parse().map_err(|e: String| e)?;
+                let to = m.to.to_string();
                 let record = store
                     .send_message(
                         &NewMessage {
                             plan: plan.clone(),
                             from: self.sender(),
-                            to: m.to.to_string(),
+                            to: to.clone(),
                             kind,
                             body: m.body,
                         },
                         ACTOR,
                     )
                     .map_err(err)?;
-                Ok(format!("{} sent to {} as {}", kind, m.to, record.id))
+                if let Some(dead) = self.dead_if_ended(&record)? {
+                    return Ok(dead);
+                }
+                if kind == MessageKind::Stop {
+                    return self.stop(&record);
+                }
+                Ok(format!("{kind} sent to {to} as {}", record.id))
             }
             PipelineCall::Ask(a) => {
                 let record = store
@@ -830,12 +898,114 @@ impl Handler {
                         ACTOR,
                     )
                     .map_err(err)?;
+                if let Some(dead) = self.dead_if_ended(&record)? {
+                    return Ok(dead);
+                }
                 Ok(format!(
                     "question {} sent to {}; the answer comes in a later iteration's context",
                     record.id, a.to
                 ))
             }
         }
+    }
+
+    /// Moves a message for a spec that has ended to the dead letters; the
+    /// text tells the model so.
+    fn dead_if_ended(&self, message: &MessageRecord) -> Result<Option<String>, String> {
+        if message.to == HUMAN || message.to == BROADCAST {
+            return Ok(None);
+        }
+        let store = &*self.daemon.store;
+        let spec = store
+            .spec(&format!("{}/{}", self.plan, message.to))
+            .map_err(|e| e.to_string())?;
+        if spec.status.is_open() {
+            return Ok(None);
+        }
+        let reason = format!(
+            "spec {} has ended ({}): no loop of it will read this",
+            spec.name, spec.status
+        );
+        // The scheduler's sweep may have moved it already: that is the same end.
+        if let Err(e) = store.dead_letter(&message.id, &reason, ACTOR) {
+            let now = store.message(&message.id).map_err(|e| e.to_string())?;
+            if now.delivery != Delivery::Dead {
+                return Err(e.to_string());
+            }
+        }
+        Ok(Some(format!(
+            "{} could not be delivered: {reason}; it is in the plan's dead letters",
+            message.id
+        )))
+    }
+
+    /// A Stop: cancels the plan or the spec it names, and stops their loops.
+    fn stop(&self, message: &MessageRecord) -> Result<String, String> {
+        let store = &*self.daemon.store;
+        let reason = format!(
+            "stopped by {} ({}): {}",
+            message.from, message.id, message.body
+        );
+        let target = if message.to == BROADCAST {
+            store
+                .cancel_plan(&self.plan, &reason, ACTOR)
+                .map_err(|e| e.to_string())?;
+            self.plan.clone()
+        } else {
+            let id = format!("{}/{}", self.plan, message.to);
+            store
+                .set_spec_status(&id, PipelineStatus::Cancelled, Some(&reason), ACTOR)
+                .map_err(|e| e.to_string())?;
+            id
+        };
+        store
+            .mark_message_delivered(&message.id, ACTOR)
+            .map_err(|e| e.to_string())?;
+        stop_loops(&self.daemon, &target);
+        Ok(format!("{} stopped ({})", target, message.id))
+    }
+
+    /// The messages section of a spec loop's next prompt: messages for its
+    /// spec (then marked delivered), the plan's broadcasts, and answers to
+    /// the questions it asked.
+    fn messages_for(&self) -> Result<Option<String>, StoreError> {
+        let Some(spec) = &self.spec else {
+            return Ok(None);
+        };
+        let store = &*self.daemon.store;
+        let mut lines = Vec::new();
+        for message in store.pending_messages(&self.plan, spec)? {
+            lines.push(format!(
+                "- {} from {} ({}): {}",
+                message.kind, message.from, message.id, message.body
+            ));
+            // A broadcast stays pending: every loop of the plan reads it.
+            if message.to != BROADCAST {
+                store.mark_message_delivered(&message.id, ACTOR)?;
+            }
+        }
+        let answered = store.messages(&MessageFilter {
+            plan: Some(self.plan.clone()),
+            kind: Some(MessageKind::Query),
+            delivery: vec![Delivery::Answered],
+            ..MessageFilter::default()
+        })?;
+        for query in answered.iter().filter(|q| &q.from == spec) {
+            lines.push(format!(
+                "- answer from {} to your question {} (\"{}\"): {}",
+                query.to,
+                query.id,
+                query.body,
+                query.answer.as_deref().unwrap_or_default()
+            ));
+        }
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "## Messages from the plan\n\n{}\n",
+            lines.join("\n")
+        )))
     }
 
     fn sender(&self) -> String {
@@ -907,5 +1077,23 @@ impl PipelineHandler for Handler {
         *lock(&self.held) = held;
         self.daemon.pipeline.wake();
         result
+    }
+
+    async fn context(&self, kind: PipelineLoop, _iteration: u32) -> Option<String> {
+        if kind != PipelineLoop::Ralph {
+            return None;
+        }
+        let this = Handler::new(&self.daemon, &self.plan, self.spec.clone());
+        match blocking(move || this.messages_for()).await {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => {
+                tracing::warn!(plan = self.plan, error = %e, "cannot read a loop's messages");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(plan = self.plan, error = %e, "reading a loop's messages panicked");
+                None
+            }
+        }
     }
 }
