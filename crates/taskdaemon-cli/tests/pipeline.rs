@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::{Ws, eventually, sigkill};
 use serde_json::{Value, json};
+use taskdaemon_core::pipeline::MessageKind;
 use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply, Route, Turn, Usage};
+use taskdaemon_store::{MessageFilter, SqliteStore, Store};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -475,4 +477,97 @@ fn pipeline_loop_types_are_refused_by_hand() {
     assert!(fake.requests().is_empty(), "no model was asked");
     let loops = ws.run(&["loop", "list", "--all", "--json"]).ok().json();
     assert_eq!(loops, Value::Array(Vec::new()), "nothing was created");
+}
+
+#[test]
+fn a_spec_conflicting_with_main_pauses_with_an_alert_and_resume_merges_it_once_resolved() {
+    let mut routes = vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        ralph_route("a", 2),
+    ];
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "write_file",
+                    json!({"path": "README.md", "content": "from the spec\n"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
+    // Main moves after the plan's base: the spec will conflict with it.
+    fs::write(ws.root().join("README.md"), "from main\n").unwrap();
+    git(
+        &ws,
+        &["commit", "--quiet", "-am", "main changes the readme"],
+    );
+    ws.run(&["start"]).ok();
+    eventually("the plan is submitted", || {
+        show(&ws, &id)["title"] == "Two files"
+    });
+    ws.run(&["plan", "approve", &id]).ok();
+    let paused = eventually_paused(&ws, &id);
+    assert!(
+        paused["note"].as_str().unwrap().contains("README.md"),
+        "{paused:#}"
+    );
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let alerts = store
+        .messages(&MessageFilter {
+            plan: Some(id.clone()),
+            kind: Some(MessageKind::Alert),
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].to, "human");
+    assert!(alerts[0].body.contains("README.md"), "{alerts:#?}");
+
+    let worktree = ws.root().join(".taskdaemon/worktrees").join(&id).join("a");
+    fs::write(worktree.join("README.md"), "from main and the spec\n").unwrap();
+    let added = Command::new("git")
+        .current_dir(&worktree)
+        .args(["add", "README.md"])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    ws.run(&["plan", "resume", &id]).ok();
+    wait_plan(&ws, &id, "succeeded");
+    assert_eq!(
+        fs::read_to_string(ws.root().join("README.md")).unwrap(),
+        "from main and the spec\n"
+    );
+    let log = git(&ws, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with(&format!("{id}/a/1")))
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Waits for spec `a` of `plan` to pause; returns it.
+fn eventually_paused(ws: &Ws, plan: &str) -> Value {
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        last = show(ws, plan);
+        let spec = &last["specs"][0];
+        if spec["status"] == "paused" {
+            return spec.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("spec a of {plan} did not pause: {last:#}");
 }

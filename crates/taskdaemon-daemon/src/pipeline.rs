@@ -36,7 +36,7 @@ use taskdaemon_core::pipeline::{
 };
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{LoopEnd, LoopRecord};
-use taskdaemon_git::{MergeOutcome, MergeStrategy, RebaseOutcome, Repo};
+use taskdaemon_git::{MainWatcher, MergeOutcome, MergeStrategy, RebaseOutcome, Repo};
 use taskdaemon_llm::{
     CallContext, CommandSpec, LoopSpec, PipelineCall, PipelineHandler, PipelineLoop, PipelineTools,
 };
@@ -67,6 +67,10 @@ pub(crate) struct Pipeline {
     /// The loop running for each plan, spec or phase id, so a Stop or a
     /// cancelled plan can stop it.
     running: Mutex<HashMap<String, String>>,
+    /// Running specs whose target branch moved since their last rebase.
+    moved: Mutex<HashSet<String>>,
+    /// Asks the MainWatcher for a poll now (a spec was merged).
+    poke: Notify,
 }
 
 impl Pipeline {
@@ -107,6 +111,131 @@ pub(crate) async fn start(daemon: &Shared) {
         Err(e) => tracing::warn!(error = %e, "worktree cleanup panicked"),
     }
     tokio::spawn(run(daemon.clone()));
+    tokio::spawn(watch_targets(daemon.clone()));
+}
+
+/// The MainWatcher: polls the target branch of every running plan every
+/// `[pipeline] main_poll` and when poked, and marks the running specs of a
+/// plan whose target moved, so they are rebased before their next phase.
+async fn watch_targets(daemon: Shared) {
+    let interval = daemon.config.pipeline.main_poll;
+    let mut watchers: HashMap<String, MainWatcher> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = daemon.pipeline.poke.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let d = daemon.clone();
+        let mut taken = std::mem::take(&mut watchers);
+        let polled = blocking(move || {
+            let moved = poll_targets(&d, &mut taken);
+            (taken, moved)
+        })
+        .await;
+        let moved = match polled {
+            Ok((kept, moved)) => {
+                watchers = kept;
+                moved
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "target branch poll panicked");
+                continue;
+            }
+        };
+        match moved {
+            Ok(specs) if !specs.is_empty() => {
+                tracing::info!(
+                    specs = specs.len(),
+                    "target branch moved: specs will rebase"
+                );
+                lock(&daemon.pipeline.moved).extend(specs);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = e, "cannot poll target branches"),
+        }
+    }
+}
+
+/// One poll: the running specs of plans whose target branch moved.
+fn poll_targets(
+    daemon: &Shared,
+    watchers: &mut HashMap<String, MainWatcher>,
+) -> Result<Vec<String>, String> {
+    let open = PlanFilter {
+        open_only: true,
+        limit: None,
+    };
+    let plans: Vec<PlanRecord> = daemon
+        .store
+        .plans(&open)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|p| p.status == PipelineStatus::Running)
+        .collect();
+    let targets: HashSet<&str> = plans.iter().map(|p| p.target_branch.as_str()).collect();
+    watchers.retain(|branch, _| targets.contains(branch.as_str()));
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repo = Repo::open(daemon.workspace.root()).map_err(|e| e.to_string())?;
+    let mut moved_targets = HashSet::new();
+    for target in targets {
+        match watchers.get_mut(target) {
+            Some(watcher) => {
+                if watcher.poll().map_err(|e| e.to_string())?.is_some() {
+                    moved_targets.insert(target.to_owned());
+                }
+            }
+            None => {
+                let watcher = MainWatcher::new(&repo, target).map_err(|e| e.to_string())?;
+                watchers.insert(target.to_owned(), watcher);
+            }
+        }
+    }
+    let mut specs = Vec::new();
+    for plan in plans
+        .iter()
+        .filter(|p| moved_targets.contains(&p.target_branch))
+    {
+        let tree = daemon
+            .store
+            .plan_tree(&plan.id)
+            .map_err(|e| e.to_string())?;
+        specs.extend(
+            tree.specs
+                .into_iter()
+                .filter(|s| s.spec.status == PipelineStatus::Running)
+                .map(|s| s.spec.id),
+        );
+    }
+    Ok(specs)
+}
+
+/// Rebases a spec's worktree on its target: `Ok(Err(files))` on a conflict
+/// (the rebase stays in progress for a person to resolve). A rebase left in
+/// progress whose conflicts a person resolved and staged is continued.
+fn sync_with_target(
+    repo: &Repo,
+    worktree: &std::path::Path,
+    target: &str,
+) -> Result<Result<(), Vec<String>>, taskdaemon_git::GitError> {
+    // Each round continues past one commit of the spec's branch.
+    for _ in 0..256 {
+        match repo.rebase(worktree, target)? {
+            RebaseOutcome::Conflict { files }
+                if files.is_empty() && repo.rebase_in_progress(worktree)? =>
+            {
+                if let RebaseOutcome::Conflict { files } = repo.rebase_continue(worktree)?
+                    && !files.is_empty()
+                {
+                    return Ok(Err(files));
+                }
+            }
+            RebaseOutcome::Conflict { files } => return Ok(Err(files)),
+            _ => return Ok(Ok(())),
+        }
+    }
+    Ok(Err(Vec::new()))
 }
 
 /// Removes spec worktrees whose spec is not open any more (or unknown).
@@ -595,6 +724,27 @@ async fn work_spec(
     }
 
     for phase in phases_of(daemon, spec).await? {
+        if phase.status != PipelineStatus::Succeeded {
+            // Between phases the worktree is clean: the time to take in
+            // what moved on the target (or a conflict a person resolved).
+            let moved = lock(&daemon.pipeline.moved).remove(&spec.id);
+            let (repo_root, worktree_path) = (root.clone(), path.clone());
+            let target = plan.target_branch.clone();
+            let synced = blocking(move || {
+                let repo = Repo::open(&repo_root)?;
+                if !moved && !repo.rebase_in_progress(&worktree_path)? {
+                    return Ok(Ok(()));
+                }
+                sync_with_target(&repo, &worktree_path, &target)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("rebase: {e}"))?;
+            if let Err(files) = synced {
+                pause_for_conflict(daemon, plan, spec, &files).await?;
+                return Ok(None);
+            }
+        }
         match phase.status {
             PipelineStatus::Succeeded => continue,
             PipelineStatus::Pending => {
@@ -644,7 +794,7 @@ async fn work_spec(
     let integrated = blocking(move || {
         let repo = Repo::open(&root)?;
         for _ in 0..MERGE_ATTEMPTS {
-            if let RebaseOutcome::Conflict { files } = repo.rebase(&path, &target)? {
+            if let Err(files) = sync_with_target(&repo, &path, &target)? {
                 return Ok(Err(files));
             }
             match repo.merge_into(&branch, &target, strategy)? {
@@ -661,7 +811,11 @@ async fn work_spec(
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("merge: {e}"))?;
     match integrated {
-        Ok(true) => Ok(Some(format!("merged into {}", plan.target_branch))),
+        Ok(true) => {
+            // The target moved: other running specs take it in.
+            daemon.pipeline.poke.notify_one();
+            Ok(Some(format!("merged into {}", plan.target_branch)))
+        }
         Ok(false) => Err(format!(
             "{} kept moving: not merged after {MERGE_ATTEMPTS} attempts",
             plan.target_branch
