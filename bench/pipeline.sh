@@ -96,6 +96,15 @@ for _ in $(seq 6000); do
   sleep 0.2
 done
 END=$(date +%s.%N)
+if [[ $STATUS != succeeded ]]; then
+  "$TD" --workspace "$WS" plan show "$PLAN" --json | python3 -c '
+import json, sys
+tree = json.load(sys.stdin)
+print("plan note:", tree.get("note"), file=sys.stderr)
+for spec in tree["specs"]:
+    if spec["status"] != "succeeded":
+        print(spec["id"], spec["status"], spec.get("note"), file=sys.stderr)'
+fi
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 "$TD" --workspace "$WS" stop >/dev/null 2>&1 || true
 

@@ -54,6 +54,14 @@ use crate::state::{ACTOR, Shared};
 pub(crate) const PIPELINE_TYPE_PREFIX: &str = "pipeline-";
 /// Ready specs looked at per scheduler pass.
 const READY_LIMIT: usize = 256;
+/// Held while git's worktree records change or are read (adding, listing,
+/// removing worktrees; merging, which looks for the target's checkout):
+/// `git worktree list` fails on a worktree another process is half-way
+/// through adding ("failed to read .git/worktrees/X/commondir").
+static WORKTREE_ADMIN: Mutex<()> = Mutex::new(());
+
+/// How long a woken scheduler waits for more wake-ups before its pass.
+const WAKE_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
 /// Rebase-and-merge attempts when the target keeps moving under a spec.
 const MERGE_ATTEMPTS: usize = 5;
 
@@ -261,6 +269,7 @@ fn cleanup_orphans(daemon: &Shared) -> Result<Vec<PathBuf>, String> {
         }
     }
     let repo = Repo::open(daemon.workspace.root()).map_err(|e| e.to_string())?;
+    let _admin = lock(&WORKTREE_ADMIN);
     repo.cleanup_orphans(&dir, &|plan, spec| {
         keep.contains(&(plan.to_owned(), spec.to_owned()))
     })
@@ -274,7 +283,11 @@ async fn run(daemon: Shared) {
         // Up to a fifth more, so daemons of many workspaces do not tick together.
         let jitter = interval.mul_f64(f64::from((now_millis() % 200) as u32) / 1000.0);
         tokio::select! {
-            _ = daemon.pipeline.wake.notified() => {}
+            _ = daemon.pipeline.wake.notified() => {
+                // Steps often end in bursts (50 specs finishing a phase):
+                // one pass serves them all.
+                tokio::time::sleep(WAKE_BATCH).await;
+            }
             _ = tokio::time::sleep(interval + jitter) => {}
         }
     }
@@ -383,16 +396,27 @@ fn sweep(daemon: &Shared, trees: &[PlanTree]) {
 
 /// Moves pending messages addressed to ended specs to the dead letters.
 fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<(), StoreError> {
-    for spec in tree.specs.iter().filter(|s| !s.spec.status.is_open()) {
-        for message in store.pending_messages(&tree.plan.id, &spec.spec.name)? {
-            if message.to == spec.spec.name {
-                let reason = format!(
-                    "spec {} has ended ({}): no loop of it will read this",
-                    spec.spec.name, spec.spec.status
-                );
-                store.dead_letter(&message.id, &reason, ACTOR)?;
-            }
-        }
+    if tree.specs.iter().all(|s| s.spec.status.is_open()) {
+        return Ok(());
+    }
+    let pending = store.messages(&MessageFilter {
+        plan: Some(tree.plan.id.clone()),
+        delivery: vec![Delivery::Pending],
+        ..MessageFilter::default()
+    })?;
+    for message in pending {
+        let Some(spec) = tree
+            .specs
+            .iter()
+            .find(|s| s.spec.name == message.to && !s.spec.status.is_open())
+        else {
+            continue;
+        };
+        let reason = format!(
+            "spec {} has ended ({}): no loop of it will read this",
+            spec.spec.name, spec.spec.status
+        );
+        store.dead_letter(&message.id, &reason, ACTOR)?;
     }
     Ok(())
 }
@@ -685,6 +709,7 @@ async fn work_spec(
     let (repo_root, worktree_path) = (root.clone(), path.clone());
     blocking(move || {
         let repo = Repo::open(&repo_root)?;
+        let _admin = lock(&WORKTREE_ADMIN);
         repo.ensure_worktree(&worktree_path, &branch, &base)
     })
     .await
@@ -797,6 +822,7 @@ async fn work_spec(
             if let Err(files) = sync_with_target(&repo, &path, &target)? {
                 return Ok(Err(files));
             }
+            let _admin = lock(&WORKTREE_ADMIN);
             match repo.merge_into(&branch, &target, strategy)? {
                 MergeOutcome::Retry { .. } => continue,
                 _ => {
