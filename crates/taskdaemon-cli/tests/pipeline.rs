@@ -571,3 +571,62 @@ fn eventually_paused(ws: &Ws, plan: &str) -> Value {
     }
     panic!("spec a of {plan} did not pause: {last:#}");
 }
+
+#[test]
+fn a_plan_cancelled_while_the_daemon_was_down_does_not_resume_its_loops() {
+    let fake = Fake::start(vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                Reply::Stall,
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    ]);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write a file", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    eventually("a1's loop asks the model", || {
+        fake.requests()
+            .iter()
+            .any(|r| r.prompt().contains("# Phase 1 of spec `a`"))
+    });
+    sigkill(ws.daemon_pid().expect("daemon runs"));
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    ws.run(&["plan", "cancel", &id]).ok();
+    let before = fake.requests().len();
+    ws.run(&["start"]).ok();
+
+    let ralph = show(&ws, &id)["specs"][0]["phases"][0]["loops"][0]["id"]
+        .as_str()
+        .expect("a1's loop is linked")
+        .to_owned();
+    let status = |loop_id: &str| -> String {
+        let shown = ws.run(&["loop", "show", loop_id, "--json"]).ok().json();
+        let status = if shown["status"].is_string() {
+            &shown["status"]
+        } else {
+            &shown["task"]["status"]
+        };
+        status.as_str().unwrap_or_default().to_owned()
+    };
+    eventually("a1's loop ends", || {
+        ["cancelled", "failed", "succeeded"].contains(&status(&ralph).as_str())
+    });
+    assert_eq!(status(&ralph), "cancelled");
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "no model call after the restart"
+    );
+    assert_eq!(show(&ws, &id)["status"], "cancelled");
+}

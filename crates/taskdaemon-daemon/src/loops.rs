@@ -50,15 +50,22 @@ pub(crate) async fn start(daemon: &Shared) -> usize {
     }
     let d = daemon.clone();
     let unfinished = match blocking(move || {
-        // The pipeline driver resumes its own loops, with their tools.
+        // The pipeline driver resumes its own loops, with their tools; a
+        // loop of a plan that ended while the daemon was down just ends.
         let owned = crate::pipeline::owned_loops(&*d.store)?;
-        let loops = d.store.loops(false)?;
-        Ok::<_, Failure>(
-            loops
-                .into_iter()
-                .filter(|l| !owned.contains(&l.task.id))
-                .collect::<Vec<_>>(),
-        )
+        let mut mine = Vec::new();
+        for record in d.store.loops(false)? {
+            match owned.get(&record.task.id) {
+                None => mine.push(record),
+                Some(true) => {}
+                Some(false) => d.loops.send(Op::Finish {
+                    id: record.task.id.clone(),
+                    end: LoopEnd::Cancelled,
+                    done: None,
+                }),
+            }
+        }
+        Ok::<_, Failure>(mine)
     })
     .await
     .unwrap_or_else(|p| Err(p.into()))

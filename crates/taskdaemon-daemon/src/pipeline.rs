@@ -88,19 +88,18 @@ impl Pipeline {
     }
 }
 
-/// Loop tasks linked from open plans: the driver resumes these itself.
-pub(crate) fn owned_loops(store: &dyn Store) -> Result<HashSet<String>, StoreError> {
-    let mut owned = HashSet::new();
-    let open = PlanFilter {
-        open_only: true,
-        limit: None,
-    };
-    for plan in store.plans(&open)? {
+/// Loop tasks linked from plans, each with whether its plan is still open:
+/// the driver resumes those of open plans itself, and those of ended plans
+/// are not resumed at all.
+pub(crate) fn owned_loops(store: &dyn Store) -> Result<HashMap<String, bool>, StoreError> {
+    let mut owned = HashMap::new();
+    for plan in store.plans(&PlanFilter::default())? {
+        let open = plan.status.is_open();
         owned.extend(
             store
                 .pipeline_loops(&plan.id)?
                 .into_iter()
-                .map(|(_, id)| id),
+                .map(|(_, id)| (id, open)),
         );
     }
     Ok(owned)
