@@ -79,6 +79,8 @@ pub(crate) struct Pipeline {
     moved: Mutex<HashSet<String>>,
     /// Asks the MainWatcher for a poll now (a spec was merged).
     poke: Notify,
+    /// The scheduler's first pass is done (it looks at every plan once).
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Pipeline {
@@ -324,9 +326,13 @@ async fn schedule(daemon: &Shared) {
         }
     };
     sweep(daemon, &trees);
+    let first = !daemon
+        .pipeline
+        .settled
+        .swap(true, std::sync::atomic::Ordering::SeqCst);
     let mut started_tasks = 0;
     for tree in &trees {
-        if claim(daemon, &tree.plan.id) {
+        if (first || needs_plan_step(tree)) && claim(daemon, &tree.plan.id) {
             started_tasks += 1;
             let (d, id) = (daemon.clone(), tree.plan.id.clone());
             tokio::spawn(async move {
@@ -418,6 +424,22 @@ fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<(), StoreErro
         store.dead_letter(&message.id, &reason, ACTOR)?;
     }
     Ok(())
+}
+
+/// Whether a plan has a plan-level step to take, judged from its tree. A
+/// running plan whose specs are under way has none: its spec loop ended in
+/// the task that ran it, which then stopped. (The first pass after a start
+/// looks at every plan, so a spec loop a crash interrupted is resumed.)
+fn needs_plan_step(tree: &PlanTree) -> bool {
+    match tree.plan.status {
+        PipelineStatus::Draft => tree.plan.body.is_none(),
+        PipelineStatus::Pending => true,
+        PipelineStatus::Running => {
+            let specs: Vec<SpecRecord> = tree.specs.iter().map(|s| s.spec.clone()).collect();
+            specs.is_empty() || plan_outcome(&specs).is_some()
+        }
+        _ => false,
+    }
 }
 
 fn spawn_spec(daemon: &Shared, id: &str) -> usize {
