@@ -1,6 +1,7 @@
 //! The loop manager: runs LLM loops as tokio tasks under a semaphore,
 //! publishes what they do to the store, and resumes unfinished loops when the
-//! daemon starts.
+//! daemon starts (except those a plan's driver owns: it resumes them itself,
+//! with their tools, through [`run_owned`]).
 //!
 //! - Store writes from loops go through one writer task, in order, on a
 //!   blocking thread: hooks run inline on a loop's task and must not block,
