@@ -630,3 +630,30 @@ fn a_plan_cancelled_while_the_daemon_was_down_does_not_resume_its_loops() {
     );
     assert_eq!(show(&ws, &id)["status"], "cancelled");
 }
+
+#[test]
+fn worktrees_of_specs_that_are_not_open_are_removed_when_the_daemon_starts() {
+    let fake = Fake::start(Vec::new());
+    let ws = repo(&fake);
+    // A real worktree of a spec the store does not know, and a leftover folder.
+    let stray = ws.root().join(".taskdaemon/worktrees/PLAN-9/gone");
+    git(
+        &ws,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-b",
+            "td/PLAN-9/gone",
+            stray.to_str().unwrap(),
+        ],
+    );
+    let leftover = ws.root().join(".taskdaemon/worktrees/PLAN-9/half");
+    fs::create_dir_all(&leftover).unwrap();
+    ws.run(&["start"]).ok();
+    eventually("orphaned worktrees are removed", || {
+        !stray.exists() && !leftover.exists()
+    });
+    let worktrees = git(&ws, &["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
+}
