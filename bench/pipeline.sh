@@ -78,7 +78,9 @@ export ANTHROPIC_API_KEY=sk-bench ANTHROPIC_BASE_URL=http://127.0.0.1:$PORT
 export TASKDAEMON_LOG="info,taskdaemon_daemon::pipeline=debug,taskdaemon_git=debug"
 
 "$TD" --workspace "$WS" init >/dev/null
-sed -i 's/^scheduler_interval = .*/scheduler_interval = "1s"/' .taskdaemon/config.toml
+# The default rate limit (1,000 requests a minute) would be the wall time.
+sed -i -e 's/^scheduler_interval = .*/scheduler_interval = "1s"/' \
+  -e 's/^requests_per_minute = .*/requests_per_minute = 1000000/' .taskdaemon/config.toml
 PLAN=$("$TD" --workspace "$WS" new-plan "bench" | tail -n 1)
 "$TD" --workspace "$WS" start >/dev/null
 PID=$("$TD" --workspace "$WS" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')

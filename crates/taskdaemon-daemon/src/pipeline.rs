@@ -839,11 +839,13 @@ async fn work_spec(
     let (branch, target) = (spec.branch.clone(), plan.target_branch.clone());
     let integrated = blocking(move || {
         let repo = Repo::open(&root)?;
+        // Rebase and merge as one: specs finishing together would otherwise
+        // keep moving the target under each other's rebase.
+        let _admin = lock(&WORKTREE_ADMIN);
         for _ in 0..MERGE_ATTEMPTS {
             if let Err(files) = sync_with_target(&repo, &path, &target)? {
                 return Ok(Err(files));
             }
-            let _admin = lock(&WORKTREE_ADMIN);
             match repo.merge_into(&branch, &target, strategy)? {
                 MergeOutcome::Retry { .. } => continue,
                 _ => {
