@@ -801,6 +801,44 @@ pub struct MessageRecord {
     pub updated_at: Millis,
 }
 
+/// What a running plan's specs say about the plan: `None` while work is
+/// left, `Some(Ok)` when every spec succeeded (and there is one), or
+/// `Some(Err(reason))` naming the first spec that failed or was cancelled.
+/// The driver's one rule for ending a plan.
+pub fn plan_outcome(specs: &[SpecRecord]) -> Option<Result<(), String>> {
+    if let Some(bad) = specs
+        .iter()
+        .find(|s| matches!(s.status, PipelineStatus::Failed | PipelineStatus::Cancelled))
+    {
+        let why = bad.note.as_deref().unwrap_or("no reason recorded");
+        return Some(Err(format!("spec {} {}: {why}", bad.name, bad.status)));
+    }
+    if !specs.is_empty() && specs.iter().all(|s| s.status == PipelineStatus::Succeeded) {
+        return Some(Ok(()));
+    }
+    None
+}
+
+/// Orders ready specs (given highest priority first, then oldest plan) so
+/// that plans take turns: each plan's best spec, then each plan's second,
+/// and so on, keeping the given order within a round. One big plan cannot
+/// starve the others of loop slots.
+pub fn fair_order(ready: Vec<SpecRecord>) -> Vec<SpecRecord> {
+    let mut plans: Vec<String> = Vec::new();
+    let mut rank: HashMap<String, usize> = HashMap::new();
+    let mut keyed: Vec<(usize, usize, SpecRecord)> = Vec::with_capacity(ready.len());
+    for (position, spec) in ready.into_iter().enumerate() {
+        if !plans.contains(&spec.plan) {
+            plans.push(spec.plan.clone());
+        }
+        let round = rank.entry(spec.plan.clone()).or_insert(0);
+        keyed.push((*round, position, spec));
+        *round += 1;
+    }
+    keyed.sort_by_key(|(round, position, _)| (*round, *position));
+    keyed.into_iter().map(|(_, _, spec)| spec).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1044,5 +1082,62 @@ mod tests {
                 Err(other) => prop_assert!(false, "unexpected refusal: {}", other),
             }
         }
+    }
+
+    fn record(plan: &str, name: &str, status: PipelineStatus) -> SpecRecord {
+        SpecRecord {
+            id: format!("{plan}/{name}"),
+            plan: plan.to_owned(),
+            name: name.to_owned(),
+            title: name.to_owned(),
+            body: String::new(),
+            status,
+            priority: 0,
+            depends_on: Vec::new(),
+            branch: spec_branch(plan, name),
+            worktree: spec_worktree(plan, name),
+            note: None,
+            loop_task: None,
+            cost: PipelineCost::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn ready_specs_take_turns_across_plans() {
+        use PipelineStatus::Pending;
+        let ready = vec![
+            record("PLAN-1", "a", Pending),
+            record("PLAN-1", "b", Pending),
+            record("PLAN-1", "c", Pending),
+            record("PLAN-2", "x", Pending),
+            record("PLAN-2", "y", Pending),
+        ];
+        let names: Vec<String> = fair_order(ready).into_iter().map(|s| s.id).collect();
+        assert_eq!(
+            names,
+            ["PLAN-1/a", "PLAN-2/x", "PLAN-1/b", "PLAN-2/y", "PLAN-1/c"]
+        );
+    }
+
+    #[test]
+    fn a_plan_ends_when_all_specs_succeed_or_one_fails() {
+        use PipelineStatus::*;
+        assert_eq!(plan_outcome(&[]), None);
+        let mut specs = vec![
+            record("PLAN-1", "a", Succeeded),
+            record("PLAN-1", "b", Running),
+        ];
+        assert_eq!(plan_outcome(&specs), None);
+        specs[1].status = Succeeded;
+        assert_eq!(plan_outcome(&specs), Some(Ok(())));
+        specs[1].status = Failed;
+        specs[1].note = Some("validation kept failing".into());
+        let reason = plan_outcome(&specs).unwrap().unwrap_err();
+        assert!(
+            reason.contains("spec b failed: validation kept failing"),
+            "{reason}"
+        );
     }
 }

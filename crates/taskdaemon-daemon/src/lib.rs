@@ -17,6 +17,7 @@ pub mod logging;
 mod loop_state;
 mod loop_types;
 mod loops;
+mod pipeline;
 pub mod projection;
 pub mod protocol;
 mod queues;

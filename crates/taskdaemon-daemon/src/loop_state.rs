@@ -37,6 +37,8 @@ pub(crate) enum Op {
     Finish {
         id: String,
         end: LoopEnd,
+        /// Told the end once the store has it (the pipeline driver waits on this).
+        done: Option<tokio::sync::oneshot::Sender<LoopEnd>>,
     },
 }
 

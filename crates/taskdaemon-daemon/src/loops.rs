@@ -1,6 +1,7 @@
 //! The loop manager: runs LLM loops as tokio tasks under a semaphore,
 //! publishes what they do to the store, and resumes unfinished loops when the
-//! daemon starts.
+//! daemon starts (except those a plan's driver owns: it resumes them itself,
+//! with their tools, through [`run_owned`]).
 //!
 //! - Store writes from loops go through one writer task, in order, on a
 //!   blocking thread: hooks run inline on a loop's task and must not block,
@@ -28,9 +29,9 @@ use taskdaemon_core::time::{now_millis, to_rfc3339};
 use taskdaemon_core::{EventKind, LoopEnd, LoopIteration, LoopRecord, NewEvent, NewLoop, Status};
 use taskdaemon_llm::{
     IterationRecord, Llm, LoopConfig, LoopHooks, LoopRunner, LoopSpec, LoopStatus, ProgressLog,
-    StreamEvent, ToolOutput,
+    StreamEvent, StructuralTools, ToolOutput,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::blocking;
@@ -49,9 +50,26 @@ pub(crate) async fn start(daemon: &Shared) -> usize {
         tokio::spawn(write_ops(daemon.clone(), writes));
     }
     let d = daemon.clone();
-    let unfinished = match blocking(move || d.store.loops(false).map_err(Failure::from))
-        .await
-        .unwrap_or_else(|p| Err(p.into()))
+    let unfinished = match blocking(move || {
+        // The pipeline driver resumes its own loops, with their tools; a
+        // loop of a plan that ended while the daemon was down just ends.
+        let owned = crate::pipeline::owned_loops(&*d.store)?;
+        let mut mine = Vec::new();
+        for record in d.store.loops(false)? {
+            match owned.get(&record.task.id) {
+                None => mine.push(record),
+                Some(true) => {}
+                Some(false) => d.loops.send(Op::Finish {
+                    id: record.task.id.clone(),
+                    end: LoopEnd::Cancelled,
+                    done: None,
+                }),
+            }
+        }
+        Ok::<_, Failure>(mine)
+    })
+    .await
+    .unwrap_or_else(|p| Err(p.into()))
     {
         Ok(loops) => loops,
         Err(e) => {
@@ -78,7 +96,7 @@ async fn resume(daemon: &Shared, record: LoopRecord) {
     match prepared {
         Ok((config, llm)) => {
             tracing::info!(id, "resuming loop");
-            launch(daemon, id, record.iterations, config, llm);
+            launch(daemon, id, record.iterations, config, llm, Owner::default());
         }
         Err(reason) => {
             let reason = format!("cannot resume after a daemon restart: {reason}");
@@ -94,6 +112,7 @@ async fn resume(daemon: &Shared, record: LoopRecord) {
             daemon.loops.send(Op::Finish {
                 id,
                 end: LoopEnd::Failed { reason },
+                done: None,
             });
         }
     }
@@ -128,6 +147,19 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
         api_key,
         typed,
     } = request;
+    if let Some(typed) = &typed
+        && typed
+            .name
+            .starts_with(crate::pipeline::PIPELINE_TYPE_PREFIX)
+    {
+        return error(
+            ErrorKind::Invalid,
+            format!(
+                "loop type `{}` runs only under a plan (its tools hand work to the plan's driver): start one with `taskdaemon new-plan`",
+                typed.name
+            ),
+        );
+    }
     if let Some(typed) = typed
         && let Err(message) = apply_type(daemon, &mut spec, &typed)
     {
@@ -167,7 +199,14 @@ pub(crate) async fn run(daemon: &Shared, request: LoopRun) -> Response {
         Err(f) => return error(f.kind, f.message),
     };
     tracing::info!(id = record.task.id, "loop created");
-    launch(daemon, record.task.id.clone(), 0, config, llm);
+    launch(
+        daemon,
+        record.task.id.clone(),
+        0,
+        config,
+        llm,
+        Owner::default(),
+    );
     Response::Loop {
         record: Box::new(record),
     }
@@ -214,6 +253,7 @@ pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
         None if record.task.status == Status::Running => daemon.loops.send(Op::Finish {
             id: id.clone(),
             end: LoopEnd::Cancelled,
+            done: None,
         }),
         None => {}
     }
@@ -235,8 +275,16 @@ pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
     }
 }
 
+/// What the owner of a loop the daemon drives itself (the pipeline driver)
+/// adds to it: structural tools, and a channel told its end once stored.
+#[derive(Default)]
+pub(crate) struct Owner {
+    pub(crate) structural: Option<Arc<dyn StructuralTools>>,
+    pub(crate) done: Option<oneshot::Sender<LoopEnd>>,
+}
+
 /// Runs a loop on its own task; `recorded` is how many iterations the store has.
-fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: Llm) {
+fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: Llm, owner: Owner) {
     let cancel = CancellationToken::new();
     {
         let mut active = lock(&daemon.loops.active);
@@ -246,17 +294,113 @@ fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: L
         active.insert(id.clone(), cancel.clone());
     }
     let daemon = daemon.clone();
+    let Owner { structural, done } = owner;
     tokio::spawn(async move {
         let log = Arc::new(LoopLog::open(&daemon, &id));
-        if let Some(end) = drive(&daemon, &id, recorded, config, llm, cancel, log.clone()).await {
-            log.line(&format!("loop {}: {}", end.status(), end.message()));
-            daemon.loops.send(Op::Finish {
-                id: id.clone(),
-                end,
-            });
+        let ended = drive(
+            &daemon,
+            &id,
+            (recorded, structural),
+            config,
+            llm,
+            cancel,
+            log.clone(),
+        )
+        .await;
+        match ended {
+            Some(end) => {
+                log.line(&format!("loop {}: {}", end.status(), end.message()));
+                daemon.loops.send(Op::Finish {
+                    id: id.clone(),
+                    end,
+                    done,
+                });
+            }
+            None => {
+                if let Some(done) = done {
+                    let _ = done.send(LoopEnd::Cancelled);
+                }
+            }
         }
         lock(&daemon.loops.active).remove(&id);
     });
+}
+
+/// Starts (or resumes, when `existing` names an unfinished loop) a loop the
+/// pipeline driver owns; `on_end` is told its end once the store has it.
+/// A loop that already ended is reported at once.
+pub(crate) async fn run_owned(
+    daemon: &Shared,
+    existing: Option<String>,
+    spec: LoopSpec,
+    name: String,
+    owner: Owner,
+) -> Result<String, String> {
+    if let Some(id) = existing {
+        let d = daemon.clone();
+        let key = id.clone();
+        let record = blocking(move || d.store.loop_record(&key))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if record.task.status.is_terminal() {
+            if let Some(done) = owner.done {
+                let _ = done.send(stored_end(&record));
+            }
+            return Ok(id);
+        }
+        let stored = serde_json::from_value::<LoopSpec>(record.spec.clone())
+            .map_err(|e| format!("stored spec of {id} is unreadable: {e}"))?;
+        let (config, llm, _) = prepare(daemon, stored, None).await?;
+        tracing::info!(id, "resuming pipeline loop");
+        launch(daemon, id.clone(), record.iterations, config, llm, owner);
+        return Ok(id);
+    }
+    let (config, llm, mut spec) = prepare(daemon, spec, None).await?;
+    spec.workdir = config.workdir.clone();
+    let spec_json =
+        serde_json::to_value(&spec).map_err(|e| format!("cannot encode the spec: {e}"))?;
+    let new = NewLoop {
+        name: Some(name),
+        session: None,
+        argv: Vec::new(),
+        workdir: config.workdir.display().to_string(),
+        spec: spec_json,
+    };
+    let d = daemon.clone();
+    let record = blocking(move || {
+        let record = d.store.create_loop(&new, ACTOR)?;
+        let dir = d.workspace.loop_dir(&record.task.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Failure {
+            kind: ErrorKind::Internal,
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        Ok::<_, Failure>(record)
+    })
+    .await
+    .unwrap_or_else(|p| Err(p.into()))
+    .map_err(|f| f.message)?;
+    let id = record.task.id.clone();
+    launch(daemon, id.clone(), 0, config, llm, owner);
+    Ok(id)
+}
+
+/// The end of a loop the store says has ended.
+fn stored_end(record: &LoopRecord) -> LoopEnd {
+    let reason = || {
+        record
+            .task
+            .note
+            .clone()
+            .unwrap_or_else(|| format!("loop {} {}", record.task.id, record.task.status))
+    };
+    match record.task.status {
+        Status::Succeeded => LoopEnd::Succeeded {
+            iteration: record.iterations,
+        },
+        Status::Cancelled => LoopEnd::Cancelled,
+        _ => LoopEnd::Failed { reason: reason() },
+    }
 }
 
 /// Waits for a slot, then runs the loop to its end. `None` when it was
@@ -264,7 +408,7 @@ fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: L
 async fn drive(
     daemon: &Shared,
     id: &str,
-    recorded: u32,
+    (recorded, structural): (u32, Option<Arc<dyn StructuralTools>>),
     config: LoopConfig,
     llm: Llm,
     cancel: CancellationToken,
@@ -335,6 +479,10 @@ async fn drive(
             }
         });
     }
+    let runner = match structural {
+        Some(tools) => runner.with_structural_tools(tools),
+        None => runner,
+    };
     let outcome = runner
         .with_hooks(hooks)
         .with_cancel(cancel.clone())
@@ -427,8 +575,11 @@ fn apply(daemon: &Daemon, op: Op) {
                 .map(|_| ());
             (id, result)
         }
-        Op::Finish { id, end } => {
+        Op::Finish { id, end, done } => {
             let result = store.finish_loop(&id, &end, ACTOR).map(|_| ());
+            if let Some(done) = done {
+                let _ = done.send(end);
+            }
             (id, result)
         }
     };

@@ -126,6 +126,7 @@ fn prepare(
         types: crate::loop_types::TypeConfig::new(),
         registry_wanted: Notify::new(),
         follow_started: Notify::new(),
+        pipeline: crate::pipeline::Pipeline::default(),
     });
     Ok((daemon, lock))
 }
@@ -142,6 +143,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     let adopted = adopt_all(&daemon).await;
     crate::loop_types::start(&daemon).await;
     let loops = loops::start(&daemon).await;
+    crate::pipeline::start(&daemon).await;
     tracing::info!(pid = std::process::id(), adopted, loops, socket = %socket.display(), "daemon started");
     daemon.refresh_registry().await;
     let _ = report(&format!("ok {}", std::process::id()));

@@ -49,6 +49,8 @@ pub(crate) struct Daemon {
     /// Signalled when a follower starts, so the watchdog, which sleeps
     /// while nothing is followed, wakes up.
     pub(crate) follow_started: Notify,
+    /// The plan pipeline's driver.
+    pub(crate) pipeline: crate::pipeline::Pipeline,
 }
 
 /// The daemon as its tasks hold it.

@@ -166,6 +166,9 @@ pub enum Reply {
     },
     /// Start a stream, then send a `data:` line that is not JSON.
     MalformedSse,
+    /// Never answer (for an hour): holds a loop mid-request, e.g. while a
+    /// test kills the daemon under it.
+    Stall,
     /// Start a stream, then send an `error` event (e.g. `overloaded_error`).
     ErrorEvent {
         /// Error type, e.g. `overloaded_error`.

@@ -283,7 +283,7 @@ async fn anthropic(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(Api::Anthropic, state, method, uri, headers, body)
+    handle(Api::Anthropic, state, method, uri, headers, body).await
 }
 
 async fn openai(
@@ -293,10 +293,10 @@ async fn openai(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(Api::OpenAi, state, method, uri, headers, body)
+    handle(Api::OpenAi, state, method, uri, headers, body).await
 }
 
-fn handle(
+async fn handle(
     api: Api,
     state: Arc<AppState>,
     method: Method,
@@ -376,6 +376,15 @@ fn handle(
         );
     };
     match reply {
+        Reply::Stall => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            error_response(
+                &api,
+                StatusCode::GATEWAY_TIMEOUT,
+                "api_error",
+                "fake-llm: stalled",
+            )
+        }
         Reply::Turn(turn) if !streaming => {
             let body = match api {
                 Api::Anthropic => wire::anthropic_message(&turn, &model, seq),

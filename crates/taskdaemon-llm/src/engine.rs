@@ -260,7 +260,7 @@ impl LoopRunner {
         let cfg = &self.config;
         self.hooks.on_iteration_start(iteration);
         let started_at = Utc::now();
-        let prompt = cfg
+        let mut prompt = cfg
             .template
             .render(
                 &cfg.spec_text,
@@ -269,6 +269,12 @@ impl LoopRunner {
                 cfg.max_iterations,
             )
             .map_err(|e| LoopError::Setup(format!("prompt template: {e}")))?;
+        if let Some(structural) = &self.structural
+            && let Some(context) = structural.context(iteration).await
+        {
+            prompt.push_str("\n\n");
+            prompt.push_str(&context);
+        }
         let mut messages = vec![Message::user_text(prompt)];
         let mut tools = self.toolbox.specs();
         let structural_specs = self

@@ -613,6 +613,12 @@ pub trait PipelineHandler: Send + Sync {
     /// `Ok` ends the loop, so refuse it with `Err` when the loop's work is
     /// not acceptable yet (e.g. no spec created).
     async fn handle(&self, ctx: &CallContext, call: PipelineCall) -> Result<String, String>;
+
+    /// What to add to the prompt of a `kind` loop's iteration `iteration`
+    /// (see [`StructuralTools::context`]).
+    async fn context(&self, _kind: PipelineLoop, _iteration: u32) -> Option<String> {
+        None
+    }
 }
 
 /// The engine's [`StructuralTools`] for one pipeline loop: offers the kind's
@@ -637,6 +643,10 @@ impl StructuralTools for PipelineTools {
 
     fn ends_by_tool(&self) -> bool {
         self.kind.ends_by_tool()
+    }
+
+    async fn context(&self, iteration: u32) -> Option<String> {
+        self.handler.context(self.kind, iteration).await
     }
 
     async fn call(&self, call: StructuralCall<'_>) -> StructuralOutput {

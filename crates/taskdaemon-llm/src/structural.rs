@@ -101,4 +101,11 @@ pub trait StructuralTools: Send + Sync {
     /// Handles one call. Runs inline on the loop's task; the engine stops
     /// waiting for it when the loop is cancelled.
     async fn call(&self, call: StructuralCall<'_>) -> StructuralOutput;
+
+    /// Text the owner adds at the end of iteration `iteration`'s prompt
+    /// (messages that arrived for the loop, answers to its questions). Read
+    /// once as each iteration starts; `None` adds nothing.
+    async fn context(&self, _iteration: u32) -> Option<String> {
+        None
+    }
 }

@@ -1,0 +1,659 @@
+//! The plan pipeline driven by a real daemon: a plan goes from `new-plan`
+//! through its plan, spec and phase loops to Ralph loops that write files
+//! in git worktrees, and is merged into `main` of a real repository. The
+//! fake LLM server plays every model, scripted by which tools a request
+//! offers (and, for loops of one kind, by what their prompt names).
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Ws, eventually, sigkill};
+use serde_json::{Value, json};
+use taskdaemon_core::pipeline::MessageKind;
+use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply, Route, Turn, Usage};
+use taskdaemon_store::{MessageFilter, SqliteStore, Store};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The fake server on its own runtime, so blocking test code can drive the CLI.
+struct Fake {
+    server: Option<FakeLlm>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    fn start(routes: Vec<Route>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(FakeLlm::start_routed(routes))
+            .expect("fake server");
+        Fake {
+            server: Some(server),
+            _runtime: runtime,
+        }
+    }
+
+    fn server(&self) -> &FakeLlm {
+        self.server.as_ref().expect("server")
+    }
+
+    fn requests(&self) -> Vec<RecordedRequest> {
+        self.server().requests()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        drop(self.server.take());
+    }
+}
+
+fn usage() -> Usage {
+    Usage {
+        input_tokens: 100,
+        output_tokens: 10,
+        ..Usage::default()
+    }
+}
+
+fn tool(name: &str, input: Value) -> Reply {
+    Turn::tool(name, input).with_usage(usage()).into()
+}
+
+fn text(words: &str) -> Reply {
+    Turn::text(words).with_usage(usage()).into()
+}
+
+fn git(ws: &Ws, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(ws.root())
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A git repository on `main` with one commit, its daemon pointed at `fake`
+/// and scheduling every 200 ms.
+fn repo(fake: &Fake) -> Ws {
+    let mut ws = Ws::new();
+    git(&ws, &["init", "--quiet", "--initial-branch=main"]);
+    fs::write(ws.root().join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "README.md"]);
+    git(&ws, &["commit", "--quiet", "-m", "first"]);
+    ws.write_config("[pipeline]\nscheduler_interval = \"200ms\"\n");
+    ws.set_env("ANTHROPIC_API_KEY", "sk-test");
+    ws.set_env("ANTHROPIC_BASE_URL", &fake.server().base_url());
+    ws.set_env("GIT_AUTHOR_NAME", "Test");
+    ws.set_env("GIT_AUTHOR_EMAIL", "test@example.com");
+    ws.set_env("GIT_COMMITTER_NAME", "Test");
+    ws.set_env("GIT_COMMITTER_EMAIL", "test@example.com");
+    ws
+}
+
+fn show(ws: &Ws, id: &str) -> Value {
+    ws.run(&["plan", "show", id, "--json"]).ok().json()
+}
+
+fn wait_plan(ws: &Ws, id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        last = show(ws, id);
+        if last["status"] == status {
+            return last;
+        }
+        if last["status"] == "failed" || last["status"] == "cancelled" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{id} did not become {status}: {last:#}");
+}
+
+/// The routes of a plan loop submitting a plan.
+fn plan_route() -> Route {
+    Route::offering("submit_plan").reply(tool(
+        "submit_plan",
+        json!({"title": "Two files", "summary": "a then b", "body": "Write a, then b."}),
+    ))
+}
+
+/// A phase loop for spec `name` creating phases `<name>1` and `<name>2`.
+fn phase_route(name: &str) -> Route {
+    let phase = |n: u32| {
+        tool(
+            "create_phase",
+            json!({
+                "name": format!("{name}{n}"),
+                "title": format!("write {name}{n}.txt"),
+                "body": format!("Create {name}{n}.txt"),
+                "validation": format!("test -f {name}{n}.txt"),
+            }),
+        )
+    };
+    Route::offering("create_phase")
+        .prompt_contains(format!("for spec `{name}`"))
+        .replies([phase(1), phase(2), tool("finish", json!({}))])
+}
+
+/// The Ralph loop of phase `phase` (e.g. `a1`): writes `a1.txt`, ends its turn.
+fn ralph_route(spec: &str, number: u32) -> Route {
+    let file = format!("{spec}{number}.txt");
+    Route::offering("send_message")
+        .prompt_contains(format!("# Phase {number} of spec `{spec}`"))
+        .replies([
+            tool(
+                "write_file",
+                json!({"path": file, "content": format!("{file}\n")}),
+            ),
+            text("done"),
+        ])
+}
+
+fn spec_call(name: &str, deps: &[&str]) -> Reply {
+    tool(
+        "create_spec",
+        json!({"name": name, "title": format!("Spec {name}"), "body": format!("Build {name}"), "depends_on": deps}),
+    )
+}
+
+/// Every Ralph, phase and spec route of the two-spec plan (a, then b).
+fn cascade_routes(spec_replies: Vec<Reply>) -> Vec<Route> {
+    vec![
+        plan_route(),
+        Route::offering("create_spec").replies(spec_replies),
+        phase_route("a"),
+        phase_route("b"),
+        ralph_route("a", 1),
+        ralph_route("a", 2),
+        ralph_route("b", 1),
+        ralph_route("b", 2),
+    ]
+}
+
+/// Tokens of every loop in a `plan show --json` tree.
+fn loop_tokens(tree: &Value) -> u64 {
+    let sum = |loops: &Value| -> u64 {
+        loops
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["input_tokens"].as_u64().unwrap())
+            .sum()
+    };
+    let mut total = sum(&tree["loops"]);
+    for spec in tree["specs"].as_array().unwrap() {
+        total += sum(&spec["loops"]);
+        for phase in spec["phases"].as_array().unwrap() {
+            total += sum(&phase["loops"]);
+        }
+    }
+    total
+}
+
+fn assert_merged_in_order(ws: &Ws, plan: &str) {
+    let log = git(ws, &["log", "--format=%s", "--reverse", "main"]);
+    let subjects: Vec<&str> = log.lines().collect();
+    let phases: Vec<&str> = subjects
+        .iter()
+        .copied()
+        .filter(|s| s.starts_with(plan))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            format!("{plan}/a/1: write a1.txt"),
+            format!("{plan}/a/2: write a2.txt"),
+            format!("{plan}/b/1: write b1.txt"),
+            format!("{plan}/b/2: write b2.txt"),
+        ],
+        "each phase committed once, a before b: {log}"
+    );
+    for file in ["a1.txt", "a2.txt", "b1.txt", "b2.txt"] {
+        assert!(ws.root().join(file).is_file(), "{file} is on main");
+    }
+    let worktrees = git(ws, &["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
+    assert!(
+        !ws.root().join(".taskdaemon/worktrees").join(plan).exists(),
+        "the plan's worktrees are gone"
+    );
+}
+
+#[test]
+fn a_plan_of_two_dependent_specs_is_merged_into_main_in_order() {
+    let fake = Fake::start(cascade_routes(vec![
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]));
+    let ws = repo(&fake);
+    let id = ws.run(&["new-plan", "Write two files"]).ok().last_line();
+    ws.run(&["start"]).ok();
+    eventually("the plan is submitted", || {
+        show(&ws, &id)["title"] == "Two files"
+    });
+    assert_eq!(show(&ws, &id)["status"], "draft", "it waits for approval");
+    ws.run(&["plan", "approve", &id]).ok();
+    let tree = wait_plan(&ws, &id, "succeeded");
+
+    assert_merged_in_order(&ws, &id);
+    let specs = tree["specs"].as_array().unwrap();
+    assert_eq!(specs.len(), 2, "{tree:#}");
+    for spec in specs {
+        assert_eq!(spec["status"], "succeeded", "{spec:#}");
+        assert_eq!(spec["phases"].as_array().unwrap().len(), 2, "{spec:#}");
+        assert_eq!(spec["loops"].as_array().unwrap().len(), 1, "{spec:#}");
+    }
+    // Plan loop 1 request, spec loop 3, two phase loops 3 each, four Ralph loops 2 each.
+    assert_eq!(fake.requests().len(), 18, "no request repeated");
+    let tokens = loop_tokens(&tree);
+    assert_eq!(tokens, 18 * 100, "every request's tokens are some loop's");
+    assert_eq!(
+        tree["cost"]["input_tokens"].as_u64(),
+        Some(tokens),
+        "{tree:#}"
+    );
+    let listed = ws.run(&["loop", "list", "--all", "--json"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 8, "{listed:#}");
+}
+
+#[test]
+fn a_spec_cycle_is_refused_to_the_model_and_the_plan_goes_on_with_a_valid_set() {
+    let fake = Fake::start(cascade_routes(vec![
+        spec_call("a", &["b"]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]));
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write two files", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    wait_plan(&ws, &id, "succeeded");
+    let spec_requests: Vec<RecordedRequest> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.offered_tools().contains(&"create_spec".to_owned()))
+        .collect();
+    let after_finish = serde_json::to_string(&spec_requests[3].body).unwrap();
+    assert!(
+        after_finish.contains("cycle") && after_finish.contains("none of a, b was created"),
+        "the model reads the refusal: {after_finish}"
+    );
+    assert_merged_in_order(&ws, &id);
+}
+
+#[test]
+fn a_daemon_killed_mid_cascade_finishes_the_plan_without_repeating_work() {
+    // Phase b1's Ralph loop gets no answer to its first request: the
+    // daemon is killed while it waits.
+    let mut routes = cascade_routes(vec![
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]);
+    routes.retain(|r| r.when_prompt_contains.as_deref() != Some("# Phase 1 of spec `b`"));
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `b`")
+            .replies([
+                Reply::Stall,
+                tool(
+                    "write_file",
+                    json!({"path": "b1.txt", "content": "b1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write two files", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    eventually("b1's loop asks the model", || {
+        fake.requests()
+            .iter()
+            .any(|r| r.prompt().contains("# Phase 1 of spec `b`"))
+    });
+    let before = fake.requests().len();
+    sigkill(ws.daemon_pid().expect("daemon runs"));
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    ws.run(&["start"]).ok();
+    wait_plan(&ws, &id, "succeeded");
+
+    assert_merged_in_order(&ws, &id);
+    let requests = fake.requests();
+    let repeated = |tool: &str| {
+        requests
+            .iter()
+            .filter(|r| r.offered_tools().contains(&tool.to_owned()))
+            .count()
+    };
+    assert_eq!(repeated("submit_plan"), 1, "the plan loop ran once");
+    assert_eq!(repeated("create_spec"), 3, "the spec loop ran once");
+    assert_eq!(repeated("create_phase"), 6, "each phase loop ran once");
+    // a1, a2 and b2: 2 requests each; b1: the one left unanswered, then 2.
+    assert_eq!(requests.len(), before + 2 + 2, "only b1 and b2 asked after");
+    let specs = show(&ws, &id)["specs"].clone();
+    assert_eq!(specs.as_array().unwrap().len(), 2, "no spec created twice");
+}
+
+#[test]
+fn a_share_reaches_the_next_prompt_and_a_message_to_an_ended_spec_is_a_dead_letter() {
+    let mut routes = cascade_routes(vec![
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]);
+    routes.retain(|r| {
+        let prompt = r.when_prompt_contains.as_deref();
+        prompt != Some("# Phase 1 of spec `a`") && prompt != Some("# Phase 2 of spec `b`")
+    });
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "send_message",
+                    json!({"to": "b", "kind": "share", "body": "the files end with a newline"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 2 of spec `b`")
+            .replies([
+                tool(
+                    "send_message",
+                    json!({"to": "a", "kind": "share", "body": "thanks for the tip"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "b2.txt", "content": "b2.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write two files", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    wait_plan(&ws, &id, "succeeded");
+
+    let requests = fake.requests();
+    let b1 = requests
+        .iter()
+        .find(|r| r.prompt().contains("# Phase 1 of spec `b`"))
+        .expect("b1 ran");
+    assert!(
+        b1.prompt().contains("share from a")
+            && b1.prompt().contains("the files end with a newline"),
+        "a's share is in b's next prompt: {}",
+        b1.prompt()
+    );
+    let a1 = requests
+        .iter()
+        .find(|r| r.prompt().contains("# Phase 1 of spec `a`"))
+        .expect("a1 ran");
+    assert!(!a1.prompt().contains("the files end with a newline"));
+
+    let dead = ws.run(&["plan", "dead-letters", &id, "--json"]).ok().json();
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["body"], "thanks for the tip");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("spec a has ended (succeeded)"),
+        "{dead:#?}"
+    );
+    let told = requests
+        .iter()
+        .filter(|r| r.prompt().contains("# Phase 2 of spec `b`"))
+        .nth(1)
+        .expect("b2's second request");
+    assert!(
+        serde_json::to_string(&told.body)
+            .unwrap()
+            .contains("could not be delivered"),
+        "the model is told: {}",
+        serde_json::to_string(&told.body).unwrap()
+    );
+}
+
+#[test]
+fn pipeline_loop_types_are_refused_by_hand() {
+    let fake = Fake::start(Vec::new());
+    let ws = repo(&fake);
+    let root = ws.root().display().to_string();
+    let refused = ws.run(&[
+        "loop",
+        "run",
+        "--type",
+        "pipeline-plan",
+        "--input",
+        "request=anything",
+        "--workdir",
+        &root,
+        "--detach",
+    ]);
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains("loop type `pipeline-plan` runs only under a plan"),
+        "{refused:#?}"
+    );
+    assert!(fake.requests().is_empty(), "no model was asked");
+    let loops = ws.run(&["loop", "list", "--all", "--json"]).ok().json();
+    assert_eq!(loops, Value::Array(Vec::new()), "nothing was created");
+}
+
+#[test]
+fn a_spec_conflicting_with_main_pauses_with_an_alert_and_resume_merges_it_once_resolved() {
+    let mut routes = vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        ralph_route("a", 2),
+    ];
+    routes.push(
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "write_file",
+                    json!({"path": "README.md", "content": "from the spec\n"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
+    // Main moves after the plan's base: the spec will conflict with it.
+    fs::write(ws.root().join("README.md"), "from main\n").unwrap();
+    git(
+        &ws,
+        &["commit", "--quiet", "-am", "main changes the readme"],
+    );
+    ws.run(&["start"]).ok();
+    eventually("the plan is submitted", || {
+        show(&ws, &id)["title"] == "Two files"
+    });
+    ws.run(&["plan", "approve", &id]).ok();
+    let paused = eventually_paused(&ws, &id);
+    assert!(
+        paused["note"].as_str().unwrap().contains("README.md"),
+        "{paused:#}"
+    );
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let alerts = store
+        .messages(&MessageFilter {
+            plan: Some(id.clone()),
+            kind: Some(MessageKind::Alert),
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].to, "human");
+    assert!(alerts[0].body.contains("README.md"), "{alerts:#?}");
+
+    let worktree = ws.root().join(".taskdaemon/worktrees").join(&id).join("a");
+    fs::write(worktree.join("README.md"), "from main and the spec\n").unwrap();
+    let added = Command::new("git")
+        .current_dir(&worktree)
+        .args(["add", "README.md"])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    ws.run(&["plan", "resume", &id]).ok();
+    wait_plan(&ws, &id, "succeeded");
+    assert_eq!(
+        fs::read_to_string(ws.root().join("README.md")).unwrap(),
+        "from main and the spec\n"
+    );
+    let log = git(&ws, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with(&format!("{id}/a/1")))
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Waits for spec `a` of `plan` to pause; returns it.
+fn eventually_paused(ws: &Ws, plan: &str) -> Value {
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        last = show(ws, plan);
+        let spec = &last["specs"][0];
+        if spec["status"] == "paused" {
+            return spec.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("spec a of {plan} did not pause: {last:#}");
+}
+
+#[test]
+fn a_plan_cancelled_while_the_daemon_was_down_does_not_resume_its_loops() {
+    let fake = Fake::start(vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                Reply::Stall,
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    ]);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write a file", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    eventually("a1's loop asks the model", || {
+        fake.requests()
+            .iter()
+            .any(|r| r.prompt().contains("# Phase 1 of spec `a`"))
+    });
+    sigkill(ws.daemon_pid().expect("daemon runs"));
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    ws.run(&["plan", "cancel", &id]).ok();
+    let before = fake.requests().len();
+    ws.run(&["start"]).ok();
+
+    let ralph = show(&ws, &id)["specs"][0]["phases"][0]["loops"][0]["id"]
+        .as_str()
+        .expect("a1's loop is linked")
+        .to_owned();
+    let status = |loop_id: &str| -> String {
+        let shown = ws.run(&["loop", "show", loop_id, "--json"]).ok().json();
+        let status = if shown["status"].is_string() {
+            &shown["status"]
+        } else {
+            &shown["task"]["status"]
+        };
+        status.as_str().unwrap_or_default().to_owned()
+    };
+    eventually("a1's loop ends", || {
+        ["cancelled", "failed", "succeeded"].contains(&status(&ralph).as_str())
+    });
+    assert_eq!(status(&ralph), "cancelled");
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "no model call after the restart"
+    );
+    assert_eq!(show(&ws, &id)["status"], "cancelled");
+}
+
+#[test]
+fn worktrees_of_specs_that_are_not_open_are_removed_when_the_daemon_starts() {
+    let fake = Fake::start(Vec::new());
+    let ws = repo(&fake);
+    // A real worktree of a spec the store does not know, and a leftover folder.
+    let stray = ws.root().join(".taskdaemon/worktrees/PLAN-9/gone");
+    git(
+        &ws,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-b",
+            "td/PLAN-9/gone",
+            stray.to_str().unwrap(),
+        ],
+    );
+    let leftover = ws.root().join(".taskdaemon/worktrees/PLAN-9/half");
+    fs::create_dir_all(&leftover).unwrap();
+    ws.run(&["start"]).ok();
+    eventually("orphaned worktrees are removed", || {
+        !stray.exists() && !leftover.exists()
+    });
+    let worktrees = git(&ws, &["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
+}
