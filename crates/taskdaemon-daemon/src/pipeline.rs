@@ -1066,7 +1066,7 @@ impl Handler {
                 }
             }
             PipelineCall::SendMessage(m) => {
-                let kind: MessageKind = m.kind.as_str().parse().map_err(|e: String| e)?;
+                let kind = m.kind;
                 let to = m.to.to_string();
                 let record = store
                     .send_message(
