@@ -134,6 +134,12 @@ impl LogCursor {
                 }
                 for newer in &copies[at + 1..] {
                     if let Ok(mut file) = File::open(newer) {
+                        // The file opened above as the live one, rotated
+                        // since: it is read below, from its start.
+                        let copy = file.metadata()?;
+                        if (copy.dev(), copy.ino()) == id {
+                            break;
+                        }
                         file.read_to_end(&mut out)?;
                     }
                 }
