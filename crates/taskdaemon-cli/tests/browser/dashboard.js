@@ -54,11 +54,14 @@ async function main() {
     const go = path.join(env('TD_WORKSPACE'), 'go-step-two');
     const running = cli('spawn', '--', 'sh', '-c',
       `echo step-one; while [ ! -e '${go}' ]; do sleep 0.05; done; echo step-two; sleep 300`);
-    const failing = cli('spawn', '--', 'sh', '-c', 'sleep 2; exit 3');
+    const fail = path.join(env('TD_WORKSPACE'), 'go-fail');
+    const failing = cli('spawn', '--', 'sh', '-c', `while [ ! -e '${fail}' ]; do sleep 0.05; done; exit 3`);
     result.running = running;
     result.failing = failing;
     await page.waitForSelector(`#task-list tr[data-id="${running}"] .status[data-status="running"]`, WAIT);
     await page.waitForSelector(`#task-list tr[data-id="${failing}"] .status[data-status="running"]`, WAIT);
+    // It fails only once the page has shown it running.
+    require('node:fs').writeFileSync(fail, '');
     await page.waitForSelector(`#task-list tr[data-id="${failing}"] .status[data-status="failed"]`, WAIT);
     check(await page.evaluate(() => window.__notReloaded === true), 'the page was reloaded');
 
