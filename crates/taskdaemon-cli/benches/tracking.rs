@@ -364,7 +364,7 @@ fn inproc(db: &Path, workspace: &Workspace, runs: u64) -> Result<()> {
     })?;
     println!("snapshot build (queries)    {}", summary(build));
     let snapshot = time_n(runs.min(100), || {
-        taskdaemon_daemon::snapshot::write(workspace, &store, None)
+        taskdaemon_daemon::snapshot::write(workspace, &Default::default(), &store, None)
             .map(drop)
             .map_err(|e| e.to_string())
     })?;

@@ -90,6 +90,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Check the store, rebuild the search index and the projection files.
     Repair(JsonFlag),
+    /// Rewrite seed 003's task files ([autodev] dir, default .auto-dev/tasks/:
+    /// current.json, memory.json, history/) from the store now.
+    Autodev(JsonFlag),
     /// Folder queues: add, list and remove them.
     #[command(subcommand)]
     Queues(QueuesCommand),
@@ -354,6 +357,18 @@ pub enum QueuesCommand {
     List(JsonFlag),
     /// Unregister a queue (its folder and files stay).
     Rm(QueuesRmArgs),
+    /// Take over seed 002's task-monitor config.json (settings and queues),
+    /// e.g. ~/.config/task-monitor/config.json; a bad file changes nothing.
+    ImportConfig(QueuesImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesImportArgs {
+    /// The task monitor's config.json.
+    pub path: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

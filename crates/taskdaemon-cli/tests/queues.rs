@@ -25,7 +25,9 @@ path = "tasks/ad-hoc"
 
 /// The stand-in `claude`. The prompt (`$2`) steers it: its first word names
 /// the run in `runs.log`; `WAIT:F` waits for file F; `FAIL` ends with an
-/// error result and exit 1; `FAILONCE:F` fails unless F exists (and makes it).
+/// error result and exit 1; `FAILONCE:F` fails unless F exists (and makes it);
+/// `LOGIN` ends as Claude Code does when logged out (`is_error` with subtype
+/// `success`).
 const FAKE_CLAUDE: &str = r#"#!/bin/sh
 prompt="$2"
 name=${prompt%% *}
@@ -39,9 +41,14 @@ for word in $prompt; do
     TOUCH:*) : > "${word#TOUCH:}" ;;
     FAILONCE:*) f=${word#FAILONCE:}; if [ ! -e "$f" ]; then : > "$f"; fail=1; fi ;;
     FAIL) fail=1 ;;
+    LOGIN) login=1 ;;
   esac
 done
 echo "end $name" >> "$RUNS_LOG"
+if [ -n "$login" ]; then
+  echo '{"type":"result","subtype":"success","is_error":true,"duration_ms":3,"num_turns":1,"result":"Not logged in · Please run /login","session_id":"sess-'"$name"'","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0}}'
+  exit 1
+fi
 if [ -n "$fail" ]; then
   echo '{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"result":"It broke","session_id":"sess-'"$name"'","total_cost_usd":0.001,"usage":{"input_tokens":1,"output_tokens":1}}'
   exit 1
@@ -786,4 +793,23 @@ fn retry_puts_a_failed_document_back_and_it_runs_as_a_new_task() {
         fs::read_to_string(ws.queue_dir(ADHOC).join("pending/task-flaky.md")).unwrap(),
         "newer\n"
     );
+}
+
+#[test]
+fn an_is_error_result_keeps_claude_codes_message_as_written() {
+    let ws = queue_ws();
+    ws.drop_document(
+        ADHOC,
+        "task-login.md",
+        "---\nmax_attempts: 1\n---\nlogin LOGIN\n",
+    );
+    ws.run(&["start"]).ok();
+    let result = ws.wait_result(ADHOC, "task-login");
+    assert_eq!(result["status"], "failed", "{result:#}");
+    assert_eq!(
+        result["error"], "Not logged in · Please run /login",
+        "the message as Claude Code wrote it, not its subtype: {result:#}"
+    );
+    let logs = ws.run(&["tasks", "logs", "task-login"]).ok().json();
+    assert_eq!(logs["error"], "Not logged in · Please run /login");
 }

@@ -25,7 +25,8 @@ fn show(ws: &Ws, id: &str) -> Value {
 }
 
 fn snapshot(ws: &Ws) -> Value {
-    let text = fs::read_to_string(ws.state_dir().join("current.json")).expect("current.json");
+    let text = fs::read_to_string(ws.root().join(".auto-dev/tasks/current.json"))
+        .expect("current.json");
     serde_json::from_str(&text).expect("current.json is JSON")
 }
 
@@ -160,7 +161,8 @@ fn the_snapshot_follows_every_save_trigger() {
     let current = &snap["current_task"];
     assert_eq!(current["id"], first.as_str());
     assert_eq!(current["name"], "Port the parser");
-    assert_eq!(current["status"], "running");
+    assert_eq!(current["status"], "in_progress", "the seed's status");
+    assert_eq!(current["state"], "running", "ours, beside it");
     assert!(current["started_at"].is_string());
     assert_eq!(
         current["context"]["files_modified"],
@@ -390,7 +392,7 @@ fn export_and_import_round_trip_in_both_formats() {
             "{format} round trip"
         );
         assert_eq!(show(&target, &a)["status"], "succeeded");
-        assert!(target.state_dir().join("current.json").exists());
+        assert!(target.root().join(".auto-dev/tasks/current.json").exists());
         // Importing twice is refused and changes nothing.
         let twice = target.run(&["import", file_arg]);
         assert_eq!(twice.code, Some(4), "{twice:#?}");
@@ -418,7 +420,11 @@ fn export_and_import_round_trip_in_both_formats() {
 fn repair_rewrites_corrupt_projections_and_backup_is_a_working_copy() {
     let ws = Ws::new();
     let id = add(&ws, &["something"]);
-    fs::write(ws.state_dir().join("current.json"), "{\"session_id\": nul").unwrap();
+    fs::write(
+        ws.root().join(".auto-dev/tasks/current.json"),
+        "{\"session_id\": nul",
+    )
+    .unwrap();
     let registry = ws.root().join(".claude/process_registry.json");
     fs::create_dir_all(registry.parent().unwrap()).unwrap();
     fs::write(&registry, "").unwrap();

@@ -530,7 +530,10 @@ impl TaskdaemonMcp {
                 "text/markdown",
             ))),
             CURRENT_URI => {
-                let path = self.service.workspace()?.snapshot_path();
+                let path = self
+                    .service
+                    .workspace()?
+                    .snapshot_path(self.service.config());
                 if !path.exists() {
                     self.service.save_snapshot(session);
                 }

@@ -61,7 +61,8 @@ pub use pipeline::{
 };
 pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, SpawnInput, restart_policy};
 pub use queues::{
-    QueueEntryView, QueueTask, QueueTaskShow, SubmitInput, WorkerRow, WorkerState, worker_state,
+    ImportedConfig, ImportedQueue, QueueEntryView, QueueTask, QueueTaskShow, SubmitInput,
+    WorkerRow, WorkerState, worker_state,
 };
 pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
@@ -213,15 +214,28 @@ impl Service {
         (self.warn)(message);
     }
 
-    /// Rewrites `current.json` after a save trigger. The change is already
-    /// committed, so a failure is a warning: `repair` rewrites the file.
+    /// Rewrites seed 003's `current.json` and `memory.json` after a save
+    /// trigger (`history/` is the daemon's and `autodev`'s: it grows with
+    /// every ended task). The change is already committed, so a failure is a
+    /// warning: `repair` rewrites the files.
     pub fn save_snapshot(&self, session: Option<&str>) {
         let Some(workspace) = &self.workspace else {
             return;
         };
-        if let Err(e) = taskdaemon_daemon::snapshot::write(workspace, &*self.store, session) {
+        use taskdaemon_daemon::snapshot::{write, write_memory};
+        let written = write(workspace, &self.config, &*self.store, session)
+            .and_then(|_| write_memory(workspace, &self.config, &*self.store));
+        if let Err(e) = written {
             self.warn(&format!("{e} (run `taskdaemon repair` to rewrite it)"));
         }
+    }
+
+    /// Rewrites all of seed 003's task files (`current.json`, `memory.json`,
+    /// `history/`) from the store now: `taskdaemon autodev`.
+    pub fn write_seed_files(&self) -> Result<taskdaemon_daemon::snapshot::Written> {
+        let workspace = self.workspace()?;
+        taskdaemon_daemon::snapshot::write_all(workspace, &self.config, &*self.store)
+            .map_err(|e| ServiceError::Failed(e.to_string()))
     }
 
     /// Rewrites the registry projection (when enabled), logging a failure.

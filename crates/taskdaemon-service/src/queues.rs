@@ -18,7 +18,33 @@ use taskdaemon_queue::executor::{ExecutorSettings, agent_spec};
 use taskdaemon_queue::{QueueFolder, TaskDocument, TaskResult, Tokens};
 use taskdaemon_store::{QueueItemFilter, StoreError, WorkerRecord};
 
+use taskdaemon_workspace::seed_config::SeedConfig;
+
 use crate::{Result, Service, ServiceError};
+
+/// What `queues import-config` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedConfig {
+    /// The seed config's `version`.
+    pub version: Option<String>,
+    /// The `[queues]` settings set, as `key = value`.
+    pub settings: Vec<String>,
+    /// Seed settings read and checked that taskdaemon has no use for.
+    pub ignored_settings: Vec<String>,
+    pub queues: Vec<ImportedQueue>,
+}
+
+/// One queue of an imported seed config.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedQueue {
+    pub id: String,
+    pub path: PathBuf,
+    pub description: Option<String>,
+    /// When the seed added it, as it wrote it.
+    pub added_at: Option<String>,
+    /// `false`: it was registered at that folder already.
+    pub added: bool,
+}
 
 /// The lease a worker that recorded none is assumed to hold (the worker's default).
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -514,6 +540,65 @@ impl Service {
         write_config(&config_path, &updated)?;
         self.reload_queues();
         Ok(folder)
+    }
+
+    /// Switches a user of seed 002's task monitor over: reads its
+    /// `config.json` (`version`, `settings`, `project_workspace`, `queues`),
+    /// maps the settings onto `[queues]`, registers its queues and creates
+    /// their folders. A bad file (the error names the JSON path), a
+    /// `project_workspace` that is not this workspace, or a queue id taken at
+    /// another folder changes nothing.
+    pub fn import_seed_config(&self, path: &Path) -> Result<ImportedConfig> {
+        let workspace = self.workspace()?;
+        let bad = |e: String| ServiceError::BadInput(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServiceError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+        let seed = SeedConfig::parse(&text).map_err(bad)?;
+        if let Some(project) = &seed.project_workspace {
+            let same = std::fs::canonicalize(project).is_ok_and(|p| p == workspace.root());
+            if !same {
+                return Err(bad(format!(
+                    "project_workspace: {} is not this workspace ({}): run the import there, or pass --workspace {}",
+                    project.display(),
+                    workspace.root().display(),
+                    project.display()
+                )));
+            }
+        }
+        let config_path = workspace.config_path();
+        let current = read_config_text(&config_path)?;
+        let import = seed.apply(&current, workspace.root()).map_err(bad)?;
+        for (queue, folder, _) in &import.queues {
+            QueueFolder::new(&queue.id, folder).create().map_err(|e| {
+                ServiceError::Failed(format!(
+                    "cannot create the queue folder {}: {e} (the config was not changed)",
+                    folder.display()
+                ))
+            })?;
+        }
+        write_config(&config_path, &import.config_text)?;
+        self.reload_queues();
+        Ok(ImportedConfig {
+            version: seed.version,
+            settings: import.settings,
+            ignored_settings: seed
+                .settings
+                .enable_file_hash
+                .map(|_| "enable_file_hash".to_owned())
+                .into_iter()
+                .collect(),
+            queues: import
+                .queues
+                .into_iter()
+                .map(|(q, folder, added)| ImportedQueue {
+                    id: q.id,
+                    path: folder,
+                    description: q.description,
+                    added_at: q.added_at,
+                    added,
+                })
+                .collect(),
+        })
     }
 
     /// Unregisters queue `id` (its folder and files stay); returns its folder

@@ -1,6 +1,6 @@
 //! Putting the store and its projections right: `repair` checks the store,
 //! rebuilds its search index, corrects waiting statuses and rewrites the
-//! projection files (seed snapshot, registry) from the store; after an
+//! projection files (seed 003's task files, registry) from the store; after an
 //! import the projections are rebuilt the same way.
 
 use std::path::PathBuf;
@@ -43,11 +43,14 @@ impl Service {
     pub fn repair(&self) -> Result<Repair> {
         let workspace = self.workspace()?;
         let store = &*self.store;
-        let mut findings = vec![(workspace.snapshot_path(), snapshot::inspect(workspace))];
+        let mut findings = vec![(
+            workspace.snapshot_path(&self.config),
+            snapshot::inspect(workspace, &self.config),
+        )];
         findings.extend(registry::inspect(workspace, &self.config));
         let problems_found = store.check_integrity()?.problems;
         let report = store.repair("repair")?;
-        let snapshot_result = snapshot::write(workspace, store, None)
+        let snapshot_result = snapshot::write_all(workspace, &self.config, store)
             .err()
             .map(|e| e.to_string());
         let registry_result = registry::write(workspace, store, &self.config)

@@ -89,8 +89,10 @@ fn tracked_work_actions_views_and_snapshot() {
     assert!(!resume.last_events.is_empty());
 
     // The seed snapshot was rewritten after the changes.
-    let snapshot: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ws.workspace.snapshot_path()).unwrap()).unwrap();
+    let snapshot: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ws.workspace.snapshot_path(service.config())).unwrap(),
+    )
+    .unwrap();
     assert_eq!(snapshot["current_task"]["id"], first.id.as_str());
 
     service

@@ -36,6 +36,11 @@ enabled = true
 # Relative to the workspace root.
 path = ".claude/process_registry.json"
 
+[autodev]
+# Seed 003's task files: current.json (with current.json.bak, the copy before
+# the last write), memory.json and history/. Relative to the workspace root.
+dir = ".auto-dev/tasks"
+
 [queues]
 # Watch each queue's pending/ folder and run the task documents dropped there.
 watch_enabled = true
@@ -134,6 +139,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub logs: LogsConfig,
     pub registry: RegistryConfig,
+    pub autodev: AutodevConfig,
     pub queues: QueuesConfig,
     pub executors: ExecutorsConfig,
     pub history: HistoryConfig,
@@ -307,6 +313,21 @@ impl Default for RegistryConfig {
         Self {
             enabled: true,
             path: PathBuf::from(".claude/process_registry.json"),
+        }
+    }
+}
+
+/// `[autodev]`: where seed 003's task files are written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutodevConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for AutodevConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(".auto-dev/tasks"),
         }
     }
 }
@@ -488,6 +509,9 @@ impl Config {
         }
         if pipeline.scheduler_interval < Duration::from_millis(100) {
             return Err("pipeline.scheduler_interval: must be at least 100ms".to_owned());
+        }
+        if self.autodev.dir.as_os_str().is_empty() {
+            return Err("autodev.dir: must not be empty".to_owned());
         }
         if self.registry.enabled && self.registry.path.as_os_str().is_empty() {
             return Err(

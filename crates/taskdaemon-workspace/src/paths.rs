@@ -120,9 +120,16 @@ impl Workspace {
         self.state_dir().join("registry.lock")
     }
 
-    /// The seed snapshot other tools read: where tracked work stands.
-    pub fn snapshot_path(&self) -> PathBuf {
-        self.state_dir().join("current.json")
+    /// Seed 003's task files (`[autodev] dir`): `current.json`,
+    /// `memory.json`, `history/`.
+    pub fn autodev_dir(&self, config: &crate::Config) -> PathBuf {
+        self.resolve(&config.autodev.dir)
+    }
+
+    /// The seed snapshot other tools read: where tracked work stands. The
+    /// only one: `.taskdaemon/current.json` is no longer written.
+    pub fn snapshot_path(&self, config: &crate::Config) -> PathBuf {
+        self.autodev_dir(config).join("current.json")
     }
 
     /// Serialises writers of the seed snapshot.

@@ -71,12 +71,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
         Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
         Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
+        Command::Autodev(args) => transfer::autodev(&find_workspace(workspace_arg)?, args.json),
         Command::Queues(command) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
                 QueuesCommand::Add(args) => queues::add(&workspace, args),
                 QueuesCommand::List(args) => queues::list(&workspace, args.json),
                 QueuesCommand::Rm(args) => queues::rm(&workspace, args),
+                QueuesCommand::ImportConfig(args) => queues::import_config(&workspace, args),
             }
         }
         Command::Tasks(command) => {

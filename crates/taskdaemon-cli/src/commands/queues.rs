@@ -5,7 +5,7 @@ use anyhow::Context;
 use taskdaemon_workspace::Workspace;
 
 use super::service;
-use crate::args::{QueuesAddArgs, QueuesRmArgs};
+use crate::args::{QueuesAddArgs, QueuesImportArgs, QueuesRmArgs};
 use crate::output::{print_json, table};
 
 pub fn add(workspace: &Workspace, args: QueuesAddArgs) -> anyhow::Result<u8> {
@@ -21,6 +21,33 @@ pub fn add(workspace: &Workspace, args: QueuesAddArgs) -> anyhow::Result<u8> {
         "  drop task documents (task-*.md) into {}",
         folder.pending().display()
     );
+    Ok(0)
+}
+
+pub fn import_config(workspace: &Workspace, args: QueuesImportArgs) -> anyhow::Result<u8> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let imported = service(workspace)?.import_seed_config(&cwd.join(&args.path))?;
+    if args.json {
+        print_json(&imported)?;
+        return Ok(0);
+    }
+    for setting in &imported.settings {
+        println!("[queues] {setting}");
+    }
+    for ignored in &imported.ignored_settings {
+        println!("settings.{ignored}: read, not needed (a document runs once it stops changing)");
+    }
+    for q in &imported.queues {
+        let what = if q.added {
+            "added"
+        } else {
+            "already registered"
+        };
+        println!("queue {} at {} ({what})", q.id, q.path.display());
+    }
+    if imported.queues.is_empty() {
+        println!("no queues in the file");
+    }
     Ok(0)
 }
 

@@ -1,5 +1,5 @@
-//! `taskdaemon export`, `import`, `backup` and `repair`: moving the whole
-//! store in and out, and putting it and its projections right.
+//! `taskdaemon export`, `import`, `backup`, `repair` and `autodev`: moving
+//! the whole store in and out, and putting it and its projections right.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -202,6 +202,22 @@ pub fn repair(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
         print!("{}", repair_text(&repair));
     }
     Ok(if repair.healthy() { 0 } else { 1 })
+}
+
+/// `autodev`: seed 003's task files, rewritten from the store now.
+pub fn autodev(workspace: &Workspace, json: bool) -> anyhow::Result<u8> {
+    let written = service(workspace)?.write_seed_files()?;
+    if json {
+        print_json(&written)?;
+    } else {
+        println!(
+            "wrote {} (current.json, memory.json, history/: {} newly archived) at store version {}",
+            written.dir.display(),
+            written.archived,
+            written.version
+        );
+    }
+    Ok(0)
 }
 
 fn repair_text(repair: &Repair) -> String {
