@@ -57,16 +57,28 @@ fn the_auto_dev_files_follow_the_store_with_the_seeds_statuses() {
     assert_eq!(current["current_task"]["status"], "in_progress");
     assert_eq!(current["current_task"]["state"], "running");
     // The copy replaced by the last write is kept whole.
-    assert_eq!(fs::read(dir.join("current.json.bak")).unwrap(), before_start);
+    assert_eq!(
+        fs::read(dir.join("current.json.bak")).unwrap(),
+        before_start
+    );
 
     as_session(
         &ws,
-        &["remember", "WAL mode", "--kind", "decision", "--task", &first],
+        &[
+            "remember", "WAL mode", "--kind", "decision", "--task", &first,
+        ],
     );
     as_session(&ws, &["remember", "run with --locked", "--kind", "pattern"]);
     as_session(
         &ws,
-        &["remember", "rust", "--kind", "fact", "--key", "project_type"],
+        &[
+            "remember",
+            "rust",
+            "--kind",
+            "fact",
+            "--key",
+            "project_type",
+        ],
     );
     let memory = read_json(&dir.join("memory.json"));
     assert_eq!(memory["decisions"][0]["text"], "WAL mode");
@@ -94,7 +106,10 @@ fn the_auto_dev_files_follow_the_store_with_the_seeds_statuses() {
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["name"], "Port the parser");
     assert_eq!(done["decisions"], json!(["WAL mode"]));
-    let cancelled = archived.iter().find(|a| a["id"] == second.as_str()).unwrap();
+    let cancelled = archived
+        .iter()
+        .find(|a| a["id"] == second.as_str())
+        .unwrap();
     assert_eq!(cancelled["status"], "failed", "the seed has no cancelled");
     assert_eq!(cancelled["state"], "cancelled");
     // An archived task is never archived twice.
@@ -180,7 +195,12 @@ fn import_config_takes_over_the_task_monitors_queues_and_settings() {
     .unwrap();
 
     let imported = ws
-        .run(&["queues", "import-config", config.to_str().unwrap(), "--json"])
+        .run(&[
+            "queues",
+            "import-config",
+            config.to_str().unwrap(),
+            "--json",
+        ])
         .ok()
         .json();
     let added: Vec<(&str, bool)> = imported["queues"]
@@ -190,7 +210,10 @@ fn import_config_takes_over_the_task_monitors_queues_and_settings() {
         .map(|q| (q["id"].as_str().unwrap(), q["added"].as_bool().unwrap()))
         .collect();
     assert_eq!(added, [("ad-hoc", false), ("docs", true), ("shared", true)]);
-    assert_eq!(imported["queues"][1]["added_at"], "2026-01-05T10:22:33.123456");
+    assert_eq!(
+        imported["queues"][1]["added_at"],
+        "2026-01-05T10:22:33.123456"
+    );
     assert_eq!(imported["ignored_settings"], json!(["enable_file_hash"]));
 
     let listed = ws.run(&["queues", "list", "--json"]).ok().json();
@@ -206,8 +229,14 @@ fn import_config_takes_over_the_task_monitors_queues_and_settings() {
     let text = fs::read_to_string(ws.state_dir().join("config.toml")).unwrap();
     assert!(text.contains("watch_debounce_ms = 250"), "{text}");
     assert!(text.contains("max_attempts = 2"), "{text}");
-    assert!(text.contains(r#"watch_patterns = ["task-*.md", "job-*.md"]"#), "{text}");
-    assert!(text.contains("path = \"work/docs\""), "inside: relative\n{text}");
+    assert!(
+        text.contains(r#"watch_patterns = ["task-*.md", "job-*.md"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("path = \"work/docs\""),
+        "inside: relative\n{text}"
+    );
 }
 
 #[test]
@@ -221,15 +250,22 @@ fn a_bad_task_monitor_config_is_named_and_changes_nothing() {
     let other = tempfile::tempdir().unwrap();
     let cases = [
         (
-            seed_config(root, json!([good_queue])).replace("\"max_attempts\": 2", "\"max_attempts\": 0"),
+            seed_config(root, json!([good_queue]))
+                .replace("\"max_attempts\": 2", "\"max_attempts\": 0"),
             "settings.max_attempts",
         ),
         (
-            seed_config(root, json!([good_queue, {"id": "x", "path": "/tmp/x", "colour": "red"}])),
+            seed_config(
+                root,
+                json!([good_queue, {"id": "x", "path": "/tmp/x", "colour": "red"}]),
+            ),
             "queues[1].colour: unknown field",
         ),
         (
-            seed_config(root, json!([good_queue, {"id": "y", "path": "/tmp/y", "added_at": "soon"}])),
+            seed_config(
+                root,
+                json!([good_queue, {"id": "y", "path": "/tmp/y", "added_at": "soon"}]),
+            ),
             "queues[1].added_at",
         ),
         (
@@ -237,10 +273,16 @@ fn a_bad_task_monitor_config_is_named_and_changes_nothing() {
             "project_workspace",
         ),
         (
-            seed_config(root, json!([{"id": "ad-hoc", "path": root.join("elsewhere")}])),
+            seed_config(
+                root,
+                json!([{"id": "ad-hoc", "path": root.join("elsewhere")}]),
+            ),
             "queues[0].id: 'ad-hoc' is already a queue here",
         ),
-        ("{\"version\": \"2.0\",".to_owned(), "not valid JSON at line 1"),
+        (
+            "{\"version\": \"2.0\",".to_owned(),
+            "not valid JSON at line 1",
+        ),
     ];
     for (text, want) in cases {
         let file = root.join("monitor.json");
@@ -256,4 +298,32 @@ fn a_bad_task_monitor_config_is_named_and_changes_nothing() {
         assert!(!root.join("work/docs").exists(), "{want}: no folder made");
         assert!(!root.join("elsewhere").exists(), "{want}: no folder made");
     }
+}
+
+#[test]
+fn registry_entries_carry_mode_pgid_start_time_and_boot_id() {
+    let ws = Ws::new();
+    let id = ws.spawn(&["--", "sleep", "60"]);
+    let pid = ws.wait_task_running(&id);
+    let registry = ws.root().join(".claude/process_registry.json");
+    let entry = eventually_some("the registry lists the process", || {
+        let text = fs::read_to_string(&registry).ok()?;
+        let value: Value = serde_json::from_str(&text).ok()?;
+        value["processes"]
+            .as_array()?
+            .iter()
+            .find(|p| p["id"] == id.as_str() && p["pid"] == pid)
+            .cloned()
+    });
+    assert_eq!(entry["mode"], "process", "{entry:#}");
+    assert_eq!(entry["pgid"], pid, "the command leads its own group");
+    let stat = common::proc_stat(pid).expect("running");
+    assert_eq!(
+        entry["start_time"].as_u64(),
+        Some(stat.start_time),
+        "{entry:#}"
+    );
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(entry["boot_id"], boot_id.trim());
+    ws.run(&["kill", &id]).ok();
 }

@@ -25,8 +25,8 @@ fn show(ws: &Ws, id: &str) -> Value {
 }
 
 fn snapshot(ws: &Ws) -> Value {
-    let text = fs::read_to_string(ws.root().join(".auto-dev/tasks/current.json"))
-        .expect("current.json");
+    let text =
+        fs::read_to_string(ws.root().join(".auto-dev/tasks/current.json")).expect("current.json");
     serde_json::from_str(&text).expect("current.json is JSON")
 }
 
