@@ -47,6 +47,6 @@ ship=$("$td" task add "Ship the release" --after "$fix")
 step "taskdaemon task ready   # $ship waits for $fix";  "$td" task ready
 step taskdaemon task resume;                "$td" task resume
 step 'taskdaemon search API';               "$td" search API
-step 'cat .taskdaemon/current.json | head -20'; head -20 .taskdaemon/current.json
+step 'cat .auto-dev/tasks/current.json | head -20'; head -20 .auto-dev/tasks/current.json
 step 'cat .claude/process_registry.json | head -12'; head -12 .claude/process_registry.json
 echo; echo "Workspace left in $demo"

@@ -72,7 +72,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn only(fields: Fields, allowed: &[&str], path: &str) -> Result<(), String> {
+fn only(fields: Fields<'_>, allowed: &[&str], path: &str) -> Result<(), String> {
     match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(format!(
             "{}{unknown}: unknown field (known: {})",
@@ -98,7 +98,7 @@ fn string(value: &Value, path: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{path}: expected a string, found {}", kind(value)))
 }
 
-fn optional_string(fields: Fields, key: &str, path: &str) -> Result<Option<String>, String> {
+fn optional_string(fields: Fields<'_>, key: &str, path: &str) -> Result<Option<String>, String> {
     match fields.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => string(v, &format!("{}{key}", prefix(path))).map(Some),
