@@ -84,8 +84,11 @@ pub enum Command {
     Session(SessionCommand),
     /// Write everything (tasks, dependencies, memory, events) as JSON or JSON lines.
     Export(ExportArgs),
-    /// Load an export into this workspace, which must be empty.
+    /// Load an export into this workspace: an empty one, or with --merge one that holds work.
     Import(ImportArgs),
+    /// Merge two branches' JSON-lines exports by id: a git merge driver
+    /// (`git config merge.taskdaemon.driver 'taskdaemon merge-driver %O %A %B'`).
+    MergeDriver(MergeDriverArgs),
     /// Write a consistent copy of the store.
     Backup(BackupArgs),
     /// Check the store, rebuild the search index and the projection files.
@@ -886,6 +889,21 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// An export, JSON or JSON lines (told apart by its first character).
     pub file: PathBuf,
+    /// Apply the file's tracked work to a store that holds some already:
+    /// new tasks are added, known ones take the file's version when it is
+    /// at least as new (e.g. a file `merge-driver` merged).
+    #[arg(long)]
+    pub merge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// The common ancestor's export (git's %O).
+    pub base: PathBuf,
+    /// Our export (git's %A); the merge is written here.
+    pub ours: PathBuf,
+    /// Their export (git's %B).
+    pub theirs: PathBuf,
 }
 
 #[derive(Debug, Args)]

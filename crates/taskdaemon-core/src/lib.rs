@@ -20,6 +20,7 @@ pub mod queue;
 pub mod rehydrate;
 pub mod snapshot;
 pub mod status;
+pub mod sync;
 pub mod task;
 pub mod time;
 pub mod tracked;

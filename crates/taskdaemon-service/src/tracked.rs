@@ -71,6 +71,7 @@ impl Service {
                 depends_on: new.after,
                 tool: agent.tool.clone(),
                 session: agent.session.clone(),
+                id_scheme: self.config.tracked.ids,
             },
             &agent.actor(),
         )?;

@@ -8,6 +8,7 @@
 
 use serde_json::json;
 use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
+use taskdaemon_core::id::{IdScheme, hash_id};
 use taskdaemon_core::tracked::memory_id;
 use taskdaemon_core::{
     EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewEvent, NewLoop, NewMemory,
@@ -17,6 +18,37 @@ use taskdaemon_core::{
 use crate::{Result, StoreError};
 
 pub(crate) mod pipeline;
+
+/// Attempts at a fresh hash id before giving up (each collides with a
+/// stored id with a chance of about n/2^50).
+const HASH_ID_ATTEMPTS: usize = 8;
+
+/// The UUID and id of a new tracked task under `new.id_scheme`: the next
+/// counter value, or a hash of a fresh UUID that no stored task has.
+/// `tx` is the backend's open transaction, handed to both callbacks.
+pub(crate) fn mint_tracked_id<T: ?Sized>(
+    tx: &mut T,
+    new: &NewTracked,
+    next_counter_id: impl FnOnce(&mut T) -> Result<String>,
+    mut taken: impl FnMut(&mut T, &str) -> Result<bool>,
+) -> Result<(uuid::Uuid, String)> {
+    let tool = new.tool.as_deref();
+    match new.id_scheme {
+        IdScheme::Counter => Ok((uuid::Uuid::now_v7(), next_counter_id(tx)?)),
+        IdScheme::Hash => {
+            for _ in 0..HASH_ID_ATTEMPTS {
+                let uuid = uuid::Uuid::now_v7();
+                let id = hash_id(tool, uuid.as_u128())?;
+                if !taken(tx, &id)? {
+                    return Ok((uuid, id));
+                }
+            }
+            Err(StoreError::Conflict(format!(
+                "no free hash id found in {HASH_ID_ATTEMPTS} attempts"
+            )))
+        }
+    }
+}
 
 /// A column value a change sets; each backend converts it to its own type.
 #[derive(Debug, Clone, PartialEq)]

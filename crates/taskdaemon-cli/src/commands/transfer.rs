@@ -6,12 +6,15 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use anyhow::Context;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use std::path::Path;
+
+use taskdaemon_core::sync;
 use taskdaemon_service::Repair;
 use taskdaemon_store::{ExportRecord, Importer, Store, StoreError};
-use taskdaemon_workspace::{Workspace, write_atomic_with};
+use taskdaemon_workspace::{Workspace, write_atomic, write_atomic_with};
 
 use super::{open_store, service};
-use crate::args::{BackupArgs, ExportArgs, ExportFormat, ImportArgs};
+use crate::args::{BackupArgs, ExportArgs, ExportFormat, ImportArgs, MergeDriverArgs};
 use crate::error::UsageError;
 use crate::output::print_json;
 
@@ -34,26 +37,23 @@ pub fn export(workspace: &Workspace, args: ExportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Streams every record to `out`: one per line, or one JSON array.
+/// Streams every record to `out`, one per line or as one JSON array, in
+/// the canonical order (`sync::canonical_order`: records by type, then by
+/// id; events by number) with object keys sorted, so an export kept in git
+/// changes only where the work did.
 fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) -> io::Result<()> {
-    let mut first = true;
-    let mut failure: Option<io::Error> = None;
+    let mut writer = ExportWriter {
+        out,
+        format,
+        first: true,
+        held: Vec::new(),
+    };
     if format == ExportFormat::Json {
-        out.write_all(b"[\n")?;
+        writer.out.write_all(b"[\n")?;
     }
+    let mut failure: Option<io::Error> = None;
     let result = store.export(&mut |record| {
-        let written = (|| -> io::Result<()> {
-            if format == ExportFormat::Json && !first {
-                out.write_all(b",\n")?;
-            }
-            first = false;
-            serde_json::to_writer(&mut *out, &record)?;
-            if format == ExportFormat::Jsonl {
-                out.write_all(b"\n")?;
-            }
-            Ok(())
-        })();
-        written.map_err(|e| {
+        writer.push(record).map_err(|e| {
             let message = e.to_string();
             failure = Some(e);
             StoreError::Aborted(message)
@@ -63,10 +63,81 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
         return Err(e);
     }
     result.map_err(io::Error::other)?;
+    writer.release()?;
     if format == ExportFormat::Json {
-        out.write_all(b"\n]\n")?;
+        writer.out.write_all(b"\n]\n")?;
     }
     Ok(())
+}
+
+/// Writes export records, holding those before the events (few, next to
+/// the history) until they can be written in canonical order.
+struct ExportWriter<'a> {
+    out: &'a mut dyn Write,
+    format: ExportFormat,
+    first: bool,
+    held: Vec<sync::Record>,
+}
+
+impl ExportWriter<'_> {
+    fn push(&mut self, record: ExportRecord) -> io::Result<()> {
+        let is_event = matches!(record, ExportRecord::Event(_));
+        let serde_json::Value::Object(record) = serde_json::to_value(&record)? else {
+            return Err(io::Error::other("an export record is not a JSON object"));
+        };
+        if is_event {
+            // Events come by number, which is their canonical order.
+            self.release()?;
+            self.write(record)
+        } else {
+            self.held.push(record);
+            Ok(())
+        }
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        for record in sync::canonical_order(std::mem::take(&mut self.held)) {
+            self.write(record)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, record: sync::Record) -> io::Result<()> {
+        if self.format == ExportFormat::Json && !self.first {
+            self.out.write_all(b",\n")?;
+        }
+        self.first = false;
+        self.out
+            .write_all(sync::canonical_line(serde_json::Value::Object(record)).as_bytes())?;
+        if self.format == ExportFormat::Jsonl {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// `taskdaemon merge-driver %O %A %B`: merges the three exports git hands
+/// over and writes the result over `%A`. Exit 0: merged; exit 1: git keeps
+/// the conflict and the reason is on stderr.
+pub fn merge_driver(args: MergeDriverArgs) -> anyhow::Result<u8> {
+    let read = |path: &Path| -> anyhow::Result<Vec<sync::Record>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+        Ok(sync::parse_export(&text, &path.display().to_string()).map_err(|e| UsageError(e.to_string()))?)
+    };
+    let (base, ours, theirs) = (read(&args.base)?, read(&args.ours)?, read(&args.theirs)?);
+    match sync::merge(base, ours, theirs) {
+        Ok(merged) => {
+            let text = sync::render_export(merged);
+            write_atomic(&args.ours, text.as_bytes())
+                .with_context(|| format!("writing {}", args.ours.display()))?;
+            Ok(0)
+        }
+        Err(conflict) => {
+            eprintln!("taskdaemon merge-driver: {conflict}");
+            Ok(1)
+        }
+    }
 }
 
 pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {

@@ -99,6 +99,10 @@ pub const CHECKS: &[Check] = &[
         tracked::edits_change_scope_and_are_recorded,
     ),
     (
+        "hash_ids_are_unique_and_found",
+        tracked::hash_ids_are_unique_and_found,
+    ),
+    (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
     ),

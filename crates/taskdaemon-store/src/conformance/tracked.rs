@@ -541,3 +541,38 @@ pub fn edits_change_scope_and_are_recorded(store: &dyn Store) {
         "only the process was created"
     );
 }
+
+/// `ids = "hash"`: ids from the task's UUID, found in any case, usable as
+/// dependencies; the counter scheme is untouched by them.
+pub fn hash_ids_are_unique_and_found(store: &dyn Store) {
+    let hashed = |title: &str, depends_on: &[&str]| NewTracked {
+        id_scheme: taskdaemon_core::id::IdScheme::Hash,
+        tool: Some("claude".to_owned()),
+        ..tracked(title, depends_on)
+    };
+    let first = store.create_tracked(&hashed("first", &[]), "t").unwrap();
+    let hash = first.id.strip_prefix("CLAUDE-").unwrap_or_default();
+    assert_eq!(hash.len(), taskdaemon_core::id::HASH_LEN, "{}", first.id);
+    assert_eq!(
+        store.task(&first.id.to_lowercase()).unwrap().id,
+        first.id,
+        "a hash id is found in lower case too"
+    );
+    let second = store
+        .create_tracked(&hashed("second", &[&first.id.to_lowercase()]), "t")
+        .unwrap();
+    assert_eq!(second.depends_on, vec![first.id.clone()]);
+    assert_eq!(second.status, Status::Blocked);
+    let mut ids: Vec<String> = (0..50)
+        .map(|n| store.create_tracked(&hashed(&format!("t{n}"), &[]), "t").unwrap().id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    let counted = add(store, "counted", &[]);
+    assert!(
+        counted.id.parse::<taskdaemon_core::HumanId>().is_ok(),
+        "the default scheme still counts: {}",
+        counted.id
+    );
+}

@@ -30,14 +30,19 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
     let depends_on = dependency_ids(tx, &new.depends_on)?;
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let id = next_task_id(tx, new.tool.as_deref())?;
+    let (uuid, id) = changes::mint_tracked_id(
+        tx,
+        new,
+        |tx| next_task_id(tx, new.tool.as_deref()),
+        id_taken,
+    )?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
                             description, priority, created_at, updated_at)
          VALUES ($1, $2, 'manual', $3, $4, $5, $6, '[]', '[]', $7, $8, $9, $10, $10)",
         &[
-            &Uuid::now_v7().to_string(),
+            &uuid.to_string(),
             &id,
             &new.title.trim(),
             &new.tool,
@@ -63,6 +68,12 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
     }
     record(tx, Some(&id), created)?;
     load_task(tx, &id)
+}
+
+fn id_taken(tx: &mut Tx<'_>, id: &str) -> Result<bool> {
+    Ok(tx
+        .query_opt("SELECT 1 FROM tasks WHERE id = $1", &[&id])?
+        .is_some())
 }
 
 /// The stored ids of the tasks `ids` name, each once, in their order.

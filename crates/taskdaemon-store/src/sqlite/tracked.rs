@@ -29,7 +29,12 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     }
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let id = next_task_id(tx, new.tool.as_deref())?;
+    let (uuid, id) = changes::mint_tracked_id(
+        &mut &*tx,
+        new,
+        |tx| next_task_id(tx, new.tool.as_deref()),
+        |tx, id| id_taken(tx, id),
+    )?;
     let now = now_millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -37,7 +42,7 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
          VALUES (?1, ?2, 'manual', ?3, ?4, ?5, ?6, '[]', '[]', ?7, ?8, ?9, ?10, ?10)",
     )?;
     insert.execute(params![
-        Uuid::now_v7().to_string(),
+        uuid.to_string(),
         id,
         new.title.trim(),
         new.tool,
@@ -63,6 +68,13 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     }
     record(tx, Some(&id), created)?;
     load_task(tx, &id)
+}
+
+fn id_taken(tx: &Connection, id: &str) -> Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM tasks WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Adds the edge `task -> depends_on` after checking it keeps the graph a DAG.
