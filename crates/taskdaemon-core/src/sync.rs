@@ -271,8 +271,9 @@ pub fn canonical_order(records: Vec<Record>) -> Vec<Record> {
     order(keyed, None)
 }
 
-/// Canonical order; sequenced records keep the base's numbers, and the
-/// others are numbered after them, in their own order.
+/// Canonical order. Sequenced records the base holds keep its numbers; the
+/// others are numbered after the base's last, each at least its own number
+/// (so one side's records keep theirs when the other side added none).
 fn order(mut merged: Vec<(Key, Option<i64>, Record)>, base_max: Option<i64>) -> Vec<Record> {
     merged.sort_by(|(ka, sa, ra), (kb, sb, rb)| {
         type_rank(&ka.kind)
@@ -282,12 +283,16 @@ fn order(mut merged: Vec<(Key, Option<i64>, Record)>, base_max: Option<i64>) -> 
             .then_with(|| creation(&ka.kind, ra).cmp(&creation(&kb.kind, rb)))
             .then_with(|| natural_key(&ka.identity).cmp(&natural_key(&kb.identity)))
     });
-    let mut next = base_max.map_or(i64::MIN, |m| m + 1);
+    let mut next = i64::MIN;
     merged
         .into_iter()
         .map(|(_, seq, mut record)| {
             if let Some(seq) = seq {
-                let assigned = seq.max(next);
+                let floor = match base_max {
+                    Some(max) if seq > max => max + 1,
+                    _ => i64::MIN,
+                };
+                let assigned = seq.max(next).max(floor);
                 next = assigned + 1;
                 record.insert(SEQ.to_owned(), Value::from(assigned));
             }
