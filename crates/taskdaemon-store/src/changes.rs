@@ -19,6 +19,60 @@ use crate::{Result, StoreError};
 
 pub(crate) mod pipeline;
 
+/// What `import --merge` does with one tracked task of the file.
+#[derive(Debug)]
+pub(crate) enum MergeStep {
+    /// New here: insert it, with this event.
+    Add(Recorded),
+    /// Known and the file's version is at least as new: replace the row.
+    Replace(Recorded),
+    /// The same as stored.
+    Unchanged,
+    /// The stored version changed after the file's: keep it.
+    KeepStored,
+}
+
+/// Decides [`MergeStep`] for `incoming` against the task stored under its
+/// id. One id naming two different tasks (their UUIDs differ) is refused:
+/// that is a collision, not a newer version.
+pub(crate) fn merge_step(
+    stored: Option<&TaskRecord>,
+    incoming: &TaskRecord,
+    actor: &str,
+) -> Result<MergeStep> {
+    let Some(stored) = stored else {
+        let event = NewEvent::new(
+            EventKind::Created,
+            actor,
+            format!("{} added by import --merge ({})", incoming.id, incoming.status),
+        );
+        return Ok(MergeStep::Add((event, None, Some(json!({ "status": incoming.status })))));
+    };
+    if stored.uuid != incoming.uuid || stored.kind != TaskKind::Manual {
+        return Err(StoreError::Conflict(format!(
+            "{} in the file is another task than {} here (their uuids differ): the ids collided; \
+             nothing was imported. Set `[tracked] ids = \"hash\"` on every clone so new ids cannot",
+            incoming.id, stored.id
+        )));
+    }
+    if stored == incoming {
+        return Ok(MergeStep::Unchanged);
+    }
+    if stored.updated_at > incoming.updated_at {
+        return Ok(MergeStep::KeepStored);
+    }
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!("{} updated by import --merge", incoming.id),
+    );
+    Ok(MergeStep::Replace((
+        event,
+        Some(json!({ "status": stored.status, "title": stored.title() })),
+        Some(json!({ "status": incoming.status, "title": incoming.title() })),
+    )))
+}
+
 /// Attempts at a fresh hash id before giving up (each collides with a
 /// stored id with a chance of about n/2^50).
 const HASH_ID_ATTEMPTS: usize = 8;

@@ -109,6 +109,15 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn merge_tracked(
+            &self,
+            tasks: &[crate::ExportedTask],
+            counters: &[(String, i64)],
+            actor: &str,
+        ) -> Result<crate::MergeReport> {
+            self.write(|tx| transfer::merge_tracked(tx, tasks, counters, actor))
+        }
+
         fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
             self.write(|tx| tracked::create(tx, new, actor))
         }

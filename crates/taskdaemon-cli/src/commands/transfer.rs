@@ -146,7 +146,11 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let file =
         File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut reader = BufReader::new(file);
-    let mut importer = store.begin_import()?;
+    let mut importer = if args.merge {
+        taskdaemon_store::begin_merge_import(store, "cli")
+    } else {
+        store.begin_import()?
+    };
     let fed = match first_byte(&mut reader)? {
         Some(b'[') => feed_json(&mut reader, &mut *importer),
         Some(b'{') => feed_jsonl(reader, &mut *importer),
@@ -164,6 +168,19 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     }
     let report = importer.finish()?;
     service.rebuild_projections();
+    if args.merge {
+        println!(
+            "merged {}: {} tasks added, {} updated, {} unchanged, {} kept (changed here since); \
+             {} records that stay per clone (history, memory, sessions, processes) skipped",
+            args.file.display(),
+            report.tasks,
+            report.updated,
+            report.unchanged,
+            report.kept,
+            report.skipped
+        );
+        return Ok(0);
+    }
     println!(
         "imported {} tasks, {} memories, {} events and {} sessions from {}",
         report.tasks,

@@ -103,6 +103,10 @@ pub const CHECKS: &[Check] = &[
         tracked::hash_ids_are_unique_and_found,
     ),
     (
+        "merge_import_applies_tracked_work",
+        tracked::merge_import_applies_tracked_work,
+    ),
+    (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
     ),

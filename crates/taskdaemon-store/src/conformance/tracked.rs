@@ -576,3 +576,81 @@ pub fn hash_ids_are_unique_and_found(store: &dyn Store) {
         counted.id
     );
 }
+
+fn exported_tasks(store: &dyn Store) -> Vec<crate::ExportedTask> {
+    let mut tasks = Vec::new();
+    store
+        .export(&mut |record| {
+            if let ExportRecord::Task(task) = record {
+                tasks.push(*task);
+            }
+            Ok(())
+        })
+        .unwrap();
+    tasks
+}
+
+/// `import --merge`: new tasks are added, newer versions replace, older
+/// ones are kept, and an id naming another task refuses the whole file.
+pub fn merge_import_applies_tracked_work(store: &dyn Store) {
+    let edited = add(store, "edited elsewhere", &[]);
+    let same = add(store, "the same", &[]);
+    let local = add(store, "changed here later", &[]);
+    let mut tasks = exported_tasks(store);
+    let by_id = |tasks: &mut Vec<crate::ExportedTask>, id: &str| {
+        let at = tasks.iter().position(|t| t.task.id == id).unwrap();
+        tasks.remove(at)
+    };
+    let mut newer = by_id(&mut tasks, &edited.id);
+    newer.task.name = Some("edited title".to_owned());
+    newer.task.labels = vec!["from-b".to_owned()];
+    newer.task.updated_at += 1_000;
+    let unchanged = by_id(&mut tasks, &same.id);
+    let mut older = by_id(&mut tasks, &local.id);
+    older.task.name = Some("stale title".to_owned());
+    older.task.updated_at -= 1_000;
+    let mut added = unchanged.clone();
+    added.task.id = "TASK-9000".to_owned();
+    added.task.uuid = uuid::Uuid::now_v7();
+    added.task.name = Some("zanzibar from the other clone".to_owned());
+    added.task.depends_on = vec![edited.id.clone()];
+
+    let mut collided = added.clone();
+    collided.task.uuid = uuid::Uuid::now_v7();
+    collided.task.id = same.id.clone();
+    let file = [newer.clone(), unchanged.clone(), older, added.clone()];
+    let counters = [("task_id".to_owned(), 9000)];
+    let err = store
+        .merge_tracked(&[added.clone(), collided], &counters, "t")
+        .unwrap_err();
+    assert!(err.to_string().contains("collided"), "{err}");
+    assert!(
+        matches!(store.task("TASK-9000"), Err(StoreError::NotFound(_))),
+        "a refused merge writes nothing"
+    );
+
+    let report = store.merge_tracked(&file, &counters, "t").unwrap();
+    assert_eq!(report.added, vec!["TASK-9000".to_owned()]);
+    assert_eq!(report.updated, vec![edited.id.clone()]);
+    assert_eq!(report.unchanged, 1);
+    assert_eq!(report.kept, vec![local.id.clone()]);
+    let now = store.task(&edited.id).unwrap();
+    assert_eq!(now.title(), "edited title");
+    assert_eq!(now.labels, vec!["from-b".to_owned()]);
+    assert_eq!(store.task(&local.id).unwrap().title(), "changed here later");
+    assert_eq!(
+        store.task("TASK-9000").unwrap().depends_on,
+        vec![edited.id.clone()]
+    );
+    assert!(event_kinds(store, &edited.id).contains(&EventKind::Edited));
+    let hits = store.search("zanzibar", 5).unwrap();
+    assert!(hits.iter().any(|h| h.id == "TASK-9000"), "{hits:?}");
+    let hits = store.search("edited", 5).unwrap();
+    assert!(hits.iter().any(|h| h.id == edited.id), "{hits:?}");
+    // The counter moved past the merged numbers: no new id reuses them.
+    let next = add(store, "after the merge", &[]);
+    assert_eq!(next.id, "TASK-9001");
+    // Applying the same file again changes nothing.
+    let again = store.merge_tracked(&file, &counters, "t").unwrap();
+    assert!(again.added.is_empty() && again.updated.is_empty(), "{again:?}");
+}
