@@ -5,7 +5,6 @@
 
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
-use uuid::Uuid;
 
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
