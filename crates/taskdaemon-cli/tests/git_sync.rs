@@ -49,7 +49,10 @@ fn export_and_commit(ws: &Ws, message: &str) {
 fn install_driver(repo: &Path) {
     let driver = format!("{} merge-driver %O %A %B", bin().display());
     git(repo, &["config", "merge.taskdaemon.driver", &driver]);
-    git(repo, &["config", "merge.taskdaemon.name", "taskdaemon export merge"]);
+    git(
+        repo,
+        &["config", "merge.taskdaemon.name", "taskdaemon export merge"],
+    );
 }
 
 /// Tasks of an export by id.
@@ -76,7 +79,11 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
     use_hash_ids(&a);
     git(a.root(), &["init", "-q", "-b", "main"]);
     fs::write(a.root().join(".gitignore"), ".taskdaemon/\ntasks/\n").unwrap();
-    fs::write(a.root().join(".gitattributes"), "tasks.jsonl merge=taskdaemon\n").unwrap();
+    fs::write(
+        a.root().join(".gitattributes"),
+        "tasks.jsonl merge=taskdaemon\n",
+    )
+    .unwrap();
     git(a.root(), &["add", ".gitignore", ".gitattributes"]);
     let shared = add(&a, "shared work");
     let finished = add(&a, "finished on B");
@@ -96,13 +103,17 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
     let from_b = add(&b, "added on B");
     b.run(&["task", "edit", &shared, "--label", "from-b"]).ok();
     b.run(&["task", "start", &finished]).ok();
-    b.run(&["task", "done", &finished, "--note", "done on B"]).ok();
+    b.run(&["task", "done", &finished, "--note", "done on B"])
+        .ok();
     export_and_commit(&b, "work on B");
     assert_ne!(from_a, from_b, "hash ids of two clones differ");
 
     // A merges B's branch with the driver: no conflict.
     install_driver(a.root());
-    git(a.root(), &["fetch", "-q", b.root().to_str().unwrap(), "main"]);
+    git(
+        a.root(),
+        &["fetch", "-q", b.root().to_str().unwrap(), "main"],
+    );
     let merged = git(a.root(), &["merge", "--no-edit", "FETCH_HEAD"]);
     assert!(!merged.contains("CONFLICT"), "{merged}");
     let tasks = tasks_in(&a.root().join("tasks.jsonl"));
@@ -165,7 +176,11 @@ fn colliding_counter_ids_are_a_conflict_not_a_silent_merge() {
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("TASK-2"), "{run:?}");
-    assert_eq!(fs::read_to_string(&ours).unwrap(), line("TASK-2", "u2"), "ours untouched");
+    assert_eq!(
+        fs::read_to_string(&ours).unwrap(),
+        line("TASK-2", "u2"),
+        "ours untouched"
+    );
 
     fs::write(&theirs, "not json\n").unwrap();
     let run = common::run_command(

@@ -21,7 +21,9 @@ pub const DEFAULT_PREFIX: &str = "TASK";
 const MAX_PREFIX_LEN: usize = 32;
 
 /// How new tracked tasks are numbered (`[tracked] ids` in the config).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IdScheme {
     /// `PREFIX-N` from the workspace's counter: short, in creation order.
@@ -203,7 +205,11 @@ mod tests {
         assert_eq!(hash_id(None, 1).unwrap(), "TASK-0000000001");
         assert_eq!(canonical_id("task-7h3kx9m2qa"), "TASK-7H3KX9M2QA");
         assert_eq!(canonical_id("claude-12"), "CLAUDE-12");
-        assert_eq!(canonical_id("task-7h3kx9m2qu"), "task-7h3kx9m2qu", "U is not base 32");
+        assert_eq!(
+            canonical_id("task-7h3kx9m2qu"),
+            "task-7h3kx9m2qu",
+            "U is not base 32"
+        );
         assert_eq!(canonical_id("my-build"), "my-build");
     }
 

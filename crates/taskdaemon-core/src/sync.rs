@@ -10,7 +10,8 @@
 //! - a record or field changed on one side only takes that side's value;
 //!   a record deleted on one side and untouched on the other is deleted;
 //! - arrays changed on both sides merge as sets: what either side added is
-//!   kept, what one side removed and the other kept untouched goes;
+//!   kept, what one side removed and the other kept untouched goes; the
+//!   result is sorted;
 //! - `note`/`notes` text changed on both sides keeps the paragraphs of both,
 //!   without duplicates;
 //! - any other scalar changed on both sides comes from the side whose record
@@ -138,7 +139,9 @@ pub fn parse_export(text: &str, file: &str) -> Result<Vec<Record>, SyncError> {
             Err(e) => return Err(malformed(e.to_string())),
         };
         if !record.get("type").is_some_and(Value::is_string) {
-            return Err(malformed("the record has no string field 'type'".to_owned()));
+            return Err(malformed(
+                "the record has no string field 'type'".to_owned(),
+            ));
         }
         records.push(record);
     }
@@ -408,26 +411,21 @@ fn merge_field(
     }
 }
 
-/// Three-way set merge in a stable order: the newer side's order, then what
-/// only the older side added.
+/// Three-way set merge: what either side added stays, what one side
+/// removed goes. The result is sorted (by canonical JSON), the one order
+/// both sides agree on whatever order each kept.
 fn merge_set(base: &[Value], newer: &[Value], older: &[Value]) -> Vec<Value> {
-    let set = |items: &[Value]| -> BTreeSet<String> { items.iter().map(value_key).collect() };
+    let set = |items: &[Value]| -> BTreeMap<String, Value> {
+        items.iter().map(|v| (value_key(v), v.clone())).collect()
+    };
     let (in_base, in_newer, in_older) = (set(base), set(newer), set(older));
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for item in newer {
-        let k = value_key(item);
-        if (in_older.contains(&k) || !in_base.contains(&k)) && seen.insert(k) {
-            out.push(item.clone());
-        }
-    }
-    for item in older {
-        let k = value_key(item);
-        if !in_newer.contains(&k) && !in_base.contains(&k) && seen.insert(k) {
-            out.push(item.clone());
-        }
-    }
-    out
+    let mut out = in_newer.clone();
+    out.extend(in_older.clone());
+    out.retain(|k, _| {
+        let both = in_newer.contains_key(k) && in_older.contains_key(k);
+        both || !in_base.contains_key(k)
+    });
+    out.into_values().collect()
 }
 
 fn value_key(value: &Value) -> String {
@@ -501,7 +499,7 @@ mod tests {
         let merged = merge(base, ours, theirs).unwrap();
         assert_eq!(merged[0]["title"], "theirs");
         // `x` was removed by theirs and kept untouched by ours: it goes.
-        assert_eq!(merged[0]["labels"], json!(["b", "a"]));
+        assert_eq!(merged[0]["labels"], json!(["a", "b"]));
     }
 
     #[test]
@@ -510,7 +508,12 @@ mod tests {
         ours.insert("note".into(), json!("shared\n\nfrom ours"));
         let mut theirs = task("TASK-1", "one", &[], 3);
         theirs.insert("note".into(), json!("shared\n\nfrom theirs"));
-        let merged = merge(vec![task("TASK-1", "one", &[], 1)], vec![ours], vec![theirs]).unwrap();
+        let merged = merge(
+            vec![task("TASK-1", "one", &[], 1)],
+            vec![ours],
+            vec![theirs],
+        )
+        .unwrap();
         assert_eq!(merged[0]["note"], "shared\n\nfrom ours\n\nfrom theirs");
     }
 
@@ -526,7 +529,9 @@ mod tests {
 
     #[test]
     fn events_are_renumbered_after_the_base() {
-        let event = |seq: i64, msg: &str| rec(json!({"type": "event", "seq": seq, "at": "t", "message": msg}));
+        let event = |seq: i64, msg: &str| {
+            rec(json!({"type": "event", "seq": seq, "at": "t", "message": msg}))
+        };
         let base = vec![event(1, "first")];
         let ours = vec![event(1, "first"), event(2, "ours")];
         let theirs = vec![event(1, "first"), event(2, "theirs")];
@@ -577,7 +582,11 @@ mod tests {
         fn apply(&mut self, who: &str, edits: &[Edit]) {
             for (n, edit) in edits.iter().enumerate() {
                 self.clock += 1;
-                let stamp = format!("2026-01-01T{:02}:{:02}:00Z", self.clock / 60, self.clock % 60);
+                let stamp = format!(
+                    "2026-01-01T{:02}:{:02}:00Z",
+                    self.clock / 60,
+                    self.clock % 60
+                );
                 let len = self.tasks.len();
                 let pick = |i: usize| (len > 0).then(|| i % len);
                 let mut message = format!("{who} {edit:?}");

@@ -44,9 +44,16 @@ pub(crate) fn merge_step(
         let event = NewEvent::new(
             EventKind::Created,
             actor,
-            format!("{} added by import --merge ({})", incoming.id, incoming.status),
+            format!(
+                "{} added by import --merge ({})",
+                incoming.id, incoming.status
+            ),
         );
-        return Ok(MergeStep::Add((event, None, Some(json!({ "status": incoming.status })))));
+        return Ok(MergeStep::Add((
+            event,
+            None,
+            Some(json!({ "status": incoming.status })),
+        )));
     };
     if stored.uuid != incoming.uuid || stored.kind != TaskKind::Manual {
         return Err(StoreError::Conflict(format!(

@@ -180,7 +180,9 @@ impl Importer for MergeImport<'_> {
         match record {
             ExportRecord::Header(_) => self.saw_header = true,
             ExportRecord::Counter { name, value } => self.counters.push((name, value)),
-            ExportRecord::Task(task) if task.task.kind == TaskKind::Manual => self.tasks.push(*task),
+            ExportRecord::Task(task) if task.task.kind == TaskKind::Manual => {
+                self.tasks.push(*task)
+            }
             _ => self.skipped += 1,
         }
         Ok(())

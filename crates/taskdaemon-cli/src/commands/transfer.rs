@@ -123,7 +123,8 @@ pub fn merge_driver(args: MergeDriverArgs) -> anyhow::Result<u8> {
     let read = |path: &Path| -> anyhow::Result<Vec<sync::Record>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-        Ok(sync::parse_export(&text, &path.display().to_string()).map_err(|e| UsageError(e.to_string()))?)
+        Ok(sync::parse_export(&text, &path.display().to_string())
+            .map_err(|e| UsageError(e.to_string()))?)
     };
     let (base, ours, theirs) = (read(&args.base)?, read(&args.ours)?, read(&args.theirs)?);
     match sync::merge(base, ours, theirs) {

@@ -564,7 +564,12 @@ pub fn hash_ids_are_unique_and_found(store: &dyn Store) {
     assert_eq!(second.depends_on, vec![first.id.clone()]);
     assert_eq!(second.status, Status::Blocked);
     let mut ids: Vec<String> = (0..50)
-        .map(|n| store.create_tracked(&hashed(&format!("t{n}"), &[]), "t").unwrap().id)
+        .map(|n| {
+            store
+                .create_tracked(&hashed(&format!("t{n}"), &[]), "t")
+                .unwrap()
+                .id
+        })
         .collect();
     ids.sort();
     ids.dedup();
@@ -652,5 +657,8 @@ pub fn merge_import_applies_tracked_work(store: &dyn Store) {
     assert_eq!(next.id, "TASK-9001");
     // Applying the same file again changes nothing.
     let again = store.merge_tracked(&file, &counters, "t").unwrap();
-    assert!(again.added.is_empty() && again.updated.is_empty(), "{again:?}");
+    assert!(
+        again.added.is_empty() && again.updated.is_empty(),
+        "{again:?}"
+    );
 }

@@ -4,8 +4,8 @@
 //! Exports stream rows from one repeatable-read snapshot; imports run in one
 //! transaction, so a file that fails half-way leaves the target untouched.
 
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::GenericClient;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use taskdaemon_core::tracked::Session;
 use taskdaemon_core::{Event, Memory, QueueItem, Status};
@@ -229,7 +229,6 @@ fn insert_task(client: &mut impl GenericClient, exported: &ExportedTask) -> Resu
     }
     Ok(())
 }
-
 
 /// `import --merge` (see [`crate::Store::merge_tracked`]) on `tx`.
 pub(super) fn merge_tracked(

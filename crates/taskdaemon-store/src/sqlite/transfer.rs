@@ -358,7 +358,6 @@ fn insert_task(conn: &Connection, exported: &ExportedTask) -> Result<()> {
     Ok(())
 }
 
-
 /// `import --merge` (see [`crate::Store::merge_tracked`]) on the open
 /// transaction `tx`.
 pub(super) fn merge_tracked(
