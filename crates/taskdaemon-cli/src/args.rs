@@ -883,6 +883,10 @@ pub struct ExportArgs {
     /// Write to this file (atomically) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Only what syncs between clones through git: tracked tasks and the
+    /// counters (no history, memory, sessions or processes).
+    #[arg(long)]
+    pub tracked: bool,
 }
 
 #[derive(Debug, Args)]

@@ -41,7 +41,8 @@ fn add(ws: &Ws, title: &str) -> String {
 }
 
 fn export_and_commit(ws: &Ws, message: &str) {
-    ws.run(&["export", "--output", "tasks.jsonl"]).ok();
+    ws.run(&["export", "--tracked", "--output", "tasks.jsonl"])
+        .ok();
     git(ws.root(), &["add", "tasks.jsonl"]);
     git(ws.root(), &["commit", "-q", "-m", message]);
 }
@@ -86,6 +87,8 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
     .unwrap();
     git(a.root(), &["add", ".gitignore", ".gitattributes"]);
     let shared = add(&a, "shared work");
+    a.run(&["remember", "memory stays per clone", "--kind", "note"])
+        .ok();
     let finished = add(&a, "finished on B");
     export_and_commit(&a, "tracked work");
 
@@ -101,6 +104,9 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
     a.run(&["task", "edit", &shared, "--label", "from-a"]).ok();
     export_and_commit(&a, "work on A");
     let from_b = add(&b, "added on B");
+    // Memory is numbered per clone (both make MEM-2): it stays out of the file.
+    b.run(&["remember", "B's own note", "--kind", "note"]).ok();
+    a.run(&["remember", "A's own note", "--kind", "note"]).ok();
     b.run(&["task", "edit", &shared, "--label", "from-b"]).ok();
     b.run(&["task", "start", &finished]).ok();
     b.run(&["task", "done", &finished, "--note", "done on B"])
@@ -116,6 +122,9 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
     );
     let merged = git(a.root(), &["merge", "--no-edit", "FETCH_HEAD"]);
     assert!(!merged.contains("CONFLICT"), "{merged}");
+    let text = fs::read_to_string(a.root().join("tasks.jsonl")).unwrap();
+    assert!(!text.contains("\"type\":\"event\""), "{text}");
+    assert!(!text.contains("\"type\":\"memory\""), "{text}");
     let tasks = tasks_in(&a.root().join("tasks.jsonl"));
     let ids: Vec<&str> = tasks.iter().filter_map(|t| t["id"].as_str()).collect();
     for id in [&shared, &finished, &from_a, &from_b] {
@@ -144,7 +153,8 @@ fn diverging_clones_merge_through_git_without_conflict_or_loss() {
 
     // Exporting again gives the merged file back: A's work and B's agree.
     let again = a.root().join("again.jsonl");
-    a.run(&["export", "--output", again.to_str().unwrap()]).ok();
+    a.run(&["export", "--tracked", "--output", again.to_str().unwrap()])
+        .ok();
     let again = tasks_in(&again);
     for id in [&shared, &finished, &from_a, &from_b] {
         assert_eq!(task(&again, id), task(&tasks, id), "{id}");
@@ -193,4 +203,57 @@ fn colliding_counter_ids_are_a_conflict_not_a_silent_merge() {
     );
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("line 1"), "{run:?}");
+}
+
+#[test]
+fn export_is_in_a_stable_order_with_sorted_keys() {
+    let ws = Ws::new();
+    for n in 1..=11 {
+        add(&ws, &format!("task {n}"));
+    }
+    let first = ws.run(&["export"]).ok().stdout;
+    let second = ws.run(&["export"]).ok().stdout;
+    assert_eq!(first, second, "the same store exports the same bytes");
+    let mut ids = Vec::new();
+    for line in first.lines() {
+        let mut value: Value = serde_json::from_str(line).unwrap();
+        value.sort_all_objects();
+        assert_eq!(serde_json::to_string(&value).unwrap(), line, "keys sorted");
+        if value["type"] == "task" {
+            ids.push(value["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = (1..=11).map(|n| format!("TASK-{n}")).collect();
+    assert_eq!(ids, expected, "tasks by id, TASK-2 before TASK-10");
+}
+
+#[test]
+fn import_merge_refuses_an_id_that_names_another_task() {
+    let ws = Ws::new();
+    let mine = add(&ws, "mine");
+    let file = ws.root().join("other.jsonl");
+    ws.run(&["export", "--tracked", "--output", file.to_str().unwrap()])
+        .ok();
+    // The other clone's TASK-1 is another task: same id, another uuid.
+    let text = fs::read_to_string(&file).unwrap();
+    let other: String = text
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            if record["type"] == "task" {
+                record["uuid"] = Value::from("01a22ad6-0000-7000-8000-000000000000");
+                record["name"] = Value::from("theirs");
+            }
+            format!("{record}\n")
+        })
+        .collect();
+    fs::write(&file, other).unwrap();
+    let run = ws.run(&["import", "--merge", file.to_str().unwrap()]);
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        run.stderr.contains(&mine) && run.stderr.contains("collided"),
+        "{run:?}"
+    );
+    let shown = ws.run(&["task", "show", &mine, "--json"]).ok().json();
+    assert_eq!(shown["title"], "mine", "nothing was imported");
 }

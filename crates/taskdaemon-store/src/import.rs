@@ -147,6 +147,19 @@ impl<R: ImportRows> Drop for Import<R> {
     }
 }
 
+/// Whether a record is tracked work that syncs between clones: the header,
+/// counters and tracked (`manual`) tasks. `export --tracked` writes only
+/// these and `import --merge` applies only these; the rest (history,
+/// memory, sessions, processes, queues, loops, plans) stays per clone, so
+/// nothing numbered by a clone's own counter reaches a shared file.
+pub fn syncs_between_clones(record: &ExportRecord) -> bool {
+    match record {
+        ExportRecord::Header(_) | ExportRecord::Counter { .. } => true,
+        ExportRecord::Task(task) => task.task.kind == TaskKind::Manual,
+        _ => false,
+    }
+}
+
 /// Starts `import --merge` into `store`, which may hold work already: the
 /// file's tracked tasks and counters are collected, then applied in one
 /// transaction by [`Store::merge_tracked`] on [`Importer::finish`]. What

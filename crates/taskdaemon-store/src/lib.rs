@@ -31,7 +31,7 @@ pub mod conformance;
 mod encoding;
 mod error;
 mod import;
-pub use import::begin_merge_import;
+pub use import::{begin_merge_import, syncs_between_clones};
 mod leases;
 mod lifecycle;
 mod location;

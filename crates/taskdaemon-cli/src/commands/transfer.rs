@@ -23,14 +23,14 @@ pub fn export(workspace: &Workspace, args: ExportArgs) -> anyhow::Result<u8> {
     let store = &*store;
     match &args.output {
         Some(path) => {
-            write_atomic_with(path, |out| write_export(store, args.format, out))
+            write_atomic_with(path, |out| write_export(store, &args, out))
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("exported to {}", path.display());
         }
         None => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            write_export(store, args.format, &mut out)?;
+            write_export(store, &args, &mut out)?;
             out.flush()?;
         }
     }
@@ -41,7 +41,8 @@ pub fn export(workspace: &Workspace, args: ExportArgs) -> anyhow::Result<u8> {
 /// the canonical order (`sync::canonical_order`: records by type, then by
 /// id; events by number) with object keys sorted, so an export kept in git
 /// changes only where the work did.
-fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) -> io::Result<()> {
+fn write_export(store: &dyn Store, args: &ExportArgs, out: &mut dyn Write) -> io::Result<()> {
+    let format = args.format;
     let mut writer = ExportWriter {
         out,
         format,
@@ -53,6 +54,9 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
     }
     let mut failure: Option<io::Error> = None;
     let result = store.export(&mut |record| {
+        if args.tracked && !taskdaemon_store::syncs_between_clones(&record) {
+            return Ok(());
+        }
         writer.push(record).map_err(|e| {
             let message = e.to_string();
             failure = Some(e);
