@@ -8,6 +8,7 @@
 
 pub mod branch;
 pub mod config_version;
+pub mod decay;
 pub mod duration;
 pub mod event;
 pub mod graph;

@@ -19,6 +19,46 @@ use crate::{Result, StoreError};
 
 pub(crate) mod pipeline;
 
+/// The event of a task compacted (decay): its summary replaced the text.
+pub(crate) fn compacted_event(task: &TaskRecord, summary: &str, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!("compacted {}: the summary replaced its description and note (`task restore` brings them back)", task.id),
+    );
+    (
+        event,
+        Some(json!({ "description": task.description, "note": task.note })),
+        Some(json!({ "description": summary, "note": null })),
+    )
+}
+
+/// The event of a compacted task given its original text back.
+pub(crate) fn restored_event(task: &TaskRecord, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!("restored {}: its original description and note are back", task.id),
+    );
+    (event, Some(json!({ "description": task.description })), None)
+}
+
+/// The refusal to compact `task`, when the rule refuses.
+pub(crate) fn check_compactable(task: &TaskRecord, compacted: bool, summary: &str) -> Result<()> {
+    match taskdaemon_core::decay::refusal(task, compacted, summary) {
+        Some(reason) => Err(StoreError::Conflict(reason)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal to restore a task that was never compacted.
+pub(crate) fn nothing_to_restore(task: &TaskRecord) -> StoreError {
+    StoreError::Conflict(format!(
+        "{} was never compacted: there is no original to restore",
+        task.id
+    ))
+}
+
 /// What `import --merge` does with one tracked task of the file.
 #[derive(Debug)]
 pub(crate) enum MergeStep {

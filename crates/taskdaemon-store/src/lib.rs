@@ -587,6 +587,25 @@ pub trait Store: Send + Sync {
     /// Starts an import into this store, which must hold no tasks, memory or events.
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>>;
 
+    /// Compacts closed tracked tasks (decay): each summary replaces its
+    /// task's description and note, which are kept, stay searchable and
+    /// come back with [`Store::restore_tracked`]. All or nothing.
+    fn compact_tracked(
+        &self,
+        summaries: &[taskdaemon_core::decay::CompactSummary],
+        actor: &str,
+    ) -> Result<Vec<TaskRecord>>;
+
+    /// Gives a compacted task its original description and note back.
+    fn restore_tracked(&self, id: &str, actor: &str) -> Result<TaskRecord>;
+
+    /// The original text of a compacted task; `None` when it is not compacted.
+    fn task_original(&self, id: &str) -> Result<Option<taskdaemon_core::decay::Original>>;
+
+    /// Closed tracked tasks that ended before `cutoff` and are not
+    /// compacted, oldest first, at most `limit`.
+    fn compact_candidates(&self, cutoff: Millis, limit: usize) -> Result<Vec<TaskRecord>>;
+
     /// Applies tracked (`manual`) tasks of an export to this store in one
     /// transaction (`import --merge`): new ones are added, known ones take
     /// the given version unless the stored one is newer; `counters` move up

@@ -106,6 +106,7 @@ pub const CHECKS: &[Check] = &[
         "merge_import_applies_tracked_work",
         tracked::merge_import_applies_tracked_work,
     ),
+    ("compact_and_restore", tracked::compact_and_restore),
     (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,

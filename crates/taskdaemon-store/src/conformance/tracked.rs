@@ -662,3 +662,107 @@ pub fn merge_import_applies_tracked_work(store: &dyn Store) {
         "{again:?}"
     );
 }
+
+/// Decay: closed work is compacted to a summary, search finds the summary
+/// and the original, `restore` gives the original back; open work and a
+/// second compaction are refused, all or nothing.
+pub fn compact_and_restore(store: &dyn Store) {
+    use taskdaemon_core::decay::CompactSummary;
+    let old = add(store, "Port the parser", &[]);
+    store
+        .edit_tracked(
+            &old.id,
+            &taskdaemon_core::TrackedEdit {
+                description: Some("rewrote the xylophone tokenizer by hand".to_owned()),
+                ..Default::default()
+            },
+            "t",
+        )
+        .unwrap();
+    store
+        .act_on_tracked(&old.id, &TrackedAction::Start, "t")
+        .unwrap();
+    store
+        .act_on_tracked(
+            &old.id,
+            &TrackedAction::Done {
+                note: Some("kept the quokka fallback".to_owned()),
+            },
+            "t",
+        )
+        .unwrap();
+    let open = add(store, "still open", &[]);
+    let future = now_millis() + 60_000;
+    let candidates: Vec<String> = store
+        .compact_candidates(future, 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(candidates, vec![old.id.clone()]);
+    assert!(store.compact_candidates(0, 10).unwrap().is_empty());
+
+    let summary = |id: &str, text: &str| CompactSummary {
+        id: id.to_owned(),
+        summary: text.to_owned(),
+    };
+    let refused = store.compact_tracked(
+        &[summary(&old.id, "parser ported"), summary(&open.id, "nope")],
+        "t",
+    );
+    assert!(
+        refused.as_ref().is_err_and(|e| e.to_string().contains("has not ended")),
+        "{refused:?}"
+    );
+    assert!(store.task_original(&old.id).unwrap().is_none(), "all or nothing");
+
+    let done = store
+        .compact_tracked(&[summary(&old.id, "parser ported; marimba summary")], "t")
+        .unwrap();
+    assert_eq!(
+        done[0].description.as_deref(),
+        Some("parser ported; marimba summary")
+    );
+    assert_eq!(done[0].note, None);
+    let original = store.task_original(&old.id).unwrap().unwrap();
+    assert_eq!(
+        original.description.as_deref(),
+        Some("rewrote the xylophone tokenizer by hand")
+    );
+    assert_eq!(original.note.as_deref(), Some("kept the quokka fallback"));
+    let finds = |word: &str| {
+        store
+            .search(word, 5)
+            .unwrap()
+            .iter()
+            .any(|h| h.id == old.id)
+    };
+    assert!(finds("marimba"), "the summary is searchable");
+    assert!(finds("xylophone"), "the original is searchable");
+    assert!(finds("quokka"), "the original note is searchable");
+    assert!(store.compact_candidates(future, 10).unwrap().is_empty());
+    let again = store.compact_tracked(&[summary(&old.id, "twice")], "t");
+    assert!(
+        again.as_ref().is_err_and(|e| e.to_string().contains("compacted already")),
+        "{again:?}"
+    );
+
+    let restored = store.restore_tracked(&old.id, "t").unwrap();
+    assert_eq!(
+        restored.description.as_deref(),
+        Some("rewrote the xylophone tokenizer by hand")
+    );
+    assert_eq!(restored.note.as_deref(), Some("kept the quokka fallback"));
+    assert!(store.task_original(&old.id).unwrap().is_none());
+    assert!(!finds("marimba"), "the summary is gone from search");
+    assert!(finds("xylophone"));
+    let never = store.restore_tracked(&open.id, "t");
+    assert!(
+        never.as_ref().is_err_and(|e| e.to_string().contains("never compacted")),
+        "{never:?}"
+    );
+    assert_eq!(
+        store.check_integrity().unwrap().problems,
+        Vec::<String>::new()
+    );
+}

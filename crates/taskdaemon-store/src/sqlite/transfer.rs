@@ -492,7 +492,9 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
     let mut reindexed = conn.execute(
         "INSERT INTO search_fts(rowid, title, body)
          SELECT search_key * 4 + 1, coalesce(name, ''),
-                concat_ws(' ', description, note, CASE kind WHEN 'manual' THEN NULL ELSE argv END)
+                concat_ws(' ', description, note, CASE kind WHEN 'manual' THEN NULL ELSE argv END,
+                          (SELECT concat_ws(' ', o.description, o.note) FROM task_originals o
+                            WHERE o.task_id = tasks.id))
          FROM tasks",
         [],
     )? as u64;
