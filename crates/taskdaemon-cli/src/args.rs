@@ -633,6 +633,11 @@ pub enum TaskCommand {
     Context(TaskContextArgs),
     /// Print where work stands: the task in progress, its context, ready work, last events.
     Resume(TaskResumeArgs),
+    /// Decay: list closed work to summarise (--analyze, JSON for an agent), or store the
+    /// summaries an agent wrote (--apply FILE); originals stay searchable and restorable.
+    Compact(TaskCompactArgs),
+    /// Give a compacted task its original description and note back.
+    Restore(TaskActArgs),
 }
 
 #[derive(Debug, Args)]
@@ -696,6 +701,26 @@ pub struct TaskReadyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["analyze", "apply"])))]
+pub struct TaskCompactArgs {
+    /// Only work that ended longer ago than this (e.g. 30d, 12h).
+    #[arg(long, value_name = "AGE", default_value = "30d", value_parser = parse_age)]
+    pub older_than: std::time::Duration,
+    /// Print the closed work to summarise, with instructions, as JSON.
+    #[arg(long)]
+    pub analyze: bool,
+    /// Store the summaries in FILE: a JSON array of {"id", "summary"}.
+    #[arg(long, value_name = "FILE")]
+    pub apply: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    taskdaemon_core::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -73,7 +73,10 @@ pub fn refusal(task: &TaskRecord, compacted: bool, summary: &str) -> Option<Stri
         return Some(format!("{id} is not a tracked task"));
     }
     if !task.status.is_terminal() {
-        return Some(format!("{id} has not ended ({}): only closed work decays", task.status));
+        return Some(format!(
+            "{id} has not ended ({}): only closed work decays",
+            task.status
+        ));
     }
     if compacted {
         return Some(format!(

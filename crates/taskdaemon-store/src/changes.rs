@@ -24,7 +24,10 @@ pub(crate) fn compacted_event(task: &TaskRecord, summary: &str, actor: &str) -> 
     let event = NewEvent::new(
         EventKind::Edited,
         actor,
-        format!("compacted {}: the summary replaced its description and note (`task restore` brings them back)", task.id),
+        format!(
+            "compacted {}: the summary replaced its description and note (`task restore` brings them back)",
+            task.id
+        ),
     );
     (
         event,
@@ -38,9 +41,16 @@ pub(crate) fn restored_event(task: &TaskRecord, actor: &str) -> Recorded {
     let event = NewEvent::new(
         EventKind::Edited,
         actor,
-        format!("restored {}: its original description and note are back", task.id),
+        format!(
+            "restored {}: its original description and note are back",
+            task.id
+        ),
     );
-    (event, Some(json!({ "description": task.description })), None)
+    (
+        event,
+        Some(json!({ "description": task.description })),
+        None,
+    )
 }
 
 /// The refusal to compact `task`, when the rule refuses.

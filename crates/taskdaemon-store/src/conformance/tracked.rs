@@ -711,10 +711,15 @@ pub fn compact_and_restore(store: &dyn Store) {
         "t",
     );
     assert!(
-        refused.as_ref().is_err_and(|e| e.to_string().contains("has not ended")),
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("has not ended")),
         "{refused:?}"
     );
-    assert!(store.task_original(&old.id).unwrap().is_none(), "all or nothing");
+    assert!(
+        store.task_original(&old.id).unwrap().is_none(),
+        "all or nothing"
+    );
 
     let done = store
         .compact_tracked(&[summary(&old.id, "parser ported; marimba summary")], "t")
@@ -743,7 +748,9 @@ pub fn compact_and_restore(store: &dyn Store) {
     assert!(store.compact_candidates(future, 10).unwrap().is_empty());
     let again = store.compact_tracked(&[summary(&old.id, "twice")], "t");
     assert!(
-        again.as_ref().is_err_and(|e| e.to_string().contains("compacted already")),
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("compacted already")),
         "{again:?}"
     );
 
@@ -758,7 +765,9 @@ pub fn compact_and_restore(store: &dyn Store) {
     assert!(finds("xylophone"));
     let never = store.restore_tracked(&open.id, "t");
     assert!(
-        never.as_ref().is_err_and(|e| e.to_string().contains("never compacted")),
+        never
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("never compacted")),
         "{never:?}"
     );
     assert_eq!(

@@ -3,9 +3,9 @@
 //! exactly when every dependency succeeded), through the same core rules
 //! ([`check_new_edge`], [`waiting_status`]).
 
-use taskdaemon_core::time::now_millis;
 use taskdaemon_core::decay::{CompactSummary, Original, compactable};
 use taskdaemon_core::time::Millis;
+use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 
 use super::events::record;
@@ -349,7 +349,11 @@ pub(super) fn compact(
             "UPDATE tasks SET description = $1, note = NULL, updated_at = $2 WHERE id = $3",
             &[&summary, &now, &task.id],
         )?;
-        record(tx, Some(&task.id), changes::compacted_event(&task, summary, actor))?;
+        record(
+            tx,
+            Some(&task.id),
+            changes::compacted_event(&task, summary, actor),
+        )?;
         compacted.push(load_task(tx, &task.id)?);
     }
     Ok(compacted)
@@ -366,7 +370,12 @@ pub(super) fn restore(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<TaskReco
     tx.execute("DELETE FROM task_originals WHERE task_id = $1", &[&task.id])?;
     tx.execute(
         "UPDATE tasks SET description = $1, note = $2, updated_at = $3 WHERE id = $4",
-        &[&original.description, &original.note, &now_millis(), &task.id],
+        &[
+            &original.description,
+            &original.note,
+            &now_millis(),
+            &task.id,
+        ],
     )?;
     record(tx, Some(&task.id), changes::restored_event(&task, actor))?;
     load_task(tx, &task.id)

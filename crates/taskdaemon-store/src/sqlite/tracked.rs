@@ -7,9 +7,9 @@
 //! a dependency that succeeds or is reopened).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use taskdaemon_core::time::now_millis;
 use taskdaemon_core::decay::{CompactSummary, Original, compactable};
 use taskdaemon_core::time::Millis;
+use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
 
 use super::events::record;
@@ -324,7 +324,11 @@ pub(super) fn compact(
             "UPDATE tasks SET description = ?1, note = NULL, updated_at = ?2 WHERE id = ?3",
             params![summary, now, task.id],
         )?;
-        record(tx, Some(&task.id), changes::compacted_event(&task, summary, actor))?;
+        record(
+            tx,
+            Some(&task.id),
+            changes::compacted_event(&task, summary, actor),
+        )?;
         compacted.push(load_task(tx, &task.id)?);
     }
     Ok(compacted)
