@@ -84,8 +84,11 @@ pub enum Command {
     Session(SessionCommand),
     /// Write everything (tasks, dependencies, memory, events) as JSON or JSON lines.
     Export(ExportArgs),
-    /// Load an export into this workspace, which must be empty.
+    /// Load an export into this workspace: an empty one, or with --merge one that holds work.
     Import(ImportArgs),
+    /// Merge two branches' JSON-lines exports by id: a git merge driver
+    /// (`git config merge.taskdaemon.driver 'taskdaemon merge-driver %O %A %B'`).
+    MergeDriver(MergeDriverArgs),
     /// Write a consistent copy of the store.
     Backup(BackupArgs),
     /// Check the store, rebuild the search index and the projection files.
@@ -645,6 +648,11 @@ pub enum TaskCommand {
     Context(TaskContextArgs),
     /// Print where work stands: the task in progress, its context, ready work, last events.
     Resume(TaskResumeArgs),
+    /// Decay: list closed work to summarise (--analyze, JSON for an agent), or store the
+    /// summaries an agent wrote (--apply FILE); originals stay searchable and restorable.
+    Compact(TaskCompactArgs),
+    /// Give a compacted task its original description and note back.
+    Restore(TaskActArgs),
 }
 
 #[derive(Debug, Args)]
@@ -708,6 +716,26 @@ pub struct TaskReadyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["analyze", "apply"])))]
+pub struct TaskCompactArgs {
+    /// Only work that ended longer ago than this (e.g. 30d, 12h).
+    #[arg(long, value_name = "AGE", default_value = "30d", value_parser = parse_age)]
+    pub older_than: std::time::Duration,
+    /// Print the closed work to summarise, with instructions, as JSON.
+    #[arg(long)]
+    pub analyze: bool,
+    /// Store the summaries in FILE: a JSON array of {"id", "summary"}.
+    #[arg(long, value_name = "FILE")]
+    pub apply: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    taskdaemon_core::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -895,12 +923,31 @@ pub struct ExportArgs {
     /// Write to this file (atomically) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Only what syncs between clones through git: tracked tasks and the
+    /// counters (no history, memory, sessions or processes).
+    #[arg(long)]
+    pub tracked: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// An export, JSON or JSON lines (told apart by its first character).
     pub file: PathBuf,
+    /// Apply the file's tracked work to a store that holds some already:
+    /// new tasks are added, known ones take the file's version when it is
+    /// at least as new (e.g. a file `merge-driver` merged).
+    #[arg(long)]
+    pub merge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// The common ancestor's export (git's %O).
+    pub base: PathBuf,
+    /// Our export (git's %A); the merge is written here.
+    pub ours: PathBuf,
+    /// Their export (git's %B).
+    pub theirs: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,12 @@
 //! never collide across tools and their order is the order of creation
 //! (`CLAUDE-1`, `GEMINI-2`, `TASK-3`). The prefix is the upper-cased tool name,
 //! or `TASK` when no tool is given.
+//!
+//! Clones of one workspace that sync through git each run their own counter,
+//! so two of them would mint the same `TASK-13`. The `hash` scheme
+//! ([`IdScheme::Hash`]) gives `PREFIX-XXXXXXXXXX` instead: ten Crockford
+//! base-32 characters (50 bits) taken from the task's random UUID, so clones
+//! never agree on an id except by a chance of about n²/2⁵¹ for n tasks.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +19,57 @@ pub const DEFAULT_PREFIX: &str = "TASK";
 
 /// Longest accepted tool name / prefix.
 const MAX_PREFIX_LEN: usize = 32;
+
+/// How new tracked tasks are numbered (`[tracked] ids` in the config).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IdScheme {
+    /// `PREFIX-N` from the workspace's counter: short, in creation order.
+    #[default]
+    Counter,
+    /// `PREFIX-XXXXXXXXXX` from the task's UUID: no two clones collide.
+    Hash,
+}
+
+/// Characters of a hash id: Crockford's base 32 (no I, L, O, U).
+const HASH_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters in the hash part of an id (5 bits each).
+pub const HASH_LEN: usize = 10;
+
+/// The hash id of a task whose UUID has the random bits `entropy`:
+/// `PREFIX-` and the low 50 bits in base 32.
+pub fn hash_id(tool: Option<&str>, entropy: u128) -> Result<String, IdError> {
+    let prefix = prefix_for_tool(tool)?;
+    let hash: String = (0..HASH_LEN)
+        .rev()
+        .map(|i| HASH_ALPHABET[((entropy >> (5 * i)) & 0x1f) as usize] as char)
+        .collect();
+    Ok(format!("{prefix}-{hash}"))
+}
+
+/// The stored spelling of an id: human ids and hash ids upper-case (so
+/// `claude-3` names `CLAUDE-3` and `task-7h3k…` names `TASK-7H3K…`);
+/// anything else is kept as written.
+pub fn canonical_id(id: &str) -> String {
+    if let Ok(human) = id.parse::<HumanId>() {
+        return human.to_string();
+    }
+    match id.rsplit_once('-') {
+        Some((prefix, hash)) if is_hash(hash) && prefix_for_tool(Some(prefix)).is_ok() => {
+            id.to_ascii_uppercase()
+        }
+        _ => id.to_owned(),
+    }
+}
+
+fn is_hash(text: &str) -> bool {
+    text.len() == HASH_LEN
+        && text
+            .bytes()
+            .all(|b| HASH_ALPHABET.contains(&b.to_ascii_uppercase()))
+}
 
 /// A malformed tool name or id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +198,29 @@ mod tests {
         assert_eq!(prefix_for_tool(Some("gemini-cli")).unwrap(), "GEMINI-CLI");
     }
 
+    #[test]
+    fn hash_ids_are_prefixed_base32() {
+        let id = hash_id(Some("claude"), 0x3_ffff_ffff_ffff).unwrap();
+        assert_eq!(id, "CLAUDE-ZZZZZZZZZZ");
+        assert_eq!(hash_id(None, 1).unwrap(), "TASK-0000000001");
+        assert_eq!(canonical_id("task-7h3kx9m2qa"), "TASK-7H3KX9M2QA");
+        assert_eq!(canonical_id("claude-12"), "CLAUDE-12");
+        assert_eq!(
+            canonical_id("task-7h3kx9m2qu"),
+            "task-7h3kx9m2qu",
+            "U is not base 32"
+        );
+        assert_eq!(canonical_id("my-build"), "my-build");
+    }
+
     proptest! {
+        #[test]
+        fn hash_ids_are_canonical_and_distinct_for_distinct_bits(a in 0u128..(1 << 50), b in 0u128..(1 << 50)) {
+            let (x, y) = (hash_id(None, a).unwrap(), hash_id(None, b).unwrap());
+            prop_assert_eq!(canonical_id(&x.to_lowercase()), x.clone());
+            prop_assert_eq!(x == y, a == b);
+        }
+
         #[test]
         fn display_parse_round_trip(tool in "[a-zA-Z][a-zA-Z0-9_-]{0,20}", n in 0u64..u64::MAX) {
             let id = HumanId::for_tool(Some(&tool), n).unwrap();

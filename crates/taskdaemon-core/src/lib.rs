@@ -8,6 +8,7 @@
 
 pub mod branch;
 pub mod config_version;
+pub mod decay;
 pub mod duration;
 pub mod event;
 pub mod graph;
@@ -20,6 +21,7 @@ pub mod queue;
 pub mod rehydrate;
 pub mod snapshot;
 pub mod status;
+pub mod sync;
 pub mod task;
 pub mod time;
 pub mod tracked;

@@ -44,6 +44,8 @@ pub struct NewTracked {
     /// Lower-case tool name, giving the id prefix.
     pub tool: Option<String>,
     pub session: Option<String>,
+    /// How its id is minted.
+    pub id_scheme: crate::id::IdScheme,
 }
 
 impl NewTracked {

@@ -66,7 +66,7 @@ pub use queues::{
 };
 pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
-pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
+pub use tracked::{CompactAnalysis, NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{
     Access, DEFAULT_PAGE, LiveSample, LiveSamples, LogSlice, MAX_LOG_READ, MAX_PAGE, SHARES_KEY,

@@ -5,6 +5,8 @@
 //! snapshot `current.json` is rewritten.
 
 use serde::Serialize;
+use taskdaemon_core::decay::{CompactCandidate, CompactSummary, Original};
+use taskdaemon_core::time::now_millis;
 use taskdaemon_core::tracked::Session;
 use taskdaemon_core::{
     Event, IllegalTransition, Memory, MemoryKind, NewTracked, Status, TaskRecord, TrackedAction,
@@ -42,7 +44,27 @@ pub struct ShownTask {
     #[serde(flatten)]
     pub task: TrackedView,
     pub decisions: Vec<Memory>,
+    /// The text a compacted task had before its summary replaced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<Original>,
 }
+
+/// Most tasks `task compact --analyze` offers at once.
+pub const COMPACT_BATCH: usize = 200;
+
+/// Closed work offered for compaction, with what to do with it: JSON an
+/// agent reads, summarises, and hands back to `task compact --apply`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactAnalysis {
+    pub instructions: &'static str,
+    pub tasks: Vec<CompactCandidate>,
+}
+
+const COMPACT_INSTRUCTIONS: &str = "For each task, write a short summary of what was done and \
+    decided (a few sentences: outcome, key decisions, files). Save a JSON array of \
+    {\"id\": ID, \"summary\": TEXT} to a file and run `taskdaemon task compact --apply FILE`. \
+    The summary replaces the description and note; the original stays searchable and \
+    `taskdaemon task restore ID` brings it back.";
 
 /// Where work stands: the task in progress, ready work, recent decisions
 /// and the last events.
@@ -71,6 +93,7 @@ impl Service {
                 depends_on: new.after,
                 tool: agent.tool.clone(),
                 session: agent.session.clone(),
+                id_scheme: self.config.tracked.ids,
             },
             &agent.actor(),
         )?;
@@ -157,6 +180,47 @@ impl Service {
         Ok((task, decisions))
     }
 
+    /// One task as `task show` prints it: with its decisions, and its
+    /// original text when it was compacted.
+    pub fn shown_task(&self, id: &str) -> Result<ShownTask> {
+        let (task, decisions) = self.tracked_task(id)?;
+        let original = self.store.task_original(&task.id)?;
+        Ok(ShownTask {
+            task: TrackedView::from(&task),
+            decisions,
+            original,
+        })
+    }
+
+    /// Closed work that ended more than `older_than` ago and is not
+    /// compacted, oldest first, with the text to summarise.
+    pub fn compact_analysis(&self, older_than: std::time::Duration) -> Result<CompactAnalysis> {
+        let cutoff = now_millis() - older_than.as_millis() as i64;
+        let tasks = self.store.compact_candidates(cutoff, COMPACT_BATCH)?;
+        Ok(CompactAnalysis {
+            instructions: COMPACT_INSTRUCTIONS,
+            tasks: tasks.iter().map(CompactCandidate::from).collect(),
+        })
+    }
+
+    /// Stores the summaries an agent wrote; all or nothing.
+    pub fn compact_apply(
+        &self,
+        agent: &Agent,
+        summaries: &[CompactSummary],
+    ) -> Result<Vec<TaskRecord>> {
+        let tasks = self.store.compact_tracked(summaries, &agent.actor())?;
+        self.save_snapshot(agent.session.as_deref());
+        Ok(tasks)
+    }
+
+    /// Gives a compacted task its original text back.
+    pub fn restore_task(&self, agent: &Agent, id: &str) -> Result<TaskRecord> {
+        let task = self.store.restore_tracked(id, &agent.actor())?;
+        self.save_snapshot(agent.session.as_deref());
+        Ok(task)
+    }
+
     fn decisions_of(&self, id: &str) -> Result<Vec<Memory>> {
         Ok(self.store.memories(&MemoryFilter {
             kind: Some(MemoryKind::Decision),
@@ -177,6 +241,7 @@ impl Service {
             Some(task) => Some(ShownTask {
                 task: TrackedView::from(task),
                 decisions: self.decisions_of(&task.id)?,
+                original: self.store.task_original(&task.id)?,
             }),
             None => None,
         };

@@ -8,6 +8,7 @@
 
 use serde_json::json;
 use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
+use taskdaemon_core::id::{IdScheme, hash_id};
 use taskdaemon_core::tracked::memory_id;
 use taskdaemon_core::{
     EventKind, LoopEnd, LoopIteration, LoopRecord, Memory, NewEvent, NewLoop, NewMemory,
@@ -17,6 +18,148 @@ use taskdaemon_core::{
 use crate::{Result, StoreError};
 
 pub(crate) mod pipeline;
+
+/// The event of a task compacted (decay): its summary replaced the text.
+pub(crate) fn compacted_event(task: &TaskRecord, summary: &str, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!(
+            "compacted {}: the summary replaced its description and note (`task restore` brings them back)",
+            task.id
+        ),
+    );
+    (
+        event,
+        Some(json!({ "description": task.description, "note": task.note })),
+        Some(json!({ "description": summary, "note": null })),
+    )
+}
+
+/// The event of a compacted task given its original text back.
+pub(crate) fn restored_event(task: &TaskRecord, actor: &str) -> Recorded {
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!(
+            "restored {}: its original description and note are back",
+            task.id
+        ),
+    );
+    (
+        event,
+        Some(json!({ "description": task.description })),
+        None,
+    )
+}
+
+/// The refusal to compact `task`, when the rule refuses.
+pub(crate) fn check_compactable(task: &TaskRecord, compacted: bool, summary: &str) -> Result<()> {
+    match taskdaemon_core::decay::refusal(task, compacted, summary) {
+        Some(reason) => Err(StoreError::Conflict(reason)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal to restore a task that was never compacted.
+pub(crate) fn nothing_to_restore(task: &TaskRecord) -> StoreError {
+    StoreError::Conflict(format!(
+        "{} was never compacted: there is no original to restore",
+        task.id
+    ))
+}
+
+/// What `import --merge` does with one tracked task of the file.
+#[derive(Debug)]
+pub(crate) enum MergeStep {
+    /// New here: insert it, with this event.
+    Add(Recorded),
+    /// Known and the file's version is at least as new: replace the row.
+    Replace(Recorded),
+    /// The same as stored.
+    Unchanged,
+    /// The stored version changed after the file's: keep it.
+    KeepStored,
+}
+
+/// Decides [`MergeStep`] for `incoming` against the task stored under its
+/// id. One id naming two different tasks (their UUIDs differ) is refused:
+/// that is a collision, not a newer version.
+pub(crate) fn merge_step(
+    stored: Option<&TaskRecord>,
+    incoming: &TaskRecord,
+    actor: &str,
+) -> Result<MergeStep> {
+    let Some(stored) = stored else {
+        let event = NewEvent::new(
+            EventKind::Created,
+            actor,
+            format!(
+                "{} added by import --merge ({})",
+                incoming.id, incoming.status
+            ),
+        );
+        return Ok(MergeStep::Add((
+            event,
+            None,
+            Some(json!({ "status": incoming.status })),
+        )));
+    };
+    if stored.uuid != incoming.uuid || stored.kind != TaskKind::Manual {
+        return Err(StoreError::Conflict(format!(
+            "{} in the file is another task than {} here (their uuids differ): the ids collided; \
+             nothing was imported. Set `[tracked] ids = \"hash\"` on every clone so new ids cannot",
+            incoming.id, stored.id
+        )));
+    }
+    if stored == incoming {
+        return Ok(MergeStep::Unchanged);
+    }
+    if stored.updated_at > incoming.updated_at {
+        return Ok(MergeStep::KeepStored);
+    }
+    let event = NewEvent::new(
+        EventKind::Edited,
+        actor,
+        format!("{} updated by import --merge", incoming.id),
+    );
+    Ok(MergeStep::Replace((
+        event,
+        Some(json!({ "status": stored.status, "title": stored.title() })),
+        Some(json!({ "status": incoming.status, "title": incoming.title() })),
+    )))
+}
+
+/// Attempts at a fresh hash id before giving up (each collides with a
+/// stored id with a chance of about n/2^50).
+const HASH_ID_ATTEMPTS: usize = 8;
+
+/// The UUID and id of a new tracked task under `new.id_scheme`: the next
+/// counter value, or a hash of a fresh UUID that no stored task has.
+/// `tx` is the backend's open transaction, handed to both callbacks.
+pub(crate) fn mint_tracked_id<T: ?Sized>(
+    tx: &mut T,
+    new: &NewTracked,
+    next_counter_id: impl FnOnce(&mut T) -> Result<String>,
+    mut taken: impl FnMut(&mut T, &str) -> Result<bool>,
+) -> Result<(uuid::Uuid, String)> {
+    let tool = new.tool.as_deref();
+    match new.id_scheme {
+        IdScheme::Counter => Ok((uuid::Uuid::now_v7(), next_counter_id(tx)?)),
+        IdScheme::Hash => {
+            for _ in 0..HASH_ID_ATTEMPTS {
+                let uuid = uuid::Uuid::now_v7();
+                let id = hash_id(tool, uuid.as_u128())?;
+                if !taken(tx, &id)? {
+                    return Ok((uuid, id));
+                }
+            }
+            Err(StoreError::Conflict(format!(
+                "no free hash id found in {HASH_ID_ATTEMPTS} attempts"
+            )))
+        }
+    }
+}
 
 /// A column value a change sets; each backend converts it to its own type.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,16 +2,13 @@
 //! backend: the stored form of an id, JSON text columns, and reading back
 //! statuses and JSON that a backend found malformed.
 
-use taskdaemon_core::{HumanId, Status};
+use taskdaemon_core::Status;
 
 use crate::{Result, StoreError};
 
-/// The stored spelling of a human id: ids are stored upper-case, so
-/// `claude-3` names `CLAUDE-3`; anything else is kept as written.
+/// The stored spelling of an id (the rule is core's `id::canonical_id`).
 pub(crate) fn canonical_id(id: &str) -> String {
-    id.parse::<HumanId>()
-        .map(|h| h.to_string())
-        .unwrap_or_else(|_| id.to_owned())
+    taskdaemon_core::id::canonical_id(id)
 }
 
 /// The JSON text of a plain data structure (strings, numbers, vectors).

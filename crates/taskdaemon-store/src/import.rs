@@ -8,7 +8,11 @@ use taskdaemon_core::{
     Event, Memory, MessageRecord, PhaseRecord, PlanRecord, QueueItem, SpecRecord,
 };
 
-use crate::{ExportRecord, ExportedLoop, ExportedTask, ImportReport, Importer, Result, StoreError};
+use taskdaemon_core::TaskKind;
+
+use crate::{
+    ExportRecord, ExportedLoop, ExportedTask, ImportReport, Importer, Result, Store, StoreError,
+};
 
 /// How a backend writes an import's rows, on one open transaction.
 pub(crate) trait ImportRows {
@@ -140,5 +144,79 @@ impl<R: ImportRows> Importer for Import<R> {
 impl<R: ImportRows> Drop for Import<R> {
     fn drop(&mut self) {
         self.rollback();
+    }
+}
+
+/// Whether a record is tracked work that syncs between clones: the header,
+/// counters and tracked (`manual`) tasks. `export --tracked` writes only
+/// these and `import --merge` applies only these; the rest (history,
+/// memory, sessions, processes, queues, loops, plans) stays per clone, so
+/// nothing numbered by a clone's own counter reaches a shared file.
+pub fn syncs_between_clones(record: &ExportRecord) -> bool {
+    match record {
+        ExportRecord::Header(_) | ExportRecord::Counter { .. } => true,
+        ExportRecord::Task(task) => task.task.kind == TaskKind::Manual,
+        _ => false,
+    }
+}
+
+/// Starts `import --merge` into `store`, which may hold work already: the
+/// file's tracked tasks and counters are collected, then applied in one
+/// transaction by [`Store::merge_tracked`] on [`Importer::finish`]. What
+/// stays per clone (events, memory, sessions, processes, queues, loops,
+/// plans) is counted as skipped.
+pub fn begin_merge_import<'a>(store: &'a dyn Store, actor: &str) -> Box<dyn Importer + 'a> {
+    Box::new(MergeImport {
+        store,
+        actor: actor.to_owned(),
+        tasks: Vec::new(),
+        counters: Vec::new(),
+        skipped: 0,
+        saw_header: false,
+    })
+}
+
+struct MergeImport<'a> {
+    store: &'a dyn Store,
+    actor: String,
+    tasks: Vec<ExportedTask>,
+    counters: Vec<(String, i64)>,
+    skipped: u64,
+    saw_header: bool,
+}
+
+impl Importer for MergeImport<'_> {
+    fn add(&mut self, record: ExportRecord) -> Result<()> {
+        if !self.saw_header {
+            crate::check_import_header(&record)?;
+        }
+        match record {
+            ExportRecord::Header(_) => self.saw_header = true,
+            ExportRecord::Counter { name, value } => self.counters.push((name, value)),
+            ExportRecord::Task(task) if task.task.kind == TaskKind::Manual => {
+                self.tasks.push(*task)
+            }
+            _ => self.skipped += 1,
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<ImportReport> {
+        if !self.saw_header {
+            return Err(StoreError::Invalid(
+                "the export is empty: no header record".to_owned(),
+            ));
+        }
+        let merged = self
+            .store
+            .merge_tracked(&self.tasks, &self.counters, &self.actor)?;
+        Ok(ImportReport {
+            tasks: merged.added.len() as u64,
+            updated: merged.updated.len() as u64,
+            unchanged: merged.unchanged,
+            kept: merged.kept.len() as u64,
+            skipped: self.skipped,
+            ..ImportReport::default()
+        })
     }
 }

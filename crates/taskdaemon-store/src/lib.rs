@@ -31,6 +31,7 @@ pub mod conformance;
 mod encoding;
 mod error;
 mod import;
+pub use import::{begin_merge_import, syncs_between_clones};
 mod leases;
 mod lifecycle;
 mod location;
@@ -345,6 +346,33 @@ pub struct ImportReport {
     pub memory: u64,
     pub events: u64,
     pub sessions: u64,
+    /// `import --merge`: known tasks replaced by the file's newer version.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub updated: u64,
+    /// `import --merge`: known tasks the file holds as stored.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unchanged: u64,
+    /// `import --merge`: known tasks changed here after the file was made.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept: u64,
+    /// `import --merge`: records that stay per clone (events, memory,
+    /// sessions, processes, queues, loops, plans).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What [`Store::merge_tracked`] did, task by task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MergeReport {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: u64,
+    /// Changed here after the file's version: left as stored.
+    pub kept: Vec<String>,
 }
 
 /// An import in progress: one transaction that commits in [`Importer::finish`]
@@ -558,6 +586,36 @@ pub trait Store: Send + Sync {
 
     /// Starts an import into this store, which must hold no tasks, memory or events.
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>>;
+
+    /// Compacts closed tracked tasks (decay): each summary replaces its
+    /// task's description and note, which are kept, stay searchable and
+    /// come back with [`Store::restore_tracked`]. All or nothing.
+    fn compact_tracked(
+        &self,
+        summaries: &[taskdaemon_core::decay::CompactSummary],
+        actor: &str,
+    ) -> Result<Vec<TaskRecord>>;
+
+    /// Gives a compacted task its original description and note back.
+    fn restore_tracked(&self, id: &str, actor: &str) -> Result<TaskRecord>;
+
+    /// The original text of a compacted task; `None` when it is not compacted.
+    fn task_original(&self, id: &str) -> Result<Option<taskdaemon_core::decay::Original>>;
+
+    /// Closed tracked tasks that ended before `cutoff` and are not
+    /// compacted, oldest first, at most `limit`.
+    fn compact_candidates(&self, cutoff: Millis, limit: usize) -> Result<Vec<TaskRecord>>;
+
+    /// Applies tracked (`manual`) tasks of an export to this store in one
+    /// transaction (`import --merge`): new ones are added, known ones take
+    /// the given version unless the stored one is newer; `counters` move up
+    /// to the given values. An id naming another task here is refused.
+    fn merge_tracked(
+        &self,
+        tasks: &[ExportedTask],
+        counters: &[(String, i64)],
+        actor: &str,
+    ) -> Result<MergeReport>;
 
     /// Checks the database, the search index, the archive and the dependency invariants.
     fn check_integrity(&self) -> Result<IntegrityReport>;

@@ -109,6 +109,39 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn compact_tracked(
+            &self,
+            summaries: &[taskdaemon_core::decay::CompactSummary],
+            actor: &str,
+        ) -> Result<Vec<TaskRecord>> {
+            self.write(|tx| tracked::compact(tx, summaries, actor))
+        }
+
+        fn restore_tracked(&self, id: &str, actor: &str) -> Result<TaskRecord> {
+            self.write(|tx| tracked::restore(tx, id, actor))
+        }
+
+        fn task_original(&self, id: &str) -> Result<Option<taskdaemon_core::decay::Original>> {
+            self.read(|tx| tracked::original(tx, id))
+        }
+
+        fn compact_candidates(
+            &self,
+            cutoff: taskdaemon_core::time::Millis,
+            limit: usize,
+        ) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| tracked::compact_candidates(tx, cutoff, limit))
+        }
+
+        fn merge_tracked(
+            &self,
+            tasks: &[crate::ExportedTask],
+            counters: &[(String, i64)],
+            actor: &str,
+        ) -> Result<crate::MergeReport> {
+            self.write(|tx| transfer::merge_tracked(tx, tasks, counters, actor))
+        }
+
         fn create_tracked(&self, new: &NewTracked, actor: &str) -> Result<TaskRecord> {
             self.write(|tx| tracked::create(tx, new, actor))
         }

@@ -97,6 +97,12 @@ resolve_conflicts = false
 # several hosts share it. --database-url and TASKDAEMON_DATABASE_URL win over this.
 # database_url = "postgres://taskdaemon@db.example:5432/taskdaemon"
 
+[tracked]
+# How new tracked tasks get their ids: "counter" gives TASK-12 (short, in
+# creation order); "hash" gives TASK-7H3KX9M2QA, so clones that sync their
+# exports through git never mint the same id.
+ids = "counter"
+
 [web]
 # Serve the dashboard and HTTP API from the daemon (`taskdaemon dashboard` prints the URL).
 # listen = "127.0.0.1:7777"
@@ -147,6 +153,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub store: StoreConfig,
     pub web: WebConfig,
+    pub tracked: TrackedConfig,
     /// `[[queue]]` entries, in file order.
     pub queue: Vec<QueueEntry>,
 }
@@ -210,6 +217,14 @@ pub struct ExecutorsConfig {
 pub struct StoreConfig {
     /// A `postgres://` URL; none: the workspace's SQLite file.
     pub database_url: Option<String>,
+}
+
+/// `[tracked]`: tracked work.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackedConfig {
+    /// How new tracked tasks' ids are minted.
+    pub ids: taskdaemon_core::id::IdScheme,
 }
 
 /// `[web]`: the dashboard and HTTP API the daemon serves.
@@ -632,6 +647,14 @@ mod tests {
             Config::default(),
             "everything but the ad-hoc and planned queues is at its default"
         );
+    }
+
+    #[test]
+    fn tracked_ids_are_counter_or_hash() {
+        let config = Config::parse("[tracked]\nids = \"hash\"\n").unwrap();
+        assert_eq!(config.tracked.ids, taskdaemon_core::id::IdScheme::Hash);
+        let err = Config::parse("[tracked]\nids = \"uuid\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("uuid"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub use atomic::{write_atomic, write_atomic_with, write_projection};
 pub use config::{
     AutodevConfig, Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, ExecutorsConfig,
     HistoryConfig, LogsConfig, LoopsConfig, MergeMode, PipelineConfig, QueueEntry, QueuesConfig,
-    RegistryConfig, StoreConfig, WebConfig, add_queue_entry, remove_queue_entry, valid_queue_id,
+    RegistryConfig, StoreConfig, TrackedConfig, WebConfig, add_queue_entry, remove_queue_entry,
+    valid_queue_id,
 };
 pub use paths::{
     DEFAULT_QUEUE, PLANNED_QUEUE, PLANNED_QUEUE_DIR, QUEUE_SUBDIRS, STATE_DIR, Workspace,

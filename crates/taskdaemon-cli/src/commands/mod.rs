@@ -69,6 +69,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Session(command) => session::run(&find_workspace(workspace_arg)?, command),
         Command::Export(args) => transfer::export(&find_workspace(workspace_arg)?, args),
         Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
+        Command::MergeDriver(args) => transfer::merge_driver(args),
         Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
         Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
         Command::Autodev(args) => transfer::autodev(&find_workspace(workspace_arg)?, args.json),

@@ -9,10 +9,12 @@ use taskdaemon_workspace::Workspace;
 
 use super::{agent, service};
 use crate::args::{
-    DepCommand, TaskActArgs, TaskAddArgs, TaskCommand, TaskDoneArgs, TaskFailArgs, TaskListArgs,
-    TaskReadyArgs, TaskResumeArgs, TaskShowArgs,
+    DepCommand, TaskActArgs, TaskAddArgs, TaskCommand, TaskCompactArgs, TaskDoneArgs, TaskFailArgs,
+    TaskListArgs, TaskReadyArgs, TaskResumeArgs, TaskShowArgs,
 };
+use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};
+use taskdaemon_core::decay::parse_summaries;
 
 pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
     let service = service(workspace)?;
@@ -22,6 +24,10 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
         TaskCommand::Show(args) => return show(&service, args),
         TaskCommand::Ready(args) => return ready(&service, args),
         TaskCommand::Resume(args) => return resume(&service, args),
+        TaskCommand::Compact(args) => return compact(&service, args),
+        TaskCommand::Restore(TaskActArgs { id, agent: who }) => {
+            service.restore_task(&agent(&who)?, &id)?
+        }
         TaskCommand::Dep(DepCommand::Add(args)) => {
             service.add_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
@@ -60,6 +66,24 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
     };
     // After a change: say where the task stands now.
     println!("{} {}: {}", task.id, task.status, task.title());
+    Ok(0)
+}
+
+/// `task compact`: `--analyze` prints the work to summarise as JSON;
+/// `--apply FILE` stores the summaries.
+fn compact(service: &Service, args: TaskCompactArgs) -> anyhow::Result<u8> {
+    let Some(path) = args.apply else {
+        print_json(&service.compact_analysis(args.older_than)?)?;
+        return Ok(0);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    let summaries = parse_summaries(&text)
+        .map_err(|e| UsageError(format!("{}: {e}; nothing was compacted", path.display())))?;
+    let tasks = service.compact_apply(&agent(&args.agent)?, &summaries)?;
+    for task in &tasks {
+        println!("{} compacted: {}", task.id, task.title());
+    }
     Ok(0)
 }
 
@@ -135,16 +159,18 @@ fn task_table(tasks: &[TaskRecord]) -> String {
 }
 
 fn show(service: &Service, args: TaskShowArgs) -> anyhow::Result<u8> {
-    let (task, decisions) = service.tracked_task(&args.id)?;
+    let shown = service.shown_task(&args.id)?;
     if args.json {
-        print_json(&ShownTask {
-            task: TrackedView::from(&task),
-            decisions,
-        })?;
+        print_json(&shown)?;
         return Ok(0);
     }
+    let ShownTask {
+        task,
+        decisions,
+        original,
+    } = shown;
     let now = now_millis();
-    println!("{}  {}", task.id, task.title());
+    println!("{}  {}", task.id, task.title);
     println!("status:     {}", status_cell(task.status));
     println!("priority:   {}", task.priority);
     if !task.labels.is_empty() {
@@ -174,6 +200,19 @@ fn show(service: &Service, args: TaskShowArgs) -> anyhow::Result<u8> {
     }
     for decision in &decisions {
         println!("decision: {}", decision.text);
+    }
+    if let Some(original) = &original {
+        println!(
+            "\ncompacted {} ago; the original (`taskdaemon task restore {}` brings it back):",
+            format_age(now - original.compacted_at),
+            task.id
+        );
+        for text in [&original.description, &original.note]
+            .into_iter()
+            .flatten()
+        {
+            println!("  {text}");
+        }
     }
     Ok(0)
 }

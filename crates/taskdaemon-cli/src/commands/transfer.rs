@@ -6,12 +6,15 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use anyhow::Context;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use std::path::Path;
+
+use taskdaemon_core::sync;
 use taskdaemon_service::Repair;
 use taskdaemon_store::{ExportRecord, Importer, Store, StoreError};
-use taskdaemon_workspace::{Workspace, write_atomic_with};
+use taskdaemon_workspace::{Workspace, write_atomic, write_atomic_with};
 
 use super::{open_store, service};
-use crate::args::{BackupArgs, ExportArgs, ExportFormat, ImportArgs};
+use crate::args::{BackupArgs, ExportArgs, ExportFormat, ImportArgs, MergeDriverArgs};
 use crate::error::UsageError;
 use crate::output::print_json;
 
@@ -20,40 +23,41 @@ pub fn export(workspace: &Workspace, args: ExportArgs) -> anyhow::Result<u8> {
     let store = &*store;
     match &args.output {
         Some(path) => {
-            write_atomic_with(path, |out| write_export(store, args.format, out))
+            write_atomic_with(path, |out| write_export(store, &args, out))
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("exported to {}", path.display());
         }
         None => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            write_export(store, args.format, &mut out)?;
+            write_export(store, &args, &mut out)?;
             out.flush()?;
         }
     }
     Ok(0)
 }
 
-/// Streams every record to `out`: one per line, or one JSON array.
-fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) -> io::Result<()> {
-    let mut first = true;
-    let mut failure: Option<io::Error> = None;
+/// Streams every record to `out`, one per line or as one JSON array, in
+/// the canonical order (`sync::canonical_order`: records by type, then by
+/// id; events by number) with object keys sorted, so an export kept in git
+/// changes only where the work did.
+fn write_export(store: &dyn Store, args: &ExportArgs, out: &mut dyn Write) -> io::Result<()> {
+    let format = args.format;
+    let mut writer = ExportWriter {
+        out,
+        format,
+        first: true,
+        held: Vec::new(),
+    };
     if format == ExportFormat::Json {
-        out.write_all(b"[\n")?;
+        writer.out.write_all(b"[\n")?;
     }
+    let mut failure: Option<io::Error> = None;
     let result = store.export(&mut |record| {
-        let written = (|| -> io::Result<()> {
-            if format == ExportFormat::Json && !first {
-                out.write_all(b",\n")?;
-            }
-            first = false;
-            serde_json::to_writer(&mut *out, &record)?;
-            if format == ExportFormat::Jsonl {
-                out.write_all(b"\n")?;
-            }
-            Ok(())
-        })();
-        written.map_err(|e| {
+        if args.tracked && !taskdaemon_store::syncs_between_clones(&record) {
+            return Ok(());
+        }
+        writer.push(record).map_err(|e| {
             let message = e.to_string();
             failure = Some(e);
             StoreError::Aborted(message)
@@ -63,10 +67,82 @@ fn write_export(store: &dyn Store, format: ExportFormat, out: &mut dyn Write) ->
         return Err(e);
     }
     result.map_err(io::Error::other)?;
+    writer.release()?;
     if format == ExportFormat::Json {
-        out.write_all(b"\n]\n")?;
+        writer.out.write_all(b"\n]\n")?;
     }
     Ok(())
+}
+
+/// Writes export records, holding those before the events (few, next to
+/// the history) until they can be written in canonical order.
+struct ExportWriter<'a> {
+    out: &'a mut dyn Write,
+    format: ExportFormat,
+    first: bool,
+    held: Vec<sync::Record>,
+}
+
+impl ExportWriter<'_> {
+    fn push(&mut self, record: ExportRecord) -> io::Result<()> {
+        let is_event = matches!(record, ExportRecord::Event(_));
+        let serde_json::Value::Object(record) = serde_json::to_value(&record)? else {
+            return Err(io::Error::other("an export record is not a JSON object"));
+        };
+        if is_event {
+            // Events come by number, which is their canonical order.
+            self.release()?;
+            self.write(record)
+        } else {
+            self.held.push(record);
+            Ok(())
+        }
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        for record in sync::canonical_order(std::mem::take(&mut self.held)) {
+            self.write(record)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, record: sync::Record) -> io::Result<()> {
+        if self.format == ExportFormat::Json && !self.first {
+            self.out.write_all(b",\n")?;
+        }
+        self.first = false;
+        self.out
+            .write_all(sync::canonical_line(serde_json::Value::Object(record)).as_bytes())?;
+        if self.format == ExportFormat::Jsonl {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// `taskdaemon merge-driver %O %A %B`: merges the three exports git hands
+/// over and writes the result over `%A`. Exit 0: merged; exit 1: git keeps
+/// the conflict and the reason is on stderr.
+pub fn merge_driver(args: MergeDriverArgs) -> anyhow::Result<u8> {
+    let read = |path: &Path| -> anyhow::Result<Vec<sync::Record>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+        Ok(sync::parse_export(&text, &path.display().to_string())
+            .map_err(|e| UsageError(e.to_string()))?)
+    };
+    let (base, ours, theirs) = (read(&args.base)?, read(&args.ours)?, read(&args.theirs)?);
+    match sync::merge(base, ours, theirs) {
+        Ok(merged) => {
+            let text = sync::render_export(merged);
+            write_atomic(&args.ours, text.as_bytes())
+                .with_context(|| format!("writing {}", args.ours.display()))?;
+            Ok(0)
+        }
+        Err(conflict) => {
+            eprintln!("taskdaemon merge-driver: {conflict}");
+            Ok(1)
+        }
+    }
 }
 
 pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
@@ -75,7 +151,11 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let file =
         File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut reader = BufReader::new(file);
-    let mut importer = store.begin_import()?;
+    let mut importer = if args.merge {
+        taskdaemon_store::begin_merge_import(store, "cli")
+    } else {
+        store.begin_import()?
+    };
     let fed = match first_byte(&mut reader)? {
         Some(b'[') => feed_json(&mut reader, &mut *importer),
         Some(b'{') => feed_jsonl(reader, &mut *importer),
@@ -93,6 +173,19 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     }
     let report = importer.finish()?;
     service.rebuild_projections();
+    if args.merge {
+        println!(
+            "merged {}: {} tasks added, {} updated, {} unchanged, {} kept (changed here since); \
+             {} records that stay per clone (history, memory, sessions, processes) skipped",
+            args.file.display(),
+            report.tasks,
+            report.updated,
+            report.unchanged,
+            report.kept,
+            report.skipped
+        );
+        return Ok(0);
+    }
     println!(
         "imported {} tasks, {} memories, {} events and {} sessions from {}",
         report.tasks,

@@ -99,6 +99,15 @@ pub const CHECKS: &[Check] = &[
         tracked::edits_change_scope_and_are_recorded,
     ),
     (
+        "hash_ids_are_unique_and_found",
+        tracked::hash_ids_are_unique_and_found,
+    ),
+    (
+        "merge_import_applies_tracked_work",
+        tracked::merge_import_applies_tracked_work,
+    ),
+    ("compact_and_restore", tracked::compact_and_restore),
+    (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
     ),

@@ -541,3 +541,237 @@ pub fn edits_change_scope_and_are_recorded(store: &dyn Store) {
         "only the process was created"
     );
 }
+
+/// `ids = "hash"`: ids from the task's UUID, found in any case, usable as
+/// dependencies; the counter scheme is untouched by them.
+pub fn hash_ids_are_unique_and_found(store: &dyn Store) {
+    let hashed = |title: &str, depends_on: &[&str]| NewTracked {
+        id_scheme: taskdaemon_core::id::IdScheme::Hash,
+        tool: Some("claude".to_owned()),
+        ..tracked(title, depends_on)
+    };
+    let first = store.create_tracked(&hashed("first", &[]), "t").unwrap();
+    let hash = first.id.strip_prefix("CLAUDE-").unwrap_or_default();
+    assert_eq!(hash.len(), taskdaemon_core::id::HASH_LEN, "{}", first.id);
+    assert_eq!(
+        store.task(&first.id.to_lowercase()).unwrap().id,
+        first.id,
+        "a hash id is found in lower case too"
+    );
+    let second = store
+        .create_tracked(&hashed("second", &[&first.id.to_lowercase()]), "t")
+        .unwrap();
+    assert_eq!(second.depends_on, vec![first.id.clone()]);
+    assert_eq!(second.status, Status::Blocked);
+    let mut ids: Vec<String> = (0..50)
+        .map(|n| {
+            store
+                .create_tracked(&hashed(&format!("t{n}"), &[]), "t")
+                .unwrap()
+                .id
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    let counted = add(store, "counted", &[]);
+    assert!(
+        counted.id.parse::<taskdaemon_core::HumanId>().is_ok(),
+        "the default scheme still counts: {}",
+        counted.id
+    );
+}
+
+fn exported_tasks(store: &dyn Store) -> Vec<crate::ExportedTask> {
+    let mut tasks = Vec::new();
+    store
+        .export(&mut |record| {
+            if let ExportRecord::Task(task) = record {
+                tasks.push(*task);
+            }
+            Ok(())
+        })
+        .unwrap();
+    tasks
+}
+
+/// `import --merge`: new tasks are added, newer versions replace, older
+/// ones are kept, and an id naming another task refuses the whole file.
+pub fn merge_import_applies_tracked_work(store: &dyn Store) {
+    let edited = add(store, "edited elsewhere", &[]);
+    let same = add(store, "the same", &[]);
+    let local = add(store, "changed here later", &[]);
+    let mut tasks = exported_tasks(store);
+    let by_id = |tasks: &mut Vec<crate::ExportedTask>, id: &str| {
+        let at = tasks.iter().position(|t| t.task.id == id).unwrap();
+        tasks.remove(at)
+    };
+    let mut newer = by_id(&mut tasks, &edited.id);
+    newer.task.name = Some("edited title".to_owned());
+    newer.task.labels = vec!["from-b".to_owned()];
+    newer.task.updated_at += 1_000;
+    let unchanged = by_id(&mut tasks, &same.id);
+    let mut older = by_id(&mut tasks, &local.id);
+    older.task.name = Some("stale title".to_owned());
+    older.task.updated_at -= 1_000;
+    let mut added = unchanged.clone();
+    added.task.id = "TASK-9000".to_owned();
+    added.task.uuid = uuid::Uuid::now_v7();
+    added.task.name = Some("zanzibar from the other clone".to_owned());
+    added.task.depends_on = vec![edited.id.clone()];
+
+    let mut collided = added.clone();
+    collided.task.uuid = uuid::Uuid::now_v7();
+    collided.task.id = same.id.clone();
+    let file = [newer.clone(), unchanged.clone(), older, added.clone()];
+    let counters = [("task_id".to_owned(), 9000)];
+    let err = store
+        .merge_tracked(&[added.clone(), collided], &counters, "t")
+        .unwrap_err();
+    assert!(err.to_string().contains("collided"), "{err}");
+    assert!(
+        matches!(store.task("TASK-9000"), Err(StoreError::NotFound(_))),
+        "a refused merge writes nothing"
+    );
+
+    let report = store.merge_tracked(&file, &counters, "t").unwrap();
+    assert_eq!(report.added, vec!["TASK-9000".to_owned()]);
+    assert_eq!(report.updated, vec![edited.id.clone()]);
+    assert_eq!(report.unchanged, 1);
+    assert_eq!(report.kept, vec![local.id.clone()]);
+    let now = store.task(&edited.id).unwrap();
+    assert_eq!(now.title(), "edited title");
+    assert_eq!(now.labels, vec!["from-b".to_owned()]);
+    assert_eq!(store.task(&local.id).unwrap().title(), "changed here later");
+    assert_eq!(
+        store.task("TASK-9000").unwrap().depends_on,
+        vec![edited.id.clone()]
+    );
+    assert!(event_kinds(store, &edited.id).contains(&EventKind::Edited));
+    let hits = store.search("zanzibar", 5).unwrap();
+    assert!(hits.iter().any(|h| h.id == "TASK-9000"), "{hits:?}");
+    let hits = store.search("edited", 5).unwrap();
+    assert!(hits.iter().any(|h| h.id == edited.id), "{hits:?}");
+    // The counter moved past the merged numbers: no new id reuses them.
+    let next = add(store, "after the merge", &[]);
+    assert_eq!(next.id, "TASK-9001");
+    // Applying the same file again changes nothing.
+    let again = store.merge_tracked(&file, &counters, "t").unwrap();
+    assert!(
+        again.added.is_empty() && again.updated.is_empty(),
+        "{again:?}"
+    );
+}
+
+/// Decay: closed work is compacted to a summary, search finds the summary
+/// and the original, `restore` gives the original back; open work and a
+/// second compaction are refused, all or nothing.
+pub fn compact_and_restore(store: &dyn Store) {
+    use taskdaemon_core::decay::CompactSummary;
+    let old = add(store, "Port the parser", &[]);
+    store
+        .edit_tracked(
+            &old.id,
+            &taskdaemon_core::TrackedEdit {
+                description: Some("rewrote the xylophone tokenizer by hand".to_owned()),
+                ..Default::default()
+            },
+            "t",
+        )
+        .unwrap();
+    store
+        .act_on_tracked(&old.id, &TrackedAction::Start, "t")
+        .unwrap();
+    store
+        .act_on_tracked(
+            &old.id,
+            &TrackedAction::Done {
+                note: Some("kept the quokka fallback".to_owned()),
+            },
+            "t",
+        )
+        .unwrap();
+    let open = add(store, "still open", &[]);
+    let future = now_millis() + 60_000;
+    let candidates: Vec<String> = store
+        .compact_candidates(future, 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(candidates, vec![old.id.clone()]);
+    assert!(store.compact_candidates(0, 10).unwrap().is_empty());
+
+    let summary = |id: &str, text: &str| CompactSummary {
+        id: id.to_owned(),
+        summary: text.to_owned(),
+    };
+    let refused = store.compact_tracked(
+        &[summary(&old.id, "parser ported"), summary(&open.id, "nope")],
+        "t",
+    );
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("has not ended")),
+        "{refused:?}"
+    );
+    assert!(
+        store.task_original(&old.id).unwrap().is_none(),
+        "all or nothing"
+    );
+
+    let done = store
+        .compact_tracked(&[summary(&old.id, "parser ported; marimba summary")], "t")
+        .unwrap();
+    assert_eq!(
+        done[0].description.as_deref(),
+        Some("parser ported; marimba summary")
+    );
+    assert_eq!(done[0].note, None);
+    let original = store.task_original(&old.id).unwrap().unwrap();
+    assert_eq!(
+        original.description.as_deref(),
+        Some("rewrote the xylophone tokenizer by hand")
+    );
+    assert_eq!(original.note.as_deref(), Some("kept the quokka fallback"));
+    let finds = |word: &str| {
+        store
+            .search(word, 5)
+            .unwrap()
+            .iter()
+            .any(|h| h.id == old.id)
+    };
+    assert!(finds("marimba"), "the summary is searchable");
+    assert!(finds("xylophone"), "the original is searchable");
+    assert!(finds("quokka"), "the original note is searchable");
+    assert!(store.compact_candidates(future, 10).unwrap().is_empty());
+    let again = store.compact_tracked(&[summary(&old.id, "twice")], "t");
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("compacted already")),
+        "{again:?}"
+    );
+
+    let restored = store.restore_tracked(&old.id, "t").unwrap();
+    assert_eq!(
+        restored.description.as_deref(),
+        Some("rewrote the xylophone tokenizer by hand")
+    );
+    assert_eq!(restored.note.as_deref(), Some("kept the quokka fallback"));
+    assert!(store.task_original(&old.id).unwrap().is_none());
+    assert!(!finds("marimba"), "the summary is gone from search");
+    assert!(finds("xylophone"));
+    let never = store.restore_tracked(&open.id, "t");
+    assert!(
+        never
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("never compacted")),
+        "{never:?}"
+    );
+    assert_eq!(
+        store.check_integrity().unwrap().problems,
+        Vec::<String>::new()
+    );
+}

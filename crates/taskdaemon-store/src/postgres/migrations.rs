@@ -403,6 +403,27 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 7 to 9: numbers other branches of issue 20 take; empty here until they merge.
+    "",
+    "",
+    "",
+    // 10: decay. A compacted tracked task keeps its original description
+    // and note here (the task row holds the summary); the task's search
+    // document holds both, so search finds the summary and the original.
+    r#"
+    CREATE TABLE task_originals (
+        task_id      TEXT PRIMARY KEY,
+        description  TEXT,
+        note         TEXT,
+        compacted_at BIGINT NOT NULL
+    );
+    CREATE OR REPLACE FUNCTION td_task_doc_body(t tasks) RETURNS TEXT LANGUAGE sql STABLE AS $$
+        SELECT concat_ws(' ', t.description, t.note,
+                         CASE t.kind WHEN 'manual' THEN NULL ELSE t.argv END,
+                         (SELECT concat_ws(' ', o.description, o.note) FROM task_originals o
+                           WHERE o.task_id = t.id))
+    $$;
+    "#,
 ];
 
 /// The schema version this build writes.

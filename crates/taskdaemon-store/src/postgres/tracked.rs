@@ -3,9 +3,10 @@
 //! exactly when every dependency succeeded), through the same core rules
 //! ([`check_new_edge`], [`waiting_status`]).
 
+use taskdaemon_core::decay::{CompactSummary, Original, compactable};
+use taskdaemon_core::time::Millis;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
-use uuid::Uuid;
 
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
@@ -30,14 +31,19 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
     let depends_on = dependency_ids(tx, &new.depends_on)?;
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let id = next_task_id(tx, new.tool.as_deref())?;
+    let (uuid, id) = changes::mint_tracked_id(
+        tx,
+        new,
+        |tx| next_task_id(tx, new.tool.as_deref()),
+        id_taken,
+    )?;
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
                             description, priority, created_at, updated_at)
          VALUES ($1, $2, 'manual', $3, $4, $5, $6, '[]', '[]', $7, $8, $9, $10, $10)",
         &[
-            &Uuid::now_v7().to_string(),
+            &uuid.to_string(),
             &id,
             &new.title.trim(),
             &new.tool,
@@ -63,6 +69,12 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
     }
     record(tx, Some(&id), created)?;
     load_task(tx, &id)
+}
+
+fn id_taken(tx: &mut Tx<'_>, id: &str) -> Result<bool> {
+    Ok(tx
+        .query_opt("SELECT 1 FROM tasks WHERE id = $1", &[&id])?
+        .is_some())
 }
 
 /// The stored ids of the tasks `ids` name, each once, in their order.
@@ -313,4 +325,99 @@ pub(super) fn dependency_statuses(
         out.push((id.clone(), status));
     }
     Ok(out)
+}
+
+/// Compacts closed tasks (decay); see SQLite's `tracked::compact`.
+pub(super) fn compact(
+    tx: &mut Tx<'_>,
+    summaries: &[CompactSummary],
+    actor: &str,
+) -> Result<Vec<TaskRecord>> {
+    let mut compacted = Vec::with_capacity(summaries.len());
+    for entry in summaries {
+        let task = lock_task(tx, &entry.id)?;
+        let already = original(tx, &task.id)?.is_some();
+        changes::check_compactable(&task, already, &entry.summary)?;
+        let now = now_millis();
+        tx.execute(
+            "INSERT INTO task_originals (task_id, description, note, compacted_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&task.id, &task.description, &task.note, &now],
+        )?;
+        let summary = entry.summary.trim();
+        tx.execute(
+            "UPDATE tasks SET description = $1, note = NULL, updated_at = $2 WHERE id = $3",
+            &[&summary, &now, &task.id],
+        )?;
+        record(
+            tx,
+            Some(&task.id),
+            changes::compacted_event(&task, summary, actor),
+        )?;
+        compacted.push(load_task(tx, &task.id)?);
+    }
+    Ok(compacted)
+}
+
+/// Gives a compacted task its original description and note back.
+pub(super) fn restore(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<TaskRecord> {
+    let task = lock_task(tx, id)?;
+    let Some(original) = original(tx, &task.id)? else {
+        return Err(changes::nothing_to_restore(&task));
+    };
+    // The original row goes first: the update's trigger then indexes the
+    // restored text alone.
+    tx.execute("DELETE FROM task_originals WHERE task_id = $1", &[&task.id])?;
+    tx.execute(
+        "UPDATE tasks SET description = $1, note = $2, updated_at = $3 WHERE id = $4",
+        &[
+            &original.description,
+            &original.note,
+            &now_millis(),
+            &task.id,
+        ],
+    )?;
+    record(tx, Some(&task.id), changes::restored_event(&task, actor))?;
+    load_task(tx, &task.id)
+}
+
+/// The original text of a compacted task; `None` when it is not compacted.
+pub(super) fn original(tx: &mut Tx<'_>, id: &str) -> Result<Option<Original>> {
+    let id = resolve_id(tx, id)?;
+    Ok(tx
+        .query_opt(
+            "SELECT description, note, compacted_at FROM task_originals WHERE task_id = $1",
+            &[&id],
+        )?
+        .map(|r| Original {
+            description: r.get(0),
+            note: r.get(1),
+            compacted_at: r.get(2),
+        }))
+}
+
+/// Closed tracked tasks that ended before `cutoff` and are not compacted,
+/// oldest first, at most `limit`.
+pub(super) fn compact_candidates(
+    tx: &mut Tx<'_>,
+    cutoff: Millis,
+    limit: usize,
+) -> Result<Vec<TaskRecord>> {
+    let rows = tx.query(
+        &format!(
+            "SELECT {TASK_COLUMNS} FROM tasks
+             WHERE kind = 'manual' AND finished_at < $1
+               AND NOT EXISTS (SELECT 1 FROM task_originals o WHERE o.task_id = tasks.id)
+             ORDER BY finished_at, search_key LIMIT $2"
+        ),
+        &[&cutoff, &(limit as i64)],
+    )?;
+    let tasks = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<TaskRecord>>>()?;
+    Ok(tasks
+        .into_iter()
+        .filter(|t| compactable(t, false, cutoff))
+        .collect())
 }

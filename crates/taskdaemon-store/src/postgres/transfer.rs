@@ -4,6 +4,7 @@
 //! Exports stream rows from one repeatable-read snapshot; imports run in one
 //! transaction, so a file that fails half-way leaves the target untouched.
 
+use postgres::GenericClient;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use taskdaemon_core::tracked::Session;
@@ -162,6 +163,124 @@ pub(super) fn begin_import(mut client: Client, url: &str) -> Result<Import<PgRow
     Ok(import)
 }
 
+/// Writes an exported task's row, labels, dependency edges and files.
+fn insert_task(client: &mut impl GenericClient, exported: &ExportedTask) -> Result<()> {
+    let t = &exported.task;
+    let opt_i64 = |v: Option<i32>| v.map(i64::from);
+    client.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+           restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
+           shim_start_time, exit_code, signal, stop_requested, error, created_at,
+           started_at, finished_at, updated_at, description, priority, note, limits)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+           $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+        &[
+            &t.uuid.to_string(),
+            &t.id,
+            &t.kind.as_str(),
+            &t.name,
+            &t.tool,
+            &t.session,
+            &t.status.as_str(),
+            &to_json_text(&t.argv),
+            &t.cwd,
+            &to_json_text(&exported.env),
+            &to_json_text(&t.restart),
+            &i64::from(t.restarts),
+            &t.hang_timeout_ms.map(|v| v as i64),
+            &opt_i64(t.pid),
+            &opt_i64(t.pgid),
+            &t.start_time.map(|v| v as i64),
+            &t.boot_id,
+            &opt_i64(t.shim_pid),
+            &t.shim_start_time.map(|v| v as i64),
+            &opt_i64(t.exit_code),
+            &opt_i64(t.signal),
+            &t.stop_requested,
+            &t.error,
+            &t.created_at,
+            &t.started_at,
+            &t.finished_at,
+            &t.updated_at,
+            &t.description,
+            &i64::from(t.priority),
+            &t.note,
+            &crate::encoding::limits_text(&t.limits),
+        ],
+    )?;
+    for label in &t.labels {
+        client.execute(
+            "INSERT INTO task_labels (task_id, label) VALUES ($1, $2)",
+            &[&t.id, label],
+        )?;
+    }
+    for dep in &t.depends_on {
+        client.execute(
+            "INSERT INTO task_deps (task_id, depends_on) VALUES ($1, $2)",
+            &[&t.id, dep],
+        )?;
+    }
+    // Inserted in their listed order, which is the order they are read back in.
+    for path in &t.files_modified {
+        client.execute(
+            "INSERT INTO task_files (task_id, path, added_at) VALUES ($1, $2, $3)",
+            &[&t.id, path, &t.updated_at],
+        )?;
+    }
+    Ok(())
+}
+
+/// `import --merge` (see [`crate::Store::merge_tracked`]) on `tx`.
+pub(super) fn merge_tracked(
+    tx: &mut Tx<'_>,
+    tasks: &[ExportedTask],
+    counters: &[(String, i64)],
+    actor: &str,
+) -> Result<crate::MergeReport> {
+    for (name, value) in counters {
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = greatest(counters.value, excluded.value)",
+            &[name, value],
+        )?;
+    }
+    let mut report = crate::MergeReport::default();
+    for exported in tasks {
+        let id = &exported.task.id;
+        let stored = match lock_task(tx, id) {
+            Ok(task) => Some(task),
+            Err(StoreError::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        match changes::merge_step(stored.as_ref(), &exported.task, actor)? {
+            changes::MergeStep::Add(recorded) => {
+                insert_task(&mut *tx, exported)?;
+                super::events::record(tx, Some(id), recorded)?;
+                report.added.push(id.clone());
+            }
+            changes::MergeStep::Replace(recorded) => {
+                delete_task_rows(tx, id)?;
+                insert_task(&mut *tx, exported)?;
+                super::events::record(tx, Some(id), recorded)?;
+                report.updated.push(id.clone());
+            }
+            changes::MergeStep::Unchanged => report.unchanged += 1,
+            changes::MergeStep::KeepStored => report.kept.push(id.clone()),
+        }
+    }
+    Ok(report)
+}
+
+/// Removes a tracked task's row and the rows that hang off it, to write
+/// its merged version.
+fn delete_task_rows(tx: &mut Tx<'_>, id: &str) -> Result<()> {
+    for table in ["task_labels", "task_deps", "task_files"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE task_id = $1"), &[&id])?;
+    }
+    tx.execute("DELETE FROM tasks WHERE id = $1", &[&id])?;
+    Ok(())
+}
+
 impl ImportRows for PgRows {
     fn counter(&mut self, name: &str, value: i64) -> Result<()> {
         self.client.execute(
@@ -191,69 +310,7 @@ impl ImportRows for PgRows {
     }
 
     fn task(&mut self, exported: &ExportedTask) -> Result<()> {
-        let t = &exported.task;
-        let opt_i64 = |v: Option<i32>| v.map(i64::from);
-        self.client.execute(
-            "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
-               restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
-               shim_start_time, exit_code, signal, stop_requested, error, created_at,
-               started_at, finished_at, updated_at, description, priority, note, limits)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-               $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
-            &[
-                &t.uuid.to_string(),
-                &t.id,
-                &t.kind.as_str(),
-                &t.name,
-                &t.tool,
-                &t.session,
-                &t.status.as_str(),
-                &to_json_text(&t.argv),
-                &t.cwd,
-                &to_json_text(&exported.env),
-                &to_json_text(&t.restart),
-                &i64::from(t.restarts),
-                &t.hang_timeout_ms.map(|v| v as i64),
-                &opt_i64(t.pid),
-                &opt_i64(t.pgid),
-                &t.start_time.map(|v| v as i64),
-                &t.boot_id,
-                &opt_i64(t.shim_pid),
-                &t.shim_start_time.map(|v| v as i64),
-                &opt_i64(t.exit_code),
-                &opt_i64(t.signal),
-                &t.stop_requested,
-                &t.error,
-                &t.created_at,
-                &t.started_at,
-                &t.finished_at,
-                &t.updated_at,
-                &t.description,
-                &i64::from(t.priority),
-                &t.note,
-                &crate::encoding::limits_text(&t.limits),
-            ],
-        )?;
-        for label in &t.labels {
-            self.client.execute(
-                "INSERT INTO task_labels (task_id, label) VALUES ($1, $2)",
-                &[&t.id, label],
-            )?;
-        }
-        for dep in &t.depends_on {
-            self.client.execute(
-                "INSERT INTO task_deps (task_id, depends_on) VALUES ($1, $2)",
-                &[&t.id, dep],
-            )?;
-        }
-        // Inserted in their listed order, which is the order they are read back in.
-        for path in &t.files_modified {
-            self.client.execute(
-                "INSERT INTO task_files (task_id, path, added_at) VALUES ($1, $2, $3)",
-                &[&t.id, path, &t.updated_at],
-            )?;
-        }
-        Ok(())
+        insert_task(&mut *self.client, exported)
     }
 
     fn memory(&mut self, number: i64, m: &Memory) -> Result<()> {

@@ -337,6 +337,39 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 9 to 11: numbers other branches of issue 20 take; empty here until they merge.
+    "",
+    "",
+    "",
+    // 12: decay. A compacted tracked task keeps its original description
+    // and note here (the task row holds the summary); the task's search
+    // document holds both, so search finds the summary and the original.
+    r#"
+    CREATE TABLE task_originals (
+        task_id      TEXT PRIMARY KEY,
+        description  TEXT,
+        note         TEXT,
+        compacted_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    DROP TRIGGER tasks_search_insert;
+    DROP TRIGGER tasks_search_update;
+    CREATE TRIGGER tasks_search_insert AFTER INSERT ON tasks BEGIN
+        UPDATE tasks SET search_key = new.rowid WHERE rowid = new.rowid;
+        INSERT INTO search_fts(rowid, title, body) VALUES (new.rowid * 4 + 1,
+            coalesce(new.name, ''),
+            concat_ws(' ', new.description, new.note, CASE new.kind WHEN 'manual' THEN NULL ELSE new.argv END,
+                      (SELECT concat_ws(' ', o.description, o.note) FROM task_originals o
+                        WHERE o.task_id = new.id)));
+    END;
+    CREATE TRIGGER tasks_search_update AFTER UPDATE OF name, description, note ON tasks BEGIN
+        DELETE FROM search_fts WHERE rowid = old.search_key * 4 + 1;
+        INSERT INTO search_fts(rowid, title, body) VALUES (new.search_key * 4 + 1,
+            coalesce(new.name, ''),
+            concat_ws(' ', new.description, new.note, CASE new.kind WHEN 'manual' THEN NULL ELSE new.argv END,
+                      (SELECT concat_ws(' ', o.description, o.note) FROM task_originals o
+                        WHERE o.task_id = new.id)));
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

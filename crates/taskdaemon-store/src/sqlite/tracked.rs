@@ -7,9 +7,10 @@
 //! a dependency that succeeds or is reopened).
 
 use rusqlite::{Connection, OptionalExtension, params};
+use taskdaemon_core::decay::{CompactSummary, Original, compactable};
+use taskdaemon_core::time::Millis;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{NewTracked, Status, TaskRecord, TrackedEdit};
-use uuid::Uuid;
 
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
@@ -29,7 +30,12 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     }
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let id = next_task_id(tx, new.tool.as_deref())?;
+    let (uuid, id) = changes::mint_tracked_id(
+        &mut &*tx,
+        new,
+        |tx| next_task_id(tx, new.tool.as_deref()),
+        |tx, id| id_taken(tx, id),
+    )?;
     let now = now_millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -37,7 +43,7 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
          VALUES (?1, ?2, 'manual', ?3, ?4, ?5, ?6, '[]', '[]', ?7, ?8, ?9, ?10, ?10)",
     )?;
     insert.execute(params![
-        Uuid::now_v7().to_string(),
+        uuid.to_string(),
         id,
         new.title.trim(),
         new.tool,
@@ -63,6 +69,13 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     }
     record(tx, Some(&id), created)?;
     load_task(tx, &id)
+}
+
+fn id_taken(tx: &Connection, id: &str) -> Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM tasks WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Adds the edge `task -> depends_on` after checking it keeps the graph a DAG.
@@ -286,4 +299,93 @@ pub(super) fn dependency_statuses(
             Ok((id.clone(), status))
         })
         .collect()
+}
+
+/// Compacts closed tasks (decay): each keeps its original description and
+/// note in `task_originals` and holds the summary instead. One refusal
+/// refuses them all (the caller's transaction rolls back).
+pub(super) fn compact(
+    tx: &Connection,
+    summaries: &[CompactSummary],
+    actor: &str,
+) -> Result<Vec<TaskRecord>> {
+    let mut compacted = Vec::with_capacity(summaries.len());
+    for entry in summaries {
+        let task = load_task(tx, &entry.id)?;
+        changes::check_compactable(&task, original(tx, &task.id)?.is_some(), &entry.summary)?;
+        let now = now_millis();
+        tx.execute(
+            "INSERT INTO task_originals (task_id, description, note, compacted_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![task.id, task.description, task.note, now],
+        )?;
+        let summary = entry.summary.trim();
+        tx.execute(
+            "UPDATE tasks SET description = ?1, note = NULL, updated_at = ?2 WHERE id = ?3",
+            params![summary, now, task.id],
+        )?;
+        record(
+            tx,
+            Some(&task.id),
+            changes::compacted_event(&task, summary, actor),
+        )?;
+        compacted.push(load_task(tx, &task.id)?);
+    }
+    Ok(compacted)
+}
+
+/// Gives a compacted task its original description and note back.
+pub(super) fn restore(tx: &Connection, id: &str, actor: &str) -> Result<TaskRecord> {
+    let task = load_task(tx, id)?;
+    let Some(original) = original(tx, &task.id)? else {
+        return Err(changes::nothing_to_restore(&task));
+    };
+    // The original row goes first: the update's trigger then indexes the
+    // restored text alone.
+    tx.execute("DELETE FROM task_originals WHERE task_id = ?1", [&task.id])?;
+    tx.execute(
+        "UPDATE tasks SET description = ?1, note = ?2, updated_at = ?3 WHERE id = ?4",
+        params![original.description, original.note, now_millis(), task.id],
+    )?;
+    record(tx, Some(&task.id), changes::restored_event(&task, actor))?;
+    load_task(tx, &task.id)
+}
+
+/// The original text of a compacted task; `None` when it is not compacted.
+pub(super) fn original(conn: &Connection, id: &str) -> Result<Option<Original>> {
+    let id = resolve_id(conn, id)?;
+    Ok(conn
+        .query_row(
+            "SELECT description, note, compacted_at FROM task_originals WHERE task_id = ?1",
+            [&id],
+            |r| {
+                Ok(Original {
+                    description: r.get(0)?,
+                    note: r.get(1)?,
+                    compacted_at: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Closed tracked tasks that ended before `cutoff` and are not compacted,
+/// oldest first, at most `limit`.
+pub(super) fn compact_candidates(
+    conn: &Connection,
+    cutoff: Millis,
+    limit: usize,
+) -> Result<Vec<TaskRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks
+         WHERE kind = 'manual' AND finished_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM task_originals o WHERE o.task_id = tasks.id)
+         ORDER BY finished_at, rowid LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![cutoff, limit as i64], task_from_row)?;
+    let tasks: Vec<TaskRecord> = rows.map(|row| row?).collect::<Result<_>>()?;
+    Ok(tasks
+        .into_iter()
+        .filter(|t| compactable(t, false, cutoff))
+        .collect())
 }

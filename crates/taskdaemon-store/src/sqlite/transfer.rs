@@ -176,69 +176,7 @@ impl ImportRows for SqliteRows<'_> {
     }
 
     fn task(&mut self, exported: &ExportedTask) -> Result<()> {
-        let t = &exported.task;
-        let json = |v: &dyn ErasedSerialize| v.json_text();
-        self.conn.execute(
-            "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
-               restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
-               shim_start_time, exit_code, signal, stop_requested, error, created_at,
-               started_at, finished_at, updated_at, description, priority, note, limits)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
-            params![
-                t.uuid.to_string(),
-                t.id,
-                t.kind.as_str(),
-                t.name,
-                t.tool,
-                t.session,
-                t.status.as_str(),
-                json(&t.argv),
-                t.cwd,
-                json(&exported.env),
-                json(&t.restart),
-                t.restarts,
-                t.hang_timeout_ms.map(|v| v as i64),
-                t.pid,
-                t.pgid,
-                t.start_time.map(|v| v as i64),
-                t.boot_id,
-                t.shim_pid,
-                t.shim_start_time.map(|v| v as i64),
-                t.exit_code,
-                t.signal,
-                t.stop_requested,
-                t.error,
-                t.created_at,
-                t.started_at,
-                t.finished_at,
-                t.updated_at,
-                t.description,
-                t.priority,
-                t.note,
-                crate::encoding::limits_text(&t.limits),
-            ],
-        )?;
-        for label in &t.labels {
-            self.conn.execute(
-                "INSERT INTO task_labels (task_id, label) VALUES (?1, ?2)",
-                params![t.id, label],
-            )?;
-        }
-        for dep in &t.depends_on {
-            self.conn.execute(
-                "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
-                params![t.id, dep],
-            )?;
-        }
-        // Inserted in their listed order, which is the order they are read back in.
-        for path in &t.files_modified {
-            self.conn.execute(
-                "INSERT INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
-                params![t.id, path, t.updated_at],
-            )?;
-        }
-        Ok(())
+        insert_task(&self.conn, exported)
     }
 
     fn memory(&mut self, number: i64, m: &Memory) -> Result<()> {
@@ -353,6 +291,125 @@ impl ImportRows for SqliteRows<'_> {
     }
 }
 
+/// Writes an exported task's row, labels, dependency edges and files.
+fn insert_task(conn: &Connection, exported: &ExportedTask) -> Result<()> {
+    let t = &exported.task;
+    let json = |v: &dyn ErasedSerialize| v.json_text();
+    conn.execute(
+        "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
+           restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
+           shim_start_time, exit_code, signal, stop_requested, error, created_at,
+           started_at, finished_at, updated_at, description, priority, note, limits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+           ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+        params![
+            t.uuid.to_string(),
+            t.id,
+            t.kind.as_str(),
+            t.name,
+            t.tool,
+            t.session,
+            t.status.as_str(),
+            json(&t.argv),
+            t.cwd,
+            json(&exported.env),
+            json(&t.restart),
+            t.restarts,
+            t.hang_timeout_ms.map(|v| v as i64),
+            t.pid,
+            t.pgid,
+            t.start_time.map(|v| v as i64),
+            t.boot_id,
+            t.shim_pid,
+            t.shim_start_time.map(|v| v as i64),
+            t.exit_code,
+            t.signal,
+            t.stop_requested,
+            t.error,
+            t.created_at,
+            t.started_at,
+            t.finished_at,
+            t.updated_at,
+            t.description,
+            t.priority,
+            t.note,
+            crate::encoding::limits_text(&t.limits),
+        ],
+    )?;
+    for label in &t.labels {
+        conn.execute(
+            "INSERT INTO task_labels (task_id, label) VALUES (?1, ?2)",
+            params![t.id, label],
+        )?;
+    }
+    for dep in &t.depends_on {
+        conn.execute(
+            "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+            params![t.id, dep],
+        )?;
+    }
+    // Inserted in their listed order, which is the order they are read back in.
+    for path in &t.files_modified {
+        conn.execute(
+            "INSERT INTO task_files (task_id, path, added_at) VALUES (?1, ?2, ?3)",
+            params![t.id, path, t.updated_at],
+        )?;
+    }
+    Ok(())
+}
+
+/// `import --merge` (see [`crate::Store::merge_tracked`]) on the open
+/// transaction `tx`.
+pub(super) fn merge_tracked(
+    tx: &Connection,
+    tasks: &[ExportedTask],
+    counters: &[(String, i64)],
+    actor: &str,
+) -> Result<crate::MergeReport> {
+    for (name, value) in counters {
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            params![name, value],
+        )?;
+    }
+    let mut report = crate::MergeReport::default();
+    for exported in tasks {
+        let id = &exported.task.id;
+        let stored = match super::load_task(tx, id) {
+            Ok(task) => Some(task),
+            Err(StoreError::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        match crate::changes::merge_step(stored.as_ref(), &exported.task, actor)? {
+            crate::changes::MergeStep::Add(recorded) => {
+                insert_task(tx, exported)?;
+                super::events::record(tx, Some(id), recorded)?;
+                report.added.push(id.clone());
+            }
+            crate::changes::MergeStep::Replace(recorded) => {
+                delete_task_rows(tx, id)?;
+                insert_task(tx, exported)?;
+                super::events::record(tx, Some(id), recorded)?;
+                report.updated.push(id.clone());
+            }
+            crate::changes::MergeStep::Unchanged => report.unchanged += 1,
+            crate::changes::MergeStep::KeepStored => report.kept.push(id.clone()),
+        }
+    }
+    Ok(report)
+}
+
+/// Removes a tracked task's row and the rows that hang off it, to write
+/// its merged version.
+fn delete_task_rows(tx: &Connection, id: &str) -> Result<()> {
+    for table in ["task_labels", "task_deps", "task_files"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE task_id = ?1"), [id])?;
+    }
+    tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+    Ok(())
+}
+
 /// Lets one closure turn differently typed columns into their JSON text.
 trait ErasedSerialize {
     fn json_text(&self) -> String;
@@ -435,7 +492,9 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
     let mut reindexed = conn.execute(
         "INSERT INTO search_fts(rowid, title, body)
          SELECT search_key * 4 + 1, coalesce(name, ''),
-                concat_ws(' ', description, note, CASE kind WHEN 'manual' THEN NULL ELSE argv END)
+                concat_ws(' ', description, note, CASE kind WHEN 'manual' THEN NULL ELSE argv END,
+                          (SELECT concat_ws(' ', o.description, o.note) FROM task_originals o
+                            WHERE o.task_id = tasks.id))
          FROM tasks",
         [],
     )? as u64;
