@@ -333,6 +333,27 @@ impl Service {
         Ok(self.store.answer_message(id, answer, &agent.actor())?)
     }
 
+    /// Answers query `message` of `plan`: refused when the message belongs
+    /// to another plan (a person answering from a plan's page means that
+    /// plan's question).
+    pub fn answer_plan_query(
+        &self,
+        agent: &Agent,
+        plan: &str,
+        message: &str,
+        answer: &str,
+    ) -> Result<MessageRecord> {
+        let plan = self.store.plan(plan)?;
+        let found = self.store.message(message)?;
+        if found.plan != plan.id {
+            return Err(ServiceError::BadInput(format!(
+                "{} belongs to {}, not {}",
+                found.id, found.plan, plan.id
+            )));
+        }
+        self.answer_message(agent, &found.id, answer)
+    }
+
     /// Messages that could not be delivered, of one plan or all, oldest first.
     pub fn dead_letters(&self, plan: Option<&str>) -> Result<Vec<MessageRecord>> {
         Ok(self.store.messages(&MessageFilter {
