@@ -472,10 +472,7 @@ fn plan_needing_attention(ws: &Ws) -> (String, String, String) {
             .unwrap()
             .id
     };
-    let alert = send(
-        MessageKind::Alert,
-        "rebase on main conflicts in src/lib.rs",
-    );
+    let alert = send(MessageKind::Alert, "rebase on main conflicts in src/lib.rs");
     let query = send(MessageKind::Query, "Which OAuth provider should I use?");
     (id, alert, query)
 }
@@ -507,7 +504,10 @@ fn a_pipeline_alert_shows_once_in_rehydrate_and_in_status_while_the_plan_runs() 
     );
     let again = ws.run(&["rehydrate"]).ok().stdout;
     assert!(!again.contains(&alert), "an alert shows once: {again}");
-    assert!(again.contains(&query), "a query waits until answered: {again}");
+    assert!(
+        again.contains(&query),
+        "a query waits until answered: {again}"
+    );
 
     let status = ws.run(&["status", "--json"]).ok().json();
     assert_eq!(status["pipeline"]["plans"][0]["id"], id.as_str());
@@ -521,7 +521,9 @@ fn a_pipeline_alert_shows_once_in_rehydrate_and_in_status_while_the_plan_runs() 
         "{text}"
     );
     assert!(
-        text.contains(&format!("query      {query} ({id}, from auth): Which OAuth provider")),
+        text.contains(&format!(
+            "query      {query} ({id}, from auth): Which OAuth provider"
+        )),
         "{text}"
     );
     assert!(

@@ -116,7 +116,11 @@ fn problem(response: Response, status: u16, class: &str) -> Value {
 fn plans_are_listed_shown_and_acted_on_over_the_api() {
     let web = Web::start();
     assert_eq!(web.get("/api/v1/plans"), json!([]));
-    let id = web.ws.run(&["new-plan", "Add OAuth login"]).ok().last_line();
+    let id = web
+        .ws
+        .run(&["new-plan", "Add OAuth login"])
+        .ok()
+        .last_line();
 
     let plans = web.get("/api/v1/plans?open=true");
     assert_eq!(plans[0]["id"], id.as_str(), "{plans}");
@@ -126,7 +130,11 @@ fn plans_are_listed_shown_and_acted_on_over_the_api() {
         400,
         "bad_input",
     );
-    problem(web.get_as(&web.token, "/api/v1/plans/PLAN-99"), 404, "not_found");
+    problem(
+        web.get_as(&web.token, "/api/v1/plans/PLAN-99"),
+        404,
+        "not_found",
+    );
 
     // Approve, then a second approve is an illegal state.
     let approved: Value = web
@@ -205,7 +213,10 @@ fn plans_are_listed_shown_and_acted_on_over_the_api() {
         "bad_input",
     );
     problem(
-        web.post(&answer_path, Some(json!({"message": "MSG-99", "answer": "x"}))),
+        web.post(
+            &answer_path,
+            Some(json!({"message": "MSG-99", "answer": "x"})),
+        ),
         404,
         "not_found",
     );
@@ -291,6 +302,9 @@ fn plans_are_listed_shown_and_acted_on_over_the_api() {
         "/api/v1/plans/{id}/resume",
         "/api/v1/plans/{id}/answer",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the document"
+        );
     }
 }

@@ -21,8 +21,7 @@ struct Connected {
 impl Connected {
     /// The workspace's SQLite store, opened beside the server's.
     fn store(&self) -> taskdaemon_store::SqliteStore {
-        taskdaemon_store::SqliteStore::open(&self._dir.path().join(".taskdaemon/state.db"))
-            .unwrap()
+        taskdaemon_store::SqliteStore::open(&self._dir.path().join(".taskdaemon/state.db")).unwrap()
     }
 }
 
@@ -398,9 +397,13 @@ async fn plans_are_listed_shown_and_their_queries_answered() {
             .starts_with("error: ")
     );
     assert!(
-        err(&c, "plan_answer", json!({"message": query.id, "answer": "  "}))
-            .await
-            .contains("must not be empty")
+        err(
+            &c,
+            "plan_answer",
+            json!({"message": query.id, "answer": "  "})
+        )
+        .await
+        .contains("must not be empty")
     );
     let answered = ok(
         &c,
@@ -409,7 +412,10 @@ async fn plans_are_listed_shown_and_their_queries_answered() {
     )
     .await;
     assert_eq!(answered["delivery"], "answered");
-    assert_eq!(store.message(&query.id).unwrap().answer.as_deref(), Some("GitHub"));
+    assert_eq!(
+        store.message(&query.id).unwrap().answer.as_deref(),
+        Some("GitHub")
+    );
     let listed = ok(&c, "plan_list", json!({})).await;
     assert_eq!(listed["waiting_queries"], json!([]));
 }

@@ -11,12 +11,12 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::rehydrate::{
     AlertItem, CurrentItem, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput, Rehydrated,
     RunningItem, render,
 };
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
-use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_store::{MemoryFilter, ProcessFilter};

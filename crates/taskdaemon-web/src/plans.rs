@@ -199,8 +199,6 @@ pub async fn answer_query(
     owner(&access)?;
     let answer = body(payload)?;
     ok(state
-        .call(move |s| {
-            s.answer_plan_query(&web_agent(), &id, &answer.message, &answer.answer)
-        })
+        .call(move |s| s.answer_plan_query(&web_agent(), &id, &answer.message, &answer.answer))
         .await?)
 }

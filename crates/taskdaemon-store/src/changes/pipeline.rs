@@ -15,6 +15,20 @@ use taskdaemon_core::{EventKind, NewEvent};
 use super::Recorded;
 use crate::{Result, StoreError};
 
+// The pipeline tables' columns in the order both backends read them back;
+// the schemas name them alike, so one list serves both.
+pub(crate) const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
+     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
+     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
+     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
+
 /// The canonical plan id `id` names; refused when it names a spec or phase.
 pub(crate) fn plan_ref(id: &str) -> Result<String> {
     match id.parse::<PipelineRef>()? {

@@ -16,23 +16,11 @@ use taskdaemon_core::time::now_millis;
 use super::events::record;
 use super::next_counter;
 use crate::changes::pipeline::{
-    self as decide, DeliveryChange, Level, PhaseAdd, SpecAdd, StatusChange, missing, phase_ref,
-    plan_ref, spec_ref,
+    self as decide, DeliveryChange, Level, MESSAGE_COLUMNS, PHASE_COLUMNS, PLAN_COLUMNS, PhaseAdd,
+    SPEC_COLUMNS, SpecAdd, StatusChange, missing, phase_ref, plan_ref, spec_ref,
 };
 use crate::encoding::{malformed, to_json_text};
 use crate::{MessageFilter, PlanFilter, Result, StoreError};
-
-const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
-     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
-     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
-     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const MESSAGE_COLUMNS: &str =
-    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
 
 fn parsed<T: std::str::FromStr>(row: &Row<'_>, column: &'static str) -> Result<T>
 where
