@@ -542,3 +542,46 @@ fn a_pipeline_alert_shows_once_in_rehydrate_and_in_status_while_the_plan_runs() 
         "an ended plan's alerts no longer ask for attention"
     );
 }
+
+#[test]
+fn repair_removes_worktrees_no_spec_owns_and_keeps_their_branches() {
+    let ws = repo();
+    let (id, _, _) = plan_needing_attention(&ws);
+    let worktrees = ws.state_dir().join("worktrees").join(&id);
+    let add = |name: &str| {
+        let path = worktrees.join(name);
+        git(
+            &ws,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "-b",
+                &format!("td/{id}/{name}"),
+                path.to_str().unwrap(),
+            ],
+        );
+        path
+    };
+    let owned = add("auth");
+    let stray = add("ghost");
+
+    let report = ws.run(&["repair", "--json"]).ok().json();
+    assert_eq!(
+        report["worktrees_removed"],
+        serde_json::json!([stray.to_str().unwrap()]),
+        "{report:#}"
+    );
+    assert!(!stray.exists(), "the stray worktree is gone");
+    assert!(
+        owned.join("README.md").exists(),
+        "the spec's worktree stays"
+    );
+    assert!(
+        git(&ws, &["branch", "--list", &format!("td/{id}/ghost")]).contains("ghost"),
+        "the stray worktree's branch is kept"
+    );
+    let text = ws.run(&["repair"]).ok().stdout;
+    assert!(!text.contains("removed worktree"), "nothing left: {text}");
+    assert!(text.contains("healthy"), "{text}");
+}

@@ -238,6 +238,9 @@ pub struct RepairReport {
     pub reindexed: u64,
     /// Waiting tasks whose `pending`/`blocked` status was corrected.
     pub resettled: Vec<String>,
+    /// Pipeline rows removed because their plan, spec, phase or loop task
+    /// is gone (phases, specs, messages, loop records), each named.
+    pub orphans_removed: Vec<String>,
     /// Problems still present after the repair.
     pub remaining: Vec<String>,
 }

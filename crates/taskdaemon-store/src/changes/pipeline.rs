@@ -29,6 +29,72 @@ pub(crate) const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, v
 pub(crate) const MESSAGE_COLUMNS: &str =
     "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
 
+/// Pipeline rows whose parent is gone: what `check_integrity` reports and
+/// `repair` deletes, the same SQL on both backends. `find` selects one text
+/// column naming each row; `fix` deletes exactly those rows. Listed
+/// children first, so a fix never leaves a row pointing at one it removed.
+pub(crate) struct OrphanRule {
+    pub what: &'static str,
+    pub find: &'static str,
+    pub fix: &'static str,
+}
+
+pub(crate) const ORPHAN_RULES: &[OrphanRule] = &[
+    OrphanRule {
+        what: "phase of a spec that does not exist",
+        find: "SELECT ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) FROM phases ph
+               WHERE NOT EXISTS (SELECT 1 FROM specs s WHERE s.plan = ph.plan AND s.name = ph.spec)
+               ORDER BY 1",
+        fix: "DELETE FROM phases
+              WHERE NOT EXISTS (SELECT 1 FROM specs s WHERE s.plan = phases.plan AND s.name = phases.spec)",
+    },
+    OrphanRule {
+        what: "spec of a plan that does not exist",
+        find: "SELECT s.plan || '/' || s.name FROM specs s
+               WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = s.plan) ORDER BY 1",
+        fix: "DELETE FROM specs WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = specs.plan)",
+    },
+    OrphanRule {
+        what: "message of a plan or spec that does not exist",
+        find: "SELECT 'MSG-' || CAST(m.id AS TEXT) FROM messages m
+               WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = m.plan)
+                  OR (m.recipient NOT IN ('human', 'plan') AND NOT EXISTS
+                        (SELECT 1 FROM specs s WHERE s.plan = m.plan AND s.name = m.recipient))
+                  OR (m.sender NOT IN ('human', 'plan') AND NOT EXISTS
+                        (SELECT 1 FROM specs s WHERE s.plan = m.plan AND s.name = m.sender))
+               ORDER BY m.id",
+        fix: "DELETE FROM messages
+              WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = messages.plan)
+                 OR (messages.recipient NOT IN ('human', 'plan') AND NOT EXISTS
+                       (SELECT 1 FROM specs s WHERE s.plan = messages.plan AND s.name = messages.recipient))
+                 OR (messages.sender NOT IN ('human', 'plan') AND NOT EXISTS
+                       (SELECT 1 FROM specs s WHERE s.plan = messages.plan AND s.name = messages.sender))",
+    },
+    OrphanRule {
+        what: "loop record of a plan, spec, phase or loop task that does not exist",
+        find: "SELECT l.node || ' -> ' || l.loop_task FROM pipeline_loops l
+               WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.loop_task)
+                  OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = l.plan)
+                  OR NOT (l.node = l.plan
+                       OR EXISTS (SELECT 1 FROM specs s WHERE s.plan || '/' || s.name = l.node)
+                       OR EXISTS (SELECT 1 FROM phases ph
+                                  WHERE ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) = l.node))
+               ORDER BY l.seq",
+        fix: "DELETE FROM pipeline_loops
+              WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = pipeline_loops.loop_task)
+                 OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = pipeline_loops.plan)
+                 OR NOT (pipeline_loops.node = pipeline_loops.plan
+                      OR EXISTS (SELECT 1 FROM specs s WHERE s.plan || '/' || s.name = pipeline_loops.node)
+                      OR EXISTS (SELECT 1 FROM phases ph
+                                 WHERE ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) = pipeline_loops.node))",
+    },
+];
+
+/// The integrity problem for orphan `name` found by `rule`.
+pub(crate) fn orphan_problem(rule: &OrphanRule, name: &str) -> String {
+    format!("{name}: {} (repair removes it)", rule.what)
+}
+
 /// The canonical plan id `id` names; refused when it names a spec or phase.
 pub(crate) fn plan_ref(id: &str) -> Result<String> {
     match id.parse::<PipelineRef>()? {

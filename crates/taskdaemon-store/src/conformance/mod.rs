@@ -138,6 +138,10 @@ pub const CHECKS: &[Check] = &[
         pipeline::messages_are_delivered_answered_or_dead,
     ),
     (
+        "repair_removes_pipeline_orphans",
+        pipeline::repair_removes_pipeline_orphans,
+    ),
+    (
         "claims_are_fifo_and_exclusive",
         claim::claims_are_fifo_and_exclusive,
     ),

@@ -477,6 +477,42 @@ pub fn costs_roll_up(store: &dyn Store) {
     );
 }
 
+/// A loop record pointing at a loop task that does not exist is reported
+/// by the integrity check and removed by repair; the rest of the plan and
+/// its real loop records stay.
+pub fn repair_removes_pipeline_orphans(store: &dyn Store) {
+    let plan = running_plan(store, "goal");
+    store
+        .add_specs(&plan, &[new_spec("a", &[], 0)], "t")
+        .unwrap();
+    let a = format!("{plan}/a");
+    let task = store
+        .create_process(&process_spec(None, &["true"]), "t")
+        .unwrap();
+    store.set_pipeline_loop(&a, Some(&task.id)).unwrap();
+    assert_eq!(
+        store.check_integrity().unwrap().problems,
+        Vec::<String>::new()
+    );
+    store.set_pipeline_loop(&plan, Some("LOOP-404")).unwrap();
+    let problems = store.check_integrity().unwrap().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{plan} -> LOOP-404: loop record of ")),
+        "{problems:?}"
+    );
+    let report = store.repair("t").unwrap();
+    assert_eq!(report.orphans_removed, vec![format!("{plan} -> LOOP-404")]);
+    assert_eq!(report.remaining, Vec::<String>::new());
+    assert_eq!(
+        store.pipeline_loops(&plan).unwrap(),
+        vec![(a.clone(), task.id.clone())]
+    );
+    assert_eq!(store.plan_tree(&plan).unwrap().specs.len(), 1);
+    let again = store.repair("t").unwrap();
+    assert!(again.orphans_removed.is_empty(), "{again:?}");
+}
+
 /// Messages: addressed and broadcast delivery, queries answered once,
 /// dead letters with their reason.
 pub fn messages_are_delivered_answered_or_dead(store: &dyn Store) {
