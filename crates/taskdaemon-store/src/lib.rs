@@ -794,4 +794,25 @@ pub trait Store: Send + Sync {
 
     /// Moves an undeliverable message to the dead letters with its reason.
     fn dead_letter(&self, id: &str, reason: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Records that the loop of spec `recipient` read message `id`: one
+    /// addressed to it becomes delivered; a broadcast records that
+    /// recipient's own delivery, leaving the other recipients' alone (so
+    /// it no longer appears in [`Store::pending_messages`] for it). Doing
+    /// it again changes nothing.
+    fn deliver_message(&self, id: &str, recipient: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Records that broadcast `id` cannot reach spec `recipient`, with why.
+    fn dead_letter_for(
+        &self,
+        id: &str,
+        recipient: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<MessageRecord>;
+
+    /// Records a dead delivery, with the reason, for every spec of `plan`
+    /// that ended after a pending broadcast was sent without its loop
+    /// reading it; returns the broadcasts changed.
+    fn settle_broadcasts(&self, plan: &str, actor: &str) -> Result<Vec<MessageRecord>>;
 }

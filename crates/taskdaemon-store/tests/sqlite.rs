@@ -286,7 +286,9 @@ fn repair_removes_pipeline_rows_whose_parent_is_gone() {
     let problems = store.check_integrity().unwrap().problems;
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(
-        problems[0].starts_with(&format!("{plan}/a/1: phase of a spec that does not exist")),
+        problems[0].starts_with(&format!(
+            "{plan}/a/1: phase of a spec or plan that does not exist"
+        )),
         "{problems:?}"
     );
     assert!(

@@ -138,6 +138,10 @@ pub const CHECKS: &[Check] = &[
         pipeline::messages_are_delivered_answered_or_dead,
     ),
     (
+        "broadcasts_are_delivered_per_recipient",
+        pipeline::broadcasts_are_delivered_per_recipient,
+    ),
+    (
         "repair_removes_pipeline_orphans",
         pipeline::repair_removes_pipeline_orphans,
     ),

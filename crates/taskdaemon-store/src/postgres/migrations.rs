@@ -403,6 +403,19 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 7: taken by another branch (merged by the lead); nothing here.
+    "-- reserved",
+    // 8: a broadcast's delivery per recipient loop (SQLite's migration 10).
+    r#"
+    CREATE TABLE message_deliveries (
+        message   BIGINT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        delivery  TEXT NOT NULL,
+        reason    TEXT,
+        at        BIGINT NOT NULL,
+        PRIMARY KEY (message, recipient)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

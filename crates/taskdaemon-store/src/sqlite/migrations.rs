@@ -337,6 +337,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 9: taken by another branch (merged by the lead); nothing here.
+    "-- reserved",
+    // 10: a broadcast's delivery per recipient loop: delivered once that
+    // loop read it, dead (with the reason) when its spec ended first.
+    r#"
+    CREATE TABLE message_deliveries (
+        message   INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        delivery  TEXT NOT NULL,
+        reason    TEXT,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (message, recipient)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
