@@ -824,6 +824,31 @@ impl MessageRecord {
     pub fn is_broadcast(&self) -> bool {
         self.to == BROADCAST
     }
+
+    /// Refuses an answer from the loop of spec `spec` of plan `plan`
+    /// unless this is a query of that plan asked of that spec and still
+    /// waiting: a loop answers only the questions put to it.
+    pub fn check_answerable_by(&self, plan: &str, spec: &str) -> Result<(), String> {
+        if self.plan != plan {
+            return Err(format!("{} belongs to {}, not {plan}", self.id, self.plan));
+        }
+        if self.kind != MessageKind::Query {
+            return Err(format!(
+                "{} is a {}, not a query: only a question can be answered",
+                self.id, self.kind
+            ));
+        }
+        if self.to != spec {
+            return Err(format!(
+                "{} asks {}, not {spec}: answer only the questions put to your spec",
+                self.id, self.to
+            ));
+        }
+        if !matches!(self.delivery, Delivery::Pending | Delivery::Delivered) {
+            return Err(format!("{} is {} already", self.id, self.delivery));
+        }
+        Ok(())
+    }
 }
 
 /// What a running plan's specs say about the plan: `None` while work is

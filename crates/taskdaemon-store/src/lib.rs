@@ -795,6 +795,25 @@ pub trait Store: Send + Sync {
     /// Moves an undeliverable message to the dead letters with its reason.
     fn dead_letter(&self, id: &str, reason: &str, actor: &str) -> Result<MessageRecord>;
 
+    /// Answers query `id` as the loop of spec `spec` of `plan` (a loop
+    /// answering another spec's question): refused unless the query was
+    /// put to that spec and still waits.
+    fn answer_as(
+        &self,
+        plan: &str,
+        spec: &str,
+        id: &str,
+        answer: &str,
+        actor: &str,
+    ) -> Result<MessageRecord> {
+        let plan = self.plan(plan)?;
+        let query = self.message(id)?;
+        query
+            .check_answerable_by(&plan.id, spec)
+            .map_err(StoreError::Conflict)?;
+        self.answer_message(&query.id, answer, actor)
+    }
+
     /// Records that the loop of spec `recipient` read message `id`: one
     /// addressed to it becomes delivered; a broadcast records that
     /// recipient's own delivery, leaving the other recipients' alone (so
