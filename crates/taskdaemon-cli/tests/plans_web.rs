@@ -256,9 +256,10 @@ fn plans_are_listed_shown_and_acted_on_over_the_api() {
         403,
         "forbidden",
     );
+    let task = web.ws.run(&["task", "add", "review"]).ok().last_line();
     let scoped = web
         .ws
-        .run(&["share", "--scope", "queue", "default", "--expires", "1h"])
+        .run(&["share", "--scope", "task", &task, "--expires", "1h"])
         .ok()
         .last_line();
     let scoped = scoped.split("token=").nth(1).unwrap().to_owned();
