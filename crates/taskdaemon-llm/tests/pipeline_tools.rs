@@ -305,7 +305,7 @@ async fn a_ralph_loop_send_message_reaches_the_handler() {
         let requests = server.requests();
         assert_eq!(requests.len(), 3, "{provider}");
         let tools = offered(&requests[0]);
-        assert_eq!(tools.len(), 8, "{provider}: {tools:?}");
+        assert_eq!(tools.len(), 9, "{provider}: {tools:?}");
         assert!(tools.ends_with(&[
             "send_message".to_string(),
             "ask".to_string(),
