@@ -661,8 +661,8 @@ pub fn broadcasts_are_delivered_per_recipient(store: &dyn Store) {
     };
     let share = send("a", "plan", "the API uses JWT");
     assert!(share.deliveries.is_empty());
-    assert_eq!(pending_ids("b"), [share.id.clone()]);
-    assert_eq!(pending_ids("c"), [share.id.clone()]);
+    assert_eq!(pending_ids("b"), [share.id.as_str()]);
+    assert_eq!(pending_ids("c"), [share.id.as_str()]);
 
     let read = store.deliver_message(&share.id, "b", "d").unwrap();
     assert_eq!(read.delivery, Delivery::Pending, "others may still read it");
@@ -670,7 +670,7 @@ pub fn broadcasts_are_delivered_per_recipient(store: &dyn Store) {
     assert_eq!(read.deliveries[0].recipient, "b");
     assert_eq!(read.deliveries[0].delivery, Delivery::Delivered);
     assert!(pending_ids("b").is_empty(), "b read it");
-    assert_eq!(pending_ids("c"), [share.id.clone()], "c has not");
+    assert_eq!(pending_ids("c"), [share.id.as_str()], "c has not");
     assert_eq!(
         store.deliver_message(&share.id, "b", "d").unwrap(),
         read,
@@ -745,7 +745,7 @@ pub fn broadcasts_are_delivered_per_recipient(store: &dyn Store) {
         "{settled:?}"
     );
     assert!(store.settle_broadcasts(&plan, "d").unwrap().is_empty());
-    assert_eq!(pending_ids("a"), [second.id.clone()]);
+    assert_eq!(pending_ids("a"), [second.id.as_str()]);
 
     let delivered = store
         .events_after(0, &[EventKind::MessageDelivered], 100)
