@@ -365,7 +365,7 @@ impl Service {
                     message: m.body,
                 }),
         );
-        items.sort_by(|a, b| b.at.cmp(&a.at));
+        items.sort_by_key(|a| std::cmp::Reverse(a.at));
         Ok(items)
     }
 
