@@ -101,6 +101,12 @@ fn dashboard_in_headless_chromium() {
     );
     let shot = std::fs::read(result["screenshot"].as_str().unwrap()).unwrap();
     assert!(shot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    assert!(
+        result["plan"].as_str().unwrap().starts_with("PLAN-"),
+        "the Plans view showed a plan: {result}"
+    );
+    let plans_shot = std::fs::read(result["plans_screenshot"].as_str().unwrap()).unwrap();
+    assert!(plans_shot.starts_with(b"\x89PNG"), "a PNG of the plan page");
     if let Some(dir) = std::env::var_os("TASKDAEMON_TEST_SCREENSHOTS") {
         let _ = std::fs::copy(
             result["screenshot"].as_str().unwrap(),

@@ -452,6 +452,103 @@ fn a_share_reaches_the_next_prompt_and_a_message_to_an_ended_spec_is_a_dead_lett
 }
 
 #[test]
+fn a_loop_answers_another_specs_query_and_reads_a_broadcast_once() {
+    let mut routes = cascade_routes(vec![
+        spec_call("a", &[]),
+        spec_call("b", &["a"]),
+        tool("finish", json!({})),
+    ]);
+    routes.retain(|r| {
+        let prompt = r.when_prompt_contains.as_deref();
+        prompt != Some("# Phase 1 of spec `a`") && prompt != Some("# Phase 1 of spec `b`")
+    });
+    // a asks b (MSG-1, the workspace's first message) and tells every loop a finding (MSG-2).
+    routes.push(
+        Route::offering("ask")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool("ask", json!({"to": "b", "question": "tabs or spaces?"})),
+                tool(
+                    "send_message",
+                    json!({"to": "plan", "kind": "share", "body": "README is plain text"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    routes.push(
+        Route::offering("answer")
+            .prompt_contains("# Phase 1 of spec `b`")
+            .replies([
+                tool("answer", json!({"message": "MSG-1", "answer": "tabs"})),
+                tool("answer", json!({"message": "MSG-2", "answer": "noted"})),
+                tool(
+                    "write_file",
+                    json!({"path": "b1.txt", "content": "b1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    );
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Write two files", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    wait_plan(&ws, &id, "succeeded");
+
+    let requests = fake.requests();
+    let prompts = |phase: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.prompt().contains(phase))
+            .map(|r| r.prompt())
+            .collect()
+    };
+    let b1 = prompts("# Phase 1 of spec `b`");
+    assert!(
+        b1[0].contains("query from a (MSG-1): tabs or spaces?")
+            && b1[0].contains("share from a (MSG-2): README is plain text"),
+        "a's question and broadcast reach b: {}",
+        b1[0]
+    );
+    let b2 = prompts("# Phase 2 of spec `b`");
+    assert!(!b2.is_empty(), "b2 ran");
+    assert!(
+        b2.iter().all(|p| !p.contains("README is plain text")),
+        "b read the broadcast once: {b2:#?}"
+    );
+    // The model is told when it answers what is not a question put to it.
+    let refused = requests
+        .iter()
+        .filter(|r| r.prompt().contains("# Phase 1 of spec `b`"))
+        .nth(2)
+        .expect("b1's third request");
+    assert!(
+        serde_json::to_string(&refused.body)
+            .unwrap()
+            .contains("MSG-2 is a share, not a query"),
+        "{}",
+        serde_json::to_string(&refused.body).unwrap()
+    );
+
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let query = store.message("MSG-1").unwrap();
+    assert_eq!(query.answer.as_deref(), Some("tabs"), "{query:?}");
+    let share = store.message("MSG-2").unwrap();
+    let deliveries: Vec<(&str, &str)> = share
+        .deliveries
+        .iter()
+        .map(|d| (d.recipient.as_str(), d.delivery.as_str()))
+        .collect();
+    assert_eq!(deliveries, [("b", "delivered")], "{share:?}");
+}
+
+#[test]
 fn pipeline_loop_types_are_refused_by_hand() {
     let fake = Fake::start(Vec::new());
     let ws = repo(&fake);

@@ -442,3 +442,146 @@ fn queries_wait_in_rehydrate_until_answered_and_dead_letters_are_listed() {
         "{table}"
     );
 }
+
+/// A plan in progress with specs `auth` and `ui`, an alert and a query from
+/// `auth` to the human, written as the daemon's driver writes them.
+fn plan_needing_attention(ws: &Ws) -> (String, String, String) {
+    let id = ws
+        .run(&["new-plan", "Add OAuth login", "--auto-approve"])
+        .ok()
+        .last_line();
+    let store = store(ws);
+    store
+        .set_plan_status(&id, PipelineStatus::Running, None, "daemon")
+        .unwrap();
+    store
+        .add_specs(&id, &[spec("auth", &[]), spec("ui", &["auth"])], "loop")
+        .unwrap();
+    let send = |kind, body: &str| {
+        store
+            .send_message(
+                &NewMessage {
+                    plan: id.clone(),
+                    from: "auth".into(),
+                    to: "human".into(),
+                    kind,
+                    body: body.into(),
+                },
+                "daemon",
+            )
+            .unwrap()
+            .id
+    };
+    let alert = send(MessageKind::Alert, "rebase on main conflicts in src/lib.rs");
+    let query = send(MessageKind::Query, "Which OAuth provider should I use?");
+    (id, alert, query)
+}
+
+#[test]
+fn a_pipeline_alert_shows_once_in_rehydrate_and_in_status_while_the_plan_runs() {
+    let ws = repo();
+    let (id, alert, query) = plan_needing_attention(&ws);
+
+    let peek = ws.run(&["rehydrate", "--json", "--peek"]).ok().json();
+    let alerts = peek["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{peek:#}");
+    assert_eq!(alerts[0]["message_id"], alert.as_str());
+    assert_eq!(alerts[0]["source"], format!("{id}/auth").as_str());
+    assert_eq!(peek["queries"][0]["id"], query.as_str());
+    assert_eq!(peek["plans"][0]["id"], id.as_str());
+
+    let summary = ws.run(&["rehydrate"]).ok().stdout;
+    assert!(
+        summary.contains(&format!(
+            "- {id}/auth [{alert}]: rebase on main conflicts in src/lib.rs"
+        )),
+        "{summary}"
+    );
+    assert_eq!(
+        store(&ws).message(&alert).unwrap().delivery,
+        taskdaemon_core::pipeline::Delivery::Delivered,
+        "a summary that showed the alert delivered it"
+    );
+    let again = ws.run(&["rehydrate"]).ok().stdout;
+    assert!(!again.contains(&alert), "an alert shows once: {again}");
+    assert!(
+        again.contains(&query),
+        "a query waits until answered: {again}"
+    );
+
+    let status = ws.run(&["status", "--json"]).ok().json();
+    assert_eq!(status["pipeline"]["plans"][0]["id"], id.as_str());
+    assert_eq!(status["pipeline"]["queries"][0]["id"], query.as_str());
+    assert_eq!(status["pipeline"]["alerts"][0]["id"], alert.as_str());
+    let text = ws.run(&["status"]).ok().stdout;
+    assert!(
+        text.contains(&format!(
+            "plan       {id} Add OAuth login: running, 0/2 specs done"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "query      {query} ({id}, from auth): Which OAuth provider"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "alert      {alert} ({id}, from auth): rebase on main conflicts in src/lib.rs"
+        )),
+        "{text}"
+    );
+
+    ws.run(&["plan", "cancel", &id]).ok();
+    let status = ws.run(&["status", "--json"]).ok().json();
+    assert_eq!(status["pipeline"]["plans"], serde_json::json!([]));
+    assert_eq!(
+        status["pipeline"]["alerts"],
+        serde_json::json!([]),
+        "an ended plan's alerts no longer ask for attention"
+    );
+}
+
+#[test]
+fn repair_removes_worktrees_no_spec_owns_and_keeps_their_branches() {
+    let ws = repo();
+    let (id, _, _) = plan_needing_attention(&ws);
+    let worktrees = ws.state_dir().join("worktrees").join(&id);
+    let add = |name: &str| {
+        let path = worktrees.join(name);
+        git(
+            &ws,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "-b",
+                &format!("td/{id}/{name}"),
+                path.to_str().unwrap(),
+            ],
+        );
+        path
+    };
+    let owned = add("auth");
+    let stray = add("ghost");
+
+    let report = ws.run(&["repair", "--json"]).ok().json();
+    assert_eq!(
+        report["worktrees_removed"],
+        serde_json::json!([stray.to_str().unwrap()]),
+        "{report:#}"
+    );
+    assert!(!stray.exists(), "the stray worktree is gone");
+    assert!(
+        owned.join("README.md").exists(),
+        "the spec's worktree stays"
+    );
+    assert!(
+        git(&ws, &["branch", "--list", &format!("td/{id}/ghost")]).contains("ghost"),
+        "the stray worktree's branch is kept"
+    );
+    let text = ws.run(&["repair"]).ok().stdout;
+    assert!(!text.contains("removed worktree"), "nothing left: {text}");
+    assert!(text.contains("healthy"), "{text}");
+}

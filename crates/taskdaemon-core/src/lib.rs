@@ -34,7 +34,7 @@ pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};
 pub use pipeline::{
     Delivery, IllegalPipelineTransition, MessageKind, MessageRecord, NewMessage, NewPhase, NewPlan,
     NewSpec, PhaseRecord, PipelineCost, PipelineError, PipelineRef, PipelineStatus, PlanContent,
-    PlanRecord, PlanTree, SpecRecord, SpecTree,
+    PlanRecord, PlanTree, RecipientDelivery, SpecRecord, SpecTree,
 };
 pub use process::{ExitDecision, ExitOutcome, ProcessIdentity, RestartMode, RestartPolicy};
 pub use queue::{NewAgent, QueueCounts, QueueItem};

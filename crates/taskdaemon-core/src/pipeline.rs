@@ -799,6 +799,56 @@ pub struct MessageRecord {
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
     pub updated_at: Millis,
+    /// A broadcast's delivery to each loop that read it or missed it,
+    /// oldest first (empty for an addressed message, whose `delivery` says
+    /// it all). A broadcast's own `delivery` stays `pending` while specs
+    /// of the plan may still read it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<RecipientDelivery>,
+}
+
+/// One recipient's delivery of a broadcast: `delivered` once its loop read
+/// it, `dead` (with the reason) when its spec ended without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientDelivery {
+    /// The spec whose loop it is.
+    pub recipient: String,
+    pub delivery: Delivery,
+    pub reason: Option<String>,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Millis,
+}
+
+impl MessageRecord {
+    /// Whether it goes to every loop of the plan.
+    pub fn is_broadcast(&self) -> bool {
+        self.to == BROADCAST
+    }
+
+    /// Refuses an answer from the loop of spec `spec` of plan `plan`
+    /// unless this is a query of that plan asked of that spec and still
+    /// waiting: a loop answers only the questions put to it.
+    pub fn check_answerable_by(&self, plan: &str, spec: &str) -> Result<(), String> {
+        if self.plan != plan {
+            return Err(format!("{} belongs to {}, not {plan}", self.id, self.plan));
+        }
+        if self.kind != MessageKind::Query {
+            return Err(format!(
+                "{} is a {}, not a query: only a question can be answered",
+                self.id, self.kind
+            ));
+        }
+        if self.to != spec {
+            return Err(format!(
+                "{} asks {}, not {spec}: answer only the questions put to your spec",
+                self.id, self.to
+            ));
+        }
+        if !matches!(self.delivery, Delivery::Pending | Delivery::Delivered) {
+            return Err(format!("{} is {} already", self.id, self.delivery));
+        }
+        Ok(())
+    }
 }
 
 /// What a running plan's specs say about the plan: `None` while work is

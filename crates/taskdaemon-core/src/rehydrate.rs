@@ -47,6 +47,12 @@ pub struct EndedItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertItem {
     pub task_id: Option<String>,
+    /// A pipeline alert's message (`MSG-N`): a loop raised it for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Who raised a pipeline alert (`PLAN-N/spec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     #[serde(with = "serde_rfc3339")]
     pub at: Millis,
     pub message: String,
@@ -359,7 +365,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             section: Section::Alerts,
             priority: Priority::Trouble,
             text: alert_line(item, input.now),
-            reports: item.task_id.clone(),
+            reports: item.message_id.clone().or_else(|| item.task_id.clone()),
         });
     }
     for item in &input.ended {
@@ -483,9 +489,18 @@ fn query_line(item: &QueryItem, now: Millis) -> String {
 }
 
 fn alert_line(item: &AlertItem, now: Millis) -> String {
-    let subject = item.task_id.as_deref().unwrap_or("daemon");
+    let subject = item
+        .task_id
+        .as_deref()
+        .or(item.source.as_deref())
+        .unwrap_or("daemon");
+    let reference = item
+        .message_id
+        .as_deref()
+        .map(|id| format!(" [{id}]"))
+        .unwrap_or_default();
     format!(
-        "- {subject}: {} ({} ago)",
+        "- {subject}{reference}: {} ({} ago)",
         clip(&item.message, MAX_LOG_CHARS),
         format_age(now - item.at)
     )
@@ -542,6 +557,8 @@ mod tests {
             ],
             alerts: vec![AlertItem {
                 task_id: Some("TASK-1".to_owned()),
+                message_id: None,
+                source: None,
                 at: NOW - 1000,
                 message: "no output and no CPU for 10m".to_owned(),
             }],
@@ -596,6 +613,26 @@ mod tests {
         let tight = render(&input, chars.div_ceil(CHARS_PER_TOKEN)).markdown;
         assert!(tight.contains("MSG-2"), "{tight}");
         assert!(!tight.contains("## Plans in progress"), "{tight}");
+    }
+
+    #[test]
+    fn a_pipeline_alert_names_its_source_and_message_and_reports_the_message() {
+        let mut input = input();
+        input.alerts = vec![AlertItem {
+            task_id: None,
+            message_id: Some("MSG-7".to_owned()),
+            source: Some("PLAN-4/auth".to_owned()),
+            at: NOW - 2_000,
+            message: "rebase conflicts in src/lib.rs".to_owned(),
+        }];
+        let out = render(&input, 10_000);
+        assert!(
+            out.markdown
+                .contains("- PLAN-4/auth [MSG-7]: rebase conflicts in src/lib.rs (2s ago)"),
+            "{}",
+            out.markdown
+        );
+        assert!(out.shown_ids.contains(&"MSG-7".to_owned()));
     }
 
     #[test]

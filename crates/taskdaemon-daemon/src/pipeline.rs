@@ -423,6 +423,7 @@ fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<(), StoreErro
         );
         store.dead_letter(&message.id, &reason, ACTOR)?;
     }
+    store.settle_broadcasts(&tree.plan.id, ACTOR)?;
     Ok(())
 }
 
@@ -1088,6 +1089,10 @@ impl Handler {
                 }
                 Ok(format!("{kind} sent to {to} as {}", record.id))
             }
+            PipelineCall::Answer(a) => store
+                .answer_as(plan, &self.sender(), &a.message, &a.answer, ACTOR)
+                .map(|q| format!("answer to {} sent to {}'s loop", q.id, q.from))
+                .map_err(err),
             PipelineCall::Ask(a) => {
                 let record = store
                     .send_message(
@@ -1182,10 +1187,7 @@ impl Handler {
                 "- {} from {} ({}): {}",
                 message.kind, message.from, message.id, message.body
             ));
-            // A broadcast stays pending: every loop of the plan reads it.
-            if message.to != BROADCAST {
-                store.mark_message_delivered(&message.id, ACTOR)?;
-            }
+            store.deliver_message(&message.id, spec, ACTOR)?;
         }
         let answered = store.messages(&MessageFilter {
             plan: Some(self.plan.clone()),

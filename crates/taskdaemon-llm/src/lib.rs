@@ -75,10 +75,10 @@ pub use error::LlmError;
 pub use hooks::{LoopHooks, NoHooks};
 pub use openai::OpenAiClient;
 pub use pipeline_tools::{
-    Ask, CallContext, CreatePhase, CreateSpec, MessageKind, MessageTarget, PIPELINE_TOOL_NAMES,
-    PipelineCall, PipelineCallError, PipelineHandler, PipelineLoop, PipelineRecorder,
-    PipelineTools, READ_ONLY_TOOLS, RESERVED_SPEC_NAMES, SPEC_NAME_MAX, SendMessage, SubmitPlan,
-    check_spec_name, tool_spec,
+    AnswerQuery, Ask, CallContext, CreatePhase, CreateSpec, MessageKind, MessageTarget,
+    PIPELINE_TOOL_NAMES, PipelineCall, PipelineCallError, PipelineHandler, PipelineLoop,
+    PipelineRecorder, PipelineTools, READ_ONLY_TOOLS, RESERVED_SPEC_NAMES, SPEC_NAME_MAX,
+    SendMessage, SubmitPlan, check_spec_name, tool_spec,
 };
 pub use progress::{IterationRecord, ProgressLog};
 pub use prompt::{DEFAULT_TEMPLATE, ENGINE_VARIABLES, HELPERS, PromptTemplate, SYSTEM_PROMPT};

@@ -23,13 +23,14 @@ use crate::tools::TOOL_NAMES;
 use crate::types::ToolSpec;
 
 /// Every pipeline tool, by the name the model calls it with.
-pub const PIPELINE_TOOL_NAMES: [&str; 6] = [
+pub const PIPELINE_TOOL_NAMES: [&str; 7] = [
     "submit_plan",
     "create_spec",
     "create_phase",
     "finish",
     "send_message",
     "ask",
+    "answer",
 ];
 
 /// The toolbox tools of the structural loops: they read the repository but
@@ -55,7 +56,7 @@ pub enum PipelineLoop {
     /// One per spec: calls `create_phase` once per phase, in order, then `finish`.
     Phase,
     /// One per phase: the usual Ralph loop in the spec's worktree, plus the
-    /// coordinator's `send_message` and `ask`.
+    /// coordinator's `send_message`, `ask` and `answer`.
     Ralph,
 }
 
@@ -94,7 +95,7 @@ impl PipelineLoop {
             PipelineLoop::Plan => &["submit_plan"],
             PipelineLoop::Spec => &["create_spec", "finish"],
             PipelineLoop::Phase => &["create_phase", "finish"],
-            PipelineLoop::Ralph => &["send_message", "ask"],
+            PipelineLoop::Ralph => &["send_message", "ask", "answer"],
         }
     }
 
@@ -188,6 +189,14 @@ pub fn tool_spec(name: &str) -> Option<ToolSpec> {
             }),
             &["to", "question"],
         ),
+        "answer" => (
+            "Answer a question another spec's loop asked yours (a `query` in your messages). The answer reaches that loop in its next iteration.",
+            json!({
+                "message": string("The question's message id, `MSG-N`, as your messages show it."),
+                "answer": string("The answer."),
+            }),
+            &["message", "answer"],
+        ),
         _ => return None,
     };
     Some(ToolSpec {
@@ -212,6 +221,7 @@ fn tool_fields(name: &str) -> &'static [&'static str] {
         "create_phase" => &["name", "title", "body", "validation"],
         "send_message" => &["to", "kind", "body"],
         "ask" => &["to", "question"],
+        "answer" => &["message", "answer"],
         _ => &[],
     }
 }
@@ -328,6 +338,15 @@ pub struct Ask {
     pub question: String,
 }
 
+/// `answer` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerQuery {
+    /// The query, `MSG-N`.
+    pub message: String,
+    /// The answer.
+    pub answer: String,
+}
+
 /// A well-formed pipeline tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "tool", content = "input", rename_all = "snake_case")]
@@ -344,6 +363,8 @@ pub enum PipelineCall {
     SendMessage(SendMessage),
     /// `ask`.
     Ask(Ask),
+    /// `answer`.
+    Answer(AnswerQuery),
 }
 
 /// A malformed pipeline call; the text goes back to the model.
@@ -368,6 +389,7 @@ impl PipelineCall {
             PipelineCall::Finish => "finish",
             PipelineCall::SendMessage(_) => "send_message",
             PipelineCall::Ask(_) => "ask",
+            PipelineCall::Answer(_) => "answer",
         }
     }
 
@@ -452,6 +474,20 @@ impl PipelineCall {
                 PipelineCall::Ask(Ask {
                     to,
                     question: f.text("question")?,
+                })
+            }
+            "answer" => {
+                let message = f.text("message")?;
+                let number = taskdaemon_core::pipeline::parse_message_id(message.trim())
+                    .ok_or_else(|| {
+                        f.error(
+                            "message",
+                            format!("'{message}' is not a message id: expected MSG-N"),
+                        )
+                    })?;
+                PipelineCall::Answer(AnswerQuery {
+                    message: taskdaemon_core::pipeline::message_id(number),
+                    answer: f.text("answer")?,
                 })
             }
             other => {
@@ -747,6 +783,7 @@ impl PipelineHandler for PipelineRecorder {
             PipelineCall::Finish => "finished".to_string(),
             PipelineCall::SendMessage(m) => format!("{} sent to {}", m.kind.as_str(), m.to),
             PipelineCall::Ask(a) => format!("question sent to {}; the answer comes later", a.to),
+            PipelineCall::Answer(a) => format!("answer to {} sent", a.message),
         };
         calls.push((ctx.clone(), call));
         Ok(reply)
@@ -810,7 +847,7 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, ["send_message", "ask"]);
+        assert_eq!(names, ["send_message", "ask", "answer"]);
         assert!(
             PipelineLoop::Ralph
                 .allowed_tools()
@@ -974,6 +1011,18 @@ mod tests {
         assert!(
             err("ask", json!({"to": "plan", "question": "x"})).contains("not the whole `plan`")
         );
+        assert_eq!(
+            PipelineCall::parse("answer", &json!({"message": "msg-7", "answer": "users"})).unwrap(),
+            PipelineCall::Answer(AnswerQuery {
+                message: "MSG-7".into(),
+                answer: "users".into()
+            })
+        );
+        assert!(
+            err("answer", json!({"message": "seven", "answer": "x"}))
+                .contains("`message`: 'seven' is not a message id")
+        );
+        assert!(err("answer", json!({"message": "MSG-7"})).contains("`answer`"));
     }
 
     #[test]

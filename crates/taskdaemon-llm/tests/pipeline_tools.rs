@@ -305,8 +305,12 @@ async fn a_ralph_loop_send_message_reaches_the_handler() {
         let requests = server.requests();
         assert_eq!(requests.len(), 3, "{provider}");
         let tools = offered(&requests[0]);
-        assert_eq!(tools.len(), 8, "{provider}: {tools:?}");
-        assert!(tools.ends_with(&["send_message".to_string(), "ask".to_string()]));
+        assert_eq!(tools.len(), 9, "{provider}: {tools:?}");
+        assert!(tools.ends_with(&[
+            "send_message".to_string(),
+            "ask".to_string(),
+            "answer".to_string()
+        ]));
         let (text, is_error) = last_tool_result(&requests[1]);
         assert!(
             is_error && text.contains("an alert goes to `human`"),

@@ -254,3 +254,27 @@ pub struct LoopStatusParams {
     #[serde(default)]
     pub all: bool,
 }
+
+/// Plans, or only those in progress.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct PlanListParams {
+    /// Include plans that ended (default: only those in progress).
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// One plan.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PlanShowParams {
+    /// The plan id, `PLAN-N`.
+    pub id: String,
+}
+
+/// An answer to a question a plan's loop asked the human.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PlanAnswerParams {
+    /// The query's message id, `MSG-N` (from `plan_show`, `rehydrate` or `plan_list`'s waiting queries).
+    pub message: String,
+    /// The answer; the loop reads it in its next iteration.
+    pub answer: String,
+}

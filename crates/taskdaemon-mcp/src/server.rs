@@ -514,6 +514,44 @@ impl TaskdaemonMcp {
             None => self.call(move |service, _| service.loops(p.all)).await,
         }
     }
+
+    /// Plans (Plan -> Spec -> Phase pipelines) with how many specs are done,
+    /// and what waits for the human: unanswered queries and alerts.
+    #[tool]
+    async fn plan_list(
+        &self,
+        Parameters(p): Parameters<PlanListParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, _| {
+            let plans = service.plans(!p.all)?;
+            let attention = service.pipeline_attention()?;
+            Ok(serde_json::json!({
+                "plans": plans,
+                "waiting_queries": attention.queries,
+                "alerts": attention.alerts,
+            }))
+        })
+        .await
+    }
+
+    /// One plan as a tree: specs, phases and the loops that ran them, each with its cost.
+    #[tool]
+    async fn plan_show(
+        &self,
+        Parameters(p): Parameters<PlanShowParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, _| service.plan_show(&p.id)).await
+    }
+
+    /// Answer a question (a query) a plan's loop asked the human.
+    #[tool]
+    async fn plan_answer(
+        &self,
+        Parameters(p): Parameters<PlanAnswerParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, agent| service.answer_message(agent, &p.message, &p.answer))
+            .await
+    }
 }
 
 impl TaskdaemonMcp {

@@ -18,6 +18,13 @@ struct Connected {
     _dir: tempfile::TempDir,
 }
 
+impl Connected {
+    /// The workspace's SQLite store, opened beside the server's.
+    fn store(&self) -> taskdaemon_store::SqliteStore {
+        taskdaemon_store::SqliteStore::open(&self._dir.path().join(".taskdaemon/state.db")).unwrap()
+    }
+}
+
 /// A fresh workspace, its server, and a client named `claude-code` connected to it.
 async fn connect(options: ServerOptions) -> Connected {
     let dir = tempfile::tempdir().unwrap();
@@ -88,6 +95,9 @@ async fn every_tool_is_listed_with_a_described_schema() {
             "logs",
             "loop_run",
             "loop_status",
+            "plan_answer",
+            "plan_list",
+            "plan_show",
             "ps",
             "rehydrate",
             "remember",
@@ -325,4 +335,87 @@ async fn a_session_given_on_the_command_line_keeps_the_clients_tool() {
         "{task}"
     );
     assert_eq!(task["session"], "fixed-1", "{task}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_are_listed_shown_and_their_queries_answered() {
+    use taskdaemon_core::pipeline::{MessageKind, NewMessage, NewPlan, NewSpec, PipelineStatus};
+    use taskdaemon_store::Store;
+
+    let c = connect(ServerOptions::default()).await;
+    assert_eq!(
+        ok(&c, "plan_list", json!({})).await,
+        json!({"plans": [], "waiting_queries": [], "alerts": []})
+    );
+    // What `new-plan` and the daemon's driver record, written through the store.
+    let store = c.store();
+    let plan = store
+        .create_plan(
+            &NewPlan {
+                goal: "Add OAuth login".into(),
+                target_branch: "main".into(),
+                base_commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                auto_approve: true,
+                ..NewPlan::default()
+            },
+            "test",
+        )
+        .unwrap();
+    store
+        .set_plan_status(&plan.id, PipelineStatus::Running, None, "daemon")
+        .unwrap();
+    let spec = NewSpec {
+        name: "auth".into(),
+        title: "Auth".into(),
+        body: "build it".into(),
+        depends_on: Vec::new(),
+        priority: 0,
+    };
+    store.add_specs(&plan.id, &[spec], "loop").unwrap();
+    let query = store
+        .send_message(
+            &NewMessage {
+                plan: plan.id.clone(),
+                from: "auth".into(),
+                to: "human".into(),
+                kind: MessageKind::Query,
+                body: "Which provider?".into(),
+            },
+            "daemon",
+        )
+        .unwrap();
+
+    let listed = ok(&c, "plan_list", json!({})).await;
+    assert_eq!(listed["plans"][0]["id"], plan.id.as_str(), "{listed}");
+    assert_eq!(listed["plans"][0]["specs_total"], 1, "{listed}");
+    assert_eq!(listed["waiting_queries"][0]["id"], query.id.as_str());
+    let shown = ok(&c, "plan_show", json!({"id": plan.id})).await;
+    assert_eq!(shown["specs"][0]["name"], "auth", "{shown}");
+    assert!(
+        err(&c, "plan_show", json!({"id": "PLAN-99"}))
+            .await
+            .starts_with("error: ")
+    );
+    assert!(
+        err(
+            &c,
+            "plan_answer",
+            json!({"message": query.id, "answer": "  "})
+        )
+        .await
+        .contains("must not be empty")
+    );
+    let answered = ok(
+        &c,
+        "plan_answer",
+        json!({"message": query.id, "answer": "GitHub"}),
+    )
+    .await;
+    assert_eq!(answered["delivery"], "answered");
+    assert_eq!(
+        store.message(&query.id).unwrap().answer.as_deref(),
+        Some("GitHub")
+    );
+    let listed = ok(&c, "plan_list", json!({})).await;
+    assert_eq!(listed["waiting_queries"], json!([]));
 }

@@ -56,8 +56,8 @@ pub use loops::{LoopRunInput, LoopShow};
 pub use looptypes::{ConfigCheck, ConfigStatus};
 pub use metrics::{Counters, StatusReport};
 pub use pipeline::{
-    HumanMessage, LoopCost, NewPlanInput, PhaseShow, PlanShow, PlanSummary, RepositoryState,
-    SpecShow, check_repository,
+    ATTENTION_ITEMS, HumanMessage, LoopCost, NewPlanInput, PhaseShow, PipelineAttention, PlanShow,
+    PlanSummary, RepositoryState, SpecShow, check_repository,
 };
 pub use processes::{DEFAULT_MAX_RESTARTS, ProcessView, SpawnInput, restart_policy};
 pub use queues::{

@@ -32,6 +32,8 @@ pub struct StatusReport {
     pub limits: &'static str,
     /// The loop-type configuration version in use and its alert, if any.
     pub loop_types: crate::ConfigStatus,
+    /// Plans in progress, queries waiting for a person, alerts of open plans.
+    pub pipeline: crate::PipelineAttention,
 }
 
 /// Counters for a metrics endpoint.
@@ -98,6 +100,7 @@ impl Service {
             },
             limits: taskdaemon_supervisor::limits::ENFORCEMENT,
             loop_types: self.config_status()?,
+            pipeline: self.pipeline_attention()?,
         })
     }
 

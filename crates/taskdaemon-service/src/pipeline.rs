@@ -333,6 +333,27 @@ impl Service {
         Ok(self.store.answer_message(id, answer, &agent.actor())?)
     }
 
+    /// Answers query `message` of `plan`: refused when the message belongs
+    /// to another plan (a person answering from a plan's page means that
+    /// plan's question).
+    pub fn answer_plan_query(
+        &self,
+        agent: &Agent,
+        plan: &str,
+        message: &str,
+        answer: &str,
+    ) -> Result<MessageRecord> {
+        let plan = self.store.plan(plan)?;
+        let found = self.store.message(message)?;
+        if found.plan != plan.id {
+            return Err(ServiceError::BadInput(format!(
+                "{} belongs to {}, not {}",
+                found.id, found.plan, plan.id
+            )));
+        }
+        self.answer_message(agent, &found.id, answer)
+    }
+
     /// Messages that could not be delivered, of one plan or all, oldest first.
     pub fn dead_letters(&self, plan: Option<&str>) -> Result<Vec<MessageRecord>> {
         Ok(self.store.messages(&MessageFilter {
@@ -357,5 +378,83 @@ impl Service {
     /// their progress; for rehydrate and `task resume`.
     pub fn plans_in_progress(&self) -> Result<Vec<PlanSummary>> {
         self.plans(true)
+    }
+
+    /// Alerts loops raised for a person, of plans that have not ended, the
+    /// newest `limit`, oldest first. With `unseen_only`, only those no
+    /// summary has shown yet (still pending).
+    pub fn pipeline_alerts(&self, limit: usize, unseen_only: bool) -> Result<Vec<MessageRecord>> {
+        let delivery = if unseen_only {
+            vec![Delivery::Pending]
+        } else {
+            vec![Delivery::Pending, Delivery::Delivered]
+        };
+        let open: Vec<String> = self
+            .store
+            .plans(&PlanFilter {
+                open_only: true,
+                limit: None,
+            })?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alerts = self.store.messages(&MessageFilter {
+            to: Some(HUMAN.to_owned()),
+            kind: Some(MessageKind::Alert),
+            delivery,
+            limit: Some(limit),
+            ..MessageFilter::default()
+        })?;
+        Ok(alerts
+            .into_iter()
+            .filter(|m| open.contains(&m.plan))
+            .collect())
+    }
+
+    /// Marks alerts a person was shown (by a summary) as delivered; one a
+    /// concurrent summary delivered already is left as it is.
+    pub fn mark_alerts_seen(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            match self.store.mark_message_delivered(id, "rehydrate") {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// What of the pipeline waits for a person: plans in progress, queries
+    /// without an answer, and alerts of plans not ended. Computed here
+    /// once; `status`, the dashboard and the TUI format it.
+    pub fn pipeline_attention(&self) -> Result<PipelineAttention> {
+        Ok(PipelineAttention {
+            plans: self.plans_in_progress()?,
+            queries: self.waiting_queries(ATTENTION_ITEMS)?,
+            alerts: self.pipeline_alerts(ATTENTION_ITEMS, false)?,
+        })
+    }
+}
+
+/// At most this many queries and alerts in [`PipelineAttention`].
+pub const ATTENTION_ITEMS: usize = 20;
+
+/// The pipeline's part of a status report: what a person should look at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineAttention {
+    /// Plans not ended, oldest first.
+    pub plans: Vec<PlanSummary>,
+    /// Queries loops asked a person, not answered yet, oldest first.
+    pub queries: Vec<MessageRecord>,
+    /// Alerts loops raised for a person, of plans not ended, oldest first.
+    pub alerts: Vec<MessageRecord>,
+}
+
+impl PipelineAttention {
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty() && self.queries.is_empty() && self.alerts.is_empty()
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::rehydrate::{
     AlertItem, CurrentItem, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput, Rehydrated,
     RunningItem, render,
@@ -73,7 +74,7 @@ impl Service {
         peek: bool,
     ) -> Result<Rehydration> {
         let cursor = self.rehydrate_cursor()?;
-        self.rehydrate_from(cursor, budget, session, peek)
+        self.rehydrate_from(cursor, None, budget, session, peek)
     }
 
     /// Records that `session`'s context is about to be compacted: the next
@@ -119,7 +120,9 @@ impl Service {
         let cursor = self.rehydrate_cursor()?;
         let marker = self.compaction_marker(session)?;
         let from = marker.as_ref().map_or(cursor, |m| m.seq.min(cursor));
-        let rehydration = self.rehydrate_from(from, budget, session, true)?;
+        let since = marker.as_ref().map(|m| m.at);
+        let rehydration = self.rehydrate_from(from, since, budget, session, true)?;
+        self.mark_shown_alerts(&rehydration)?;
         // What the summary showed is seen; the shared cursor never moves back.
         let newest = self.store.last_event_seq()?;
         let next = self.next_cursor(from, newest, &rehydration.rendered)?;
@@ -139,23 +142,40 @@ impl Service {
             .unwrap_or(0))
     }
 
-    /// The summary of what happened after event `cursor`.
+    /// The summary of what happened after event `cursor` (and, for
+    /// pipeline alerts a summary showed already, after time `since`).
     fn rehydrate_from(
         &self,
         cursor: i64,
+        since: Option<Millis>,
         budget: usize,
         session: Option<&str>,
         peek: bool,
     ) -> Result<Rehydration> {
         // Read the newest event first so nothing committed meanwhile is skipped next time.
         let newest = self.store.last_event_seq()?;
-        let input = self.rehydrate_input(cursor, session)?;
+        let input = self.rehydrate_input_since(cursor, since, session)?;
         let rendered = render(&input, budget);
+        let rehydration = Rehydration { rendered, input };
         if !peek {
-            let next = self.next_cursor(cursor, newest, &rendered)?;
+            let next = self.next_cursor(cursor, newest, &rehydration.rendered)?;
             self.store.set_meta(CURSOR_KEY, &next.to_string())?;
+            self.mark_shown_alerts(&rehydration)?;
         }
-        Ok(Rehydration { rendered, input })
+        Ok(rehydration)
+    }
+
+    /// Pipeline alerts the summary kept are delivered: a person saw them
+    /// (one cut for the budget stays pending and shows next time).
+    fn mark_shown_alerts(&self, rehydration: &Rehydration) -> Result<()> {
+        let shown: Vec<String> = rehydration
+            .input
+            .alerts
+            .iter()
+            .filter_map(|a| a.message_id.clone())
+            .filter(|id| rehydration.rendered.shown_ids.contains(id))
+            .collect();
+        self.mark_alerts_seen(&shown)
     }
 
     /// Where the cursor goes past what was shown, and no further.
@@ -183,6 +203,15 @@ impl Service {
 
     /// Everything a summary is rendered from: events after `cursor` count as new.
     pub fn rehydrate_input(&self, cursor: i64, session: Option<&str>) -> Result<RehydrateInput> {
+        self.rehydrate_input_since(cursor, None, session)
+    }
+
+    fn rehydrate_input_since(
+        &self,
+        cursor: i64,
+        since: Option<Millis>,
+        session: Option<&str>,
+    ) -> Result<RehydrateInput> {
         let workspace = self.workspace()?;
         let (current, ready, decisions) = self.tracked_work(session)?;
         Ok(RehydrateInput {
@@ -191,7 +220,7 @@ impl Service {
             daemon_pid: running_pid(workspace),
             running: self.running_items()?,
             ended: self.ended_items(cursor)?,
-            alerts: self.alert_items(cursor)?,
+            alerts: self.alert_items(cursor, since)?,
             current,
             ready,
             decisions,
@@ -304,18 +333,40 @@ impl Service {
         Ok(ended)
     }
 
-    fn alert_items(&self, cursor: i64) -> Result<Vec<AlertItem>> {
-        Ok(self
+    /// Alert events after `cursor`, and the pipeline's alerts for a person
+    /// no summary has shown (or, with `since`, shown after that time),
+    /// newest first.
+    fn alert_items(&self, cursor: i64, since: Option<Millis>) -> Result<Vec<AlertItem>> {
+        let mut items: Vec<AlertItem> = self
             .store
             .newest_events_after(cursor, &[EventKind::Alert], MAX_ITEMS)?
             .into_iter()
             .rev()
             .map(|e| AlertItem {
                 task_id: e.task_id,
+                message_id: None,
+                source: None,
                 at: e.at,
                 message: e.message,
             })
-            .collect())
+            .collect();
+        let pipeline = self.pipeline_alerts(MAX_ITEMS, since.is_none())?;
+        items.extend(
+            pipeline
+                .into_iter()
+                .filter(|m| {
+                    m.delivery == Delivery::Pending || since.is_some_and(|at| m.updated_at >= at)
+                })
+                .map(|m| AlertItem {
+                    task_id: None,
+                    source: Some(format!("{}/{}", m.plan, m.from)),
+                    message_id: Some(m.id),
+                    at: m.created_at,
+                    message: m.body,
+                }),
+        );
+        items.sort_by_key(|a| std::cmp::Reverse(a.at));
+        Ok(items)
     }
 
     /// The tracked task in progress, ready work and recent decisions.

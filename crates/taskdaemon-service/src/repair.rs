@@ -1,14 +1,16 @@
 //! Putting the store and its projections right: `repair` checks the store,
-//! rebuilds its search index, corrects waiting statuses and rewrites the
-//! projection files (seed 003's task files, registry) from the store; after an
+//! rebuilds its search index, corrects waiting statuses, removes pipeline
+//! rows whose parent is gone and spec worktrees no spec owns, and rewrites
+//! the projection files (seed 003's task files, registry) from the store; after an
 //! import the projections are rebuilt the same way.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::Serialize;
 use taskdaemon_daemon::projection::ProjectionFile;
 use taskdaemon_daemon::{registry, snapshot};
-use taskdaemon_store::RepairReport;
+use taskdaemon_store::{PlanFilter, RepairReport};
 
 use crate::{Result, Service};
 
@@ -28,12 +30,19 @@ pub struct Repair {
     pub problems_found: Vec<String>,
     pub store: RepairReport,
     pub projections: Vec<ProjectionRepair>,
+    /// Spec worktrees (`.taskdaemon/worktrees/PLAN-N/spec`) removed
+    /// because the store holds no such spec; their branches are kept.
+    pub worktrees_removed: Vec<PathBuf>,
+    /// Why the worktrees could not be cleaned up, if they could not.
+    pub worktrees_error: Option<String>,
 }
 
 impl Repair {
     /// Nothing is wrong any more.
     pub fn healthy(&self) -> bool {
-        self.store.remaining.is_empty() && self.projections.iter().all(|p| p.error.is_none())
+        self.store.remaining.is_empty()
+            && self.projections.iter().all(|p| p.error.is_none())
+            && self.worktrees_error.is_none()
     }
 }
 
@@ -50,6 +59,11 @@ impl Service {
         findings.extend(registry::inspect(workspace, &self.config));
         let problems_found = store.check_integrity()?.problems;
         let report = store.repair("repair")?;
+        // After the store: a spec whose rows repair removed loses its worktree too.
+        let (worktrees_removed, worktrees_error) = match self.remove_stray_worktrees() {
+            Ok(removed) => (removed, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         let snapshot_result = snapshot::write_all(workspace, &self.config, store)
             .err()
             .map(|e| e.to_string());
@@ -70,7 +84,41 @@ impl Service {
             problems_found,
             store: report,
             projections,
+            worktrees_removed,
+            worktrees_error,
         })
+    }
+
+    /// Removes spec worktrees no spec in the store owns (a spec's row is
+    /// written before its worktree, so a running spec's is never one).
+    /// Worktrees of ended specs are the daemon's to clean up when it starts.
+    fn remove_stray_worktrees(&self) -> std::result::Result<Vec<PathBuf>, String> {
+        let workspace = self.workspace().map_err(|e| e.to_string())?;
+        let dir = workspace.worktrees_dir();
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let specs = self.spec_keys().map_err(|e| e.to_string())?;
+        let repo = taskdaemon_git::Repo::open(workspace.root()).map_err(|e| e.to_string())?;
+        repo.cleanup_orphans(&dir, &|plan, spec| {
+            specs.contains(&(plan.to_owned(), spec.to_owned()))
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// Every spec in the store, as (plan id, spec name).
+    fn spec_keys(&self) -> Result<HashSet<(String, String)>> {
+        let all = PlanFilter {
+            open_only: false,
+            limit: None,
+        };
+        let mut keys = HashSet::new();
+        for plan in self.store.plans(&all)? {
+            for spec in self.store.plan_tree(&plan.id)?.specs {
+                keys.insert((plan.id.clone(), spec.spec.name));
+            }
+        }
+        Ok(keys)
     }
 
     /// After an import: the projections describe the new contents.

@@ -239,6 +239,9 @@ pub struct RepairReport {
     pub reindexed: u64,
     /// Waiting tasks whose `pending`/`blocked` status was corrected.
     pub resettled: Vec<String>,
+    /// Pipeline rows removed because their plan, spec, phase or loop task
+    /// is gone (phases, specs, messages, loop records), each named.
+    pub orphans_removed: Vec<String>,
     /// Problems still present after the repair.
     pub remaining: Vec<String>,
 }
@@ -849,4 +852,44 @@ pub trait Store: Send + Sync {
 
     /// Moves an undeliverable message to the dead letters with its reason.
     fn dead_letter(&self, id: &str, reason: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Answers query `id` as the loop of spec `spec` of `plan` (a loop
+    /// answering another spec's question): refused unless the query was
+    /// put to that spec and still waits.
+    fn answer_as(
+        &self,
+        plan: &str,
+        spec: &str,
+        id: &str,
+        answer: &str,
+        actor: &str,
+    ) -> Result<MessageRecord> {
+        let plan = self.plan(plan)?;
+        let query = self.message(id)?;
+        query
+            .check_answerable_by(&plan.id, spec)
+            .map_err(StoreError::Conflict)?;
+        self.answer_message(&query.id, answer, actor)
+    }
+
+    /// Records that the loop of spec `recipient` read message `id`: one
+    /// addressed to it becomes delivered; a broadcast records that
+    /// recipient's own delivery, leaving the other recipients' alone (so
+    /// it no longer appears in [`Store::pending_messages`] for it). Doing
+    /// it again changes nothing.
+    fn deliver_message(&self, id: &str, recipient: &str, actor: &str) -> Result<MessageRecord>;
+
+    /// Records that broadcast `id` cannot reach spec `recipient`, with why.
+    fn dead_letter_for(
+        &self,
+        id: &str,
+        recipient: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<MessageRecord>;
+
+    /// Records a dead delivery, with the reason, for every spec of `plan`
+    /// that ended after a pending broadcast was sent without its loop
+    /// reading it; returns the broadcasts changed.
+    fn settle_broadcasts(&self, plan: &str, actor: &str) -> Result<Vec<MessageRecord>>;
 }

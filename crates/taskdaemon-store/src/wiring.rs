@@ -543,6 +543,35 @@ macro_rules! shared_store_methods {
             let to = taskdaemon_core::Delivery::Dead;
             self.write(|tx| pipeline::deliver(tx, id, to, Some(reason), actor))
         }
+
+        fn deliver_message(
+            &self,
+            id: &str,
+            recipient: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            let to = taskdaemon_core::Delivery::Delivered;
+            self.write(|tx| pipeline::deliver_to(tx, id, recipient, to, None, actor))
+        }
+
+        fn dead_letter_for(
+            &self,
+            id: &str,
+            recipient: &str,
+            reason: &str,
+            actor: &str,
+        ) -> Result<taskdaemon_core::MessageRecord> {
+            let to = taskdaemon_core::Delivery::Dead;
+            self.write(|tx| pipeline::deliver_to(tx, id, recipient, to, Some(reason), actor))
+        }
+
+        fn settle_broadcasts(
+            &self,
+            plan: &str,
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::MessageRecord>> {
+            self.write(|tx| pipeline::settle_broadcasts(tx, plan, actor))
+        }
     };
 }
 

@@ -237,3 +237,72 @@ fn a_failed_import_writes_nothing() {
     );
     assert_eq!(target.last_event_seq().unwrap(), 0);
 }
+
+/// Rows a file edited with foreign keys off can hold (a spec, its phase and
+/// a message left behind by a deleted parent) are reported and removed by
+/// repair; the plan's other spec stays.
+#[test]
+fn repair_removes_pipeline_rows_whose_parent_is_gone() {
+    use taskdaemon_core::pipeline::{MessageKind, NewMessage, NewPhase, PipelineStatus};
+    use taskdaemon_store::conformance::pipeline::{new_plan, new_spec};
+
+    let (dir, store) = fresh();
+    let plan = store.create_plan(&new_plan("goal", true), "t").unwrap().id;
+    store
+        .set_plan_status(&plan, PipelineStatus::Running, None, "t")
+        .unwrap();
+    store
+        .add_specs(&plan, &[new_spec("a", &[], 0), new_spec("b", &[], 0)], "t")
+        .unwrap();
+    let phase = NewPhase {
+        name: "one".into(),
+        title: "One".into(),
+        body: "do it".into(),
+        validation: "true".into(),
+    };
+    store
+        .add_phases(&format!("{plan}/a"), &[phase], "t")
+        .unwrap();
+    let message = store
+        .send_message(
+            &NewMessage {
+                plan: plan.clone(),
+                from: "b".into(),
+                to: "a".into(),
+                kind: MessageKind::Share,
+                body: "found it".into(),
+            },
+            "t",
+        )
+        .unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    raw.execute_batch(&format!(
+        "PRAGMA foreign_keys=OFF;
+         DELETE FROM specs WHERE plan = '{plan}' AND name = 'a';"
+    ))
+    .unwrap();
+    drop(raw);
+
+    let problems = store.check_integrity().unwrap().problems;
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!(
+            "{plan}/a/1: phase of a spec or plan that does not exist"
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with(&format!("{}: message of a plan or spec", message.id)),
+        "{problems:?}"
+    );
+    let report = store.repair("t").unwrap();
+    assert_eq!(
+        report.orphans_removed,
+        vec![format!("{plan}/a/1"), message.id.clone()]
+    );
+    assert_eq!(report.remaining, Vec::<String>::new());
+    let tree = store.plan_tree(&plan).unwrap();
+    let names: Vec<&str> = tree.specs.iter().map(|s| s.spec.name.as_str()).collect();
+    assert_eq!(names, ["b"]);
+    assert!(store.message(&message.id).is_err());
+}

@@ -178,6 +178,9 @@ pub struct Model {
     pub progress: Option<LoopShow>,
     pub progress_error: Option<String>,
     pub chat: Chat,
+    /// The newest plans as trees, oldest first, and what waits for a person.
+    pub plans: Vec<crate::plan::PlanNode>,
+    pub attention: Option<taskdaemon_service::PipelineAttention>,
 }
 
 /// Which tables an event batch touched.
@@ -187,6 +190,7 @@ pub struct Touched {
     pub queues: bool,
     pub loops: bool,
     pub tracked: bool,
+    pub plans: bool,
 }
 
 impl Model {
@@ -209,7 +213,21 @@ impl Model {
             .tracked
             .set_tasks(service.tracked(&TrackedFilter::default())?);
         model.refresh_summary(service)?;
+        model.refresh_plans(service)?;
         Ok(model)
+    }
+
+    /// Reads the newest plans' trees and what of the pipeline waits for a person.
+    pub fn refresh_plans(&mut self, service: &Service) -> Result<()> {
+        let plans = service.plans(false)?;
+        let newest = plans.len().saturating_sub(PLANS_SHOWN);
+        self.plans = plans[newest..]
+            .iter()
+            .map(|p| service.plan_show(&p.plan.id))
+            .map(|show| show.map(|s| crate::plan::PlanNode::from_show(&s)))
+            .collect::<Result<_>>()?;
+        self.attention = Some(service.pipeline_attention()?);
+        Ok(())
     }
 
     pub fn refresh_daemon(&mut self, service: &Service) {
@@ -247,6 +265,10 @@ impl Model {
         let mut memory = false;
         for event in &events {
             if event.seq <= self.loaded_seq {
+                continue;
+            }
+            if is_pipeline(event.kind) {
+                touched.plans = true;
                 continue;
             }
             match &event.task_id {
@@ -287,6 +309,9 @@ impl Model {
         if touched.loops {
             self.refresh_loops(service)?;
         }
+        if touched.plans {
+            self.refresh_plans(service)?;
+        }
         if touched.tracked || memory {
             touched.tracked = true;
             self.refresh_summary(service)?;
@@ -301,7 +326,31 @@ impl Model {
             self.records.drain(..excess);
         }
     }
+}
 
+/// Plans shown in the Plan view (the newest).
+const PLANS_SHOWN: usize = 20;
+
+/// Events of plans, specs, phases and their messages: their task id is a
+/// plan, not a task.
+fn is_pipeline(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::PlanCreated
+            | EventKind::PlanSubmitted
+            | EventKind::PlanStatus
+            | EventKind::SpecCreated
+            | EventKind::SpecStatus
+            | EventKind::PhaseCreated
+            | EventKind::PhaseStatus
+            | EventKind::MessageSent
+            | EventKind::MessageDelivered
+            | EventKind::MessageAnswered
+            | EventKind::MessageDead
+    )
+}
+
+impl Model {
     /// Reads the end of `id`'s output (stdout and stderr).
     pub fn load_log(&mut self, service: &Service, id: &str) {
         let read = |stderr: bool| -> std::result::Result<Vec<String>, String> {

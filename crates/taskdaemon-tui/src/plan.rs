@@ -1,8 +1,8 @@
 //! The Plan view's data shape: plans -> specs -> phases, each with a status
-//! and a cost, drawn as a tree. No plan pipeline exists yet (the store holds
-//! no plans), so the view says so; this is the tree it will fill.
+//! and a cost, drawn as a tree, built from the service's `plan show`.
 
-use taskdaemon_core::Status;
+use taskdaemon_core::pipeline::PipelineStatus;
+use taskdaemon_service::PlanShow;
 
 use crate::tree::flatten;
 
@@ -29,9 +29,42 @@ impl PlanKind {
 pub struct PlanNode {
     pub kind: PlanKind,
     pub title: String,
-    pub status: Status,
+    pub status: PipelineStatus,
     pub cost_usd: f64,
     pub children: Vec<PlanNode>,
+}
+
+impl PlanNode {
+    /// The tree of one plan as `plan show` gives it.
+    pub fn from_show(show: &PlanShow) -> Self {
+        PlanNode {
+            kind: PlanKind::Plan,
+            title: format!("{} {}", show.plan.id, show.plan.display_title()),
+            status: show.plan.status,
+            cost_usd: show.plan.cost.cost_usd,
+            children: show
+                .specs
+                .iter()
+                .map(|s| PlanNode {
+                    kind: PlanKind::Spec,
+                    title: s.spec.name.clone(),
+                    status: s.spec.status,
+                    cost_usd: s.spec.cost.cost_usd,
+                    children: s
+                        .phases
+                        .iter()
+                        .map(|p| PlanNode {
+                            kind: PlanKind::Phase,
+                            title: format!("{} {}", p.phase.number, p.phase.title),
+                            status: p.phase.status,
+                            cost_usd: p.phase.cost.cost_usd,
+                            children: Vec::new(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The nodes in tree order, each with its guide (`├─ `...).
@@ -60,7 +93,7 @@ mod tests {
         PlanNode {
             kind,
             title: title.to_owned(),
-            status: Status::Pending,
+            status: PipelineStatus::Pending,
             cost_usd: 0.0,
             children,
         }

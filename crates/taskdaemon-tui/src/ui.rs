@@ -10,12 +10,13 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
 use taskdaemon_core::Status;
+use taskdaemon_core::pipeline::PipelineStatus;
 use taskdaemon_core::time::{Millis, to_rfc3339};
 use taskdaemon_service::ChatRole;
 
 use crate::app::{App, Mode, View};
 use crate::model::ChatLine;
-use crate::plan::{PlanNode, plan_rows};
+use crate::plan::plan_rows;
 use crate::style::{status_label, status_symbol};
 
 /// Keys shown by `?`.
@@ -64,7 +65,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         View::Queues => draw_queues(frame, app, body),
         View::Tracked => draw_tracked(frame, app, body),
         View::Executions => draw_executions(frame, app, body),
-        View::Plan => draw_plan(frame, app, body, &[]),
+        View::Plan => draw_plan(frame, app, body),
         View::Chat => draw_chat(frame, app, body),
         View::Records => draw_records(frame, app, body),
     }
@@ -661,21 +662,21 @@ fn draw_progress(frame: &mut Frame, app: &App, area: Rect) {
 
 // ----- Plan -----
 
-/// The Plan view: plans -> specs -> phases as a tree. No plan pipeline
-/// exists yet, so it says so; the tree below is what plans will fill.
-pub fn draw_plan(frame: &mut Frame, app: &App, area: Rect, plans: &[PlanNode]) {
+/// The Plan view: the newest plans -> specs -> phases as a tree with
+/// status and cost, and below it what waits for a person (queries to
+/// answer with `plan answer`, alerts).
+pub fn draw_plan(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
+    let plans = &app.model.plans;
     if plans.is_empty() {
         let text = vec![
-            Line::styled("The plan pipeline is not available yet.", theme.warn()),
-            Line::raw(""),
-            Line::raw("Plans (Plan -> Spec -> Phase) have not been built into taskdaemon, and the"),
-            Line::raw("store holds no plans. When they land, this view shows each plan with its"),
-            Line::raw("specs and phases as a tree, with status and cost."),
+            Line::styled("No plans yet.", theme.warn()),
             Line::raw(""),
             Line::raw(
-                "Meanwhile: Executions shows LLM loops, Tracked shows work with dependencies.",
+                "`taskdaemon new-plan \"GOAL\"` starts one: a plan loop reads the repository,",
             ),
+            Line::raw("then specs, phases and Ralph loops in git worktrees work it out. Each plan"),
+            Line::raw("shows here with its specs and phases as a tree, with status and cost."),
         ];
         let para = Paragraph::new(text)
             .wrap(Wrap { trim: false })
@@ -683,11 +684,22 @@ pub fn draw_plan(frame: &mut Frame, app: &App, area: Rect, plans: &[PlanNode]) {
         frame.render_widget(para, area);
         return;
     }
+    let waiting = attention_lines(app);
+    let height = u16::try_from(waiting.len()).unwrap_or(u16::MAX);
+    let [tree, below] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(if waiting.is_empty() {
+            0
+        } else {
+            height.saturating_add(2)
+        }),
+    ])
+    .areas(area);
     let rows: Vec<Row> = plan_rows(plans)
         .into_iter()
         .map(|(guide, node)| {
             Row::new(vec![
-                status_cell(app, node.status),
+                pipeline_status_cell(app, node.status),
                 Cell::from(Line::from(vec![
                     Span::styled(guide, theme.dim()),
                     Span::raw(format!("{} {}", node.kind.as_str(), node.title)),
@@ -706,7 +718,63 @@ pub fn draw_plan(frame: &mut Frame, app: &App, area: Rect, plans: &[PlanNode]) {
     )
     .header(Row::new(["STATUS", "PLAN / SPEC / PHASE", "COST"]).style(theme.header()))
     .block(Block::bordered().title(" Plan "));
-    frame.render_widget(table, area);
+    frame.render_widget(table, tree);
+    if !waiting.is_empty() {
+        let para = Paragraph::new(waiting)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" Waiting for you "));
+        frame.render_widget(para, below);
+    }
+}
+
+/// One line per query waiting for an answer and per alert of an open plan.
+fn attention_lines(app: &App) -> Vec<Line<'static>> {
+    let Some(attention) = &app.model.attention else {
+        return Vec::new();
+    };
+    let theme = app.theme;
+    let mut lines: Vec<Line> = attention
+        .queries
+        .iter()
+        .map(|q| {
+            Line::from(vec![
+                Span::styled(format!("? {} ", q.id), theme.warn()),
+                Span::raw(format!(
+                    "{} from {}: {} (taskdaemon plan answer {} TEXT)",
+                    q.plan,
+                    q.from,
+                    q.body.replace(['\n', '\r'], " "),
+                    q.id
+                )),
+            ])
+        })
+        .collect();
+    lines.extend(attention.alerts.iter().map(|a| {
+        Line::from(vec![
+            Span::styled(format!("! {} ", a.id), theme.warn()),
+            Span::raw(format!(
+                "{} from {}: {}",
+                a.plan,
+                a.from,
+                a.body.replace(['\n', '\r'], " ")
+            )),
+        ])
+    }));
+    lines
+}
+
+/// A pipeline status in the colour of the task status it is closest to.
+fn pipeline_status_cell(app: &App, status: PipelineStatus) -> Cell<'static> {
+    let like = match status {
+        PipelineStatus::Draft | PipelineStatus::Pending => Status::Pending,
+        PipelineStatus::Running => Status::Running,
+        PipelineStatus::Succeeded => Status::Succeeded,
+        PipelineStatus::Failed => Status::Failed,
+        PipelineStatus::Cancelled => Status::Cancelled,
+        PipelineStatus::Blocked | PipelineStatus::Paused => Status::Blocked,
+    };
+    let label = format!("{} {status}", status_symbol(like));
+    Cell::from(Span::styled(label, app.theme.status(like)))
 }
 
 // ----- Chat -----

@@ -102,11 +102,94 @@ fn executions_view() {
 }
 
 #[test]
-fn plan_view_says_plans_are_not_available() {
+fn plan_view_without_plans_says_how_to_start_one() {
     let fixture = Fixture::filled();
     let mut app = app(&fixture);
     key(&mut app, KeyCode::Char('5'));
     snapshot!("plan", render(&mut app));
+}
+
+#[test]
+fn plan_view_shows_the_tree_with_costs_and_what_waits_for_an_answer() {
+    use taskdaemon_core::pipeline::{
+        MessageKind, NewMessage, NewPhase, NewPlan, NewSpec, PipelineCost, PipelineStatus,
+    };
+
+    let fixture = Fixture::filled();
+    let store = fixture.service.store();
+    let plan = store
+        .create_plan(
+            &NewPlan {
+                goal: "Add OAuth login".into(),
+                target_branch: "main".into(),
+                base_commit: "0123abcd".into(),
+                auto_approve: true,
+                ..NewPlan::default()
+            },
+            "test",
+        )
+        .unwrap()
+        .id;
+    store
+        .set_plan_status(&plan, PipelineStatus::Running, None, "daemon")
+        .unwrap();
+    let spec = |name: &str| NewSpec {
+        name: name.into(),
+        title: format!("Spec {name}"),
+        body: "build it".into(),
+        depends_on: Vec::new(),
+        priority: 0,
+    };
+    store
+        .add_specs(&plan, &[spec("auth"), spec("ui")], "loop")
+        .unwrap();
+    let phase = NewPhase {
+        name: "schema".into(),
+        title: "Write the schema".into(),
+        body: "tables".into(),
+        validation: "true".into(),
+    };
+    store
+        .add_phases(&format!("{plan}/auth"), &[phase], "loop")
+        .unwrap();
+    store
+        .add_pipeline_cost(
+            &format!("{plan}/auth/1"),
+            &PipelineCost {
+                input_tokens: 1000,
+                output_tokens: 100,
+                cost_usd: 0.25,
+            },
+        )
+        .unwrap();
+    store
+        .send_message(
+            &NewMessage {
+                plan: plan.clone(),
+                from: "auth".into(),
+                to: "human".into(),
+                kind: MessageKind::Query,
+                body: "Which provider?".into(),
+            },
+            "daemon",
+        )
+        .unwrap();
+    let mut app = app(&fixture);
+    key(&mut app, KeyCode::Char('5'));
+    let screen = render(&mut app);
+    for expected in [
+        &format!("plan {plan} Add OAuth login") as &str,
+        "├─ spec auth",
+        "│  └─ phase 1 Write the schema",
+        "└─ spec ui",
+        "running",
+        "$0.25",
+        "Waiting for you",
+        "? MSG-1 ",
+        "from auth: Which provider? (taskdaemon plan answer MSG-1 TEXT)",
+    ] {
+        assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
+    }
 }
 
 #[test]

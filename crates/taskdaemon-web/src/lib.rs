@@ -3,6 +3,7 @@
 //! (`taskdaemon web`).
 //!
 //! - [`api`]: REST v1, thin handlers over `taskdaemon-service`.
+//! - [`plans`]: plans, their trees and the actions people take on them.
 //! - [`stream`]: the change feed over a WebSocket.
 //! - [`metrics`]: Prometheus text.
 //! - [`auth`]: the token and share links (401/403).
@@ -17,6 +18,7 @@ pub mod assets;
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
+pub mod plans;
 pub mod problem;
 pub mod state;
 pub mod stream;
@@ -132,7 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/aggregates", get(api::aggregates))
         .route("/report", get(api::report))
         .route("/me", get(api::me))
-        .route("/stream", get(stream::stream));
+        .route("/stream", get(stream::stream))
+        .merge(plans::routes());
     let protected = Router::new()
         .nest("/api/v1", v1)
         .route("/api/openapi.json", get(openapi::document))

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa::OpenApi;
 
-use crate::{api, problem, stream};
+use crate::{api, plans, problem, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,8 +16,11 @@ use crate::{api, problem, stream};
         api::search, api::history, api::metrics_json, api::me, api::spawn, api::kill,
         api::restart, api::cancel, api::retry, api::act, api::submit, api::loop_run,
         api::loop_stop, api::aggregates, api::report, stream::stream,
+        plans::list_plans, plans::show_plan, plans::attention, plans::approve_plan,
+        plans::cancel_plan, plans::resume_plan, plans::answer_query,
     ),
-    components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody)),
+    components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody,
+        plans::CancelPlanBody, plans::AnswerBody)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]

@@ -2,7 +2,7 @@
 
 use taskdaemon_core::time::to_rfc3339;
 use taskdaemon_daemon::{start_daemon_with, stop_daemon};
-use taskdaemon_service::WorkerState;
+use taskdaemon_service::{PipelineAttention, WorkerState};
 use taskdaemon_workspace::Workspace;
 
 use super::workers::print_tables;
@@ -113,6 +113,7 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(alert) = &config.alert {
         println!("alert      {alert}");
     }
+    print_pipeline(&report.pipeline);
     if args.detailed {
         println!("limits     {}", report.limits);
     }
@@ -125,4 +126,41 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Plans in progress, queries waiting for an answer and alerts, one line each.
+fn print_pipeline(pipeline: &PipelineAttention) {
+    for p in &pipeline.plans {
+        println!(
+            "plan       {} {}: {}, {}/{} specs done",
+            p.plan.id,
+            p.plan.display_title(),
+            p.plan.status,
+            p.specs_succeeded,
+            p.specs_total
+        );
+    }
+    for q in &pipeline.queries {
+        println!(
+            "query      {} ({}, from {}): {} (answer: taskdaemon plan answer {} TEXT)",
+            q.id,
+            q.plan,
+            q.from,
+            one_line(&q.body),
+            q.id
+        );
+    }
+    for a in &pipeline.alerts {
+        println!(
+            "alert      {} ({}, from {}): {}",
+            a.id,
+            a.plan,
+            a.from,
+            one_line(&a.body)
+        );
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
 }

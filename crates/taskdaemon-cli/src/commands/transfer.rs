@@ -333,6 +333,20 @@ fn repair_text(repair: &Repair) -> String {
     for id in &repair.store.resettled {
         out.push_str(&format!("corrected the waiting status of {id}\n"));
     }
+    for orphan in &repair.store.orphans_removed {
+        out.push_str(&format!(
+            "removed {orphan}: its plan, spec or loop is gone\n"
+        ));
+    }
+    for path in &repair.worktrees_removed {
+        out.push_str(&format!(
+            "removed worktree {}: no spec owns it (its branch is kept)\n",
+            path.display()
+        ));
+    }
+    if let Some(e) = &repair.worktrees_error {
+        out.push_str(&format!("worktrees: NOT cleaned up: {e}\n"));
+    }
     for p in &repair.projections {
         let action = match &p.error {
             None => "rewritten from the store".to_owned(),

@@ -138,6 +138,25 @@ async function main() {
     check(width <= 390, `the page is ${width}px wide at a 390px viewport`);
     result.screenshot = path.join(env('TD_SHOTS'), 'dashboard-390.png');
     await small.screenshot({ path: result.screenshot, fullPage: true });
+
+    // 6. Plans at 390px: the list and one plan's tree, nothing wider than the screen.
+    const git = (...args) => execFileSync('git', ['-C', env('TD_WORKSPACE'), '-c', 'user.name=Test',
+      '-c', 'user.email=test@example.com', ...args], { encoding: 'utf8' });
+    git('init', '--quiet', '--initial-branch=main');
+    git('commit', '--quiet', '--allow-empty', '-m', 'first');
+    const plan = cli('new-plan', 'Add OAuth login');
+    await small.goto(`${BASE}/#/plans`);
+    await small.waitForSelector(`#plan-list tr[data-plan="${plan}"]`, WAIT);
+    const listWidth = await small.evaluate(() => document.documentElement.scrollWidth);
+    check(listWidth <= 390, `the Plans view is ${listWidth}px wide at a 390px viewport`);
+    await small.click(`#plan-list tr[data-plan="${plan}"] a`);
+    await small.waitForSelector('#plan-detail dl.fields', WAIT);
+    check((await small.textContent('#plan-detail')).includes('Add OAuth login'), 'the plan page shows its goal');
+    const planWidth = await small.evaluate(() => document.documentElement.scrollWidth);
+    check(planWidth <= 390, `the plan page is ${planWidth}px wide at a 390px viewport`);
+    result.plan = plan;
+    result.plans_screenshot = path.join(env('TD_SHOTS'), 'plan-390.png');
+    await small.screenshot({ path: result.plans_screenshot, fullPage: true });
   } finally {
     await browser.close();
   }

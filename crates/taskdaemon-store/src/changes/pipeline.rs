@@ -15,6 +15,101 @@ use taskdaemon_core::{EventKind, NewEvent};
 use super::Recorded;
 use crate::{Result, StoreError};
 
+// The pipeline tables' columns in the order both backends read them back;
+// the schemas name them alike, so one list serves both.
+pub(crate) const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
+     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
+     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
+     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
+
+/// Pipeline rows whose parent is gone: what `check_integrity` reports and
+/// `repair` deletes, the same SQL on both backends. `find` selects one text
+/// column naming each row; `fix` deletes exactly those rows. Listed
+/// children first, so a fix never leaves a row pointing at one it removed.
+pub(crate) struct OrphanRule {
+    pub what: &'static str,
+    pub find: &'static str,
+    pub fix: &'static str,
+}
+
+pub(crate) const ORPHAN_RULES: &[OrphanRule] = &[
+    OrphanRule {
+        what: "phase of a spec or plan that does not exist",
+        find: "SELECT ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) FROM phases ph
+               WHERE NOT EXISTS (SELECT 1 FROM specs s WHERE s.plan = ph.plan AND s.name = ph.spec)
+                  OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = ph.plan)
+               ORDER BY 1",
+        fix: "DELETE FROM phases
+              WHERE NOT EXISTS (SELECT 1 FROM specs s WHERE s.plan = phases.plan AND s.name = phases.spec)
+                 OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = phases.plan)",
+    },
+    OrphanRule {
+        what: "spec of a plan that does not exist",
+        find: "SELECT s.plan || '/' || s.name FROM specs s
+               WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = s.plan) ORDER BY 1",
+        fix: "DELETE FROM specs WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = specs.plan)",
+    },
+    OrphanRule {
+        what: "message of a plan or spec that does not exist",
+        find: "SELECT 'MSG-' || CAST(m.id AS TEXT) FROM messages m
+               WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = m.plan)
+                  OR (m.recipient NOT IN ('human', 'plan') AND NOT EXISTS
+                        (SELECT 1 FROM specs s WHERE s.plan = m.plan AND s.name = m.recipient))
+                  OR (m.sender NOT IN ('human', 'plan') AND NOT EXISTS
+                        (SELECT 1 FROM specs s WHERE s.plan = m.plan AND s.name = m.sender))
+               ORDER BY m.id",
+        fix: "DELETE FROM messages
+              WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = messages.plan)
+                 OR (messages.recipient NOT IN ('human', 'plan') AND NOT EXISTS
+                       (SELECT 1 FROM specs s WHERE s.plan = messages.plan AND s.name = messages.recipient))
+                 OR (messages.sender NOT IN ('human', 'plan') AND NOT EXISTS
+                       (SELECT 1 FROM specs s WHERE s.plan = messages.plan AND s.name = messages.sender))",
+    },
+    // A message's per-recipient deliveries go with it (ON DELETE CASCADE).
+    OrphanRule {
+        what: "broadcast delivery to a spec that does not exist",
+        find: "SELECT 'MSG-' || CAST(d.message AS TEXT) || ' to ' || d.recipient
+               FROM message_deliveries d
+               WHERE NOT EXISTS (SELECT 1 FROM messages m JOIN specs s ON s.plan = m.plan
+                                 WHERE m.id = d.message AND s.name = d.recipient)
+               ORDER BY d.message, d.recipient",
+        fix: "DELETE FROM message_deliveries
+              WHERE NOT EXISTS (SELECT 1 FROM messages m JOIN specs s ON s.plan = m.plan
+                                WHERE m.id = message_deliveries.message
+                                  AND s.name = message_deliveries.recipient)",
+    },
+    OrphanRule {
+        what: "loop record of a plan, spec, phase or loop task that does not exist",
+        find: "SELECT l.node || ' -> ' || l.loop_task FROM pipeline_loops l
+               WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.loop_task)
+                  OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = l.plan)
+                  OR NOT (l.node = l.plan
+                       OR EXISTS (SELECT 1 FROM specs s WHERE s.plan || '/' || s.name = l.node)
+                       OR EXISTS (SELECT 1 FROM phases ph
+                                  WHERE ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) = l.node))
+               ORDER BY l.seq",
+        fix: "DELETE FROM pipeline_loops
+              WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = pipeline_loops.loop_task)
+                 OR NOT EXISTS (SELECT 1 FROM plans p WHERE p.id = pipeline_loops.plan)
+                 OR NOT (pipeline_loops.node = pipeline_loops.plan
+                      OR EXISTS (SELECT 1 FROM specs s WHERE s.plan || '/' || s.name = pipeline_loops.node)
+                      OR EXISTS (SELECT 1 FROM phases ph
+                                 WHERE ph.plan || '/' || ph.spec || '/' || CAST(ph.number AS TEXT) = pipeline_loops.node))",
+    },
+];
+
+/// The integrity problem for orphan `name` found by `rule`.
+pub(crate) fn orphan_problem(rule: &OrphanRule, name: &str) -> String {
+    format!("{name}: {} (repair removes it)", rule.what)
+}
+
 /// The canonical plan id `id` names; refused when it names a spec or phase.
 pub(crate) fn plan_ref(id: &str) -> Result<String> {
     match id.parse::<PipelineRef>()? {
@@ -477,6 +572,114 @@ pub(crate) fn message_sent(new: &NewMessage, specs: &[String], actor: &str) -> R
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default().trim()
+}
+
+/// A decided change of one recipient's delivery of a broadcast: the
+/// backend writes `(message, recipient) -> (to, reason)` and appends `event`.
+#[derive(Debug, Clone)]
+pub(crate) struct RecipientChange {
+    pub recipient: String,
+    pub to: Delivery,
+    pub reason: Option<String>,
+    pub event: Recorded,
+}
+
+/// `recipient` (a spec of the plan, one of `specs`) reading broadcast
+/// `message` (`to` delivered) or missing it (`to` dead, with `reason`).
+/// Its row, if any, is in `message.deliveries`. `None` when it is so
+/// already (a driver replaying after a crash).
+pub(crate) fn recipient_change(
+    message: &MessageRecord,
+    recipient: &str,
+    specs: &[String],
+    to: Delivery,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<Option<RecipientChange>> {
+    if !message.is_broadcast() {
+        return Err(StoreError::Conflict(format!(
+            "{} goes to {}, not to the whole plan: it has one delivery",
+            message.id, message.to
+        )));
+    }
+    if recipient == message.from {
+        return Err(StoreError::Invalid(format!(
+            "{} was sent by {recipient}: a loop does not receive its own broadcast",
+            message.id
+        )));
+    }
+    if !specs.iter().any(|s| s == recipient) {
+        return Err(StoreError::Invalid(format!(
+            "recipient '{recipient}' is not a spec of {}",
+            message.plan
+        )));
+    }
+    if let Some(current) = message.deliveries.iter().find(|d| d.recipient == recipient) {
+        if current.delivery == to {
+            return Ok(None);
+        }
+        return Err(StoreError::Conflict(format!(
+            "{} is {} to {recipient} already: it cannot become {to}",
+            message.id, current.delivery
+        )));
+    }
+    let (kind, text, reason) = match to {
+        Delivery::Delivered => (
+            EventKind::MessageDelivered,
+            format!("{} delivered to {recipient}", message.id),
+            None,
+        ),
+        Delivery::Dead => {
+            let reason = reason
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .unwrap_or("undeliverable");
+            (
+                EventKind::MessageDead,
+                format!("{} to {recipient} is a dead letter: {reason}", message.id),
+                Some(reason.to_owned()),
+            )
+        }
+        other => {
+            return Err(StoreError::Conflict(format!(
+                "a broadcast's recipient is delivered or dead, not {other}"
+            )));
+        }
+    };
+    let event = NewEvent::new(kind, actor, text);
+    let after = json!({ "recipient": recipient, "delivery": to.as_str(), "reason": reason });
+    Ok(Some(RecipientChange {
+        recipient: recipient.to_owned(),
+        to,
+        reason,
+        event: (event, None, Some(after)),
+    }))
+}
+
+/// Refuses marking addressed message `message` as read by a spec it is
+/// not addressed to.
+pub(crate) fn check_addressed_to(message: &MessageRecord, recipient: &str) -> Result<()> {
+    if message.to == recipient {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "{} is addressed to {}, not {recipient}",
+        message.id, message.to
+    )))
+}
+
+/// Why `spec` missed broadcast `message`: it ended after the broadcast was
+/// sent without its loop reading it. `None` when it may still read it, did,
+/// sent it, or had ended before it was sent (then it was no recipient).
+pub(crate) fn missed_broadcast(message: &MessageRecord, spec: &SpecRecord) -> Option<String> {
+    let answered = message.deliveries.iter().any(|d| d.recipient == spec.name);
+    let ended_after = !spec.status.is_open() && spec.updated_at >= message.created_at;
+    (message.is_broadcast() && spec.name != message.from && !answered && ended_after).then(|| {
+        format!(
+            "spec {} ended ({}) before its loop read it",
+            spec.name, spec.status
+        )
+    })
 }
 
 /// A decided delivery change of a message.

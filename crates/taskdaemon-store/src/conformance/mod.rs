@@ -147,6 +147,14 @@ pub const CHECKS: &[Check] = &[
         pipeline::messages_are_delivered_answered_or_dead,
     ),
     (
+        "broadcasts_are_delivered_per_recipient",
+        pipeline::broadcasts_are_delivered_per_recipient,
+    ),
+    (
+        "repair_removes_pipeline_orphans",
+        pipeline::repair_removes_pipeline_orphans,
+    ),
+    (
         "claims_are_fifo_and_exclusive",
         claim::claims_are_fifo_and_exclusive,
     ),

@@ -477,6 +477,42 @@ pub fn costs_roll_up(store: &dyn Store) {
     );
 }
 
+/// A loop record pointing at a loop task that does not exist is reported
+/// by the integrity check and removed by repair; the rest of the plan and
+/// its real loop records stay.
+pub fn repair_removes_pipeline_orphans(store: &dyn Store) {
+    let plan = running_plan(store, "goal");
+    store
+        .add_specs(&plan, &[new_spec("a", &[], 0)], "t")
+        .unwrap();
+    let a = format!("{plan}/a");
+    let task = store
+        .create_process(&process_spec(None, &["true"]), "t")
+        .unwrap();
+    store.set_pipeline_loop(&a, Some(&task.id)).unwrap();
+    assert_eq!(
+        store.check_integrity().unwrap().problems,
+        Vec::<String>::new()
+    );
+    store.set_pipeline_loop(&plan, Some("LOOP-404")).unwrap();
+    let problems = store.check_integrity().unwrap().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{plan} -> LOOP-404: loop record of ")),
+        "{problems:?}"
+    );
+    let report = store.repair("t").unwrap();
+    assert_eq!(report.orphans_removed, vec![format!("{plan} -> LOOP-404")]);
+    assert_eq!(report.remaining, Vec::<String>::new());
+    assert_eq!(
+        store.pipeline_loops(&plan).unwrap(),
+        vec![(a.clone(), task.id.clone())]
+    );
+    assert_eq!(store.plan_tree(&plan).unwrap().specs.len(), 1);
+    let again = store.repair("t").unwrap();
+    assert!(again.orphans_removed.is_empty(), "{again:?}");
+}
+
 /// Messages: addressed and broadcast delivery, queries answered once,
 /// dead letters with their reason.
 pub fn messages_are_delivered_answered_or_dead(store: &dyn Store) {
@@ -589,6 +625,139 @@ pub fn messages_are_delivered_answered_or_dead(store: &dyn Store) {
     assert_eq!(sent[0].task_id.as_deref(), Some(plan.as_str()));
 }
 
+/// A broadcast has a delivery per recipient loop: one loop reading it does
+/// not take it from the others, a recipient is delivered once, a spec that
+/// ended without reading it gets a dead delivery with the reason, and an
+/// addressed message is read only by its recipient.
+pub fn broadcasts_are_delivered_per_recipient(store: &dyn Store) {
+    let plan = running_plan(store, "goal");
+    let specs = [
+        new_spec("a", &[], 0),
+        new_spec("b", &[], 0),
+        new_spec("c", &[], 0),
+    ];
+    store.add_specs(&plan, &specs, "t").unwrap();
+    let send = |from: &str, to: &str, body: &str| {
+        store
+            .send_message(
+                &NewMessage {
+                    plan: plan.clone(),
+                    from: from.into(),
+                    to: to.into(),
+                    kind: MessageKind::Share,
+                    body: body.into(),
+                },
+                "t",
+            )
+            .unwrap()
+    };
+    let pending_ids = |spec: &str| -> Vec<String> {
+        store
+            .pending_messages(&plan, spec)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    let share = send("a", "plan", "the API uses JWT");
+    assert!(share.deliveries.is_empty());
+    assert_eq!(pending_ids("b"), [share.id.as_str()]);
+    assert_eq!(pending_ids("c"), [share.id.as_str()]);
+
+    let read = store.deliver_message(&share.id, "b", "d").unwrap();
+    assert_eq!(read.delivery, Delivery::Pending, "others may still read it");
+    assert_eq!(read.deliveries.len(), 1);
+    assert_eq!(read.deliveries[0].recipient, "b");
+    assert_eq!(read.deliveries[0].delivery, Delivery::Delivered);
+    assert!(pending_ids("b").is_empty(), "b read it");
+    assert_eq!(pending_ids("c"), [share.id.as_str()], "c has not");
+    assert_eq!(
+        store.deliver_message(&share.id, "b", "d").unwrap(),
+        read,
+        "reading again changes nothing"
+    );
+    assert_eq!(store.message(&share.id).unwrap(), read);
+    assert!(matches!(
+        store.deliver_message(&share.id, "a", "d"),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.deliver_message(&share.id, "zz", "d"),
+        Err(StoreError::Invalid(_))
+    ));
+
+    let dead = store
+        .dead_letter_for(&share.id, "c", "spec c has ended", "d")
+        .unwrap();
+    let c = dead.deliveries.iter().find(|d| d.recipient == "c").unwrap();
+    assert_eq!(c.delivery, Delivery::Dead);
+    assert_eq!(c.reason.as_deref(), Some("spec c has ended"));
+    assert!(matches!(
+        store.deliver_message(&share.id, "c", "d"),
+        Err(StoreError::Conflict(_))
+    ));
+    let letters = store
+        .messages(&MessageFilter {
+            plan: Some(plan.clone()),
+            delivery: vec![Delivery::Dead],
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        letters,
+        vec![dead.clone()],
+        "a broadcast dead for one recipient is a dead letter"
+    );
+
+    let addressed = send("a", "b", "for b only");
+    assert!(matches!(
+        store.deliver_message(&addressed.id, "c", "d"),
+        Err(StoreError::Conflict(_))
+    ));
+    let addressed = store.deliver_message(&addressed.id, "b", "d").unwrap();
+    assert_eq!(addressed.delivery, Delivery::Delivered);
+    assert!(addressed.deliveries.is_empty());
+    assert!(matches!(
+        store.dead_letter_for(&addressed.id, "c", "x", "d"),
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A spec that ends after a broadcast, without reading it, missed it.
+    let second = send("b", "plan", "second finding");
+    store
+        .set_spec_status(&format!("{plan}/c"), PipelineStatus::Cancelled, None, "t")
+        .unwrap();
+    let settled = store.settle_broadcasts(&plan, "d").unwrap();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(settled[0].id, second.id);
+    let missed: Vec<(&str, Delivery)> = settled[0]
+        .deliveries
+        .iter()
+        .map(|d| (d.recipient.as_str(), d.delivery))
+        .collect();
+    assert_eq!(missed, [("c", Delivery::Dead)], "a is still open");
+    assert!(
+        settled[0].deliveries[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("spec c ended (cancelled)"),
+        "{settled:?}"
+    );
+    assert!(store.settle_broadcasts(&plan, "d").unwrap().is_empty());
+    assert_eq!(pending_ids("a"), [second.id.as_str()]);
+
+    let delivered = store
+        .events_after(0, &[EventKind::MessageDelivered], 100)
+        .unwrap();
+    assert!(
+        delivered
+            .iter()
+            .any(|e| e.message == format!("{} delivered to b", share.id)),
+        "{delivered:?}"
+    );
+}
+
 /// Fills `store` with a running plan carrying everything an export must
 /// keep: specs with a dependency, phases, costs, a loop id, notes, and
 /// messages in each delivery state. Returns the plan's id.
@@ -642,8 +811,11 @@ pub fn fill_plan(store: &dyn Store) -> String {
         kind,
         body: format!("to {to}"),
     };
-    store
+    let share = store
         .send_message(&message("plan", MessageKind::Share), "t")
+        .unwrap();
+    store
+        .dead_letter_for(&share.id, "a", "spec a ended", "t")
         .unwrap();
     let query = store
         .send_message(&message("human", MessageKind::Query), "t")

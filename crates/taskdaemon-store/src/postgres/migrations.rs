@@ -403,9 +403,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
-    // 7 to 9: numbers other branches of issue 20 take; empty here until they merge.
+    // 7: the pipeline driver's number; empty until its branch merges.
     "",
-    "",
+    // 8: a broadcast's delivery per recipient loop (SQLite's migration 10).
+    r#"
+    CREATE TABLE message_deliveries (
+        message   BIGINT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        delivery  TEXT NOT NULL,
+        reason    TEXT,
+        at        BIGINT NOT NULL,
+        PRIMARY KEY (message, recipient)
+    );
+    "#,
+    // 9: the typed-links branch's number; empty until it merges.
     "",
     // 10: decay. A compacted tracked task keeps its original description
     // and note here (the task row holds the summary); the task's search

@@ -9,31 +9,20 @@ use postgres::types::ToSql;
 use taskdaemon_core::HumanId;
 use taskdaemon_core::pipeline::{
     Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
-    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
-    SpecTree, message_id, parse_message_id, spec_branch, spec_worktree,
+    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
+    RecipientDelivery, SpecRecord, SpecTree, message_id, parse_message_id, spec_branch,
+    spec_worktree,
 };
 use taskdaemon_core::time::now_millis;
 
 use super::events::record;
 use super::{Tx, next_counter};
 use crate::changes::pipeline::{
-    self as decide, DeliveryChange, Level, PhaseAdd, SpecAdd, StatusChange, missing, phase_ref,
-    plan_ref, spec_ref,
+    self as decide, DeliveryChange, Level, MESSAGE_COLUMNS, PHASE_COLUMNS, PLAN_COLUMNS, PhaseAdd,
+    RecipientChange, SPEC_COLUMNS, SpecAdd, StatusChange, missing, phase_ref, plan_ref, spec_ref,
 };
 use crate::encoding::{malformed, to_json_text};
 use crate::{MessageFilter, PlanFilter, Result, StoreError};
-
-const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
-     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
-     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
-     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const MESSAGE_COLUMNS: &str =
-    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
 
 fn parsed<T: std::str::FromStr>(row: &Row, column: &'static str) -> Result<T>
 where
@@ -130,7 +119,35 @@ fn message_from_row(row: &Row) -> Result<MessageRecord> {
         reason: row.try_get("reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        deliveries: Vec::new(),
     })
+}
+
+fn recipient_delivery_from_row(row: &Row) -> Result<RecipientDelivery> {
+    Ok(RecipientDelivery {
+        recipient: row.try_get("recipient")?,
+        delivery: parsed(row, "delivery")?,
+        reason: row.try_get("reason")?,
+        at: row.try_get("at")?,
+    })
+}
+
+/// Fills in each broadcast's per-recipient deliveries.
+fn with_deliveries(
+    tx: &mut Tx<'_>,
+    mut messages: Vec<MessageRecord>,
+) -> Result<Vec<MessageRecord>> {
+    for message in messages.iter_mut().filter(|m| m.is_broadcast()) {
+        let number = message_number(&message.id)?;
+        message.deliveries = query(
+            tx,
+            "SELECT recipient, delivery, reason, at FROM message_deliveries
+             WHERE message = $1 ORDER BY at, recipient",
+            &[&number],
+            recipient_delivery_from_row,
+        )?;
+    }
+    Ok(messages)
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -645,13 +662,16 @@ fn message_number(id: &str) -> Result<i64> {
 
 fn find_message(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<MessageRecord> {
     let number = message_number(id)?;
-    query_one(
+    let message = query_one(
         tx,
         &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1{lock}"),
         &[&number],
         message_from_row,
     )?
-    .ok_or_else(|| missing("message", message_id(number)))
+    .ok_or_else(|| missing("message", message_id(number)))?;
+    with_deliveries(tx, vec![message])?
+        .pop()
+        .ok_or_else(|| missing("message", message_id(number)))
 }
 
 pub(super) fn load_message(tx: &mut Tx<'_>, id: &str) -> Result<MessageRecord> {
@@ -663,7 +683,7 @@ pub(super) fn list_messages(tx: &mut Tx<'_>, filter: &MessageFilter) -> Result<V
     let kind = filter.kind.map(|k| k.as_str());
     let delivery: Vec<&str> = filter.delivery.iter().map(|d| d.as_str()).collect();
     let limit = filter.limit.map(|n| n as i64);
-    query(
+    let messages = query(
         tx,
         &format!(
             "SELECT * FROM (
@@ -671,13 +691,16 @@ pub(super) fn list_messages(tx: &mut Tx<'_>, filter: &MessageFilter) -> Result<V
                WHERE ($1::text IS NULL OR plan = $1)
                  AND ($2::text IS NULL OR recipient = $2)
                  AND ($3::text IS NULL OR kind = $3)
-                 AND (cardinality($4::text[]) = 0 OR delivery = ANY($4))
+                 AND (cardinality($4::text[]) = 0 OR delivery = ANY($4)
+                      OR EXISTS (SELECT 1 FROM message_deliveries d
+                                 WHERE d.message = messages.id AND d.delivery = ANY($4)))
                ORDER BY id DESC LIMIT $5) AS newest
              ORDER BY id"
         ),
         &[&plan, &filter.to, &kind, &delivery, &limit],
         message_from_row,
-    )
+    )?;
+    with_deliveries(tx, messages)
 }
 
 pub(super) fn pending_for(
@@ -686,17 +709,110 @@ pub(super) fn pending_for(
     recipient: &str,
 ) -> Result<Vec<MessageRecord>> {
     let plan = plan_ref(plan)?;
-    query(
+    let messages = query(
         tx,
         &format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE plan = $1 AND delivery = 'pending'
-               AND (recipient = $2 OR (recipient = 'plan' AND sender <> $2))
+               AND (recipient = $2
+                    OR (recipient = 'plan' AND sender <> $2 AND NOT EXISTS (
+                          SELECT 1 FROM message_deliveries d
+                          WHERE d.message = messages.id AND d.recipient = $2)))
              ORDER BY id"
         ),
         &[&plan, &recipient],
         message_from_row,
-    )
+    )?;
+    with_deliveries(tx, messages)
+}
+
+/// `recipient`'s loop read message `id` (`to` delivered) or cannot
+/// (`to` dead, with `reason`): an addressed message changes its own
+/// delivery, a broadcast records the recipient's.
+pub(super) fn deliver_to(
+    tx: &mut Tx<'_>,
+    id: &str,
+    recipient: &str,
+    to: Delivery,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<MessageRecord> {
+    let message = find_message(tx, id, " FOR UPDATE")?;
+    if !message.is_broadcast() {
+        decide::check_addressed_to(&message, recipient)?;
+        return deliver(tx, id, to, reason, actor);
+    }
+    let specs: Vec<String> = specs_of(tx, &message.plan)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    if let Some(change) = decide::recipient_change(&message, recipient, &specs, to, reason, actor)?
+    {
+        write_recipient(tx, &message, change)?;
+    }
+    load_message(tx, &message.id)
+}
+
+fn write_recipient(
+    tx: &mut Tx<'_>,
+    message: &MessageRecord,
+    change: RecipientChange,
+) -> Result<()> {
+    let number = message_number(&message.id)?;
+    tx.execute(
+        "INSERT INTO message_deliveries (message, recipient, delivery, reason, at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &number,
+            &change.recipient,
+            &change.to.as_str(),
+            &change.reason,
+            &now_millis(),
+        ],
+    )?;
+    record(tx, Some(&message.plan), change.event)?;
+    Ok(())
+}
+
+/// Dead deliveries for the specs of `plan` that ended without reading a
+/// pending broadcast sent before they ended.
+pub(super) fn settle_broadcasts(
+    tx: &mut Tx<'_>,
+    plan: &str,
+    actor: &str,
+) -> Result<Vec<MessageRecord>> {
+    let plan = lock_plan(tx, plan)?;
+    let specs = specs_of(tx, &plan.id)?;
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let broadcasts = list_messages(
+        tx,
+        &MessageFilter {
+            plan: Some(plan.id.clone()),
+            to: Some(taskdaemon_core::pipeline::BROADCAST.to_owned()),
+            delivery: vec![Delivery::Pending],
+            ..MessageFilter::default()
+        },
+    )?;
+    let mut changed = Vec::new();
+    for message in broadcasts {
+        let mut touched = false;
+        for spec in &specs {
+            let Some(reason) = decide::missed_broadcast(&message, spec) else {
+                continue;
+            };
+            let to = Delivery::Dead;
+            if let Some(change) =
+                decide::recipient_change(&message, &spec.name, &names, to, Some(&reason), actor)?
+            {
+                write_recipient(tx, &message, change)?;
+                touched = true;
+            }
+        }
+        if touched {
+            changed.push(load_message(tx, &message.id)?);
+        }
+    }
+    Ok(changed)
 }
 
 pub(super) fn deliver(
@@ -771,12 +887,13 @@ pub(super) fn export(
     )? {
         sink(ExportRecord::Phase(Box::new(phase)))?;
     }
-    for message in query(
+    let messages = query(
         tx,
         &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"),
         &[],
         message_from_row,
-    )? {
+    )?;
+    for message in with_deliveries(tx, messages)? {
         sink(ExportRecord::Message(Box::new(message)))?;
     }
     for row in tx.query(
@@ -908,5 +1025,18 @@ pub(super) fn import_message(
             &m.updated_at,
         ],
     )?;
+    for d in &m.deliveries {
+        client.execute(
+            "INSERT INTO message_deliveries (message, recipient, delivery, reason, at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &number,
+                &d.recipient,
+                &d.delivery.as_str(),
+                &d.reason,
+                &d.at,
+            ],
+        )?;
+    }
     Ok(())
 }

@@ -17,6 +17,7 @@ use super::rows::{
 };
 use super::{Tx, apply, lock_task, migrations};
 use crate::changes;
+use crate::changes::pipeline::{ORPHAN_RULES, OrphanRule};
 use crate::encoding::{parse_status, to_json_text};
 use crate::import::{Import, ImportRows};
 use crate::{
@@ -471,7 +472,21 @@ pub(super) fn check(tx: &mut Tx<'_>) -> Result<IntegrityReport> {
     for chunk in chunk_ids(tx)? {
         problems.extend(check_chunk(tx, chunk)?);
     }
+    for (rule, name) in pipeline_orphans(tx)? {
+        problems.push(crate::changes::pipeline::orphan_problem(rule, &name));
+    }
     Ok(IntegrityReport { problems })
+}
+
+/// Pipeline rows whose parent is gone, by the shared rules.
+fn pipeline_orphans(tx: &mut Tx<'_>) -> Result<Vec<(&'static OrphanRule, String)>> {
+    let mut found = Vec::new();
+    for rule in ORPHAN_RULES {
+        for row in tx.query(rule.find, &[])? {
+            found.push((rule, row.get::<_, String>(0)));
+        }
+    }
+    Ok(found)
 }
 
 /// Waiting tasks whose status disagrees with their dependencies.
@@ -537,10 +552,18 @@ pub(super) fn repair(tx: &mut Tx<'_>, actor: &str) -> Result<RepairReport> {
         apply(tx, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
+    let orphans_removed = pipeline_orphans(tx)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    for rule in ORPHAN_RULES {
+        tx.execute(rule.fix, &[])?;
+    }
     let remaining = check(tx)?.problems;
     Ok(RepairReport {
         reindexed,
         resettled,
+        orphans_removed,
         remaining,
     })
 }

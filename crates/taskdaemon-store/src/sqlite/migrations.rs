@@ -337,9 +337,21 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
-    // 9 to 11: numbers other branches of issue 20 take; empty here until they merge.
+    // 9: the pipeline driver's number; empty until its branch merges.
     "",
-    "",
+    // 10: a broadcast's delivery per recipient loop: delivered once that
+    // loop read it, dead (with the reason) when its spec ended first.
+    r#"
+    CREATE TABLE message_deliveries (
+        message   INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        delivery  TEXT NOT NULL,
+        reason    TEXT,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (message, recipient)
+    ) WITHOUT ROWID;
+    "#,
+    // 11: the typed-links branch's number; empty until it merges.
     "",
     // 12: decay. A compacted tracked task keeps its original description
     // and note here (the task row holds the summary); the task's search

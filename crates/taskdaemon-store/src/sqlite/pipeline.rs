@@ -8,31 +8,20 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use taskdaemon_core::HumanId;
 use taskdaemon_core::pipeline::{
     Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
-    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree, SpecRecord,
-    SpecTree, message_id, parse_message_id, spec_branch, spec_worktree,
+    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
+    RecipientDelivery, SpecRecord, SpecTree, message_id, parse_message_id, spec_branch,
+    spec_worktree,
 };
 use taskdaemon_core::time::now_millis;
 
 use super::events::record;
 use super::next_counter;
 use crate::changes::pipeline::{
-    self as decide, DeliveryChange, Level, PhaseAdd, SpecAdd, StatusChange, missing, phase_ref,
-    plan_ref, spec_ref,
+    self as decide, DeliveryChange, Level, MESSAGE_COLUMNS, PHASE_COLUMNS, PLAN_COLUMNS, PhaseAdd,
+    RecipientChange, SPEC_COLUMNS, SpecAdd, StatusChange, missing, phase_ref, plan_ref, spec_ref,
 };
 use crate::encoding::{malformed, to_json_text};
 use crate::{MessageFilter, PlanFilter, Result, StoreError};
-
-const PLAN_COLUMNS: &str = "id, goal, title, summary, body, status, target_branch, base_commit, \
-     auto_approve, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const SPEC_COLUMNS: &str = "plan, name, title, body, status, priority, depends_on, branch, \
-     worktree, note, loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const PHASE_COLUMNS: &str = "plan, spec, number, name, title, body, validation, status, note, \
-     loop_task, input_tokens, output_tokens, cost_usd, created_at, updated_at";
-
-const MESSAGE_COLUMNS: &str =
-    "id, plan, sender, recipient, kind, body, delivery, answer, reason, created_at, updated_at";
 
 fn parsed<T: std::str::FromStr>(row: &Row<'_>, column: &'static str) -> Result<T>
 where
@@ -129,7 +118,35 @@ fn message_from_row(row: &Row<'_>) -> Result<MessageRecord> {
         reason: row.get("reason")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+        deliveries: Vec::new(),
     })
+}
+
+fn recipient_delivery_from_row(row: &Row<'_>) -> Result<RecipientDelivery> {
+    Ok(RecipientDelivery {
+        recipient: row.get("recipient")?,
+        delivery: parsed(row, "delivery")?,
+        reason: row.get("reason")?,
+        at: row.get("at")?,
+    })
+}
+
+/// Fills in each broadcast's per-recipient deliveries.
+fn with_deliveries(
+    conn: &Connection,
+    mut messages: Vec<MessageRecord>,
+) -> Result<Vec<MessageRecord>> {
+    for message in messages.iter_mut().filter(|m| m.is_broadcast()) {
+        let number = parse_message_id(&message.id).unwrap_or_default();
+        message.deliveries = query(
+            conn,
+            "SELECT recipient, delivery, reason, at FROM message_deliveries
+             WHERE message = ?1 ORDER BY at, recipient",
+            [number],
+            recipient_delivery_from_row,
+        )?;
+    }
+    Ok(messages)
 }
 
 /// Runs `sql` with `values` and maps every row with `map`.
@@ -586,12 +603,17 @@ pub(super) fn send(tx: &Connection, new: &NewMessage, actor: &str) -> Result<Mes
 pub(super) fn load_message(conn: &Connection, id: &str) -> Result<MessageRecord> {
     let number = parse_message_id(id)
         .ok_or_else(|| StoreError::Invalid(format!("invalid message id '{id}': expected MSG-N")))?;
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
-    ))?
-    .query_row([number], |row| Ok(message_from_row(row)))
-    .optional()?
-    .unwrap_or_else(|| Err(missing("message", message_id(number))))
+    let message = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+        ))?
+        .query_row([number], |row| Ok(message_from_row(row)))
+        .optional()?
+        .unwrap_or_else(|| Err(missing("message", message_id(number))))?;
+    let mut loaded = with_deliveries(conn, vec![message])?;
+    loaded
+        .pop()
+        .ok_or_else(|| missing("message", message_id(number)))
 }
 
 pub(super) fn list_messages(
@@ -619,7 +641,12 @@ pub(super) fn list_messages(
             .iter()
             .map(|d| format!("'{}'", d.as_str()))
             .collect();
-        sql.push_str(&format!(" AND delivery IN ({})", states.join(", ")));
+        let states = states.join(", ");
+        // A broadcast is in a state when it is, or any recipient's delivery is.
+        sql.push_str(&format!(
+            " AND (delivery IN ({states}) OR EXISTS (SELECT 1 FROM message_deliveries d
+                     WHERE d.message = messages.id AND d.delivery IN ({states})))"
+        ));
     }
     let limit = filter.limit.map_or(-1, |n| n as i64);
     values.push(limit.into());
@@ -627,12 +654,13 @@ pub(super) fn list_messages(
         "SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?{}) ORDER BY id",
         values.len()
     );
-    query(
+    let messages = query(
         conn,
         &sql,
         rusqlite::params_from_iter(values),
         message_from_row,
-    )
+    )?;
+    with_deliveries(conn, messages)
 }
 
 pub(super) fn pending_for(
@@ -641,17 +669,110 @@ pub(super) fn pending_for(
     recipient: &str,
 ) -> Result<Vec<MessageRecord>> {
     let plan = plan_ref(plan)?;
-    query(
+    let messages = query(
         conn,
         &format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE plan = ?1 AND delivery = 'pending'
-               AND (recipient = ?2 OR (recipient = 'plan' AND sender <> ?2))
+               AND (recipient = ?2
+                    OR (recipient = 'plan' AND sender <> ?2 AND NOT EXISTS (
+                          SELECT 1 FROM message_deliveries d
+                          WHERE d.message = messages.id AND d.recipient = ?2)))
              ORDER BY id"
         ),
         [&plan, recipient],
         message_from_row,
-    )
+    )?;
+    with_deliveries(conn, messages)
+}
+
+/// `recipient`'s loop read message `id` (`to` delivered) or cannot
+/// (`to` dead, with `reason`): an addressed message changes its own
+/// delivery, a broadcast records the recipient's.
+pub(super) fn deliver_to(
+    tx: &Connection,
+    id: &str,
+    recipient: &str,
+    to: Delivery,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<MessageRecord> {
+    let message = load_message(tx, id)?;
+    if !message.is_broadcast() {
+        decide::check_addressed_to(&message, recipient)?;
+        return deliver(tx, id, to, reason, actor);
+    }
+    let specs: Vec<String> = specs_of(tx, &message.plan)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    if let Some(change) = decide::recipient_change(&message, recipient, &specs, to, reason, actor)?
+    {
+        write_recipient(tx, &message, change)?;
+    }
+    load_message(tx, &message.id)
+}
+
+fn write_recipient(
+    tx: &Connection,
+    message: &MessageRecord,
+    change: RecipientChange,
+) -> Result<()> {
+    let number = parse_message_id(&message.id).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO message_deliveries (message, recipient, delivery, reason, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            number,
+            change.recipient,
+            change.to.as_str(),
+            change.reason,
+            now_millis()
+        ],
+    )?;
+    record(tx, Some(&message.plan), change.event)?;
+    Ok(())
+}
+
+/// Dead deliveries for the specs of `plan` that ended without reading a
+/// pending broadcast sent before they ended.
+pub(super) fn settle_broadcasts(
+    tx: &Connection,
+    plan: &str,
+    actor: &str,
+) -> Result<Vec<MessageRecord>> {
+    let plan = load_plan(tx, plan)?;
+    let specs = specs_of(tx, &plan.id)?;
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let broadcasts = list_messages(
+        tx,
+        &MessageFilter {
+            plan: Some(plan.id.clone()),
+            to: Some(taskdaemon_core::pipeline::BROADCAST.to_owned()),
+            delivery: vec![Delivery::Pending],
+            ..MessageFilter::default()
+        },
+    )?;
+    let mut changed = Vec::new();
+    for message in broadcasts {
+        let mut touched = false;
+        for spec in &specs {
+            let Some(reason) = decide::missed_broadcast(&message, spec) else {
+                continue;
+            };
+            let to = Delivery::Dead;
+            if let Some(change) =
+                decide::recipient_change(&message, &spec.name, &names, to, Some(&reason), actor)?
+            {
+                write_recipient(tx, &message, change)?;
+                touched = true;
+            }
+        }
+        if touched {
+            changed.push(load_message(tx, &message.id)?);
+        }
+    }
+    Ok(changed)
 }
 
 pub(super) fn deliver(
@@ -726,12 +847,13 @@ pub(super) fn export(
     )? {
         sink(ExportRecord::Phase(Box::new(phase)))?;
     }
-    for message in query(
+    let messages = query(
         conn,
         &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"),
         [],
         message_from_row,
-    )? {
+    )?;
+    for message in with_deliveries(conn, messages)? {
         sink(ExportRecord::Message(Box::new(message)))?;
     }
     let mut stmt = conn.prepare("SELECT plan, node, loop_task FROM pipeline_loops ORDER BY seq")?;
@@ -852,5 +974,12 @@ pub(super) fn import_message(conn: &Connection, number: i64, m: &MessageRecord) 
             m.updated_at
         ],
     )?;
+    for d in &m.deliveries {
+        conn.execute(
+            "INSERT INTO message_deliveries (message, recipient, delivery, reason, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![number, d.recipient, d.delivery.as_str(), d.reason, d.at],
+        )?;
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ use super::rows::{
 };
 use super::{apply, migrations};
 use crate::changes;
+use crate::changes::pipeline::{ORPHAN_RULES, OrphanRule};
 use crate::encoding::parse_status;
 use crate::import::{Import, ImportRows};
 use crate::{
@@ -453,7 +454,22 @@ pub(super) fn check(conn: &Connection) -> Result<IntegrityReport> {
     for chunk in chunk_ids(conn)? {
         problems.extend(check_chunk(conn, chunk)?);
     }
+    for (rule, name) in pipeline_orphans(conn)? {
+        problems.push(crate::changes::pipeline::orphan_problem(rule, &name));
+    }
     Ok(IntegrityReport { problems })
+}
+
+/// Pipeline rows whose parent is gone, by the shared rules.
+fn pipeline_orphans(conn: &Connection) -> Result<Vec<(&'static OrphanRule, String)>> {
+    let mut found = Vec::new();
+    for rule in ORPHAN_RULES {
+        let mut stmt = conn.prepare(rule.find)?;
+        for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            found.push((rule, name?));
+        }
+    }
+    Ok(found)
 }
 
 /// Waiting tasks whose status disagrees with their dependencies.
@@ -526,10 +542,18 @@ pub(super) fn repair(conn: &Connection, actor: &str) -> Result<RepairReport> {
         apply(conn, &task, changes::resettled(want, actor))?;
         resettled.push(id);
     }
+    let orphans_removed = pipeline_orphans(conn)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    for rule in ORPHAN_RULES {
+        conn.execute(rule.fix, [])?;
+    }
     let remaining = check(conn)?.problems;
     Ok(RepairReport {
         reindexed,
         resettled,
+        orphans_removed,
         remaining,
     })
 }

@@ -125,6 +125,7 @@ function upsert(task) {
 const routes = {
   overview: renderOverview, tasks: renderTasks, task: renderTask, queues: renderQueues,
   tracked: renderTracked, memory: renderMemory, history: renderHistory, loops: renderLoops,
+  plans: renderPlans, plan: renderPlan,
 };
 
 function render() {
@@ -167,9 +168,124 @@ async function loadOverview() {
   }
   const running = [...state.tasks.values()].filter((t) => t.status === 'running');
   html += `<h2>Running (${running.length})</h2>` + taskTable(running);
+  html += '<div id="attention"></div>';
   html += '<h2>Resources</h2><div id="resources"></div>';
   box.innerHTML = html;
   renderResources();
+  renderAttention();
+}
+
+// Plans in progress, queries waiting for an answer and alerts (a scoped share link sees none).
+async function renderAttention() {
+  const box = document.getElementById('attention');
+  if (!box) return;
+  let a;
+  try { a = await api('/api/v1/attention'); } catch (_) { return; }
+  let html = '';
+  if (a.queries.length) html += `<h2>Waiting for your answer (${a.queries.length})</h2>` + messageList(a.queries, true);
+  if (a.alerts.length) html += `<h2>Alerts (${a.alerts.length})</h2>` + messageList(a.alerts, false);
+  if (a.plans.length) html += `<h2>Plans in progress (${a.plans.length})</h2>` + planTable(a.plans);
+  box.innerHTML = html;
+  bindAnswers(box);
+}
+
+// ---- plans ---------------------------------------------------------------
+
+const money = (n) => `$${Number(n || 0).toFixed(4)}`;
+
+function planTable(plans) {
+  return '<div class="scroll"><table id="plan-list"><thead><tr><th>Plan</th><th>Status</th><th>Specs done</th><th>Title</th><th class="hide-narrow">Target</th></tr></thead><tbody>'
+    + plans.map((p) => `<tr data-plan="${esc(p.id)}"><td><a href="#/plan/${encodeURIComponent(p.id)}">${esc(p.id)}</a></td>`
+      + `<td class="status" data-status="${esc(p.status)}">${esc(p.status)}</td><td>${p.specs_succeeded}/${p.specs_total}</td>`
+      + `<td>${esc(p.title || p.goal)}</td><td class="hide-narrow">${esc(p.target_branch)}</td></tr>`).join('')
+    + '</tbody></table></div>';
+}
+
+// Messages to the person; a query gets an answer form (owners only).
+function messageList(messages, answerable) {
+  return '<ul class="messages">' + messages.map((m) => `<li data-message="${esc(m.id)}"><strong>${esc(m.id)}</strong> `
+    + `<a href="#/plan/${encodeURIComponent(m.plan)}">${esc(m.plan)}</a>, from ${esc(m.from)}: ${esc(m.body)}`
+    + (answerable ? `<form class="filters answer" data-plan="${esc(m.plan)}" data-message="${esc(m.id)}">`
+      + `<label>Answer<input name="answer" required ${disabledAttr()}></label><button ${disabledAttr()}>Answer</button></form>` : '')
+    + '</li>').join('') + '</ul>';
+}
+
+function bindAnswers(box, after) {
+  for (const form of box.querySelectorAll('form.answer')) {
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const answer = form.elements.answer.value;
+      if (await planAct(form.dataset.plan, 'answer', null, { message: form.dataset.message, answer })) (after || renderAttention)();
+    };
+  }
+}
+
+// A plan action; true when it succeeded.
+async function planAct(id, action, confirmText, body) {
+  if (!state.me || !state.me.can_act) return false;
+  if (confirmText && !window.confirm(confirmText)) return false;
+  try {
+    const init = { method: 'POST' };
+    if (body) { init.headers = { 'content-type': 'application/json' }; init.body = JSON.stringify(body); }
+    const done = await api(`/api/v1/plans/${encodeURIComponent(id)}/${action}`, init);
+    toast(`${done.id || id}: ${done.status || done.delivery || 'done'}`);
+    return true;
+  } catch (e) { toast(e.message); return false; }
+}
+
+async function renderPlans() {
+  view.innerHTML = '<h1>Plans</h1><div id="plans">Loading…</div>';
+  try {
+    const plans = await api('/api/v1/plans');
+    document.getElementById('plans').innerHTML = plans.length ? planTable(plans.slice().reverse())
+      : '<p class="muted">No plans yet: <code>taskdaemon new-plan "GOAL"</code>.</p>';
+  } catch (e) { document.getElementById('plans').textContent = e.message; }
+}
+
+function loopRows(loops) {
+  return loops.map((l) => `<li><a href="#/task/${encodeURIComponent(l.id)}">${esc(l.id)}</a> `
+    + `<span class="status" data-status="${esc(l.status)}">${esc(l.status)}</span>, ${l.iterations} iterations, ${money(l.cost_usd)}</li>`).join('');
+}
+
+async function renderPlan(id) {
+  view.innerHTML = `<h1>${esc(id)}</h1><div id="plan-detail" data-id="${esc(id)}">Loading…</div>`;
+  const box = document.getElementById('plan-detail');
+  let p;
+  try { p = await api(`/api/v1/plans/${encodeURIComponent(id)}`); } catch (e) { box.textContent = e.message; return; }
+  const fields = [['title', p.title || ''], ['goal', p.goal], ['status', p.status], ['note', p.note || ''],
+    ['target', p.target_branch], ['specs done', `${p.specs_succeeded}/${p.specs_total}`], ['cost', `${money(p.cost.cost_usd)} (${p.cost.input_tokens} in / ${p.cost.output_tokens} out)`]];
+  let html = '<dl class="fields">' + fields.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('') + '</dl>'
+    + `<div class="actions"><button type="button" id="plan-approve" ${disabledAttr()}>Approve</button>`
+    + `<button type="button" id="plan-resume" ${disabledAttr()}>Resume</button>`
+    + `<button type="button" id="plan-cancel" class="danger" ${disabledAttr()}>Cancel</button></div>`;
+  if (p.summary) html += `<p>${esc(p.summary)}</p>`;
+  if (p.loops.length) html += `<h2>Plan loops</h2><ul>${loopRows(p.loops)}</ul>`;
+  html += `<h2>Specs (${p.specs.length})</h2>`;
+  for (const s of p.specs) {
+    html += `<section class="spec" data-spec="${esc(s.name)}"><h3>${esc(s.name)}: ${esc(s.title)} `
+      + `<span class="status" data-status="${esc(s.status)}">${esc(s.status)}</span> ${money(s.cost.cost_usd)}</h3>`
+      + (s.depends_on.length ? `<p class="muted">after ${esc(s.depends_on.join(', '))}</p>` : '')
+      + (s.note ? `<p class="muted">${esc(s.note)}</p>` : '')
+      + (s.loops.length ? `<ul>${loopRows(s.loops)}</ul>` : '')
+      + '<ol>' + s.phases.map((ph) => `<li>${esc(ph.title)} <span class="status" data-status="${esc(ph.status)}">${esc(ph.status)}</span>`
+        + ` <code>${esc(ph.validation)}</code>${ph.loops.length ? `<ul>${loopRows(ph.loops)}</ul>` : ''}</li>`).join('') + '</ol></section>';
+  }
+  html += '<div id="plan-queries"></div>';
+  box.innerHTML = html;
+  const again = () => renderPlan(id);
+  document.getElementById('plan-approve').onclick = async () => { if (await planAct(id, 'approve', `Approve ${id}? The daemon starts it.`)) again(); };
+  document.getElementById('plan-resume').onclick = async () => { if (await planAct(id, 'resume', `Resume ${id}?`)) again(); };
+  document.getElementById('plan-cancel').onclick = async () => { if (await planAct(id, 'cancel', `Cancel ${id} and its unfinished specs?`)) again(); };
+  try {
+    const a = await api('/api/v1/attention');
+    const queries = a.queries.filter((m) => m.plan === p.id);
+    const alerts = a.alerts.filter((m) => m.plan === p.id);
+    const qbox = document.getElementById('plan-queries');
+    if (!qbox) return;
+    qbox.innerHTML = (queries.length ? `<h2>Waiting for your answer (${queries.length})</h2>` + messageList(queries, true) : '')
+      + (alerts.length ? `<h2>Alerts (${alerts.length})</h2>` + messageList(alerts, false) : '');
+    bindAnswers(qbox, again);
+  } catch (_) { /* nothing waits */ }
 }
 
 // The live resource samples of running processes (the stream's `samples` topic).
