@@ -22,12 +22,17 @@ pub fn to_rfc3339(millis: Millis) -> String {
 
 /// A point in time given as a duration ago (`2h`, `3d`) or an RFC 3339 time.
 pub fn parse_since(text: &str) -> Result<Millis, String> {
+    parse_since_at(text, now_millis())
+}
+
+/// [`parse_since`] with "now" given, so a duration ago is exact.
+pub fn parse_since_at(text: &str, now: Millis) -> Result<Millis, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
     let ago = crate::duration::parse_duration(text)
         .map_err(|_| format!("expected a duration such as 2h or an RFC 3339 time, got '{text}'"))?;
-    Ok(now_millis() - ago.as_millis() as i64)
+    Ok(now - ago.as_millis() as i64)
 }
 
 /// Renders an elapsed time compactly for humans: `45s`, `12m`, `3h05m`, `2d4h`.
@@ -96,8 +101,13 @@ mod tests {
             parse_since("2026-01-02T03:04:05Z").unwrap(),
             1_767_323_045_000
         );
-        let ago = now_millis() - parse_since("2h").unwrap();
-        assert!((7_200_000..7_260_000).contains(&ago), "{ago}");
+        let now = 1_767_323_045_000;
+        assert_eq!(parse_since_at("2h", now).unwrap(), now - 7_200_000);
+        // Without a given "now", the clock is read once, between these two readings.
+        let before = now_millis();
+        let since = parse_since("2h").unwrap();
+        let after = now_millis();
+        assert!((before - 7_200_000..=after - 7_200_000).contains(&since));
         assert!(
             parse_since("yesterday")
                 .unwrap_err()
