@@ -55,6 +55,8 @@ pub struct SpawnInput {
     pub hang_timeout: Option<Duration>,
     /// What the command may use (memory, CPU time, files, niceness).
     pub limits: ResourceLimits,
+    /// Run in a container (`--image`) instead of natively.
+    pub container: Option<taskdaemon_core::ContainerSpec>,
 }
 
 impl SpawnInput {
@@ -72,6 +74,7 @@ impl SpawnInput {
             restart_delay: Duration::from_secs(1),
             hang_timeout: None,
             limits: ResourceLimits::default(),
+            container: None,
         }
     }
 }
@@ -160,13 +163,17 @@ impl Service {
             restart: restart_policy(input.restart, input.max_restarts, input.restart_delay),
             hang_timeout_ms: input.hang_timeout.map(|d| d.as_millis() as u64),
             limits: input.limits,
+            container: input.container,
         })
     }
 
     /// Starts a command under supervision (through the daemon, started when
     /// none runs); returns the new process.
-    pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
+    pub fn spawn(&self, mut spec: NewProcess) -> Result<TaskRecord> {
         spec.limits.validate().map_err(ServiceError::BadInput)?;
+        if let Some(container) = &mut spec.container {
+            check_engine(container, &spec.env)?;
+        }
         expect_task(self.daemon()?.request(&Request::Spawn(Box::new(spec)))?)
     }
 
@@ -206,6 +213,28 @@ impl Service {
             grace_ms: grace.as_millis() as u64,
         })?)
     }
+}
+
+/// Settles which engine a container task uses (the spec's, else
+/// `DOCKER_HOST` as the caller's environment gives it, else the default)
+/// and checks it answers, so that no task is created for an engine that
+/// is down.
+fn check_engine(
+    container: &mut taskdaemon_core::ContainerSpec,
+    env: &[(String, String)],
+) -> Result<()> {
+    container.validate().map_err(ServiceError::BadInput)?;
+    if container.engine.is_empty() {
+        let host = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DOCKER_HOST")
+            .map(|(_, v)| v.as_str());
+        container.engine = taskdaemon_container::default_socket(host);
+    }
+    let engine = taskdaemon_container::Engine::new(&container.engine)?;
+    taskdaemon_container::block_on(engine.ping())??;
+    Ok(())
 }
 
 /// The working directory of a new process: `cwd` made absolute and checked,

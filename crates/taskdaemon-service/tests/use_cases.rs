@@ -203,6 +203,7 @@ fn process(argv: &[&str]) -> NewProcess {
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 

@@ -403,6 +403,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 13: container execution mode (the same columns as SQLite's migration 15).
+    r#"
+    ALTER TABLE tasks ADD COLUMN container TEXT;
+    ALTER TABLE tasks ADD COLUMN container_id TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -337,6 +337,12 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 15: container execution mode: the container spec (JSON; NULL for
+    // native processes) and the engine's container id once created.
+    r#"
+    ALTER TABLE tasks ADD COLUMN container TEXT;
+    ALTER TABLE tasks ADD COLUMN container_id TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
