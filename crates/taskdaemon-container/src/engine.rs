@@ -36,7 +36,12 @@ pub enum EngineError {
 /// CPU and memory of one container, from the engine's stats.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Usage {
+    /// Between the engine's last two samples, when it has two (Docker);
+    /// else see `cpu_total_ns`.
     pub cpu_percent: Option<f64>,
+    /// CPU time used since the start (Podman's one-shot stats carry no
+    /// previous sample to compare with).
+    pub cpu_total_ns: Option<u64>,
     pub memory_bytes: Option<u64>,
 }
 
@@ -139,8 +144,14 @@ impl Engine {
             Some(Ok(stats)) => stats,
         };
         let memory_bytes = stats.memory_stats.as_ref().and_then(|m| m.usage);
+        let cpu_total_ns = stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage);
         Ok(Some(Usage {
             cpu_percent: cpu_percent(&stats),
+            cpu_total_ns,
             memory_bytes,
         }))
     }
@@ -158,6 +169,17 @@ impl Engine {
             },
         }
     }
+}
+
+/// The usage of each `(socket, container id)`, asked of the engines at
+/// once (an engine takes about a second to measure CPU); `None` where a
+/// container is gone or its engine did not answer.
+pub fn usage_of_all(containers: &[(String, String)]) -> Vec<Option<Usage>> {
+    let asks = containers.iter().map(|(socket, id)| async move {
+        let engine = Engine::new(socket).ok()?;
+        engine.usage(id).await.ok().flatten()
+    });
+    block_on(futures_util::future::join_all(asks)).unwrap_or_else(|_| vec![None; containers.len()])
 }
 
 /// Runs `future` on a small runtime of its own, for callers without one.

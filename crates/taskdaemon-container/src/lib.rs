@@ -15,7 +15,7 @@ mod engine;
 mod run;
 
 pub use engine::block_on;
-pub use engine::{Engine, EngineError, Usage, default_socket};
+pub use engine::{Engine, EngineError, Usage, default_socket, usage_of_all};
 pub use run::{RunEnd, run, short};
 
 pub use taskdaemon_core::container::RUNNER_SUBCOMMAND;

@@ -90,6 +90,11 @@ pub struct ProcessView {
     pub rss_kb: Option<u64>,
     /// Processes in the group.
     pub processes: Option<u32>,
+    /// `process` or `container`.
+    pub mode: taskdaemon_core::ExecMode,
+    /// Container tasks: the image and the engine's container id.
+    pub image: Option<String>,
+    pub container_id: Option<String>,
     pub stdout_log: String,
     pub stderr_log: String,
 }
@@ -110,15 +115,28 @@ impl Service {
             .into_iter()
             .map(|s| (s.task_id.clone(), s))
             .collect();
+        let mut engine_usage = container_usage(&tasks);
         Ok(tasks
             .into_iter()
             .map(|task| {
                 // An ended process has no resource use, whatever was sampled last.
                 let sample = samples.get(&task.id).filter(|_| !task.status.is_terminal());
+                // A container's use is the engine's (its runner's is nothing).
+                let usage = engine_usage.remove(&task.id);
+                let cpu = match &usage {
+                    Some(usage) => usage.cpu_percent.or_else(|| average_cpu(usage, &task)),
+                    None => sample.map(|s| s.cpu_percent),
+                };
                 ProcessView {
-                    cpu_percent: sample.map(|s| (s.cpu_percent * 10.0).round() / 10.0),
-                    rss_kb: sample.map(|s| s.rss_kb),
+                    cpu_percent: cpu.map(|c| (c * 10.0).round() / 10.0),
+                    rss_kb: match &usage {
+                        Some(usage) => usage.memory_bytes.map(|b| b / 1024),
+                        None => sample.map(|s| s.rss_kb),
+                    },
                     processes: sample.map(|s| s.processes),
+                    mode: task.mode(),
+                    image: task.image().map(str::to_owned),
+                    container_id: task.container_id.clone(),
                     stdout_log: workspace.stdout_log(&task.id).display().to_string(),
                     stderr_log: workspace.stderr_log(&task.id).display().to_string(),
                     task,
@@ -213,6 +231,36 @@ impl Service {
             grace_ms: grace.as_millis() as u64,
         })?)
     }
+}
+
+/// Percent of one CPU a container used on average since it started, when
+/// its engine gives only the total.
+fn average_cpu(usage: &taskdaemon_container::Usage, task: &TaskRecord) -> Option<f64> {
+    let ran_ms = taskdaemon_core::time::now_millis() - task.started_at?;
+    let total_ns = usage.cpu_total_ns? as f64;
+    (ran_ms > 0).then(|| total_ns / (ran_ms as f64 * 1e6) * 100.0)
+}
+
+/// CPU and memory of the running container tasks among `tasks`, from
+/// their engines' stats, by task id.
+fn container_usage(tasks: &[TaskRecord]) -> HashMap<String, taskdaemon_container::Usage> {
+    let running: Vec<(&TaskRecord, (String, String))> = tasks
+        .iter()
+        .filter(|t| t.status == taskdaemon_core::Status::Running)
+        .filter_map(|t| {
+            let spec = t.container.as_ref()?;
+            Some((t, (spec.engine.clone(), t.container_id.clone()?)))
+        })
+        .collect();
+    if running.is_empty() {
+        return HashMap::new();
+    }
+    let asks: Vec<(String, String)> = running.iter().map(|(_, ask)| ask.clone()).collect();
+    running
+        .iter()
+        .zip(taskdaemon_container::usage_of_all(&asks))
+        .filter_map(|((task, _), usage)| Some((task.id.clone(), usage?)))
+        .collect()
 }
 
 /// Settles which engine a container task uses (the spec's, else

@@ -284,6 +284,7 @@ fn agent_spec(queue: &str, id: &str) -> NewAgent {
         max_attempts: 2,
         timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 

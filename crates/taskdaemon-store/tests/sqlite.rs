@@ -117,6 +117,7 @@ fn export_then_import_round_trips_everything() {
                     max_attempts: 3,
                     timeout_ms: Some(60_000),
                     limits: Default::default(),
+                    container: None,
                 },
                 "t",
             )

@@ -401,6 +401,7 @@ pub fn agent(queue: &str, document: &str) -> NewAgent {
         max_attempts: 3,
         timeout_ms: Some(5000),
         limits: Default::default(),
+        container: None,
     }
 }
 
@@ -496,6 +497,7 @@ fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
     assert!(plain.limits.is_empty());
     let agent = NewAgent {
         limits,
+        container: None,
         ..agent("q", "task-l.md")
     };
     let queued = store.create_agent(&agent, "worker").unwrap();

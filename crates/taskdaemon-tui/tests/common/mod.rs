@@ -159,6 +159,7 @@ impl Fixture {
                     max_attempts: 2,
                     timeout_ms: None,
                     limits: Default::default(),
+                    container: None,
                 },
                 "test",
             )
