@@ -56,11 +56,18 @@ pub async fn run(
     }
     let logs = tokio::spawn(stream_logs(engine.clone(), id.clone()));
     let forward = tokio::spawn(forward_termination(engine.clone(), id.clone()));
-    let end = wait(engine, &id).await;
+    let mut end = wait(engine, &id).await;
     forward.abort();
     // The log stream ends with the container; a stuck one must not hold
     // the exit back.
     let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
+    if matches!(end, Ok(RunEnd::Exited(_))) && removed_behind_our_back(engine, &id).await {
+        // `rm -f` kills first: the wait saw that kill, not an exit of its own.
+        end = Ok(RunEnd::Vanished(format!(
+            "container {} was removed from the engine while it ran",
+            short(&id)
+        )));
+    }
     if !spec.keep && matches!(end, Ok(RunEnd::Exited(_))) {
         remove(engine, &id).await;
     }
@@ -169,6 +176,19 @@ async fn forward_termination(engine: Engine, id: String) {
             signal: name.into(),
         };
         let _ = engine.docker().kill_container(&id, Some(options)).await;
+    }
+}
+
+/// Whether someone else removed container `id` (we remove only after
+/// this check); the engine may still be removing it, so "being removed"
+/// counts too.
+async fn removed_behind_our_back(engine: &Engine, id: &str) -> bool {
+    match engine.docker().inspect_container(id, None).await {
+        Err(e) => is_gone(&e),
+        Ok(info) => info
+            .state
+            .and_then(|s| s.status)
+            .is_some_and(|s| s == bollard::models::ContainerStateStatusEnum::REMOVING),
     }
 }
 
