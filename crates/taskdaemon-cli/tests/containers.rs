@@ -276,7 +276,7 @@ fn a_kept_container_stays_and_carries_the_labels() {
     let id = spawn_in(&ws, &["--keep"], &["true"]);
     let task = ws.wait_status(&id, "succeeded");
     let container = task["container_id"].as_str().unwrap().to_owned();
-    assert_eq!(engine.containers_of(ws.root()), [container.clone()]);
+    assert_eq!(engine.containers_of(ws.root()), vec![container.clone()]);
     let out = engine.podman(&[
         "inspect",
         "--format",

@@ -328,6 +328,12 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
     store
         .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
         .unwrap();
+    let boxed = NewProcess {
+        container: Some(taskdaemon_core::ContainerSpec::image("img:1")),
+        ..spec(None, &["true"])
+    };
+    let boxed = store.create_process(&boxed, "t").unwrap();
+    store.set_container_id(&boxed.id, "c0ffee").unwrap();
     extras(store);
     store
         .archive_events(taskdaemon_core::time::now_millis() + 1)
