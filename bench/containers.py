@@ -36,11 +36,11 @@ def wait_until(check, what, timeout=60):
     sys.exit(f"timed out waiting for {what}")
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS:"):
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -131,16 +131,17 @@ try:
         return [r["container_id"] for r in rows if r.get("container_id")]
     wait_until(lambda: len(container_ids()) == COUNT, "container ids")
     time.sleep(1)  # let RSS settle after start-up; a figure, not an assertion
-    shims = sum(rss_kb(p) for p in pids_with(ws, " __shim "))
-    runners = sum(rss_kb(p) for p in pids_with(ws, " __container "))
+    def per(pids, field):
+        return sum(rss_kb(p, field) for p in pids) / max(len(pids), 1)
+    shims = pids_with(ws, " __shim ")
+    runners = pids_with(ws, " __container ")
     conmon = [p for cid in container_ids() for p in pids_with("conmon", cid)]
-    conmon_kb = sum(rss_kb(p) for p in conmon) / max(len(conmon), 1)
     grown = rss_kb(daemon) - before
-    print(f"overhead per supervised container ({COUNT} running)")
-    print(f"  shim                     : {shims / COUNT:8.0f} KiB RSS")
-    print(f"  container runner         : {runners / COUNT:8.0f} KiB RSS")
-    print(f"  daemon growth            : {grown / COUNT:8.0f} KiB RSS")
-    print(f"  podman's conmon (beside) : {conmon_kb:8.0f} KiB RSS")
+    print(f"overhead per supervised container ({COUNT} running; RSS, and its private part RssAnon)")
+    print(f"  shim                     : {per(shims, 'VmRSS:'):8.0f} KiB  ({per(shims, 'RssAnon:'):.0f} KiB anon)")
+    print(f"  container runner         : {per(runners, 'VmRSS:'):8.0f} KiB  ({per(runners, 'RssAnon:'):.0f} KiB anon)")
+    print(f"  daemon growth            : {grown / COUNT:8.0f} KiB")
+    print(f"  podman's conmon (beside) : {per(conmon, 'VmRSS:'):8.0f} KiB  ({per(conmon, 'RssAnon:'):.0f} KiB anon)")
     for tid in ids:
         td("kill", tid, "--grace", "0s")
 finally:
