@@ -422,6 +422,31 @@ fn an_unreachable_engine_is_a_clear_error_and_creates_nothing() {
         "a task was created: {:#?}",
         ws.ps_all()
     );
+}
+
+#[test]
+fn a_missing_image_is_a_clear_error_and_creates_nothing() {
+    let Some(engine) = engine("a_missing_image_is_a_clear_error_and_creates_nothing") else {
+        return;
+    };
+    let ws = ws_on(&engine);
+    let image = "localhost/td-no-such-image:1";
+    let run = ws.run(&["spawn", "--image", image, "--", "true"]);
+    assert!(!run.success(), "{run:#?}");
+    assert!(
+        run.stderr.contains(image) && run.stderr.contains("hint:"),
+        "{run:#?}"
+    );
+    assert!(
+        ws.ps_all().is_empty(),
+        "a task was created: {:#?}",
+        ws.ps_all()
+    );
+}
+
+#[test]
+fn bad_spawn_arguments_name_the_flag() {
+    let ws = Ws::new();
     let bad = ws.run(&["spawn", "--image", IMAGE, "--mount", "rel:/x", "--", "true"]);
     assert!(!bad.success() && bad.stderr.contains("--mount"), "{bad:#?}");
 }

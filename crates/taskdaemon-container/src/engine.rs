@@ -27,6 +27,11 @@ pub enum EngineError {
          or point DOCKER_HOST at a running engine"
     )]
     Unreachable { socket: String, reason: String },
+    #[error(
+        "image '{image}' is not present at the container engine {socket}\n\
+         hint: pull or import it first (`docker pull {image}`, `podman pull {image}`)"
+    )]
+    NoImage { socket: String, image: String },
     #[error("container engine at {socket}: {message}")]
     Api { socket: String, message: String },
     #[error("cannot start a runtime for the engine client: {0}")]
@@ -111,6 +116,19 @@ impl Engine {
             .await
             .map(drop)
             .map_err(|e| unreachable(&self.socket, e))
+    }
+
+    /// Checks the engine holds `image` (containers are created from local
+    /// images only: nothing is pulled behind the caller's back).
+    pub async fn has_image(&self, image: &str) -> Result<(), EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_gone(&e) => Err(EngineError::NoImage {
+                socket: self.socket.clone(),
+                image: image.to_owned(),
+            }),
+            Err(e) => Err(self.api(e)),
+        }
     }
 
     /// Stops container `id`: SIGTERM, then SIGKILL after `grace` (the

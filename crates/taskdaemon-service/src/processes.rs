@@ -281,7 +281,10 @@ fn check_engine(
         container.engine = taskdaemon_container::default_socket(host);
     }
     let engine = taskdaemon_container::Engine::new(&container.engine)?;
-    taskdaemon_container::block_on(engine.ping())??;
+    taskdaemon_container::block_on(async {
+        engine.ping().await?;
+        engine.has_image(&container.image).await
+    })??;
     Ok(())
 }
 
