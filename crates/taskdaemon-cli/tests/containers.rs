@@ -362,6 +362,60 @@ fn kill_9_of_the_daemon_then_the_container_is_readopted() {
 }
 
 #[test]
+fn a_runner_killed_by_sigkill_is_replaced_and_reattaches() {
+    let Some(engine) = engine("a_runner_killed_by_sigkill_is_replaced_and_reattaches") else {
+        return;
+    };
+    let ws = ws_on(&engine);
+    let data = ws.root().join("data");
+    fs::create_dir_all(&data).unwrap();
+    let mount = format!("{}:/data", data.display());
+    let id = spawn_in(
+        &ws,
+        &[
+            "--mount",
+            &mount,
+            "--restart",
+            "on-failure",
+            "--max-restarts",
+            "1",
+            "--restart-delay",
+            "50ms",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo before; while [ ! -e /data/go ]; do sleep 0.1; done; echo after; exit 7",
+        ],
+    );
+    eventually("it runs", || ws.stdout_log(&id).contains("before"));
+    let first = ws.task(&id);
+    let container = first["container_id"].as_str().unwrap().to_owned();
+    sigkill(first["pid"].as_i64().unwrap() as i32);
+    let second = ws.wait_task(&id, "a new runner", |t| {
+        t["restarts"] == 1 && t["status"] == "running"
+    });
+    assert_eq!(
+        second["container_id"],
+        container.as_str(),
+        "a second container: {second:#}"
+    );
+    fs::write(data.join("go"), "").unwrap();
+    let task = ws.wait_status(&id, "failed");
+    assert_eq!(task["exit_code"], 7, "{task:#}");
+    assert!(
+        ws.stdout_log(&id).contains("after"),
+        "{}",
+        ws.stdout_log(&id)
+    );
+    assert_eq!(
+        engine.containers_of(ws.root()).len(),
+        0,
+        "the container is removed"
+    );
+}
+
+#[test]
 fn a_container_removed_behind_our_back_is_lost() {
     let Some(engine) = engine("a_container_removed_behind_our_back_is_lost") else {
         return;

@@ -47,14 +47,22 @@ pub async fn run(
         });
     };
     engine.ping().await?;
-    let id = create(engine, spec, task, workspace).await?;
-    on_created(&id);
-    let docker = engine.docker();
-    if let Err(e) = docker.start_container(&id, None).await {
-        remove(engine, &id).await;
-        return Err(engine.api(e));
-    }
-    let logs = tokio::spawn(stream_logs(engine.clone(), id.clone()));
+    // A runner that died (its shim then starts another) left its container
+    // running: attach to it again rather than start a second one, with the
+    // logs from now on (what it printed before is in the log files).
+    let (id, since) = match still_running(engine, task).await {
+        Some(id) => (id, now_secs()),
+        None => {
+            let id = create(engine, spec, task, workspace).await?;
+            on_created(&id);
+            if let Err(e) = engine.docker().start_container(&id, None).await {
+                remove(engine, &id).await;
+                return Err(engine.api(e));
+            }
+            (id, 0)
+        }
+    };
+    let logs = tokio::spawn(stream_logs(engine.clone(), id.clone(), since));
     let forward = tokio::spawn(forward_termination(engine.clone(), id.clone()));
     let mut end = wait(engine, &id).await;
     forward.abort();
@@ -133,12 +141,33 @@ async fn wait(engine: &Engine, id: &str) -> Result<RunEnd, EngineError> {
     }
 }
 
-/// Copies the engine's log stream of `id` to stdout and stderr.
-async fn stream_logs(engine: Engine, id: String) {
+/// Task `task`'s container from an earlier runner, if it still runs and
+/// is labelled as this task's.
+async fn still_running(engine: &Engine, task: &TaskRecord) -> Option<String> {
+    let id = task.container_id.as_deref()?;
+    let info = engine.docker().inspect_container(id, None).await.ok()?;
+    let ours = info
+        .config
+        .and_then(|c| c.labels)
+        .is_some_and(|l| l.get(LABEL_TASK) == Some(&task.id));
+    let running = info.state.and_then(|s| s.running).unwrap_or(false);
+    (ours && running).then(|| id.to_owned())
+}
+
+fn now_secs() -> i32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
+}
+
+/// Copies the engine's log stream of `id` (from `since`, seconds since the
+/// epoch; 0 for all of it) to stdout and stderr.
+async fn stream_logs(engine: Engine, id: String, since: i32) {
     let options = LogsOptions {
         follow: true,
         stdout: true,
         stderr: true,
+        since,
         ..Default::default()
     };
     let mut stream = engine.docker().logs(&id, Some(options));
