@@ -118,6 +118,7 @@ fn seed(store: &SqliteStore, count: u64) -> Result<()> {
             },
             hang_timeout_ms: None,
             limits: Default::default(),
+            container: None,
         };
         let task = store.create_process(&spec, "daemon").map_err(err)?;
         let pid = 100_000 + (n % 200_000) as i32;

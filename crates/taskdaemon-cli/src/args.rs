@@ -136,6 +136,9 @@ pub enum Command {
     /// Answer a Claude Code hook (reads the hook's JSON on stdin; always exits 0).
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Internal: run one container task's container (started by its shim).
+    #[command(name = "__container", hide = true)]
+    Container { id: String },
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
@@ -512,9 +515,27 @@ pub struct SpawnArgs {
     /// Print the new process as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run the command in a container of this image (Docker Engine API at
+    /// DOCKER_HOST or the default socket); --env and --name then apply to
+    /// the container.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Bind a host path into the container (SRC:DST or SRC:DST:ro; repeatable).
+    #[arg(long, value_name = "SRC:DST", requires = "image", value_parser = parse_mount)]
+    pub mount: Vec<taskdaemon_core::Mount>,
+    /// Working directory inside the container.
+    #[arg(long, value_name = "DIR", requires = "image")]
+    pub workdir: Option<String>,
+    /// Keep the container after it ends (default: removed).
+    #[arg(long, requires = "image")]
+    pub keep: bool,
     /// The command and its arguments, after `--`.
     #[arg(required = true, num_args = 1.., last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+fn parse_mount(text: &str) -> Result<taskdaemon_core::Mount, String> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]

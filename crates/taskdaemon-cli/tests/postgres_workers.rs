@@ -42,6 +42,7 @@ fn short_task(dir: &std::path::Path, n: usize) -> NewAgent {
         max_attempts: 5,
         timeout_ms: Some(60_000),
         limits: Default::default(),
+        container: None,
     }
 }
 

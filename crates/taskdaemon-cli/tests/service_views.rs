@@ -126,6 +126,7 @@ fn service_actions_go_through_the_daemon() {
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
         limits: Default::default(),
+        container: None,
     };
     let quick = service.spawn(spec("exit 7")).unwrap();
     assert!(quick.id.starts_with("CLAUDE-"), "{}", quick.id);

@@ -8,6 +8,7 @@
 
 pub mod branch;
 pub mod config_version;
+pub mod container;
 pub mod decay;
 pub mod duration;
 pub mod event;
@@ -27,6 +28,7 @@ pub mod time;
 pub mod tracked;
 
 pub use config_version::{CONFIG_ALERT_PREFIX, ConfigVersion, NewConfigVersion};
+pub use container::{ContainerSpec, ExecMode, Mount};
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use limits::ResourceLimits;

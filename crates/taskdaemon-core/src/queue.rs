@@ -37,6 +37,9 @@ pub struct NewAgent {
     /// What the executor may use (memory, CPU time, files, niceness).
     #[serde(default)]
     pub limits: crate::ResourceLimits,
+    /// The `container` executor: run in this container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerSpec>,
 }
 
 /// The queue side of an `agent` task.

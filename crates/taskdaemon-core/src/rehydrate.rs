@@ -25,6 +25,9 @@ const MAX_LOG_CHARS: usize = 120;
 pub struct RunningItem {
     pub id: String,
     pub command: String,
+    /// Container tasks: the image it runs in (mode `container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub pid: Option<i32>,
     #[serde(with = "serde_rfc3339")]
     pub started_at: Millis,
@@ -36,6 +39,9 @@ pub struct RunningItem {
 pub struct EndedItem {
     pub id: String,
     pub command: String,
+    /// Container tasks: the image it ran in (mode `container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub status: Status,
     pub exit: Option<ExitOutcome>,
     #[serde(with = "serde_rfc3339")]
@@ -454,9 +460,10 @@ fn title(input: &RehydrateInput) -> String {
 fn running_line(item: &RunningItem, now: Millis) -> String {
     let pid = item.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
     format!(
-        "- {} `{}`: running {}{pid}",
+        "- {} `{}`{}: running {}{pid}",
         item.id,
         clip(&item.command, MAX_COMMAND_CHARS),
+        in_container(item.image.as_deref()),
         format_age(now - item.started_at),
     )
 }
@@ -468,12 +475,20 @@ fn ended_line(item: &EndedItem, now: Millis) -> String {
         (None, None) => String::new(),
     };
     format!(
-        "- {} `{}`: {}{how}, {} ago",
+        "- {} `{}`{}: {}{how}, {} ago",
         item.id,
         clip(&item.command, MAX_COMMAND_CHARS),
+        in_container(item.image.as_deref()),
         item.status,
         format_age(now - item.finished_at),
     )
+}
+
+/// ` in container IMAGE` for container tasks, nothing for processes.
+fn in_container(image: Option<&str>) -> String {
+    image
+        .map(|image| format!(" in container {}", clip(image, MAX_COMMAND_CHARS)))
+        .unwrap_or_default()
 }
 
 fn query_line(item: &QueryItem, now: Millis) -> String {
@@ -528,6 +543,7 @@ mod tests {
         RunningItem {
             id: id.to_owned(),
             command: command.to_owned(),
+            image: None,
             pid: Some(42),
             started_at: NOW - 65_000,
             last_line: last.map(str::to_owned),
@@ -538,6 +554,7 @@ mod tests {
         EndedItem {
             id: id.to_owned(),
             command: "make test".to_owned(),
+            image: None,
             status,
             exit: Some(ExitOutcome::exited(code)),
             finished_at: NOW - 5_000,

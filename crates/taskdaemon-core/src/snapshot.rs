@@ -342,6 +342,8 @@ mod tests {
             boot_id: None,
             shim_pid: None,
             shim_start_time: None,
+            container: None,
+            container_id: None,
             description: None,
             priority: 0,
             labels: Vec::new(),

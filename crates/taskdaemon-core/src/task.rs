@@ -68,6 +68,9 @@ pub struct NewProcess {
     /// What the command may use (memory, CPU time, files, niceness).
     #[serde(default)]
     pub limits: ResourceLimits,
+    /// Run in a container instead of as a native process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerSpec>,
 }
 
 /// One task as the store holds it.
@@ -102,6 +105,12 @@ pub struct TaskRecord {
     pub boot_id: Option<String>,
     pub shim_pid: Option<i32>,
     pub shim_start_time: Option<u64>,
+    /// Container tasks: what runs where (none for native processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerSpec>,
+    /// Container tasks: the engine's id of the container, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     /// Tracked tasks: what the work is about.
     #[serde(default)]
     pub description: Option<String>,
@@ -135,6 +144,20 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// How its command runs: natively, or in a container.
+    pub fn mode(&self) -> crate::ExecMode {
+        if self.container.is_some() {
+            crate::ExecMode::Container
+        } else {
+            crate::ExecMode::Process
+        }
+    }
+
+    /// The container image, for container tasks.
+    pub fn image(&self) -> Option<&str> {
+        self.container.as_ref().map(|c| c.image.as_str())
+    }
+
     /// What people call it: the name (a tracked task's title), else the command.
     pub fn title(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.command)

@@ -50,9 +50,15 @@ struct Entry<'a> {
     name: Option<&'a str>,
     tool: Option<&'a str>,
     status: Status,
-    /// How it runs: `process` (under a taskdaemon shim) or `adopted`
-    /// (started by another tool, watched by taskdaemon).
+    /// How it runs: `process` (under a taskdaemon shim), `container`
+    /// (in a container, through the engine) or `adopted` (started by
+    /// another tool, watched by taskdaemon).
     mode: &'static str,
+    /// Container tasks: the image and the engine's container id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
     pid: Option<i32>,
     pgid: Option<i32>,
     /// With `boot_id`, what identifies the process beyond its PID (which
@@ -122,8 +128,10 @@ fn entry<'a>(workspace: &Workspace, task: &'a TaskRecord) -> Entry<'a> {
         mode: if task.is_adopted() {
             "adopted"
         } else {
-            "process"
+            task.mode().as_str()
         },
+        image: task.image(),
+        container_id: task.container_id.as_deref(),
         pid: task.pid,
         pgid: task.pgid,
         start_time: task.start_time,

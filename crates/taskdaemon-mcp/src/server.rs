@@ -210,6 +210,7 @@ impl TaskdaemonMcp {
                     max_files: p.max_files,
                     nice: p.nice,
                 },
+                container: None,
             })
         })
         .await

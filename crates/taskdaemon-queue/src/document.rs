@@ -209,6 +209,11 @@ impl TaskDocument {
             })
     }
 
+    /// An error about the value of front-matter field `field`, at its line.
+    pub fn error_at_field(&self, field: &str, message: &str) -> DocumentError {
+        error(field_line(&self.front_matter, field), Some(field), message)
+    }
+
     /// An error about the body (a missing prompt or script).
     pub fn error_at_body(&self, field: Option<&str>, message: &str) -> DocumentError {
         error(self.body_line, field, message)

@@ -90,7 +90,19 @@ pub fn agent_spec(
         max_attempts,
         timeout_ms: doc.timeout.map(|t| t.as_millis() as u64),
         limits: doc.limits,
+        container: launch.container.map(|c| with_env(c, &doc.env)),
     }
+}
+
+/// A container gets the document's `env:` and nothing of the host's.
+fn with_env(
+    mut container: taskdaemon_core::ContainerSpec,
+    env: &std::collections::BTreeMap<String, String>,
+) -> taskdaemon_core::ContainerSpec {
+    container
+        .env
+        .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    container
 }
 
 /// The spec that records a document that could not be parsed: nothing to run.
@@ -107,6 +119,7 @@ pub fn malformed_spec(queue: &str, name: &str, settings: &ExecutorSettings) -> N
         max_attempts: 1,
         timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 

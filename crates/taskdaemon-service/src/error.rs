@@ -42,6 +42,9 @@ pub enum ServiceError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// The container engine could not be reached or refused a call.
+    #[error(transparent)]
+    Engine(#[from] taskdaemon_container::EngineError),
     /// A request the service refuses before doing anything.
     #[error("{0}")]
     BadInput(String),

@@ -55,6 +55,8 @@ pub struct SpawnInput {
     pub hang_timeout: Option<Duration>,
     /// What the command may use (memory, CPU time, files, niceness).
     pub limits: ResourceLimits,
+    /// Run in a container (`--image`) instead of natively.
+    pub container: Option<taskdaemon_core::ContainerSpec>,
 }
 
 impl SpawnInput {
@@ -72,6 +74,7 @@ impl SpawnInput {
             restart_delay: Duration::from_secs(1),
             hang_timeout: None,
             limits: ResourceLimits::default(),
+            container: None,
         }
     }
 }
@@ -87,6 +90,11 @@ pub struct ProcessView {
     pub rss_kb: Option<u64>,
     /// Processes in the group.
     pub processes: Option<u32>,
+    /// `process` or `container`.
+    pub mode: taskdaemon_core::ExecMode,
+    /// Container tasks: the image and the engine's container id.
+    pub image: Option<String>,
+    pub container_id: Option<String>,
     pub stdout_log: String,
     pub stderr_log: String,
 }
@@ -107,15 +115,28 @@ impl Service {
             .into_iter()
             .map(|s| (s.task_id.clone(), s))
             .collect();
+        let mut engine_usage = container_usage(&tasks);
         Ok(tasks
             .into_iter()
             .map(|task| {
                 // An ended process has no resource use, whatever was sampled last.
                 let sample = samples.get(&task.id).filter(|_| !task.status.is_terminal());
+                // A container's use is the engine's (its runner's is nothing).
+                let usage = engine_usage.remove(&task.id);
+                let cpu = match &usage {
+                    Some(usage) => usage.cpu_percent.or_else(|| average_cpu(usage, &task)),
+                    None => sample.map(|s| s.cpu_percent),
+                };
                 ProcessView {
-                    cpu_percent: sample.map(|s| (s.cpu_percent * 10.0).round() / 10.0),
-                    rss_kb: sample.map(|s| s.rss_kb),
+                    cpu_percent: cpu.map(|c| (c * 10.0).round() / 10.0),
+                    rss_kb: match &usage {
+                        Some(usage) => usage.memory_bytes.map(|b| b / 1024),
+                        None => sample.map(|s| s.rss_kb),
+                    },
                     processes: sample.map(|s| s.processes),
+                    mode: task.mode(),
+                    image: task.image().map(str::to_owned),
+                    container_id: task.container_id.clone(),
                     stdout_log: workspace.stdout_log(&task.id).display().to_string(),
                     stderr_log: workspace.stderr_log(&task.id).display().to_string(),
                     task,
@@ -160,13 +181,17 @@ impl Service {
             restart: restart_policy(input.restart, input.max_restarts, input.restart_delay),
             hang_timeout_ms: input.hang_timeout.map(|d| d.as_millis() as u64),
             limits: input.limits,
+            container: input.container,
         })
     }
 
     /// Starts a command under supervision (through the daemon, started when
     /// none runs); returns the new process.
-    pub fn spawn(&self, spec: NewProcess) -> Result<TaskRecord> {
+    pub fn spawn(&self, mut spec: NewProcess) -> Result<TaskRecord> {
         spec.limits.validate().map_err(ServiceError::BadInput)?;
+        if let Some(container) = &mut spec.container {
+            check_engine(container, &spec.env)?;
+        }
         expect_task(self.daemon()?.request(&Request::Spawn(Box::new(spec)))?)
     }
 
@@ -206,6 +231,61 @@ impl Service {
             grace_ms: grace.as_millis() as u64,
         })?)
     }
+}
+
+/// Percent of one CPU a container used on average since it started, when
+/// its engine gives only the total.
+fn average_cpu(usage: &taskdaemon_container::Usage, task: &TaskRecord) -> Option<f64> {
+    let ran_ms = taskdaemon_core::time::now_millis() - task.started_at?;
+    let total_ns = usage.cpu_total_ns? as f64;
+    (ran_ms > 0).then(|| total_ns / (ran_ms as f64 * 1e6) * 100.0)
+}
+
+/// CPU and memory of the running container tasks among `tasks`, from
+/// their engines' stats, by task id.
+fn container_usage(tasks: &[TaskRecord]) -> HashMap<String, taskdaemon_container::Usage> {
+    let running: Vec<(&TaskRecord, (String, String))> = tasks
+        .iter()
+        .filter(|t| t.status == taskdaemon_core::Status::Running)
+        .filter_map(|t| {
+            let spec = t.container.as_ref()?;
+            Some((t, (spec.engine.clone(), t.container_id.clone()?)))
+        })
+        .collect();
+    if running.is_empty() {
+        return HashMap::new();
+    }
+    let asks: Vec<(String, String)> = running.iter().map(|(_, ask)| ask.clone()).collect();
+    running
+        .iter()
+        .zip(taskdaemon_container::usage_of_all(&asks))
+        .filter_map(|((task, _), usage)| Some((task.id.clone(), usage?)))
+        .collect()
+}
+
+/// Settles which engine a container task uses (the spec's, else
+/// `DOCKER_HOST` as the caller's environment gives it, else the default)
+/// and checks it answers, so that no task is created for an engine that
+/// is down.
+fn check_engine(
+    container: &mut taskdaemon_core::ContainerSpec,
+    env: &[(String, String)],
+) -> Result<()> {
+    container.validate().map_err(ServiceError::BadInput)?;
+    if container.engine.is_empty() {
+        let host = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DOCKER_HOST")
+            .map(|(_, v)| v.as_str());
+        container.engine = taskdaemon_container::default_socket(host);
+    }
+    let engine = taskdaemon_container::Engine::new(&container.engine)?;
+    taskdaemon_container::block_on(async {
+        engine.ping().await?;
+        engine.has_image(&container.image).await
+    })??;
+    Ok(())
 }
 
 /// The working directory of a new process: `cwd` made absolute and checked,

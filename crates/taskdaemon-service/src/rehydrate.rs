@@ -269,6 +269,7 @@ impl Service {
             .map(|t| RunningItem {
                 id: t.id.clone(),
                 command: t.command.clone(),
+                image: t.image().map(str::to_owned),
                 pid: t.pid,
                 started_at: t.started_at.unwrap_or(t.created_at),
                 last_line: newest_log_line(workspace, &t.id),
@@ -284,6 +285,7 @@ impl Service {
                     last_line: last_line(&workspace.loop_log(&l.task.id)),
                     command: format!("loop: {}", l.task.title()),
                     id: l.task.id,
+                    image: None,
                     pid: None,
                     started_at: l.task.started_at.unwrap_or(l.task.created_at),
                 }),
@@ -324,6 +326,7 @@ impl Service {
             ended.push(EndedItem {
                 id: task.id.clone(),
                 command: task.command.clone(),
+                image: task.image().map(str::to_owned),
                 status: task.status,
                 exit: task.exit(),
                 finished_at: task.finished_at.unwrap_or(*at),

@@ -205,6 +205,7 @@ fn process(argv: &[&str]) -> NewProcess {
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 
@@ -285,6 +286,7 @@ fn agent_spec(queue: &str, id: &str) -> NewAgent {
         max_attempts: 2,
         timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 

@@ -191,6 +191,7 @@ fn queue_scope_sees_only_that_queue() {
                 max_attempts: 1,
                 timeout_ms: None,
                 limits: Default::default(),
+                container: None,
             },
             "test",
         )

@@ -43,6 +43,7 @@ fn job(n: usize) -> NewAgent {
         max_attempts: 1,
         timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 

@@ -18,6 +18,19 @@ pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// A value of `field` the store cannot read back.
+/// How a container spec is stored: JSON, or NULL for native processes.
+pub(crate) fn container_text(spec: &Option<taskdaemon_core::ContainerSpec>) -> Option<String> {
+    spec.as_ref().map(to_json_text)
+}
+
+/// Reads a stored container spec (NULL: a native process).
+pub(crate) fn parse_container(
+    text: Option<String>,
+) -> Result<Option<taskdaemon_core::ContainerSpec>> {
+    text.map(|text| serde_json::from_str(&text).map_err(|e| malformed("container", e)))
+        .transpose()
+}
+
 /// How limits are stored: JSON, or NULL when none are set.
 pub(crate) fn limits_text(limits: &taskdaemon_core::ResourceLimits) -> Option<String> {
     (!limits.is_empty()).then(|| to_json_text(limits))

@@ -435,6 +435,9 @@ pub trait Store: Send + Sync {
     /// `running -> lost`: the process vanished without a recorded exit.
     fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord>;
 
+    /// Records the engine's id of container task `id`'s container.
+    fn set_container_id(&self, id: &str, container_id: &str) -> Result<TaskRecord>;
+
     /// Appends an event that changes no row (alerts, adoption).
     fn append_event(&self, task_id: Option<&str>, event: &NewEvent) -> Result<Event>;
 

@@ -83,6 +83,10 @@ macro_rules! shared_store_methods {
             self.write(|tx| change_task(tx, id, |_, task| lifecycle::reopen(task, actor)))
         }
 
+        fn set_container_id(&self, id: &str, container_id: &str) -> Result<TaskRecord> {
+            self.write(|tx| processes::set_container_id(tx, id, container_id))
+        }
+
         fn mark_lost(&self, id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
             let (status, kind) = (Status::Lost, EventKind::Lost);
             self.write(|tx| {

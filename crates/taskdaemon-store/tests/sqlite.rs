@@ -117,6 +117,7 @@ fn export_then_import_round_trips_everything() {
                     max_attempts: 3,
                     timeout_ms: Some(60_000),
                     limits: Default::default(),
+                    container: None,
                 },
                 "t",
             )
@@ -158,7 +159,7 @@ fn export_then_import_round_trips_everything() {
 
     let (_b, target) = fresh();
     let report = copy(&source, &target);
-    assert_eq!(report.tasks, 5);
+    assert_eq!(report.tasks, 6, "with the container task");
     assert_eq!(report.memory, 1);
     assert_eq!(
         export_all(&target),
@@ -195,8 +196,8 @@ fn export_then_import_round_trips_everything() {
     assert_eq!(next.id, "MSG-4");
     let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
     assert_eq!(
-        next.id, "TASK-6",
-        "the id counter travels (queue tasks use their file stem; the plan took 5)"
+        next.id, "TASK-7",
+        "the id counter travels (queue tasks use their file stem; the container task took 4, the plan 6)"
     );
     assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());
     assert!(!target.search("SQLite default", 5).unwrap().is_empty());

@@ -208,13 +208,18 @@ impl Shim<'_> {
     }
 
     fn start_command(&self, task: &TaskRecord, logs: &OutputLogs) -> io::Result<(Child, Pumps)> {
-        let (program, args) = task
-            .argv
-            .split_first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-        let mut command = Command::new(program);
+        let mut command = if task.container.is_some() {
+            self.container_runner(task)?
+        } else {
+            let (program, args) = task
+                .argv
+                .split_first()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        };
         command
-            .args(args)
             .env_clear()
             .envs(task.env.iter().map(|(k, v)| (k, v)))
             .env(TASK_ID_ENV, &task.id)
@@ -236,6 +241,18 @@ impl Shim<'_> {
         // `command` holds the pipes' write ends; they must close here.
         drop(command);
         Ok((child, pumps))
+    }
+
+    /// A container task's supervised process: the runner (this binary),
+    /// which drives the engine and exits with the container's exit code.
+    fn container_runner(&self, task: &TaskRecord) -> io::Result<Command> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .arg("--workspace")
+            .arg(self.workspace.root())
+            .arg(taskdaemon_core::container::RUNNER_SUBCOMMAND)
+            .arg(&task.id);
+        Ok(command)
     }
 
     fn started(&self, pid: i32) -> io::Result<Started> {

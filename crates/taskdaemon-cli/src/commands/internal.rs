@@ -44,6 +44,57 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     u8::try_from(shim.run(id)).unwrap_or(1)
 }
 
+/// `__container ID`: run container task `ID`'s container to its end; the
+/// exit code is the container's (125 when the engine failed us, as
+/// `docker run` does). A container that vanished makes the task `lost`.
+pub fn container(workspace: &Workspace, id: &str) -> u8 {
+    const ENGINE_FAILED: u8 = 125;
+    let fail = |message: String| {
+        eprintln!("taskdaemon container {id}: {message}");
+        ENGINE_FAILED
+    };
+    let service = match Service::open(workspace.clone()) {
+        Ok(service) => service,
+        Err(e) => return fail(e.to_string()),
+    };
+    let store = service.store();
+    let task = match store.task(id) {
+        Ok(task) => task,
+        Err(e) => return fail(e.to_string()),
+    };
+    let socket = task
+        .container
+        .as_ref()
+        .map(|c| c.engine.clone())
+        .unwrap_or_default();
+    let engine = match taskdaemon_container::Engine::new(&socket) {
+        Ok(engine) => engine,
+        Err(e) => return fail(e.to_string()),
+    };
+    let root = workspace.root().display().to_string();
+    let mut on_created = |container: &str| {
+        if let Err(e) = store.set_container_id(id, container) {
+            eprintln!("taskdaemon container {id}: cannot record container {container}: {e}");
+        }
+    };
+    let ran = taskdaemon_container::block_on(taskdaemon_container::run(
+        &engine,
+        &task,
+        &root,
+        &mut on_created,
+    ));
+    match ran {
+        Ok(Ok(taskdaemon_container::RunEnd::Exited(code))) => u8::try_from(code).unwrap_or(1),
+        Ok(Ok(taskdaemon_container::RunEnd::Vanished(reason))) => {
+            if let Err(e) = store.mark_lost(id, &reason, "container") {
+                eprintln!("taskdaemon container {id}: cannot mark it lost: {e}");
+            }
+            fail(reason)
+        }
+        Ok(Err(e)) | Err(e) => fail(e.to_string()),
+    }
+}
+
 /// The binary and the store the daemon runs with, the store opened by the
 /// service layer.
 fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Arc<dyn Store>)> {

@@ -116,6 +116,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Mcp(args) => agents::mcp(workspace_arg, args),
         Command::Hooks(command) => agents::hooks(workspace_arg, command),
         Command::Hook(command) => agents::hook(workspace_arg, command),
+        Command::Container { id } => Ok(internal::container(&find_workspace(workspace_arg)?, &id)),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::Daemon(args) => Ok(internal::daemon(find_workspace(workspace_arg)?, args)),
         Command::Completions(args) => docs::completions(args),

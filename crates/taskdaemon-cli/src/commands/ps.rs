@@ -26,11 +26,13 @@ pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let now = now_millis();
+    // The container columns only when there is a container to show.
+    let containers = processes.iter().any(|p| p.image.is_some());
     let rows: Vec<Vec<String>> = processes
         .iter()
         .map(|p| {
             let t = &p.task;
-            vec![
+            let mut row = vec![
                 t.id.clone(),
                 status_cell(t.status),
                 t.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
@@ -40,19 +42,25 @@ pub fn run(workspace: &Workspace, args: PsArgs) -> anyhow::Result<u8> {
                     .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
                 p.rss_kb
                     .map_or_else(|| "-".to_owned(), |r| format!("{}M", r / 1024)),
-                t.command.clone(),
-            ]
+            ];
+            if containers {
+                row.push(p.mode.to_string());
+                row.push(p.image.clone().unwrap_or_else(|| "-".to_owned()));
+                row.push(p.container_id.as_deref().map_or_else(
+                    || "-".to_owned(),
+                    |id| taskdaemon_container::short(id).to_owned(),
+                ));
+            }
+            row.push(t.command.clone());
+            row
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "ID", "STATUS", "PID", "AGE", "EXIT", "CPU", "RSS", "COMMAND"
-            ],
-            &rows
-        )
-    );
+    let mut headers = vec!["ID", "STATUS", "PID", "AGE", "EXIT", "CPU", "RSS"];
+    if containers {
+        headers.extend(["MODE", "IMAGE", "CONTAINER"]);
+    }
+    headers.push("COMMAND");
+    print!("{}", table(&headers, &rows));
     Ok(0)
 }
 

@@ -61,6 +61,7 @@ fn adopt(daemon: &Daemon, request: AdoptRequest) -> Result<TaskRecord, Failure> 
         },
         hang_timeout_ms: None,
         limits: Default::default(),
+        container: None,
     };
     let task = daemon.store.create_process(&spec, ACTOR)?;
     // The process stands in for its own shim: that is what marks it adopted.

@@ -53,6 +53,9 @@ pub(super) fn kill(
         }
     }
     daemon.store.request_stop(id, ACTOR)?;
+    if stop_container(daemon, id, grace) {
+        return wait_for_record(daemon, &task, grace + RECORD_WAIT);
+    }
     let (Some(pgid), Some(leader)) = (task.pgid, task.process_identity()) else {
         return Err(failure(
             ErrorKind::Internal,
@@ -68,6 +71,30 @@ pub(super) fn kill(
     .map_err(|e| failure(ErrorKind::Conflict, format!("{}: {e}", task.id)))?;
     tracing::info!(id = task.id, ?outcome, "terminated process group");
     wait_for_record(daemon, &task, grace + RECORD_WAIT)
+}
+
+/// A container task is stopped by its engine (SIGTERM, SIGKILL after
+/// `grace`); its runner then sees the exit and the shim records it. False
+/// when it is not a container task, has no container yet, or the engine
+/// failed: the process group is signalled instead (the runner passes a
+/// SIGTERM on to the container).
+fn stop_container(daemon: &Daemon, id: &str, grace: Duration) -> bool {
+    // Re-read: the runner records the container id after the task started.
+    let Ok(task) = daemon.store.task(id) else {
+        return false;
+    };
+    let (Some(spec), Some(container)) = (&task.container, &task.container_id) else {
+        return false;
+    };
+    let stopped = taskdaemon_container::Engine::new(&spec.engine)
+        .and_then(|engine| taskdaemon_container::block_on(engine.stop(container, grace))?);
+    match stopped {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(id, error = %e, "cannot stop the container; signalling its runner");
+            false
+        }
+    }
 }
 
 /// Loops have no process to signal: they are stopped with `loop stop`.

@@ -69,6 +69,7 @@ impl Executor for ClaudeCode {
         Launch {
             argv,
             env: Vec::new(),
+            container: None,
         }
     }
 

@@ -45,6 +45,7 @@ impl Executor for Command {
         Launch {
             argv: vec!["sh".to_owned(), "-c".to_owned(), Self::script(doc)],
             env: Vec::new(),
+            container: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod claude_code;
 mod command;
+mod container;
 
 use std::fmt;
 use std::path::Path;
@@ -23,7 +24,11 @@ use crate::result::Tokens;
 
 /// Every executor, by the name documents give in `executor:`. The first is
 /// the default for documents that name none.
-const EXECUTORS: &[&dyn Executor] = &[&claude_code::ClaudeCode, &command::Command];
+const EXECUTORS: &[&dyn Executor] = &[
+    &claude_code::ClaudeCode,
+    &command::Command,
+    &container::Container,
+];
 
 /// One kind of executor.
 pub trait Executor: Sync {
@@ -58,6 +63,8 @@ pub trait Executor: Sync {
 pub struct Launch {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Run `argv` in this container instead of natively.
+    pub container: Option<taskdaemon_core::ContainerSpec>,
 }
 
 /// What an executor's output says about the run.

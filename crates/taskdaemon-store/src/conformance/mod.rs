@@ -52,6 +52,10 @@ pub const CHECKS: &[Check] = &[
         limits_are_kept_and_a_limit_exit_has_its_reason,
     ),
     (
+        "container_spec_and_id_are_kept",
+        container_spec_and_id_are_kept,
+    ),
+    (
         "illegal_changes_leave_no_trace",
         illegal_changes_leave_no_trace,
     ),
@@ -341,6 +345,12 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
     store
         .create_process(&spec(Some("claude"), &["sleep", "1"]), "t")
         .unwrap();
+    let boxed = NewProcess {
+        container: Some(taskdaemon_core::ContainerSpec::image("img:1")),
+        ..spec(None, &["true"])
+    };
+    let boxed = store.create_process(&boxed, "t").unwrap();
+    store.set_container_id(&boxed.id, "c0ffee").unwrap();
     extras(store);
     store
         .archive_events(taskdaemon_core::time::now_millis() + 1)
@@ -392,6 +402,7 @@ pub fn spec(tool: Option<&str>, argv: &[&str]) -> NewProcess {
         restart: RestartPolicy::default(),
         hang_timeout_ms: None,
         limits: Default::default(),
+        container: None,
     }
 }
 
@@ -413,6 +424,7 @@ pub fn agent(queue: &str, document: &str) -> NewAgent {
         max_attempts: 3,
         timeout_ms: Some(5000),
         limits: Default::default(),
+        container: None,
     }
 }
 
@@ -455,6 +467,41 @@ fn ids_share_one_counter(store: &dyn Store) {
     ));
 }
 
+fn container_spec_and_id_are_kept(store: &dyn Store) {
+    let container = taskdaemon_core::ContainerSpec {
+        image: "localhost/busybox:td".into(),
+        engine: "unix:///tmp/engine.sock".into(),
+        mounts: vec!["/host:/data:ro".parse().unwrap()],
+        env: vec![("A".into(), "b".into())],
+        workdir: Some("/data".into()),
+        name: Some("db".into()),
+        keep: true,
+    };
+    let spec = NewProcess {
+        container: Some(container.clone()),
+        ..spec(None, &["sh", "-c", "exit 3"])
+    };
+    let task = store.create_process(&spec, "cli").unwrap();
+    assert_eq!(task.container.as_ref(), Some(&container));
+    assert_eq!(task.mode(), taskdaemon_core::ExecMode::Container);
+    assert_eq!(task.container_id, None);
+    let set = store.set_container_id(&task.id, "abc123").unwrap();
+    assert_eq!(set.container_id.as_deref(), Some("abc123"));
+    let read = store.task(&task.id).unwrap();
+    assert_eq!(read.container, Some(container));
+    assert_eq!(read.container_id.as_deref(), Some("abc123"));
+    let plain = store.create_process(&spec_plain(), "cli").unwrap();
+    assert_eq!(plain.mode(), taskdaemon_core::ExecMode::Process);
+    assert!(matches!(
+        store.set_container_id("NOPE-1", "x"),
+        Err(crate::StoreError::NotFound(_))
+    ));
+}
+
+fn spec_plain() -> NewProcess {
+    spec(None, &["true"])
+}
+
 fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
     let limits = taskdaemon_core::ResourceLimits {
         max_memory: Some(64 << 20),
@@ -464,6 +511,7 @@ fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
     };
     let limited = NewProcess {
         limits,
+        container: None,
         ..spec(None, &["hog"])
     };
     let task = store.create_process(&limited, "cli").unwrap();
@@ -472,6 +520,7 @@ fn limits_are_kept_and_a_limit_exit_has_its_reason(store: &dyn Store) {
     assert!(plain.limits.is_empty());
     let agent = NewAgent {
         limits,
+        container: None,
         ..agent("q", "task-l.md")
     };
     let queued = store.create_agent(&agent, "worker").unwrap();

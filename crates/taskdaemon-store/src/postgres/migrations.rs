@@ -435,6 +435,11 @@ pub const MIGRATIONS: &[&str] = &[
                            WHERE o.task_id = t.id))
     $$;
     "#,
+    // 11: container execution mode (the same columns as SQLite's migration 13).
+    r#"
+    ALTER TABLE tasks ADD COLUMN container TEXT;
+    ALTER TABLE tasks ADD COLUMN container_id TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
 use crate::Result;
 use crate::changes::Column;
-use crate::encoding::{malformed, parse_limits};
+use crate::encoding::{malformed, parse_container, parse_limits};
 
 pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.kind, tasks.name, \
      tasks.tool, tasks.session, tasks.status, tasks.argv, tasks.cwd, tasks.env, tasks.restart, \
@@ -16,6 +16,7 @@ pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.ki
      tasks.boot_id, tasks.shim_pid, tasks.shim_start_time, tasks.exit_code, tasks.signal, \
      tasks.stop_requested, tasks.error, tasks.created_at, tasks.started_at, tasks.finished_at, \
      tasks.updated_at, tasks.description, tasks.priority, tasks.note, tasks.limits, \
+     tasks.container, tasks.container_id, \
      (SELECT string_agg(label, E'\\n' ORDER BY label COLLATE \"C\") FROM task_labels l \
        WHERE l.task_id = tasks.id) AS labels, \
      (SELECT string_agg(depends_on, E'\\n' ORDER BY depends_on COLLATE \"C\") FROM task_deps d \
@@ -97,6 +98,8 @@ pub fn task_from_row(row: &Row) -> Result<TaskRecord> {
         boot_id: row.try_get("boot_id")?,
         shim_pid: narrow_opt(row, "shim_pid")?,
         shim_start_time: narrow_opt(row, "shim_start_time")?,
+        container: parse_container(row.try_get("container")?)?,
+        container_id: row.try_get("container_id")?,
         description: row.try_get("description")?,
         priority: narrow(row, "priority")?,
         labels: joined_list(row, "labels")?,

@@ -172,9 +172,11 @@ fn insert_task(client: &mut impl GenericClient, exported: &ExportedTask) -> Resu
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
            restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
            shim_start_time, exit_code, signal, stop_requested, error, created_at,
-           started_at, finished_at, updated_at, description, priority, note, limits)
+           started_at, finished_at, updated_at, description, priority, note, limits,
+           container, container_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-           $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+           $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
+           $32, $33)",
         &[
             &t.uuid.to_string(),
             &t.id,
@@ -207,6 +209,8 @@ fn insert_task(client: &mut impl GenericClient, exported: &ExportedTask) -> Resu
             &i64::from(t.priority),
             &t.note,
             &crate::encoding::limits_text(&t.limits),
+            &crate::encoding::container_text(&t.container),
+            &t.container_id,
         ],
     )?;
     for label in &t.labels {

@@ -382,6 +382,12 @@ pub const MIGRATIONS: &[&str] = &[
                         WHERE o.task_id = new.id)));
     END;
     "#,
+    // 13: container execution mode: the container spec (JSON; NULL for
+    // native processes) and the engine's container id once created.
+    r#"
+    ALTER TABLE tasks ADD COLUMN container TEXT;
+    ALTER TABLE tasks ADD COLUMN container_id TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

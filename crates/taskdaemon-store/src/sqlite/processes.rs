@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::events::record;
 use super::rows::{TASK_COLUMNS, task_from_row};
 use super::{apply, load_task, next_task_id, touch_session};
-use crate::encoding::{limits_text, to_json_text};
+use crate::encoding::{container_text, limits_text, to_json_text};
 use crate::lifecycle::{self, Stop};
 use crate::{ExitRecorded, ProcessFilter, Result};
 
@@ -22,8 +22,8 @@ pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<
     let now = now_millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
-                            restart, hang_timeout_ms, limits, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                            restart, hang_timeout_ms, limits, container, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?14, ?14)",
     )?;
     insert.execute(params![
         Uuid::now_v7().to_string(),
@@ -40,6 +40,7 @@ pub(super) fn create(tx: &Connection, spec: &NewProcess, actor: &str) -> Result<
         spec.hang_timeout_ms.map(|v| v as i64),
         limits_text(&spec.limits),
         now,
+        container_text(&spec.container),
     ])?;
     if let Some(session) = &spec.session {
         touch_session(tx, session, spec.tool.as_deref(), now)?;
@@ -115,6 +116,22 @@ pub(super) fn request_stop(tx: &Connection, id: &str, actor: &str) -> Result<Tas
             record(tx, Some(&task.id), flagged)?;
         }
         Stop::Cancel(change) => apply(tx, &task, change)?,
+    }
+    load_task(tx, id)
+}
+
+/// Records the engine's id of a container task's container.
+pub(super) fn set_container_id(
+    tx: &Connection,
+    id: &str,
+    container_id: &str,
+) -> Result<TaskRecord> {
+    let changed = tx.execute(
+        "UPDATE tasks SET container_id = ?1, updated_at = ?2 WHERE id = ?3",
+        params![container_id, now_millis(), id],
+    )?;
+    if changed == 0 {
+        return Err(crate::StoreError::NotFound(id.to_owned()));
     }
     load_task(tx, id)
 }

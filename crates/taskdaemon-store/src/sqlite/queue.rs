@@ -35,8 +35,8 @@ pub(super) fn create_agent(
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
-                            limits, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                            limits, created_at, updated_at, container)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
         params![
             Uuid::now_v7().to_string(),
             id,
@@ -49,6 +49,7 @@ pub(super) fn create_agent(
             to_json_text(&spec.restart),
             crate::encoding::limits_text(&spec.limits),
             now,
+            crate::encoding::container_text(&spec.container),
         ],
     )?;
     tx.execute(

@@ -4,12 +4,12 @@ use rusqlite::Row;
 use taskdaemon_core::{Event, QueueItem, TaskRecord};
 
 use crate::Result;
-use crate::encoding::{malformed, parse_limits};
+use crate::encoding::{malformed, parse_container, parse_limits};
 
 pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, argv, cwd, env, \
      restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid, \
      shim_start_time, exit_code, signal, stop_requested, error, created_at, started_at, \
-     finished_at, updated_at, description, priority, note, limits, \
+     finished_at, updated_at, description, priority, note, limits, container, container_id, \
      (SELECT group_concat(label, char(10) ORDER BY label) FROM task_labels l \
        WHERE l.task_id = tasks.id) AS labels, \
      (SELECT group_concat(depends_on, char(10) ORDER BY depends_on) FROM task_deps d \
@@ -54,9 +54,11 @@ mod task_col {
     pub const PRIORITY: usize = 28;
     pub const NOTE: usize = 29;
     pub const LIMITS: usize = 30;
-    pub const LABELS: usize = 31;
-    pub const DEPENDS_ON: usize = 32;
-    pub const FILES_MODIFIED: usize = 33;
+    pub const CONTAINER: usize = 31;
+    pub const CONTAINER_ID: usize = 32;
+    pub const LABELS: usize = 33;
+    pub const DEPENDS_ON: usize = 34;
+    pub const FILES_MODIFIED: usize = 35;
 }
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
@@ -129,6 +131,8 @@ fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
         boot_id: row.get(at(c::BOOT_ID))?,
         shim_pid: row.get(at(c::SHIM_PID))?,
         shim_start_time: as_u64(row.get(at(c::SHIM_START_TIME))?),
+        container: parse_container(row.get(at(c::CONTAINER))?)?,
+        container_id: row.get(at(c::CONTAINER_ID))?,
         description: row.get(at(c::DESCRIPTION))?,
         priority: row.get(at(c::PRIORITY))?,
         labels: list(c::LABELS)?,
@@ -242,6 +246,8 @@ mod tests {
             (c::PRIORITY, "priority"),
             (c::NOTE, "note"),
             (c::LIMITS, "limits"),
+            (c::CONTAINER, "container"),
+            (c::CONTAINER_ID, "container_id"),
             (c::LABELS, "labels"),
             (c::DEPENDS_ON, "depends_on"),
             (c::FILES_MODIFIED, "files_modified"),

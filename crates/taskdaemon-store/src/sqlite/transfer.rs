@@ -300,9 +300,11 @@ fn insert_task(conn: &Connection, exported: &ExportedTask) -> Result<()> {
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, cwd, env,
            restart, restarts, hang_timeout_ms, pid, pgid, start_time, boot_id, shim_pid,
            shim_start_time, exit_code, signal, stop_requested, error, created_at,
-           started_at, finished_at, updated_at, description, priority, note, limits)
+           started_at, finished_at, updated_at, description, priority, note, limits,
+           container, container_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-           ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+           ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,
+           ?32, ?33)",
         params![
             t.uuid.to_string(),
             t.id,
@@ -335,6 +337,8 @@ fn insert_task(conn: &Connection, exported: &ExportedTask) -> Result<()> {
             t.priority,
             t.note,
             crate::encoding::limits_text(&t.limits),
+            crate::encoding::container_text(&t.container),
+            t.container_id,
         ],
     )?;
     for label in &t.labels {

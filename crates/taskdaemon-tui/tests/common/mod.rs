@@ -73,6 +73,7 @@ impl Fixture {
                     restart: no_restart(),
                     hang_timeout_ms: None,
                     limits: Default::default(),
+                    container: None,
                 },
                 "test",
             )
@@ -158,6 +159,7 @@ impl Fixture {
                     max_attempts: 2,
                     timeout_ms: None,
                     limits: Default::default(),
+                    container: None,
                 },
                 "test",
             )
