@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{CommandSpec, run_command_with, truncate_output};
+use crate::command::{CommandSpec, Isolation, run_command_isolated, truncate_output};
 use crate::confine::Sandbox;
+use crate::landlock_sandbox::{PreparedSandbox, SandboxPolicy};
 use crate::types::ToolSpec;
 
 /// Files larger than this are skipped by `search_files` and refused by `read_file`.
@@ -49,6 +50,8 @@ pub struct ToolboxConfig {
     pub allowed_commands: Option<Vec<String>>,
     /// Run `run_command` children in a new, empty network namespace.
     pub isolate_network: bool,
+    /// How `run_command` children are confined (Landlock unless opted out).
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for ToolboxConfig {
@@ -61,6 +64,7 @@ impl Default for ToolboxConfig {
             allowed_tools: None,
             allowed_commands: None,
             isolate_network: false,
+            sandbox: SandboxPolicy::Landlock,
         }
     }
 }
@@ -457,15 +461,20 @@ impl Toolbox {
             .map(Duration::from_secs)
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
-        match run_command_with(
-            &spec,
-            self.inner.sandbox.root(),
-            timeout,
-            config.output_limit,
-            cancel,
-            config.isolate_network,
-        )
-        .await
+        let root = self.inner.sandbox.root();
+        let landlock = match config.sandbox {
+            SandboxPolicy::Landlock => match PreparedSandbox::new(root) {
+                Ok(prepared) => Some(prepared),
+                Err(e) => return ToolOutput::err(format!("cannot run {}: {e}", spec.display())),
+            },
+            SandboxPolicy::None => None,
+        };
+        let isolation = Isolation {
+            network: config.isolate_network,
+            sandbox: landlock.as_ref(),
+        };
+        match run_command_isolated(&spec, root, timeout, config.output_limit, cancel, isolation)
+            .await
         {
             Ok(outcome) => {
                 let code = outcome
