@@ -105,6 +105,7 @@ pub fn landlock_support() -> LandlockSupport {
 pub struct PreparedSandbox {
     ruleset: OwnedFd,
     tmp: tempfile::TempDir,
+    toolchain: Toolchain,
 }
 
 impl PreparedSandbox {
@@ -121,8 +122,14 @@ impl PreparedSandbox {
             .prefix("taskdaemon-cmd-")
             .tempdir()
             .map_err(|e| SandboxError::Prepare(format!("private temp dir: {e}")))?;
-        let ruleset = build_ruleset(worktree, tmp.path()).map_err(SandboxError::Prepare)?;
-        Ok(PreparedSandbox { ruleset, tmp })
+        let toolchain = Toolchain::from_env();
+        let ruleset =
+            build_ruleset(worktree, tmp.path(), &toolchain).map_err(SandboxError::Prepare)?;
+        Ok(PreparedSandbox {
+            ruleset,
+            tmp,
+            toolchain,
+        })
     }
 
     /// The private temp dir (the child's `TMPDIR`).
@@ -133,7 +140,25 @@ impl PreparedSandbox {
     /// Makes the child restrict itself before it execs.
     pub(crate) fn apply_in_child(&self, command: &mut tokio::process::Command) {
         let fd = self.ruleset.as_raw_fd();
+        // `$HOME` is unreadable in the sandbox, and git treats an unreadable
+        // `~/.gitconfig` as fatal: the private dir stands in for it, and the
+        // toolchain homes that defaulted to `$HOME` are named explicitly.
         command.env("TMPDIR", self.tmp.path());
+        command.env("HOME", self.tmp.path());
+        for var in [
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+        ] {
+            command.env_remove(var);
+        }
+        if let Some(dir) = &self.toolchain.cargo_home {
+            command.env("CARGO_HOME", dir);
+        }
+        if let Some(dir) = &self.toolchain.rustup_home {
+            command.env("RUSTUP_HOME", dir);
+        }
         // SAFETY: the closure runs in the forked child before exec and makes
         // two system calls (async-signal-safe) on a descriptor the parent
         // keeps open until spawn returns; it allocates nothing.
@@ -190,28 +215,43 @@ const DEVICE_WRITE_PATHS: &[&str] = &["/dev/null", "/dev/full"];
 /// The Rust toolchain's homes when they are set or exist under `$HOME`
 /// (rustup installs there): read-only, so `cargo` and `rustc` in PATH run
 /// while the rest of `$HOME` stays unreadable.
-fn toolchain_read_paths() -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let pick = |var: &str, default: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(default)))
-    };
-    [pick("CARGO_HOME", ".cargo"), pick("RUSTUP_HOME", ".rustup")]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.is_dir())
-        .collect()
+#[derive(Debug, Default)]
+struct Toolchain {
+    cargo_home: Option<PathBuf>,
+    rustup_home: Option<PathBuf>,
 }
 
-fn build_ruleset(worktree: &Path, tmp: &Path) -> Result<OwnedFd, String> {
-    let fd: Option<OwnedFd> = ruleset(worktree, tmp).map_err(|e| e.to_string())?.into();
+impl Toolchain {
+    fn from_env() -> Self {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let pick = |var: &str, default: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(default)))
+                .filter(|p| p.is_dir())
+        };
+        Toolchain {
+            cargo_home: pick("CARGO_HOME", ".cargo"),
+            rustup_home: pick("RUSTUP_HOME", ".rustup"),
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.cargo_home.iter().chain(self.rustup_home.iter())
+    }
+}
+
+fn build_ruleset(worktree: &Path, tmp: &Path, toolchain: &Toolchain) -> Result<OwnedFd, String> {
+    let fd: Option<OwnedFd> = ruleset(worktree, tmp, toolchain)
+        .map_err(|e| e.to_string())?
+        .into();
     fd.ok_or_else(|| "Landlock created no ruleset".to_string())
 }
 
 fn ruleset(
     worktree: &Path,
     tmp: &Path,
+    toolchain: &Toolchain,
 ) -> Result<landlock::RulesetCreated, landlock::RulesetError> {
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
@@ -222,7 +262,7 @@ fn ruleset(
         .scope(Scope::from_all(abi))?
         .create()?
         .add_rules(path_beneath_rules(SYSTEM_READ_PATHS, read))?
-        .add_rules(path_beneath_rules(toolchain_read_paths(), read))?
+        .add_rules(path_beneath_rules(toolchain.paths(), read))?
         .add_rules(path_beneath_rules(DEVICE_WRITE_PATHS, all))?
         .add_rules(path_beneath_rules([worktree, tmp], all))
 }
