@@ -256,15 +256,24 @@ fn ruleset(
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
     let all = AccessFs::from_all(abi);
+    // Connecting to a path-named Unix socket (the daemon's) is only governed
+    // from ABI 9 on: handled where the kernel has it, without refusing older
+    // kernels (the daemon's socket checks stay the guard there).
+    let unix = AccessFs::ResolveUnix;
     landlock::Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(all)?
         .scope(Scope::from_all(abi))?
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(unix)?
         .create()?
+        .set_compatibility(CompatLevel::HardRequirement)
         .add_rules(path_beneath_rules(SYSTEM_READ_PATHS, read))?
         .add_rules(path_beneath_rules(toolchain.paths(), read))?
         .add_rules(path_beneath_rules(DEVICE_WRITE_PATHS, all))?
-        .add_rules(path_beneath_rules([worktree, tmp], all))
+        .add_rules(path_beneath_rules([worktree, tmp], all))?
+        .set_compatibility(CompatLevel::BestEffort)
+        .add_rules(path_beneath_rules([worktree, tmp], unix))
 }
 
 #[cfg(test)]
