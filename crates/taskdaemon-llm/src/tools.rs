@@ -301,7 +301,19 @@ impl Toolbox {
         if meta.len() > MAX_FILE_BYTES {
             return Err(format!("{path} is too large ({} bytes)", meta.len()));
         }
-        let bytes = fs::read(&abs).map_err(|e| format!("{path}: {e}"))?;
+        // Bounded read: the file may have grown since the size check.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        fs::File::open(&abs)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("{path}: {e}"))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(format!("{path} is too large (over {MAX_FILE_BYTES} bytes)"));
+        }
+        if bytes.iter().take(8192).any(|b| *b == 0) {
+            return Err(format!(
+                "{path} looks binary (a NUL byte in its first 8 KiB); not shown"
+            ));
+        }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
