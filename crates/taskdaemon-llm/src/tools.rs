@@ -303,7 +303,9 @@ impl Toolbox {
         }
         // Bounded read: the file may have grown since the size check.
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        fs::File::open(&abs)
+        self.inner
+            .sandbox
+            .open_beneath(&abs, false)
             .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
             .map_err(|e| format!("{path}: {e}"))?;
         if bytes.len() as u64 > MAX_FILE_BYTES {
@@ -322,7 +324,8 @@ impl Toolbox {
         if let Some(parent) = abs.parent() {
             fs::create_dir_all(parent).map_err(|e| format!("{path}: {e}"))?;
         }
-        fs::write(&abs, content).map_err(|e| format!("{path}: {e}"))?;
+        self.write_beneath(&abs, content.as_bytes())
+            .map_err(|e| format!("{path}: {e}"))?;
         Ok(format!(
             "wrote {} bytes to {}",
             content.len(),
@@ -330,16 +333,29 @@ impl Toolbox {
         ))
     }
 
+    /// Writes through [`Sandbox::open_beneath`], so the file written is the
+    /// one that was checked.
+    fn write_beneath(&self, abs: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.inner.sandbox.open_beneath(abs, true)?.write_all(bytes)
+    }
+
     fn edit_file(&self, path: &str, old: &str, new: &str) -> Result<String, String> {
         if old.is_empty() {
             return Err("`old` must not be empty".into());
         }
         let abs = self.inner.sandbox.resolve(path)?;
-        let text = fs::read_to_string(&abs).map_err(|e| format!("{path}: {e}"))?;
+        let mut text = String::new();
+        self.inner
+            .sandbox
+            .open_beneath(&abs, false)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| format!("{path}: {e}"))?;
         match text.matches(old).count() {
             0 => Err(format!("`old` text not found in {path}")),
             1 => {
-                fs::write(&abs, text.replacen(old, new, 1)).map_err(|e| format!("{path}: {e}"))?;
+                self.write_beneath(&abs, text.replacen(old, new, 1).as_bytes())
+                    .map_err(|e| format!("{path}: {e}"))?;
                 Ok(format!("edited {path}"))
             }
             n => Err(format!(
