@@ -59,7 +59,7 @@ async fn dot_dot_absolute_and_proc_self_root_paths_are_refused() {
         "../outside/secret.txt".to_string(),
         d.secret.display().to_string(),
         via_proc.clone(),
-        format!("./a/../../outside/secret.txt"),
+        "./a/../../outside/secret.txt".to_string(),
     ] {
         denied(&call(&tb, "read_file", json!({ "path": path })).await);
         let out = call(&tb, "write_file", json!({ "path": path, "content": "x" })).await;
