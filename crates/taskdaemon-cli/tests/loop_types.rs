@@ -476,3 +476,98 @@ fn a_type_s_concurrency_and_timeout_bound_its_loops() {
     assert_eq!(shown["status"], "failed");
     assert!(shown.to_string().contains("timed out after 1s"), "{shown}");
 }
+
+/// Starts a loop of `loop_type` in `work/` with `HOME` set to `home` (the
+/// daemon it starts inherits it), waits for it, and returns its id.
+fn run_type_with_home(ws: &Ws, fake: &Fake, loop_type: &str, home: &std::path::Path) -> String {
+    let work = ws.root().join("work");
+    let mut command = ws.command(&[
+        "loop",
+        "run",
+        "--type",
+        loop_type,
+        "--workdir",
+        work.to_str().unwrap(),
+        "--detach",
+    ]);
+    command
+        .env("HOME", home)
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("ANTHROPIC_BASE_URL", fake.url())
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    let id = run_command(command, COMMAND_TIMEOUT).ok().last_line();
+    assert_eq!(ws.run(&["wait", &id]).code, Some(0), "loop {id} failed");
+    id
+}
+
+#[test]
+fn a_hostile_model_cannot_leave_its_worktree_through_run_command() {
+    let ws = Ws::new();
+    let work = ws.root().join("work");
+    fs::create_dir(&work).unwrap();
+    let outside = ws.root().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let secret = outside.join("file.txt");
+    fs::write(&secret, "OUTSIDE-SECRET-5c1e\n").unwrap();
+    let home = ws.root().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::write(home.join(".secret"), "HOME-SECRET-9d2a\n").unwrap();
+    // The validation is the user's own: it reads outside the worktree.
+    fs::write(
+        ws.root().join("taskdaemon.yml"),
+        "types:\n  hostile:\n    extends: ralph\n    tools:\n      run_command: {shell: true}\n    validation: \"grep -q OUTSIDE-SECRET ../outside/file.txt && touch validation-saw-outside\"\n  trusted:\n    extends: hostile\n    sandbox: none\n",
+    )
+    .unwrap();
+    let planted = outside.join("planted");
+    let store = ws.root().join(".taskdaemon");
+    let fake = Fake::start(vec![
+        tool("run_command", json!({"argv": ["cat", secret]})),
+        tool(
+            "run_command",
+            json!({"argv": ["sh", "-c", format!("echo x > {}", planted.display())]}),
+        ),
+        tool(
+            "run_command",
+            json!({"argv": ["cat", home.join(".secret")]}),
+        ),
+        tool("run_command", json!({"argv": ["ls", store]})),
+        tool(
+            "run_command",
+            json!({"argv": ["cat", store.join("state.db")]}),
+        ),
+        text("tried"),
+    ]);
+    run_type_with_home(&ws, &fake, "hostile", &home);
+    let requests = fake.requests();
+    let said = tool_results(requests.last().unwrap());
+    let denied = requests.last().unwrap().body.to_string();
+    let sandboxed = taskdaemon_llm::landlock_support().available;
+    let want = if sandboxed {
+        "Permission denied"
+    } else {
+        "sandbox: none"
+    };
+    assert_eq!(denied.matches("\"is_error\":true").count(), 5, "{said}");
+    assert_eq!(said.matches(want).count(), 5, "{said}");
+    for leaked in ["OUTSIDE-SECRET", "HOME-SECRET", "SQLite format"] {
+        assert!(!said.contains(leaked), "{leaked} reached the model: {said}");
+    }
+    assert!(!planted.exists(), "a sandboxed command wrote outside");
+    assert!(
+        work.join("validation-saw-outside").exists(),
+        "the validation command ran sandboxed"
+    );
+    let status = ws.run(&["status", "--json"]).ok().json();
+    assert_eq!(status["landlock"]["available"], sandboxed, "{status:#}");
+
+    // A type that opts out runs the same command unconfined.
+    let fake = Fake::start(vec![
+        tool("run_command", json!({"argv": ["cat", secret]})),
+        text("read it"),
+    ]);
+    let id = run_type_with_home(&ws, &fake, "trusted", &home);
+    let said = tool_results(fake.requests().last().unwrap());
+    assert!(said.contains("OUTSIDE-SECRET"), "{said}");
+    assert_eq!(spec_of(&ws, &id)["sandbox"], "none");
+}

@@ -10,6 +10,17 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Provider;
+use crate::landlock_sandbox::PreparedSandbox;
+
+/// What a command is kept from: the network, and (under Landlock) every
+/// path outside its worktree and the system toolchain.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Isolation<'a> {
+    /// Run in a new, empty network namespace.
+    pub network: bool,
+    /// Run under this Landlock ruleset.
+    pub sandbox: Option<&'a PreparedSandbox>,
+}
 
 /// A command: an argv run directly, or a string for `sh -c`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +96,24 @@ pub async fn run_command_with(
     cancel: &CancellationToken,
     isolate_network: bool,
 ) -> std::io::Result<CommandOutcome> {
+    let isolation = Isolation {
+        network: isolate_network,
+        sandbox: None,
+    };
+    run_command_isolated(spec, cwd, timeout, output_limit, cancel, isolation).await
+}
+
+/// [`run_command_with`], optionally under a Landlock ruleset as well. A
+/// child that cannot restrict itself does not exec: the error says why.
+pub async fn run_command_isolated(
+    spec: &CommandSpec,
+    cwd: &Path,
+    timeout: Duration,
+    output_limit: usize,
+    cancel: &CancellationToken,
+    isolation: Isolation<'_>,
+) -> std::io::Result<CommandOutcome> {
+    let isolate_network = isolation.network;
     let (program, args): (String, Vec<String>) = match spec {
         CommandSpec::Argv(argv) => match argv.split_first() {
             Some((p, rest)) if !p.is_empty() => (p.clone(), rest.to_vec()),
@@ -114,6 +143,9 @@ pub async fn run_command_with(
     }
     if isolate_network {
         isolate_network_in_child(&mut command);
+    }
+    if let Some(sandbox) = isolation.sandbox {
+        sandbox.apply_in_child(&mut command);
     }
     let mut child = command.spawn().map_err(|e| {
         if isolate_network {

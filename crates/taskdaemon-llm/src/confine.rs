@@ -84,6 +84,43 @@ impl Sandbox {
         }
     }
 
+    /// Opens `resolved` (from [`Sandbox::resolve`]) so that the kernel
+    /// resolves it beneath the workdir again (`openat2` with
+    /// `RESOLVE_BENEATH`): a symlink swapped in between the check and this
+    /// open cannot lead outside, and `/proc` magic links are refused.
+    pub fn open_beneath(&self, resolved: &Path, write: bool) -> io::Result<fs::File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+        let relative = resolved
+            .strip_prefix(&self.root)
+            .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "outside the workdir"))?;
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let root = rustix::fs::open(
+            &self.root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        // openat2 refuses a mode without O_CREAT.
+        let (flags, mode) = if write {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+            (flags, Mode::from_raw_mode(0o644))
+        } else {
+            (OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        };
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let fd = openat2(&root, relative, flags, mode, resolve).map_err(|e| match e {
+            rustix::io::Errno::XDEV => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "refused: it led outside the workdir when opened (a symlink changed)",
+            ),
+            e => io::Error::from(e),
+        })?;
+        Ok(fs::File::from(fd))
+    }
+
     /// `abs` relative to the workdir, for messages to the model.
     pub fn display(&self, abs: &Path) -> String {
         match abs.strip_prefix(&self.root) {
@@ -97,6 +134,35 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlink_swapped_after_the_check_cannot_lead_outside() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        let inside = work.join("dir");
+        let outside = root.path().join("outside");
+        fs::create_dir_all(&inside).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(inside.join("f"), "inside").unwrap();
+        fs::write(outside.join("f"), "TOP-SECRET").unwrap();
+        std::os::unix::fs::symlink(&inside, work.join("link")).unwrap();
+        let sandbox = Sandbox::new(&work).unwrap();
+        let checked = sandbox.resolve("link/f").unwrap();
+        // The check resolved the symlink; now make the path itself go through
+        // a swapped one, as a racing process would.
+        let racy = sandbox.root().join("link").join("f");
+        assert!(checked.starts_with(sandbox.root()));
+        fs::remove_file(work.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, work.join("link")).unwrap();
+        let err = sandbox.open_beneath(&racy, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        let err = sandbox.open_beneath(&racy, true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(fs::read_to_string(outside.join("f")).unwrap(), "TOP-SECRET");
+        let via_proc = sandbox.root().join("proc-root");
+        std::os::unix::fs::symlink("/proc/self/root/etc/hostname", &via_proc).unwrap();
+        assert!(sandbox.open_beneath(&via_proc, false).is_err());
+    }
 
     #[test]
     fn confines_paths() {

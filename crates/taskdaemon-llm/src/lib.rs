@@ -47,6 +47,7 @@ mod cost;
 mod engine;
 mod error;
 mod hooks;
+mod landlock_sandbox;
 mod openai;
 mod pipeline_tools;
 mod progress;
@@ -66,13 +67,20 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use assemble::Assembler;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{EventStream, LlmClient, build_client, collect};
-pub use command::{CommandOutcome, CommandSpec, run_command, run_command_with, truncate_output};
+pub use command::{
+    CommandOutcome, CommandSpec, Isolation, run_command, run_command_isolated, run_command_with,
+    truncate_output,
+};
 pub use config::{Provider, ProviderConfig, UnknownProvider};
 pub use confine::Sandbox;
 pub use cost::{Accounting, Price, PriceTable};
 pub use engine::{LoopError, LoopOutcome, LoopRunner, LoopStatus};
 pub use error::LlmError;
 pub use hooks::{LoopHooks, NoHooks};
+pub use landlock_sandbox::{
+    LandlockSupport, PreparedSandbox, REQUIRED_ABI, SYSTEM_READ_PATHS, SandboxError, SandboxPolicy,
+    landlock_support,
+};
 pub use openai::OpenAiClient;
 pub use pipeline_tools::{
     AnswerQuery, Ask, CallContext, CreatePhase, CreateSpec, MessageKind, MessageTarget,

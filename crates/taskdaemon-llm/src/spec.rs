@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::command::CommandSpec;
 use crate::config::{Provider, UnknownProvider};
+use crate::landlock_sandbox::SandboxPolicy;
 use crate::prompt::{DEFAULT_TEMPLATE, PromptTemplate};
 use crate::tools::ToolboxConfig;
 
@@ -77,6 +78,10 @@ pub struct LoopSpec {
     /// `run_command` children run with no network (a new network namespace).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolate_network: bool,
+    /// How `run_command` children are confined; `none` only when the loop's
+    /// type opts out explicitly.
+    #[serde(default, skip_serializing_if = "is_landlock")]
+    pub sandbox: SandboxPolicy,
     /// Hosts the loop's type allows (recorded; not enforced yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_allow: Vec<String>,
@@ -93,6 +98,10 @@ pub struct LoopSpec {
     /// `config history`); kept for the loop's whole life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_version: Option<i64>,
+}
+
+fn is_landlock(policy: &SandboxPolicy) -> bool {
+    *policy == SandboxPolicy::Landlock
 }
 
 mod defaults {
@@ -150,6 +159,7 @@ impl LoopSpec {
             allowed_tools: None,
             allowed_commands: None,
             isolate_network: false,
+            sandbox: SandboxPolicy::Landlock,
             network_allow: Vec::new(),
             timeout_secs: None,
             type_concurrency: None,
@@ -233,6 +243,7 @@ impl LoopSpec {
                 allowed_tools: self.allowed_tools.map(|t| t.into_iter().collect()),
                 allowed_commands: self.allowed_commands,
                 isolate_network: self.isolate_network,
+                sandbox: self.sandbox,
             },
             max_tool_rounds: self.max_tool_rounds,
             max_tokens: self.max_tokens,

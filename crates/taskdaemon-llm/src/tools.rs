@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{CommandSpec, run_command_with, truncate_output};
+use crate::command::{CommandSpec, Isolation, run_command_isolated, truncate_output};
 use crate::confine::Sandbox;
+use crate::landlock_sandbox::{PreparedSandbox, SandboxPolicy};
 use crate::types::ToolSpec;
 
 /// Files larger than this are skipped by `search_files` and refused by `read_file`.
@@ -49,6 +50,8 @@ pub struct ToolboxConfig {
     pub allowed_commands: Option<Vec<String>>,
     /// Run `run_command` children in a new, empty network namespace.
     pub isolate_network: bool,
+    /// How `run_command` children are confined (Landlock unless opted out).
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for ToolboxConfig {
@@ -61,6 +64,7 @@ impl Default for ToolboxConfig {
             allowed_tools: None,
             allowed_commands: None,
             isolate_network: false,
+            sandbox: SandboxPolicy::Landlock,
         }
     }
 }
@@ -297,7 +301,21 @@ impl Toolbox {
         if meta.len() > MAX_FILE_BYTES {
             return Err(format!("{path} is too large ({} bytes)", meta.len()));
         }
-        let bytes = fs::read(&abs).map_err(|e| format!("{path}: {e}"))?;
+        // Bounded read: the file may have grown since the size check.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        self.inner
+            .sandbox
+            .open_beneath(&abs, false)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("{path}: {e}"))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(format!("{path} is too large (over {MAX_FILE_BYTES} bytes)"));
+        }
+        if bytes.iter().take(8192).any(|b| *b == 0) {
+            return Err(format!(
+                "{path} looks binary (a NUL byte in its first 8 KiB); not shown"
+            ));
+        }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -306,7 +324,8 @@ impl Toolbox {
         if let Some(parent) = abs.parent() {
             fs::create_dir_all(parent).map_err(|e| format!("{path}: {e}"))?;
         }
-        fs::write(&abs, content).map_err(|e| format!("{path}: {e}"))?;
+        self.write_beneath(&abs, content.as_bytes())
+            .map_err(|e| format!("{path}: {e}"))?;
         Ok(format!(
             "wrote {} bytes to {}",
             content.len(),
@@ -314,16 +333,29 @@ impl Toolbox {
         ))
     }
 
+    /// Writes through [`Sandbox::open_beneath`], so the file written is the
+    /// one that was checked.
+    fn write_beneath(&self, abs: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.inner.sandbox.open_beneath(abs, true)?.write_all(bytes)
+    }
+
     fn edit_file(&self, path: &str, old: &str, new: &str) -> Result<String, String> {
         if old.is_empty() {
             return Err("`old` must not be empty".into());
         }
         let abs = self.inner.sandbox.resolve(path)?;
-        let text = fs::read_to_string(&abs).map_err(|e| format!("{path}: {e}"))?;
+        let mut text = String::new();
+        self.inner
+            .sandbox
+            .open_beneath(&abs, false)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| format!("{path}: {e}"))?;
         match text.matches(old).count() {
             0 => Err(format!("`old` text not found in {path}")),
             1 => {
-                fs::write(&abs, text.replacen(old, new, 1)).map_err(|e| format!("{path}: {e}"))?;
+                self.write_beneath(&abs, text.replacen(old, new, 1).as_bytes())
+                    .map_err(|e| format!("{path}: {e}"))?;
                 Ok(format!("edited {path}"))
             }
             n => Err(format!(
@@ -457,15 +489,20 @@ impl Toolbox {
             .map(Duration::from_secs)
             .unwrap_or(config.default_timeout)
             .min(config.max_timeout);
-        match run_command_with(
-            &spec,
-            self.inner.sandbox.root(),
-            timeout,
-            config.output_limit,
-            cancel,
-            config.isolate_network,
-        )
-        .await
+        let root = self.inner.sandbox.root();
+        let landlock = match config.sandbox {
+            SandboxPolicy::Landlock => match PreparedSandbox::new(root) {
+                Ok(prepared) => Some(prepared),
+                Err(e) => return ToolOutput::err(format!("cannot run {}: {e}", spec.display())),
+            },
+            SandboxPolicy::None => None,
+        };
+        let isolation = Isolation {
+            network: config.isolate_network,
+            sandbox: landlock.as_ref(),
+        };
+        match run_command_isolated(&spec, root, timeout, config.output_limit, cancel, isolation)
+            .await
         {
             Ok(outcome) => {
                 let code = outcome

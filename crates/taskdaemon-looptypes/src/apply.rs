@@ -64,6 +64,7 @@ impl LoopType {
             Network::None => (true, Vec::new()),
             Network::Allow(hosts) => (false, hosts.clone()),
         };
+        spec.sandbox = self.sandbox;
         spec.timeout_secs = self.timeout_secs;
         spec.type_concurrency = self.concurrency;
         spec.loop_type = Some(self.name.clone());

@@ -49,6 +49,10 @@ pub struct RawType {
     pub tools: Option<BTreeMap<String, Option<ToolOptions>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// How the model's commands are confined: `landlock` (the default) or
+    /// `none`, an explicit opt-out where Landlock is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<taskdaemon_llm::SandboxPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<Validation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,9 @@ pub struct LoopType {
     /// Allowed tools and their options.
     pub tools: BTreeMap<String, ToolOptions>,
     pub network: Network,
+    /// How the model's commands are confined (Landlock unless opted out).
+    #[serde(default)]
+    pub sandbox: taskdaemon_llm::SandboxPolicy,
     pub validation: Option<ResolvedValidation>,
     pub prompt: String,
     pub partials: BTreeMap<String, String>,
@@ -525,6 +528,7 @@ impl Definitions {
             concurrency: raw.concurrency,
             tools,
             network: raw.network.unwrap_or(Network::Open),
+            sandbox: raw.sandbox.unwrap_or_default(),
             validation,
             prompt,
             partials,

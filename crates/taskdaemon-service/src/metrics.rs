@@ -30,6 +30,9 @@ pub struct StatusReport {
     pub workers: Option<Vec<WorkerRow>>,
     /// How per-task limits (`spawn --max-memory` ...) are enforced here.
     pub limits: &'static str,
+    /// Whether the model's commands can run under Landlock here; where they
+    /// cannot, `run_command` is refused unless a loop type sets `sandbox: none`.
+    pub landlock: taskdaemon_llm::LandlockSupport,
     /// The loop-type configuration version in use and its alert, if any.
     pub loop_types: crate::ConfigStatus,
     /// Plans in progress, queries waiting for a person, alerts of open plans.
@@ -99,6 +102,7 @@ impl Service {
                 None
             },
             limits: taskdaemon_supervisor::limits::ENFORCEMENT,
+            landlock: taskdaemon_llm::landlock_support(),
             loop_types: self.config_status()?,
             pipeline: self.pipeline_attention()?,
         })

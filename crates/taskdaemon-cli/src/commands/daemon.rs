@@ -113,6 +113,12 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(alert) = &config.alert {
         println!("alert      {alert}");
     }
+    let sandbox = if report.landlock.available {
+        "model commands run under Landlock"
+    } else {
+        "unavailable: model commands refused unless a loop type sets `sandbox: none`"
+    };
+    println!("sandbox    {sandbox} ({})", report.landlock.detail);
     print_pipeline(&report.pipeline);
     if args.detailed {
         println!("limits     {}", report.limits);
