@@ -34,6 +34,8 @@ pub struct NewTask {
     pub labels: Vec<String>,
     /// Tasks that must succeed first.
     pub after: Vec<String>,
+    /// The task this is a subtask of (`TASK-12` gives `TASK-12.1`).
+    pub parent: Option<String>,
 }
 
 /// A task with its decisions, as `task show --json` prints it.
@@ -69,6 +71,7 @@ impl Service {
                 priority: new.priority,
                 labels: new.labels,
                 depends_on: new.after,
+                parent: new.parent,
                 tool: agent.tool.clone(),
                 session: agent.session.clone(),
             },

@@ -16,6 +16,7 @@ use taskdaemon_core::{
 
 use crate::{Result, StoreError};
 
+pub(crate) mod links;
 pub(crate) mod pipeline;
 
 /// A column value a change sets; each backend converts it to its own type.
@@ -141,6 +142,7 @@ pub(crate) fn tracked_action(
     actor: &str,
 ) -> Result<Change> {
     require_tracked(task, &format!("`task {}`", action.verb()))?;
+    links::check_children_closed(task, action)?;
     if *action == TrackedAction::Start && task.status == Status::Blocked {
         return Err(StoreError::Conflict(format!(
             "{} is blocked by {}",
@@ -154,7 +156,12 @@ pub(crate) fn tracked_action(
             NewEvent::new(EventKind::Started, actor, "started"),
         ),
         ended => {
-            let mut columns = vec![("finished_at", Column::Int(Some(now)))];
+            // An ended task is nobody's any more.
+            let mut columns = vec![
+                ("finished_at", Column::Int(Some(now))),
+                ("claimed_by", Column::Text(None)),
+                ("lease_until", Column::Int(None)),
+            ];
             let message = match ended.note() {
                 Some(note) => {
                     columns.push(("note", Column::Text(Some(note.to_owned()))));

@@ -15,6 +15,7 @@ use taskdaemon_core::{
 use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, StoreError};
 
 pub mod claim;
+pub mod links;
 pub mod loops;
 pub mod pipeline;
 pub mod tracked;
@@ -94,6 +95,19 @@ pub const CHECKS: &[Check] = &[
         tracked::import_refuses_a_non_empty_store,
     ),
     ("integrity_and_repair", tracked::integrity_and_repair),
+    (
+        "typed_links_block_and_render",
+        links::typed_links_block_and_render,
+    ),
+    (
+        "subtasks_number_and_roll_up",
+        links::subtasks_number_and_roll_up,
+    ),
+    ("next_and_layers", links::next_and_layers),
+    (
+        "claims_are_exclusive_and_go_stale",
+        links::claims_are_exclusive_and_go_stale,
+    ),
     (
         "edits_change_scope_and_are_recorded",
         tracked::edits_change_scope_and_are_recorded,

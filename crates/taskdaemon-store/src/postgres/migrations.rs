@@ -403,6 +403,24 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 7, 8: taken by other branches (merged in by the lead); empty here so
+    // this branch's migration keeps its number.
+    "",
+    "",
+    // 9: typed links and claims on tracked tasks (SQLite's migration 11).
+    r#"
+    ALTER TABLE task_deps ADD COLUMN kind TEXT NOT NULL DEFAULT 'blocks';
+    CREATE TABLE task_links (
+        task_id TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        PRIMARY KEY (task_id, kind, target)
+    );
+    CREATE INDEX task_links_target ON task_links(target, kind, task_id);
+    ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
+    CREATE INDEX tasks_claims ON tasks(claimed_by) WHERE claimed_by IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -337,6 +337,27 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 9, 10: taken by other branches (merged in by the lead); empty here so
+    // this branch's migration keeps its number.
+    "",
+    "",
+    // 11: typed links. `blocks` and `waits-for` gate a task's start, so they
+    // stay dependency edges (existing ones are `blocks`); the other kinds,
+    // `parent-child` included, live in `task_links` as `task_id KIND target`.
+    // Agents' claims on tracked tasks: who holds one, and its lease.
+    r#"
+    ALTER TABLE task_deps ADD COLUMN kind TEXT NOT NULL DEFAULT 'blocks';
+    CREATE TABLE task_links (
+        task_id TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        PRIMARY KEY (task_id, kind, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_links_target ON task_links(target, kind, task_id);
+    ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+    CREATE INDEX tasks_claims ON tasks(claimed_by) WHERE claimed_by IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
