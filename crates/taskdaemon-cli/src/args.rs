@@ -1192,6 +1192,10 @@ pub struct McpArgs {
     /// The session the calls belong to; default: the client's own session, else a new one.
     #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
     pub session: Option<String>,
+    /// Which tools to offer: core (tracked work and process basics),
+    /// standard (plus links, control, search, history) or all.
+    #[arg(long, value_name = "PROFILE", env = "TASKDAEMON_MCP_PROFILE", default_value = "all")]
+    pub profile: taskdaemon_mcp::ToolProfile,
 }
 
 #[derive(Debug, Subcommand)]
