@@ -270,4 +270,69 @@ mod tests {
         assert_eq!(r.to_string(), "2/3 done");
         assert!(Rollup::parse_stored(Some("x")).is_err());
     }
+
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+
+    /// Kahn's algorithm over the edges: an acyclicity check independent of
+    /// the graph module.
+    fn acyclic(edges: &[(usize, usize)], nodes: usize) -> bool {
+        let mut indegree = vec![0usize; nodes];
+        for &(_, to) in edges {
+            indegree[to] += 1;
+        }
+        let mut queue: Vec<usize> = (0..nodes).filter(|&n| indegree[n] == 0).collect();
+        let mut seen = 0;
+        while let Some(n) = queue.pop() {
+            seen += 1;
+            for &(from, to) in edges {
+                if from == n {
+                    indegree[to] -= 1;
+                    if indegree[to] == 0 {
+                        queue.push(to);
+                    }
+                }
+            }
+        }
+        seen == nodes
+    }
+
+    proptest! {
+        /// Whatever typed links are tried, the blocking ones accepted (by the
+        /// rule the stores apply: `blocking_edge` then `check_new_edge`)
+        /// never form a cycle, and non-blocking ones are never refused.
+        #[test]
+        fn typed_links_keep_the_blocking_graph_acyclic(
+            tries in proptest::collection::vec((0usize..8, 0usize..7, 0usize..8), 0..60)
+        ) {
+            let mut edges: Vec<(usize, usize)> = Vec::new();
+            for (from, kind, to) in tries {
+                let kind = LinkKind::ALL[kind];
+                let (a, b) = (from.to_string(), to.to_string());
+                let Some((waiter, waited)) = kind.blocking_edge(&a, &b) else {
+                    prop_assert!(!kind.is_blocking());
+                    continue;
+                };
+                let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+                for (w, d) in &edges {
+                    deps.entry(w.to_string()).or_default().push(d.to_string());
+                }
+                let verdict = crate::graph::check_new_edge(waiter, waited, |id| {
+                    Ok::<_, Infallible>(deps.get(id).cloned().unwrap_or_default())
+                })
+                .unwrap_or_else(|e| match e {});
+                let edge = (waiter.parse::<usize>().unwrap(), waited.parse::<usize>().unwrap());
+                let mut with = edges.clone();
+                with.push(edge);
+                match verdict {
+                    Ok(()) => {
+                        edges.push(edge);
+                        prop_assert!(acyclic(&edges, 8));
+                    }
+                    Err(_) => prop_assert!(edge.0 == edge.1 || !acyclic(&with, 8)),
+                }
+            }
+        }
+    }
 }

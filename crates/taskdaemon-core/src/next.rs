@@ -171,4 +171,68 @@ mod tests {
         assert_eq!(pick.rule, NextRule::OnlyCandidate);
         assert_eq!(pick.explanation, "A is the only ready task");
     }
+
+    use proptest::prelude::*;
+
+    /// The order written out plainly, as the issue states it: a subtask of
+    /// work in progress, then priority, then what it unblocks, then age.
+    fn reference_best(cands: &[NextCandidate]) -> &NextCandidate {
+        let mut best = &cands[0];
+        for c in &cands[1..] {
+            let better = if c.running_parent.is_some() != best.running_parent.is_some() {
+                c.running_parent.is_some()
+            } else if c.priority != best.priority {
+                c.priority > best.priority
+            } else if c.unblocks != best.unblocks {
+                c.unblocks > best.unblocks
+            } else if c.created_at != best.created_at {
+                c.created_at < best.created_at
+            } else {
+                c.seq < best.seq
+            };
+            if better {
+                best = c;
+            }
+        }
+        best
+    }
+
+    fn candidates() -> impl Strategy<Value = Vec<NextCandidate>> {
+        proptest::collection::vec(
+            (-2i32..3, 0u32..3, proptest::bool::weighted(0.2), 0i64..5),
+            1..25,
+        )
+        .prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(n, (priority, unblocks, sub, at))| NextCandidate {
+                    id: format!("T-{n}"),
+                    priority,
+                    unblocks,
+                    running_parent: sub.then(|| "P".to_owned()),
+                    created_at: at,
+                    seq: n as i64,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// `pick_next` agrees with the plain reference, and the rule it names
+        /// is the first one that tells the pick from the runner-up.
+        #[test]
+        fn next_agrees_with_the_reference(cands in candidates()) {
+            let expected = reference_best(&cands).id.clone();
+            let pick = pick_next(cands.clone()).unwrap();
+            prop_assert_eq!(&pick.task.id, &expected);
+            if let Some(runner) = &pick.runner_up {
+                let rest: Vec<NextCandidate> =
+                    cands.iter().filter(|c| c.id != expected).cloned().collect();
+                prop_assert_eq!(&runner.id, &reference_best(&rest).id);
+                prop_assert_eq!(pick.rule, deciding_rule(&pick.task, runner));
+            } else {
+                prop_assert_eq!(pick.rule, NextRule::OnlyCandidate);
+            }
+        }
+    }
 }
