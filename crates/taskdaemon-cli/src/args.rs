@@ -1194,7 +1194,12 @@ pub struct McpArgs {
     pub session: Option<String>,
     /// Which tools to offer: core (tracked work and process basics),
     /// standard (plus links, control, search, history) or all.
-    #[arg(long, value_name = "PROFILE", env = "TASKDAEMON_MCP_PROFILE", default_value = "all")]
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        env = "TASKDAEMON_MCP_PROFILE",
+        default_value = "all"
+    )]
     pub profile: taskdaemon_mcp::ToolProfile,
 }
 

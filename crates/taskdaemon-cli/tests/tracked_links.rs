@@ -39,7 +39,10 @@ fn links_subtasks_next_and_graph() {
     );
     let bad = ws.run(&["task", "link", &api, "depends", &schema]);
     assert_eq!(bad.code, Some(2), "{bad:#?}");
-    assert!(bad.stderr.contains("unknown link type 'depends'"), "{bad:#?}");
+    assert!(
+        bad.stderr.contains("unknown link type 'depends'"),
+        "{bad:#?}"
+    );
 
     let shown = ws.run(&["task", "show", &api]).ok().stdout;
     assert!(shown.contains(&format!("blocked by {schema}")), "{shown}");
@@ -57,7 +60,10 @@ fn links_subtasks_next_and_graph() {
     ws.run(&["task", "done", &two]).ok();
     let tree = ws.run(&["task", "tree", &schema]).ok().stdout;
     assert!(tree.contains("[1/2 done]"), "{tree}");
-    assert!(tree.contains(&format!("  {one} pending part one")), "{tree}");
+    assert!(
+        tree.contains(&format!("  {one} pending part one")),
+        "{tree}"
+    );
     assert!(tree.contains(&format!("blocks {api}")), "{tree}");
     let list = ws.run(&["task", "list"]).ok().stdout;
     assert!(list.contains("[1/2 done]"), "{list}");
@@ -76,7 +82,10 @@ fn links_subtasks_next_and_graph() {
     assert_eq!(graph["layers"][1], serde_json::json!([api]));
     let done_parent = ws.run(&["task", "done", &schema]);
     assert_eq!(done_parent.code, Some(4), "{done_parent:#?}");
-    assert!(done_parent.stderr.contains("open subtask"), "{done_parent:#?}");
+    assert!(
+        done_parent.stderr.contains("open subtask"),
+        "{done_parent:#?}"
+    );
 
     ws.run(&["task", "unlink", &schema, &api]).ok();
     let shown = ws.run(&["task", "show", &api, "--json"]).ok().json();
@@ -91,7 +100,9 @@ fn a_thousand_tasks_page_within_a_tool_result() {
     ws.run(&["task", "list"]).ok();
     let store = SqliteStore::open(&ws.db_path()).unwrap();
     for n in 0..1000 {
-        let title = format!("task number {n} with a title long enough to be shortened in the compact listing");
+        let title = format!(
+            "task number {n} with a title long enough to be shortened in the compact listing"
+        );
         store
             .create_tracked(
                 &NewTracked {
@@ -167,7 +178,10 @@ fn claim_race(ws: &Ws, url: Option<&str>) {
         }
     }
     assert_eq!(taken.len(), 10, "{taken:?}");
-    assert!(taken.values().all(|&n| n == 1), "a task was taken twice: {taken:?}");
+    assert!(
+        taken.values().all(|&n| n == 1),
+        "a task was taken twice: {taken:?}"
+    );
     assert_eq!(nothing, 10);
     let mut list = vec!["task", "list", "--json"];
     if let Some(url) = url {
@@ -183,7 +197,11 @@ fn claim_race(ws: &Ws, url: Option<&str>) {
             t["claim"]["by"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(holders.len(), 10, "each claimer holds one task: {holders:?}");
+    assert_eq!(
+        holders.len(),
+        10,
+        "each claimer holds one task: {holders:?}"
+    );
 }
 
 #[test]

@@ -289,7 +289,6 @@ mod tests {
         assert_eq!(waiting_status([Cancelled]), Blocked);
     }
 
-
     fn node(id: &str, status: Status, deps: &[(&str, Status)]) -> OpenNode {
         OpenNode {
             id: id.to_owned(),

@@ -233,8 +233,14 @@ mod tests {
         }
         assert_eq!("Waits_For".parse::<LinkKind>(), Ok(LinkKind::WaitsFor));
         let err = "depends".parse::<LinkKind>().unwrap_err();
-        assert!(err.contains("'depends'") && err.contains("caused-by"), "{err}");
-        let blocking: Vec<_> = LinkKind::ALL.into_iter().filter(|k| k.is_blocking()).collect();
+        assert!(
+            err.contains("'depends'") && err.contains("caused-by"),
+            "{err}"
+        );
+        let blocking: Vec<_> = LinkKind::ALL
+            .into_iter()
+            .filter(|k| k.is_blocking())
+            .collect();
         assert_eq!(
             blocking,
             [LinkKind::Blocks, LinkKind::ParentChild, LinkKind::WaitsFor]

@@ -135,7 +135,13 @@ fn explain(task: &NextCandidate, runner_up: Option<&NextCandidate>, rule: NextRu
 mod tests {
     use super::*;
 
-    fn c(id: &str, priority: i32, unblocks: u32, parent: Option<&str>, at: Millis) -> NextCandidate {
+    fn c(
+        id: &str,
+        priority: i32,
+        unblocks: u32,
+        parent: Option<&str>,
+        at: Millis,
+    ) -> NextCandidate {
         NextCandidate {
             id: id.to_owned(),
             priority,
@@ -149,15 +155,31 @@ mod tests {
     #[test]
     fn each_rule_decides_and_says_so() {
         let pick = pick_next(vec![c("A", 20, 5, None, 1), c("B", 0, 0, Some("P"), 2)]).unwrap();
-        assert_eq!((pick.task.id.as_str(), pick.rule), ("B", NextRule::SubtaskOfRunning));
-        assert!(pick.explanation.contains("subtask of P"), "{}", pick.explanation);
+        assert_eq!(
+            (pick.task.id.as_str(), pick.rule),
+            ("B", NextRule::SubtaskOfRunning)
+        );
+        assert!(
+            pick.explanation.contains("subtask of P"),
+            "{}",
+            pick.explanation
+        );
 
         let pick = pick_next(vec![c("A", 0, 5, None, 1), c("B", 10, 0, None, 2)]).unwrap();
-        assert_eq!((pick.task.id.as_str(), pick.rule), ("B", NextRule::Priority));
+        assert_eq!(
+            (pick.task.id.as_str(), pick.rule),
+            ("B", NextRule::Priority)
+        );
 
         let pick = pick_next(vec![c("A", 0, 1, None, 1), c("B", 0, 3, None, 2)]).unwrap();
-        assert_eq!((pick.task.id.as_str(), pick.rule), ("B", NextRule::Unblocks));
-        assert!(pick.explanation.contains("unblocks 3 tasks, A unblocks 1 task"));
+        assert_eq!(
+            (pick.task.id.as_str(), pick.rule),
+            ("B", NextRule::Unblocks)
+        );
+        assert!(
+            pick.explanation
+                .contains("unblocks 3 tasks, A unblocks 1 task")
+        );
 
         let pick = pick_next(vec![c("B", 0, 0, None, 2), c("A", 0, 0, None, 1)]).unwrap();
         assert_eq!((pick.task.id.as_str(), pick.rule), ("A", NextRule::Age));

@@ -20,14 +20,12 @@ use rmcp::model::{
 use rmcp::service::{MaybeSendFuture, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Serialize;
+use taskdaemon_core::compact::compact_line;
 use taskdaemon_core::duration::parse_duration;
 use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
 use taskdaemon_core::tracked::parse_priority;
-use taskdaemon_core::compact::compact_line;
-use taskdaemon_core::{
-    LinkKind, MemoryKind, ResourceLimits, Status, TrackedAction, TrackedView,
-};
+use taskdaemon_core::{LinkKind, MemoryKind, ResourceLimits, Status, TrackedAction, TrackedView};
 use taskdaemon_service::{
     Agent, HistoryQuery, LoopRunInput, NewTask, Service, ServiceError, SpawnInput, SubmitInput,
     WaitOutcome, error_message,
@@ -471,7 +469,9 @@ impl TaskdaemonMcp {
     ) -> Result<CallToolResult, ErrorData> {
         self.call_text(move |service, agent| {
             let lease = match &p.lease {
-                Some(text) => Some(duration_arg("lease", Some(text), Duration::ZERO)?.as_millis() as i64),
+                Some(text) => {
+                    Some(duration_arg("lease", Some(text), Duration::ZERO)?.as_millis() as i64)
+                }
                 None => None,
             };
             Ok(match service.claim_task(agent, p.id.as_deref(), lease)? {

@@ -360,19 +360,45 @@ async fn links_next_claims_and_pages_through_the_tools() {
         ..ServerOptions::default()
     })
     .await;
-    let a = ok(&c, "task_add", json!({"title": "schema", "priority": "high"})).await;
+    let a = ok(
+        &c,
+        "task_add",
+        json!({"title": "schema", "priority": "high"}),
+    )
+    .await;
     let b = ok(&c, "task_add", json!({"title": "api"})).await;
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
-    let linked = ok(&c, "task_link", json!({"from": a, "kind": "blocks", "to": b})).await;
+    let linked = ok(
+        &c,
+        "task_link",
+        json!({"from": a, "kind": "blocks", "to": b}),
+    )
+    .await;
     assert_eq!(linked["links"][0]["kind"], "blocks", "{linked}");
-    let cycle = err(&c, "task_link", json!({"from": b, "kind": "blocks", "to": a})).await;
+    let cycle = err(
+        &c,
+        "task_link",
+        json!({"from": b, "kind": "blocks", "to": a}),
+    )
+    .await;
     assert!(cycle.contains("cycle"), "{cycle}");
-    let bad = err(&c, "task_link", json!({"from": b, "kind": "needs", "to": a})).await;
+    let bad = err(
+        &c,
+        "task_link",
+        json!({"from": b, "kind": "needs", "to": a}),
+    )
+    .await;
     assert!(bad.contains("unknown link type 'needs'"), "{bad}");
 
     let next = text(&call(&c, "task_next", json!({"explain": true})).await);
-    assert!(next.starts_with(&format!("{a} pending p10 schema")), "{next}");
-    assert!(next.contains("why: ") && next.contains("only ready task"), "{next}");
+    assert!(
+        next.starts_with(&format!("{a} pending p10 schema")),
+        "{next}"
+    );
+    assert!(
+        next.contains("why: ") && next.contains("only ready task"),
+        "{next}"
+    );
     let claimed = text(&call(&c, "task_claim", json!({})).await);
     assert!(claimed.starts_with(&format!("{a} running")), "{claimed}");
     assert!(claimed.ends_with("@cli:agent-a"), "{claimed}");

@@ -512,8 +512,7 @@ pub trait Store: Send + Sync {
 
     /// Extends every lease `claimant` holds to `lease_ms` from now (its
     /// activity keeps its claims); returns how many were extended.
-    fn renew_claims(&self, claimant: &str, lease_ms: taskdaemon_core::time::Millis)
-    -> Result<u64>;
+    fn renew_claims(&self, claimant: &str, lease_ms: taskdaemon_core::time::Millis) -> Result<u64>;
 
     /// Claimed tasks whose lease ran out: anyone may claim them again.
     fn stale_claims(&self) -> Result<Vec<TaskRecord>>;

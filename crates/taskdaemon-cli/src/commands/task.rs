@@ -182,8 +182,16 @@ fn ready_graph(service: &Service, format: ListFormat) -> anyhow::Result<u8> {
         eprintln!("nothing waits: every open task is running or done");
     }
     for (n, layer) in layers.layers.iter().enumerate() {
-        let when = if n == 0 { "now" } else { "after the layers above" };
-        println!("layer {n} ({} task(s), {when}): {}", layer.len(), layer.join(" "));
+        let when = if n == 0 {
+            "now"
+        } else {
+            "after the layers above"
+        };
+        println!(
+            "layer {n} ({} task(s), {when}): {}",
+            layer.len(),
+            layer.join(" ")
+        );
     }
     if !layers.stuck.is_empty() {
         println!(
@@ -201,7 +209,9 @@ fn next(service: &Service, args: TaskNextArgs) -> anyhow::Result<u8> {
     };
     match format_of(args.format, args.json) {
         ListFormat::Json => print_json(&next)?,
-        ListFormat::Compact => println!("{}", compact_line(&service.tracked_task(&next.task.id)?.0)),
+        ListFormat::Compact => {
+            println!("{}", compact_line(&service.tracked_task(&next.task.id)?.0))
+        }
         ListFormat::Table => println!("{} {}", next.task.id, next.task.title),
     }
     if args.explain && args.format != ListFormat::Json && !args.json {
@@ -256,7 +266,10 @@ fn unlink(service: &Service, args: TaskUnlinkArgs) -> anyhow::Result<TaskRecord>
         [from, to] => (from, None, to),
         [from, kind, to] => (
             from,
-            Some(kind.parse::<LinkKind>().map_err(taskdaemon_service::ServiceError::BadInput)?),
+            Some(
+                kind.parse::<LinkKind>()
+                    .map_err(taskdaemon_service::ServiceError::BadInput)?,
+            ),
             to,
         ),
         _ => {
@@ -285,7 +298,10 @@ fn render_tree(node: &TaskTree, depth: usize, out: &mut String) {
     let t = &node.task;
     let indent = "  ".repeat(depth);
     let rollup = t.rollup.map_or_else(String::new, |r| format!(" [{r}]"));
-    out.push_str(&format!("{indent}{} {} {}{rollup}\n", t.id, t.status, t.title));
+    out.push_str(&format!(
+        "{indent}{} {} {}{rollup}\n",
+        t.id, t.status, t.title
+    ));
     for link in t.links.iter().filter(|l| l.kind != LinkKind::ParentChild) {
         let (phrase, other) = link.seen_from(&t.id);
         out.push_str(&format!("{indent}    {phrase} {other}\n"));

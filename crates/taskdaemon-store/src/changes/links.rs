@@ -31,8 +31,7 @@ pub(crate) fn check_parent_child(
     child: &str,
     dependencies_of: impl FnMut(&str) -> Result<Vec<String>>,
 ) -> Result<()> {
-    check_new_edge(parent, child, dependencies_of)?
-        .map_err(|e| StoreError::Invalid(e.to_string()))
+    check_new_edge(parent, child, dependencies_of)?.map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// The event of `link` just made, recorded on its subject.
@@ -133,8 +132,12 @@ pub(crate) fn claim(
     match (&task.status, &task.claim) {
         (Status::Pending | Status::Blocked, _) => {
             let mut change = tracked_action(task, &TrackedAction::Start, unmet, now, actor)?;
-            change.columns.push(("claimed_by", Column::Text(Some(claimant.to_owned()))));
-            change.columns.push(("lease_until", Column::Int(Some(lease_until))));
+            change
+                .columns
+                .push(("claimed_by", Column::Text(Some(claimant.to_owned()))));
+            change
+                .columns
+                .push(("lease_until", Column::Int(Some(lease_until))));
             change.event.message = format!("claimed by {claimant}");
             Ok(ClaimStep::Start(change))
         }

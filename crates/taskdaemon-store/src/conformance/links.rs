@@ -30,18 +30,30 @@ fn said(task: &TaskRecord) -> Vec<String> {
 }
 
 pub fn typed_links_block_and_render(store: &dyn Store) {
-    let (a, b, c) = (add(store, "a", 0, None), add(store, "b", 0, None), add(store, "c", 0, None));
-    let a = store.link_tasks(&a.id, LinkKind::Blocks, &b.id, "t").unwrap();
+    let (a, b, c) = (
+        add(store, "a", 0, None),
+        add(store, "b", 0, None),
+        add(store, "c", 0, None),
+    );
+    let a = store
+        .link_tasks(&a.id, LinkKind::Blocks, &b.id, "t")
+        .unwrap();
     assert_eq!(said(&a), [format!("{} blocks {}", a.id, b.id)]);
     let b = store.task(&b.id).unwrap();
     assert_eq!(b.status, Status::Blocked, "blocks is today's dependency");
     assert_eq!(b.depends_on, std::slice::from_ref(&a.id));
-    let c = store.link_tasks(&c.id, LinkKind::WaitsFor, &a.id, "t").unwrap();
+    let c = store
+        .link_tasks(&c.id, LinkKind::WaitsFor, &a.id, "t")
+        .unwrap();
     assert_eq!(c.status, Status::Blocked);
-    store.link_tasks(&c.id, LinkKind::Related, &b.id, "t").unwrap();
+    store
+        .link_tasks(&c.id, LinkKind::Related, &b.id, "t")
+        .unwrap();
     // Again: nothing changes, nothing is recorded.
     let seq = store.last_event_seq().unwrap();
-    store.link_tasks(&c.id, LinkKind::Related, &b.id, "t").unwrap();
+    store
+        .link_tasks(&c.id, LinkKind::Related, &b.id, "t")
+        .unwrap();
     assert_eq!(store.last_event_seq().unwrap(), seq);
     let b = store.task(&b.id).unwrap();
     assert_eq!(
@@ -63,7 +75,9 @@ pub fn typed_links_block_and_render(store: &dyn Store) {
     );
     assert_eq!(store.last_event_seq().unwrap(), seq, "nothing was written");
     // Non-blocking kinds may point back.
-    store.link_tasks(&b.id, LinkKind::CausedBy, &c.id, "t").unwrap();
+    store
+        .link_tasks(&b.id, LinkKind::CausedBy, &c.id, "t")
+        .unwrap();
     let itself = store.link_tasks(&a.id, LinkKind::Related, &a.id, "t");
     assert!(matches!(itself, Err(StoreError::Invalid(_))), "{itself:?}");
 
@@ -81,7 +95,10 @@ pub fn typed_links_block_and_render(store: &dyn Store) {
     let c = store.unlink_tasks(&c.id, None, &a.id, "t").unwrap();
     assert_eq!(c.status, Status::Pending);
     let missing = store.unlink_tasks(&c.id, None, &a.id, "t");
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }
 
 pub fn subtasks_number_and_roll_up(store: &dyn Store) {
@@ -123,7 +140,10 @@ pub fn subtasks_number_and_roll_up(store: &dyn Store) {
         },
         "t",
     );
-    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
 }
 
 pub fn next_and_layers(store: &dyn Store) {
@@ -133,10 +153,15 @@ pub fn next_and_layers(store: &dyn Store) {
     let leaf = add(store, "leaf", 5, None);
     for title in ["w1", "w2"] {
         let waiting = add(store, title, 0, None);
-        store.link_tasks(&hub.id, LinkKind::Blocks, &waiting.id, "t").unwrap();
+        store
+            .link_tasks(&hub.id, LinkKind::Blocks, &waiting.id, "t")
+            .unwrap();
     }
     let pick = pick_next(store.next_candidates().unwrap()).unwrap();
-    assert_eq!((pick.task.id.as_str(), pick.rule), (hub.id.as_str(), NextRule::Unblocks));
+    assert_eq!(
+        (pick.task.id.as_str(), pick.rule),
+        (hub.id.as_str(), NextRule::Unblocks)
+    );
     assert_eq!(pick.task.unblocks, 2);
     assert_eq!(pick.runner_up.unwrap().id, leaf.id);
 
@@ -158,7 +183,10 @@ pub fn next_and_layers(store: &dyn Store) {
 pub fn claims_are_exclusive_and_go_stale(store: &dyn Store) {
     let a = add(store, "a", 10, None);
     let b = add(store, "b", 0, None);
-    let first = store.claim_tracked(None, "agent-1", 60_000, "agent-1").unwrap().unwrap();
+    let first = store
+        .claim_tracked(None, "agent-1", 60_000, "agent-1")
+        .unwrap()
+        .unwrap();
     assert_eq!(first.id, a.id);
     assert_eq!(first.status, Status::Running);
     assert_eq!(first.claim.as_ref().unwrap().by, "agent-1");
@@ -168,12 +196,28 @@ pub fn claims_are_exclusive_and_go_stale(store: &dyn Store) {
         "{taken:?}"
     );
     // A lease of zero is stale at once: listed, and anyone may take it over.
-    let second = store.claim_tracked(None, "agent-2", 0, "agent-2").unwrap().unwrap();
+    let second = store
+        .claim_tracked(None, "agent-2", 0, "agent-2")
+        .unwrap()
+        .unwrap();
     assert_eq!(second.id, b.id);
-    assert!(store.claim_tracked(None, "agent-3", 0, "agent-3").unwrap().is_none());
-    let stale: Vec<String> = store.stale_claims().unwrap().into_iter().map(|t| t.id).collect();
+    assert!(
+        store
+            .claim_tracked(None, "agent-3", 0, "agent-3")
+            .unwrap()
+            .is_none()
+    );
+    let stale: Vec<String> = store
+        .stale_claims()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(stale, std::slice::from_ref(&b.id));
-    let over = store.claim_tracked(Some(&b.id), "agent-3", 60_000, "agent-3").unwrap().unwrap();
+    let over = store
+        .claim_tracked(Some(&b.id), "agent-3", 60_000, "agent-3")
+        .unwrap()
+        .unwrap();
     assert_eq!(over.claim.unwrap().by, "agent-3");
     assert!(store.stale_claims().unwrap().is_empty());
     // Activity renews; ending the task drops the claim.
