@@ -275,9 +275,11 @@ pub struct TaskLinkParams {
 /// Remove links between two tracked tasks.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TaskUnlinkParams {
+    /// The subject of the links, e.g. CLAUDE-3.
     pub from: String,
     /// Only this kind (default: every kind from `from` to `to`).
     pub kind: Option<String>,
+    /// The object of the links, e.g. CLAUDE-4.
     pub to: String,
 }
 
