@@ -10,7 +10,9 @@
 # none), INSTALL_PEERS (1: apt-get install a missing peer; 0: skip it).
 # Issue 20 (`ready`, `next`, `search` on NEXT_TASKS=20000 tasks, beside
 # Taskwarrior and beads_rust's `br` when one is on PATH): always run;
-# ONLY_NEXT=1 skips the 100,000-task part.
+# ONLY_NEXT=1 skips the 100,000-task part. TD_BIN, TIMEIT_BIN and TRACK_BIN
+# name prebuilt binaries (taskdaemon, the seed_and_measure and tracking bench
+# helpers) instead of building release ones.
 #
 # Figures only: targets are printed beside them and never fail the run.
 set -euo pipefail
@@ -28,7 +30,7 @@ ONLY_NEXT=${ONLY_NEXT:-0}
 
 TMP=$(mktemp -d -t taskdaemon-tracking.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-TD=$ROOT/target/release/taskdaemon
+TD=${TD_BIN:-$ROOT/target/release/taskdaemon}
 BIG=$TMP/big
 SMALL=$TMP/small
 TW_DATA=$TMP/taskwarrior
@@ -40,10 +42,15 @@ bench_exe() {
     grep "\"name\":\"$1\"" | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4
 }
 
-log "building (cargo build --release, bench helpers)"
-cargo build --release --quiet
-TIMEIT=$(bench_exe seed_and_measure)
-TRACK=$(bench_exe tracking)
+if [[ -n ${TD_BIN:-} && -n ${TIMEIT_BIN:-} && -n ${TRACK_BIN:-} ]]; then
+  # Binaries given (e.g. a debug build on a machine too loaded for a release one).
+  TIMEIT=$TIMEIT_BIN TRACK=$TRACK_BIN
+else
+  log "building (cargo build --release, bench helpers)"
+  cargo build --release --quiet
+  TIMEIT=$(bench_exe seed_and_measure)
+  TRACK=$(bench_exe tracking)
+fi
 [[ -x $TIMEIT && -x $TRACK ]] || { log "bench helpers did not build"; exit 1; }
 
 HAVE_TW=0
