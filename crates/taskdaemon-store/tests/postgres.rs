@@ -154,9 +154,9 @@ fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
     assert_eq!(export_all(&back), exported, "and gives it back unchanged");
 
     // The PostgreSQL copy carries on where the source stopped.
-    // TASK-4 went to the plan: ids come from one counter.
+    // Ids come from one counter, which the copy carries.
     let next = pg.create_tracked(&tracked("third", &[]), "t").unwrap();
-    assert_eq!(next.id, "TASK-5");
+    assert_eq!(next.id, "TASK-6");
     let plan = pg.plans(&Default::default()).unwrap().remove(0);
     let message = pg
         .send_message(

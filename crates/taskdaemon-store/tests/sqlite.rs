@@ -158,7 +158,7 @@ fn export_then_import_round_trips_everything() {
 
     let (_b, target) = fresh();
     let report = copy(&source, &target);
-    assert_eq!(report.tasks, 5);
+    assert_eq!(report.tasks, 7);
     assert_eq!(report.memory, 1);
     assert_eq!(
         export_all(&target),
@@ -195,7 +195,7 @@ fn export_then_import_round_trips_everything() {
     assert_eq!(next.id, "MSG-4");
     let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
     assert_eq!(
-        next.id, "TASK-6",
+        next.id, "TASK-7",
         "the id counter travels (queue tasks use their file stem; the plan took 5)"
     );
     assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());

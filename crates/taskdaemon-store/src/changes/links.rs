@@ -174,3 +174,23 @@ pub(crate) fn claim(
         ))),
     }
 }
+
+/// What an import writes for `task`'s links beyond its `depends_on` rows:
+/// the kind of each dependency row it waits through (`waits-for`; plain
+/// rows are `blocks`), and the links kept in `task_links` whose subject it is.
+pub(crate) fn imported_links(task: &TaskRecord) -> (Vec<(&str, LinkKind)>, Vec<&TaskLink>) {
+    let mut kinds = Vec::new();
+    let mut typed = Vec::new();
+    for link in &task.links {
+        match link.kind.blocking_edge(&link.from, &link.to) {
+            Some((waiter, waited)) if link.kind.gates_start() => {
+                if waiter == task.id && link.kind != LinkKind::Blocks {
+                    kinds.push((waited, link.kind));
+                }
+            }
+            _ if link.from == task.id => typed.push(link),
+            _ => {}
+        }
+    }
+    (kinds, typed)
+}

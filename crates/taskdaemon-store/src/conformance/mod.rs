@@ -327,6 +327,38 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
     store
         .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
         .unwrap();
+    // Typed links, a subtask and a claim travel too.
+    let child = store
+        .create_tracked(
+            &taskdaemon_core::NewTracked {
+                parent: Some(second.id.clone()),
+                ..tracked::tracked("child", &[])
+            },
+            "t",
+        )
+        .unwrap();
+    store
+        .link_tasks(
+            &child.id,
+            taskdaemon_core::LinkKind::WaitsFor,
+            &first.id,
+            "t",
+        )
+        .unwrap();
+    store
+        .link_tasks(
+            &second.id,
+            taskdaemon_core::LinkKind::Related,
+            &first.id,
+            "t",
+        )
+        .unwrap();
+    let claimed = store
+        .create_tracked(&tracked::tracked("claimed", &[]), "t")
+        .unwrap();
+    store
+        .claim_tracked(Some(&claimed.id), "cli:s-1", 60_000, "t")
+        .unwrap();
     let decision = NewMemory {
         kind: MemoryKind::Decision,
         text: "keep SQLite as default".to_owned(),
