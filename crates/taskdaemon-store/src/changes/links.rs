@@ -184,7 +184,8 @@ pub(crate) fn imported_links(task: &TaskRecord) -> (Vec<(&str, LinkKind)>, Vec<&
     for link in &task.links {
         match link.kind.blocking_edge(&link.from, &link.to) {
             Some((waiter, waited)) if link.kind.gates_start() => {
-                if waiter == task.id && link.kind != LinkKind::Blocks {
+                let typed_row = waiter == task.id && link.kind != LinkKind::Blocks;
+                if typed_row {
                     kinds.push((waited, link.kind));
                 }
             }
