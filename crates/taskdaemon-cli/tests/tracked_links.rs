@@ -226,6 +226,25 @@ fn stale_claims_are_listed_and_taken_over() {
     let stale = ws.run(&["task", "stale", "--json"]).ok().json();
     assert_eq!(stale[0]["id"], id.as_str(), "{stale:#}");
     assert_eq!(stale[0]["claim"]["by"], "cli:a1");
+    // Any call by the claiming agent renews its lease.
+    ws.run(&[
+        "task",
+        "context",
+        &id,
+        "--file",
+        "src/a.rs",
+        "--session",
+        "a1",
+    ])
+    .ok();
+    let stale = ws.run(&["task", "stale", "--json"]).ok().json();
+    assert_eq!(stale, serde_json::json!([]));
+    let refused = ws.run(&["task", "claim", &id, "--session", "a2"]);
+    assert_eq!(refused.code, Some(4), "{refused:#?}");
+
+    let id = add(&ws, &["abandoned job"]);
+    ws.run(&["task", "claim", &id, "--session", "a1", "--lease", "0s"])
+        .ok();
     let over = ws.run(&["task", "claim", &id, "--session", "a2"]).ok();
     assert_eq!(over.last_line(), id);
     let refused = ws.run(&["task", "claim", &id, "--session", "a3"]);
