@@ -674,6 +674,93 @@ pub enum TaskCommand {
     Compact(TaskCompactArgs),
     /// Give a compacted task its original description and note back.
     Restore(TaskActArgs),
+    /// Link two tasks: `task link A TYPE B` (blocks, parent-child, waits-for,
+    /// related, discovered-from, supersedes, caused-by).
+    Link(TaskLinkArgs),
+    /// Remove links: `task unlink A [TYPE] B` (every type when none is given).
+    Unlink(TaskUnlinkArgs),
+    /// The one task to do now (subtasks of work in progress, then priority,
+    /// then what unblocks the most, then age).
+    Next(TaskNextArgs),
+    /// Take a task for this agent (`--session`), atomically, with a lease its
+    /// activity renews; `--next` takes the task `next` picks. Exits 3 when
+    /// nothing is ready.
+    Claim(TaskClaimArgs),
+    /// Claimed tasks whose lease ran out: anyone may claim them again.
+    Stale(TaskStaleArgs),
+    /// A task with its subtasks and links.
+    Tree(TaskTreeArgs),
+}
+
+/// How a listing prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    Json,
+    /// One short line per task, for agents: `ID status pPRI title [+links]`.
+    Compact,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskLinkArgs {
+    pub from: String,
+    #[arg(value_name = "TYPE", value_parser = parse_link_kind)]
+    pub kind: taskdaemon_core::LinkKind,
+    pub to: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskUnlinkArgs {
+    /// `A B` or `A TYPE B`.
+    #[arg(value_name = "A [TYPE] B", num_args = 2..=3, required = true)]
+    pub words: Vec<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskNextArgs {
+    /// Say which rule decided, against which runner-up.
+    #[arg(long)]
+    pub explain: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+    /// Same as --format json.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskClaimArgs {
+    /// The task to claim (a ready one, or one whose claim went stale).
+    #[arg(required_unless_present = "next", conflicts_with = "next")]
+    pub id: Option<String>,
+    /// Claim the task `task next` picks.
+    #[arg(long)]
+    pub next: bool,
+    /// How long the claim lasts without activity by this agent (default 30m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lease: Option<Duration>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskStaleArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskTreeArgs {
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -690,6 +777,9 @@ pub struct TaskAddArgs {
     pub labels: Vec<String>,
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    /// Make it a subtask of this task: its id becomes `PARENT.N`.
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<String>,
     #[command(flatten)]
     pub agent: AgentArgs,
     /// Print the new task as JSON.
@@ -727,6 +817,12 @@ pub struct TaskListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+    /// Page on from here (the cursor the previous page printed); pages
+    /// list the newest first.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -737,6 +833,11 @@ pub struct TaskReadyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+    /// Show every waiting task in layers that can run in parallel.
+    #[arg(long)]
+    pub graph: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1129,6 +1230,10 @@ pub struct LoopIdArg {
     pub id: String,
 }
 
+fn parse_link_kind(text: &str) -> Result<taskdaemon_core::LinkKind, String> {
+    text.parse()
+}
+
 fn parse_priority(text: &str) -> Result<i32, String> {
     taskdaemon_core::tracked::parse_priority(text)
 }
@@ -1170,6 +1275,15 @@ pub struct McpArgs {
     /// The session the calls belong to; default: the client's own session, else a new one.
     #[arg(long, value_name = "ID", env = "TASKDAEMON_SESSION")]
     pub session: Option<String>,
+    /// Which tools to offer: core (tracked work and process basics),
+    /// standard (plus links, control, search, history) or all.
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        env = "TASKDAEMON_MCP_PROFILE",
+        default_value = "all"
+    )]
+    pub profile: taskdaemon_mcp::ToolProfile,
 }
 
 #[derive(Debug, Subcommand)]

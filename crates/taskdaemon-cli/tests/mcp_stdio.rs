@@ -25,7 +25,7 @@ fn the_handshake_names_the_server_and_lists_every_tool() {
 
     let listed = mcp.request("tools/list", json!({}));
     let tools = listed["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 24, "{listed}");
+    assert_eq!(tools.len(), 29, "{listed}");
     for tool in tools {
         assert!(
             tool["description"].as_str().is_some_and(|d| !d.is_empty()),
@@ -33,6 +33,18 @@ fn the_handshake_names_the_server_and_lists_every_tool() {
         );
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
     }
+    mcp.close();
+
+    // `--profile core` lists fewer tools.
+    let (mut core, _) = McpChild::start(&ws, &["--profile", "core"], "claude-code");
+    let listed = core.request("tools/list", json!({}));
+    assert_eq!(
+        listed["result"]["tools"].as_array().unwrap().len(),
+        12,
+        "{listed}"
+    );
+    core.close();
+    let (mut mcp, _) = McpChild::start(&ws, &[], "claude-code");
     let resources = mcp.request("resources/list", json!({}));
     assert_eq!(
         resources["result"]["resources"].as_array().unwrap().len(),

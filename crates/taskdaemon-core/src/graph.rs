@@ -114,6 +114,96 @@ pub fn waiting_status(dependencies: impl IntoIterator<Item = Status>) -> Status 
     }
 }
 
+/// An open task of the graph with the tasks it waits for and their statuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenNode {
+    pub id: String,
+    pub status: Status,
+    pub depends_on: Vec<(String, Status)>,
+}
+
+/// `ready --graph`: waiting work in layers that can each run in parallel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Layers {
+    /// Layer 0 can start now; layer k once the layers before it are done.
+    pub layers: Vec<Vec<String>>,
+    /// Tasks that wait (directly or not) on work that failed, was cancelled
+    /// or is gone: they cannot start until that is retried or unlinked.
+    pub stuck: Vec<String>,
+}
+
+/// Splits waiting tasks (`pending`/`blocked`) into parallel layers.
+///
+/// A task's layer is one past the highest layer among what it still waits
+/// for; succeeded and running work counts as done or under way, so a task
+/// waiting only on running work is in layer 1. Tasks are listed in the order
+/// given (the caller's order, most urgent first).
+pub fn parallel_layers(nodes: &[OpenNode]) -> Layers {
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    // None: not decided yet; Some(None): stuck; Some(Some(k)): layer k.
+    let mut layer: Vec<Option<Option<usize>>> = vec![None; nodes.len()];
+    // Each round decides at least one node of an acyclic graph.
+    for _ in 0..=nodes.len() {
+        let mut changed = false;
+        for (i, node) in nodes.iter().enumerate() {
+            if layer[i].is_some() {
+                continue;
+            }
+            if let Some(decided) = decide_layer(node, &index, &layer) {
+                layer[i] = Some(decided);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut out = Layers::default();
+    for (node, decided) in nodes.iter().zip(layer) {
+        match decided.flatten() {
+            Some(k) => {
+                if out.layers.len() <= k {
+                    out.layers.resize(k + 1, Vec::new());
+                }
+                out.layers[k].push(node.id.clone());
+            }
+            None => out.stuck.push(node.id.clone()),
+        }
+    }
+    out
+}
+
+/// The layer of `node` when what it waits for is decided; `None` while not.
+fn decide_layer(
+    node: &OpenNode,
+    index: &HashMap<&str, usize>,
+    layer: &[Option<Option<usize>>],
+) -> Option<Option<usize>> {
+    if node.status == Status::Pending {
+        return Some(Some(0));
+    }
+    let mut at = 0;
+    for (dep, status) in &node.depends_on {
+        match status {
+            Status::Succeeded => {}
+            Status::Running => at = at.max(1),
+            Status::Pending | Status::Blocked => match index.get(dep.as_str()) {
+                Some(&j) => match layer[j]? {
+                    Some(k) => at = at.max(k + 1),
+                    None => return Some(None),
+                },
+                None => return Some(None),
+            },
+            _ => return Some(None),
+        }
+    }
+    Some(Some(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +287,35 @@ mod tests {
         assert_eq!(waiting_status([Succeeded, Running]), Blocked);
         assert_eq!(waiting_status([Failed]), Blocked);
         assert_eq!(waiting_status([Cancelled]), Blocked);
+    }
+
+    fn node(id: &str, status: Status, deps: &[(&str, Status)]) -> OpenNode {
+        OpenNode {
+            id: id.to_owned(),
+            status,
+            depends_on: deps.iter().map(|(d, s)| ((*d).to_owned(), *s)).collect(),
+        }
+    }
+
+    #[test]
+    fn layers_follow_the_waits() {
+        use Status::*;
+        let nodes = [
+            node("A", Pending, &[]),
+            node("B", Pending, &[("X", Succeeded)]),
+            node("C", Blocked, &[("A", Pending), ("B", Pending)]),
+            node("D", Blocked, &[("C", Blocked)]),
+            node("E", Blocked, &[("R", Running)]),
+            node("F", Blocked, &[("Z", Failed)]),
+            node("G", Blocked, &[("F", Blocked)]),
+        ];
+        let got = parallel_layers(&nodes);
+        assert_eq!(
+            got.layers,
+            [vec!["A", "B"], vec!["C", "E"], vec!["D"]]
+                .map(|l| l.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        );
+        assert_eq!(got.stuck, ["F", "G"]);
     }
 
     proptest! {

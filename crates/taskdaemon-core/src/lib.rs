@@ -7,6 +7,7 @@
 //! interfaces all call into this crate instead of restating a rule.
 
 pub mod branch;
+pub mod compact;
 pub mod config_version;
 pub mod container;
 pub mod decay;
@@ -15,7 +16,9 @@ pub mod event;
 pub mod graph;
 pub mod id;
 pub mod limits;
+pub mod links;
 pub mod loops;
+pub mod next;
 pub mod pipeline;
 pub mod process;
 pub mod queue;
@@ -32,6 +35,7 @@ pub use container::{ContainerSpec, ExecMode, Mount};
 pub use event::{Event, EventKind, NewEvent};
 pub use id::{HumanId, IdError};
 pub use limits::ResourceLimits;
+pub use links::{Claim, LinkKind, Rollup, TaskLink};
 pub use loops::{LoopEnd, LoopIteration, LoopRecord, NewLoop};
 pub use pipeline::{
     Delivery, IllegalPipelineTransition, MessageKind, MessageRecord, NewMessage, NewPhase, NewPlan,

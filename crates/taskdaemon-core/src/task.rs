@@ -122,6 +122,16 @@ pub struct TaskRecord {
     /// Ids of the tasks that must succeed before this one can start.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Typed links touching this task (either end), sorted; the blocking
+    /// `blocks`/`waits-for` ones are also in `depends_on` of their waiting end.
+    #[serde(default)]
+    pub links: Vec<crate::links::TaskLink>,
+    /// Its subtasks counted, when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<crate::links::Rollup>,
+    /// The agent holding it (`task claim`), and its lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<crate::links::Claim>,
     /// The note given when the task was done, or the reason it failed.
     #[serde(default)]
     pub note: Option<String>,

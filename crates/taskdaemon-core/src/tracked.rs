@@ -41,6 +41,9 @@ pub struct NewTracked {
     pub labels: Vec<String>,
     /// Ids of tasks that must succeed before this one can start.
     pub depends_on: Vec<String>,
+    /// The task this is a subtask of: the new task's id is the parent's with
+    /// `.N` appended (`TASK-12.1`), and a `parent-child` link joins them.
+    pub parent: Option<String>,
     /// Lower-case tool name, giving the id prefix.
     pub tool: Option<String>,
     pub session: Option<String>,
@@ -160,6 +163,11 @@ pub struct TrackedView {
     pub priority: i32,
     pub labels: Vec<String>,
     pub depends_on: Vec<String>,
+    pub links: Vec<crate::links::TaskLink>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<crate::links::Rollup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<crate::links::Claim>,
     pub description: Option<String>,
     pub note: Option<String>,
     pub session: Option<String>,
@@ -183,6 +191,9 @@ impl From<&TaskRecord> for TrackedView {
             priority: task.priority,
             labels: task.labels.clone(),
             depends_on: task.depends_on.clone(),
+            links: task.links.clone(),
+            rollup: task.rollup,
+            claim: task.claim.clone(),
             description: task.description.clone(),
             note: task.note.clone(),
             session: task.session.clone(),

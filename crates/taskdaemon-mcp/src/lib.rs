@@ -8,9 +8,11 @@
 pub mod hooks;
 pub mod install;
 mod params;
+pub mod profile;
 mod server;
 pub mod session;
 
+pub use profile::ToolProfile;
 pub use server::{CURRENT_URI, REHYDRATE_URI, ServerOptions, TaskdaemonMcp};
 
 use rmcp::ServiceExt;

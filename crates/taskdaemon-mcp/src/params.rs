@@ -113,6 +113,8 @@ pub struct TaskAddParams {
     /// Tasks that must succeed first.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Make it a subtask of this task (its id becomes PARENT.N).
+    pub parent: Option<String>,
 }
 
 /// A tracked task by id.
@@ -145,6 +147,9 @@ pub struct TaskFailParams {
 pub struct TaskReadyParams {
     /// At most this many (default 20).
     pub limit: Option<usize>,
+    /// One short line per task instead of JSON objects.
+    #[serde(default)]
+    pub compact: bool,
 }
 
 /// Files the work on a task touched.
@@ -277,4 +282,57 @@ pub struct PlanAnswerParams {
     pub message: String,
     /// The answer; the loop reads it in its next iteration.
     pub answer: String,
+}
+
+/// Link two tracked tasks: `from KIND to`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskLinkParams {
+    /// The subject, e.g. CLAUDE-3.
+    pub from: String,
+    /// blocks, parent-child, waits-for (these block), related,
+    /// discovered-from, supersedes or caused-by.
+    pub kind: String,
+    /// The object, e.g. CLAUDE-4.
+    pub to: String,
+}
+
+/// Remove links between two tracked tasks.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskUnlinkParams {
+    /// The subject of the links, e.g. CLAUDE-3.
+    pub from: String,
+    /// Only this kind (default: every kind from `from` to `to`).
+    pub kind: Option<String>,
+    /// The object of the links, e.g. CLAUDE-4.
+    pub to: String,
+}
+
+/// Which task to do now.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskNextParams {
+    /// Also say which rule decided, against which runner-up.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+/// Take a task for this agent, with a lease its activity renews.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskClaimParams {
+    /// The task to claim; without it, the task `task_next` picks.
+    pub id: Option<String>,
+    /// How long the claim lasts without activity (default 30m).
+    pub lease: Option<String>,
+}
+
+/// One page of tracked tasks, newest first, one compact line each.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskListParams {
+    /// Only tasks in this status (pending, blocked, running, succeeded...).
+    pub status: Option<String>,
+    /// Only tasks with this label.
+    pub label: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Tasks per page (default 200, at most 500).
+    pub limit: Option<usize>,
 }

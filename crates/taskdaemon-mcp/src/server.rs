@@ -20,17 +20,19 @@ use rmcp::model::{
 use rmcp::service::{MaybeSendFuture, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Serialize;
+use taskdaemon_core::compact::compact_line;
 use taskdaemon_core::duration::parse_duration;
 use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
 use taskdaemon_core::tracked::parse_priority;
-use taskdaemon_core::{MemoryKind, ResourceLimits, Status, TrackedAction, TrackedView};
+use taskdaemon_core::{LinkKind, MemoryKind, ResourceLimits, Status, TrackedAction, TrackedView};
 use taskdaemon_service::{
     Agent, HistoryQuery, LoopRunInput, NewTask, Service, ServiceError, SpawnInput, SubmitInput,
     WaitOutcome, error_message,
 };
 
 use crate::params::*;
+use crate::profile::ToolProfile;
 use crate::session::{agent_for_client, tool_of_client};
 
 /// The summary's budget when a caller names none (the CLI's default).
@@ -50,6 +52,8 @@ pub const CURRENT_URI: &str = "taskdaemon://current.json";
 pub struct ServerOptions {
     pub tool: Option<String>,
     pub session: Option<String>,
+    /// Which tools are listed.
+    pub profile: ToolProfile,
 }
 
 /// taskdaemon as an MCP server over one workspace's service.
@@ -71,8 +75,22 @@ impl TaskdaemonMcp {
             service: Arc::new(service),
             fixed: agent.session.is_some(),
             agent: Arc::new(Mutex::new(agent)),
-            tool_router: Self::tool_router(),
+            tool_router: Self::profiled_router(options.profile),
         })
+    }
+
+    /// The tools of `profile` only.
+    fn profiled_router(profile: ToolProfile) -> ToolRouter<Self> {
+        let mut router = Self::tool_router();
+        let names: Vec<String> = router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        for name in names.iter().filter(|n| !profile.offers(n)) {
+            router.remove_route(name);
+        }
+        router
     }
 
     /// The agent the calls act as now.
@@ -126,6 +144,22 @@ impl TaskdaemonMcp {
         }
         *agent = agent_for_client(&client.name, agent.tool.as_deref());
     }
+}
+
+/// Tasks a `task_list` page holds when the caller names no limit: 200
+/// compact lines stay well under an agent's 25,000-character tool result.
+const DEFAULT_PAGE: usize = 200;
+/// The most a page holds, whatever the caller asks.
+const MAX_PAGE: usize = 500;
+
+/// One compact line per task.
+fn compact_lines(tasks: &[taskdaemon_core::TaskRecord]) -> String {
+    let mut text = String::new();
+    for task in tasks {
+        text.push_str(&compact_line(task));
+        text.push('\n');
+    }
+    text
 }
 
 /// An `isError` result with the CLI's error line.
@@ -314,6 +348,7 @@ impl TaskdaemonMcp {
                     priority,
                     labels: p.labels,
                     after: p.after,
+                    parent: p.parent,
                 },
             )?;
             Ok(TrackedView::from(&task))
@@ -366,9 +401,116 @@ impl TaskdaemonMcp {
         &self,
         Parameters(p): Parameters<TaskReadyParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        if p.compact {
+            return self
+                .call_text(move |service, _| {
+                    let tasks = service.ready(p.limit.unwrap_or(20))?;
+                    Ok(compact_lines(&tasks))
+                })
+                .await;
+        }
         self.call(move |service, _| {
             let tasks = service.ready(p.limit.unwrap_or(20))?;
             Ok(tasks.iter().map(TrackedView::from).collect::<Vec<_>>())
+        })
+        .await
+    }
+
+    /// One page of tracked tasks, newest first, a compact line each
+    /// (`ID status pPRI title <after [n/m done] @claimer`); the last line
+    /// gives the cursor of the next page.
+    #[tool]
+    async fn task_list(
+        &self,
+        Parameters(p): Parameters<TaskListParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call_text(move |service, _| {
+            let status = match &p.status {
+                Some(text) => Some(parsed_arg::<Status>("status", text)?),
+                None => None,
+            };
+            let limit = p.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+            let page = service.tracked_page(status, p.label, p.cursor, limit)?;
+            let mut text = compact_lines(&page.tasks);
+            if let Some(cursor) = page.next_cursor {
+                text.push_str(&format!("next_cursor: {cursor}\n"));
+            }
+            Ok(text)
+        })
+        .await
+    }
+
+    /// The one task to do now: subtasks of the task in progress first, then
+    /// priority, then what unblocks the most work, then age.
+    #[tool]
+    async fn task_next(
+        &self,
+        Parameters(p): Parameters<TaskNextParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call_text(move |service, _| {
+            let Some(next) = service.next_task()? else {
+                return Ok("nothing ready".to_owned());
+            };
+            let (task, _) = service.tracked_task(&next.task.id)?;
+            let mut text = compact_line(&task);
+            if p.explain {
+                text.push_str(&format!("\nwhy: {}", next.pick.explanation));
+            }
+            Ok(text)
+        })
+        .await
+    }
+
+    /// Take a task for this agent (the one task_next picks when no id is
+    /// given), atomically: no other agent gets it while this agent is active.
+    #[tool]
+    async fn task_claim(
+        &self,
+        Parameters(p): Parameters<TaskClaimParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call_text(move |service, agent| {
+            let lease = match &p.lease {
+                Some(text) => {
+                    Some(duration_arg("lease", Some(text), Duration::ZERO)?.as_millis() as i64)
+                }
+                None => None,
+            };
+            Ok(match service.claim_task(agent, p.id.as_deref(), lease)? {
+                Some(task) => compact_line(&task),
+                None => "nothing ready to claim".to_owned(),
+            })
+        })
+        .await
+    }
+
+    /// Link two tracked tasks (`from KIND to`); blocking kinds that would
+    /// close a cycle are refused.
+    #[tool]
+    async fn task_link(
+        &self,
+        Parameters(p): Parameters<TaskLinkParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, agent| {
+            let kind = parsed_arg::<LinkKind>("kind", &p.kind)?;
+            let task = service.link_tasks(agent, &p.from, kind, &p.to)?;
+            Ok(TrackedView::from(&task))
+        })
+        .await
+    }
+
+    /// Remove links from one tracked task to another.
+    #[tool]
+    async fn task_unlink(
+        &self,
+        Parameters(p): Parameters<TaskUnlinkParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, agent| {
+            let kind = match &p.kind {
+                Some(text) => Some(parsed_arg::<LinkKind>("kind", text)?),
+                None => None,
+            };
+            let task = service.unlink_tasks(agent, &p.from, kind, &p.to)?;
+            Ok(TrackedView::from(&task))
         })
         .await
     }

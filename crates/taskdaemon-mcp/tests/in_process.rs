@@ -106,12 +106,17 @@ async fn every_tool_is_listed_with_a_described_schema() {
             "spawn",
             "submit",
             "task_add",
+            "task_claim",
             "task_context",
             "task_done",
             "task_fail",
+            "task_link",
+            "task_list",
+            "task_next",
             "task_ready",
             "task_resume",
             "task_start",
+            "task_unlink",
             "tasks_list",
             "wait",
         ]
@@ -286,6 +291,7 @@ async fn resources_hold_the_summary_and_the_snapshot() {
     let c = connect(ServerOptions {
         tool: Some("codex".to_owned()),
         session: Some("sess-42".to_owned()),
+        ..ServerOptions::default()
     })
     .await;
     let task = ok(&c, "task_add", json!({"title": "index the docs"})).await;
@@ -327,6 +333,7 @@ async fn a_session_given_on_the_command_line_keeps_the_clients_tool() {
     let c = connect(ServerOptions {
         tool: None,
         session: Some("fixed-1".to_owned()),
+        ..ServerOptions::default()
     })
     .await;
     let task = ok(&c, "task_add", json!({"title": "one"})).await;
@@ -418,4 +425,91 @@ async fn plans_are_listed_shown_and_their_queries_answered() {
     );
     let listed = ok(&c, "plan_list", json!({})).await;
     assert_eq!(listed["waiting_queries"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_choose_the_tools() {
+    for (profile, count) in [
+        (taskdaemon_mcp::ToolProfile::Core, 12),
+        (taskdaemon_mcp::ToolProfile::Standard, 22),
+    ] {
+        let c = connect(ServerOptions {
+            profile,
+            ..ServerOptions::default()
+        })
+        .await;
+        let tools = c.client.list_all_tools().await.unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names.len(), count, "{profile}: {names:?}");
+        assert!(names.contains(&"task_next") && names.contains(&"task_claim"));
+        assert!(!names.contains(&"loop_run"), "{profile}: {names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_next_claims_and_pages_through_the_tools() {
+    let c = connect(ServerOptions {
+        session: Some("agent-a".to_owned()),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = ok(
+        &c,
+        "task_add",
+        json!({"title": "schema", "priority": "high"}),
+    )
+    .await;
+    let b = ok(&c, "task_add", json!({"title": "api"})).await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let linked = ok(
+        &c,
+        "task_link",
+        json!({"from": a, "kind": "blocks", "to": b}),
+    )
+    .await;
+    assert_eq!(linked["links"][0]["kind"], "blocks", "{linked}");
+    let cycle = err(
+        &c,
+        "task_link",
+        json!({"from": b, "kind": "blocks", "to": a}),
+    )
+    .await;
+    assert!(cycle.contains("cycle"), "{cycle}");
+    let bad = err(
+        &c,
+        "task_link",
+        json!({"from": b, "kind": "needs", "to": a}),
+    )
+    .await;
+    assert!(bad.contains("unknown link type 'needs'"), "{bad}");
+
+    let next = text(&call(&c, "task_next", json!({"explain": true})).await);
+    assert!(
+        next.starts_with(&format!("{a} pending p10 schema")),
+        "{next}"
+    );
+    assert!(
+        next.contains("why: ") && next.contains("only ready task"),
+        "{next}"
+    );
+    let claimed = text(&call(&c, "task_claim", json!({})).await);
+    assert!(claimed.starts_with(&format!("{a} running")), "{claimed}");
+    assert!(claimed.ends_with("@cli:agent-a"), "{claimed}");
+    let none = text(&call(&c, "task_claim", json!({})).await);
+    assert_eq!(none, "nothing ready to claim");
+
+    for n in 0..300 {
+        ok(&c, "task_add", json!({"title": format!("filler {n}")})).await;
+    }
+    let first = text(&call(&c, "task_list", json!({})).await);
+    assert!(first.len() < 25_000, "{} chars", first.len());
+    assert_eq!(first.lines().count(), 201, "200 tasks and the cursor");
+    let cursor = first
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("next_cursor: "))
+        .unwrap();
+    let second = text(&call(&c, "task_list", json!({"cursor": cursor})).await);
+    assert_eq!(second.lines().count(), 102, "the rest, no cursor: {second}");
+    assert!(second.contains(&format!("{a} running")));
 }

@@ -50,10 +50,12 @@ impl Agent {
         }
     }
 
-    /// Records that the session is active, if there is one.
+    /// Records that the session is active, if there is one, and renews
+    /// the leases of the tasks it claimed.
     pub(crate) fn touch(&self, store: &dyn Store) -> Result<()> {
         if let Some(session) = &self.session {
             store.touch_session(session, self.tool.as_deref())?;
+            crate::links::renew(self, store)?;
         }
         Ok(())
     }

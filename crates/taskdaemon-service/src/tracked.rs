@@ -36,6 +36,8 @@ pub struct NewTask {
     pub labels: Vec<String>,
     /// Tasks that must succeed first.
     pub after: Vec<String>,
+    /// The task this is a subtask of (`TASK-12` gives `TASK-12.1`).
+    pub parent: Option<String>,
 }
 
 /// A task with its decisions, as `task show --json` prints it.
@@ -91,6 +93,7 @@ impl Service {
                 priority: new.priority,
                 labels: new.labels,
                 depends_on: new.after,
+                parent: new.parent,
                 tool: agent.tool.clone(),
                 session: agent.session.clone(),
                 id_scheme: self.config.tracked.ids,

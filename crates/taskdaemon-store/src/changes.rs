@@ -17,6 +17,7 @@ use taskdaemon_core::{
 
 use crate::{Result, StoreError};
 
+pub(crate) mod links;
 pub(crate) mod pipeline;
 
 /// The event of a task compacted (decay): its summary replaced the text.
@@ -284,6 +285,7 @@ pub(crate) fn tracked_action(
     actor: &str,
 ) -> Result<Change> {
     require_tracked(task, &format!("`task {}`", action.verb()))?;
+    links::check_children_closed(task, action)?;
     if *action == TrackedAction::Start && task.status == Status::Blocked {
         return Err(StoreError::Conflict(format!(
             "{} is blocked by {}",
@@ -297,7 +299,12 @@ pub(crate) fn tracked_action(
             NewEvent::new(EventKind::Started, actor, "started"),
         ),
         ended => {
-            let mut columns = vec![("finished_at", Column::Int(Some(now)))];
+            // An ended task is nobody's any more.
+            let mut columns = vec![
+                ("finished_at", Column::Int(Some(now))),
+                ("claimed_by", Column::Text(None)),
+                ("lease_until", Column::Int(None)),
+            ];
             let message = match ended.note() {
                 Some(note) => {
                     columns.push(("note", Column::Text(Some(note.to_owned()))));

@@ -101,3 +101,57 @@ pub(crate) fn finished_task(
         result,
     })
 }
+
+/// The link, roll-up and claim columns of a task row, as stored.
+pub(crate) struct LinkColumns {
+    pub dep_links: Option<String>,
+    pub typed_links: Option<String>,
+    pub rollup: Option<String>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+/// A task's links (both tables, merged and sorted), its subtasks' roll-up
+/// and its claim, read from [`LinkColumns`].
+pub(crate) fn link_fields(
+    columns: LinkColumns,
+) -> crate::Result<(
+    Vec<taskdaemon_core::TaskLink>,
+    Option<taskdaemon_core::Rollup>,
+    Option<taskdaemon_core::Claim>,
+)> {
+    let joined = [columns.dep_links, columns.typed_links]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let links = taskdaemon_core::links::parse_stored_links(Some(&joined))
+        .map_err(|e| malformed("links", e))?;
+    let rollup = taskdaemon_core::Rollup::parse_stored(columns.rollup.as_deref())
+        .map_err(|e| malformed("rollup", e))?;
+    let claim = match (columns.claimed_by, columns.lease_until) {
+        (Some(by), Some(lease_until)) => Some(taskdaemon_core::Claim { by, lease_until }),
+        _ => None,
+    };
+    Ok((links, rollup, claim))
+}
+
+/// A waiting task of the graph, from its id, status and the stored
+/// `dep<TAB>status` lines of what it waits for (an unknown status is `lost`).
+pub(crate) fn open_node(
+    id: String,
+    status: &str,
+    deps: Option<&str>,
+) -> crate::Result<taskdaemon_core::graph::OpenNode> {
+    let depends_on = deps
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(dep, s)| (dep.to_owned(), s.parse().unwrap_or(Status::Lost)))
+        .collect();
+    Ok(taskdaemon_core::graph::OpenNode {
+        id,
+        status: parse_status(status)?,
+        depends_on,
+    })
+}

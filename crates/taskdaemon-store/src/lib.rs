@@ -507,6 +507,50 @@ pub trait Store: Send + Sync {
     /// Tracked tasks that succeeded, most recently finished first.
     fn recently_succeeded(&self, limit: usize) -> Result<Vec<TaskRecord>>;
 
+    /// Links `from KIND to` (a blocking kind is refused when it would close
+    /// a cycle, naming it); returns `from`. An existing link changes nothing.
+    fn link_tasks(
+        &self,
+        from: &str,
+        kind: taskdaemon_core::LinkKind,
+        to: &str,
+        actor: &str,
+    ) -> Result<TaskRecord>;
+
+    /// Removes the links `from KIND to` (of any kind when `None`); returns `from`.
+    fn unlink_tasks(
+        &self,
+        from: &str,
+        kind: Option<taskdaemon_core::LinkKind>,
+        to: &str,
+        actor: &str,
+    ) -> Result<TaskRecord>;
+
+    /// The ready tasks `next` chooses among (see [`taskdaemon_core::next`]).
+    fn next_candidates(&self) -> Result<Vec<taskdaemon_core::next::NextCandidate>>;
+
+    /// Waiting (`pending`/`blocked`) tracked tasks, most urgent first, with
+    /// what each waits for.
+    fn open_graph(&self) -> Result<Vec<taskdaemon_core::graph::OpenNode>>;
+
+    /// Atomically claims task `id`, or the task `next` picks when `None`,
+    /// for `claimant` with a lease of `lease_ms`: a ready task starts, a
+    /// stale claim is taken over. `None` when nothing is ready.
+    fn claim_tracked(
+        &self,
+        id: Option<&str>,
+        claimant: &str,
+        lease_ms: taskdaemon_core::time::Millis,
+        actor: &str,
+    ) -> Result<Option<TaskRecord>>;
+
+    /// Extends every lease `claimant` holds to `lease_ms` from now (its
+    /// activity keeps its claims); returns how many were extended.
+    fn renew_claims(&self, claimant: &str, lease_ms: taskdaemon_core::time::Millis) -> Result<u64>;
+
+    /// Claimed tasks whose lease ran out: anyone may claim them again.
+    fn stale_claims(&self) -> Result<Vec<TaskRecord>>;
+
     // --- Memory and sessions ----------------------------------------------
 
     /// Records a memory (replacing the one with the same key, if any).

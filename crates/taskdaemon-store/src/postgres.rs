@@ -25,6 +25,7 @@
 mod claim;
 mod events;
 mod history;
+mod links;
 mod loops;
 mod memory;
 mod migrations;

@@ -12,6 +12,7 @@
 mod claim;
 mod events;
 mod history;
+mod links;
 mod loops;
 mod memory;
 mod migrations;

@@ -194,6 +194,72 @@ macro_rules! shared_store_methods {
             self.read(|tx| tracked::list(tx, filter))
         }
 
+        fn link_tasks(
+            &self,
+            from: &str,
+            kind: taskdaemon_core::LinkKind,
+            to: &str,
+            actor: &str,
+        ) -> Result<TaskRecord> {
+            self.write(|tx| {
+                links::lock_graph(tx)?;
+                links::link(tx, from, kind, to, actor)
+            })
+        }
+
+        fn unlink_tasks(
+            &self,
+            from: &str,
+            kind: Option<taskdaemon_core::LinkKind>,
+            to: &str,
+            actor: &str,
+        ) -> Result<TaskRecord> {
+            self.write(|tx| {
+                links::lock_graph(tx)?;
+                links::unlink(tx, from, kind, to, actor)
+            })
+        }
+
+        fn next_candidates(&self) -> Result<Vec<taskdaemon_core::next::NextCandidate>> {
+            self.read(|tx| links::next_candidates(tx))
+        }
+
+        fn open_graph(&self) -> Result<Vec<taskdaemon_core::graph::OpenNode>> {
+            self.read(|tx| links::open_graph(tx))
+        }
+
+        fn claim_tracked(
+            &self,
+            id: Option<&str>,
+            claimant: &str,
+            lease_ms: taskdaemon_core::time::Millis,
+            actor: &str,
+        ) -> Result<Option<TaskRecord>> {
+            self.write(|tx| {
+                links::lock_claims(tx)?;
+                let id = match id {
+                    Some(id) => id.to_owned(),
+                    None => match taskdaemon_core::next::pick_next(links::next_candidates(tx)?) {
+                        Some(pick) => pick.task.id,
+                        None => return Ok(None),
+                    },
+                };
+                links::claim(tx, &id, claimant, lease_ms, actor).map(Some)
+            })
+        }
+
+        fn renew_claims(
+            &self,
+            claimant: &str,
+            lease_ms: taskdaemon_core::time::Millis,
+        ) -> Result<u64> {
+            self.write(|tx| links::renew_claims(tx, claimant, now_millis() + lease_ms))
+        }
+
+        fn stale_claims(&self) -> Result<Vec<TaskRecord>> {
+            self.read(|tx| links::stale_claims(tx, now_millis()))
+        }
+
         fn ready(&self, limit: usize) -> Result<Vec<TaskRecord>> {
             self.read(|tx| tracked::ready(tx, limit))
         }

@@ -41,6 +41,7 @@ pub fn mcp(workspace_arg: Option<&Path>, args: McpArgs) -> anyhow::Result<u8> {
             let options = ServerOptions {
                 tool: args.tool,
                 session: args.session,
+                profile: args.profile,
             };
             serve_stdio(service, options)?;
             Ok(0)

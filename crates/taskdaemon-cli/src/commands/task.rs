@@ -1,16 +1,18 @@
 //! `taskdaemon task ...`: tracked work an agent does itself (formatting;
 //! the rules and queries are the service's).
 
+use taskdaemon_core::compact::compact_line;
 use taskdaemon_core::time::{format_age, now_millis};
-use taskdaemon_core::{TaskRecord, TrackedAction, TrackedEdit, TrackedView};
-use taskdaemon_service::{NewTask, Resume, Service, ShownTask};
+use taskdaemon_core::{LinkKind, TaskRecord, TrackedAction, TrackedEdit, TrackedView};
+use taskdaemon_service::{NewTask, Resume, Service, ShownTask, TaskTree};
 use taskdaemon_store::TrackedFilter;
 use taskdaemon_workspace::Workspace;
 
 use super::{agent, service};
 use crate::args::{
-    DepCommand, TaskActArgs, TaskAddArgs, TaskCommand, TaskCompactArgs, TaskDoneArgs, TaskFailArgs,
-    TaskListArgs, TaskReadyArgs, TaskResumeArgs, TaskShowArgs,
+    DepCommand, ListFormat, TaskActArgs, TaskAddArgs, TaskClaimArgs, TaskCommand, TaskCompactArgs,
+    TaskDoneArgs, TaskFailArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs, TaskResumeArgs,
+    TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
 };
 use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};
@@ -28,6 +30,14 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
         TaskCommand::Restore(TaskActArgs { id, agent: who }) => {
             service.restore_task(&agent(&who)?, &id)?
         }
+        TaskCommand::Next(args) => return next(&service, args),
+        TaskCommand::Claim(args) => return claim(&service, args),
+        TaskCommand::Stale(args) => return stale(&service, args),
+        TaskCommand::Tree(args) => return tree(&service, args),
+        TaskCommand::Link(args) => {
+            service.link_tasks(&agent(&args.agent)?, &args.from, args.kind, &args.to)?
+        }
+        TaskCommand::Unlink(args) => unlink(&service, args)?,
         TaskCommand::Dep(DepCommand::Add(args)) => {
             service.add_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
@@ -97,6 +107,7 @@ fn add(service: &Service, args: TaskAddArgs) -> anyhow::Result<u8> {
             priority: args.priority,
             labels: args.labels,
             after: args.after,
+            parent: args.parent,
         },
     )?;
     if args.json {
@@ -108,13 +119,22 @@ fn add(service: &Service, args: TaskAddArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `--json` is `--format json`.
+fn format_of(format: ListFormat, json: bool) -> ListFormat {
+    if json { ListFormat::Json } else { format }
+}
+
 fn list(service: &Service, args: TaskListArgs) -> anyhow::Result<u8> {
+    let format = format_of(args.format, args.json);
+    if args.cursor.is_some() || format == ListFormat::Compact {
+        return list_page(service, args, format);
+    }
     let tasks = service.tracked(&TrackedFilter {
         status: args.status,
         label: args.label,
         limit: Some(args.limit),
     })?;
-    if args.json {
+    if format == ListFormat::Json {
         let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
         print_json(&views)?;
     } else if tasks.is_empty() {
@@ -128,17 +148,191 @@ fn list(service: &Service, args: TaskListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A page of the listing, newest first; the last line names the cursor
+/// of the next page.
+fn list_page(service: &Service, args: TaskListArgs, format: ListFormat) -> anyhow::Result<u8> {
+    let page = service.tracked_page(args.status, args.label, args.cursor, args.limit)?;
+    match format {
+        ListFormat::Json => print_json(&page)?,
+        ListFormat::Compact => {
+            print_compact(&page.tasks);
+            if let Some(cursor) = &page.next_cursor {
+                println!("# more: --cursor {cursor}");
+            }
+        }
+        ListFormat::Table => {
+            print!("{}", task_table(&page.tasks));
+            if let Some(cursor) = &page.next_cursor {
+                eprintln!("more: --cursor {cursor}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn print_compact(tasks: &[TaskRecord]) {
+    for task in tasks {
+        println!("{}", compact_line(task));
+    }
+}
+
 fn ready(service: &Service, args: TaskReadyArgs) -> anyhow::Result<u8> {
+    let format = format_of(args.format, args.json);
+    if args.graph {
+        return ready_graph(service, format);
+    }
     let tasks = service.ready(args.limit)?;
+    match format {
+        ListFormat::Json => {
+            let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
+            print_json(&views)?;
+        }
+        _ if tasks.is_empty() => {
+            eprintln!("nothing is ready: every open task is blocked, running or done")
+        }
+        ListFormat::Compact => print_compact(&tasks),
+        ListFormat::Table => print!("{}", task_table(&tasks)),
+    }
+    Ok(0)
+}
+
+fn ready_graph(service: &Service, format: ListFormat) -> anyhow::Result<u8> {
+    let layers = service.ready_graph()?;
+    if format == ListFormat::Json {
+        print_json(&layers)?;
+        return Ok(0);
+    }
+    if layers.layers.is_empty() && layers.stuck.is_empty() {
+        eprintln!("nothing waits: every open task is running or done");
+    }
+    for (n, layer) in layers.layers.iter().enumerate() {
+        let when = if n == 0 {
+            "now"
+        } else {
+            "after the layers above"
+        };
+        println!(
+            "layer {n} ({} task(s), {when}): {}",
+            layer.len(),
+            layer.join(" ")
+        );
+    }
+    if !layers.stuck.is_empty() {
+        println!(
+            "stuck (wait on failed, cancelled or lost work): {}",
+            layers.stuck.join(" ")
+        );
+    }
+    Ok(0)
+}
+
+fn next(service: &Service, args: TaskNextArgs) -> anyhow::Result<u8> {
+    let Some(next) = service.next_task()? else {
+        eprintln!("nothing ready: every open task is blocked, running or done");
+        return Ok(3);
+    };
+    match format_of(args.format, args.json) {
+        ListFormat::Json => print_json(&next)?,
+        ListFormat::Compact => {
+            println!("{}", compact_line(&service.tracked_task(&next.task.id)?.0))
+        }
+        ListFormat::Table => println!("{} {}", next.task.id, next.task.title),
+    }
+    if args.explain && args.format != ListFormat::Json && !args.json {
+        println!("why: {}", next.pick.explanation);
+    }
+    Ok(0)
+}
+
+fn claim(service: &Service, args: TaskClaimArgs) -> anyhow::Result<u8> {
+    let agent = agent(&args.agent)?;
+    let lease = args.lease.map(|d| d.as_millis() as i64);
+    let Some(task) = service.claim_task(&agent, args.id.as_deref(), lease)? else {
+        eprintln!("nothing ready to claim: every open task is blocked, claimed or done");
+        return Ok(3);
+    };
+    if args.json {
+        print_json(&TrackedView::from(&task))?;
+    } else {
+        eprintln!("claimed {}: {}", task.id, task.title());
+        println!("{}", task.id);
+    }
+    Ok(0)
+}
+
+fn stale(service: &Service, args: TaskStaleArgs) -> anyhow::Result<u8> {
+    let tasks = service.stale_claims()?;
     if args.json {
         let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
         print_json(&views)?;
-    } else if tasks.is_empty() {
-        eprintln!("nothing is ready: every open task is blocked, running or done");
-    } else {
-        print!("{}", task_table(&tasks));
+        return Ok(0);
+    }
+    if tasks.is_empty() {
+        eprintln!("no stale claims");
+    }
+    let now = now_millis();
+    for task in &tasks {
+        if let Some(claim) = &task.claim {
+            println!(
+                "{} claimed by {}, lease ran out {} ago: {}",
+                task.id,
+                claim.by,
+                format_age(now - claim.lease_until),
+                task.title()
+            );
+        }
     }
     Ok(0)
+}
+
+fn unlink(service: &Service, args: TaskUnlinkArgs) -> anyhow::Result<TaskRecord> {
+    let (from, kind, to) = match args.words.as_slice() {
+        [from, to] => (from, None, to),
+        [from, kind, to] => (
+            from,
+            Some(
+                kind.parse::<LinkKind>()
+                    .map_err(taskdaemon_service::ServiceError::BadInput)?,
+            ),
+            to,
+        ),
+        _ => {
+            return Err(taskdaemon_service::ServiceError::BadInput(
+                "usage: task unlink A [TYPE] B".to_owned(),
+            )
+            .into());
+        }
+    };
+    Ok(service.unlink_tasks(&agent(&args.agent)?, from, kind, to)?)
+}
+
+fn tree(service: &Service, args: TaskTreeArgs) -> anyhow::Result<u8> {
+    let tree = service.task_tree(&args.id)?;
+    if args.json {
+        print_json(&tree)?;
+    } else {
+        let mut out = String::new();
+        render_tree(&tree, 0, &mut out);
+        print!("{out}");
+    }
+    Ok(0)
+}
+
+fn render_tree(node: &TaskTree, depth: usize, out: &mut String) {
+    let t = &node.task;
+    let indent = "  ".repeat(depth);
+    let rollup = t.rollup.map_or_else(String::new, |r| format!(" [{r}]"));
+    out.push_str(&format!(
+        "{indent}{} {} {}{rollup}\n",
+        t.id, t.status, t.title
+    ));
+    for link in t.links.iter().filter(|l| l.kind != LinkKind::ParentChild) {
+        let (phrase, other) = link.seen_from(&t.id);
+        out.push_str(&format!("{indent}    {phrase} {other}\n"));
+    }
+    for child in &node.children {
+        render_tree(child, depth + 1, out);
+    }
 }
 
 fn task_table(tasks: &[TaskRecord]) -> String {
@@ -151,7 +345,10 @@ fn task_table(tasks: &[TaskRecord]) -> String {
                 t.priority.to_string(),
                 t.depends_on.join(","),
                 t.labels.join(","),
-                t.title().to_owned(),
+                match &t.rollup {
+                    Some(rollup) => format!("{} [{rollup}]", t.title()),
+                    None => t.title().to_owned(),
+                },
             ]
         })
         .collect();
@@ -178,6 +375,16 @@ fn show(service: &Service, args: TaskShowArgs) -> anyhow::Result<u8> {
     }
     if !task.depends_on.is_empty() {
         println!("after:      {}", task.depends_on.join(", "));
+    }
+    if let Some(rollup) = &task.rollup {
+        println!("subtasks:   {rollup}");
+    }
+    if let Some(claim) = &task.claim {
+        println!("claimed by: {}", claim.by);
+    }
+    for link in &task.links {
+        let (phrase, other) = link.seen_from(&task.id);
+        println!("link:       {phrase} {other}");
     }
     println!("created:    {} ago", format_age(now - task.created_at));
     if let Some(started) = task.started_at {

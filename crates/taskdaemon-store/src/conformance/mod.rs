@@ -15,6 +15,7 @@ use taskdaemon_core::{
 use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, StoreError};
 
 pub mod claim;
+pub mod links;
 pub mod loops;
 pub mod pipeline;
 pub mod tracked;
@@ -98,6 +99,19 @@ pub const CHECKS: &[Check] = &[
         tracked::import_refuses_a_non_empty_store,
     ),
     ("integrity_and_repair", tracked::integrity_and_repair),
+    (
+        "typed_links_block_and_render",
+        links::typed_links_block_and_render,
+    ),
+    (
+        "subtasks_number_and_roll_up",
+        links::subtasks_number_and_roll_up,
+    ),
+    ("next_and_layers", links::next_and_layers),
+    (
+        "claims_are_exclusive_and_go_stale",
+        links::claims_are_exclusive_and_go_stale,
+    ),
     (
         "edits_change_scope_and_are_recorded",
         tracked::edits_change_scope_and_are_recorded,
@@ -333,6 +347,38 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
         .unwrap();
     store
         .add_task_files(&first.id, &["b.rs".to_owned(), "a.rs".to_owned()], "t")
+        .unwrap();
+    // Typed links, a subtask and a claim travel too.
+    let child = store
+        .create_tracked(
+            &taskdaemon_core::NewTracked {
+                parent: Some(second.id.clone()),
+                ..tracked::tracked("child", &[])
+            },
+            "t",
+        )
+        .unwrap();
+    store
+        .link_tasks(
+            &child.id,
+            taskdaemon_core::LinkKind::WaitsFor,
+            &first.id,
+            "t",
+        )
+        .unwrap();
+    store
+        .link_tasks(
+            &second.id,
+            taskdaemon_core::LinkKind::Related,
+            &first.id,
+            "t",
+        )
+        .unwrap();
+    let claimed = store
+        .create_tracked(&tracked::tracked("claimed", &[]), "t")
+        .unwrap();
+    store
+        .claim_tracked(Some(&claimed.id), "cli:s-1", 60_000, "t")
         .unwrap();
     let decision = NewMemory {
         kind: MemoryKind::Decision,

@@ -416,8 +416,20 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message, recipient)
     );
     "#,
-    // 9: the typed-links branch's number; empty until it merges.
-    "",
+    // 9: typed links and claims on tracked tasks (SQLite's migration 11).
+    r#"
+    ALTER TABLE task_deps ADD COLUMN kind TEXT NOT NULL DEFAULT 'blocks';
+    CREATE TABLE task_links (
+        task_id TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        PRIMARY KEY (task_id, kind, target)
+    );
+    CREATE INDEX task_links_target ON task_links(target, kind, task_id);
+    ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
+    CREATE INDEX tasks_claims ON tasks(claimed_by) WHERE claimed_by IS NOT NULL;
+    "#,
     // 10: decay. A compacted tracked task keeps its original description
     // and note here (the task row holds the summary); the task's search
     // document holds both, so search finds the summary and the original.

@@ -22,7 +22,18 @@ pub const TASK_COLUMNS: &str = "tasks.search_key, tasks.uuid, tasks.id, tasks.ki
      (SELECT string_agg(depends_on, E'\\n' ORDER BY depends_on COLLATE \"C\") FROM task_deps d \
        WHERE d.task_id = tasks.id) AS depends_on, \
      (SELECT string_agg(path, E'\\n' ORDER BY f.n) FROM task_files f \
-       WHERE f.task_id = tasks.id) AS files_modified";
+       WHERE f.task_id = tasks.id) AS files_modified, \
+     (SELECT string_agg(CASE d.kind WHEN 'waits-for' \
+         THEN d.task_id || E'\\t' || d.kind || E'\\t' || d.depends_on \
+         ELSE d.depends_on || E'\\t' || d.kind || E'\\t' || d.task_id END, E'\\n') \
+       FROM task_deps d WHERE d.task_id = tasks.id OR d.depends_on = tasks.id) AS dep_links, \
+     (SELECT string_agg(k.task_id || E'\\t' || k.kind || E'\\t' || k.target, E'\\n') \
+       FROM task_links k WHERE k.task_id = tasks.id OR k.target = tasks.id) AS typed_links, \
+     (SELECT count(*)::text || '/' || count(*) FILTER (WHERE c.status = 'succeeded') || '/' || \
+         count(*) FILTER (WHERE c.status IN ('pending', 'blocked', 'running')) \
+       FROM task_links k JOIN tasks c ON c.id = k.target \
+       WHERE k.task_id = tasks.id AND k.kind = 'parent-child') AS rollup, \
+     tasks.claimed_by, tasks.lease_until";
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
      timeout_ms, finished, result, created_at, finished_at, claimable";
@@ -76,6 +87,13 @@ fn narrow_opt<T: TryFrom<i64>>(row: &Row, column: &'static str) -> Result<Option
 
 pub fn task_from_row(row: &Row) -> Result<TaskRecord> {
     let argv: Vec<String> = json_column(row, "argv")?;
+    let (links, rollup, claim) = crate::encoding::link_fields(crate::encoding::LinkColumns {
+        dep_links: row.try_get("dep_links")?,
+        typed_links: row.try_get("typed_links")?,
+        rollup: row.try_get("rollup")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_until: row.try_get("lease_until")?,
+    })?;
     Ok(TaskRecord {
         command: taskdaemon_core::task::shell_join(&argv),
         id: row.try_get("id")?,
@@ -104,6 +122,9 @@ pub fn task_from_row(row: &Row) -> Result<TaskRecord> {
         priority: narrow(row, "priority")?,
         labels: joined_list(row, "labels")?,
         depends_on: joined_list(row, "depends_on")?,
+        links,
+        rollup,
+        claim,
         note: row.try_get("note")?,
         files_modified: joined_list(row, "files_modified")?,
         exit_code: narrow_opt(row, "exit_code")?,

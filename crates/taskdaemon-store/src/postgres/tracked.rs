@@ -16,7 +16,7 @@ use crate::{Result, StoreError, TrackedFilter, changes};
 
 /// Serialises changes to the dependency graph: two edges added at once
 /// could each keep the graph a DAG and together close a cycle.
-fn lock_graph(tx: &mut Tx<'_>) -> Result<()> {
+pub(super) fn lock_graph(tx: &mut Tx<'_>) -> Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.taskdaemon.graph'))",
         &[],
@@ -31,12 +31,23 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
     let depends_on = dependency_ids(tx, &new.depends_on)?;
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let (uuid, id) = changes::mint_tracked_id(
-        tx,
-        new,
-        |tx| next_task_id(tx, new.tool.as_deref()),
-        id_taken,
-    )?;
+    let parent = match &new.parent {
+        Some(parent) => Some(super::links::parent_of_new(tx, parent)?),
+        None => None,
+    };
+    // A subtask's id is its parent's with a suffix; others follow the id scheme.
+    let (uuid, id) = match &parent {
+        Some(parent) => (
+            uuid::Uuid::now_v7(),
+            super::links::next_child_id(tx, parent)?,
+        ),
+        None => changes::mint_tracked_id(
+            tx,
+            new,
+            |tx| next_task_id(tx, new.tool.as_deref()),
+            id_taken,
+        )?,
+    };
     let now = now_millis();
     tx.execute(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -64,6 +75,12 @@ pub(super) fn create(tx: &mut Tx<'_>, new: &NewTracked, actor: &str) -> Result<T
         "INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($2::text[])",
         &[&id, &depends_on],
     )?;
+    if let Some(parent) = &parent {
+        tx.execute(
+            "INSERT INTO task_links (task_id, kind, target) VALUES ($1, 'parent-child', $2)",
+            &[parent, &id],
+        )?;
+    }
     if let Some(session) = &new.session {
         touch_session(tx, session, new.tool.as_deref(), now)?;
     }
@@ -291,7 +308,7 @@ pub(super) fn refresh_dependents(tx: &mut Tx<'_>, id: &str, actor: &str) -> Resu
 
 /// Moves a waiting task between `pending` and `blocked` to match its
 /// dependencies, under its row lock.
-fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
+pub(super) fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     let task = lock_task(tx, id)?;
     let statuses = dependency_statuses(tx, &task.depends_on)?;
     match changes::settle(&task, &statuses, actor) {
@@ -300,10 +317,13 @@ fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     }
 }
 
-fn dependencies_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>> {
+/// What `id` waits for along blocking links: its dependencies and, for a
+/// parent, its subtasks (the graph the cycle check walks).
+pub(super) fn dependencies_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>> {
     Ok(tx
         .query(
-            "SELECT depends_on FROM task_deps WHERE task_id = $1",
+            "SELECT depends_on FROM task_deps WHERE task_id = $1
+             UNION SELECT target FROM task_links WHERE task_id = $1 AND kind = 'parent-child'",
             &[&id],
         )?
         .iter()

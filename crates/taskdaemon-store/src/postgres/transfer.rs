@@ -232,6 +232,26 @@ fn insert_task(client: &mut impl GenericClient, exported: &ExportedTask) -> Resu
             &[&t.id, path, &t.updated_at],
         )?;
     }
+    let (kinds, typed) = crate::changes::links::imported_links(t);
+    for (waited, kind) in kinds {
+        client.execute(
+            "UPDATE task_deps SET kind = $1 WHERE task_id = $2 AND depends_on = $3",
+            &[&kind.as_str(), &t.id, &waited],
+        )?;
+    }
+    for link in typed {
+        client.execute(
+            "INSERT INTO task_links (task_id, kind, target) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&link.from, &link.kind.as_str(), &link.to],
+        )?;
+    }
+    if let Some(claim) = &t.claim {
+        client.execute(
+            "UPDATE tasks SET claimed_by = $1, lease_until = $2 WHERE id = $3",
+            &[&claim.by, &claim.lease_until, &t.id],
+        )?;
+    }
     Ok(())
 }
 

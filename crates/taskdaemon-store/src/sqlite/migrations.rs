@@ -351,8 +351,23 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message, recipient)
     ) WITHOUT ROWID;
     "#,
-    // 11: the typed-links branch's number; empty until it merges.
-    "",
+    // 11: typed links. `blocks` and `waits-for` gate a task's start, so they
+    // stay dependency edges (existing ones are `blocks`); the other kinds,
+    // `parent-child` included, live in `task_links` as `task_id KIND target`.
+    // Agents' claims on tracked tasks: who holds one, and its lease.
+    r#"
+    ALTER TABLE task_deps ADD COLUMN kind TEXT NOT NULL DEFAULT 'blocks';
+    CREATE TABLE task_links (
+        task_id TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        PRIMARY KEY (task_id, kind, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_links_target ON task_links(target, kind, task_id);
+    ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+    CREATE INDEX tasks_claims ON tasks(claimed_by) WHERE claimed_by IS NOT NULL;
+    "#,
     // 12: decay. A compacted tracked task keeps its original description
     // and note here (the task row holds the summary); the task's search
     // document holds both, so search finds the summary and the original.

@@ -15,7 +15,18 @@ pub const TASK_COLUMNS: &str = "uuid, id, kind, name, tool, session, status, arg
      (SELECT group_concat(depends_on, char(10) ORDER BY depends_on) FROM task_deps d \
        WHERE d.task_id = tasks.id) AS depends_on, \
      (SELECT group_concat(path, char(10) ORDER BY f.rowid) FROM task_files f \
-       WHERE f.task_id = tasks.id) AS files_modified";
+       WHERE f.task_id = tasks.id) AS files_modified, \
+     (SELECT group_concat(CASE d.kind WHEN 'waits-for' \
+         THEN d.task_id || char(9) || d.kind || char(9) || d.depends_on \
+         ELSE d.depends_on || char(9) || d.kind || char(9) || d.task_id END, char(10)) \
+       FROM task_deps d WHERE d.task_id = tasks.id OR d.depends_on = tasks.id) AS dep_links, \
+     (SELECT group_concat(k.task_id || char(9) || k.kind || char(9) || k.target, char(10)) \
+       FROM task_links k WHERE k.task_id = tasks.id OR k.target = tasks.id) AS typed_links, \
+     (SELECT count(*) || '/' || coalesce(sum(c.status = 'succeeded'), 0) || '/' || \
+         coalesce(sum(c.status IN ('pending', 'blocked', 'running')), 0) \
+       FROM task_links k JOIN tasks c ON c.id = k.target \
+       WHERE k.task_id = tasks.id AND k.kind = 'parent-child') AS rollup, \
+     claimed_by, lease_until";
 
 /// Positions in [`TASK_COLUMNS`], counted from its first column (`uuid`).
 ///
@@ -59,6 +70,11 @@ mod task_col {
     pub const LABELS: usize = 33;
     pub const DEPENDS_ON: usize = 34;
     pub const FILES_MODIFIED: usize = 35;
+    pub const DEP_LINKS: usize = 36;
+    pub const TYPED_LINKS: usize = 37;
+    pub const ROLLUP: usize = 38;
+    pub const CLAIMED_BY: usize = 39;
+    pub const LEASE_UNTIL: usize = 40;
 }
 
 pub const QUEUE_ITEM_COLUMNS: &str = "task_id, queue, document, executor, max_attempts, \
@@ -107,6 +123,13 @@ fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
             .map(|t| t.split('\n').map(str::to_owned).collect())
             .unwrap_or_default())
     };
+    let (links, rollup, claim) = crate::encoding::link_fields(crate::encoding::LinkColumns {
+        dep_links: row.get(at(c::DEP_LINKS))?,
+        typed_links: row.get(at(c::TYPED_LINKS))?,
+        rollup: row.get(at(c::ROLLUP))?,
+        claimed_by: row.get(at(c::CLAIMED_BY))?,
+        lease_until: row.get(at(c::LEASE_UNTIL))?,
+    })?;
     Ok(TaskRecord {
         command: taskdaemon_core::task::shell_join(&argv),
         id: row.get(at(c::ID))?,
@@ -137,6 +160,9 @@ fn read_task(row: &Row<'_>) -> Result<TaskRecord> {
         priority: row.get(at(c::PRIORITY))?,
         labels: list(c::LABELS)?,
         depends_on: list(c::DEPENDS_ON)?,
+        links,
+        rollup,
+        claim,
         note: row.get(at(c::NOTE))?,
         files_modified: list(c::FILES_MODIFIED)?,
         exit_code: row.get(at(c::EXIT_CODE))?,
@@ -251,6 +277,11 @@ mod tests {
             (c::LABELS, "labels"),
             (c::DEPENDS_ON, "depends_on"),
             (c::FILES_MODIFIED, "files_modified"),
+            (c::DEP_LINKS, "dep_links"),
+            (c::TYPED_LINKS, "typed_links"),
+            (c::ROLLUP, "rollup"),
+            (c::CLAIMED_BY, "claimed_by"),
+            (c::LEASE_UNTIL, "lease_until"),
         ];
         assert_eq!(names.len(), expected.len(), "{names:?}");
         for (position, name) in expected {

@@ -30,12 +30,23 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
     }
     let statuses = dependency_statuses(tx, &depends_on)?;
     let (status, created) = changes::tracked_created(new, &depends_on, &statuses, actor);
-    let (uuid, id) = changes::mint_tracked_id(
-        &mut &*tx,
-        new,
-        |tx| next_task_id(tx, new.tool.as_deref()),
-        |tx, id| id_taken(tx, id),
-    )?;
+    let parent = match &new.parent {
+        Some(parent) => Some(super::links::parent_of_new(tx, parent)?),
+        None => None,
+    };
+    // A subtask's id is its parent's with a suffix; others follow the id scheme.
+    let (uuid, id) = match &parent {
+        Some(parent) => (
+            uuid::Uuid::now_v7(),
+            super::links::next_child_id(tx, parent)?,
+        ),
+        None => changes::mint_tracked_id(
+            &mut &*tx,
+            new,
+            |tx| next_task_id(tx, new.tool.as_deref()),
+            |tx, id| id_taken(tx, id),
+        )?,
+    };
     let now = now_millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, tool, session, status, argv, env, restart,
@@ -63,6 +74,12 @@ pub(super) fn create(tx: &Connection, new: &NewTracked, actor: &str) -> Result<T
         tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
     for dep in &depends_on {
         insert_edge.execute(params![id, dep])?;
+    }
+    if let Some(parent) = &parent {
+        tx.execute(
+            "INSERT INTO task_links (task_id, kind, target) VALUES (?1, 'parent-child', ?2)",
+            params![parent, id],
+        )?;
     }
     if let Some(session) = &new.session {
         touch_session(tx, session, new.tool.as_deref(), now)?;
@@ -269,7 +286,7 @@ pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Resu
 }
 
 /// Moves a waiting task between `pending` and `blocked` to match its dependencies.
-fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
+pub(super) fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     let task = load_task(tx, id)?;
     let statuses = dependency_statuses(tx, &task.depends_on)?;
     match changes::settle(&task, &statuses, actor) {
@@ -278,9 +295,14 @@ fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     }
 }
 
-fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
+/// What `id` waits for along blocking links: its dependencies and, for a
+/// parent, its subtasks (the graph the cycle check walks).
+pub(super) fn dependencies_of(conn: &Connection, id: &str) -> Result<Vec<String>> {
     let rows = conn
-        .prepare_cached("SELECT depends_on FROM task_deps WHERE task_id = ?1")?
+        .prepare_cached(
+            "SELECT depends_on FROM task_deps WHERE task_id = ?1
+             UNION SELECT target FROM task_links WHERE task_id = ?1 AND kind = 'parent-child'",
+        )?
         .query_map([id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)

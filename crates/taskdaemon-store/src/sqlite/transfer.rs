@@ -360,6 +360,25 @@ fn insert_task(conn: &Connection, exported: &ExportedTask) -> Result<()> {
             params![t.id, path, t.updated_at],
         )?;
     }
+    let (kinds, typed) = crate::changes::links::imported_links(t);
+    for (waited, kind) in kinds {
+        conn.execute(
+            "UPDATE task_deps SET kind = ?1 WHERE task_id = ?2 AND depends_on = ?3",
+            params![kind.as_str(), t.id, waited],
+        )?;
+    }
+    for link in typed {
+        conn.execute(
+            "INSERT OR IGNORE INTO task_links (task_id, kind, target) VALUES (?1, ?2, ?3)",
+            params![link.from, link.kind.as_str(), link.to],
+        )?;
+    }
+    if let Some(claim) = &t.claim {
+        conn.execute(
+            "UPDATE tasks SET claimed_by = ?1, lease_until = ?2 WHERE id = ?3",
+            params![claim.by, claim.lease_until, t.id],
+        )?;
+    }
     Ok(())
 }
 
