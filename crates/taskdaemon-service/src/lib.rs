@@ -54,7 +54,7 @@ pub use history::HistoryQuery;
 pub use logs::{LogChunk, LogCursor, last_line, read_whole_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
 pub use looptypes::{ConfigCheck, ConfigStatus};
-pub use metrics::{Counters, StatusReport};
+pub use metrics::{Bucket, Counters, EXIT_DETECTION_BUCKETS, Histogram, StatusReport};
 pub use pipeline::{
     HumanMessage, LoopCost, NewPlanInput, PhaseShow, PlanShow, PlanSummary, RepositoryState,
     SpecShow, check_repository,
@@ -65,6 +65,7 @@ pub use queues::{
 };
 pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
+pub use taskdaemon_queue::TaskResult;
 pub use tracked::{NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{
