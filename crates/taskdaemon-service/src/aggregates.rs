@@ -87,6 +87,7 @@ fn cost(task: &FinishedTask) -> f64 {
 /// Aggregates over a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Aggregates {
+    #[schema(value_type = i64)]
     pub since: Millis,
     pub total: Aggregate,
     pub by_queue: Vec<Aggregate>,
@@ -101,6 +102,7 @@ pub struct Failure {
     pub kind: TaskKind,
     pub queue: Option<String>,
     pub status: Status,
+    #[schema(value_type = i64)]
     pub finished_at: Millis,
     pub reason: Option<String>,
 }

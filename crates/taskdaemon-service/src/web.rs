@@ -57,7 +57,9 @@ pub struct Share {
     pub secret: String,
     #[serde(flatten)]
     pub scope: ShareScope,
+    #[schema(value_type = i64)]
     pub created_at: Millis,
+    #[schema(value_type = i64)]
     pub expires_at: Millis,
 }
 
