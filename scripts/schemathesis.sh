@@ -41,7 +41,13 @@ trap cleanup EXIT
 
 td() { "$BIN" --workspace "$WS" "$@"; }
 td init >/dev/null
+# A finished queue task, so a result is there to fetch (/tasks/{id}/result).
+printf -- '---\nexecutor: command\ncommand: echo fuzzed\n---\n' >"$WS/tasks/ad-hoc/pending/task-fuzz.md"
 td start --web 127.0.0.1:0 >/dev/null
+for _ in $(seq 1 200); do
+  [[ -e $WS/tasks/ad-hoc/results/task-fuzz.json ]] && break
+  sleep 0.1
+done
 FUZZED=$(td spawn -- sh -c 'echo fuzz; sleep 600' 2>/dev/null)
 td task add "Fuzzed task" >/dev/null
 td remember "a decision" --kind decision >/dev/null 2>&1 || true

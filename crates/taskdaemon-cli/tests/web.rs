@@ -422,6 +422,103 @@ fn actions_logs_metrics_and_openapi() {
     assert!(text.contains("\ntaskdaemon_claims_total 0\n"), "{text}");
 }
 
+/// The exit-detection histogram of `/metrics`: its buckets (by bound, in
+/// order), sum and count, checked to be one consistent cumulative histogram.
+fn exit_histogram(text: &str) -> (Vec<(String, u64)>, f64, u64) {
+    const NAME: &str = "taskdaemon_exit_detection_seconds";
+    assert!(
+        text.contains(&format!("# TYPE {NAME} histogram\n")),
+        "{text}"
+    );
+    let value = |line: &str| line.rsplit(' ').next().unwrap().to_owned();
+    let buckets: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{NAME}_bucket{{le=\"")))
+        .map(|rest| {
+            let (bound, _) = rest.split_once('"').unwrap();
+            (bound.to_owned(), value(rest).parse().unwrap())
+        })
+        .collect();
+    let line = |suffix: &str| {
+        let prefix = format!("{NAME}_{suffix} ");
+        value(text.lines().find(|l| l.starts_with(&prefix)).unwrap())
+    };
+    let sum: f64 = line("sum").parse().unwrap();
+    let count: u64 = line("count").parse().unwrap();
+    assert_eq!(
+        buckets.last().map(|(b, _)| b.as_str()),
+        Some("+Inf"),
+        "{text}"
+    );
+    assert_eq!(
+        buckets.last().unwrap().1,
+        count,
+        "+Inf holds every exit: {text}"
+    );
+    let bounds: Vec<f64> = buckets[..buckets.len() - 1]
+        .iter()
+        .map(|(b, _)| b.parse().unwrap())
+        .collect();
+    assert!(
+        bounds.windows(2).all(|w| w[0] < w[1]),
+        "ascending bounds: {text}"
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+        "cumulative counts: {text}"
+    );
+    assert!(sum >= 0.0 && sum.is_finite(), "{text}");
+    (buckets, sum, count)
+}
+
+#[test]
+fn exit_detection_latency_histogram_counts_every_exit() {
+    let web = Web::start();
+    let (_, sum_before, before) = exit_histogram(&web.get("/metrics").text().unwrap());
+    let succeeded = web.ws.spawn(&["--", "true"]);
+    let failed = web.ws.spawn_sh("exit 3");
+    // Three exits: the first run and two restarts.
+    let flaky = web
+        .ws
+        .run(&[
+            "spawn",
+            "--restart",
+            "on-failure",
+            "--max-restarts",
+            "2",
+            "--restart-delay",
+            "10ms",
+            "--",
+            "sh",
+            "-c",
+            "exit 1",
+        ])
+        .ok()
+        .last_line();
+    web.ws.wait_status(&succeeded, "succeeded");
+    web.ws.wait_status(&failed, "failed");
+    web.ws.wait_status(&flaky, "failed");
+
+    let text = web.get("/metrics").text().unwrap();
+    let (buckets, sum, count) = exit_histogram(&text);
+    assert_eq!(count, before + 5, "one observation per exit: {text}");
+    assert!(
+        sum > sum_before,
+        "every exit takes some time to record: {text}"
+    );
+    // Killing a process is an exit its shim sees too.
+    let long = web.ws.spawn(&["--", "sleep", "300"]);
+    web.ws.wait_status(&long, "running");
+    web.ws.run(&["kill", &long]).ok();
+    web.ws.wait_status(&long, "cancelled");
+    let (after_kill, _, count) = exit_histogram(&web.get("/metrics").text().unwrap());
+    assert_eq!(count, before + 6);
+    assert_eq!(after_kill.len(), buckets.len(), "the bounds stay the same");
+    // The JSON view carries the same histogram.
+    let json: Value = web.get("/api/v1/metrics").json().unwrap();
+    assert_eq!(json["counters"]["exit_detection"]["count"], before + 6);
+}
+
 #[test]
 fn share_links_are_read_only_and_see_only_their_scope() {
     let web = Web::start();

@@ -12,6 +12,7 @@ use crate::duration::format_duration;
 /// What a supervised command may use. Every limit is optional; none set
 /// means the command runs as the shim does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceLimits {
     /// Resident memory of the whole process group, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -66,6 +66,7 @@ impl LoopIteration {
 
 /// A loop task with its spec and counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoopRecord {
     #[serde(flatten)]
     pub task: TaskRecord,

@@ -74,6 +74,7 @@ impl fmt::Display for ExitOutcome {
 
 /// When a supervised command is started again after it exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartMode {
     /// Never restart.
@@ -112,12 +113,14 @@ impl FromStr for RestartMode {
 
 /// Restart mode plus limits and backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestartPolicy {
     pub mode: RestartMode,
     /// How many restarts are allowed in all.
     pub max_restarts: u32,
     /// Delay before the first restart; it doubles each time up to [`Self::MAX_BACKOFF`].
     #[serde(with = "millis_duration")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub initial_backoff: Duration,
 }
 

@@ -12,6 +12,7 @@ use crate::time::{Millis, serde_rfc3339};
 
 /// What a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// A supervised command.
@@ -75,8 +76,10 @@ pub struct NewProcess {
 
 /// One task as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskRecord {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub uuid: Uuid,
     pub kind: TaskKind,
     pub name: Option<String>,
@@ -144,12 +147,16 @@ pub struct TaskRecord {
     /// Why it failed to start or was lost.
     pub error: Option<String>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<Millis>,
     #[serde(with = "serde_rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Millis>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
 }
 

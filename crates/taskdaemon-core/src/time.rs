@@ -13,6 +13,12 @@ pub fn now_millis() -> Millis {
     Utc::now().timestamp_millis()
 }
 
+/// The current wall-clock time in microseconds since the Unix epoch: the
+/// precision an exit's detection latency is measured with.
+pub fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
 /// Renders `millis` as RFC 3339 with millisecond precision (`2026-11-25T20:17:29.123Z`).
 pub fn to_rfc3339(millis: Millis) -> String {
     DateTime::<Utc>::from_timestamp_millis(millis)

@@ -208,6 +208,7 @@ impl From<&TaskRecord> for TrackedView {
 
 /// What a memory records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
     /// A choice made, with its reason, so it is not made again.
@@ -283,6 +284,7 @@ impl NewMemory {
 
 /// A recorded memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Memory {
     /// `MEM-N`.
     pub id: String,
@@ -292,8 +294,10 @@ pub struct Memory {
     pub key: Option<String>,
     pub session: Option<String>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
 }
 
@@ -317,6 +321,7 @@ pub fn parse_memory_id(text: &str) -> Option<i64> {
 
 /// Where a search hit comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchSource {
     Task,
@@ -327,6 +332,7 @@ pub enum SearchSource {
 
 /// One ranked search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     pub source: SearchSource,
     /// The task id, memory id, or `#seq` of an event.
@@ -339,6 +345,7 @@ pub struct SearchHit {
     /// Higher is better.
     pub score: f64,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Millis,
 }
 

@@ -18,12 +18,15 @@ use crate::types::Usage;
 
 /// One finished iteration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IterationRecord {
     /// 1-based iteration number.
     pub iteration: u32,
     /// When it started.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: DateTime<Utc>,
     /// When validation finished.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub finished_at: DateTime<Utc>,
     /// Number of tool calls made.
     pub tool_calls: u32,

@@ -130,6 +130,7 @@ impl StopReason {
 
 /// Token counts, in Anthropic's terms (OpenAI's are mapped onto them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Uncached input tokens.
     #[serde(default)]

@@ -15,6 +15,7 @@ use crate::folder::QueueFolder;
 
 /// Token usage: input, output and prompt-cache reads and writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
@@ -44,6 +45,7 @@ impl Tokens {
 
 /// `results/{id}.json`: exactly these fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskResult {
     pub task_id: String,
     pub queue: String,

@@ -19,7 +19,7 @@ const PAGE: usize = 1000;
 const REPORT_FAILURES: usize = 50;
 
 /// Outcomes and durations of one group of ended tasks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Aggregate {
     /// The queue, kind or day (`YYYY-MM-DD`, UTC); `all` for the total.
     pub key: String,
@@ -85,8 +85,9 @@ fn cost(task: &FinishedTask) -> f64 {
 }
 
 /// Aggregates over a window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Aggregates {
+    #[schema(value_type = i64)]
     pub since: Millis,
     pub total: Aggregate,
     pub by_queue: Vec<Aggregate>,
@@ -95,18 +96,19 @@ pub struct Aggregates {
 }
 
 /// One failure in a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     pub id: String,
     pub kind: TaskKind,
     pub queue: Option<String>,
     pub status: Status,
+    #[schema(value_type = i64)]
     pub finished_at: Millis,
     pub reason: Option<String>,
 }
 
 /// What `taskdaemon report` shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub aggregates: Aggregates,
     /// The newest failures (failed or lost), with their reasons.

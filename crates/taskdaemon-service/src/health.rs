@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::Service;
 
 /// A health sample.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Resident memory of this process (the daemon when it serves the web).
     pub process_rss_kb: Option<u64>,

@@ -56,7 +56,7 @@ pub use links::{NextTask, TaskTree, TrackedPage};
 pub use logs::{LogChunk, LogCursor, last_line, read_whole_log, tail_lines, tail_log};
 pub use loops::{LoopRunInput, LoopShow};
 pub use looptypes::{ConfigCheck, ConfigStatus};
-pub use metrics::{Counters, StatusReport};
+pub use metrics::{Bucket, Counters, EXIT_DETECTION_BUCKETS, Histogram, StatusReport};
 pub use pipeline::{
     ATTENTION_ITEMS, HumanMessage, LoopCost, NewPlanInput, PhaseShow, PipelineAttention, PlanShow,
     PlanSummary, RepositoryState, SpecShow, check_repository,
@@ -68,6 +68,7 @@ pub use queues::{
 };
 pub use rehydrate::{Compaction, Rehydration};
 pub use repair::{ProjectionRepair, Repair};
+pub use taskdaemon_queue::TaskResult;
 pub use tracked::{CompactAnalysis, NewTask, Resume, ShownTask, transition_hint};
 pub use wait::WaitOutcome;
 pub use web::{

@@ -53,7 +53,7 @@ pub struct LoopRunInput {
 }
 
 /// A loop with its recorded iterations, as `loop show --json` prints it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoopShow {
     #[serde(flatten)]
     pub record: LoopRecord,

@@ -1,8 +1,9 @@
 //! The daemon's state and counters: what `status` shows, and the numbers a
 //! metrics endpoint exports (tasks by status and kind, queue depth, workers
-//! by state).
+//! by state, the exit-detection latency histogram).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 use taskdaemon_core::{Status, TaskKind};
@@ -40,7 +41,7 @@ pub struct StatusReport {
 }
 
 /// Counters for a metrics endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Counters {
     /// Tasks by status; every status is present.
     pub tasks: BTreeMap<String, u64>,
@@ -59,6 +60,67 @@ pub struct Counters {
     pub claims: u64,
     /// Restarts and retries scheduled, from the event log.
     pub retries: u64,
+    /// From a supervised command's exit (its shim's wait returning) to the
+    /// exit written in the store.
+    pub exit_detection: Histogram,
+}
+
+/// Upper bounds (seconds) of the exit-detection latency buckets: sub-millisecond
+/// to the shim's output-drain grace (2 s) and beyond.
+pub const EXIT_DETECTION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram as Prometheus exports one: cumulative counts per
+/// upper bound, then the sum and count of every observation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Histogram {
+    /// Ascending by bound; the `+Inf` bucket is `count`.
+    pub buckets: Vec<Bucket>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+/// One bucket of a [`Histogram`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Bucket {
+    /// Upper bound in seconds.
+    pub le: f64,
+    /// Observations at or below it.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// The histogram of `observations` over `bounds` (ascending).
+    pub fn of(bounds: &[f64], observations: impl IntoIterator<Item = Duration>) -> Self {
+        let mut per_bucket = vec![0u64; bounds.len()];
+        let (mut sum_seconds, mut count) = (0.0, 0u64);
+        for observed in observations {
+            let seconds = observed.as_secs_f64();
+            if let Some(i) = bounds.iter().position(|bound| seconds <= *bound) {
+                per_bucket[i] += 1;
+            }
+            sum_seconds += seconds;
+            count += 1;
+        }
+        let mut cumulative = 0;
+        let buckets = bounds
+            .iter()
+            .zip(per_bucket)
+            .map(|(bound, n)| {
+                cumulative += n;
+                Bucket {
+                    le: *bound,
+                    count: cumulative,
+                }
+            })
+            .collect();
+        Self {
+            buckets,
+            sum_seconds,
+            count,
+        }
+    }
 }
 
 impl Service {
@@ -160,6 +222,31 @@ impl Service {
             loop_cost_usd: loops.iter().fold(0.0, |total, l| total + l.cost_usd),
             claims: tallies.claims,
             retries: tallies.retries,
+            exit_detection: self.exit_detection()?,
         })
+    }
+
+    /// The exit-detection latency histogram, from the exits in the store.
+    pub fn exit_detection(&self) -> Result<Histogram> {
+        let timings = self.store.exit_timings()?;
+        Ok(Histogram::of(
+            &EXIT_DETECTION_BUCKETS,
+            timings.iter().map(|t| t.latency()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let ms = Duration::from_millis;
+        let h = Histogram::of(&[0.001, 0.01], [ms(0), ms(1), ms(5), ms(50)]);
+        let pairs: Vec<(f64, u64)> = h.buckets.iter().map(|b| (b.le, b.count)).collect();
+        assert_eq!(pairs, vec![(0.001, 2), (0.01, 3)]);
+        assert_eq!(h.count, 4);
+        assert!((h.sum_seconds - 0.056).abs() < 1e-9, "{}", h.sum_seconds);
     }
 }

@@ -81,7 +81,7 @@ impl SpawnInput {
 
 /// A process with its latest resource sample and log paths, as `ps --json`
 /// shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProcessView {
     #[serde(flatten)]
     pub task: TaskRecord,

@@ -50,7 +50,7 @@ pub struct ImportedQueue {
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// What a worker is doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
     /// A folder worker in a running daemon, or a claiming worker whose
@@ -94,7 +94,7 @@ pub fn worker_state(worker: &WorkerRecord, lease: Duration, now: Millis) -> Work
 
 /// What one worker is doing: a folder queue's worker in the daemon, or a
 /// claiming worker (`taskdaemon worker`) on any host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkerRow {
     pub queue: String,
     /// A claiming worker's id (`host:pid:nonce`); none for a folder worker.
@@ -126,7 +126,7 @@ pub struct WorkerRow {
 }
 
 /// A configured queue with its counts, as `queues list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueEntryView {
     pub id: String,
     pub path: String,
@@ -138,7 +138,7 @@ pub struct QueueEntryView {
 }
 
 /// One queue task (folder or submitted), as `tasks list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueTask {
     pub id: String,
     pub queue: String,
@@ -151,10 +151,13 @@ pub struct QueueTask {
     pub attempt: u32,
     pub max_attempts: u32,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Millis>,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Millis>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,

@@ -27,7 +27,7 @@ pub const MAX_PAGE: usize = 500;
 pub const DEFAULT_PAGE: usize = 50;
 
 /// What a share link may see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "scope", content = "target", rename_all = "lowercase")]
 pub enum ShareScope {
     All,
@@ -48,7 +48,7 @@ impl std::fmt::Display for ShareScope {
 }
 
 /// A read-only link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Share {
     /// Names the link in `share list` and `share revoke`.
     pub id: String,
@@ -57,7 +57,9 @@ pub struct Share {
     pub secret: String,
     #[serde(flatten)]
     pub scope: ShareScope,
+    #[schema(value_type = i64)]
     pub created_at: Millis,
+    #[schema(value_type = i64)]
     pub expires_at: Millis,
 }
 
@@ -112,7 +114,7 @@ pub struct TaskQuery {
 }
 
 /// One page of a task listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
     pub tasks: Vec<TaskRecord>,
     /// Pass as `cursor` for the next page; none on the last.
@@ -391,7 +393,7 @@ pub enum LogSlice {
 pub const MAX_LOG_READ: u64 = 1 << 20;
 
 /// Part of a task's log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskLogChunk {
     pub id: String,
     /// Byte offset of `text` in the file.
@@ -406,7 +408,7 @@ pub struct TaskLogChunk {
 
 /// A process started from the web: its command runs in the workspace (or
 /// `cwd` inside it) with the server's environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnRequest {
     /// Program and arguments.

@@ -218,6 +218,9 @@ pub(crate) struct Change {
     pub to: Status,
     pub columns: Vec<(&'static str, Column)>,
     pub event: NewEvent,
+    /// Facts the event's `after` records beside the columns without a row
+    /// keeping them (an exit's detection and recording instants).
+    pub observed: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Change {
@@ -230,6 +233,9 @@ impl Change {
         after.insert("status".to_owned(), json!(self.to.as_str()));
         for (column, value) in &self.columns {
             after.insert((*column).to_owned(), value.to_json());
+        }
+        for (name, value) in &self.observed {
+            after.insert((*name).to_owned(), value.clone());
         }
         Ok((
             json!({ "status": task.status.as_str() }),
@@ -253,6 +259,7 @@ impl Change {
         actor: &str,
     ) -> Self {
         Change {
+            observed: Vec::new(),
             to,
             columns: vec![
                 ("error", error.to_owned().into()),
@@ -316,6 +323,7 @@ pub(crate) fn tracked_action(
         }
     };
     Ok(Change {
+        observed: Vec::new(),
         to: action.target(),
         columns,
         event,
@@ -386,6 +394,7 @@ pub(crate) fn loop_start(
         format!("starting at iteration {next_iteration}"),
     );
     let change = Change {
+        observed: Vec::new(),
         to: Status::Running,
         columns: vec![("started_at", Column::Int(Some(now)))],
         event: event.clone(),
@@ -406,6 +415,7 @@ pub(crate) fn loop_end(end: &LoopEnd, now: i64, actor: &str) -> Change {
         columns.push(("error", Column::Text(Some(reason.clone()))));
     }
     Change {
+        observed: Vec::new(),
         to: end.status(),
         columns,
         event: NewEvent::new(
@@ -591,6 +601,7 @@ pub(crate) fn settle(
         NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
     };
     Some(Change {
+        observed: Vec::new(),
         to: wanted,
         columns: Vec::new(),
         event,
@@ -605,6 +616,7 @@ pub(crate) fn resettled(want: Status, actor: &str) -> Change {
         EventKind::Unblocked
     };
     Change {
+        observed: Vec::new(),
         to: want,
         columns: Vec::new(),
         event: NewEvent::new(kind, actor, "status corrected by repair"),

@@ -48,6 +48,7 @@ pub(crate) fn claimed(
 ) -> Granting {
     let attempt = task.restarts + 1;
     let change = Change {
+        observed: Vec::new(),
         to: Status::Running,
         columns: lifecycle::attempt_started(now),
         event: NewEvent::new(
@@ -155,6 +156,7 @@ pub(crate) fn lost(task: &TaskRecord, worker: &str, now: i64, actor: &str) -> Op
     let reason = format!("worker {worker} stopped renewing its lease");
     let change = match decision {
         ExitDecision::Restart { restart, delay } => Change {
+            observed: Vec::new(),
             to: Status::Pending,
             columns: vec![
                 ("restarts", i64::from(restart).into()),
@@ -172,6 +174,7 @@ pub(crate) fn lost(task: &TaskRecord, worker: &str, now: i64, actor: &str) -> Op
             ),
         },
         ExitDecision::Finish(status) => Change {
+            observed: Vec::new(),
             to: status,
             columns: vec![
                 ("error", reason.clone().into()),

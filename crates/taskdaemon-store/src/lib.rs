@@ -155,6 +155,47 @@ pub struct EventTallies {
 /// The query behind [`Store::event_tallies`], the same on both backends:
 /// two range scans of the `(kind, seq)` index. A claim is the `started`
 /// event a worker writes (its actor is `worker:ID`).
+/// The `after` of every exit event whose watcher gave the instant it saw
+/// the exit (the same text for both backends; `after` is TEXT in both).
+pub(crate) const EXIT_TIMINGS_SQL: &str = "SELECT after FROM events
+    WHERE kind IN ('exited', 'restarting') AND after LIKE '%\"exited_at_us\"%'";
+
+/// An exit as the shim saw it: the process, how it ended, why (a limit the
+/// supervisor enforced), and when its wait returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedExit {
+    pub pid: i32,
+    pub outcome: ExitOutcome,
+    pub reason: Option<String>,
+    /// Microseconds since the epoch when the wait for the process returned.
+    pub exited_at_us: i64,
+}
+
+/// When an exit was seen and when it was written to the store, in
+/// microseconds since the epoch: its detection latency is the difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitTiming {
+    pub exited_at_us: i64,
+    pub recorded_at_us: i64,
+}
+
+impl ExitTiming {
+    /// The timing an exit event's `after` text carries, if it carries one.
+    pub(crate) fn from_after(after: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(after).ok()?;
+        Some(Self {
+            exited_at_us: value.get(lifecycle::EXITED_AT_US)?.as_i64()?,
+            recorded_at_us: value.get(lifecycle::RECORDED_AT_US)?.as_i64()?,
+        })
+    }
+
+    /// From the exit to its record, never negative.
+    pub fn latency(&self) -> std::time::Duration {
+        let micros = self.recorded_at_us.saturating_sub(self.exited_at_us).max(0);
+        std::time::Duration::from_micros(micros.unsigned_abs())
+    }
+}
+
 pub(crate) const EVENT_TALLIES_SQL: &str = "SELECT
     (SELECT COUNT(*) FROM events WHERE kind = 'started' AND actor LIKE 'worker:%'),
     (SELECT COUNT(*) FROM events WHERE kind = 'restarting')";
@@ -424,6 +465,20 @@ pub trait Store: Send + Sync {
         reason: Option<&str>,
         actor: &str,
     ) -> Result<ExitRecorded>;
+
+    /// [`record_exit`](Store::record_exit) for an exit its shim saw as it
+    /// happened: the event also records when the wait returned and when the
+    /// exit was written, for the detection-latency histogram.
+    fn record_detected_exit(
+        &self,
+        id: &str,
+        exit: &DetectedExit,
+        actor: &str,
+    ) -> Result<ExitRecorded>;
+
+    /// The timing of every recorded exit a shim saw as it happened (events
+    /// archived away are not counted).
+    fn exit_timings(&self) -> Result<Vec<ExitTiming>>;
 
     /// Asks a task to stop: a running one gets `stop_requested` (its shim then
     /// records `cancelled`), a pending one is cancelled at once.

@@ -13,6 +13,13 @@ use taskdaemon_core::{EventKind, NewEvent, NewProcess, Status, TaskRecord, task:
 use crate::changes::{Change, Column, Recorded};
 use crate::{Result, Started, StoreError};
 
+/// The `after` field of an exit event holding when the watcher saw the
+/// process end, in microseconds since the epoch.
+pub(crate) const EXITED_AT_US: &str = "exited_at_us";
+/// The `after` field of an exit event holding when its transaction wrote
+/// it, in microseconds since the epoch.
+pub(crate) const RECORDED_AT_US: &str = "recorded_at_us";
+
 /// Refuses a process without a command; returns its `created` event.
 pub(crate) fn created(spec: &NewProcess, actor: &str) -> Result<Recorded> {
     if spec.argv.is_empty() {
@@ -52,6 +59,7 @@ pub(crate) fn started(
     ];
     columns.extend(attempt_started(now));
     Ok(Change {
+        observed: Vec::new(),
         to: Status::Running,
         columns,
         event: NewEvent::new(EventKind::Started, actor, message),
@@ -72,15 +80,19 @@ pub(crate) fn attempt_started(now: i64) -> Vec<(&'static str, Column)> {
 
 /// Records how the process `pid` ended (and why, when the supervisor ended
 /// it) and applies the restart policy. Refused when the task no longer runs
-/// that pid, so a late report can never overwrite a newer attempt.
+/// that pid, so a late report can never overwrite a newer attempt. With
+/// `exited_at_us`, the instant its watcher saw it end, the event also
+/// records that and the instant it is written (the detection latency
+/// `/metrics` reports, see [`ExitTiming`](crate::ExitTiming)).
 pub(crate) fn exited(
     task: &TaskRecord,
     pid: i32,
     outcome: ExitOutcome,
     reason: Option<&str>,
-    now: i64,
+    exited_at_us: Option<i64>,
     actor: &str,
 ) -> Result<(Change, ExitDecision)> {
+    let now = taskdaemon_core::time::now_millis();
     if task.status != Status::Running || task.pid != Some(pid) {
         return Err(StoreError::Conflict(format!(
             "exit of pid {pid} not recorded for {}: it is {} with pid {:?}",
@@ -92,6 +104,12 @@ pub(crate) fn exited(
     if let Some(reason) = reason {
         change.columns.push(("error", reason.to_owned().into()));
         change.event.message = format!("{}; {reason}", change.event.message);
+    }
+    if let Some(exited_at_us) = exited_at_us {
+        change.observed = vec![
+            (EXITED_AT_US, json!(exited_at_us)),
+            (RECORDED_AT_US, json!(taskdaemon_core::time::now_micros())),
+        ];
     }
     Ok((change, decision))
 }
@@ -119,12 +137,14 @@ pub(crate) fn apply_exit(
                 taskdaemon_core::duration::format_duration(delay)
             );
             Change {
+                observed: Vec::new(),
                 to: Status::Pending,
                 columns,
                 event: NewEvent::new(EventKind::Restarting, actor, message),
             }
         }
         ExitDecision::Finish(status) => Change {
+            observed: Vec::new(),
             to: status,
             columns,
             event: NewEvent::new(EventKind::Exited, actor, format!("{status}, {outcome}")),
@@ -151,6 +171,7 @@ pub(crate) fn stop(task: &TaskRecord, now: i64, actor: &str) -> Result<Stop> {
             Some(json!({ "stop_requested": true })),
         ))),
         Status::Pending | Status::Blocked => Ok(Stop::Cancel(Change {
+            observed: Vec::new(),
             to: Status::Cancelled,
             columns: vec![("stop_requested", true.into()), ("finished_at", now.into())],
             event: NewEvent::new(EventKind::Exited, actor, "cancelled before it started"),
@@ -173,6 +194,7 @@ pub(crate) fn reopen(task: &TaskRecord, actor: &str) -> Result<Change> {
         )));
     }
     Ok(Change {
+        observed: Vec::new(),
         to: Status::Pending,
         columns: vec![
             ("stop_requested", false.into()),

@@ -72,7 +72,24 @@ macro_rules! shared_store_methods {
             reason: Option<&str>,
             actor: &str,
         ) -> Result<ExitRecorded> {
-            self.write(|tx| processes::record_exit(tx, id, pid, outcome, reason, actor))
+            self.write(|tx| processes::record_exit(tx, id, pid, outcome, reason, None, actor))
+        }
+
+        fn record_detected_exit(
+            &self,
+            id: &str,
+            exit: &crate::DetectedExit,
+            actor: &str,
+        ) -> Result<ExitRecorded> {
+            self.write(|tx| {
+                let reason = exit.reason.as_deref();
+                let at = Some(exit.exited_at_us);
+                processes::record_exit(tx, id, exit.pid, exit.outcome, reason, at, actor)
+            })
+        }
+
+        fn exit_timings(&self) -> Result<Vec<crate::ExitTiming>> {
+            self.read_events(|tx| events::exit_timings(tx))
         }
 
         fn request_stop(&self, id: &str, actor: &str) -> Result<TaskRecord> {

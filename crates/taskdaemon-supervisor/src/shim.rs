@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::process::{ExitDecision, ExitOutcome};
-use taskdaemon_core::time::{Millis, now_millis};
+use taskdaemon_core::time::{Millis, now_micros, now_millis};
 use taskdaemon_core::{Status, TaskRecord};
-use taskdaemon_store::{Started, Store, StoreError};
+use taskdaemon_store::{DetectedExit, Started, Store, StoreError};
 use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection};
 
 use crate::group::Group;
@@ -185,6 +185,8 @@ impl Shim<'_> {
         }
         (self.on_change)();
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
+        // The exit's detection instant: its latency to the store is measured from here.
+        let exited_at_us = now_micros();
         // Whoever reads the exit (a queue worker summarising the output)
         // must find all of the output in the logs.
         if !pumps.drain(DRAIN_GRACE) {
@@ -194,7 +196,13 @@ impl Shim<'_> {
         let reason = memory_watch
             .and_then(MemoryWatch::finish)
             .or_else(|| limits::exit_reason(&task.limits, outcome));
-        let decision = self.record_exit(id, pid, outcome, reason)?;
+        let exit = DetectedExit {
+            pid,
+            outcome,
+            reason,
+            exited_at_us,
+        };
+        let decision = self.record_exit(id, &exit)?;
         Ok(match decision {
             ExitDecision::Restart { restart, delay } => {
                 (self.on_change)();
@@ -266,19 +274,13 @@ impl Shim<'_> {
     }
 
     /// Writes the exit file, then the store, retrying the store while it is busy.
-    fn record_exit(
-        &self,
-        id: &str,
-        pid: i32,
-        outcome: ExitOutcome,
-        reason: Option<String>,
-    ) -> Result<ExitDecision, String> {
+    fn record_exit(&self, id: &str, exit: &DetectedExit) -> Result<ExitDecision, String> {
         let file = ExitFile {
-            pid,
-            code: outcome.code,
-            signal: outcome.signal,
+            pid: exit.pid,
+            code: exit.outcome.code,
+            signal: exit.outcome.signal,
             at: now_millis(),
-            reason,
+            reason: exit.reason.clone(),
         };
         let json = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         let path = self.workspace.exit_file(id);
@@ -291,10 +293,7 @@ impl Shim<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .store
-                .record_exit(id, pid, outcome, file.reason.as_deref(), ACTOR)
-            {
+            match self.store.record_detected_exit(id, exit, ACTOR) {
                 Ok(recorded) => return Ok(recorded.decision),
                 Err(StoreError::Conflict(message)) => return Err(message),
                 Err(e) if attempt < RECORD_ATTEMPTS => {

@@ -1,7 +1,7 @@
 //! Web figures, printed, never asserted (run by `bench/web.sh`): API
 //! latency under 50 concurrent clients with 10,000 tasks in the store,
-//! WebSocket latency from commit to client, and the daemon's RSS with 100
-//! open WebSockets. Drives the real binary (`TASKDAEMON_BIN`, default
+//! WebSocket latency from commit to client, the dashboard's first load in
+//! headless Chromium, and the daemon's RSS with 100 open WebSockets. Drives the real binary (`TASKDAEMON_BIN`, default
 //! target/release/taskdaemon) over loopback.
 
 use std::net::TcpStream;
@@ -154,6 +154,8 @@ fn main() {
     println!("WebSocket commit to client ({ws_samples} changes): p50 {p50:.2} ms, p99 {p99:.2} ms");
     drop(socket);
 
+    first_load(&base, &token);
+
     // Memory with many open sockets.
     std::thread::sleep(Duration::from_millis(500));
     let before = rss_kb(&pid);
@@ -173,6 +175,62 @@ fn main() {
     );
     drop(open);
     td(&bin, root, &["stop"]);
+}
+
+/// The dashboard's first load in headless Chromium (bench/first-load.js),
+/// when node with playwright-core (`NODE_PATH`) and Chromium (`CHROMIUM`,
+/// default /usr/bin/chromium) are there; a line saying why not otherwise.
+fn first_load(base: &str, token: &str) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if std::env::var_os("NODE_PATH").is_none() || !Path::new(&chromium).is_file() {
+        println!(
+            "dashboard first load: skipped (needs NODE_PATH with playwright-core and {chromium})"
+        );
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/first-load.js");
+    let out = Command::new("node")
+        .arg(script)
+        .env("TD_BASE", base)
+        .env("TD_TOKEN", token)
+        .env("TD_CHROMIUM", &chromium)
+        .output();
+    let figures = match out {
+        Ok(out) if out.status.success() => {
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()
+        }
+        Ok(out) => {
+            println!(
+                "dashboard first load: failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            println!("dashboard first load: cannot run node: {e}");
+            return;
+        }
+    };
+    let samples = |key: &str| -> Vec<f64> {
+        figures
+            .as_ref()
+            .and_then(|f| f[key].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect()
+    };
+    let (live, tasks) = (samples("live_ms"), samples("tasks_ms"));
+    if live.is_empty() || tasks.is_empty() {
+        println!("dashboard first load: no figures from bench/first-load.js");
+        return;
+    }
+    let (live_count, tasks_count) = (live.len(), tasks.len());
+    let (live_p50, _, live_max) = percentiles(live);
+    let (tasks_p50, _, tasks_max) = percentiles(tasks);
+    println!(
+        "dashboard first load in Chromium (cold context, {live_count} loads): stream live p50 {live_p50:.0} ms (max {live_max:.0} ms); task list shown p50 {tasks_p50:.0} ms (max {tasks_max:.0} ms, {tasks_count} loads)"
+    );
 }
 
 /// `clients` keep-alive clients each making `requests` GETs of `path`;

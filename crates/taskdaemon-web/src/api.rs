@@ -12,12 +12,13 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
-use taskdaemon_core::TrackedAction;
+use serde::{Deserialize, Serialize};
+use taskdaemon_core::tracked::SearchHit;
+use taskdaemon_core::{Event, LoopRecord, Memory, TaskRecord, TrackedAction};
 use taskdaemon_service::{
-    Access, Agent, LogSlice, LoopRunInput, MAX_LOG_READ, ShareScope, SpawnRequest, SubmitInput,
-    TaskQuery,
+    Access, Agent, Aggregates, Counters, Health, LogSlice, LoopRunInput, LoopShow, MAX_LOG_READ,
+    ProcessView, QueueEntryView, QueueTask, Report, Share, ShareScope, SpawnRequest, SubmitInput,
+    TaskLogChunk, TaskPage, TaskQuery, TaskResult, WorkerRow,
 };
 use taskdaemon_store::{MemoryFilter, TrackedFilter};
 use utoipa::{IntoParams, ToSchema};
@@ -107,7 +108,7 @@ pub struct TaskListParams {
 
 /// Lists tasks of every kind, newest first, one page at a time.
 #[utoipa::path(get, path = "/api/v1/tasks", params(TaskListParams),
-    responses((status = 200, description = "A page: `tasks` and the `next` cursor", body = Value),
+    responses((status = 200, description = "A page: `tasks` and the `next` cursor", body = TaskPage),
               (status = 400, description = "Invalid filter", body = Problem)))]
 pub async fn list_tasks(
     State(state): State<AppState>,
@@ -133,7 +134,7 @@ pub async fn list_tasks(
 
 /// One task of any kind.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Value), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskRecord), (status = 404, body = Problem)))]
 pub async fn show_task(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -160,7 +161,7 @@ pub struct LogParams {
 /// Part of a task's log: the last lines, or a byte range (follow a log by
 /// asking again from the previous answer's `end`).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/logs", params(("id" = String, Path), LogParams),
-    responses((status = 200, body = Value), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskLogChunk), (status = 404, body = Problem)))]
 pub async fn task_logs(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -202,7 +203,7 @@ pub struct ProcessParams {
 
 /// Supervised processes with their resource use.
 #[utoipa::path(get, path = "/api/v1/processes", params(ProcessParams),
-    responses((status = 200, body = Value)))]
+    responses((status = 200, body = Vec<ProcessView>)))]
 pub async fn processes(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -228,7 +229,7 @@ pub async fn processes(
 }
 
 /// The configured queues with their counts.
-#[utoipa::path(get, path = "/api/v1/queues", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/queues", responses((status = 200, body = Vec<QueueEntryView>)))]
 pub async fn queues(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -259,7 +260,7 @@ pub struct QueueTaskParams {
 /// A queue's tasks, oldest first.
 #[utoipa::path(get, path = "/api/v1/queues/{queue}/tasks",
     params(("queue" = String, Path), QueueTaskParams),
-    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+    responses((status = 200, body = Vec<QueueTask>), (status = 400, body = Problem)))]
 pub async fn queue_tasks(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -280,7 +281,7 @@ pub async fn queue_tasks(
 }
 
 /// Every queue worker and claiming worker.
-#[utoipa::path(get, path = "/api/v1/workers", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/workers", responses((status = 200, body = Vec<WorkerRow>)))]
 pub async fn workers(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -290,7 +291,7 @@ pub async fn workers(
 }
 
 /// LLM loops, unfinished first (`all` for every one).
-#[utoipa::path(get, path = "/api/v1/loops", params(ProcessParams), responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/loops", params(ProcessParams), responses((status = 200, body = Vec<LoopRecord>)))]
 pub async fn loops(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -303,7 +304,7 @@ pub async fn loops(
 
 /// One loop with its iterations, tokens and cost.
 #[utoipa::path(get, path = "/api/v1/loops/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Value), (status = 404, body = Problem)))]
+    responses((status = 200, body = LoopShow), (status = 404, body = Problem)))]
 pub async fn show_loop(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -328,7 +329,7 @@ pub struct TrackedParams {
 }
 
 /// Tracked work with dependencies, and what is ready.
-#[utoipa::path(get, path = "/api/v1/tracked", params(TrackedParams), responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/tracked", params(TrackedParams), responses((status = 200, body = TrackedView)))]
 pub async fn tracked(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -344,10 +345,10 @@ pub async fn tracked(
     };
     ok(state
         .call(move |s| {
-            Ok(json!({
-                "tasks": s.tracked(&filter)?,
-                "ready": s.ready(20)?,
-            }))
+            Ok(TrackedView {
+                tasks: s.tracked(&filter)?,
+                ready: s.ready(20)?,
+            })
         })
         .await?)
 }
@@ -363,7 +364,7 @@ pub struct MemoryParams {
 }
 
 /// Memories: decisions, patterns, notes, context.
-#[utoipa::path(get, path = "/api/v1/memory", params(MemoryParams), responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/memory", params(MemoryParams), responses((status = 200, body = Vec<Memory>)))]
 pub async fn memory(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -390,7 +391,7 @@ pub struct SearchParams {
 
 /// Full-text search over tasks, memory and history.
 #[utoipa::path(get, path = "/api/v1/search", params(SearchParams),
-    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+    responses((status = 200, body = Vec<SearchHit>), (status = 400, body = Problem)))]
 pub async fn search(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -414,7 +415,7 @@ pub struct HistoryParams {
 
 /// The audit trail, oldest first, in pages.
 #[utoipa::path(get, path = "/api/v1/history", params(HistoryParams),
-    responses((status = 200, body = Value), (status = 404, body = Problem)))]
+    responses((status = 200, body = HistoryPage), (status = 404, body = Problem)))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -442,37 +443,97 @@ pub async fn history(
             let next = (events.len() == limit)
                 .then(|| events.last().map(|e| e.seq))
                 .flatten();
-            Ok(json!({ "events": events, "next": next }))
+            Ok(HistoryPage { events, next })
         })
         .await?)
 }
 
 /// Counters: tasks by status and kind, queue depth, workers, the last event.
-#[utoipa::path(get, path = "/api/v1/metrics", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/metrics", responses((status = 200, body = MetricsView)))]
 pub async fn metrics_json(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
 ) -> ApiResult {
     whole_workspace(&access)?;
     ok(state
-        .call(|s| Ok(json!({ "counters": s.counters()?, "health": s.health() })))
+        .call(|s| {
+            Ok(MetricsView {
+                counters: s.counters()?,
+                health: s.health(),
+            })
+        })
         .await?)
 }
 
+/// Tracked work and what of it is ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackedView {
+    tasks: Vec<TaskRecord>,
+    /// Ready work, highest priority first (at most 20).
+    ready: Vec<TaskRecord>,
+}
+
+/// A page of the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    events: Vec<Event>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<i64>,
+}
+
+/// Counters and health, as `/metrics` exports them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsView {
+    counters: Counters,
+    health: Health,
+}
+
+/// Who is asking.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The workspace's token.
+    Owner,
+    /// A read-only share link.
+    Share,
+}
+
+/// The caller: the owner, or a share link with its scope (secret left out).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    role: Role,
+    /// Whether actions are allowed.
+    can_act: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share: Option<Share>,
+}
+
+/// Where a retried task's document went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    document: String,
+}
+
 /// Who the caller is: `owner` or a share link with its scope.
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Value)))]
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me)))]
 pub async fn me(Extension(access): Extension<Access>) -> ApiResult {
     ok(match access {
-        Access::Owner => json!({ "role": "owner", "can_act": true }),
-        Access::Share(share) => json!({
-            "role": "share", "can_act": false, "share": share.redacted(),
-        }),
+        Access::Owner => Me {
+            role: Role::Owner,
+            can_act: true,
+            share: None,
+        },
+        Access::Share(share) => Me {
+            role: Role::Share,
+            can_act: false,
+            share: Some(share.redacted()),
+        },
     })
 }
 
 /// Starts a command under supervision, in the workspace.
-#[utoipa::path(post, path = "/api/v1/processes", request_body = Value,
-    responses((status = 201, body = Value), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/processes", request_body = SpawnRequest,
+    responses((status = 201, body = TaskRecord), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn spawn(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -502,7 +563,7 @@ fn optional_body<T: Default>(payload: Result<Json<T>, JsonRejection>) -> Result<
 
 /// Stops a process or queue task (signal, then SIGKILL after the grace).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/kill", params(("id" = String, Path)), request_body = StopBody,
-    responses((status = 200, body = Value), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskRecord), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn kill(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -518,7 +579,7 @@ pub async fn kill(
 
 /// Restarts a process.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/restart", params(("id" = String, Path)), request_body = StopBody,
-    responses((status = 200, body = Value), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskRecord), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn restart(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -533,7 +594,7 @@ pub async fn restart(
 
 /// Cancels a queue task.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", params(("id" = String, Path)), request_body = StopBody,
-    responses((status = 200, body = Value), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskRecord), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -548,7 +609,7 @@ pub async fn cancel(
 
 /// Runs an ended folder-queue task again.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", params(("id" = String, Path)),
-    responses((status = 200, body = Value), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Retried), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn retry(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -556,7 +617,11 @@ pub async fn retry(
 ) -> ApiResult {
     owner(&access)?;
     ok(state
-        .call(move |s| Ok(json!({ "document": s.retry(&id)?.display().to_string() })))
+        .call(move |s| {
+            Ok(Retried {
+                document: s.retry(&id)?.display().to_string(),
+            })
+        })
         .await?)
 }
 
@@ -572,7 +637,7 @@ pub struct ActBody {
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/{action}",
     params(("id" = String, Path), ("action" = String, Path, description = "start, done or fail")),
     request_body = ActBody,
-    responses((status = 200, body = Value), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = TaskRecord), (status = 400, body = Problem), (status = 409, body = Problem)))]
 pub async fn act(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -620,7 +685,7 @@ pub struct SubmitBody {
 /// Queues a task document or a command.
 #[utoipa::path(post, path = "/api/v1/queues/{queue}/submit", params(("queue" = String, Path)),
     request_body = SubmitBody,
-    responses((status = 201, body = Value), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = TaskRecord), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -669,7 +734,7 @@ pub struct LoopBody {
 
 /// Starts an LLM loop.
 #[utoipa::path(post, path = "/api/v1/loops", request_body = LoopBody,
-    responses((status = 201, body = Value), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = LoopRecord), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn loop_run(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -700,7 +765,7 @@ pub async fn loop_run(
 
 /// Stops a loop.
 #[utoipa::path(post, path = "/api/v1/loops/{id}/stop", params(("id" = String, Path)),
-    responses((status = 200, body = Value), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = LoopRecord), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn loop_stop(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -730,7 +795,7 @@ fn window_start(since: Option<&str>) -> Result<taskdaemon_core::time::Millis, Pr
 
 /// Completion rate and p50/p95 execution time, in total and per queue, kind and day.
 #[utoipa::path(get, path = "/api/v1/aggregates", params(WindowParams),
-    responses((status = 200, body = Value), (status = 400, body = Problem)))]
+    responses((status = 200, body = Aggregates), (status = 400, body = Problem)))]
 pub async fn aggregates(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -746,7 +811,7 @@ pub async fn aggregates(
 /// Markdown or HTML.
 #[utoipa::path(get, path = "/api/v1/report", params(WindowParams),
     responses((status = 200, description = "The report", content(
-        (Value = "application/json"), (String = "text/markdown"), (String = "text/html"))),
+        (Report = "application/json"), (String = "text/markdown"), (String = "text/html"))),
         (status = 400, body = Problem)))]
 pub async fn report(
     State(state): State<AppState>,
@@ -780,7 +845,7 @@ pub async fn report(
 
 /// A queue task's result (cost, tokens, turns, exit code, error).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/result", params(("id" = String, Path)),
-    responses((status = 200, body = Value), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = TaskResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn task_result(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,

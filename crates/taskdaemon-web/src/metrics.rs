@@ -7,7 +7,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use taskdaemon_service::{Access, Counters, Health};
+use taskdaemon_service::{Access, Counters, Health, Histogram};
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -89,6 +89,12 @@ pub fn render(counters: &Counters, health: &Health) -> String {
         "Restarts of processes and retries of queue items scheduled (events archived away are not counted).",
         counters.retries,
     );
+    histogram(
+        &mut out,
+        "taskdaemon_exit_detection_seconds",
+        "From a supervised command's exit (its shim's wait returning) to the exit written in the store.",
+        &counters.exit_detection,
+    );
     gauge(
         &mut out,
         "process_resident_memory_bytes",
@@ -149,6 +155,17 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+fn histogram(out: &mut String, name: &str, help: &str, histogram: &Histogram) {
+    family(out, name, "histogram", help);
+    for bucket in &histogram.buckets {
+        let (bound, n) = (bucket.le, bucket.count);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.count);
+    let _ = writeln!(out, "{name}_sum {}", histogram.sum_seconds);
+    let _ = writeln!(out, "{name}_count {}", histogram.count);
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
     if let Some(value) = value {
         family(out, name, "gauge", help);
@@ -166,6 +183,8 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use taskdaemon_service::Bucket;
+
     use super::*;
 
     #[test]
@@ -174,6 +193,17 @@ mod tests {
         counters.tasks.insert("running".into(), 2);
         counters.queue_depth.insert("a\"b".into(), 3);
         counters.retries = 4;
+        counters.exit_detection = Histogram {
+            buckets: vec![
+                Bucket {
+                    le: 0.001,
+                    count: 1,
+                },
+                Bucket { le: 0.5, count: 2 },
+            ],
+            sum_seconds: 1.25,
+            count: 3,
+        };
         let text = render(
             &counters,
             &Health {
@@ -197,6 +227,17 @@ mod tests {
         );
         assert!(
             text.contains("# TYPE taskdaemon_retries_total counter\ntaskdaemon_retries_total 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE taskdaemon_exit_detection_seconds histogram\n\
+                 taskdaemon_exit_detection_seconds_bucket{le=\"0.001\"} 1\n\
+                 taskdaemon_exit_detection_seconds_bucket{le=\"0.5\"} 2\n\
+                 taskdaemon_exit_detection_seconds_bucket{le=\"+Inf\"} 3\n\
+                 taskdaemon_exit_detection_seconds_sum 1.25\n\
+                 taskdaemon_exit_detection_seconds_count 3\n"
+            ),
             "{text}"
         );
         assert!(

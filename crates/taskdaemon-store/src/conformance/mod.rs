@@ -35,6 +35,10 @@ pub const CHECKS: &[Check] = &[
         exit_of_another_pid_is_refused,
     ),
     (
+        "detected_exits_keep_their_timing",
+        detected_exits_keep_their_timing,
+    ),
+    (
         "restart_policy_reopens_until_exhausted",
         restart_policy_reopens_until_exhausted,
     ),
@@ -627,6 +631,70 @@ fn lifecycle_appends_one_event_per_change(store: &dyn Store) {
     assert_eq!(events[1].after.as_ref().unwrap()["pid"], 100);
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(store.last_event_seq().unwrap(), events[2].seq);
+}
+
+/// An exit a shim saw carries its detection instant into the event, and
+/// `exit_timings` returns one timing per such exit (restarts included), none
+/// for exits reported without one.
+fn detected_exits_keep_their_timing(store: &dyn Store) {
+    let mut flaky = spec(None, &["flaky"]);
+    flaky.restart = RestartPolicy {
+        mode: RestartMode::OnFailure,
+        max_restarts: 1,
+        initial_backoff: Duration::from_millis(10),
+    };
+    let task = store.create_process(&flaky, "t").unwrap();
+    let plain = store.create_process(&spec(None, &["x"]), "t").unwrap();
+    store
+        .mark_started(&plain.id, 0, &started(610), "t")
+        .unwrap();
+    store
+        .record_exit(&plain.id, 610, ExitOutcome::exited(0), None, "t")
+        .unwrap();
+    assert!(store.exit_timings().unwrap().is_empty());
+
+    let before = taskdaemon_core::time::now_micros();
+    let exit = |pid, code| crate::DetectedExit {
+        pid,
+        outcome: ExitOutcome::exited(code),
+        reason: None,
+        exited_at_us: before - 1_500,
+    };
+    store.mark_started(&task.id, 0, &started(600), "t").unwrap();
+    let first = store
+        .record_detected_exit(&task.id, &exit(600, 2), "shim")
+        .unwrap();
+    assert_eq!(first.task.status, Status::Pending);
+    store.mark_started(&task.id, 1, &started(601), "t").unwrap();
+    let second = store
+        .record_detected_exit(&task.id, &exit(601, 0), "shim")
+        .unwrap();
+    assert_eq!(second.task.status, Status::Succeeded);
+    let err = store
+        .record_detected_exit(&task.id, &exit(601, 0), "shim")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    let timings = store.exit_timings().unwrap();
+    assert_eq!(timings.len(), 2, "{timings:?}");
+    let after = taskdaemon_core::time::now_micros();
+    for timing in &timings {
+        assert_eq!(timing.exited_at_us, before - 1_500);
+        assert!(
+            (before..=after).contains(&timing.recorded_at_us),
+            "{timing:?}"
+        );
+        assert!(
+            timing.latency() >= Duration::from_micros(1_500),
+            "{timing:?}"
+        );
+    }
+    let events = store
+        .events_after(0, &[EventKind::Restarting, EventKind::Exited], 100)
+        .unwrap();
+    let last = events.last().unwrap().after.clone().unwrap();
+    assert_eq!(last["exited_at_us"], before - 1_500, "{last}");
+    assert_eq!(last["status"], "succeeded", "{last}");
 }
 
 fn exit_of_another_pid_is_refused(store: &dyn Store) {

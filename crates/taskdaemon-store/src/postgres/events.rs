@@ -104,3 +104,15 @@ pub(super) fn newest_after(
     .map(event_from_row)
     .collect()
 }
+
+/// The timing of every exit event that carries one.
+pub(super) fn exit_timings(tx: &mut Tx<'_>) -> Result<Vec<crate::ExitTiming>> {
+    let mut timings = Vec::new();
+    for row in tx.query(crate::EXIT_TIMINGS_SQL, &[])? {
+        let after: Option<String> = row.try_get(0)?;
+        if let Some(timing) = after.as_deref().and_then(crate::ExitTiming::from_after) {
+            timings.push(timing);
+        }
+    }
+    Ok(timings)
+}

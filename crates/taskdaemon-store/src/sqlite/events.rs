@@ -113,3 +113,16 @@ fn kind_filter(kinds: &[EventKind]) -> String {
     let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
     format!(" AND kind IN ({})", names.join(", "))
 }
+
+/// The timing of every exit event that carries one.
+pub(super) fn exit_timings(conn: &Connection) -> Result<Vec<crate::ExitTiming>> {
+    let mut stmt = conn.prepare_cached(crate::EXIT_TIMINGS_SQL)?;
+    let rows = stmt.query_map([], |row| row.get::<_, Option<String>>(0))?;
+    let mut timings = Vec::new();
+    for after in rows {
+        if let Some(timing) = after?.as_deref().and_then(crate::ExitTiming::from_after) {
+            timings.push(timing);
+        }
+    }
+    Ok(timings)
+}

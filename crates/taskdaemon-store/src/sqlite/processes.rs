@@ -94,10 +94,11 @@ pub(super) fn record_exit(
     pid: i32,
     outcome: ExitOutcome,
     reason: Option<&str>,
+    exited_at_us: Option<i64>,
     actor: &str,
 ) -> Result<ExitRecorded> {
     let task = load_task(tx, id)?;
-    let (change, decision) = lifecycle::exited(&task, pid, outcome, reason, now_millis(), actor)?;
+    let (change, decision) = lifecycle::exited(&task, pid, outcome, reason, exited_at_us, actor)?;
     apply(tx, &task, change)?;
     Ok(ExitRecorded {
         task: load_task(tx, id)?,
