@@ -24,6 +24,7 @@ pub const RUNNER_SUBCOMMAND: &str = "__container";
 /// How a task's command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExecMode {
     /// A native process under the shim.
     Process,
@@ -48,6 +49,7 @@ impl fmt::Display for ExecMode {
 
 /// A host path bound into the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mount {
     pub source: String,
     pub target: String,
@@ -103,6 +105,7 @@ pub fn parse_env(text: &str) -> Result<(String, String), String> {
 /// What the engine needs to run a task's command in a container. The
 /// command itself is the task's `argv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerSpec {
     pub image: String,
     /// The engine's socket (`unix:///path`), resolved when the task was

@@ -16,6 +16,7 @@ use crate::time::{Millis, serde_rfc3339};
 /// What a link between two tasks means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LinkKind {
     /// `A blocks B`: B cannot start before A succeeded (today's dependency).
     Blocks,
@@ -109,6 +110,7 @@ impl FromStr for LinkKind {
 
 /// One link, read as `from kind to`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskLink {
     pub from: String,
     pub kind: LinkKind,
@@ -169,6 +171,7 @@ pub fn parse_stored_links(text: Option<&str>) -> Result<Vec<TaskLink>, String> {
 
 /// A parent's subtasks, counted: "2/3 done".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rollup {
     pub total: u32,
     pub done: u32,
@@ -201,6 +204,7 @@ impl fmt::Display for Rollup {
 
 /// Who holds a task, and until when, unless they stay active.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Claim {
     pub by: String,
     #[serde(with = "serde_rfc3339")]

@@ -159,7 +159,10 @@ fn export_then_import_round_trips_everything() {
 
     let (_b, target) = fresh();
     let report = copy(&source, &target);
-    assert_eq!(report.tasks, 8, "with the subtask, the claimed task and the container task");
+    assert_eq!(
+        report.tasks, 8,
+        "with the subtask, the claimed task and the container task"
+    );
     assert_eq!(report.memory, 1);
     assert_eq!(
         export_all(&target),
