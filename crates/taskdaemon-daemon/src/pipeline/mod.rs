@@ -1,0 +1,122 @@
+//! The pipeline driver: makes approved plans run.
+//!
+//! It owns *when* each step of a plan happens and the I/O of it: the plan
+//! loop (`submit_plan`), the spec loop (`create_spec`, `finish`), then for
+//! every ready spec its git worktree, its phase loop (`create_phase`,
+//! `finish`), one Ralph loop per phase in order (each succeeded phase
+//! committed), and finally rebasing the spec on the plan's target branch,
+//! merging it and removing the worktree. The rules it follows live
+//! elsewhere: statuses and transitions, the spec DAG, fair ordering and a
+//! plan's outcome in `taskdaemon_core::pipeline`; which specs are ready in
+//! the store; git in `taskdaemon-git`.
+//!
+//! - Loops are ordinary loop tasks (the loop manager runs them under its
+//!   global semaphore and per-type limits), linked from the plan, spec or
+//!   phase they work for; their spending is added to that record when they end.
+//! - The scheduler wakes when a step ends and every `[pipeline]
+//!   scheduler_interval` (with jitter); an idle daemon sleeps. Each plan
+//!   and each spec has at most one task driving it at a time.
+//! - Everything a step needs is read back from the store, so after a crash
+//!   the same code resumes every plan where it stood: specs and phases are
+//!   created idempotently, a loop that was running resumes at its next
+//!   iteration (with its tools; the loop manager leaves these loops to the
+//!   driver), a succeeded phase is never run again, and worktrees are
+//!   re-attached. At start, worktrees of specs that are no longer open are
+//!   removed.
+
+mod cascade;
+mod delivery;
+mod recovery;
+mod scheduler;
+mod watcher;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use taskdaemon_store::{Store, StoreError};
+use tokio::sync::Notify;
+
+use crate::blocking::blocking;
+use crate::loop_state::lock;
+use crate::state::Shared;
+use recovery::cleanup_orphans;
+use scheduler::run;
+use watcher::watch_targets;
+
+pub(crate) use recovery::owned_loops;
+
+/// Loop types that only run under a plan.
+pub(crate) const PIPELINE_TYPE_PREFIX: &str = "pipeline-";
+/// Ready specs looked at per scheduler pass.
+const READY_LIMIT: usize = 256;
+/// Held while git's worktree records change or are read (adding, listing,
+/// removing worktrees; merging, which looks for the target's checkout):
+/// `git worktree list` fails on a worktree another process is half-way
+/// through adding ("failed to read .git/worktrees/X/commondir").
+static WORKTREE_ADMIN: Mutex<()> = Mutex::new(());
+
+/// How long a woken scheduler waits for more wake-ups before its pass.
+const WAKE_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+/// Rebase-and-merge attempts when the target keeps moving under a spec.
+const MERGE_ATTEMPTS: usize = 5;
+
+/// The driver's state in the daemon.
+#[derive(Default)]
+pub(crate) struct Pipeline {
+    /// Wakes the scheduler (a step ended, a plan changed).
+    wake: Notify,
+    /// Plan and spec ids with a task driving them now.
+    busy: Mutex<HashSet<String>>,
+    /// The loop running for each plan, spec or phase id, so a Stop or a
+    /// cancelled plan can stop it.
+    running: Mutex<HashMap<String, String>>,
+    /// Running specs whose target branch moved since their last rebase.
+    moved: Mutex<HashSet<String>>,
+    /// Asks the MainWatcher for a poll now (a spec was merged).
+    poke: Notify,
+    /// The scheduler's first pass is done (it looks at every plan once).
+    settled: std::sync::atomic::AtomicBool,
+}
+
+impl Pipeline {
+    /// Asks the scheduler for a pass now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Cleans up orphaned worktrees, then runs the scheduler for the daemon's life.
+pub(crate) async fn start(daemon: &Shared) {
+    let d = daemon.clone();
+    let cleaned = blocking(move || cleanup_orphans(&d)).await;
+    match cleaned {
+        Ok(Ok(removed)) if !removed.is_empty() => {
+            tracing::info!(count = removed.len(), "removed orphaned spec worktrees");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot clean up spec worktrees"),
+        Err(e) => tracing::warn!(error = %e, "worktree cleanup panicked"),
+    }
+    tokio::spawn(run(daemon.clone()));
+    tokio::spawn(watch_targets(daemon.clone()));
+}
+
+pub(super) fn claim(daemon: &Shared, id: &str) -> bool {
+    lock(&daemon.pipeline.busy).insert(id.to_owned())
+}
+
+pub(super) fn release(daemon: &Shared, id: &str) {
+    lock(&daemon.pipeline.busy).remove(id);
+    daemon.pipeline.wake();
+}
+
+/// Runs `work` with the store on a blocking thread.
+pub(super) async fn store<T: Send + 'static>(
+    daemon: &Shared,
+    work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let d = daemon.clone();
+    blocking(move || work(&*d.store).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
