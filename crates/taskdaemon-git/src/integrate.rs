@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::cmd::git;
 use crate::error::GitError;
-use crate::repo::{Oid, Repo};
+use crate::repo::{Oid, Repo, worktree_admin};
 
 static MERGES: Mutex<()> = Mutex::new(());
 
@@ -210,7 +210,10 @@ impl Repo {
         if !self.is_ancestor(&old, &tip)? {
             return Ok(MergeOutcome::Retry { target: old });
         }
-        let checkout = self.checkout_of(target)?;
+        let checkout = {
+            let _admin = worktree_admin();
+            self.checkout_of(target)?
+        };
         if let Some(checkout) = &checkout {
             if checkout.rebasing {
                 return Err(GitError::RebaseInProgress(checkout.path.clone()));
