@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use taskdaemon_core::pipeline::{
-    MessageKind, NewMessage, PhaseRecord, PipelineCost, PipelineStatus, PlanRecord, SpecRecord,
-    plan_outcome,
+    MessageKind, NewMessage, PhaseRecord, PipelineStatus, PlanRecord, SpecRecord, plan_outcome,
 };
 use taskdaemon_core::{LoopEnd, LoopRecord};
 use taskdaemon_git::{MergeOutcome, MergeStrategy, Repo};
@@ -18,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::delivery::Handler;
 use super::watcher::sync_with_target;
-use super::{MERGE_ATTEMPTS, WORKTREE_ADMIN, store};
+use super::{INTEGRATION, MERGE_ATTEMPTS, store};
 use crate::blocking::blocking;
 use crate::loop_state::lock;
 use crate::loops::{Owner, run_owned};
@@ -29,6 +28,7 @@ use crate::state::{ACTOR, Shared};
 pub(super) async fn drive_plan(daemon: &Shared, id: &str) -> Result<(), String> {
     let key = id.to_owned();
     let plan = store(daemon, move |s| s.plan(&key)).await?;
+    daemon.pipeline.saw_plan(&plan);
     let planned = plan.body.is_some();
     match plan.status {
         PipelineStatus::Draft | PipelineStatus::Pending if !planned => {
@@ -78,11 +78,12 @@ pub(super) async fn set_plan(
     note: &str,
 ) -> Result<(), String> {
     let (key, note) = (id.to_owned(), note.to_owned());
-    store(daemon, move |s| {
+    let plan = store(daemon, move |s| {
         s.set_plan_status(&key, to, Some(&note), ACTOR)
     })
-    .await
-    .map(|_| ())
+    .await?;
+    daemon.pipeline.saw_plan(&plan);
+    Ok(())
 }
 
 pub(super) async fn set_spec(
@@ -92,11 +93,12 @@ pub(super) async fn set_spec(
     note: &str,
 ) -> Result<(), String> {
     let (key, note) = (id.to_owned(), note.to_owned());
-    store(daemon, move |s| {
+    let spec = store(daemon, move |s| {
         s.set_spec_status(&key, to, Some(&note), ACTOR)
     })
-    .await
-    .map(|_| ())
+    .await?;
+    daemon.pipeline.saw_spec(&spec);
+    Ok(())
 }
 
 pub(super) async fn set_phase(
@@ -194,7 +196,7 @@ pub(super) struct Step {
     existing: Option<String>,
 }
 
-/// Starts or resumes a step's loop, waits for its end and charges its cost.
+/// Starts or resumes a step's loop and waits for its end.
 pub(super) async fn run_step(
     daemon: &Shared,
     step: Step,
@@ -222,31 +224,16 @@ pub(super) async fn run_step(
     let owner = Owner {
         structural: Some(Arc::new(PipelineTools::new(step.kind, handler))),
         done: Some(done),
+        // A new loop is linked before it starts: the store charges each
+        // iteration it records to the step's record, in the same
+        // transaction, so no crash can charge one twice or not at all.
+        link: Some(step.link.clone()),
     };
-    let resumed = step.existing.is_some();
     let id = run_owned(daemon, step.existing, spec, step.name, owner).await?;
     lock(&daemon.pipeline.running).insert(step.link.clone(), id.clone());
-    if !resumed {
-        let (link, loop_id) = (step.link.clone(), id.clone());
-        store(daemon, move |s| s.set_pipeline_loop(&link, Some(&loop_id))).await?;
-    }
     let end = ended.await;
     lock(&daemon.pipeline.running).remove(&step.link);
     let end = end.map_err(|_| format!("loop {id} ended without reporting its end"))?;
-    let (link, loop_id) = (step.link, id);
-    store(daemon, move |s| {
-        let record = s.loop_record(&loop_id)?;
-        let cost = PipelineCost {
-            input_tokens: record.input_tokens,
-            output_tokens: record.output_tokens,
-            cost_usd: record.cost_usd,
-        };
-        if cost.is_zero() {
-            return Ok(());
-        }
-        s.add_pipeline_cost(&link, &cost)
-    })
-    .await?;
     Ok(end)
 }
 
@@ -292,7 +279,6 @@ pub(super) async fn work_spec(
     let (repo_root, worktree_path) = (root.clone(), path.clone());
     blocking(move || {
         let repo = Repo::open(&repo_root)?;
-        let _admin = lock(&WORKTREE_ADMIN);
         repo.ensure_worktree(&worktree_path, &branch, &base)
     })
     .await
@@ -403,7 +389,7 @@ pub(super) async fn work_spec(
         let repo = Repo::open(&root)?;
         // Rebase and merge as one: specs finishing together would otherwise
         // keep moving the target under each other's rebase.
-        let _admin = lock(&WORKTREE_ADMIN);
+        let _integrating = lock(&INTEGRATION);
         for _ in 0..MERGE_ATTEMPTS {
             if let Err(files) = sync_with_target(&repo, &path, &target)? {
                 return Ok(Err(files));

@@ -50,6 +50,7 @@ impl Handler {
                     body: p.body,
                 };
                 let record = store.submit_plan(plan, &content, ACTOR).map_err(err)?;
+                self.daemon.pipeline.saw_plan(&record);
                 Ok(match record.status {
                     PipelineStatus::Draft => format!(
                         "plan {plan} submitted; it waits for approval (`taskdaemon plan approve {plan}`)"
@@ -76,6 +77,9 @@ impl Handler {
                     let created = store
                         .add_specs(plan, std::slice::from_ref(&new), ACTOR)
                         .map_err(err)?;
+                    created
+                        .iter()
+                        .for_each(|s| self.daemon.pipeline.saw_spec(s));
                     let mut reply = format!("created spec `{}`", new.name);
                     if let Some(c) = created.first() {
                         reply = format!("created spec `{}` ({})", c.name, c.id);
@@ -131,7 +135,10 @@ impl Handler {
                                     names.join(", ")
                                 ));
                             }
-                            store.add_specs(plan, &held, ACTOR).map_err(err)?;
+                            let created = store.add_specs(plan, &held, ACTOR).map_err(err)?;
+                            created
+                                .iter()
+                                .for_each(|s| self.daemon.pipeline.saw_spec(s));
                         }
                         let count = self.existing_specs()?.len();
                         if count == 0 {
@@ -245,15 +252,17 @@ impl Handler {
             message.from, message.id, message.body
         );
         let target = if message.to == BROADCAST {
-            store
+            let tree = store
                 .cancel_plan(&self.plan, &reason, ACTOR)
                 .map_err(|e| e.to_string())?;
+            self.daemon.pipeline.saw_plan(&tree.plan);
             self.plan.clone()
         } else {
             let id = format!("{}/{}", self.plan, message.to);
-            store
+            let spec = store
                 .set_spec_status(&id, PipelineStatus::Cancelled, Some(&reason), ACTOR)
                 .map_err(|e| e.to_string())?;
+            self.daemon.pipeline.saw_spec(&spec);
             id
         };
         store
@@ -345,10 +354,14 @@ impl Handler {
                 return Ok(created);
             };
             let spec = held.remove(at);
-            self.daemon
+            let records = self
+                .daemon
                 .store
                 .add_specs(&self.plan, std::slice::from_ref(&spec), ACTOR)
                 .map_err(|e| format!("held spec `{}`: {e}", spec.name))?;
+            records
+                .iter()
+                .for_each(|s| self.daemon.pipeline.saw_spec(s));
             created.push(spec.name);
         }
     }
@@ -357,6 +370,13 @@ impl Handler {
 #[async_trait]
 impl PipelineHandler for Handler {
     async fn handle(&self, ctx: &CallContext, call: PipelineCall) -> Result<String, String> {
+        // Specs created (or stopped) may start now; other calls change
+        // nothing the scheduler decides on.
+        let wakes = match &call {
+            PipelineCall::CreateSpec(_) | PipelineCall::Finish => true,
+            PipelineCall::SendMessage(m) => m.kind == MessageKind::Stop,
+            _ => false,
+        };
         // The store is synchronous; keep its work off the loop's runtime thread.
         let kind = ctx.kind;
         let this = Handler {
@@ -373,7 +393,9 @@ impl PipelineHandler for Handler {
         .await
         .map_err(|e| format!("the handler panicked: {e}"))?;
         *lock(&self.held) = held;
-        self.daemon.pipeline.wake();
+        if wakes {
+            self.daemon.pipeline.wake_plan(&self.plan, true);
+        }
         result
     }
 

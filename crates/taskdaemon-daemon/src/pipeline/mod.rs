@@ -24,23 +24,28 @@
 //!   re-attached. At start, worktrees of specs that are no longer open are
 //!   removed.
 
+mod backpressure;
 mod cascade;
 mod delivery;
 mod recovery;
 mod scheduler;
+mod view;
 mod watcher;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use taskdaemon_core::pipeline::{PlanRecord, SpecRecord};
 use taskdaemon_store::{Store, StoreError};
 use tokio::sync::Notify;
 
 use crate::blocking::blocking;
 use crate::loop_state::lock;
+use crate::scheduler_state::SchedulerState;
 use crate::state::Shared;
 use recovery::cleanup_orphans;
 use scheduler::run;
+use view::{View, Work};
 use watcher::watch_targets;
 
 pub(crate) use recovery::owned_loops;
@@ -49,12 +54,14 @@ pub(crate) use recovery::owned_loops;
 pub(crate) const PIPELINE_TYPE_PREFIX: &str = "pipeline-";
 /// Ready specs looked at per scheduler pass.
 const READY_LIMIT: usize = 256;
-/// Held while git's worktree records change or are read (adding, listing,
-/// removing worktrees; merging, which looks for the target's checkout):
-/// `git worktree list` fails on a worktree another process is half-way
-/// through adding ("failed to read .git/worktrees/X/commondir").
-static WORKTREE_ADMIN: Mutex<()> = Mutex::new(());
+/// Held while a spec is rebased on its target and merged into it, as one:
+/// specs finishing together would otherwise keep moving the target under
+/// each other's rebase. (Git's own worktree bookkeeping has its lock in
+/// `taskdaemon-git`.)
+static INTEGRATION: Mutex<()> = Mutex::new(());
 
+/// How soon a scheduler held back by backpressure looks again.
+const HELD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a woken scheduler waits for more wake-ups before its pass.
 const WAKE_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
 /// Rebase-and-merge attempts when the target keeps moving under a spec.
@@ -76,12 +83,41 @@ pub(crate) struct Pipeline {
     poke: Notify,
     /// The scheduler's first pass is done (it looks at every plan once).
     settled: std::sync::atomic::AtomicBool,
+    /// What the scheduler's next pass looks at.
+    work: Mutex<Work>,
+    /// Open plans and their specs as the driver last wrote or read them.
+    view: Mutex<View>,
+    /// The scheduler state last published for `status`.
+    published: Mutex<Option<SchedulerState>>,
 }
 
 impl Pipeline {
-    /// Asks the scheduler for a pass now.
-    pub(crate) fn wake(&self) {
+    /// Asks the scheduler for a full pass now: a person changed a plan.
+    pub(crate) fn wake_full(&self) {
+        lock(&self.work).full = true;
         self.wake.notify_one();
+    }
+
+    /// Asks for a pass looking at `plan`'s plan-level step and, with
+    /// `ready`, at the ready specs (a step of the plan ended, or specs were
+    /// created).
+    fn wake_plan(&self, plan: &str, ready: bool) {
+        {
+            let mut work = lock(&self.work);
+            work.plans.insert(plan.to_owned());
+            work.ready |= ready;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Keeps the view current with a plan the driver wrote or read.
+    fn saw_plan(&self, plan: &PlanRecord) {
+        lock(&self.view).plan(plan);
+    }
+
+    /// Keeps the view current with a spec the driver wrote or created.
+    fn saw_spec(&self, spec: &SpecRecord) {
+        lock(&self.view).spec(spec);
     }
 }
 
@@ -105,9 +141,13 @@ pub(super) fn claim(daemon: &Shared, id: &str) -> bool {
     lock(&daemon.pipeline.busy).insert(id.to_owned())
 }
 
+/// A task driving a plan or spec ended: its plan may have a step due, and
+/// specs may have become ready (the spec loop created them, or the spec
+/// succeeded and others depended on it).
 pub(super) fn release(daemon: &Shared, id: &str) {
     lock(&daemon.pipeline.busy).remove(id);
-    daemon.pipeline.wake();
+    let plan = id.split('/').next().unwrap_or(id);
+    daemon.pipeline.wake_plan(plan, true);
 }
 
 /// Runs `work` with the store on a blocking thread.

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use taskdaemon_git::Repo;
 use taskdaemon_store::{PlanFilter, Store, StoreError};
 
-use super::WORKTREE_ADMIN;
-use crate::loop_state::lock;
 use crate::state::Shared;
 
 /// Loop tasks linked from plans, each with whether its plan is still open:
@@ -51,7 +49,6 @@ pub(super) fn cleanup_orphans(daemon: &Shared) -> Result<Vec<PathBuf>, String> {
         }
     }
     let repo = Repo::open(daemon.workspace.root()).map_err(|e| e.to_string())?;
-    let _admin = lock(&WORKTREE_ADMIN);
     repo.cleanup_orphans(&dir, &|plan, spec| {
         keep.contains(&(plan.to_owned(), spec.to_owned()))
     })
