@@ -657,3 +657,123 @@ fn worktrees_of_specs_that_are_not_open_are_removed_when_the_daemon_starts() {
     let worktrees = git(&ws, &["worktree", "list"]);
     assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
 }
+
+/// Waits up to [`WAIT`] for `pred` on the plan's `plan show --json`.
+fn wait_show(ws: &Ws, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        last = show(ws, id);
+        if pred(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{id}: {what} did not happen: {last:#}");
+}
+
+#[test]
+fn plan_commands_wake_the_daemon_whatever_its_scheduler_interval() {
+    let fake = Fake::start(cascade_routes(vec![
+        spec_call("a", &[]),
+        tool("finish", json!({})),
+    ]));
+    let ws = repo(&fake);
+    // An hour between ticks: only a wake-up can start anything after the
+    // daemon's first pass.
+    ws.write_config("[pipeline]\nscheduler_interval = \"1h\"\n");
+    ws.run(&["start"]).ok();
+    let id = ws.run(&["new-plan", "Write a file"]).ok().last_line();
+    wait_show(&ws, &id, "the plan is submitted", |p| {
+        p["title"] == "Two files"
+    });
+    // The plan loop has ended and the draft waits: nothing is due until
+    // a person approves it.
+    assert_eq!(show(&ws, &id)["status"], "draft");
+    ws.run(&["plan", "approve", &id]).ok();
+    let tree = wait_plan(&ws, &id, "succeeded");
+    assert_eq!(tree["specs"][0]["status"], "succeeded", "{tree:#}");
+}
+
+/// `.taskdaemon/pipeline.json` as the daemon published it.
+fn scheduler_state(ws: &Ws) -> Value {
+    fs::read_to_string(ws.state_dir().join("pipeline.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn an_open_circuit_breaker_holds_new_plans_back_until_it_closes() {
+    // The first plan's model answers 500 until the breaker opens (after two
+    // failures in a row); the second plan's answers.
+    let routes = vec![
+        Route::offering("submit_plan")
+            .prompt_contains("first goal")
+            .replies((0..10).map(|_| Reply::ServerError { status: None })),
+        Route::offering("submit_plan")
+            .prompt_contains("second goal")
+            .reply(tool(
+                "submit_plan",
+                json!({"title": "Second", "summary": "s", "body": "b"}),
+            )),
+    ];
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    ws.write_config(
+        "[loops]\nbreaker_failures = 2\nbreaker_cooldown = \"15s\"\n\n[pipeline]\nscheduler_interval = \"200ms\"\n",
+    );
+    let first = ws.run(&["new-plan", "first goal"]).ok().last_line();
+    ws.run(&["start"]).ok();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !scheduler_state(&ws)["held"]
+        .as_str()
+        .is_some_and(|r| r.contains("circuit breaker is open"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never held the scheduler back: {}",
+            scheduler_state(&ws)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ws
+        .run(&["new-plan", "second goal", "--auto-approve"])
+        .ok()
+        .last_line();
+    let deadline = std::time::Instant::now() + WAIT;
+    let held = loop {
+        let state = scheduler_state(&ws);
+        let waiting = state["waiting_plans"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|p| p == &json!(second)));
+        if waiting {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{second} was never held back: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        held["held"].as_str().unwrap().contains("anthropic"),
+        "{held}"
+    );
+    // Held back: no loop of the second plan started, nothing asked the model.
+    assert_eq!(show(&ws, &second)["loops"], json!([]), "{held}");
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.prompt().contains("second goal")),
+        "the second plan's loop asked the model while the breaker was open"
+    );
+    // Once the breaker lets a call through again, the held plan goes on.
+    wait_show(&ws, &second, "the second plan is submitted", |p| {
+        p["title"] == "Second"
+    });
+    assert_eq!(scheduler_state(&ws)["held"], Value::Null);
+    let first = show(&ws, &first);
+    assert_ne!(first["status"], "running", "{first:#}");
+}

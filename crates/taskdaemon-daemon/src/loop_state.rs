@@ -104,23 +104,25 @@ impl Loops {
     }
 
     /// Why no new model work should start now, if it should not: a
-    /// provider's circuit breaker is open (or probing) or its rate limiter
-    /// has no token left. Providers no loop has used yet are not limited.
+    /// provider's circuit breaker is open or its rate limiter has no token
+    /// left. Providers no loop has used yet are not limited. A half-open
+    /// breaker does not hold work back: with nothing running, new work is
+    /// what makes its probe call.
     pub(crate) fn backpressure(&self) -> Option<String> {
         let limits = lock(&self.limits);
         let mut reasons: Vec<String> = limits
             .iter()
             .filter_map(|(provider, (limiter, breaker))| match breaker.state() {
-                BreakerState::Open | BreakerState::HalfOpen => Some(format!(
+                BreakerState::Open => Some(format!(
                     "the {provider} circuit breaker is open (after {} failures in a row; it retries after {:?})",
                     self.config.breaker_failures,
                     self.config.breaker_cooldown
                 )),
-                BreakerState::Closed if limiter.saturated() => Some(format!(
+                _ if limiter.saturated() => Some(format!(
                     "the {provider} rate limit ({} requests a minute) is used up for now",
                     self.config.requests_per_minute
                 )),
-                BreakerState::Closed => None,
+                _ => None,
             })
             .collect();
         reasons.sort();

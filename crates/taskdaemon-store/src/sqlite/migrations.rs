@@ -337,6 +337,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
+    // 9: each recorded iteration of a pipeline loop is charged to the plan,
+    // spec or phase the loop works for, found by its loop task.
+    r#"
+    CREATE INDEX pipeline_loops_loop ON pipeline_loops(loop_task, seq);
+    "#,
 ];
 
 /// The schema version this build writes.
