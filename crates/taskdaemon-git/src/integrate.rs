@@ -114,6 +114,22 @@ impl Repo {
         self.after_rebase_step(worktree, before, &command, &output)
     }
 
+    /// The files of `files` (relative to `worktree`) that still hold
+    /// conflict markers. A resolver that edits files without staging them
+    /// (a Ralph iteration asked to resolve a conflict) is done when this is
+    /// empty.
+    pub fn files_with_markers(&self, worktree: &Path, files: &[String]) -> Vec<String> {
+        let marked = |text: &str| {
+            text.lines()
+                .any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> ") || l == "=======")
+        };
+        files
+            .iter()
+            .filter(|f| fs::read_to_string(worktree.join(f)).is_ok_and(|t| marked(&t)))
+            .cloned()
+            .collect()
+    }
+
     /// Abandons the rebase in progress, putting the branch back as it was; no
     /// rebase in progress is no error.
     pub fn rebase_abort(&self, worktree: &Path) -> Result<(), GitError> {

@@ -364,6 +364,16 @@ impl Service {
         })?)
     }
 
+    /// What holds the daemon's plan scheduler back now (a rate limit used
+    /// up, a circuit breaker open) and which plans wait for it; nothing
+    /// while no daemon runs.
+    pub fn scheduler_state(&self) -> taskdaemon_daemon::scheduler_state::SchedulerState {
+        match &self.workspace {
+            Some(workspace) => taskdaemon_daemon::scheduler_state::read(workspace),
+            None => Default::default(),
+        }
+    }
+
     /// Tells a running daemon that a person changed a plan, so its scheduler
     /// acts now (as `queues add` tells it to reload). Without a daemon there
     /// is nothing to tell: its first pass at start reads every plan; and a

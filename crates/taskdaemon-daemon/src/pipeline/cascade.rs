@@ -16,7 +16,7 @@ use taskdaemon_workspace::MergeMode;
 use tokio::sync::oneshot;
 
 use super::delivery::Handler;
-use super::watcher::sync_with_target;
+use super::watcher::{continue_resolved, sync_with_target};
 use super::{INTEGRATION, MERGE_ATTEMPTS, store};
 use crate::blocking::blocking;
 use crate::loop_state::lock;
@@ -334,7 +334,11 @@ pub(super) async fn work_spec(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("rebase: {e}"))?;
-            if let Err(files) = synced {
+            // With `resolve_conflicts`, the phase's Ralph loop is asked
+            // to resolve it (see `midphase`) instead.
+            if let Err(files) = synced
+                && !daemon.config.pipeline.resolve_conflicts
+            {
                 pause_for_conflict(daemon, plan, spec, &files).await?;
                 return Ok(None);
             }
@@ -347,7 +351,7 @@ pub(super) async fn work_spec(
             PipelineStatus::Running => {}
             other => return Err(format!("phase {} is {other}", phase.number)),
         }
-        let existing = phase.loop_task.clone();
+        let existing = resumable_loop(daemon, phase.loop_task.as_deref()).await?;
         let step = Step {
             link: phase.id.clone(),
             kind: PipelineLoop::Ralph,
@@ -361,9 +365,33 @@ pub(super) async fn work_spec(
         let handler = Arc::new(Handler::new(daemon, &plan.id, Some(spec.name.clone())));
         let end = run_step(daemon, step, handler).await?;
         if !matches!(end, LoopEnd::Succeeded { .. }) {
+            let key = spec.id.clone();
+            if store(daemon, move |s| s.spec(&key)).await?.status == PipelineStatus::Paused {
+                // A conflict between iterations paused it and stopped the
+                // loop: the phase goes on with a new loop when resumed.
+                return Ok(None);
+            }
             let note = end.message();
             set_phase(daemon, &phase.id, PipelineStatus::Failed, &note).await?;
             return Err(format!("phase {} ({}): {note}", phase.number, phase.name));
+        }
+        // A conflict the loop was asked to resolve: the rebase goes on
+        // before the phase's commit.
+        let (repo_root, worktree_path) = (root.clone(), path.clone());
+        let target = plan.target_branch.clone();
+        let resolved = blocking(move || {
+            let repo = Repo::open(&repo_root)?;
+            if !repo.rebase_in_progress(&worktree_path)? {
+                return Ok(Ok(()));
+            }
+            continue_resolved(&repo, &worktree_path, &target)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("rebase: {e}"))?;
+        if let Err(files) = resolved {
+            pause_for_conflict(daemon, plan, spec, &files).await?;
+            return Ok(None);
         }
         let (repo_root, worktree_path) = (root.clone(), path.clone());
         let message = format!("{}: {}", phase.id, phase.title);
@@ -422,6 +450,20 @@ pub(super) async fn work_spec(
             Ok(None)
         }
     }
+}
+
+/// The phase's loop to resume: none when it was stopped (a conflict paused
+/// its spec), so the resumed phase starts a new one.
+async fn resumable_loop(
+    daemon: &Shared,
+    loop_task: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(id) = loop_task.map(str::to_owned) else {
+        return Ok(None);
+    };
+    let key = id.clone();
+    let record = store(daemon, move |s| s.loop_record(&key)).await?;
+    Ok((record.task.status != taskdaemon_core::Status::Cancelled).then_some(id))
 }
 
 /// Pauses a spec whose rebase conflicts, with an alert naming the files.

@@ -12,6 +12,7 @@ use taskdaemon_core::pipeline::{
 use taskdaemon_llm::{CallContext, PipelineCall, PipelineHandler, PipelineLoop};
 use taskdaemon_store::{MessageFilter, StoreError};
 
+use super::midphase::between_iterations;
 use super::scheduler::stop_loops;
 use crate::blocking::blocking;
 use crate::loop_state::lock;
@@ -403,17 +404,22 @@ impl PipelineHandler for Handler {
         if kind != PipelineLoop::Ralph {
             return None;
         }
+        let mut parts = Vec::new();
+        if let Some(spec) = &self.spec
+            && let Some(text) = between_iterations(&self.daemon, &self.plan, spec).await
+        {
+            parts.push(text);
+        }
         let this = Handler::new(&self.daemon, &self.plan, self.spec.clone());
         match blocking(move || this.messages_for()).await {
-            Ok(Ok(text)) => text,
+            Ok(Ok(text)) => parts.extend(text),
             Ok(Err(e)) => {
                 tracing::warn!(plan = self.plan, error = %e, "cannot read a loop's messages");
-                None
             }
             Err(e) => {
                 tracing::warn!(plan = self.plan, error = %e, "reading a loop's messages panicked");
-                None
             }
         }
+        (!parts.is_empty()).then(|| parts.join("\n"))
     }
 }

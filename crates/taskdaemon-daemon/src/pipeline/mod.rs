@@ -12,10 +12,13 @@
 //!
 //! - Loops are ordinary loop tasks (the loop manager runs them under its
 //!   global semaphore and per-type limits), linked from the plan, spec or
-//!   phase they work for; their spending is added to that record when they end.
-//! - The scheduler wakes when a step ends and every `[pipeline]
+//!   phase they work for before they start; the store charges each
+//!   iteration they record to that record, once.
+//! - The scheduler ([`scheduler`]) wakes when a step ends, when a person
+//!   changes a plan (the `WakePipeline` request) and every `[pipeline]
 //!   scheduler_interval` (with jitter); an idle daemon sleeps. Each plan
-//!   and each spec has at most one task driving it at a time.
+//!   and each spec has at most one task driving it at a time. Under
+//!   backpressure ([`backpressure`]) it starts no new model work.
 //! - Everything a step needs is read back from the store, so after a crash
 //!   the same code resumes every plan where it stood: specs and phases are
 //!   created idempotently, a loop that was running resumes at its next
@@ -27,6 +30,7 @@
 mod backpressure;
 mod cascade;
 mod delivery;
+mod midphase;
 mod recovery;
 mod scheduler;
 mod view;

@@ -41,11 +41,9 @@ pub(super) async fn watch_targets(daemon: Shared) {
         };
         match moved {
             Ok(specs) if !specs.is_empty() => {
-                tracing::info!(
-                    specs = specs.len(),
-                    "target branch moved: specs will rebase"
-                );
+                let count = specs.len();
                 lock(&daemon.pipeline.moved).extend(specs);
+                tracing::info!(specs = count, "target branch moved: specs will rebase");
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = e, "cannot poll target branches"),
@@ -85,6 +83,7 @@ pub(super) fn poll_targets(
             }
             None => {
                 let watcher = MainWatcher::new(&repo, target).map_err(|e| e.to_string())?;
+                tracing::info!(branch = target, head = %watcher.head(), "watching a target branch");
                 watchers.insert(target.to_owned(), watcher);
             }
         }
@@ -106,6 +105,28 @@ pub(super) fn poll_targets(
         );
     }
     Ok(specs)
+}
+
+/// Continues a rebase whose conflicts a Ralph iteration was asked to
+/// resolve by editing the files: `Ok(Err(files))` names those still holding
+/// markers (or the next commit's conflicts).
+pub(super) fn continue_resolved(
+    repo: &Repo,
+    worktree: &std::path::Path,
+    target: &str,
+) -> Result<Result<(), Vec<String>>, taskdaemon_git::GitError> {
+    if let RebaseOutcome::Conflict { files } = repo.rebase(worktree, target)? {
+        let left = repo.files_with_markers(worktree, &files);
+        if !left.is_empty() {
+            return Ok(Err(left));
+        }
+        if let RebaseOutcome::Conflict { files } = repo.rebase_continue(worktree)?
+            && !files.is_empty()
+        {
+            return Ok(Err(files));
+        }
+    }
+    sync_with_target(repo, worktree, target)
 }
 
 /// Rebases a spec's worktree on its target: `Ok(Err(files))` on a conflict
