@@ -116,10 +116,14 @@ start, end, rss_kb, specs, status, path = float(sys.argv[1]), float(sys.argv[2])
 wall = end - start
 passes = git_ms = 0.0
 npasses = ngit = 0
+full_us = full_n = 0
 for line in open(path, errors="replace"):
     m = re.search(r"scheduler pass.*micros=(\d+)|micros=(\d+).*scheduler pass", line)
     if m:
-        passes += int(m.group(1) or m.group(2)); npasses += 1
+        us = int(m.group(1) or m.group(2))
+        passes += us; npasses += 1
+        if "full=true" in line:
+            full_us += us; full_n += 1
     m = re.search(r"elapsed_ms=([0-9.]+)", line)
     if m and "taskdaemon_git" in line:
         git_ms += float(m.group(1)); ngit += 1
@@ -128,6 +132,7 @@ transitions = 2 * (1 + specs + 2 * specs)
 print(f"plan: {status}, {specs} specs x 2 phases")
 print(f"wall time (approve -> succeeded): {wall:.2f} s")
 print(f"scheduler: {npasses} passes, {passes/1000:.1f} ms in all, {passes/1000/transitions:.3f} ms per transition ({transitions} transitions; goal < 1 ms)")
+print(f"  of which {full_n} full passes (every plan read from the store): {full_us/1000:.1f} ms; {npasses-full_n} from memory: {(passes-full_us)/1000:.1f} ms")
 print(f"daemon peak RSS: {rss_kb/1024:.1f} MiB (goal < 100 MiB)")
 print(f"git: {ngit} commands, {git_ms/1000:.2f} s summed, {100*git_ms/1000/wall:.0f}% of the wall time")
 PY

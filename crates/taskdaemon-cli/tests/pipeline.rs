@@ -754,3 +754,282 @@ fn worktrees_of_specs_that_are_not_open_are_removed_when_the_daemon_starts() {
     let worktrees = git(&ws, &["worktree", "list"]);
     assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
 }
+
+/// Waits up to [`WAIT`] for `pred` on the plan's `plan show --json`.
+fn wait_show(ws: &Ws, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        last = show(ws, id);
+        if pred(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{id}: {what} did not happen: {last:#}");
+}
+
+#[test]
+fn plan_commands_wake_the_daemon_whatever_its_scheduler_interval() {
+    let fake = Fake::start(cascade_routes(vec![
+        spec_call("a", &[]),
+        tool("finish", json!({})),
+    ]));
+    let ws = repo(&fake);
+    // An hour between ticks: only a wake-up can start anything after the
+    // daemon's first pass.
+    ws.write_config("[pipeline]\nscheduler_interval = \"1h\"\n");
+    ws.run(&["start"]).ok();
+    let id = ws.run(&["new-plan", "Write a file"]).ok().last_line();
+    wait_show(&ws, &id, "the plan is submitted", |p| {
+        p["title"] == "Two files"
+    });
+    // The plan loop has ended and the draft waits: nothing is due until
+    // a person approves it.
+    assert_eq!(show(&ws, &id)["status"], "draft");
+    ws.run(&["plan", "approve", &id]).ok();
+    let tree = wait_plan(&ws, &id, "succeeded");
+    assert_eq!(tree["specs"][0]["status"], "succeeded", "{tree:#}");
+}
+
+/// `.taskdaemon/pipeline.json` as the daemon published it.
+fn scheduler_state(ws: &Ws) -> Value {
+    fs::read_to_string(ws.state_dir().join("pipeline.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn an_open_circuit_breaker_holds_new_plans_back_until_it_closes() {
+    // The first plan's model answers 500 until the breaker opens (after two
+    // failures in a row); the second plan's answers.
+    let routes = vec![
+        Route::offering("submit_plan")
+            .prompt_contains("first goal")
+            .replies((0..10).map(|_| Reply::ServerError { status: None })),
+        Route::offering("submit_plan")
+            .prompt_contains("second goal")
+            .reply(tool(
+                "submit_plan",
+                json!({"title": "Second", "summary": "s", "body": "b"}),
+            )),
+    ];
+    let fake = Fake::start(routes);
+    let ws = repo(&fake);
+    ws.write_config(
+        "[loops]\nbreaker_failures = 2\nbreaker_cooldown = \"15s\"\n\n[pipeline]\nscheduler_interval = \"200ms\"\n",
+    );
+    let first = ws.run(&["new-plan", "first goal"]).ok().last_line();
+    ws.run(&["start"]).ok();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !scheduler_state(&ws)["held"]
+        .as_str()
+        .is_some_and(|r| r.contains("circuit breaker is open"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never held the scheduler back: {}",
+            scheduler_state(&ws)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ws
+        .run(&["new-plan", "second goal", "--auto-approve"])
+        .ok()
+        .last_line();
+    let deadline = std::time::Instant::now() + WAIT;
+    let held = loop {
+        let state = scheduler_state(&ws);
+        let waiting = state["waiting_plans"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|p| p == &json!(second)));
+        if waiting {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{second} was never held back: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        held["held"].as_str().unwrap().contains("anthropic"),
+        "{held}"
+    );
+    // Held back: no loop of the second plan started, nothing asked the model.
+    assert_eq!(show(&ws, &second)["loops"], json!([]), "{held}");
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.prompt().contains("second goal")),
+        "the second plan's loop asked the model while the breaker was open"
+    );
+    // Once the breaker lets a call through again, the held plan goes on.
+    wait_show(&ws, &second, "the second plan is submitted", |p| {
+        p["title"] == "Second"
+    });
+    assert_eq!(scheduler_state(&ws)["held"], Value::Null);
+    let first = show(&ws, &first);
+    assert_ne!(first["status"], "running", "{first:#}");
+}
+
+/// Waits until the daemon's log has a line containing `text`.
+fn wait_log(ws: &Ws, text: &str) {
+    let path = ws.state_dir().join("daemon.log");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !fs::read_to_string(&path).is_ok_and(|log| log.contains(text)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never logged {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Phase a1's Ralph loop: iteration 1 changes README.md, then waits (in a
+/// command) for the file `go`; iteration 2 gets `second` as its first turn
+/// (then `done`), and a new loop the same again.
+fn mid_phase_routes(go: &std::path::Path, second: Reply) -> Vec<Route> {
+    let wait = format!("while [ ! -e '{}' ]; do sleep 0.05; done", go.display());
+    let a1 = tool(
+        "write_file",
+        json!({"path": "a1.txt", "content": "a1.txt\n"}),
+    );
+    vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        ralph_route("a", 2),
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "write_file",
+                    json!({"path": "README.md", "content": "from the spec\n"}),
+                ),
+                tool("run_command", json!({"argv": ["sh", "-c", wait]})),
+                text("done"),
+                second,
+                a1.clone(),
+                text("done"),
+                a1,
+                text("done"),
+            ]),
+    ]
+}
+
+/// Starts the plan, lets phase a1's first iteration change README.md, moves
+/// main's README.md under it, and lets the iteration end once the daemon
+/// has seen main move.
+fn move_main_mid_phase(ws: &Ws, id: &str, fake: &Fake, go: &std::path::Path) {
+    ws.run(&["start"]).ok();
+    wait_show(ws, id, "the plan is submitted", |p| {
+        p["title"] == "Two files"
+    });
+    ws.run(&["plan", "approve", id]).ok();
+    wait_log(ws, "watching a target branch");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !fake
+        .requests()
+        .iter()
+        .any(|r| r.prompt().contains("# Phase 1 of spec `a`"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "phase a1 never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fs::write(ws.root().join("README.md"), "from main\n").unwrap();
+    git(ws, &["commit", "--quiet", "-am", "main changes the readme"]);
+    wait_log(ws, "target branch moved");
+    fs::write(go, "").unwrap();
+}
+
+#[test]
+fn main_moving_between_iterations_rebases_and_a_conflict_pauses_the_spec() {
+    let go = tempfile::tempdir().unwrap();
+    let go = go.path().join("go");
+    let fake = Fake::start(mid_phase_routes(&go, text("stopped before this")));
+    let ws = repo(&fake);
+    let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
+    move_main_mid_phase(&ws, &id, &fake, &go);
+
+    let paused = eventually_paused(&ws, &id);
+    assert!(
+        paused["note"].as_str().unwrap().contains("README.md"),
+        "{paused:#}"
+    );
+    let tree = show(&ws, &id);
+    assert_eq!(
+        tree["specs"][0]["phases"][0]["status"], "running",
+        "{tree:#}"
+    );
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let alerts = store
+        .messages(&MessageFilter {
+            plan: Some(id.clone()),
+            kind: Some(MessageKind::Alert),
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(alerts[0].body.contains("README.md"), "{alerts:#?}");
+
+    let worktree = ws.root().join(".taskdaemon/worktrees").join(&id).join("a");
+    fs::write(worktree.join("README.md"), "from main and the spec\n").unwrap();
+    let added = Command::new("git")
+        .current_dir(&worktree)
+        .args(["add", "README.md"])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    ws.run(&["plan", "resume", &id]).ok();
+    wait_plan(&ws, &id, "succeeded");
+    assert_eq!(
+        fs::read_to_string(ws.root().join("README.md")).unwrap(),
+        "from main and the spec\n"
+    );
+    assert!(ws.root().join("a1.txt").exists() && ws.root().join("a2.txt").exists());
+}
+
+#[test]
+fn with_resolve_conflicts_the_next_iteration_resolves_a_conflict_between_iterations() {
+    let go = tempfile::tempdir().unwrap();
+    let go = go.path().join("go");
+    let resolve = tool(
+        "write_file",
+        json!({"path": "README.md", "content": "resolved by the model\n"}),
+    );
+    let fake = Fake::start(mid_phase_routes(&go, resolve));
+    let ws = repo(&fake);
+    ws.write_config("[pipeline]\nscheduler_interval = \"200ms\"\nresolve_conflicts = true\n");
+    let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
+    move_main_mid_phase(&ws, &id, &fake, &go);
+
+    wait_plan(&ws, &id, "succeeded");
+    let asked = fake.requests().iter().any(|r| {
+        r.prompt().contains("Resolve a rebase conflict first") && r.prompt().contains("README.md")
+    });
+    assert!(
+        asked,
+        "the iteration after the move was asked to resolve it"
+    );
+    assert_eq!(
+        fs::read_to_string(ws.root().join("README.md")).unwrap(),
+        "resolved by the model\n"
+    );
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let alerts = store
+        .messages(&MessageFilter {
+            plan: Some(id.clone()),
+            kind: Some(MessageKind::Alert),
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert!(alerts.is_empty(), "nothing paused: {alerts:#?}");
+    let log = git(&ws, &["log", "--format=%s", "main"]);
+    assert!(log.contains("main changes the readme"), "{log}");
+}

@@ -325,6 +325,15 @@ impl PipelineCost {
     pub fn is_zero(&self) -> bool {
         self.input_tokens == 0 && self.output_tokens == 0 && self.cost_usd == 0.0
     }
+
+    /// What one loop iteration spent.
+    pub fn of_iteration(it: &crate::LoopIteration) -> Self {
+        PipelineCost {
+            input_tokens: it.input_tokens,
+            output_tokens: it.output_tokens,
+            cost_usd: it.cost_usd,
+        }
+    }
 }
 
 /// A plan about to be created by `new-plan`.

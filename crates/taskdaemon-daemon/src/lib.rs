@@ -22,6 +22,7 @@ pub mod projection;
 pub mod protocol;
 mod queues;
 pub mod registry;
+pub mod scheduler_state;
 mod seed_files;
 mod server;
 pub mod snapshot;

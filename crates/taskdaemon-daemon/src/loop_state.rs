@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use taskdaemon_core::{EventKind, LoopEnd, LoopIteration};
 use taskdaemon_llm::{
-    CircuitBreaker, Llm, LlmError, LoopConfig, Provider, ProviderConfig, RateLimiter, build_client,
+    BreakerState, CircuitBreaker, Llm, LlmError, LoopConfig, Provider, ProviderConfig, RateLimiter,
+    build_client,
 };
 use taskdaemon_workspace::LoopsConfig;
 use tokio::sync::{Semaphore, mpsc};
@@ -100,6 +101,32 @@ impl Loops {
     pub(crate) fn send(&self, op: Op) {
         // The writer lives as long as the daemon; a failed send means it is stopping.
         let _ = self.writer.send(op);
+    }
+
+    /// Why no new model work should start now, if it should not: a
+    /// provider's circuit breaker is open or its rate limiter has no token
+    /// left. Providers no loop has used yet are not limited. A half-open
+    /// breaker does not hold work back: with nothing running, new work is
+    /// what makes its probe call.
+    pub(crate) fn backpressure(&self) -> Option<String> {
+        let limits = lock(&self.limits);
+        let mut reasons: Vec<String> = limits
+            .iter()
+            .filter_map(|(provider, (limiter, breaker))| match breaker.state() {
+                BreakerState::Open => Some(format!(
+                    "the {provider} circuit breaker is open (after {} failures in a row; it retries after {:?})",
+                    self.config.breaker_failures,
+                    self.config.breaker_cooldown
+                )),
+                _ if limiter.saturated() => Some(format!(
+                    "the {provider} rate limit ({} requests a minute) is used up for now",
+                    self.config.requests_per_minute
+                )),
+                _ => None,
+            })
+            .collect();
+        reasons.sort();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
     /// The model client for a loop: the request's key, else the daemon's environment.

@@ -276,11 +276,14 @@ pub(crate) async fn stop(daemon: &Shared, id: String) -> Response {
 }
 
 /// What the owner of a loop the daemon drives itself (the pipeline driver)
-/// adds to it: structural tools, and a channel told its end once stored.
+/// adds to it: structural tools, a channel told its end once stored, and
+/// the plan, spec or phase a new loop is linked from (before it starts, so
+/// each iteration it records is charged to that record).
 #[derive(Default)]
 pub(crate) struct Owner {
     pub(crate) structural: Option<Arc<dyn StructuralTools>>,
     pub(crate) done: Option<oneshot::Sender<LoopEnd>>,
+    pub(crate) link: Option<String>,
 }
 
 /// Runs a loop on its own task; `recorded` is how many iterations the store has.
@@ -294,7 +297,9 @@ fn launch(daemon: &Shared, id: String, recorded: u32, config: LoopConfig, llm: L
         active.insert(id.clone(), cancel.clone());
     }
     let daemon = daemon.clone();
-    let Owner { structural, done } = owner;
+    let Owner {
+        structural, done, ..
+    } = owner;
     tokio::spawn(async move {
         let log = Arc::new(LoopLog::open(&daemon, &id));
         let ended = drive(
@@ -368,8 +373,12 @@ pub(crate) async fn run_owned(
         spec: spec_json,
     };
     let d = daemon.clone();
+    let link = owner.link.clone();
     let record = blocking(move || {
         let record = d.store.create_loop(&new, ACTOR)?;
+        if let Some(link) = &link {
+            d.store.set_pipeline_loop(link, Some(&record.task.id))?;
+        }
         let dir = d.workspace.loop_dir(&record.task.id);
         std::fs::create_dir_all(&dir).map_err(|e| Failure {
             kind: ErrorKind::Internal,

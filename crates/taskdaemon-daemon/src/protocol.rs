@@ -33,6 +33,10 @@ pub enum Request {
     },
     /// Watch a process another tool started.
     Adopt(AdoptRequest),
+    /// A person changed a plan (new, approved, resumed, cancelled, a
+    /// message or an answer): the pipeline scheduler looks at every plan
+    /// now instead of at its next tick.
+    WakePipeline,
 }
 
 /// A process to adopt, and how to label it.
@@ -112,6 +116,8 @@ pub enum Response {
     QueuesReloaded {
         queues: Vec<String>,
     },
+    /// The pipeline scheduler will look at every plan now.
+    PipelineWoken,
     Error {
         kind: ErrorKind,
         message: String,

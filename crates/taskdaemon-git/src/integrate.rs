@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::cmd::git;
 use crate::error::GitError;
-use crate::repo::{Oid, Repo};
+use crate::repo::{Oid, Repo, worktree_admin};
 
 static MERGES: Mutex<()> = Mutex::new(());
 
@@ -112,6 +112,22 @@ impl Repo {
             None => self.head_in(worktree)?,
         };
         self.after_rebase_step(worktree, before, &command, &output)
+    }
+
+    /// The files of `files` (relative to `worktree`) that still hold
+    /// conflict markers. A resolver that edits files without staging them
+    /// (a Ralph iteration asked to resolve a conflict) is done when this is
+    /// empty.
+    pub fn files_with_markers(&self, worktree: &Path, files: &[String]) -> Vec<String> {
+        let marked = |text: &str| {
+            text.lines()
+                .any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> ") || l == "=======")
+        };
+        files
+            .iter()
+            .filter(|f| fs::read_to_string(worktree.join(f)).is_ok_and(|t| marked(&t)))
+            .cloned()
+            .collect()
     }
 
     /// Abandons the rebase in progress, putting the branch back as it was; no
@@ -210,7 +226,10 @@ impl Repo {
         if !self.is_ancestor(&old, &tip)? {
             return Ok(MergeOutcome::Retry { target: old });
         }
-        let checkout = self.checkout_of(target)?;
+        let checkout = {
+            let _admin = worktree_admin();
+            self.checkout_of(target)?
+        };
         if let Some(checkout) = &checkout {
             if checkout.rebasing {
                 return Err(GitError::RebaseInProgress(checkout.path.clone()));

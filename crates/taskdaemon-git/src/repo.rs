@@ -4,9 +4,25 @@
 use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cmd::{Git, git};
 use crate::error::{GitError, io_error};
+
+/// Held while git's worktree records change or are read (adding, listing,
+/// removing worktrees): `git worktree list` fails on a worktree another
+/// thread is half-way through adding ("failed to read
+/// .git/worktrees/X/commondir"). One lock for the process: worktree
+/// bookkeeping is quick, and a daemon serves one repository.
+static WORKTREE_ADMIN: Mutex<()> = Mutex::new(());
+
+/// Takes [`WORKTREE_ADMIN`]; a panic in another holder does not poison it
+/// (the records are git's, on disk, not ours).
+pub(crate) fn worktree_admin() -> MutexGuard<'static, ()> {
+    WORKTREE_ADMIN
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A commit id as git prints it (full hex).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -255,6 +271,12 @@ impl Repo {
 
     /// Every worktree git knows of, the main one first.
     pub fn worktrees(&self) -> Result<Vec<WorktreeInfo>, GitError> {
+        let _admin = worktree_admin();
+        self.list_worktrees()
+    }
+
+    /// [`Repo::worktrees`] for a caller holding [`worktree_admin`].
+    pub(crate) fn list_worktrees(&self) -> Result<Vec<WorktreeInfo>, GitError> {
         let out = git(&self.root)
             .args(["worktree", "list", "--porcelain", "-z"])
             .run()?;
@@ -301,19 +323,21 @@ impl Repo {
         Ok(list)
     }
 
-    /// The registered worktree at `path`, comparing resolved paths.
+    /// The registered worktree at `path`, comparing resolved paths (the
+    /// caller holds [`worktree_admin`]).
     pub(crate) fn worktree_at(&self, path: &Path) -> Result<Option<WorktreeInfo>, GitError> {
         let wanted = canonical_or_same(path);
         Ok(self
-            .worktrees()?
+            .list_worktrees()?
             .into_iter()
             .find(|info| canonical_or_same(&info.path) == wanted))
     }
 
-    /// The worktree where `branch` is checked out, if any.
+    /// The worktree where `branch` is checked out, if any (the caller holds
+    /// [`worktree_admin`]).
     pub(crate) fn checkout_of(&self, branch: &str) -> Result<Option<WorktreeInfo>, GitError> {
         Ok(self
-            .worktrees()?
+            .list_worktrees()?
             .into_iter()
             .find(|info| info.branch.as_deref() == Some(branch) && !info.prunable))
     }

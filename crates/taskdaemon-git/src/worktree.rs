@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cmd::git;
 use crate::error::{GitError, io_error};
-use crate::repo::{Oid, Repo, canonical_or_same};
+use crate::repo::{Oid, Repo, canonical_or_same, worktree_admin};
 
 /// In the repository root: gitignore-style patterns (one per line, `#`
 /// comments) naming ignored files, such as `.env`, that every new worktree
@@ -42,6 +42,7 @@ impl Repo {
         base: &str,
     ) -> Result<Worktree, GitError> {
         self.check_branch(branch)?;
+        let _admin = worktree_admin();
         let path = self.root.join(path);
         let mut created = false;
         match self.worktree_at(&path)? {
@@ -221,6 +222,12 @@ impl Repo {
     /// and, with `delete_branch`, the branch it had checked out. A worktree
     /// that is already gone is no error.
     pub fn remove_worktree(&self, path: &Path, delete_branch: bool) -> Result<(), GitError> {
+        let _admin = worktree_admin();
+        self.remove_worktree_locked(path, delete_branch)
+    }
+
+    /// [`Repo::remove_worktree`] for a caller holding [`worktree_admin`].
+    fn remove_worktree_locked(&self, path: &Path, delete_branch: bool) -> Result<(), GitError> {
         let path = self.root.join(path);
         let info = self.worktree_at(&path)?;
         match &info {
@@ -264,6 +271,7 @@ impl Repo {
         worktrees_root: &Path,
         keep: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Vec<PathBuf>, GitError> {
+        let _admin = worktree_admin();
         git(&self.root).args(["worktree", "prune"]).run()?;
         let worktrees_root = self.root.join(worktrees_root);
         let mut removed = Vec::new();
@@ -292,7 +300,7 @@ impl Repo {
                 if !spec_type.is_dir() {
                     fs::remove_file(&spec_path).map_err(io_error(&spec_path))?;
                 } else if self.worktree_at(&spec_path)?.is_some() {
-                    self.remove_worktree(&spec_path, false)?;
+                    self.remove_worktree_locked(&spec_path, false)?;
                 } else {
                     fs::remove_dir_all(&spec_path).map_err(io_error(&spec_path))?;
                 }

@@ -59,6 +59,14 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a request now would have to wait for a token (the bucket is
+    /// empty); takes nothing. For backpressure: start no new work while so.
+    pub fn saturated(&self) -> bool {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        b.refill(Instant::now());
+        b.tokens < 1.0
+    }
+
     /// Waits until a token is available and takes it.
     pub async fn acquire(&self) {
         loop {
@@ -74,6 +82,17 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn saturated_while_the_bucket_is_empty() {
+        let limiter = RateLimiter::new(1, 1.0);
+        assert!(!limiter.saturated());
+        assert!(limiter.try_acquire().is_ok());
+        assert!(limiter.saturated(), "the one token is taken");
+        assert!(limiter.saturated(), "asking takes nothing");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!limiter.saturated(), "refilled");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn bursts_then_paces() {

@@ -221,6 +221,7 @@ impl Service {
             },
             &agent.actor(),
         )?;
+        self.wake_pipeline();
         Ok(plan)
     }
 
@@ -277,7 +278,9 @@ impl Service {
 
     /// `draft -> pending`: the scheduler may start it.
     pub fn approve_plan(&self, agent: &Agent, id: &str) -> Result<PlanRecord> {
-        Ok(self.store.approve_plan(id, &agent.actor())?)
+        let plan = self.store.approve_plan(id, &agent.actor())?;
+        self.wake_pipeline();
+        Ok(plan)
     }
 
     /// Cancels the plan and its unfinished specs and phases. Loops still
@@ -287,13 +290,17 @@ impl Service {
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .unwrap_or("cancelled on request");
-        Ok(self.store.cancel_plan(id, reason, &agent.actor())?)
+        let tree = self.store.cancel_plan(id, reason, &agent.actor())?;
+        self.wake_pipeline();
+        Ok(tree)
     }
 
     /// Puts a paused or failed plan (and its paused or failed specs and
     /// phases) back to pending; succeeded phases do not run again.
     pub fn resume_plan(&self, agent: &Agent, id: &str) -> Result<PlanTree> {
-        Ok(self.store.resume_plan(id, &agent.actor())?)
+        let tree = self.store.resume_plan(id, &agent.actor())?;
+        self.wake_pipeline();
+        Ok(tree)
     }
 
     /// Sends a person's message to a plan's loops (all of them by default).
@@ -311,7 +318,7 @@ impl Service {
                     .to_owned(),
             ));
         }
-        Ok(self.store.send_message(
+        let sent = self.store.send_message(
             &NewMessage {
                 plan: plan.id,
                 from: HUMAN.to_owned(),
@@ -320,7 +327,9 @@ impl Service {
                 body: message.body,
             },
             &agent.actor(),
-        )?)
+        )?;
+        self.wake_pipeline();
+        Ok(sent)
     }
 
     /// Answers a query a loop asked.
@@ -330,7 +339,9 @@ impl Service {
                 "an answer must not be empty".to_owned(),
             ));
         }
-        Ok(self.store.answer_message(id, answer, &agent.actor())?)
+        let answered = self.store.answer_message(id, answer, &agent.actor())?;
+        self.wake_pipeline();
+        Ok(answered)
     }
 
     /// Answers query `message` of `plan`: refused when the message belongs
@@ -372,6 +383,31 @@ impl Service {
             limit: Some(limit),
             ..MessageFilter::default()
         })?)
+    }
+
+    /// What holds the daemon's plan scheduler back now (a rate limit used
+    /// up, a circuit breaker open) and which plans wait for it; nothing
+    /// while no daemon runs.
+    pub fn scheduler_state(&self) -> taskdaemon_daemon::scheduler_state::SchedulerState {
+        match &self.workspace {
+            Some(workspace) => taskdaemon_daemon::scheduler_state::read(workspace),
+            None => Default::default(),
+        }
+    }
+
+    /// Tells a running daemon that a person changed a plan, so its scheduler
+    /// acts now (as `queues add` tells it to reload). Without a daemon there
+    /// is nothing to tell: its first pass at start reads every plan; and a
+    /// wake-up that does not arrive is covered by the scheduler's tick.
+    fn wake_pipeline(&self) {
+        let Some(workspace) = &self.workspace else {
+            return;
+        };
+        if let Ok(mut client) = taskdaemon_daemon::Client::connect(workspace)
+            && let Err(e) = client.request(&taskdaemon_daemon::protocol::Request::WakePipeline)
+        {
+            self.warn(&format!("the daemon did not take the plan change in: {e}"));
+        }
     }
 
     /// Plans not ended (drafts included: they wait for a person), with

@@ -647,8 +647,9 @@ pub trait Store: Send + Sync {
     fn mark_loop_running(&self, id: &str, next_iteration: u32, actor: &str) -> Result<LoopRecord>;
 
     /// Adds a finished iteration to the loop's counters with its
-    /// `iteration_finished` event. Idempotent by iteration number: returns
-    /// false and changes nothing when the iteration was recorded already.
+    /// `iteration_finished` event, and to the pipeline record the loop is
+    /// linked from, if any. Idempotent by iteration number: returns false
+    /// and changes nothing when the iteration was recorded already.
     fn record_loop_iteration(
         &self,
         id: &str,
@@ -914,7 +915,10 @@ pub trait Store: Send + Sync {
     /// Records the loop task running a plan, spec or phase (any pipeline
     /// id), or that none does; every loop ever set is kept for
     /// [`Store::pipeline_loops`]. A pointer, not a state change: no event
-    /// (the loop's own events tell its story).
+    /// (the loop's own events tell its story). From then on every iteration
+    /// [`Store::record_loop_iteration`] records for the loop is charged to
+    /// the record it was first linked from (and everything above it), in
+    /// the same transaction: once per iteration, whatever crashes around it.
     fn set_pipeline_loop(&self, id: &str, loop_task: Option<&str>) -> Result<()>;
 
     /// Every loop task that ran a plan, spec or phase of `plan` (as
@@ -924,7 +928,8 @@ pub trait Store: Send + Sync {
 
     /// Adds spending to a plan, spec or phase and to everything above it.
     /// Counters only, no event (the loop's `iteration_finished` events carry
-    /// the same figures); the caller adds each iteration's spending once.
+    /// the same figures). Linked loops are charged by the store itself (see
+    /// [`Store::set_pipeline_loop`]); this is for spending of other origin.
     fn add_pipeline_cost(&self, id: &str, cost: &PipelineCost) -> Result<()>;
 
     /// Pending specs of running plans whose dependencies all succeeded,

@@ -132,6 +132,12 @@ impl Workspace {
         self.autodev_dir(config).join("current.json")
     }
 
+    /// What holds the daemon's plan scheduler back now (backpressure), for
+    /// `status`; written by the daemon.
+    pub fn pipeline_state_path(&self) -> PathBuf {
+        self.state_dir().join("pipeline.json")
+    }
+
     /// Serialises writers of the seed snapshot.
     pub fn snapshot_lock(&self) -> PathBuf {
         self.state_dir().join("current.lock")

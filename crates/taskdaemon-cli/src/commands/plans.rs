@@ -78,10 +78,15 @@ fn cost_cell(cost: &PipelineCost) -> String {
 }
 
 fn list(workspace: &Workspace, args: PlanListArgs) -> anyhow::Result<u8> {
-    let plans = service(workspace)?.plans(!args.all)?;
+    let service = service(workspace)?;
+    let plans = service.plans(!args.all)?;
     if args.json {
         print_json(&plans)?;
         return Ok(0);
+    }
+    let scheduler = service.scheduler_state();
+    if let Some(reason) = &scheduler.held {
+        println!("no new spec starts now: {reason}");
     }
     if plans.is_empty() {
         println!(

@@ -15,6 +15,7 @@ mod reload_queues;
 mod restart;
 mod shutdown;
 mod spawn;
+mod wake_pipeline;
 
 use taskdaemon_core::TaskRecord;
 
@@ -28,6 +29,7 @@ pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
         Request::Ping => ping::handle(),
         Request::Shutdown => shutdown::handle(daemon),
         Request::ReloadQueues => reload_queues::handle(daemon),
+        Request::WakePipeline => wake_pipeline::handle(daemon),
         Request::LoopRun(run) => loops::run(daemon, *run).await,
         Request::LoopStop { id } => loops::stop(daemon, id).await,
         Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, *spec).await).await,

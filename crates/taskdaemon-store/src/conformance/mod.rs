@@ -165,6 +165,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("pipeline_costs_roll_up", pipeline::costs_roll_up),
     (
+        "pipeline_loop_iterations_are_charged_once",
+        pipeline::loop_iterations_are_charged_once,
+    ),
+    (
         "messages_are_delivered_answered_or_dead",
         pipeline::messages_are_delivered_answered_or_dead,
     ),

@@ -477,6 +477,71 @@ pub fn costs_roll_up(store: &dyn Store) {
     );
 }
 
+/// A pipeline loop's recorded iterations are charged to the record it is
+/// linked from (and up), each once: recording one again (a crash replay)
+/// charges nothing. A loop linked from nothing charges nothing.
+pub fn loop_iterations_are_charged_once(store: &dyn Store) {
+    let plan = running_plan(store, "goal");
+    store
+        .add_specs(&plan, &[new_spec("a", &[], 0)], "t")
+        .unwrap();
+    let a = format!("{plan}/a");
+    store.add_phases(&a, &[new_phase("one")], "t").unwrap();
+    let phase = format!("{a}/1");
+    let charged = store
+        .create_loop(&super::loops::new_loop("ralph"), "daemon")
+        .unwrap()
+        .task
+        .id;
+    let unlinked = store
+        .create_loop(&super::loops::new_loop("other"), "daemon")
+        .unwrap()
+        .task
+        .id;
+    store.set_pipeline_loop(&phase, Some(&charged)).unwrap();
+    let iteration = |n: u32| taskdaemon_core::LoopIteration {
+        iteration: n,
+        tool_calls: 1,
+        validation_exit_code: Some(1),
+        passed: false,
+        input_tokens: 100,
+        output_tokens: 10,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_usd: 0.5,
+    };
+    for id in [&charged, &unlinked] {
+        store.mark_loop_running(id, 1, "daemon").unwrap();
+        assert!(
+            store
+                .record_loop_iteration(id, &iteration(1), "daemon")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_loop_iteration(id, &iteration(1), "daemon")
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_loop_iteration(id, &iteration(2), "daemon")
+                .unwrap()
+        );
+    }
+    let two = PipelineCost {
+        input_tokens: 200,
+        output_tokens: 20,
+        cost_usd: 1.0,
+    };
+    let tree = store.plan_tree(&plan).unwrap();
+    assert_eq!(
+        tree.specs[0].phases[0].cost, two,
+        "iteration 1 once, then 2"
+    );
+    assert_eq!(tree.specs[0].spec.cost, two);
+    assert_eq!(tree.plan.cost, two, "the unlinked loop charged nothing");
+}
+
 /// A loop record pointing at a loop task that does not exist is reported
 /// by the integrity check and removed by repair; the rest of the plan and
 /// its real loop records stay.

@@ -403,8 +403,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
-    // 7: the pipeline driver's number; empty until its branch merges.
-    "",
+    // 7: each recorded iteration of a pipeline loop is charged to the plan,
+    // spec or phase the loop works for, found by its loop task.
+    r#"
+    CREATE INDEX pipeline_loops_loop ON pipeline_loops(loop_task, seq);
+    "#,
     // 8: a broadcast's delivery per recipient loop (SQLite's migration 10).
     r#"
     CREATE TABLE message_deliveries (

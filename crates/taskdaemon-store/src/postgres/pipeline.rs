@@ -6,7 +6,6 @@
 
 use postgres::Row;
 use postgres::types::ToSql;
-use taskdaemon_core::HumanId;
 use taskdaemon_core::pipeline::{
     Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
     PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
@@ -14,6 +13,7 @@ use taskdaemon_core::pipeline::{
     spec_worktree,
 };
 use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{HumanId, LoopIteration};
 
 use super::events::record;
 use super::{Tx, next_counter};
@@ -603,6 +603,23 @@ pub(super) fn add_cost(tx: &mut Tx<'_>, id: &str, cost: &PipelineCost) -> Result
         &[&input, &output, &usd, &target.plan()],
     )?;
     Ok(())
+}
+
+/// Adds a loop iteration's spending to the plan, spec or phase the loop
+/// works for, if any: called inside the transaction that records the
+/// iteration, which records each iteration once, so the charge is made
+/// once too, whatever crashes around it.
+pub(super) fn charge_iteration(tx: &mut Tx<'_>, loop_task: &str, it: &LoopIteration) -> Result<()> {
+    let node: Option<String> = tx
+        .query_opt(
+            "SELECT node FROM pipeline_loops WHERE loop_task = $1 ORDER BY seq LIMIT 1",
+            &[&loop_task],
+        )?
+        .map(|row| row.get(0));
+    match node {
+        Some(node) => add_cost(tx, &node, &PipelineCost::of_iteration(it)),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn ready(tx: &mut Tx<'_>, limit: usize) -> Result<Vec<SpecRecord>> {

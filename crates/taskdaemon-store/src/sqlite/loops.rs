@@ -185,6 +185,7 @@ pub(super) fn record_iteration(
         "UPDATE tasks SET updated_at = ?1 WHERE id = ?2",
         params![now_millis(), current.task.id],
     )?;
+    super::pipeline::charge_iteration(tx, &current.task.id, it)?;
     record(tx, Some(&current.task.id), recorded)?;
     Ok(true)
 }

@@ -337,8 +337,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pipeline_loops_plan ON pipeline_loops(plan, seq);
     "#,
-    // 9: the pipeline driver's number; empty until its branch merges.
-    "",
+    // 9: each recorded iteration of a pipeline loop is charged to the plan,
+    // spec or phase the loop works for, found by its loop task.
+    r#"
+    CREATE INDEX pipeline_loops_loop ON pipeline_loops(loop_task, seq);
+    "#,
     // 10: a broadcast's delivery per recipient loop: delivered once that
     // loop read it, dead (with the reason) when its spec ended first.
     r#"

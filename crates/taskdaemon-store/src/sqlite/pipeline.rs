@@ -5,7 +5,6 @@
 //! and added without a concurrent writer in between.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use taskdaemon_core::HumanId;
 use taskdaemon_core::pipeline::{
     Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
     PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
@@ -13,6 +12,7 @@ use taskdaemon_core::pipeline::{
     spec_worktree,
 };
 use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{HumanId, LoopIteration};
 
 use super::events::record;
 use super::next_counter;
@@ -557,6 +557,23 @@ pub(super) fn add_cost(tx: &Connection, id: &str, cost: &PipelineCost) -> Result
         params![input, output, usd, target.plan()],
     )?;
     Ok(())
+}
+
+/// Adds a loop iteration's spending to the plan, spec or phase the loop
+/// works for, if any: called inside the transaction that records the
+/// iteration, which records each iteration once, so the charge is made
+/// once too, whatever crashes around it.
+pub(super) fn charge_iteration(tx: &Connection, loop_task: &str, it: &LoopIteration) -> Result<()> {
+    let node: Option<String> = tx
+        .prepare_cached(
+            "SELECT node FROM pipeline_loops WHERE loop_task = ?1 ORDER BY seq LIMIT 1",
+        )?
+        .query_row([loop_task], |r| r.get(0))
+        .optional()?;
+    match node {
+        Some(node) => add_cost(tx, &node, &PipelineCost::of_iteration(it)),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn ready(conn: &Connection, limit: usize) -> Result<Vec<SpecRecord>> {
