@@ -416,6 +416,35 @@ fn a_runner_killed_by_sigkill_is_replaced_and_reattaches() {
 }
 
 #[test]
+fn a_runner_killed_without_restart_policy_leaves_no_container() {
+    let Some(engine) = engine("a_runner_killed_without_restart_policy_leaves_no_container") else {
+        return;
+    };
+    let ws = ws_on(&engine);
+    let id = spawn_in(&ws, &[], &["sleep", "300"]);
+    eventually_some("its container id", || {
+        ws.task(&id)["container_id"].as_str().map(str::to_owned)
+    });
+    let label = format!("label=taskdaemon.task={id}");
+    let of_task = || {
+        let out = engine.podman(&["ps", "-a", "-q", "--filter", &label]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(!of_task().is_empty(), "its container runs at the engine");
+    sigkill(ws.task(&id)["pid"].as_i64().unwrap() as i32);
+    let task = ws.wait_status(&id, "failed");
+    assert_eq!(task["signal"], 9, "{task:#}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("runner died") && error.contains("stopped and removed"),
+        "{task:#}"
+    );
+    eventually("no container of the task is left", || of_task().is_empty());
+    assert!(engine.containers_of(ws.root()).is_empty());
+}
+
+#[test]
 fn a_container_removed_behind_our_back_is_lost() {
     let Some(engine) = engine("a_container_removed_behind_our_back_is_lost") else {
         return;

@@ -5,6 +5,10 @@
 //! files (see [`crate::output`]), waits for it, and records the exit (exit
 //! file beside the logs first, then the store). It applies the restart
 //! policy itself, so restarts happen even while the daemon is down.
+//!
+//! For a container task the command is the runner; a runner that dies
+//! (a signal) with no restart to follow would leave its container running
+//! at the engine, so the shim stops and removes it (see [`Shim::reap`]).
 
 use std::fs;
 use std::io;
@@ -14,7 +18,8 @@ use std::thread;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::container::ContainerSpec;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
 use taskdaemon_core::time::{Millis, now_micros, now_millis};
 use taskdaemon_core::{Status, TaskRecord};
 use taskdaemon_store::{DetectedExit, Started, Store, StoreError};
@@ -40,6 +45,10 @@ const RECORD_ATTEMPTS: u32 = 10;
 /// output before recording the exit (a child it left behind may hold the
 /// pipes open much longer; its output still reaches the logs meanwhile).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a container whose runner died gets between SIGTERM and
+/// SIGKILL (the default grace of `kill` elsewhere).
+const ORPHAN_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The exit status as written beside the logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,9 +202,21 @@ impl Shim<'_> {
             leftover.push(pumps);
         }
         let outcome = outcome_of(status);
-        let reason = memory_watch
+        let mut reason = memory_watch
             .and_then(MemoryWatch::finish)
             .or_else(|| limits::exit_reason(&task.limits, outcome));
+        // The runner exits with its container's code; a signal means it
+        // died before the container ended.
+        let orphan = task.container.as_ref().filter(|_| outcome.signal.is_some());
+        if let Some(spec) = orphan
+            && self.no_restart_follows(id, outcome)
+        {
+            let died = orphan_reason(outcome, spec.keep);
+            reason = Some(match reason {
+                Some(limit) => format!("{limit}; {died}"),
+                None => died,
+            });
+        }
         let exit = DetectedExit {
             pid,
             outcome,
@@ -209,6 +230,9 @@ impl Shim<'_> {
                 Some((restart, delay))
             }
             ExitDecision::Finish(_) => {
+                if let Some(spec) = orphan {
+                    self.reap(id, spec);
+                }
                 (self.on_end)();
                 None
             }
@@ -263,6 +287,43 @@ impl Shim<'_> {
         Ok(command)
     }
 
+    /// Whether recording `outcome` now would end task `id` (the store
+    /// decides the same way when it records it), so that the error can say
+    /// what happens to a dead runner's container in the same write.
+    fn no_restart_follows(&self, id: &str, outcome: ExitOutcome) -> bool {
+        self.store.task(id).is_ok_and(|task| {
+            let decision =
+                decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
+            matches!(decision, ExitDecision::Finish(_))
+        })
+    }
+
+    /// Stops (with grace) and removes, unless kept, the containers task
+    /// `id`'s dead runner left: no runner follows to re-attach to them.
+    fn reap(&self, id: &str, spec: &ContainerSpec) {
+        let root = self.workspace.root().display().to_string();
+        let reaped = taskdaemon_container::Engine::new(&spec.engine).and_then(|engine| {
+            taskdaemon_container::block_on(taskdaemon_container::reap(
+                &engine,
+                &root,
+                id,
+                ORPHAN_STOP_GRACE,
+                spec.keep,
+            ))?
+        });
+        match reaped {
+            Ok(containers) if !containers.is_empty() => {
+                eprintln!(
+                    "taskdaemon shim {id}: stopped containers {containers:?} of its dead runner"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("taskdaemon shim {id}: cannot stop its dead runner's container: {e}")
+            }
+        }
+    }
+
     fn started(&self, pid: i32) -> io::Result<Started> {
         let process = procfs::identity(pid)?;
         let shim = procfs::identity(std::process::id() as i32)?;
@@ -310,6 +371,19 @@ impl Shim<'_> {
             }
         }
     }
+}
+
+/// The error of a task whose container runner died with no restart to follow.
+fn orphan_reason(outcome: ExitOutcome, keep: bool) -> String {
+    let signal = outcome
+        .signal
+        .map_or_else(String::new, |s| format!(" (signal {s})"));
+    let fate = if keep {
+        "stopped (kept)"
+    } else {
+        "stopped and removed"
+    };
+    format!("the container runner died{signal}; its container is {fate}")
 }
 
 fn wait_child(child: &mut Child) -> io::Result<ExitStatus> {
