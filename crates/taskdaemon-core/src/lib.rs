@@ -11,6 +11,7 @@ pub mod config_version;
 pub mod decay;
 pub mod duration;
 pub mod event;
+pub mod gate;
 pub mod graph;
 pub mod id;
 pub mod limits;

@@ -30,6 +30,7 @@ pub mod claim;
 pub mod conformance;
 mod encoding;
 mod error;
+mod gates;
 mod import;
 pub use import::{begin_merge_import, syncs_between_clones};
 mod leases;
@@ -478,6 +479,38 @@ pub trait Store: Send + Sync {
 
     /// Makes `task` depend on `depends_on`; refused when it would close a cycle.
     fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
+
+    /// Adds a gate to a tracked task that has not started; the task is
+    /// `blocked` until every gate opens. A gate whose event already
+    /// happened (or never can) is decided at once.
+    fn add_gate(
+        &self,
+        task: &str,
+        gate: &taskdaemon_core::gate::NewGate,
+        actor: &str,
+    ) -> Result<taskdaemon_core::gate::Gate>;
+    /// Removes gate `seq` of `task`, or every gate of it; `NotFound` when none matched.
+    fn remove_gates(
+        &self,
+        task: &str,
+        seq: Option<i64>,
+        actor: &str,
+    ) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Opens the waiting approval gates of `task`; `NotFound` when it has none.
+    fn approve_gates(&self, task: &str, actor: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Every gate of `task`, in order.
+    fn gates(&self, task: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Every gate still waiting for its event, on every task.
+    fn waiting_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Stores what evaluating a waiting gate decided (a gate decided
+    /// already is left as it is) and re-decides its task's status.
+    fn resolve_gate(
+        &self,
+        task: &str,
+        seq: i64,
+        outcome: &taskdaemon_core::gate::GateOutcome,
+        actor: &str,
+    ) -> Result<taskdaemon_core::gate::Gate>;
 
     fn remove_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
 

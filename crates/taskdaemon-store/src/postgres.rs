@@ -24,6 +24,7 @@
 
 mod claim;
 mod events;
+mod gates;
 mod history;
 mod loops;
 mod memory;
@@ -445,6 +446,9 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
     tx.execute_typed(&sql, &params)?;
     if change.moves_dependents(task) {
         tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;
+    }
+    if change.to != task.status {
+        gates::target_ended(tx, &task.id, change.to, &change.event.actor)?;
     }
     Ok(())
 }

@@ -146,6 +146,46 @@ macro_rules! shared_store_methods {
             self.write(|tx| tracked::create(tx, new, actor))
         }
 
+        fn add_gate(
+            &self,
+            task: &str,
+            gate: &taskdaemon_core::gate::NewGate,
+            actor: &str,
+        ) -> Result<taskdaemon_core::gate::Gate> {
+            self.write(|tx| gates::add(tx, task, gate, actor))
+        }
+
+        fn remove_gates(
+            &self,
+            task: &str,
+            seq: Option<i64>,
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| gates::remove(tx, task, seq, actor))
+        }
+
+        fn approve_gates(&self, task: &str, actor: &str) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| gates::approve(tx, task, actor))
+        }
+
+        fn gates(&self, task: &str) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.read(|tx| gates::list(tx, task))
+        }
+
+        fn waiting_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.read(|tx| gates::waiting(tx))
+        }
+
+        fn resolve_gate(
+            &self,
+            task: &str,
+            seq: i64,
+            outcome: &taskdaemon_core::gate::GateOutcome,
+            actor: &str,
+        ) -> Result<taskdaemon_core::gate::Gate> {
+            self.write(|tx| gates::resolve(tx, task, seq, outcome, actor))
+        }
+
         fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
             self.write(|tx| tracked::add_dependency(tx, task, depends_on, actor))
         }

@@ -492,10 +492,14 @@ fn pipeline_orphans(tx: &mut Tx<'_>) -> Result<Vec<(&'static OrphanRule, String)
 /// Waiting tasks whose status disagrees with their dependencies.
 fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
     let rows = tx.query(
-        "SELECT t.id, t.status,
+        &format!(
+            "SELECT t.id, t.status,
                 (SELECT string_agg(coalesce(dt.status, 'lost'), ',') FROM task_deps d
-                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id)
+                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id),
+                {}
          FROM tasks t WHERE t.status IN ('pending', 'blocked') ORDER BY t.search_key",
+            crate::gates::HAS_SHUT_GATE
+        ),
         &[],
     )?;
     let mut out = Vec::new();
@@ -504,7 +508,8 @@ fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
         let status: String = row.try_get(1)?;
         let deps: Option<String> = row.try_get(2)?;
         let have = parse_status(&status)?;
-        let want = changes::waiting_by_joined(deps.as_deref());
+        let gated: bool = row.try_get(3)?;
+        let want = changes::waiting_by_joined(deps.as_deref(), gated);
         if have != want {
             out.push((id, have, want));
         }

@@ -382,6 +382,29 @@ pub const MIGRATIONS: &[&str] = &[
                         WHERE o.task_id = new.id)));
     END;
     "#,
+    // 13 to 15: numbers other branches of issue 20 take; empty here until they merge.
+    "",
+    "",
+    "",
+    // 16: gates. A tracked task waits until each of its gates opens (a
+    // task succeeds, a command exits 0, a time passes, a person approves);
+    // `failed` says why a gate can never open.
+    r#"
+    CREATE TABLE task_gates (
+        task_id    TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        target     TEXT,
+        until_at   INTEGER,
+        opened_at  INTEGER,
+        failed     TEXT,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        next_check INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, seq)
+    );
+    CREATE INDEX task_gates_shut ON task_gates(kind, target) WHERE opened_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -269,10 +269,11 @@ pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Resu
 }
 
 /// Moves a waiting task between `pending` and `blocked` to match its dependencies.
-fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
+pub(super) fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     let task = load_task(tx, id)?;
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    match changes::settle(&task, &statuses, actor) {
+    let shut = super::gates::shut_of(tx, &task.id)?;
+    match changes::settle(&task, &statuses, &shut, actor) {
         Some(change) => apply(tx, &task, change),
         None => Ok(()),
     }

@@ -474,24 +474,27 @@ fn pipeline_orphans(conn: &Connection) -> Result<Vec<(&'static OrphanRule, Strin
 
 /// Waiting tasks whose status disagrees with their dependencies.
 fn unsettled(conn: &Connection) -> Result<Vec<(String, Status, Status)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT t.id, t.status,
                 (SELECT group_concat(coalesce(dt.status, 'lost'), ',') FROM task_deps d
-                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id)
+                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id),
+                {}
          FROM tasks t WHERE t.status IN ('pending', 'blocked')",
-    )?;
+        crate::gates::HAS_SHUT_GATE
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, Option<String>>(2)?,
+            r.get::<_, bool>(3)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, status, deps) = row?;
+        let (id, status, deps, gated) = row?;
         let have = parse_status(&status)?;
-        let want = changes::waiting_by_joined(deps.as_deref());
+        let want = changes::waiting_by_joined(deps.as_deref(), gated);
         if have != want {
             out.push((id, have, want));
         }
