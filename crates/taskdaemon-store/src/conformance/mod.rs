@@ -15,6 +15,7 @@ use taskdaemon_core::{
 use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, StoreError};
 
 pub mod claim;
+pub mod gates;
 pub mod loops;
 pub mod pipeline;
 pub mod tracked;
@@ -107,6 +108,11 @@ pub const CHECKS: &[Check] = &[
         tracked::merge_import_applies_tracked_work,
     ),
     ("compact_and_restore", tracked::compact_and_restore),
+    (
+        "process_gates_follow_the_exit",
+        gates::process_gates_follow_the_exit,
+    ),
+    ("every_gate_must_open", gates::every_gate_must_open),
     (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,

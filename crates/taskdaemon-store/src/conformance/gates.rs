@@ -1,0 +1,119 @@
+//! Conformance checks for gates: a gated task is not ready until every gate
+//! opens; a process that ends decides the gates waiting on it.
+
+use taskdaemon_core::Status;
+use taskdaemon_core::gate::{GateOutcome, GateState, NewGate};
+use taskdaemon_core::process::ExitOutcome;
+use taskdaemon_core::time::now_millis;
+
+use super::tracked::tracked;
+use super::{spec, started};
+use crate::{Store, StoreError};
+
+fn ready_ids(store: &dyn Store) -> Vec<String> {
+    store
+        .ready(100)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// A task gated on a process is blocked until the process succeeds, and
+/// blocked for good, with the reason, when another one fails.
+pub fn process_gates_follow_the_exit(store: &dyn Store) {
+    let good = store.create_process(&spec(None, &["ok"]), "t").unwrap();
+    let bad = store.create_process(&spec(None, &["bad"]), "t").unwrap();
+    let a = store.create_tracked(&tracked("after good", &[]), "t").unwrap();
+    let b = store.create_tracked(&tracked("after bad", &[]), "t").unwrap();
+    let gate = store
+        .add_gate(&a.id, &NewGate::UntilSucceeds(good.id.to_lowercase()), "t")
+        .unwrap();
+    assert_eq!(gate.target.as_deref(), Some(good.id.as_str()));
+    assert_eq!(gate.state(), GateState::Waiting);
+    store
+        .add_gate(&b.id, &NewGate::UntilSucceeds(bad.id.clone()), "t")
+        .unwrap();
+    assert_eq!(store.task(&a.id).unwrap().status, Status::Blocked);
+    assert!(!ready_ids(store).contains(&a.id));
+    assert_eq!(store.waiting_gates().unwrap().len(), 2);
+
+    for (task, pid, code) in [(&good, 100, 0), (&bad, 101, 1)] {
+        store.mark_started(&task.id, 0, &started(pid), "t").unwrap();
+        store
+            .record_exit(&task.id, pid, ExitOutcome::exited(code), None, "t")
+            .unwrap();
+    }
+    assert_eq!(store.task(&a.id).unwrap().status, Status::Pending);
+    assert!(ready_ids(store).contains(&a.id));
+    let b_gates = store.gates(&b.id).unwrap();
+    assert_eq!(b_gates[0].state(), GateState::Never);
+    assert!(b_gates[0].failed.as_deref().unwrap().contains("failed"));
+    assert_eq!(store.task(&b.id).unwrap().status, Status::Blocked);
+    assert!(store.waiting_gates().unwrap().is_empty());
+
+    // Ungating the gate that can never open releases the task.
+    store.remove_gates(&b.id, Some(1), "t").unwrap();
+    assert_eq!(store.task(&b.id).unwrap().status, Status::Pending);
+    assert!(matches!(
+        store.remove_gates(&b.id, None, "t"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Several gates must all open; approval, time and command gates resolve
+/// through the store, and a gate decided already stays decided.
+pub fn every_gate_must_open(store: &dyn Store) {
+    let task = store.create_tracked(&tracked("gated", &[]), "t").unwrap();
+    store.add_gate(&task.id, &NewGate::Approval, "t").unwrap();
+    let later = now_millis() + 3_600_000;
+    store.add_gate(&task.id, &NewGate::Until(later), "t").unwrap();
+    let cmd = store
+        .add_gate(&task.id, &NewGate::UntilCommand("test -f x".to_owned()), "t")
+        .unwrap();
+    // A time already passed opens at once.
+    let past = store
+        .add_gate(&task.id, &NewGate::Until(now_millis() - 1), "t")
+        .unwrap();
+    assert_eq!(past.state(), GateState::Open);
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Blocked);
+
+    let opened = store.approve_gates(&task.id, "person").unwrap();
+    assert_eq!(opened.len(), 1);
+    assert!(matches!(
+        store.approve_gates(&task.id, "person"),
+        Err(StoreError::NotFound(_))
+    ));
+    let retry = GateOutcome::Retry {
+        next_check: now_millis() + 1000,
+    };
+    let retried = store.resolve_gate(&task.id, cmd.seq, &retry, "d").unwrap();
+    assert_eq!((retried.attempts, retried.state()), (1, GateState::Waiting));
+    store
+        .resolve_gate(&task.id, cmd.seq, &GateOutcome::Open, "d")
+        .unwrap();
+    let again = store
+        .resolve_gate(&task.id, cmd.seq, &GateOutcome::Never("x".into()), "d")
+        .unwrap();
+    assert_eq!(again.state(), GateState::Open);
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Blocked);
+    store.resolve_gate(&task.id, 2, &GateOutcome::Open, "d").unwrap();
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Pending);
+
+    // Repair agrees: a gated task stays blocked.
+    let other = store.create_tracked(&tracked("other", &[]), "t").unwrap();
+    store.add_gate(&other.id, &NewGate::Approval, "t").unwrap();
+    store.repair("t").unwrap();
+    assert_eq!(store.task(&other.id).unwrap().status, Status::Blocked);
+
+    // Only tracked work that has not started is gated.
+    store.act_on_tracked(&task.id, &taskdaemon_core::TrackedAction::Start, "t").unwrap();
+    assert!(matches!(
+        store.add_gate(&task.id, &NewGate::Approval, "t"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.add_gate(&other.id, &NewGate::UntilSucceeds("NOPE-9".into()), "t"),
+        Err(StoreError::NotFound(_))
+    ));
+}
