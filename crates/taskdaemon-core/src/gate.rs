@@ -229,6 +229,40 @@ pub fn due_at(gate: &Gate) -> Option<Millis> {
     }
 }
 
+/// Why gates block a task for good: each gate that can never open, in
+/// words; `None` when every gate may still open.
+pub fn blocked_reason(gates: &[Gate]) -> Option<String> {
+    let never: Vec<String> = gates
+        .iter()
+        .filter(|g| g.state() == GateState::Never)
+        .map(Gate::describe)
+        .collect();
+    (!never.is_empty()).then(|| format!("gate {}", never.join("; gate ")))
+}
+
+/// The time a `--until` (RFC 3339) or `--after` (a duration from `now`)
+/// gate waits for.
+pub fn parse_time_gate(
+    until: Option<&str>,
+    after: Option<&str>,
+    now: Millis,
+) -> Result<Option<Millis>, String> {
+    match (until, after) {
+        (Some(_), Some(_)) => Err("give --until or --after, not both".to_owned()),
+        (Some(text), None) => chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|e| {
+                format!(
+                    "--until '{text}': expected an RFC 3339 time such as 2026-12-01T10:00:00Z ({e})"
+                )
+            }),
+        (None, Some(text)) => crate::duration::parse_duration(text)
+            .map(|d| Some(now.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)))
+            .map_err(|e| format!("--after: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

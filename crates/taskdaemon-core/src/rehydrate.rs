@@ -118,6 +118,8 @@ pub struct RehydrateInput {
     pub plans: Vec<PlanItem>,
     /// Queries waiting for the human, oldest first.
     pub queries: Vec<QueryItem>,
+    /// Gates that have not opened (waiting, or never opening), by task.
+    pub gates: Vec<crate::gate::Gate>,
 }
 
 /// The rendered summary.
@@ -151,6 +153,7 @@ enum Section {
     Ended,
     Alerts,
     Ready,
+    Gates,
     Decisions,
     Plans,
     Queries,
@@ -264,6 +267,7 @@ struct Headers {
     ended: String,
     alerts: String,
     ready: String,
+    gates: String,
     plans: String,
     queries: String,
 }
@@ -277,6 +281,7 @@ impl Headers {
             Section::Ended => Some(&self.ended),
             Section::Alerts => Some(&self.alerts),
             Section::Ready => Some(&self.ready),
+            Section::Gates => Some(&self.gates),
             Section::Decisions => Some("## Recent decisions"),
             Section::Plans => Some(&self.plans),
             Section::Queries => Some(&self.queries),
@@ -290,6 +295,7 @@ fn section_headers(input: &RehydrateInput) -> Headers {
         ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
         alerts: format!("## Alerts ({})", input.alerts.len()),
         ready: format!("## Ready to start ({})", input.ready.len()),
+        gates: format!("## Gates not open ({})", input.gates.len()),
         plans: format!("## Plans in progress ({})", input.plans.len()),
         queries: format!("## Waiting for your answer ({})", input.queries.len()),
     }
@@ -390,6 +396,23 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 item.id,
                 clip(&item.title, MAX_COMMAND_CHARS),
                 item.priority
+            ),
+            reports: None,
+        });
+    }
+    for gate in &input.gates {
+        let never = gate.state() == crate::gate::GateState::Never;
+        lines.push(Line {
+            section: Section::Gates,
+            priority: if never {
+                Priority::Trouble
+            } else {
+                Priority::Finished
+            },
+            text: format!(
+                "- {} {}",
+                gate.task_id,
+                clip(&gate.describe(), MAX_COMMAND_CHARS)
             ),
             reports: None,
         });
@@ -567,6 +590,7 @@ mod tests {
             decisions: Vec::new(),
             plans: Vec::new(),
             queries: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -770,6 +794,7 @@ mod tests {
                 decisions: Vec::new(),
                 plans: Vec::new(),
                 queries: Vec::new(),
+                gates: Vec::new(),
             })
     }
 

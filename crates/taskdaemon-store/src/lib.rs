@@ -500,8 +500,8 @@ pub trait Store: Send + Sync {
     fn approve_gates(&self, task: &str, actor: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
     /// Every gate of `task`, in order.
     fn gates(&self, task: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
-    /// Every gate still waiting for its event, on every task.
-    fn waiting_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Every gate that has not opened (waiting, or never opening), on every task.
+    fn shut_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>>;
     /// Stores what evaluating a waiting gate decided (a gate decided
     /// already is left as it is) and re-decides its task's status.
     fn resolve_gate(

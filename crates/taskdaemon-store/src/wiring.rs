@@ -164,7 +164,11 @@ macro_rules! shared_store_methods {
             self.write(|tx| gates::remove(tx, task, seq, actor))
         }
 
-        fn approve_gates(&self, task: &str, actor: &str) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+        fn approve_gates(
+            &self,
+            task: &str,
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
             self.write(|tx| gates::approve(tx, task, actor))
         }
 
@@ -172,8 +176,8 @@ macro_rules! shared_store_methods {
             self.read(|tx| gates::list(tx, task))
         }
 
-        fn waiting_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>> {
-            self.read(|tx| gates::waiting(tx))
+        fn shut_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.read(|tx| gates::shut(tx))
         }
 
         fn resolve_gate(

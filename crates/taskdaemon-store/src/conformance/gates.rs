@@ -24,8 +24,12 @@ fn ready_ids(store: &dyn Store) -> Vec<String> {
 pub fn process_gates_follow_the_exit(store: &dyn Store) {
     let good = store.create_process(&spec(None, &["ok"]), "t").unwrap();
     let bad = store.create_process(&spec(None, &["bad"]), "t").unwrap();
-    let a = store.create_tracked(&tracked("after good", &[]), "t").unwrap();
-    let b = store.create_tracked(&tracked("after bad", &[]), "t").unwrap();
+    let a = store
+        .create_tracked(&tracked("after good", &[]), "t")
+        .unwrap();
+    let b = store
+        .create_tracked(&tracked("after bad", &[]), "t")
+        .unwrap();
     let gate = store
         .add_gate(&a.id, &NewGate::UntilSucceeds(good.id.to_lowercase()), "t")
         .unwrap();
@@ -36,7 +40,7 @@ pub fn process_gates_follow_the_exit(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.task(&a.id).unwrap().status, Status::Blocked);
     assert!(!ready_ids(store).contains(&a.id));
-    assert_eq!(store.waiting_gates().unwrap().len(), 2);
+    assert_eq!(store.shut_gates().unwrap().len(), 2);
 
     for (task, pid, code) in [(&good, 100, 0), (&bad, 101, 1)] {
         store.mark_started(&task.id, 0, &started(pid), "t").unwrap();
@@ -50,7 +54,9 @@ pub fn process_gates_follow_the_exit(store: &dyn Store) {
     assert_eq!(b_gates[0].state(), GateState::Never);
     assert!(b_gates[0].failed.as_deref().unwrap().contains("failed"));
     assert_eq!(store.task(&b.id).unwrap().status, Status::Blocked);
-    assert!(store.waiting_gates().unwrap().is_empty());
+    let shut = store.shut_gates().unwrap();
+    assert_eq!(shut.len(), 1);
+    assert_eq!(shut[0].task_id, b.id);
 
     // Ungating the gate that can never open releases the task.
     store.remove_gates(&b.id, Some(1), "t").unwrap();
@@ -67,9 +73,15 @@ pub fn every_gate_must_open(store: &dyn Store) {
     let task = store.create_tracked(&tracked("gated", &[]), "t").unwrap();
     store.add_gate(&task.id, &NewGate::Approval, "t").unwrap();
     let later = now_millis() + 3_600_000;
-    store.add_gate(&task.id, &NewGate::Until(later), "t").unwrap();
+    store
+        .add_gate(&task.id, &NewGate::Until(later), "t")
+        .unwrap();
     let cmd = store
-        .add_gate(&task.id, &NewGate::UntilCommand("test -f x".to_owned()), "t")
+        .add_gate(
+            &task.id,
+            &NewGate::UntilCommand("test -f x".to_owned()),
+            "t",
+        )
         .unwrap();
     // A time already passed opens at once.
     let past = store
@@ -97,7 +109,9 @@ pub fn every_gate_must_open(store: &dyn Store) {
         .unwrap();
     assert_eq!(again.state(), GateState::Open);
     assert_eq!(store.task(&task.id).unwrap().status, Status::Blocked);
-    store.resolve_gate(&task.id, 2, &GateOutcome::Open, "d").unwrap();
+    store
+        .resolve_gate(&task.id, 2, &GateOutcome::Open, "d")
+        .unwrap();
     assert_eq!(store.task(&task.id).unwrap().status, Status::Pending);
 
     // Repair agrees: a gated task stays blocked.
@@ -107,7 +121,9 @@ pub fn every_gate_must_open(store: &dyn Store) {
     assert_eq!(store.task(&other.id).unwrap().status, Status::Blocked);
 
     // Only tracked work that has not started is gated.
-    store.act_on_tracked(&task.id, &taskdaemon_core::TrackedAction::Start, "t").unwrap();
+    store
+        .act_on_tracked(&task.id, &taskdaemon_core::TrackedAction::Start, "t")
+        .unwrap();
     assert!(matches!(
         store.add_gate(&task.id, &NewGate::Approval, "t"),
         Err(StoreError::Conflict(_))

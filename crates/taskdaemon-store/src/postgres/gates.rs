@@ -48,9 +48,10 @@ pub(super) fn shut_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<Gate>> {
     query(tx, "WHERE task_id = $1 AND opened_at IS NULL", &[&id])
 }
 
-/// Every gate still waiting, on every task (what the daemon evaluates).
-pub(super) fn waiting(tx: &mut Tx<'_>) -> Result<Vec<Gate>> {
-    query(tx, "WHERE opened_at IS NULL AND failed IS NULL", &[])
+/// Every gate that has not opened, on every task (the daemon evaluates
+/// the waiting ones; lists show why a task is blocked).
+pub(super) fn shut(tx: &mut Tx<'_>) -> Result<Vec<Gate>> {
+    query(tx, "WHERE opened_at IS NULL", &[])
 }
 
 /// The gates of task `id` (any spelling), after checking it exists.
@@ -83,7 +84,14 @@ pub(super) fn add(tx: &mut Tx<'_>, id: &str, new: &NewGate, actor: &str) -> Resu
     tx.execute(
         "INSERT INTO task_gates (task_id, seq, kind, target, until_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&task.id, &seq, &new.kind().as_str(), &stored_target, &new.until(), &now],
+        &[
+            &task.id,
+            &seq,
+            &new.kind().as_str(),
+            &stored_target,
+            &new.until(),
+            &now,
+        ],
     )?;
     let gate = find(tx, &task.id, seq)?;
     record(tx, Some(&task.id), rules::gate_added(&gate, actor))?;
@@ -114,7 +122,11 @@ pub(super) fn remove(
         .into_iter()
         .filter(|g| seq.is_none_or(|s| g.seq == s))
         .collect();
-    record(tx, Some(&task.id), rules::gates_removed(&task.id, &removed, actor)?)?;
+    record(
+        tx,
+        Some(&task.id),
+        rules::gates_removed(&task.id, &removed, actor)?,
+    )?;
     for gate in &removed {
         tx.execute(
             "DELETE FROM task_gates WHERE task_id = $1 AND seq = $2",

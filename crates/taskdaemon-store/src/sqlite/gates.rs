@@ -46,9 +46,10 @@ pub(super) fn shut_of(conn: &Connection, id: &str) -> Result<Vec<Gate>> {
     query(conn, "WHERE task_id = ?1 AND opened_at IS NULL", [id])
 }
 
-/// Every gate still waiting, on every task (what the daemon evaluates).
-pub(super) fn waiting(conn: &Connection) -> Result<Vec<Gate>> {
-    query(conn, "WHERE opened_at IS NULL AND failed IS NULL", [])
+/// Every gate that has not opened, on every task (the daemon evaluates
+/// the waiting ones; lists show why a task is blocked).
+pub(super) fn shut(conn: &Connection) -> Result<Vec<Gate>> {
+    query(conn, "WHERE opened_at IS NULL", [])
 }
 
 /// The gates of task `id` (any spelling), after checking it exists.
@@ -80,7 +81,14 @@ pub(super) fn add(tx: &Connection, id: &str, new: &NewGate, actor: &str) -> Resu
     tx.execute(
         "INSERT INTO task_gates (task_id, seq, kind, target, until_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![task.id, seq, new.kind().as_str(), stored_target, new.until(), now],
+        params![
+            task.id,
+            seq,
+            new.kind().as_str(),
+            stored_target,
+            new.until(),
+            now
+        ],
     )?;
     let gate = find(tx, &task.id, seq)?;
     record(tx, Some(&task.id), rules::gate_added(&gate, actor))?;
@@ -100,13 +108,22 @@ fn find(conn: &Connection, id: &str, seq: i64) -> Result<Gate> {
 }
 
 /// Removes gate `seq` of task `id`, or all its gates; the task may become ready.
-pub(super) fn remove(tx: &Connection, id: &str, seq: Option<i64>, actor: &str) -> Result<Vec<Gate>> {
+pub(super) fn remove(
+    tx: &Connection,
+    id: &str,
+    seq: Option<i64>,
+    actor: &str,
+) -> Result<Vec<Gate>> {
     let task = load_task(tx, id)?;
     let removed: Vec<Gate> = of(tx, &task.id)?
         .into_iter()
         .filter(|g| seq.is_none_or(|s| g.seq == s))
         .collect();
-    record(tx, Some(&task.id), rules::gates_removed(&task.id, &removed, actor)?)?;
+    record(
+        tx,
+        Some(&task.id),
+        rules::gates_removed(&task.id, &removed, actor)?,
+    )?;
     for gate in &removed {
         tx.execute(
             "DELETE FROM task_gates WHERE task_id = ?1 AND seq = ?2",
