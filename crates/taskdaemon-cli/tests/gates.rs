@@ -60,13 +60,17 @@ fn a_task_gated_on_a_process_follows_its_exit() {
     eventually("the task gated on the build is ready", || {
         ready_ids(&ws).contains(&after_good)
     });
-    eventually("the task gated on the failed run is blocked for good", || {
-        shown(&ws, &after_bad)["blocked_reason"].is_string()
-    });
+    eventually(
+        "the task gated on the failed run is blocked for good",
+        || shown(&ws, &after_bad)["blocked_reason"].is_string(),
+    );
     let blocked = shown(&ws, &after_bad);
     assert_eq!(blocked["status"], "blocked");
     let reason = blocked["blocked_reason"].as_str().unwrap();
-    assert!(reason.contains(&bad) && reason.contains("failed"), "{reason}");
+    assert!(
+        reason.contains(&bad) && reason.contains("failed"),
+        "{reason}"
+    );
     assert_eq!(blocked["gates"][0]["kind"], "until-succeeds");
     let listed = ws.run(&["task", "list"]).ok().stdout;
     assert!(listed.contains("can never open"), "{listed}");

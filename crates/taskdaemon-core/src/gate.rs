@@ -289,6 +289,45 @@ mod tests {
     }
 
     #[test]
+    fn time_gates_parse_until_or_after() {
+        assert_eq!(parse_time_gate(None, None, 5), Ok(None));
+        assert_eq!(parse_time_gate(None, Some("2s"), 5), Ok(Some(2005)));
+        assert_eq!(
+            parse_time_gate(Some("1970-01-01T00:00:01Z"), None, 5),
+            Ok(Some(1000))
+        );
+        assert!(
+            parse_time_gate(Some("tomorrow"), None, 5)
+                .unwrap_err()
+                .contains("--until")
+        );
+        assert!(parse_time_gate(Some("x"), Some("1s"), 5).is_err());
+    }
+
+    #[test]
+    fn only_a_gate_that_can_never_open_gives_a_reason() {
+        let mut gate = Gate {
+            task_id: "T-1".into(),
+            seq: 1,
+            kind: GateKind::UntilSucceeds,
+            target: Some("P-2".into()),
+            until: None,
+            opened_at: None,
+            failed: None,
+            attempts: 0,
+            next_check: None,
+            created_at: 0,
+        };
+        assert_eq!(blocked_reason(std::slice::from_ref(&gate)), None);
+        gate.failed = Some("P-2 failed".into());
+        let reason = blocked_reason(&[gate]).unwrap();
+        assert!(
+            reason.contains("until-succeeds P-2: can never open: P-2 failed"),
+            "{reason}"
+        );
+    }
+
+    #[test]
     fn time_rule_opens_at_its_time() {
         assert_eq!(time_outcome(10, 9), None);
         assert_eq!(time_outcome(10, 10), Some(GateOutcome::Open));

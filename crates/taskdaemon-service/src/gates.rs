@@ -12,17 +12,9 @@ use taskdaemon_core::{TaskRecord, TrackedView};
 use crate::{Agent, Result, Service};
 
 impl Service {
-    /// Adds gates to a tracked task that has not started; every gate is
-    /// checked for what can be checked alone before any is added.
+    /// Adds gates to a tracked task that has not started, all or none.
     pub fn gate(&self, agent: &Agent, id: &str, gates: &[NewGate]) -> Result<Vec<Gate>> {
-        for gate in gates {
-            gate.validate()
-                .map_err(taskdaemon_store::StoreError::Invalid)?;
-        }
-        let added = gates
-            .iter()
-            .map(|gate| self.store.add_gate(id, gate, &agent.actor()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let added = self.store.add_gates(id, gates, &agent.actor())?;
         // The daemon wakes on the events these wrote and re-plans its timer.
         self.save_snapshot(agent.session.as_deref());
         Ok(added)

@@ -480,15 +480,15 @@ pub trait Store: Send + Sync {
     /// Makes `task` depend on `depends_on`; refused when it would close a cycle.
     fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
 
-    /// Adds a gate to a tracked task that has not started; the task is
-    /// `blocked` until every gate opens. A gate whose event already
+    /// Adds gates to a tracked task that has not started, all or none; the
+    /// task is `blocked` until every gate opens. A gate whose event already
     /// happened (or never can) is decided at once.
-    fn add_gate(
+    fn add_gates(
         &self,
         task: &str,
-        gate: &taskdaemon_core::gate::NewGate,
+        gates: &[taskdaemon_core::gate::NewGate],
         actor: &str,
-    ) -> Result<taskdaemon_core::gate::Gate>;
+    ) -> Result<Vec<taskdaemon_core::gate::Gate>>;
     /// Removes gate `seq` of `task`, or every gate of it; `NotFound` when none matched.
     fn remove_gates(
         &self,

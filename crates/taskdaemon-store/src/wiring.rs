@@ -146,13 +146,19 @@ macro_rules! shared_store_methods {
             self.write(|tx| tracked::create(tx, new, actor))
         }
 
-        fn add_gate(
+        fn add_gates(
             &self,
             task: &str,
-            gate: &taskdaemon_core::gate::NewGate,
+            new: &[taskdaemon_core::gate::NewGate],
             actor: &str,
-        ) -> Result<taskdaemon_core::gate::Gate> {
-            self.write(|tx| gates::add(tx, task, gate, actor))
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| {
+                let mut added = Vec::with_capacity(new.len());
+                for gate in new {
+                    added.push(gates::add(tx, task, gate, actor)?);
+                }
+                Ok(added)
+            })
         }
 
         fn remove_gates(

@@ -31,12 +31,17 @@ pub fn process_gates_follow_the_exit(store: &dyn Store) {
         .create_tracked(&tracked("after bad", &[]), "t")
         .unwrap();
     let gate = store
-        .add_gate(&a.id, &NewGate::UntilSucceeds(good.id.to_lowercase()), "t")
-        .unwrap();
+        .add_gates(
+            &a.id,
+            &[NewGate::UntilSucceeds(good.id.to_lowercase())],
+            "t",
+        )
+        .unwrap()
+        .remove(0);
     assert_eq!(gate.target.as_deref(), Some(good.id.as_str()));
     assert_eq!(gate.state(), GateState::Waiting);
     store
-        .add_gate(&b.id, &NewGate::UntilSucceeds(bad.id.clone()), "t")
+        .add_gates(&b.id, &[NewGate::UntilSucceeds(bad.id.clone())], "t")
         .unwrap();
     assert_eq!(store.task(&a.id).unwrap().status, Status::Blocked);
     assert!(!ready_ids(store).contains(&a.id));
@@ -71,22 +76,26 @@ pub fn process_gates_follow_the_exit(store: &dyn Store) {
 /// through the store, and a gate decided already stays decided.
 pub fn every_gate_must_open(store: &dyn Store) {
     let task = store.create_tracked(&tracked("gated", &[]), "t").unwrap();
-    store.add_gate(&task.id, &NewGate::Approval, "t").unwrap();
+    store
+        .add_gates(&task.id, &[NewGate::Approval], "t")
+        .unwrap();
     let later = now_millis() + 3_600_000;
     store
-        .add_gate(&task.id, &NewGate::Until(later), "t")
+        .add_gates(&task.id, &[NewGate::Until(later)], "t")
         .unwrap();
     let cmd = store
-        .add_gate(
+        .add_gates(
             &task.id,
-            &NewGate::UntilCommand("test -f x".to_owned()),
+            &[NewGate::UntilCommand("test -f x".to_owned())],
             "t",
         )
-        .unwrap();
+        .unwrap()
+        .remove(0);
     // A time already passed opens at once.
     let past = store
-        .add_gate(&task.id, &NewGate::Until(now_millis() - 1), "t")
-        .unwrap();
+        .add_gates(&task.id, &[NewGate::Until(now_millis() - 1)], "t")
+        .unwrap()
+        .remove(0);
     assert_eq!(past.state(), GateState::Open);
     assert_eq!(store.task(&task.id).unwrap().status, Status::Blocked);
 
@@ -116,7 +125,9 @@ pub fn every_gate_must_open(store: &dyn Store) {
 
     // Repair agrees: a gated task stays blocked.
     let other = store.create_tracked(&tracked("other", &[]), "t").unwrap();
-    store.add_gate(&other.id, &NewGate::Approval, "t").unwrap();
+    store
+        .add_gates(&other.id, &[NewGate::Approval], "t")
+        .unwrap();
     store.repair("t").unwrap();
     assert_eq!(store.task(&other.id).unwrap().status, Status::Blocked);
 
@@ -125,11 +136,14 @@ pub fn every_gate_must_open(store: &dyn Store) {
         .act_on_tracked(&task.id, &taskdaemon_core::TrackedAction::Start, "t")
         .unwrap();
     assert!(matches!(
-        store.add_gate(&task.id, &NewGate::Approval, "t"),
+        store.add_gates(&task.id, &[NewGate::Approval], "t"),
         Err(StoreError::Conflict(_))
     ));
+    // All or none: a bad gate leaves the good ones beside it unwritten.
+    let both = [NewGate::Approval, NewGate::UntilSucceeds("NOPE-9".into())];
     assert!(matches!(
-        store.add_gate(&other.id, &NewGate::UntilSucceeds("NOPE-9".into()), "t"),
+        store.add_gates(&other.id, &both, "t"),
         Err(StoreError::NotFound(_))
     ));
+    assert_eq!(store.gates(&other.id).unwrap().len(), 1);
 }
