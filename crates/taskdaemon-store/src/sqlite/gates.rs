@@ -167,11 +167,11 @@ pub(super) fn resolve(
         params![opened, failed, attempts, next_check, id, seq],
     )?;
     let gate = find(tx, id, seq)?;
-    if changed > 0 {
-        if let Some(recorded) = rules::gate_resolved(&gate, actor) {
-            record(tx, Some(id), recorded)?;
-            settle_waiting(tx, id, actor)?;
-        }
+    if changed > 0
+        && let Some(recorded) = rules::gate_resolved(&gate, actor)
+    {
+        record(tx, Some(id), recorded)?;
+        settle_waiting(tx, id, actor)?;
     }
     Ok(gate)
 }
