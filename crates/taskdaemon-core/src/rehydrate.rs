@@ -752,6 +752,31 @@ mod tests {
     }
 
     #[test]
+    fn gates_not_open_are_listed_with_why() {
+        use crate::gate::{Gate, GateKind};
+        let gate = |seq, failed: Option<&str>| Gate {
+            task_id: "TASK-4".to_owned(),
+            seq,
+            kind: GateKind::UntilSucceeds,
+            target: Some("CLAUDE-7".to_owned()),
+            until: None,
+            opened_at: None,
+            failed: failed.map(str::to_owned),
+            attempts: 0,
+            next_check: None,
+            created_at: NOW,
+        };
+        let mut input = input();
+        input.gates = vec![gate(1, None), gate(2, Some("CLAUDE-7 failed"))];
+        let full = render(&input, 10_000).markdown;
+        assert!(
+            full.contains("## Gates not open (2)\n- TASK-4 #1 until-succeeds CLAUDE-7: waiting\n"),
+            "{full}"
+        );
+        assert!(full.contains("can never open: CLAUDE-7 failed"), "{full}");
+    }
+
+    #[test]
     fn zero_budget_is_empty() {
         assert_eq!(render(&input(), 0).markdown, "");
     }
