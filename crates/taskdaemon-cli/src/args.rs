@@ -666,6 +666,7 @@ pub enum TaskCommand {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("gates").required(true).multiple(true)))]
 pub struct TaskGateArgs {
+    /// The tracked task to hold back (it must not have started).
     pub id: String,
     /// Wait until this supervised process, queue task or loop succeeds (repeatable).
     #[arg(long = "until-succeeds", value_name = "ID", group = "gates")]
@@ -692,6 +693,7 @@ pub struct TaskGateArgs {
 
 #[derive(Debug, Args)]
 pub struct TaskUngateArgs {
+    /// The gated task.
     pub id: String,
     /// The gate's number (`task show` lists them); all gates when left out.
     pub gate: Option<i64>,

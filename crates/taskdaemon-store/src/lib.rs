@@ -285,7 +285,7 @@ pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
 /// meta, sessions, tasks, memory, queue items, loops, plans, specs, phases,
-/// coordinator messages, the loops that ran them, events (archived ones included, by seq).
+/// coordinator messages, the loops that ran them, gates, events (archived ones included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
@@ -314,6 +314,8 @@ pub enum ExportRecord {
         node: String,
         loop_task: String,
     },
+    /// A tracked task's gate, by task then number.
+    Gate(Box<taskdaemon_core::gate::Gate>),
     Event(Event),
 }
 

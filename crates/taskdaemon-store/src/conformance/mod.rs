@@ -330,6 +330,10 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
     let second = store
         .create_tracked(&tracked::tracked("second", &[&first.id]), "t")
         .unwrap();
+    // A gate already open: it travels with the export and changes nothing.
+    store
+        .add_gates(&first.id, &[taskdaemon_core::gate::NewGate::Until(1)], "t")
+        .unwrap();
     store
         .act_on_tracked(&first.id, &TrackedAction::Start, "t")
         .unwrap();

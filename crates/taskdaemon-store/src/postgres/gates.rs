@@ -54,6 +54,11 @@ pub(super) fn shut(tx: &mut Tx<'_>) -> Result<Vec<Gate>> {
     query(tx, "WHERE opened_at IS NULL", &[])
 }
 
+/// Every gate, by task then number (for `export`).
+pub(super) fn all(tx: &mut Tx<'_>) -> Result<Vec<Gate>> {
+    query(tx, "", &[])
+}
+
 /// The gates of task `id` (any spelling), after checking it exists.
 pub(super) fn list(tx: &mut Tx<'_>, id: &str) -> Result<Vec<Gate>> {
     let task = load_task(tx, id)?;

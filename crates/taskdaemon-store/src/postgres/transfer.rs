@@ -122,6 +122,9 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
         },
     )?;
     super::pipeline::export(&mut tx, sink)?;
+    for gate in super::gates::all(&mut tx)? {
+        sink(ExportRecord::Gate(Box::new(gate)))?;
+    }
     for chunk in chunk_ids(&mut tx)? {
         for event in read_chunk(&mut tx, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -406,6 +409,29 @@ impl ImportRows for PgRows {
 
     fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
         super::pipeline::import_message(&mut *self.client, number, message)
+    }
+
+    fn gate(&mut self, g: &taskdaemon_core::gate::Gate) -> Result<()> {
+        let attempts = i64::from(g.attempts);
+        self.client.execute(
+            &format!(
+                "INSERT INTO task_gates ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                crate::gates::GATE_COLUMNS
+            ),
+            &[
+                &g.task_id,
+                &g.seq,
+                &g.kind.as_str(),
+                &g.target,
+                &g.until,
+                &g.opened_at,
+                &g.failed,
+                &attempts,
+                &g.next_check,
+                &g.created_at,
+            ],
+        )?;
+        Ok(())
     }
 
     fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {

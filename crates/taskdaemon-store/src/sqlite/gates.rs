@@ -52,6 +52,11 @@ pub(super) fn shut(conn: &Connection) -> Result<Vec<Gate>> {
     query(conn, "WHERE opened_at IS NULL", [])
 }
 
+/// Every gate, by task then number (for `export`).
+pub(super) fn all(conn: &Connection) -> Result<Vec<Gate>> {
+    query(conn, "", [])
+}
+
 /// The gates of task `id` (any spelling), after checking it exists.
 pub(super) fn list(conn: &Connection, id: &str) -> Result<Vec<Gate>> {
     let task = load_task(conn, id)?;

@@ -106,6 +106,9 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
         }))?;
     }
     super::pipeline::export(conn, sink)?;
+    for gate in super::gates::all(conn)? {
+        sink(ExportRecord::Gate(Box::new(gate)))?;
+    }
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -272,6 +275,28 @@ impl ImportRows for SqliteRows<'_> {
 
     fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
         super::pipeline::import_message(&self.conn, number, message)
+    }
+
+    fn gate(&mut self, g: &taskdaemon_core::gate::Gate) -> Result<()> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO task_gates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                crate::gates::GATE_COLUMNS
+            ),
+            params![
+                g.task_id,
+                g.seq,
+                g.kind.as_str(),
+                g.target,
+                g.until,
+                g.opened_at,
+                g.failed,
+                g.attempts,
+                g.next_check,
+                g.created_at
+            ],
+        )?;
+        Ok(())
     }
 
     fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
