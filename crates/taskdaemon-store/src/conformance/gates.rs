@@ -131,6 +131,29 @@ pub fn every_gate_must_open(store: &dyn Store) {
     store.repair("t").unwrap();
     assert_eq!(store.task(&other.id).unwrap().status, Status::Blocked);
 
+    // A cancelled task's gates are no longer evaluated or listed.
+    let dropped = store.create_tracked(&tracked("dropped", &[]), "t").unwrap();
+    store
+        .add_gates(&dropped.id, &[NewGate::UntilCommand("false".into())], "t")
+        .unwrap();
+    assert!(
+        store
+            .shut_gates()
+            .unwrap()
+            .iter()
+            .any(|g| g.task_id == dropped.id)
+    );
+    store
+        .act_on_tracked(&dropped.id, &taskdaemon_core::TrackedAction::Cancel, "t")
+        .unwrap();
+    assert!(
+        !store
+            .shut_gates()
+            .unwrap()
+            .iter()
+            .any(|g| g.task_id == dropped.id)
+    );
+
     // Only tracked work that has not started is gated.
     store
         .act_on_tracked(&task.id, &taskdaemon_core::TrackedAction::Start, "t")

@@ -48,10 +48,16 @@ pub(super) fn shut_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<Gate>> {
     query(tx, "WHERE task_id = $1 AND opened_at IS NULL", &[&id])
 }
 
-/// Every gate that has not opened, on every task (the daemon evaluates
-/// the waiting ones; lists show why a task is blocked).
+/// Every gate that has not opened, on every task still waiting (the daemon
+/// evaluates the waiting ones; lists show why a task is blocked). Gates of
+/// work that started, ended or was cancelled no longer matter.
 pub(super) fn shut(tx: &mut Tx<'_>) -> Result<Vec<Gate>> {
-    query(tx, "WHERE opened_at IS NULL", &[])
+    query(
+        tx,
+        "WHERE opened_at IS NULL
+         AND task_id IN (SELECT id FROM tasks WHERE status IN ('pending', 'blocked'))",
+        &[],
+    )
 }
 
 /// Every gate, by task then number (for `export`).

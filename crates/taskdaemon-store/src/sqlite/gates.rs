@@ -46,10 +46,16 @@ pub(super) fn shut_of(conn: &Connection, id: &str) -> Result<Vec<Gate>> {
     query(conn, "WHERE task_id = ?1 AND opened_at IS NULL", [id])
 }
 
-/// Every gate that has not opened, on every task (the daemon evaluates
-/// the waiting ones; lists show why a task is blocked).
+/// Every gate that has not opened, on every task still waiting (the daemon
+/// evaluates the waiting ones; lists show why a task is blocked). Gates of
+/// work that started, ended or was cancelled no longer matter.
 pub(super) fn shut(conn: &Connection) -> Result<Vec<Gate>> {
-    query(conn, "WHERE opened_at IS NULL", [])
+    query(
+        conn,
+        "WHERE opened_at IS NULL
+         AND task_id IN (SELECT id FROM tasks WHERE status IN ('pending', 'blocked'))",
+        [],
+    )
 }
 
 /// Every gate, by task then number (for `export`).
