@@ -674,6 +674,14 @@ pub enum TaskCommand {
     Compact(TaskCompactArgs),
     /// Give a compacted task its original description and note back.
     Restore(TaskActArgs),
+    /// Make a task wait until events happen (several gates allowed; all must open):
+    /// a task succeeds, a command exits 0, a time passes, a person approves.
+    /// A gate that can never open (its process failed) blocks the task, with the reason.
+    Gate(TaskGateArgs),
+    /// Remove a task's gate number GATE (as `task show` numbers them), or all its gates.
+    Ungate(TaskUngateArgs),
+    /// Open a task's approval gates (`task gate ID --approval`).
+    Approve(TaskActArgs),
     /// Link two tasks: `task link A TYPE B` (blocks, parent-child, waits-for,
     /// related, discovered-from, supersedes, caused-by).
     Link(TaskLinkArgs),
@@ -761,6 +769,44 @@ pub struct TaskTreeArgs {
     pub id: String,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("gates").required(true).multiple(true)))]
+pub struct TaskGateArgs {
+    /// The tracked task to hold back (it must not have started).
+    pub id: String,
+    /// Wait until this supervised process, queue task or loop succeeds (repeatable).
+    #[arg(long = "until-succeeds", value_name = "ID", group = "gates")]
+    pub until_succeeds: Vec<String>,
+    /// Wait until this shell command exits 0; the daemon runs it in the workspace
+    /// root, retrying with backoff (1s doubling, at most every 60s) (repeatable).
+    #[arg(long = "until-command", value_name = "CMD", group = "gates")]
+    pub until_command: Vec<String>,
+    /// Wait until this time (RFC 3339, e.g. 2026-12-01T10:00:00Z).
+    #[arg(long, value_name = "TIME", group = "gates", conflicts_with = "after")]
+    pub until: Option<String>,
+    /// Wait this long from now (e.g. 90s, 2h, 1d).
+    #[arg(long, value_name = "DURATION", group = "gates")]
+    pub after: Option<String>,
+    /// Wait until a person runs `task approve ID`.
+    #[arg(long, group = "gates")]
+    pub approval: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the added gates as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskUngateArgs {
+    /// The gated task.
+    pub id: String,
+    /// The gate's number (`task show` lists them); all gates when left out.
+    pub gate: Option<i64>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod container;
 pub mod decay;
 pub mod duration;
 pub mod event;
+pub mod gate;
 pub mod graph;
 pub mod id;
 pub mod limits;

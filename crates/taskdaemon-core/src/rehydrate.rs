@@ -124,6 +124,8 @@ pub struct RehydrateInput {
     pub plans: Vec<PlanItem>,
     /// Queries waiting for the human, oldest first.
     pub queries: Vec<QueryItem>,
+    /// Gates that have not opened (waiting, or never opening), by task.
+    pub gates: Vec<crate::gate::Gate>,
 }
 
 /// The rendered summary.
@@ -157,6 +159,7 @@ enum Section {
     Ended,
     Alerts,
     Ready,
+    Gates,
     Decisions,
     Plans,
     Queries,
@@ -270,6 +273,7 @@ struct Headers {
     ended: String,
     alerts: String,
     ready: String,
+    gates: String,
     plans: String,
     queries: String,
 }
@@ -283,6 +287,7 @@ impl Headers {
             Section::Ended => Some(&self.ended),
             Section::Alerts => Some(&self.alerts),
             Section::Ready => Some(&self.ready),
+            Section::Gates => Some(&self.gates),
             Section::Decisions => Some("## Recent decisions"),
             Section::Plans => Some(&self.plans),
             Section::Queries => Some(&self.queries),
@@ -296,6 +301,7 @@ fn section_headers(input: &RehydrateInput) -> Headers {
         ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
         alerts: format!("## Alerts ({})", input.alerts.len()),
         ready: format!("## Ready to start ({})", input.ready.len()),
+        gates: format!("## Gates not open ({})", input.gates.len()),
         plans: format!("## Plans in progress ({})", input.plans.len()),
         queries: format!("## Waiting for your answer ({})", input.queries.len()),
     }
@@ -396,6 +402,23 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 item.id,
                 clip(&item.title, MAX_COMMAND_CHARS),
                 item.priority
+            ),
+            reports: None,
+        });
+    }
+    for gate in &input.gates {
+        let never = gate.state() == crate::gate::GateState::Never;
+        lines.push(Line {
+            section: Section::Gates,
+            priority: if never {
+                Priority::Trouble
+            } else {
+                Priority::Finished
+            },
+            text: format!(
+                "- {} {}",
+                gate.task_id,
+                clip(&gate.describe(), MAX_COMMAND_CHARS)
             ),
             reports: None,
         });
@@ -584,6 +607,7 @@ mod tests {
             decisions: Vec::new(),
             plans: Vec::new(),
             queries: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -745,6 +769,31 @@ mod tests {
     }
 
     #[test]
+    fn gates_not_open_are_listed_with_why() {
+        use crate::gate::{Gate, GateKind};
+        let gate = |seq, failed: Option<&str>| Gate {
+            task_id: "TASK-4".to_owned(),
+            seq,
+            kind: GateKind::UntilSucceeds,
+            target: Some("CLAUDE-7".to_owned()),
+            until: None,
+            opened_at: None,
+            failed: failed.map(str::to_owned),
+            attempts: 0,
+            next_check: None,
+            created_at: NOW,
+        };
+        let mut input = input();
+        input.gates = vec![gate(1, None), gate(2, Some("CLAUDE-7 failed"))];
+        let full = render(&input, 10_000).markdown;
+        assert!(
+            full.contains("## Gates not open (2)\n- TASK-4 #1 until-succeeds CLAUDE-7: waiting\n"),
+            "{full}"
+        );
+        assert!(full.contains("can never open: CLAUDE-7 failed"), "{full}");
+    }
+
+    #[test]
     fn zero_budget_is_empty() {
         assert_eq!(render(&input(), 0).markdown, "");
     }
@@ -787,6 +836,7 @@ mod tests {
                 decisions: Vec::new(),
                 plans: Vec::new(),
                 queries: Vec::new(),
+                gates: Vec::new(),
             })
     }
 

@@ -180,6 +180,21 @@ pub struct TrackedView {
     pub finished_at: Option<Millis>,
     #[serde(with = "serde_rfc3339")]
     pub updated_at: Millis,
+    /// Its gates (`task show`: all; listings: those not open).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<crate::gate::Gate>,
+    /// Why it is blocked for good: a gate that can never open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_reason: Option<String>,
+}
+
+impl TrackedView {
+    /// Attaches the task's gates and the reason one of them blocks it for good.
+    pub fn with_gates(mut self, gates: Vec<crate::gate::Gate>) -> Self {
+        self.blocked_reason = crate::gate::blocked_reason(&gates);
+        self.gates = gates;
+        self
+    }
 }
 
 impl From<&TaskRecord> for TrackedView {
@@ -202,6 +217,8 @@ impl From<&TaskRecord> for TrackedView {
             started_at: task.started_at,
             finished_at: task.finished_at,
             updated_at: task.updated_at,
+            gates: Vec::new(),
+            blocked_reason: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 mod blocking;
 pub mod client;
 mod follow;
+mod gates;
 mod handlers;
 mod housekeeping;
 pub mod lock;

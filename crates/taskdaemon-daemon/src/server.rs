@@ -152,6 +152,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     tokio::spawn(housekeeping::run(daemon.clone()));
     tokio::spawn(daemon.clone().registry_writer());
     crate::seed_files::start(&daemon);
+    crate::gates::start(&daemon);
     queues::sync_workers(&daemon, &daemon.config);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;

@@ -19,6 +19,7 @@ mod analytics;
 mod chat;
 mod error;
 pub mod feed;
+mod gates;
 mod health;
 mod history;
 mod links;

@@ -226,6 +226,7 @@ impl Service {
             decisions,
             plans: self.plan_items()?,
             queries: self.query_items()?,
+            gates: self.store.shut_gates()?,
         })
     }
 

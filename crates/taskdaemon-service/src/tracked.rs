@@ -188,8 +188,9 @@ impl Service {
     pub fn shown_task(&self, id: &str) -> Result<ShownTask> {
         let (task, decisions) = self.tracked_task(id)?;
         let original = self.store.task_original(&task.id)?;
+        let gates = self.store.gates(&task.id)?;
         Ok(ShownTask {
-            task: TrackedView::from(&task),
+            task: TrackedView::from(&task).with_gates(gates),
             decisions,
             original,
         })

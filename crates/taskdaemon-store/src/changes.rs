@@ -7,6 +7,7 @@
 //! apart between SQLite and PostgreSQL.
 
 use serde_json::json;
+use taskdaemon_core::gate::Gate;
 use taskdaemon_core::graph::{check_new_edge, satisfies, waiting_status};
 use taskdaemon_core::id::{IdScheme, hash_id};
 use taskdaemon_core::tracked::memory_id;
@@ -579,26 +580,34 @@ pub(crate) fn files_added(added: &[String], actor: &str) -> Option<Recorded> {
 
 /// Moves a waiting task between `pending` and `blocked` to match its
 /// dependencies; `None` when it is right already or not waiting.
+/// `shut_gates` are the task's gates that have not opened: a waiting task
+/// with one is `blocked` too (one rule for ready, next and rehydrate).
 pub(crate) fn settle(
     task: &TaskRecord,
     statuses: &DependencyStatuses,
+    shut_gates: &[Gate],
     actor: &str,
 ) -> Option<Change> {
     if !matches!(task.status, Status::Pending | Status::Blocked) {
         return None;
     }
-    let wanted = waiting(statuses);
+    let wanted = gated(waiting(statuses), !shut_gates.is_empty());
     if wanted == task.status {
         return None;
     }
     let event = if wanted == Status::Blocked {
-        NewEvent::new(
-            EventKind::Blocked,
-            actor,
-            format!("blocked by {}", unmet_list(statuses)),
-        )
+        let mut why: Vec<String> = Vec::new();
+        if waiting(statuses) == Status::Blocked {
+            why.push(format!("blocked by {}", unmet_list(statuses)));
+        }
+        why.extend(shut_gates.iter().map(|g| format!("gate {}", g.describe())));
+        NewEvent::new(EventKind::Blocked, actor, why.join("; "))
     } else {
-        NewEvent::new(EventKind::Unblocked, actor, "every dependency is done")
+        NewEvent::new(
+            EventKind::Unblocked,
+            actor,
+            "every dependency is done and every gate open",
+        )
     };
     Some(Change {
         observed: Vec::new(),
@@ -625,14 +634,15 @@ pub(crate) fn resettled(want: Status, actor: &str) -> Change {
 
 /// The status a waiting task should have by its dependencies' statuses,
 /// joined with `,` (a missing status, or an unknown one, counts as `lost`).
-pub(crate) fn waiting_by_joined(statuses: Option<&str>) -> Status {
-    waiting_status(
+pub(crate) fn waiting_by_joined(statuses: Option<&str>, has_shut_gate: bool) -> Status {
+    let by_deps = waiting_status(
         statuses
             .unwrap_or_default()
             .split(',')
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().unwrap_or(Status::Lost)),
-    )
+    );
+    gated(by_deps, has_shut_gate)
 }
 
 /// Refuses a loop spec that is not a JSON object; returns the loop's
@@ -707,4 +717,13 @@ pub(crate) fn config_loaded(
             new.type_names.join(", ")
         ),
     )
+}
+
+/// A waiting status with the task's gates counted: a shut gate blocks.
+fn gated(by_dependencies: Status, has_shut_gate: bool) -> Status {
+    if has_shut_gate {
+        Status::Blocked
+    } else {
+        by_dependencies
+    }
 }

@@ -33,6 +33,7 @@ pub(crate) trait ImportRows {
     /// Message row `number` (the number in its `MSG-N` id).
     fn message(&mut self, number: i64, message: &MessageRecord) -> Result<()>;
     fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()>;
+    fn gate(&mut self, gate: &taskdaemon_core::gate::Gate) -> Result<()>;
     fn event(&mut self, event: &Event) -> Result<()>;
     /// Commits the transaction, after moving the store's own counters past
     /// the imported numbers.
@@ -121,6 +122,7 @@ impl<R: ImportRows> Importer for Import<R> {
                 node,
                 loop_task,
             } => rows.pipeline_loop(&plan, &node, &loop_task)?,
+            ExportRecord::Gate(gate) => rows.gate(&gate)?,
             ExportRecord::Event(event) => {
                 rows.event(&event)?;
                 self.report.events += 1;

@@ -30,6 +30,7 @@ pub mod claim;
 pub mod conformance;
 mod encoding;
 mod error;
+mod gates;
 mod import;
 pub use import::{begin_merge_import, syncs_between_clones};
 mod leases;
@@ -325,7 +326,7 @@ pub const EXPORT_VERSION: u32 = 1;
 
 /// One record of an export, in the order they are written: header, counters,
 /// meta, sessions, tasks, memory, queue items, loops, plans, specs, phases,
-/// coordinator messages, the loops that ran them, events (archived ones included, by seq).
+/// coordinator messages, the loops that ran them, gates, events (archived ones included, by seq).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportRecord {
@@ -354,6 +355,8 @@ pub enum ExportRecord {
         node: String,
         loop_task: String,
     },
+    /// A tracked task's gate, by task then number.
+    Gate(Box<taskdaemon_core::gate::Gate>),
     Event(Event),
 }
 
@@ -536,6 +539,38 @@ pub trait Store: Send + Sync {
 
     /// Makes `task` depend on `depends_on`; refused when it would close a cycle.
     fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
+
+    /// Adds gates to a tracked task that has not started, all or none; the
+    /// task is `blocked` until every gate opens. A gate whose event already
+    /// happened (or never can) is decided at once.
+    fn add_gates(
+        &self,
+        task: &str,
+        gates: &[taskdaemon_core::gate::NewGate],
+        actor: &str,
+    ) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Removes gate `seq` of `task`, or every gate of it; `NotFound` when none matched.
+    fn remove_gates(
+        &self,
+        task: &str,
+        seq: Option<i64>,
+        actor: &str,
+    ) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Opens the waiting approval gates of `task`; `NotFound` when it has none.
+    fn approve_gates(&self, task: &str, actor: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Every gate of `task`, in order.
+    fn gates(&self, task: &str) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Every gate that has not opened (waiting, or never opening), on every task.
+    fn shut_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>>;
+    /// Stores what evaluating a waiting gate decided (a gate decided
+    /// already is left as it is) and re-decides its task's status.
+    fn resolve_gate(
+        &self,
+        task: &str,
+        seq: i64,
+        outcome: &taskdaemon_core::gate::GateOutcome,
+        actor: &str,
+    ) -> Result<taskdaemon_core::gate::Gate>;
 
     fn remove_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord>;
 

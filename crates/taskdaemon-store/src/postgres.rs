@@ -24,6 +24,7 @@
 
 mod claim;
 mod events;
+mod gates;
 mod history;
 mod links;
 mod loops;
@@ -446,6 +447,9 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
     tx.execute_typed(&sql, &params)?;
     if change.moves_dependents(task) {
         tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;
+    }
+    if change.to != task.status {
+        gates::target_ended(tx, &task.id, change.to, &change.event.actor)?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod claim;
 mod events;
+mod gates;
 mod history;
 mod links;
 mod loops;
@@ -232,6 +233,9 @@ fn apply(tx: &Connection, task: &TaskRecord, change: Change) -> Result<()> {
     insert_event(tx, Some(&task.id), &change.event, Some(before), Some(after))?;
     if change.moves_dependents(task) {
         tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;
+    }
+    if change.to != task.status {
+        gates::target_ended(tx, &task.id, change.to, &change.event.actor)?;
     }
     Ok(())
 }

@@ -167,6 +167,56 @@ macro_rules! shared_store_methods {
             self.write(|tx| tracked::create(tx, new, actor))
         }
 
+        fn add_gates(
+            &self,
+            task: &str,
+            new: &[taskdaemon_core::gate::NewGate],
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| {
+                let mut added = Vec::with_capacity(new.len());
+                for gate in new {
+                    added.push(gates::add(tx, task, gate, actor)?);
+                }
+                Ok(added)
+            })
+        }
+
+        fn remove_gates(
+            &self,
+            task: &str,
+            seq: Option<i64>,
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| gates::remove(tx, task, seq, actor))
+        }
+
+        fn approve_gates(
+            &self,
+            task: &str,
+            actor: &str,
+        ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.write(|tx| gates::approve(tx, task, actor))
+        }
+
+        fn gates(&self, task: &str) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.read(|tx| gates::list(tx, task))
+        }
+
+        fn shut_gates(&self) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+            self.read(|tx| gates::shut(tx))
+        }
+
+        fn resolve_gate(
+            &self,
+            task: &str,
+            seq: i64,
+            outcome: &taskdaemon_core::gate::GateOutcome,
+            actor: &str,
+        ) -> Result<taskdaemon_core::gate::Gate> {
+            self.write(|tx| gates::resolve(tx, task, seq, outcome, actor))
+        }
+
         fn add_dependency(&self, task: &str, depends_on: &str, actor: &str) -> Result<TaskRecord> {
             self.write(|tx| tracked::add_dependency(tx, task, depends_on, actor))
         }

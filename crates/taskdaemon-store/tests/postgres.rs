@@ -138,6 +138,11 @@ fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
         taskdaemon_store::conformance::pipeline::fill_plan(store);
     });
     let exported = export_all(&source);
+    assert!(
+        exported
+            .iter()
+            .any(|r| matches!(r, taskdaemon_store::ExportRecord::Gate(_)))
+    );
 
     let pg = schema.open().unwrap();
     copy(&source, &pg);

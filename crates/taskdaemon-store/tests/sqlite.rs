@@ -156,6 +156,11 @@ fn export_then_import_round_trips_everything() {
     });
     let looped = looped.unwrap();
     let exported = export_all(&source);
+    assert!(
+        exported
+            .iter()
+            .any(|r| matches!(r, taskdaemon_store::ExportRecord::Gate(_)))
+    );
 
     let (_b, target) = fresh();
     let report = copy(&source, &target);

@@ -59,6 +59,7 @@ impl Digest {
             ExportRecord::Phase(_) => "phases",
             ExportRecord::Message(_) => "messages",
             ExportRecord::PipelineLoop { .. } => "plan_loops",
+            ExportRecord::Gate(_) => "gates",
             ExportRecord::Event(_) => "events",
         };
         *self.counts.entry(kind).or_default() += 1;

@@ -2,6 +2,7 @@
 //! the rules and queries are the service's).
 
 use taskdaemon_core::compact::compact_line;
+use taskdaemon_core::gate::{NewGate, parse_time_gate};
 use taskdaemon_core::time::{format_age, now_millis};
 use taskdaemon_core::{LinkKind, TaskRecord, TrackedAction, TrackedEdit, TrackedView};
 use taskdaemon_service::{NewTask, Resume, Service, ShownTask, TaskTree};
@@ -11,7 +12,7 @@ use taskdaemon_workspace::Workspace;
 use super::{agent, service};
 use crate::args::{
     DepCommand, ListFormat, TaskActArgs, TaskAddArgs, TaskClaimArgs, TaskCommand, TaskCompactArgs,
-    TaskDoneArgs, TaskFailArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs, TaskResumeArgs,
+    TaskDoneArgs, TaskFailArgs, TaskGateArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs, TaskResumeArgs,
     TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
 };
 use crate::error::UsageError;
@@ -27,6 +28,20 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
         TaskCommand::Ready(args) => return ready(&service, args),
         TaskCommand::Resume(args) => return resume(&service, args),
         TaskCommand::Compact(args) => return compact(&service, args),
+        TaskCommand::Gate(args) => return gate(&service, args),
+        TaskCommand::Ungate(args) => {
+            let removed = service.ungate(&agent(&args.agent)?, &args.id, args.gate)?;
+            for gate in &removed {
+                eprintln!("removed {}", gate.describe());
+            }
+            service.tracked_task(&args.id)?.0
+        }
+        TaskCommand::Approve(TaskActArgs { id, agent: who }) => {
+            for gate in service.approve_task(&agent(&who)?, &id)? {
+                eprintln!("approved {}", gate.describe());
+            }
+            service.tracked_task(&id)?.0
+        }
         TaskCommand::Restore(TaskActArgs { id, agent: who }) => {
             service.restore_task(&agent(&who)?, &id)?
         }
@@ -75,6 +90,31 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
         }
     };
     // After a change: say where the task stands now.
+    println!("{} {}: {}", task.id, task.status, task.title());
+    Ok(0)
+}
+
+/// `task gate`: adds the gates the flags name, then says where the task stands.
+fn gate(service: &Service, args: TaskGateArgs) -> anyhow::Result<u8> {
+    let time = parse_time_gate(args.until.as_deref(), args.after.as_deref(), now_millis())
+        .map_err(UsageError)?;
+    let gates: Vec<NewGate> = args
+        .until_succeeds
+        .into_iter()
+        .map(NewGate::UntilSucceeds)
+        .chain(args.until_command.into_iter().map(NewGate::UntilCommand))
+        .chain(time.map(NewGate::Until))
+        .chain(args.approval.then_some(NewGate::Approval))
+        .collect();
+    let added = service.gate(&agent(&args.agent)?, &args.id, &gates)?;
+    if args.json {
+        print_json(&added)?;
+        return Ok(0);
+    }
+    for gate in &added {
+        eprintln!("gate {}", gate.describe());
+    }
+    let (task, _) = service.tracked_task(&args.id)?;
     println!("{} {}: {}", task.id, task.status, task.title());
     Ok(0)
 }
@@ -134,13 +174,14 @@ fn list(service: &Service, args: TaskListArgs) -> anyhow::Result<u8> {
         label: args.label,
         limit: Some(args.limit),
     })?;
+    let views = service.gated_views(&tasks)?;
     if format == ListFormat::Json {
-        let views: Vec<TrackedView> = tasks.iter().map(TrackedView::from).collect();
         print_json(&views)?;
     } else if tasks.is_empty() {
         eprintln!("no tracked tasks (add one with `taskdaemon task add TITLE`)");
     } else {
         print!("{}", task_table(&tasks));
+        print_gate_notes(&views);
         if tasks.len() == args.limit {
             eprintln!("showing the newest {}; use --limit for more", args.limit);
         }
@@ -335,6 +376,15 @@ fn render_tree(node: &TaskTree, depth: usize, out: &mut String) {
     }
 }
 
+/// Under a table: each task's gates that have not opened, and why a task
+/// is blocked for good.
+fn print_gate_notes(views: &[TrackedView]) {
+    for view in views.iter().filter(|v| !v.gates.is_empty()) {
+        let gates: Vec<String> = view.gates.iter().map(|g| g.describe()).collect();
+        println!("{} waits on gates: {}", view.id, gates.join("; "));
+    }
+}
+
 fn task_table(tasks: &[TaskRecord]) -> String {
     let rows: Vec<Vec<String>> = tasks
         .iter()
@@ -385,6 +435,12 @@ fn show(service: &Service, args: TaskShowArgs) -> anyhow::Result<u8> {
     for link in &task.links {
         let (phrase, other) = link.seen_from(&task.id);
         println!("link:       {phrase} {other}");
+    }
+    if let Some(reason) = &task.blocked_reason {
+        println!("blocked:    {reason}");
+    }
+    for gate in &task.gates {
+        println!("gate:       {}", gate.describe());
     }
     println!("created:    {} ago", format_age(now - task.created_at));
     if let Some(started) = task.started_at {

@@ -16,6 +16,7 @@ use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, S
 
 pub mod claim;
 pub mod links;
+pub mod gates;
 pub mod loops;
 pub mod pipeline;
 pub mod tracked;
@@ -129,6 +130,11 @@ pub const CHECKS: &[Check] = &[
         tracked::merge_import_applies_tracked_work,
     ),
     ("compact_and_restore", tracked::compact_and_restore),
+    (
+        "process_gates_follow_the_exit",
+        gates::process_gates_follow_the_exit,
+    ),
+    ("every_gate_must_open", gates::every_gate_must_open),
     (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
@@ -349,6 +355,10 @@ pub fn fill_for_export(store: &dyn Store, extras: impl FnOnce(&dyn Store)) -> Fi
         .unwrap();
     let second = store
         .create_tracked(&tracked::tracked("second", &[&first.id]), "t")
+        .unwrap();
+    // A gate already open: it travels with the export and changes nothing.
+    store
+        .add_gates(&first.id, &[taskdaemon_core::gate::NewGate::Until(1)], "t")
         .unwrap();
     store
         .act_on_tracked(&first.id, &TrackedAction::Start, "t")

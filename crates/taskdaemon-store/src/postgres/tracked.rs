@@ -311,7 +311,8 @@ pub(super) fn refresh_dependents(tx: &mut Tx<'_>, id: &str, actor: &str) -> Resu
 pub(super) fn settle_waiting(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     let task = lock_task(tx, id)?;
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    match changes::settle(&task, &statuses, actor) {
+    let shut = super::gates::shut_of(tx, &task.id)?;
+    match changes::settle(&task, &statuses, &shut, actor) {
         Some(change) => apply(tx, &task, change),
         None => Ok(()),
     }

@@ -122,6 +122,9 @@ pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
         },
     )?;
     super::pipeline::export(&mut tx, sink)?;
+    for gate in super::gates::all(&mut tx)? {
+        sink(ExportRecord::Gate(Box::new(gate)))?;
+    }
     for chunk in chunk_ids(&mut tx)? {
         for event in read_chunk(&mut tx, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -432,6 +435,29 @@ impl ImportRows for PgRows {
         super::pipeline::import_message(&mut *self.client, number, message)
     }
 
+    fn gate(&mut self, g: &taskdaemon_core::gate::Gate) -> Result<()> {
+        let attempts = i64::from(g.attempts);
+        self.client.execute(
+            &format!(
+                "INSERT INTO task_gates ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                crate::gates::GATE_COLUMNS
+            ),
+            &[
+                &g.task_id,
+                &g.seq,
+                &g.kind.as_str(),
+                &g.target,
+                &g.until,
+                &g.opened_at,
+                &g.failed,
+                &attempts,
+                &g.next_check,
+                &g.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
     fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
         self.client.execute(
             "INSERT INTO pipeline_loops (plan, node, loop_task) VALUES ($1, $2, $3)",
@@ -516,10 +542,14 @@ fn pipeline_orphans(tx: &mut Tx<'_>) -> Result<Vec<(&'static OrphanRule, String)
 /// Waiting tasks whose status disagrees with their dependencies.
 fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
     let rows = tx.query(
-        "SELECT t.id, t.status,
+        &format!(
+            "SELECT t.id, t.status,
                 (SELECT string_agg(coalesce(dt.status, 'lost'), ',') FROM task_deps d
-                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id)
+                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id),
+                {}
          FROM tasks t WHERE t.status IN ('pending', 'blocked') ORDER BY t.search_key",
+            crate::gates::HAS_SHUT_GATE
+        ),
         &[],
     )?;
     let mut out = Vec::new();
@@ -528,7 +558,8 @@ fn unsettled(tx: &mut Tx<'_>) -> Result<Vec<(String, Status, Status)>> {
         let status: String = row.try_get(1)?;
         let deps: Option<String> = row.try_get(2)?;
         let have = parse_status(&status)?;
-        let want = changes::waiting_by_joined(deps.as_deref());
+        let gated: bool = row.try_get(3)?;
+        let want = changes::waiting_by_joined(deps.as_deref(), gated);
         if have != want {
             out.push((id, have, want));
         }

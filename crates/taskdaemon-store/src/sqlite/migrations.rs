@@ -406,6 +406,25 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN container TEXT;
     ALTER TABLE tasks ADD COLUMN container_id TEXT;
     "#,
+    // 14: gates. A tracked task waits until each of its gates opens (a
+    // task succeeds, a command exits 0, a time passes, a person approves);
+    // `failed` says why a gate can never open.
+    r#"
+    CREATE TABLE task_gates (
+        task_id    TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        target     TEXT,
+        until_at   INTEGER,
+        opened_at  INTEGER,
+        failed     TEXT,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        next_check INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, seq)
+    );
+    CREATE INDEX task_gates_shut ON task_gates(kind, target) WHERE opened_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

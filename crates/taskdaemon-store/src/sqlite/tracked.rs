@@ -289,7 +289,8 @@ pub(super) fn refresh_dependents(tx: &Connection, id: &str, actor: &str) -> Resu
 pub(super) fn settle_waiting(tx: &Connection, id: &str, actor: &str) -> Result<()> {
     let task = load_task(tx, id)?;
     let statuses = dependency_statuses(tx, &task.depends_on)?;
-    match changes::settle(&task, &statuses, actor) {
+    let shut = super::gates::shut_of(tx, &task.id)?;
+    match changes::settle(&task, &statuses, &shut, actor) {
         Some(change) => apply(tx, &task, change),
         None => Ok(()),
     }

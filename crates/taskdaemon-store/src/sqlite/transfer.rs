@@ -106,6 +106,9 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
         }))?;
     }
     super::pipeline::export(conn, sink)?;
+    for gate in super::gates::all(conn)? {
+        sink(ExportRecord::Gate(Box::new(gate)))?;
+    }
     for chunk in chunk_ids(conn)? {
         for event in read_chunk(conn, chunk)? {
             sink(ExportRecord::Event(event))?;
@@ -272,6 +275,28 @@ impl ImportRows for SqliteRows<'_> {
 
     fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
         super::pipeline::import_message(&self.conn, number, message)
+    }
+
+    fn gate(&mut self, g: &taskdaemon_core::gate::Gate) -> Result<()> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO task_gates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                crate::gates::GATE_COLUMNS
+            ),
+            params![
+                g.task_id,
+                g.seq,
+                g.kind.as_str(),
+                g.target,
+                g.until,
+                g.opened_at,
+                g.failed,
+                g.attempts,
+                g.next_check,
+                g.created_at
+            ],
+        )?;
+        Ok(())
     }
 
     fn pipeline_loop(&mut self, plan: &str, node: &str, loop_task: &str) -> Result<()> {
@@ -497,24 +522,27 @@ fn pipeline_orphans(conn: &Connection) -> Result<Vec<(&'static OrphanRule, Strin
 
 /// Waiting tasks whose status disagrees with their dependencies.
 fn unsettled(conn: &Connection) -> Result<Vec<(String, Status, Status)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT t.id, t.status,
                 (SELECT group_concat(coalesce(dt.status, 'lost'), ',') FROM task_deps d
-                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id)
+                   LEFT JOIN tasks dt ON dt.id = d.depends_on WHERE d.task_id = t.id),
+                {}
          FROM tasks t WHERE t.status IN ('pending', 'blocked')",
-    )?;
+        crate::gates::HAS_SHUT_GATE
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, Option<String>>(2)?,
+            r.get::<_, bool>(3)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, status, deps) = row?;
+        let (id, status, deps, gated) = row?;
         let have = parse_status(&status)?;
-        let want = changes::waiting_by_joined(deps.as_deref());
+        let want = changes::waiting_by_joined(deps.as_deref(), gated);
         if have != want {
             out.push((id, have, want));
         }
