@@ -30,6 +30,7 @@ pub const MAX_PHASE_NAME_BYTES: usize = 100;
 /// Where a plan, spec or phase stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PipelineStatus {
     /// A plan waiting for `plan approve`.
     Draft,
@@ -315,6 +316,7 @@ impl FromStr for PipelineRef {
 
 /// Tokens and money spent; a spec's totals include its phases', a plan's its specs'.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelineCost {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -515,6 +517,7 @@ pub fn validate_spec_set(
 
 /// A plan as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRecord {
     /// `PLAN-N`.
     pub id: String,
@@ -550,6 +553,7 @@ impl PlanRecord {
 
 /// A spec as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpecRecord {
     /// `PLAN-N/name`.
     pub id: String,
@@ -575,6 +579,7 @@ pub struct SpecRecord {
 
 /// A phase as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseRecord {
     /// `PLAN-N/spec/K`.
     pub id: String,
@@ -598,6 +603,7 @@ pub struct PhaseRecord {
 
 /// A spec with its phases, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpecTree {
     #[serde(flatten)]
     pub spec: SpecRecord,
@@ -606,6 +612,7 @@ pub struct SpecTree {
 
 /// A plan with its specs (in creation order) and their phases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanTree {
     #[serde(flatten)]
     pub plan: PlanRecord,
@@ -627,6 +634,7 @@ impl PlanTree {
 /// What a coordinator message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageKind {
     /// Needs a person's attention.
     Alert,
@@ -715,6 +723,7 @@ impl NewMessage {
 /// Where a message stands in its delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Delivery {
     Pending,
     /// Handed to its recipient (a loop's next context, a person's screen).
@@ -791,6 +800,7 @@ pub fn parse_message_id(text: &str) -> Option<i64> {
 
 /// A stored coordinator message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageRecord {
     /// `MSG-N`.
     pub id: String,
@@ -819,6 +829,7 @@ pub struct MessageRecord {
 /// One recipient's delivery of a broadcast: `delivered` once its loop read
 /// it, `dead` (with the reason) when its spec ended without reading it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecipientDelivery {
     /// The spec whose loop it is.
     pub recipient: String,

@@ -32,7 +32,7 @@ pub struct NewPlanInput {
 }
 
 /// A plan as `plan list` shows it: the record and how far its specs are.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanSummary {
     #[serde(flatten)]
     pub plan: PlanRecord,
@@ -52,7 +52,7 @@ impl PlanSummary {
 }
 
 /// A loop that ran a plan, spec or phase, with what it spent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LoopCost {
     pub id: String,
     pub status: Status,
@@ -76,7 +76,7 @@ impl From<&LoopRecord> for LoopCost {
 }
 
 /// A phase with the loops that ran it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PhaseShow {
     #[serde(flatten)]
     pub phase: PhaseRecord,
@@ -84,7 +84,7 @@ pub struct PhaseShow {
 }
 
 /// A spec with the loops that ran it (its phase loop) and its phases.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SpecShow {
     #[serde(flatten)]
     pub spec: SpecRecord,
@@ -93,7 +93,7 @@ pub struct SpecShow {
 }
 
 /// `plan show`: the tree plan -> specs -> phases -> loops, each with its cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanShow {
     #[serde(flatten)]
     pub plan: PlanRecord,
@@ -478,7 +478,7 @@ impl Service {
 pub const ATTENTION_ITEMS: usize = 20;
 
 /// The pipeline's part of a status report: what a person should look at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PipelineAttention {
     /// Plans not ended, oldest first.
     pub plans: Vec<PlanSummary>,

@@ -87,6 +87,11 @@ pub(crate) enum MergeStep {
 /// Decides [`MergeStep`] for `incoming` against the task stored under its
 /// id. One id naming two different tasks (their UUIDs differ) is refused:
 /// that is a collision, not a newer version.
+/// The tables whose rows hang off a tracked task by `task_id`: a merged
+/// version replaces them with the task's row.
+pub(crate) const TASK_ROW_TABLES: &[&str] =
+    &["task_labels", "task_deps", "task_files", "task_links"];
+
 pub(crate) fn merge_step(
     stored: Option<&TaskRecord>,
     incoming: &TaskRecord,
@@ -114,7 +119,7 @@ pub(crate) fn merge_step(
             incoming.id, stored.id
         )));
     }
-    if stored == incoming {
+    if links::same_own_state(stored, incoming) {
         return Ok(MergeStep::Unchanged);
     }
     if stored.updated_at > incoming.updated_at {

@@ -1,12 +1,16 @@
 //! The PostgreSQL store against the same conformance checks as SQLite (each
-//! in its own schema, in parallel), plus what is PostgreSQL's own: several
+//! in its own schema, a few at a time), plus what is PostgreSQL's own: several
 //! stores on one database, an unreachable server, dropped connections, and
 //! the export/import round trip SQLite -> PostgreSQL -> SQLite.
 //!
 //! Needs `TASKDAEMON_TEST_DATABASE_URL`; without it every test here prints a
 //! loud notice and passes without running.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+
+/// How many conformance checks run at once.
+const CONFORMANCE_WORKERS: usize = 8;
 
 use taskdaemon_store::conformance::{
     CHECKS, copy, create_concurrently, export_all, fill_for_export, spec,
@@ -19,21 +23,36 @@ fn postgres_conformance() {
     if TestSchema::create("postgres_conformance").is_none() {
         return;
     }
+    // A few workers take the checks in turn: one thread per check opened
+    // more connections at once than the server's `max_connections` allows.
+    let next = AtomicUsize::new(0);
     let failed: Vec<String> = thread::scope(|scope| {
-        let handles: Vec<_> = CHECKS
-            .iter()
-            .map(|(name, check)| {
-                let handle = scope.spawn(move || {
-                    let schema = TestSchema::create(name).expect("checked above");
-                    let store = schema.open().unwrap();
-                    check(&store);
-                });
-                (*name, handle)
+        let workers: Vec<_> = (0..CONFORMANCE_WORKERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failed = Vec::new();
+                    while let Some((name, check)) = CHECKS.get(next.fetch_add(1, Ordering::SeqCst))
+                    {
+                        let passed = thread::scope(|one| {
+                            one.spawn(|| {
+                                let schema = TestSchema::create(name).expect("checked above");
+                                let store = schema.open().unwrap();
+                                check(&store);
+                            })
+                            .join()
+                            .is_ok()
+                        });
+                        if !passed {
+                            failed.push((*name).to_owned());
+                        }
+                    }
+                    failed
+                })
             })
             .collect();
-        handles
+        workers
             .into_iter()
-            .filter_map(|(name, handle)| handle.join().is_err().then(|| name.to_owned()))
+            .flat_map(|w| w.join().unwrap_or_default())
             .collect()
     });
     assert!(
@@ -159,9 +178,9 @@ fn postgres_round_trip_sqlite_to_postgres_to_sqlite() {
     assert_eq!(export_all(&back), exported, "and gives it back unchanged");
 
     // The PostgreSQL copy carries on where the source stopped.
-    // TASK-5 went to the plan (TASK-4 is the container task): ids come from one counter.
+    // Tracked, container and plan tasks share one counter, which the copy carries.
     let next = pg.create_tracked(&tracked("third", &[]), "t").unwrap();
-    assert_eq!(next.id, "TASK-6");
+    assert_eq!(next.id, "TASK-7");
     let plan = pg.plans(&Default::default()).unwrap().remove(0);
     let message = pg
         .send_message(

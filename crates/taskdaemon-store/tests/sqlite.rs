@@ -204,8 +204,8 @@ fn export_then_import_round_trips_everything() {
     assert_eq!(next.id, "MSG-4");
     let next = target.create_tracked(&tracked("third", &[]), "t").unwrap();
     assert_eq!(
-        next.id, "TASK-7",
-        "the id counter travels (queue tasks use their file stem; the container task took 4, the plan 6)"
+        next.id, "TASK-8",
+        "the id counter travels (queue tasks use their file stem; tracked, container and plan tasks share it)"
     );
     assert!(target.last_event_seq().unwrap() > source.last_event_seq().unwrap());
     assert!(!target.search("SQLite default", 5).unwrap().is_empty());

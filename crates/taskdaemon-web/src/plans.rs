@@ -16,7 +16,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use taskdaemon_service::{Access, Agent, ShareScope};
+use taskdaemon_core::pipeline::{MessageRecord, PlanRecord, PlanTree};
+use taskdaemon_service::{Access, Agent, PipelineAttention, PlanShow, PlanSummary, ShareScope};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::owner;
@@ -79,7 +80,7 @@ pub struct PlanListParams {
 
 /// Lists plans, oldest first, each with how many of its specs succeeded.
 #[utoipa::path(get, path = "/api/v1/plans", params(PlanListParams),
-    responses((status = 200, description = "Plans with `specs_succeeded` and `specs_total`", body = Value),
+    responses((status = 200, description = "Plans with `specs_succeeded` and `specs_total`", body = Vec<PlanSummary>),
               (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_plans(
     State(state): State<AppState>,
@@ -95,7 +96,7 @@ pub async fn list_plans(
 
 /// One plan as a tree: plan -> specs -> phases -> loops, each with its cost.
 #[utoipa::path(get, path = "/api/v1/plans/{id}", params(("id" = String, Path, description = "PLAN-N")),
-    responses((status = 200, description = "The tree with costs", body = Value),
+    responses((status = 200, description = "The tree with costs", body = PlanShow),
               (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn show_plan(
     State(state): State<AppState>,
@@ -108,7 +109,7 @@ pub async fn show_plan(
 
 /// What waits for a person: plans in progress, unanswered queries, alerts of open plans.
 #[utoipa::path(get, path = "/api/v1/attention",
-    responses((status = 200, description = "`plans`, `queries` and `alerts`", body = Value),
+    responses((status = 200, description = "`plans`, `queries` and `alerts`", body = PipelineAttention),
               (status = 403, body = Problem)))]
 pub async fn attention(
     State(state): State<AppState>,
@@ -120,7 +121,7 @@ pub async fn attention(
 
 /// Approves a draft plan: the daemon may start it.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/approve", params(("id" = String, Path)),
-    responses((status = 200, description = "The plan", body = Value),
+    responses((status = 200, description = "The plan", body = PlanRecord),
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn approve_plan(
     State(state): State<AppState>,
@@ -143,7 +144,7 @@ pub struct CancelPlanBody {
 
 /// Cancels a plan and its unfinished specs and phases; the daemon stops their loops.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/cancel", params(("id" = String, Path)), request_body = CancelPlanBody,
-    responses((status = 200, description = "The plan's tree", body = Value),
+    responses((status = 200, description = "The plan's tree", body = PlanTree),
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel_plan(
     State(state): State<AppState>,
@@ -163,7 +164,7 @@ pub async fn cancel_plan(
 
 /// Puts a paused or failed plan (and its paused or failed specs and phases) back to pending.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/resume", params(("id" = String, Path)),
-    responses((status = 200, description = "The plan's tree", body = Value),
+    responses((status = 200, description = "The plan's tree", body = PlanTree),
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn resume_plan(
     State(state): State<AppState>,
@@ -187,7 +188,7 @@ pub struct AnswerBody {
 
 /// Answers a query a loop of the plan asked; the loop reads it in its next iteration.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/answer", params(("id" = String, Path)), request_body = AnswerBody,
-    responses((status = 200, description = "The answered message", body = Value),
+    responses((status = 200, description = "The answered message", body = MessageRecord),
               (status = 400, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn answer_query(

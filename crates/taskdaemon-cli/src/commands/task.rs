@@ -12,8 +12,8 @@ use taskdaemon_workspace::Workspace;
 use super::{agent, service};
 use crate::args::{
     DepCommand, ListFormat, TaskActArgs, TaskAddArgs, TaskClaimArgs, TaskCommand, TaskCompactArgs,
-    TaskDoneArgs, TaskFailArgs, TaskGateArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs, TaskResumeArgs,
-    TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
+    TaskDoneArgs, TaskFailArgs, TaskGateArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs,
+    TaskResumeArgs, TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
 };
 use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};

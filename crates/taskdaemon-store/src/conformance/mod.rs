@@ -15,8 +15,8 @@ use taskdaemon_core::{
 use crate::{ExportRecord, ImportReport, ProcessFilter, Sample, Started, Store, StoreError};
 
 pub mod claim;
-pub mod links;
 pub mod gates;
+pub mod links;
 pub mod loops;
 pub mod pipeline;
 pub mod tracked;

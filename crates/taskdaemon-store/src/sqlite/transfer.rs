@@ -452,7 +452,7 @@ pub(super) fn merge_tracked(
 /// Removes a tracked task's row and the rows that hang off it, to write
 /// its merged version.
 fn delete_task_rows(tx: &Connection, id: &str) -> Result<()> {
-    for table in ["task_labels", "task_deps", "task_files"] {
+    for table in crate::changes::TASK_ROW_TABLES {
         tx.execute(&format!("DELETE FROM {table} WHERE task_id = ?1"), [id])?;
     }
     tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
