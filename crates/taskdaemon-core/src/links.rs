@@ -208,6 +208,7 @@ impl fmt::Display for Rollup {
 pub struct Claim {
     pub by: String,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub lease_until: Millis,
 }
 

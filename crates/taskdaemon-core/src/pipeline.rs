@@ -536,8 +536,10 @@ pub struct PlanRecord {
     /// Its own loops' spending plus every spec's.
     pub cost: PipelineCost,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
 }
 
@@ -572,8 +574,10 @@ pub struct SpecRecord {
     pub loop_task: Option<String>,
     pub cost: PipelineCost,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
 }
 
@@ -596,8 +600,10 @@ pub struct PhaseRecord {
     pub loop_task: Option<String>,
     pub cost: PipelineCost,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
 }
 
@@ -815,8 +821,10 @@ pub struct MessageRecord {
     /// Why it could not be delivered (dead letters only).
     pub reason: Option<String>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
     /// A broadcast's delivery to each loop that read it or missed it,
     /// oldest first (empty for an addressed message, whose `delivery` says
@@ -836,6 +844,7 @@ pub struct RecipientDelivery {
     pub delivery: Delivery,
     pub reason: Option<String>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Millis,
 }
 
