@@ -76,15 +76,42 @@ pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<Task
 }
 
 /// A page of tasks of every kind, newest first (see [`crate::task_page`]).
+/// One page of tasks, newest first. Ids first, rows after: the listed
+/// columns (with their subqueries) are computed for the page only.
 pub(super) fn page(conn: &Connection, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
-    let (condition, args) = crate::task_page::where_clause(filter, |n| format!("?{n}"));
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY uuid DESC LIMIT {}",
-        filter.limit
-    );
+    let (ids, args) = page_ids(filter);
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({ids}) ORDER BY uuid DESC");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), task_from_row)?;
     rows.map(|row| row?).collect()
+}
+
+/// The query of a page's ids and its arguments. A label page starts from the
+/// `task_labels_label` index (`CROSS JOIN` keeps that order): walking every
+/// task newest first and probing its labels costs rows in proportion to how
+/// rare the label is.
+fn page_ids(filter: &crate::TaskPageFilter) -> (String, Vec<String>) {
+    let Some(label) = &filter.label else {
+        let (condition, args) = crate::task_page::where_clause(filter, |n| format!("?{n}"));
+        let sql = format!(
+            "SELECT tasks.id FROM tasks WHERE {condition} ORDER BY tasks.uuid DESC LIMIT {}",
+            filter.limit
+        );
+        return (sql, args);
+    };
+    let others = crate::TaskPageFilter {
+        label: None,
+        ..filter.clone()
+    };
+    let (condition, mut args) = crate::task_page::where_clause(&others, |n| format!("?{n}"));
+    args.push(label.clone());
+    let sql = format!(
+        "SELECT tasks.id FROM task_labels tl CROSS JOIN tasks ON tasks.id = tl.task_id
+         WHERE tl.label = ?{} AND {condition} ORDER BY tasks.uuid DESC LIMIT {}",
+        args.len(),
+        filter.limit
+    );
+    (sql, args)
 }
 
 pub(super) fn record_exit(
