@@ -220,6 +220,11 @@ impl PgStore {
         self.read(f)
     }
 
+    /// The integrity check's read: one that sees every committed event.
+    fn read_for_check<T>(&self, f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.read_events(f)
+    }
+
     /// Gives every committed event its sequence number; returns the last one.
     fn sequence_events(&self) -> Result<i64> {
         self.with_retry(|client| {

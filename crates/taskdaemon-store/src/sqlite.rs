@@ -4,6 +4,10 @@
 //! shims) queue on SQLite's lock with a generous busy timeout instead of failing
 //! with "database is locked" half-way through a transaction.
 //!
+//! Reads outside a write go to a small pool of read-only connections (see
+//! [`readers`]): WAL lets them run side by side, and beside an open write,
+//! instead of taking turns on the one write connection.
+//!
 //! Each submodule holds the SQL of one area; what a change writes, and when
 //! it is refused, is decided by the shared modules (see the crate docs), and
 //! the `Store` methods that only hand their arguments on are in
@@ -20,6 +24,7 @@ mod migrations;
 mod pipeline;
 mod processes;
 mod queue;
+mod readers;
 mod rows;
 mod search;
 mod tracked;
@@ -55,6 +60,7 @@ use crate::{
 };
 use events::insert_event;
 use memory::touch_session;
+use readers::Readers;
 use rows::{TASK_COLUMNS, task_from_row};
 
 /// How long a writer waits for another writer before giving up.
@@ -63,7 +69,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
+    /// Every write, and every read made inside one.
     conn: Mutex<Connection>,
+    /// Reads outside a write.
+    readers: Readers,
 }
 
 impl SqliteStore {
@@ -73,6 +82,7 @@ impl SqliteStore {
         let store = Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            readers: Readers::new(path),
         };
         store.configure().map_err(|e| match e {
             StoreError::Sqlite(source) => classify_open_error(path, source),
@@ -115,7 +125,15 @@ impl SqliteStore {
         Ok(value)
     }
 
+    /// Runs `f` on a free read-only connection. Each statement starts its own
+    /// read transaction, so it sees every write committed before it began.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.readers.with(f)
+    }
+
+    /// The integrity check's read, on the write connection: SQLite runs the
+    /// search index's check as an `INSERT` command, refused on a read-only one.
+    fn read_for_check<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock();
         f(&conn)
     }

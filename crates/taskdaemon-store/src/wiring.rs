@@ -7,7 +7,7 @@
 //!
 //! Each backend has the same submodules (`processes`, `events`, `queue`,
 //! `tracked`, `loops`, `memory`, `search`, `history`, `transfer`, `claim`)
-//! with the same functions, and `read`, `read_events` and `write` methods
+//! with the same functions, and `read`, `read_events`, `read_for_check` and `write` methods
 //! that run a closure in one transaction. [`shared_store_methods!`] expands,
 //! inside each backend's `impl Store`, to every method that only hands its
 //! arguments to one of those functions; the backend writes the rest (its
@@ -437,7 +437,7 @@ macro_rules! shared_store_methods {
         }
 
         fn check_integrity(&self) -> Result<IntegrityReport> {
-            self.read_events(transfer::check)
+            self.read_for_check(transfer::check)
         }
 
         fn create_agent(&self, spec: &NewAgent, actor: &str) -> Result<TaskRecord> {

@@ -315,3 +315,90 @@ fn repair_removes_pipeline_rows_whose_parent_is_gone() {
     assert_eq!(names, ["b"]);
     assert!(store.message(&message.id).is_err());
 }
+
+/// How long a test waits for another thread before calling it stuck.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[test]
+fn a_read_on_another_thread_sees_a_write_committed_just_before() {
+    let (_dir, store) = fresh();
+    let store = std::sync::Arc::new(store);
+    let (ready, on_reader) = std::sync::mpsc::channel::<()>();
+    let (written, on_writer) = std::sync::mpsc::channel::<String>();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            // Every read connection has read before the write, so none of
+            // them is new when the write commits.
+            for _ in 0..16 {
+                assert_eq!(store.status_counts().unwrap(), []);
+            }
+            ready.send(()).unwrap();
+            let id = on_writer.recv().unwrap();
+            store.task(&id).map(|task| task.id)
+        })
+    };
+    on_reader.recv().unwrap();
+    let created = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    written.send(created.id.clone()).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), created.id);
+}
+
+#[test]
+fn a_write_on_another_thread_is_seen_by_the_next_read() {
+    let (_dir, store) = fresh();
+    let store = std::sync::Arc::new(store);
+    for _ in 0..16 {
+        assert_eq!(store.status_counts().unwrap(), []);
+    }
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.create_process(&spec(None, &["true"]), "t"))
+    };
+    let created = writer.join().unwrap().unwrap();
+    // Every pooled connection, whichever serves the read, sees the commit.
+    for _ in 0..16 {
+        assert_eq!(store.task(&created.id).unwrap().id, created.id);
+    }
+}
+
+#[test]
+fn reads_proceed_while_a_write_transaction_is_open() {
+    let (_dir, store) = fresh();
+    let store = std::sync::Arc::new(store);
+    let held = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (answered, answer) = std::sync::mpsc::channel();
+    let reader = {
+        let (store, held) = (store.clone(), held.clone());
+        std::thread::spawn(move || {
+            held.wait();
+            answered
+                .send(store.status_counts().map(|c| c.len()))
+                .unwrap();
+        })
+    };
+    // An import holds the write connection and SQLite's write lock until it ends.
+    let importer = store.begin_import().unwrap();
+    held.wait();
+    let read = answer.recv_timeout(DEADLINE);
+    drop(importer);
+    reader.join().unwrap();
+    assert_eq!(
+        read.expect("a read waited for the open write transaction")
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn reads_proceed_while_another_process_holds_the_write_lock() {
+    let (dir, store) = fresh();
+    let task = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    let other = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM meta;")
+        .unwrap();
+    // Uncommitted work is not seen, and does not hold the read up.
+    assert_eq!(store.task(&task.id).unwrap(), task);
+    other.execute_batch("ROLLBACK").unwrap();
+}

@@ -314,7 +314,60 @@ fn task_pages_filter_and_page(store: &dyn Store) {
         before_uuid: Some(first[0].uuid.to_string()),
         ..Default::default()
     };
-    assert_eq!(ids(after), [queued.id, manual.id], "the cursor continues");
+    assert_eq!(
+        ids(after),
+        [queued.id.as_str(), manual.id.as_str()],
+        "the cursor continues"
+    );
+    label_pages_combine_with_other_filters(store, &manual);
+}
+
+/// A label page (which SQLite starts from the label index) is newest first,
+/// pages by cursor, and still honours every other filter.
+fn label_pages_combine_with_other_filters(store: &dyn Store, older: &TaskRecord) {
+    use crate::TaskPageFilter;
+    let mut second = tracked::tracked("labelled too", &[]);
+    second.labels = vec!["ui".to_owned(), "db".to_owned()];
+    let newer = store.create_tracked(&second, "t").unwrap();
+    let page = |filter: TaskPageFilter| -> Vec<String> {
+        let filter = TaskPageFilter {
+            label: Some("ui".into()),
+            ..filter
+        };
+        let tasks = store.task_page(&filter).unwrap();
+        tasks.into_iter().map(|t| t.id).collect()
+    };
+    let first = page(TaskPageFilter {
+        limit: 1,
+        ..Default::default()
+    });
+    assert_eq!(first, [newer.id.as_str()], "the newest labelled task first");
+    let rest = page(TaskPageFilter {
+        limit: 10,
+        before_uuid: Some(newer.uuid.to_string()),
+        ..Default::default()
+    });
+    assert_eq!(
+        rest,
+        [older.id.as_str()],
+        "the label page's cursor continues"
+    );
+    let agents = page(TaskPageFilter {
+        limit: 10,
+        kind: Some(TaskKind::Agent),
+        ..Default::default()
+    });
+    assert!(agents.is_empty(), "label and kind both apply: {agents:?}");
+    let full = store.task_page(&TaskPageFilter {
+        limit: 10,
+        label: Some("ui".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        full.unwrap()[0].labels,
+        ["db", "ui"],
+        "every label is listed"
+    );
 }
 
 /// Every record `store` exports, in order.

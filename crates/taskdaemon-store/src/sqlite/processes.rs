@@ -77,15 +77,59 @@ pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<Task
 }
 
 /// A page of tasks of every kind, newest first (see [`crate::task_page`]).
+/// One page of tasks, newest first. Ids first, rows after: the listed
+/// columns (with their subqueries) are computed for the page only.
 pub(super) fn page(conn: &Connection, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
-    let (condition, args) = crate::task_page::where_clause(filter, |n| format!("?{n}"));
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY uuid DESC LIMIT {}",
-        filter.limit
-    );
+    let (ids, args) = page_ids(conn, filter)?;
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({ids}) ORDER BY uuid DESC");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), task_from_row)?;
     rows.map(|row| row?).collect()
+}
+
+/// How many tasks a label may have for its page to start from the label: a
+/// few pages' worth, where looking each one up costs about what one page of
+/// a walk does.
+const LABEL_FIRST_MAX: i64 = 200;
+
+/// The query of a page's ids and its arguments. A rare label's page starts
+/// from the `task_labels_label` index (`CROSS JOIN` keeps that order), as
+/// walking every task newest first would probe nearly all of them; a common
+/// label's page walks the tasks newest first, which stops after a page, where
+/// starting from the label would look up and sort every labelled task
+/// (measured: 1,000 of 10,000 tasks was ten times slower that way).
+fn page_ids(conn: &Connection, filter: &crate::TaskPageFilter) -> Result<(String, Vec<String>)> {
+    let rare = match &filter.label {
+        Some(label) => label_count(conn, label)? <= LABEL_FIRST_MAX,
+        None => false,
+    };
+    let (Some(label), true) = (&filter.label, rare) else {
+        let (condition, args) = crate::task_page::where_clause(filter, |n| format!("?{n}"));
+        let sql = format!(
+            "SELECT tasks.id FROM tasks WHERE {condition} ORDER BY tasks.uuid DESC LIMIT {}",
+            filter.limit
+        );
+        return Ok((sql, args));
+    };
+    let others = crate::TaskPageFilter {
+        label: None,
+        ..filter.clone()
+    };
+    let (condition, mut args) = crate::task_page::where_clause(&others, |n| format!("?{n}"));
+    args.push(label.clone());
+    let sql = format!(
+        "SELECT tasks.id FROM task_labels tl CROSS JOIN tasks ON tasks.id = tl.task_id
+         WHERE tl.label = ?{} AND {condition} ORDER BY tasks.uuid DESC LIMIT {}",
+        args.len(),
+        filter.limit
+    );
+    Ok((sql, args))
+}
+
+/// How many tasks carry `label` (a count over the covering label index).
+fn label_count(conn: &Connection, label: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached("SELECT count(*) FROM task_labels WHERE label = ?1")?;
+    Ok(stmt.query_row([label], |r| r.get(0))?)
 }
 
 pub(super) fn record_exit(
