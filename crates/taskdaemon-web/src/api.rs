@@ -27,14 +27,14 @@ use crate::auth::owner;
 use crate::problem::Problem;
 use crate::state::AppState;
 
-type ApiResult = Result<Response, Problem>;
+pub(crate) type ApiResult = Result<Response, Problem>;
 
 /// The actor web actions are recorded as.
 const WEB_TOOL: &str = "web";
 /// Grace before SIGKILL when a request gives none.
 const DEFAULT_GRACE_MS: u64 = 5_000;
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     payload.map(|Json(v)| v).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
@@ -62,7 +62,7 @@ fn filter_value<T: std::str::FromStr>(
     .transpose()
 }
 
-fn ok<T: serde::Serialize>(value: T) -> ApiResult {
+pub(crate) fn ok<T: serde::Serialize>(value: T) -> ApiResult {
     Ok(Json(value).into_response())
 }
 
@@ -71,7 +71,7 @@ fn created<T: serde::Serialize>(value: T) -> ApiResult {
 }
 
 /// Views that cannot be narrowed to a share link's scope need an unscoped one.
-fn whole_workspace(access: &Access) -> Result<(), Problem> {
+pub(crate) fn whole_workspace(access: &Access) -> Result<(), Problem> {
     match access.scope() {
         ShareScope::All => Ok(()),
         scope => Err(Problem::forbidden(format!(
@@ -80,7 +80,7 @@ fn whole_workspace(access: &Access) -> Result<(), Problem> {
     }
 }
 
-fn web_agent() -> Agent {
+pub(crate) fn web_agent() -> Agent {
     Agent {
         tool: Some(WEB_TOOL.to_owned()),
         session: None,
@@ -554,7 +554,9 @@ pub struct StopBody {
     grace_ms: Option<u64>,
 }
 
-fn optional_body<T: Default>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub(crate) fn optional_body<T: Default>(
+    payload: Result<Json<T>, JsonRejection>,
+) -> Result<T, Problem> {
     match payload {
         Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
         other => body(other),

@@ -12,19 +12,16 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use taskdaemon_core::pipeline::{MessageRecord, PlanRecord, PlanTree};
-use taskdaemon_service::{Access, Agent, PipelineAttention, PlanShow, PlanSummary, ShareScope};
+use taskdaemon_service::{Access, PipelineAttention, PlanShow, PlanSummary};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::{ApiResult, body, ok, optional_body, web_agent, whole_workspace};
 use crate::auth::owner;
 use crate::problem::Problem;
 use crate::state::AppState;
-
-type ApiResult = Result<Response, Problem>;
 
 /// The routes of this module, under `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -36,37 +33,6 @@ pub fn routes() -> Router<AppState> {
         .route("/plans/{id}/resume", post(resume_plan))
         .route("/plans/{id}/answer", post(answer_query))
         .route("/attention", get(attention))
-}
-
-fn ok<T: serde::Serialize>(value: T) -> ApiResult {
-    Ok(Json(value).into_response())
-}
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
-    payload.map(|Json(v)| v).map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
-        } else {
-            Problem::bad_input(e.body_text())
-        }
-    })
-}
-
-/// Plans belong to the whole workspace: a scoped share link sees none.
-fn whole_workspace(access: &Access) -> Result<(), Problem> {
-    match access.scope() {
-        ShareScope::All => Ok(()),
-        scope => Err(Problem::forbidden(format!(
-            "this share link only sees {scope}, not plans"
-        ))),
-    }
-}
-
-fn web_agent() -> Agent {
-    Agent {
-        tool: Some("web".to_owned()),
-        session: None,
-    }
 }
 
 /// Filters of the plan list.
@@ -153,10 +119,7 @@ pub async fn cancel_plan(
     payload: Result<Json<CancelPlanBody>, JsonRejection>,
 ) -> ApiResult {
     owner(&access)?;
-    let cancel = match payload {
-        Err(JsonRejection::MissingJsonContentType(_)) => CancelPlanBody::default(),
-        other => body(other)?,
-    };
+    let cancel = optional_body(payload)?;
     ok(state
         .call(move |s| s.cancel_plan(&web_agent(), &id, cancel.reason.as_deref()))
         .await?)
