@@ -1,6 +1,7 @@
 //! Store errors.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use taskdaemon_core::pipeline::{IllegalPipelineTransition, PipelineError};
 use taskdaemon_core::{IllegalTransition, id::IdError};
@@ -45,6 +46,19 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// Another connection held the write lock for the whole busy timeout.
+    #[error(
+        "store {} is locked by another process: waited {}s for its write lock, then gave up; nothing was written",
+        path.display(),
+        waited.as_secs()
+    )]
+    Locked { path: PathBuf, waited: Duration },
+    /// The file system holding the store has no space left.
+    #[error(
+        "store {}: the disk is full; nothing was written (free some space and try again)",
+        path.display()
+    )]
+    DiskFull { path: PathBuf },
     #[error("store {}: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -71,4 +85,22 @@ pub enum StoreError {
         field: &'static str,
         message: String,
     },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later, unchanged: the store could
+    /// not be reached or written (a lock held too long, a full disk, a
+    /// dropped connection), rather than answered about the data (no such
+    /// task, a change that does not apply).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Locked { .. }
+                | Self::DiskFull { .. }
+                | Self::Open { .. }
+                | Self::Sqlite(_)
+                | Self::Unreachable { .. }
+                | Self::Postgres(_)
+        )
+    }
 }

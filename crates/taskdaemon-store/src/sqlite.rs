@@ -119,16 +119,19 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        let attempt = || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        attempt().map_err(|e| explain(&self.path, e))
     }
 
     /// Runs `f` on a free read-only connection. Each statement starts its own
     /// read transaction, so it sees every write committed before it began.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.readers.with(f)
+        self.readers.with(f).map_err(|e| explain(&self.path, e))
     }
 
     /// The integrity check's read, on the write connection: SQLite runs the
@@ -145,7 +148,33 @@ impl SqliteStore {
     }
 }
 
+/// Names the file, and says what happened in words a user can act on, for
+/// the failures that come from outside: another process holding the lock,
+/// a full disk. SQLite's own text ("database or disk is full") names neither.
+fn explain(path: &Path, error: StoreError) -> StoreError {
+    let StoreError::Sqlite(source) = &error else {
+        return error;
+    };
+    outside_failure(path, source).unwrap_or(error)
+}
+
+fn outside_failure(path: &Path, error: &rusqlite::Error) -> Option<StoreError> {
+    match error.sqlite_error_code()? {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(StoreError::Locked {
+            path: path.to_owned(),
+            waited: BUSY_TIMEOUT,
+        }),
+        ErrorCode::DiskFull => Some(StoreError::DiskFull {
+            path: path.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
 fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    if let Some(explained) = outside_failure(path, &error) {
+        return explained;
+    }
     match error.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path: path.to_owned(),
