@@ -10,6 +10,17 @@
 //! watching with pidfd, group signalling with escalation, resource sampling,
 //! and reconciling the store with what really runs.
 
+/// `eprintln!` that cannot panic. A shim's stderr is its log file, and
+/// `eprintln!` panics when that write fails (a full disk): the shim, which
+/// alone holds its command's exit status, must outlive that.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod group;
 pub mod launch;
 pub mod limits;

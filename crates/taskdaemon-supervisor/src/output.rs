@@ -131,7 +131,7 @@ fn pump(mut reader: PipeReader, log: SharedLog, done: Sender<()>) -> io::Result<
                     Ok(()) => failing = false,
                     Err(e) if !failing => {
                         failing = true;
-                        eprintln!("taskdaemon shim: cannot write output log: {e}; discarding output until it can");
+                        crate::note!("taskdaemon shim: cannot write output log: {e}; discarding output until it can");
                     }
                     Err(_) => {}
                 }

@@ -15,7 +15,7 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::container::ContainerSpec;
@@ -40,6 +40,13 @@ pub const TASK_ID_ENV: &str = "TASKDAEMON_TASK_ID";
 /// How often a failed store write of an exit is retried before the exit file
 /// alone carries it.
 const RECORD_ATTEMPTS: u32 = 10;
+
+/// The longest wait between two tries to record an exit.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// How long a shim whose exit is written nowhere durable (neither the store
+/// nor the exit file take it: a full disk) keeps trying before it gives up.
+const KEEP_TRYING: Duration = Duration::from_secs(24 * 3600);
 
 /// How long after the command's exit the shim waits for the rest of its
 /// output before recording the exit (a child it left behind may hold the
@@ -97,7 +104,7 @@ impl Shim<'_> {
     pub fn run(&self, id: &str) -> i32 {
         let fail = |message: String| {
             let _ = report(&format!("error {message}"));
-            eprintln!("taskdaemon shim {id}: {message}");
+            crate::note!("taskdaemon shim {id}: {message}");
             1
         };
         let logs = match OutputLogs::open(self.workspace, id, &self.logs) {
@@ -123,7 +130,7 @@ impl Shim<'_> {
                 }
                 Ok(None) => break 0,
                 Err(message) if reported => {
-                    eprintln!("taskdaemon shim {id}: {message}");
+                    crate::note!("taskdaemon shim {id}: {message}");
                     break 1;
                 }
                 Err(message) => break fail(message),
@@ -313,13 +320,13 @@ impl Shim<'_> {
         });
         match reaped {
             Ok(containers) if !containers.is_empty() => {
-                eprintln!(
+                crate::note!(
                     "taskdaemon shim {id}: stopped containers {containers:?} of its dead runner"
                 );
             }
             Ok(_) => {}
             Err(e) => {
-                eprintln!("taskdaemon shim {id}: cannot stop its dead runner's container: {e}")
+                crate::note!("taskdaemon shim {id}: cannot stop its dead runner's container: {e}")
             }
         }
     }
@@ -349,28 +356,42 @@ impl Shim<'_> {
         // the exit behind; not synced, since the (synced) store commit right
         // after is what keeps it, unless that fails.
         if let Err(e) = write_projection(&path, &json) {
-            eprintln!("taskdaemon shim {id}: cannot write exit file: {e}");
+            crate::note!("taskdaemon shim {id}: cannot write exit file: {e}");
         }
         let mut attempt = 0;
+        let mut durable = false;
+        let since = Instant::now();
         loop {
             attempt += 1;
-            match self.store.record_detected_exit(id, exit, ACTOR) {
+            let e = match self.store.record_detected_exit(id, exit, ACTOR) {
                 Ok(recorded) => return Ok(recorded.decision),
                 Err(StoreError::Conflict(message)) => return Err(message),
-                Err(e) if attempt < RECORD_ATTEMPTS => {
-                    eprintln!("taskdaemon shim {id}: recording exit failed, retrying: {e}");
-                    thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                }
-                Err(e) => {
-                    // Now the exit file is the only copy: make it durable.
-                    if let Err(e) = write_atomic(&path, &json) {
-                        eprintln!("taskdaemon shim {id}: cannot sync exit file: {e}");
-                    }
-                    return Err(format!("recording exit: {e}; the exit file keeps it"));
+                Err(e) => e,
+            };
+            if attempt >= RECORD_ATTEMPTS && !durable {
+                // The exit file is to be the only copy: make it durable.
+                match write_atomic(&path, &json) {
+                    Ok(()) => durable = true,
+                    Err(e) => crate::note!("taskdaemon shim {id}: cannot sync exit file: {e}"),
                 }
             }
+            // With the exit nowhere durable (a full disk refuses the store and
+            // the file alike) the shim is its only holder: it keeps trying
+            // until one of them takes it, so the exit is recorded once space
+            // returns.
+            if durable || since.elapsed() > KEEP_TRYING {
+                return Err(format!("recording exit: {e}; the exit file keeps it"));
+            }
+            crate::note!("taskdaemon shim {id}: recording exit failed, retrying: {e}");
+            thread::sleep(retry_delay(attempt));
         }
     }
+}
+
+/// The wait before retry number `attempt` of an exit's store write: growing,
+/// then every [`MAX_RETRY_DELAY`].
+fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(attempt)).min(MAX_RETRY_DELAY)
 }
 
 /// The error of a task whose container runner died with no restart to follow.

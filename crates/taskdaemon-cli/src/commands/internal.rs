@@ -17,7 +17,7 @@ use crate::args::DaemonWebArgs;
 pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     let fail = |message: String| {
         let _ = report(&format!("error {message}"));
-        eprintln!("taskdaemon shim {id}: {message}");
+        taskdaemon_supervisor::note!("taskdaemon shim {id}: {message}");
         1
     };
     let service = match Service::open(workspace.clone()) {
