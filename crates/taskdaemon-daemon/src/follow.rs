@@ -4,6 +4,7 @@
 //! Adoption, the request handlers and the queue workers all start followers.
 
 use std::io;
+use std::time::Duration;
 
 use taskdaemon_core::TaskRecord;
 use taskdaemon_store::StoreError;
@@ -15,6 +16,9 @@ use tokio::io::unix::AsyncFd;
 use crate::blocking::blocking;
 use crate::protocol::ErrorKind;
 use crate::state::{ACTOR, Daemon, Failure, Shared, failure};
+
+/// The longest a follower waits before trying a failed store again.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// What a follower does next.
 enum Step {
@@ -38,9 +42,13 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
     daemon.follow_started.notify_one();
     let daemon = daemon.clone();
     tokio::spawn(async move {
+        let mut store_failures = 0u32;
         loop {
             let (d, task_id) = (daemon.clone(), id.clone());
             let step = blocking(move || next_step(&d, &task_id)).await;
+            if !matches!(step, Ok(Err(ref e)) if e.is_transient()) {
+                store_failures = 0;
+            }
             match step {
                 Ok(Ok(Step::Wait { watch, orphan })) => {
                     let pid = watch.identity().pid;
@@ -64,6 +72,13 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
                 }
                 Ok(Ok(Step::Again)) => {}
                 Ok(Ok(Step::Done)) => break,
+                // A full disk or a lock held elsewhere passes; giving up here
+                // would leave the task `running` until the daemon restarts.
+                Ok(Err(e)) if e.is_transient() => {
+                    store_failures += 1;
+                    tracing::warn!(id, error = %e, "cannot follow process yet; retrying");
+                    tokio::time::sleep(retry_delay(store_failures)).await;
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(id, error = %e, "cannot follow process");
                     break;
@@ -83,6 +98,13 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
         let _ = daemon.ended.send(id);
         daemon.registry_changed();
     });
+}
+
+/// The wait before a follower's retry number `failures` after a store
+/// failure: doubling from 250 ms up to [`MAX_RETRY_DELAY`].
+fn retry_delay(failures: u32) -> Duration {
+    let doubled = Duration::from_millis(250).saturating_mul(1 << failures.min(8));
+    doubled.min(MAX_RETRY_DELAY)
 }
 
 fn next_step(daemon: &Daemon, id: &str) -> Result<Step, StoreError> {
