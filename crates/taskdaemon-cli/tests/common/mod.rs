@@ -164,9 +164,22 @@ impl Ws {
 
     /// A fresh temporary directory that is not a workspace yet.
     pub fn uninitialised() -> Self {
+        Self::uninitialised_in(&std::env::temp_dir())
+    }
+
+    /// A fresh, initialised workspace in a new directory under `parent`
+    /// (a small mount, say).
+    pub fn new_in(parent: &Path) -> Self {
+        let ws = Self::uninitialised_in(parent);
+        ws.run(&["init"]).ok();
+        ws
+    }
+
+    /// A fresh directory under `parent` that is not a workspace yet.
+    pub fn uninitialised_in(parent: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("td-it-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("tempdir");
         let root = fs::canonicalize(dir.path()).expect("canonicalize");
         let tag = format!(
