@@ -245,6 +245,11 @@ pub(super) fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<()
         delivery: vec![Delivery::Pending],
         ..MessageFilter::default()
     })?;
+    if pending.is_empty() {
+        // Nothing pending, so no broadcast to settle either: a full pass
+        // writes nothing (and waits behind no loop's write).
+        return Ok(());
+    }
     for message in pending {
         let Some(spec) = tree
             .specs
