@@ -792,12 +792,9 @@ fn plan_commands_wake_the_daemon_whatever_its_scheduler_interval() {
     assert_eq!(tree["specs"][0]["status"], "succeeded", "{tree:#}");
 }
 
-/// `.taskdaemon/pipeline.json` as the daemon published it.
+/// The scheduler's state as `status --json` reports it.
 fn scheduler_state(ws: &Ws) -> Value {
-    fs::read_to_string(ws.state_dir().join("pipeline.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null)
+    ws.run(&["status", "--json"]).ok().json()["scheduler"].clone()
 }
 
 #[test]
@@ -857,6 +854,17 @@ fn an_open_circuit_breaker_holds_new_plans_back_until_it_closes() {
         held["held"].as_str().unwrap().contains("anthropic"),
         "{held}"
     );
+    assert!(held["held_since"].is_number(), "{held}");
+    // `status` says so to a person too (while the breaker is still open).
+    let status = ws.run(&["status"]).ok().stdout;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("scheduler  held back since "))
+        .unwrap_or_else(|| panic!("no scheduler line: {status}"));
+    assert!(
+        line.contains("circuit breaker is open") && line.contains(&second),
+        "{line}"
+    );
     // Held back: no loop of the second plan started, nothing asked the model.
     assert_eq!(show(&ws, &second)["loops"], json!([]), "{held}");
     assert!(
@@ -871,6 +879,8 @@ fn an_open_circuit_breaker_holds_new_plans_back_until_it_closes() {
         p["title"] == "Second"
     });
     assert_eq!(scheduler_state(&ws)["held"], Value::Null);
+    let status = ws.run(&["status"]).ok().stdout;
+    assert!(!status.contains("held back"), "{status}");
     let first = show(&ws, &first);
     assert_ne!(first["status"], "running", "{first:#}");
 }
@@ -1032,4 +1042,234 @@ fn with_resolve_conflicts_the_next_iteration_resolves_a_conflict_between_iterati
     assert!(alerts.is_empty(), "nothing paused: {alerts:#?}");
     let log = git(&ws, &["log", "--format=%s", "main"]);
     assert!(log.contains("main changes the readme"), "{log}");
+}
+
+#[test]
+fn an_answered_query_reaches_the_asking_loop_once() {
+    // Phase a1's first iteration asks a person, then waits (in a command)
+    // for the file `go`; the second ends without the file, the third
+    // writes it. Phase a2 is a new loop of the same spec.
+    let go = tempfile::tempdir().unwrap();
+    let go = go.path().join("go");
+    let wait = format!("while [ ! -e '{}' ]; do sleep 0.05; done", go.display());
+    let fake = Fake::start(vec![
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        ralph_route("a", 2),
+        Route::offering("ask")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool("ask", json!({"to": "human", "question": "which colour?"})),
+                tool("run_command", json!({"argv": ["sh", "-c", wait]})),
+                text("asked"),
+                text("not yet"),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    ]);
+    let ws = repo(&fake);
+    let id = ws
+        .run(&["new-plan", "Pick a colour", "--auto-approve"])
+        .ok()
+        .last_line();
+    ws.run(&["start"]).ok();
+    let store = SqliteStore::open(&ws.db_path()).unwrap();
+    let query_filter = MessageFilter {
+        plan: Some(id.clone()),
+        kind: Some(MessageKind::Query),
+        ..MessageFilter::default()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let query = loop {
+        if let Some(query) = store.messages(&query_filter).unwrap().pop() {
+            break query;
+        }
+        assert!(std::time::Instant::now() < deadline, "a never asked");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ws.run(&["plan", "answer", &query.id, "ultramarine"]).ok();
+    fs::write(&go, "").unwrap();
+    wait_plan(&ws, &id, "succeeded");
+
+    let requests = fake.requests();
+    let prompts = |phase: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.prompt().contains(phase))
+            .map(|r| r.prompt())
+            .collect()
+    };
+    // a1: iteration 1 (ask, command, text), 2 (text), 3 (write, text).
+    let a1 = prompts("# Phase 1 of spec `a`");
+    assert_eq!(a1.len(), 6, "{a1:#?}");
+    let answer = format!(
+        "answer from human to your question {} (\"which colour?\"): ultramarine",
+        query.id
+    );
+    assert!(
+        !a1[0].contains("ultramarine"),
+        "not answered yet: {}",
+        a1[0]
+    );
+    assert!(
+        a1[3].contains(&answer),
+        "the next iteration reads the answer: {}",
+        a1[3]
+    );
+    assert!(
+        !a1[4].contains("ultramarine"),
+        "the iteration after does not read it again: {}",
+        a1[4]
+    );
+    let a2 = prompts("# Phase 2 of spec `a`");
+    assert!(!a2.is_empty(), "a2 ran");
+    assert!(
+        a2.iter().all(|p| !p.contains("ultramarine")),
+        "nor does the next phase's loop: {a2:#?}"
+    );
+    let read = store.message(&query.id).unwrap();
+    assert_eq!(read.answer.as_deref(), Some("ultramarine"));
+    let delivered: Vec<(&str, &str)> = read
+        .deliveries
+        .iter()
+        .map(|d| (d.recipient.as_str(), d.delivery.as_str()))
+        .collect();
+    assert_eq!(delivered, [("a", "delivered")], "{read:?}");
+}
+
+/// Spec a's routes for a conflict at the merge: phase a1 changes README.md
+/// (as main will), and `resolver` answers the loop asked to resolve it.
+fn merge_conflict_routes(resolver: Route) -> Vec<Route> {
+    vec![
+        resolver,
+        plan_route(),
+        Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
+        phase_route("a"),
+        ralph_route("a", 2),
+        Route::offering("send_message")
+            .prompt_contains("# Phase 1 of spec `a`")
+            .replies([
+                tool(
+                    "write_file",
+                    json!({"path": "README.md", "content": "from the spec\n"}),
+                ),
+                tool(
+                    "write_file",
+                    json!({"path": "a1.txt", "content": "a1.txt\n"}),
+                ),
+                text("done"),
+            ]),
+    ]
+}
+
+/// A plan whose spec conflicts with main at the merge, run with
+/// `resolve_conflicts`; returns its id once approved.
+fn run_merge_conflict(ws: &Ws) -> String {
+    ws.write_config("[pipeline]\nscheduler_interval = \"200ms\"\nresolve_conflicts = true\n");
+    let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
+    // Main moves after the plan's base: the spec conflicts with it when it
+    // is rebased to be merged.
+    fs::write(ws.root().join("README.md"), "from main\n").unwrap();
+    git(ws, &["commit", "--quiet", "-am", "main changes the readme"]);
+    ws.run(&["start"]).ok();
+    wait_show(ws, &id, "the plan is submitted", |p| {
+        p["title"] == "Two files"
+    });
+    ws.run(&["plan", "approve", &id]).ok();
+    id
+}
+
+fn alerts_of(ws: &Ws, plan: &str) -> Vec<taskdaemon_core::pipeline::MessageRecord> {
+    SqliteStore::open(&ws.db_path())
+        .unwrap()
+        .messages(&MessageFilter {
+            plan: Some(plan.to_owned()),
+            kind: Some(MessageKind::Alert),
+            ..MessageFilter::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn with_resolve_conflicts_a_ralph_loop_resolves_a_conflict_at_the_merge() {
+    let resolver = Route::offering("send_message")
+        .prompt_contains("Resolve the conflict merging spec `a`")
+        .replies([
+            tool(
+                "write_file",
+                json!({"path": "README.md", "content": "from main and the spec\n"}),
+            ),
+            text("done"),
+        ]);
+    let fake = Fake::start(merge_conflict_routes(resolver));
+    let ws = repo(&fake);
+    let id = run_merge_conflict(&ws);
+
+    let tree = wait_plan(&ws, &id, "succeeded");
+    let asked: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.prompt())
+        .filter(|p| p.contains("Resolve the conflict merging spec `a`"))
+        .collect();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|p| p.contains("README.md")),
+        "the loop was given the conflicting file: {asked:#?}"
+    );
+    assert_eq!(
+        fs::read_to_string(ws.root().join("README.md")).unwrap(),
+        "from main and the spec\n"
+    );
+    assert!(ws.root().join("a1.txt").exists() && ws.root().join("a2.txt").exists());
+    assert!(alerts_of(&ws, &id).is_empty(), "nothing paused");
+    let log = git(&ws, &["log", "--format=%s", "main"]);
+    assert!(log.contains("main changes the readme"), "{log}");
+    for phase in ["a/1", "a/2"] {
+        assert_eq!(
+            log.lines()
+                .filter(|l| l.starts_with(&format!("{id}/{phase}")))
+                .count(),
+            1,
+            "{log}"
+        );
+    }
+    // The resolving loop is charged to the last phase, which stays succeeded.
+    let phase = &tree["specs"][0]["phases"][1];
+    assert_eq!(phase["status"], "succeeded", "{tree:#}");
+    assert_eq!(phase["loops"].as_array().unwrap().len(), 2, "{tree:#}");
+}
+
+#[test]
+fn with_resolve_conflicts_a_conflict_the_loop_cannot_resolve_at_the_merge_pauses() {
+    // The loop never edits the file: each iteration's validation finds the
+    // markers, until the loop gives up.
+    let resolver = Route::offering("send_message")
+        .prompt_contains("Resolve the conflict merging spec `a`")
+        .replies((0..20).map(|_| text("I cannot tell which side is right")));
+    let fake = Fake::start(merge_conflict_routes(resolver));
+    let ws = repo(&fake);
+    let id = run_merge_conflict(&ws);
+
+    let paused = eventually_paused(&ws, &id);
+    let note = paused["note"].as_str().unwrap();
+    assert!(
+        note.contains("README.md") && note.contains("the loop asked to resolve it ended"),
+        "{paused:#}"
+    );
+    let alerts = alerts_of(&ws, &id);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].to, "human");
+    assert!(alerts[0].body.contains("README.md"), "{alerts:#?}");
+    let worktree = ws.root().join(".taskdaemon/worktrees").join(&id).join("a");
+    let readme = fs::read_to_string(worktree.join("README.md")).unwrap();
+    assert!(readme.contains("<<<<<<<"), "the rebase waits: {readme}");
+    assert_eq!(
+        git(&ws, &["log", "-1", "--format=%s", "main"]),
+        "main changes the readme",
+        "nothing was merged"
+    );
 }

@@ -827,9 +827,10 @@ pub struct MessageRecord {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
     /// A broadcast's delivery to each loop that read it or missed it,
-    /// oldest first (empty for an addressed message, whose `delivery` says
-    /// it all). A broadcast's own `delivery` stays `pending` while specs
-    /// of the plan may still read it.
+    /// oldest first; for an answered query, the answer's delivery to the
+    /// spec that asked, once its loop read it (empty otherwise: an
+    /// addressed message's `delivery` says it all). A broadcast's own
+    /// `delivery` stays `pending` while specs of the plan may still read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<RecipientDelivery>,
 }
@@ -896,6 +897,44 @@ pub fn plan_outcome(specs: &[SpecRecord]) -> Option<Result<(), String>> {
         return Some(Ok(()));
     }
     None
+}
+
+/// Whether `spec` may start now: it is pending, its plan is running and
+/// every spec it depends on (by name among `siblings`, its plan's specs)
+/// succeeded. The rule `Store::ready_specs` applies in SQL, for a caller
+/// that holds the records already.
+pub fn spec_is_ready(plan: &PlanRecord, spec: &SpecRecord, siblings: &[SpecRecord]) -> bool {
+    plan.status == PipelineStatus::Running
+        && spec.status == PipelineStatus::Pending
+        && spec.depends_on.iter().all(|dep| {
+            siblings
+                .iter()
+                .any(|s| &s.name == dep && s.status == PipelineStatus::Succeeded)
+        })
+}
+
+/// The ready specs of `plans` (each plan with its specs in creation order)
+/// in `Store::ready_specs`' order: highest spec priority first, then the
+/// oldest plan, then creation order. Feed it to [`fair_order`].
+pub fn ready_specs<'a>(
+    plans: impl IntoIterator<Item = (&'a PlanRecord, &'a [SpecRecord])>,
+) -> Vec<SpecRecord> {
+    let mut ready: Vec<(i32, u64, usize, &SpecRecord)> = Vec::new();
+    for (plan, specs) in plans {
+        let age = plan_number(&plan.id).unwrap_or(u64::MAX);
+        for (position, spec) in specs.iter().enumerate() {
+            if spec_is_ready(plan, spec, specs) {
+                ready.push((spec.priority, age, position, spec));
+            }
+        }
+    }
+    ready.sort_by_key(|(priority, age, position, _)| {
+        (std::cmp::Reverse(*priority), *age, *position)
+    });
+    ready
+        .into_iter()
+        .map(|(_, _, _, spec)| spec.clone())
+        .collect()
 }
 
 /// Orders ready specs (given highest priority first, then oldest plan) so
@@ -1181,6 +1220,61 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    fn plan_record(id: &str, status: PipelineStatus) -> PlanRecord {
+        PlanRecord {
+            id: id.to_owned(),
+            goal: "g".to_owned(),
+            title: None,
+            summary: None,
+            body: Some("b".to_owned()),
+            status,
+            target_branch: "main".to_owned(),
+            base_commit: "0".repeat(40),
+            auto_approve: false,
+            note: None,
+            loop_task: None,
+            cost: PipelineCost::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn ready_specs_follow_dependencies_priority_and_plan_age() {
+        use PipelineStatus::*;
+        let older = plan_record("PLAN-2", Running);
+        let newer = plan_record("PLAN-10", Running);
+        let paused = plan_record("PLAN-3", Paused);
+        let mut after_a = record("PLAN-2", "b", Pending);
+        after_a.depends_on = vec!["a".to_owned()];
+        let mut after_done = record("PLAN-2", "c", Pending);
+        after_done.depends_on = vec!["done".to_owned()];
+        let mut urgent = record("PLAN-10", "u", Pending);
+        urgent.priority = 5;
+        let mut unknown = record("PLAN-10", "v", Pending);
+        unknown.depends_on = vec!["nobody".to_owned()];
+        let older_specs = vec![
+            record("PLAN-2", "a", Running),
+            after_a,
+            record("PLAN-2", "done", Succeeded),
+            after_done,
+            record("PLAN-2", "d", Pending),
+        ];
+        let newer_specs = vec![record("PLAN-10", "x", Pending), urgent, unknown];
+        let paused_specs = vec![record("PLAN-3", "p", Pending)];
+        let plans = [
+            (&newer, newer_specs.as_slice()),
+            (&paused, paused_specs.as_slice()),
+            (&older, older_specs.as_slice()),
+        ];
+        let ids: Vec<String> = ready_specs(plans).into_iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            ["PLAN-10/u", "PLAN-2/c", "PLAN-2/d", "PLAN-10/x"],
+            "priority first, then the older plan (by number, not text), then creation order"
+        );
     }
 
     #[test]

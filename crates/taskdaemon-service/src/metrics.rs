@@ -38,6 +38,10 @@ pub struct StatusReport {
     pub loop_types: crate::ConfigStatus,
     /// Plans in progress, queries waiting for a person, alerts of open plans.
     pub pipeline: crate::PipelineAttention,
+    /// What holds the daemon's plan scheduler back now (backpressure: a
+    /// rate limit used up, a circuit breaker open), and what waits for it;
+    /// nothing held while no daemon runs.
+    pub scheduler: taskdaemon_daemon::scheduler_state::SchedulerState,
 }
 
 /// Counters for a metrics endpoint.
@@ -167,6 +171,7 @@ impl Service {
             landlock: taskdaemon_llm::landlock_support(),
             loop_types: self.config_status()?,
             pipeline: self.pipeline_attention()?,
+            scheduler: self.scheduler_state(),
         })
     }
 

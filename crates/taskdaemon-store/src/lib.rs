@@ -983,7 +983,9 @@ pub trait Store: Send + Sync {
     fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>>;
 
     /// Pending messages for `recipient` of `plan`: those addressed to it,
-    /// and broadcasts (`plan`) it did not send itself; oldest first.
+    /// broadcasts (`plan`) it did not send itself, and its own queries
+    /// answered since it last read (their answer not delivered to it yet);
+    /// oldest first.
     fn pending_messages(&self, plan: &str, recipient: &str) -> Result<Vec<MessageRecord>>;
 
     /// `pending -> delivered` (marking a delivered message again changes nothing).
@@ -1017,8 +1019,10 @@ pub trait Store: Send + Sync {
     /// Records that the loop of spec `recipient` read message `id`: one
     /// addressed to it becomes delivered; a broadcast records that
     /// recipient's own delivery, leaving the other recipients' alone (so
-    /// it no longer appears in [`Store::pending_messages`] for it). Doing
-    /// it again changes nothing.
+    /// it no longer appears in [`Store::pending_messages`] for it); a query
+    /// it asked, once answered, records the answer's delivery to it (in
+    /// the query's `deliveries`), so the answer reaches it once. Doing it
+    /// again changes nothing.
     fn deliver_message(&self, id: &str, recipient: &str, actor: &str) -> Result<MessageRecord>;
 
     /// Records that broadcast `id` cannot reach spec `recipient`, with why.

@@ -1,6 +1,7 @@
 //! `start`, `stop` and `status`.
 
 use taskdaemon_core::time::to_rfc3339;
+use taskdaemon_daemon::scheduler_state::SchedulerState;
 use taskdaemon_daemon::{start_daemon_with, stop_daemon};
 use taskdaemon_service::{PipelineAttention, WorkerState};
 use taskdaemon_workspace::Workspace;
@@ -120,6 +121,7 @@ pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     };
     println!("sandbox    {sandbox} ({})", report.landlock.detail);
     print_pipeline(&report.pipeline);
+    print_scheduler(&report.scheduler);
     if args.detailed {
         println!("limits     {}", report.limits);
     }
@@ -165,6 +167,31 @@ fn print_pipeline(pipeline: &PipelineAttention) {
             one_line(&a.body)
         );
     }
+}
+
+/// Backpressure holding the plan scheduler back, when it does: why, since
+/// when, and what waits for it.
+fn print_scheduler(state: &SchedulerState) {
+    let Some(reason) = &state.held else {
+        return;
+    };
+    let since = state
+        .held_since
+        .map(|at| format!(" since {}", to_rfc3339(at)))
+        .unwrap_or_default();
+    let mut waiting = Vec::new();
+    if !state.waiting_plans.is_empty() {
+        waiting.push(format!("next step of {}", state.waiting_plans.join(", ")));
+    }
+    if state.specs_waiting {
+        waiting.push("ready specs".to_owned());
+    }
+    let waiting = if waiting.is_empty() {
+        String::new()
+    } else {
+        format!("; waiting: {}", waiting.join(", "))
+    };
+    println!("scheduler  held back{since}, no new spec or plan step starts: {reason}{waiting}");
 }
 
 fn one_line(text: &str) -> String {

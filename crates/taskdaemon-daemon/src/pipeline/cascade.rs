@@ -16,6 +16,7 @@ use taskdaemon_workspace::MergeMode;
 use tokio::sync::oneshot;
 
 use super::delivery::Handler;
+use super::resolve::{Resolved, resolve_at_merge};
 use super::watcher::{continue_resolved, sync_with_target};
 use super::{INTEGRATION, MERGE_ATTEMPTS, store};
 use crate::blocking::blocking;
@@ -184,16 +185,16 @@ pub(super) async fn run_plan_loop(
 /// One loop the driver runs for a plan, spec or phase.
 pub(super) struct Step {
     /// The plan, spec or phase it works for (linked, and charged its cost).
-    link: String,
-    kind: PipelineLoop,
-    name: String,
+    pub(super) link: String,
+    pub(super) kind: PipelineLoop,
+    pub(super) name: String,
     /// The loop's spec text.
-    text: String,
-    workdir: PathBuf,
-    inputs: BTreeMap<String, String>,
-    validate: Option<String>,
+    pub(super) text: String,
+    pub(super) workdir: PathBuf,
+    pub(super) inputs: BTreeMap<String, String>,
+    pub(super) validate: Option<String>,
     /// The loop to resume instead of starting one.
-    existing: Option<String>,
+    pub(super) existing: Option<String>,
 }
 
 /// Starts or resumes a step's loop and waits for its end.
@@ -202,24 +203,7 @@ pub(super) async fn run_step(
     step: Step,
     handler: Arc<Handler>,
 ) -> Result<LoopEnd, String> {
-    let loop_type = step.kind.loop_type();
-    let mut spec = LoopSpec::new(
-        step.text,
-        CommandSpec::Shell("false".to_owned()),
-        "anthropic",
-        "",
-        &step.workdir,
-    );
-    {
-        let active = daemon.types.current();
-        let typed = active.types.get(loop_type)?;
-        let overrides = Overrides {
-            validate: step.validate,
-            ..Overrides::default()
-        };
-        typed.apply(&mut spec, &step.inputs, &overrides)?;
-        spec.config_version = active.version;
-    }
+    let spec = typed_spec(daemon, &step)?;
     let (done, ended) = oneshot::channel();
     let owner = Owner {
         structural: Some(Arc::new(PipelineTools::new(step.kind, handler))),
@@ -235,6 +219,27 @@ pub(super) async fn run_step(
     lock(&daemon.pipeline.running).remove(&step.link);
     let end = end.map_err(|_| format!("loop {id} ended without reporting its end"))?;
     Ok(end)
+}
+
+/// The loop spec of a step: its loop type's configuration in force now,
+/// applied to the step's text, inputs and validation.
+pub(super) fn typed_spec(daemon: &Shared, step: &Step) -> Result<LoopSpec, String> {
+    let mut spec = LoopSpec::new(
+        step.text.clone(),
+        CommandSpec::Shell("false".to_owned()),
+        "anthropic",
+        "",
+        &step.workdir,
+    );
+    let active = daemon.types.current();
+    let typed = active.types.get(step.kind.loop_type())?;
+    let overrides = Overrides {
+        validate: step.validate.clone(),
+        ..Overrides::default()
+    };
+    typed.apply(&mut spec, &step.inputs, &overrides)?;
+    spec.config_version = active.version;
+    Ok(spec)
 }
 
 /// Drives one spec from where it stands to merged (or failed, or paused).
@@ -408,33 +413,21 @@ pub(super) async fn work_spec(
         .await?;
     }
 
-    let strategy = match daemon.config.pipeline.merge {
-        MergeMode::FastForward => MergeStrategy::FastForward,
-        MergeMode::MergeCommit => MergeStrategy::MergeCommit,
-    };
-    let (branch, target) = (spec.branch.clone(), plan.target_branch.clone());
-    let integrated = blocking(move || {
-        let repo = Repo::open(&root)?;
-        // Rebase and merge as one: specs finishing together would otherwise
-        // keep moving the target under each other's rebase.
-        let _integrating = lock(&INTEGRATION);
-        for _ in 0..MERGE_ATTEMPTS {
-            if let Err(files) = sync_with_target(&repo, &path, &target)? {
-                return Ok(Err(files));
-            }
-            match repo.merge_into(&branch, &target, strategy)? {
-                MergeOutcome::Retry { .. } => continue,
-                _ => {
-                    repo.remove_worktree(&path, true)?;
-                    return Ok(Ok(true));
-                }
+    let mut integrated = integrate(daemon, plan, spec).await?;
+    if let Err(files) = &integrated
+        && daemon.config.pipeline.resolve_conflicts
+    {
+        // A Ralph loop is asked to resolve it; what it could not resolve
+        // pauses the spec as below.
+        match resolve_at_merge(daemon, plan, spec, files).await? {
+            Resolved::Yes => integrated = integrate(daemon, plan, spec).await?,
+            Resolved::Stopped => return Ok(None),
+            Resolved::No { note } => {
+                pause_with(daemon, plan, spec, note).await?;
+                return Ok(None);
             }
         }
-        Ok::<_, taskdaemon_git::GitError>(Ok(false))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("merge: {e}"))?;
+    }
     match integrated {
         Ok(true) => {
             // The target moved: other running specs take it in.
@@ -450,6 +443,55 @@ pub(super) async fn work_spec(
             Ok(None)
         }
     }
+}
+
+/// Rebases the spec on its target and merges it, as one (under
+/// [`INTEGRATION`]), then removes its worktree: `Ok(true)` merged,
+/// `Ok(false)` the target kept moving, `Err(files)` a conflict (the rebase
+/// stays in progress). A rebase left in progress is continued when its
+/// conflicts are resolved: staged by a person, or (with
+/// `resolve_conflicts`) edited free of markers by a Ralph loop.
+async fn integrate(
+    daemon: &Shared,
+    plan: &PlanRecord,
+    spec: &SpecRecord,
+) -> Result<Result<bool, Vec<String>>, String> {
+    let strategy = match daemon.config.pipeline.merge {
+        MergeMode::FastForward => MergeStrategy::FastForward,
+        MergeMode::MergeCommit => MergeStrategy::MergeCommit,
+    };
+    let root = daemon.workspace.root().to_path_buf();
+    let path = daemon.workspace.spec_worktree(&plan.id, &spec.name);
+    let resolving = daemon.config.pipeline.resolve_conflicts;
+    let (branch, target) = (spec.branch.clone(), plan.target_branch.clone());
+    let integrated = blocking(move || {
+        let repo = Repo::open(&root)?;
+        // Rebase and merge as one: specs finishing together would otherwise
+        // keep moving the target under each other's rebase.
+        let _integrating = lock(&INTEGRATION);
+        for _ in 0..MERGE_ATTEMPTS {
+            let synced = if resolving && repo.rebase_in_progress(&path)? {
+                continue_resolved(&repo, &path, &target)?
+            } else {
+                sync_with_target(&repo, &path, &target)?
+            };
+            if let Err(files) = synced {
+                return Ok(Err(files));
+            }
+            match repo.merge_into(&branch, &target, strategy)? {
+                MergeOutcome::Retry { .. } => continue,
+                _ => {
+                    repo.remove_worktree(&path, true)?;
+                    return Ok(Ok(true));
+                }
+            }
+        }
+        Ok::<_, taskdaemon_git::GitError>(Ok(false))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("merge: {e}"))?;
+    Ok(integrated)
 }
 
 /// The phase's loop to resume: none when it was stopped (a conflict paused
@@ -480,6 +522,16 @@ pub(super) async fn pause_for_conflict(
         spec.worktree,
         plan.id
     );
+    pause_with(daemon, plan, spec, note).await
+}
+
+/// Pauses a spec with `note`, and raises it as an alert to the human.
+pub(super) async fn pause_with(
+    daemon: &Shared,
+    plan: &PlanRecord,
+    spec: &SpecRecord,
+    note: String,
+) -> Result<(), String> {
     set_spec(daemon, &spec.id, PipelineStatus::Paused, &note).await?;
     let alert = NewMessage {
         plan: plan.id.clone(),

@@ -10,7 +10,7 @@ use taskdaemon_core::pipeline::{
     PipelineStatus, PlanContent, validate_spec_set,
 };
 use taskdaemon_llm::{CallContext, PipelineCall, PipelineHandler, PipelineLoop};
-use taskdaemon_store::{MessageFilter, StoreError};
+use taskdaemon_store::StoreError;
 
 use super::midphase::between_iterations;
 use super::scheduler::stop_loops;
@@ -278,8 +278,8 @@ impl Handler {
     }
 
     /// The messages section of a spec loop's next prompt: messages for its
-    /// spec (then marked delivered), the plan's broadcasts, and answers to
-    /// the questions it asked.
+    /// spec, the plan's broadcasts, and answers to the questions it asked,
+    /// each marked delivered to it as it is added: it reaches the loop once.
     fn messages_for(&self) -> Result<Option<String>, StoreError> {
         let Some(spec) = &self.spec else {
             return Ok(None);
@@ -287,26 +287,8 @@ impl Handler {
         let store = &*self.daemon.store;
         let mut lines = Vec::new();
         for message in store.pending_messages(&self.plan, spec)? {
-            lines.push(format!(
-                "- {} from {} ({}): {}",
-                message.kind, message.from, message.id, message.body
-            ));
+            lines.push(message_line(&message, spec));
             store.deliver_message(&message.id, spec, ACTOR)?;
-        }
-        let answered = store.messages(&MessageFilter {
-            plan: Some(self.plan.clone()),
-            kind: Some(MessageKind::Query),
-            delivery: vec![Delivery::Answered],
-            ..MessageFilter::default()
-        })?;
-        for query in answered.iter().filter(|q| &q.from == spec) {
-            lines.push(format!(
-                "- answer from {} to your question {} (\"{}\"): {}",
-                query.to,
-                query.id,
-                query.body,
-                query.answer.as_deref().unwrap_or_default()
-            ));
         }
         if lines.is_empty() {
             return Ok(None);
@@ -367,6 +349,24 @@ impl Handler {
             created.push(spec.name);
         }
     }
+}
+
+/// One line of the messages section: a message for `spec`, or the answer
+/// to a question `spec` asked.
+fn message_line(message: &MessageRecord, spec: &str) -> String {
+    if message.kind == MessageKind::Query && message.from == spec {
+        return format!(
+            "- answer from {} to your question {} (\"{}\"): {}",
+            message.to,
+            message.id,
+            message.body,
+            message.answer.as_deref().unwrap_or_default()
+        );
+    }
+    format!(
+        "- {} from {} ({}): {}",
+        message.kind, message.from, message.id, message.body
+    )
 }
 
 #[async_trait]

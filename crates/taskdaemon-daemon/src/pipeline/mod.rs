@@ -7,8 +7,9 @@
 //! committed), and finally rebasing the spec on the plan's target branch,
 //! merging it and removing the worktree. The rules it follows live
 //! elsewhere: statuses and transitions, the spec DAG, fair ordering and a
-//! plan's outcome in `taskdaemon_core::pipeline`; which specs are ready in
-//! the store; git in `taskdaemon-git`.
+//! plan's outcome and which specs are ready in `taskdaemon_core::pipeline`
+//! (the store's `ready_specs` applies the same rule in SQL); git in
+//! `taskdaemon-git`.
 //!
 //! - Loops are ordinary loop tasks (the loop manager runs them under its
 //!   global semaphore and per-type limits), linked from the plan, spec or
@@ -32,6 +33,7 @@ mod cascade;
 mod delivery;
 mod midphase;
 mod recovery;
+mod resolve;
 mod scheduler;
 mod view;
 mod watcher;
@@ -56,8 +58,6 @@ pub(crate) use recovery::owned_loops;
 
 /// Loop types that only run under a plan.
 pub(crate) const PIPELINE_TYPE_PREFIX: &str = "pipeline-";
-/// Ready specs looked at per scheduler pass.
-const READY_LIMIT: usize = 256;
 /// Held while a spec is rebased on its target and merged into it, as one:
 /// specs finishing together would otherwise keep moving the target under
 /// each other's rebase. (Git's own worktree bookkeeping has its lock in

@@ -5,8 +5,8 @@
 //! and when a person changes a plan) reads every open plan from the store,
 //! rebuilds the [`View`], stops loops of work that ended under them and
 //! dead-letters messages to ended specs. The passes in between, woken when
-//! a step ends or a spec loop creates specs, decide from the view and read
-//! only the ready specs, and only when some may have become ready.
+//! a step ends or a spec loop creates specs, decide from the view alone,
+//! ready specs included: they read nothing from the store.
 //!
 //! While the LLM rate limiter is saturated or a circuit breaker is open
 //! (backpressure), no new model work starts: ready specs and plan or spec
@@ -19,7 +19,7 @@ use taskdaemon_store::{MessageFilter, PlanFilter, Store, StoreError};
 use super::backpressure::{Held, held_now, publish};
 use super::cascade::{drive_plan, drive_spec};
 use super::view::{PlanStep, Work};
-use super::{HELD_RETRY, READY_LIMIT, WAKE_BATCH, claim, release};
+use super::{HELD_RETRY, WAKE_BATCH, claim, release};
 use crate::blocking::blocking;
 use crate::loop_state::lock;
 use crate::state::{ACTOR, Shared};
@@ -141,7 +141,7 @@ async fn full_pass(daemon: &Shared, held: Option<&Held>) -> (usize, Work) {
             }
         }
     }
-    let (ready, ready_left) = start_ready(daemon, held).await;
+    let (ready, ready_left) = start_ready(daemon, held);
     left.ready = ready_left;
     (started + ready, left)
 }
@@ -162,31 +162,21 @@ async fn incremental_pass(daemon: &Shared, work: Work, held: Option<&Held>) -> (
         }
     }
     if work.ready {
-        let (ready, ready_left) = start_ready(daemon, held).await;
+        let (ready, ready_left) = start_ready(daemon, held);
         started += ready;
         left.ready = ready_left;
     }
     (started, left)
 }
 
-/// Starts every ready spec, fairly ordered; under backpressure none (and
-/// says the look is still owed).
-async fn start_ready(daemon: &Shared, held: Option<&Held>) -> (usize, bool) {
+/// Starts every ready spec, fairly ordered, as the view has them (kept
+/// current by the driver's writes, rebuilt by every full pass: no store
+/// read); under backpressure none (and says the look is still owed).
+fn start_ready(daemon: &Shared, held: Option<&Held>) -> (usize, bool) {
     if held.is_some() {
         return (0, true);
     }
-    let d = daemon.clone();
-    let ready = match blocking(move || d.store.ready_specs(READY_LIMIT)).await {
-        Ok(Ok(ready)) => ready,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "scheduler cannot read ready specs");
-            return (0, false);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "reading ready specs panicked");
-            return (0, false);
-        }
-    };
+    let ready = lock(&daemon.pipeline.view).ready();
     let started = fair_order(ready)
         .iter()
         .map(|spec| spawn_spec(daemon, &spec.id))
@@ -255,6 +245,11 @@ pub(super) fn dead_letter_ended(store: &dyn Store, tree: &PlanTree) -> Result<()
         delivery: vec![Delivery::Pending],
         ..MessageFilter::default()
     })?;
+    if pending.is_empty() {
+        // Nothing pending, so no broadcast to settle either: a full pass
+        // writes nothing (and waits behind no loop's write).
+        return Ok(());
+    }
     for message in pending {
         let Some(spec) = tree
             .specs

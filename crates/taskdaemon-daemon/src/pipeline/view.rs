@@ -6,11 +6,14 @@
 //! current, so the pass after a step ends decides from memory instead of
 //! re-reading every open plan's whole tree. A person's change reaches the
 //! daemon as a wake-up asking for a full pass (and the scheduler's tick is
-//! a full pass too, should one be lost).
+//! a full pass too, should one be lost). Which specs are ready is decided
+//! from it too: the pass after a step ends reads nothing from the store.
 
 use std::collections::{HashMap, HashSet};
 
-use taskdaemon_core::pipeline::{PipelineStatus, PlanRecord, PlanTree, SpecRecord, plan_outcome};
+use taskdaemon_core::pipeline::{
+    PipelineStatus, PlanRecord, PlanTree, SpecRecord, plan_outcome, ready_specs,
+};
 
 /// Open plans as the driver last wrote or read them.
 #[derive(Debug, Default)]
@@ -85,6 +88,18 @@ impl View {
     pub(super) fn step_due(&self, plan: &str) -> Option<PlanStep> {
         let view = self.plans.get(plan)?;
         plan_step(&view.plan, &view.specs)
+    }
+
+    /// The specs that may start now, in the store's order (priority, plan
+    /// age, creation). A spec the view thinks ready but is not (a person
+    /// changed it since) costs a task that reads it and stops; one it
+    /// misses is found by the next full pass.
+    pub(super) fn ready(&self) -> Vec<SpecRecord> {
+        ready_specs(
+            self.plans
+                .values()
+                .map(|view| (&view.plan, view.specs.as_slice())),
+        )
     }
 
     /// Open plans held, for the log.
@@ -212,7 +227,14 @@ mod tests {
         assert_eq!(view.step_due("PLAN-1"), None);
         view.spec(&spec("a", Succeeded));
         assert_eq!(view.step_due("PLAN-1"), Some(PlanStep::Outcome));
+        let mut b = spec("b", Pending);
+        b.depends_on = vec!["a".into()];
+        view.spec(&b);
+        assert_eq!(view.step_due("PLAN-1"), None, "b is still to run");
+        let ready: Vec<String> = view.ready().into_iter().map(|s| s.id).collect();
+        assert_eq!(ready, ["PLAN-1/b"], "a succeeded: b is ready");
         view.plan(&plan(Succeeded, Some("b")));
+        assert!(view.ready().is_empty(), "nothing of an ended plan is ready");
         assert_eq!(
             view.step_due("PLAN-1"),
             None,

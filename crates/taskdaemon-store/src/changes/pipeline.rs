@@ -656,6 +656,45 @@ pub(crate) fn recipient_change(
     }))
 }
 
+/// Whether `recipient` reading `message` is the asker reading the answer
+/// to its query (rather than the query's addressee reading the question).
+pub(crate) fn is_answer_for(message: &MessageRecord, recipient: &str) -> bool {
+    message.kind == MessageKind::Query && message.from == recipient && message.to != recipient
+}
+
+/// The spec that asked query `message` (`recipient`) read its answer: the
+/// answer reaches a loop once, so its delivery to the asker is recorded
+/// beside the query's own. `None` when it was recorded already (a driver
+/// replaying after a crash).
+pub(crate) fn answer_read(
+    message: &MessageRecord,
+    recipient: &str,
+    actor: &str,
+) -> Result<Option<RecipientChange>> {
+    if message.delivery != Delivery::Answered {
+        return Err(StoreError::Conflict(format!(
+            "{} is {}: there is no answer for {recipient} to read yet",
+            message.id, message.delivery
+        )));
+    }
+    if message.deliveries.iter().any(|d| d.recipient == recipient) {
+        return Ok(None);
+    }
+    let event = NewEvent::new(
+        EventKind::MessageDelivered,
+        actor,
+        format!("the answer to {} delivered to {recipient}", message.id),
+    );
+    let after =
+        json!({ "recipient": recipient, "delivery": Delivery::Delivered.as_str(), "answer": true });
+    Ok(Some(RecipientChange {
+        recipient: recipient.to_owned(),
+        to: Delivery::Delivered,
+        reason: None,
+        event: (event, None, Some(after)),
+    }))
+}
+
 /// Refuses marking addressed message `message` as read by a spec it is
 /// not addressed to.
 pub(crate) fn check_addressed_to(message: &MessageRecord, recipient: &str) -> Result<()> {

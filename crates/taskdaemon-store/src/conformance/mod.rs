@@ -183,6 +183,10 @@ pub const CHECKS: &[Check] = &[
         pipeline::broadcasts_are_delivered_per_recipient,
     ),
     (
+        "an_answer_reaches_the_asker_once",
+        pipeline::an_answer_reaches_the_asker_once,
+    ),
+    (
         "repair_removes_pipeline_orphans",
         pipeline::repair_removes_pipeline_orphans,
     ),

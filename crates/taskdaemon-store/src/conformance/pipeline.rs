@@ -690,6 +690,108 @@ pub fn messages_are_delivered_answered_or_dead(store: &dyn Store) {
     assert_eq!(sent[0].task_id.as_deref(), Some(plan.as_str()));
 }
 
+/// The answer to a query reaches the spec that asked once: it is pending
+/// for the asker from the moment it is answered until its loop reads it,
+/// and not after; it is no message for the asker before it is answered.
+pub fn an_answer_reaches_the_asker_once(store: &dyn Store) {
+    let plan = running_plan(store, "goal");
+    store
+        .add_specs(&plan, &[new_spec("a", &[], 0), new_spec("b", &[], 0)], "t")
+        .unwrap();
+    let ask = |to: &str| {
+        store
+            .send_message(
+                &NewMessage {
+                    plan: plan.clone(),
+                    from: "a".into(),
+                    to: to.into(),
+                    kind: MessageKind::Query,
+                    body: "tabs or spaces?".into(),
+                },
+                "t",
+            )
+            .unwrap()
+    };
+    let pending_ids = |spec: &str| -> Vec<String> {
+        store
+            .pending_messages(&plan, spec)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    let to_human = ask("human");
+    let to_b = ask("b");
+    assert!(pending_ids("a").is_empty(), "nothing answered yet");
+    assert_eq!(pending_ids("b"), [to_b.id.as_str()], "b is asked");
+    assert!(matches!(
+        store.deliver_message(&to_human.id, "a", "d"),
+        Err(StoreError::Conflict(_))
+    ));
+
+    store.answer_message(&to_human.id, "tabs", "human").unwrap();
+    store.deliver_message(&to_b.id, "b", "d").unwrap();
+    store
+        .answer_as(&plan, "b", &to_b.id, "spaces", "d")
+        .unwrap();
+    let pending = store.pending_messages(&plan, "a").unwrap();
+    let answers: Vec<(&str, Option<&str>)> = pending
+        .iter()
+        .map(|m| (m.id.as_str(), m.answer.as_deref()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (to_human.id.as_str(), Some("tabs")),
+            (to_b.id.as_str(), Some("spaces"))
+        ]
+    );
+    assert!(pending_ids("b").is_empty(), "b's question was read");
+
+    let read = store.deliver_message(&to_human.id, "a", "d").unwrap();
+    assert_eq!(
+        read.delivery,
+        Delivery::Answered,
+        "still the answered query"
+    );
+    assert_eq!(read.answer.as_deref(), Some("tabs"));
+    let delivered: Vec<(&str, Delivery)> = read
+        .deliveries
+        .iter()
+        .map(|d| (d.recipient.as_str(), d.delivery))
+        .collect();
+    assert_eq!(delivered, [("a", Delivery::Delivered)]);
+    assert_eq!(store.message(&to_human.id).unwrap(), read);
+    assert_eq!(
+        store.deliver_message(&to_human.id, "a", "d").unwrap(),
+        read,
+        "reading again changes nothing"
+    );
+    assert_eq!(pending_ids("a"), [to_b.id.as_str()], "one answer left");
+    store.deliver_message(&to_b.id, "a", "d").unwrap();
+    assert!(pending_ids("a").is_empty(), "every answer reached a once");
+
+    let delivered = store
+        .messages(&MessageFilter {
+            plan: Some(plan.clone()),
+            delivery: vec![Delivery::Delivered],
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert!(
+        delivered.is_empty(),
+        "an answered query is answered, not delivered: {delivered:?}"
+    );
+    let answered = store
+        .messages(&MessageFilter {
+            plan: Some(plan.clone()),
+            delivery: vec![Delivery::Answered],
+            ..MessageFilter::default()
+        })
+        .unwrap();
+    assert_eq!(answered.len(), 2, "{answered:?}");
+}
+
 /// A broadcast has a delivery per recipient loop: one loop reading it does
 /// not take it from the others, a recipient is delivered once, a spec that
 /// ended without reading it gets a dead delivery with the reason, and an

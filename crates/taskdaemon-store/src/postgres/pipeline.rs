@@ -132,12 +132,16 @@ fn recipient_delivery_from_row(row: &Row) -> Result<RecipientDelivery> {
     })
 }
 
-/// Fills in each broadcast's per-recipient deliveries.
+/// Fills in each broadcast's per-recipient deliveries, and an answered
+/// query's delivery of its answer to the asker.
 fn with_deliveries(
     tx: &mut Tx<'_>,
     mut messages: Vec<MessageRecord>,
 ) -> Result<Vec<MessageRecord>> {
-    for message in messages.iter_mut().filter(|m| m.is_broadcast()) {
+    for message in messages
+        .iter_mut()
+        .filter(|m| m.is_broadcast() || m.delivery == Delivery::Answered)
+    {
         let number = message_number(&message.id)?;
         message.deliveries = query(
             tx,
@@ -709,8 +713,9 @@ pub(super) fn list_messages(tx: &mut Tx<'_>, filter: &MessageFilter) -> Result<V
                  AND ($2::text IS NULL OR recipient = $2)
                  AND ($3::text IS NULL OR kind = $3)
                  AND (cardinality($4::text[]) = 0 OR delivery = ANY($4)
-                      OR EXISTS (SELECT 1 FROM message_deliveries d
-                                 WHERE d.message = messages.id AND d.delivery = ANY($4)))
+                      OR (recipient = 'plan' AND EXISTS (
+                            SELECT 1 FROM message_deliveries d
+                            WHERE d.message = messages.id AND d.delivery = ANY($4))))
                ORDER BY id DESC LIMIT $5) AS newest
              ORDER BY id"
         ),
@@ -730,9 +735,14 @@ pub(super) fn pending_for(
         tx,
         &format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE plan = $1 AND delivery = 'pending'
-               AND (recipient = $2
-                    OR (recipient = 'plan' AND sender <> $2 AND NOT EXISTS (
+             WHERE plan = $1
+               AND ((delivery = 'pending'
+                     AND (recipient = $2
+                          OR (recipient = 'plan' AND sender <> $2 AND NOT EXISTS (
+                                SELECT 1 FROM message_deliveries d
+                                WHERE d.message = messages.id AND d.recipient = $2))))
+                    OR (kind = 'query' AND delivery = 'answered' AND sender = $2
+                        AND recipient <> $2 AND NOT EXISTS (
                           SELECT 1 FROM message_deliveries d
                           WHERE d.message = messages.id AND d.recipient = $2)))
              ORDER BY id"
@@ -745,7 +755,8 @@ pub(super) fn pending_for(
 
 /// `recipient`'s loop read message `id` (`to` delivered) or cannot
 /// (`to` dead, with `reason`): an addressed message changes its own
-/// delivery, a broadcast records the recipient's.
+/// delivery, a broadcast records the recipient's, and an answered query
+/// read by the spec that asked it records that the answer reached it.
 pub(super) fn deliver_to(
     tx: &mut Tx<'_>,
     id: &str,
@@ -755,6 +766,12 @@ pub(super) fn deliver_to(
     actor: &str,
 ) -> Result<MessageRecord> {
     let message = find_message(tx, id, " FOR UPDATE")?;
+    if decide::is_answer_for(&message, recipient) {
+        if let Some(change) = decide::answer_read(&message, recipient, actor)? {
+            write_recipient(tx, &message, change)?;
+        }
+        return load_message(tx, &message.id);
+    }
     if !message.is_broadcast() {
         decide::check_addressed_to(&message, recipient)?;
         return deliver(tx, id, to, reason, actor);

@@ -131,12 +131,16 @@ fn recipient_delivery_from_row(row: &Row<'_>) -> Result<RecipientDelivery> {
     })
 }
 
-/// Fills in each broadcast's per-recipient deliveries.
+/// Fills in each broadcast's per-recipient deliveries, and an answered
+/// query's delivery of its answer to the asker.
 fn with_deliveries(
     conn: &Connection,
     mut messages: Vec<MessageRecord>,
 ) -> Result<Vec<MessageRecord>> {
-    for message in messages.iter_mut().filter(|m| m.is_broadcast()) {
+    for message in messages
+        .iter_mut()
+        .filter(|m| m.is_broadcast() || m.delivery == Delivery::Answered)
+    {
         let number = parse_message_id(&message.id).unwrap_or_default();
         message.deliveries = query(
             conn,
@@ -661,8 +665,9 @@ pub(super) fn list_messages(
         let states = states.join(", ");
         // A broadcast is in a state when it is, or any recipient's delivery is.
         sql.push_str(&format!(
-            " AND (delivery IN ({states}) OR EXISTS (SELECT 1 FROM message_deliveries d
-                     WHERE d.message = messages.id AND d.delivery IN ({states})))"
+            " AND (delivery IN ({states}) OR (recipient = 'plan' AND EXISTS (
+                     SELECT 1 FROM message_deliveries d
+                     WHERE d.message = messages.id AND d.delivery IN ({states}))))"
         ));
     }
     let limit = filter.limit.map_or(-1, |n| n as i64);
@@ -690,9 +695,14 @@ pub(super) fn pending_for(
         conn,
         &format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE plan = ?1 AND delivery = 'pending'
-               AND (recipient = ?2
-                    OR (recipient = 'plan' AND sender <> ?2 AND NOT EXISTS (
+             WHERE plan = ?1
+               AND ((delivery = 'pending'
+                     AND (recipient = ?2
+                          OR (recipient = 'plan' AND sender <> ?2 AND NOT EXISTS (
+                                SELECT 1 FROM message_deliveries d
+                                WHERE d.message = messages.id AND d.recipient = ?2))))
+                    OR (kind = 'query' AND delivery = 'answered' AND sender = ?2
+                        AND recipient <> ?2 AND NOT EXISTS (
                           SELECT 1 FROM message_deliveries d
                           WHERE d.message = messages.id AND d.recipient = ?2)))
              ORDER BY id"
@@ -705,7 +715,8 @@ pub(super) fn pending_for(
 
 /// `recipient`'s loop read message `id` (`to` delivered) or cannot
 /// (`to` dead, with `reason`): an addressed message changes its own
-/// delivery, a broadcast records the recipient's.
+/// delivery, a broadcast records the recipient's, and an answered query
+/// read by the spec that asked it records that the answer reached it.
 pub(super) fn deliver_to(
     tx: &Connection,
     id: &str,
@@ -715,6 +726,12 @@ pub(super) fn deliver_to(
     actor: &str,
 ) -> Result<MessageRecord> {
     let message = load_message(tx, id)?;
+    if decide::is_answer_for(&message, recipient) {
+        if let Some(change) = decide::answer_read(&message, recipient, actor)? {
+            write_recipient(tx, &message, change)?;
+        }
+        return load_message(tx, &message.id);
+    }
     if !message.is_broadcast() {
         decide::check_addressed_to(&message, recipient)?;
         return deliver(tx, id, to, reason, actor);
