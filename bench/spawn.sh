@@ -59,7 +59,7 @@ for q in $(seq 1 "$QUEUES"); do
 done
 sleep 1
 
-# Drops COUNT documents named PREFIX-N into each of the given queue folders
+# Drops COUNT documents named task-PREFIX-N into each of the given queue folders
 # at once (written aside, renamed in), and waits for all their results.
 run_queues() { # count prefix folder...
   local count=$1 prefix=$2
@@ -68,7 +68,7 @@ run_queues() { # count prefix folder...
   for dir in "$@"; do
     mkdir -p "$TMP/stage/$(basename "$dir")"
     for i in $(seq -w 1 "$count"); do
-      printf '%s' "$DOC" >"$TMP/stage/$(basename "$dir")/$prefix-$i.md"
+      printf '%s' "$DOC" >"$TMP/stage/$(basename "$dir")/task-$prefix-$i.md"
     done
   done
   local start
@@ -79,7 +79,7 @@ run_queues() { # count prefix folder...
     sleep 0.02
     done_count=0
     for dir in "$@"; do
-      done_count=$((done_count + $(find "$dir/results" -name "$prefix-*.json" | wc -l)))
+      done_count=$((done_count + $(find "$dir/results" -name "task-$prefix-*.json" | wc -l)))
     done
   done
   echo $(($(now_ms) - start))
