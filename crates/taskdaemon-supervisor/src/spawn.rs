@@ -23,8 +23,9 @@ pub struct Stdio<'a> {
 }
 
 /// Starts `program` with `args` (argv[0] is `program`) and the caller's
-/// environment, in a new session, with default signal dispositions and an
-/// empty signal mask. Returns its pid; the caller reaps it.
+/// environment, in a new session, with an empty signal mask and SIGPIPE at
+/// its default (as std's `Command` does; other ignored signals stay
+/// ignored, as across any exec). Returns its pid; the caller reaps it.
 pub fn spawn_session_leader(program: &Path, args: &[&OsStr], stdio: &Stdio) -> io::Result<i32> {
     let program_c = cstring(program.as_os_str())?;
     let mut argv_c = Vec::with_capacity(args.len() + 1);
@@ -120,7 +121,8 @@ impl Drop for FileActions {
     }
 }
 
-/// New session, empty signal mask, default dispositions for every signal.
+/// New session, empty signal mask, SIGPIPE at its default (Rust ignores it
+/// in the starter; a helper that wants it ignored says so itself).
 struct Attributes(libc::posix_spawnattr_t);
 
 impl Attributes {
@@ -130,10 +132,11 @@ impl Attributes {
         check(unsafe { libc::posix_spawnattr_init(&mut attr.0) })?;
         // SAFETY: sigset_t is plain data; the sig* calls fill it.
         let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
-        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut pipe: libc::sigset_t = unsafe { std::mem::zeroed() };
         unsafe {
             libc::sigemptyset(&mut empty);
-            libc::sigfillset(&mut all);
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
         }
         // libc declares these with different integer types; all are small.
         let flags = i32::from(libc::POSIX_SPAWN_SETSID)
@@ -142,7 +145,7 @@ impl Attributes {
         // SAFETY: `attr.0` was initialised above.
         unsafe {
             check(libc::posix_spawnattr_setsigmask(&mut attr.0, &empty))?;
-            check(libc::posix_spawnattr_setsigdefault(&mut attr.0, &all))?;
+            check(libc::posix_spawnattr_setsigdefault(&mut attr.0, &pipe))?;
             check(libc::posix_spawnattr_setflags(
                 &mut attr.0,
                 flags as libc::c_short,
@@ -202,6 +205,33 @@ mod tests {
         assert_eq!(&words[3..], ["a", "b"], "{out}");
         // SAFETY: getsid of our own process.
         assert_ne!(unsafe { libc::getsid(0) }, pid);
+    }
+
+    /// The test harness ignores SIGPIPE (Rust does); the helper gets the default.
+    #[test]
+    fn sigpipe_is_back_at_its_default() {
+        let (mut reader, writer) = io::pipe().unwrap();
+        let null = File::open("/dev/null").unwrap();
+        let stdio = Stdio {
+            stdin: std::os::fd::AsFd::as_fd(&null),
+            stdout: std::os::fd::AsFd::as_fd(&writer),
+            stderr: std::os::fd::AsFd::as_fd(&null),
+        };
+        let pid = spawn_session_leader(
+            Path::new("/bin/grep"),
+            &[OsStr::new("^SigIgn:"), OsStr::new("/proc/self/status")],
+            &stdio,
+        )
+        .unwrap();
+        drop(writer);
+        let mut out = String::new();
+        reader.read_to_string(&mut out).unwrap();
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let mask = out.trim().trim_start_matches("SigIgn:").trim();
+        let mask = u64::from_str_radix(mask, 16).unwrap_or_else(|e| panic!("{out}: {e}"));
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
     }
 
     #[test]
