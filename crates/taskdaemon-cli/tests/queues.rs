@@ -621,6 +621,46 @@ fn cancel_kills_the_group_and_records_it() {
     assert_eq!(logs.code, Some(0));
 }
 
+/// `/proc/PID/comm`, without its newline.
+fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+/// A plain command runs as its own program right under the shim, with no
+/// shell between; a script that needs the shell (here an operator) still
+/// runs under `sh`.
+#[test]
+fn a_simple_command_runs_without_a_shell() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    for (name, command, program) in [
+        ("task-plain", "sleep 300", "sleep"),
+        ("task-shell", "sleep 300; true", "sh"),
+    ] {
+        ws.drop_document(
+            ADHOC,
+            &format!("{name}.md"),
+            &format!("---\nexecutor: command\ncommand: {command}\n---\n"),
+        );
+        let pid = ws.wait_task_running(name);
+        assert_eq!(comm(pid), program, "{command}");
+        let parent = common::proc_stat(pid).map(|s| s.ppid).unwrap_or_default();
+        let task = ws.run(&["tasks", "show", name, "--json"]).ok().json();
+        assert_eq!(
+            task["shim_pid"].as_i64(),
+            Some(i64::from(parent)),
+            "{task:#}"
+        );
+        assert_eq!(comm(parent), "taskdaemon", "{command}");
+        ws.run(&["tasks", "cancel", name, "--grace", "2s"]).ok();
+        let result = ws.wait_result(ADHOC, name);
+        assert_eq!(result["status"], "cancelled", "{result:#}");
+    }
+}
+
 #[test]
 fn a_timed_out_attempt_is_reported_as_a_timeout_and_command_tasks_show_no_tokens() {
     let ws = queue_ws();

@@ -225,20 +225,95 @@ pub fn shell_join(argv: &[String]) -> String {
 }
 
 fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
-    if plain {
+    if is_plain_word(arg) {
         arg.to_owned()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 
+/// Whether a shell reads `word` back as itself: nothing in it is quoted,
+/// expanded, globbed or special.
+fn is_plain_word(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c))
+}
+
+/// Words that mean something else to a shell than the program of that name
+/// (keywords, builtins with no program, or builtins whose program behaves
+/// differently, like `echo -e` or `pwd` under a symlink).
+const SHELL_WORDS: &[&str] = &[
+    "!", ".", ":", "[[", "{", "}", "alias", "bg", "break", "case", "cd", "command", "continue",
+    "do", "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "fc", "fg",
+    "fi", "for", "function", "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf",
+    "pwd", "read", "readonly", "return", "select", "set", "shift", "source", "then", "time",
+    "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait",
+    "while",
+];
+
+/// The argv that `sh -c script` would run, when `script` is a simple
+/// command a shell adds nothing to: one line of plain words (no quotes,
+/// expansions, globs, redirections, operators or assignments) whose first
+/// word is not a shell keyword or builtin. Running that argv directly
+/// spares a shell per task; anything else needs `sh -c`.
+pub fn simple_argv(script: &str) -> Option<Vec<String>> {
+    let words: Vec<&str> = script
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let program = *words.first()?;
+    let simple = words.iter().all(|w| is_plain_word(w))
+        && !program.contains('=')
+        && !SHELL_WORDS.contains(&program);
+    simple.then(|| words.iter().map(|w| (*w).to_owned()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simple_commands_split_into_their_words() {
+        assert_eq!(simple_argv("true").unwrap(), ["true"]);
+        assert_eq!(
+            simple_argv("  make -j4\tcheck X=1 ").unwrap(),
+            ["make", "-j4", "check", "X=1"]
+        );
+        assert_eq!(simple_argv("/usr/bin/env").unwrap(), ["/usr/bin/env"]);
+    }
+
+    #[test]
+    fn anything_a_shell_would_change_needs_the_shell() {
+        for script in [
+            "",
+            "   ",
+            "echo *",
+            "ls ~",
+            "echo $HOME",
+            "echo 'a b'",
+            "echo \"a\"",
+            "a && b",
+            "a; b",
+            "a | b",
+            "a > out",
+            "a\nb",
+            "X=1 make",
+            "cd /tmp",
+            "exit 3",
+            "echo hi",
+            "pwd",
+            "a # comment",
+            "f(x)",
+            "a\\b",
+            "{a,b}",
+            "a?",
+            "[ab]",
+        ] {
+            assert_eq!(simple_argv(script), None, "{script:?}");
+        }
+    }
 
     #[test]
     fn shell_join_quotes_only_what_needs_it() {

@@ -1,9 +1,9 @@
 //! Talking to the daemon, starting it when it is not running, and stopping it.
 
+use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use taskdaemon_supervisor::{LaunchError, launch_detached, pidfd::PidWatch, procfs};
@@ -116,13 +116,13 @@ pub fn start_daemon_with(
     if let Some(pid) = running_pid(workspace) {
         return Ok((pid, false));
     }
-    let mut command = Command::new(exe);
-    command
-        .arg("--workspace")
-        .arg(workspace.root())
-        .arg(DAEMON_SUBCOMMAND)
-        .args(args);
-    match launch_detached(command, "daemon", &workspace.daemon_log(), START_TIMEOUT) {
+    let mut argv = vec![
+        OsStr::new("--workspace"),
+        workspace.root().as_os_str(),
+        OsStr::new(DAEMON_SUBCOMMAND),
+    ];
+    argv.extend(args.iter().map(OsStr::new));
+    match launch_detached(exe, &argv, "daemon", &workspace.daemon_log(), START_TIMEOUT) {
         Ok(launched) => Ok((launched.pid, true)),
         // Another client started one at the same moment: use that one.
         Err(LaunchError::Refused(message)) if message.starts_with("already running") => {

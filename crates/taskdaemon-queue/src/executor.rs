@@ -162,7 +162,7 @@ mod tests {
         .unwrap();
         let spec = agent_spec("q", "task-9.md", &doc, &settings());
         assert_eq!(spec.wanted_id, "task-9");
-        assert_eq!(spec.argv, ["sh", "-c", "true"]);
+        assert_eq!(spec.argv, ["true"]);
         assert_eq!(spec.cwd, "/ws/sub");
         assert_eq!(spec.max_attempts, 3);
         assert_eq!(spec.restart.max_restarts, 2);

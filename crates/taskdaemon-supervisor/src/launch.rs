@@ -4,13 +4,15 @@
 //! crash, terminal hang-up) reaches it. Its stdout is a pipe only until it has
 //! said one line, `ok ...` or `error ...`; then it points stdout at
 //! `/dev/null`, so no pipe held by the starter outlives the start.
+//!
+//! Helpers start through [`crate::spawn`] (`posix_spawn`), not a fork of
+//! the starter.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, PipeReader, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -47,14 +49,15 @@ pub fn launch_shim(exe: &Path, workspace: &Workspace, id: &str) -> Result<Launch
         what: format!("shim for {id}"),
         source,
     })?;
-    let mut command = Command::new(exe);
-    command
-        .arg("--workspace")
-        .arg(workspace.root())
-        .arg(SHIM_SUBCOMMAND)
-        .arg(id);
+    let args = [
+        OsStr::new("--workspace"),
+        workspace.root().as_os_str(),
+        OsStr::new(SHIM_SUBCOMMAND),
+        OsStr::new(id),
+    ];
     launch_detached(
-        command,
+        exe,
+        &args,
         &format!("shim for {id}"),
         &workspace.shim_log(id),
         SHIM_REPORT_TIMEOUT,
@@ -68,10 +71,11 @@ pub struct Launched {
     pub report: String,
 }
 
-/// Starts `command` in a new session with `stderr_log` as its stderr and
-/// waits up to `timeout` for its handshake line.
+/// Starts `program` with `args` in a new session with `stderr_log` as its
+/// stderr and waits up to `timeout` for its handshake line.
 pub fn launch_detached(
-    mut command: Command,
+    program: &Path,
+    args: &[&OsStr],
     what: &str,
     stderr_log: &Path,
     timeout: Duration,
@@ -85,19 +89,16 @@ pub fn launch_detached(
         .append(true)
         .open(stderr_log)
         .map_err(spawn_error)?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
-    }
-    let mut child = command.spawn().map_err(spawn_error)?;
-    let pid = child.id() as i32;
-    let Some(mut stdout) = child.stdout.take() else {
-        return Err(spawn_error(io::Error::other("child has no stdout pipe")));
+    let stdin = File::open("/dev/null").map_err(spawn_error)?;
+    let (mut stdout, writer) = io::pipe().map_err(spawn_error)?;
+    let stdio = crate::spawn::Stdio {
+        stdin: stdin.as_fd(),
+        stdout: writer.as_fd(),
+        stderr: stderr.as_fd(),
     };
+    let pid = crate::spawn::spawn_session_leader(program, args, &stdio).map_err(spawn_error)?;
+    // Only the child may hold the write end, or the end of its output never comes.
+    drop(writer);
     let line = read_line_within(&mut stdout, timeout).map_err(spawn_error)?;
     // The helper lives on; whoever watches it reaps it, or init does.
     let result = match line {
@@ -115,10 +116,21 @@ pub fn launch_detached(
         result,
         Err(LaunchError::Refused(_) | LaunchError::NoReport { .. })
     ) {
-        let _ = child.wait();
+        reap_child(pid);
     }
-    drop(child);
     result
+}
+
+/// Waits for our child `pid` to end (it has said it is ending).
+fn reap_child(pid: i32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child; `status` is a valid out pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
 
 fn parse_report(line: &str, pid: i32) -> Result<Launched, LaunchError> {
@@ -139,7 +151,7 @@ enum FirstLine {
 }
 
 /// Reads up to the first newline, waiting at most `timeout` in all.
-fn read_line_within(pipe: &mut ChildStdout, timeout: Duration) -> io::Result<FirstLine> {
+fn read_line_within(pipe: &mut PipeReader, timeout: Duration) -> io::Result<FirstLine> {
     let deadline = Instant::now() + timeout;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 512];

@@ -29,6 +29,7 @@ pub mod pidfd;
 pub mod procfs;
 pub mod reconcile;
 pub mod shim;
+pub mod spawn;
 
 pub use launch::{LaunchError, Launched, SHIM_SUBCOMMAND, launch_detached, launch_shim};
 pub use pidfd::PidWatch;

@@ -1,6 +1,17 @@
 //! The `command` executor: `sh -c <script>`, where the script is the
 //! `command:` field or else the document's body. Its output is plain text:
 //! the report shows its end, and it says nothing about cost or tokens.
+//!
+//! A script the shell would add nothing to (plain words, a program found on
+//! the task's PATH: see [`taskdaemon_core::task::simple_argv`]) runs as that
+//! argv directly, which spares a shell per task; a program not found still
+//! goes through `sh`, so it fails the way a shell fails (exit 127).
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use taskdaemon_core::task::simple_argv;
 
 use super::{Executor, Launch};
 use crate::document::{DocumentError, TaskDocument};
@@ -41,13 +52,42 @@ impl Executor for Command {
         Ok(())
     }
 
-    fn launch(&self, doc: &TaskDocument, _settings: &ExecutorSettings) -> Launch {
+    fn launch(&self, doc: &TaskDocument, settings: &ExecutorSettings) -> Launch {
+        let script = Self::script(doc);
+        let path = doc.env.get("PATH").map(String::as_str).or_else(|| {
+            settings
+                .base_env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.as_str())
+        });
+        let argv = simple_argv(&script)
+            .filter(|argv| is_program(&argv[0], path))
+            .unwrap_or_else(|| vec!["sh".to_owned(), "-c".to_owned(), script]);
         Launch {
-            argv: vec!["sh".to_owned(), "-c".to_owned(), Self::script(doc)],
+            argv,
             env: Vec::new(),
             container: None,
         }
     }
+}
+
+/// Whether `program` names an executable file: an absolute path, or a name
+/// found on `path` the way `execvp` looks it up. (A relative path depends
+/// on the working directory at start: the shell decides it.)
+fn is_program(program: &str, path: Option<&str>) -> bool {
+    let executable = |file: &Path| {
+        file.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return Path::new(program).is_absolute() && executable(Path::new(program));
+    }
+    path.is_some_and(|path| {
+        std::env::split_paths(OsStr::new(path))
+            .filter(|dir| dir.is_absolute())
+            .any(|dir| executable(&dir.join(program)))
+    })
 }
 
 #[cfg(test)]
@@ -61,7 +101,7 @@ mod tests {
         let settings = ExecutorSettings {
             claude_path: PathBuf::from("claude"),
             workspace_root: PathBuf::from("/ws"),
-            base_env: Vec::new(),
+            base_env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             default_max_attempts: 1,
             retry_backoff: Duration::from_secs(1),
         };
@@ -73,12 +113,42 @@ mod tests {
     #[test]
     fn the_script_is_the_field_else_the_body() {
         assert_eq!(
-            launch("---\nexecutor: command\ncommand: make check\n---\nnotes\n"),
-            ["sh", "-c", "make check"]
+            launch("---\nexecutor: command\ncommand: make check | tee log\n---\nnotes\n"),
+            ["sh", "-c", "make check | tee log"]
         );
         assert_eq!(
             launch("---\nexecutor: command\n---\necho hi\n"),
             ["sh", "-c", "echo hi"]
+        );
+    }
+
+    #[test]
+    fn a_simple_command_on_the_path_runs_without_a_shell() {
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: sleep 5\n---\n"),
+            ["sleep", "5"]
+        );
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: /bin/true\n---\n"),
+            ["/bin/true"]
+        );
+        // Globs, quotes and missing programs keep the shell's meaning.
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: ls *.md\n---\n"),
+            ["sh", "-c", "ls *.md"]
+        );
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: no-such-program-td\n---\n"),
+            ["sh", "-c", "no-such-program-td"]
+        );
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: ./build.sh\n---\n"),
+            ["sh", "-c", "./build.sh"]
+        );
+        // The document's PATH is the one searched.
+        assert_eq!(
+            launch("---\nexecutor: command\ncommand: sleep 5\nenv: {PATH: /nowhere}\n---\n"),
+            ["sh", "-c", "sleep 5"]
         );
     }
 
