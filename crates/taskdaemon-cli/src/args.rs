@@ -1095,6 +1095,12 @@ pub struct ExportArgs {
     /// counters (no history, memory, sessions or processes).
     #[arg(long)]
     pub tracked: bool,
+    /// Keep the secrets in: processes' environments (API keys, passwords)
+    /// and the web's share links. Left out by default, so an export can be
+    /// shared or committed; a process imported without its environment
+    /// restarts with an empty one.
+    #[arg(long)]
+    pub with_secrets: bool,
 }
 
 #[derive(Debug, Args)]

@@ -501,6 +501,16 @@ fn run_type_with_home(ws: &Ws, fake: &Fake, loop_type: &str, home: &std::path::P
     id
 }
 
+/// Connects to the socket in `argv[1]`, asks for a ping without the token,
+/// prints the answer, and fails unless the daemon answered.
+const DRIVE_THE_DAEMON: &str = "import socket, sys\n\
+    s = socket.socket(socket.AF_UNIX)\n\
+    s.connect(sys.argv[1])\n\
+    s.sendall(b'{\"request\":\"ping\"}\\n')\n\
+    answer = s.makefile().readline()\n\
+    print(answer)\n\
+    sys.exit(0 if 'pong' in answer else 1)\n";
+
 #[test]
 fn a_hostile_model_cannot_leave_its_worktree_through_run_command() {
     let ws = Ws::new();
@@ -536,6 +546,12 @@ fn a_hostile_model_cannot_leave_its_worktree_through_run_command() {
             "run_command",
             json!({"argv": ["cat", store.join("state.db")]}),
         ),
+        // The daemon's socket is reachable by path (Landlock governs that
+        // only from ABI 9), but its token file is not readable.
+        tool(
+            "run_command",
+            json!({"argv": ["/usr/bin/python3", "-c", DRIVE_THE_DAEMON, store.join("daemon.sock")]}),
+        ),
         text("tried"),
     ]);
     run_type_with_home(&ws, &fake, "hostile", &home);
@@ -548,9 +564,19 @@ fn a_hostile_model_cannot_leave_its_worktree_through_run_command() {
     } else {
         "sandbox: none"
     };
-    assert_eq!(denied.matches("\"is_error\":true").count(), 5, "{said}");
-    assert_eq!(said.matches(want).count(), 5, "{said}");
-    for leaked in ["OUTSIDE-SECRET", "HOME-SECRET", "SQLite format"] {
+    assert_eq!(denied.matches("\"is_error\":true").count(), 6, "{said}");
+    assert_eq!(
+        said.matches(want).count(),
+        if sandboxed { 5 } else { 6 },
+        "{said}"
+    );
+    if sandboxed {
+        assert!(
+            said.contains("did not open with the daemon's socket token"),
+            "{said}"
+        );
+    }
+    for leaked in ["OUTSIDE-SECRET", "HOME-SECRET", "SQLite format", "pong"] {
         assert!(!said.contains(leaked), "{leaked} reached the model: {said}");
     }
     assert!(!planted.exists(), "a sandboxed command wrote outside");

@@ -1,6 +1,8 @@
 //! The daemon's socket serves only the user the daemon runs as: its 0600
 //! mode keeps others out, and the peer's credentials (SO_PEERCRED) are
-//! checked too, so loosening the mode does not let another user in.
+//! checked too, so loosening the mode does not let another user in. The
+//! owner's own processes get in only with the token in
+//! `.taskdaemon/daemon-token`, which a sandboxed model command cannot read.
 
 mod common;
 
@@ -69,4 +71,55 @@ fn running_as_root() -> bool {
                 .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
         })
         .unwrap_or(false)
+}
+
+/// What the daemon answers a raw client that opens with `hello` (a token),
+/// or with nothing, and then asks for a ping.
+fn raw_exchange(socket: &std::path::Path, hello: Option<&str>) -> String {
+    let script = "import socket, sys\n\
+        s = socket.socket(socket.AF_UNIX)\n\
+        s.connect(sys.argv[1])\n\
+        if sys.argv[2]:\n    s.sendall(('{\"request\":\"hello\",\"token\":\"%s\"}\\n' % sys.argv[2]).encode())\n\
+        s.sendall(b'{\"request\":\"ping\"}\\n')\n\
+        print(s.makefile().readline(), end='')\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(socket)
+        .arg(hello.unwrap_or(""))
+        .output()
+        .expect("/usr/bin/python3 runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_client_without_the_socket_token_is_refused() {
+    let ws = Ws::new();
+    ws.run(&["start"]).ok();
+    let socket = ws.state_dir().join("daemon.sock");
+    let token_file = ws.state_dir().join("daemon-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token is the owner's only");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+
+    let answer = raw_exchange(&socket, None);
+    assert!(
+        answer.contains("\"response\":\"error\"")
+            && answer.contains("did not open with the daemon's socket token"),
+        "{answer:?}"
+    );
+    let answer = raw_exchange(&socket, Some(&"0".repeat(64)));
+    assert!(answer.contains("stale or wrong socket token"), "{answer:?}");
+    let answer = raw_exchange(&socket, Some(token.trim()));
+    assert!(answer.contains("\"response\":\"pong\""), "{answer:?}");
+
+    // A new daemon makes a new token: the old one stops working.
+    ws.run(&["stop"]).ok();
+    ws.run(&["start"]).ok();
+    let renewed = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(renewed, token);
+    let answer = raw_exchange(&socket, Some(token.trim()));
+    assert!(answer.contains("stale or wrong socket token"), "{answer:?}");
+    assert!(ws.run(&["status", "--json"]).code == Some(0));
+    let log = std::fs::read_to_string(ws.state_dir().join("daemon.log")).unwrap_or_default();
+    assert!(!log.contains(token.trim()), "the token reached the log");
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use taskdaemon_supervisor::{LaunchError, launch_detached, pidfd::PidWatch, procfs};
-use taskdaemon_workspace::Workspace;
+use taskdaemon_workspace::{Workspace, secret};
 
 use crate::lock::running_pid;
-use crate::protocol::{ErrorKind, Request, Response};
+use crate::protocol::{ErrorKind, Request, Response, SocketToken};
 use crate::server::DAEMON_SUBCOMMAND;
 
 /// How long `start` waits for a new daemon to report ready.
@@ -27,6 +27,8 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot read the daemon's socket token at {path}: {reason}")]
+    Token { path: String, reason: String },
     #[error("lost the connection to the daemon: {0}")]
     Io(#[from] io::Error),
     #[error("the daemon sent something unreadable: {0}")]
@@ -46,18 +48,29 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to a running daemon.
+    /// Connects to a running daemon and presents its socket token.
     pub fn connect(workspace: &Workspace) -> Result<Self, ClientError> {
         let path = workspace.socket_path();
         let stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
             path: path.display().to_string(),
             source,
         })?;
-        let writer = stream.try_clone()?;
-        Ok(Self {
-            reader: BufReader::new(stream),
-            writer,
-        })
+        let token = read_socket_token(workspace)?;
+        let mut client = Self {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
+        // No answer to a good hello; a refusal is the answer to the first request.
+        client.send(&Request::Hello { token })?;
+        Ok(client)
+    }
+
+    fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let mut line =
+            serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        Ok(())
     }
 
     /// Connects, starting the daemon first when none runs.
@@ -83,10 +96,7 @@ impl Client {
     /// Sends one request and reads its answer. Daemon-side failures come back
     /// as [`ClientError::Daemon`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
-        let mut line =
-            serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
+        self.send(request)?;
         let mut answer = String::new();
         if self.reader.read_line(&mut answer)? == 0 {
             return Err(ClientError::Io(io::Error::new(
@@ -98,6 +108,23 @@ impl Client {
             Response::Error { kind, message } => Err(ClientError::Daemon { kind, message }),
             response => Ok(response),
         }
+    }
+}
+
+/// The running daemon's socket token. The daemon writes it before it
+/// listens, so a socket that accepts has a token beside it.
+fn read_socket_token(workspace: &Workspace) -> Result<SocketToken, ClientError> {
+    let path = workspace.socket_token_path();
+    match secret::read_secret(&path) {
+        Ok(Some(token)) => Ok(SocketToken::new(token)),
+        Ok(None) => Err(ClientError::Token {
+            path: path.display().to_string(),
+            reason: "missing or empty".to_string(),
+        }),
+        Err(e) => Err(ClientError::Token {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -1,4 +1,12 @@
 //! Messages between the CLI and the daemon: one JSON object per line.
+//!
+//! A connection opens with [`Request::Hello`] carrying the daemon's socket
+//! token (read from `.taskdaemon/daemon-token`); the daemon answers nothing
+//! to a good one and refuses the connection otherwise. The socket's mode and
+//! the peer's uid keep other users out; the token keeps out the owner's own
+//! processes that cannot read `.taskdaemon/`, such as a model's commands in
+//! the Landlock sandbox, which can still reach a path-named socket on
+//! kernels before Landlock ABI 9.
 
 use std::fmt;
 
@@ -10,6 +18,11 @@ use taskdaemon_llm::LoopSpec;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
+    /// The first line of every connection: proves the client can read the
+    /// daemon's token file.
+    Hello {
+        token: SocketToken,
+    },
     Ping,
     Spawn(Box<NewProcess>),
     Kill {
@@ -37,6 +50,36 @@ pub enum Request {
     /// message or an answer): the pipeline scheduler looks at every plan
     /// now instead of at its next tick.
     WakePipeline,
+}
+
+/// The daemon socket's token. `Debug` never shows it, so a logged request
+/// cannot leak it; comparison takes the same time wherever the inputs differ.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SocketToken(String);
+
+impl SocketToken {
+    /// Wraps a token read from the token file.
+    pub fn new(token: impl Into<String>) -> Self {
+        SocketToken(token.into())
+    }
+
+    /// Whether `self` is `expected`, in constant time.
+    pub fn matches(&self, expected: &SocketToken) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(expected.0.as_bytes()))
+    }
+
+    /// The raw token, for writing the token file only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SocketToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SocketToken([REDACTED])")
+    }
 }
 
 /// A process to adopt, and how to label it.

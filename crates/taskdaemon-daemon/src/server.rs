@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::launch::report;
-use taskdaemon_workspace::{Config, Workspace};
+use taskdaemon_workspace::{Config, Workspace, secret};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ use crate::follow::follow;
 use crate::lock::{LockError, PidLock};
 use crate::loop_state::Loops;
 use crate::loops;
-use crate::protocol::{ErrorKind, Request, Response};
+use crate::protocol::{ErrorKind, Request, Response, SocketToken};
 use crate::state::{Daemon, Shared};
 use crate::{handlers, housekeeping, logging, queues, watchdog};
 
@@ -133,6 +133,9 @@ fn prepare(
 
 async fn serve(daemon: Shared) -> Result<(), String> {
     let socket = daemon.workspace.socket_path();
+    // A new token per daemon, written before the socket exists, so any
+    // client that reaches the socket finds the token beside it.
+    let token = new_socket_token(&daemon.workspace)?;
     // We hold the PID lock, so a socket file left here is a dead daemon's.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
@@ -159,7 +162,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(handle_connection(daemon.clone(), stream)); }
+                Ok((stream, _)) => { tokio::spawn(handle_connection(daemon.clone(), token.clone(), stream)); }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
             _ = daemon.shutdown.notified() => break,
@@ -213,22 +216,59 @@ async fn adopt_all(daemon: &Shared) -> usize {
     }
 }
 
-async fn handle_connection(daemon: Shared, stream: UnixStream) {
-    if let Err(reason) = peer_is_owner(&stream) {
-        tracing::warn!(%reason, "refused a connection");
-        let refusal = Response::Error {
-            kind: ErrorKind::Invalid,
-            message: format!("refused: {reason}"),
-        };
-        if let Ok(mut text) = serde_json::to_string(&refusal) {
-            text.push('\n');
-            let mut stream = stream;
-            let _ = stream.write_all(text.as_bytes()).await;
+/// Makes and writes this daemon's socket token.
+fn new_socket_token(workspace: &Workspace) -> Result<Arc<SocketToken>, String> {
+    let path = workspace.socket_token_path();
+    let token =
+        secret::random_secret().map_err(|e| format!("cannot make the socket token: {e}"))?;
+    secret::write_secret(&path, &token)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Arc::new(SocketToken::new(token)))
+}
+
+/// Why a connection's first line does not let it in, if it does not.
+fn check_hello(line: &str, token: &SocketToken) -> Result<(), String> {
+    match serde_json::from_str::<Request>(line) {
+        Ok(Request::Hello { token: given }) if given.matches(token) => Ok(()),
+        Ok(Request::Hello { .. }) => {
+            Err("the connection presented a stale or wrong socket token".to_string())
         }
+        _ => Err(
+            "the connection did not open with the daemon's socket token \
+             (clients read it from .taskdaemon/daemon-token)"
+                .to_string(),
+        ),
+    }
+}
+
+/// Answers `reason` as a refusal and logs it.
+async fn refuse(writer: &mut (impl AsyncWriteExt + Unpin), reason: &str) {
+    tracing::warn!(%reason, "refused a connection");
+    let refusal = Response::Error {
+        kind: ErrorKind::Invalid,
+        message: format!("refused: {reason}"),
+    };
+    if let Ok(mut text) = serde_json::to_string(&refusal) {
+        text.push('\n');
+        let _ = writer.write_all(text.as_bytes()).await;
+    }
+}
+
+async fn handle_connection(daemon: Shared, token: Arc<SocketToken>, mut stream: UnixStream) {
+    if let Err(reason) = peer_is_owner(&stream) {
+        refuse(&mut stream, &reason).await;
         return;
     }
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
+    let hello = match lines.next_line().await {
+        Ok(Some(line)) => check_hello(&line, &token),
+        Ok(None) | Err(_) => return,
+    };
+    if let Err(reason) = hello {
+        refuse(&mut writer, &reason).await;
+        return;
+    }
     loop {
         let line = match lines.next_line().await {
             Ok(Some(line)) => line,

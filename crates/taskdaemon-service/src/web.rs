@@ -7,8 +7,6 @@
 //! [`SHARES_KEY`]), so every web server on a shared PostgreSQL database
 //! honours them. Secrets are compared in constant time and never logged.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,11 +14,12 @@ use subtle::ConstantTimeEq;
 use taskdaemon_core::time::{Millis, now_millis};
 use taskdaemon_core::{Status, TaskKind, TaskRecord};
 use taskdaemon_store::{StoreError, TaskPageFilter};
+use taskdaemon_workspace::secret;
 
 use crate::{Result, Service, ServiceError};
 
 /// The store meta key holding the share links (a JSON array).
-pub const SHARES_KEY: &str = "web.shares";
+pub const SHARES_KEY: &str = taskdaemon_store::SHARES_META_KEY;
 /// The largest page a listing returns.
 pub const MAX_PAGE: usize = 500;
 /// A page when none is asked for.
@@ -143,10 +142,9 @@ impl Service {
     /// The web login token, made (mode 0600) when missing.
     pub fn web_token(&self) -> Result<String> {
         let path = self.workspace()?.web_token_path();
-        match std::fs::read_to_string(&path) {
-            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
-            Ok(_) => self.rotate_web_token(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.rotate_web_token(),
+        match secret::read_secret(&path) {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => self.rotate_web_token(),
             Err(e) => Err(ServiceError::Failed(format!(
                 "cannot read {}: {e}",
                 path.display()
@@ -158,16 +156,7 @@ impl Service {
     pub fn rotate_web_token(&self) -> Result<String> {
         let path = self.workspace()?.web_token_path();
         let token = random_secret()?;
-        let tmp = path.with_extension("tmp");
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes()))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        written
+        secret::write_secret(&path, &token)
             .map_err(|e| ServiceError::Failed(format!("cannot write {}: {e}", path.display())))?;
         Ok(token)
     }
@@ -372,11 +361,8 @@ fn parse_filter<T: std::str::FromStr>(field: &str, value: Option<&str>) -> Resul
 
 /// 32 random bytes from the OS, as 64 hex digits.
 fn random_secret() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| ServiceError::Failed(format!("cannot read random bytes: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    secret::random_secret()
+        .map_err(|e| ServiceError::Failed(format!("cannot read random bytes: {e}")))
 }
 
 /// Which part of a log to read.
@@ -448,7 +434,7 @@ impl Service {
                 let mut bytes = vec![0u8; length as usize];
                 let mut file = std::fs::File::open(&path).map_err(|e| read_failed(&path, &e))?;
                 std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
-                    .and_then(|_| file.read_exact(&mut bytes))
+                    .and_then(|_| std::io::Read::read_exact(&mut file, &mut bytes))
                     .map_err(|e| read_failed(&path, &e))?;
                 (offset, bytes)
             }

@@ -149,6 +149,24 @@ impl<R: ImportRows> Drop for Import<R> {
     }
 }
 
+/// The meta key under which the web's read-only share links (their secrets
+/// included) are kept.
+pub const SHARES_META_KEY: &str = "web.shares";
+
+/// Takes the secrets out of an export record: a process's environment
+/// (where API keys and passwords live) and the share links' secrets.
+/// Returns `None` for a record that is nothing but secrets. `export` writes
+/// records through this unless asked for `--with-secrets`; the store keeps
+/// the originals, since a restart needs the environment.
+pub fn without_secrets(mut record: ExportRecord) -> Option<ExportRecord> {
+    match &mut record {
+        ExportRecord::Task(task) => task.env.clear(),
+        ExportRecord::Meta { key, .. } if key == SHARES_META_KEY => return None,
+        _ => {}
+    }
+    Some(record)
+}
+
 /// Whether a record is tracked work that syncs between clones: the header,
 /// counters and tracked (`manual`) tasks. `export --tracked` writes only
 /// these and `import --merge` applies only these; the rest (history,

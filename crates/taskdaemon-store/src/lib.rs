@@ -32,7 +32,7 @@ mod encoding;
 mod error;
 mod gates;
 mod import;
-pub use import::{begin_merge_import, syncs_between_clones};
+pub use import::{SHARES_META_KEY, begin_merge_import, syncs_between_clones, without_secrets};
 mod leases;
 mod lifecycle;
 mod location;

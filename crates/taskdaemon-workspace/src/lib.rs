@@ -10,6 +10,7 @@ mod atomic;
 mod config;
 pub mod logfile;
 mod paths;
+pub mod secret;
 pub mod seed_config;
 
 pub use atomic::{write_atomic, write_atomic_with, write_projection};

@@ -148,6 +148,12 @@ impl Workspace {
         self.state_dir().join("web-token")
     }
 
+    /// The token a client presents on the daemon's socket (mode 0600, made
+    /// anew by each daemon before it listens).
+    pub fn socket_token_path(&self) -> PathBuf {
+        self.state_dir().join("daemon-token")
+    }
+
     /// Where a running web server says which address it serves.
     pub fn web_url_path(&self) -> PathBuf {
         self.state_dir().join("web.url")

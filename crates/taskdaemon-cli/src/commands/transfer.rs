@@ -57,6 +57,14 @@ fn write_export(store: &dyn Store, args: &ExportArgs, out: &mut dyn Write) -> io
         if args.tracked && !taskdaemon_store::syncs_between_clones(&record) {
             return Ok(());
         }
+        let record = if args.with_secrets {
+            record
+        } else {
+            match taskdaemon_store::without_secrets(record) {
+                Some(record) => record,
+                None => return Ok(()),
+            }
+        };
         writer.push(record).map_err(|e| {
             let message = e.to_string();
             failure = Some(e);

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod claude;
+pub mod fake;
 pub mod mcp;
 
 use std::collections::HashSet;

@@ -26,7 +26,8 @@ use crate::state::{Failure, Shared};
 /// Handles one request.
 pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
     match request {
-        Request::Ping => ping::handle(),
+        // Only the first line may be a hello; a later one is harmless.
+        Request::Ping | Request::Hello { .. } => ping::handle(),
         Request::Shutdown => shutdown::handle(daemon),
         Request::ReloadQueues => reload_queues::handle(daemon),
         Request::WakePipeline => wake_pipeline::handle(daemon),

@@ -1,0 +1,42 @@
+//! The fake LLM server on a runtime of its own, so that blocking test code
+//! can drive the CLI while the server answers.
+
+use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply};
+
+pub struct Fake {
+    server: Option<FakeLlm>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    /// Starts a server that gives `replies` in order.
+    pub fn start(replies: Vec<Reply>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(FakeLlm::start(replies))
+            .expect("fake server");
+        Fake {
+            server: Some(server),
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.as_ref().expect("server").base_url()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.as_ref().expect("server").requests()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        // The server's tasks belong to the runtime: stop them first.
+        drop(self.server.take());
+    }
+}
