@@ -128,6 +128,50 @@ fn main() {
         );
     }
 
+    // The same reads while another process commits all along: the daemon's
+    // kept answers last only until the next commit, so this line measures
+    // reads that mostly miss them.
+    let writes = env_usize("WRITES_PER_S", 100);
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (store, writing) = (store.clone(), writing.clone());
+        std::thread::spawn(move || {
+            let mut commits = 0u64;
+            let pause = Duration::from_secs(1) / writes.max(1) as u32;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let edit = TrackedEdit {
+                    title: Some(format!("rewritten {commits}")),
+                    ..TrackedEdit::default()
+                };
+                store.edit_tracked("TASK-2", &edit, "bench").unwrap();
+                commits += 1;
+                std::thread::sleep(pause);
+            }
+            commits
+        })
+    };
+    let mut written = Vec::new();
+    for (label, path) in [
+        ("list (50 of 10,000)", "/api/v1/tasks?limit=50".to_owned()),
+        ("show", format!("/api/v1/tasks/TASK-{}", tasks / 2)),
+    ] {
+        let started = Instant::now();
+        let (samples, wall) = runtime.block_on(load(&base, &token, &path, clients, requests));
+        written.push((label, samples, wall, started.elapsed()));
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let commits = writer.join().unwrap();
+    let elapsed: f64 = written.iter().map(|w| w.3.as_secs_f64()).sum();
+    for (label, samples, wall, _) in written {
+        let count = samples.len();
+        let (p50, p95, p99) = percentiles(samples);
+        println!(
+            "API {label} under writes ({:.0} commits/s from another process): p50 {p50:.2} ms, p95 {p95:.2} ms, p99 {p99:.2} ms, {:.0} req/s",
+            commits as f64 / elapsed,
+            count as f64 / wall
+        );
+    }
+
     // Commit-to-client latency: a change committed here, seen on the socket.
     let mut socket = stream(&base, &token, "?topics=kind:edited");
     let _snapshot = socket.read().unwrap();
