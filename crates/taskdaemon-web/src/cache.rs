@@ -10,7 +10,7 @@
 //! never kept.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
 
@@ -21,6 +21,8 @@ const MAX_ENTRIES: usize = 512;
 #[derive(Default)]
 pub struct ResponseCache {
     entries: Mutex<HashMap<String, Kept>>,
+    /// One turn per key for making its answer (see [`ResponseCache::flight`]).
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Kept {
@@ -32,6 +34,17 @@ impl ResponseCache {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Kept>> {
         // Every update replaces a whole entry: a panic leaves nothing torn.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock whose holder makes `key`'s answer, so that requests missing
+    /// together read the store once. Forgetting the locks when there are
+    /// many only costs a repeated read.
+    pub fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights.len() >= MAX_ENTRIES && !flights.contains_key(key) {
+            flights.clear();
+        }
+        flights.entry(key.to_owned()).or_default().clone()
     }
 
     /// The answer kept for `key` at commit version `version`, if any.
@@ -85,5 +98,13 @@ mod tests {
             "only the answer at the new version is left"
         );
         assert!(cache.get("fresh", 2).is_some());
+    }
+
+    #[test]
+    fn one_flight_per_key() {
+        let cache = ResponseCache::default();
+        let a = cache.flight("list");
+        assert!(Arc::ptr_eq(&a, &cache.flight("list")));
+        assert!(!Arc::ptr_eq(&a, &cache.flight("show")));
     }
 }

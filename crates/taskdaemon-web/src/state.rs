@@ -55,21 +55,42 @@ impl AppState {
         // least as new as the version it is kept under. One `PRAGMA
         // data_version` on SQLite: cheap enough to run here.
         let version = self.service.commit_version().map_err(Problem::from)?;
-        if let Some(body) = version.and_then(|v| self.cache.get(&key, v)) {
+        let Some(version) = version else {
+            return Ok(json_response(self.encoded(call).await?));
+        };
+        if let Some(body) = self.cache.get(&key, version) {
             return Ok(json_response(body));
         }
-        let body = self
-            .call(move |service| {
-                let value = call(service)?;
-                serde_json::to_vec(&value)
-                    .map(Bytes::from)
-                    .map_err(|e| ServiceError::Failed(format!("cannot encode the answer: {e}")))
-            })
-            .await?;
-        if let Some(version) = version {
-            self.cache.put(key, version, body.clone());
+        // After a commit every client misses at once: one of them reads,
+        // the others wait for its answer instead of repeating the read.
+        let flight = self.cache.flight(&key);
+        let _turn = flight.lock().await;
+        let version = self
+            .service
+            .commit_version()
+            .map_err(Problem::from)?
+            .unwrap_or(version);
+        if let Some(body) = self.cache.get(&key, version) {
+            return Ok(json_response(body));
         }
+        let body = self.encoded(call).await?;
+        self.cache.put(key, version, body.clone());
         Ok(json_response(body))
+    }
+
+    /// `call`'s value encoded as JSON, on a blocking thread.
+    async fn encoded<T, F>(&self, call: F) -> Result<Bytes, Problem>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
+    {
+        self.call(move |service| {
+            let value = call(service)?;
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(|e| ServiceError::Failed(format!("cannot encode the answer: {e}")))
+        })
+        .await
     }
 }
 
