@@ -295,6 +295,57 @@ fn bad_input_gets_problems_and_changes_nothing() {
     assert_eq!(web.task_count(), before, "nothing was created");
 }
 
+/// The list and show answers are kept between commits: a request made after
+/// any write returns, by the web or by another process, sees that write.
+#[test]
+fn kept_answers_never_outlive_a_commit() {
+    let web = Web::start();
+    let ids = |page: &Value| -> Vec<String> {
+        page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = || -> Value { web.get("/api/v1/tasks?limit=50").json().unwrap() };
+    let before = list();
+    assert_eq!(list(), before, "nothing committed, the same answer");
+
+    // Another process commits: the next list has it, with no waiting.
+    let id = web
+        .ws
+        .run(&["task", "add", "made by the CLI"])
+        .ok()
+        .last_line();
+    let after_cli = list();
+    assert!(ids(&after_cli).contains(&id), "{after_cli}");
+    let show = |id: &str| -> Value { web.get(&format!("/api/v1/tasks/{id}")).json().unwrap() };
+    assert_eq!(show(&id)["status"], "pending");
+    assert_eq!(show(&id)["status"], "pending");
+    web.ws.run(&["task", "start", &id]).ok();
+    assert_eq!(show(&id)["status"], "running");
+    assert_eq!(list()["tasks"][0]["status"], "running");
+
+    // The web itself commits (through the daemon): the same.
+    let spawned = web.post(
+        "/api/v1/processes",
+        Some(&json!({"argv": ["sleep", "300"], "name": "kept-answer"}).to_string()),
+    );
+    assert_eq!(spawned.status().as_u16(), 201, "{spawned:?}");
+    let process: Value = spawned.json().unwrap();
+    let process_id = process["id"].as_str().unwrap().to_owned();
+    assert!(ids(&list()).contains(&process_id));
+    assert_eq!(show(&process_id)["name"], "kept-answer");
+    // A filtered list is its own answer, and fresh too.
+    let manual: Value = web.get("/api/v1/tasks?kind=manual").json().unwrap();
+    assert_eq!(ids(&manual), [id.clone()]);
+    web.post(&format!("/api/v1/tasks/{process_id}/kill"), None);
+    web.ws.run(&["task", "done", &id]).ok();
+    let manual: Value = web.get("/api/v1/tasks?kind=manual").json().unwrap();
+    assert_eq!(manual["tasks"][0]["status"], "succeeded");
+}
+
 #[test]
 fn actions_logs_metrics_and_openapi() {
     let web = Web::start();

@@ -89,6 +89,8 @@ pub struct Service {
     /// The taskdaemon binary, which provides the daemon when one is started.
     exe: Option<PathBuf>,
     warn: WarningSink,
+    /// The web token as last read, with the stamp of the file it came from.
+    web_token: web::TokenCache,
 }
 
 impl Service {
@@ -156,6 +158,7 @@ impl Service {
             store,
             exe: std::env::current_exe().ok(),
             warn: Box::new(|message| tracing::warn!("{message}")),
+            web_token: web::TokenCache::default(),
         }
     }
 
@@ -176,6 +179,13 @@ impl Service {
     /// The store, for what no view covers yet (export, import, backup).
     pub fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// Changes whenever anything is committed to the store, by any process
+    /// (see [`Store::commit_version`]); `None` when the backend cannot tell
+    /// cheaply, and then nothing may be cached on it.
+    pub fn commit_version(&self) -> Result<Option<u64>> {
+        Ok(self.store.commit_version()?)
     }
 
     /// The store, shared (the daemon, shims and workers run on it).

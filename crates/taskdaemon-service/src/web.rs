@@ -98,6 +98,40 @@ impl Access {
     }
 }
 
+/// What identifies a version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// The web token as last read, and the stamp of the file then.
+#[derive(Default)]
+pub(crate) struct TokenCache(std::sync::Mutex<Option<(FileStamp, String)>>);
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(FileStamp, String)>> {
+        // Nothing is left half-done under this lock: a panic leaves a whole value or none.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A task listing's filters, as an interface received them (text).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskQuery {
@@ -161,14 +195,42 @@ impl Service {
         Ok(token)
     }
 
+    /// Whether `secret` is the web token, compared in constant time. The
+    /// file is read again only when its stamp (inode, size, times) changed,
+    /// so the check costs one `stat`: cheap enough for every request, and a
+    /// rotation (a new file renamed in place) is seen at once.
+    pub fn is_web_token(&self, secret: &str) -> Result<bool> {
+        if secret.is_empty() {
+            return Ok(false);
+        }
+        let path = self.workspace()?.web_token_path();
+        let stamp = std::fs::metadata(&path).ok().map(|m| FileStamp::of(&m));
+        let mut cache = self.web_token.lock();
+        let token = match (&*cache, stamp) {
+            (Some((seen, token)), Some(now)) if *seen == now => token,
+            (_, stamp) => {
+                // Stamped before reading: a file replaced in between is read
+                // again next time, never trusted stale.
+                let token = self.web_token()?;
+                let stamp = match stamp {
+                    Some(stamp) => stamp,
+                    None => FileStamp::of(&std::fs::metadata(&path).map_err(|e| {
+                        ServiceError::Failed(format!("cannot read {}: {e}", path.display()))
+                    })?),
+                };
+                &cache.insert((stamp, token)).1
+            }
+        };
+        Ok(bool::from(token.as_bytes().ct_eq(secret.as_bytes())))
+    }
+
     /// Who presents `secret`: the owner (the token), a live share link, or
     /// nobody. Compared in constant time.
     pub fn web_access(&self, secret: &str) -> Result<Option<Access>> {
         if secret.is_empty() {
             return Ok(None);
         }
-        let token = self.web_token()?;
-        if bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {
+        if self.is_web_token(secret)? {
             return Ok(Some(Access::Owner));
         }
         let now = now_millis();

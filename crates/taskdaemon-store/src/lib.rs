@@ -859,6 +859,15 @@ pub trait Store: Send + Sync {
     /// check of whether anything was committed since the last call.
     fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
 
+    /// A number that changes whenever anything is committed to the store,
+    /// by any process, read cheaply; `None` when the backend cannot tell
+    /// (PostgreSQL), so nothing may be cached on it. A read that starts
+    /// after this call returns sees at least the state it stands for, which
+    /// is what lets a cache of reads keyed on it stay correct.
+    fn commit_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// How many tasks are of each kind (kinds without tasks left out).
     fn kind_counts(&self) -> Result<Vec<(TaskKind, u64)>>;
 

@@ -60,7 +60,7 @@ use crate::{
 };
 use events::insert_event;
 use memory::touch_session;
-use readers::Readers;
+use readers::{CommitProbe, Readers};
 use rows::{TASK_COLUMNS, task_from_row};
 
 /// How long a writer waits for another writer before giving up.
@@ -73,6 +73,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Reads outside a write.
     readers: Readers,
+    /// Tells whether anything was committed (see [`Store::commit_version`]).
+    probe: CommitProbe,
 }
 
 impl SqliteStore {
@@ -83,6 +85,7 @@ impl SqliteStore {
             path: path.to_owned(),
             conn: Mutex::new(conn),
             readers: Readers::new(path),
+            probe: CommitProbe::new(path),
         };
         store.configure().map_err(|e| match e {
             StoreError::Sqlite(source) => classify_open_error(path, source),
@@ -448,6 +451,10 @@ impl Store for SqliteStore {
 
     fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>> {
         Ok(Box::new(claim::SqliteWaiter::open(&self.path)?))
+    }
+
+    fn commit_version(&self) -> Result<Option<u64>> {
+        self.probe.version().map(Some)
     }
 
     fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {

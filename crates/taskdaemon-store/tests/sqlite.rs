@@ -402,3 +402,27 @@ fn reads_proceed_while_another_process_holds_the_write_lock() {
     assert_eq!(store.task(&task.id).unwrap(), task);
     other.execute_batch("ROLLBACK").unwrap();
 }
+
+#[test]
+fn commit_version_moves_with_every_commit_from_any_connection() {
+    let (dir, store) = fresh();
+    let version = || store.commit_version().unwrap().expect("SQLite tells");
+    let start = version();
+    assert_eq!(version(), start, "nothing committed, nothing moves");
+
+    // The store's own write connection.
+    store.set_meta("k", "1").unwrap();
+    let after_own = version();
+    assert_ne!(after_own, start);
+
+    // Another connection (another process, as far as SQLite knows).
+    let other = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = '2';")
+        .unwrap();
+    assert_eq!(version(), after_own, "uncommitted work moves nothing");
+    other.execute_batch("COMMIT").unwrap();
+    let after_other = version();
+    assert_ne!(after_other, after_own);
+    assert_eq!(version(), after_other);
+}

@@ -54,6 +54,25 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time (user + system) process `pid` has used, in ms.
+fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after its ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (11 and 12 after the state).
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) * 1000.0 / hz
+}
+
 fn stream(base: &str, token: &str, query: &str) -> WebSocket<MaybeTlsStream<TcpStream>> {
     let url = format!("{}/api/v1/stream{query}", base.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
@@ -119,11 +138,59 @@ fn main() {
         ),
         ("show", format!("/api/v1/tasks/TASK-{}", tasks / 2)),
     ] {
+        let cpu_before = cpu_ms(&pid);
         let (samples, wall) = runtime.block_on(load(&base, &token, &path, clients, requests));
+        let count = samples.len();
+        let cpu_us = (cpu_ms(&pid) - cpu_before) * 1000.0 / count as f64;
+        let (p50, p95, p99) = percentiles(samples);
+        println!(
+            "API {label}: {clients} clients x {requests} requests: p50 {p50:.2} ms, p95 {p95:.2} ms, p99 {p99:.2} ms, {:.0} req/s, daemon CPU {cpu_us:.0} us/request",
+            count as f64 / wall
+        );
+    }
+
+    // The same reads while another process commits all along: the daemon's
+    // kept answers last only until the next commit, so this line measures
+    // reads that mostly miss them.
+    let writes = env_usize("WRITES_PER_S", 100);
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (store, writing) = (store.clone(), writing.clone());
+        std::thread::spawn(move || {
+            let mut commits = 0u64;
+            let pause = Duration::from_secs(1) / writes.max(1) as u32;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let edit = TrackedEdit {
+                    title: Some(format!("rewritten {commits}")),
+                    ..TrackedEdit::default()
+                };
+                store.edit_tracked("TASK-2", &edit, "bench").unwrap();
+                commits += 1;
+                std::thread::sleep(pause);
+            }
+            commits
+        })
+    };
+    let mut written = Vec::new();
+    for (label, path) in [
+        ("list (50 of 10,000)", "/api/v1/tasks?limit=50".to_owned()),
+        ("show", format!("/api/v1/tasks/TASK-{}", tasks / 2)),
+    ] {
+        let started = Instant::now();
+        let cpu_before = cpu_ms(&pid);
+        let (samples, wall) = runtime.block_on(load(&base, &token, &path, clients, requests));
+        let cpu_us = (cpu_ms(&pid) - cpu_before) * 1000.0 / samples.len() as f64;
+        written.push((label, samples, wall, started.elapsed(), cpu_us));
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let commits = writer.join().unwrap();
+    let elapsed: f64 = written.iter().map(|w| w.3.as_secs_f64()).sum();
+    for (label, samples, wall, _, cpu_us) in written {
         let count = samples.len();
         let (p50, p95, p99) = percentiles(samples);
         println!(
-            "API {label}: {clients} clients x {requests} requests: p50 {p50:.2} ms, p95 {p95:.2} ms, p99 {p99:.2} ms, {:.0} req/s",
+            "API {label} under writes ({:.0} commits/s from another process): p50 {p50:.2} ms, p95 {p95:.2} ms, p99 {p99:.2} ms, {:.0} req/s, daemon CPU {cpu_us:.0} us/request",
+            commits as f64 / elapsed,
             count as f64 / wall
         );
     }

@@ -127,9 +127,10 @@ pub async fn list_tasks(
         limit: p.limit,
     };
     let scope = access.scope();
-    ok(state
-        .call(move |s| s.task_page(&task_query, &scope))
-        .await?)
+    let key = format!("list {scope:?} {task_query:?}");
+    state
+        .cached_json(key, move |s| s.task_page(&task_query, &scope))
+        .await
 }
 
 /// One task of any kind.
@@ -141,7 +142,10 @@ pub async fn show_task(
     Path(id): Path<String>,
 ) -> ApiResult {
     let scope = access.scope();
-    ok(state.call(move |s| s.scoped_task(&id, &scope)).await?)
+    let key = format!("show {scope:?} {id:?}");
+    state
+        .cached_json(key, move |s| s.scoped_task(&id, &scope))
+        .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

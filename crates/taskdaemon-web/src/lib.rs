@@ -7,6 +7,7 @@
 //! - [`stream`]: the change feed over a WebSocket.
 //! - [`metrics`]: Prometheus text.
 //! - [`auth`]: the token and share links (401/403).
+//! - [`cache`]: answers of hot reads kept until the next commit.
 //! - [`problem`]: errors as problem objects.
 //! - [`assets`]: the dashboard (HTML, CSS, JS) compiled into the binary.
 //!
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod cache;
 pub mod metrics;
 pub mod openapi;
 pub mod plans;
@@ -165,6 +167,7 @@ pub fn state(service: Service, tls: bool) -> Result<AppState, WebError> {
         feed: Arc::new(feed),
         hub: Arc::new(hub),
         tls,
+        cache: Arc::default(),
     })
 }
 

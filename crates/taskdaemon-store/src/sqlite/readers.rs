@@ -8,6 +8,10 @@
 //! needs. A fixed `Vec` of mutexes picked by `try_lock` is all this needs:
 //! connections are never recycled, checked or grown, which is what a
 //! general pool (r2d2 and friends) would add, along with a dependency.
+//!
+//! [`CommitProbe`] is one more read-only connection, kept for `PRAGMA
+//! data_version`: the cheapest way to learn whether any connection, in any
+//! process, committed since the last look.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,11 +70,46 @@ impl Readers {
     }
 
     fn open(&self) -> Result<Connection> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags)
-            .map_err(|e| classify_open_error(&self.path, e))?;
-        // A reader waits only while another process recovers the WAL index.
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(conn)
+        open_read_only(&self.path)
+    }
+}
+
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| classify_open_error(path, e))?;
+    // A reader waits only while another process recovers the WAL index.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Counts commits made by any connection in any process: `PRAGMA
+/// data_version` on a connection of its own that never writes changes
+/// whenever another connection commits (it reads the shared WAL index; no
+/// table is touched). The connection's value only ever grows.
+pub(super) struct CommitProbe {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl CommitProbe {
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// The current commit count as this probe sees it.
+    pub(super) fn version(&self) -> Result<u64> {
+        // A panic mid-pragma leaves nothing half-done on a read-only connection.
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => slot.insert(open_read_only(&self.path)?),
+        };
+        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+        let version: i64 = stmt.query_row([], |r| r.get(0))?;
+        Ok(version as u64)
     }
 }
