@@ -25,7 +25,7 @@ fn the_handshake_names_the_server_and_lists_every_tool() {
 
     let listed = mcp.request("tools/list", json!({}));
     let tools = listed["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 29, "{listed}");
+    assert_eq!(tools.len(), 32, "{listed}");
     for tool in tools {
         assert!(
             tool["description"].as_str().is_some_and(|d| !d.is_empty()),

@@ -70,10 +70,25 @@ pub enum EventKind {
     MessageAnswered,
     /// A message could not be delivered and went to the dead letters.
     MessageDead,
+    /// A typed link between two tracked tasks was made (`task link`).
+    LinkAdded,
+    /// Typed links between two tracked tasks were removed (`task unlink`).
+    LinkRemoved,
+    /// A gate was added to a tracked task.
+    GateAdded,
+    /// Gates were removed from a tracked task.
+    GateRemoved,
+    /// A gate's event happened (its process succeeded, its command exited 0,
+    /// its time passed, a person approved).
+    GateOpened,
+    /// A gate can never open (its process failed, was cancelled or lost).
+    GateFailed,
+    /// An agent renewed its claim on a task, or took over a stale one.
+    ClaimRenewed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 34] = [
+    pub const ALL: [EventKind; 41] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Restarting,
@@ -108,6 +123,13 @@ impl EventKind {
         EventKind::MessageDelivered,
         EventKind::MessageAnswered,
         EventKind::MessageDead,
+        EventKind::LinkAdded,
+        EventKind::LinkRemoved,
+        EventKind::GateAdded,
+        EventKind::GateRemoved,
+        EventKind::GateOpened,
+        EventKind::GateFailed,
+        EventKind::ClaimRenewed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +168,13 @@ impl EventKind {
             EventKind::MessageDelivered => "message_delivered",
             EventKind::MessageAnswered => "message_answered",
             EventKind::MessageDead => "message_dead",
+            EventKind::LinkAdded => "link_added",
+            EventKind::LinkRemoved => "link_removed",
+            EventKind::GateAdded => "gate_added",
+            EventKind::GateRemoved => "gate_removed",
+            EventKind::GateOpened => "gate_opened",
+            EventKind::GateFailed => "gate_failed",
+            EventKind::ClaimRenewed => "claim_renewed",
         }
     }
 }

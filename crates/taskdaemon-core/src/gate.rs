@@ -21,6 +21,7 @@ pub const COMMAND_BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// What a gate waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum GateKind {
     /// A supervised process, queue task or loop (by id) succeeds.
@@ -111,8 +112,52 @@ impl NewGate {
     }
 }
 
+/// Gates as an interface asks for them: the CLI's flags, an MCP tool's
+/// arguments, a web request's body. [`GateRequest::gates`] is the one
+/// place that turns them into [`NewGate`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct GateRequest {
+    /// Wait until these supervised processes, queue tasks or loops succeed.
+    pub until_succeeds: Vec<String>,
+    /// Wait until each of these shell commands exits 0 (run by the daemon
+    /// in the workspace root, retried with backoff).
+    pub until_command: Vec<String>,
+    /// Wait until this time (RFC 3339, e.g. 2026-12-01T10:00:00Z).
+    pub until: Option<String>,
+    /// Wait this long from now (e.g. 90s, 2h, 1d).
+    pub after: Option<String>,
+    /// Wait until a person approves.
+    pub approval: bool,
+}
+
+impl GateRequest {
+    /// The gates asked for, in a stable order (processes, commands, time,
+    /// approval); a time given both ways, a bad time, or no gate at all is
+    /// refused with the field named.
+    pub fn gates(self, now: Millis) -> Result<Vec<NewGate>, String> {
+        let time = parse_time_gate(self.until.as_deref(), self.after.as_deref(), now)?;
+        let gates: Vec<NewGate> = self
+            .until_succeeds
+            .into_iter()
+            .map(NewGate::UntilSucceeds)
+            .chain(self.until_command.into_iter().map(NewGate::UntilCommand))
+            .chain(time.map(NewGate::Until))
+            .chain(self.approval.then_some(NewGate::Approval))
+            .collect();
+        if gates.is_empty() {
+            return Err(
+                "name a gate: until-succeeds, until-command, until, after or approval".to_owned(),
+            );
+        }
+        Ok(gates)
+    }
+}
+
 /// A gate as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Gate {
     pub task_id: String,
     /// The gate's number on its task (1, 2, ...), for `task ungate ID N`.
@@ -121,17 +166,21 @@ pub struct Gate {
     /// The awaited task id or the command.
     pub target: Option<String>,
     #[serde(with = "serde_rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub until: Option<Millis>,
     /// When the awaited event happened; `None` while the gate is shut.
     #[serde(with = "serde_rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub opened_at: Option<Millis>,
     /// Why the gate can never open (its process failed, was killed or lost).
     pub failed: Option<String>,
     /// Command gates: how many runs failed so far, and when to run next.
     pub attempts: u32,
     #[serde(with = "serde_rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_check: Option<Millis>,
     #[serde(with = "serde_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
 }
 
@@ -325,6 +374,34 @@ mod tests {
             reason.contains("until-succeeds P-2: can never open: P-2 failed"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_request_lists_its_gates_in_order_and_needs_one() {
+        let request = GateRequest {
+            until_succeeds: vec!["P-1".into()],
+            until_command: vec!["test -f x".into()],
+            after: Some("2s".into()),
+            approval: true,
+            ..GateRequest::default()
+        };
+        assert_eq!(
+            request.gates(5),
+            Ok(vec![
+                NewGate::UntilSucceeds("P-1".into()),
+                NewGate::UntilCommand("test -f x".into()),
+                NewGate::Until(2005),
+                NewGate::Approval,
+            ])
+        );
+        let none = GateRequest::default().gates(5).unwrap_err();
+        assert!(none.contains("name a gate"), "{none}");
+        let both = GateRequest {
+            until: Some("1970-01-01T00:00:01Z".into()),
+            after: Some("1s".into()),
+            ..GateRequest::default()
+        };
+        assert!(both.gates(5).is_err());
     }
 
     #[test]

@@ -336,3 +336,26 @@ pub struct TaskListParams {
     /// Tasks per page (default 200, at most 500).
     pub limit: Option<usize>,
 }
+
+/// Hold a tracked task that has not started until events happen; every
+/// gate must open before the task is ready.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskGateParams {
+    /// The tracked task to hold back, e.g. CLAUDE-3.
+    pub id: String,
+    /// Wait until these supervised processes, queue tasks or loops succeed
+    /// (ids such as CLAUDE-7). One that fails blocks the task for good.
+    #[serde(default)]
+    pub until_succeeds: Vec<String>,
+    /// Wait until each of these shell commands exits 0 (the daemon runs it
+    /// in the project root, retrying with backoff up to once a minute).
+    #[serde(default)]
+    pub until_command: Vec<String>,
+    /// Wait until this time (RFC 3339, e.g. 2026-12-01T10:00:00Z).
+    pub until: Option<String>,
+    /// Wait this long from now (e.g. 90s, 2h, 1d).
+    pub after: Option<String>,
+    /// Wait until a person approves (task_approve).
+    #[serde(default)]
+    pub approval: bool,
+}

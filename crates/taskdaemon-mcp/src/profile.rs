@@ -10,7 +10,7 @@ use std::str::FromStr;
 pub enum ToolProfile {
     /// Tracked work and the few process tools an agent needs every turn.
     Core,
-    /// Core, plus links, process control, search and history.
+    /// Core, plus links, gates, process control, search and history.
     Standard,
     /// Every tool (queues and loops too).
     #[default]
@@ -41,6 +41,9 @@ const STANDARD: &[&str] = &[
     "task_context",
     "task_link",
     "task_unlink",
+    "task_gate",
+    "task_gates",
+    "task_approve",
     "search",
     "history",
 ];
@@ -92,6 +95,8 @@ mod tests {
         assert!(ToolProfile::Core.offers("task_next"));
         assert!(!ToolProfile::Core.offers("task_link"));
         assert!(ToolProfile::Standard.offers("task_link"));
+        assert!(!ToolProfile::Core.offers("task_gate"));
+        assert!(ToolProfile::Standard.offers("task_gate"));
         assert!(!ToolProfile::Standard.offers("loop_run"));
         assert!(ToolProfile::All.offers("loop_run"));
         assert_eq!("Standard".parse(), Ok(ToolProfile::Standard));

@@ -22,6 +22,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use serde::Serialize;
 use taskdaemon_core::compact::compact_line;
 use taskdaemon_core::duration::parse_duration;
+use taskdaemon_core::gate::GateRequest;
 use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
 use taskdaemon_core::tracked::parse_priority;
@@ -513,6 +514,48 @@ impl TaskdaemonMcp {
             Ok(TrackedView::from(&task))
         })
         .await
+    }
+
+    /// Hold a tracked task that has not started until events happen: a
+    /// supervised process succeeds, a command exits 0, a time passes, a
+    /// person approves. Answers with the gates added.
+    #[tool]
+    async fn task_gate(
+        &self,
+        Parameters(p): Parameters<TaskGateParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, agent| {
+            let request = GateRequest {
+                until_succeeds: p.until_succeeds,
+                until_command: p.until_command,
+                until: p.until,
+                after: p.after,
+                approval: p.approval,
+            };
+            service.gate_request(agent, &p.id, request)
+        })
+        .await
+    }
+
+    /// A tracked task's gates: what each waits for, and whether it is
+    /// waiting, open, or can never open (with the reason).
+    #[tool]
+    async fn task_gates(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, _| service.gates_of(&p.id)).await
+    }
+
+    /// Approve a tracked task: opens its approval gates. Answers with the
+    /// gates opened.
+    #[tool]
+    async fn task_approve(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |service, agent| service.approve_task(agent, &p.id))
+            .await
     }
 
     /// Where tracked work stands for this session: the task in progress,

@@ -106,10 +106,13 @@ async fn every_tool_is_listed_with_a_described_schema() {
             "spawn",
             "submit",
             "task_add",
+            "task_approve",
             "task_claim",
             "task_context",
             "task_done",
             "task_fail",
+            "task_gate",
+            "task_gates",
             "task_link",
             "task_list",
             "task_next",
@@ -431,7 +434,7 @@ async fn plans_are_listed_shown_and_their_queries_answered() {
 async fn profiles_choose_the_tools() {
     for (profile, count) in [
         (taskdaemon_mcp::ToolProfile::Core, 12),
-        (taskdaemon_mcp::ToolProfile::Standard, 22),
+        (taskdaemon_mcp::ToolProfile::Standard, 25),
     ] {
         let c = connect(ServerOptions {
             profile,
@@ -512,4 +515,45 @@ async fn links_next_claims_and_pages_through_the_tools() {
     let second = text(&call(&c, "task_list", json!({"cursor": cursor})).await);
     assert_eq!(second.lines().count(), 102, "the rest, no cursor: {second}");
     assert!(second.contains(&format!("{a} running")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gates_are_added_listed_and_approved_through_the_tools() {
+    let c = connect(ServerOptions::default()).await;
+    let task = ok(&c, "task_add", json!({"title": "ship it"})).await;
+    let id = task["id"].as_str().unwrap();
+    let added = ok(
+        &c,
+        "task_gate",
+        json!({"id": id, "approval": true, "until_command": ["test -f built"]}),
+    )
+    .await;
+    let kinds: Vec<&str> = added
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["until-command", "approval"], "{added}");
+    assert_eq!(ok(&c, "task_gates", json!({"id": id})).await, added);
+    let ready = text(&call(&c, "task_ready", json!({})).await);
+    assert!(!ready.contains(id), "a gated task is not ready: {ready}");
+
+    let none = err(&c, "task_gate", json!({"id": id})).await;
+    assert!(none.contains("name a gate"), "{none}");
+    let when = err(&c, "task_gate", json!({"id": id, "until": "soon"})).await;
+    assert!(when.contains("RFC 3339"), "{when}");
+    let missing = err(&c, "task_gates", json!({"id": "NOPE-9"})).await;
+    assert!(missing.contains("NOPE-9"), "{missing}");
+
+    let opened = ok(&c, "task_approve", json!({"id": id})).await;
+    assert_eq!(opened[0]["kind"], "approval", "{opened}");
+    assert!(opened[0]["opened_at"].is_string(), "{opened}");
+    let again = err(&c, "task_approve", json!({"id": id})).await;
+    assert!(again.contains("approval gate"), "{again}");
+    let store = c.store();
+    use taskdaemon_store::Store;
+    let shut = store.shut_gates().unwrap();
+    assert_eq!(shut.len(), 1, "the command gate still waits: {shut:?}");
+    assert_eq!(shut[0].kind, taskdaemon_core::gate::GateKind::UntilCommand);
 }

@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 
-use taskdaemon_core::gate::{Gate, NewGate};
+use taskdaemon_core::gate::{Gate, GateRequest, NewGate};
+use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{TaskRecord, TrackedView};
 
-use crate::{Agent, Result, Service};
+use crate::{Agent, Result, Service, ServiceError};
 
 impl Service {
     /// Adds gates to a tracked task that has not started, all or none.
@@ -18,6 +19,15 @@ impl Service {
         // The daemon wakes on the events these wrote and re-plans its timer.
         self.save_snapshot(agent.session.as_deref());
         Ok(added)
+    }
+
+    /// Adds the gates a request names (flags, tool arguments, a request
+    /// body); a request naming none, or a bad time, is refused.
+    pub fn gate_request(&self, agent: &Agent, id: &str, request: GateRequest) -> Result<Vec<Gate>> {
+        let gates = request
+            .gates(now_millis())
+            .map_err(ServiceError::BadInput)?;
+        self.gate(agent, id, &gates)
     }
 
     /// Removes gate `seq` of a task, or all its gates.

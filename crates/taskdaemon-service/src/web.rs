@@ -372,6 +372,16 @@ impl Service {
         }
     }
 
+    /// The gates of task `id`, when `scope` may see the task.
+    pub fn scoped_gates(
+        &self,
+        id: &str,
+        scope: &ShareScope,
+    ) -> Result<Vec<taskdaemon_core::gate::Gate>> {
+        let task = self.scoped_task(id, scope)?;
+        self.gates_of(&task.id)
+    }
+
     /// The latest resource sample of every running process `scope` may see
     /// (task id order), with the host's health for the whole-workspace
     /// scope: what the stream's `samples` topic sends.

@@ -82,7 +82,7 @@ pub(crate) fn initial_outcome(
 /// The event of a gate added to a task.
 pub(crate) fn gate_added(gate: &Gate, actor: &str) -> Recorded {
     let event = NewEvent::new(
-        EventKind::ContextUpdated,
+        EventKind::GateAdded,
         actor,
         format!("gated: {}", gate.describe()),
     );
@@ -96,7 +96,7 @@ pub(crate) fn gates_removed(task: &str, removed: &[Gate], actor: &str) -> Result
     }
     let list: Vec<String> = removed.iter().map(Gate::describe).collect();
     let event = NewEvent::new(
-        EventKind::ContextUpdated,
+        EventKind::GateRemoved,
         actor,
         format!("ungated: {}", list.join("; ")),
     );
@@ -109,7 +109,13 @@ pub(crate) fn gate_resolved(gate: &Gate, actor: &str) -> Option<Recorded> {
     if gate.opened_at.is_none() && gate.failed.is_none() {
         return None;
     }
-    let event = NewEvent::new(EventKind::ContextUpdated, actor, gate.describe());
+    // A gate is resolved either way: its event happened, or never can.
+    let kind = if gate.opened_at.is_some() {
+        EventKind::GateOpened
+    } else {
+        EventKind::GateFailed
+    };
+    let event = NewEvent::new(kind, actor, gate.describe());
     Some((event, None, Some(json!({ "gate": gate }))))
 }
 

@@ -31,7 +31,7 @@ mod tracked;
 mod transfer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{
@@ -69,8 +69,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    /// Every write, and every read made inside one.
-    conn: Mutex<Connection>,
+    /// Every write, and every read made inside one. Opened on the first
+    /// write (or at open when the schema needs migrating), so a command
+    /// that only reads (`task ready`, `show`, `search`) opens one
+    /// connection and loads the schema once, not twice.
+    conn: OnceLock<Mutex<Connection>>,
     /// Reads outside a write.
     readers: Readers,
     /// Tells whether anything was committed (see [`Store::commit_version`]).
@@ -80,17 +83,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
         let store = Self {
             path: path.to_owned(),
-            conn: Mutex::new(conn),
+            conn: OnceLock::new(),
             readers: Readers::new(path),
             probe: CommitProbe::new(path),
         };
-        store.configure().map_err(|e| match e {
-            StoreError::Sqlite(source) => classify_open_error(path, source),
-            other => other,
-        })?;
+        if !store.is_current()? {
+            drop(store.lock()?);
+        }
         Ok(store)
     }
 
@@ -98,30 +99,63 @@ impl SqliteStore {
         &self.path
     }
 
-    fn configure(&self) -> Result<()> {
-        let mut conn = self.lock();
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL lets readers (status, ps, rehydrate) run while a writer commits;
-        // FULL makes every acknowledged commit survive a power cut.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(mode, "SQLite did not switch to WAL mode");
+    /// Whether the file exists at this build's schema version, asked on a
+    /// read connection (which then serves the reads that follow). A file
+    /// that is missing, or that a read connection cannot read, is left to
+    /// the write connection, which creates, migrates or reports it.
+    fn is_current(&self) -> Result<bool> {
+        if !self.path.exists() {
+            return Ok(false);
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        migrate(&mut conn, &self.path)
+        let version = self
+            .readers
+            .with(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?));
+        let latest = migrations::latest_version();
+        match version {
+            Ok(found) if found > latest => Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                known: latest,
+            }),
+            Ok(found) => Ok(found == latest),
+            Err(_) => Ok(false),
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// Opens the write connection: WAL, durable commits, foreign keys, and
+    /// the schema brought up to date.
+    fn open_writer(&self) -> Result<Connection> {
+        let path = &self.path;
+        let mut conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
+        configure(&mut conn, path).map_err(|e| match e {
+            StoreError::Sqlite(source) => classify_open_error(path, source),
+            other => other,
+        })?;
+        Ok(conn)
+    }
+
+    /// The write connection, opened on first use.
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        let conn = match self.conn.get() {
+            Some(conn) => conn,
+            None => {
+                let opened = self.open_writer()?;
+                // Another thread may have opened one meanwhile: the first stays.
+                let _ = self.conn.set(Mutex::new(opened));
+                self.conn.get().ok_or_else(|| StoreError::Open {
+                    path: self.path.clone(),
+                    source: rusqlite::Error::InvalidQuery,
+                })?
+            }
+        };
         // A panic while holding the lock leaves the connection usable: SQLite
         // rolls back the unfinished transaction when it is dropped.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        Ok(conn.lock().unwrap_or_else(|poison| poison.into_inner()))
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let attempt = || {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
@@ -140,7 +174,7 @@ impl SqliteStore {
     /// The integrity check's read, on the write connection: SQLite runs the
     /// search index's check as an `INSERT` command, refused on a read-only one.
     fn read_for_check<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         f(&conn)
     }
 
@@ -188,6 +222,19 @@ fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
             source: error,
         },
     }
+}
+
+/// Settings every write connection needs, then the schema brought up to date.
+fn configure(conn: &mut Connection, path: &Path) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers (status, ps, rehydrate) run while a writer commits;
+    // FULL makes every acknowledged commit survive a power cut.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "SQLite did not switch to WAL mode");
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    migrate(conn, path)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -430,7 +477,7 @@ impl Store for SqliteStore {
     }
 
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
-        Ok(Box::new(transfer::begin_import(self.lock(), &self.path)?))
+        Ok(Box::new(transfer::begin_import(self.lock()?, &self.path)?))
     }
 
     fn repair(&self, actor: &str) -> Result<RepairReport> {

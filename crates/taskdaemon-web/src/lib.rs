@@ -18,6 +18,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cache;
+pub mod gates;
 pub mod metrics;
 pub mod openapi;
 pub mod plans;
@@ -137,7 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/report", get(api::report))
         .route("/me", get(api::me))
         .route("/stream", get(stream::stream))
-        .merge(plans::routes());
+        .merge(plans::routes())
+        .merge(gates::routes());
     let protected = Router::new()
         .nest("/api/v1", v1)
         .route("/api/openapi.json", get(openapi::document))

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa::OpenApi;
 
-use crate::{api, plans, problem, stream};
+use crate::{api, gates, plans, problem, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,9 +18,11 @@ use crate::{api, plans, problem, stream};
         api::loop_stop, api::aggregates, api::report, stream::stream,
         plans::list_plans, plans::show_plan, plans::attention, plans::approve_plan,
         plans::cancel_plan, plans::resume_plan, plans::answer_query,
+        gates::list_gates, gates::add_gates, gates::approve, gates::remove_gate,
     ),
     components(schemas(problem::Problem, api::StopBody, api::ActBody, api::SubmitBody, api::LoopBody,
-        plans::CancelPlanBody, plans::AnswerBody)),
+        plans::CancelPlanBody, plans::AnswerBody, taskdaemon_core::gate::Gate,
+        taskdaemon_core::gate::GateKind, taskdaemon_core::gate::GateRequest)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
@@ -52,8 +54,8 @@ impl utoipa::Modify for ProblemResponses {
         use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
         let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
         for item in openapi.paths.paths.values_mut() {
-            let mutating = item.post.is_some();
-            for operation in [item.get.as_mut(), item.post.as_mut()]
+            let mutating = item.post.is_some() || item.delete.is_some();
+            for operation in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()]
                 .into_iter()
                 .flatten()
             {

@@ -2,7 +2,7 @@
 //! the rules and queries are the service's).
 
 use taskdaemon_core::compact::compact_line;
-use taskdaemon_core::gate::{NewGate, parse_time_gate};
+use taskdaemon_core::gate::GateRequest;
 use taskdaemon_core::time::{format_age, now_millis};
 use taskdaemon_core::{LinkKind, TaskRecord, TrackedAction, TrackedEdit, TrackedView};
 use taskdaemon_service::{NewTask, Resume, Service, ShownTask, TaskTree};
@@ -96,17 +96,14 @@ pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
 
 /// `task gate`: adds the gates the flags name, then says where the task stands.
 fn gate(service: &Service, args: TaskGateArgs) -> anyhow::Result<u8> {
-    let time = parse_time_gate(args.until.as_deref(), args.after.as_deref(), now_millis())
-        .map_err(UsageError)?;
-    let gates: Vec<NewGate> = args
-        .until_succeeds
-        .into_iter()
-        .map(NewGate::UntilSucceeds)
-        .chain(args.until_command.into_iter().map(NewGate::UntilCommand))
-        .chain(time.map(NewGate::Until))
-        .chain(args.approval.then_some(NewGate::Approval))
-        .collect();
-    let added = service.gate(&agent(&args.agent)?, &args.id, &gates)?;
+    let request = GateRequest {
+        until_succeeds: args.until_succeeds,
+        until_command: args.until_command,
+        until: args.until,
+        after: args.after,
+        approval: args.approval,
+    };
+    let added = service.gate_request(&agent(&args.agent)?, &args.id, request)?;
     if args.json {
         print_json(&added)?;
         return Ok(0);

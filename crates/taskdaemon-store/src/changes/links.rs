@@ -36,7 +36,7 @@ pub(crate) fn check_parent_child(
 
 /// The event of `link` just made, recorded on its subject.
 pub(crate) fn link_added(link: &TaskLink, actor: &str) -> Recorded {
-    let event = NewEvent::new(EventKind::DependencyAdded, actor, format!("linked: {link}"));
+    let event = NewEvent::new(EventKind::LinkAdded, actor, format!("linked: {link}"));
     (event, None, Some(json!({ "link": link })))
 }
 
@@ -54,7 +54,7 @@ pub(crate) fn links_removed(
     }
     let said: Vec<String> = links.iter().map(ToString::to_string).collect();
     let event = NewEvent::new(
-        EventKind::DependencyRemoved,
+        EventKind::LinkRemoved,
         actor,
         format!("unlinked: {}", said.join(", ")),
     );
@@ -147,7 +147,7 @@ pub(crate) fn claim(
             } else {
                 format!("stale claim of {} taken over by {claimant}", held.by)
             };
-            let event = NewEvent::new(EventKind::ContextUpdated, actor, message);
+            let event = NewEvent::new(EventKind::ClaimRenewed, actor, message);
             let recorded = (
                 event,
                 Some(json!({ "claimed_by": held.by, "lease_until": held.lease_until })),

@@ -1,10 +1,10 @@
 //! Conformance checks for gates: a gated task is not ready until every gate
 //! opens; a process that ends decides the gates waiting on it.
 
-use taskdaemon_core::Status;
 use taskdaemon_core::gate::{GateOutcome, GateState, NewGate};
 use taskdaemon_core::process::ExitOutcome;
 use taskdaemon_core::time::now_millis;
+use taskdaemon_core::{EventKind, Status};
 
 use super::tracked::tracked;
 use super::{spec, started};
@@ -169,4 +169,112 @@ pub fn every_gate_must_open(store: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.gates(&other.id).unwrap().len(), 1);
+}
+
+/// `import --merge` writes statuses another clone decided against its own
+/// gates and dependencies: each merged task is settled again by this
+/// store's gates (shut, open, never opening) and dependencies, and what
+/// waits on a merged task that ended is decided by its merged status.
+pub fn merge_import_settles_gated_tasks(store: &dyn Store) {
+    let bad = store.create_process(&spec(None, &["bad"]), "t").unwrap();
+    let shut = store.create_tracked(&tracked("shut", &[]), "t").unwrap();
+    let open = store.create_tracked(&tracked("open", &[]), "t").unwrap();
+    let never = store.create_tracked(&tracked("never", &[]), "t").unwrap();
+    let awaited = store.create_tracked(&tracked("awaited", &[]), "t").unwrap();
+    let dependent = store
+        .create_tracked(&tracked("dependent", &[&awaited.id]), "t")
+        .unwrap();
+    let waiter = store.create_tracked(&tracked("waiter", &[]), "t").unwrap();
+    for id in [&shut.id, &open.id] {
+        store.add_gates(id, &[NewGate::Approval], "t").unwrap();
+    }
+    store.approve_gates(&open.id, "person").unwrap();
+    store
+        .add_gates(&never.id, &[NewGate::UntilSucceeds(bad.id.clone())], "t")
+        .unwrap();
+    store.mark_started(&bad.id, 0, &started(102), "t").unwrap();
+    store
+        .record_exit(&bad.id, 102, ExitOutcome::exited(1), None, "t")
+        .unwrap();
+    store
+        .add_gates(
+            &waiter.id,
+            &[NewGate::UntilSucceeds(awaited.id.clone())],
+            "t",
+        )
+        .unwrap();
+    let before: Vec<Status> = [&shut, &open, &never, &dependent, &waiter]
+        .iter()
+        .map(|t| store.task(&t.id).unwrap().status)
+        .collect();
+    use Status::{Blocked, Pending, Succeeded};
+    assert_eq!(before, [Blocked, Pending, Blocked, Blocked, Blocked]);
+
+    // The other clone has none of these gates: it says the opposite.
+    let mut file = super::tracked::exported_tasks(store);
+    file.retain(|t| [&shut.id, &open.id, &never.id, &awaited.id].contains(&&t.task.id));
+    for exported in &mut file {
+        let t = &mut exported.task;
+        t.updated_at += 1_000;
+        t.name = Some(format!("{} (edited elsewhere)", t.title()));
+        t.status = match t.status {
+            Blocked => Pending,
+            _ if t.id == awaited.id => Succeeded,
+            _ => Blocked,
+        };
+        if t.status == Succeeded {
+            t.started_at = Some(t.updated_at);
+            t.finished_at = Some(t.updated_at);
+        }
+    }
+    let report = store.merge_tracked(&file, &[], "merge").unwrap();
+    assert_eq!(report.updated.len(), 4, "{report:?}");
+
+    let after: Vec<Status> = [&shut, &open, &never, &awaited, &dependent, &waiter]
+        .iter()
+        .map(|t| store.task(&t.id).unwrap().status)
+        .collect();
+    assert_eq!(
+        after,
+        [Blocked, Pending, Blocked, Succeeded, Pending, Pending],
+        "shut, open, never opening, the merged end, its dependent, its gate's task"
+    );
+    assert_eq!(store.gates(&waiter.id).unwrap()[0].state(), GateState::Open);
+    assert_eq!(
+        store.task(&shut.id).unwrap().title(),
+        "shut (edited elsewhere)"
+    );
+    let kinds = super::tracked::event_kinds;
+    assert!(kinds(store, &shut.id).contains(&EventKind::Blocked));
+    assert!(kinds(store, &waiter.id).contains(&EventKind::GateOpened));
+    assert!(kinds(store, &dependent.id).contains(&EventKind::Unblocked));
+}
+
+/// Gate changes have event kinds of their own.
+pub fn gate_events_have_their_own_kinds(store: &dyn Store) {
+    let bad = store.create_process(&spec(None, &["bad"]), "t").unwrap();
+    let task = store.create_tracked(&tracked("gated", &[]), "t").unwrap();
+    store
+        .add_gates(
+            &task.id,
+            &[NewGate::Approval, NewGate::UntilSucceeds(bad.id.clone())],
+            "t",
+        )
+        .unwrap();
+    store.approve_gates(&task.id, "person").unwrap();
+    store.mark_started(&bad.id, 0, &started(103), "t").unwrap();
+    store
+        .record_exit(&bad.id, 103, ExitOutcome::exited(1), None, "t")
+        .unwrap();
+    store.remove_gates(&task.id, Some(2), "t").unwrap();
+    let kinds = super::tracked::event_kinds(store, &task.id);
+    for kind in [
+        EventKind::GateAdded,
+        EventKind::GateOpened,
+        EventKind::GateFailed,
+        EventKind::GateRemoved,
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(!kinds.contains(&EventKind::ContextUpdated), "{kinds:?}");
 }

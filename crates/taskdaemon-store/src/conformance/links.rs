@@ -3,7 +3,7 @@
 
 use taskdaemon_core::graph::parallel_layers;
 use taskdaemon_core::next::{NextRule, pick_next};
-use taskdaemon_core::{LinkKind, NewTracked, Status, TaskRecord, TrackedAction};
+use taskdaemon_core::{EventKind, LinkKind, NewTracked, Status, TaskRecord, TrackedAction};
 
 use super::tracked::tracked;
 use crate::{Store, StoreError};
@@ -55,6 +55,7 @@ pub fn typed_links_block_and_render(store: &dyn Store) {
         .link_tasks(&c.id, LinkKind::Related, &b.id, "t")
         .unwrap();
     assert_eq!(store.last_event_seq().unwrap(), seq);
+    assert!(super::tracked::event_kinds(store, &c.id).contains(&EventKind::LinkAdded));
     let b = store.task(&b.id).unwrap();
     assert_eq!(
         said(&b),
@@ -94,6 +95,7 @@ pub fn typed_links_block_and_render(store: &dyn Store) {
     );
     let c = store.unlink_tasks(&c.id, None, &a.id, "t").unwrap();
     assert_eq!(c.status, Status::Pending);
+    assert!(super::tracked::event_kinds(store, &c.id).contains(&EventKind::LinkRemoved));
     let missing = store.unlink_tasks(&c.id, None, &a.id, "t");
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
@@ -220,6 +222,8 @@ pub fn claims_are_exclusive_and_go_stale(store: &dyn Store) {
         .unwrap();
     assert_eq!(over.claim.unwrap().by, "agent-3");
     assert!(store.stale_claims().unwrap().is_empty());
+    let kinds = super::tracked::event_kinds(store, &b.id);
+    assert!(kinds.contains(&EventKind::ClaimRenewed), "{kinds:?}");
     // Activity renews; ending the task drops the claim.
     assert_eq!(store.renew_claims("agent-1", 120_000).unwrap(), 1);
     let done = act(store, &a.id, TrackedAction::Done { note: None });

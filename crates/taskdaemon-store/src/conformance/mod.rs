@@ -136,6 +136,14 @@ pub const CHECKS: &[Check] = &[
     ),
     ("every_gate_must_open", gates::every_gate_must_open),
     (
+        "merge_import_settles_gated_tasks",
+        gates::merge_import_settles_gated_tasks,
+    ),
+    (
+        "gate_events_have_their_own_kinds",
+        gates::gate_events_have_their_own_kinds,
+    ),
+    (
         "agent_tasks_get_unique_ids_and_queue_items",
         agent_tasks_get_unique_ids_and_queue_items,
     ),

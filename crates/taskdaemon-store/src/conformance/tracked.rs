@@ -32,7 +32,7 @@ fn done(store: &dyn Store, id: &str) -> TaskRecord {
         .unwrap()
 }
 
-fn event_kinds(store: &dyn Store, id: &str) -> Vec<EventKind> {
+pub(super) fn event_kinds(store: &dyn Store, id: &str) -> Vec<EventKind> {
     let filter = HistoryFilter {
         task_id: Some(id.to_owned()),
         ..HistoryFilter::default()
@@ -582,7 +582,7 @@ pub fn hash_ids_are_unique_and_found(store: &dyn Store) {
     );
 }
 
-fn exported_tasks(store: &dyn Store) -> Vec<crate::ExportedTask> {
+pub(super) fn exported_tasks(store: &dyn Store) -> Vec<crate::ExportedTask> {
     let mut tasks = Vec::new();
     store
         .export(&mut |record| {

@@ -296,7 +296,19 @@ pub(super) fn merge_tracked(
             changes::MergeStep::KeepStored => report.kept.push(id.clone()),
         }
     }
+    for id in report.added.iter().chain(&report.updated) {
+        settle_merged(tx, id, actor)?;
+    }
     Ok(report)
+}
+
+/// Re-decides what a task written by a merge affects here, once every
+/// merged row is in (the SQLite twin says why).
+fn settle_merged(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
+    super::tracked::settle_waiting(tx, id, actor)?;
+    let status = lock_task(tx, id)?.status;
+    super::gates::target_ended(tx, id, status, actor)?;
+    super::tracked::refresh_dependents(tx, id, actor)
 }
 
 /// Removes a tracked task's row and the rows that hang off it, to write

@@ -28,7 +28,7 @@ const MAX_READERS: usize = 8;
 pub(super) struct Readers {
     path: PathBuf,
     slots: Vec<Mutex<Option<Connection>>>,
-    /// Where the next search for a free slot starts, so load spreads out.
+    /// Which slot the next read waits on when every slot is busy.
     next: AtomicUsize,
 }
 
@@ -55,14 +55,18 @@ impl Readers {
         f(conn)
     }
 
+    /// The first free slot, in slot order: slots fill from the first, so a
+    /// free slot that holds a connection comes before one that would open
+    /// a new one, and a short run reads through one connection (whose
+    /// schema and pages it has loaded already). All busy: waits on one,
+    /// picked in turn so waiters spread out.
     fn take(&self) -> MutexGuard<'_, Option<Connection>> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let order = (start..self.slots.len()).chain(0..start);
-        for index in order {
-            if let Ok(guard) = self.slots[index].try_lock() {
+        for slot in &self.slots {
+            if let Ok(guard) = slot.try_lock() {
                 return guard;
             }
         }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         // A panic in a read leaves nothing half-done on a read-only connection.
         self.slots[start]
             .lock()

@@ -446,7 +446,22 @@ pub(super) fn merge_tracked(
             crate::changes::MergeStep::KeepStored => report.kept.push(id.clone()),
         }
     }
+    for id in report.added.iter().chain(&report.updated) {
+        settle_merged(tx, id, actor)?;
+    }
     Ok(report)
+}
+
+/// Re-decides what a task written by a merge affects here, once every
+/// merged row is in: the file's status was decided against the other
+/// clone's gates and dependencies, so the task is settled by this store's
+/// (the same rule as any change: [`crate::changes::settle`]); gates waiting
+/// on it and tasks depending on it are decided by its merged status.
+fn settle_merged(tx: &Connection, id: &str, actor: &str) -> Result<()> {
+    super::tracked::settle_waiting(tx, id, actor)?;
+    let status = super::load_task(tx, id)?.status;
+    super::gates::target_ended(tx, id, status, actor)?;
+    super::tracked::refresh_dependents(tx, id, actor)
 }
 
 /// Removes a tracked task's row and the rows that hang off it, to write
