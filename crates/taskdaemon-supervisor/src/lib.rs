@@ -13,6 +13,7 @@
 pub mod group;
 pub mod launch;
 pub mod limits;
+pub mod memory;
 pub mod output;
 pub mod pidfd;
 pub mod procfs;
