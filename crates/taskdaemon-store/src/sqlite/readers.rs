@@ -51,13 +51,23 @@ impl Readers {
         f(conn)
     }
 
+    /// A free slot: one with an open connection first, so that a process
+    /// reading one thing at a time opens (and parses the schema on) one
+    /// connection only.
     fn take(&self) -> MutexGuard<'_, Option<Connection>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let order = (start..self.slots.len()).chain(0..start);
-        for index in order {
+        let order = || (start..self.slots.len()).chain(0..start);
+        let mut unopened = None;
+        for index in order() {
             if let Ok(guard) = self.slots[index].try_lock() {
-                return guard;
+                if guard.is_some() {
+                    return guard;
+                }
+                unopened.get_or_insert(guard);
             }
+        }
+        if let Some(guard) = unopened {
+            return guard;
         }
         // A panic in a read leaves nothing half-done on a read-only connection.
         self.slots[start]
