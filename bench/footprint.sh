@@ -10,7 +10,7 @@
 # Knobs (environment): RUNS (CLI timings, 200), PEER_RUNS (100), RECORDS
 # (10000), SUPERVISED (500), PEERS ("pueue pm2 supervisor"), TD (the binary;
 # default target/release/taskdaemon, built here with cargo when missing or
-# BUILD=1).
+# BUILD=1). Needs hyperfine and python3.
 #
 # Figures only: targets are printed beside them and never fail the run.
 set -euo pipefail
@@ -91,14 +91,27 @@ check() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && t != "" && v <= t) ?
 field() { awk -v n="$2" '{print $n}' <<<"$1"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# "median p95 mean min" in ms of RUNS executions of a command (hyperfine -N:
+# no shell in between, the same harness for every tool).
 timeit() { # runs, command...
   local runs=$1
   shift
-  "$HELPER" timeit --runs "$runs" --warmup 5 -- "$@"
+  hyperfine -N ${TIMEIT_IGNORE_FAILURE:+-i} --warmup 5 --runs "$runs" --export-json "$TMP/timeit.json" -- "$(printf '%q ' "$@")" >/dev/null 2>&1
+  python3 -c '
+import json, statistics, sys
+t = sorted(x * 1000 for x in json.load(open(sys.argv[1]))["results"][0]["times"])
+print("%.2f %.2f %.2f %.2f" % (statistics.median(t), t[int(len(t) * 0.95) - 1], statistics.mean(t), t[0]))
+' "$TMP/timeit.json"
 }
 daemon_pid() { "$TD" --workspace "$1" status --json | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
 # "rss pss private count anon" (kB, summed) of pids, from smaps_rollup.
-mem() { "$HELPER" mem "$@"; }
+mem() {
+  local pid
+  for pid in "$@"; do cat "/proc/$pid/smaps_rollup" 2>/dev/null && echo "--"; done | awk '
+    /^Rss:/ {r += $2} /^Pss:/ {p += $2} /^Private_(Clean|Dirty):/ {v += $2}
+    /^Anonymous:/ {a += $2} /^--$/ {n++}
+    END {printf "%d %d %d %d %d\n", r, p, v, n, a}'
+}
 real_command() {
   local path
   if command -v pyenv >/dev/null 2>&1 && path=$(pyenv which "$1" 2>/dev/null); then
@@ -115,10 +128,8 @@ if [[ ${BUILD:-0} == 1 || ! -x $TD ]]; then
   log "building (cargo build --release -p taskdaemon-cli)"
   cargo build --release --quiet -p taskdaemon-cli
 fi
-HELPER=$(cargo bench -p taskdaemon-cli --bench seed_and_measure --no-run --message-format=json 2>/dev/null |
-  grep '"name":"seed_and_measure"' | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
-[[ -x $HELPER ]] || {
-  echo "cannot build the bench helper" >&2
+command -v hyperfine >/dev/null || {
+  echo "footprint.sh needs hyperfine (apt-get install hyperfine)" >&2
   exit 1
 }
 BINARY_MIB=$(mib $(($(stat -c %s "$TD") / 1024)))
@@ -155,7 +166,7 @@ SHIMS=$(mem $SHIM_PIDS)
 SHIM_COUNT=$(field "$SHIMS" 4)
 FIRST_SHIM=${SHIM_PIDS%% *}
 SHIM_THREADS=$(threads "$FIRST_SHIM")
-per_shim() { awk -v kb="$(field "$SHIMS" "$1")" -v n="$SHIM_COUNT" 'BEGIN {printf "%.2f", n > 0 ? kb / n / 1024 : 0}'; }
+per_shim() { awk -v kb="$(field "$SHIMS" "$1")" -v n="$SHIM_COUNT" 'BEGIN {printf "%.2f", (n > 0 ? kb / n / 1024 : 0)}'; }
 SHIM_RSS=$(per_shim 1) SHIM_PSS=$(per_shim 2) SHIM_PRIVATE=$(per_shim 3) SHIM_ANON=$(per_shim 5)
 T_STATUS_LOADED=$(timeit 50 "$TD" --workspace "$WS_MEM" status --json)
 stop_workspace "$WS_MEM"
@@ -165,7 +176,16 @@ stop_workspace "$WS_MEM"
 log "seeding $RECORDS ended processes"
 mkdir -p "$WS_BIG"
 "$TD" --workspace "$WS_BIG" init >/dev/null
-"$HELPER" seed --db "$WS_BIG/.taskdaemon/state.db" --count "$RECORDS"
+# One real ended process as the template, cloned RECORDS times through import.
+mkdir -p "$TMP/template"
+"$TD" --workspace "$TMP/template" init >/dev/null
+"$TD" --workspace "$TMP/template" spawn --tool claude -- true >/dev/null
+"$TD" --workspace "$TMP/template" wait "$("$TD" --workspace "$TMP/template" ps --all --json |
+  grep -o '"id": *"[^"]*"' | head -n 1 | cut -d'"' -f4)" >/dev/null || true
+"$TD" --workspace "$TMP/template" export >"$TMP/template.jsonl"
+stop_workspace "$TMP/template"
+python3 "$ROOT/bench/footprint_seed.py" "$TMP/template.jsonl" "$RECORDS" >"$TMP/seed.jsonl"
+"$TD" --workspace "$WS_BIG" import "$TMP/seed.jsonl" >/dev/null
 "$TD" --workspace "$WS_BIG" start >/dev/null
 for _ in $(seq 20); do "$TD" --workspace "$WS_BIG" spawn --tool claude -- sleep 3600 >/dev/null; done
 sleep 1
@@ -192,7 +212,7 @@ bench_pueue() {
   done
   sleep 2
   PEER_IDLE[pueue]=$(mem "$PUEUED_PID")
-  PEER_CLI[pueue]=$(pueue_env "$HELPER" timeit --runs "$PEER_RUNS" --warmup 5 -- pueue status)
+  PEER_CLI[pueue]=$(pueue_env timeit "$PEER_RUNS" "$(command -v pueue)" status)
   pueue_env pueue parallel "$SUPERVISED" >/dev/null
   for i in $(seq "$SUPERVISED"); do pueue_env pueue add -- sleep 3600 >/dev/null; done
   sleep 5
@@ -215,7 +235,7 @@ bench_pm2() {
   }
   sleep 2
   PEER_IDLE[pm2]=$(mem "$(cat "$PM2_HOME_DIR/pm2.pid")")
-  PEER_CLI[pm2]=$(PM2_HOME=$PM2_HOME_DIR "$HELPER" timeit --runs "$PEER_RUNS" --warmup 5 -- pm2 jlist)
+  PEER_CLI[pm2]=$(PM2_HOME=$PM2_HOME_DIR timeit 20 "$(command -v pm2)" jlist)
   PEER_NOTE[pm2]="not loaded with $SUPERVISED processes (one pm2 start per process takes minutes)"
   PM2_HOME=$PM2_HOME_DIR pm2 kill >/dev/null 2>&1 || true
   PM2_HOME_DIR=""
@@ -257,7 +277,8 @@ EOF
   done
   sleep 2
   PEER_IDLE[supervisor]=$(mem "$SUPERVISORD_PID")
-  PEER_CLI[supervisor]=$("$HELPER" timeit --runs 20 --warmup 2 --ok-codes 0,3 -- "$supc" -c "$conf" status)
+  # Exit code 3: programs defined but stopped.
+  PEER_CLI[supervisor]=$(TIMEIT_IGNORE_FAILURE=1 timeit 20 "$supc" -c "$conf" status)
   "$supc" -c "$conf" start 'sleeps:*' >/dev/null 2>&1 || true
   sleep 5
   PEER_LOADED[supervisor]=$(mem "$SUPERVISORD_PID")
@@ -326,7 +347,7 @@ echo
 echo "== peers in the same run (MiB; CLI ms median over $PEER_RUNS runs, on an idle daemon) =="
 printf '%-12s %-22s %9s %12s %12s %16s %16s\n' "peer" "CLI" "CLI ms" "idle RSS" "idle private" \
   "RSS, $SUPERVISED procs" "total PSS, $SUPERVISED"
-printf '%-12s %-22s %9s %12s %12s %16s %16s\n' "taskdaemon" "status --json (10k)" "$STATUS_MEDIAN" \
+printf '%-12s %-22s %9s %12s %12s %16s %16s\n' "taskdaemon" "status --json ($RECORDS)" "$STATUS_MEDIAN" \
   "$IDLE_MIB" "$IDLE_PRIVATE_MIB" "$LOADED_MIB" \
   "$(mib $(($(field "$LOADED" 2) + $(field "$SHIMS" 2))))"
 declare -A PEER_CMD=([pueue]="pueue status" [pm2]="pm2 jlist" [supervisor]="supervisorctl status")
