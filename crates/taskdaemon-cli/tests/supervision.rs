@@ -420,7 +420,10 @@ fn a_waiting_shim_holds_no_store_and_records_the_exit_after() {
         open_files().iter().all(|f| !f.contains("state.db"))
     });
     let threads = fs::read_dir(format!("/proc/{shim}/task")).unwrap().count();
-    assert!(threads <= 3, "the command, two output pumps: {threads} threads");
+    assert!(
+        threads <= 3,
+        "the waiting thread and two output pumps: {threads} threads"
+    );
     // Set-up ran deep on the main stack; the wait keeps only its own frames.
     let stack = resident_kb(shim, "[stack]");
     assert!(stack <= 256, "{stack} kB of stack resident while waiting");
