@@ -8,11 +8,6 @@
 //! [`readers`]): WAL lets them run side by side, and beside an open write,
 //! instead of taking turns on the one write connection.
 //!
-//! The write connection opens on the first write. A store that is up to
-//! date (checked on a read connection) needs none to be opened, so a
-//! command that only reads (`status`, `ps`, `rehydrate`) opens and parses
-//! the schema once, not twice.
-//!
 //! Each submodule holds the SQL of one area; what a change writes, and when
 //! it is refused, is decided by the shared modules (see the crate docs), and
 //! the `Store` methods that only hand their arguments on are in
@@ -35,7 +30,6 @@ mod search;
 mod tracked;
 mod transfer;
 
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -75,8 +69,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    /// Every write, and every read made inside one; opened on first use.
-    conn: Mutex<Option<Connection>>,
+    /// Every write, and every read made inside one.
+    conn: Mutex<Connection>,
     /// Reads outside a write.
     readers: Readers,
 }
@@ -84,45 +78,25 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
         let store = Self {
             path: path.to_owned(),
-            conn: Mutex::new(None),
+            conn: Mutex::new(conn),
             readers: Readers::new(path),
         };
-        if !store.is_current() {
-            // Creates the file, switches it to WAL and migrates it.
-            drop(store.lock()?);
-        }
+        store.configure().map_err(|e| match e {
+            StoreError::Sqlite(source) => classify_open_error(path, source),
+            other => other,
+        })?;
         Ok(store)
-    }
-
-    /// Whether the file exists at the schema version this build knows, as
-    /// a read connection sees it. Anything else (no file yet, an older or
-    /// newer schema, an unreadable file) is for the write connection to
-    /// handle, or to report.
-    fn is_current(&self) -> bool {
-        self.path.is_file()
-            && self
-                .read(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?))
-                .is_ok_and(|version| version == migrations::latest_version())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Opens the write connection: WAL mode, durable commits, the schema
-    /// brought up to date.
-    fn open_writer(path: &Path) -> Result<Connection> {
-        let mut conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
-        Self::configure(&mut conn, path).map_err(|e| match e {
-            StoreError::Sqlite(source) => classify_open_error(path, source),
-            other => other,
-        })?;
-        Ok(conn)
-    }
-
-    fn configure(conn: &mut Connection, path: &Path) -> Result<()> {
+    fn configure(&self) -> Result<()> {
+        let mut conn = self.lock();
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers (status, ps, rehydrate) run while a writer commits;
         // FULL makes every acknowledged commit survive a power cut.
@@ -131,26 +105,20 @@ impl SqliteStore {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        migrate(conn, path)
+        migrate(&mut conn, &self.path)
     }
 
-    /// The write connection, opened now if it is not yet.
-    fn lock(&self) -> Result<Writer<'_>> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable: SQLite
         // rolls back the unfinished transaction when it is dropped.
-        let mut guard = self
-            .conn
+        self.conn
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if guard.is_none() {
-            *guard = Some(Self::open_writer(&self.path)?);
-        }
-        Ok(Writer(guard))
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock()?;
+        let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
@@ -166,7 +134,7 @@ impl SqliteStore {
     /// The integrity check's read, on the write connection: SQLite runs the
     /// search index's check as an `INSERT` command, refused on a read-only one.
     fn read_for_check<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock()?;
+        let conn = self.lock();
         f(&conn)
     }
 
@@ -174,29 +142,6 @@ impl SqliteStore {
     /// where an event has its `seq` when it commits.
     fn read_events<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.read(f)
-    }
-}
-
-/// The write connection, held: always open (see [`SqliteStore::lock`]).
-pub(crate) struct Writer<'a>(MutexGuard<'a, Option<Connection>>);
-
-impl Deref for Writer<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        match self.0.as_ref() {
-            Some(conn) => conn,
-            None => unreachable!("SqliteStore::lock opens the connection before lending it"),
-        }
-    }
-}
-
-impl DerefMut for Writer<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        match self.0.as_mut() {
-            Some(conn) => conn,
-            None => unreachable!("SqliteStore::lock opens the connection before lending it"),
-        }
     }
 }
 
@@ -453,7 +398,7 @@ impl Store for SqliteStore {
     }
 
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
-        Ok(Box::new(transfer::begin_import(self.lock()?, &self.path)?))
+        Ok(Box::new(transfer::begin_import(self.lock(), &self.path)?))
     }
 
     fn repair(&self, actor: &str) -> Result<RepairReport> {

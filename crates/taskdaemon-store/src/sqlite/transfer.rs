@@ -5,6 +5,7 @@
 //! transaction, so a file that fails half-way leaves the target untouched.
 
 use std::path::Path;
+use std::sync::MutexGuard;
 
 use rusqlite::{Connection, params};
 use taskdaemon_core::tracked::Session;
@@ -123,13 +124,13 @@ fn export_rows(conn: &Connection, sink: Sink<'_>) -> Result<()> {
 /// The rows of an import, written on the connection held with an open
 /// `BEGIN IMMEDIATE`.
 pub(super) struct SqliteRows<'a> {
-    conn: super::Writer<'a>,
+    conn: MutexGuard<'a, Connection>,
 }
 
 /// Starts an import: takes the connection, and refuses a store that holds
 /// tasks, memory or events already.
 pub(super) fn begin_import<'a>(
-    conn: super::Writer<'a>,
+    conn: MutexGuard<'a, Connection>,
     path: &Path,
 ) -> Result<Import<SqliteRows<'a>>> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
