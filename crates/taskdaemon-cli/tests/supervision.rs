@@ -381,3 +381,60 @@ fn supervised_commands_inherit_no_stray_descriptors() {
         );
     }
 }
+
+/// Resident kB of the mapping named `name` in `/proc/PID/smaps`.
+fn resident_kb(pid: i32, name: &str) -> u64 {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut in_mapping = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        if line.split_whitespace().nth(1).is_some_and(|p| p.len() == 4) && line.contains('-') {
+            in_mapping = line.ends_with(name);
+        } else if in_mapping && let Some(rest) = line.strip_prefix("Rss:") {
+            total += rest.trim().trim_end_matches(" kB").parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+#[test]
+fn a_waiting_shim_holds_no_store_and_records_the_exit_after() {
+    let ws = Ws::new();
+    let go = ws.root().join("go");
+    let script = format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done; exit 3",
+        go.display()
+    );
+    let id = ws.spawn(&["--", "sh", "-c", &script]);
+    let task = ws.wait_status(&id, "running");
+    let shim = task["shim_pid"].as_i64().unwrap() as i32;
+    let open_files = || -> Vec<String> {
+        fs::read_dir(format!("/proc/{shim}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect()
+    };
+    // It closes the store right after it answers the spawn.
+    common::eventually("the shim closes the store", || {
+        open_files().iter().all(|f| !f.contains("state.db"))
+    });
+    let threads = fs::read_dir(format!("/proc/{shim}/task")).unwrap().count();
+    assert!(
+        threads <= 3,
+        "the waiting thread and two output pumps: {threads} threads"
+    );
+    // Set-up ran deep on the main stack; the wait keeps only its own frames.
+    let stack = resident_kb(shim, "[stack]");
+    assert!(stack <= 256, "{stack} kB of stack resident while waiting");
+
+    fs::write(&go, "").unwrap();
+    let task = ws.wait_status(&id, "failed");
+    assert_eq!(task["exit_code"], 3, "{task:#}");
+    let exit: Value = serde_json::from_str(
+        &fs::read_to_string(ws.state_dir().join("procs").join(&id).join("exit.json"))
+            .unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(exit["code"], 3, "the exit file beside the logs: {exit:#}");
+}

@@ -72,11 +72,14 @@ impl Daemon {
         self.registry_wanted.notify_one();
     }
 
-    /// Rewrites the registry now, off the async thread.
+    /// Rewrites the registry now, off the async thread. It is the last
+    /// step of every change to the process table (a burst of spawns ends
+    /// with it), so it is where the memory the change used goes back.
     pub(crate) async fn refresh_registry(self: &Arc<Self>) {
         let d = self.clone();
         let _ = blocking(move || {
             registry::refresh(&d.workspace, &*d.store, &d.config);
+            taskdaemon_supervisor::memory::release_free_memory();
         })
         .await;
     }

@@ -12,13 +12,16 @@ use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{EventKind, NewEvent, Status, TaskRecord};
 use taskdaemon_store::{ProcessFilter, Sample, StoreError};
 use taskdaemon_supervisor::group::{GroupUsage, usage};
-use taskdaemon_supervisor::procfs;
+use taskdaemon_supervisor::{memory, procfs};
 
 use crate::blocking::blocking;
 use crate::state::Daemon;
 
 /// Who the watchdog says it is in events.
 const ACTOR: &str = "watchdog";
+
+/// How long the daemon has followed nothing before it hands memory back.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
 
 /// What the watchdog remembers of one process between samples.
 struct Tracked {
@@ -42,7 +45,22 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             // Nothing runs, so nothing to sample: sleep until a follower
             // starts rather than wake every interval to find that out.
             forget_all(&tracked);
-            daemon.follow_started.notified().await;
+            let started = daemon.follow_started.notified();
+            tokio::pin!(started);
+            tokio::select! {
+                _ = &mut started => {}
+                _ = tokio::time::sleep(IDLE_SETTLE) => {
+                    // Idle (start-up over, or the last process ended):
+                    // what the busy time allocated, and the code only it
+                    // ran, need not stay resident while the daemon waits.
+                    let _ = blocking(|| {
+                        memory::release_free_memory();
+                        memory::release_code_pages();
+                    })
+                    .await;
+                    started.await;
+                }
+            }
             interval.reset();
             continue;
         }

@@ -24,6 +24,7 @@ macro_rules! note {
 pub mod group;
 pub mod launch;
 pub mod limits;
+pub mod memory;
 pub mod output;
 pub mod pidfd;
 pub mod procfs;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, poll};
 use taskdaemon_workspace::logfile::RotatingFile;
 use taskdaemon_workspace::{LogsConfig, Workspace};
 
@@ -117,9 +118,18 @@ fn pump(mut reader: PipeReader, log: SharedLog, done: Sender<()>) -> io::Result<
         .name("output-pump".to_owned())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut buf = vec![0u8; PUMP_CHUNK];
+            // Allocated when the first output arrives: a command that
+            // writes nothing (a sleep, a quiet server) costs its shim no
+            // buffer while it runs.
+            let mut buf = Vec::new();
             let mut failing = false;
             loop {
+                if buf.is_empty() {
+                    if wait_readable(&reader).is_err() {
+                        break;
+                    }
+                    buf = vec![0u8; PUMP_CHUNK];
+                }
                 let n = match reader.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -138,6 +148,18 @@ fn pump(mut reader: PipeReader, log: SharedLog, done: Sender<()>) -> io::Result<
             }
             let _ = done.send(());
         })
+}
+
+/// Blocks until `reader` has data or has reached its end.
+fn wait_readable(reader: &PipeReader) -> io::Result<()> {
+    let mut fds = [PollFd::new(reader, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, None) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //! file beside the logs first, then the store). It applies the restart
 //! policy itself, so restarts happen even while the daemon is down.
 //!
+//! While the command runs, the shim holds no store connection and has
+//! handed its set-up memory back (see [`crate::memory`]): it costs one
+//! blocked thread, two output pumps and the pages of the binary it shares
+//! with every other shim. It opens the store again to record the exit.
+//!
 //! For a container task the command is the runner; a runner that dies
 //! (a signal) with no restart to follow would leave its container running
 //! at the engine, so the shim stops and removes it (see [`Shim::reap`]).
@@ -14,6 +19,7 @@ use std::fs;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,7 @@ use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection
 use crate::group::Group;
 use crate::launch::report;
 use crate::limits::{self, MemoryWatch};
+use crate::memory;
 use crate::output::{OutputLogs, Pumps};
 use crate::procfs;
 
@@ -77,6 +84,28 @@ impl ExitFile {
         }
     }
 
+    fn new(pid: i32, outcome: ExitOutcome, reason: Option<String>) -> Self {
+        Self {
+            pid,
+            code: outcome.code,
+            signal: outcome.signal,
+            at: now_millis(),
+            reason,
+        }
+    }
+
+    /// Writes it beside task `id`'s logs: atomically in any case, and
+    /// synced when it is the only record of the exit.
+    fn write(&self, workspace: &Workspace, id: &str, durable: bool) -> io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(io::Error::other)?;
+        let path = workspace.exit_file(id);
+        if durable {
+            write_atomic(&path, &json)
+        } else {
+            write_projection(&path, &json)
+        }
+    }
+
     /// Reads the exit file of task `id`, if there is a readable one.
     pub fn read(workspace: &Workspace, id: &str) -> Option<Self> {
         let text = fs::read_to_string(workspace.exit_file(id)).ok()?;
@@ -84,19 +113,25 @@ impl ExitFile {
     }
 }
 
+/// Opens the workspace's store (see [`Shim::open_store`]).
+pub type OpenStore<'a> = &'a dyn Fn() -> Result<Arc<dyn Store>, StoreError>;
+
 /// What the shim needs from its surroundings.
 pub struct Shim<'a> {
     pub workspace: &'a Workspace,
-    pub store: &'a dyn Store,
+    /// Opens the store. The shim holds what this returns only around its
+    /// reads and writes, and drops it while the command runs, so a waiting
+    /// shim has no connection (nor, for PostgreSQL, a client runtime).
+    pub open_store: OpenStore<'a>,
     /// Bounds on the command's log files.
     pub logs: LogsConfig,
     /// Called after every state change the shim commits (registry projection).
-    pub on_change: &'a dyn Fn(),
+    pub on_change: &'a dyn Fn(&dyn Store),
     /// Called instead of `on_change` after the last exit, just before the
     /// shim ends. A live daemon follows the shim and rewrites projections
     /// when it exits, so this may skip work the daemon will do anyway, and
     /// a queue worker waiting for that exit does not wait for it.
-    pub on_end: &'a dyn Fn(),
+    pub on_end: &'a dyn Fn(&dyn Store),
 }
 
 impl Shim<'_> {
@@ -111,8 +146,10 @@ impl Shim<'_> {
             Ok(logs) => logs,
             Err(e) => {
                 let message = format!("cannot open the output logs: {e}");
-                let _ = self.store.record_start_failure(id, &message, ACTOR);
-                (self.on_change)();
+                if let Ok(store) = (self.open_store)() {
+                    let _ = store.record_start_failure(id, &message, ACTOR);
+                    (self.on_change)(&*store);
+                }
                 return fail(message);
             }
         };
@@ -153,7 +190,8 @@ impl Shim<'_> {
         reported: &mut bool,
         leftover: &mut Vec<Pumps>,
     ) -> Result<Option<(u32, Duration)>, String> {
-        let task = self.store.task(id).map_err(|e| e.to_string())?;
+        let store = (self.open_store)().map_err(|e| e.to_string())?;
+        let task = store.task(id).map_err(|e| e.to_string())?;
         let restarts = owned_restarts.unwrap_or(task.restarts);
         if task.status != Status::Pending || task.restarts != restarts {
             // Cancelled during a restart backoff, or started by someone else.
@@ -167,8 +205,8 @@ impl Shim<'_> {
             Ok(started) => started,
             Err(e) => {
                 let message = format!("cannot start `{}`: {e}", task.command);
-                let _ = self.store.record_start_failure(id, &message, ACTOR);
-                (self.on_change)();
+                let _ = store.record_start_failure(id, &message, ACTOR);
+                (self.on_change)(&*store);
                 return Err(message);
             }
         };
@@ -180,7 +218,7 @@ impl Shim<'_> {
         };
         let memory_watch = MemoryWatch::start(&task.limits, group)
             .map_err(|e| format!("cannot watch the memory of pid {pid}: {e}"))?;
-        if let Err(e) = self.store.mark_started(id, restarts, &started, ACTOR) {
+        if let Err(e) = store.mark_started(id, restarts, &started, ACTOR) {
             // Cancelled while we were starting: the command must not outlive that.
             let group = Group {
                 pgid: started.pgid,
@@ -199,7 +237,11 @@ impl Shim<'_> {
             let _ = report(&format!("ok {pid}"));
             *reported = true;
         }
-        (self.on_change)();
+        (self.on_change)(&*store);
+        // Nothing of the set-up is needed while the command runs.
+        drop(store);
+        memory::release_free_memory();
+        memory::release_unused_stack();
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
         // The exit's detection instant: its latency to the store is measured from here.
         let exited_at_us = now_micros();
@@ -209,6 +251,7 @@ impl Shim<'_> {
             leftover.push(pumps);
         }
         let outcome = outcome_of(status);
+        let store = self.reopen_after_exit(id, pid, outcome)?;
         let mut reason = memory_watch
             .and_then(MemoryWatch::finish)
             .or_else(|| limits::exit_reason(&task.limits, outcome));
@@ -216,7 +259,7 @@ impl Shim<'_> {
         // died before the container ended.
         let orphan = task.container.as_ref().filter(|_| outcome.signal.is_some());
         if let Some(spec) = orphan
-            && self.no_restart_follows(id, outcome)
+            && no_restart_follows(&*store, id, outcome)
         {
             let died = orphan_reason(outcome, spec.keep);
             reason = Some(match reason {
@@ -230,17 +273,17 @@ impl Shim<'_> {
             reason,
             exited_at_us,
         };
-        let decision = self.record_exit(id, &exit)?;
+        let decision = self.record_exit(&*store, id, &exit)?;
         Ok(match decision {
             ExitDecision::Restart { restart, delay } => {
-                (self.on_change)();
+                (self.on_change)(&*store);
                 Some((restart, delay))
             }
             ExitDecision::Finish(_) => {
                 if let Some(spec) = orphan {
                     self.reap(id, spec);
                 }
-                (self.on_end)();
+                (self.on_end)(&*store);
                 None
             }
         })
@@ -294,15 +337,46 @@ impl Shim<'_> {
         Ok(command)
     }
 
-    /// Whether recording `outcome` now would end task `id` (the store
-    /// decides the same way when it records it), so that the error can say
-    /// what happens to a dead runner's container in the same write.
-    fn no_restart_follows(&self, id: &str, outcome: ExitOutcome) -> bool {
-        self.store.task(id).is_ok_and(|task| {
-            let decision =
-                decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
-            matches!(decision, ExitDecision::Finish(_))
-        })
+    /// Opens the store again once the command has exited, retrying while
+    /// it cannot be opened. When it never opens, the exit file (synced)
+    /// carries the exit, and the daemon settles the task from it; while
+    /// even that file cannot be written (a full disk), the shim is the
+    /// exit's only holder and keeps trying, as [`Self::record_exit`] does.
+    fn reopen_after_exit(
+        &self,
+        id: &str,
+        pid: i32,
+        outcome: ExitOutcome,
+    ) -> Result<Arc<dyn Store>, String> {
+        let mut attempt = 0;
+        let since = Instant::now();
+        loop {
+            attempt += 1;
+            let e = match (self.open_store)() {
+                Ok(store) => return Ok(store),
+                Err(e) => e,
+            };
+            if attempt >= RECORD_ATTEMPTS {
+                let kept = ExitFile::new(pid, outcome, None).write(self.workspace, id, true);
+                match kept {
+                    Ok(()) => {
+                        return Err(format!(
+                            "recording exit: cannot open the store: {e}; the exit file keeps it"
+                        ));
+                    }
+                    Err(write) if since.elapsed() > KEEP_TRYING => {
+                        return Err(format!(
+                            "recording exit: cannot open the store: {e}, nor write the exit file: {write}"
+                        ));
+                    }
+                    Err(write) => {
+                        crate::note!("taskdaemon shim {id}: cannot write exit file: {write}")
+                    }
+                }
+            }
+            crate::note!("taskdaemon shim {id}: opening the store failed, retrying: {e}");
+            thread::sleep(retry_delay(attempt));
+        }
     }
 
     /// Stops (with grace) and removes, unless kept, the containers task
@@ -342,20 +416,17 @@ impl Shim<'_> {
     }
 
     /// Writes the exit file, then the store, retrying the store while it is busy.
-    fn record_exit(&self, id: &str, exit: &DetectedExit) -> Result<ExitDecision, String> {
-        let file = ExitFile {
-            pid: exit.pid,
-            code: exit.outcome.code,
-            signal: exit.outcome.signal,
-            at: now_millis(),
-            reason: exit.reason.clone(),
-        };
-        let json = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-        let path = self.workspace.exit_file(id);
+    fn record_exit(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        exit: &DetectedExit,
+    ) -> Result<ExitDecision, String> {
+        let file = ExitFile::new(exit.pid, exit.outcome, exit.reason.clone());
         // Written first so a shim killed before the store commit still leaves
         // the exit behind; not synced, since the (synced) store commit right
         // after is what keeps it, unless that fails.
-        if let Err(e) = write_projection(&path, &json) {
+        if let Err(e) = file.write(self.workspace, id, false) {
             crate::note!("taskdaemon shim {id}: cannot write exit file: {e}");
         }
         let mut attempt = 0;
@@ -363,14 +434,14 @@ impl Shim<'_> {
         let since = Instant::now();
         loop {
             attempt += 1;
-            let e = match self.store.record_detected_exit(id, exit, ACTOR) {
+            let e = match store.record_detected_exit(id, exit, ACTOR) {
                 Ok(recorded) => return Ok(recorded.decision),
                 Err(StoreError::Conflict(message)) => return Err(message),
                 Err(e) => e,
             };
             if attempt >= RECORD_ATTEMPTS && !durable {
                 // The exit file is to be the only copy: make it durable.
-                match write_atomic(&path, &json) {
+                match file.write(self.workspace, id, true) {
                     Ok(()) => durable = true,
                     Err(e) => crate::note!("taskdaemon shim {id}: cannot sync exit file: {e}"),
                 }
@@ -392,6 +463,17 @@ impl Shim<'_> {
 /// then every [`MAX_RETRY_DELAY`].
 fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(200 * u64::from(attempt)).min(MAX_RETRY_DELAY)
+}
+
+/// Whether recording `outcome` now would end task `id` (the store decides
+/// the same way when it records it), so that the error can say what
+/// happens to a dead runner's container in the same write.
+fn no_restart_follows(store: &dyn Store, id: &str, outcome: ExitOutcome) -> bool {
+    store.task(id).is_ok_and(|task| {
+        let decision =
+            decide_after_exit(&task.restart, task.restarts, outcome, task.stop_requested);
+        matches!(decision, ExitDecision::Finish(_))
+    })
 }
 
 /// The error of a task whose container runner died with no restart to follow.

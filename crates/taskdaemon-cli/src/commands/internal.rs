@@ -8,35 +8,39 @@ use taskdaemon_service::Service;
 use taskdaemon_store::Store;
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_supervisor::shim::Shim;
-use taskdaemon_workspace::Workspace;
+use taskdaemon_workspace::{Config, Workspace};
 
 use crate::args::DaemonWebArgs;
 
 /// `__shim ID`: supervise one command. Failures before the command starts are
 /// reported on the handshake line, where the daemon reads them.
 pub fn shim(workspace: &Workspace, id: &str) -> u8 {
+    // One arena: the shim's threads (output pumps, memory watch) allocate
+    // little, and every extra arena would stay mapped as long as the command runs.
+    taskdaemon_supervisor::memory::limit_arenas(1);
     let fail = |message: String| {
         let _ = report(&format!("error {message}"));
         taskdaemon_supervisor::note!("taskdaemon shim {id}: {message}");
         1
     };
-    let service = match Service::open(workspace.clone()) {
-        Ok(service) => service,
+    let config = match Config::load(&workspace.config_path()) {
+        Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
-    let (store, config) = (service.store(), service.config());
-    let on_change = || registry::refresh(workspace, store, config);
+    let location = taskdaemon_service::open::location(workspace, &config);
+    let open_store = || taskdaemon_store::open(&location);
+    let on_change = |store: &dyn Store| registry::refresh(workspace, store, &config);
     // A running daemon follows this shim and rewrites the registry when it
     // exits; without one (or if it dies meanwhile, until the next one
     // starts and rewrites it) the shim must.
-    let on_end = || {
+    let on_end = |store: &dyn Store| {
         if running_pid(workspace).is_none() {
-            registry::refresh(workspace, store, config);
+            registry::refresh(workspace, store, &config);
         }
     };
     let shim = Shim {
         workspace,
-        store,
+        open_store: &open_store,
         logs: config.logs,
         on_change: &on_change,
         on_end: &on_end,
@@ -106,6 +110,7 @@ fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Ar
 /// layer opens. Failures before it serves are reported on the handshake
 /// line, where the starting client reads them.
 pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
+    daemon_allocator();
     let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
@@ -123,6 +128,7 @@ pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
 
 /// `run`: the daemon in the foreground, logging to stderr as well.
 pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
+    daemon_allocator();
     let (exe, store) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
@@ -135,6 +141,13 @@ pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
         workspace, exe, store, hook,
     ))
     .unwrap_or(1)
+}
+
+/// Two allocator arenas for the daemon: its blocking pool grows to dozens of
+/// threads in a burst (500 spawns), and with an arena each they would keep
+/// tens of MiB mapped after the burst is over.
+fn daemon_allocator() {
+    taskdaemon_supervisor::memory::limit_arenas(2);
 }
 
 /// Starts the web server (when asked for) once the daemon holds its lock.

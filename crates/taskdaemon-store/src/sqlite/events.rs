@@ -81,11 +81,29 @@ pub(super) fn newest_after(
     kinds: &[EventKind],
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let sql = format!(
-        "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} \
-         ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
-        kind_filter(kinds)
-    );
+    // One arm per kind, each walking the (kind, seq) index back from the
+    // newest and stopping at the limit. With `kind IN (...)` SQLite reads
+    // every matching event (10,000 exits in a big store) and sorts them to
+    // keep the newest few.
+    let newest = if kinds.is_empty() {
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq DESC LIMIT ?2")
+    } else {
+        let arms: Vec<String> = kinds
+            .iter()
+            .map(|kind| {
+                format!(
+                    "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE kind = '{}' AND seq > ?1 ORDER BY seq DESC LIMIT ?2)",
+                    kind.as_str()
+                )
+            })
+            .collect();
+        format!(
+            "SELECT * FROM ({}) ORDER BY seq DESC LIMIT ?2",
+            arms.join(" UNION ALL ")
+        )
+    };
+    let sql = format!("SELECT * FROM ({newest}) ORDER BY seq");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
     rows.map(|row| row?).collect()
