@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_workspace::{Config, Workspace};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
@@ -22,7 +22,7 @@ use crate::follow::follow;
 use crate::lock::{LockError, PidLock};
 use crate::loop_state::Loops;
 use crate::loops;
-use crate::protocol::{ErrorKind, Request, Response};
+use crate::protocol::{ErrorKind, MAX_REQUEST_BYTES, Response, parse_request, read_frame};
 use crate::state::{Daemon, Shared};
 use crate::{handlers, housekeeping, logging, queues, watchdog};
 
@@ -228,29 +228,42 @@ async fn handle_connection(daemon: Shared, stream: UnixStream) {
         return;
     }
     let (reader, mut writer) = stream.into_split();
-    let mut lines = BufReader::new(reader).lines();
+    let mut reader = BufReader::new(reader);
     loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
+        let response = match read_frame(&mut reader, MAX_REQUEST_BYTES).await {
+            Ok(Some(line)) => match parse_request(&line) {
+                Ok(request) => handlers::dispatch(&daemon, request).await,
+                Err(refusal) => refusal,
+            },
             Ok(None) => return,
+            // Too long or not UTF-8: say why, then close, since the rest of
+            // the stream can no longer be cut into requests.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let refusal = Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: format!("malformed request: {e}"),
+                };
+                let _ = write_response(&mut writer, &refusal).await;
+                return;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "client read failed");
                 return;
             }
         };
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handlers::dispatch(&daemon, request).await,
-            Err(e) => Response::Error {
-                kind: ErrorKind::Invalid,
-                message: format!("malformed request: {e}"),
-            },
-        };
-        let mut text = serde_json::to_string(&response).unwrap_or_else(|e| {
-            format!(r#"{{"response":"error","kind":"internal","message":"{e}"}}"#)
-        });
-        text.push('\n');
-        if writer.write_all(text.as_bytes()).await.is_err() {
+        if write_response(&mut writer, &response).await.is_err() {
             return;
         }
     }
+}
+
+/// Writes one answer line.
+async fn write_response(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(response)
+        .unwrap_or_else(|e| format!(r#"{{"response":"error","kind":"internal","message":"{e}"}}"#));
+    text.push('\n');
+    writer.write_all(text.as_bytes()).await
 }

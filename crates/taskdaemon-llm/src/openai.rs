@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::client::{EventStream, LlmClient, http_client, post, sse_stream};
+use crate::client::{EventStream, LlmClient, StreamDecoder, http_client, post, sse_stream};
 use crate::config::{Provider, ProviderConfig};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
@@ -40,11 +40,10 @@ impl LlmClient for OpenAiClient {
             .bearer_auth(self.config.api_key.expose())
             .json(&request_body(request));
         let response = post(builder, &self.config.api_key).await?;
-        let mut mapper = ChunkMapper::default();
         Ok(sse_stream(
             response,
             self.config.api_key.clone(),
-            move |event| mapper.map(event),
+            StreamDecoder::new(Provider::OpenAi),
         ))
     }
 }
