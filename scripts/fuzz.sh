@@ -22,11 +22,15 @@ cargo fuzz build "${flags[@]}"
 failed=()
 for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target"
+  case "$target" in
+    task_document | config_toml | loop_types) dict=dicts/yaml.dict ;;
+    *) dict=dicts/json.dict ;;
+  esac
   echo "== fuzz $target for ${seconds}s"
   # -timeout: an input taking over 10 s is a hang; -rss_limit_mb: a blow-up.
   if ! cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1; then
+    -dict="$dict" -print_final_stats=1; then
     failed+=("$target")
   fi
 done

@@ -25,10 +25,10 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     let mut merge = begin_merge_import(store, "fuzz");
     let _ = feed_export(data, &mut *merge);
     drop(merge);
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(records) = sync::parse_export(text, "fuzz.jsonl") {
-            let _ = sync::render_export(records);
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(records) = sync::parse_export(text, "fuzz.jsonl")
+    {
+        let _ = sync::render_export(records);
     }
     let mut importer = store.begin_import().map_err(|e| e.to_string())?;
     feed_export(data, &mut *importer)

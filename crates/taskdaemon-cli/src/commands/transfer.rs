@@ -9,7 +9,7 @@ use std::path::Path;
 
 use taskdaemon_core::sync;
 use taskdaemon_service::Repair;
-use taskdaemon_store::{ExportRecord, Importer, Store, StoreError};
+use taskdaemon_store::{ExportRecord, Store, StoreError};
 use taskdaemon_workspace::{Workspace, write_atomic, write_atomic_with};
 
 use super::{open_store, service};
