@@ -16,7 +16,10 @@ export RUSTC_BOOTSTRAP=1
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
-flags=(--sanitizer none --codegen-units 16)
+# The build lives under the main target/ (target/fuzz), so whatever keeps
+# target/ between CI runs keeps it too: a first build takes long (every
+# dependency in release with coverage instrumentation), later ones seconds.
+flags=(--sanitizer none --codegen-units 16 --target-dir ../target/fuzz)
 cd fuzz
 cargo fuzz build "${flags[@]}"
 failed=()
