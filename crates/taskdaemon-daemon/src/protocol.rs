@@ -1,5 +1,10 @@
 //! Messages between the CLI and the daemon: one JSON object per line.
 //!
+//! This module owns the wire format both ends speak: the messages, how a
+//! line is cut from the socket ([`read_frame`], bounded so a runaway client
+//! cannot make the daemon buffer without end) and how a line becomes a
+//! request ([`parse_request`]).
+//!
 //! A connection opens with [`Request::Hello`] carrying the daemon's socket
 //! token (read from `.taskdaemon/daemon-token`); the daemon answers nothing
 //! to a good one and refuses the connection otherwise. The socket's mode and
@@ -9,10 +14,12 @@
 //! kernels before Landlock ABI 9.
 
 use std::fmt;
+use std::io;
 
 use serde::{Deserialize, Serialize};
 use taskdaemon_core::{LoopRecord, NewProcess, TaskRecord};
 use taskdaemon_llm::LoopSpec;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,4 +186,124 @@ pub enum ErrorKind {
     Invalid,
     /// The daemon failed to do it.
     Internal,
+}
+
+/// The longest request line the daemon reads. A loop request carries its
+/// spec text inline, so this is generous; a longer line ends the connection.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads one line (without its `\n` or `\r\n`) of at most `max` bytes;
+/// `None` at the end of the stream. A last line without a newline counts. A
+/// longer line or one that is not UTF-8 is an [`io::ErrorKind::InvalidData`]
+/// error, after which the stream is out of step and must be closed.
+pub async fn read_frame<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let mut ended = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            break;
+        }
+        let (take, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max.saturating_add(usize::from(found)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("request longer than {max} bytes"),
+            ));
+        }
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if found {
+            ended = true;
+            break;
+        }
+    }
+    if line.is_empty() && !ended {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    String::from_utf8(line)
+        .map(Some)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"))
+}
+
+/// A request line, or the error answer for a malformed one.
+pub fn parse_request(line: &str) -> Result<Request, Response> {
+    serde_json::from_str(line).map_err(|e| Response::Error {
+        kind: ErrorKind::Invalid,
+        message: format!("malformed request: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every frame of `bytes`, read `chunk` bytes at a time, up to the first error.
+    fn frames(bytes: &[u8], chunk: usize, max: usize) -> (Vec<String>, Option<io::Error>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reader = tokio::io::BufReader::with_capacity(chunk, bytes);
+            let mut out = Vec::new();
+            loop {
+                match read_frame(&mut reader, max).await {
+                    Ok(Some(line)) => out.push(line),
+                    Ok(None) => return (out, None),
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn lines_split_anywhere_read_the_same() {
+        let bytes = b"{\"request\":\"ping\"}\r\n\n{\"request\":\"shutdown\"}";
+        for chunk in 1..=bytes.len() {
+            let (lines, error) = frames(bytes, chunk, 64);
+            assert!(error.is_none(), "chunk {chunk}: {error:?}");
+            assert_eq!(
+                lines,
+                ["{\"request\":\"ping\"}", "", "{\"request\":\"shutdown\"}"],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_or_not_utf8_is_refused() {
+        let (lines, error) = frames(b"12345678\n123456789\nnever read\n", 3, 8);
+        assert_eq!(lines, ["12345678"]);
+        let error = error.expect("the second line is too long");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("longer than 8 bytes"), "{error}");
+
+        let (lines, error) = frames(b"ok\n\xff\xfe\n", 4, 64);
+        assert_eq!(lines, ["ok"]);
+        assert_eq!(error.map(|e| e.kind()), Some(io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn a_malformed_request_is_answered_as_invalid() {
+        assert_eq!(parse_request(r#"{"request":"ping"}"#), Ok(Request::Ping));
+        match parse_request(r#"{"request":"fly"}"#) {
+            Err(Response::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::Invalid);
+                assert!(message.contains("malformed request"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_workspace::{Config, Workspace, secret};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
@@ -22,7 +22,9 @@ use crate::follow::follow;
 use crate::lock::{LockError, PidLock};
 use crate::loop_state::Loops;
 use crate::loops;
-use crate::protocol::{ErrorKind, Request, Response, SocketToken};
+use crate::protocol::{
+    ErrorKind, MAX_REQUEST_BYTES, Request, Response, SocketToken, parse_request, read_frame,
+};
 use crate::state::{Daemon, Shared};
 use crate::{handlers, housekeeping, logging, queues, watchdog};
 
@@ -228,7 +230,7 @@ fn new_socket_token(workspace: &Workspace) -> Result<Arc<SocketToken>, String> {
 
 /// Why a connection's first line does not let it in, if it does not.
 fn check_hello(line: &str, token: &SocketToken) -> Result<(), String> {
-    match serde_json::from_str::<Request>(line) {
+    match parse_request(line) {
         Ok(Request::Hello { token: given }) if given.matches(token) => Ok(()),
         Ok(Request::Hello { .. }) => {
             Err("the connection presented a stale or wrong socket token".to_string())
@@ -248,10 +250,7 @@ async fn refuse(writer: &mut (impl AsyncWriteExt + Unpin), reason: &str) {
         kind: ErrorKind::Invalid,
         message: format!("refused: {reason}"),
     };
-    if let Ok(mut text) = serde_json::to_string(&refusal) {
-        text.push('\n');
-        let _ = writer.write_all(text.as_bytes()).await;
-    }
+    let _ = write_response(writer, &refusal).await;
 }
 
 async fn handle_connection(daemon: Shared, token: Arc<SocketToken>, mut stream: UnixStream) {
@@ -260,37 +259,52 @@ async fn handle_connection(daemon: Shared, token: Arc<SocketToken>, mut stream: 
         return;
     }
     let (reader, mut writer) = stream.into_split();
-    let mut lines = BufReader::new(reader).lines();
-    let hello = match lines.next_line().await {
+    let mut reader = BufReader::new(reader);
+    let hello = match read_frame(&mut reader, MAX_REQUEST_BYTES).await {
         Ok(Some(line)) => check_hello(&line, &token),
-        Ok(None) | Err(_) => return,
+        Ok(None) => return,
+        // Too long or not UTF-8: no token either.
+        Err(_) => check_hello("", &token),
     };
     if let Err(reason) = hello {
         refuse(&mut writer, &reason).await;
         return;
     }
     loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
+        let response = match read_frame(&mut reader, MAX_REQUEST_BYTES).await {
+            Ok(Some(line)) => match parse_request(&line) {
+                Ok(request) => handlers::dispatch(&daemon, request).await,
+                Err(refusal) => refusal,
+            },
             Ok(None) => return,
+            // Too long or not UTF-8: say why, then close, since the rest of
+            // the stream can no longer be cut into requests.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let refusal = Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: format!("malformed request: {e}"),
+                };
+                let _ = write_response(&mut writer, &refusal).await;
+                return;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "client read failed");
                 return;
             }
         };
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handlers::dispatch(&daemon, request).await,
-            Err(e) => Response::Error {
-                kind: ErrorKind::Invalid,
-                message: format!("malformed request: {e}"),
-            },
-        };
-        let mut text = serde_json::to_string(&response).unwrap_or_else(|e| {
-            format!(r#"{{"response":"error","kind":"internal","message":"{e}"}}"#)
-        });
-        text.push('\n');
-        if writer.write_all(text.as_bytes()).await.is_err() {
+        if write_response(&mut writer, &response).await.is_err() {
             return;
         }
     }
+}
+
+/// Writes one answer line.
+async fn write_response(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(response)
+        .unwrap_or_else(|e| format!(r#"{{"response":"error","kind":"internal","message":"{e}"}}"#));
+    text.push('\n');
+    writer.write_all(text.as_bytes()).await
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::client::{EventStream, LlmClient, http_client, post, sse_stream};
+use crate::client::{EventStream, LlmClient, StreamDecoder, http_client, post, sse_stream};
 use crate::config::{Provider, ProviderConfig};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
@@ -43,7 +43,11 @@ impl LlmClient for AnthropicClient {
             .header("accept", "text/event-stream")
             .json(&request_body(request));
         let response = post(builder, &self.config.api_key).await?;
-        Ok(sse_stream(response, self.config.api_key.clone(), map_event))
+        Ok(sse_stream(
+            response,
+            self.config.api_key.clone(),
+            StreamDecoder::new(Provider::Anthropic),
+        ))
     }
 }
 

@@ -124,42 +124,90 @@ fn error_message(body: &str) -> String {
     }
 }
 
-/// Turns an SSE byte stream into events with `map`, which sees each SSE event
-/// in order. A transport error mid-body ends the stream as [`LlmError::StreamBroken`].
-pub(crate) fn sse_stream<M>(response: reqwest::Response, key: ApiKey, map: M) -> EventStream
-where
-    M: FnMut(SseEvent) -> Result<Vec<StreamEvent>, LlmError> + Send + 'static,
-{
-    struct State<M> {
-        body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-        parser: SseParser,
-        pending: VecDeque<Result<StreamEvent, LlmError>>,
-        map: M,
-        done: bool,
-        key: ApiKey,
+/// Decodes one provider's streamed body: SSE bytes in, provider-neutral
+/// events out, in order. The first error ends the stream: nothing after it
+/// is decoded. Bytes may arrive split anywhere.
+pub struct StreamDecoder {
+    parser: SseParser,
+    map: Box<dyn FnMut(SseEvent) -> Result<Vec<StreamEvent>, LlmError> + Send>,
+    failed: bool,
+}
+
+impl StreamDecoder {
+    /// A decoder for `provider`'s wire format.
+    pub fn new(provider: Provider) -> Self {
+        let map: Box<dyn FnMut(SseEvent) -> Result<Vec<StreamEvent>, LlmError> + Send> =
+            match provider {
+                Provider::Anthropic => Box::new(crate::anthropic::map_event),
+                Provider::OpenAi => {
+                    let mut mapper = crate::openai::ChunkMapper::default();
+                    Box::new(move |event| mapper.map(event))
+                }
+            };
+        StreamDecoder {
+            parser: SseParser::new(),
+            map,
+            failed: false,
+        }
     }
-    impl<M> State<M>
-    where
-        M: FnMut(SseEvent) -> Result<Vec<StreamEvent>, LlmError>,
-    {
-        fn dispatch(&mut self, events: Vec<SseEvent>) {
-            for event in events {
-                match (self.map)(event) {
-                    Ok(mapped) => self.pending.extend(mapped.into_iter().map(Ok)),
-                    Err(e) => {
-                        self.pending.push_back(Err(e));
-                        self.done = true;
-                        return;
-                    }
+
+    /// The events the bytes complete; an error is the last item ever returned.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Result<StreamEvent, LlmError>> {
+        if self.failed {
+            return Vec::new();
+        }
+        let events = self.parser.feed(bytes);
+        self.map_all(events)
+    }
+
+    /// Ends the body: the events its last bytes complete.
+    pub fn finish(&mut self) -> Vec<Result<StreamEvent, LlmError>> {
+        if self.failed {
+            return Vec::new();
+        }
+        let events = self.parser.finish();
+        self.map_all(events)
+    }
+
+    /// Whether an error ended the stream.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    fn map_all(&mut self, events: Vec<SseEvent>) -> Vec<Result<StreamEvent, LlmError>> {
+        let mut out = Vec::new();
+        for event in events {
+            match (self.map)(event) {
+                Ok(mapped) => out.extend(mapped.into_iter().map(Ok)),
+                Err(e) => {
+                    out.push(Err(e));
+                    self.failed = true;
+                    break;
                 }
             }
         }
+        out
+    }
+}
+
+/// Turns an SSE byte stream into events with `decoder`. A transport error
+/// mid-body ends the stream as [`LlmError::StreamBroken`].
+pub(crate) fn sse_stream(
+    response: reqwest::Response,
+    key: ApiKey,
+    decoder: StreamDecoder,
+) -> EventStream {
+    struct State {
+        body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+        decoder: StreamDecoder,
+        pending: VecDeque<Result<StreamEvent, LlmError>>,
+        done: bool,
+        key: ApiKey,
     }
     let state = State {
         body: Box::pin(response.bytes_stream()),
-        parser: SseParser::new(),
+        decoder,
         pending: VecDeque::new(),
-        map,
         done: false,
         key,
     };
@@ -173,8 +221,9 @@ where
             }
             match st.body.next().await {
                 Some(Ok(bytes)) => {
-                    let events = st.parser.feed(&bytes);
-                    st.dispatch(events);
+                    let events = st.decoder.feed(&bytes);
+                    st.pending.extend(events);
+                    st.done = st.decoder.failed();
                 }
                 Some(Err(e)) => {
                     let message = st.key.scrub(&e.without_url().to_string());
@@ -182,8 +231,8 @@ where
                     st.done = true;
                 }
                 None => {
-                    let events = st.parser.finish();
-                    st.dispatch(events);
+                    let events = st.decoder.finish();
+                    st.pending.extend(events);
                     st.done = true;
                 }
             }

@@ -66,7 +66,7 @@ mod types;
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use assemble::Assembler;
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use client::{EventStream, LlmClient, build_client, collect};
+pub use client::{EventStream, LlmClient, StreamDecoder, build_client, collect};
 pub use command::{
     CommandOutcome, CommandSpec, Isolation, run_command, run_command_isolated, run_command_with,
     truncate_output,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::client::{EventStream, LlmClient, http_client, post, sse_stream};
+use crate::client::{EventStream, LlmClient, StreamDecoder, http_client, post, sse_stream};
 use crate::config::{Provider, ProviderConfig};
 use crate::error::LlmError;
 use crate::sse::SseEvent;
@@ -40,11 +40,10 @@ impl LlmClient for OpenAiClient {
             .bearer_auth(self.config.api_key.expose())
             .json(&request_body(request));
         let response = post(builder, &self.config.api_key).await?;
-        let mut mapper = ChunkMapper::default();
         Ok(sse_stream(
             response,
             self.config.api_key.clone(),
-            move |event| mapper.map(event),
+            StreamDecoder::new(Provider::OpenAi),
         ))
     }
 }
@@ -168,8 +167,7 @@ impl ChunkMapper {
                 });
             }
             for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let n = call["index"].as_u64().unwrap_or(0) as usize;
-                let index = n + 1;
+                let (n, index) = tool_call_index(call)?;
                 if self.tools_started.insert(n) {
                     out.push(StreamEvent::ToolUseStart {
                         index,
@@ -224,5 +222,50 @@ impl ChunkMapper {
         for n in &self.tools_started {
             out.push(StreamEvent::BlockStop { index: n + 1 });
         }
+    }
+}
+
+/// A tool call's `index` and its block (`index + 1`: block 0 is the text).
+/// An index no block can have is the provider's error, not a reason to
+/// overflow.
+fn tool_call_index(call: &Value) -> Result<(usize, usize), LlmError> {
+    let raw = call["index"].as_u64().unwrap_or(0);
+    usize::try_from(raw)
+        .ok()
+        .and_then(|n| Some((n, n.checked_add(1)?)))
+        .ok_or_else(|| LlmError::Protocol(format!("tool call index {raw} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_call_index_past_the_last_block_is_a_protocol_error() {
+        // Found by the sse_stream fuzz target: index u64::MAX overflowed
+        // `index + 1` (a panic in debug builds, block 0 in release).
+        let err = ChunkMapper::default()
+            .map(SseEvent {
+                event: None,
+                data: r#"{"choices":[{"delta":{"tool_calls":[{"index":18446744073709551615}]}}]}"#
+                    .into(),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, LlmError::Protocol(m) if m.contains("out of range")),
+            "{err:?}"
+        );
+        let ok = ChunkMapper::default()
+            .map(SseEvent {
+                event: None,
+                data: r#"{"choices":[{"delta":{"tool_calls":[{"index":2,"id":"c","function":{"name":"f"}}]}}]}"#
+                    .into(),
+            })
+            .unwrap();
+        assert!(ok.contains(&StreamEvent::ToolUseStart {
+            index: 3,
+            id: "c".into(),
+            name: "f".into()
+        }));
     }
 }

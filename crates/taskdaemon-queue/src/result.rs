@@ -35,11 +35,13 @@ impl Tokens {
         }
     }
 
+    /// Adds `other`; a count the output claims past `u64::MAX` stays at the
+    /// maximum (the stream is outside input: it must not overflow a sum).
     pub fn add(&mut self, other: &Tokens) {
-        self.input += other.input;
-        self.output += other.output;
-        self.cache_read += other.cache_read;
-        self.cache_creation += other.cache_creation;
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.cache_read = self.cache_read.saturating_add(other.cache_read);
+        self.cache_creation = self.cache_creation.saturating_add(other.cache_creation);
     }
 }
 

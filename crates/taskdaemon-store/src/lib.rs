@@ -33,6 +33,8 @@ mod error;
 mod gates;
 mod import;
 pub use import::{SHARES_META_KEY, begin_merge_import, syncs_between_clones, without_secrets};
+mod import_file;
+pub use import_file::feed_export;
 mod leases;
 mod lifecycle;
 mod location;

@@ -2,15 +2,14 @@
 //! the whole store in and out, and putting it and its projections right.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 
 use anyhow::Context;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use std::path::Path;
 
 use taskdaemon_core::sync;
 use taskdaemon_service::Repair;
-use taskdaemon_store::{ExportRecord, Importer, Store, StoreError};
+use taskdaemon_store::{ExportRecord, Store, StoreError};
 use taskdaemon_workspace::{Workspace, write_atomic, write_atomic_with};
 
 use super::{open_store, service};
@@ -158,18 +157,13 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
     let store = service.store();
     let file =
         File::open(&args.file).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
-    let mut reader = BufReader::new(file);
+    let reader = BufReader::new(file);
     let mut importer = if args.merge {
         taskdaemon_store::begin_merge_import(store, "cli")
     } else {
         store.begin_import()?
     };
-    let fed = match first_byte(&mut reader)? {
-        Some(b'[') => feed_json(&mut reader, &mut *importer),
-        Some(b'{') => feed_jsonl(reader, &mut *importer),
-        Some(_) => Err("not an export: expected a JSON array or JSON lines".to_owned()),
-        None => Err("the file is empty".to_owned()),
-    };
+    let fed = taskdaemon_store::feed_export(reader, &mut *importer);
     if let Err(message) = fed {
         // Dropping the importer rolls back: nothing of the file is kept.
         drop(importer);
@@ -203,77 +197,6 @@ pub fn import(workspace: &Workspace, args: ImportArgs) -> anyhow::Result<u8> {
         args.file.display()
     );
     Ok(0)
-}
-
-/// The first byte that is not white space, left unread.
-fn first_byte(reader: &mut BufReader<File>) -> anyhow::Result<Option<u8>> {
-    loop {
-        let buf = reader.fill_buf()?;
-        let Some(&byte) = buf.first() else {
-            return Ok(None);
-        };
-        if byte.is_ascii_whitespace() {
-            reader.consume(1);
-        } else {
-            return Ok(Some(byte));
-        }
-    }
-}
-
-fn feed_jsonl(reader: impl BufRead, importer: &mut dyn Importer) -> Result<(), String> {
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|e| format!("line {number}: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: ExportRecord =
-            serde_json::from_str(&line).map_err(|e| format!("line {number}: {e}"))?;
-        importer
-            .add(record)
-            .map_err(|e| format!("line {number}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// Streams a JSON array into the importer one element at a time.
-fn feed_json(reader: impl Read, importer: &mut dyn Importer) -> Result<(), String> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    Feed { importer }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| e.to_string())
-}
-
-struct Feed<'a> {
-    importer: &'a mut dyn Importer,
-}
-
-impl<'de> DeserializeSeed<'de> for Feed<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Feed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of export records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut number = 0usize;
-        while let Some(record) = seq.next_element::<ExportRecord>()? {
-            number += 1;
-            self.importer
-                .add(record)
-                .map_err(|e| serde::de::Error::custom(format!("record {number}: {e}")))?;
-        }
-        Ok(())
-    }
 }
 
 pub fn backup(workspace: &Workspace, args: BackupArgs) -> anyhow::Result<u8> {

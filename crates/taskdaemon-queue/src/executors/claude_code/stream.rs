@@ -78,7 +78,7 @@ impl StreamSummary {
                 self.num_turns = value
                     .get("num_turns")
                     .and_then(Value::as_u64)
-                    .map(|n| n as u32);
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
                 self.cost_usd = value
                     .get("total_cost_usd")
                     .or_else(|| value.get("cost_usd"))
@@ -210,6 +210,18 @@ not json: a wrapper said this
         let s = StreamSummary::read(retried.as_bytes());
         assert_eq!(s.session_id.as_deref(), Some("s-1"));
         assert!(!s.is_error);
+    }
+
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        // Found by the claude_stream fuzz target: two assistant messages whose
+        // usage adds up past u64::MAX panicked (debug) or wrapped (release).
+        let s = StreamSummary::read(
+            &include_bytes!("../../../../../fuzz/seeds/claude_stream/crash-token-overflow.jsonl")[..],
+        );
+        assert_eq!(s.tokens.input, u64::MAX);
+        assert_eq!(s.tokens.output, 3);
+        assert_eq!(s.num_turns, Some(u32::MAX));
     }
 
     #[test]
