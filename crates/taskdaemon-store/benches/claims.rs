@@ -225,11 +225,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn ratio_to_baseline(per_sec: f64) -> String {
-    format!(
-        "x{:.1}-x{:.1}",
-        per_sec / BASELINE.1,
-        per_sec / BASELINE.0
-    )
+    format!("x{:.1}-x{:.1}", per_sec / BASELINE.1, per_sec / BASELINE.0)
 }
 
 struct Knobs {

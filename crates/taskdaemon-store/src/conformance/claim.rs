@@ -277,7 +277,12 @@ pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
         })
         .collect();
     let other = store.submit(&agent("r", "task-r.md"), "t").unwrap();
-    assert!(store.claim_batch("w1", &queues(&["q"]), LONG, 0).unwrap().is_empty());
+    assert!(
+        store
+            .claim_batch("w1", &queues(&["q"]), LONG, 0)
+            .unwrap()
+            .is_empty()
+    );
 
     let first = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
     assert_eq!(ids(&first), submitted[..3], "the oldest, in order");
@@ -289,8 +294,17 @@ pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
         assert!(claim.expires_at > 0);
     }
     let rest = store.claim_batch("w2", &queues(&["q"]), LONG, 10).unwrap();
-    assert_eq!(ids(&rest), submitted[3..], "fewer than asked: all that wait");
-    assert!(store.claim_batch("w3", &queues(&["q"]), LONG, 10).unwrap().is_empty());
+    assert_eq!(
+        ids(&rest),
+        submitted[3..],
+        "fewer than asked: all that wait"
+    );
+    assert!(
+        store
+            .claim_batch("w3", &queues(&["q"]), LONG, 10)
+            .unwrap()
+            .is_empty()
+    );
     let any = store.claim_batch("w3", &[], LONG, 10).unwrap();
     assert_eq!(ids(&any), [other.id.as_str()]);
 
@@ -327,11 +341,7 @@ pub fn concurrent_batch_claimers_never_share_a_task(store: &dyn Store) {
                         if batch.is_empty() {
                             return mine;
                         }
-                        mine.extend(
-                            batch
-                                .into_iter()
-                                .map(|c| (c.lease.task_id, c.lease.worker)),
-                        );
+                        mine.extend(batch.into_iter().map(|c| (c.lease.task_id, c.lease.worker)));
                     }
                 })
             })
@@ -393,10 +403,7 @@ pub fn batch_completion_records_each_end(store: &dyn Store) {
         "a stale lease is fenced: {:?}",
         answers[2]
     );
-    assert_eq!(
-        answers[3].as_ref().unwrap().task.status,
-        Status::Succeeded
-    );
+    assert_eq!(answers[3].as_ref().unwrap().task.status, Status::Succeeded);
     assert!(
         matches!(answers[4], Err(StoreError::Conflict(_))),
         "ended twice in one batch: {:?}",
@@ -405,10 +412,18 @@ pub fn batch_completion_records_each_end(store: &dyn Store) {
 
     let item = store.queue_item(&claims[0].lease.task_id).unwrap();
     assert!(item.finished);
-    assert_eq!(item.result, Some(ends[0].result.clone()), "the first end wins");
+    assert_eq!(
+        item.result,
+        Some(ends[0].result.clone()),
+        "the first end wins"
+    );
     assert!(!store.queue_item(&claims[1].lease.task_id).unwrap().finished);
     let untouched = store.task(&claims[2].lease.task_id).unwrap();
-    assert_eq!(untouched.status, Status::Running, "a refused end writes nothing");
+    assert_eq!(
+        untouched.status,
+        Status::Running,
+        "a refused end writes nothing"
+    );
     assert!(!store.queue_item(&untouched.id).unwrap().finished);
     assert!(store.queue_item(&claims[3].lease.task_id).unwrap().finished);
 
@@ -420,7 +435,10 @@ pub fn batch_completion_records_each_end(store: &dyn Store) {
         .unwrap();
     assert!(later.iter().all(Result::is_ok), "{later:?}");
     let counts = store.queue_counts().unwrap();
-    assert_eq!((counts[0].done, counts[0].failed, counts[0].open), (4, 0, 0));
+    assert_eq!(
+        (counts[0].done, counts[0].failed, counts[0].open),
+        (4, 0, 0)
+    );
     assert_eq!(
         store.event_tallies().unwrap(),
         crate::EventTallies {

@@ -132,7 +132,9 @@ impl<'a> Shape<'a> {
             (&self.befores, Type::TEXT_ARRAY),
             (&self.afters, Type::TEXT_ARRAY),
         ];
-        let mut arrays = String::from("$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]");
+        let mut arrays = String::from(
+            "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]",
+        );
         let mut names = String::from("id, status, actor, kind, message, before, after");
         let mut set = String::new();
         for (index, (column, values)) in self.columns.iter().enumerate() {

@@ -329,7 +329,10 @@ pub(super) fn complete_batch(
             let holder = holders.get(&end.lease.task_id).cloned();
             let task = tasks.get(&end.lease.task_id);
             let ended = leases::decide_completion(end, holder, task, &mut seen, now)?;
-            Ok((task.ok_or_else(|| StoreError::NotFound(end.lease.task_id.clone()))?, ended))
+            Ok((
+                task.ok_or_else(|| StoreError::NotFound(end.lease.task_id.clone()))?,
+                ended,
+            ))
         })
         .collect();
     let mut changes = Vec::new();
