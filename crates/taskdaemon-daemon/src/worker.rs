@@ -644,3 +644,102 @@ fn libc_prctl_pdeathsig() -> i32 {
     // SAFETY: plain syscall with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use taskdaemon_core::process::{RestartMode, RestartPolicy};
+    use taskdaemon_core::{EventKind, NewAgent, Status};
+    use taskdaemon_store::SqliteStore;
+
+    use super::*;
+
+    /// A job running `program` with one retry.
+    fn job(n: usize, program: &str) -> NewAgent {
+        NewAgent {
+            wanted_id: format!("job-{n}"),
+            queue: "q".to_owned(),
+            document: format!("job-{n}.md"),
+            executor: "command".to_owned(),
+            argv: vec![program.to_owned()],
+            cwd: "/".to_owned(),
+            env: Vec::new(),
+            restart: RestartPolicy {
+                mode: RestartMode::OnFailure,
+                max_restarts: 1,
+                initial_backoff: Duration::from_millis(10),
+            },
+            max_attempts: 2,
+            timeout_ms: None,
+            limits: Default::default(),
+            container: None,
+        }
+    }
+
+    /// The batched path end to end: the claimer hands out claims, runners
+    /// run real commands, the recorder records their ends in batches; every
+    /// task runs its attempts once each and ends once.
+    #[test]
+    fn a_worker_runs_every_attempt_once_and_records_every_end() {
+        const JOBS: usize = 40;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+        let failing = (0..JOBS).filter(|n| n % 5 == 0).count();
+        for n in 0..JOBS {
+            let program = if n % 5 == 0 { "false" } else { "true" };
+            store.submit(&job(n, program), "test").unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = WorkerOptions {
+            concurrency: 4,
+            log_dir: dir.path().join("logs"),
+            idle_wait: Duration::from_millis(100),
+            ..WorkerOptions::default()
+        };
+        let worker = {
+            let (store, stop) = (store.clone(), stop.clone());
+            thread::spawn(move || run_worker(store, options, stop))
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while store.queue_counts().unwrap().iter().any(|c| c.open > 0) {
+            assert!(Instant::now() < deadline, "the worker makes no progress");
+            thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let report = worker.join().unwrap().unwrap();
+
+        let attempts = JOBS + failing;
+        assert_eq!(
+            report,
+            WorkerReport {
+                completed: attempts as u64,
+                fenced: 0
+            },
+            "every attempt's end recorded once"
+        );
+        let counts = store.queue_counts().unwrap();
+        assert_eq!(
+            (counts[0].done, counts[0].failed),
+            ((JOBS - failing) as u64, failing as u64)
+        );
+        let started = store
+            .events_after(0, &[EventKind::Started], attempts * 2)
+            .unwrap();
+        assert_eq!(started.len(), attempts, "one claim per attempt");
+        for n in 0..JOBS {
+            let task = store.task(&format!("job-{n}")).unwrap();
+            let expected = if n % 5 == 0 {
+                Status::Failed
+            } else {
+                Status::Succeeded
+            };
+            assert_eq!(task.status, expected, "{task:?}");
+        }
+        let workers = store.workers().unwrap();
+        assert!(workers[0].stopped_at.is_some());
+        assert!(workers[0].running.is_empty(), "{workers:?}");
+    }
+}
