@@ -4,13 +4,15 @@
 //! no-op claims per second (claim, then record success at once), p50, p95
 //! and p99 claim latency, first one task at a time (`claim` and
 //! `complete_claim`, the path queue workers took before issue 17), then in
-//! batches (`claim_batch` and `complete_claims`, the path they take now). A
-//! task claimed in a batch waited as long as its batch's call, so that is its
-//! claim latency. Throughput is also printed as a ratio to the first-wave
-//! baseline of 380-510 claims/s (PostgreSQL, 16 workers). Last, the time
-//! from `submit` to the claim of an idle worker woken by the store's waiter
-//! (`LISTEN`/`NOTIFY` on PostgreSQL). Targets are printed beside the figures;
-//! nothing fails on them.
+//! batches (`claim_batch` and `complete_claims`, the path they take now).
+//! A task claimed in a batch waited as long as its batch's call, so that is
+//! its claim latency; `p50/claim` is a claim's share of its call (the
+//! call's time over the tasks it claimed: what a claim costs a worker).
+//! Throughput is also printed as a ratio to the first-wave baseline of
+//! 380-510 claims/s (PostgreSQL, 16 workers). Last, the time from `submit`
+//! to the claim of an idle worker woken by the store's waiter
+//! (`LISTEN`/`NOTIFY` on PostgreSQL). Targets are printed beside the
+//! figures; nothing fails on them.
 //!
 //!   cargo bench -p taskdaemon-store --bench claims        (bench/postgres.sh)
 //!
@@ -85,6 +87,9 @@ struct Figures {
     p50: Duration,
     p95: Duration,
     p99: Duration,
+    /// The p50 of a claim's share of its call (the call's time over the
+    /// tasks it claimed): what a claim costs a worker.
+    p50_share: Duration,
 }
 
 /// `workers` threads claim `batch` at a time (one at a time through
@@ -99,7 +104,7 @@ fn claim_run(
 ) -> Figures {
     fill(store, first, claims);
     let started = Instant::now();
-    let latencies: Vec<Duration> = std::thread::scope(|scope| {
+    let latencies: Vec<(Duration, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let store = store.clone();
@@ -126,24 +131,28 @@ fn claim_run(
             .collect()
     });
     let elapsed = started.elapsed();
-    let mut sorted = latencies;
+    assert_eq!(latencies.len(), claims, "every job claimed once");
+    let mut sorted: Vec<Duration> = latencies.iter().map(|(call, _)| *call).collect();
     sorted.sort();
-    assert_eq!(sorted.len(), claims, "every job claimed once");
+    let mut shares: Vec<Duration> = latencies.iter().map(|(_, share)| *share).collect();
+    shares.sort();
     Figures {
         claims_per_sec: sorted.len() as f64 / elapsed.as_secs_f64(),
         p50: percentile(&sorted, 0.50),
         p95: percentile(&sorted, 0.95),
         p99: percentile(&sorted, 0.99),
+        p50_share: percentile(&shares, 0.50),
     }
 }
 
 /// One claim and its completion; `false` when nothing was left.
-fn one_at_a_time(store: &dyn Store, id: &str, latencies: &mut Vec<Duration>) -> bool {
+fn one_at_a_time(store: &dyn Store, id: &str, latencies: &mut Vec<(Duration, Duration)>) -> bool {
     let t = Instant::now();
     let Some(claim) = store.claim(id, &[], LEASE).expect("claim") else {
         return false;
     };
-    latencies.push(t.elapsed());
+    let waited = t.elapsed();
+    latencies.push((waited, waited));
     store
         .complete_claim(&claim.lease, ExitOutcome::exited(0), &serde_json::json!({}))
         .expect("complete");
@@ -151,14 +160,20 @@ fn one_at_a_time(store: &dyn Store, id: &str, latencies: &mut Vec<Duration>) -> 
 }
 
 /// One batch claimed and completed; `false` when nothing was left.
-fn in_a_batch(store: &dyn Store, id: &str, batch: usize, latencies: &mut Vec<Duration>) -> bool {
+fn in_a_batch(
+    store: &dyn Store,
+    id: &str,
+    batch: usize,
+    latencies: &mut Vec<(Duration, Duration)>,
+) -> bool {
     let t = Instant::now();
     let claims = store.claim_batch(id, &[], LEASE, batch).expect("claim");
     if claims.is_empty() {
         return false;
     }
     let waited = t.elapsed();
-    latencies.extend(std::iter::repeat_n(waited, claims.len()));
+    let share = waited / claims.len() as u32;
+    latencies.extend(std::iter::repeat_n((waited, share), claims.len()));
     let ends: Vec<Completion> = claims
         .into_iter()
         .map(|c| Completion {
@@ -238,8 +253,8 @@ struct Knobs {
 fn bench(name: &str, store: &Arc<dyn Store>, knobs: &Knobs) {
     println!("\n{name}");
     println!(
-        "  {:>7}  {:>5}  {:>10}  {:>9}  {:>9}  {:>9}  {:>13}",
-        "workers", "batch", "claims/s", "p50", "p95", "p99", "vs 380-510/s"
+        "  {:>7}  {:>5}  {:>10}  {:>9}  {:>9}  {:>9}  {:>11}  {:>13}",
+        "workers", "batch", "claims/s", "p50", "p95", "p99", "p50/claim", "vs 380-510/s"
     );
     let mut first = 0;
     for batch in [1, knobs.batch] {
@@ -263,11 +278,12 @@ fn bench(name: &str, store: &Arc<dyn Store>, knobs: &Knobs) {
                 String::new()
             };
             println!(
-                "  {workers:>7}  {batch:>5}  {:>10.0}  {:>9}  {:>9}  {:>9}  {:>13}{verdict}",
+                "  {workers:>7}  {batch:>5}  {:>10.0}  {:>9}  {:>9}  {:>9}  {:>11}  {:>13}{verdict}",
                 f.claims_per_sec,
                 ms(f.p50),
                 ms(f.p95),
                 ms(f.p99),
+                ms(f.p50_share),
                 ratio_to_baseline(f.claims_per_sec),
             );
         }
