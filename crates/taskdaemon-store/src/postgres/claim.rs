@@ -149,6 +149,9 @@ pub(super) fn claim_batch(
     for _ in 0..CLAIM_SCAN {
         let want = max - claims.len();
         let picked = pick(tx, worker, queues, lease, want)?;
+        if picked.is_empty() {
+            break;
+        }
         let drained = picked.len() < want;
         let ids: Vec<&str> = picked.iter().map(|p| p.item.task_id.as_str()).collect();
         let mut tasks = lock_tasks(tx, &ids)?;

@@ -238,14 +238,19 @@ pub(super) fn complete_batch(
                 .as_ref()
                 .map(|_| load_task(tx, &end.lease.task_id))
                 .transpose()?;
-            let decided =
-                leases::decide_completion(end, holder, task.as_ref(), &mut seen, now_millis());
-            let (ended, Some(task)) = (decided, task) else {
-                return Ok(Err(StoreError::NotFound(end.lease.task_id.clone())));
-            };
-            let ended = match ended {
+            let ended = match leases::decide_completion(
+                end,
+                holder,
+                task.as_ref(),
+                &mut seen,
+                now_millis(),
+            ) {
                 Ok(ended) => ended,
                 Err(refused) => return Ok(Err(refused)),
+            };
+            // Never `None` here: an end without its task is refused above.
+            let Some(task) = task else {
+                return Ok(Err(StoreError::NotFound(end.lease.task_id.clone())));
             };
             let decision = end_attempt(tx, &task, ended)?;
             let task = load_task(tx, &task.id)?;
