@@ -4,7 +4,12 @@
 //! `taskdaemon_store::claim`).
 //!
 //! Threads, all blocking (the store is synchronous):
-//! - `concurrency` runners: claim, run the command, record how it ended;
+//! - a claimer: claims as many tasks as runners are idle, in one batch
+//!   (one transaction and one commit for all of them), and hands them out;
+//! - `concurrency` runners: take a claim, run the command, pass on how it
+//!   ended;
+//! - a recorder: records the ends that have piled up, in one batch, while
+//!   the runners go on (so a busy worker commits once for many tasks);
 //! - a heartbeat: renews this worker's leases every third of the lease,
 //!   releases other workers' expired leases, and tells runners whose lease
 //!   was taken over (or whose task was asked to stop) to end their command;
@@ -15,7 +20,7 @@
 //! (`PR_SET_PDEATHSIG`), so a killed worker leaves nothing behind; its
 //! leases expire and the tasks run elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +35,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use serde_json::json;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::{now_millis, to_rfc3339};
-use taskdaemon_store::{Claim, Lease, Store, StoreError, WorkerInfo};
+use taskdaemon_store::{Claim, Completion, Lease, MAX_BATCH, Store, StoreError, WorkerInfo};
 
 /// How long a runner keeps trying to record how its task ended.
 const COMPLETE_FOR: Duration = Duration::from_secs(120);
@@ -79,6 +84,17 @@ enum Abort {
     LeaseLost,
 }
 
+/// Claims on their way from the claimer to the runners.
+#[derive(Default)]
+struct Dispatch {
+    /// Runners waiting for a claim.
+    idle: usize,
+    /// Claimed, not yet taken by a runner.
+    ready: VecDeque<Claim>,
+    /// The claimer stopped: a runner that finds nothing ready leaves.
+    closed: bool,
+}
+
 struct Shared {
     store: Arc<dyn Store>,
     info: WorkerInfo,
@@ -86,7 +102,10 @@ struct Shared {
     stop: Arc<AtomicBool>,
     /// Raised by every wake-up; idle runners wait for it to move.
     wake: (Mutex<u64>, Condvar),
-    /// What each runner holds, by task id.
+    /// Claims for the runners, and the runners waiting for them (both wait
+    /// on the condition variable).
+    dispatch: (Mutex<Dispatch>, Condvar),
+    /// What this worker holds (claimed, handed out or running), by task id.
     running: Mutex<HashMap<String, (Lease, Abort)>>,
     completed: AtomicU64,
     fenced: AtomicU64,
@@ -187,6 +206,7 @@ pub fn run_worker(
         options,
         stop,
         wake: (Mutex::new(0), Condvar::new()),
+        dispatch: (Mutex::new(Dispatch::default()), Condvar::new()),
         running: Mutex::new(HashMap::new()),
         completed: AtomicU64::new(0),
         fenced: AtomicU64::new(0),
@@ -205,18 +225,31 @@ pub fn run_worker(
             .spawn(move || heartbeat(&shared))
             .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?
     };
+    let (ended, ends) = mpsc::channel();
+    let recorder = {
+        let shared = shared.clone();
+        thread::Builder::new()
+            .name("td-record".into())
+            .spawn(move || recorder(&shared, &ends))
+            .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?
+    };
     let runners: Vec<_> = (0..shared.info.concurrency)
         .map(|n| {
             let shared = shared.clone();
+            let ended = ended.clone();
             thread::Builder::new()
                 .name(format!("td-run-{n}"))
-                .spawn(move || runner(&shared))
+                .spawn(move || runner(&shared, &ended))
         })
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Aborted(format!("cannot start a thread: {e}")))?;
+    // The recorder ends once every runner has dropped its sender.
+    drop(ended);
+    claimer(&shared);
     for runner in runners {
         let _ = runner.join();
     }
+    let _ = recorder.join();
     shared.wake_all();
     let _ = heart.join();
     let _ = listener.join();
@@ -293,16 +326,19 @@ fn heartbeat(shared: &Shared) {
     }
 }
 
-fn runner(shared: &Shared) {
-    while !shared.stopping() {
+/// Claims, in one batch, as many tasks as runners wait for, until the
+/// worker stops; then tells the runners no more will come.
+fn claimer(shared: &Shared) {
+    while let Some(wanted) = wait_for_idle_runners(shared) {
         let seen = *shared.wake.0.lock().unwrap_or_else(|p| p.into_inner());
-        match shared.store.claim(
+        match shared.store.claim_batch(
             &shared.info.id,
             &shared.options.queues,
             shared.options.lease,
+            wanted.min(MAX_BATCH),
         ) {
-            Ok(Some(claim)) => run_claim(shared, claim),
-            Ok(None) => {
+            Ok(claims) if !claims.is_empty() => hand_out(shared, claims),
+            Ok(_) => {
                 let (lock, cvar) = &shared.wake;
                 let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = cvar
@@ -317,15 +353,77 @@ fn runner(shared: &Shared) {
             }
         }
     }
+    let (lock, cvar) = &shared.dispatch;
+    lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+    cvar.notify_all();
 }
 
-fn run_claim(shared: &Shared, claim: Claim) {
-    let lease = claim.lease.clone();
-    shared
-        .running
-        .lock()
+/// Waits until some runner has no claim waiting for it; returns how many
+/// claims would keep every runner busy, or `None` once the worker stops.
+fn wait_for_idle_runners(shared: &Shared) -> Option<usize> {
+    let (lock, cvar) = &shared.dispatch;
+    let mut dispatch = lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if shared.stopping() {
+            return None;
+        }
+        if dispatch.idle > dispatch.ready.len() {
+            return Some(dispatch.idle - dispatch.ready.len());
+        }
+        // Timed, because a stop is only noticed between waits.
+        dispatch = cvar
+            .wait_timeout(dispatch, shared.options.idle_wait)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// Puts fresh claims where the heartbeat renews them and the runners find them.
+fn hand_out(shared: &Shared, claims: Vec<Claim>) {
+    {
+        let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
+        for claim in &claims {
+            running.insert(
+                claim.lease.task_id.clone(),
+                (claim.lease.clone(), Abort::None),
+            );
+        }
+    }
+    let (lock, cvar) = &shared.dispatch;
+    lock.lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(lease.task_id.clone(), (lease.clone(), Abort::None));
+        .ready
+        .extend(claims);
+    cvar.notify_all();
+}
+
+/// The next claim for a runner; `None` once the claimer stopped and none is left.
+fn next_claim(shared: &Shared) -> Option<Claim> {
+    let (lock, cvar) = &shared.dispatch;
+    let mut dispatch = lock.lock().unwrap_or_else(|p| p.into_inner());
+    dispatch.idle += 1;
+    cvar.notify_all();
+    let claim = loop {
+        if let Some(claim) = dispatch.ready.pop_front() {
+            break Some(claim);
+        }
+        if dispatch.closed {
+            break None;
+        }
+        dispatch = cvar.wait(dispatch).unwrap_or_else(|p| p.into_inner());
+    };
+    dispatch.idle -= 1;
+    claim
+}
+
+fn runner(shared: &Shared, ended: &mpsc::Sender<Completion>) {
+    while let Some(claim) = next_claim(shared) {
+        run_claim(shared, claim, ended);
+    }
+}
+
+fn run_claim(shared: &Shared, claim: Claim, ended: &mpsc::Sender<Completion>) {
+    let lease = claim.lease.clone();
     let started = now_millis();
     let (outcome, error) = execute(shared, &claim);
     let abort = shared
@@ -353,37 +451,79 @@ fn run_claim(shared: &Shared, claim: Claim) {
         "signal": outcome.signal,
         "error": error,
     });
-    match complete(shared, &lease, outcome, &result) {
-        Ok(done) => {
-            shared.completed.fetch_add(1, Ordering::Relaxed);
-            if matches!(done.decision, ExitDecision::Restart { .. }) {
-                shared.wake_all();
-            }
-        }
-        Err(StoreError::Conflict(message)) => {
-            tracing::warn!(task = %lease.task_id, %message, "completion fenced off");
-            shared.fenced.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => tracing::error!(task = %lease.task_id, error = %e, "cannot record the end"),
+    // The recorder outlives every runner, so this only fails if it panicked.
+    if ended
+        .send(Completion {
+            lease,
+            outcome,
+            result,
+        })
+        .is_err()
+    {
+        tracing::error!(task = %claim.lease.task_id, "the recorder is gone; the end is not recorded");
     }
 }
 
-/// Records the end, trying again while the store is unreachable: a
-/// completion whose commit was lost with its connection is repeated, and
-/// the fence makes a repeat of one that did commit a harmless `Conflict`.
+/// Records the ends the runners pass on: whatever piled up while the last
+/// batch committed goes into the next one. Returns once every runner is gone
+/// and every end is recorded (or given up on).
+fn recorder(shared: &Shared, ends: &mpsc::Receiver<Completion>) {
+    while let Ok(first) = ends.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match ends.try_recv() {
+                Ok(end) => batch.push(end),
+                Err(_) => break,
+            }
+        }
+        record(shared, &batch);
+    }
+}
+
+/// Records one batch of ends and counts what became of each.
+fn record(shared: &Shared, batch: &[Completion]) {
+    let answers = match complete(shared, batch) {
+        Ok(answers) => answers,
+        Err(e) => {
+            for end in batch {
+                tracing::error!(task = %end.lease.task_id, error = %e, "cannot record the end");
+            }
+            return;
+        }
+    };
+    for (end, answer) in batch.iter().zip(answers) {
+        match answer {
+            Ok(done) => {
+                shared.completed.fetch_add(1, Ordering::Relaxed);
+                if matches!(done.decision, ExitDecision::Restart { .. }) {
+                    shared.wake_all();
+                }
+            }
+            Err(StoreError::Conflict(message)) => {
+                tracing::warn!(task = %end.lease.task_id, %message, "completion fenced off");
+                shared.fenced.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(task = %end.lease.task_id, error = %e, "cannot record the end");
+            }
+        }
+    }
+}
+
+/// Records the ends, trying again while the store is unreachable: a batch
+/// whose commit was lost with its connection is repeated, and the fence
+/// makes a repeat of an end that did commit a harmless `Conflict`.
 fn complete(
     shared: &Shared,
-    lease: &Lease,
-    outcome: ExitOutcome,
-    result: &serde_json::Value,
-) -> Result<taskdaemon_store::ClaimCompleted, StoreError> {
+    batch: &[Completion],
+) -> Result<Vec<Result<taskdaemon_store::ClaimCompleted, StoreError>>, StoreError> {
     let deadline = Instant::now() + COMPLETE_FOR;
     loop {
-        match shared.store.complete_claim(lease, outcome, result) {
+        match shared.store.complete_claims(batch) {
             Err(e @ (StoreError::Postgres(_) | StoreError::Unreachable { .. }))
                 if Instant::now() < deadline =>
             {
-                tracing::warn!(task = %lease.task_id, error = %e, "recording the end failed; retrying");
+                tracing::warn!(ends = batch.len(), error = %e, "recording ends failed; retrying");
                 thread::sleep(Duration::from_millis(200));
             }
             other => return other,
@@ -503,4 +643,103 @@ fn execute(shared: &Shared, claim: &Claim) -> (ExitOutcome, Option<String>) {
 fn libc_prctl_pdeathsig() -> i32 {
     // SAFETY: plain syscall with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use taskdaemon_core::process::{RestartMode, RestartPolicy};
+    use taskdaemon_core::{EventKind, NewAgent, Status};
+    use taskdaemon_store::SqliteStore;
+
+    use super::*;
+
+    /// A job running `program` with one retry.
+    fn job(n: usize, program: &str) -> NewAgent {
+        NewAgent {
+            wanted_id: format!("job-{n}"),
+            queue: "q".to_owned(),
+            document: format!("job-{n}.md"),
+            executor: "command".to_owned(),
+            argv: vec![program.to_owned()],
+            cwd: "/".to_owned(),
+            env: Vec::new(),
+            restart: RestartPolicy {
+                mode: RestartMode::OnFailure,
+                max_restarts: 1,
+                initial_backoff: Duration::from_millis(10),
+            },
+            max_attempts: 2,
+            timeout_ms: None,
+            limits: Default::default(),
+            container: None,
+        }
+    }
+
+    /// The batched path end to end: the claimer hands out claims, runners
+    /// run real commands, the recorder records their ends in batches; every
+    /// task runs its attempts once each and ends once.
+    #[test]
+    fn a_worker_runs_every_attempt_once_and_records_every_end() {
+        const JOBS: usize = 40;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+        let failing = (0..JOBS).filter(|n| n % 5 == 0).count();
+        for n in 0..JOBS {
+            let program = if n % 5 == 0 { "false" } else { "true" };
+            store.submit(&job(n, program), "test").unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = WorkerOptions {
+            concurrency: 4,
+            log_dir: dir.path().join("logs"),
+            idle_wait: Duration::from_millis(100),
+            ..WorkerOptions::default()
+        };
+        let worker = {
+            let (store, stop) = (store.clone(), stop.clone());
+            thread::spawn(move || run_worker(store, options, stop))
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while store.queue_counts().unwrap().iter().any(|c| c.open > 0) {
+            assert!(Instant::now() < deadline, "the worker makes no progress");
+            thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let report = worker.join().unwrap().unwrap();
+
+        let attempts = JOBS + failing;
+        assert_eq!(
+            report,
+            WorkerReport {
+                completed: attempts as u64,
+                fenced: 0
+            },
+            "every attempt's end recorded once"
+        );
+        let counts = store.queue_counts().unwrap();
+        assert_eq!(
+            (counts[0].done, counts[0].failed),
+            ((JOBS - failing) as u64, failing as u64)
+        );
+        let started = store
+            .events_after(0, &[EventKind::Started], attempts * 2)
+            .unwrap();
+        assert_eq!(started.len(), attempts, "one claim per attempt");
+        for n in 0..JOBS {
+            let task = store.task(&format!("job-{n}")).unwrap();
+            let expected = if n % 5 == 0 {
+                Status::Failed
+            } else {
+                Status::Succeeded
+            };
+            assert_eq!(task.status, expected, "{task:?}");
+        }
+        let workers = store.workers().unwrap();
+        assert!(workers[0].stopped_at.is_some());
+        assert!(workers[0].running.is_empty(), "{workers:?}");
+    }
 }

@@ -13,6 +13,13 @@
 //! worker that lost its lease can never overwrite the result of the worker
 //! that took the task over.
 //!
+//! Claims and completions also come in batches
+//! ([`Store::claim_batch`](crate::Store::claim_batch),
+//! [`Store::complete_claims`](crate::Store::complete_claims)): one
+//! transaction, one commit and a fixed number of round trips for many tasks,
+//! with the same rules per task as one at a time (the single forms are
+//! batches of one). A batch is acknowledged as a whole once it commits.
+//!
 //! Lease times are read from the store's own clock (the database server's,
 //! for PostgreSQL), never from a worker's, so hosts with skewed clocks agree
 //! on when a lease ends.
@@ -20,7 +27,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use taskdaemon_core::process::ExitDecision;
+use taskdaemon_core::process::{ExitDecision, ExitOutcome};
 use taskdaemon_core::time::Millis;
 use taskdaemon_core::{QueueItem, TaskRecord};
 
@@ -76,6 +83,19 @@ pub struct Claim {
     /// When the lease ends unless renewed, by the store's clock.
     pub expires_at: Millis,
 }
+
+/// How one claimed attempt ended, for [`Store::complete_claims`](crate::Store::complete_claims).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub lease: Lease,
+    pub outcome: ExitOutcome,
+    /// Recorded as the item's result when the attempt ends the task.
+    pub result: serde_json::Value,
+}
+
+/// The most tasks one batch claims or completes (keeps a statement's
+/// parameters and a transaction's locks bounded).
+pub const MAX_BATCH: usize = 256;
 
 /// A lease a heartbeat renewed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! backend (the model is in [`crate::claim`]). Each backend finds and locks
 //! the queue item and task its own way, calls these, and writes the result.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
@@ -9,7 +10,7 @@ use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_lost_atte
 use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 
 use crate::changes::Change;
-use crate::claim::{Claim, Lease, Released};
+use crate::claim::{Claim, Completion, Lease, Released};
 use crate::{Result, StoreError, lifecycle};
 
 /// A duration as the milliseconds lease times are kept in.
@@ -89,6 +90,35 @@ pub(crate) fn check_current(lease: &Lease, owner: Option<&str>, epoch: i64) -> R
         lease.epoch,
         owner.unwrap_or("nobody"),
     )))
+}
+
+/// Decides one end of a batch before anything is written: refused when its
+/// item is missing (`holder`, the item's lease owner and epoch, is `None`),
+/// its lease is no longer current, or the batch already ended it (`seen`);
+/// otherwise how it ends, with the change checked against the state
+/// machine, so writing it cannot fail for this task alone.
+pub(crate) fn decide_completion(
+    end: &Completion,
+    holder: Option<(Option<String>, i64)>,
+    task: Option<&TaskRecord>,
+    seen: &mut HashSet<String>,
+    now: i64,
+) -> Result<Ended> {
+    let lease = &end.lease;
+    let Some((owner, epoch)) = holder else {
+        return Err(StoreError::NotFound(lease.task_id.clone()));
+    };
+    check_current(lease, owner.as_deref(), epoch)?;
+    if !seen.insert(lease.task_id.clone()) {
+        return Err(StoreError::Conflict(format!(
+            "{} is completed twice in one batch; only the first is recorded",
+            lease.task_id
+        )));
+    }
+    let task = task.ok_or_else(|| StoreError::NotFound(lease.task_id.clone()))?;
+    let ended = completed(task, lease, end.outcome, &end.result, now);
+    ended.change.check(task)?;
+    Ok(ended)
 }
 
 /// What the store writes when an attempt ended: the task's change, the

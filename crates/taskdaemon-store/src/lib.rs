@@ -62,7 +62,8 @@ use taskdaemon_core::{
 };
 
 pub use claim::{
-    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+    Claim, ClaimCompleted, Completion, HeldLease, Lease, MAX_BATCH, Released, WorkWaiter,
+    WorkerInfo, WorkerRecord,
 };
 pub use error::StoreError;
 pub use location::{Location, open, redact_url};
@@ -842,6 +843,23 @@ pub trait Store: Send + Sync {
         outcome: ExitOutcome,
         result: &serde_json::Value,
     ) -> Result<ClaimCompleted>;
+
+    /// Claims up to `max` (at most [`MAX_BATCH`]) of the oldest claimable
+    /// tasks of `queues` in one transaction, each under its own lease; fewer
+    /// (or none) when fewer wait. Concurrent claimers never get the same task.
+    fn claim_batch(
+        &self,
+        worker: &str,
+        queues: &[String],
+        lease: std::time::Duration,
+        max: usize,
+    ) -> Result<Vec<Claim>>;
+
+    /// [`complete_claim`](Store::complete_claim) for many attempts in one
+    /// transaction. Each gets its own answer, in order: one whose lease is no
+    /// longer current is a [`StoreError::Conflict`] and leaves the others be.
+    /// The outer error means nothing was recorded.
+    fn complete_claims(&self, ends: &[Completion]) -> Result<Vec<Result<ClaimCompleted>>>;
 
     /// Returns the tasks whose lease expired to their queue (or ends them
     /// when no attempt is left), waking workers.

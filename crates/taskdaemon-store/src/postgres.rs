@@ -22,6 +22,7 @@
 //! the `Store` methods that only hand their arguments on are in
 //! [`crate::wiring`].
 
+mod batch;
 mod claim;
 mod events;
 mod gates;
@@ -450,13 +451,106 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
          SELECT $2, id, $4, $5, $6, $7, $8 FROM changed"
     );
     tx.execute_typed(&sql, &params)?;
-    if change.moves_dependents(task) {
-        tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;
+    FollowUp::of(task, &change).run(tx)
+}
+
+/// What a change leaves to re-decide once it is written: the tasks waiting
+/// on `task` (dependents, `until-succeeds` gates).
+struct FollowUp {
+    id: String,
+    to: Status,
+    actor: String,
+    moves_dependents: bool,
+    ends_gates: bool,
+}
+
+impl FollowUp {
+    fn of(task: &TaskRecord, change: &Change) -> Self {
+        Self {
+            id: task.id.clone(),
+            to: change.to,
+            actor: change.event.actor.clone(),
+            moves_dependents: change.moves_dependents(task),
+            ends_gates: change.to != task.status
+                && taskdaemon_core::gate::succeeds_outcome(&task.id, change.to).is_some(),
+        }
     }
-    if change.to != task.status {
-        gates::target_ended(tx, &task.id, change.to, &change.event.actor)?;
+
+    fn needed(&self) -> bool {
+        self.moves_dependents || self.ends_gates
+    }
+
+    fn run(&self, tx: &mut Tx<'_>) -> Result<()> {
+        if self.moves_dependents {
+            tracked::refresh_dependents(tx, &self.id, &self.actor)?;
+        }
+        if self.ends_gates {
+            gates::target_ended(tx, &self.id, self.to, &self.actor)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`apply`] for many tasks, each locked by the caller and named once: one
+/// statement per shape of change (the set of columns it sets), so a batch
+/// of claims or completions costs the round trips of one. The follow-ups
+/// run only for the tasks something waits on (found in one query).
+fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+    let now = now_millis();
+    let mut shapes: Vec<batch::Shape<'_>> = Vec::new();
+    let mut follow_ups = Vec::new();
+    for (task, change) in changes {
+        let (before, after) = change.check(task)?;
+        let follow_up = FollowUp::of(task, &change);
+        if follow_up.needed() {
+            follow_ups.push(follow_up);
+        }
+        batch::Shape::add(&mut shapes, task, change, before, after);
+    }
+    for shape in &shapes {
+        shape.write(tx, now)?;
+    }
+    if follow_ups.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = follow_ups.iter().map(|f| f.id.as_str()).collect();
+    let awaited: std::collections::HashSet<String> = tx
+        .query_typed(
+            "SELECT c.id FROM unnest($1::text[]) AS c(id)
+             WHERE EXISTS (SELECT 1 FROM task_deps d WHERE d.depends_on = c.id)
+                OR EXISTS (SELECT 1 FROM task_gates g WHERE g.kind = 'until-succeeds'
+                             AND g.target = c.id AND g.opened_at IS NULL)",
+            &[(&ids, Type::TEXT_ARRAY)],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    for follow_up in follow_ups.iter().filter(|f| awaited.contains(&f.id)) {
+        follow_up.run(tx)?;
     }
     Ok(())
+}
+
+/// Locks tasks `ids` (stored ids, in id order so lockers never wait in a
+/// circle) and returns them by id; missing ones are left out.
+fn lock_tasks(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, TaskRecord>> {
+    load_tasks(tx, ids, " ORDER BY tasks.id FOR UPDATE OF tasks")
+}
+
+/// Reads tasks `ids` (stored ids) by id; missing ones are left out.
+fn load_tasks(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+    lock: &str,
+) -> Result<std::collections::HashMap<String, TaskRecord>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1){lock}");
+    tx.query_typed(&sql, &[(&ids, Type::TEXT_ARRAY)])?
+        .iter()
+        .map(|row| task_from_row(row).map(|task| (task.id.clone(), task)))
+        .collect()
 }
 
 /// The id of a new task: `PREFIX-N` with the next number of the shared counter.

@@ -490,8 +490,23 @@ macro_rules! shared_store_methods {
             self.read(claim::workers)
         }
 
+        // One claim or completion is a batch of one: one path for both.
         fn claim(&self, worker: &str, queues: &[String], lease: Duration) -> Result<Option<Claim>> {
-            self.write(|tx| claim::claim(tx, worker, queues, lease))
+            Ok(self.claim_batch(worker, queues, lease, 1)?.pop())
+        }
+
+        fn claim_batch(
+            &self,
+            worker: &str,
+            queues: &[String],
+            lease: Duration,
+            max: usize,
+        ) -> Result<Vec<Claim>> {
+            let max = max.min(crate::MAX_BATCH);
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            self.write(|tx| claim::claim_batch(tx, worker, queues, lease, max))
         }
 
         fn complete_claim(
@@ -500,7 +515,31 @@ macro_rules! shared_store_methods {
             outcome: ExitOutcome,
             result: &serde_json::Value,
         ) -> Result<ClaimCompleted> {
-            self.write(|tx| claim::complete(tx, lease, outcome, result))
+            let end = crate::Completion {
+                lease: lease.clone(),
+                outcome,
+                result: result.clone(),
+            };
+            self.complete_claims(std::slice::from_ref(&end))?
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::NotFound(lease.task_id.clone())))
+        }
+
+        fn complete_claims(
+            &self,
+            ends: &[crate::Completion],
+        ) -> Result<Vec<Result<ClaimCompleted>>> {
+            if ends.len() > crate::MAX_BATCH {
+                return Err(StoreError::Invalid(format!(
+                    "{} completions in one batch; at most {} are allowed",
+                    ends.len(),
+                    crate::MAX_BATCH
+                )));
+            }
+            if ends.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.write(|tx| claim::complete_batch(tx, ends))
         }
 
         fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {

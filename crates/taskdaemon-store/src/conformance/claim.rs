@@ -261,3 +261,189 @@ pub fn waiters_wake_on_submit(store: &dyn Store) {
         assert!(waited < Duration::from_secs(5), "woken late: {waited:?}");
     });
 }
+
+fn ids(claims: &[crate::Claim]) -> Vec<&str> {
+    claims.iter().map(|c| c.lease.task_id.as_str()).collect()
+}
+
+pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
+    let submitted: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| {
+            store
+                .submit(&agent("q", &format!("task-{n}.md")), "t")
+                .unwrap()
+                .id
+        })
+        .collect();
+    let other = store.submit(&agent("r", "task-r.md"), "t").unwrap();
+    assert!(
+        store
+            .claim_batch("w1", &queues(&["q"]), LONG, 0)
+            .unwrap()
+            .is_empty()
+    );
+
+    let first = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
+    assert_eq!(ids(&first), submitted[..3], "the oldest, in order");
+    for claim in &first {
+        assert_eq!((claim.attempt, claim.lease.epoch), (1, 1));
+        assert_eq!(claim.lease.worker, "w1");
+        assert_eq!(claim.task.status, Status::Running);
+        assert_eq!(claim.item.task_id, claim.lease.task_id);
+        assert!(claim.expires_at > 0);
+    }
+    let rest = store.claim_batch("w2", &queues(&["q"]), LONG, 10).unwrap();
+    assert_eq!(
+        ids(&rest),
+        submitted[3..],
+        "fewer than asked: all that wait"
+    );
+    assert!(
+        store
+            .claim_batch("w3", &queues(&["q"]), LONG, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let any = store.claim_batch("w3", &[], LONG, 10).unwrap();
+    assert_eq!(ids(&any), [other.id.as_str()]);
+
+    // Cancelled while waiting: skipped, its item finished, the next one taken.
+    let cancelled = store.submit(&agent("q", "task-x.md"), "t").unwrap();
+    let next = store.submit(&agent("q", "task-y.md"), "t").unwrap();
+    store.request_stop(&cancelled.id, "cli").unwrap();
+    let after = store.claim_batch("w1", &queues(&["q"]), LONG, 1).unwrap();
+    assert_eq!(ids(&after), [next.id.as_str()]);
+    assert_eq!(after[0].lease.epoch, 1);
+    let item = store.queue_item(&cancelled.id).unwrap();
+    assert!(item.finished, "{item:?}");
+    let started = store.events_after(0, &[EventKind::Started], 100).unwrap();
+    assert_eq!(started.len(), 7, "one started event per claim");
+    assert_eq!(store.event_tallies().unwrap().claims, 7);
+}
+
+pub fn concurrent_batch_claimers_never_share_a_task(store: &dyn Store) {
+    const TASKS: usize = 120;
+    const CLAIMERS: usize = 6;
+    for n in 0..TASKS {
+        store
+            .submit(&agent("q", &format!("task-{n}.md")), "t")
+            .unwrap();
+    }
+    let claimed: Vec<Vec<(String, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLAIMERS)
+            .map(|w| {
+                scope.spawn(move || {
+                    let worker = format!("w{w}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store.claim_batch(&worker, &[], LONG, 1 + w * 3).unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|c| (c.lease.task_id, c.lease.worker)));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<&(String, String)> = claimed.iter().flatten().collect();
+    let unique: std::collections::HashSet<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(all.len(), TASKS, "every task claimed");
+    assert_eq!(unique.len(), TASKS, "no task claimed twice");
+    let started = store
+        .events_after(0, &[EventKind::Started], TASKS * 2)
+        .unwrap();
+    assert_eq!(started.len(), TASKS, "one start per task");
+    for (task, worker) in all {
+        assert_eq!(store.task(task).unwrap().status, Status::Running);
+        let start = started
+            .iter()
+            .find(|e| e.task_id.as_deref() == Some(task.as_str()))
+            .unwrap();
+        assert_eq!(start.actor, format!("worker:{worker}"), "{task}");
+    }
+}
+
+pub fn batch_completion_records_each_end(store: &dyn Store) {
+    for n in ["a", "b", "c", "d"] {
+        store
+            .submit(&agent("q", &format!("task-{n}.md")), "t")
+            .unwrap();
+    }
+    let claims = store.claim_batch("w1", &queues(&["q"]), LONG, 4).unwrap();
+    assert_eq!(claims.len(), 4);
+    assert!(store.complete_claims(&[]).unwrap().is_empty());
+    let end = |claim: &crate::Claim, code: i32| crate::Completion {
+        lease: claim.lease.clone(),
+        outcome: ExitOutcome::exited(code),
+        result: serde_json::json!({ "task": claim.lease.task_id, "code": code }),
+    };
+    let mut stale = end(&claims[2], 0);
+    stale.lease.epoch += 1;
+    let ends = [
+        end(&claims[0], 0),
+        end(&claims[1], 2),
+        stale,
+        end(&claims[3], 0),
+        end(&claims[0], 1),
+    ];
+    let answers = store.complete_claims(&ends).unwrap();
+    assert_eq!(answers.len(), ends.len(), "one answer per end, in order");
+    let succeeded = answers[0].as_ref().unwrap();
+    assert_eq!(succeeded.decision, ExitDecision::Finish(Status::Succeeded));
+    assert_eq!(succeeded.task.id, claims[0].lease.task_id);
+    assert_eq!(succeeded.task.exit_code, Some(0));
+    let retried = answers[1].as_ref().unwrap();
+    assert!(matches!(retried.decision, ExitDecision::Restart { .. }));
+    assert_eq!(retried.task.status, Status::Pending);
+    assert!(
+        matches!(answers[2], Err(StoreError::Conflict(_))),
+        "a stale lease is fenced: {:?}",
+        answers[2]
+    );
+    assert_eq!(answers[3].as_ref().unwrap().task.status, Status::Succeeded);
+    assert!(
+        matches!(answers[4], Err(StoreError::Conflict(_))),
+        "ended twice in one batch: {:?}",
+        answers[4]
+    );
+
+    let item = store.queue_item(&claims[0].lease.task_id).unwrap();
+    assert!(item.finished);
+    assert_eq!(
+        item.result,
+        Some(ends[0].result.clone()),
+        "the first end wins"
+    );
+    assert!(!store.queue_item(&claims[1].lease.task_id).unwrap().finished);
+    let untouched = store.task(&claims[2].lease.task_id).unwrap();
+    assert_eq!(
+        untouched.status,
+        Status::Running,
+        "a refused end writes nothing"
+    );
+    assert!(!store.queue_item(&untouched.id).unwrap().finished);
+    assert!(store.queue_item(&claims[3].lease.task_id).unwrap().finished);
+
+    // The retry comes back as attempt 2; the fenced task can still end.
+    let again = claim_again(store, "w2", &claims[1].lease.task_id);
+    assert_eq!((again.attempt, again.lease.epoch), (2, 2));
+    let later = store
+        .complete_claims(&[end(&claims[2], 0), end(&again, 0)])
+        .unwrap();
+    assert!(later.iter().all(Result::is_ok), "{later:?}");
+    let counts = store.queue_counts().unwrap();
+    assert_eq!(
+        (counts[0].done, counts[0].failed, counts[0].open),
+        (4, 0, 0)
+    );
+    assert_eq!(
+        store.event_tallies().unwrap(),
+        crate::EventTallies {
+            claims: 5,
+            retries: 1
+        }
+    );
+}

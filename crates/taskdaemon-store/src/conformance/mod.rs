@@ -220,6 +220,18 @@ pub const CHECKS: &[Check] = &[
     ),
     ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
     (
+        "batch_claims_are_fifo_and_short_when_few_wait",
+        claim::batch_claims_are_fifo_and_short_when_few_wait,
+    ),
+    (
+        "concurrent_batch_claimers_never_share_a_task",
+        claim::concurrent_batch_claimers_never_share_a_task,
+    ),
+    (
+        "batch_completion_records_each_end",
+        claim::batch_completion_records_each_end,
+    ),
+    (
         "queue_items_filter_by_queue_and_status",
         queue_items_filter_by_queue_and_status,
     ),

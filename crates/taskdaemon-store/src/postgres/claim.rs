@@ -5,19 +5,21 @@
 //! Locks are always taken queue item first, then task, so claims,
 //! completions and releases never wait on each other in a circle.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use taskdaemon_core::TaskRecord;
-use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::process::ExitDecision;
 use taskdaemon_core::time::now_millis;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
-use super::{Tx, apply, load_task, lock_task};
+use super::{Tx, apply, apply_all, load_tasks, lock_task, lock_tasks};
 use crate::claim::{
-    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+    Claim, ClaimCompleted, Completion, HeldLease, Lease, Released, WorkWaiter, WorkerInfo,
+    WorkerRecord,
 };
 use crate::encoding::to_json_text;
 use crate::leases::{self, Ended, ItemAfter, millis};
@@ -131,100 +133,289 @@ pub(super) fn workers(tx: &mut Tx<'_>) -> Result<Vec<WorkerRecord>> {
         .collect()
 }
 
-pub(super) fn claim(
+/// Claims up to `max` tasks: one statement picks and leases the oldest
+/// unleased items (`FOR UPDATE SKIP LOCKED`: items another claimer holds
+/// are not waited for, they are simply not ours), one locks their tasks,
+/// one starts them all. Items whose task was cancelled while it waited are
+/// finished instead, and more are picked in their place.
+pub(super) fn claim_batch(
     tx: &mut Tx<'_>,
     worker: &str,
     queues: &[String],
     lease: Duration,
-) -> Result<Option<Claim>> {
+    max: usize,
+) -> Result<Vec<Claim>> {
+    let mut claims = Vec::new();
     for _ in 0..CLAIM_SCAN {
-        // SKIP LOCKED: items another worker is claiming right now are not
-        // waited for, they are simply not ours.
-        // Two spellings, so each can walk its index in FIFO order.
-        let candidate = if queues.is_empty() {
-            tx.query_typed_opt(
-                "SELECT task_id FROM queue_items
-                 WHERE claimable AND NOT finished AND lease_owner IS NULL
-                   AND available_at <= td_now_ms()
-                 ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
-                &[],
-            )?
-        } else {
-            tx.query_typed_opt(
-                "SELECT task_id FROM queue_items
-                 WHERE claimable AND NOT finished AND lease_owner IS NULL
-                   AND available_at <= td_now_ms() AND queue = ANY($1)
-                 ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED",
-                &[(&queues, Type::TEXT_ARRAY)],
-            )?
-        };
-        let Some(row) = candidate else {
-            return Ok(None);
-        };
-        let task_id: String = row.try_get(0)?;
-        let task = lock_task(tx, &task_id)?;
-        if task.status.is_terminal() {
-            // Cancelled while it waited: nothing to run, its item is done.
-            tx.execute(
-                "UPDATE queue_items SET finished = TRUE, finished_at = $2,
-                   result = $3 WHERE task_id = $1",
-                &[
-                    &task.id,
-                    &now_millis(),
-                    &leases::ended_while_waiting(&task).to_string(),
-                ],
-            )?;
-            continue;
+        let want = max - claims.len();
+        let picked = pick(tx, worker, queues, lease, want)?;
+        if picked.is_empty() {
+            break;
         }
-        return take(tx, worker, lease, task).map(Some);
+        let drained = picked.len() < want;
+        let ids: Vec<&str> = picked.iter().map(|p| p.item.task_id.as_str()).collect();
+        let mut tasks = lock_tasks(tx, &ids)?;
+        let mut waiting = Vec::new();
+        let mut ended = Vec::new();
+        for picked in picked {
+            let Some(task) = tasks.remove(&picked.item.task_id) else {
+                return Err(StoreError::NotFound(picked.item.task_id));
+            };
+            if task.status.is_terminal() {
+                ended.push(task);
+            } else {
+                waiting.push((task, picked));
+            }
+        }
+        let skipped = !ended.is_empty();
+        finish_ended(tx, &ended)?;
+        claims.extend(start(tx, worker, waiting)?);
+        if (drained && !skipped) || claims.len() >= max {
+            break;
+        }
     }
-    Ok(None)
+    Ok(claims)
 }
 
-/// Gives the locked, claimable `task` to `worker`.
-fn take(tx: &mut Tx<'_>, worker: &str, lease: Duration, task: TaskRecord) -> Result<Claim> {
-    let row = tx.query_typed_one(
-        &format!(
-            "UPDATE queue_items SET lease_owner = $2, lease_epoch = lease_epoch + 1,
-               lease_expires_at = td_now_ms() + $3
-             WHERE task_id = $1 RETURNING lease_epoch, lease_expires_at, {QUEUE_ITEM_COLUMNS}"
-        ),
+/// An item [`pick`] leased, with its new lease.
+struct Picked {
+    item: taskdaemon_core::QueueItem,
+    epoch: i64,
+    expires_at: i64,
+}
+
+/// Picks and leases up to `want` claimable items of `queues`, oldest first.
+fn pick(
+    tx: &mut Tx<'_>,
+    worker: &str,
+    queues: &[String],
+    lease: Duration,
+    want: usize,
+) -> Result<Vec<Picked>> {
+    // Two spellings, so each can walk its index in FIFO order.
+    let filter = if queues.is_empty() {
+        ""
+    } else {
+        " AND queue = ANY($4)"
+    };
+    let sql = format!(
+        "WITH picked AS (
+           SELECT task_id AS picked_id FROM queue_items
+           WHERE claimable AND NOT finished AND lease_owner IS NULL
+             AND available_at <= td_now_ms(){filter}
+           ORDER BY n LIMIT $3 FOR UPDATE SKIP LOCKED)
+         UPDATE queue_items SET lease_owner = $1, lease_epoch = lease_epoch + 1,
+           lease_expires_at = td_now_ms() + $2
+         FROM picked WHERE task_id = picked.picked_id
+         RETURNING n, lease_epoch, lease_expires_at, {QUEUE_ITEM_COLUMNS}"
+    );
+    let want = i64::try_from(want).unwrap_or(i64::MAX);
+    let lease_ms = millis(lease);
+    let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+        (&worker, Type::TEXT),
+        (&lease_ms, Type::INT8),
+        (&want, Type::INT8),
+    ];
+    if !queues.is_empty() {
+        params.push((&queues, Type::TEXT_ARRAY));
+    }
+    let mut rows = tx
+        .query_typed(&sql, &params)?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<_, i64>("n")?,
+                Picked {
+                    epoch: row.try_get("lease_epoch")?,
+                    expires_at: row.try_get("lease_expires_at")?,
+                    item: queue_item_from_row(row)?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING keeps no order: FIFO is by `n`.
+    rows.sort_by_key(|(n, _)| *n);
+    Ok(rows.into_iter().map(|(_, picked)| picked).collect())
+}
+
+/// Finishes the picked items whose task ended (was cancelled) while they
+/// waited: nothing to run. The lease `pick` gave them is taken back, epoch
+/// and all, as if it had never been granted.
+fn finish_ended(tx: &mut Tx<'_>, ended: &[TaskRecord]) -> Result<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = ended.iter().map(|t| t.id.as_str()).collect();
+    let results: Vec<String> = ended
+        .iter()
+        .map(|t| leases::ended_while_waiting(t).to_string())
+        .collect();
+    tx.execute_typed(
+        "UPDATE queue_items q SET finished = TRUE, finished_at = $3, result = v.result,
+           lease_owner = NULL, lease_expires_at = NULL, lease_epoch = q.lease_epoch - 1
+         FROM unnest($1::text[], $2::text[]) AS v(id, result) WHERE q.task_id = v.id",
         &[
-            (&task.id, Type::TEXT),
-            (&worker, Type::TEXT),
-            (&millis(lease), Type::INT8),
+            (&ids, Type::TEXT_ARRAY),
+            (&results, Type::TEXT_ARRAY),
+            (&now_millis(), Type::INT8),
         ],
     )?;
-    let epoch: i64 = row.try_get("lease_epoch")?;
-    let expires_at: i64 = row.try_get("lease_expires_at")?;
-    let item = queue_item_from_row(&row)?;
-    let mut granting = leases::claimed(&task, item, worker, (epoch, expires_at), now_millis());
-    apply(tx, &task, granting.change)?;
-    granting.claim.task = load_task(tx, &task.id)?;
-    Ok(granting.claim)
+    Ok(())
 }
 
-pub(super) fn complete(
+/// Starts the locked, leased tasks for `worker`; returns their claims, in
+/// the order given.
+fn start(tx: &mut Tx<'_>, worker: &str, waiting: Vec<(TaskRecord, Picked)>) -> Result<Vec<Claim>> {
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_millis();
+    let mut claims = Vec::with_capacity(waiting.len());
+    let mut changes = Vec::with_capacity(waiting.len());
+    for (task, picked) in &waiting {
+        let granting = leases::claimed(
+            task,
+            picked.item.clone(),
+            worker,
+            (picked.epoch, picked.expires_at),
+            now,
+        );
+        changes.push((task, granting.change));
+        claims.push(granting.claim);
+    }
+    apply_all(tx, changes)?;
+    let ids: Vec<&str> = claims.iter().map(|c| c.lease.task_id.as_str()).collect();
+    let mut started = load_tasks(tx, &ids, "")?;
+    for claim in &mut claims {
+        match started.remove(&claim.lease.task_id) {
+            Some(task) => claim.task = task,
+            None => return Err(StoreError::NotFound(claim.lease.task_id.clone())),
+        }
+    }
+    Ok(claims)
+}
+
+/// Records many ends: the items are locked (in task order) and fenced, the
+/// tasks locked, every change written in a statement per shape, the items
+/// finished or queued again in a statement each way, and the tasks read
+/// back. A refused end leaves the others be.
+pub(super) fn complete_batch(
     tx: &mut Tx<'_>,
-    lease: &Lease,
-    outcome: ExitOutcome,
-    result: &serde_json::Value,
-) -> Result<ClaimCompleted> {
-    let holder = tx.query_typed_opt(
-        "SELECT lease_owner, lease_epoch FROM queue_items WHERE task_id = $1 FOR UPDATE",
-        &[(&lease.task_id, Type::TEXT)],
+    ends: &[Completion],
+) -> Result<Vec<Result<ClaimCompleted>>> {
+    let ids: Vec<&str> = ends.iter().map(|e| e.lease.task_id.as_str()).collect();
+    let holders: HashMap<String, (Option<String>, i64)> = tx
+        .query_typed(
+            "SELECT task_id, lease_owner, lease_epoch FROM queue_items
+             WHERE task_id = ANY($1) ORDER BY task_id FOR UPDATE",
+            &[(&ids, Type::TEXT_ARRAY)],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+        .collect::<Result<_>>()?;
+    let current: Vec<&str> = ends
+        .iter()
+        .filter(|e| {
+            holders.get(&e.lease.task_id).is_some_and(|(owner, epoch)| {
+                leases::check_current(&e.lease, owner.as_deref(), *epoch).is_ok()
+            })
+        })
+        .map(|e| e.lease.task_id.as_str())
+        .collect();
+    let tasks = lock_tasks(tx, &current)?;
+    let now = now_millis();
+    let mut seen = HashSet::new();
+    // Each end decided before anything is written: a refusal writes nothing.
+    let decided: Vec<Result<(&TaskRecord, Ended)>> = ends
+        .iter()
+        .map(|end| {
+            let holder = holders.get(&end.lease.task_id).cloned();
+            let task = tasks.get(&end.lease.task_id);
+            let ended = leases::decide_completion(end, holder, task, &mut seen, now)?;
+            Ok((
+                task.ok_or_else(|| StoreError::NotFound(end.lease.task_id.clone()))?,
+                ended,
+            ))
+        })
+        .collect();
+    let mut changes = Vec::new();
+    let mut finish: (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut requeue: (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
+    for (task, ended) in decided.iter().flatten() {
+        changes.push((*task, ended.change.clone()));
+        match &ended.item {
+            ItemAfter::Finish { result } => {
+                finish.0.push(&task.id);
+                finish.1.push(result);
+            }
+            ItemAfter::Requeue { delay_ms } => {
+                requeue.0.push(&task.id);
+                requeue.1.push(*delay_ms);
+            }
+        }
+    }
+    apply_all(tx, changes)?;
+    finish_items(tx, &finish.0, &finish.1)?;
+    requeue_items(tx, &requeue.0, &requeue.1)?;
+    let done: Vec<&str> = decided
+        .iter()
+        .flatten()
+        .map(|(t, _)| t.id.as_str())
+        .collect();
+    let mut after = load_tasks(tx, &done, "")?;
+    decided
+        .into_iter()
+        .map(|decided| {
+            let (task, ended) = match decided {
+                Ok(decided) => decided,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let task = after
+                .remove(&task.id)
+                .ok_or_else(|| StoreError::NotFound(task.id.clone()))?;
+            Ok(Ok(ClaimCompleted {
+                task,
+                decision: ended.decision,
+            }))
+        })
+        .collect()
+}
+
+/// Clears the leases of `ids` and finishes their items with `results`.
+fn finish_items(tx: &mut Tx<'_>, ids: &[&str], results: &[&str]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute_typed(
+        "UPDATE queue_items q SET lease_owner = NULL, lease_expires_at = NULL,
+           finished = TRUE, result = v.result, finished_at = $3
+         FROM unnest($1::text[], $2::text[]) AS v(id, result) WHERE q.task_id = v.id",
+        &[
+            (&ids, Type::TEXT_ARRAY),
+            (&results, Type::TEXT_ARRAY),
+            (&now_millis(), Type::INT8),
+        ],
     )?;
-    let Some(holder) = holder else {
-        return Err(StoreError::NotFound(lease.task_id.clone()));
-    };
-    let owner: Option<String> = holder.try_get(0)?;
-    let epoch: i64 = holder.try_get(1)?;
-    leases::check_current(lease, owner.as_deref(), epoch)?;
-    let task = lock_task(tx, &lease.task_id)?;
-    let ended = leases::completed(&task, lease, outcome, result, now_millis());
-    let decision = end_attempt(tx, &task, ended)?;
-    let task = load_task(tx, &task.id)?;
-    Ok(ClaimCompleted { task, decision })
+    Ok(())
+}
+
+/// Clears the leases of `ids` and queues their items again after each
+/// delay, waking the workers of their queues.
+fn requeue_items(tx: &mut Tx<'_>, ids: &[&str], delays: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute_typed(
+        "WITH again AS (
+           UPDATE queue_items q SET lease_owner = NULL, lease_expires_at = NULL,
+             available_at = td_now_ms() + v.delay_ms
+           FROM unnest($1::text[], $2::int8[]) AS v(id, delay_ms) WHERE q.task_id = v.id
+           RETURNING q.queue)
+         SELECT pg_notify('td_work_' || current_schema(), queue)
+         FROM (SELECT DISTINCT queue FROM again) AS queues",
+        &[(&ids, Type::TEXT_ARRAY), (&delays, Type::INT8_ARRAY)],
+    )?;
+    Ok(())
 }
 
 /// Applies how an attempt ended to its task and its item; returns the decision.

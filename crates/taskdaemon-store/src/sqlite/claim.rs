@@ -3,19 +3,21 @@
 //! every claim exclusive, so no row locks are needed; leases are timed by
 //! this host's clock, which every worker shares.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::TaskRecord;
-use taskdaemon_core::process::{ExitDecision, ExitOutcome};
+use taskdaemon_core::process::ExitDecision;
 use taskdaemon_core::time::now_millis;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
 use super::{apply, load_task};
 use crate::claim::{
-    Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
+    Claim, ClaimCompleted, Completion, HeldLease, Lease, Released, WorkWaiter, WorkerInfo,
+    WorkerRecord,
 };
 use crate::encoding::to_json_text;
 use crate::leases::{self, Ended, ItemAfter, millis};
@@ -138,13 +140,33 @@ pub(super) fn workers(conn: &Connection) -> Result<Vec<WorkerRecord>> {
     .collect()
 }
 
-pub(super) fn claim(
+/// Claims up to `max` tasks, oldest first, one after another inside the
+/// caller's one transaction (`BEGIN IMMEDIATE` makes it exclusive; the
+/// batch costs one commit).
+pub(super) fn claim_batch(
     tx: &Connection,
     worker: &str,
     queues: &[String],
     lease: Duration,
-) -> Result<Option<Claim>> {
+    max: usize,
+) -> Result<Vec<Claim>> {
     let queues_json = to_json_text(&queues);
+    let mut claims = Vec::new();
+    while claims.len() < max {
+        match claim_one(tx, worker, &queues_json, lease)? {
+            Some(claim) => claims.push(claim),
+            None => break,
+        }
+    }
+    Ok(claims)
+}
+
+fn claim_one(
+    tx: &Connection,
+    worker: &str,
+    queues_json: &str,
+    lease: Duration,
+) -> Result<Option<Claim>> {
     for _ in 0..CLAIM_SCAN {
         let task_id: Option<String> = tx
             .prepare_cached(
@@ -196,28 +218,45 @@ fn take(tx: &Connection, worker: &str, lease: Duration, task: TaskRecord) -> Res
     Ok(granting.claim)
 }
 
-pub(super) fn complete(
+/// Records many ends, one after another inside the caller's one
+/// transaction. A refused end (see [`leases::decide_completion`]) writes
+/// nothing and leaves the others be.
+pub(super) fn complete_batch(
     tx: &Connection,
-    lease: &Lease,
-    outcome: ExitOutcome,
-    result: &serde_json::Value,
-) -> Result<ClaimCompleted> {
-    let holder: Option<(Option<String>, i64)> = tx
-        .query_row(
-            "SELECT lease_owner, lease_epoch FROM queue_items WHERE task_id = ?1",
-            [&lease.task_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((owner, epoch)) = holder else {
-        return Err(StoreError::NotFound(lease.task_id.clone()));
-    };
-    leases::check_current(lease, owner.as_deref(), epoch)?;
-    let task = load_task(tx, &lease.task_id)?;
-    let ended = leases::completed(&task, lease, outcome, result, now_millis());
-    let decision = end_attempt(tx, &task, ended)?;
-    let task = load_task(tx, &task.id)?;
-    Ok(ClaimCompleted { task, decision })
+    ends: &[Completion],
+) -> Result<Vec<Result<ClaimCompleted>>> {
+    let mut seen = HashSet::new();
+    ends.iter()
+        .map(|end| {
+            let holder: Option<(Option<String>, i64)> = tx
+                .prepare_cached(
+                    "SELECT lease_owner, lease_epoch FROM queue_items WHERE task_id = ?1",
+                )?
+                .query_row([&end.lease.task_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let task = holder
+                .as_ref()
+                .map(|_| load_task(tx, &end.lease.task_id))
+                .transpose()?;
+            let ended = match leases::decide_completion(
+                end,
+                holder,
+                task.as_ref(),
+                &mut seen,
+                now_millis(),
+            ) {
+                Ok(ended) => ended,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            // Never `None` here: an end without its task is refused above.
+            let Some(task) = task else {
+                return Ok(Err(StoreError::NotFound(end.lease.task_id.clone())));
+            };
+            let decision = end_attempt(tx, &task, ended)?;
+            let task = load_task(tx, &task.id)?;
+            Ok(Ok(ClaimCompleted { task, decision }))
+        })
+        .collect()
 }
 
 /// Applies how an attempt ended to its task and its item; returns the decision.
