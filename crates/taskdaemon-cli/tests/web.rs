@@ -339,7 +339,7 @@ fn kept_answers_never_outlive_a_commit() {
     assert_eq!(show(&process_id)["name"], "kept-answer");
     // A filtered list is its own answer, and fresh too.
     let manual: Value = web.get("/api/v1/tasks?kind=manual").json().unwrap();
-    assert_eq!(ids(&manual), [id.clone()]);
+    assert_eq!(ids(&manual), std::slice::from_ref(&id));
     web.post(&format!("/api/v1/tasks/{process_id}/kill"), None);
     web.ws.run(&["task", "done", &id]).ok();
     let manual: Value = web.get("/api/v1/tasks?kind=manual").json().unwrap();
