@@ -290,6 +290,11 @@ fn heartbeat(shared: &Shared) {
             Ok(held) => {
                 let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
                 for (task, (lease, abort)) in running.iter_mut() {
+                    // Claimed after this heartbeat asked: its lease is new,
+                    // and the answer cannot speak for it.
+                    if !mine.contains(task) {
+                        continue;
+                    }
                     match held.iter().find(|h| &h.lease.task_id == task) {
                         Some(h) if h.lease == *lease => {
                             if h.stop_requested && *abort == Abort::None {
