@@ -98,12 +98,20 @@ function unfollowLog() {
   state.follow = null;
 }
 
-const pending = new Set();
+// A task's refresh in flight, and whether another was asked for meanwhile:
+// an event that arrives while a fetch is on its way may be newer than what
+// that fetch returns, so the task is fetched once more after it.
+const pending = new Map();
 async function refreshTask(id) {
-  if (pending.has(id)) return;
-  pending.add(id);
-  try { upsert(await api(`/api/v1/tasks/${encodeURIComponent(id)}`)); } catch (_) { /* out of scope or gone */ }
-  pending.delete(id);
+  if (pending.has(id)) { pending.set(id, true); return; }
+  try {
+    do {
+      pending.set(id, false);
+      try { upsert(await api(`/api/v1/tasks/${encodeURIComponent(id)}`)); } catch (_) { /* out of scope or gone */ }
+    } while (pending.get(id));
+  } finally {
+    pending.delete(id);
+  }
 }
 
 function upsert(task) {
