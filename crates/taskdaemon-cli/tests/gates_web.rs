@@ -10,74 +10,23 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{Ws, bin, eventually_some};
+use common::Ws;
+use common::web::Web;
 use reqwest::Method;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-struct Web {
-    ws: Ws,
-    base: String,
-    token: String,
-    http: Client,
-}
-
 impl Web {
-    fn start() -> Self {
-        let mut ws = Ws::new();
-        let root = ws.root().to_string_lossy().into_owned();
-        let program = bin().to_string_lossy().into_owned();
-        ws.start_own(
-            &program,
-            &["--workspace", &root, "web", "--listen", "127.0.0.1:0"],
-        );
-        let url_file = ws.state_dir().join("web.url");
-        let base = eventually_some("the server records its URL", || {
-            fs::read_to_string(&url_file)
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        });
-        let token = ws.run(&["web", "token"]).ok().last_line();
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        Self {
-            ws,
-            base,
-            token,
-            http,
-        }
-    }
-
-    fn send(&self, secret: &str, method: Method, path: &str, body: Option<Value>) -> Response {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header(AUTHORIZATION, format!("Bearer {secret}"));
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        request.send().unwrap()
-    }
-
     fn json(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
-        let response = self.send(&self.token, method.clone(), path, body);
+        let response = self.send(
+            &self.token,
+            method.clone(),
+            path,
+            body.map(|b| b.to_string()),
+        );
         assert_eq!(response.status(), status, "{method} {path}");
         response.json().unwrap()
-    }
-
-    /// A share link's secret.
-    fn share(&self, scope: &[&str]) -> String {
-        let mut args = vec!["share", "--scope"];
-        args.extend_from_slice(scope);
-        args.extend_from_slice(&["--expires", "1h"]);
-        let url = self.ws.run(&args).ok().last_line();
-        url.split("token=").nth(1).unwrap().to_owned()
     }
 }
 
@@ -99,7 +48,7 @@ fn kinds(gates: &Value) -> Vec<&str> {
 
 #[test]
 fn gates_are_listed_added_approved_and_removed_over_the_api() {
-    let web = Web::start();
+    let web = Web::foreground(Ws::new());
     let task = web.ws.run(&["task", "add", "deploy"]).ok().last_line();
     let other = web.ws.run(&["task", "add", "other"]).ok().last_line();
     let gates = format!("/api/v1/tasks/{task}/gates");
@@ -125,7 +74,7 @@ fn gates_are_listed_added_approved_and_removed_over_the_api() {
         json!({"until": "2030-01-01T00:00:00Z", "after": "1h"}),
     ] {
         let body = problem(
-            web.send(&web.token, Method::POST, &gates, Some(bad.clone())),
+            web.send(&web.token, Method::POST, &gates, Some(bad.to_string())),
             400,
             "bad_input",
         );
@@ -139,7 +88,7 @@ fn gates_are_listed_added_approved_and_removed_over_the_api() {
             &web.token,
             Method::POST,
             "/api/v1/tasks/NOPE-9/gates",
-            Some(json!({"approval": true})),
+            Some(json!({"approval": true}).to_string()),
         ),
         404,
         "not_found",
@@ -155,6 +104,7 @@ fn gates_are_listed_added_approved_and_removed_over_the_api() {
         (Method::POST, format!("{gates}/approve"), None),
         (Method::DELETE, format!("{gates}/1"), None),
     ] {
+        let body = body.map(|b: Value| b.to_string());
         problem(web.send(&all, method, &path, body), 403, "forbidden");
     }
     let scoped = web.share(&["task", &other]);

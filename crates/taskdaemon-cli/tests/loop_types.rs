@@ -9,46 +9,10 @@ mod common;
 use std::fs;
 use std::net::TcpListener;
 
+use common::fake::Fake;
 use common::{COMMAND_TIMEOUT, Run, Ws, eventually, run_command};
 use serde_json::{Value, json};
-use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply, Turn};
-
-/// The fake server on its own runtime, so the blocking test code can drive the CLI.
-struct Fake {
-    server: Option<FakeLlm>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Fake {
-    fn start(replies: Vec<Reply>) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = runtime
-            .block_on(FakeLlm::start(replies))
-            .expect("fake server");
-        Fake {
-            server: Some(server),
-            _runtime: runtime,
-        }
-    }
-
-    fn url(&self) -> String {
-        self.server.as_ref().expect("server").base_url()
-    }
-
-    fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.as_ref().expect("server").requests()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        drop(self.server.take());
-    }
-}
+use taskdaemon_fake_llm::{RecordedRequest, Reply, Turn};
 
 fn tool(name: &str, input: Value) -> Reply {
     Turn::tool(name, input).into()

@@ -8,53 +8,13 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
+use common::fake::Fake;
 use common::{COMMAND_TIMEOUT, Run, Ws, eventually, run_command, sigkill};
 use serde_json::{Value, json};
-use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply, Turn};
+use taskdaemon_fake_llm::{Reply, Turn};
 
 /// A key that must never reach the disk.
 const KEY: &str = "sk-ant-test-NEVER-ON-DISK-7f3a9c2e51";
-
-/// The fake server on its own runtime, so the blocking test code can drive the CLI.
-struct Fake {
-    server: Option<FakeLlm>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Fake {
-    fn start(replies: Vec<Reply>) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = runtime
-            .block_on(FakeLlm::start(replies))
-            .expect("fake server");
-        Fake {
-            server: Some(server),
-            _runtime: runtime,
-        }
-    }
-
-    fn server(&self) -> &FakeLlm {
-        self.server.as_ref().expect("server")
-    }
-
-    fn url(&self) -> String {
-        self.server().base_url()
-    }
-
-    fn requests(&self) -> Vec<RecordedRequest> {
-        self.server().requests()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        drop(self.server.take());
-    }
-}
 
 fn tool(name: &str, input: Value) -> Reply {
     Turn::tool(name, input).into()

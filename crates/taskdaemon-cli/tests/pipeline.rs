@@ -10,50 +10,14 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
+use common::fake::Fake;
 use common::{Ws, eventually, sigkill};
 use serde_json::{Value, json};
 use taskdaemon_core::pipeline::MessageKind;
-use taskdaemon_fake_llm::{FakeLlm, RecordedRequest, Reply, Route, Turn, Usage};
+use taskdaemon_fake_llm::{RecordedRequest, Reply, Route, Turn, Usage};
 use taskdaemon_store::{MessageFilter, SqliteStore, Store};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The fake server on its own runtime, so blocking test code can drive the CLI.
-struct Fake {
-    server: Option<FakeLlm>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Fake {
-    fn start(routes: Vec<Route>) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = runtime
-            .block_on(FakeLlm::start_routed(routes))
-            .expect("fake server");
-        Fake {
-            server: Some(server),
-            _runtime: runtime,
-        }
-    }
-
-    fn server(&self) -> &FakeLlm {
-        self.server.as_ref().expect("server")
-    }
-
-    fn requests(&self) -> Vec<RecordedRequest> {
-        self.server().requests()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        drop(self.server.take());
-    }
-}
 
 fn usage() -> Usage {
     Usage {
@@ -236,7 +200,7 @@ fn assert_merged_in_order(ws: &Ws, plan: &str) {
 
 #[test]
 fn a_plan_of_two_dependent_specs_is_merged_into_main_in_order() {
-    let fake = Fake::start(cascade_routes(vec![
+    let fake = Fake::start_routed(cascade_routes(vec![
         spec_call("a", &[]),
         spec_call("b", &["a"]),
         tool("finish", json!({})),
@@ -274,7 +238,7 @@ fn a_plan_of_two_dependent_specs_is_merged_into_main_in_order() {
 
 #[test]
 fn a_spec_cycle_is_refused_to_the_model_and_the_plan_goes_on_with_a_valid_set() {
-    let fake = Fake::start(cascade_routes(vec![
+    let fake = Fake::start_routed(cascade_routes(vec![
         spec_call("a", &["b"]),
         spec_call("b", &["a"]),
         tool("finish", json!({})),
@@ -324,7 +288,7 @@ fn a_daemon_killed_mid_cascade_finishes_the_plan_without_repeating_work() {
                 text("done"),
             ]),
     );
-    let fake = Fake::start(routes);
+    let fake = Fake::start_routed(routes);
     let ws = repo(&fake);
     let id = ws
         .run(&["new-plan", "Write two files", "--auto-approve"])
@@ -400,7 +364,7 @@ fn a_share_reaches_the_next_prompt_and_a_message_to_an_ended_spec_is_a_dead_lett
                 text("done"),
             ]),
     );
-    let fake = Fake::start(routes);
+    let fake = Fake::start_routed(routes);
     let ws = repo(&fake);
     let id = ws
         .run(&["new-plan", "Write two files", "--auto-approve"])
@@ -492,7 +456,7 @@ fn a_loop_answers_another_specs_query_and_reads_a_broadcast_once() {
                 text("done"),
             ]),
     );
-    let fake = Fake::start(routes);
+    let fake = Fake::start_routed(routes);
     let ws = repo(&fake);
     let id = ws
         .run(&["new-plan", "Write two files", "--auto-approve"])
@@ -550,7 +514,7 @@ fn a_loop_answers_another_specs_query_and_reads_a_broadcast_once() {
 
 #[test]
 fn pipeline_loop_types_are_refused_by_hand() {
-    let fake = Fake::start(Vec::new());
+    let fake = Fake::start_routed(Vec::new());
     let ws = repo(&fake);
     let root = ws.root().display().to_string();
     let refused = ws.run(&[
@@ -599,7 +563,7 @@ fn a_spec_conflicting_with_main_pauses_with_an_alert_and_resume_merges_it_once_r
                 text("done"),
             ]),
     );
-    let fake = Fake::start(routes);
+    let fake = Fake::start_routed(routes);
     let ws = repo(&fake);
     let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
     // Main moves after the plan's base: the spec will conflict with it.
@@ -671,7 +635,7 @@ fn eventually_paused(ws: &Ws, plan: &str) -> Value {
 
 #[test]
 fn a_plan_cancelled_while_the_daemon_was_down_does_not_resume_its_loops() {
-    let fake = Fake::start(vec![
+    let fake = Fake::start_routed(vec![
         plan_route(),
         Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
         phase_route("a"),
@@ -730,7 +694,7 @@ fn a_plan_cancelled_while_the_daemon_was_down_does_not_resume_its_loops() {
 
 #[test]
 fn worktrees_of_specs_that_are_not_open_are_removed_when_the_daemon_starts() {
-    let fake = Fake::start(Vec::new());
+    let fake = Fake::start_routed(Vec::new());
     let ws = repo(&fake);
     // A real worktree of a spec the store does not know, and a leftover folder.
     let stray = ws.root().join(".taskdaemon/worktrees/PLAN-9/gone");
@@ -771,7 +735,7 @@ fn wait_show(ws: &Ws, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Va
 
 #[test]
 fn plan_commands_wake_the_daemon_whatever_its_scheduler_interval() {
-    let fake = Fake::start(cascade_routes(vec![
+    let fake = Fake::start_routed(cascade_routes(vec![
         spec_call("a", &[]),
         tool("finish", json!({})),
     ]));
@@ -812,7 +776,7 @@ fn an_open_circuit_breaker_holds_new_plans_back_until_it_closes() {
                 json!({"title": "Second", "summary": "s", "body": "b"}),
             )),
     ];
-    let fake = Fake::start(routes);
+    let fake = Fake::start_routed(routes);
     let ws = repo(&fake);
     ws.write_config(
         "[loops]\nbreaker_failures = 2\nbreaker_cooldown = \"15s\"\n\n[pipeline]\nscheduler_interval = \"200ms\"\n",
@@ -962,7 +926,7 @@ fn move_main_mid_phase(ws: &Ws, id: &str, fake: &Fake, go: &std::path::Path) {
 fn main_moving_between_iterations_rebases_and_a_conflict_pauses_the_spec() {
     let go = tempfile::tempdir().unwrap();
     let go = go.path().join("go");
-    let fake = Fake::start(mid_phase_routes(&go, text("stopped before this")));
+    let fake = Fake::start_routed(mid_phase_routes(&go, text("stopped before this")));
     let ws = repo(&fake);
     let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
     move_main_mid_phase(&ws, &id, &fake, &go);
@@ -1013,7 +977,7 @@ fn with_resolve_conflicts_the_next_iteration_resolves_a_conflict_between_iterati
         "write_file",
         json!({"path": "README.md", "content": "resolved by the model\n"}),
     );
-    let fake = Fake::start(mid_phase_routes(&go, resolve));
+    let fake = Fake::start_routed(mid_phase_routes(&go, resolve));
     let ws = repo(&fake);
     ws.write_config("[pipeline]\nscheduler_interval = \"200ms\"\nresolve_conflicts = true\n");
     let id = ws.run(&["new-plan", "Change the readme"]).ok().last_line();
@@ -1052,7 +1016,7 @@ fn an_answered_query_reaches_the_asking_loop_once() {
     let go = tempfile::tempdir().unwrap();
     let go = go.path().join("go");
     let wait = format!("while [ ! -e '{}' ]; do sleep 0.05; done", go.display());
-    let fake = Fake::start(vec![
+    let fake = Fake::start_routed(vec![
         plan_route(),
         Route::offering("create_spec").replies([spec_call("a", &[]), tool("finish", json!({}))]),
         phase_route("a"),
@@ -1205,7 +1169,7 @@ fn with_resolve_conflicts_a_ralph_loop_resolves_a_conflict_at_the_merge() {
             ),
             text("done"),
         ]);
-    let fake = Fake::start(merge_conflict_routes(resolver));
+    let fake = Fake::start_routed(merge_conflict_routes(resolver));
     let ws = repo(&fake);
     let id = run_merge_conflict(&ws);
 
@@ -1250,7 +1214,7 @@ fn with_resolve_conflicts_a_conflict_the_loop_cannot_resolve_at_the_merge_pauses
     let resolver = Route::offering("send_message")
         .prompt_contains("Resolve the conflict merging spec `a`")
         .replies((0..20).map(|_| text("I cannot tell which side is right")));
-    let fake = Fake::start(merge_conflict_routes(resolver));
+    let fake = Fake::start_routed(merge_conflict_routes(resolver));
     let ws = repo(&fake);
     let id = run_merge_conflict(&ws);
 

@@ -10,7 +10,8 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Ws, bin, eventually_some};
+use common::Ws;
+use common::web::Web;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
@@ -27,55 +28,17 @@ fn git(ws: &Ws, args: &[&str]) {
     assert!(output.status.success(), "git {args:?}: {output:?}");
 }
 
-struct Web {
-    ws: Ws,
-    base: String,
-    token: String,
-    http: Client,
+/// A git workspace served by `taskdaemon web` on a free loopback port.
+fn start_web() -> Web {
+    let ws = Ws::new();
+    git(&ws, &["init", "--quiet", "--initial-branch=main"]);
+    fs::write(ws.root().join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "README.md"]);
+    git(&ws, &["commit", "--quiet", "-m", "first"]);
+    Web::foreground(ws)
 }
 
 impl Web {
-    /// A git workspace served by `taskdaemon web` on a free loopback port.
-    fn start() -> Self {
-        let mut ws = Ws::new();
-        git(&ws, &["init", "--quiet", "--initial-branch=main"]);
-        fs::write(ws.root().join("README.md"), "hello\n").unwrap();
-        git(&ws, &["add", "README.md"]);
-        git(&ws, &["commit", "--quiet", "-m", "first"]);
-        let root = ws.root().to_string_lossy().into_owned();
-        let program = bin().to_string_lossy().into_owned();
-        ws.start_own(
-            &program,
-            &["--workspace", &root, "web", "--listen", "127.0.0.1:0"],
-        );
-        let url_file = ws.state_dir().join("web.url");
-        let base = eventually_some("the server records its URL", || {
-            fs::read_to_string(&url_file)
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        });
-        let token = ws.run(&["web", "token"]).ok().last_line();
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        Self {
-            ws,
-            base,
-            token,
-            http,
-        }
-    }
-
-    fn get_as(&self, secret: &str, path: &str) -> Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, format!("Bearer {secret}"))
-            .send()
-            .unwrap()
-    }
-
     fn get(&self, path: &str) -> Value {
         let response = self.get_as(&self.token, path);
         assert_eq!(response.status(), 200, "GET {path}");
@@ -83,16 +46,7 @@ impl Web {
     }
 
     fn post_as(&self, secret: &str, path: &str, body: Option<Value>) -> Response {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, format!("Bearer {secret}"));
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        request.send().unwrap()
+        self.send(secret, Method::POST, path, body.map(|b| b.to_string()))
     }
 
     fn post(&self, path: &str, body: Option<Value>) -> Response {
@@ -114,7 +68,7 @@ fn problem(response: Response, status: u16, class: &str) -> Value {
 
 #[test]
 fn plans_are_listed_shown_and_acted_on_over_the_api() {
-    let web = Web::start();
+    let web = start_web();
     assert_eq!(web.get("/api/v1/plans"), json!([]));
     let id = web
         .ws

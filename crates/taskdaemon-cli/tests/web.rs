@@ -9,7 +9,9 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::web::Web;
 use common::{DEADLINE, Ws};
+use reqwest::Method;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
@@ -17,62 +19,13 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-/// A daemon serving the web on a free loopback port.
-struct Web {
-    ws: Ws,
-    base: String,
-    token: String,
-    http: Client,
-}
-
 impl Web {
-    fn start() -> Self {
-        let ws = Ws::new();
-        ws.run(&["start", "--web", "127.0.0.1:0"]).ok();
-        let base = std::fs::read_to_string(ws.state_dir().join("web.url"))
-            .expect("web.url written by the daemon")
-            .trim()
-            .to_owned();
-        let token = ws.run(&["web", "token"]).ok().last_line();
-        let http = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A server answering 413 before reading the body closes that
-            // connection; a pooled one would fail the next request.
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        Self {
-            ws,
-            base,
-            token,
-            http,
-        }
-    }
-
-    fn get_as(&self, secret: &str, path: &str) -> Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, format!("Bearer {secret}"))
-            .send()
-            .unwrap()
-    }
-
     fn get(&self, path: &str) -> Response {
         self.get_as(&self.token, path)
     }
 
     fn post_as(&self, secret: &str, path: &str, body: Option<&str>) -> Response {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, format!("Bearer {secret}"));
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_owned());
-        }
-        request.send().unwrap()
+        self.send(secret, Method::POST, path, body.map(str::to_owned))
     }
 
     fn post(&self, path: &str, body: Option<&str>) -> Response {
@@ -200,7 +153,7 @@ fn events_until(
 
 #[test]
 fn auth_gates_every_route_and_login_sets_a_cookie() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     for path in [
         "/api/v1/tasks",
         "/metrics",
@@ -253,7 +206,7 @@ fn auth_gates_every_route_and_login_sets_a_cookie() {
 
 #[test]
 fn bad_input_gets_problems_and_changes_nothing() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let before = web.task_count();
     let malformed = problem(
         web.post("/api/v1/processes", Some("{not json")),
@@ -299,7 +252,7 @@ fn bad_input_gets_problems_and_changes_nothing() {
 /// any write returns, by the web or by another process, sees that write.
 #[test]
 fn kept_answers_never_outlive_a_commit() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let ids = |page: &Value| -> Vec<String> {
         page["tasks"]
             .as_array()
@@ -348,7 +301,7 @@ fn kept_answers_never_outlive_a_commit() {
 
 #[test]
 fn actions_logs_metrics_and_openapi() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let spawned = web.post(
         "/api/v1/processes",
         Some(
@@ -524,7 +477,7 @@ fn exit_histogram(text: &str) -> (Vec<(String, u64)>, f64, u64) {
 
 #[test]
 fn exit_detection_latency_histogram_counts_every_exit() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let (_, sum_before, before) = exit_histogram(&web.get("/metrics").text().unwrap());
     let succeeded = web.ws.spawn(&["--", "true"]);
     let failed = web.ws.spawn_sh("exit 3");
@@ -572,7 +525,7 @@ fn exit_detection_latency_histogram_counts_every_exit() {
 
 #[test]
 fn share_links_are_read_only_and_see_only_their_scope() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let shared = web.ws.spawn_sh("sleep 300");
     let other = web.ws.spawn_sh("sleep 300");
     let url = web
@@ -640,7 +593,7 @@ fn share_links_are_read_only_and_see_only_their_scope() {
 
 #[test]
 fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let first = web.ws.spawn_sh("sleep 300");
     let mut socket = web.stream("");
     let snapshot = next_message(&mut socket);
@@ -780,7 +733,7 @@ fn stream_sends_a_snapshot_then_live_events_and_resumes_without_a_gap() {
 
 #[test]
 fn a_slow_stream_client_never_holds_back_the_others() {
-    let web = Web::start();
+    let web = Web::with_daemon();
     let task = web.ws.run(&["task", "add", "big edits"]).ok().last_line();
     let task = task.split_whitespace().next().unwrap().to_owned();
     // A client that reads nothing, behind a 4 KiB receive buffer.

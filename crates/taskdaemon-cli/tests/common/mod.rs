@@ -12,6 +12,7 @@
 pub mod claude;
 pub mod fake;
 pub mod mcp;
+pub mod web;
 
 use std::collections::HashSet;
 use std::fs;
