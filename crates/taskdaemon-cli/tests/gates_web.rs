@@ -7,14 +7,10 @@
 
 mod common;
 
-use std::fs;
-use std::time::Duration;
-
 use common::Ws;
 use common::web::Web;
 use reqwest::Method;
-use reqwest::blocking::{Client, Response};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 impl Web {

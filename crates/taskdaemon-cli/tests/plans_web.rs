@@ -8,12 +8,12 @@ mod common;
 
 use std::fs;
 use std::process::Command;
-use std::time::Duration;
 
 use common::Ws;
 use common::web::Web;
-use reqwest::blocking::{Client, Response};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use reqwest::blocking::Response;
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use taskdaemon_core::pipeline::{MessageKind, NewMessage, NewSpec, PipelineStatus};
 use taskdaemon_store::{SqliteStore, Store};
