@@ -76,10 +76,12 @@ fn running_as_root() -> bool {
 /// What the daemon answers a raw client that opens with `hello` (a token),
 /// or with nothing, and then asks for a ping.
 fn raw_exchange(socket: &std::path::Path, hello: Option<&str>) -> String {
-    let script = "import socket, sys\n\
+    // The pause lets a refusal of the hello come before the ping is sent:
+    // the refusal must still reach a client that goes on writing.
+    let script = "import socket, sys, time\n\
         s = socket.socket(socket.AF_UNIX)\n\
         s.connect(sys.argv[1])\n\
-        if sys.argv[2]:\n    s.sendall(('{\"request\":\"hello\",\"token\":\"%s\"}\\n' % sys.argv[2]).encode())\n\
+        if sys.argv[2]:\n    s.sendall(('{\"request\":\"hello\",\"token\":\"%s\"}\\n' % sys.argv[2]).encode())\n    time.sleep(0.2)\n\
         s.sendall(b'{\"request\":\"ping\"}\\n')\n\
         print(s.makefile().readline(), end='')\n";
     let out = Command::new("/usr/bin/python3")

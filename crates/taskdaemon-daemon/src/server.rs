@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use taskdaemon_store::{ProcessFilter, Store, StoreError};
 use taskdaemon_supervisor::launch::report;
 use taskdaemon_workspace::{Config, Workspace, secret};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
@@ -253,6 +253,24 @@ async fn refuse(writer: &mut (impl AsyncWriteExt + Unpin), reason: &str) {
     let _ = write_response(writer, &refusal).await;
 }
 
+/// Reads and drops what a refused client sent after its first line (its
+/// first request, usually), until it hangs up, for at most a second and
+/// 64 KiB. Closing a Unix socket with unread input resets the connection,
+/// and the client would see the reset instead of the refusal.
+async fn drain(reader: &mut (impl AsyncReadExt + Unpin)) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match reader.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
 async fn handle_connection(daemon: Shared, token: Arc<SocketToken>, mut stream: UnixStream) {
     if let Err(reason) = peer_is_owner(&stream) {
         refuse(&mut stream, &reason).await;
@@ -268,6 +286,8 @@ async fn handle_connection(daemon: Shared, token: Arc<SocketToken>, mut stream: 
     };
     if let Err(reason) = hello {
         refuse(&mut writer, &reason).await;
+        let _ = writer.shutdown().await;
+        drain(&mut reader).await;
         return;
     }
     loop {
