@@ -22,6 +22,11 @@ fi
 flags=(--sanitizer none --codegen-units 16 --target-dir ../target/fuzz)
 cd fuzz
 cargo fuzz build "${flags[@]}"
+# libFuzzer reports every new input; that chatter goes to a log per target
+# (target/fuzz/logs/) so CI's output stays readable. A failing target's log
+# tail is printed.
+logs=../target/fuzz/logs
+mkdir -p "$logs"
 failed=()
 for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target"
@@ -29,11 +34,16 @@ for target in $(cargo fuzz list); do
     task_document | config_toml | loop_types) dict=dicts/yaml.dict ;;
     *) dict=dicts/json.dict ;;
   esac
-  echo "== fuzz $target for ${seconds}s"
+  log="$logs/$target.log"
   # -timeout: an input taking over 10 s is a hang; -rss_limit_mb: a blow-up.
-  if ! cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
+  if cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -dict="$dict" -print_final_stats=1; then
+    -dict="$dict" -print_final_stats=1 >"$log" 2>&1; then
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+    echo "fuzz: $target ran ${seconds}s, ${runs:-?} inputs, no crash or hang"
+  else
+    echo "fuzz: $target FAILED; the end of $log:" >&2
+    tail -n 60 "$log" >&2
     failed+=("$target")
   fi
 done
