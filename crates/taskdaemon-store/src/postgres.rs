@@ -36,15 +36,16 @@ mod processes;
 mod queue;
 mod rows;
 mod search;
+mod statements;
 mod tracked;
 mod transfer;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use postgres::NoTls;
 use postgres::error::SqlState;
 use postgres::types::Type;
-use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 // Several of these are named only by `shared_store_methods!` below.
 use taskdaemon_core::process::ExitOutcome;
@@ -70,8 +71,8 @@ use crate::{
 use events::insert_event;
 use rows::{TASK_COLUMNS, column_type, task_from_row};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-pub(crate) type Tx<'a> = Transaction<'a>;
+type Pool = r2d2::Pool<statements::Manager>;
+pub(crate) use statements::Tx;
 
 /// How long an operation keeps trying to reach a database that dropped it.
 pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
@@ -147,7 +148,7 @@ impl PgStore {
             .map_err(|e| unreachable(error_chain(&e)))?;
         migrate(&mut client, &url)?;
         drop(client);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = statements::Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
@@ -167,7 +168,7 @@ impl PgStore {
     /// [`RECONNECT_FOR`].
     fn with_retry<T>(
         &self,
-        mut op: impl FnMut(&mut postgres::Client) -> std::result::Result<T, Attempt>,
+        mut op: impl FnMut(&mut statements::Conn) -> std::result::Result<T, Attempt>,
     ) -> Result<T> {
         let deadline = Instant::now() + RECONNECT_FOR;
         let mut pause = Duration::from_millis(20);
@@ -205,9 +206,7 @@ impl PgStore {
     fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.with_retry(|client| {
             let mut tx = client
-                .build_transaction()
-                .read_only(true)
-                .start()
+                .transaction_with(|c| c.build_transaction().read_only(true).start())
                 .map_err(Attempt::from_pg)?;
             let value = f(&mut tx).map_err(Attempt::from_store)?;
             tx.commit().map_err(Attempt::from_pg)?;
@@ -374,16 +373,16 @@ fn lock_task(tx: &mut Tx<'_>, id: &str) -> Result<TaskRecord> {
 
 fn find_task(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<TaskRecord> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{lock}");
-    // Typed queries go out in one round trip (no separate prepare): task
-    // lookups are on every hot path.
-    if let Some(row) = tx.query_typed_opt(&sql, &[(&id, Type::TEXT)])? {
+    // Prepared once per connection (see `statements`): task lookups are on
+    // every hot path.
+    if let Some(row) = tx.query_cached_opt(&sql, &[(&id, Type::TEXT)])? {
         return task_from_row(&row);
     }
     let canonical = canonical_id(id);
     if canonical == id {
         return Err(StoreError::NotFound(id.to_owned()));
     }
-    match tx.query_typed_opt(&sql, &[(&canonical, Type::TEXT)])? {
+    match tx.query_cached_opt(&sql, &[(&canonical, Type::TEXT)])? {
         Some(row) => task_from_row(&row),
         None => Err(StoreError::NotFound(id.to_owned())),
     }
@@ -450,7 +449,7 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
          INSERT INTO events (at, task_id, actor, kind, message, before, after)
          SELECT $2, id, $4, $5, $6, $7, $8 FROM changed"
     );
-    tx.execute_typed(&sql, &params)?;
+    tx.execute_cached(&sql, &params)?;
     FollowUp::of(task, &change).run(tx)
 }
 
@@ -515,7 +514,7 @@ fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()>
     }
     let ids: Vec<&str> = follow_ups.iter().map(|f| f.id.as_str()).collect();
     let awaited: std::collections::HashSet<String> = tx
-        .query_typed(
+        .query_cached(
             "SELECT c.id FROM unnest($1::text[]) AS c(id)
              WHERE EXISTS (SELECT 1 FROM task_deps d WHERE d.depends_on = c.id)
                 OR EXISTS (SELECT 1 FROM task_gates g WHERE g.kind = 'until-succeeds'
@@ -547,7 +546,7 @@ fn load_tasks(
     lock: &str,
 ) -> Result<std::collections::HashMap<String, TaskRecord>> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1){lock}");
-    tx.query_typed(&sql, &[(&ids, Type::TEXT_ARRAY)])?
+    tx.query_cached(&sql, &[(&ids, Type::TEXT_ARRAY)])?
         .iter()
         .map(|row| task_from_row(row).map(|task| (task.id.clone(), task)))
         .collect()

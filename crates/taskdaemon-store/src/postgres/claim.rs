@@ -220,7 +220,7 @@ fn pick(
         params.push((&queues, Type::TEXT_ARRAY));
     }
     let mut rows = tx
-        .query_typed(&sql, &params)?
+        .query_cached(&sql, &params)?
         .iter()
         .map(|row| {
             Ok((
@@ -250,7 +250,7 @@ fn finish_ended(tx: &mut Tx<'_>, ended: &[TaskRecord]) -> Result<()> {
         .iter()
         .map(|t| leases::ended_while_waiting(t).to_string())
         .collect();
-    tx.execute_typed(
+    tx.execute_cached(
         "UPDATE queue_items q SET finished = TRUE, finished_at = $3, result = v.result,
            lease_owner = NULL, lease_expires_at = NULL, lease_epoch = q.lease_epoch - 1
          FROM unnest($1::text[], $2::text[]) AS v(id, result) WHERE q.task_id = v.id",
@@ -305,7 +305,7 @@ pub(super) fn complete_batch(
 ) -> Result<Vec<Result<ClaimCompleted>>> {
     let ids: Vec<&str> = ends.iter().map(|e| e.lease.task_id.as_str()).collect();
     let holders: HashMap<String, (Option<String>, i64)> = tx
-        .query_typed(
+        .query_cached(
             "SELECT task_id, lease_owner, lease_epoch FROM queue_items
              WHERE task_id = ANY($1) ORDER BY task_id FOR UPDATE",
             &[(&ids, Type::TEXT_ARRAY)],
@@ -386,7 +386,7 @@ fn finish_items(tx: &mut Tx<'_>, ids: &[&str], results: &[&str]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    tx.execute_typed(
+    tx.execute_cached(
         "UPDATE queue_items q SET lease_owner = NULL, lease_expires_at = NULL,
            finished = TRUE, result = v.result, finished_at = $3
          FROM unnest($1::text[], $2::text[]) AS v(id, result) WHERE q.task_id = v.id",
@@ -405,7 +405,7 @@ fn requeue_items(tx: &mut Tx<'_>, ids: &[&str], delays: &[i64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    tx.execute_typed(
+    tx.execute_cached(
         "WITH again AS (
            UPDATE queue_items q SET lease_owner = NULL, lease_expires_at = NULL,
              available_at = td_now_ms() + v.delay_ms
@@ -441,7 +441,7 @@ fn after_attempt(tx: &mut Tx<'_>, task_id: &str, after: ItemAfter) -> Result<()>
             notify(tx, &queue)
         }
         ItemAfter::Finish { result } => {
-            tx.execute_typed(
+            tx.execute_cached(
                 "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
                    finished = TRUE, result = $2, finished_at = $3
                  WHERE task_id = $1",
