@@ -530,22 +530,12 @@ fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()>
     Ok(())
 }
 
-/// Locks tasks `ids` (stored ids, in id order so lockers never wait in a
-/// circle) and returns them by id; missing ones are left out.
-fn lock_tasks(
-    tx: &mut Tx<'_>,
-    ids: &[&str],
-) -> Result<std::collections::HashMap<String, TaskRecord>> {
-    load_tasks(tx, ids, " ORDER BY tasks.id FOR UPDATE OF tasks")
-}
-
 /// Reads tasks `ids` (stored ids) by id; missing ones are left out.
 fn load_tasks(
     tx: &mut Tx<'_>,
     ids: &[&str],
-    lock: &str,
 ) -> Result<std::collections::HashMap<String, TaskRecord>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1){lock}");
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1)");
     tx.query_cached(&sql, &[(&ids, Type::TEXT_ARRAY)])?
         .iter()
         .map(|row| task_from_row(row).map(|task| (task.id.clone(), task)))
