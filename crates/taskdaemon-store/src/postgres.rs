@@ -494,7 +494,14 @@ impl FollowUp {
 /// statement per shape of change (the set of columns it sets), so a batch
 /// of claims or completions costs the round trips of one. The follow-ups
 /// run only for the tasks something waits on (found in one query).
-fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+fn apply_all(tx: &mut Tx<'_>, mut changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+    if changes.len() == 1 {
+        // One change takes the one-row statement: its cached plan is used
+        // as is, where the arrays' would be planned again on every call.
+        if let Some((task, change)) = changes.pop() {
+            return apply(tx, task, change);
+        }
+    }
     let now = now_millis();
     let mut shapes: Vec<batch::Shape<'_>> = Vec::new();
     let mut follow_ups = Vec::new();
@@ -535,9 +542,20 @@ fn load_tasks(
     tx: &mut Tx<'_>,
     ids: &[&str],
 ) -> Result<std::collections::HashMap<String, TaskRecord>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1)");
-    tx.query_cached(&sql, &[(&ids, Type::TEXT_ARRAY)])?
-        .iter()
+    let rows = match ids {
+        // One id by `=`: the server keeps the prepared statement's generic
+        // plan, where for an array (whose generic plan guesses ten ids) it
+        // plans one id again on every call.
+        [id] => tx.query_cached(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = $1"),
+            &[(id, Type::TEXT)],
+        )?,
+        _ => tx.query_cached(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1)"),
+            &[(&ids, Type::TEXT_ARRAY)],
+        )?,
+    };
+    rows.iter()
         .map(|row| task_from_row(row).map(|task| (task.id.clone(), task)))
         .collect()
 }

@@ -319,14 +319,21 @@ pub(super) fn complete_batch(
     ends: &[Completion],
 ) -> Result<Vec<Result<ClaimCompleted>>> {
     let ids: Vec<&str> = ends.iter().map(|e| e.lease.task_id.as_str()).collect();
-    let sql = format!(
-        "SELECT q.lease_owner, q.lease_epoch, {TASK_COLUMNS}
-         FROM queue_items q JOIN tasks ON tasks.id = q.task_id
-         WHERE q.task_id = ANY($1) ORDER BY q.task_id FOR UPDATE OF q, tasks"
-    );
+    let locked = |condition: &str| {
+        format!(
+            "SELECT q.lease_owner, q.lease_epoch, {TASK_COLUMNS}
+             FROM queue_items q JOIN tasks ON tasks.id = q.task_id
+             WHERE {condition} ORDER BY q.task_id FOR UPDATE OF q, tasks"
+        )
+    };
+    // One end by `=`, so its cached plan is kept (see `load_tasks`).
+    let rows = match ids.as_slice() {
+        [id] => tx.query_cached(&locked("q.task_id = $1"), &[(id, Type::TEXT)])?,
+        _ => tx.query_cached(&locked("q.task_id = ANY($1)"), &[(&ids, Type::TEXT_ARRAY)])?,
+    };
     let mut holders: HashMap<String, (Option<String>, i64)> = HashMap::new();
     let mut tasks: HashMap<String, TaskRecord> = HashMap::new();
-    for row in tx.query_cached(&sql, &[(&ids, Type::TEXT_ARRAY)])? {
+    for row in rows {
         let task = task_from_row(&row)?;
         holders.insert(
             task.id.clone(),
