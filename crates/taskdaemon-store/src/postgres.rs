@@ -152,6 +152,12 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
+            // Testing each connection handed out costs a round trip per
+            // operation; an operation finds a dropped connection at its
+            // first statement and runs again on a fresh one (`with_retry`),
+            // and the two that never run again ask first
+            // (`answering_connection`).
+            .test_on_check_out(false)
             .connection_timeout(CONNECT_TIMEOUT)
             .build(manager)
             .map_err(|e| unreachable(e.to_string()))?;
@@ -161,6 +167,28 @@ impl PgStore {
     /// The URL without its password.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A pooled connection that answered, for the operations that are
+    /// never run again (export, import). A dropped connection fails the
+    /// ping and is discarded when it goes back to the pool; the next one is
+    /// tried, up to one more than the pool holds.
+    fn answering_connection(&self) -> Result<r2d2::PooledConnection<statements::Manager>> {
+        let mut failure = String::new();
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self.pool.get().map_err(|e| StoreError::Unreachable {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?;
+            match conn.simple_query("") {
+                Ok(_) => return Ok(conn),
+                Err(e) => failure = error_chain(&e),
+            }
+        }
+        Err(StoreError::Unreachable {
+            url: self.url.clone(),
+            message: failure,
+        })
     }
 
     /// Runs `op` on a pooled connection, again on a fresh one when the
@@ -688,18 +716,12 @@ impl Store for PgStore {
     fn export(&self, sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>) -> Result<()> {
         self.sequence_events()?;
         // Not retried: records already handed to the sink cannot be taken back.
-        let mut client = self.pool.get().map_err(|e| StoreError::Unreachable {
-            url: self.url.clone(),
-            message: e.to_string(),
-        })?;
+        let mut client = self.answering_connection()?;
         transfer::export(&mut client, sink)
     }
 
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
-        let client = self.pool.get().map_err(|e| StoreError::Unreachable {
-            url: self.url.clone(),
-            message: e.to_string(),
-        })?;
+        let client = self.answering_connection()?;
         Ok(Box::new(transfer::begin_import(client, &self.url)?))
     }
 
