@@ -36,15 +36,16 @@ mod processes;
 mod queue;
 mod rows;
 mod search;
+mod statements;
 mod tracked;
 mod transfer;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use postgres::NoTls;
 use postgres::error::SqlState;
 use postgres::types::Type;
-use postgres::{NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 // Several of these are named only by `shared_store_methods!` below.
 use taskdaemon_core::process::ExitOutcome;
@@ -70,8 +71,8 @@ use crate::{
 use events::insert_event;
 use rows::{TASK_COLUMNS, column_type, task_from_row};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-pub(crate) type Tx<'a> = Transaction<'a>;
+type Pool = r2d2::Pool<statements::Manager>;
+pub(crate) use statements::Tx;
 
 /// How long an operation keeps trying to reach a database that dropped it.
 pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
@@ -147,10 +148,16 @@ impl PgStore {
             .map_err(|e| unreachable(error_chain(&e)))?;
         migrate(&mut client, &url)?;
         drop(client);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = statements::Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
+            // Testing each connection handed out costs a round trip per
+            // operation; an operation finds a dropped connection at its
+            // first statement and runs again on a fresh one (`with_retry`),
+            // and the two that never run again ask first
+            // (`answering_connection`).
+            .test_on_check_out(false)
             .connection_timeout(CONNECT_TIMEOUT)
             .build(manager)
             .map_err(|e| unreachable(e.to_string()))?;
@@ -162,12 +169,34 @@ impl PgStore {
         &self.url
     }
 
+    /// A pooled connection that answered, for the operations that are
+    /// never run again (export, import). A dropped connection fails the
+    /// ping and is discarded when it goes back to the pool; the next one is
+    /// tried, up to one more than the pool holds.
+    fn answering_connection(&self) -> Result<r2d2::PooledConnection<statements::Manager>> {
+        let mut failure = String::new();
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self.pool.get().map_err(|e| StoreError::Unreachable {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?;
+            match conn.simple_query("") {
+                Ok(_) => return Ok(conn),
+                Err(e) => failure = error_chain(&e),
+            }
+        }
+        Err(StoreError::Unreachable {
+            url: self.url.clone(),
+            message: failure,
+        })
+    }
+
     /// Runs `op` on a pooled connection, again on a fresh one when the
     /// connection dropped or the transaction lost a race, for up to
     /// [`RECONNECT_FOR`].
     fn with_retry<T>(
         &self,
-        mut op: impl FnMut(&mut postgres::Client) -> std::result::Result<T, Attempt>,
+        mut op: impl FnMut(&mut statements::Conn) -> std::result::Result<T, Attempt>,
     ) -> Result<T> {
         let deadline = Instant::now() + RECONNECT_FOR;
         let mut pause = Duration::from_millis(20);
@@ -205,9 +234,7 @@ impl PgStore {
     fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.with_retry(|client| {
             let mut tx = client
-                .build_transaction()
-                .read_only(true)
-                .start()
+                .transaction_with(|c| c.build_transaction().read_only(true).start())
                 .map_err(Attempt::from_pg)?;
             let value = f(&mut tx).map_err(Attempt::from_store)?;
             tx.commit().map_err(Attempt::from_pg)?;
@@ -374,16 +401,16 @@ fn lock_task(tx: &mut Tx<'_>, id: &str) -> Result<TaskRecord> {
 
 fn find_task(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<TaskRecord> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{lock}");
-    // Typed queries go out in one round trip (no separate prepare): task
-    // lookups are on every hot path.
-    if let Some(row) = tx.query_typed_opt(&sql, &[(&id, Type::TEXT)])? {
+    // Prepared once per connection (see `statements`): task lookups are on
+    // every hot path.
+    if let Some(row) = tx.query_cached_opt(&sql, &[(&id, Type::TEXT)])? {
         return task_from_row(&row);
     }
     let canonical = canonical_id(id);
     if canonical == id {
         return Err(StoreError::NotFound(id.to_owned()));
     }
-    match tx.query_typed_opt(&sql, &[(&canonical, Type::TEXT)])? {
+    match tx.query_cached_opt(&sql, &[(&canonical, Type::TEXT)])? {
         Some(row) => task_from_row(&row),
         None => Err(StoreError::NotFound(id.to_owned())),
     }
@@ -450,7 +477,7 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
          INSERT INTO events (at, task_id, actor, kind, message, before, after)
          SELECT $2, id, $4, $5, $6, $7, $8 FROM changed"
     );
-    tx.execute_typed(&sql, &params)?;
+    tx.execute_cached(&sql, &params)?;
     FollowUp::of(task, &change).run(tx)
 }
 
@@ -495,7 +522,14 @@ impl FollowUp {
 /// statement per shape of change (the set of columns it sets), so a batch
 /// of claims or completions costs the round trips of one. The follow-ups
 /// run only for the tasks something waits on (found in one query).
-fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+fn apply_all(tx: &mut Tx<'_>, mut changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+    if changes.len() == 1 {
+        // One change takes the one-row statement: its cached plan is used
+        // as is, where the arrays' would be planned again on every call.
+        if let Some((task, change)) = changes.pop() {
+            return apply(tx, task, change);
+        }
+    }
     let now = now_millis();
     let mut shapes: Vec<batch::Shape<'_>> = Vec::new();
     let mut follow_ups = Vec::new();
@@ -515,7 +549,7 @@ fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()>
     }
     let ids: Vec<&str> = follow_ups.iter().map(|f| f.id.as_str()).collect();
     let awaited: std::collections::HashSet<String> = tx
-        .query_typed(
+        .query_cached(
             "SELECT c.id FROM unnest($1::text[]) AS c(id)
              WHERE EXISTS (SELECT 1 FROM task_deps d WHERE d.depends_on = c.id)
                 OR EXISTS (SELECT 1 FROM task_gates g WHERE g.kind = 'until-succeeds'
@@ -531,24 +565,25 @@ fn apply_all(tx: &mut Tx<'_>, changes: Vec<(&TaskRecord, Change)>) -> Result<()>
     Ok(())
 }
 
-/// Locks tasks `ids` (stored ids, in id order so lockers never wait in a
-/// circle) and returns them by id; missing ones are left out.
-fn lock_tasks(
-    tx: &mut Tx<'_>,
-    ids: &[&str],
-) -> Result<std::collections::HashMap<String, TaskRecord>> {
-    load_tasks(tx, ids, " ORDER BY tasks.id FOR UPDATE OF tasks")
-}
-
 /// Reads tasks `ids` (stored ids) by id; missing ones are left out.
 fn load_tasks(
     tx: &mut Tx<'_>,
     ids: &[&str],
-    lock: &str,
 ) -> Result<std::collections::HashMap<String, TaskRecord>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1){lock}");
-    tx.query_typed(&sql, &[(&ids, Type::TEXT_ARRAY)])?
-        .iter()
+    let rows = match ids {
+        // One id by `=`: the server keeps the prepared statement's generic
+        // plan, where for an array (whose generic plan guesses ten ids) it
+        // plans one id again on every call.
+        [id] => tx.query_cached(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = $1"),
+            &[(id, Type::TEXT)],
+        )?,
+        _ => tx.query_cached(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.id = ANY($1)"),
+            &[(&ids, Type::TEXT_ARRAY)],
+        )?,
+    };
+    rows.iter()
         .map(|row| task_from_row(row).map(|task| (task.id.clone(), task)))
         .collect()
 }
@@ -681,18 +716,12 @@ impl Store for PgStore {
     fn export(&self, sink: &mut dyn FnMut(crate::ExportRecord) -> Result<()>) -> Result<()> {
         self.sequence_events()?;
         // Not retried: records already handed to the sink cannot be taken back.
-        let mut client = self.pool.get().map_err(|e| StoreError::Unreachable {
-            url: self.url.clone(),
-            message: e.to_string(),
-        })?;
+        let mut client = self.answering_connection()?;
         transfer::export(&mut client, sink)
     }
 
     fn begin_import(&self) -> Result<Box<dyn Importer + '_>> {
-        let client = self.pool.get().map_err(|e| StoreError::Unreachable {
-            url: self.url.clone(),
-            message: e.to_string(),
-        })?;
+        let client = self.answering_connection()?;
         Ok(Box::new(transfer::begin_import(client, &self.url)?))
     }
 

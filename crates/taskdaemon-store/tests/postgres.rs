@@ -16,7 +16,7 @@ use taskdaemon_store::conformance::{
     CHECKS, copy, create_concurrently, export_all, fill_for_export, spec,
 };
 use taskdaemon_store::testing::TestSchema;
-use taskdaemon_store::{PgOptions, PgStore, SqliteStore, Store, StoreError};
+use taskdaemon_store::{ExportRecord, PgOptions, PgStore, SqliteStore, Store, StoreError};
 
 #[test]
 fn postgres_conformance() {
@@ -108,6 +108,33 @@ fn postgres_operations_survive_terminated_connections() {
         assert_eq!(store.task(&task.id).unwrap().id, task.id);
     }
     assert_eq!(store.status_counts().unwrap()[0].1, 4);
+}
+
+#[test]
+fn postgres_export_and_import_survive_terminated_connections() {
+    let Some(schema) = TestSchema::create("postgres_export_terminated") else {
+        return;
+    };
+    let store = schema.open().unwrap();
+    let task = store.create_process(&spec(None, &["a"]), "t").unwrap();
+    for round in 0..2 {
+        assert!(schema.terminate_connections() > 0, "round {round}");
+        let mut exported = Vec::new();
+        store
+            .export(&mut |record| {
+                if let ExportRecord::Task(t) = record {
+                    exported.push(t.task.id.clone());
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(exported, vec![task.id.clone()], "round {round}");
+    }
+    assert!(schema.terminate_connections() > 0);
+    // The store holds a task, so the import is refused: by the check that
+    // needs a live connection, not by the dropped one.
+    let refused = store.begin_import().err().expect("a non-empty store");
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
 }
 
 #[test]

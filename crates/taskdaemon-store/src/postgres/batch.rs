@@ -153,7 +153,7 @@ impl<'a> Shape<'a> {
              SELECT $1, v.id, v.actor, v.kind, v.message, v.before, v.after
              FROM v JOIN changed ON changed.id = v.id ORDER BY v.ord"
         );
-        tx.execute_typed(&sql, &params)?;
+        tx.execute_cached(&sql, &params)?;
         Ok(())
     }
 }

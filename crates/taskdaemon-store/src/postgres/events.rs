@@ -23,7 +23,7 @@ pub(super) fn insert_event(
 ) -> Result<i64> {
     let before = before.as_ref().map(serde_json::Value::to_string);
     let after = after.as_ref().map(serde_json::Value::to_string);
-    let row = tx.query_typed_one(
+    let row = tx.query_cached_one(
         "INSERT INTO events (at, task_id, actor, kind, message, before, after)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         &[

@@ -1,12 +1,13 @@
 //! Gates in PostgreSQL: the same operations as SQLite's `gates.rs`, under
 //! the gated task's row lock, through the same shared rules.
 
-use postgres::types::ToSql;
+use postgres::types::Type;
 use taskdaemon_core::gate::{Gate, GateKind, GateOutcome, NewGate};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Status, TaskRecord};
 
 use super::events::record;
+use super::statements::TypedParams;
 use super::tracked::settle_waiting;
 use super::{Tx, load_task, lock_task};
 use crate::gates::{self as rules, GATE_COLUMNS};
@@ -28,8 +29,11 @@ fn gate_from_row(r: &postgres::Row) -> Result<Gate> {
     )
 }
 
-fn query(tx: &mut Tx<'_>, filter: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Gate>> {
-    tx.query(
+/// The gates `filter` selects; each `args` value with its type, so the
+/// statement is prepared once per connection (a task's end asks on every
+/// completion whether gates wait for it).
+fn query(tx: &mut Tx<'_>, filter: &str, args: &TypedParams<'_>) -> Result<Vec<Gate>> {
+    tx.query_cached(
         &format!("SELECT {GATE_COLUMNS} FROM task_gates {filter} ORDER BY task_id, seq"),
         args,
     )?
@@ -40,12 +44,16 @@ fn query(tx: &mut Tx<'_>, filter: &str, args: &[&(dyn ToSql + Sync)]) -> Result<
 
 /// Every gate of task `id` (stored id), in order.
 pub(super) fn of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<Gate>> {
-    query(tx, "WHERE task_id = $1", &[&id])
+    query(tx, "WHERE task_id = $1", &[(&id, Type::TEXT)])
 }
 
 /// The gates of `id` that have not opened.
 pub(super) fn shut_of(tx: &mut Tx<'_>, id: &str) -> Result<Vec<Gate>> {
-    query(tx, "WHERE task_id = $1 AND opened_at IS NULL", &[&id])
+    query(
+        tx,
+        "WHERE task_id = $1 AND opened_at IS NULL",
+        &[(&id, Type::TEXT)],
+    )
 }
 
 /// Every gate that has not opened, on every task still waiting (the daemon
@@ -116,9 +124,13 @@ pub(super) fn add(tx: &mut Tx<'_>, id: &str, new: &NewGate, actor: &str) -> Resu
 }
 
 fn find(tx: &mut Tx<'_>, id: &str, seq: i64) -> Result<Gate> {
-    query(tx, "WHERE task_id = $1 AND seq = $2", &[&id, &seq])?
-        .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("gate #{seq} on {id}")))
+    query(
+        tx,
+        "WHERE task_id = $1 AND seq = $2",
+        &[(&id, Type::TEXT), (&seq, Type::INT8)],
+    )?
+    .pop()
+    .ok_or_else(|| StoreError::NotFound(format!("gate #{seq} on {id}")))
 }
 
 /// Removes gate `seq` of task `id`, or all its gates; the task may become ready.
@@ -200,7 +212,7 @@ pub(super) fn target_ended(tx: &mut Tx<'_>, id: &str, status: Status, actor: &st
     let waiting = query(
         tx,
         "WHERE kind = 'until-succeeds' AND target = $1 AND opened_at IS NULL AND failed IS NULL",
-        &[&id],
+        &[(&id, Type::TEXT)],
     )?;
     for gate in waiting {
         resolve(tx, &gate.task_id, gate.seq, &outcome, actor)?;

@@ -12,7 +12,7 @@ use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
 pub(super) fn load_queue_item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
-    match tx.query_typed_opt(
+    match tx.query_cached_opt(
         &format!("SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items WHERE task_id = $1"),
         &[(&task_id, Type::TEXT)],
     )? {

@@ -151,7 +151,25 @@ pub fn event_from_row(row: &Row) -> Result<Event> {
     })
 }
 
+/// [`QUEUE_ITEM_COLUMNS`] of the CTE `leased`, for a row that also holds
+/// [`TASK_COLUMNS`]: the item's times are renamed, as the task has columns
+/// of those names (read with [`leased_item_from_row`]).
+pub const LEASED_ITEM_COLUMNS: &str = "leased.task_id, leased.queue, leased.document, \
+     leased.executor, leased.max_attempts, leased.timeout_ms, leased.finished, leased.result, \
+     leased.created_at AS item_created_at, leased.finished_at AS item_finished_at, \
+     leased.claimable";
+
 pub fn queue_item_from_row(row: &Row) -> Result<QueueItem> {
+    queue_item_with_times(row, ("created_at", "finished_at"))
+}
+
+/// A queue item read through [`LEASED_ITEM_COLUMNS`].
+pub fn leased_item_from_row(row: &Row) -> Result<QueueItem> {
+    queue_item_with_times(row, ("item_created_at", "item_finished_at"))
+}
+
+/// A queue item whose creation and finish times are in columns `times`.
+fn queue_item_with_times(row: &Row, times: (&str, &str)) -> Result<QueueItem> {
     Ok(QueueItem {
         task_id: row.try_get("task_id")?,
         queue: row.try_get("queue")?,
@@ -161,8 +179,8 @@ pub fn queue_item_from_row(row: &Row) -> Result<QueueItem> {
         timeout_ms: narrow_opt(row, "timeout_ms")?,
         finished: row.try_get("finished")?,
         result: optional_json(row, "result")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
+        created_at: row.try_get(times.0)?,
+        finished_at: row.try_get(times.1)?,
         claimable: row.try_get("claimable")?,
     })
 }

@@ -293,7 +293,7 @@ pub(super) fn ready(tx: &mut Tx<'_>, limit: usize) -> Result<Vec<TaskRecord>> {
 
 pub(super) fn refresh_dependents(tx: &mut Tx<'_>, id: &str, actor: &str) -> Result<()> {
     let dependents: Vec<String> = tx
-        .query_typed(
+        .query_cached(
             "SELECT task_id FROM task_deps WHERE depends_on = $1 ORDER BY task_id",
             &[(&id, postgres::types::Type::TEXT)],
         )?

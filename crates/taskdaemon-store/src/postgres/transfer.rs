@@ -26,7 +26,7 @@ use crate::{
 };
 
 type Sink<'a> = &'a mut dyn FnMut(ExportRecord) -> Result<()>;
-type Client = r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>;
+type Client = r2d2::PooledConnection<super::statements::Manager>;
 
 const NO_PARAMS: [&(dyn ToSql + Sync); 0] = [];
 
@@ -44,11 +44,12 @@ fn stream(
 }
 
 pub(super) fn export(client: &mut Client, sink: Sink<'_>) -> Result<()> {
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()?;
+    let mut tx = client.transaction_with(|c| {
+        c.build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+    })?;
     sink(ExportRecord::Header(ExportHeader {
         format: EXPORT_FORMAT.to_owned(),
         version: EXPORT_VERSION,
@@ -282,13 +283,13 @@ pub(super) fn merge_tracked(
         };
         match changes::merge_step(stored.as_ref(), &exported.task, actor)? {
             changes::MergeStep::Add(recorded) => {
-                insert_task(&mut *tx, exported)?;
+                insert_task(&mut **tx, exported)?;
                 super::events::record(tx, Some(id), recorded)?;
                 report.added.push(id.clone());
             }
             changes::MergeStep::Replace(recorded) => {
                 delete_task_rows(tx, id)?;
-                insert_task(&mut *tx, exported)?;
+                insert_task(&mut **tx, exported)?;
                 super::events::record(tx, Some(id), recorded)?;
                 report.updated.push(id.clone());
             }
@@ -350,7 +351,7 @@ impl ImportRows for PgRows {
     }
 
     fn task(&mut self, exported: &ExportedTask) -> Result<()> {
-        insert_task(&mut *self.client, exported)
+        insert_task(&mut **self.client, exported)
     }
 
     fn memory(&mut self, number: i64, m: &Memory) -> Result<()> {
@@ -432,19 +433,19 @@ impl ImportRows for PgRows {
     }
 
     fn plan(&mut self, number: i64, plan: &taskdaemon_core::PlanRecord) -> Result<()> {
-        super::pipeline::import_plan(&mut *self.client, number, plan)
+        super::pipeline::import_plan(&mut **self.client, number, plan)
     }
 
     fn spec(&mut self, spec: &taskdaemon_core::SpecRecord) -> Result<()> {
-        super::pipeline::import_spec(&mut *self.client, spec)
+        super::pipeline::import_spec(&mut **self.client, spec)
     }
 
     fn phase(&mut self, phase: &taskdaemon_core::PhaseRecord) -> Result<()> {
-        super::pipeline::import_phase(&mut *self.client, phase)
+        super::pipeline::import_phase(&mut **self.client, phase)
     }
 
     fn message(&mut self, number: i64, message: &taskdaemon_core::MessageRecord) -> Result<()> {
-        super::pipeline::import_message(&mut *self.client, number, message)
+        super::pipeline::import_message(&mut **self.client, number, message)
     }
 
     fn gate(&mut self, g: &taskdaemon_core::gate::Gate) -> Result<()> {
