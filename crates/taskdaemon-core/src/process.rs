@@ -48,6 +48,11 @@ impl ExitOutcome {
         }
     }
 
+    /// The outcome stored as an exit code and a signal: none until either is.
+    pub fn from_parts(code: Option<i32>, signal: Option<i32>) -> Option<Self> {
+        (code.is_some() || signal.is_some()).then_some(Self { code, signal })
+    }
+
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }

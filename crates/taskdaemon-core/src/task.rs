@@ -209,10 +209,7 @@ impl TaskRecord {
 
     /// The recorded exit, when there is one.
     pub fn exit(&self) -> Option<ExitOutcome> {
-        (self.exit_code.is_some() || self.signal.is_some()).then_some(ExitOutcome {
-            code: self.exit_code,
-            signal: self.signal,
-        })
+        ExitOutcome::from_parts(self.exit_code, self.signal)
     }
 }
 

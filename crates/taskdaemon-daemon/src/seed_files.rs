@@ -39,21 +39,32 @@ fn run(daemon: Weak<Daemon>) {
         None => return,
     };
     let mut written = None;
+    // Whether the store may have changed since the last look. The periodic
+    // wake-up only checks that the daemon still runs: reading the store
+    // then would bring back, every few seconds, the memory an idle daemon
+    // hands back.
+    let mut changed = true;
     loop {
         let Some(d) = daemon.upgrade() else { return };
-        let seen = d.store.last_event_seq().ok();
-        if seen.is_some() && seen != written {
-            written = rewrite(&d).or(written);
+        if changed {
+            let seen = d.store.last_event_seq().ok();
+            if seen.is_some() && seen != written {
+                written = rewrite(&d).or(written);
+            }
         }
         drop(d);
-        match waiter.wait(IDLE_CHECK) {
-            Ok(true) => settle(&mut *waiter),
-            Ok(false) => {}
+        changed = match waiter.wait(IDLE_CHECK) {
+            Ok(true) => {
+                settle(&mut *waiter);
+                true
+            }
+            Ok(false) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "the seed files writer lost its store watch");
                 std::thread::sleep(IDLE_CHECK);
+                true
             }
-        }
+        };
     }
 }
 

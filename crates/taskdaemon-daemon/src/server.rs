@@ -39,6 +39,13 @@ pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> 
     run_daemon_with(workspace, exe, store, None)
 }
 
+/// How long an idle blocking-pool thread waits for more work before it
+/// ends (tokio's default is 10 s). Shorter than the watchdog's idle settle,
+/// so the threads start-up used are gone (their stacks handed back) by the
+/// time an idle daemon trims its heap; a burst of requests keeps its
+/// threads, since each ends only after this long without work.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs once the daemon holds its lock, before it serves: what an
 /// interface adds to the daemon process (the web server). An error fails
 /// the start and is reported to the starting client.
@@ -57,6 +64,7 @@ pub fn run_daemon_with(
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .max_blocking_threads(32)
+                .thread_keep_alive(BLOCKING_KEEP_ALIVE)
                 .build();
             let result = match runtime {
                 Ok(runtime) => runtime.block_on(serve(daemon)),

@@ -50,14 +50,7 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             tokio::select! {
                 _ = &mut started => {}
                 _ = tokio::time::sleep(IDLE_SETTLE) => {
-                    // Idle (start-up over, or the last process ended):
-                    // what the busy time allocated, and the code only it
-                    // ran, need not stay resident while the daemon waits.
-                    let _ = blocking(|| {
-                        memory::release_free_memory();
-                        memory::release_code_pages();
-                    })
-                    .await;
+                    release_while_idle();
                     started.await;
                 }
             }
@@ -76,6 +69,19 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             Err(e) => tracing::error!(error = %e, "watchdog panicked"),
         }
     }
+}
+
+/// Idle (start-up over, or the last process ended): what the busy time
+/// allocated, the code only it ran and the stack its deep calls used need
+/// not stay resident while the daemon waits. Runs on the runtime's own
+/// thread, which is the main thread (the daemon's runtime is
+/// single-threaded), so the main stack can be trimmed below this frame, and
+/// no blocking-pool thread is started (and kept alive) for it: the daemon
+/// is idle, so the few milliseconds it takes delay nobody.
+fn release_while_idle() {
+    memory::release_free_memory();
+    memory::release_code_pages();
+    memory::release_unused_stack();
 }
 
 /// Drops what was remembered of every process (none runs any more).

@@ -8,8 +8,6 @@
 //! the agent was losing its context is shown again even if a rehydrate in
 //! between already reported it.
 
-use std::collections::{HashMap, HashSet};
-
 use serde::Serialize;
 use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::rehydrate::{
@@ -17,7 +15,7 @@ use taskdaemon_core::rehydrate::{
     RunningItem, render,
 };
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
-use taskdaemon_core::{EventKind, MemoryKind, Status, TaskRecord};
+use taskdaemon_core::{EventKind, MemoryKind, Status};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_store::{MemoryFilter, ProcessFilter};
 
@@ -295,46 +293,9 @@ impl Service {
     }
 
     /// Processes that ended after `cursor`: newest first, one line per task,
-    /// all the tasks read in one query.
+    /// read with the few columns a line shows.
     fn ended_items(&self, cursor: i64) -> Result<Vec<EndedItem>> {
-        let ended_events = self.store.newest_events_after(
-            cursor,
-            &[EventKind::Exited, EventKind::Lost, EventKind::StartFailed],
-            MAX_ITEMS,
-        )?;
-        let mut seen = HashSet::new();
-        let newest: Vec<(String, i64)> = ended_events
-            .iter()
-            .rev()
-            .filter_map(|e| Some((e.task_id.clone()?, e.at)))
-            .filter(|(id, _)| seen.insert(id.clone()))
-            .collect();
-        let ids: Vec<String> = newest.iter().map(|(id, _)| id.clone()).collect();
-        let mut by_id: HashMap<String, TaskRecord> = self
-            .store
-            .tasks_by_ids(&ids)?
-            .into_iter()
-            .map(|t| (t.id.clone(), t))
-            .collect();
-        let mut ended = Vec::new();
-        for (id, at) in &newest {
-            let Some(task) = by_id.remove(id) else {
-                continue;
-            };
-            if !task.status.is_terminal() {
-                continue;
-            }
-            ended.push(EndedItem {
-                id: task.id.clone(),
-                command: task.command.clone(),
-                image: task.image().map(str::to_owned),
-                status: task.status,
-                exit: task.exit(),
-                finished_at: task.finished_at.unwrap_or(*at),
-                error: task.error.clone(),
-            });
-        }
-        Ok(ended)
+        Ok(self.store.newest_ended(cursor, MAX_ITEMS)?)
     }
 
     /// Alert events after `cursor`, and the pipeline's alerts for a person

@@ -155,3 +155,56 @@ pub(crate) fn open_node(
         depends_on,
     })
 }
+
+/// The kinds of event that say a process ended, newest first in
+/// [`Store::newest_ended`](crate::Store::newest_ended).
+pub(crate) const ENDED_KINDS: &[taskdaemon_core::EventKind] = &[
+    taskdaemon_core::EventKind::Exited,
+    taskdaemon_core::EventKind::Lost,
+    taskdaemon_core::EventKind::StartFailed,
+];
+
+/// What an ended-process line shows, as stored: the task's columns and the
+/// time of the event that reported its end.
+pub(crate) struct EndedColumns {
+    pub id: String,
+    pub argv: String,
+    pub container: Option<String>,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub finished_at: Option<taskdaemon_core::time::Millis>,
+    pub event_at: taskdaemon_core::time::Millis,
+    pub error: Option<String>,
+}
+
+/// One item per task from end events read newest first: the first row of
+/// each task, and only tasks that are still ended (a restarted one is not).
+pub(crate) fn ended_items(
+    rows: impl IntoIterator<Item = Result<EndedColumns>>,
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut items = Vec::new();
+    for row in rows {
+        let row = row?;
+        if !seen.insert(row.id.clone()) {
+            continue;
+        }
+        let status = parse_status(&row.status)?;
+        if !status.is_terminal() {
+            continue;
+        }
+        let argv: Vec<String> =
+            serde_json::from_str(&row.argv).map_err(|e| malformed("argv", e))?;
+        items.push(taskdaemon_core::rehydrate::EndedItem {
+            command: taskdaemon_core::task::shell_join(&argv),
+            image: parse_container(row.container)?.map(|c| c.image),
+            status,
+            exit: taskdaemon_core::process::ExitOutcome::from_parts(row.exit_code, row.signal),
+            finished_at: row.finished_at.unwrap_or(row.event_at),
+            error: row.error,
+            id: row.id,
+        });
+    }
+    Ok(items)
+}

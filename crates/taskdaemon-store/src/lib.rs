@@ -518,6 +518,16 @@ pub trait Store: Send + Sync {
     /// The tasks with these ids, in no particular order; unknown ids are left out.
     fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>>;
 
+    /// The processes whose end (exit, loss, failed start) is among the
+    /// newest `limit` such events after `after_seq`: newest end first, one
+    /// item per task, only tasks still ended. Reads the few columns a
+    /// summary line shows, not whole tasks.
+    fn newest_ended(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>>;
+
     /// The newest event's sequence number, 0 when there is none.
     fn last_event_seq(&self) -> Result<i64>;
 

@@ -130,6 +130,14 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn newest_ended(
+            &self,
+            after_seq: i64,
+            limit: usize,
+        ) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+            self.read_events(|tx| events::newest_ended(tx, after_seq, limit))
+        }
+
         fn compact_tracked(
             &self,
             summaries: &[taskdaemon_core::decay::CompactSummary],

@@ -39,6 +39,20 @@ pub fn is_content_change(kind: &EventKind) -> bool {
     }
 }
 
+/// Whether an event says a file's bytes were written: created, removed,
+/// renamed or modified. Stricter than [`is_content_change`]: a close after
+/// writing does not count, because the write itself was an event already,
+/// and a file opened for writing but only read (SQLite opens a database's
+/// write-ahead log read-write on every connection, readers too) raises a
+/// close-after-write when nothing changed. For watchers of files that are
+/// written in place, never written whole and then closed.
+pub fn is_data_write(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(_) => false,
+        other => is_content_change(other),
+    }
+}
+
 /// A live watch; dropping it stops watching.
 pub struct DirWatch {
     _watcher: notify::RecommendedWatcher,
@@ -58,10 +72,30 @@ pub fn watch_files(
     wanted: impl Fn(&Path) -> bool + Send + 'static,
     on_change: impl Fn() + Send + 'static,
 ) -> Result<DirWatch, Error> {
+    watch_with(dir, is_content_change, wanted, on_change)
+}
+
+/// Like [`watch_files`], but only [`is_data_write`] events count: for
+/// files written in place (a database and its log), whose readers' opens
+/// and closes must not wake the caller.
+pub fn watch_file_writes(
+    dir: &Path,
+    wanted: impl Fn(&Path) -> bool + Send + 'static,
+    on_change: impl Fn() + Send + 'static,
+) -> Result<DirWatch, Error> {
+    watch_with(dir, is_data_write, wanted, on_change)
+}
+
+fn watch_with(
+    dir: &Path,
+    counts: fn(&EventKind) -> bool,
+    wanted: impl Fn(&Path) -> bool + Send + 'static,
+    on_change: impl Fn() + Send + 'static,
+) -> Result<DirWatch, Error> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let wakes = match &event {
             Ok(event) => {
-                (is_content_change(&event.kind) || event.need_rescan())
+                (counts(&event.kind) || event.need_rescan())
                     && (event.paths.is_empty() || event.paths.iter().any(|p| wanted(p)))
             }
             Err(_) => true,
@@ -104,6 +138,18 @@ mod tests {
         ] {
             assert!(is_content_change(&kind), "{kind:?} must wake");
         }
+    }
+
+    #[test]
+    fn a_close_after_writing_is_no_data_write() {
+        assert!(!is_data_write(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_data_write(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(is_data_write(&EventKind::Create(CreateKind::File)));
+        assert!(is_data_write(&EventKind::Any));
     }
 
     /// Waits until `count` stops changing for `quiet`, at most `limit`.

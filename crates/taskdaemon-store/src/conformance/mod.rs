@@ -67,6 +67,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("listings_filter_and_page", listings_filter_and_page),
     ("events_filter_by_kind", events_filter_by_kind),
+    (
+        "newest_ended_lists_each_ended_task_once",
+        newest_ended_lists_each_ended_task_once,
+    ),
     ("meta_and_samples", meta_and_samples),
     ("tracked_lifecycle", tracked::lifecycle),
     (
@@ -1040,6 +1044,79 @@ fn events_filter_by_kind(store: &dyn Store) {
         .collect();
     found.sort();
     assert_eq!(found, [task.id.clone(), other.id.clone()]);
+}
+
+/// The ended list: newest end first, one item per task, restarted tasks
+/// and running ones left out, bounded by the events it may read.
+fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
+    let before = store.last_event_seq().unwrap();
+    let mut flaky = spec(None, &["flaky", "a b"]);
+    flaky.restart = RestartPolicy {
+        mode: RestartMode::OnFailure,
+        max_restarts: 2,
+        initial_backoff: Duration::from_millis(10),
+    };
+    // Exits twice (restarted in between): one item, with the last exit.
+    let twice = store.create_process(&flaky, "t").unwrap();
+    store
+        .mark_started(&twice.id, 0, &started(700), "t")
+        .unwrap();
+    store
+        .record_exit(&twice.id, 700, ExitOutcome::exited(3), None, "t")
+        .unwrap();
+    store
+        .mark_started(&twice.id, 1, &started(701), "t")
+        .unwrap();
+    store
+        .record_exit(&twice.id, 701, ExitOutcome::exited(0), None, "t")
+        .unwrap();
+    // Exited, then restarted: pending now, so not ended.
+    let again = store.create_process(&flaky, "t").unwrap();
+    store
+        .mark_started(&again.id, 0, &started(702), "t")
+        .unwrap();
+    store
+        .record_exit(&again.id, 702, ExitOutcome::signalled(9), None, "t")
+        .unwrap();
+    let failed = store.create_process(&spec(None, &["nope"]), "t").unwrap();
+    store
+        .record_start_failure(&failed.id, "no such file", "t")
+        .unwrap();
+    let running = store.create_process(&spec(None, &["up"]), "t").unwrap();
+    store
+        .mark_started(&running.id, 0, &started(703), "t")
+        .unwrap();
+    let lost = store.create_process(&spec(None, &["gone"]), "t").unwrap();
+    store.mark_started(&lost.id, 0, &started(704), "t").unwrap();
+    store.mark_lost(&lost.id, "vanished", "t").unwrap();
+
+    let ended = store.newest_ended(before, 100).unwrap();
+    let ids: Vec<&str> = ended.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [&lost.id, &failed.id, &twice.id], "{ended:?}");
+    let [gone, nope, flaky] = &ended[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (gone.status, gone.error.as_deref(), gone.exit),
+        (Status::Lost, Some("vanished"), None)
+    );
+    assert_eq!(
+        (nope.status, nope.error.as_deref(), nope.command.as_str()),
+        (Status::Failed, Some("no such file"), "nope")
+    );
+    assert_eq!(flaky.status, Status::Succeeded);
+    assert_eq!(flaky.exit, Some(ExitOutcome::exited(0)));
+    assert_eq!(flaky.command, "flaky 'a b'");
+    assert_eq!(flaky.image, None);
+    let task = store.task(&twice.id).unwrap();
+    assert_eq!(Some(flaky.finished_at), task.finished_at);
+
+    // The limit counts end events (the lost one, the failed start), and
+    // only events after the cursor count.
+    let newest_two = store.newest_ended(before, 2).unwrap();
+    assert_eq!(newest_two.len(), 2);
+    let after = store.last_event_seq().unwrap();
+    assert_eq!(store.newest_ended(after, 100).unwrap(), []);
 }
 
 fn meta_and_samples(store: &dyn Store) {

@@ -6,7 +6,7 @@ use postgres::types::Type;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
-use super::rows::{EVENT_COLUMNS, event_from_row};
+use super::rows::{EVENT_COLUMNS, ended_columns, event_from_row};
 use super::{Tx, stored_id};
 use crate::changes::Recorded;
 use crate::{Result, StoreError};
@@ -103,6 +103,29 @@ pub(super) fn newest_after(
     .iter()
     .map(event_from_row)
     .collect()
+}
+
+/// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
+/// events, each joined to its task's few shown columns.
+pub(super) fn newest_ended(
+    tx: &mut Tx<'_>,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    let kinds: Vec<&str> = crate::encoding::ENDED_KINDS
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let rows = tx.query(
+        "SELECT t.id, t.argv, t.container, t.status, t.exit_code, t.signal, t.finished_at,
+                e.at, t.error
+           FROM (SELECT seq, at, task_id FROM events
+                  WHERE seq > $1 AND kind = ANY($2) ORDER BY seq DESC LIMIT $3) e
+           JOIN tasks t ON t.id = e.task_id
+          ORDER BY e.seq DESC",
+        &[&after_seq, &kinds, &(limit as i64)],
+    )?;
+    crate::encoding::ended_items(rows.iter().map(ended_columns))
 }
 
 /// The timing of every exit event that carries one.

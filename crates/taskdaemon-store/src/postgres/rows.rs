@@ -85,6 +85,21 @@ fn narrow_opt<T: TryFrom<i64>>(row: &Row, column: &'static str) -> Result<Option
         .transpose()
 }
 
+/// The columns of an ended-process line (see `events::newest_ended`).
+pub fn ended_columns(row: &Row) -> Result<crate::encoding::EndedColumns> {
+    Ok(crate::encoding::EndedColumns {
+        id: row.try_get("id")?,
+        argv: row.try_get("argv")?,
+        container: row.try_get("container")?,
+        status: row.try_get("status")?,
+        exit_code: narrow_opt(row, "exit_code")?,
+        signal: narrow_opt(row, "signal")?,
+        finished_at: row.try_get("finished_at")?,
+        event_at: row.try_get("at")?,
+        error: row.try_get("error")?,
+    })
+}
+
 pub fn task_from_row(row: &Row) -> Result<TaskRecord> {
     let argv: Vec<String> = json_column(row, "argv")?;
     let (links, rollup, claim) = crate::encoding::link_fields(crate::encoding::LinkColumns {

@@ -35,6 +35,10 @@ const RECHECK_MAX: Duration = Duration::from_millis(2);
 /// commit to show (a commit's fsync comes between its write and its
 /// publication).
 const COMMIT_SETTLE: Duration = Duration::from_millis(100);
+/// How long after a write a waiter still looks at every wake-up (see
+/// `SqliteWaiter::may_have_changed`); after that an idle waiter's
+/// time-outs run no SQL.
+const LATE_COMMIT: Duration = Duration::from_secs(10);
 
 pub(super) fn register(tx: &Connection, worker: &WorkerInfo) -> Result<()> {
     let now = now_millis();
@@ -316,9 +320,18 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
 /// its folder, filtered to the database and its WAL), polling at growing
 /// intervals only for [`COMMIT_SETTLE`] after a write, so an idle waiter
 /// sleeps. Without a watch it looks every [`WAIT_STEP`].
+///
+/// With a watch, it looks only after a write (and for [`LATE_COMMIT`]
+/// after one): a wait that times out long after the last write runs no
+/// SQL, so a caller that wakes
+/// every few seconds to check on something else costs no store read (and
+/// brings back none of the memory an idle daemon handed back).
 pub(super) struct SqliteWaiter {
     conn: Connection,
     seen: i64,
+    /// Whether a write may have happened since the last look: set by a
+    /// write event, and at first (the watch started after `seen` was read).
+    unlooked: bool,
     /// Written-to signals from the watch; none when watching failed.
     written: Option<(taskdaemon_watch::DirWatch, mpsc::Receiver<()>)>,
     /// When the files were last seen written. A commit writes the WAL
@@ -334,18 +347,37 @@ impl SqliteWaiter {
         Ok(Self {
             conn,
             seen,
+            unlooked: true,
             written: watch_database(path),
             written_at: None,
         })
     }
 
     fn changed(&mut self) -> Result<bool> {
+        self.unlooked = false;
         let version: i64 = self
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?;
         let changed = version != self.seen;
         self.seen = version;
         Ok(changed)
+    }
+
+    /// Whether a commit may have happened that no look has seen: always
+    /// without a watch; else after a write event, and for
+    /// [`LATE_COMMIT`] after one (a commit shows once its log is synced,
+    /// which on a slow disk can outlast the polling of [`COMMIT_SETTLE`]).
+    fn may_have_changed(&self, now: Instant) -> bool {
+        self.written.is_none()
+            || self.unlooked
+            || self
+                .written_at
+                .is_some_and(|at| now.duration_since(at) < LATE_COMMIT)
+    }
+
+    fn settling(&self, now: Instant) -> bool {
+        self.written_at
+            .is_some_and(|at| now.duration_since(at) < COMMIT_SETTLE)
     }
 }
 
@@ -359,7 +391,9 @@ fn watch_database(path: &Path) -> Option<(taskdaemon_watch::DirWatch, mpsc::Rece
     let (tx, rx) = mpsc::sync_channel(1);
     let wanted = move |p: &Path| p.file_name().is_some_and(|n| n == name || n == wal);
     // A full channel already holds a wake-up: dropping this one loses nothing.
-    match taskdaemon_watch::watch_files(dir, wanted, move || {
+    // Writes only: every connection, a CLI's read-only one too, opens the
+    // WAL read-write, and its close would otherwise wake every waiter.
+    match taskdaemon_watch::watch_file_writes(dir, wanted, move || {
         let _ = tx.try_send(());
     }) {
         Ok(watch) => Some((watch, rx)),
@@ -375,20 +409,19 @@ impl WorkWaiter for SqliteWaiter {
         let deadline = Instant::now() + timeout;
         let mut step = RECHECK_FIRST;
         loop {
-            if self.changed()? {
+            if self.may_have_changed(Instant::now()) && self.changed()? {
                 return Ok(true);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(false);
             }
-            let settling = self
-                .written_at
-                .is_some_and(|at| now.duration_since(at) < COMMIT_SETTLE);
+            let settling = self.settling(now);
             match &self.written {
                 Some((_, written)) if !settling => match written.recv_timeout(deadline - now) {
                     Ok(()) => {
                         self.written_at = Some(Instant::now());
+                        self.unlooked = true;
                         step = RECHECK_FIRST;
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -401,6 +434,7 @@ impl WorkWaiter for SqliteWaiter {
                     // its fsync, so look soon, then less often.
                     if written.try_recv().is_ok() {
                         self.written_at = Some(now);
+                        self.unlooked = true;
                     }
                     std::thread::sleep(step.min(deadline - now));
                     step = (step * 2).min(RECHECK_MAX);

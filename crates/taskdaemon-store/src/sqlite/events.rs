@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
-use super::rows::{EVENT_COLUMNS, event_from_row};
+use super::rows::{EVENT_COLUMNS, ended_columns, event_from_row};
 use super::stored_id;
 use crate::Result;
 use crate::changes::Recorded;
@@ -81,32 +81,58 @@ pub(super) fn newest_after(
     kinds: &[EventKind],
     limit: usize,
 ) -> Result<Vec<Event>> {
+    let sql = format!(
+        "SELECT * FROM ({}) ORDER BY seq",
+        newest_sql(EVENT_COLUMNS, kinds)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
+/// events, each joined to its task's few shown columns.
+pub(super) fn newest_ended(
+    conn: &Connection,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    // CROSS JOIN keeps the events outermost: a lookup per event, never a
+    // walk of the tasks.
+    let sql = format!(
+        "SELECT t.id, t.argv, t.container, t.status, t.exit_code, t.signal, t.finished_at, \
+         e.at, t.error FROM ({}) e CROSS JOIN tasks t ON t.id = e.task_id ORDER BY e.seq DESC",
+        newest_sql("seq, at, task_id", crate::encoding::ENDED_KINDS)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after_seq, limit as i64], ended_columns)?;
+    crate::encoding::ended_items(rows.map(|row| Ok(row?)))
+}
+
+/// The newest `?2` events after `?1` of `kinds` (all when empty), newest
+/// first, with `columns`.
+fn newest_sql(columns: &str, kinds: &[EventKind]) -> String {
     // One arm per kind, each walking the (kind, seq) index back from the
     // newest and stopping at the limit. With `kind IN (...)` SQLite reads
     // every matching event (10,000 exits in a big store) and sorts them to
     // keep the newest few.
-    let newest = if kinds.is_empty() {
-        format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq DESC LIMIT ?2")
-    } else {
-        let arms: Vec<String> = kinds
-            .iter()
-            .map(|kind| {
-                format!(
-                    "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events \
-                     WHERE kind = '{}' AND seq > ?1 ORDER BY seq DESC LIMIT ?2)",
-                    kind.as_str()
-                )
-            })
-            .collect();
-        format!(
-            "SELECT * FROM ({}) ORDER BY seq DESC LIMIT ?2",
-            arms.join(" UNION ALL ")
-        )
-    };
-    let sql = format!("SELECT * FROM ({newest}) ORDER BY seq");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
-    rows.map(|row| row?).collect()
+    if kinds.is_empty() {
+        return format!("SELECT {columns} FROM events WHERE seq > ?1 ORDER BY seq DESC LIMIT ?2");
+    }
+    let arms: Vec<String> = kinds
+        .iter()
+        .map(|kind| {
+            format!(
+                "SELECT * FROM (SELECT {columns} FROM events \
+                 WHERE kind = '{}' AND seq > ?1 ORDER BY seq DESC LIMIT ?2)",
+                kind.as_str()
+            )
+        })
+        .collect();
+    format!(
+        "SELECT * FROM ({}) ORDER BY seq DESC LIMIT ?2",
+        arms.join(" UNION ALL ")
+    )
 }
 
 /// The newest sequence number ever handed out, 0 when none was.

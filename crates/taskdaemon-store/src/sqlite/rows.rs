@@ -103,6 +103,22 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
     Ok(read_task(row))
 }
 
+/// The columns of an ended-process line (see `events::newest_ended`), by
+/// position in its query.
+pub fn ended_columns(row: &Row<'_>) -> rusqlite::Result<crate::encoding::EndedColumns> {
+    Ok(crate::encoding::EndedColumns {
+        id: row.get(0)?,
+        argv: row.get(1)?,
+        container: row.get(2)?,
+        status: row.get(3)?,
+        exit_code: row.get(4)?,
+        signal: row.get(5)?,
+        finished_at: row.get(6)?,
+        event_at: row.get(7)?,
+        error: row.get(8)?,
+    })
+}
+
 /// Builds an [`Event`], shaped like [`task_from_row`].
 pub fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Event>> {
     Ok(read_event(row))
