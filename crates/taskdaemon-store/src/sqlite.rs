@@ -69,15 +69,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    /// Every write, and every read made inside one. Opened on the first
-    /// write (or at open when the schema needs migrating), so a command
-    /// that only reads (`task ready`, `show`, `search`) opens one
-    /// connection and loads the schema once, not twice.
-    conn: OnceLock<Mutex<Connection>>,
     /// Reads outside a write.
     readers: Readers,
     /// Tells whether anything was committed (see [`Store::commit_version`]).
     probe: CommitProbe,
+    /// Every write, and every read made inside one. Opened on the first
+    /// write (or at open when the schema needs migrating), so a command
+    /// that only reads (`task ready`, `show`, `search`) opens one
+    /// connection and loads the schema once, not twice.
+    ///
+    /// Declared last so that it is dropped last: the last connection to
+    /// close checkpoints the WAL and deletes it, but only a write connection
+    /// can, and only once no other connection holds the file. Closed before
+    /// the readers, it would leave the WAL behind, and every later process
+    /// would rebuild its index from the whole WAL before its first read.
+    conn: OnceLock<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -85,9 +91,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let store = Self {
             path: path.to_owned(),
-            conn: OnceLock::new(),
             readers: Readers::new(path),
             probe: CommitProbe::new(path),
+            conn: OnceLock::new(),
         };
         if !store.is_current()? {
             drop(store.lock()?);
