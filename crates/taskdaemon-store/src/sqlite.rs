@@ -31,7 +31,7 @@ mod tracked;
 mod transfer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{
@@ -89,6 +89,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
+        configure_library();
         let store = Self {
             path: path.to_owned(),
             readers: Readers::new(path),
@@ -228,6 +229,35 @@ fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
             source: error,
         },
     }
+}
+
+/// Process-wide SQLite settings, made once before this process opens its
+/// first connection (SQLite takes them only before it initialises).
+///
+/// No initial bulk allocation of page-cache lines: by default every
+/// connection's cache starts with 20 lines allocated and written at once,
+/// most of which a short command never fills; each new page of heap they
+/// occupy is a page fault, about a hundred per CLI run. Lines are then
+/// allocated one at a time as pages are read, as they are anyway after
+/// the first 20.
+fn configure_library() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_PAGECACHE takes (void*, int, int); a null
+        // buffer with 0 lines asks for no bulk allocation. Called before
+        // any connection opens; once SQLite is initialised (another
+        // library in this process opened a connection first) it only
+        // returns SQLITE_MISUSE and changes nothing, so the result is
+        // ignored.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<std::ffi::c_void>(),
+                0 as std::ffi::c_int,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
 }
 
 /// Settings every write connection needs, then the schema brought up to date.
