@@ -31,7 +31,7 @@ mod tracked;
 mod transfer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{
@@ -69,25 +69,32 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    /// Every write, and every read made inside one. Opened on the first
-    /// write (or at open when the schema needs migrating), so a command
-    /// that only reads (`task ready`, `show`, `search`) opens one
-    /// connection and loads the schema once, not twice.
-    conn: OnceLock<Mutex<Connection>>,
     /// Reads outside a write.
     readers: Readers,
     /// Tells whether anything was committed (see [`Store::commit_version`]).
     probe: CommitProbe,
+    /// Every write, and every read made inside one. Opened on the first
+    /// write (or at open when the schema needs migrating), so a command
+    /// that only reads (`task ready`, `show`, `search`) opens one
+    /// connection and loads the schema once, not twice.
+    ///
+    /// Declared last so that it is dropped last: the last connection to
+    /// close checkpoints the WAL and deletes it, but only a write connection
+    /// can, and only once no other connection holds the file. Closed before
+    /// the readers, it would leave the WAL behind, and every later process
+    /// would rebuild its index from the whole WAL before its first read.
+    conn: OnceLock<Mutex<Connection>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
+        configure_library();
         let store = Self {
             path: path.to_owned(),
-            conn: OnceLock::new(),
             readers: Readers::new(path),
             probe: CommitProbe::new(path),
+            conn: OnceLock::new(),
         };
         if !store.is_current()? {
             drop(store.lock()?);
@@ -222,6 +229,35 @@ fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
             source: error,
         },
     }
+}
+
+/// Process-wide SQLite settings, made once before this process opens its
+/// first connection (SQLite takes them only before it initialises).
+///
+/// No initial bulk allocation of page-cache lines: by default every
+/// connection's cache starts with 20 lines allocated and written at once,
+/// most of which a short command never fills; each new page of heap they
+/// occupy is a page fault, about a hundred per CLI run. Lines are then
+/// allocated one at a time as pages are read, as they are anyway after
+/// the first 20.
+fn configure_library() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_PAGECACHE takes (void*, int, int); a null
+        // buffer with 0 lines asks for no bulk allocation. Called before
+        // any connection opens; once SQLite is initialised (another
+        // library in this process opened a connection first) it only
+        // returns SQLITE_MISUSE and changes nothing, so the result is
+        // ignored.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<std::ffi::c_void>(),
+                0 as std::ffi::c_int,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
 }
 
 /// Settings every write connection needs, then the schema brought up to date.

@@ -426,3 +426,18 @@ fn commit_version_moves_with_every_commit_from_any_connection() {
     assert_ne!(after_other, after_own);
     assert_eq!(version(), after_other);
 }
+
+#[test]
+fn a_store_that_wrote_and_read_leaves_no_wal_behind_when_closed() {
+    let (dir, store) = fresh();
+    let task = store.create_process(&spec(None, &["true"]), "t").unwrap();
+    // Open a read connection and the commit probe beside the write one.
+    assert_eq!(store.task(&task.id).unwrap(), task);
+    store.commit_version().unwrap();
+    let wal = dir.path().join("state.db-wal");
+    assert!(wal.exists(), "the write went to the WAL");
+    drop(store);
+    // The write connection closed last, checkpointed and removed it, so
+    // the next process to open the file has no WAL index to rebuild.
+    assert!(!wal.exists(), "the WAL outlived the store");
+}

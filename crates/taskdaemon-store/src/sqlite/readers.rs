@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -27,22 +27,34 @@ const MAX_READERS: usize = 8;
 
 pub(super) struct Readers {
     path: PathBuf,
+    /// [`MAX_READERS`] slots, of which the first [`Readers::in_use`] are used.
     slots: Vec<Mutex<Option<Connection>>>,
+    /// How many slots reads spread over: one per available core (at least
+    /// 2, at most [`MAX_READERS`]). Counted when a read first finds the
+    /// first slot busy: counting reads the cgroup's CPU quota (a dozen
+    /// system calls), which a command that reads one thing at a time never
+    /// needs.
+    in_use: OnceLock<usize>,
     /// Which slot the next read waits on when every slot is busy.
     next: AtomicUsize,
 }
 
 impl Readers {
-    /// One slot per available core (at least 2, at most [`MAX_READERS`]).
     pub(super) fn new(path: &Path) -> Self {
-        let count = std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .clamp(2, MAX_READERS);
         Self {
             path: path.to_owned(),
-            slots: (0..count).map(|_| Mutex::new(None)).collect(),
+            slots: (0..MAX_READERS).map(|_| Mutex::new(None)).collect(),
+            in_use: OnceLock::new(),
             next: AtomicUsize::new(0),
         }
+    }
+
+    fn in_use(&self) -> usize {
+        *self.in_use.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .clamp(2, MAX_READERS)
+        })
     }
 
     /// Runs `f` on the first free connection, or waits for one when all are busy.
@@ -61,12 +73,16 @@ impl Readers {
     /// schema and pages it has loaded already). All busy: waits on one,
     /// picked in turn so waiters spread out.
     fn take(&self) -> MutexGuard<'_, Option<Connection>> {
-        for slot in &self.slots {
+        if let Ok(guard) = self.slots[0].try_lock() {
+            return guard;
+        }
+        let slots = &self.slots[..self.in_use()];
+        for slot in &slots[1..] {
             if let Ok(guard) = slot.try_lock() {
                 return guard;
             }
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % slots.len();
         // A panic in a read leaves nothing half-done on a read-only connection.
         self.slots[start]
             .lock()
