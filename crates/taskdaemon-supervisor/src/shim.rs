@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use taskdaemon_core::container::ContainerSpec;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
 use taskdaemon_core::time::{Millis, now_micros, now_millis};
-use taskdaemon_core::{Status, TaskRecord};
+use taskdaemon_core::{Status, TaskKind, TaskRecord};
 use taskdaemon_store::{DetectedExit, Started, Store, StoreError};
 use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection};
 
@@ -125,7 +125,8 @@ pub struct Shim<'a> {
     pub open_store: OpenStore<'a>,
     /// Bounds on the command's log files.
     pub logs: LogsConfig,
-    /// Called after every state change the shim commits (registry projection).
+    /// Called after every state change the shim commits to a task the
+    /// registry projection lists (a process, not a queue task).
     pub on_change: &'a dyn Fn(&dyn Store),
     /// Called instead of `on_change` after the last exit, just before the
     /// shim ends. A live daemon follows the shim and rewrites projections
@@ -218,7 +219,8 @@ impl Shim<'_> {
         };
         let memory_watch = MemoryWatch::start(&task.limits, group)
             .map_err(|e| format!("cannot watch the memory of pid {pid}: {e}"))?;
-        if let Err(e) = store.mark_started(id, restarts, &started, ACTOR) {
+        let marked = commit_for(&task, || store.mark_started(id, restarts, &started, ACTOR));
+        if let Err(e) = marked {
             // Cancelled while we were starting: the command must not outlive that.
             let group = Group {
                 pgid: started.pgid,
@@ -237,7 +239,9 @@ impl Shim<'_> {
             let _ = report(&format!("ok {pid}"));
             *reported = true;
         }
-        (self.on_change)(&*store);
+        if in_registry(&task) {
+            (self.on_change)(&*store);
+        }
         // Nothing of the set-up is needed while the command runs.
         drop(store);
         memory::release_free_memory();
@@ -273,17 +277,21 @@ impl Shim<'_> {
             reason,
             exited_at_us,
         };
-        let decision = self.record_exit(&*store, id, &exit)?;
+        let decision = commit_for(&task, || self.record_exit(&*store, id, &exit))?;
         Ok(match decision {
             ExitDecision::Restart { restart, delay } => {
-                (self.on_change)(&*store);
+                if in_registry(&task) {
+                    (self.on_change)(&*store);
+                }
                 Some((restart, delay))
             }
             ExitDecision::Finish(_) => {
                 if let Some(spec) = orphan {
                     self.reap(id, spec);
                 }
-                (self.on_end)(&*store);
+                if in_registry(&task) {
+                    (self.on_end)(&*store);
+                }
                 None
             }
         })
@@ -456,6 +464,27 @@ impl Shim<'_> {
             crate::note!("taskdaemon shim {id}: recording exit failed, retrying: {e}");
             thread::sleep(retry_delay(attempt));
         }
+    }
+}
+
+/// Whether a task's changes show in the registry projection, which lists
+/// processes only: a queue task's start and end leave it as it was, so the
+/// shim of a queue task skips rewriting it (a store read of the process
+/// table and a file write for every queue task otherwise).
+fn in_registry(task: &TaskRecord) -> bool {
+    task.kind == TaskKind::Process
+}
+
+/// Runs `commit` deferred for a queue task (see [`taskdaemon_store::deferred`]):
+/// its start and exit are acknowledged by nobody but its result, which the
+/// daemon writes after a durable commit that makes them durable too. A
+/// spawned process's start and exit are read by clients as they commit, so
+/// they stay durable.
+fn commit_for<T>(task: &TaskRecord, commit: impl FnOnce() -> T) -> T {
+    if task.kind == TaskKind::Agent {
+        taskdaemon_store::deferred(commit)
+    } else {
+        commit()
     }
 }
 
