@@ -20,6 +20,9 @@ pub use args::{Cli, Command};
 pub fn parse_args() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(cli) = shim_command_line(&args) {
+        return cli;
+    }
     let alias = args.first().and_then(|argv0| aliases::called_as(argv0));
     let (args, command) = match alias {
         Some(alias) => (
@@ -30,6 +33,34 @@ pub fn parse_args() -> Cli {
     };
     let matches = command.get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line the daemon starts a shim with, exactly
+/// (`taskdaemon --workspace DIR __shim ID`, see
+/// [`taskdaemon_supervisor::launch_shim`]), read without clap: a busy queue
+/// starts hundreds of shims a second, and building the model of every
+/// subcommand costs each of them more than parsing it. Anything else
+/// (another order, more arguments, text that is not UTF-8) goes to clap.
+fn shim_command_line(args: &[std::ffi::OsString]) -> Option<Cli> {
+    let [_, flag, dir, subcommand, id] = args else {
+        return None;
+    };
+    if flag != "--workspace" || subcommand != taskdaemon_supervisor::SHIM_SUBCOMMAND {
+        return None;
+    }
+    // As clap reads it: from the environment, an empty value being none.
+    let database_url = match std::env::var_os(taskdaemon_service::open::DATABASE_URL_ENV) {
+        Some(url) if url.is_empty() => None,
+        Some(url) => Some(url.into_string().ok()?),
+        None => None,
+    };
+    Some(Cli {
+        workspace: Some(dir.into()),
+        database_url,
+        command: Command::Shim {
+            id: id.to_str()?.to_owned(),
+        },
+    })
 }
 
 /// Runs a parsed command line and turns its outcome into an exit code.
@@ -45,6 +76,47 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(err) => {
             error::report(&err);
             ExitCode::from(error::exit_code(&err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_shim_command_line_reads_as_clap_reads_it() {
+        let line = args(&["taskdaemon", "--workspace", "/tmp/w s", "__shim", "task-1"]);
+        let fast = shim_command_line(&line).expect("the daemon's shim line");
+        let parsed = Cli::try_parse_from(&line).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{parsed:?}"));
+    }
+
+    #[test]
+    fn other_command_lines_go_to_clap() {
+        for words in [
+            &["taskdaemon", "__shim", "task-1", "--workspace", "/w"][..],
+            &[
+                "taskdaemon",
+                "--workspace",
+                "/w",
+                "__shim",
+                "task-1",
+                "extra",
+            ],
+            &["taskdaemon", "--workspace", "/w", "__daemon", "x"],
+            &["taskdaemon", "--database-url", "/w", "__shim", "task-1"],
+            &["taskdaemon", "__shim", "task-1"],
+        ] {
+            assert!(shim_command_line(&args(words)).is_none(), "{words:?}");
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::io;
 use std::time::Duration;
 
-use taskdaemon_core::TaskRecord;
+use taskdaemon_core::{TaskKind, TaskRecord};
 use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::pidfd::{PidWatch, reap};
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
@@ -43,9 +43,17 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
     let daemon = daemon.clone();
     tokio::spawn(async move {
         let mut store_failures = 0u32;
+        // Whether the registry projection lists the task (until a read says).
+        let mut listed = true;
         loop {
             let (d, task_id) = (daemon.clone(), id.clone());
             let step = blocking(move || next_step(&d, &task_id)).await;
+            let step = step.map(|step| {
+                step.map(|(step, lists)| {
+                    listed = lists;
+                    step
+                })
+            });
             if !matches!(step, Ok(Err(ref e)) if e.is_transient()) {
                 store_failures = 0;
             }
@@ -68,7 +76,9 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
                         })
                         .await;
                     }
-                    daemon.registry_changed();
+                    if listed {
+                        daemon.registry_changed();
+                    }
                 }
                 Ok(Ok(Step::Again)) => {}
                 Ok(Ok(Step::Done)) => break,
@@ -96,7 +106,9 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
             .remove(&id);
         // Nobody listening (no queue task) is fine.
         let _ = daemon.ended.send(id);
-        daemon.registry_changed();
+        if listed {
+            daemon.registry_changed();
+        }
     });
 }
 
@@ -107,41 +119,44 @@ fn retry_delay(failures: u32) -> Duration {
     doubled.min(MAX_RETRY_DELAY)
 }
 
-fn next_step(daemon: &Daemon, id: &str) -> Result<Step, StoreError> {
+/// The follower's next step, and whether the registry projection lists
+/// the task: it lists processes only, so a queue task's end (hundreds a
+/// second through a busy queue) rewrites nothing.
+fn next_step(daemon: &Daemon, id: &str) -> Result<(Step, bool), StoreError> {
     let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
     let task = daemon.store.task(id)?;
+    let listed = task.kind == TaskKind::Process;
     if task.status.is_terminal() {
-        return Ok(Step::Done);
+        return Ok((Step::Done, listed));
     }
-    Ok(
-        match reconcile(&daemon.workspace, &*daemon.store, &task, ACTOR)? {
-            Reconciled::Shim(watch) => Step::Wait {
+    let step = match reconcile(&daemon.workspace, &*daemon.store, &task, ACTOR)? {
+        Reconciled::Shim(watch) => Step::Wait {
+            watch,
+            orphan: false,
+        },
+        Reconciled::Orphan(watch) => {
+            tracing::warn!(
+                id,
+                "shim is gone but the command runs; exit status will be unknown"
+            );
+            Step::Wait {
                 watch,
-                orphan: false,
-            },
-            Reconciled::Orphan(watch) => {
-                tracing::warn!(
-                    id,
-                    "shim is gone but the command runs; exit status will be unknown"
-                );
-                Step::Wait {
-                    watch,
-                    orphan: true,
-                }
+                orphan: true,
             }
-            Reconciled::NeedsShim(task) => match launch(daemon, &task) {
-                Ok(_) => Step::Again,
-                Err(e) => {
-                    tracing::warn!(id, error = %e.message, "restart failed");
-                    Step::Done
-                }
-            },
-            Reconciled::Settled(task) => {
-                tracing::info!(id, status = %task.status, "process ended");
+        }
+        Reconciled::NeedsShim(task) => match launch(daemon, &task) {
+            Ok(_) => Step::Again,
+            Err(e) => {
+                tracing::warn!(id, error = %e.message, "restart failed");
                 Step::Done
             }
         },
-    )
+        Reconciled::Settled(task) => {
+            tracing::info!(id, status = %task.status, "process ended");
+            Step::Done
+        }
+    };
+    Ok((step, listed))
 }
 
 async fn wait_for_exit(watch: PidWatch) -> io::Result<()> {

@@ -420,29 +420,67 @@ async fn finisher(
             batch.push(more);
         }
         let (d, f, finishing) = (daemon.clone(), folder.clone(), finishing.clone());
-        let done = blocking(move || {
-            for Ended {
-                item,
-                task,
-                extra_error,
-            } in batch
-            {
-                if let Err(e) = finish(&d, &f, &item, &task, extra_error) {
-                    // The item stays open: the worker drives it again, after
-                    // a pause so a lasting failure does not spin.
-                    tracing::error!(queue = f.id, id = task.id, error = %e, "cannot finish; retrying");
-                    std::thread::sleep(POLL);
-                }
-                finishing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&task.id);
-            }
-        })
-        .await;
+        let done = blocking(move || finish_batch(&d, &f, &finishing, batch)).await;
         if let Err(e) = done {
             tracing::error!(queue = folder.id, error = %e, "finisher step failed");
         }
+    }
+}
+
+/// How often the finisher tries to make a batch durable before it leaves
+/// the batch's result files to the next start (see [`restore_result_files`]).
+const SYNC_ATTEMPTS: u32 = 5;
+
+/// Finishes a batch of ended tasks with one sync of the store for all of
+/// them: each item is closed with a deferred commit, the store is made
+/// durable once, and only then are their results (what programs act on)
+/// written. A batch of one costs what finishing one task always did.
+fn finish_batch(daemon: &Daemon, folder: &QueueFolder, finishing: &Finishing, batch: Vec<Ended>) {
+    let untrack = |id: &str| {
+        finishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    };
+    let mut closed = Vec::with_capacity(batch.len());
+    for Ended {
+        item,
+        task,
+        extra_error,
+    } in batch
+    {
+        match taskdaemon_store::deferred(|| close(daemon, folder, &item, &task, extra_error)) {
+            Ok(result) => closed.push(result),
+            Err(e) => {
+                // The item stays open: the worker drives it again, after
+                // a pause so a lasting failure does not spin.
+                tracing::error!(queue = folder.id, id = task.id, error = %e, "cannot finish; retrying");
+                std::thread::sleep(POLL);
+                untrack(&task.id);
+            }
+        }
+    }
+    if closed.is_empty() {
+        return;
+    }
+    let mut attempt = 1;
+    while let Err(e) = daemon.store.make_durable() {
+        if attempt >= SYNC_ATTEMPTS {
+            // Closed in the store, so not run again; the worker's next
+            // start writes the result files of items closed without one.
+            tracing::error!(queue = folder.id, error = %e, "cannot make finished tasks durable; their result files wait for the next start");
+            closed.iter().for_each(|result| untrack(&result.task_id));
+            return;
+        }
+        tracing::warn!(queue = folder.id, error = %e, "cannot make finished tasks durable; retrying");
+        std::thread::sleep(POLL);
+        attempt += 1;
+    }
+    for result in closed {
+        if let Err(e) = publish(folder, &result) {
+            tracing::error!(queue = folder.id, id = result.task_id, error = %e, "cannot write the result; it is restored on the next start");
+        }
+        untrack(&result.task_id);
     }
 }
 
@@ -521,8 +559,9 @@ fn start_document(
         }
     };
     let spec = agent_spec(&folder.id, name, &doc, executors);
-    let task = store
-        .create_agent(&spec, ACTOR)
+    // Acknowledged by nobody: the document stays in pending/ until its
+    // result is written, after a durable commit (see `finish_batch`).
+    let task = taskdaemon_store::deferred(|| store.create_agent(&spec, ACTOR))
         .map_err(|e| e.to_string())?;
     tracing::info!(
         queue = folder.id,
@@ -691,9 +730,7 @@ fn stop_for_timeout(daemon: &Daemon, task: &TaskRecord, limit: Duration) {
     }
 }
 
-/// Writes the result and report of an ended task, moves its document to
-/// `completed/` or `failed/`, removes its lock, and closes its item. Each
-/// step can be repeated, so a crash half-way is finished on the next start.
+/// Finishes an ended task at once, durably: [`close`], then [`publish`].
 fn finish(
     daemon: &Daemon,
     folder: &QueueFolder,
@@ -701,6 +738,21 @@ fn finish(
     task: &TaskRecord,
     extra_error: Option<String>,
 ) -> Result<(), String> {
+    let result = close(daemon, folder, item, task, extra_error)?;
+    publish(folder, &result)
+}
+
+/// Writes the report of an ended task, moves its document to `completed/`
+/// or `failed/`, removes its lock, and closes its item in the store.
+/// Returns the result, to [`publish`] once the close is durable. Each step
+/// can be repeated, so a crash half-way is finished on the next start.
+fn close(
+    daemon: &Daemon,
+    folder: &QueueFolder,
+    item: &QueueItem,
+    task: &TaskRecord,
+    extra_error: Option<String>,
+) -> Result<TaskResult, String> {
     let stdout = daemon.workspace.stdout_log(&task.id);
     // A malformed document names no executor ("none"): its output is empty.
     let output = ExecutorKind::from_name(&item.executor)
@@ -740,12 +792,18 @@ fn finish(
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(format!("cannot close the queue item of {}: {e}", task.id)),
     }
+    Ok(result)
+}
+
+/// Writes the result file of a task whose item is closed, durably, in the
+/// store: the acknowledgement programs act on.
+fn publish(folder: &QueueFolder, result: &TaskResult) -> Result<(), String> {
     result
         .write_result(folder)
-        .map_err(|e| format!("cannot write the result of {}: {e}", task.id))?;
+        .map_err(|e| format!("cannot write the result of {}: {e}", result.task_id))?;
     tracing::info!(
         queue = folder.id,
-        id = task.id,
+        id = result.task_id,
         status = result.status,
         attempt = result.attempt,
         "task finished"

@@ -67,6 +67,13 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Syncing a store file to the disk failed (see `Store::make_durable`).
+    #[error("store {}: cannot sync to the disk: {source}", path.display())]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The PostgreSQL server could not be reached or refused the connection.
     /// `url` never holds the password.
     #[error("cannot connect to PostgreSQL at {url}: {message}")]
@@ -99,6 +106,7 @@ impl StoreError {
                 | Self::DiskFull { .. }
                 | Self::Open { .. }
                 | Self::Sqlite(_)
+                | Self::Sync { .. }
                 | Self::Unreachable { .. }
                 | Self::Postgres(_)
         )

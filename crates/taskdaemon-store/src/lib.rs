@@ -26,6 +26,8 @@
 mod archive;
 mod changes;
 pub mod claim;
+mod durability;
+pub use durability::deferred;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod encoding;
@@ -888,6 +890,11 @@ pub trait Store: Send + Sync {
     /// watches its change counter, so `wait(Duration::ZERO)` is a cheap
     /// check of whether anything was committed since the last call.
     fn event_waiter(&self) -> Result<Box<dyn WorkWaiter>>;
+
+    /// Makes every commit made so far durable, by any process and deferred
+    /// or not (see [`deferred`]): what is acknowledged after this returns
+    /// survives a power cut.
+    fn make_durable(&self) -> Result<()>;
 
     /// A number that changes whenever anything is committed to the store,
     /// by any process, read cheaply; `None` when the backend cannot tell

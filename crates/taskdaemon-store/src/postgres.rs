@@ -224,6 +224,11 @@ impl PgStore {
     fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.with_retry(|client| {
             let mut tx = client.transaction().map_err(Attempt::from_pg)?;
+            if crate::durability::is_deferred() {
+                // Flushed with the next durable commit (see `crate::deferred`).
+                tx.batch_execute("SET LOCAL synchronous_commit = off")
+                    .map_err(Attempt::from_pg)?;
+            }
             let value = f(&mut tx).map_err(Attempt::from_store)?;
             tx.commit().map_err(Attempt::from_commit)?;
             Ok(value)
@@ -608,6 +613,19 @@ fn next_counter(tx: &mut Tx<'_>, name: &str) -> Result<u64> {
 
 impl Store for PgStore {
     crate::wiring::shared_store_methods!();
+
+    fn make_durable(&self) -> Result<()> {
+        self.with_retry(|client| {
+            let mut tx = client.transaction().map_err(Attempt::from_pg)?;
+            // A transaction with an id writes a commit record, and a
+            // synchronous commit flushes the log up to it: every earlier
+            // commit with it, deferred ones included.
+            tx.batch_execute("SET LOCAL synchronous_commit = on; SELECT txid_current()")
+                .map_err(Attempt::from_pg)?;
+            tx.commit().map_err(Attempt::from_commit)?;
+            Ok(())
+        })
+    }
 
     fn append_event(&self, task_id: Option<&str>, event: &NewEvent) -> Result<Event> {
         let id = self.write(|tx| events::append(tx, task_id, event))?;

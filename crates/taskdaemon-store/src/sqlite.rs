@@ -31,6 +31,7 @@ mod tracked;
 mod transfer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::Duration;
 
@@ -69,6 +70,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
+    /// Whether the write connection commits with `synchronous=NORMAL` now
+    /// (see [`crate::deferred`]); changed only while its lock is held.
+    relaxed: AtomicBool,
     /// Reads outside a write.
     readers: Readers,
     /// Tells whether anything was committed (see [`Store::commit_version`]).
@@ -92,6 +96,7 @@ impl SqliteStore {
         configure_library();
         let store = Self {
             path: path.to_owned(),
+            relaxed: AtomicBool::new(false),
             readers: Readers::new(path),
             probe: CommitProbe::new(path),
             conn: OnceLock::new(),
@@ -141,8 +146,26 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    /// The write connection, opened on first use.
+    /// The write connection, opened on first use, committing durably.
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.lock_committing(false)
+    }
+
+    /// The write connection, its commits deferred or not (see
+    /// [`crate::deferred`]). The mode is set here for every user of the
+    /// connection, so a deferred commit never leaves it relaxed for the next.
+    fn lock_committing(&self, deferred: bool) -> Result<MutexGuard<'_, Connection>> {
+        let conn = self.lock_connection()?;
+        if self.relaxed.load(Ordering::Relaxed) != deferred {
+            let mode = if deferred { "NORMAL" } else { "FULL" };
+            conn.pragma_update(None, "synchronous", mode)
+                .map_err(|e| explain(&self.path, e.into()))?;
+            self.relaxed.store(deferred, Ordering::Relaxed);
+        }
+        Ok(conn)
+    }
+
+    fn lock_connection(&self) -> Result<MutexGuard<'_, Connection>> {
         let conn = match self.conn.get() {
             Some(conn) => conn,
             None => {
@@ -160,9 +183,10 @@ impl SqliteStore {
         Ok(conn.lock().unwrap_or_else(|poison| poison.into_inner()))
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction.
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, durable unless the
+    /// calling thread defers it.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock()?;
+        let mut conn = self.lock_committing(crate::durability::is_deferred())?;
         let attempt = || {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
@@ -190,6 +214,13 @@ impl SqliteStore {
     fn read_events<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.read(f)
     }
+}
+
+/// The write-ahead log of the database at `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// Names the file, and says what happened in words a user can act on, for
@@ -540,6 +571,21 @@ impl Store for SqliteStore {
         self.probe.version().map(Some)
     }
 
+    fn make_durable(&self) -> Result<()> {
+        // Commits are appended to the write-ahead log in order, so syncing
+        // it makes every one of them durable; what a checkpoint moved into
+        // the database file was synced by the checkpoint. No log means no
+        // connection is open and the last one to close checkpointed it all.
+        let wal = wal_path(&self.path);
+        match std::fs::File::open(&wal) {
+            Ok(file) => file
+                .sync_data()
+                .map_err(|source| StoreError::Sync { path: wal, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Sync { path: wal, source }),
+        }
+    }
+
     fn kind_counts(&self) -> Result<Vec<(taskdaemon_core::TaskKind, u64)>> {
         self.read(queue::kind_counts)
     }
@@ -554,5 +600,50 @@ impl Store for SqliteStore {
                 retries: u64::try_from(retries).unwrap_or(0),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The write connection's `PRAGMA synchronous`: 1 NORMAL, 2 FULL.
+    fn synchronous(store: &SqliteStore) -> i64 {
+        store
+            .lock_connection()
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_deferred_commits_skip_the_sync_and_they_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.set_meta("before", "1").unwrap();
+        assert_eq!(synchronous(&store), 2);
+        crate::deferred(|| {
+            store.set_meta("deferred", "2").unwrap();
+            assert_eq!(synchronous(&store), 1, "a deferred commit does not sync");
+        });
+        assert_eq!(store.meta("deferred").unwrap().as_deref(), Some("2"));
+        store.set_meta("after", "3").unwrap();
+        assert_eq!(synchronous(&store), 2, "later commits sync again");
+        crate::deferred(|| store.set_meta("last", "4").unwrap());
+        // Other users of the connection (an import) commit durably too.
+        drop(store.lock().unwrap());
+        assert_eq!(synchronous(&store), 2);
+        store.make_durable().unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        for (key, value) in [
+            ("before", "1"),
+            ("deferred", "2"),
+            ("after", "3"),
+            ("last", "4"),
+        ] {
+            assert_eq!(reopened.meta(key).unwrap().as_deref(), Some(value), "{key}");
+        }
     }
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use taskdaemon_core::container::ContainerSpec;
 use taskdaemon_core::process::{ExitDecision, ExitOutcome, decide_after_exit};
 use taskdaemon_core::time::{Millis, now_micros, now_millis};
-use taskdaemon_core::{Status, TaskRecord};
+use taskdaemon_core::{ProcessIdentity, Status, TaskKind, TaskRecord};
 use taskdaemon_store::{DetectedExit, Started, Store, StoreError};
 use taskdaemon_workspace::{LogsConfig, Workspace, write_atomic, write_projection};
 
@@ -36,6 +36,7 @@ use crate::launch::report;
 use crate::limits::{self, MemoryWatch};
 use crate::memory;
 use crate::output::{OutputLogs, Pumps};
+use crate::pidfd::PidWatch;
 use crate::procfs;
 
 /// Who the shim says it is in events.
@@ -59,6 +60,12 @@ const KEEP_TRYING: Duration = Duration::from_secs(24 * 3600);
 /// output before recording the exit (a child it left behind may hold the
 /// pipes open much longer; its output still reaches the logs meanwhile).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the shim keeps the store it started the command with, waiting
+/// for the command to end, before it lets go of it for the command's run:
+/// a command that ends this soon has its exit recorded without opening the
+/// store again (two connections, each loading the schema).
+const QUICK_EXIT: Duration = Duration::from_millis(50);
 
 /// How long a container whose runner died gets between SIGTERM and
 /// SIGKILL (the default grace of `kill` elsewhere).
@@ -125,7 +132,8 @@ pub struct Shim<'a> {
     pub open_store: OpenStore<'a>,
     /// Bounds on the command's log files.
     pub logs: LogsConfig,
-    /// Called after every state change the shim commits (registry projection).
+    /// Called after every state change the shim commits to a task the
+    /// registry projection lists (a process, not a queue task).
     pub on_change: &'a dyn Fn(&dyn Store),
     /// Called instead of `on_change` after the last exit, just before the
     /// shim ends. A live daemon follows the shim and rewrites projections
@@ -218,7 +226,8 @@ impl Shim<'_> {
         };
         let memory_watch = MemoryWatch::start(&task.limits, group)
             .map_err(|e| format!("cannot watch the memory of pid {pid}: {e}"))?;
-        if let Err(e) = store.mark_started(id, restarts, &started, ACTOR) {
+        let marked = commit_for(&task, || store.mark_started(id, restarts, &started, ACTOR));
+        if let Err(e) = marked {
             // Cancelled while we were starting: the command must not outlive that.
             let group = Group {
                 pgid: started.pgid,
@@ -237,11 +246,20 @@ impl Shim<'_> {
             let _ = report(&format!("ok {pid}"));
             *reported = true;
         }
-        (self.on_change)(&*store);
-        // Nothing of the set-up is needed while the command runs.
-        drop(store);
-        memory::release_free_memory();
-        memory::release_unused_stack();
+        if in_registry(&task) {
+            (self.on_change)(&*store);
+        }
+        // A command that ends at once (a queue of short tasks) has its exit
+        // recorded on the store still open; for one that runs on, nothing
+        // of the set-up is needed while it runs.
+        let kept = if ends_within(&started.process, QUICK_EXIT) {
+            Some(store)
+        } else {
+            drop(store);
+            memory::release_free_memory();
+            memory::release_unused_stack();
+            None
+        };
         let status = wait_child(&mut child).map_err(|e| format!("waiting for pid {pid}: {e}"))?;
         // The exit's detection instant: its latency to the store is measured from here.
         let exited_at_us = now_micros();
@@ -251,7 +269,10 @@ impl Shim<'_> {
             leftover.push(pumps);
         }
         let outcome = outcome_of(status);
-        let store = self.reopen_after_exit(id, pid, outcome)?;
+        let store = match kept {
+            Some(store) => store,
+            None => self.reopen_after_exit(id, pid, outcome)?,
+        };
         let mut reason = memory_watch
             .and_then(MemoryWatch::finish)
             .or_else(|| limits::exit_reason(&task.limits, outcome));
@@ -273,17 +294,21 @@ impl Shim<'_> {
             reason,
             exited_at_us,
         };
-        let decision = self.record_exit(&*store, id, &exit)?;
+        let decision = commit_for(&task, || self.record_exit(&*store, id, &exit))?;
         Ok(match decision {
             ExitDecision::Restart { restart, delay } => {
-                (self.on_change)(&*store);
+                if in_registry(&task) {
+                    (self.on_change)(&*store);
+                }
                 Some((restart, delay))
             }
             ExitDecision::Finish(_) => {
                 if let Some(spec) = orphan {
                     self.reap(id, spec);
                 }
-                (self.on_end)(&*store);
+                if in_registry(&task) {
+                    (self.on_end)(&*store);
+                }
                 None
             }
         })
@@ -459,6 +484,27 @@ impl Shim<'_> {
     }
 }
 
+/// Whether a task's changes show in the registry projection, which lists
+/// processes only: a queue task's start and end leave it as it was, so the
+/// shim of a queue task skips rewriting it (a store read of the process
+/// table and a file write for every queue task otherwise).
+fn in_registry(task: &TaskRecord) -> bool {
+    task.kind == TaskKind::Process
+}
+
+/// Runs `commit` deferred for a queue task (see [`taskdaemon_store::deferred`]):
+/// its start and exit are acknowledged by nobody but its result, which the
+/// daemon writes after a durable commit that makes them durable too. A
+/// spawned process's start and exit are read by clients as they commit, so
+/// they stay durable.
+fn commit_for<T>(task: &TaskRecord, commit: impl FnOnce() -> T) -> T {
+    if task.kind == TaskKind::Agent {
+        taskdaemon_store::deferred(commit)
+    } else {
+        commit()
+    }
+}
+
 /// The wait before retry number `attempt` of an exit's store write: growing,
 /// then every [`MAX_RETRY_DELAY`].
 fn retry_delay(attempt: u32) -> Duration {
@@ -487,6 +533,17 @@ fn orphan_reason(outcome: ExitOutcome, keep: bool) -> String {
         "stopped and removed"
     };
     format!("the container runner died{signal}; its container is {fate}")
+}
+
+/// Whether our child `process` ends within `within` (it stays unreaped).
+fn ends_within(process: &ProcessIdentity, within: Duration) -> bool {
+    match PidWatch::open(process) {
+        Ok(Some(watch)) => watch.wait(Some(within)).unwrap_or(false),
+        // Until we reap it, our child's PID names no other process: gone
+        // (a zombie) means ended.
+        Ok(None) => true,
+        Err(_) => false,
+    }
 }
 
 fn wait_child(child: &mut Child) -> io::Result<ExitStatus> {

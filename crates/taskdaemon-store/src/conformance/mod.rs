@@ -28,6 +28,10 @@ pub type Check = (&'static str, fn(&dyn Store));
 pub const CHECKS: &[Check] = &[
     ("ids_share_one_counter", ids_share_one_counter),
     (
+        "deferred_commits_are_commits_and_can_be_made_durable",
+        deferred_commits_are_commits_and_can_be_made_durable,
+    ),
+    (
         "lifecycle_appends_one_event_per_change",
         lifecycle_appends_one_event_per_change,
     ),
@@ -1195,6 +1199,31 @@ fn agent_tasks_get_unique_ids_and_queue_items(store: &dyn Store) {
     ));
     let events = store.events_after(0, &[EventKind::Created], 10).unwrap();
     assert_eq!(events[0].task_id.as_deref(), Some("task-a"));
+}
+
+/// A deferred commit is a commit like any other to every reader, its
+/// transaction all or nothing; only its sync to the disk waits.
+fn deferred_commits_are_commits_and_can_be_made_durable(store: &dyn Store) {
+    let task = crate::deferred(|| {
+        let task = store.create_agent(&agent("q", "task-d.md"), "t").unwrap();
+        store.mark_started(&task.id, 0, &started(900), "t").unwrap();
+        let refused = store.mark_started(&task.id, 0, &started(901), "t");
+        assert!(
+            refused.is_err(),
+            "a deferred change is checked the same way"
+        );
+        task
+    });
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Running);
+    assert_eq!(store.task(&task.id).unwrap().pid, Some(900));
+    assert_eq!(store.open_queue_items("q").unwrap()[0].task_id, task.id);
+    store.make_durable().unwrap();
+    // Commits after a deferred scope are made as before.
+    store
+        .record_exit(&task.id, 900, ExitOutcome::exited(0), None, "t")
+        .unwrap();
+    assert_eq!(store.task(&task.id).unwrap().status, Status::Succeeded);
+    store.make_durable().unwrap();
 }
 
 fn queue_items_finish_once_ended(store: &dyn Store) {
