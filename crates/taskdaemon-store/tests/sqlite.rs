@@ -441,3 +441,85 @@ fn a_store_that_wrote_and_read_leaves_no_wal_behind_when_closed() {
     // the next process to open the file has no WAL index to rebuild.
     assert!(!wal.exists(), "the WAL outlived the store");
 }
+
+/// Tasks by status as `task_status_counts` (kept by triggers) holds them,
+/// and as a count of the rows says they are.
+fn kept_and_counted(path: &std::path::Path) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let rows = |sql: &str| -> Vec<(String, i64)> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    (
+        rows("SELECT status, n FROM task_status_counts WHERE n > 0 ORDER BY status"),
+        rows("SELECT status, COUNT(*) FROM tasks GROUP BY status ORDER BY status"),
+    )
+}
+
+#[test]
+fn status_counts_follow_every_insert_change_and_delete() {
+    let (dir, source) = fresh();
+    let Filled { second, .. } = fill_for_export(&source, |_| {});
+    let path = dir.path().join("state.db");
+    let (kept, counted) = kept_and_counted(&path);
+    assert!(
+        counted.len() > 1,
+        "the filled store has several statuses: {counted:?}"
+    );
+    assert_eq!(kept, counted);
+
+    // An import inserts through the same triggers.
+    let (copy_dir, target) = fresh();
+    copy(&source, &target);
+    let (kept, counted) = kept_and_counted(&copy_dir.path().join("state.db"));
+    assert_eq!(kept, counted);
+
+    // A merge deletes a known task's row and writes its newer version.
+    source
+        .act_on_tracked(&second.id, &taskdaemon_core::TrackedAction::Start, "t")
+        .unwrap();
+    let tasks: Vec<taskdaemon_store::ExportedTask> = export_all(&source)
+        .into_iter()
+        .filter_map(|record| match record {
+            taskdaemon_store::ExportRecord::Task(task) if task.task.id == second.id => Some(*task),
+            _ => None,
+        })
+        .collect();
+    let report = target.merge_tracked(&tasks, &[], "t").unwrap();
+    assert!(report.updated.contains(&second.id), "{report:?}");
+    let (kept, counted) = kept_and_counted(&copy_dir.path().join("state.db"));
+    assert_eq!(kept, counted);
+
+    let reported: Vec<(String, i64)> = target
+        .status_counts()
+        .unwrap()
+        .into_iter()
+        .map(|(s, n)| (s.to_string(), n as i64))
+        .collect();
+    assert_eq!(reported, counted);
+}
+
+#[test]
+fn an_older_store_gets_its_status_counts_when_migrated() {
+    let (dir, store) = fresh();
+    fill_for_export(&store, |_| {});
+    drop(store);
+    let path = dir.path().join("state.db");
+    // Back to schema 14: no counts table, no triggers.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER tasks_count_insert; DROP TRIGGER tasks_count_delete;
+         DROP TRIGGER tasks_count_update; DROP TABLE task_status_counts;
+         PRAGMA user_version = 14;",
+    )
+    .unwrap();
+    drop(conn);
+    let reopened = SqliteStore::open(&path).unwrap();
+    let (kept, counted) = kept_and_counted(&path);
+    assert!(!counted.is_empty());
+    assert_eq!(kept, counted);
+    assert_eq!(reopened.status_counts().unwrap().len(), counted.len());
+}

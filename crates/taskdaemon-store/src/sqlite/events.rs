@@ -66,11 +66,12 @@ pub(super) fn after(
     limit: usize,
 ) -> Result<Vec<Event>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} ORDER BY seq LIMIT ?2",
-        kind_filter(kinds)
+        "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1{} ORDER BY seq LIMIT {}",
+        kind_filter(kinds),
+        super::limit_literal(limit)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+    let rows = stmt.query_map([after_seq], event_from_row)?;
     rows.map(|row| row?).collect()
 }
 
@@ -83,10 +84,10 @@ pub(super) fn newest_after(
 ) -> Result<Vec<Event>> {
     let sql = format!(
         "SELECT * FROM ({}) ORDER BY seq",
-        newest_sql(EVENT_COLUMNS, kinds)
+        newest_sql(EVENT_COLUMNS, kinds, limit)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after_seq, limit as i64], event_from_row)?;
+    let rows = stmt.query_map([after_seq], event_from_row)?;
     rows.map(|row| row?).collect()
 }
 
@@ -102,35 +103,38 @@ pub(super) fn newest_ended(
     let sql = format!(
         "SELECT t.id, t.argv, t.container, t.status, t.exit_code, t.signal, t.finished_at, \
          e.at, t.error FROM ({}) e CROSS JOIN tasks t ON t.id = e.task_id ORDER BY e.seq DESC",
-        newest_sql("seq, at, task_id", crate::encoding::ENDED_KINDS)
+        newest_sql("seq, at, task_id", crate::encoding::ENDED_KINDS, limit)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after_seq, limit as i64], ended_columns)?;
+    let rows = stmt.query_map([after_seq], ended_columns)?;
     crate::encoding::ended_items(rows.map(|row| Ok(row?)))
 }
 
-/// The newest `?2` events after `?1` of `kinds` (all when empty), newest
+/// The newest `limit` events after `?1` of `kinds` (all when empty), newest
 /// first, with `columns`.
-fn newest_sql(columns: &str, kinds: &[EventKind]) -> String {
+fn newest_sql(columns: &str, kinds: &[EventKind], limit: usize) -> String {
+    let limit = super::limit_literal(limit);
     // One arm per kind, each walking the (kind, seq) index back from the
     // newest and stopping at the limit. With `kind IN (...)` SQLite reads
     // every matching event (10,000 exits in a big store) and sorts them to
     // keep the newest few.
     if kinds.is_empty() {
-        return format!("SELECT {columns} FROM events WHERE seq > ?1 ORDER BY seq DESC LIMIT ?2");
+        return format!(
+            "SELECT {columns} FROM events WHERE seq > ?1 ORDER BY seq DESC LIMIT {limit}"
+        );
     }
     let arms: Vec<String> = kinds
         .iter()
         .map(|kind| {
             format!(
                 "SELECT * FROM (SELECT {columns} FROM events \
-                 WHERE kind = '{}' AND seq > ?1 ORDER BY seq DESC LIMIT ?2)",
+                 WHERE kind = '{}' AND seq > ?1 ORDER BY seq DESC LIMIT {limit})",
                 kind.as_str()
             )
         })
         .collect();
     format!(
-        "SELECT * FROM ({}) ORDER BY seq DESC LIMIT ?2",
+        "SELECT * FROM ({}) ORDER BY seq DESC LIMIT {limit}",
         arms.join(" UNION ALL ")
     )
 }

@@ -61,10 +61,10 @@ pub(super) fn archive_one_chunk(tx: &Connection, before: i64) -> Result<usize> {
         |r| r.get(0),
     )?;
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE seq < ?1 ORDER BY seq LIMIT ?2"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE seq < ?1 ORDER BY seq LIMIT {CHUNK_EVENTS}"
     ))?;
     let events = stmt
-        .query_map(params![boundary, CHUNK_EVENTS as i64], event_from_row)?
+        .query_map([boundary], event_from_row)?
         .map(|row| row?)
         .collect::<Result<Vec<Event>>>()?;
     let Some(chunk) = archive::chunk(&events)? else {

@@ -241,9 +241,10 @@ pub(super) fn record_config(
 /// Versions, newest first, without their types.
 pub(super) fn config_versions(conn: &Connection, limit: usize) -> Result<Vec<ConfigVersion>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CONFIG_COLUMNS}, 'null' FROM config_versions ORDER BY version DESC LIMIT ?1"
+        "SELECT {CONFIG_COLUMNS}, 'null' FROM config_versions ORDER BY version DESC LIMIT {}",
+        super::limit_literal(limit)
     ))?;
-    let rows = stmt.query_map([limit as i64], config_row)?;
+    let rows = stmt.query_map([], config_row)?;
     rows.map(|row| config_from_row(row?)).collect()
 }
 

@@ -236,9 +236,9 @@ pub(super) fn list_plans(conn: &Connection, filter: &PlanFilter) -> Result<Vec<P
     let limit = filter.limit.map_or(-1, |n| n as i64);
     let sql = format!(
         "SELECT * FROM (SELECT {PLAN_COLUMNS}, number FROM plans{open}
-                        ORDER BY number DESC LIMIT ?1) ORDER BY number"
+                        ORDER BY number DESC LIMIT {limit}) ORDER BY number"
     );
-    query(conn, &sql, [limit], plan_from_row)
+    query(conn, &sql, [], plan_from_row)
 }
 
 fn specs_of(conn: &Connection, plan: &str) -> Result<Vec<SpecRecord>> {
@@ -596,9 +596,10 @@ pub(super) fn ready(conn: &Connection, limit: usize) -> Result<Vec<SpecRecord>> 
                  LEFT JOIN specs o ON o.plan = s.plan AND o.name = d.value
                  WHERE o.status IS NOT 'succeeded')
              ORDER BY s.priority DESC, p.number, s.seq
-             LIMIT ?1"
+             LIMIT {}",
+            super::limit_literal(limit)
         ),
-        [limit as i64],
+        [],
         spec_from_row,
     )
 }
@@ -671,11 +672,7 @@ pub(super) fn list_messages(
         ));
     }
     let limit = filter.limit.map_or(-1, |n| n as i64);
-    values.push(limit.into());
-    let sql = format!(
-        "SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?{}) ORDER BY id",
-        values.len()
-    );
+    let sql = format!("SELECT * FROM ({sql} ORDER BY id DESC LIMIT {limit}) ORDER BY id");
     let messages = query(
         conn,
         &sql,

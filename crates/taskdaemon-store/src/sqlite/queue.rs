@@ -136,10 +136,10 @@ pub(super) fn list(conn: &Connection, filter: &crate::QueueItemFilter) -> Result
         "SELECT {QUEUE_ITEM_COLUMNS} FROM queue_items
          WHERE (?1 IS NULL OR queue = ?1)
            AND (?2 IS NULL OR (SELECT status FROM tasks WHERE id = task_id) = ?2)
-         ORDER BY created_at DESC, rowid DESC LIMIT ?3"
+         ORDER BY created_at DESC, rowid DESC LIMIT {limit}"
     ))?;
     let status = filter.status.map(|s| s.as_str());
-    let rows = stmt.query_map(params![filter.queue, status, limit], queue_item_from_row)?;
+    let rows = stmt.query_map(params![filter.queue, status], queue_item_from_row)?;
     let mut items: Vec<QueueItem> = rows.map(|row| row?).collect::<Result<_>>()?;
     items.reverse();
     Ok(items)
@@ -164,12 +164,13 @@ pub(super) fn finished(
     after_uuid: &str,
     limit: usize,
 ) -> Result<Vec<crate::FinishedTask>> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT t.uuid, t.id, t.kind, t.status, q.queue, t.started_at, t.finished_at, t.error, q.result
          FROM tasks t LEFT JOIN queue_items q ON q.task_id = t.id
-         WHERE t.finished_at >= ?1 AND t.uuid > ?2 ORDER BY t.uuid LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![since, after_uuid, limit as i64], |r| {
+         WHERE t.finished_at >= ?1 AND t.uuid > ?2 ORDER BY t.uuid LIMIT {}",
+        super::limit_literal(limit)
+    ))?;
+    let rows = stmt.query_map(params![since, after_uuid], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,

@@ -78,18 +78,20 @@ pub(super) fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec
 fn ranked_rowids(conn: &Connection, expression: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
     // Walking matches newest first is cheap (no ranking): find where the window starts.
     let floor: i64 = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1
-             ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
-        )?
-        .query_row(rusqlite::params![expression, RANK_WINDOW - 1], |r| r.get(0))
+             ORDER BY rowid DESC LIMIT 1 OFFSET {}",
+            RANK_WINDOW - 1
+        ))?
+        .query_row([expression], |r| r.get(0))
         .optional()?
         .unwrap_or(i64::MIN);
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT rowid, bm25(search_fts, 5.0, 1.0) AS score FROM search_fts
-         WHERE search_fts MATCH ?1 AND rowid >= ?2 ORDER BY score LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![expression, floor, limit as i64], |r| {
+         WHERE search_fts MATCH ?1 AND rowid >= ?2 ORDER BY score LIMIT {}",
+        super::limit_literal(limit)
+    ))?;
+    let rows = stmt.query_map(rusqlite::params![expression, floor], |r| {
         Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

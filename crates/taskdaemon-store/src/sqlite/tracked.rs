@@ -255,9 +255,10 @@ pub(super) fn recently_succeeded(conn: &Connection, limit: usize) -> Result<Vec<
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks
          WHERE kind = 'manual' AND status = 'succeeded'
-         ORDER BY finished_at DESC LIMIT ?1"
+         ORDER BY finished_at DESC LIMIT {}",
+        super::limit_literal(limit)
     ))?;
-    let rows = stmt.query_map([limit as i64], task_from_row)?;
+    let rows = stmt.query_map([], task_from_row)?;
     rows.map(|row| row?).collect()
 }
 
@@ -266,9 +267,10 @@ pub(super) fn ready(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> 
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_ready
          WHERE kind = 'manual' AND status = 'pending'
-         ORDER BY priority DESC, rowid LIMIT ?1"
+         ORDER BY priority DESC, rowid LIMIT {}",
+        super::limit_literal(limit)
     ))?;
-    let rows = stmt.query_map([limit as i64], task_from_row)?;
+    let rows = stmt.query_map([], task_from_row)?;
     rows.map(|row| row?).collect()
 }
 
@@ -403,9 +405,10 @@ pub(super) fn compact_candidates(
         "SELECT {TASK_COLUMNS} FROM tasks
          WHERE kind = 'manual' AND finished_at < ?1
            AND NOT EXISTS (SELECT 1 FROM task_originals o WHERE o.task_id = tasks.id)
-         ORDER BY finished_at, rowid LIMIT ?2"
+         ORDER BY finished_at, rowid LIMIT {}",
+        super::limit_literal(limit)
     ))?;
-    let rows = stmt.query_map(params![cutoff, limit as i64], task_from_row)?;
+    let rows = stmt.query_map([cutoff], task_from_row)?;
     let tasks: Vec<TaskRecord> = rows.map(|row| row?).collect::<Result<_>>()?;
     Ok(tasks
         .into_iter()
