@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use taskdaemon_core::duration::parse_duration;
 use taskdaemon_core::limits::parse_size;
 use taskdaemon_core::process::RestartMode;
@@ -31,71 +31,116 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A subcommand's arguments, added to its `clap::Command` only when the
+/// parser enters that subcommand.
+///
+/// Building every subcommand's arguments up front cost each call of the
+/// binary more than a million instructions (a third of a `status`) for
+/// the one subcommand it runs; `Command::defer` builds it on entry, and
+/// help, completions and man pages, which build the whole tree, still see
+/// all of it. Only arguments: subcommands under a deferred command would be
+/// missing from the `help` subcommand's tree (and so from completions),
+/// which clap mirrors before the deferred part is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Self)
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create .taskdaemon/ (store, config, logs) and the ad-hoc and planned queues here. Safe to repeat.
     Init,
     /// Start the daemon in the background (other commands start it when needed);
     /// `--web` also serves the dashboard and HTTP API from it.
-    Start(DaemonWebArgs),
+    Start(Deferred<DaemonWebArgs>),
     /// Stop the daemon; supervised processes keep running.
     Stop,
     /// Show the daemon and a count of tasks by status (--detailed adds queues and workers).
-    Status(StatusArgs),
+    Status(Deferred<StatusArgs>),
     /// Run a command under supervision; prints the new id as the last line.
-    Spawn(SpawnArgs),
+    Spawn(Deferred<SpawnArgs>),
     /// List supervised processes.
-    Ps(PsArgs),
+    Ps(Deferred<PsArgs>),
     /// Print a process's output (or the daemon log without an id).
-    Logs(LogsArgs),
+    Logs(Deferred<LogsArgs>),
     /// Stop a process group: signal, grace period, then SIGKILL.
-    Kill(KillArgs),
+    Kill(Deferred<KillArgs>),
     /// Wait for a process to end and exit with its exit code.
-    Wait(WaitArgs),
+    Wait(Deferred<WaitArgs>),
     /// Stop a process if it runs and start it again.
-    Restart(RestartArgs),
+    Restart(Deferred<RestartArgs>),
     /// Watch a process another tool started (checked by start time, watched
     /// by pidfd); its exit code is recorded when it can still be read.
-    Adopt(AdoptArgs),
+    Adopt(Deferred<AdoptArgs>),
     /// Summarise what runs, what ended and what needs attention, within a token budget.
-    Rehydrate(RehydrateArgs),
+    Rehydrate(Deferred<RehydrateArgs>),
     /// Track work: tasks with dependencies, started and finished by agents.
     #[command(subcommand)]
     Task(TaskCommand),
     /// Ask for a plan: the daemon's loops plan GOAL into specs and phases and
     /// build it in git worktrees; prints the plan's id (PLAN-N) as the last line.
-    NewPlan(NewPlanArgs),
+    NewPlan(Deferred<NewPlanArgs>),
     /// Plans: list, show (with costs), approve, cancel, resume, and talk to their loops.
     #[command(subcommand)]
     Plan(PlanCommand),
     /// Record a decision, pattern, note or fact for later sessions.
-    Remember(RememberArgs),
+    Remember(Deferred<RememberArgs>),
     /// List recorded memory.
     #[command(subcommand)]
     Memory(MemoryCommand),
     /// Search tasks, memory and history together, best matches first.
-    Search(SearchArgs),
+    Search(Deferred<SearchArgs>),
     /// Print the audit trail of every change, oldest first.
-    History(HistoryArgs),
+    History(Deferred<HistoryArgs>),
     /// Compress old history into the archive; it stays searchable and in `history`.
-    Archive(ArchiveArgs),
+    Archive(Deferred<ArchiveArgs>),
     /// Agent sessions (one per conversation).
     #[command(subcommand)]
     Session(SessionCommand),
     /// Write everything (tasks, dependencies, memory, events) as JSON or JSON lines.
-    Export(ExportArgs),
+    Export(Deferred<ExportArgs>),
     /// Load an export into this workspace: an empty one, or with --merge one that holds work.
-    Import(ImportArgs),
+    Import(Deferred<ImportArgs>),
     /// Merge two branches' JSON-lines exports by id: a git merge driver
     /// (`git config merge.taskdaemon.driver 'taskdaemon merge-driver %O %A %B'`).
-    MergeDriver(MergeDriverArgs),
+    MergeDriver(Deferred<MergeDriverArgs>),
     /// Write a consistent copy of the store.
-    Backup(BackupArgs),
+    Backup(Deferred<BackupArgs>),
     /// Check the store, rebuild the search index and the projection files.
-    Repair(JsonFlag),
+    Repair(Deferred<JsonFlag>),
     /// Rewrite seed 003's task files ([autodev] dir, default .auto-dev/tasks/:
     /// current.json, memory.json, history/) from the store now.
-    Autodev(JsonFlag),
+    Autodev(Deferred<JsonFlag>),
     /// Folder queues: add, list and remove them.
     #[command(subcommand)]
     Queues(QueuesCommand),
@@ -115,17 +160,17 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Loop analytics: runs, success rate, iterations, tokens, cost, durations, by type, model or day.
-    Analytics(AnalyticsArgs),
+    Analytics(Deferred<AnalyticsArgs>),
     /// Run a worker that claims submitted tasks (no folder watching), for
     /// hosts that only execute; stops on SIGTERM or Ctrl-C after its tasks end.
-    Worker(WorkerArgs),
+    Worker(Deferred<WorkerArgs>),
     /// Queue a task document or a command for workers on any host; prints its id.
-    Submit(SubmitArgs),
+    Submit(Deferred<SubmitArgs>),
     /// Open the terminal UI: processes, queues, tracked work, loops, plan,
     /// chat and records, live from the change feed (works while the daemon is down).
-    Tui(TuiArgs),
+    Tui(Deferred<TuiArgs>),
     /// Copy this workspace's SQLite store into PostgreSQL, verified by counts and checksum.
-    Migrate(MigrateArgs),
+    Migrate(Deferred<MigrateArgs>),
     /// Serve taskdaemon's tools to an agent over MCP on stdio, or register
     /// the server in Claude Code, Codex, Gemini CLI or Cursor.
     Mcp(McpArgs),
@@ -144,26 +189,26 @@ pub enum Command {
     Shim { id: String },
     /// Internal: run the daemon in this process.
     #[command(name = "__daemon", hide = true)]
-    Daemon(DaemonWebArgs),
+    Daemon(Deferred<DaemonWebArgs>),
     /// Print a shell completion script (e.g. `taskdaemon completions bash > ~/.local/share/bash-completion/completions/taskdaemon`).
-    Completions(CompletionsArgs),
+    Completions(Deferred<CompletionsArgs>),
     /// Print the man page, or write one page per command into a directory.
-    Man(ManArgs),
+    Man(Deferred<ManArgs>),
     /// Run the daemon in the foreground (for systemd and containers): logs go
     /// to stderr and the log file; SIGTERM or Ctrl-C stops it cleanly, and
     /// supervised processes keep running.
-    Run(DaemonWebArgs),
+    Run(Deferred<DaemonWebArgs>),
     /// Serve the dashboard and HTTP API in the foreground (`web token` prints the login token).
     Web(WebArgs),
     /// Print the dashboard's login URL (and open a browser when one is available).
-    Dashboard(DashboardArgs),
+    Dashboard(Deferred<DashboardArgs>),
     /// Make a read-only link to the dashboard; `share list` and `share revoke` manage them.
     Share(ShareArgs),
     /// Completions, failures with reasons, durations and cost by queue, kind and day.
-    Report(ReportArgs),
+    Report(Deferred<ReportArgs>),
     /// Make `task-watchdog` and `task-queue` symlinks to this binary, so the
     /// seed tools' commands keep working (default DIR: this binary's folder).
-    InstallAliases(InstallAliasesArgs),
+    InstallAliases(Deferred<InstallAliasesArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -630,7 +675,9 @@ pub struct RehydrateArgs {
     pub session: Option<String>,
 }
 
-/// Who is acting: the agent's tool and conversation.
+// Who is acting: the agent's tool and conversation. A plain comment: as a
+// doc comment, clap would make it the about text of a deferred command that
+// flattens these (see `Deferred`), over the command's own.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AgentArgs {
     /// The agent or tool acting; gives new ids their prefix (claude -> CLAUDE-N).

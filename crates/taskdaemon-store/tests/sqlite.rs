@@ -442,11 +442,14 @@ fn a_store_that_wrote_and_read_leaves_no_wal_behind_when_closed() {
     assert!(!wal.exists(), "the WAL outlived the store");
 }
 
+/// Tasks by status: `(status, count)` rows.
+type StatusCounts = Vec<(String, i64)>;
+
 /// Tasks by status as `task_status_counts` (kept by triggers) holds them,
 /// and as a count of the rows says they are.
-fn kept_and_counted(path: &std::path::Path) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+fn kept_and_counted(path: &std::path::Path) -> (StatusCounts, StatusCounts) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let rows = |sql: &str| -> Vec<(String, i64)> {
+    let rows = |sql: &str| -> StatusCounts {
         let mut stmt = conn.prepare(sql).unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()

@@ -39,7 +39,7 @@ use taskdaemon_store::Store;
 use taskdaemon_workspace::Workspace;
 
 use crate::args::{
-    AgentArgs, Cli, Command, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand,
+    AgentArgs, Cli, Command, Deferred, QueuesCommand, ServiceCommand, TasksCommand, WorkersCommand,
 };
 
 /// Runs the command; the returned code is the process exit code.
@@ -47,32 +47,38 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let workspace_arg = cli.workspace.as_deref();
     match cli.command {
         Command::Init => init::run(workspace_arg),
-        Command::Start(args) => daemon::start(&find_workspace(workspace_arg)?, args),
+        Command::Start(Deferred(args)) => daemon::start(&find_workspace(workspace_arg)?, args),
         Command::Stop => daemon::stop(&find_workspace(workspace_arg)?),
-        Command::Status(args) => daemon::status(&find_workspace(workspace_arg)?, args),
-        Command::Spawn(args) => spawn::run(&find_workspace(workspace_arg)?, args),
-        Command::Ps(args) => ps::run(&find_workspace(workspace_arg)?, args),
-        Command::Logs(args) => logs::run(&find_workspace(workspace_arg)?, args),
-        Command::Kill(args) => kill::kill(&find_workspace(workspace_arg)?, args),
-        Command::Restart(args) => kill::restart(&find_workspace(workspace_arg)?, args),
-        Command::Adopt(args) => kill::adopt(&find_workspace(workspace_arg)?, args),
-        Command::Wait(args) => wait::run(&find_workspace(workspace_arg)?, args),
-        Command::Rehydrate(args) => rehydrate::run(&find_workspace(workspace_arg)?, args),
+        Command::Status(Deferred(args)) => daemon::status(&find_workspace(workspace_arg)?, args),
+        Command::Spawn(Deferred(args)) => spawn::run(&find_workspace(workspace_arg)?, args),
+        Command::Ps(Deferred(args)) => ps::run(&find_workspace(workspace_arg)?, args),
+        Command::Logs(Deferred(args)) => logs::run(&find_workspace(workspace_arg)?, args),
+        Command::Kill(Deferred(args)) => kill::kill(&find_workspace(workspace_arg)?, args),
+        Command::Restart(Deferred(args)) => kill::restart(&find_workspace(workspace_arg)?, args),
+        Command::Adopt(Deferred(args)) => kill::adopt(&find_workspace(workspace_arg)?, args),
+        Command::Wait(Deferred(args)) => wait::run(&find_workspace(workspace_arg)?, args),
+        Command::Rehydrate(Deferred(args)) => rehydrate::run(&find_workspace(workspace_arg)?, args),
         Command::Task(command) => task::run(&find_workspace(workspace_arg)?, command),
-        Command::NewPlan(args) => plans::new_plan(&find_workspace(workspace_arg)?, args),
+        Command::NewPlan(Deferred(args)) => plans::new_plan(&find_workspace(workspace_arg)?, args),
         Command::Plan(command) => plans::run(&find_workspace(workspace_arg)?, command),
-        Command::Remember(args) => memory::remember(&find_workspace(workspace_arg)?, args),
+        Command::Remember(Deferred(args)) => {
+            memory::remember(&find_workspace(workspace_arg)?, args)
+        }
         Command::Memory(command) => memory::run(&find_workspace(workspace_arg)?, command),
-        Command::Search(args) => memory::search(&find_workspace(workspace_arg)?, args),
-        Command::History(args) => history::history(&find_workspace(workspace_arg)?, args),
-        Command::Archive(args) => history::archive(&find_workspace(workspace_arg)?, args),
+        Command::Search(Deferred(args)) => memory::search(&find_workspace(workspace_arg)?, args),
+        Command::History(Deferred(args)) => history::history(&find_workspace(workspace_arg)?, args),
+        Command::Archive(Deferred(args)) => history::archive(&find_workspace(workspace_arg)?, args),
         Command::Session(command) => session::run(&find_workspace(workspace_arg)?, command),
-        Command::Export(args) => transfer::export(&find_workspace(workspace_arg)?, args),
-        Command::Import(args) => transfer::import(&find_workspace(workspace_arg)?, args),
-        Command::MergeDriver(args) => transfer::merge_driver(args),
-        Command::Backup(args) => transfer::backup(&find_workspace(workspace_arg)?, args),
-        Command::Repair(args) => transfer::repair(&find_workspace(workspace_arg)?, args.json),
-        Command::Autodev(args) => transfer::autodev(&find_workspace(workspace_arg)?, args.json),
+        Command::Export(Deferred(args)) => transfer::export(&find_workspace(workspace_arg)?, args),
+        Command::Import(Deferred(args)) => transfer::import(&find_workspace(workspace_arg)?, args),
+        Command::MergeDriver(Deferred(args)) => transfer::merge_driver(args),
+        Command::Backup(Deferred(args)) => transfer::backup(&find_workspace(workspace_arg)?, args),
+        Command::Repair(Deferred(args)) => {
+            transfer::repair(&find_workspace(workspace_arg)?, args.json)
+        }
+        Command::Autodev(Deferred(args)) => {
+            transfer::autodev(&find_workspace(workspace_arg)?, args.json)
+        }
         Command::Queues(command) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
@@ -108,25 +114,29 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
         Command::Config(command) => config::run(&find_workspace(workspace_arg)?, command),
-        Command::Analytics(args) => config::analytics(&find_workspace(workspace_arg)?, args),
-        Command::Worker(args) => distributed::worker(workspace_arg, args),
-        Command::Submit(args) => distributed::submit(workspace_arg, args),
-        Command::Tui(args) => tui::run(&find_workspace(workspace_arg)?, args),
-        Command::Migrate(args) => migrate::run(&find_workspace(workspace_arg)?, args),
+        Command::Analytics(Deferred(args)) => {
+            config::analytics(&find_workspace(workspace_arg)?, args)
+        }
+        Command::Worker(Deferred(args)) => distributed::worker(workspace_arg, args),
+        Command::Submit(Deferred(args)) => distributed::submit(workspace_arg, args),
+        Command::Tui(Deferred(args)) => tui::run(&find_workspace(workspace_arg)?, args),
+        Command::Migrate(Deferred(args)) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Mcp(args) => agents::mcp(workspace_arg, args),
         Command::Hooks(command) => agents::hooks(workspace_arg, command),
         Command::Hook(command) => agents::hook(workspace_arg, command),
         Command::Container { id } => Ok(internal::container(&find_workspace(workspace_arg)?, &id)),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
-        Command::Daemon(args) => Ok(internal::daemon(find_workspace(workspace_arg)?, args)),
-        Command::Completions(args) => docs::completions(args),
-        Command::Man(args) => docs::man(args),
-        Command::Run(args) => Ok(internal::run(find_workspace(workspace_arg)?, args)),
+        Command::Daemon(Deferred(args)) => {
+            Ok(internal::daemon(find_workspace(workspace_arg)?, args))
+        }
+        Command::Completions(Deferred(args)) => docs::completions(args),
+        Command::Man(Deferred(args)) => docs::man(args),
+        Command::Run(Deferred(args)) => Ok(internal::run(find_workspace(workspace_arg)?, args)),
         Command::Web(args) => web::web(&find_workspace(workspace_arg)?, args),
-        Command::Dashboard(args) => web::dashboard(&find_workspace(workspace_arg)?, args),
+        Command::Dashboard(Deferred(args)) => web::dashboard(&find_workspace(workspace_arg)?, args),
         Command::Share(args) => web::share(&find_workspace(workspace_arg)?, args),
-        Command::Report(args) => web::report(&find_workspace(workspace_arg)?, args),
-        Command::InstallAliases(args) => install_aliases::run(args),
+        Command::Report(Deferred(args)) => web::report(&find_workspace(workspace_arg)?, args),
+        Command::InstallAliases(Deferred(args)) => install_aliases::run(args),
     }
 }
 
