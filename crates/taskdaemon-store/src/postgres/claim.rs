@@ -329,10 +329,11 @@ fn start(tx: &mut Tx<'_>, worker: &str, waiting: Vec<(TaskRecord, Picked)>) -> R
 
 /// Records many ends: the items and their tasks are locked (in task order,
 /// item first) in one statement and the leases fenced, every change written
-/// in a statement per shape, the items finished or queued again in a
-/// statement each way, and the tasks read back. A refused end leaves the
-/// others be. The locking statement marks the transaction: the store
-/// announces its events after commit (see `announce.rs`).
+/// in a statement per shape, and the items finished or queued again in a
+/// statement each way; the answers carry the tasks as written (read back
+/// only when a change sets a column `applied_to` does not map). A refused
+/// end leaves the others be. The locking statement marks the transaction:
+/// the store announces its events after commit (see `announce.rs`).
 pub(super) fn complete_batch(
     tx: &mut Tx<'_>,
     ends: &[Completion],
