@@ -218,6 +218,15 @@ impl From<bool> for Column {
     }
 }
 
+/// An optional 32-bit column's value; `None` when it does not fit (the
+/// row would not read back as a task either).
+fn narrow(value: Option<i64>) -> Option<Option<i32>> {
+    match value {
+        None => Some(None),
+        Some(v) => i32::try_from(v).ok().map(Some),
+    }
+}
+
 /// A status change with the columns it sets and the event it appends.
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
@@ -247,6 +256,33 @@ impl Change {
             json!({ "status": task.status.as_str() }),
             serde_json::Value::Object(after),
         ))
+    }
+
+    /// `task` as this change leaves its row when written at `now` (what
+    /// reading the task back in the same transaction gives), or `None` when
+    /// it sets a column this does not map: the caller reads the task again.
+    /// Claims and completions use it instead of a second read of the task
+    /// (its labels, links and counts are as the locked read found them; the
+    /// change writes none of them).
+    pub fn applied_to(&self, task: &TaskRecord, now: i64) -> Option<TaskRecord> {
+        let mut after = task.clone();
+        after.status = self.to;
+        after.updated_at = now;
+        for (column, value) in &self.columns {
+            match (*column, value) {
+                ("started_at", Column::Int(v)) => after.started_at = *v,
+                ("finished_at", Column::Int(v)) => after.finished_at = *v,
+                ("exit_code", Column::Int(v)) => after.exit_code = narrow(*v)?,
+                ("signal", Column::Int(v)) => after.signal = narrow(*v)?,
+                ("pid", Column::Int(v)) => after.pid = narrow(*v)?,
+                ("pgid", Column::Int(v)) => after.pgid = narrow(*v)?,
+                ("restarts", Column::Int(Some(v))) => after.restarts = u32::try_from(*v).ok()?,
+                ("error", Column::Text(v)) => after.error = v.clone(),
+                ("stop_requested", Column::Bool(v)) => after.stop_requested = *v,
+                _ => return None,
+            }
+        }
+        Some(after)
     }
 
     /// Whether the change gains or loses `succeeded`, which the tasks that

@@ -22,6 +22,7 @@
 //! the `Store` methods that only hand their arguments on are in
 //! [`crate::wiring`].
 
+mod announce;
 mod batch;
 mod claim;
 mod events;
@@ -107,6 +108,8 @@ pub struct PgStore {
     config: postgres::Config,
     /// The URL without its password, for messages.
     url: String,
+    /// Announces the events of claims and completions after they commit.
+    announcer: announce::Announcer,
 }
 
 impl PgStore {
@@ -161,7 +164,23 @@ impl PgStore {
             .connection_timeout(CONNECT_TIMEOUT)
             .build(manager)
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Self { pool, config, url })
+        let announcer = announce::Announcer::start(config.clone()).map_err(|e| {
+            StoreError::Aborted(format!(
+                "PostgreSQL store: cannot start the thread that announces events: {e}"
+            ))
+        })?;
+        Ok(Self {
+            pool,
+            config,
+            url,
+            announcer,
+        })
+    }
+
+    /// A claim or completion batch committed events its transaction did not
+    /// announce (see `announce.rs`): wake the listeners.
+    fn events_committed(&self) {
+        self.announcer.committed();
     }
 
     /// The URL without its password.
@@ -454,8 +473,12 @@ fn stored_id(tx: &mut Tx<'_>, id: Option<&str>) -> Result<Option<String>> {
 /// state machine, sets the status and the columns, appends the event, and
 /// re-decides the tasks waiting on this one.
 fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
+    apply_at(tx, task, change, now_millis())
+}
+
+/// [`apply`], written as of `now` (the task's `updated_at`, the event's `at`).
+fn apply_at(tx: &mut Tx<'_>, task: &TaskRecord, change: Change, now: i64) -> Result<()> {
     let (before, after) = change.check(task)?;
-    let now = now_millis();
     let status = change.to.as_str();
     let (before, after) = (before.to_string(), after.to_string());
     let event = &change.event;
@@ -483,7 +506,11 @@ fn apply(tx: &mut Tx<'_>, task: &TaskRecord, change: Change) -> Result<()> {
          SELECT $2, id, $4, $5, $6, $7, $8 FROM changed"
     );
     tx.execute_cached(&sql, &params)?;
-    FollowUp::of(task, &change).run(tx)
+    let follow_up = FollowUp::of(task, &change);
+    if follow_up.needed() {
+        run_follow_ups(tx, &[follow_up])?;
+    }
+    Ok(())
 }
 
 /// What a change leaves to re-decide once it is written: the tasks waiting
@@ -526,16 +553,16 @@ impl FollowUp {
 /// [`apply`] for many tasks, each locked by the caller and named once: one
 /// statement per shape of change (the set of columns it sets), so a batch
 /// of claims or completions costs the round trips of one. The follow-ups
-/// run only for the tasks something waits on (found in one query).
-fn apply_all(tx: &mut Tx<'_>, mut changes: Vec<(&TaskRecord, Change)>) -> Result<()> {
+/// run only for the tasks something waits on (found in one query). Written
+/// as of `now` (see [`apply_at`]).
+fn apply_all(tx: &mut Tx<'_>, mut changes: Vec<(&TaskRecord, Change)>, now: i64) -> Result<()> {
     if changes.len() == 1 {
         // One change takes the one-row statement: its cached plan is used
         // as is, where the arrays' would be planned again on every call.
         if let Some((task, change)) = changes.pop() {
-            return apply(tx, task, change);
+            return apply_at(tx, task, change, now);
         }
     }
-    let now = now_millis();
     let mut shapes: Vec<batch::Shape<'_>> = Vec::new();
     let mut follow_ups = Vec::new();
     for (task, change) in changes {
@@ -549,18 +576,39 @@ fn apply_all(tx: &mut Tx<'_>, mut changes: Vec<(&TaskRecord, Change)>) -> Result
     for shape in &shapes {
         shape.write(tx, now)?;
     }
+    run_follow_ups(tx, &follow_ups)
+}
+
+/// Runs the follow-ups of the tasks something waits on, found in one query
+/// (most tasks have no dependents and no gates on them: one round trip
+/// instead of one per kind of waiter).
+fn run_follow_ups(tx: &mut Tx<'_>, follow_ups: &[FollowUp]) -> Result<()> {
     if follow_ups.is_empty() {
         return Ok(());
     }
     let ids: Vec<&str> = follow_ups.iter().map(|f| f.id.as_str()).collect();
-    let awaited: std::collections::HashSet<String> = tx
-        .query_cached(
-            "SELECT c.id FROM unnest($1::text[]) AS c(id)
-             WHERE EXISTS (SELECT 1 FROM task_deps d WHERE d.depends_on = c.id)
+    let waiters = |id: &str| {
+        format!(
+            "WHERE EXISTS (SELECT 1 FROM task_deps d WHERE d.depends_on = {id})
                 OR EXISTS (SELECT 1 FROM task_gates g WHERE g.kind = 'until-succeeds'
-                             AND g.target = c.id AND g.opened_at IS NULL)",
+                             AND g.target = {id} AND g.opened_at IS NULL)"
+        )
+    };
+    // One id by `=`, so its cached plan is kept (see `load_tasks`).
+    let rows = match ids.as_slice() {
+        [id] => tx.query_cached(
+            &format!("SELECT $1::text {}", waiters("$1")),
+            &[(id, Type::TEXT)],
+        )?,
+        _ => tx.query_cached(
+            &format!(
+                "SELECT c.id FROM unnest($1::text[]) AS c(id) {}",
+                waiters("c.id")
+            ),
             &[(&ids, Type::TEXT_ARRAY)],
-        )?
+        )?,
+    };
+    let awaited: std::collections::HashSet<String> = rows
         .iter()
         .map(|r| r.try_get(0))
         .collect::<std::result::Result<_, _>>()?;

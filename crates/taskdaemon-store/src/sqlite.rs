@@ -189,6 +189,11 @@ impl SqliteStore {
         Ok(conn.lock().unwrap_or_else(|poison| poison.into_inner()))
     }
 
+    /// A claim or completion batch committed: nothing to announce, waiters
+    /// watch the database's files (PostgreSQL's store wakes its listeners
+    /// here).
+    fn events_committed(&self) {}
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, durable unless the
     /// calling thread defers it.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {

@@ -514,7 +514,11 @@ macro_rules! shared_store_methods {
             if max == 0 {
                 return Ok(Vec::new());
             }
-            self.write(|tx| claim::claim_batch(tx, worker, queues, lease, max))
+            let claims = self.write(|tx| claim::claim_batch(tx, worker, queues, lease, max))?;
+            if !claims.is_empty() {
+                self.events_committed();
+            }
+            Ok(claims)
         }
 
         fn complete_claim(
@@ -547,7 +551,9 @@ macro_rules! shared_store_methods {
             if ends.is_empty() {
                 return Ok(Vec::new());
             }
-            self.write(|tx| claim::complete_batch(tx, ends))
+            let answers = self.write(|tx| claim::complete_batch(tx, ends))?;
+            self.events_committed();
+            Ok(answers)
         }
 
         fn release_expired(&self, actor: &str) -> Result<Vec<Released>> {

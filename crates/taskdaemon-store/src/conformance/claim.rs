@@ -262,6 +262,111 @@ pub fn waiters_wake_on_submit(store: &dyn Store) {
     });
 }
 
+/// Claims and completions wake the change feed's listeners: on PostgreSQL
+/// their events are announced after commit, not by the events trigger.
+pub fn claims_and_completions_wake_event_waiters(store: &dyn Store) {
+    store.submit(&agent("q", "task-a.md"), "t").unwrap();
+    // Waits on a listener opened now (after the submit's own wake-up), for
+    // what `act` commits.
+    let wakes = |act: &dyn Fn()| {
+        let mut waiter = store.event_waiter().unwrap();
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(move || waiter.wait(Duration::from_secs(10)).unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            act();
+            waiting.join().unwrap()
+        })
+    };
+    let claim = std::cell::RefCell::new(None);
+    assert!(
+        wakes(&|| {
+            let claimed = store.claim("w1", &queues(&["q"]), LONG).unwrap();
+            *claim.borrow_mut() = claimed;
+        }),
+        "the claim woke the event waiter"
+    );
+    let claim = claim.into_inner().expect("the task was claimed");
+    assert_eq!(claim.task, store.task(&claim.lease.task_id).unwrap());
+    // The claim's wake-up is out before the next listener starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let completed = std::cell::RefCell::new(None);
+    assert!(
+        wakes(&|| {
+            let done = store
+                .complete_claim(&claim.lease, ExitOutcome::exited(0), &serde_json::json!({}))
+                .unwrap();
+            *completed.borrow_mut() = Some(done);
+        }),
+        "the completion woke the event waiter"
+    );
+    let completed = completed.into_inner().expect("the claim was completed");
+    assert_eq!(completed.task, store.task(&claim.lease.task_id).unwrap());
+}
+
+/// Every transition of a batch has its event, in the feed in order: the
+/// starts in claim (FIFO) order, then the ends in completion order.
+pub fn batch_events_reach_the_feed_in_order(store: &dyn Store) {
+    let submitted: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            store
+                .submit(&agent("q", &format!("task-{n}.md")), "t")
+                .unwrap()
+                .id
+        })
+        .collect();
+    let seq = store.last_event_seq().unwrap();
+    let claims = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
+    assert_eq!(ids(&claims), submitted);
+    for claim in &claims {
+        assert_eq!(
+            claim.task,
+            store.task(&claim.lease.task_id).unwrap(),
+            "a claim carries its task as stored"
+        );
+    }
+    let ends: Vec<crate::Completion> = claims
+        .iter()
+        .rev()
+        .map(|c| crate::Completion {
+            lease: c.lease.clone(),
+            outcome: ExitOutcome::exited(0),
+            result: serde_json::json!({}),
+        })
+        .collect();
+    let answers = store.complete_claims(&ends).unwrap();
+    for answer in &answers {
+        let completed = answer.as_ref().unwrap();
+        assert_eq!(
+            completed.task,
+            store.task(&completed.task.id).unwrap(),
+            "a completion answers with its task as stored"
+        );
+    }
+    let events = store.events_after(seq, &[], 100).unwrap();
+    let feed: Vec<(EventKind, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.kind, e.task_id.as_deref()))
+        .collect();
+    let (a, b, c) = (
+        Some(submitted[0].as_str()),
+        Some(submitted[1].as_str()),
+        Some(submitted[2].as_str()),
+    );
+    assert_eq!(
+        feed,
+        [
+            (EventKind::Started, a),
+            (EventKind::Started, b),
+            (EventKind::Started, c),
+            (EventKind::Exited, c),
+            (EventKind::Exited, b),
+            (EventKind::Exited, a),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+}
+
 fn ids(claims: &[crate::Claim]) -> Vec<&str> {
     claims.iter().map(|c| c.lease.task_id.as_str()).collect()
 }

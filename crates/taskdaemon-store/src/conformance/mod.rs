@@ -228,6 +228,14 @@ pub const CHECKS: &[Check] = &[
     ),
     ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
     (
+        "claims_and_completions_wake_event_waiters",
+        claim::claims_and_completions_wake_event_waiters,
+    ),
+    (
+        "batch_events_reach_the_feed_in_order",
+        claim::batch_events_reach_the_feed_in_order,
+    ),
+    (
         "batch_claims_are_fifo_and_short_when_few_wait",
         claim::batch_claims_are_fifo_and_short_when_few_wait,
     ),

@@ -15,6 +15,7 @@ use taskdaemon_core::TaskRecord;
 use taskdaemon_core::process::ExitDecision;
 use taskdaemon_core::time::now_millis;
 
+use super::announce::MARK;
 use super::rows::{
     LEASED_ITEM_COLUMNS, QUEUE_ITEM_COLUMNS, TASK_COLUMNS, leased_item_from_row, task_from_row,
 };
@@ -178,7 +179,9 @@ struct Picked {
 
 /// Picks and leases up to `want` claimable items of `queues`, oldest first,
 /// and locks their tasks (item first, then task, in task order), in one
-/// statement; returns each locked task with its item.
+/// statement; returns each locked task with its item. A pick that finds
+/// items marks the transaction: the store announces its events after
+/// commit (see `announce.rs`).
 fn pick(
     tx: &mut Tx<'_>,
     worker: &str,
@@ -208,7 +211,7 @@ fn pick(
            FROM picked WHERE task_id = picked.picked_id
            RETURNING n, lease_epoch, lease_expires_at, {QUEUE_ITEM_COLUMNS})
          SELECT {TASK_COLUMNS}, leased.n, leased.lease_epoch, leased.lease_expires_at,
-           {LEASED_ITEM_COLUMNS}, (SELECT count(*) FROM leased) AS leased_count
+           {LEASED_ITEM_COLUMNS}, (SELECT count(*) FROM leased) AS leased_count, {MARK}
          FROM leased JOIN tasks ON tasks.id = leased.task_id
          ORDER BY tasks.id FOR UPDATE OF tasks"
     );
@@ -297,13 +300,28 @@ fn start(tx: &mut Tx<'_>, worker: &str, waiting: Vec<(TaskRecord, Picked)>) -> R
         changes.push((task, granting.change));
         claims.push(granting.claim);
     }
-    apply_all(tx, changes)?;
-    let ids: Vec<&str> = claims.iter().map(|c| c.lease.task_id.as_str()).collect();
-    let mut started = load_tasks(tx, &ids)?;
-    for claim in &mut claims {
-        match started.remove(&claim.lease.task_id) {
-            Some(task) => claim.task = task,
-            None => return Err(StoreError::NotFound(claim.lease.task_id.clone())),
+    // The started tasks as written, without reading them back (a round
+    // trip and the task columns' subqueries saved on every claim).
+    let started: Option<Vec<TaskRecord>> = changes
+        .iter()
+        .map(|(task, change)| change.applied_to(task, now))
+        .collect();
+    apply_all(tx, changes, now)?;
+    match started {
+        Some(started) => {
+            for (claim, task) in claims.iter_mut().zip(started) {
+                claim.task = task;
+            }
+        }
+        None => {
+            let ids: Vec<&str> = claims.iter().map(|c| c.lease.task_id.as_str()).collect();
+            let mut started = load_tasks(tx, &ids)?;
+            for claim in &mut claims {
+                match started.remove(&claim.lease.task_id) {
+                    Some(task) => claim.task = task,
+                    None => return Err(StoreError::NotFound(claim.lease.task_id.clone())),
+                }
+            }
         }
     }
     Ok(claims)
@@ -311,9 +329,11 @@ fn start(tx: &mut Tx<'_>, worker: &str, waiting: Vec<(TaskRecord, Picked)>) -> R
 
 /// Records many ends: the items and their tasks are locked (in task order,
 /// item first) in one statement and the leases fenced, every change written
-/// in a statement per shape, the items finished or queued again in a
-/// statement each way, and the tasks read back. A refused end leaves the
-/// others be.
+/// in a statement per shape, and the items finished or queued again in a
+/// statement each way; the answers carry the tasks as written (read back
+/// only when a change sets a column `applied_to` does not map). A refused
+/// end leaves the others be. The locking statement marks the transaction:
+/// the store announces its events after commit (see `announce.rs`).
 pub(super) fn complete_batch(
     tx: &mut Tx<'_>,
     ends: &[Completion],
@@ -321,7 +341,7 @@ pub(super) fn complete_batch(
     let ids: Vec<&str> = ends.iter().map(|e| e.lease.task_id.as_str()).collect();
     let locked = |condition: &str| {
         format!(
-            "SELECT q.lease_owner, q.lease_epoch, {TASK_COLUMNS}
+            "SELECT q.lease_owner, q.lease_epoch, {TASK_COLUMNS}, {MARK}
              FROM queue_items q JOIN tasks ON tasks.id = q.task_id
              WHERE {condition} ORDER BY q.task_id FOR UPDATE OF q, tasks"
         )
@@ -357,9 +377,16 @@ pub(super) fn complete_batch(
         })
         .collect();
     let mut changes = Vec::new();
+    // The ended tasks as written (see `start`); read back only when a
+    // change sets a column `applied_to` does not map.
+    let mut ended_tasks: Option<HashMap<String, TaskRecord>> = Some(HashMap::new());
     let mut finish: (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     let mut requeue: (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
     for (task, ended) in decided.iter().flatten() {
+        ended_tasks = ended_tasks.and_then(|mut tasks| {
+            tasks.insert(task.id.clone(), ended.change.applied_to(task, now)?);
+            Some(tasks)
+        });
         changes.push((*task, ended.change.clone()));
         match &ended.item {
             ItemAfter::Finish { result } => {
@@ -372,15 +399,20 @@ pub(super) fn complete_batch(
             }
         }
     }
-    apply_all(tx, changes)?;
-    finish_items(tx, &finish.0, &finish.1)?;
+    apply_all(tx, changes, now)?;
+    finish_items(tx, &finish.0, &finish.1, now)?;
     requeue_items(tx, &requeue.0, &requeue.1)?;
-    let done: Vec<&str> = decided
-        .iter()
-        .flatten()
-        .map(|(t, _)| t.id.as_str())
-        .collect();
-    let mut after = load_tasks(tx, &done)?;
+    let mut after = match ended_tasks {
+        Some(tasks) => tasks,
+        None => {
+            let done: Vec<&str> = decided
+                .iter()
+                .flatten()
+                .map(|(t, _)| t.id.as_str())
+                .collect();
+            load_tasks(tx, &done)?
+        }
+    };
     decided
         .into_iter()
         .map(|decided| {
@@ -400,7 +432,18 @@ pub(super) fn complete_batch(
 }
 
 /// Clears the leases of `ids` and finishes their items with `results`.
-fn finish_items(tx: &mut Tx<'_>, ids: &[&str], results: &[&str]) -> Result<()> {
+fn finish_items(tx: &mut Tx<'_>, ids: &[&str], results: &[&str], now: i64) -> Result<()> {
+    if let ([id], [result]) = (ids, results) {
+        // One item by `=`: the server keeps this statement's generic plan,
+        // where the arrays' one is planned again on every call.
+        tx.execute_cached(
+            "UPDATE queue_items SET lease_owner = NULL, lease_expires_at = NULL,
+               finished = TRUE, result = $2, finished_at = $3
+             WHERE task_id = $1",
+            &[(id, Type::TEXT), (result, Type::TEXT), (&now, Type::INT8)],
+        )?;
+        return Ok(());
+    }
     if ids.is_empty() {
         return Ok(());
     }
@@ -411,7 +454,7 @@ fn finish_items(tx: &mut Tx<'_>, ids: &[&str], results: &[&str]) -> Result<()> {
         &[
             (&ids, Type::TEXT_ARRAY),
             (&results, Type::TEXT_ARRAY),
-            (&now_millis(), Type::INT8),
+            (&now, Type::INT8),
         ],
     )?;
     Ok(())

@@ -474,6 +474,21 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX task_gates_shut ON task_gates(kind, target) WHERE opened_at IS NULL;
     "#,
+    // 13: a transaction marked `taskdaemon.events_announced = after-commit`
+    // (claims and completions) has its events announced by the store once
+    // it committed, not by this trigger: a transaction that notifies holds
+    // the notify-queue lock until its commit is on disk, so notifying ones
+    // commit one flush at a time (see `postgres/announce.rs`). Unmarked
+    // transactions (every other write, older versions) notify as before.
+    r#"
+    CREATE OR REPLACE FUNCTION td_notify_events() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+    BEGIN
+        IF current_setting('taskdaemon.events_announced', true) IS DISTINCT FROM 'after-commit' THEN
+            PERFORM pg_notify('td_events_' || TG_TABLE_SCHEMA, '');
+        END IF;
+        RETURN NULL;
+    END $$;
+    "#,
 ];
 
 /// The schema version this build writes.
