@@ -90,7 +90,7 @@ fn run_shim(
     let shim = Shim {
         workspace,
         open_store,
-        logs: config.logs.clone(),
+        logs: config.logs,
         on_change: &on_change,
         on_end: &on_end,
     };
