@@ -187,6 +187,10 @@ pub enum Command {
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
+    /// Internal: a shim started before its task, waiting on stdin for the
+    /// task id (started by the daemon; see `taskdaemon_supervisor::standby`).
+    #[command(name = "__shim-standby", hide = true)]
+    ShimStandby,
     /// Internal: run the daemon in this process.
     #[command(name = "__daemon", hide = true)]
     Daemon(Deferred<DaemonWebArgs>),

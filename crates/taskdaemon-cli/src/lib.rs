@@ -37,17 +37,28 @@ pub fn parse_args() -> Cli {
 
 /// The command line the daemon starts a shim with, exactly
 /// (`taskdaemon --workspace DIR __shim ID`, see
-/// [`taskdaemon_supervisor::launch_shim`]), read without clap: a busy queue
+/// [`taskdaemon_supervisor::launch_shim`], or `... __shim-standby`, see
+/// [`taskdaemon_supervisor::standby`]), read without clap: a busy queue
 /// starts hundreds of shims a second, and building the model of every
 /// subcommand costs each of them more than parsing it. Anything else
 /// (another order, more arguments, text that is not UTF-8) goes to clap.
 fn shim_command_line(args: &[std::ffi::OsString]) -> Option<Cli> {
-    let [_, flag, dir, subcommand, id] = args else {
-        return None;
+    let (dir, command) = match args {
+        [_, flag, dir, subcommand, id]
+            if flag == "--workspace" && subcommand == taskdaemon_supervisor::SHIM_SUBCOMMAND =>
+        {
+            let id = id.to_str()?.to_owned();
+            (dir, Command::Shim { id })
+        }
+        // A standby shim (`--workspace DIR __shim-standby`), started as often.
+        [_, flag, dir, subcommand]
+            if flag == "--workspace"
+                && subcommand == taskdaemon_supervisor::standby::STANDBY_SUBCOMMAND =>
+        {
+            (dir, Command::ShimStandby)
+        }
+        _ => return None,
     };
-    if flag != "--workspace" || subcommand != taskdaemon_supervisor::SHIM_SUBCOMMAND {
-        return None;
-    }
     // As clap reads it: from the environment, an empty value being none.
     let database_url = match std::env::var_os(taskdaemon_service::open::DATABASE_URL_ENV) {
         Some(url) if url.is_empty() => None,
@@ -57,9 +68,7 @@ fn shim_command_line(args: &[std::ffi::OsString]) -> Option<Cli> {
     Some(Cli {
         workspace: Some(dir.into()),
         database_url,
-        command: Command::Shim {
-            id: id.to_str()?.to_owned(),
-        },
+        command,
     })
 }
 
@@ -94,10 +103,14 @@ mod tests {
 
     #[test]
     fn the_shim_command_line_reads_as_clap_reads_it() {
-        let line = args(&["taskdaemon", "--workspace", "/tmp/w s", "__shim", "task-1"]);
-        let fast = shim_command_line(&line).expect("the daemon's shim line");
-        let parsed = Cli::try_parse_from(&line).unwrap();
-        assert_eq!(format!("{fast:?}"), format!("{parsed:?}"));
+        for line in [
+            args(&["taskdaemon", "--workspace", "/tmp/w s", "__shim", "task-1"]),
+            args(&["taskdaemon", "--workspace", "/tmp/w s", "__shim-standby"]),
+        ] {
+            let fast = shim_command_line(&line).expect("the daemon's shim line");
+            let parsed = Cli::try_parse_from(&line).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{parsed:?}"));
+        }
     }
 
     #[test]
@@ -113,6 +126,8 @@ mod tests {
                 "extra",
             ],
             &["taskdaemon", "--workspace", "/w", "__daemon", "x"],
+            &["taskdaemon", "--workspace", "/w", "__shim-standby", "x"],
+            &["taskdaemon", "--workspace", "/w", "status"],
             &["taskdaemon", "--database-url", "/w", "__shim", "task-1"],
             &["taskdaemon", "__shim", "task-1"],
         ] {

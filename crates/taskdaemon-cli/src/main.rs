@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     let long_lived = matches!(
         cli.command,
         taskdaemon_cli::Command::Shim { .. }
+            | taskdaemon_cli::Command::ShimStandby
             | taskdaemon_cli::Command::Daemon(_)
             | taskdaemon_cli::Command::Run(_)
             | taskdaemon_cli::Command::Web(_)

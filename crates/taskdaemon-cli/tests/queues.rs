@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Ws, alive, eventually, sigkill};
+use common::{Ws, alive, eventually, eventually_some, sigkill};
 use serde_json::Value;
 
 /// Fast settings: short debounce and retry backoff, and the ad-hoc queue.
@@ -852,4 +852,54 @@ fn an_is_error_result_keeps_claude_codes_message_as_written() {
     );
     let logs = ws.run(&["tasks", "logs", "task-login"]).ok().json();
     assert_eq!(logs["error"], "Not logged in · Please run /login");
+}
+
+/// Live standby shims (`__shim-standby`) of this workspace.
+fn standby_shims(ws: &Ws) -> Vec<i32> {
+    let root = ws.root().to_string_lossy().into_owned();
+    common::all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let args = common::cmdline(pid);
+            args.iter().any(|a| a == "__shim-standby") && args.contains(&root)
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+/// A worker that ran a document keeps a shim started ahead for the next
+/// one; that shim runs the next document as a fresh one would, and one left
+/// waiting exits by itself when its daemon dies, even by SIGKILL.
+#[test]
+fn a_standby_shim_runs_the_next_document_and_dies_with_its_daemon() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    let doc = "---\nexecutor: command\ncommand: \"true\"\n---\n";
+    ws.drop_document(ADHOC, "task-s1.md", doc);
+    assert_eq!(ws.wait_result(ADHOC, "task-s1")["status"], "succeeded");
+    for name in ["task-s2", "task-s3"] {
+        let standby = eventually_some("a standby shim", || {
+            let shims = standby_shims(&ws);
+            (shims.len() == 1).then(|| shims[0])
+        });
+        ws.drop_document(ADHOC, &format!("{name}.md"), doc);
+        let result = ws.wait_result(ADHOC, name);
+        assert_eq!(result["status"], "succeeded", "{result:#}");
+        assert_eq!(result["exit_code"], 0, "{result:#}");
+        let task = task_json(&ws, name);
+        assert_eq!(
+            task["shim_pid"].as_i64(),
+            Some(i64::from(standby)),
+            "the standby ran it: {task:#}"
+        );
+        let shim_log = ws.state_dir().join(format!("procs/{name}/shim.log"));
+        assert!(shim_log.exists(), "its stderr moved to the task's shim.log");
+    }
+    let waiting = eventually_some("a standby shim", || {
+        let shims = standby_shims(&ws);
+        (shims.len() == 1).then(|| shims[0])
+    });
+    sigkill(ws.daemon_pid().unwrap());
+    eventually("the waiting standby exits", || !alive(waiting));
+    assert!(standby_shims(&ws).is_empty());
 }

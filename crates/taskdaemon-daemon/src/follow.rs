@@ -10,6 +10,7 @@ use taskdaemon_core::{TaskKind, TaskRecord};
 use taskdaemon_store::StoreError;
 use taskdaemon_supervisor::pidfd::{PidWatch, reap};
 use taskdaemon_supervisor::reconcile::{Reconciled, reconcile};
+use taskdaemon_supervisor::standby::{HandOverError, Standby};
 use taskdaemon_supervisor::{LaunchError, launch_shim};
 use tokio::io::unix::AsyncFd;
 
@@ -170,7 +171,27 @@ async fn wait_for_exit(watch: PidWatch) -> io::Result<()> {
 
 /// Launches the shim for a pending task and waits for it to report.
 pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
-    match launch_shim(&daemon.exe, &daemon.workspace, &task.id) {
+    launch_with(daemon, task, None)
+}
+
+/// [`launch`], handing the task to `standby` when there is one (a shim
+/// already started and waiting; see [`taskdaemon_supervisor::standby`]),
+/// and to a fresh shim when there is none or it never took the task.
+pub(crate) fn launch_with(
+    daemon: &Daemon,
+    task: &TaskRecord,
+    standby: Option<Standby>,
+) -> Result<(), Failure> {
+    let launched = match standby.map(|s| s.hand_over(&daemon.workspace, &task.id)) {
+        Some(Ok(launched)) => Ok(launched),
+        Some(Err(HandOverError::Launch(e))) => Err(e),
+        Some(Err(gone @ HandOverError::Gone { .. })) => {
+            tracing::warn!(id = task.id, error = %gone, "starting a fresh shim");
+            launch_shim(&daemon.exe, &daemon.workspace, &task.id)
+        }
+        None => launch_shim(&daemon.exe, &daemon.workspace, &task.id),
+    };
+    match launched {
         Ok(_) => Ok(()),
         // The shim recorded the failure itself (e.g. no such program).
         Err(LaunchError::Refused(message)) => Err(failure(

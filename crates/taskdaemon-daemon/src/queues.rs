@@ -14,6 +14,15 @@
 //! gone and that the store knows nothing of is removed, and its document
 //! runs.
 //!
+//! A worker that ran a document lately keeps a standby shim (see
+//! [`taskdaemon_supervisor::standby`]) while it waits for the next one: the
+//! next document is handed to it, so the exec and start-up of a shim are
+//! off the path from a document's arrival to its start. The standby is
+//! started when the worker runs out of documents, not while it works
+//! through a backlog: there the next document is already waiting, and a
+//! shim started ahead only competes for the CPU with the running one. It
+//! is let go after [`STANDBY_IDLE`] without a document.
+//!
 //! Writing an ended task's result, report and folder moves (several
 //! fsyncs) is handed to the worker's finisher, so the next document starts
 //! meanwhile; the finisher keeps the order, and until it is done the item
@@ -21,7 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use taskdaemon_core::duration::format_duration;
@@ -34,13 +43,14 @@ use taskdaemon_queue::{
 };
 use taskdaemon_store::{QueueItemFilter, StoreError};
 use taskdaemon_supervisor::group::Group;
+use taskdaemon_supervisor::standby::Standby;
 use taskdaemon_workspace::{Config, QueuesConfig};
 use tokio::sync::Notify;
 
 use taskdaemon_watch as fswatch;
 
 use crate::blocking::blocking;
-use crate::follow::{follow, launch};
+use crate::follow::{follow, launch, launch_with};
 use crate::state::{ACTOR, Daemon, Shared};
 
 /// Rescan `pending/` this often when it is not watched (watching disabled
@@ -57,6 +67,10 @@ const POLL: Duration = Duration::from_secs(1);
 const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 /// Lines of output kept in the report of a task without a final text.
 const REPORT_TAIL_LINES: usize = 40;
+/// How long a worker keeps its standby shim with no document to hand it:
+/// long enough to bridge the gaps of a steady trickle, short enough that
+/// an idle queue holds no extra process for long.
+const STANDBY_IDLE: Duration = Duration::from_secs(30);
 
 /// One queue's worker and what it runs with.
 struct Worker {
@@ -77,6 +91,12 @@ struct Worker {
     /// document name.
     finishing: Finishing,
     to_finisher: tokio::sync::mpsc::UnboundedSender<Ended>,
+    /// A shim started ahead of the next document, waiting for its task id
+    /// (see [`taskdaemon_supervisor::standby`]).
+    standby: Option<Standby>,
+    /// When the worker last started a document: a standby is kept for
+    /// [`STANDBY_IDLE`] after that.
+    last_start: Option<Instant>,
 }
 
 type Finishing = Arc<std::sync::Mutex<HashMap<String, String>>>;
@@ -123,6 +143,8 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             refused_in_place: HashSet::new(),
             finishing,
             to_finisher,
+            standby: None,
+            last_start: None,
         };
         // One task for both, so stopping the worker stops its finisher; an
         // unfinished item is finished by the next worker (it is open in the store).
@@ -205,6 +227,7 @@ impl Worker {
         match self.next_document(&held).await? {
             Next::Run(name) => self.start(name).await,
             Next::Wait(delay) => {
+                let delay = self.keep_standby(delay).await;
                 let _ = tokio::time::timeout(delay, self.wake.notified()).await;
                 Ok(())
             }
@@ -292,11 +315,20 @@ impl Worker {
             self.executors.clone(),
         );
         let settings = self.settings.clone();
-        let started = blocking({
+        let mut standby = self.standby.take();
+        self.last_start = Some(Instant::now());
+        let (started, standby) = blocking({
             let name = name.clone();
-            move || start_document(&daemon, &folder, &executors, &settings, &name)
+            move || {
+                let started =
+                    start_document(&daemon, &folder, &executors, &settings, &name, &mut standby);
+                (started, standby)
+            }
         })
-        .await??;
+        .await?;
+        // Still there when the document was not launched.
+        self.standby = standby;
+        let started = started?;
         match started {
             Started::Item(item) => self.drive(*item).await?,
             Started::Nothing => {}
@@ -369,6 +401,38 @@ impl Worker {
             .await;
             follow(&self.daemon, id.clone());
         }
+    }
+
+    /// Before the worker waits up to `delay` for a document: starts a
+    /// standby shim if it ran a document within [`STANDBY_IDLE`] and has
+    /// none, or lets the one it has go after that. Returns how long to wait,
+    /// shortened so that the worker comes back to let it go in time.
+    async fn keep_standby(&mut self, delay: Duration) -> Duration {
+        let left = self.last_start.map_or(Duration::ZERO, |at| {
+            STANDBY_IDLE.saturating_sub(at.elapsed())
+        });
+        if left.is_zero() {
+            if let Some(standby) = self.standby.take() {
+                let _ = blocking(move || standby.dismiss()).await;
+            }
+            return delay;
+        }
+        if self.standby.is_none() {
+            let daemon = self.daemon.clone();
+            let started = blocking(move || Standby::start(&daemon.exe, &daemon.workspace)).await;
+            self.standby = match started {
+                Ok(Ok(standby)) => Some(standby),
+                Ok(Err(e)) => {
+                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim");
+                    None
+                }
+            };
+        }
+        delay.min(left)
     }
 
     fn lock_finishing(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
@@ -500,7 +564,8 @@ enum Started {
     RefusedInPlace,
 }
 
-/// Reads, records and launches one document. A malformed or refused
+/// Reads, records and launches one document, on `standby` when there is
+/// one (taken only when a task is launched). A malformed or refused
 /// document is recorded as a failed task with the reason, and its result
 /// written at once.
 fn start_document(
@@ -509,6 +574,7 @@ fn start_document(
     executors: &ExecutorSettings,
     settings: &QueuesConfig,
     name: &str,
+    standby: &mut Option<Standby>,
 ) -> Result<Started, String> {
     let settle = Duration::from_millis(settings.watch_debounce_ms);
     let read = folder
@@ -571,7 +637,7 @@ fn start_document(
     );
     // A launch failure is recorded in the store by the shim or by `launch`;
     // the item is then driven to its (failed) end like any other.
-    if launch(daemon, &task).is_ok() {
+    if launch_with(daemon, &task, standby.take()).is_ok() {
         write_lock(daemon, folder, &task.id);
     }
     store

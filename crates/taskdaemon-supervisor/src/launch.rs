@@ -133,7 +133,7 @@ fn reap_child(pid: i32) {
     }
 }
 
-fn parse_report(line: &str, pid: i32) -> Result<Launched, LaunchError> {
+pub(crate) fn parse_report(line: &str, pid: i32) -> Result<Launched, LaunchError> {
     if let Some(report) = line.strip_prefix("ok") {
         return Ok(Launched {
             pid,
@@ -144,14 +144,14 @@ fn parse_report(line: &str, pid: i32) -> Result<Launched, LaunchError> {
     Err(LaunchError::Refused(message.to_owned()))
 }
 
-enum FirstLine {
+pub(crate) enum FirstLine {
     Line(String),
     Eof,
     TimedOut,
 }
 
 /// Reads up to the first newline, waiting at most `timeout` in all.
-fn read_line_within(pipe: &mut PipeReader, timeout: Duration) -> io::Result<FirstLine> {
+pub(crate) fn read_line_within(pipe: &mut PipeReader, timeout: Duration) -> io::Result<FirstLine> {
     let deadline = Instant::now() + timeout;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 512];

@@ -31,6 +31,7 @@ pub mod procfs;
 pub mod reconcile;
 pub mod shim;
 pub mod spawn;
+pub mod standby;
 
 pub use launch::{LaunchError, Launched, SHIM_SUBCOMMAND, launch_detached, launch_shim};
 pub use pidfd::PidWatch;

@@ -18,29 +18,78 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     // One arena: the shim's threads (output pumps, memory watch) allocate
     // little, and every extra arena would stay mapped as long as the command runs.
     taskdaemon_supervisor::memory::limit_arenas(1);
-    let fail = |message: String| {
-        let _ = report(&format!("error {message}"));
-        taskdaemon_supervisor::note!("taskdaemon shim {id}: {message}");
-        1
-    };
     let config = match Config::load(&workspace.config_path()) {
         Ok(config) => config,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => {
+            let message = e.to_string();
+            let _ = report(&format!("error {message}"));
+            taskdaemon_supervisor::note!("taskdaemon shim {id}: {message}");
+            return 1;
+        }
     };
     let location = taskdaemon_service::open::location(workspace, &config);
-    let open_store = || taskdaemon_store::open(&location);
-    let on_change = |store: &dyn Store| registry::refresh(workspace, store, &config);
+    run_shim(
+        workspace,
+        &config,
+        &|| taskdaemon_store::open(&location),
+        id,
+    )
+}
+
+/// `__shim-standby`: load and open what a shim needs, then wait for the
+/// daemon to name the task on stdin and supervise it as `__shim ID` would
+/// (see [`taskdaemon_supervisor::standby`]). A standby that cannot load the
+/// config or open the store exits at once: the daemon then starts a fresh
+/// shim, which reports the failure where the task's starter sees it.
+pub fn standby_shim(workspace: &Workspace) -> u8 {
+    taskdaemon_supervisor::memory::limit_arenas(1);
+    let config = match Config::load(&workspace.config_path()) {
+        Ok(config) => config,
+        Err(e) => {
+            taskdaemon_supervisor::note!("taskdaemon standby shim: {e}");
+            return 1;
+        }
+    };
+    let location = taskdaemon_service::open::location(workspace, &config);
+    let store = match taskdaemon_store::open(&location) {
+        Ok(store) => store,
+        Err(e) => {
+            taskdaemon_supervisor::note!("taskdaemon standby shim: {e}");
+            return 1;
+        }
+    };
+    let Some(id) = taskdaemon_supervisor::standby::await_task(workspace) else {
+        return 0;
+    };
+    // The store opened while waiting serves the start; later opens (the
+    // exit of a command that runs on) are fresh, as a shim's always are.
+    let ready = std::sync::Mutex::new(Some(store));
+    let open_store = || {
+        let kept = ready.lock().unwrap_or_else(|p| p.into_inner()).take();
+        kept.map_or_else(|| taskdaemon_store::open(&location), Ok)
+    };
+    run_shim(workspace, &config, &open_store, &id)
+}
+
+/// Runs the shim of task `id` with `config` and a way to open the store.
+fn run_shim(
+    workspace: &Workspace,
+    config: &Config,
+    open_store: taskdaemon_supervisor::shim::OpenStore<'_>,
+    id: &str,
+) -> u8 {
+    let on_change = |store: &dyn Store| registry::refresh(workspace, store, config);
     // A running daemon follows this shim and rewrites the registry when it
     // exits; without one (or if it dies meanwhile, until the next one
     // starts and rewrites it) the shim must.
     let on_end = |store: &dyn Store| {
         if running_pid(workspace).is_none() {
-            registry::refresh(workspace, store, &config);
+            registry::refresh(workspace, store, config);
         }
     };
     let shim = Shim {
         workspace,
-        open_store: &open_store,
+        open_store,
         logs: config.logs,
         on_change: &on_change,
         on_end: &on_end,

@@ -126,6 +126,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hook(command) => agents::hook(workspace_arg, command),
         Command::Container { id } => Ok(internal::container(&find_workspace(workspace_arg)?, &id)),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
+        Command::ShimStandby => Ok(internal::standby_shim(&find_workspace(workspace_arg)?)),
         Command::Daemon(Deferred(args)) => {
             Ok(internal::daemon(find_workspace(workspace_arg)?, args))
         }
