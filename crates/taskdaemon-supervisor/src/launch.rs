@@ -121,8 +121,9 @@ pub fn launch_detached(
     result
 }
 
-/// Waits for our child `pid` to end (it has said it is ending).
-fn reap_child(pid: i32) {
+/// Waits for our child `pid` to end (it has said it is ending, or its
+/// pipe closed).
+pub(crate) fn reap_child(pid: i32) {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child; `status` is a valid out pointer.

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use taskdaemon_workspace::Workspace;
 
-use crate::launch::{FirstLine, LaunchError, Launched, parse_report, read_line_within};
+use crate::launch::{FirstLine, LaunchError, Launched, parse_report, read_line_within, reap_child};
 
 /// The hidden subcommand a standby shim runs as:
 /// `taskdaemon --workspace DIR __shim-standby`.
@@ -133,7 +133,7 @@ impl Standby {
                 let launched = parse_report(&line, pid);
                 if matches!(launched, Err(LaunchError::Refused(_))) {
                     // It said it is ending.
-                    wait_for(pid);
+                    reap_child(pid);
                 }
                 Ok(launched?)
             }
@@ -143,7 +143,7 @@ impl Standby {
             }
             .into()),
             FirstLine::Eof => {
-                wait_for(pid);
+                reap_child(pid);
                 Err(LaunchError::NoReport {
                     what,
                     log: workspace.shim_log(id).display().to_string(),
@@ -157,13 +157,13 @@ impl Standby {
     pub fn dismiss(mut self) {
         let pid = std::mem::replace(&mut self.pid, 0);
         drop(self);
-        wait_for(pid);
+        reap_child(pid);
     }
 
     fn gone(mut self) -> HandOverError {
         let pid = std::mem::replace(&mut self.pid, 0);
         drop(self);
-        wait_for(pid);
+        reap_child(pid);
         HandOverError::Gone { pid }
     }
 }
@@ -176,7 +176,7 @@ impl Drop for Standby {
             let pid = self.pid;
             let _ = std::thread::Builder::new()
                 .name("standby-reaper".into())
-                .spawn(move || wait_for(pid));
+                .spawn(move || reap_child(pid));
         }
     }
 }
@@ -185,18 +185,6 @@ impl Drop for Standby {
 /// shim's own go to its task's `shim.log`).
 pub fn standby_log(workspace: &Workspace) -> std::path::PathBuf {
     workspace.state_dir().join("standby-shim.log")
-}
-
-/// Waits for our child `pid` to end.
-fn wait_for(pid: i32) {
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child; `status` is a valid out pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
 }
 
 /// Said by the standby once it has loaded what it needs: says it is ready,
@@ -271,7 +259,7 @@ mod tests {
         assert_eq!((launched.pid, launched.report.as_str()), (pid, "4242"));
         assert_eq!(fs::read_to_string(&got).unwrap(), "task-7\n");
         assert!(ws.proc_dir("task-7").is_dir());
-        wait_for(pid);
+        reap_child(pid);
     }
 
     #[test]

@@ -306,15 +306,7 @@ pub fn claims_and_completions_wake_event_waiters(store: &dyn Store) {
 /// Every transition of a batch has its event, in the feed in order: the
 /// starts in claim (FIFO) order, then the ends in completion order.
 pub fn batch_events_reach_the_feed_in_order(store: &dyn Store) {
-    let submitted: Vec<String> = ["a", "b", "c"]
-        .iter()
-        .map(|n| {
-            store
-                .submit(&agent("q", &format!("task-{n}.md")), "t")
-                .unwrap()
-                .id
-        })
-        .collect();
+    let submitted = submit_to_q(store, &["a", "b", "c"]);
     let seq = store.last_event_seq().unwrap();
     let claims = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
     assert_eq!(ids(&claims), submitted);
@@ -367,12 +359,9 @@ pub fn batch_events_reach_the_feed_in_order(store: &dyn Store) {
     assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
 }
 
-fn ids(claims: &[crate::Claim]) -> Vec<&str> {
-    claims.iter().map(|c| c.lease.task_id.as_str()).collect()
-}
-
-pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
-    let submitted: Vec<String> = ["a", "b", "c", "d", "e"]
+/// Submits `task-{name}.md` to queue `q` for each name; their ids in order.
+fn submit_to_q(store: &dyn Store, names: &[&str]) -> Vec<String> {
+    names
         .iter()
         .map(|n| {
             store
@@ -380,7 +369,15 @@ pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
                 .unwrap()
                 .id
         })
-        .collect();
+        .collect()
+}
+
+fn ids(claims: &[crate::Claim]) -> Vec<&str> {
+    claims.iter().map(|c| c.lease.task_id.as_str()).collect()
+}
+
+pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
+    let submitted = submit_to_q(store, &["a", "b", "c", "d", "e"]);
     let other = store.submit(&agent("r", "task-r.md"), "t").unwrap();
     assert!(
         store
