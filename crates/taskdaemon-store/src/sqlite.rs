@@ -227,13 +227,13 @@ impl SqliteStore {
     }
 }
 
-/// The write-ahead log of the database at `path`.
 /// `limit` as the number a `LIMIT` clause is written with (see the module
 /// docs): past `i64::MAX` it means no limit, which SQLite spells -1.
 pub(crate) fn limit_literal(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(-1)
 }
 
+/// The write-ahead log of the database at `path`.
 fn wal_path(path: &Path) -> PathBuf {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
