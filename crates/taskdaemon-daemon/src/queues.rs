@@ -419,18 +419,15 @@ impl Worker {
         }
         if self.standby.is_none() {
             let daemon = self.daemon.clone();
-            let started = blocking(move || Standby::start(&daemon.exe, &daemon.workspace)).await;
-            self.standby = match started {
-                Ok(Ok(standby)) => Some(standby),
-                Ok(Err(e)) => {
-                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim");
-                    None
-                }
-            };
+            let started = blocking(move || Standby::start(&daemon.exe, &daemon.workspace))
+                .await
+                .map_err(String::from)
+                .and_then(|started| started.map_err(|e| e.to_string()));
+            self.standby = started
+                .inspect_err(|e| {
+                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim")
+                })
+                .ok();
         }
         delay.min(left)
     }
