@@ -141,6 +141,47 @@ pub struct Rehydrated {
     pub shown_ids: Vec<String>,
 }
 
+/// How an ended process's line ranks: a failure or loss is trouble and is
+/// kept before what succeeded or was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndedClass {
+    Trouble,
+    Finished,
+}
+
+impl EndedClass {
+    /// The class of a process that ended as `status`.
+    pub fn of(status: Status) -> Self {
+        if matches!(status, Status::Failed | Status::Lost) {
+            EndedClass::Trouble
+        } else {
+            EndedClass::Finished
+        }
+    }
+
+    fn priority(self) -> Priority {
+        match self {
+            EndedClass::Trouble => Priority::Trouble,
+            EndedClass::Finished => Priority::Finished,
+        }
+    }
+}
+
+/// Ended processes the caller counted but has not read yet, by class: each
+/// comes after every read one of its class (a caller reads each class newest
+/// first), so its line would rank right behind theirs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnreadEnded {
+    pub trouble: usize,
+    pub finished: usize,
+}
+
+impl UnreadEnded {
+    fn total(self) -> usize {
+        self.trouble + self.finished
+    }
+}
+
 /// How much a line matters; lower is kept first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Priority {
@@ -171,34 +212,66 @@ struct Line {
     text: String,
     /// The task an ended or alert line reports, so callers learn what was seen.
     reports: Option<String>,
+    /// The line of an ended process not read yet: its text is unknown.
+    unread: Option<EndedClass>,
 }
 
 /// Renders `input` within `budget_tokens`.
 pub fn render(input: &RehydrateInput, budget_tokens: usize) -> Rehydrated {
-    let lines = lines_for(input);
-    let headers = section_headers(input);
+    // With nothing unread, no selection can reach an unread line.
+    match render_within(input, UnreadEnded::default(), budget_tokens) {
+        Ok(rendered) | Err(Unread { rendered, .. }) => rendered,
+    }
+}
+
+/// The selection reached the line of an ended process that was not read.
+#[derive(Debug, Clone)]
+pub struct Unread {
+    /// The class to read more of.
+    pub class: EndedClass,
+    /// The summary with the unread lines left out: not what the whole input renders to.
+    rendered: Rehydrated,
+}
+
+/// Renders `input` as if `unread` more ended processes followed the read
+/// ones, so a caller can read only the lines a budget could show: counts and
+/// the note on omitted lines include the unread ones. The result is what
+/// the whole list renders to, or `Err` naming the class whose unread lines
+/// the selection reached (read more of it and render again). Selection is a
+/// prefix of one fixed order and an unread line ranks right behind the read
+/// lines of its class, so a selection that stops before every unread line
+/// is the selection of the whole list.
+pub fn render_within(
+    input: &RehydrateInput,
+    unread: UnreadEnded,
+    budget_tokens: usize,
+) -> Result<Rehydrated, Unread> {
+    let lines = lines_for(input, unread);
+    let headers = section_headers(input, unread);
     let budget_chars = budget_tokens.saturating_mul(CHARS_PER_TOKEN);
 
     let mut order: Vec<usize> = (0..lines.len()).collect();
     order.sort_by_key(|&i| (lines[i].priority, i));
 
-    let mut kept = select(&lines, &headers, &order, budget_chars);
-    let mut omitted = lines.len() - kept.len();
+    let mut selection = select(&lines, &headers, &order, budget_chars);
+    let mut omitted = lines.len() - selection.kept.len();
     let mut note = String::new();
-    if omitted > 0 {
-        // Make room for the note saying how much was left out, then select again.
+    if omitted > 0 && selection.reached_unread.is_none() {
+        // Make room for the note saying how much was left out, then select
+        // again: a smaller budget stops no later, so no unread line is reached.
         let reserve = omitted_note(lines.len()).chars().count() + 1;
-        kept = select(
+        selection = select(
             &lines,
             &headers,
             &order,
             budget_chars.saturating_sub(reserve),
         );
-        omitted = lines.len() - kept.len();
-        if omitted > 0 && !kept.is_empty() {
+        omitted = lines.len() - selection.kept.len();
+        if omitted > 0 && !selection.kept.is_empty() {
             note = omitted_note(omitted);
         }
     }
+    let kept = selection.kept;
 
     let markdown = assemble(&lines, &headers, &kept, &note);
     let tokens = markdown.chars().count().div_ceil(CHARS_PER_TOKEN);
@@ -206,23 +279,39 @@ pub fn render(input: &RehydrateInput, budget_tokens: usize) -> Rehydrated {
         .iter()
         .filter_map(|&i| lines[i].reports.clone())
         .collect();
-    Rehydrated {
+    let rendered = Rehydrated {
         markdown,
         budget_tokens,
         tokens,
         omitted_lines: omitted,
         shown_ids,
+    };
+    match selection.reached_unread {
+        Some(class) => Err(Unread { class, rendered }),
+        None => Ok(rendered),
     }
 }
 
+/// The lines a budget keeps, and whether choosing them reached an unread line.
+struct Selection {
+    kept: Vec<usize>,
+    reached_unread: Option<EndedClass>,
+}
+
 /// Picks the longest prefix of `order` that fits in `budget_chars`, counting
-/// each section header once, when its first line is kept.
-fn select(lines: &[Line], headers: &Headers, order: &[usize], budget_chars: usize) -> Vec<usize> {
+/// each section header once, when its first line is kept. An unread line
+/// ends the selection: whether it would fit is unknown.
+fn select(lines: &[Line], headers: &Headers, order: &[usize], budget_chars: usize) -> Selection {
     let mut used = 0usize;
     let mut open_sections: Vec<Section> = Vec::new();
     let mut kept = Vec::new();
+    let mut reached_unread = None;
     for &i in order {
         let line = &lines[i];
+        if line.unread.is_some() {
+            reached_unread = line.unread;
+            break;
+        }
         let mut cost = line.text.chars().count() + 1;
         let header = headers.get(line.section);
         let needs_header = header.is_some() && !open_sections.contains(&line.section);
@@ -239,7 +328,10 @@ fn select(lines: &[Line], headers: &Headers, order: &[usize], budget_chars: usiz
         kept.push(i);
     }
     kept.sort_unstable();
-    kept
+    Selection {
+        kept,
+        reached_unread,
+    }
 }
 
 fn assemble(lines: &[Line], headers: &Headers, kept: &[usize], note: &str) -> String {
@@ -295,10 +387,13 @@ impl Headers {
     }
 }
 
-fn section_headers(input: &RehydrateInput) -> Headers {
+fn section_headers(input: &RehydrateInput, unread: UnreadEnded) -> Headers {
     Headers {
         running: format!("## Running ({})", input.running.len()),
-        ended: format!("## Ended since last rehydrate ({})", input.ended.len()),
+        ended: format!(
+            "## Ended since last rehydrate ({})",
+            input.ended.len() + unread.total()
+        ),
         alerts: format!("## Alerts ({})", input.alerts.len()),
         ready: format!("## Ready to start ({})", input.ready.len()),
         gates: format!("## Gates not open ({})", input.gates.len()),
@@ -307,15 +402,17 @@ fn section_headers(input: &RehydrateInput) -> Headers {
     }
 }
 
-fn lines_for(input: &RehydrateInput) -> Vec<Line> {
+fn lines_for(input: &RehydrateInput, unread: UnreadEnded) -> Vec<Line> {
     let mut lines = vec![Line {
         section: Section::Title,
         priority: Priority::Title,
         text: title(input),
         reports: None,
+        unread: None,
     }];
     if input.running.is_empty()
         && input.ended.is_empty()
+        && unread.total() == 0
         && input.alerts.is_empty()
         && input.current.is_none()
         && input.plans.is_empty()
@@ -326,6 +423,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             priority: Priority::Running,
             text: "Nothing runs and nothing ended since the last rehydrate.".to_owned(),
             reports: None,
+            unread: None,
         });
     }
     if let Some(current) = &input.current {
@@ -337,6 +435,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             priority: Priority::Running,
             text: running_line(item, input.now),
             reports: None,
+            unread: None,
         });
         if let Some(last) = item.last_line.as_deref().filter(|l| !l.trim().is_empty()) {
             lines.push(Line {
@@ -344,6 +443,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 priority: Priority::Detail,
                 text: format!("  last: {}", clip(last.trim(), MAX_LOG_CHARS)),
                 reports: None,
+                unread: None,
             });
         }
     }
@@ -355,6 +455,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             priority: Priority::Running,
             text: query_line(item, input.now),
             reports: None,
+            unread: None,
         });
     }
     for item in &input.plans {
@@ -370,6 +471,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 item.specs_total
             ),
             reports: None,
+            unread: None,
         });
     }
     for item in &input.alerts {
@@ -378,20 +480,32 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             priority: Priority::Trouble,
             text: alert_line(item, input.now),
             reports: item.message_id.clone().or_else(|| item.task_id.clone()),
+            unread: None,
         });
     }
     for item in &input.ended {
-        let trouble = matches!(item.status, Status::Failed | Status::Lost);
         lines.push(Line {
             section: Section::Ended,
-            priority: if trouble {
-                Priority::Trouble
-            } else {
-                Priority::Finished
-            },
+            priority: EndedClass::of(item.status).priority(),
             text: ended_line(item, input.now),
             reports: Some(item.id.clone()),
+            unread: None,
         });
+    }
+    // Behind the read ones, still in the ended section: the same place in
+    // the order as the lines they stand for.
+    let unread_lines = [
+        (EndedClass::Trouble, unread.trouble),
+        (EndedClass::Finished, unread.finished),
+    ];
+    for (class, count) in unread_lines {
+        lines.extend((0..count).map(|_| Line {
+            section: Section::Ended,
+            priority: class.priority(),
+            text: String::new(),
+            reports: None,
+            unread: Some(class),
+        }));
     }
     for item in &input.ready {
         lines.push(Line {
@@ -404,6 +518,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 item.priority
             ),
             reports: None,
+            unread: None,
         });
     }
     for gate in &input.gates {
@@ -421,6 +536,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
                 clip(&gate.describe(), MAX_COMMAND_CHARS)
             ),
             reports: None,
+            unread: None,
         });
     }
     for decision in &input.decisions {
@@ -429,6 +545,7 @@ fn lines_for(input: &RehydrateInput) -> Vec<Line> {
             priority: Priority::Finished,
             text: format!("- {}", clip(decision, MAX_LOG_CHARS)),
             reports: None,
+            unread: None,
         });
     }
     lines
@@ -449,6 +566,7 @@ fn current_lines(current: &CurrentItem, now: Millis) -> Vec<Line> {
             clip(&current.title, MAX_COMMAND_CHARS)
         ),
         reports: None,
+        unread: None,
     }];
     if !current.files_modified.is_empty() {
         lines.push(Line {
@@ -459,6 +577,7 @@ fn current_lines(current: &CurrentItem, now: Millis) -> Vec<Line> {
                 clip(&current.files_modified.join(", "), MAX_LOG_CHARS)
             ),
             reports: None,
+            unread: None,
         });
     }
     for decision in &current.decisions {
@@ -467,6 +586,7 @@ fn current_lines(current: &CurrentItem, now: Millis) -> Vec<Line> {
             priority: Priority::Trouble,
             text: format!("  decided: {}", clip(decision, MAX_LOG_CHARS)),
             reports: None,
+            unread: None,
         });
     }
     lines
@@ -840,7 +960,105 @@ mod tests {
             })
     }
 
+    /// What a caller reading ended lines lazily renders: the first `first`
+    /// of each class read, four times more of a class whose unread lines
+    /// the selection reached. Returns the summary and how many renders it took.
+    fn render_reading_lazily(
+        input: &RehydrateInput,
+        budget: usize,
+        first: usize,
+    ) -> (Rehydrated, usize) {
+        let of_class = |class| {
+            input
+                .ended
+                .iter()
+                .filter(move |item| EndedClass::of(item.status) == class)
+                .count()
+        };
+        let (trouble, finished) = (
+            of_class(EndedClass::Trouble),
+            of_class(EndedClass::Finished),
+        );
+        let (mut read_trouble, mut read_finished) = (first.min(trouble), first.min(finished));
+        let mut renders = 0;
+        loop {
+            let (mut seen_trouble, mut seen_finished) = (0, 0);
+            let mut partial = input.clone();
+            partial.ended.retain(|item| {
+                let (seen, limit) = match EndedClass::of(item.status) {
+                    EndedClass::Trouble => (&mut seen_trouble, read_trouble),
+                    EndedClass::Finished => (&mut seen_finished, read_finished),
+                };
+                *seen += 1;
+                *seen <= limit
+            });
+            let unread = UnreadEnded {
+                trouble: trouble - read_trouble,
+                finished: finished - read_finished,
+            };
+            renders += 1;
+            match render_within(&partial, unread, budget) {
+                Ok(rendered) => return (rendered, renders),
+                Err(Unread {
+                    class: EndedClass::Trouble,
+                    ..
+                }) => {
+                    assert!(unread.trouble > 0, "reached a trouble line that was read");
+                    read_trouble = (read_trouble * 4).max(1).min(trouble);
+                }
+                Err(Unread {
+                    class: EndedClass::Finished,
+                    ..
+                }) => {
+                    assert!(unread.finished > 0, "reached a finished line that was read");
+                    read_finished = (read_finished * 4).max(1).min(finished);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_budget_that_reaches_unread_lines_asks_for_more_of_their_class() {
+        let mut input = input();
+        input.alerts.clear();
+        input.ended = (1..=40)
+            .map(|n| ended(&format!("TASK-{n}"), Status::Failed, 1))
+            .chain((41..=80).map(|n| ended(&format!("TASK-{n}"), Status::Succeeded, 0)))
+            .collect();
+        let whole = render(&input, 300);
+        // Room for some failures but not all: reading one of each class
+        // reaches an unread failure first, and only failures are read after.
+        assert!(whole.omitted_lines > 0);
+        let (lazily, renders) = render_reading_lazily(&input, 300, 1);
+        assert_eq!(lazily, whole);
+        assert!(renders > 1, "one failure read cannot fill 300 tokens");
+        assert!(
+            whole
+                .markdown
+                .contains("## Ended since last rehydrate (80)")
+        );
+        assert!(!whole.markdown.contains("succeeded"), "{}", whole.markdown);
+    }
+
     proptest! {
+        /// Reading ended lines only as far as the budget needs renders what
+        /// reading them all does.
+        #[test]
+        fn reading_ended_lines_lazily_renders_the_same(
+            input in arb_input(),
+            budget in 0usize..1500,
+            first in 0usize..6,
+            ready in 0usize..4,
+        ) {
+            let mut input = input;
+            input.ready = (0..ready)
+                .map(|n| ReadyItem { id: format!("TASK-{n}"), title: "next".to_owned(), priority: 0 })
+                .collect();
+            let whole = render(&input, budget);
+            let (lazily, _) = render_reading_lazily(&input, budget, first);
+            prop_assert_eq!(lazily, whole);
+        }
+
         #[test]
         fn never_exceeds_the_budget(input in arb_input(), budget in 0usize..3000) {
             let out = render(&input, budget);

@@ -138,7 +138,7 @@ fn answer(
         HookEvent::SessionStart => {
             service.begin_session(&agent)?;
             let text = if input.source.as_deref() == Some("compact") {
-                let (rehydration, marker) =
+                let (rendered, marker) =
                     service.rehydrate_after_compaction(SESSION_START_BUDGET, session)?;
                 let since = match marker {
                     Some(m) => format!(
@@ -147,11 +147,10 @@ fn answer(
                     ),
                     None => String::new(),
                 };
-                format!("{since}{}", rehydration.rendered.markdown)
+                format!("{since}{}", rendered.markdown)
             } else {
                 service
                     .rehydrate(SESSION_START_BUDGET, session, false)?
-                    .rendered
                     .markdown
             };
             Ok(HookOutput {

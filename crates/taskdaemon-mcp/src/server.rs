@@ -323,7 +323,6 @@ impl TaskdaemonMcp {
             let budget = p.budget.unwrap_or(DEFAULT_BUDGET);
             Ok(service
                 .rehydrate(budget, agent.session.as_deref(), p.peek)?
-                .rendered
                 .markdown)
         })
         .await
@@ -749,7 +748,6 @@ impl TaskdaemonMcp {
             REHYDRATE_URI => Ok(Some((
                 self.service
                     .rehydrate(DEFAULT_BUDGET, session, true)?
-                    .rendered
                     .markdown,
                 "text/markdown",
             ))),

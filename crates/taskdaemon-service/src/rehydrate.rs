@@ -8,16 +8,18 @@
 //! the agent was losing its context is shown again even if a rehydrate in
 //! between already reported it.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::rehydrate::{
-    AlertItem, CurrentItem, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput, Rehydrated,
-    RunningItem, render,
+    AlertItem, CurrentItem, EndedClass, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput,
+    Rehydrated, RunningItem, UnreadEnded, render, render_within,
 };
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
 use taskdaemon_core::{EventKind, MemoryKind, Status};
 use taskdaemon_daemon::running_pid;
-use taskdaemon_store::{MemoryFilter, ProcessFilter};
+use taskdaemon_store::{EndedRef, MemoryFilter};
 
 use crate::logs::{last_line, newest_log_line};
 use crate::{Result, Service};
@@ -37,6 +39,18 @@ const SEEN_KINDS: &[EventKind] = &[
 ];
 /// Ready tasks and recent decisions considered.
 const MAX_TRACKED_ITEMS: usize = 5;
+/// Ended lines of each class read first for a summary; four times more of
+/// a class each time the budget could show more of it.
+const FIRST_ENDED_READ: usize = 32;
+
+/// How much of the ended list a summary reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Only the lines the budget could show: the summary is the same.
+    Budget,
+    /// Every line, for callers that want what the summary was made from.
+    All,
+}
 
 /// A rendered summary and what it was rendered from.
 #[derive(Debug, Clone, Serialize)]
@@ -64,15 +78,32 @@ fn marker_key(session: Option<&str>) -> String {
 impl Service {
     /// The summary within `budget` tokens, as `session` sees it. Unless
     /// `peek`, what was shown is marked seen (an exit or alert cut for the
-    /// budget stays unseen and shows next time).
+    /// budget stays unseen and shows next time). Of the processes that
+    /// ended, only the lines the budget could show are read.
     pub fn rehydrate(
+        &self,
+        budget: usize,
+        session: Option<&str>,
+        peek: bool,
+    ) -> Result<Rehydrated> {
+        let cursor = self.rehydrate_cursor()?;
+        let (_, rendered) =
+            self.rehydrate_from(cursor, None, budget, session, peek, Reading::Budget)?;
+        Ok(rendered)
+    }
+
+    /// [`rehydrate`](Self::rehydrate) with everything the summary was
+    /// rendered from, every ended process included.
+    pub fn rehydration(
         &self,
         budget: usize,
         session: Option<&str>,
         peek: bool,
     ) -> Result<Rehydration> {
         let cursor = self.rehydrate_cursor()?;
-        self.rehydrate_from(cursor, None, budget, session, peek)
+        let (input, rendered) =
+            self.rehydrate_from(cursor, None, budget, session, peek, Reading::All)?;
+        Ok(Rehydration { rendered, input })
     }
 
     /// Records that `session`'s context is about to be compacted: the next
@@ -114,22 +145,23 @@ impl Service {
         &self,
         budget: usize,
         session: Option<&str>,
-    ) -> Result<(Rehydration, Option<Compaction>)> {
+    ) -> Result<(Rehydrated, Option<Compaction>)> {
         let cursor = self.rehydrate_cursor()?;
         let marker = self.compaction_marker(session)?;
         let from = marker.as_ref().map_or(cursor, |m| m.seq.min(cursor));
         let since = marker.as_ref().map(|m| m.at);
-        let rehydration = self.rehydrate_from(from, since, budget, session, true)?;
-        self.mark_shown_alerts(&rehydration)?;
+        let (input, rendered) =
+            self.rehydrate_from(from, since, budget, session, true, Reading::Budget)?;
+        self.mark_shown_alerts(&input.alerts, &rendered)?;
         // What the summary showed is seen; the shared cursor never moves back.
         let newest = self.store.last_event_seq()?;
-        let next = self.next_cursor(from, newest, &rehydration.rendered)?;
+        let next = self.next_cursor(from, newest, &rendered)?;
         self.store
             .set_meta(CURSOR_KEY, &next.max(cursor).to_string())?;
         if marker.is_some() {
             self.store.set_meta(&marker_key(session), "")?;
         }
-        Ok((rehydration, marker))
+        Ok((rendered, marker))
     }
 
     fn rehydrate_cursor(&self) -> Result<i64> {
@@ -141,7 +173,9 @@ impl Service {
     }
 
     /// The summary of what happened after event `cursor` (and, for
-    /// pipeline alerts a summary showed already, after time `since`).
+    /// pipeline alerts a summary showed already, after time `since`), and
+    /// what it was rendered from (with [`Reading::Budget`], only the ended
+    /// processes it needed).
     fn rehydrate_from(
         &self,
         cursor: i64,
@@ -149,29 +183,97 @@ impl Service {
         budget: usize,
         session: Option<&str>,
         peek: bool,
-    ) -> Result<Rehydration> {
+        reading: Reading,
+    ) -> Result<(RehydrateInput, Rehydrated)> {
         // Read the newest event first so nothing committed meanwhile is skipped next time.
         let newest = self.store.last_event_seq()?;
-        let input = self.rehydrate_input_since(cursor, since, session)?;
-        let rendered = render(&input, budget);
-        let rehydration = Rehydration { rendered, input };
+        let mut input = self.rehydrate_input_without_ended(cursor, since, session)?;
+        let ended = self.store.newest_ended(cursor, MAX_ITEMS)?;
+        let rendered = match reading {
+            Reading::All => {
+                input.ended = self.store.ended_items(&ended)?;
+                render(&input, budget)
+            }
+            Reading::Budget => self.render_reading_ended(&mut input, &ended, budget)?,
+        };
         if !peek {
-            let next = self.next_cursor(cursor, newest, &rehydration.rendered)?;
+            let next = self.next_cursor(cursor, newest, &rendered)?;
             self.store.set_meta(CURSOR_KEY, &next.to_string())?;
-            self.mark_shown_alerts(&rehydration)?;
+            self.mark_shown_alerts(&input.alerts, &rendered)?;
         }
-        Ok(rehydration)
+        Ok((input, rendered))
+    }
+
+    /// Renders `input` with the lines of `ended` read only as far as the
+    /// budget could show them: the first [`FIRST_ENDED_READ`] of each class,
+    /// then four times more of a class whose unread lines the selection
+    /// reached (see [`render_within`]). Leaves what was read in `input.ended`.
+    fn render_reading_ended(
+        &self,
+        input: &mut RehydrateInput,
+        ended: &[EndedRef],
+        budget: usize,
+    ) -> Result<Rehydrated> {
+        let of_class = |class| {
+            ended
+                .iter()
+                .filter(move |e| EndedClass::of(e.status) == class)
+                .collect::<Vec<_>>()
+        };
+        let (trouble, finished) = (
+            of_class(EndedClass::Trouble),
+            of_class(EndedClass::Finished),
+        );
+        let mut wanted = [
+            FIRST_ENDED_READ.min(trouble.len()),
+            FIRST_ENDED_READ.min(finished.len()),
+        ];
+        let mut read: HashMap<String, EndedItem> = HashMap::new();
+        loop {
+            let wanted_refs: Vec<&EndedRef> = trouble[..wanted[0]]
+                .iter()
+                .chain(&finished[..wanted[1]])
+                .copied()
+                .collect();
+            let to_read: Vec<EndedRef> = wanted_refs
+                .iter()
+                .filter(|e| !read.contains_key(&e.id))
+                .map(|e| (*e).clone())
+                .collect();
+            for item in self.store.ended_items(&to_read)? {
+                read.insert(item.id.clone(), item);
+            }
+            let wanted_ids: HashSet<&str> = wanted_refs.iter().map(|e| e.id.as_str()).collect();
+            input.ended = ended
+                .iter()
+                .filter(|e| wanted_ids.contains(e.id.as_str()))
+                .filter_map(|e| read.get(&e.id).cloned())
+                .collect();
+            let unread = UnreadEnded {
+                trouble: trouble.len() - wanted[0],
+                finished: finished.len() - wanted[1],
+            };
+            match render_within(input, unread, budget) {
+                Ok(rendered) => return Ok(rendered),
+                Err(more) => {
+                    // An unread line of this class was reached, so some are left.
+                    let (slot, total) = match more.class {
+                        EndedClass::Trouble => (0, trouble.len()),
+                        EndedClass::Finished => (1, finished.len()),
+                    };
+                    wanted[slot] = (wanted[slot] * 4).clamp(1, total);
+                }
+            }
+        }
     }
 
     /// Pipeline alerts the summary kept are delivered: a person saw them
     /// (one cut for the budget stays pending and shows next time).
-    fn mark_shown_alerts(&self, rehydration: &Rehydration) -> Result<()> {
-        let shown: Vec<String> = rehydration
-            .input
-            .alerts
+    fn mark_shown_alerts(&self, alerts: &[AlertItem], rendered: &Rehydrated) -> Result<()> {
+        let shown: Vec<String> = alerts
             .iter()
             .filter_map(|a| a.message_id.clone())
-            .filter(|id| rehydration.rendered.shown_ids.contains(id))
+            .filter(|id| rendered.shown_ids.contains(id))
             .collect();
         self.mark_alerts_seen(&shown)
     }
@@ -201,10 +303,14 @@ impl Service {
 
     /// Everything a summary is rendered from: events after `cursor` count as new.
     pub fn rehydrate_input(&self, cursor: i64, session: Option<&str>) -> Result<RehydrateInput> {
-        self.rehydrate_input_since(cursor, None, session)
+        let mut input = self.rehydrate_input_without_ended(cursor, None, session)?;
+        let ended = self.store.newest_ended(cursor, MAX_ITEMS)?;
+        input.ended = self.store.ended_items(&ended)?;
+        Ok(input)
     }
 
-    fn rehydrate_input_since(
+    /// Everything but the ended processes, which the caller reads as far as it needs.
+    fn rehydrate_input_without_ended(
         &self,
         cursor: i64,
         since: Option<Millis>,
@@ -217,7 +323,7 @@ impl Service {
             now: now_millis(),
             daemon_pid: running_pid(workspace),
             running: self.running_items()?,
-            ended: self.ended_items(cursor)?,
+            ended: Vec::new(),
             alerts: self.alert_items(cursor, since)?,
             current,
             ready,
@@ -261,19 +367,10 @@ impl Service {
     /// Running processes with their newest log line, then running loops.
     fn running_items(&self) -> Result<Vec<RunningItem>> {
         let workspace = self.workspace()?;
-        let live = self.store.processes(&ProcessFilter::default())?;
-        let mut running: Vec<RunningItem> = live
-            .iter()
-            .filter(|t| t.status == Status::Running)
-            .map(|t| RunningItem {
-                id: t.id.clone(),
-                command: t.command.clone(),
-                image: t.image().map(str::to_owned),
-                pid: t.pid,
-                started_at: t.started_at.unwrap_or(t.created_at),
-                last_line: newest_log_line(workspace, &t.id),
-            })
-            .collect();
+        let mut running = self.store.running_items()?;
+        for item in &mut running {
+            item.last_line = newest_log_line(workspace, &item.id);
+        }
         // Loops run inside the daemon: no pid; their log's last line says where they are.
         running.extend(
             self.store
@@ -290,12 +387,6 @@ impl Service {
                 }),
         );
         Ok(running)
-    }
-
-    /// Processes that ended after `cursor`: newest first, one line per task,
-    /// read with the few columns a line shows.
-    fn ended_items(&self, cursor: i64) -> Result<Vec<EndedItem>> {
-        Ok(self.store.newest_ended(cursor, MAX_ITEMS)?)
     }
 
     /// Alert events after `cursor`, and the pipeline's alerts for a person

@@ -241,12 +241,12 @@ fn processes_rehydrate_and_counters() {
         ErrorClass::BadInput
     );
 
-    let first = service.rehydrate(4000, None, false).unwrap();
+    let first = service.rehydration(4000, None, false).unwrap();
     assert_eq!(first.input.ended.len(), 1, "{:?}", first.input);
     assert_eq!(first.input.ended[0].id, ended.id);
     assert_eq!(first.input.alerts.len(), 1);
     assert!(first.rendered.markdown.contains(&ended.id));
-    let second = service.rehydrate(4000, None, false).unwrap();
+    let second = service.rehydration(4000, None, false).unwrap();
     assert!(second.input.ended.is_empty(), "what was shown is seen");
     assert!(second.input.alerts.is_empty());
 
@@ -604,7 +604,7 @@ fn a_compaction_marker_brings_back_what_ended_since() {
         .record_start_failure(&during.id, "no such file", "t")
         .unwrap();
     // An ordinary rehydrate in between reports it and marks it seen ...
-    let between = service.rehydrate(4000, Some("s1"), false).unwrap();
+    let between = service.rehydration(4000, Some("s1"), false).unwrap();
     assert_eq!(between.input.ended.len(), 1);
 
     // ... and after the compaction it is shown again, the earlier one not.
@@ -612,25 +612,100 @@ fn a_compaction_marker_brings_back_what_ended_since() {
         .rehydrate_after_compaction(4000, Some("s1"))
         .unwrap();
     assert_eq!(used, Some(marker));
-    let ended: Vec<&str> = after.input.ended.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(ended, [during.id.as_str()]);
+    assert_eq!(
+        after.shown_ids,
+        std::slice::from_ref(&during.id),
+        "{}",
+        after.markdown
+    );
     // The marker is used up, and the shared cursor did not move back.
     assert_eq!(service.compaction_marker(Some("s1")).unwrap(), None);
     let (again, none) = service
         .rehydrate_after_compaction(4000, Some("s1"))
         .unwrap();
     assert!(
-        none.is_none() && again.input.ended.is_empty(),
-        "{:?}",
-        again.input
+        none.is_none() && again.shown_ids.is_empty(),
+        "{}",
+        again.markdown
     );
     assert!(
         service
-            .rehydrate(4000, None, true)
+            .rehydration(4000, None, true)
             .unwrap()
             .input
             .ended
             .is_empty()
+    );
+}
+
+/// The summary reads only the ended lines its budget could show, and says
+/// exactly what reading them all would: the same Markdown, counts and
+/// omitted lines, the same tasks marked seen.
+#[test]
+fn a_summary_reads_ended_lines_lazily_and_says_the_same() {
+    use taskdaemon_core::process::ExitOutcome;
+    use taskdaemon_core::rehydrate::Rehydrated;
+    use taskdaemon_store::conformance::started;
+    let ws = TestWs::new();
+    let service = ws.service();
+    let store = service.store();
+    for n in 0..300 {
+        let argv = format!("step-{n}");
+        // About a third fail: more failures than one read of a class holds.
+        let task = store
+            .create_process(&process(&[&argv, "--flag"]), "t")
+            .unwrap();
+        if n % 4 == 3 {
+            store
+                .record_start_failure(&task.id, "no such file", "t")
+                .unwrap();
+        } else {
+            let pid = 1000 + n;
+            store.mark_started(&task.id, 0, &started(pid), "t").unwrap();
+            let code = if n % 11 == 5 { 2 } else { 0 };
+            store
+                .record_exit(&task.id, pid, ExitOutcome::exited(code), None, "t")
+                .unwrap();
+        }
+    }
+    // Lines say how long ago each process ended, and every process's age
+    // ticks at its own moment: compare with the ages left out. A tick that
+    // changes an age's width between the two summaries can change what
+    // fits, so a mismatch is retried.
+    let without_ages = |mut rendered: Rehydrated| {
+        rendered.markdown = rendered
+            .markdown
+            .lines()
+            .map(|line| line.rsplit_once(", ").map_or(line, |(head, _)| head))
+            .collect::<Vec<_>>()
+            .join("\n");
+        rendered
+    };
+    for budget in [0, 40, 300, 1500, 5000, 100_000] {
+        let mut last = None;
+        for _ in 0..5 {
+            let lazily = without_ages(service.rehydrate(budget, None, true).unwrap());
+            let whole = service.rehydration(budget, None, true).unwrap();
+            assert_eq!(whole.input.ended.len(), 300);
+            let whole = without_ages(whole.rendered);
+            if lazily == whole {
+                last = None;
+                break;
+            }
+            last = Some((lazily, whole));
+        }
+        if let Some((lazily, whole)) = last {
+            panic!("budget {budget}: read lazily\n{lazily:?}\nread whole\n{whole:?}");
+        }
+    }
+    let tight = service.rehydrate(300, None, true).unwrap();
+    assert!(tight.omitted_lines > 200, "{}", tight.markdown);
+    assert!(
+        tight
+            .markdown
+            .contains("## Ended since last rehydrate (300)"),
+        "{}",
+        tight.markdown
     );
 }
 

@@ -164,8 +164,7 @@ pub(crate) const ENDED_KINDS: &[taskdaemon_core::EventKind] = &[
     taskdaemon_core::EventKind::StartFailed,
 ];
 
-/// What an ended-process line shows, as stored: the task's columns and the
-/// time of the event that reported its end.
+/// What an ended-process line shows, as stored: the task's columns.
 pub(crate) struct EndedColumns {
     pub id: String,
     pub argv: String,
@@ -174,22 +173,72 @@ pub(crate) struct EndedColumns {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub finished_at: Option<taskdaemon_core::time::Millis>,
-    pub event_at: taskdaemon_core::time::Millis,
     pub error: Option<String>,
 }
 
-/// One item per task from end events read newest first: the first row of
-/// each task, and only tasks that are still ended (a restarted one is not).
-pub(crate) fn ended_items(
-    rows: impl IntoIterator<Item = Result<EndedColumns>>,
-) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+/// What a running-process line shows, as stored.
+pub(crate) struct RunningColumns {
+    pub id: String,
+    pub argv: String,
+    pub container: Option<String>,
+    pub pid: Option<i32>,
+    pub started_at: Option<taskdaemon_core::time::Millis>,
+    pub created_at: taskdaemon_core::time::Millis,
+}
+
+/// The summary line of a running process, without its newest log line
+/// (the caller reads that from the log).
+pub(crate) fn running_item(row: RunningColumns) -> Result<taskdaemon_core::rehydrate::RunningItem> {
+    let argv: Vec<String> = serde_json::from_str(&row.argv).map_err(|e| malformed("argv", e))?;
+    Ok(taskdaemon_core::rehydrate::RunningItem {
+        command: taskdaemon_core::task::shell_join(&argv),
+        image: parse_container(row.container)?.map(|c| c.image),
+        pid: row.pid,
+        started_at: row.started_at.unwrap_or(row.created_at),
+        last_line: None,
+        id: row.id,
+    })
+}
+
+/// An end event joined to its task: `(event seq, task id, task status, event time)`.
+pub(crate) type EndedRow = (i64, String, String, taskdaemon_core::time::Millis);
+
+/// One [`EndedRef`](crate::EndedRef) per task from end events in any
+/// order, newest end first: each task's newest end, and only tasks that are
+/// still ended (a restarted one is not).
+pub(crate) fn ended_refs(
+    rows: impl IntoIterator<Item = Result<EndedRow>>,
+) -> Result<Vec<crate::EndedRef>> {
+    let mut rows = rows.into_iter().collect::<Result<Vec<EndedRow>>>()?;
+    rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.0));
     let mut seen = std::collections::HashSet::new();
-    let mut items = Vec::new();
-    for row in rows {
-        let row = row?;
-        if !seen.insert(row.id.clone()) {
+    let mut refs = Vec::new();
+    for (_, id, status, at) in rows {
+        let status = parse_status(&status)?;
+        if !status.is_terminal() || !seen.insert(id.clone()) {
             continue;
         }
+        refs.push(crate::EndedRef { id, status, at });
+    }
+    Ok(refs)
+}
+
+/// The lines of `ended`, in its order, from their tasks' rows in any order:
+/// a task whose row is gone or no longer ended is left out.
+pub(crate) fn ended_items(
+    ended: &[crate::EndedRef],
+    rows: impl IntoIterator<Item = Result<EndedColumns>>,
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    let mut by_id = std::collections::HashMap::new();
+    for row in rows {
+        let row = row?;
+        by_id.insert(row.id.clone(), row);
+    }
+    let mut items = Vec::with_capacity(ended.len());
+    for end in ended {
+        let Some(row) = by_id.remove(&end.id) else {
+            continue;
+        };
         let status = parse_status(&row.status)?;
         if !status.is_terminal() {
             continue;
@@ -201,7 +250,7 @@ pub(crate) fn ended_items(
             image: parse_container(row.container)?.map(|c| c.image),
             status,
             exit: taskdaemon_core::process::ExitOutcome::from_parts(row.exit_code, row.signal),
-            finished_at: row.finished_at.unwrap_or(row.event_at),
+            finished_at: row.finished_at.unwrap_or(end.at),
             error: row.error,
             id: row.id,
         });

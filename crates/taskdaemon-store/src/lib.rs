@@ -86,6 +86,16 @@ pub struct ProcessFilter {
     pub limit: Option<usize>,
 }
 
+/// An ended process as [`Store::newest_ended`] lists it: enough to count it
+/// and rank its summary line before the line is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRef {
+    pub id: String,
+    pub status: Status,
+    /// When its end was reported: the line's time if the task has no `finished_at`.
+    pub at: Millis,
+}
+
 /// Which tasks (of every kind) a page of [`Store::task_page`] holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskPageFilter {
@@ -520,15 +530,20 @@ pub trait Store: Send + Sync {
     /// The tasks with these ids, in no particular order; unknown ids are left out.
     fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>>;
 
+    /// The running processes, oldest first, with the few columns a summary
+    /// line shows (no log line: that is read from the log).
+    fn running_items(&self) -> Result<Vec<taskdaemon_core::rehydrate::RunningItem>>;
+
     /// The processes whose end (exit, loss, failed start) is among the
     /// newest `limit` such events after `after_seq`: newest end first, one
-    /// item per task, only tasks still ended. Reads the few columns a
-    /// summary line shows, not whole tasks.
-    fn newest_ended(
-        &self,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>>;
+    /// per task, only tasks still ended. Reads each task's id and status
+    /// only: [`ended_items`](Store::ended_items) reads the lines a summary shows.
+    fn newest_ended(&self, after_seq: i64, limit: usize) -> Result<Vec<EndedRef>>;
+
+    /// The summary lines of these ended processes, in their order, with the
+    /// few columns a line shows; a task deleted or restarted since is left out.
+    fn ended_items(&self, ended: &[EndedRef])
+    -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>>;
 
     /// The newest event's sequence number, 0 when there is none.
     fn last_event_seq(&self) -> Result<i64>;

@@ -440,6 +440,34 @@ fn next_task_id(tx: &Connection, tool: Option<&str>) -> Result<String> {
     Ok(HumanId::for_tool(tool, number)?.to_string())
 }
 
+/// The whole rows of the tasks whose ids `id_sql` selects with `params`,
+/// in its order. Whole rows carry correlated subqueries that cost more to
+/// prepare than a CLI call spends on anything else, so a list that is often
+/// empty asks for its ids first and prepares the whole-row statement only
+/// when there are rows to read.
+fn tasks_by_id_query(
+    conn: &Connection,
+    id_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<TaskRecord>> {
+    let ids: Vec<String> = conn
+        .prepare_cached(id_sql)?
+        .query_map(params, |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(&ids).map_err(|e| crate::encoding::malformed("ids", e))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?1))"
+    ))?;
+    let mut by_id: std::collections::HashMap<String, TaskRecord> = stmt
+        .query_map([list], task_from_row)?
+        .map(|row| row?.map(|task| (task.id.clone(), task)))
+        .collect::<Result<_>>()?;
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
 fn next_counter(tx: &Connection, name: &str) -> Result<u64> {
     let value: i64 = tx.query_row(
         "INSERT INTO counters (name, value) VALUES (?1, 1)

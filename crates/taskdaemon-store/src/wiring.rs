@@ -29,6 +29,10 @@ macro_rules! shared_store_methods {
             self.read(|tx| processes::list(tx, filter))
         }
 
+        fn running_items(&self) -> Result<Vec<taskdaemon_core::rehydrate::RunningItem>> {
+            self.read(|tx| processes::running_items(tx))
+        }
+
         fn finished_tasks(
             &self,
             since: taskdaemon_core::time::Millis,
@@ -130,12 +134,18 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
-        fn newest_ended(
-            &self,
-            after_seq: i64,
-            limit: usize,
-        ) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+        fn newest_ended(&self, after_seq: i64, limit: usize) -> Result<Vec<crate::EndedRef>> {
             self.read_events(|tx| events::newest_ended(tx, after_seq, limit))
+        }
+
+        fn ended_items(
+            &self,
+            ended: &[crate::EndedRef],
+        ) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+            if ended.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read(|tx| processes::ended_items(tx, ended))
         }
 
         fn compact_tracked(

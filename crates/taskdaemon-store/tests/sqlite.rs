@@ -4,7 +4,7 @@
 use std::fs;
 
 use taskdaemon_store::conformance::{
-    CHECKS, Filled, copy, create_concurrently, export_all, fill_for_export, spec,
+    CHECKS, Filled, copy, create_concurrently, export_all, fill_for_export, spec, started,
 };
 use taskdaemon_store::{SqliteStore, Store, StoreError};
 
@@ -506,17 +506,47 @@ fn status_counts_follow_every_insert_change_and_delete() {
 }
 
 #[test]
+fn an_older_store_lists_its_ended_processes_once_migrated() {
+    let (dir, store) = fresh();
+    for n in 0..3 {
+        let task = store.create_process(&spec(None, &["true"]), "t").unwrap();
+        store
+            .mark_started(&task.id, 0, &started(900 + n), "t")
+            .unwrap();
+        let exit = taskdaemon_core::process::ExitOutcome::exited(n);
+        store
+            .record_exit(&task.id, 900 + n, exit, None, "t")
+            .unwrap();
+    }
+    let failed = store.create_process(&spec(None, &["nope"]), "t").unwrap();
+    store
+        .record_start_failure(&failed.id, "no such file", "t")
+        .unwrap();
+    let before = store.newest_ended(0, 100).unwrap();
+    assert_eq!(before.len(), 4, "{before:?}");
+    drop(store);
+    let path = dir.path().join("state.db");
+    // Back to schema 15: no index of end events, which the list names.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP INDEX events_ended; PRAGMA user_version = 15;")
+        .unwrap();
+    drop(conn);
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.newest_ended(0, 100).unwrap(), before);
+}
+
+#[test]
 fn an_older_store_gets_its_status_counts_when_migrated() {
     let (dir, store) = fresh();
     fill_for_export(&store, |_| {});
     drop(store);
     let path = dir.path().join("state.db");
-    // Back to schema 14: no counts table, no triggers.
+    // Back to schema 14: no counts table, no triggers (nor what came after).
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TRIGGER tasks_count_insert; DROP TRIGGER tasks_count_delete;
          DROP TRIGGER tasks_count_update; DROP TABLE task_status_counts;
-         PRAGMA user_version = 14;",
+         DROP INDEX events_ended; PRAGMA user_version = 14;",
     )
     .unwrap();
     drop(conn);

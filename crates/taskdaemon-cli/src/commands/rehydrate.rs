@@ -8,12 +8,15 @@ use crate::args::RehydrateArgs;
 use crate::output::print_json;
 
 pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
-    let rehydration =
-        service(workspace)?.rehydrate(args.budget, args.session.as_deref(), args.peek)?;
+    let service = service(workspace)?;
+    let session = args.session.as_deref();
     if args.json {
-        print_json(&rehydration)?;
+        print_json(&service.rehydration(args.budget, session, args.peek)?)?;
     } else {
-        print!("{}", rehydration.rendered.markdown);
+        print!(
+            "{}",
+            service.rehydrate(args.budget, session, args.peek)?.markdown
+        );
     }
     Ok(0)
 }

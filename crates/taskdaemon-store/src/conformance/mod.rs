@@ -1059,7 +1059,8 @@ fn events_filter_by_kind(store: &dyn Store) {
 }
 
 /// The ended list: newest end first, one item per task, restarted tasks
-/// and running ones left out, bounded by the events it may read.
+/// and running ones left out, bounded by the events it may read; its lines
+/// read for any part of it, in that part's order. The running list beside it.
 fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
     let before = store.last_event_seq().unwrap();
     let mut flaky = spec(None, &["flaky", "a b"]);
@@ -1102,9 +1103,24 @@ fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
     store.mark_started(&lost.id, 0, &started(704), "t").unwrap();
     store.mark_lost(&lost.id, "vanished", "t").unwrap();
 
-    let ended = store.newest_ended(before, 100).unwrap();
+    let refs = store.newest_ended(before, 100).unwrap();
+    let ref_ids: Vec<&str> = refs.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ref_ids, [&lost.id, &failed.id, &twice.id], "{refs:?}");
+    let statuses: Vec<Status> = refs.iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [Status::Lost, Status::Failed, Status::Succeeded]);
+    let ended = store.ended_items(&refs).unwrap();
     let ids: Vec<&str> = ended.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, [&lost.id, &failed.id, &twice.id], "{ended:?}");
+    assert_eq!(ids, ref_ids, "{ended:?}");
+    // Any part of the list, in the part's order.
+    let part = [refs[2].clone(), refs[0].clone()];
+    let part_ids: Vec<String> = store
+        .ended_items(&part)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(part_ids, [twice.id.clone(), lost.id.clone()]);
+    assert_eq!(store.ended_items(&[]).unwrap(), []);
     let [gone, nope, flaky] = &ended[..] else {
         unreachable!()
     };
@@ -1129,6 +1145,29 @@ fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
     assert_eq!(newest_two.len(), 2);
     let after = store.last_event_seq().unwrap();
     assert_eq!(store.newest_ended(after, 100).unwrap(), []);
+
+    // What runs: only the started process still running, with its command and pid.
+    let running_now: Vec<_> = store
+        .running_items()
+        .unwrap()
+        .into_iter()
+        .filter(|r| [&running.id, &again.id, &twice.id].contains(&&r.id))
+        .collect();
+    assert_eq!(running_now.len(), 1, "{running_now:?}");
+    let up = &running_now[0];
+    assert_eq!(
+        (
+            up.id.as_str(),
+            up.command.as_str(),
+            up.pid,
+            up.last_line.as_deref()
+        ),
+        (running.id.as_str(), "up", Some(703), None)
+    );
+    assert_eq!(
+        Some(up.started_at),
+        store.task(&running.id).unwrap().started_at
+    );
 }
 
 fn meta_and_samples(store: &dyn Store) {

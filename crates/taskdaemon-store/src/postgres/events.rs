@@ -6,7 +6,7 @@ use postgres::types::Type;
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
-use super::rows::{EVENT_COLUMNS, ended_columns, event_from_row};
+use super::rows::{EVENT_COLUMNS, event_from_row};
 use super::{Tx, stored_id};
 use crate::changes::Recorded;
 use crate::{Result, StoreError};
@@ -106,26 +106,31 @@ pub(super) fn newest_after(
 }
 
 /// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
-/// events, each joined to its task's few shown columns.
+/// events, each joined to its task's id and status.
 pub(super) fn newest_ended(
     tx: &mut Tx<'_>,
     after_seq: i64,
     limit: usize,
-) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+) -> Result<Vec<crate::EndedRef>> {
     let kinds: Vec<&str> = crate::encoding::ENDED_KINDS
         .iter()
         .map(|k| k.as_str())
         .collect();
     let rows = tx.query(
-        "SELECT t.id, t.argv, t.container, t.status, t.exit_code, t.signal, t.finished_at,
-                e.at, t.error
+        "SELECT e.seq, t.id, t.status, e.at
            FROM (SELECT seq, at, task_id FROM events
                   WHERE seq > $1 AND kind = ANY($2) ORDER BY seq DESC LIMIT $3) e
-           JOIN tasks t ON t.id = e.task_id
-          ORDER BY e.seq DESC",
+           JOIN tasks t ON t.id = e.task_id",
         &[&after_seq, &kinds, &(limit as i64)],
     )?;
-    crate::encoding::ended_items(rows.iter().map(ended_columns))
+    crate::encoding::ended_refs(rows.iter().map(|row| {
+        Ok((
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        ))
+    }))
 }
 
 /// The timing of every exit event that carries one.

@@ -72,6 +72,35 @@ pub(super) fn list(tx: &mut Tx<'_>, filter: &ProcessFilter) -> Result<Vec<TaskRe
     rows.iter().map(task_from_row).collect()
 }
 
+/// See [`Store::running_items`](crate::Store::running_items), in the order
+/// they were created.
+pub(super) fn running_items(
+    tx: &mut Tx<'_>,
+) -> Result<Vec<taskdaemon_core::rehydrate::RunningItem>> {
+    let rows = tx.query(
+        "SELECT id, argv, container, pid, started_at, created_at FROM tasks
+          WHERE kind = 'process' AND status = 'running' ORDER BY search_key",
+        &[],
+    )?;
+    rows.iter()
+        .map(|row| crate::encoding::running_item(super::rows::running_columns(row)?))
+        .collect()
+}
+
+/// See [`Store::ended_items`](crate::Store::ended_items).
+pub(super) fn ended_items(
+    tx: &mut Tx<'_>,
+    ended: &[crate::EndedRef],
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    let ids: Vec<&str> = ended.iter().map(|e| e.id.as_str()).collect();
+    let rows = tx.query(
+        "SELECT id, argv, container, status, exit_code, signal, finished_at, error
+           FROM tasks WHERE id = ANY($1)",
+        &[&ids],
+    )?;
+    crate::encoding::ended_items(ended, rows.iter().map(super::rows::ended_columns))
+}
+
 /// A page of tasks of every kind, newest first (see [`crate::task_page`]).
 pub(super) fn page(tx: &mut Tx<'_>, filter: &crate::TaskPageFilter) -> Result<Vec<TaskRecord>> {
     let (condition, args) = crate::task_page::where_clause(filter, |n| format!("${n}"));

@@ -85,7 +85,19 @@ fn narrow_opt<T: TryFrom<i64>>(row: &Row, column: &'static str) -> Result<Option
         .transpose()
 }
 
-/// The columns of an ended-process line (see `events::newest_ended`).
+/// The columns of a running-process line (see `processes::running_items`).
+pub fn running_columns(row: &Row) -> Result<crate::encoding::RunningColumns> {
+    Ok(crate::encoding::RunningColumns {
+        id: row.try_get("id")?,
+        argv: row.try_get("argv")?,
+        container: row.try_get("container")?,
+        pid: narrow_opt(row, "pid")?,
+        started_at: row.try_get("started_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The columns of an ended-process line (see `processes::ended_items`).
 pub fn ended_columns(row: &Row) -> Result<crate::encoding::EndedColumns> {
     Ok(crate::encoding::EndedColumns {
         id: row.try_get("id")?,
@@ -95,7 +107,6 @@ pub fn ended_columns(row: &Row) -> Result<crate::encoding::EndedColumns> {
         exit_code: narrow_opt(row, "exit_code")?,
         signal: narrow_opt(row, "signal")?,
         finished_at: row.try_get("finished_at")?,
-        event_at: row.try_get("at")?,
         error: row.try_get("error")?,
     })
 }

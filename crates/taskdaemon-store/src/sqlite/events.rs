@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use taskdaemon_core::time::now_millis;
 use taskdaemon_core::{Event, EventKind, NewEvent};
 
-use super::rows::{EVENT_COLUMNS, ended_columns, event_from_row};
+use super::rows::{EVENT_COLUMNS, event_from_row};
 use super::stored_id;
 use crate::Result;
 use crate::changes::Recorded;
@@ -92,22 +92,30 @@ pub(super) fn newest_after(
 }
 
 /// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
-/// events, each joined to its task's few shown columns.
+/// events from their own index (migration 16), each joined to its task's
+/// id and status.
 pub(super) fn newest_ended(
     conn: &Connection,
     after_seq: i64,
     limit: usize,
-) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
-    // CROSS JOIN keeps the events outermost: a lookup per event, never a
-    // walk of the tasks.
+) -> Result<Vec<crate::EndedRef>> {
+    // `INDEXED BY` because the planner prefers `events_kind` for the `IN`,
+    // which reads every end event and sorts them; the `IN` must stay, as it
+    // is what lets the partial index answer. CROSS JOIN keeps the events
+    // outermost: a lookup per event, never a walk of the tasks. The order
+    // is restored from `seq` by `ended_refs`, not asked of the join.
     let sql = format!(
-        "SELECT t.id, t.argv, t.container, t.status, t.exit_code, t.signal, t.finished_at, \
-         e.at, t.error FROM ({}) e CROSS JOIN tasks t ON t.id = e.task_id ORDER BY e.seq DESC",
-        newest_sql("seq, at, task_id", crate::encoding::ENDED_KINDS, limit)
+        "SELECT e.seq, t.id, t.status, e.at FROM (SELECT seq, at, task_id FROM events \
+         INDEXED BY events_ended WHERE seq > ?1{} ORDER BY seq DESC LIMIT {}) e \
+         CROSS JOIN tasks t ON t.id = e.task_id",
+        kind_filter(crate::encoding::ENDED_KINDS),
+        super::limit_literal(limit)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([after_seq], ended_columns)?;
-    crate::encoding::ended_items(rows.map(|row| Ok(row?)))
+    let rows = stmt.query_map([after_seq], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    })?;
+    crate::encoding::ended_refs(rows.map(|row| Ok(row?)))
 }
 
 /// The newest `limit` events after `?1` of `kinds` (all when empty), newest

@@ -16,7 +16,6 @@ use taskdaemon_core::{
 use uuid::Uuid;
 
 use super::events::record;
-use super::rows::{TASK_COLUMNS, task_from_row};
 use super::{apply, insert_event, load_task, next_task_id, opt, touch_session};
 use crate::encoding::{parse_json, to_json_text};
 use crate::{Result, StoreError, changes};
@@ -114,17 +113,12 @@ fn with_counters(conn: &Connection, task: TaskRecord) -> Result<LoopRecord> {
 
 /// Loops, oldest first; only those not ended unless `all`.
 pub(super) fn list(conn: &Connection, all: bool) -> Result<Vec<LoopRecord>> {
-    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE kind = 'loop'");
+    let mut ids = "SELECT id FROM tasks WHERE kind = 'loop'".to_owned();
     if !all {
-        sql.push_str(" AND status IN ('pending', 'blocked', 'running')");
+        ids.push_str(" AND status IN ('pending', 'blocked', 'running')");
     }
-    sql.push_str(" ORDER BY rowid");
-    let tasks: Vec<TaskRecord> = conn
-        .prepare_cached(&sql)?
-        .query_map([], task_from_row)?
-        .map(|row| row?)
-        .collect::<Result<_>>()?;
-    tasks
+    ids.push_str(" ORDER BY rowid");
+    super::tasks_by_id_query(conn, &ids, [])?
         .into_iter()
         .map(|task| with_counters(conn, task))
         .collect()

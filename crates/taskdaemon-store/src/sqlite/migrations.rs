@@ -450,6 +450,14 @@ pub const MIGRATIONS: &[&str] = &[
             ON CONFLICT(status) DO UPDATE SET n = n + 1;
     END;
     "#,
+    // 16: the end events (exits, losses, failed starts) newest first with
+    // what a summary joins on, so `rehydrate` walks one index back from the
+    // newest and stops at its limit: no rows read, nothing sorted. The list
+    // of kinds is `encoding::ENDED_KINDS`.
+    r#"
+    CREATE INDEX events_ended ON events(seq, at, task_id)
+        WHERE kind IN ('exited', 'lost', 'start_failed');
+    "#,
 ];
 
 /// The schema version this build writes.

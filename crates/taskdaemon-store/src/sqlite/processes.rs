@@ -76,6 +76,45 @@ pub(super) fn list(conn: &Connection, filter: &ProcessFilter) -> Result<Vec<Task
     rows.map(|row| row?).collect()
 }
 
+/// See [`Store::running_items`](crate::Store::running_items): found through
+/// the status index, in the order they were created.
+pub(super) fn running_items(
+    conn: &Connection,
+) -> Result<Vec<taskdaemon_core::rehydrate::RunningItem>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, argv, container, pid, started_at, created_at FROM tasks \
+         WHERE kind = 'process' AND status = 'running' ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(crate::encoding::RunningColumns {
+            id: row.get(0)?,
+            argv: row.get(1)?,
+            container: row.get(2)?,
+            pid: row.get(3)?,
+            started_at: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    })?;
+    rows.map(|row| crate::encoding::running_item(row?))
+        .collect()
+}
+
+/// See [`Store::ended_items`](crate::Store::ended_items): one lookup by id
+/// per line, the ids passed as one JSON array.
+pub(super) fn ended_items(
+    conn: &Connection,
+    ended: &[crate::EndedRef],
+) -> Result<Vec<taskdaemon_core::rehydrate::EndedItem>> {
+    let ids: Vec<&str> = ended.iter().map(|e| e.id.as_str()).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| crate::encoding::malformed("ids", e))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, argv, container, status, exit_code, signal, finished_at, error FROM tasks \
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let rows = stmt.query_map([ids], super::rows::ended_columns)?;
+    crate::encoding::ended_items(ended, rows.map(|row| Ok(row?)))
+}
+
 /// A page of tasks of every kind, newest first (see [`crate::task_page`]).
 /// One page of tasks, newest first. Ids first, rows after: the listed
 /// columns (with their subqueries) are computed for the page only.

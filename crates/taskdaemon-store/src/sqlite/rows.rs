@@ -103,7 +103,7 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
     Ok(read_task(row))
 }
 
-/// The columns of an ended-process line (see `events::newest_ended`), by
+/// The columns of an ended-process line (see `processes::ended_items`), by
 /// position in its query.
 pub fn ended_columns(row: &Row<'_>) -> rusqlite::Result<crate::encoding::EndedColumns> {
     Ok(crate::encoding::EndedColumns {
@@ -114,8 +114,7 @@ pub fn ended_columns(row: &Row<'_>) -> rusqlite::Result<crate::encoding::EndedCo
         exit_code: row.get(4)?,
         signal: row.get(5)?,
         finished_at: row.get(6)?,
-        event_at: row.get(7)?,
-        error: row.get(8)?,
+        error: row.get(7)?,
     })
 }
 

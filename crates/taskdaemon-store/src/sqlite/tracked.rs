@@ -237,17 +237,17 @@ pub(super) fn current_candidates(
     session: Option<&str>,
 ) -> Result<Vec<TaskRecord>> {
     // Ids first, rows after: the listed columns (with their subqueries) are
-    // computed for at most two tasks, however many run.
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (
-           SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
-                           AND session = ?1 ORDER BY started_at DESC LIMIT 1)
-           UNION
-           SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
-                           ORDER BY started_at DESC LIMIT 1))"
-    ))?;
-    let rows = stmt.query_map([session], task_from_row)?;
-    rows.map(|row| row?).collect()
+    // computed for at most two tasks, however many run, and not prepared
+    // when none runs.
+    super::tasks_by_id_query(
+        conn,
+        "SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
+                         AND session = ?1 ORDER BY started_at DESC LIMIT 1)
+         UNION
+         SELECT id FROM (SELECT id FROM tasks WHERE kind = 'manual' AND status = 'running'
+                         ORDER BY started_at DESC LIMIT 1)",
+        [session],
+    )
 }
 
 /// Tracked tasks that succeeded, the most recently finished first.
@@ -264,14 +264,13 @@ pub(super) fn recently_succeeded(conn: &Connection, limit: usize) -> Result<Vec<
 
 /// Unblocked, unstarted tracked tasks: highest priority first, then oldest.
 pub(super) fn ready(conn: &Connection, limit: usize) -> Result<Vec<TaskRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_ready
+    let ids = format!(
+        "SELECT id FROM tasks INDEXED BY tasks_ready
          WHERE kind = 'manual' AND status = 'pending'
          ORDER BY priority DESC, rowid LIMIT {}",
         super::limit_literal(limit)
-    ))?;
-    let rows = stmt.query_map([], task_from_row)?;
-    rows.map(|row| row?).collect()
+    );
+    super::tasks_by_id_query(conn, &ids, [])
 }
 
 /// After `id` changed to or from `succeeded`: re-decides `pending`/`blocked`
