@@ -130,6 +130,15 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn newest_untasked_event(
+            &self,
+            kinds: &[EventKind],
+            prefix: &str,
+            lookback: usize,
+        ) -> Result<Option<Event>> {
+            self.read_events(|tx| events::newest_untasked(tx, kinds, prefix, lookback))
+        }
+
         fn newest_ended(
             &self,
             after_seq: i64,
