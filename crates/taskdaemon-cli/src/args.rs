@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -31,16 +32,17 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// A subcommand's arguments, added to its `clap::Command` only when the
-/// parser enters that subcommand.
+/// A subcommand's arguments, or a command group's subcommands, added to its
+/// `clap::Command` only when the parser enters that subcommand.
 ///
-/// Building every subcommand's arguments up front cost each call of the
-/// binary more than a million instructions (a third of a `status`) for
-/// the one subcommand it runs; `Command::defer` builds it on entry, and
-/// help, completions and man pages, which build the whole tree, still see
-/// all of it. Only arguments: subcommands under a deferred command would be
-/// missing from the `help` subcommand's tree (and so from completions),
-/// which clap mirrors before the deferred part is built.
+/// Building every subcommand up front cost each call of the binary more
+/// than a million instructions (a third of a `status`) for the one
+/// subcommand it runs; `Command::defer` builds it on entry. Help pages are
+/// rendered after the entry, so they see all of it. Completions and man
+/// pages walk the whole tree from [`full_command`], which gives groups their
+/// subcommands at once: clap mirrors every group's subcommands into the
+/// `help` subcommand's tree before it builds the groups, and a deferred
+/// group would be mirrored empty (completions would lose `help <group> <sub>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferred<T>(pub T);
 
@@ -68,12 +70,64 @@ impl<T: Args> Args for Deferred<T> {
     }
 
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args)
+        defer_args(cmd, T::augment_args)
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args_for_update)
+        defer_args(cmd, T::augment_args_for_update)
     }
+}
+
+impl<T: Subcommand> Subcommand for Deferred<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        defer_group(cmd, T::augment_subcommands)
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        defer_group(cmd, T::augment_subcommands_for_update)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
+/// Set while [`full_command`] builds the tree: a [`Deferred`] group is then
+/// built at once, with everything beneath it, as groups were before they
+/// were deferred; top-level arguments stay deferred, as they already were.
+/// Keeping each as it was keeps the completion scripts byte for byte: clap
+/// lists a command's own options before the global ones when they are
+/// built with the tree, after them when they are deferred.
+static FULL_TREE: AtomicBool = AtomicBool::new(false);
+
+/// Set while a group is built for [`full_command`].
+static IN_GROUP: AtomicBool = AtomicBool::new(false);
+
+fn defer_group(cmd: clap::Command, build: fn(clap::Command) -> clap::Command) -> clap::Command {
+    if !FULL_TREE.load(Ordering::Relaxed) {
+        return cmd.defer(build);
+    }
+    let outer = IN_GROUP.swap(true, Ordering::Relaxed);
+    let cmd = build(cmd);
+    IN_GROUP.store(outer, Ordering::Relaxed);
+    cmd
+}
+
+fn defer_args(cmd: clap::Command, build: fn(clap::Command) -> clap::Command) -> clap::Command {
+    if IN_GROUP.load(Ordering::Relaxed) {
+        build(cmd)
+    } else {
+        cmd.defer(build)
+    }
+}
+
+/// The command tree with every group's subcommands in place, for what
+/// walks all of it (completion scripts, man pages).
+pub fn full_command() -> clap::Command {
+    FULL_TREE.store(true, Ordering::Relaxed);
+    let cmd = <Cli as clap::CommandFactory>::command();
+    FULL_TREE.store(false, Ordering::Relaxed);
+    cmd
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,18 +160,18 @@ pub enum Command {
     Rehydrate(Deferred<RehydrateArgs>),
     /// Track work: tasks with dependencies, started and finished by agents.
     #[command(subcommand)]
-    Task(TaskCommand),
+    Task(Deferred<TaskCommand>),
     /// Ask for a plan: the daemon's loops plan GOAL into specs and phases and
     /// build it in git worktrees; prints the plan's id (PLAN-N) as the last line.
     NewPlan(Deferred<NewPlanArgs>),
     /// Plans: list, show (with costs), approve, cancel, resume, and talk to their loops.
     #[command(subcommand)]
-    Plan(PlanCommand),
+    Plan(Deferred<PlanCommand>),
     /// Record a decision, pattern, note or fact for later sessions.
     Remember(Deferred<RememberArgs>),
     /// List recorded memory.
     #[command(subcommand)]
-    Memory(MemoryCommand),
+    Memory(Deferred<MemoryCommand>),
     /// Search tasks, memory and history together, best matches first.
     Search(Deferred<SearchArgs>),
     /// Print the audit trail of every change, oldest first.
@@ -126,7 +180,7 @@ pub enum Command {
     Archive(Deferred<ArchiveArgs>),
     /// Agent sessions (one per conversation).
     #[command(subcommand)]
-    Session(SessionCommand),
+    Session(Deferred<SessionCommand>),
     /// Write everything (tasks, dependencies, memory, events) as JSON or JSON lines.
     Export(Deferred<ExportArgs>),
     /// Load an export into this workspace: an empty one, or with --merge one that holds work.
@@ -143,22 +197,22 @@ pub enum Command {
     Autodev(Deferred<JsonFlag>),
     /// Folder queues: add, list and remove them.
     #[command(subcommand)]
-    Queues(QueuesCommand),
+    Queues(Deferred<QueuesCommand>),
     /// Queue tasks (task documents run by an executor): list, show, logs, cancel, retry.
     #[command(subcommand)]
-    Tasks(TasksCommand),
+    Tasks(Deferred<TasksCommand>),
     /// Queue workers: one per queue, with its current task and counts.
     #[command(subcommand)]
-    Workers(WorkersCommand),
+    Workers(Deferred<WorkersCommand>),
     /// Install or remove a systemd user unit that runs the daemon.
     #[command(subcommand)]
-    Service(ServiceCommand),
+    Service(Deferred<ServiceCommand>),
     /// LLM loops: work a spec against a model until a validation command passes.
     #[command(subcommand)]
-    Loop(LoopCommand),
+    Loop(Deferred<LoopCommand>),
     /// Loop types in taskdaemon.yml: write a starter, check it, list the versions the daemon loaded.
     #[command(subcommand)]
-    Config(ConfigCommand),
+    Config(Deferred<ConfigCommand>),
     /// Loop analytics: runs, success rate, iterations, tokens, cost, durations, by type, model or day.
     Analytics(Deferred<AnalyticsArgs>),
     /// Run a worker that claims submitted tasks (no folder watching), for
@@ -177,10 +231,10 @@ pub enum Command {
     /// Install, remove or show the Claude Code hooks that re-inject where work
     /// stands at every session start and after compaction.
     #[command(subcommand)]
-    Hooks(HooksCommand),
+    Hooks(Deferred<HooksCommand>),
     /// Answer a Claude Code hook (reads the hook's JSON on stdin; always exits 0).
     #[command(subcommand)]
-    Hook(HookCommand),
+    Hook(Deferred<HookCommand>),
     /// Internal: run one container task's container (started by its shim).
     #[command(name = "__container", hide = true)]
     Container { id: String },
@@ -696,59 +750,59 @@ pub struct AgentArgs {
 pub enum TaskCommand {
     /// Add a task; prints its id as the last line.
     #[command(visible_alias = "create")]
-    Add(TaskAddArgs),
+    Add(Deferred<TaskAddArgs>),
     /// Add or remove a dependency.
     #[command(subcommand)]
     Dep(DepCommand),
     /// List tracked tasks.
-    List(TaskListArgs),
+    List(Deferred<TaskListArgs>),
     /// Show one task.
-    Show(TaskShowArgs),
+    Show(Deferred<TaskShowArgs>),
     /// List unblocked tasks that have not started, most urgent first.
-    Ready(TaskReadyArgs),
+    Ready(Deferred<TaskReadyArgs>),
     /// Start working on a task.
-    Start(TaskActArgs),
+    Start(Deferred<TaskActArgs>),
     /// Mark a started task done.
-    Done(TaskDoneArgs),
+    Done(Deferred<TaskDoneArgs>),
     /// Mark a task failed, with the reason.
-    Fail(TaskFailArgs),
+    Fail(Deferred<TaskFailArgs>),
     /// Cancel a task that has not ended.
-    Cancel(TaskActArgs),
+    Cancel(Deferred<TaskActArgs>),
     /// Change a task's title, description, priority or labels.
-    Edit(TaskEditArgs),
+    Edit(Deferred<TaskEditArgs>),
     /// Record files the work on a task touched.
-    Context(TaskContextArgs),
+    Context(Deferred<TaskContextArgs>),
     /// Print where work stands: the task in progress, its context, ready work, last events.
-    Resume(TaskResumeArgs),
+    Resume(Deferred<TaskResumeArgs>),
     /// Decay: list closed work to summarise (--analyze, JSON for an agent), or store the
     /// summaries an agent wrote (--apply FILE); originals stay searchable and restorable.
-    Compact(TaskCompactArgs),
+    Compact(Deferred<TaskCompactArgs>),
     /// Give a compacted task its original description and note back.
-    Restore(TaskActArgs),
+    Restore(Deferred<TaskActArgs>),
     /// Make a task wait until events happen (several gates allowed; all must open):
     /// a task succeeds, a command exits 0, a time passes, a person approves.
     /// A gate that can never open (its process failed) blocks the task, with the reason.
-    Gate(TaskGateArgs),
+    Gate(Deferred<TaskGateArgs>),
     /// Remove a task's gate number GATE (as `task show` numbers them), or all its gates.
-    Ungate(TaskUngateArgs),
+    Ungate(Deferred<TaskUngateArgs>),
     /// Open a task's approval gates (`task gate ID --approval`).
-    Approve(TaskActArgs),
+    Approve(Deferred<TaskActArgs>),
     /// Link two tasks: `task link A TYPE B` (blocks, parent-child, waits-for,
     /// related, discovered-from, supersedes, caused-by).
-    Link(TaskLinkArgs),
+    Link(Deferred<TaskLinkArgs>),
     /// Remove links: `task unlink A [TYPE] B` (every type when none is given).
-    Unlink(TaskUnlinkArgs),
+    Unlink(Deferred<TaskUnlinkArgs>),
     /// The one task to do now (subtasks of work in progress, then priority,
     /// then what unblocks the most, then age).
-    Next(TaskNextArgs),
+    Next(Deferred<TaskNextArgs>),
     /// Take a task for this agent (`--session`), atomically, with a lease its
     /// activity renews; `--next` takes the task `next` picks. Exits 3 when
     /// nothing is ready.
-    Claim(TaskClaimArgs),
+    Claim(Deferred<TaskClaimArgs>),
     /// Claimed tasks whose lease ran out: anyone may claim them again.
-    Stale(TaskStaleArgs),
+    Stale(Deferred<TaskStaleArgs>),
     /// A task with its subtasks and links.
-    Tree(TaskTreeArgs),
+    Tree(Deferred<TaskTreeArgs>),
 }
 
 /// How a listing prints.

@@ -42,17 +42,32 @@ fn completions_cover_every_shell_and_the_commands() {
         zsh.stdout
     );
 
-    // Bash itself accepts the script and completes a subcommand with it.
+    // Bash itself accepts the script and completes a subcommand with it;
+    // also a group's subcommands (built only when the parser enters the
+    // group), under `help` too, and their options.
     let script = ws.root().join("taskdaemon.bash");
     fs::write(&script, &bash.stdout).unwrap();
-    let probe = format!(
-        "source {} && COMP_WORDS=(taskdaemon rehy) COMP_CWORD=1 && _taskdaemon taskdaemon rehy taskdaemon && echo \"${{COMPREPLY[@]}}\"",
-        script.display()
-    );
-    let mut bash_run = Command::new("bash");
-    bash_run.args(["--norc", "-c", &probe]);
-    let completed = run_command(bash_run, DEADLINE).ok();
-    assert_eq!(completed.stdout.trim(), "rehydrate", "{completed:#?}");
+    let complete = |words: &[&str]| {
+        let (cur, before) = words.split_last().unwrap();
+        let prev = before.last().unwrap();
+        let probe = format!(
+            "source {} && COMP_WORDS=({}) COMP_CWORD={} && _taskdaemon taskdaemon {cur} {prev} && echo \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words.join(" "),
+            words.len() - 1
+        );
+        let mut bash_run = Command::new("bash");
+        bash_run.args(["--norc", "-c", &probe]);
+        run_command(bash_run, DEADLINE)
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(complete(&["taskdaemon", "rehy"]), "rehydrate");
+    assert_eq!(complete(&["taskdaemon", "task", "rea"]), "ready");
+    assert_eq!(complete(&["taskdaemon", "help", "task", "rea"]), "ready");
+    assert_eq!(complete(&["taskdaemon", "task", "ready", "--js"]), "--json");
 
     let bad = run_command(ws.command_no_flag(&["completions", "tcsh"]), DEADLINE);
     assert_eq!(bad.code, Some(2), "{bad:#?}");

@@ -85,16 +85,11 @@ impl Service {
     /// The newest loaded version and the configuration alert in force, if any.
     pub fn config_status(&self) -> Result<ConfigStatus> {
         let version = self.store.config_versions(1)?.into_iter().next();
-        let newest = self
-            .store
-            .newest_events_after(
-                0,
-                &[EventKind::Alert, EventKind::AlertCleared],
-                ALERT_LOOKBACK,
-            )?
-            .into_iter()
-            .rev()
-            .find(|e| e.task_id.is_none() && e.message.starts_with(CONFIG_ALERT_PREFIX));
+        let newest = self.store.newest_untasked_event(
+            &[EventKind::Alert, EventKind::AlertCleared],
+            CONFIG_ALERT_PREFIX,
+            ALERT_LOOKBACK,
+        )?;
         let alert = newest
             .filter(|e| e.kind == EventKind::Alert)
             .map(|e| e.message);

@@ -527,6 +527,17 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Event>>;
 
+    /// Among the newest `lookback` events of `kinds`, the newest that no
+    /// task raised (no `task_id`) and whose message starts with `prefix`:
+    /// the workspace-wide state some alerts carry (the loop-type
+    /// configuration's). Reads whole only the event it returns.
+    fn newest_untasked_event(
+        &self,
+        kinds: &[EventKind],
+        prefix: &str,
+        lookback: usize,
+    ) -> Result<Option<Event>>;
+
     /// The tasks with these ids, in no particular order; unknown ids are left out.
     fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>>;
 

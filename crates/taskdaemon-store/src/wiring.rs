@@ -134,6 +134,15 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn newest_untasked_event(
+            &self,
+            kinds: &[EventKind],
+            prefix: &str,
+            lookback: usize,
+        ) -> Result<Option<Event>> {
+            self.read_events(|tx| events::newest_untasked(tx, kinds, prefix, lookback))
+        }
+
         fn newest_ended(&self, after_seq: i64, limit: usize) -> Result<Vec<crate::EndedRef>> {
             self.read_events(|tx| events::newest_ended(tx, after_seq, limit))
         }

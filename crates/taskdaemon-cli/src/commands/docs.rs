@@ -5,9 +5,8 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
-use crate::args::{Cli, CompletionsArgs, ManArgs};
+use crate::args::{CompletionsArgs, ManArgs, full_command};
 
 /// The name the binary is installed under.
 const BIN: &str = "taskdaemon";
@@ -16,7 +15,7 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<u8> {
     let mut script = Vec::new();
     clap_complete::generate(
         args.shell,
-        &mut without_hidden(Cli::command()),
+        &mut without_hidden(full_command()),
         BIN,
         &mut script,
     );
@@ -29,7 +28,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<u8> {
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            clap_mangen::generate_to(Cli::command(), &dir)
+            clap_mangen::generate_to(full_command(), &dir)
                 .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
             println!(
                 "wrote {BIN}.1 and its subcommand pages to {}",
@@ -38,7 +37,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<u8> {
         }
         None => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
+            clap_mangen::Man::new(full_command())
                 .render(&mut page)
                 .context("cannot render the man page")?;
             write_stdout(&page)?;

@@ -58,17 +58,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Adopt(Deferred(args)) => kill::adopt(&find_workspace(workspace_arg)?, args),
         Command::Wait(Deferred(args)) => wait::run(&find_workspace(workspace_arg)?, args),
         Command::Rehydrate(Deferred(args)) => rehydrate::run(&find_workspace(workspace_arg)?, args),
-        Command::Task(command) => task::run(&find_workspace(workspace_arg)?, command),
+        Command::Task(Deferred(command)) => task::run(&find_workspace(workspace_arg)?, command),
         Command::NewPlan(Deferred(args)) => plans::new_plan(&find_workspace(workspace_arg)?, args),
-        Command::Plan(command) => plans::run(&find_workspace(workspace_arg)?, command),
+        Command::Plan(Deferred(command)) => plans::run(&find_workspace(workspace_arg)?, command),
         Command::Remember(Deferred(args)) => {
             memory::remember(&find_workspace(workspace_arg)?, args)
         }
-        Command::Memory(command) => memory::run(&find_workspace(workspace_arg)?, command),
+        Command::Memory(Deferred(command)) => memory::run(&find_workspace(workspace_arg)?, command),
         Command::Search(Deferred(args)) => memory::search(&find_workspace(workspace_arg)?, args),
         Command::History(Deferred(args)) => history::history(&find_workspace(workspace_arg)?, args),
         Command::Archive(Deferred(args)) => history::archive(&find_workspace(workspace_arg)?, args),
-        Command::Session(command) => session::run(&find_workspace(workspace_arg)?, command),
+        Command::Session(Deferred(command)) => {
+            session::run(&find_workspace(workspace_arg)?, command)
+        }
         Command::Export(Deferred(args)) => transfer::export(&find_workspace(workspace_arg)?, args),
         Command::Import(Deferred(args)) => transfer::import(&find_workspace(workspace_arg)?, args),
         Command::MergeDriver(Deferred(args)) => transfer::merge_driver(args),
@@ -79,7 +81,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Autodev(Deferred(args)) => {
             transfer::autodev(&find_workspace(workspace_arg)?, args.json)
         }
-        Command::Queues(command) => {
+        Command::Queues(Deferred(command)) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
                 QueuesCommand::Add(args) => queues::add(&workspace, args),
@@ -88,7 +90,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 QueuesCommand::ImportConfig(args) => queues::import_config(&workspace, args),
             }
         }
-        Command::Tasks(command) => {
+        Command::Tasks(Deferred(command)) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
                 TasksCommand::Show(args) => tasks::show(&workspace, args),
@@ -98,22 +100,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 TasksCommand::List(args) => tasks::list(&workspace, args),
             }
         }
-        Command::Workers(command) => {
+        Command::Workers(Deferred(command)) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
                 WorkersCommand::Status(args) => workers::status(&workspace, args.json),
                 WorkersCommand::List(args) => workers::list(&workspace, args.json),
             }
         }
-        Command::Service(command) => {
+        Command::Service(Deferred(command)) => {
             let workspace = find_workspace(workspace_arg)?;
             match command {
                 ServiceCommand::Install(args) => service::install(&workspace, args),
                 ServiceCommand::Uninstall(args) => service::uninstall(&workspace, args),
             }
         }
-        Command::Loop(command) => loops::run(&find_workspace(workspace_arg)?, command),
-        Command::Config(command) => config::run(&find_workspace(workspace_arg)?, command),
+        Command::Loop(Deferred(command)) => loops::run(&find_workspace(workspace_arg)?, command),
+        Command::Config(Deferred(command)) => config::run(&find_workspace(workspace_arg)?, command),
         Command::Analytics(Deferred(args)) => {
             config::analytics(&find_workspace(workspace_arg)?, args)
         }
@@ -122,8 +124,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Tui(Deferred(args)) => tui::run(&find_workspace(workspace_arg)?, args),
         Command::Migrate(Deferred(args)) => migrate::run(&find_workspace(workspace_arg)?, args),
         Command::Mcp(args) => agents::mcp(workspace_arg, args),
-        Command::Hooks(command) => agents::hooks(workspace_arg, command),
-        Command::Hook(command) => agents::hook(workspace_arg, command),
+        Command::Hooks(Deferred(command)) => agents::hooks(workspace_arg, command),
+        Command::Hook(Deferred(command)) => agents::hook(workspace_arg, command),
         Command::Container { id } => Ok(internal::container(&find_workspace(workspace_arg)?, &id)),
         Command::Shim { id } => Ok(internal::shim(&find_workspace(workspace_arg)?, &id)),
         Command::ShimStandby => Ok(internal::standby_shim(&find_workspace(workspace_arg)?)),

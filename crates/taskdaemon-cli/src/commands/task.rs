@@ -11,9 +11,9 @@ use taskdaemon_workspace::Workspace;
 
 use super::{agent, service};
 use crate::args::{
-    DepCommand, ListFormat, TaskActArgs, TaskAddArgs, TaskClaimArgs, TaskCommand, TaskCompactArgs,
-    TaskDoneArgs, TaskFailArgs, TaskGateArgs, TaskListArgs, TaskNextArgs, TaskReadyArgs,
-    TaskResumeArgs, TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
+    Deferred, DepCommand, ListFormat, TaskActArgs, TaskAddArgs, TaskClaimArgs, TaskCommand,
+    TaskCompactArgs, TaskDoneArgs, TaskFailArgs, TaskGateArgs, TaskListArgs, TaskNextArgs,
+    TaskReadyArgs, TaskResumeArgs, TaskShowArgs, TaskStaleArgs, TaskTreeArgs, TaskUnlinkArgs,
 };
 use crate::error::UsageError;
 use crate::output::{print_json, status_cell, table};
@@ -22,63 +22,63 @@ use taskdaemon_core::decay::parse_summaries;
 pub fn run(workspace: &Workspace, command: TaskCommand) -> anyhow::Result<u8> {
     let service = service(workspace)?;
     let task = match command {
-        TaskCommand::Add(args) => return add(&service, args),
-        TaskCommand::List(args) => return list(&service, args),
-        TaskCommand::Show(args) => return show(&service, args),
-        TaskCommand::Ready(args) => return ready(&service, args),
-        TaskCommand::Resume(args) => return resume(&service, args),
-        TaskCommand::Compact(args) => return compact(&service, args),
-        TaskCommand::Gate(args) => return gate(&service, args),
-        TaskCommand::Ungate(args) => {
+        TaskCommand::Add(Deferred(args)) => return add(&service, args),
+        TaskCommand::List(Deferred(args)) => return list(&service, args),
+        TaskCommand::Show(Deferred(args)) => return show(&service, args),
+        TaskCommand::Ready(Deferred(args)) => return ready(&service, args),
+        TaskCommand::Resume(Deferred(args)) => return resume(&service, args),
+        TaskCommand::Compact(Deferred(args)) => return compact(&service, args),
+        TaskCommand::Gate(Deferred(args)) => return gate(&service, args),
+        TaskCommand::Ungate(Deferred(args)) => {
             let removed = service.ungate(&agent(&args.agent)?, &args.id, args.gate)?;
             for gate in &removed {
                 eprintln!("removed {}", gate.describe());
             }
             service.tracked_task(&args.id)?.0
         }
-        TaskCommand::Approve(TaskActArgs { id, agent: who }) => {
+        TaskCommand::Approve(Deferred(TaskActArgs { id, agent: who })) => {
             for gate in service.approve_task(&agent(&who)?, &id)? {
                 eprintln!("approved {}", gate.describe());
             }
             service.tracked_task(&id)?.0
         }
-        TaskCommand::Restore(TaskActArgs { id, agent: who }) => {
+        TaskCommand::Restore(Deferred(TaskActArgs { id, agent: who })) => {
             service.restore_task(&agent(&who)?, &id)?
         }
-        TaskCommand::Next(args) => return next(&service, args),
-        TaskCommand::Claim(args) => return claim(&service, args),
-        TaskCommand::Stale(args) => return stale(&service, args),
-        TaskCommand::Tree(args) => return tree(&service, args),
-        TaskCommand::Link(args) => {
+        TaskCommand::Next(Deferred(args)) => return next(&service, args),
+        TaskCommand::Claim(Deferred(args)) => return claim(&service, args),
+        TaskCommand::Stale(Deferred(args)) => return stale(&service, args),
+        TaskCommand::Tree(Deferred(args)) => return tree(&service, args),
+        TaskCommand::Link(Deferred(args)) => {
             service.link_tasks(&agent(&args.agent)?, &args.from, args.kind, &args.to)?
         }
-        TaskCommand::Unlink(args) => unlink(&service, args)?,
+        TaskCommand::Unlink(Deferred(args)) => unlink(&service, args)?,
         TaskCommand::Dep(DepCommand::Add(args)) => {
             service.add_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
         TaskCommand::Dep(DepCommand::Rm(args)) => {
             service.remove_dependency(&agent(&args.agent)?, &args.task, &args.depends_on)?
         }
-        TaskCommand::Start(TaskActArgs { id, agent: who }) => {
+        TaskCommand::Start(Deferred(TaskActArgs { id, agent: who })) => {
             service.act(&agent(&who)?, &id, TrackedAction::Start)?
         }
-        TaskCommand::Done(TaskDoneArgs {
+        TaskCommand::Done(Deferred(TaskDoneArgs {
             id,
             note,
             agent: who,
-        }) => service.act(&agent(&who)?, &id, TrackedAction::Done { note })?,
-        TaskCommand::Fail(TaskFailArgs {
+        })) => service.act(&agent(&who)?, &id, TrackedAction::Done { note })?,
+        TaskCommand::Fail(Deferred(TaskFailArgs {
             id,
             reason,
             agent: who,
-        }) => service.act(&agent(&who)?, &id, TrackedAction::Fail { reason })?,
-        TaskCommand::Cancel(TaskActArgs { id, agent: who }) => {
+        })) => service.act(&agent(&who)?, &id, TrackedAction::Fail { reason })?,
+        TaskCommand::Cancel(Deferred(TaskActArgs { id, agent: who })) => {
             service.act(&agent(&who)?, &id, TrackedAction::Cancel)?
         }
-        TaskCommand::Context(args) => {
+        TaskCommand::Context(Deferred(args)) => {
             service.add_task_files(&agent(&args.agent)?, &args.id, &args.files)?
         }
-        TaskCommand::Edit(args) => {
+        TaskCommand::Edit(Deferred(args)) => {
             let edit = TrackedEdit {
                 title: args.title,
                 description: args.description,

@@ -1047,6 +1047,41 @@ fn events_filter_by_kind(store: &dyn Store) {
         .unwrap();
     let messages: Vec<&str> = newest.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(messages, ["disk full", "third"]);
+
+    // The newest event no task raised with a prefix, among the newest
+    // `lookback` of the kinds asked for (merged across kinds).
+    let alert = |task: Option<&str>, kind, message: &str| {
+        store
+            .append_event(task, &NewEvent::new(kind, "daemon", message))
+            .unwrap()
+    };
+    let kinds = [EventKind::Alert, EventKind::AlertCleared];
+    let untasked = |prefix: &str, lookback| {
+        store
+            .newest_untasked_event(&kinds, prefix, lookback)
+            .unwrap()
+            .map(|e| (e.kind, e.message, e.task_id))
+    };
+    alert(None, EventKind::Alert, "cfg: broken");
+    alert(Some(&task.id), EventKind::Alert, "cfg: raised by a task");
+    assert_eq!(
+        untasked("cfg:", 10),
+        Some((EventKind::Alert, "cfg: broken".to_owned(), None))
+    );
+    alert(None, EventKind::AlertCleared, "cfg: loads again");
+    alert(None, EventKind::Alert, "unrelated");
+    let cleared = Some((EventKind::AlertCleared, "cfg: loads again".to_owned(), None));
+    assert_eq!(untasked("cfg:", 2), cleared);
+    assert_eq!(untasked("cfg:", 1), None, "only the newest is looked at");
+    assert_eq!(untasked("nothing", 10), None);
+    assert_eq!(
+        store
+            .newest_untasked_event(&[EventKind::Alert], "cfg:", 10)
+            .unwrap()
+            .map(|e| e.message),
+        Some("cfg: broken".to_owned()),
+        "kinds not asked for are left out"
+    );
     let other = store.create_process(&spec(None, &["y"]), "t").unwrap();
     let mut found: Vec<String> = store
         .tasks_by_ids(&[other.id.clone(), "TASK-404".to_owned(), task.id.clone()])

@@ -105,6 +105,27 @@ pub(super) fn newest_after(
     .collect()
 }
 
+/// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
+pub(super) fn newest_untasked(
+    tx: &mut Tx<'_>,
+    kinds: &[EventKind],
+    prefix: &str,
+    lookback: usize,
+) -> Result<Option<Event>> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    tx.query_opt(
+        &format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events
+               WHERE seq IS NOT NULL AND kind = ANY($1) ORDER BY seq DESC LIMIT $2) newest
+             WHERE task_id IS NULL AND starts_with(message, $3) ORDER BY seq DESC LIMIT 1"
+        ),
+        &[&kinds, &(lookback as i64), &prefix],
+    )?
+    .as_ref()
+    .map(event_from_row)
+    .transpose()
+}
+
 /// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
 /// events, each joined to its task's id and status.
 pub(super) fn newest_ended(

@@ -3,7 +3,7 @@
 //! every claim exclusive, so no row locks are needed; leases are timed by
 //! this host's clock, which every worker shares.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -108,11 +108,8 @@ pub(super) fn stop(tx: &Connection, worker: &str) -> Result<()> {
 
 pub(super) fn workers(conn: &Connection) -> Result<Vec<WorkerRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
-                w.stopped_at,
-                (SELECT group_concat(q.task_id, char(10)) FROM
-                   (SELECT task_id FROM queue_items WHERE lease_owner = w.id ORDER BY task_id) q)
-         FROM workers w ORDER BY w.heartbeat_at DESC, w.id",
+        "SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, stopped_at
+         FROM workers ORDER BY heartbeat_at DESC, id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -125,23 +122,42 @@ pub(super) fn workers(conn: &Connection) -> Result<Vec<WorkerRecord>> {
                 started_at: r.get(5)?,
                 heartbeat_at: r.get(6)?,
                 stopped_at: r.get(7)?,
-                running: r
-                    .get::<_, Option<String>>(8)?
-                    .map(|t| t.split('\n').map(str::to_owned).collect())
-                    .unwrap_or_default(),
+                running: Vec::new(),
             },
             r.get::<_, String>(3)?,
         ))
     })?;
-    rows.map(|row| {
-        let (mut record, queues) = row?;
-        record.queues = serde_json::from_str(&queues).map_err(|e| StoreError::Malformed {
-            field: "workers.queues",
-            message: e.to_string(),
-        })?;
-        Ok(record)
-    })
-    .collect()
+    let mut workers = rows
+        .map(|row| {
+            let (mut record, queues) = row?;
+            record.queues = serde_json::from_str(&queues).map_err(|e| StoreError::Malformed {
+                field: "workers.queues",
+                message: e.to_string(),
+            })?;
+            Ok(record)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The leased items in a second statement, read only when there is a
+    // worker to hold one: most stores have none, and `status` pays for
+    // preparing every statement it runs. Unordered, so that SQLite walks
+    // the partial index of leased items rather than every item in id order.
+    if !workers.is_empty() {
+        let mut running: HashMap<String, Vec<String>> = HashMap::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT lease_owner, task_id FROM queue_items WHERE lease_owner IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        for row in rows {
+            let (owner, task) = row?;
+            running.entry(owner).or_default().push(task);
+        }
+        for worker in &mut workers {
+            let mut tasks = running.remove(&worker.id).unwrap_or_default();
+            tasks.sort_unstable();
+            worker.running = tasks;
+        }
+    }
+    Ok(workers)
 }
 
 /// Claims up to `max` tasks, oldest first, one after another inside the

@@ -91,6 +91,41 @@ pub(super) fn newest_after(
     rows.map(|row| row?).collect()
 }
 
+/// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
+/// Each kind's newest `lookback` events through one statement that reads
+/// only their `seq` and whether they match (no JSON decoded, one statement
+/// prepared), merged here; then the match is read whole.
+pub(super) fn newest_untasked(
+    conn: &Connection,
+    kinds: &[EventKind],
+    prefix: &str,
+    lookback: usize,
+) -> Result<Option<Event>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, task_id IS NULL AND substr(message, 1, length(?2)) = ?2 FROM events \
+         WHERE kind = ?1 ORDER BY seq DESC LIMIT {}",
+        super::limit_literal(lookback)
+    ))?;
+    let mut newest: Vec<(i64, bool)> = Vec::new();
+    for kind in kinds {
+        for row in stmt.query_map(params![kind.as_str(), prefix], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })? {
+            newest.push(row?);
+        }
+    }
+    newest.sort_unstable_by_key(|&(seq, _)| std::cmp::Reverse(seq));
+    newest.truncate(lookback);
+    let Some((seq, _)) = newest.into_iter().find(|(_, matches)| *matches) else {
+        return Ok(None);
+    };
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+    ))?
+    .query_row([seq], event_from_row)?
+    .map(Some)
+}
+
 /// See [`Store::newest_ended`](crate::Store::newest_ended): the newest end
 /// events from their own index (migration 16), each joined to its task's
 /// id and status.

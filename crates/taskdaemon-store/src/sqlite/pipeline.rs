@@ -6,8 +6,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use taskdaemon_core::pipeline::{
-    Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL, PhaseRecord,
-    PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
+    BROADCAST, Delivery, MessageRecord, NewMessage, NewPhase, NewPlan, NewSpec, PLAN_TOOL,
+    PhaseRecord, PipelineCost, PipelineRef, PipelineStatus, PlanContent, PlanRecord, PlanTree,
     RecipientDelivery, SpecRecord, SpecTree, message_id, parse_message_id, spec_branch,
     spec_worktree,
 };
@@ -234,11 +234,17 @@ pub(super) fn list_plans(conn: &Connection, filter: &PlanFilter) -> Result<Vec<P
         ""
     };
     let limit = filter.limit.map_or(-1, |n| n as i64);
-    let sql = format!(
-        "SELECT * FROM (SELECT {PLAN_COLUMNS}, number FROM plans{open}
-                        ORDER BY number DESC LIMIT {limit}) ORDER BY number"
-    );
-    query(conn, &sql, [], plan_from_row)
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans{open} ORDER BY number DESC LIMIT {limit}");
+    Ok(oldest_first(query(conn, &sql, [], plan_from_row)?))
+}
+
+/// Rows read newest first (to keep the newest `LIMIT` of them) put oldest
+/// first. Reversing here, not in an outer `SELECT ... ORDER BY`, because a
+/// nested select costs SQLite more to prepare than reading a few rows, and
+/// a CLI process prepares every statement afresh.
+fn oldest_first<T>(mut rows: Vec<T>) -> Vec<T> {
+    rows.reverse();
+    rows
 }
 
 fn specs_of(conn: &Connection, plan: &str) -> Result<Vec<SpecRecord>> {
@@ -664,22 +670,28 @@ pub(super) fn list_messages(
             .map(|d| format!("'{}'", d.as_str()))
             .collect();
         let states = states.join(", ");
-        // A broadcast is in a state when it is, or any recipient's delivery is.
-        sql.push_str(&format!(
-            " AND (delivery IN ({states}) OR (recipient = 'plan' AND EXISTS (
-                     SELECT 1 FROM message_deliveries d
-                     WHERE d.message = messages.id AND d.delivery IN ({states}))))"
-        ));
+        // A broadcast is in a state when it is, or any recipient's delivery
+        // is; with another recipient asked for there is no broadcast to look
+        // at, and leaving the clause out spares preparing its subquery.
+        if filter.to.as_deref().is_none_or(|to| to == BROADCAST) {
+            sql.push_str(&format!(
+                " AND (delivery IN ({states}) OR (recipient = 'plan' AND EXISTS (
+                         SELECT 1 FROM message_deliveries d
+                         WHERE d.message = messages.id AND d.delivery IN ({states}))))"
+            ));
+        } else {
+            sql.push_str(&format!(" AND delivery IN ({states})"));
+        }
     }
     let limit = filter.limit.map_or(-1, |n| n as i64);
-    let sql = format!("SELECT * FROM ({sql} ORDER BY id DESC LIMIT {limit}) ORDER BY id");
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
     let messages = query(
         conn,
         &sql,
         rusqlite::params_from_iter(values),
         message_from_row,
     )?;
-    with_deliveries(conn, messages)
+    with_deliveries(conn, oldest_first(messages))
 }
 
 pub(super) fn pending_for(
