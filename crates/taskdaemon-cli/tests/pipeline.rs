@@ -13,9 +13,10 @@ use std::time::Duration;
 use common::fake::Fake;
 use common::{Ws, eventually, sigkill};
 use serde_json::{Value, json};
-use taskdaemon_core::pipeline::MessageKind;
+use taskdaemon_core::pipeline::{MessageKind, NewPlan};
 use taskdaemon_fake_llm::{RecordedRequest, Reply, Route, Turn, Usage};
-use taskdaemon_store::{MessageFilter, SqliteStore, Store};
+use taskdaemon_store::testing::TestSchema;
+use taskdaemon_store::{MessageFilter, PgOptions, PgStore, SqliteStore, Store};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -754,6 +755,65 @@ fn plan_commands_wake_the_daemon_whatever_its_scheduler_interval() {
     ws.run(&["plan", "approve", &id]).ok();
     let tree = wait_plan(&ws, &id, "succeeded");
     assert_eq!(tree["specs"][0]["status"], "succeeded", "{tree:#}");
+}
+
+/// Starts a daemon with an hour between scheduler ticks, waits for its
+/// first pass (over no plan), writes a plan with `store` (a handle of the
+/// test's own, as a process that cannot reach the socket, or another host,
+/// would: no `WakePipeline`) and waits for the plan loop to take it: only
+/// the daemon's watch on the store can wake it.
+fn a_plan_written_straight_into_the_store_is_taken_up(
+    mut ws: Ws,
+    store: impl FnOnce() -> Box<dyn Store>,
+) {
+    ws.write_config("[pipeline]\nscheduler_interval = \"1h\"\n");
+    ws.set_env("TASKDAEMON_LOG", "info,taskdaemon_daemon=debug");
+    ws.run(&["start"]).ok();
+    // The first pass has read the (empty) plan table and is done.
+    wait_log(&ws, "scheduler pass");
+    let plan = store()
+        .create_plan(
+            &NewPlan {
+                goal: "Write a file".to_owned(),
+                target_branch: "main".to_owned(),
+                base_commit: git(&ws, &["rev-parse", "HEAD"]),
+                ..NewPlan::default()
+            },
+            "test",
+        )
+        .unwrap();
+    let shown = wait_show(&ws, &plan.id, "the plan loop submits the plan", |p| {
+        p["title"] == "Two files"
+    });
+    assert_eq!(shown["status"], "draft", "{shown:#}");
+}
+
+fn one_spec_routes() -> Vec<Route> {
+    cascade_routes(vec![spec_call("a", &[]), tool("finish", json!({}))])
+}
+
+#[test]
+fn a_plan_written_straight_into_the_store_wakes_a_scheduler_with_no_plan_open() {
+    let fake = Fake::start_routed(one_spec_routes());
+    let ws = repo(&fake);
+    let db = ws.db_path();
+    a_plan_written_straight_into_the_store_is_taken_up(ws, || {
+        Box::new(SqliteStore::open(&db).unwrap())
+    });
+}
+
+#[test]
+fn a_plan_written_into_postgres_by_another_host_wakes_a_scheduler_with_no_plan_open() {
+    let Some(schema) = TestSchema::create("pipeline_plan_from_another_host") else {
+        return;
+    };
+    let url = schema.url();
+    let fake = Fake::start_routed(one_spec_routes());
+    let mut ws = repo(&fake);
+    ws.set_env("TASKDAEMON_DATABASE_URL", &url);
+    a_plan_written_straight_into_the_store_is_taken_up(ws, || {
+        Box::new(PgStore::open(&PgOptions::new(&url)).unwrap())
+    });
 }
 
 /// The scheduler's state as `status --json` reports it.

@@ -40,6 +40,9 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
     if !is_new {
         return;
     }
+    daemon
+        .follows_begun
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     daemon.follow_started.notify_one();
     let daemon = daemon.clone();
     tokio::spawn(async move {

@@ -5,8 +5,8 @@
 //! The rules are core's (`taskdaemon_core::gate`) and the store's
 //! (`resolve_gate` re-decides the task); this thread only gathers the facts:
 //! an awaited task's status, the clock, a command's exit status. With no
-//! gate waiting on a time it wakes only on a commit (or, rarely, to see
-//! whether the daemon still runs), never to poll.
+//! gate waiting on a time it wakes only on a commit (the daemon's shared
+//! store watch, which also wakes it when the daemon ends), never to poll.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,8 +21,9 @@ use taskdaemon_store::{Store, StoreError};
 
 use crate::state::Daemon;
 
-/// How often an idle evaluator checks that the daemon still runs.
-const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// The longest wait for a gate that falls due, and the pause after a
+/// failed evaluation.
+const RECHECK: Duration = Duration::from_secs(5);
 /// The longest a gate command may run before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a running gate command is checked for its exit.
@@ -40,13 +41,8 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
 }
 
 fn run(daemon: Weak<Daemon>) {
-    let mut waiter = match daemon.upgrade().map(|d| d.store.event_waiter()) {
-        Some(Ok(waiter)) => waiter,
-        Some(Err(e)) => {
-            tracing::error!(error = %e, "the gate evaluator cannot watch the store");
-            return;
-        }
-        None => return,
+    let Some(mut waiter) = daemon.upgrade().map(|d| d.changes.waiter()) else {
+        return;
     };
     let mut changed = true;
     let mut next_due: Option<Millis> = None;
@@ -58,28 +54,22 @@ fn run(daemon: Weak<Daemon>) {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot evaluate gates");
-                    Some(now_millis() + IDLE_CHECK.as_millis() as Millis)
+                    Some(now_millis() + RECHECK.as_millis() as Millis)
                 }
             };
         }
         drop(d);
-        changed = match waiter.wait(sleep_for(next_due)) {
-            Ok(woken) => woken,
-            Err(e) => {
-                tracing::warn!(error = %e, "the gate evaluator lost its store watch");
-                std::thread::sleep(IDLE_CHECK);
-                true
-            }
-        };
+        changed = waiter.wait(sleep_for(next_due));
     }
 }
 
-/// How long to sleep: until the next gate falls due, at most [`IDLE_CHECK`].
+/// How long to sleep: until the next gate falls due (at most [`RECHECK`],
+/// in case the clock jumps), or until a commit when none waits on a time.
 fn sleep_for(next_due: Option<Millis>) -> Duration {
     let Some(at) = next_due else {
-        return IDLE_CHECK;
+        return Duration::MAX;
     };
-    let ms = (at - now_millis()).clamp(0, IDLE_CHECK.as_millis() as Millis);
+    let ms = (at - now_millis()).clamp(0, RECHECK.as_millis() as Millis);
     Duration::from_millis(ms as u64)
 }
 

@@ -6,14 +6,16 @@
 //! the live event table stays small while `history` and `search` still see
 //! everything.
 //!
-//! At start and then every few minutes, when the process logs together
-//! exceed the cap, the logs of the tasks that ended longest ago are deleted
-//! until they fit (each stream is bounded by the shim already; this bounds
-//! how many there are). Running tasks keep theirs, and so does the rest of a
-//! task's folder (its exit file).
+//! At start and then every few minutes (unless nothing was followed since
+//! the last look), when the process logs together exceed the cap, the logs
+//! of the tasks that ended longest ago are deleted until they fit (each
+//! stream is bounded by the shim already; this bounds how many there are).
+//! Running tasks keep theirs, and so does the rest of a task's folder (its
+//! exit file).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use taskdaemon_core::time::now_millis;
@@ -39,8 +41,19 @@ async fn prune_logs_periodically(daemon: Arc<Daemon>) {
     }
     let mut interval = tokio::time::interval(PRUNE_LOGS_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Followers begun as of the last pass, when it ran with none followed.
+    let mut quiet_since = None;
     loop {
         interval.tick().await;
+        // Only processes write logs, and every one is followed: with none
+        // followed at the last pass nor since, the logs are as that pass
+        // left them, and an idle daemon need not look (and page its code
+        // back in).
+        let begun = daemon.follows_begun.load(Ordering::SeqCst);
+        if quiet_since == Some(begun) {
+            continue;
+        }
+        quiet_since = daemon.follows_nothing().then_some(begun);
         let d = daemon.clone();
         match blocking(move || prune_logs(&d)).await {
             Ok(0) => {}

@@ -28,6 +28,7 @@ mod seed_files;
 mod server;
 pub mod snapshot;
 mod state;
+mod store_changes;
 mod watchdog;
 pub mod worker;
 

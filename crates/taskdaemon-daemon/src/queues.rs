@@ -60,7 +60,9 @@ const RESCAN_UNWATCHED: Duration = Duration::from_secs(5);
 /// Rescan a watched `pending/` this often: inotify loses no events short of
 /// a queue overflow (which notify reports, and which wakes the worker), so
 /// this only bounds the cost of a bug; an idle worker sleeps meanwhile.
-const RESCAN_WATCHED: Duration = Duration::from_secs(60);
+/// Rarely: each rescan reads the store and lists the folder, and brings
+/// back into memory the code an idle daemon handed back.
+const RESCAN_WATCHED: Duration = Duration::from_secs(600);
 /// How often a worker re-reads a running task besides waiting for its end.
 const POLL: Duration = Duration::from_secs(1);
 /// Grace period for an executor that ran past its timeout.

@@ -122,6 +122,7 @@ fn prepare(
     )
     .map_err(|e| format!("cannot open {}: {e}", workspace.daemon_log().display()))?;
     let loops = Loops::new(config.loops.clone());
+    let changes = crate::store_changes::StoreChanges::start(store.clone());
     let daemon = Arc::new(Daemon {
         workspace,
         store,
@@ -136,7 +137,9 @@ fn prepare(
         types: crate::loop_types::TypeConfig::new(),
         registry_wanted: Notify::new(),
         follow_started: Notify::new(),
+        follows_begun: Default::default(),
         pipeline: crate::pipeline::Pipeline::default(),
+        changes,
     });
     Ok((daemon, lock))
 }

@@ -49,8 +49,13 @@ pub(crate) struct Daemon {
     /// Signalled when a follower starts, so the watchdog, which sleeps
     /// while nothing is followed, wakes up.
     pub(crate) follow_started: Notify,
+    /// Followers started so far: housekeeping skips what only a followed
+    /// process can have made necessary when none was.
+    pub(crate) follows_begun: std::sync::atomic::AtomicU64,
     /// The plan pipeline's driver.
     pub(crate) pipeline: crate::pipeline::Pipeline,
+    /// Wakes what sleeps until the store changes (any process's commit).
+    pub(crate) changes: crate::store_changes::StoreChanges,
 }
 
 /// The daemon as its tasks hold it.

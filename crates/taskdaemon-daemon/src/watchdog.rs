@@ -22,6 +22,11 @@ const ACTOR: &str = "watchdog";
 
 /// How long the daemon has followed nothing before it hands memory back.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// How long after that it hands back once more: on a busy machine the
+/// tail of start-up (the first seed files write, the queue workers' first
+/// look) can run after the first hand-back and bring its code back in,
+/// and nothing an idle daemon does afterwards would let it go again.
+const IDLE_SETTLE_AGAIN: Duration = Duration::from_secs(20);
 
 /// What the watchdog remembers of one process between samples.
 struct Tracked {
@@ -51,7 +56,13 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
                 _ = &mut started => {}
                 _ = tokio::time::sleep(IDLE_SETTLE) => {
                     release_while_idle();
-                    started.await;
+                    tokio::select! {
+                        _ = &mut started => {}
+                        _ = tokio::time::sleep(IDLE_SETTLE_AGAIN) => {
+                            release_while_idle();
+                            started.await;
+                        }
+                    }
                 }
             }
             interval.reset();

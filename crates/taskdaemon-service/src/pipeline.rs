@@ -398,7 +398,8 @@ impl Service {
     /// Tells a running daemon that a person changed a plan, so its scheduler
     /// acts now (as `queues add` tells it to reload). Without a daemon there
     /// is nothing to tell: its first pass at start reads every plan; and a
-    /// wake-up that does not arrive is covered by the scheduler's tick.
+    /// wake-up that does not arrive is covered by the scheduler's tick
+    /// while a plan is open, and by its watch on the store while none is.
     fn wake_pipeline(&self) {
         let Some(workspace) = &self.workspace else {
             return;

@@ -74,28 +74,27 @@ fn main_stack() -> Option<(usize, usize)> {
     (low..high).contains(&here).then_some((low, high))
 }
 
-/// Unmaps the resident pages of this program's code and read-only data,
-/// so that only what runs again comes back (from the page cache, where
-/// the pages stay). Start-up runs code (argument parsing, migrations,
+/// Unmaps the resident pages of the code and read-only data of this
+/// program and of the shared libraries it loaded (the C library, the
+/// loader), so that only what runs again comes back (from the page cache,
+/// where the pages stay). Start-up runs code (argument parsing, migrations,
 /// configuration) that a long-lived process never runs again, and its
 /// pages would otherwise count against the process for as long as it
-/// lives. Only mappings of the executable that are not writable and hold
-/// no page of their own (nothing was copied on write, so every page is
-/// the file's) are touched: for those, dropping a page and faulting it in
-/// again gives the same bytes. A no-op off Linux.
+/// lives; the libraries' pages count in its RSS too, shared or not. Only
+/// file mappings that are not writable and hold no page of their own
+/// (nothing was copied on write, so every page is the file's) are touched:
+/// for those, dropping a page and faulting it in again gives the same
+/// bytes. A no-op off Linux.
 pub fn release_code_pages() {
     #[cfg(target_os = "linux")]
     {
-        let (Ok(exe), Ok(smaps)) = (
-            std::fs::read_link("/proc/self/exe"),
-            std::fs::read_to_string("/proc/self/smaps"),
-        ) else {
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
             return;
         };
-        for (start, end) in file_only_mappings(&smaps, &exe.to_string_lossy()) {
-            // SAFETY: [start, end) is a whole read-only mapping of the
-            // executable with no anonymous page (see above); MADV_DONTNEED
-            // there only drops page-cache pages that fault back unchanged.
+        for (start, end) in file_only_mappings(&smaps) {
+            // SAFETY: [start, end) is a whole read-only file mapping with
+            // no anonymous page (see above); MADV_DONTNEED there only drops
+            // page-cache pages that fault back unchanged.
             unsafe {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
@@ -103,14 +102,14 @@ pub fn release_code_pages() {
     }
 }
 
-/// The `[start, end)` ranges of `path`'s mappings in `smaps` that are not
+/// The `[start, end)` ranges of the file mappings in `smaps` that are not
 /// writable and have no anonymous (copied-on-write) page.
-fn file_only_mappings(smaps: &str, path: &str) -> Vec<(usize, usize)> {
+fn file_only_mappings(smaps: &str) -> Vec<(usize, usize)> {
     let mut found = Vec::new();
     // The mapping being read: its range, and whether it qualifies so far.
     let mut current: Option<(usize, usize)> = None;
     for line in smaps.lines() {
-        if let Some(range) = mapping_header(line, path) {
+        if let Some(range) = mapping_header(line) {
             current = range;
         } else if let Some(rest) = line.strip_prefix("Anonymous:")
             && let Some(range) = current.take()
@@ -123,8 +122,8 @@ fn file_only_mappings(smaps: &str, path: &str) -> Vec<(usize, usize)> {
 }
 
 /// For a mapping's header line, `Some(qualifying range)` (`Some(None)` when
-/// it is another file's, or writable); `None` for the lines inside it.
-fn mapping_header(line: &str, path: &str) -> Option<Option<(usize, usize)>> {
+/// it maps no file, or is writable); `None` for the lines inside it.
+fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
     let mut fields = line.split_whitespace();
     let (range, perms) = (fields.next()?, fields.next()?);
     let (start, end) = range.split_once('-')?;
@@ -135,9 +134,10 @@ fn mapping_header(line: &str, path: &str) -> Option<Option<(usize, usize)>> {
     if perms.len() != 4 {
         return None;
     }
+    // A path; not `[stack]`, `[vdso]` or an anonymous mapping's nothing.
     let name = fields.nth(3).unwrap_or("");
-    let ours = name == path && !perms.contains('w');
-    Some(ours.then_some((start, end)))
+    let file = name.starts_with('/') && !perms.contains('w');
+    Some(file.then_some((start, end)))
 }
 
 #[cfg(test)]
@@ -157,16 +157,28 @@ Anonymous:            12 kB
 Anonymous:             0 kB
 7f0000000000-7f0000100000 r-xp 00000000 fd:01 7 /usr/lib/libc.so.6
 Anonymous:             0 kB
+7f0000200000-7f0000201000 r--p 00000000 00:00 0 [vvar]
+Anonymous:             0 kB
+7f0000300000-7f0000310000 rw-s 00000000 fd:01 9 /w/state.db-shm
+Anonymous:             0 kB
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
 Anonymous:           132 kB
 ";
 
     #[test]
-    fn only_clean_read_only_mappings_of_the_program_qualify() {
-        let found = file_only_mappings(SMAPS, "/usr/bin/td");
+    fn only_clean_read_only_file_mappings_qualify() {
+        let found = file_only_mappings(SMAPS);
         // The relocated (copied-on-write) read-only data, the writable
-        // data, other files and anonymous memory are all left alone.
-        assert_eq!(found, vec![(0x400000, 0x600000), (0x600000, 0x900000)]);
+        // data and anonymous memory are all left alone; the program's code
+        // and a library's are dropped.
+        assert_eq!(
+            found,
+            vec![
+                (0x400000, 0x600000),
+                (0x600000, 0x900000),
+                (0x7f0000000000, 0x7f0000100000)
+            ]
+        );
     }
 
     #[test]

@@ -10,12 +10,13 @@
 //! reader on every event therefore wakes itself: the reader's own
 //! `read_dir` or `File::open` raises the next event, and an idle daemon
 //! spins a whole core listing an empty folder. This crate holds the one
-//! rule for which events count, and a watcher that applies it.
+//! rule for which events count, and a watcher that applies it: one per
+//! process (one inotify thread), whatever number of directories it watches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecursiveMode, Watcher};
 
 pub use notify::Error;
 
@@ -55,7 +56,14 @@ pub fn is_data_write(kind: &EventKind) -> bool {
 
 /// A live watch; dropping it stops watching.
 pub struct DirWatch {
-    _watcher: notify::RecommendedWatcher,
+    id: u64,
+    dir: PathBuf,
+}
+
+impl Drop for DirWatch {
+    fn drop(&mut self) {
+        hub::unsubscribe(self.id, &self.dir);
+    }
 }
 
 /// Watches directory `dir` (not its subdirectories) and calls `on_change`
@@ -92,20 +100,156 @@ fn watch_with(
     wanted: impl Fn(&Path) -> bool + Send + 'static,
     on_change: impl Fn() + Send + 'static,
 ) -> Result<DirWatch, Error> {
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let wakes = match &event {
-            Ok(event) => {
-                (counts(&event.kind) || event.need_rescan())
-                    && (event.paths.is_empty() || event.paths.iter().any(|p| wanted(p)))
+    let dir = hub::key(dir);
+    let id = hub::subscribe(
+        &dir,
+        hub::Subscriber {
+            counts,
+            wanted: Box::new(wanted),
+            on_change: Box::new(on_change),
+        },
+    )?;
+    Ok(DirWatch { id, dir })
+}
+
+/// One inotify watcher (one thread) for every watch of the process: a
+/// daemon watches its database, its queues' folders and its configuration,
+/// and a thread each would be a thread each. Events are handed to the
+/// subscribers of the directory they happened in.
+mod hub {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+    use notify::{EventKind, RecursiveMode, Watcher};
+
+    use super::Error;
+
+    pub(super) struct Subscriber {
+        pub(super) counts: fn(&EventKind) -> bool,
+        pub(super) wanted: Box<dyn Fn(&Path) -> bool + Send>,
+        pub(super) on_change: Box<dyn Fn() + Send>,
+    }
+
+    #[derive(Default)]
+    struct Subscribers {
+        next_id: u64,
+        /// By directory, then by id.
+        by_dir: HashMap<PathBuf, HashMap<u64, Subscriber>>,
+    }
+
+    /// The watcher, made on the first watch. A separate lock from the
+    /// subscribers': the watcher's thread takes theirs to deliver an event
+    /// while `watch` waits for that thread's answer.
+    static WATCHER: OnceLock<Mutex<Option<notify::RecommendedWatcher>>> = OnceLock::new();
+    static SUBSCRIBERS: OnceLock<Mutex<Subscribers>> = OnceLock::new();
+
+    fn guard<T>(
+        m: &'static OnceLock<Mutex<T>>,
+        init: impl FnOnce() -> T,
+    ) -> MutexGuard<'static, T> {
+        // Plain maps: a panicking holder cannot leave them torn.
+        m.get_or_init(|| Mutex::new(init()))
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn subscribers() -> MutexGuard<'static, Subscribers> {
+        guard(&SUBSCRIBERS, Subscribers::default)
+    }
+
+    /// The path events in `dir` are reported under: notify joins a
+    /// relative path to the current directory; resolving links too means
+    /// two spellings of one directory share its watch.
+    pub(super) fn key(dir: &Path) -> PathBuf {
+        std::fs::canonicalize(dir).unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(dir))
+                .unwrap_or_else(|_| dir.to_owned())
+        })
+    }
+
+    fn deliver(event: notify::Result<notify::Event>) {
+        let subscribers = subscribers();
+        for (dir, subs) in &subscribers.by_dir {
+            // An event in `dir` names a path in it (or `dir` itself).
+            let ours = |p: &PathBuf| p == dir || p.parent() == Some(dir.as_path());
+            for sub in subs.values() {
+                let wakes = match &event {
+                    Ok(event) => {
+                        ((sub.counts)(&event.kind) || event.need_rescan())
+                            && (event.paths.is_empty()
+                                || event.paths.iter().any(|p| ours(p) && (sub.wanted)(p)))
+                    }
+                    Err(_) => true,
+                };
+                if wakes {
+                    (sub.on_change)();
+                }
             }
-            Err(_) => true,
-        };
-        if wakes {
-            on_change();
         }
-    })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(DirWatch { _watcher: watcher })
+    }
+
+    /// Adds `sub` for events in `dir`, watching `dir` if nobody did yet.
+    /// Subscribing and unsubscribing take turns (the watcher's lock, then
+    /// the subscribers'), so a directory is watched exactly while it has
+    /// subscribers.
+    pub(super) fn subscribe(dir: &Path, sub: Subscriber) -> Result<u64, Error> {
+        let mut watcher = guard(&WATCHER, || None);
+        let (id, first) = {
+            let mut subscribers = subscribers();
+            subscribers.next_id += 1;
+            let id = subscribers.next_id;
+            let subs = subscribers.by_dir.entry(dir.to_owned()).or_default();
+            subs.insert(id, sub);
+            (id, subs.len() == 1)
+        };
+        if !first {
+            return Ok(id);
+        }
+        // The subscribers' lock is free here: the watcher's thread may
+        // need it to deliver an event while `watch` waits for that thread.
+        let watched = match watcher.as_mut() {
+            Some(w) => w.watch(dir, RecursiveMode::NonRecursive),
+            None => notify::recommended_watcher(deliver).and_then(|mut w| {
+                w.watch(dir, RecursiveMode::NonRecursive)?;
+                *watcher = Some(w);
+                Ok(())
+            }),
+        };
+        match watched {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                remove(id, dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes subscriber `id`; whether it was the last of `dir`.
+    fn remove(id: u64, dir: &Path) -> bool {
+        let mut subscribers = subscribers();
+        let Some(subs) = subscribers.by_dir.get_mut(dir) else {
+            return false;
+        };
+        subs.remove(&id);
+        let last = subs.is_empty();
+        if last {
+            subscribers.by_dir.remove(dir);
+        }
+        last
+    }
+
+    /// Removes subscriber `id`, and the watch of `dir` with its last one.
+    pub(super) fn unsubscribe(id: u64, dir: &Path) {
+        let mut watcher = guard(&WATCHER, || None);
+        if remove(id, dir)
+            && let Some(watcher) = watcher.as_mut()
+        {
+            // Gone already (the directory was removed): nothing to undo.
+            let _ = watcher.unwatch(dir);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +342,55 @@ mod tests {
         assert!(after_write >= 1, "a new file must wake the watcher");
         std::fs::remove_file(dir.path().join("a.md")).expect("remove");
         assert!(settle(&wakes, quiet, Duration::from_secs(5)) > after_write);
+    }
+
+    fn counter() -> (Arc<AtomicUsize>, impl Fn() + Send + 'static) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let bump = count.clone();
+        (count, move || {
+            bump.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    #[test]
+    fn watches_of_one_process_wake_only_for_their_own_directory_and_end_on_drop() {
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (quiet, limit) = (Duration::from_millis(300), Duration::from_secs(5));
+        let (in_a, wake_a) = counter();
+        let (in_b, wake_b) = counter();
+        let (also_b, wake_also_b) = counter();
+        let watch_a = watch_dir(a.path(), wake_a).expect("watch a");
+        let watch_b = watch_dir(b.path(), wake_b).expect("watch b");
+        // Another spelling of b: the same directory, the same watch.
+        let spelled = b.path().join(".");
+        let watch_also_b = watch_dir(&spelled, wake_also_b).expect("watch b again");
+
+        std::fs::write(a.path().join("x.md"), "x").expect("write");
+        assert!(
+            settle(&in_a, quiet, limit) >= 1,
+            "a change in a wakes a's watch"
+        );
+        assert_eq!(settle(&in_b, quiet, limit), 0, "nor b's");
+        assert_eq!(settle(&also_b, quiet, limit), 0);
+
+        // Dropping one of b's watches leaves the other watching.
+        drop(watch_b);
+        std::fs::write(b.path().join("y.md"), "y").expect("write");
+        assert!(settle(&also_b, quiet, limit) >= 1, "b is still watched");
+        assert_eq!(
+            in_b.load(Ordering::SeqCst),
+            0,
+            "a dropped watch stays quiet"
+        );
+
+        // Dropping the last watch of a stops its wake-ups.
+        drop(watch_a);
+        let before = settle(&in_a, quiet, limit);
+        std::fs::write(a.path().join("z.md"), "z").expect("write");
+        assert_eq!(settle(&in_a, quiet, limit), before);
+        drop(watch_also_b);
     }
 }

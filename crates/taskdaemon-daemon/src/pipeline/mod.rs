@@ -16,9 +16,12 @@
 //!   phase they work for before they start; the store charges each
 //!   iteration they record to that record, once.
 //! - The scheduler ([`scheduler`]) wakes when a step ends, when a person
-//!   changes a plan (the `WakePipeline` request) and every `[pipeline]
-//!   scheduler_interval` (with jitter); an idle daemon sleeps. Each plan
-//!   and each spec has at most one task driving it at a time. Under
+//!   changes a plan (the `WakePipeline` request) and, while a plan is
+//!   open, every `[pipeline] scheduler_interval` (with jitter). With no
+//!   plan open it sleeps until the store changes (a plan written by a
+//!   process that could not reach the socket, another host's on
+//!   PostgreSQL), and so does the target-branch watcher. Each plan and
+//!   each spec has at most one task driving it at a time. Under
 //!   backpressure ([`backpressure`]) it starts no new model work.
 //! - Everything a step needs is read back from the store, so after a crash
 //!   the same code resumes every plan where it stood: specs and phases are
@@ -68,6 +71,9 @@ static INTEGRATION: Mutex<()> = Mutex::new(());
 const HELD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a woken scheduler waits for more wake-ups before its pass.
 const WAKE_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a scheduler woken by a commit (no plan open) waits for more
+/// commits before its pass.
+const CHANGE_BATCH: std::time::Duration = std::time::Duration::from_millis(200);
 /// Rebase-and-merge attempts when the target keeps moving under a spec.
 const MERGE_ATTEMPTS: usize = 5;
 
@@ -85,6 +91,9 @@ pub(crate) struct Pipeline {
     moved: Mutex<HashSet<String>>,
     /// Asks the MainWatcher for a poll now (a spec was merged).
     poke: Notify,
+    /// Wakes a MainWatcher that sleeps because no plan ran: the
+    /// scheduler's view has a running plan now.
+    plans_running: Notify,
     /// The scheduler's first pass is done (it looks at every plan once).
     settled: std::sync::atomic::AtomicBool,
     /// What the scheduler's next pass looks at.

@@ -1,8 +1,9 @@
 //! The scheduler: finds the next step of every open plan and spec and
 //! starts one task for each, at most one per plan or spec.
 //!
-//! Two kinds of pass. A full pass (at start, every `scheduler_interval`,
-//! and when a person changes a plan) reads every open plan from the store,
+//! Two kinds of pass. A full pass (at start, every `scheduler_interval`
+//! while a plan is open, on any commit to the store while none is, and
+//! when a person changes a plan) reads every open plan from the store,
 //! rebuilds the [`View`], stops loops of work that ended under them and
 //! dead-letters messages to ended specs. The passes in between, woken when
 //! a step ends or a spec loop creates specs, decide from the view alone,
@@ -19,17 +20,31 @@ use taskdaemon_store::{MessageFilter, PlanFilter, Store, StoreError};
 use super::backpressure::{Held, held_now, publish};
 use super::cascade::{drive_plan, drive_spec};
 use super::view::{PlanStep, Work};
-use super::{HELD_RETRY, WAKE_BATCH, claim, release};
+use super::{CHANGE_BATCH, HELD_RETRY, WAKE_BATCH, claim, release};
 use crate::blocking::blocking;
 use crate::loop_state::lock;
 use crate::state::{ACTOR, Shared};
 
 pub(super) async fn run(daemon: Shared) {
     let interval = daemon.config.pipeline.scheduler_interval;
+    let mut changes = daemon.changes.subscribe();
     // The first pass looks at every plan: loops a crash interrupted resume.
     lock(&daemon.pipeline.work).full = true;
     loop {
+        // A commit from here on comes after this pass's reads: it wakes
+        // the next (when the scheduler sleeps on commits).
+        changes.borrow_and_update();
         let held = schedule(&daemon).await;
+        // With no plan open there is nothing to tick for: only a commit
+        // (another process's or host's new plan) or a wake-up can give the
+        // scheduler work, so it sleeps until one comes.
+        let (idle, running) = {
+            let view = lock(&daemon.pipeline.view);
+            (!held && view.len() == 0, view.any_running())
+        };
+        if running {
+            daemon.pipeline.plans_running.notify_one();
+        }
         // Up to a fifth more, so daemons of many workspaces do not tick together.
         let jitter = interval.mul_f64(f64::from((now_millis() % 200) as u32) / 1000.0);
         let tick = if held {
@@ -43,10 +58,16 @@ pub(super) async fn run(daemon: Shared) {
                 // one pass serves them all.
                 tokio::time::sleep(WAKE_BATCH).await;
             }
-            _ = tokio::time::sleep(tick) => {
+            _ = tokio::time::sleep(tick), if !idle => {
                 if !held {
                     lock(&daemon.pipeline.work).full = true;
                 }
+            }
+            Ok(()) = changes.changed(), if idle => {
+                // Commits come in bursts too (a process's start is
+                // several); a busy store costs one look per batch.
+                tokio::time::sleep(CHANGE_BATCH).await;
+                lock(&daemon.pipeline.work).full = true;
             }
         }
     }

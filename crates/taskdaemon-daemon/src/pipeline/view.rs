@@ -102,9 +102,16 @@ impl View {
         )
     }
 
-    /// Open plans held, for the log.
+    /// Open plans held (none: the scheduler sleeps until the store changes).
     pub(super) fn len(&self) -> usize {
         self.plans.len()
+    }
+
+    /// Whether a plan runs (its target branch is then watched).
+    pub(super) fn any_running(&self) -> bool {
+        self.plans
+            .values()
+            .any(|view| view.plan.status == PipelineStatus::Running)
     }
 }
 

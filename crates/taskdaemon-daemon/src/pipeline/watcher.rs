@@ -14,13 +14,19 @@ use crate::state::Shared;
 /// The MainWatcher: polls the target branch of every running plan every
 /// `[pipeline] main_poll` and when poked, and marks the running specs of a
 /// plan whose target moved, so they are rebased before their next phase.
+/// While no plan runs it does not poll: it sleeps until the scheduler sees
+/// a running plan.
 pub(super) async fn watch_targets(daemon: Shared) {
     let interval = daemon.config.pipeline.main_poll;
     let mut watchers: HashMap<String, MainWatcher> = HashMap::new();
+    // Whether the last poll found a plan running (or could not tell). At
+    // start none is known: the scheduler's first pass says when one runs.
+    let mut polling = false;
     loop {
         tokio::select! {
             _ = daemon.pipeline.poke.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(interval), if polling => {}
+            _ = daemon.pipeline.plans_running.notified(), if !polling => {}
         }
         let d = daemon.clone();
         let mut taken = std::mem::take(&mut watchers);
@@ -36,9 +42,12 @@ pub(super) async fn watch_targets(daemon: Shared) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "target branch poll panicked");
+                polling = true;
                 continue;
             }
         };
+        // A poll that failed may have missed a running plan.
+        polling = !watchers.is_empty() || moved.is_err();
         match moved {
             Ok(specs) if !specs.is_empty() => {
                 let count = specs.len();

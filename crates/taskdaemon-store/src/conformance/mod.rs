@@ -255,6 +255,10 @@ pub const CHECKS: &[Check] = &[
         "event_waiters_wake_on_any_event",
         event_waiters_wake_on_any_event,
     ),
+    (
+        "a_new_plan_wakes_event_waiters",
+        a_new_plan_wakes_event_waiters,
+    ),
     ("kind_counts_count_every_kind", kind_counts_count_every_kind),
     ("task_pages_filter_and_page", task_pages_filter_and_page),
     ("finished_tasks_page_by_time", finished_tasks_page_by_time),
@@ -1404,6 +1408,20 @@ fn event_waiters_wake_on_any_event(store: &dyn Store) {
             .append_event(None, &NewEvent::new(EventKind::Alert, "t", "wake up"))
             .unwrap();
         assert!(waiting.join().unwrap(), "an appended event woke the waiter");
+    });
+}
+
+/// An idle daemon's scheduler sleeps on the event waiter until a plan is
+/// written, by whatever process or host writes it.
+fn a_new_plan_wakes_event_waiters(store: &dyn Store) {
+    let mut waiter = store.event_waiter().unwrap();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(move || waiter.wait(Duration::from_secs(10)).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        store
+            .create_plan(&pipeline::new_plan("wake the scheduler", false), "t")
+            .unwrap();
+        assert!(waiting.join().unwrap(), "a new plan woke the waiter");
     });
 }
 
