@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use taskdaemon_core::pipeline::Delivery;
 use taskdaemon_core::rehydrate::{
-    AlertItem, CurrentItem, EndedClass, EndedItem, PlanItem, QueryItem, ReadyItem, RehydrateInput,
-    Rehydrated, RunningItem, UnreadEnded, render, render_within,
+    AlertItem, CHARS_PER_TOKEN, CurrentItem, EndedClass, EndedItem, PlanItem, QueryItem, ReadyItem,
+    RehydrateInput, Rehydrated, RunningItem, UnreadEnded, render, render_within,
 };
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
 use taskdaemon_core::{EventKind, MemoryKind, Status};
@@ -39,9 +39,10 @@ const SEEN_KINDS: &[EventKind] = &[
 ];
 /// Ready tasks and recent decisions considered.
 const MAX_TRACKED_ITEMS: usize = 5;
-/// Ended lines of each class read first for a summary; four times more of
-/// a class each time the budget could show more of it.
-const FIRST_ENDED_READ: usize = 32;
+/// The length of a typical ended line, to guess how many the budget shows.
+const TYPICAL_ENDED_LINE_CHARS: usize = 48;
+/// Ended lines of each class read at least, when there are that many.
+const MIN_ENDED_READ: usize = 8;
 
 /// How much of the ended list a summary reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,16 @@ pub struct Compaction {
     pub seq: i64,
     #[serde(with = "serde_rfc3339")]
     pub at: Millis,
+}
+
+/// How many ended lines of each class (failures, then the rest) a summary
+/// within `budget` tokens reads first: as many as the budget holds at a
+/// typical line's length, failures first as they rank first.
+fn first_reads(budget: usize, trouble: usize, finished: usize) -> [usize; 2] {
+    let fits = budget.saturating_mul(CHARS_PER_TOKEN) / TYPICAL_ENDED_LINE_CHARS;
+    let first_trouble = fits.max(MIN_ENDED_READ).min(trouble);
+    let first_finished = fits.saturating_sub(first_trouble).max(MIN_ENDED_READ);
+    [first_trouble, first_finished.min(finished)]
 }
 
 fn marker_key(session: Option<&str>) -> String {
@@ -205,9 +216,9 @@ impl Service {
     }
 
     /// Renders `input` with the lines of `ended` read only as far as the
-    /// budget could show them: the first [`FIRST_ENDED_READ`] of each class,
-    /// then four times more of a class whose unread lines the selection
-    /// reached (see [`render_within`]). Leaves what was read in `input.ended`.
+    /// budget could show them: first [`first_reads`], then four times more
+    /// of a class whose unread lines the selection reached (see
+    /// [`render_within`]). Leaves what was read in `input.ended`.
     fn render_reading_ended(
         &self,
         input: &mut RehydrateInput,
@@ -224,10 +235,7 @@ impl Service {
             of_class(EndedClass::Trouble),
             of_class(EndedClass::Finished),
         );
-        let mut wanted = [
-            FIRST_ENDED_READ.min(trouble.len()),
-            FIRST_ENDED_READ.min(finished.len()),
-        ];
+        let mut wanted = first_reads(budget, trouble.len(), finished.len());
         let mut read: HashMap<String, EndedItem> = HashMap::new();
         loop {
             let wanted_refs: Vec<&EndedRef> = trouble[..wanted[0]]
@@ -261,7 +269,7 @@ impl Service {
                         EndedClass::Trouble => (0, trouble.len()),
                         EndedClass::Finished => (1, finished.len()),
                     };
-                    wanted[slot] = (wanted[slot] * 4).clamp(1, total);
+                    wanted[slot] = (wanted[slot] * 4).max(MIN_ENDED_READ).min(total);
                 }
             }
         }

@@ -213,12 +213,16 @@ pub(crate) fn ended_refs(
     rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.0));
     let mut seen = std::collections::HashSet::new();
     let mut refs = Vec::new();
-    for (_, id, status, at) in rows {
-        let status = parse_status(&status)?;
-        if !status.is_terminal() || !seen.insert(id.clone()) {
+    for (_, id, status, at) in &rows {
+        let status = parse_status(status)?;
+        if !status.is_terminal() || !seen.insert(id.as_str()) {
             continue;
         }
-        refs.push(crate::EndedRef { id, status, at });
+        refs.push(crate::EndedRef {
+            id: id.clone(),
+            status,
+            at: *at,
+        });
     }
     Ok(refs)
 }
