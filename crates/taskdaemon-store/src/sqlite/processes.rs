@@ -85,16 +85,7 @@ pub(super) fn running_items(
         "SELECT id, argv, container, pid, started_at, created_at FROM tasks \
          WHERE kind = 'process' AND status = 'running' ORDER BY rowid",
     )?;
-    let rows = stmt.query_map([], |row| {
-        Ok(crate::encoding::RunningColumns {
-            id: row.get(0)?,
-            argv: row.get(1)?,
-            container: row.get(2)?,
-            pid: row.get(3)?,
-            started_at: row.get(4)?,
-            created_at: row.get(5)?,
-        })
-    })?;
+    let rows = stmt.query_map([], super::rows::running_columns)?;
     rows.map(|row| crate::encoding::running_item(row?))
         .collect()
 }

@@ -103,6 +103,19 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TaskRecord>> {
     Ok(read_task(row))
 }
 
+/// The columns of a running-process line (see `processes::running_items`),
+/// by position in its query.
+pub fn running_columns(row: &Row<'_>) -> rusqlite::Result<crate::encoding::RunningColumns> {
+    Ok(crate::encoding::RunningColumns {
+        id: row.get(0)?,
+        argv: row.get(1)?,
+        container: row.get(2)?,
+        pid: row.get(3)?,
+        started_at: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
 /// The columns of an ended-process line (see `processes::ended_items`), by
 /// position in its query.
 pub fn ended_columns(row: &Row<'_>) -> rusqlite::Result<crate::encoding::EndedColumns> {
