@@ -454,10 +454,17 @@ fn tasks_by_id_query(
         .prepare_cached(id_sql)?
         .query_map(params, |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    tasks_with_ids(conn, &ids)
+}
+
+/// The whole rows of the tasks with these ids, in their order; unknown ids
+/// are left out. The ids go in as one JSON array: one cached statement
+/// whatever their number, and no parameter limit.
+fn tasks_with_ids(conn: &Connection, ids: &[String]) -> Result<Vec<TaskRecord>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = serde_json::to_string(&ids).map_err(|e| crate::encoding::malformed("ids", e))?;
+    let list = serde_json::to_string(ids).map_err(|e| crate::encoding::malformed("ids", e))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?1))"
     ))?;
@@ -487,20 +494,7 @@ impl Store for SqliteStore {
     }
 
     fn tasks_by_ids(&self, ids: &[String]) -> Result<Vec<TaskRecord>> {
-        self.read(|conn| {
-            let mut tasks = Vec::with_capacity(ids.len());
-            // Bounded batches keep each statement under SQLite's parameter limit.
-            for batch in ids.chunks(500) {
-                let marks = vec!["?"; batch.len()].join(", ");
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({marks})"
-                ))?;
-                for row in stmt.query_map(rusqlite::params_from_iter(batch), task_from_row)? {
-                    tasks.push(row??);
-                }
-            }
-            Ok(tasks)
-        })
+        self.read(|conn| tasks_with_ids(conn, ids))
     }
 
     fn last_event_seq(&self) -> Result<i64> {
