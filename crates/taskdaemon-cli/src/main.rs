@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
+        taskdaemon_store::leave_reads_to_process_exit();
     }
     taskdaemon_cli::run(cli)
 }

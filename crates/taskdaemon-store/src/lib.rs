@@ -70,7 +70,7 @@ pub use claim::{
 pub use error::StoreError;
 pub use location::{Location, open, redact_url};
 pub use postgres::{PgOptions, PgStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, leave_reads_to_process_exit};
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -279,6 +279,34 @@ fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Set by [`leave_reads_to_process_exit`].
+static READS_LEFT_TO_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Tells this process's SQLite stores that the process exits soon after
+/// its command's store is dropped (a short CLI command): the first store
+/// dropped from now on that never wrote leaves its read connections open
+/// instead of closing them. Closing one frees the parsed schema object by
+/// object, about a tenth of a short CLI call's instructions, for memory the
+/// exit returns anyway; and a read-only connection has nothing to
+/// checkpoint or clean up, so the file is left exactly as a close would
+/// leave it (SQLite counts on no close: a killed process is the same).
+/// A store that wrote closes everything as usual, its write connection
+/// last, so that the last connection to the file can checkpoint and delete
+/// the WAL. Only one store is ever left so: a command that opens and drops
+/// stores in a loop keeps at most one set of descriptors.
+pub fn leave_reads_to_process_exit() {
+    READS_LEFT_TO_EXIT.store(true, Ordering::Relaxed);
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if self.conn.get().is_none() && READS_LEFT_TO_EXIT.swap(false, Ordering::Relaxed) {
+            self.readers.abandon();
+            self.probe.abandon();
+        }
+    }
+}
+
 /// Process-wide SQLite settings, made once before this process opens its
 /// first connection (SQLite takes them only before it initialises).
 ///

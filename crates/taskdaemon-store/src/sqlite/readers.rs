@@ -92,6 +92,15 @@ impl Readers {
     fn open(&self) -> Result<Connection> {
         open_read_only(&self.path)
     }
+
+    /// Gives up every open connection without closing it (see
+    /// [`super::leave_reads_to_process_exit`]).
+    pub(super) fn abandon(&mut self) {
+        for slot in &mut self.slots {
+            let slot = slot.get_mut().unwrap_or_else(|p| p.into_inner());
+            std::mem::forget(slot.take());
+        }
+    }
 }
 
 fn open_read_only(path: &Path) -> Result<Connection> {
@@ -118,6 +127,13 @@ impl CommitProbe {
             path: path.to_owned(),
             conn: Mutex::new(None),
         }
+    }
+
+    /// Gives up its connection without closing it (see
+    /// [`super::leave_reads_to_process_exit`]).
+    pub(super) fn abandon(&mut self) {
+        let slot = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
+        std::mem::forget(slot.take());
     }
 
     /// The current commit count as this probe sees it.
