@@ -291,9 +291,10 @@ impl Service {
         let mut next = newest;
         // The same newest items the summary considered; anything older was
         // beyond MAX_ITEMS and is passed over (`ps --all` still lists it).
+        // Only their tasks matter here, so only those are read.
         for event in self
             .store
-            .newest_events_after(cursor, SEEN_KINDS, MAX_ITEMS)?
+            .newest_event_tasks(cursor, SEEN_KINDS, MAX_ITEMS)?
         {
             let Some(id) = event.task_id.as_deref() else {
                 continue;

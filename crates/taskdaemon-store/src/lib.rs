@@ -86,6 +86,14 @@ pub struct ProcessFilter {
     pub limit: Option<usize>,
 }
 
+/// An event as [`Store::newest_event_tasks`] lists it: where it is in the
+/// log, and the task that raised it, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTask {
+    pub seq: i64,
+    pub task_id: Option<String>,
+}
+
 /// An ended process as [`Store::newest_ended`] lists it: enough to count it
 /// and rank its summary line before the line is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -526,6 +534,16 @@ pub trait Store: Send + Sync {
         kinds: &[EventKind],
         limit: usize,
     ) -> Result<Vec<Event>>;
+
+    /// The sequence number and task of each event that
+    /// [`Store::newest_events_after`] returns for the same arguments, oldest
+    /// first, without reading (or decoding) the rest of each event.
+    fn newest_event_tasks(
+        &self,
+        after_seq: i64,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> Result<Vec<EventTask>>;
 
     /// Among the newest `lookback` events of `kinds`, the newest that no
     /// task raised (no `task_id`) and whose message starts with `prefix`:

@@ -134,6 +134,15 @@ macro_rules! shared_store_methods {
             self.read_events(|tx| events::newest_after(tx, after_seq, kinds, limit))
         }
 
+        fn newest_event_tasks(
+            &self,
+            after_seq: i64,
+            kinds: &[EventKind],
+            limit: usize,
+        ) -> Result<Vec<crate::EventTask>> {
+            self.read_events(|tx| events::newest_tasks(tx, after_seq, kinds, limit))
+        }
+
         fn newest_untasked_event(
             &self,
             kinds: &[EventKind],

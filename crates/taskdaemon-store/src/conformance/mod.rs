@@ -1052,6 +1052,38 @@ fn events_filter_by_kind(store: &dyn Store) {
     let messages: Vec<&str> = newest.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(messages, ["disk full", "third"]);
 
+    // The same selection narrowed to sequence number and task, for one
+    // kind, several, and all.
+    store
+        .append_event(
+            Some(&task.id),
+            &NewEvent::new(EventKind::AlertCleared, "watchdog", "fine"),
+        )
+        .unwrap();
+    let narrow = |after, kinds: &[EventKind], limit| {
+        let whole: Vec<crate::EventTask> = store
+            .newest_events_after(after, kinds, limit)
+            .unwrap()
+            .into_iter()
+            .map(|e| crate::EventTask {
+                seq: e.seq,
+                task_id: e.task_id,
+            })
+            .collect();
+        let tasks = store.newest_event_tasks(after, kinds, limit).unwrap();
+        assert_eq!(tasks, whole, "after {after}, {kinds:?}, limit {limit}");
+        tasks
+    };
+    let both = [EventKind::Alert, EventKind::AlertCleared];
+    let tasks = narrow(0, &both, 3);
+    assert_eq!(tasks.len(), 3);
+    assert!(tasks.windows(2).all(|w| w[0].seq < w[1].seq), "{tasks:?}");
+    assert_eq!(tasks[2].task_id.as_deref(), Some(task.id.as_str()));
+    assert_eq!(narrow(0, &[EventKind::Alert], 2).len(), 2);
+    assert_eq!(narrow(alerts[0].seq, &[EventKind::Alert], 10).len(), 2);
+    assert_eq!(narrow(0, &[], 4).len(), 4);
+    assert_eq!(narrow(tasks[2].seq, &both, 10), []);
+
     // The newest event no task raised with a prefix, among the newest
     // `lookback` of the kinds asked for (merged across kinds).
     let alert = |task: Option<&str>, kind, message: &str| {

@@ -105,6 +105,31 @@ pub(super) fn newest_after(
     .collect()
 }
 
+/// See [`Store::newest_event_tasks`](crate::Store::newest_event_tasks):
+/// [`newest_after`]'s statement with two columns.
+pub(super) fn newest_tasks(
+    tx: &mut Tx<'_>,
+    after_seq: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Result<Vec<crate::EventTask>> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    tx.query(
+        "SELECT seq, task_id FROM (SELECT seq, task_id FROM events
+           WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
+           ORDER BY seq DESC LIMIT $3) newest ORDER BY seq",
+        &[&after_seq, &kinds, &(limit as i64)],
+    )?
+    .iter()
+    .map(|row| {
+        Ok(crate::EventTask {
+            seq: row.try_get(0)?,
+            task_id: row.try_get(1)?,
+        })
+    })
+    .collect()
+}
+
 /// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
 pub(super) fn newest_untasked(
     tx: &mut Tx<'_>,

@@ -91,6 +91,28 @@ pub(super) fn newest_after(
     rows.map(|row| row?).collect()
 }
 
+/// See [`Store::newest_event_tasks`](crate::Store::newest_event_tasks):
+/// [`newest_after`]'s statement with two columns.
+pub(super) fn newest_tasks(
+    conn: &Connection,
+    after_seq: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Result<Vec<crate::EventTask>> {
+    let sql = format!(
+        "SELECT * FROM ({}) ORDER BY seq",
+        newest_sql("seq, task_id", kinds, limit)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([after_seq], |row| {
+        Ok(crate::EventTask {
+            seq: row.get(0)?,
+            task_id: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
 /// Each kind's newest `lookback` events through one statement that reads
 /// only their `seq` and whether they match (no JSON decoded, one statement
