@@ -209,7 +209,11 @@ impl Service {
         };
         if !peek {
             let next = self.next_cursor(cursor, newest, &rendered)?;
-            self.store.set_meta(CURSOR_KEY, &next.to_string())?;
+            // Nothing new, nothing to write: a summary of a quiet workspace
+            // opens no write connection (and loads no second schema).
+            if next != cursor {
+                self.store.set_meta(CURSOR_KEY, &next.to_string())?;
+            }
             self.mark_shown_alerts(&input.alerts, &rendered)?;
         }
         Ok((input, rendered))

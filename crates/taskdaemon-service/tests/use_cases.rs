@@ -11,7 +11,7 @@ use taskdaemon_core::{
     MemoryKind, NewAgent, NewEvent, NewProcess, Status, TrackedAction, TrackedEdit,
 };
 use taskdaemon_service::{
-    Agent, ErrorClass, HistoryQuery, LoopRunInput, NewTask, SubmitInput, WorkerState,
+    Agent, ErrorClass, HistoryQuery, LoopRunInput, NewTask, Service, SubmitInput, WorkerState,
 };
 use taskdaemon_store::{MemoryFilter, TrackedFilter, WorkerInfo};
 
@@ -634,6 +634,60 @@ fn a_compaction_marker_brings_back_what_ended_since() {
             .unwrap()
             .input
             .ended
+            .is_empty()
+    );
+}
+
+/// A summary with nothing new to mark seen writes nothing: it opens no
+/// write connection (so loads no second schema and never waits for the
+/// write lock); the next one that has something new moves the cursor.
+#[test]
+fn a_quiet_summary_opens_no_write_connection() {
+    let ws = TestWs::new();
+    // This process's descriptors on the store file: one per connection.
+    let connections = || {
+        let db = ws.workspace.db_path().canonicalize().unwrap();
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .filter(|link| *link == db)
+            .count()
+    };
+    let failed = |service: &Service, argv| {
+        let store = service.store();
+        let task = store.create_process(&process(argv), "t").unwrap();
+        store.record_start_failure(&task.id, "gone", "t").unwrap();
+        task.id
+    };
+    {
+        let service = ws.service();
+        let first = failed(&service, &["false"]);
+        assert_eq!(
+            service.rehydrate(4000, None, false).unwrap().shown_ids,
+            [first]
+        );
+    }
+    assert_eq!(connections(), 0);
+
+    let service = ws.service();
+    let quiet = service.rehydrate(4000, None, false).unwrap();
+    assert!(quiet.shown_ids.is_empty(), "{}", quiet.markdown);
+    assert_eq!(
+        connections(),
+        1,
+        "a quiet summary opened a write connection"
+    );
+
+    let second = failed(&service, &["nope"]);
+    assert_eq!(
+        service.rehydrate(4000, None, false).unwrap().shown_ids,
+        [second]
+    );
+    assert!(
+        service
+            .rehydrate(4000, None, false)
+            .unwrap()
+            .shown_ids
             .is_empty()
     );
 }
