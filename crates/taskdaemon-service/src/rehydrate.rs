@@ -167,12 +167,21 @@ impl Service {
         // What the summary showed is seen; the shared cursor never moves back.
         let newest = self.store.last_event_seq()?;
         let next = self.next_cursor(from, newest, &rendered)?;
-        self.store
-            .set_meta(CURSOR_KEY, &next.max(cursor).to_string())?;
+        self.move_cursor(cursor, next.max(cursor))?;
         if marker.is_some() {
             self.store.set_meta(&marker_key(session), "")?;
         }
         Ok((rendered, marker))
+    }
+
+    /// Stores the cursor `to`, read as `from`. Nothing moved, nothing to
+    /// write: a summary of a quiet workspace opens no write connection (no
+    /// second schema to load, no wait for the write lock).
+    fn move_cursor(&self, from: i64, to: i64) -> Result<()> {
+        if to != from {
+            self.store.set_meta(CURSOR_KEY, &to.to_string())?;
+        }
+        Ok(())
     }
 
     fn rehydrate_cursor(&self) -> Result<i64> {
@@ -209,11 +218,7 @@ impl Service {
         };
         if !peek {
             let next = self.next_cursor(cursor, newest, &rendered)?;
-            // Nothing new, nothing to write: a summary of a quiet workspace
-            // opens no write connection (and loads no second schema).
-            if next != cursor {
-                self.store.set_meta(CURSOR_KEY, &next.to_string())?;
-            }
+            self.move_cursor(cursor, next)?;
             self.mark_shown_alerts(&input.alerts, &rendered)?;
         }
         Ok((input, rendered))
