@@ -1214,6 +1214,44 @@ fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
     // only events after the cursor count.
     let newest_two = store.newest_ended(before, 2).unwrap();
     assert_eq!(newest_two.len(), 2);
+
+    // The ends with alerts among them, narrowed to sequence and task, are
+    // the same events as read whole (SQLite reads the ends from their own
+    // index when every end kind is asked for).
+    store
+        .append_event(None, &NewEvent::new(EventKind::Alert, "daemon", "late"))
+        .unwrap();
+    let seen = [
+        EventKind::Exited,
+        EventKind::Lost,
+        EventKind::StartFailed,
+        EventKind::Alert,
+    ];
+    for kinds in [&seen[..], &seen[..3], &seen[1..]] {
+        for limit in [1, 3, 100] {
+            let whole: Vec<crate::EventTask> = store
+                .newest_events_after(before, kinds, limit)
+                .unwrap()
+                .into_iter()
+                .map(|e| crate::EventTask {
+                    seq: e.seq,
+                    task_id: e.task_id,
+                })
+                .collect();
+            assert_eq!(
+                store.newest_event_tasks(before, kinds, limit).unwrap(),
+                whole,
+                "{kinds:?}, limit {limit}"
+            );
+        }
+    }
+    let all = store.newest_event_tasks(before, &seen, 100).unwrap();
+    let tasks: Vec<Option<&str>> = all.iter().map(|e| e.task_id.as_deref()).collect();
+    assert_eq!(
+        tasks,
+        [Some(&*twice.id), Some(&*failed.id), Some(&*lost.id), None],
+        "{all:?}"
+    );
     let after = store.last_event_seq().unwrap();
     assert_eq!(store.newest_ended(after, 100).unwrap(), []);
 
