@@ -463,6 +463,49 @@ pub fn claims_from_several_queues_are_fifo_across_them(store: &dyn Store) {
     assert_eq!(ids(&others), wanted(&["s"]), "s was left alone");
 }
 
+/// The events a batch of claims and its completions append are found by
+/// search (history), each of them.
+pub fn batch_claim_events_are_searchable(store: &dyn Store) {
+    for n in ["a", "b", "c"] {
+        store
+            .submit(&agent("q", &format!("kestrel-{n}.md")), "t")
+            .unwrap();
+    }
+    let before = store.last_event_seq().unwrap();
+    let claims = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
+    assert_eq!(claims.len(), 3);
+    let ends: Vec<crate::Completion> = claims
+        .iter()
+        .map(|claim| crate::Completion {
+            lease: claim.lease.clone(),
+            outcome: ExitOutcome::exited(0),
+            result: serde_json::json!({}),
+        })
+        .collect();
+    assert!(
+        store
+            .complete_claims(&ends)
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    let appended = store.events_after(before, &[], 100).unwrap();
+    assert!(appended.len() >= 6, "a start and an end each: {appended:?}");
+    let found: Vec<String> = store
+        .search("kestrel", 100)
+        .unwrap()
+        .into_iter()
+        .filter(|hit| hit.source == taskdaemon_core::tracked::SearchSource::History)
+        .map(|hit| hit.id)
+        .collect();
+    for event in &appended {
+        assert!(
+            found.contains(&format!("#{}", event.seq)),
+            "event {event:?} not found by search: {found:?}"
+        );
+    }
+}
+
 pub fn concurrent_batch_claimers_never_share_a_task(store: &dyn Store) {
     const TASKS: usize = 120;
     const CLAIMERS: usize = 6;

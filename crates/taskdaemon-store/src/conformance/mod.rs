@@ -244,6 +244,10 @@ pub const CHECKS: &[Check] = &[
         claim::claims_from_several_queues_are_fifo_across_them,
     ),
     (
+        "batch_claim_events_are_searchable",
+        claim::batch_claim_events_are_searchable,
+    ),
+    (
         "concurrent_batch_claimers_never_share_a_task",
         claim::concurrent_batch_claimers_never_share_a_task,
     ),

@@ -525,6 +525,32 @@ pub const MIGRATIONS: &[&str] = &[
         END IF;
     END $$;
     "#,
+    // 15: `tasks_kind_status` is a prefix of `tasks_ready` (kind, status,
+    // priority, search_key), which serves every query it served; status is
+    // indexed, so each status change (two per claim) wrote both.
+    r#"
+    DROP INDEX tasks_kind_status;
+    "#,
+    // 16: sequenced events enter the search index once per sequencing
+    // statement, from its transition tables, instead of one plpgsql call
+    // per event (a claim and its end sequence two). A trigger with
+    // transition tables cannot name columns: this one fires on every
+    // UPDATE of `events`, and sequencing is the only one.
+    r#"
+    DROP TRIGGER events_search_sequenced ON events;
+    CREATE FUNCTION td_events_search_sequenced() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO search_docs (doc, title, body)
+            SELECT n.seq * 4 + 3, coalesce(n.task_id, ''), n.message
+            FROM sequenced n JOIN unsequenced o ON o.id = n.id
+            WHERE o.seq IS NULL AND n.seq IS NOT NULL
+            ON CONFLICT (doc) DO NOTHING;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER events_search_sequenced AFTER UPDATE ON events
+        REFERENCING OLD TABLE AS unsequenced NEW TABLE AS sequenced
+        FOR EACH STATEMENT EXECUTE FUNCTION td_events_search_sequenced();
+    "#,
 ];
 
 /// The schema version this build writes.
