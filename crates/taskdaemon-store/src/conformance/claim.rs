@@ -424,6 +424,88 @@ pub fn batch_claims_are_fifo_and_short_when_few_wait(store: &dyn Store) {
     assert_eq!(store.event_tallies().unwrap().claims, 7);
 }
 
+/// A claim that names several queues takes the oldest items of any of
+/// them, in submission order across them, and nothing of the others.
+pub fn claims_from_several_queues_are_fifo_across_them(store: &dyn Store) {
+    let submitted: Vec<(String, &str)> = ["q", "s", "r", "q", "s", "r", "q"]
+        .iter()
+        .enumerate()
+        .map(|(n, queue)| {
+            let task = store
+                .submit(&agent(queue, &format!("task-{n}.md")), "t")
+                .unwrap();
+            (task.id, *queue)
+        })
+        .collect();
+    let wanted = |names: &[&str]| -> Vec<&str> {
+        submitted
+            .iter()
+            .filter(|(_, queue)| names.contains(queue))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    };
+
+    let first = store
+        .claim_batch("w1", &queues(&["r", "q"]), LONG, 3)
+        .unwrap();
+    assert_eq!(ids(&first), wanted(&["q", "r"])[..3], "oldest of q and r");
+    let one = store.claim("w2", &queues(&["q", "r"]), LONG).unwrap();
+    assert_eq!(
+        one.map(|c| c.lease.task_id),
+        Some(wanted(&["q", "r"])[3].to_owned()),
+        "a single claim takes the next of either"
+    );
+    let rest = store
+        .claim_batch("w1", &queues(&["q", "r", "absent"]), LONG, 10)
+        .unwrap();
+    assert_eq!(ids(&rest), wanted(&["q", "r"])[4..], "the rest of q and r");
+    let others = store.claim_batch("w3", &queues(&["s"]), LONG, 10).unwrap();
+    assert_eq!(ids(&others), wanted(&["s"]), "s was left alone");
+}
+
+/// The events a batch of claims and its completions append are found by
+/// search (history), each of them.
+pub fn batch_claim_events_are_searchable(store: &dyn Store) {
+    for n in ["a", "b", "c"] {
+        store
+            .submit(&agent("q", &format!("kestrel-{n}.md")), "t")
+            .unwrap();
+    }
+    let before = store.last_event_seq().unwrap();
+    let claims = store.claim_batch("w1", &queues(&["q"]), LONG, 3).unwrap();
+    assert_eq!(claims.len(), 3);
+    let ends: Vec<crate::Completion> = claims
+        .iter()
+        .map(|claim| crate::Completion {
+            lease: claim.lease.clone(),
+            outcome: ExitOutcome::exited(0),
+            result: serde_json::json!({}),
+        })
+        .collect();
+    assert!(
+        store
+            .complete_claims(&ends)
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    let appended = store.events_after(before, &[], 100).unwrap();
+    assert!(appended.len() >= 6, "a start and an end each: {appended:?}");
+    let found: Vec<String> = store
+        .search("kestrel", 100)
+        .unwrap()
+        .into_iter()
+        .filter(|hit| hit.source == taskdaemon_core::tracked::SearchSource::History)
+        .map(|hit| hit.id)
+        .collect();
+    for event in &appended {
+        assert!(
+            found.contains(&format!("#{}", event.seq)),
+            "event {event:?} not found by search: {found:?}"
+        );
+    }
+}
+
 pub fn concurrent_batch_claimers_never_share_a_task(store: &dyn Store) {
     const TASKS: usize = 120;
     const CLAIMERS: usize = 6;

@@ -240,6 +240,14 @@ pub const CHECKS: &[Check] = &[
         claim::batch_claims_are_fifo_and_short_when_few_wait,
     ),
     (
+        "claims_from_several_queues_are_fifo_across_them",
+        claim::claims_from_several_queues_are_fifo_across_them,
+    ),
+    (
+        "batch_claim_events_are_searchable",
+        claim::batch_claim_events_are_searchable,
+    ),
+    (
         "concurrent_batch_claimers_never_share_a_task",
         claim::concurrent_batch_claimers_never_share_a_task,
     ),

@@ -489,6 +489,68 @@ pub const MIGRATIONS: &[&str] = &[
         RETURN NULL;
     END $$;
     "#,
+    // 14: the claimable items a claim takes, walked in FIFO order down a
+    // partial index. Planned by statistics, the pick was a bitmap scan of
+    // every waiting item then a sort (the statistics of a queue that was
+    // empty at the last ANALYZE promise a few rows; without autovacuum
+    // there are none), and with a queue list an index scan of the whole
+    // queue then a sort: each claim cost the whole backlog (27 ms for 32
+    // items of 40,000) and a bitmap scan never marks the dead index entries
+    // that leases leave behind. Without bitmap scans and sorts the only
+    // plans left walk `queue_items_claimable_any` (any queue, or several)
+    // or `queue_items_claimable` (one queue) in `n` order and stop at
+    // `want` items. `queues` empty: any queue. Locks the items it returns
+    // (skipping locked ones); ROWS tells the caller's plan a batch is small.
+    r#"
+    CREATE FUNCTION td_claimable(queues TEXT[], want INTEGER) RETURNS SETOF TEXT
+    LANGUAGE plpgsql ROWS 32 SET enable_bitmapscan = off SET enable_sort = off AS $$
+    DECLARE
+        now_ms BIGINT := td_now_ms();
+    BEGIN
+        IF cardinality(queues) = 0 THEN
+            RETURN QUERY SELECT q.task_id FROM queue_items q
+                WHERE q.claimable AND NOT q.finished AND q.lease_owner IS NULL
+                  AND q.available_at <= now_ms
+                ORDER BY q.n LIMIT want FOR UPDATE SKIP LOCKED;
+        ELSIF cardinality(queues) = 1 THEN
+            RETURN QUERY SELECT q.task_id FROM queue_items q
+                WHERE q.claimable AND NOT q.finished AND q.lease_owner IS NULL
+                  AND q.available_at <= now_ms AND q.queue = queues[1]
+                ORDER BY q.n LIMIT want FOR UPDATE SKIP LOCKED;
+        ELSE
+            RETURN QUERY SELECT q.task_id FROM queue_items q
+                WHERE q.claimable AND NOT q.finished AND q.lease_owner IS NULL
+                  AND q.available_at <= now_ms AND q.queue = ANY(queues)
+                ORDER BY q.n LIMIT want FOR UPDATE SKIP LOCKED;
+        END IF;
+    END $$;
+    "#,
+    // 15: `tasks_kind_status` is a prefix of `tasks_ready` (kind, status,
+    // priority, search_key), which serves every query it served; status is
+    // indexed, so each status change (two per claim) wrote both.
+    r#"
+    DROP INDEX tasks_kind_status;
+    "#,
+    // 16: sequenced events enter the search index once per sequencing
+    // statement, from its transition tables, instead of one plpgsql call
+    // per event (a claim and its end sequence two). A trigger with
+    // transition tables cannot name columns: this one fires on every
+    // UPDATE of `events`, and sequencing is the only one.
+    r#"
+    DROP TRIGGER events_search_sequenced ON events;
+    CREATE FUNCTION td_events_search_sequenced() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO search_docs (doc, title, body)
+            SELECT n.seq * 4 + 3, coalesce(n.task_id, ''), n.message
+            FROM sequenced n JOIN unsequenced o ON o.id = n.id
+            WHERE o.seq IS NULL AND n.seq IS NOT NULL
+            ON CONFLICT (doc) DO NOTHING;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER events_search_sequenced AFTER UPDATE ON events
+        REFERENCING OLD TABLE AS unsequenced NEW TABLE AS sequenced
+        FOR EACH STATEMENT EXECUTE FUNCTION td_events_search_sequenced();
+    "#,
 ];
 
 /// The schema version this build writes.
