@@ -644,15 +644,7 @@ fn a_compaction_marker_brings_back_what_ended_since() {
 #[test]
 fn a_quiet_summary_opens_no_write_connection() {
     let ws = TestWs::new();
-    // This process's descriptors on the store file: one per connection.
-    let connections = || {
-        let db = ws.workspace.db_path().canonicalize().unwrap();
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-            .filter(|link| *link == db)
-            .count()
-    };
+    let connections = || taskdaemon_store::testing::descriptors_on(&ws.workspace.db_path());
     let failed = |service: &Service, argv| {
         let store = service.store();
         let task = store.create_process(&process(argv), "t").unwrap();

@@ -1,5 +1,6 @@
 //! PostgreSQL databases for tests: one fresh schema each, so tests run in
-//! parallel against one server, dropped when the test ends.
+//! parallel against one server, dropped when the test ends; and how many
+//! connections a test's process holds on a SQLite file.
 //!
 //! Tests read the server from `TASKDAEMON_TEST_DATABASE_URL` (`.ci/run` sets
 //! it and fails when the server is down). Without it they are skipped with a
@@ -9,6 +10,21 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{PgOptions, PgStore, Result};
+
+/// How many of this process's descriptors are open on the file at `path`
+/// (SQLite holds one per connection to a database file).
+pub fn descriptors_on(path: &std::path::Path) -> usize {
+    let Ok(target) = path.canonicalize() else {
+        return 0;
+    };
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter(|link| *link == target)
+                .count()
+        })
+        .unwrap_or(0)
+}
 
 /// The variable that names the test server.
 pub const TEST_DATABASE_URL: &str = "TASKDAEMON_TEST_DATABASE_URL";

@@ -6,20 +6,9 @@
 //! Its own test binary: the switch is process-wide, and this file's single
 //! test is the only code in the process that opens stores.
 
-use std::path::Path;
-
 use taskdaemon_store::conformance::spec;
+use taskdaemon_store::testing::descriptors_on;
 use taskdaemon_store::{SqliteStore, Store, leave_reads_to_process_exit};
-
-/// How many of this process's descriptors are open on `path`.
-fn descriptors_on(path: &Path) -> usize {
-    let target = path.canonicalize().unwrap();
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|link| *link == target)
-        .count()
-}
 
 #[test]
 fn only_a_store_that_never_wrote_leaves_its_reads_open_and_only_once() {
