@@ -92,45 +92,16 @@ pub(super) fn newest_after(
 }
 
 /// See [`Store::newest_event_tasks`](crate::Store::newest_event_tasks):
-/// [`newest_after`]'s statement with two columns, except that when every
-/// end kind is asked for, the ends come from their covering index
-/// (migration 16) in one arm: the `(kind, seq)` index would need a table
-/// lookup per event for its task, 500 of them per end kind.
+/// [`newest_after`]'s selection, two columns read.
 pub(super) fn newest_tasks(
     conn: &Connection,
     after_seq: i64,
     kinds: &[EventKind],
     limit: usize,
 ) -> Result<Vec<crate::EventTask>> {
-    let ended = crate::encoding::ENDED_KINDS;
-    let newest = if ended.iter().all(|kind| kinds.contains(kind)) {
-        let others: Vec<EventKind> = kinds
-            .iter()
-            .filter(|kind| !ended.contains(kind))
-            .copied()
-            .collect();
-        let literal = super::limit_literal(limit);
-        // `INDEXED BY` and the `IN` as in `newest_ended`, for its reasons.
-        let mut arms = vec![format!(
-            "SELECT * FROM (SELECT seq, task_id FROM events INDEXED BY events_ended \
-             WHERE seq > ?1{} ORDER BY seq DESC LIMIT {literal})",
-            kind_filter(ended)
-        )];
-        if !others.is_empty() {
-            arms.push(format!(
-                "SELECT * FROM ({})",
-                newest_sql("seq, task_id", &others, limit)
-            ));
-        }
-        format!(
-            "SELECT * FROM ({}) ORDER BY seq DESC LIMIT {literal}",
-            arms.join(" UNION ALL ")
-        )
-    } else {
-        newest_sql("seq, task_id", kinds, limit)
-    };
-    let sql = format!("SELECT * FROM ({newest}) ORDER BY seq");
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let newest = newest_tasks_with_ends_sql(kinds, limit)
+        .unwrap_or_else(|| newest_sql("seq, task_id", kinds, limit));
+    let mut stmt = conn.prepare_cached(&format!("SELECT * FROM ({newest}) ORDER BY seq"))?;
     let rows = stmt.query_map([after_seq], |row| {
         Ok(crate::EventTask {
             seq: row.get(0)?,
@@ -138,6 +109,39 @@ pub(super) fn newest_tasks(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// [`newest_sql`] with `seq, task_id` when `kinds` has every end kind:
+/// the ends come from their covering index (migration 16) in one arm, where
+/// the `(kind, seq)` index needs a table lookup per event for its task (500
+/// per end kind). `None` for other lists of kinds.
+fn newest_tasks_with_ends_sql(kinds: &[EventKind], limit: usize) -> Option<String> {
+    let ends = crate::encoding::ENDED_KINDS;
+    if !ends.iter().all(|kind| kinds.contains(kind)) {
+        return None;
+    }
+    let literal = super::limit_literal(limit);
+    // `INDEXED BY` and the `IN` as in `newest_ended`, for its reasons.
+    let mut arms = vec![format!(
+        "SELECT * FROM (SELECT seq, task_id FROM events INDEXED BY events_ended \
+         WHERE seq > ?1{} ORDER BY seq DESC LIMIT {literal})",
+        kind_filter(ends)
+    )];
+    let others: Vec<EventKind> = kinds
+        .iter()
+        .filter(|kind| !ends.contains(kind))
+        .copied()
+        .collect();
+    if !others.is_empty() {
+        arms.push(format!(
+            "SELECT * FROM ({})",
+            newest_sql("seq, task_id", &others, limit)
+        ));
+    }
+    Some(format!(
+        "SELECT * FROM ({}) ORDER BY seq DESC LIMIT {literal}",
+        arms.join(" UNION ALL ")
+    ))
 }
 
 /// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
