@@ -1015,6 +1015,25 @@ fn listings_filter_and_page(store: &dyn Store) {
     assert_eq!((count(Status::Pending), count(Status::Succeeded)), (2, 1));
 }
 
+/// What [`Store::newest_event_tasks`] must return, taken from the events
+/// [`Store::newest_events_after`] reads whole.
+fn event_tasks_read_whole(
+    store: &dyn Store,
+    after: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Vec<crate::EventTask> {
+    store
+        .newest_events_after(after, kinds, limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| crate::EventTask {
+            seq: e.seq,
+            task_id: e.task_id,
+        })
+        .collect()
+}
+
 fn events_filter_by_kind(store: &dyn Store) {
     let task = store.create_process(&spec(None, &["x"]), "t").unwrap();
     store
@@ -1069,16 +1088,8 @@ fn events_filter_by_kind(store: &dyn Store) {
         )
         .unwrap();
     let narrow = |after, kinds: &[EventKind], limit| {
-        let whole: Vec<crate::EventTask> = store
-            .newest_events_after(after, kinds, limit)
-            .unwrap()
-            .into_iter()
-            .map(|e| crate::EventTask {
-                seq: e.seq,
-                task_id: e.task_id,
-            })
-            .collect();
         let tasks = store.newest_event_tasks(after, kinds, limit).unwrap();
+        let whole = event_tasks_read_whole(store, after, kinds, limit);
         assert_eq!(tasks, whole, "after {after}, {kinds:?}, limit {limit}");
         tasks
     };
@@ -1237,18 +1248,9 @@ fn newest_ended_lists_each_ended_task_once(store: &dyn Store) {
     ];
     for kinds in [&seen[..], &seen[..3], &seen[1..]] {
         for limit in [1, 3, 100] {
-            let whole: Vec<crate::EventTask> = store
-                .newest_events_after(before, kinds, limit)
-                .unwrap()
-                .into_iter()
-                .map(|e| crate::EventTask {
-                    seq: e.seq,
-                    task_id: e.task_id,
-                })
-                .collect();
             assert_eq!(
                 store.newest_event_tasks(before, kinds, limit).unwrap(),
-                whole,
+                event_tasks_read_whole(store, before, kinds, limit),
                 "{kinds:?}, limit {limit}"
             );
         }
