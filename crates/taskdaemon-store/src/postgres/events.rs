@@ -91,43 +91,49 @@ pub(super) fn newest_after(
     kinds: &[EventKind],
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        &format!(
-            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events
-               WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-               ORDER BY seq DESC LIMIT $3) newest ORDER BY seq"
-        ),
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(event_from_row)
-    .collect()
+    query_newest(tx, EVENT_COLUMNS, after_seq, kinds, limit)?
+        .iter()
+        .map(event_from_row)
+        .collect()
 }
 
 /// See [`Store::newest_event_tasks`](crate::Store::newest_event_tasks):
-/// [`newest_after`]'s statement with two columns.
+/// [`newest_after`]'s selection, two columns read.
 pub(super) fn newest_tasks(
     tx: &mut Tx<'_>,
     after_seq: i64,
     kinds: &[EventKind],
     limit: usize,
 ) -> Result<Vec<crate::EventTask>> {
-    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    tx.query(
-        "SELECT seq, task_id FROM (SELECT seq, task_id FROM events
-           WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
-           ORDER BY seq DESC LIMIT $3) newest ORDER BY seq",
-        &[&after_seq, &kinds, &(limit as i64)],
-    )?
-    .iter()
-    .map(|row| {
-        Ok(crate::EventTask {
-            seq: row.try_get(0)?,
-            task_id: row.try_get(1)?,
+    query_newest(tx, "seq, task_id", after_seq, kinds, limit)?
+        .iter()
+        .map(|row| {
+            Ok(crate::EventTask {
+                seq: row.try_get(0)?,
+                task_id: row.try_get(1)?,
+            })
         })
-    })
-    .collect()
+        .collect()
+}
+
+/// `columns` of the newest `limit` events after `after_seq` of `kinds`
+/// (all when empty), oldest first.
+fn query_newest(
+    tx: &mut Tx<'_>,
+    columns: &str,
+    after_seq: i64,
+    kinds: &[EventKind],
+    limit: usize,
+) -> Result<Vec<postgres::Row>> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    Ok(tx.query(
+        &format!(
+            "SELECT * FROM (SELECT {columns} FROM events
+               WHERE seq > $1 AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
+               ORDER BY seq DESC LIMIT $3) newest ORDER BY seq"
+        ),
+        &[&after_seq, &kinds, &(limit as i64)],
+    )?)
 }
 
 /// See [`Store::newest_untasked_event`](crate::Store::newest_untasked_event).
