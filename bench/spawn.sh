@@ -85,11 +85,18 @@ run_queues() { # count prefix folder...
   echo $(($(now_ms) - start))
 }
 
-# CPU of the daemon plus its reaped children (shims, and through them the
-# commands), in clock ticks: a per-task cost that other load on the machine
-# changes less than it changes tasks/s.
+# CPU of the daemon plus its reaped children, and of its live children
+# (standby shims) plus theirs: the shims, and through them the commands.
+# In clock ticks: a per-task cost that other load on the machine changes
+# less than it changes tasks/s.
 DPID=$("$TD" --workspace "$WS" status --json | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
-cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$DPID/stat"; }
+cpu_ticks() {
+  local pid total=0
+  for pid in "$DPID" $(ps --ppid "$DPID" -o pid=); do
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 cpu0=$(cpu_ticks)
 TD_ONE_MS=$(run_queues "$TASKS" one "$WS/tasks/ad-hoc")
 sleep 0.5 # let the last shims be reaped

@@ -867,39 +867,76 @@ fn standby_shims(ws: &Ws) -> Vec<i32> {
         .collect()
 }
 
-/// A worker that ran a document keeps a shim started ahead for the next
-/// one; that shim runs the next document as a fresh one would, and one left
-/// waiting exits by itself when its daemon dies, even by SIGKILL.
+/// A worker starts its shims through one standby shim: each is a fork of
+/// it, in a session of its own, and runs its document as a fresh shim
+/// would. The standby lives on between documents and exits by itself when
+/// its daemon dies, even by SIGKILL, while a shim it started runs on.
 #[test]
-fn a_standby_shim_runs_the_next_document_and_dies_with_its_daemon() {
+fn a_standby_shim_forks_each_documents_shim_and_dies_with_its_daemon() {
     let ws = queue_ws();
     ws.run(&["start"]).ok();
-    let doc = "---\nexecutor: command\ncommand: \"true\"\n---\n";
-    ws.drop_document(ADHOC, "task-s1.md", doc);
+    let quick = "---\nexecutor: command\ncommand: \"true\"\n---\n";
+    ws.drop_document(ADHOC, "task-s1.md", quick);
     assert_eq!(ws.wait_result(ADHOC, "task-s1")["status"], "succeeded");
+    let standby = eventually_some("a standby shim", || {
+        let shims = standby_shims(&ws);
+        (shims.len() == 1).then(|| shims[0])
+    });
+    let mut shim_pids = Vec::new();
     for name in ["task-s2", "task-s3"] {
-        let standby = eventually_some("a standby shim", || {
-            let shims = standby_shims(&ws);
-            (shims.len() == 1).then(|| shims[0])
-        });
-        ws.drop_document(ADHOC, &format!("{name}.md"), doc);
+        ws.drop_document(ADHOC, &format!("{name}.md"), quick);
         let result = ws.wait_result(ADHOC, name);
         assert_eq!(result["status"], "succeeded", "{result:#}");
         assert_eq!(result["exit_code"], 0, "{result:#}");
         let task = task_json(&ws, name);
-        assert_eq!(
-            task["shim_pid"].as_i64(),
-            Some(i64::from(standby)),
-            "the standby ran it: {task:#}"
-        );
+        let shim = task["shim_pid"].as_i64().expect("a shim pid");
+        assert_ne!(shim, i64::from(standby), "a shim of its own: {task:#}");
+        shim_pids.push(shim);
         let shim_log = ws.state_dir().join(format!("procs/{name}/shim.log"));
-        assert!(shim_log.exists(), "its stderr moved to the task's shim.log");
+        assert!(shim_log.exists(), "its stderr is the task's shim.log");
+        assert_eq!(
+            standby_shims(&ws),
+            vec![standby],
+            "the same standby lives on"
+        );
     }
-    let waiting = eventually_some("a standby shim", || {
-        let shims = standby_shims(&ws);
-        (shims.len() == 1).then(|| shims[0])
+    assert_ne!(shim_pids[0], shim_pids[1]);
+
+    // A shim that runs on: the standby's child, leading its own session.
+    let slow = "---\nexecutor: command\ncommand: \"sleep 30\"\n---\n";
+    ws.drop_document(ADHOC, "task-s4.md", slow);
+    let shim = eventually_some("the running shim", || {
+        let shown = ws.run(&["tasks", "show", "task-s4", "--json"]);
+        let task = shown.success().then(|| shown.json())?;
+        (task["status"] == "running").then(|| task["shim_pid"].as_i64())?
     });
+    let shim = i32::try_from(shim).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{shim}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[1],
+        standby.to_string(),
+        "its parent is the standby: {stat}"
+    );
+    assert_eq!(fields[3], shim.to_string(), "it leads its session: {stat}");
+    let args = common::cmdline(shim);
+    assert!(
+        args.iter().any(|a| a == "__shim") && !args.iter().any(|a| a == "__shim-standby"),
+        "ps shows it as a shim: {args:?}"
+    );
+
     sigkill(ws.daemon_pid().unwrap());
-    eventually("the waiting standby exits", || !alive(waiting));
+    eventually("the standby exits", || !alive(standby));
     assert!(standby_shims(&ws).is_empty());
+    assert!(alive(shim), "the shim outlives the daemon and the standby");
+    let command = task_json(&ws, "task-s4")["pid"]
+        .as_i64()
+        .expect("the command's pid");
+    sigkill(shim);
+    common::sigkill_group(i32::try_from(command).unwrap());
 }

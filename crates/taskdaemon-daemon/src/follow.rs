@@ -174,21 +174,28 @@ async fn wait_for_exit(watch: PidWatch) -> io::Result<()> {
 
 /// Launches the shim for a pending task and waits for it to report.
 pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
-    launch_with(daemon, task, None)
+    launch_with(daemon, task, &mut None)
 }
 
-/// [`launch`], handing the task to `standby` when there is one (a shim
-/// already started and waiting; see [`taskdaemon_supervisor::standby`]),
-/// and to a fresh shim when there is none or it never took the task.
+/// [`launch`], through `standby` when there is one (a shim starter already
+/// running; see [`taskdaemon_supervisor::standby`]), and through a fresh
+/// shim when there is none or it was gone. A standby that can take no more
+/// tasks afterwards is let go.
 pub(crate) fn launch_with(
     daemon: &Daemon,
     task: &TaskRecord,
-    standby: Option<Standby>,
+    standby: &mut Option<Standby>,
 ) -> Result<(), Failure> {
-    let launched = match standby.map(|s| s.hand_over(&daemon.workspace, &task.id)) {
+    let handed = standby
+        .as_mut()
+        .map(|s| s.hand_over(&daemon.workspace, &task.id));
+    if standby.as_ref().is_some_and(|s| !s.usable()) {
+        *standby = None;
+    }
+    let launched = match handed {
         Some(Ok(launched)) => Ok(launched),
         Some(Err(HandOverError::Launch(e))) => Err(e),
-        Some(Err(gone @ HandOverError::Gone { .. })) => {
+        Some(Err(gone @ (HandOverError::Gone { .. } | HandOverError::Declined { .. }))) => {
             tracing::warn!(id = task.id, error = %gone, "starting a fresh shim");
             launch_shim(&daemon.exe, &daemon.workspace, &task.id)
         }

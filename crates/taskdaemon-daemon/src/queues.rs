@@ -14,14 +14,11 @@
 //! gone and that the store knows nothing of is removed, and its document
 //! runs.
 //!
-//! A worker that ran a document lately keeps a standby shim (see
-//! [`taskdaemon_supervisor::standby`]) while it waits for the next one: the
-//! next document is handed to it, so the exec and start-up of a shim are
-//! off the path from a document's arrival to its start. The standby is
-//! started when the worker runs out of documents, not while it works
-//! through a backlog: there the next document is already waiting, and a
-//! shim started ahead only competes for the CPU with the running one. It
-//! is let go after [`STANDBY_IDLE`] without a document.
+//! A worker starts its documents' shims through a standby shim of its own
+//! (see [`taskdaemon_supervisor::standby`]): a process started once that
+//! forks each shim, so the exec and start-up of the binary are off the
+//! path from a document to its running command. The worker keeps it while
+//! documents come, and lets it go after [`STANDBY_IDLE`] without one.
 //!
 //! Writing an ended task's result, report and folder moves (several
 //! fsyncs) is handed to the worker's finisher, so the next document starts
@@ -322,13 +319,14 @@ impl Worker {
         let (started, standby) = blocking({
             let name = name.clone();
             move || {
+                ensure_standby(&daemon, &folder.id, &mut standby);
                 let started =
                     start_document(&daemon, &folder, &executors, &settings, &name, &mut standby);
                 (started, standby)
             }
         })
         .await?;
-        // Still there when the document was not launched.
+        // Gone only when it can take no more tasks.
         self.standby = standby;
         let started = started?;
         match started {
@@ -420,16 +418,15 @@ impl Worker {
             return delay;
         }
         if self.standby.is_none() {
-            let daemon = self.daemon.clone();
-            let started = blocking(move || Standby::start(&daemon.exe, &daemon.workspace))
-                .await
-                .map_err(String::from)
-                .and_then(|started| started.map_err(|e| e.to_string()));
-            self.standby = started
-                .inspect_err(|e| {
-                    tracing::warn!(queue = self.queue(), error = %e, "cannot start a standby shim")
-                })
-                .ok();
+            let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
+            self.standby = blocking(move || {
+                let mut standby = None;
+                ensure_standby(&daemon, &queue, &mut standby);
+                standby
+            })
+            .await
+            .ok()
+            .flatten();
         }
         delay.min(left)
     }
@@ -563,8 +560,8 @@ enum Started {
     RefusedInPlace,
 }
 
-/// Reads, records and launches one document, on `standby` when there is
-/// one (taken only when a task is launched). A malformed or refused
+/// Reads, records and launches one document, through `standby` when there
+/// is one (let go if it can take no more tasks). A malformed or refused
 /// document is recorded as a failed task with the reason, and its result
 /// written at once.
 fn start_document(
@@ -636,13 +633,25 @@ fn start_document(
     );
     // A launch failure is recorded in the store by the shim or by `launch`;
     // the item is then driven to its (failed) end like any other.
-    if launch_with(daemon, &task, standby.take()).is_ok() {
+    if launch_with(daemon, &task, standby).is_ok() {
         write_lock(daemon, folder, &task.id);
     }
     store
         .queue_item(&task.id)
         .map(|item| Started::Item(Box::new(item)))
         .map_err(|e| e.to_string())
+}
+
+/// Starts a standby shim for queue `queue`'s worker unless it has one; a
+/// failure is logged, and the worker's shims then start fresh.
+fn ensure_standby(daemon: &Daemon, queue: &str, standby: &mut Option<Standby>) {
+    if standby.is_some() {
+        return;
+    }
+    match Standby::start(&daemon.exe, &daemon.workspace) {
+        Ok(started) => *standby = Some(started),
+        Err(e) => tracing::warn!(queue, error = %e, "cannot start a standby shim"),
+    }
 }
 
 /// How many of a queue's newest items [`restore_result_files`] looks at: a

@@ -68,7 +68,7 @@ pub use claim::{
     WorkerInfo, WorkerRecord,
 };
 pub use error::StoreError;
-pub use location::{Location, open, redact_url};
+pub use location::{Location, open, open_for_writing, redact_url};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteStore, leave_reads_to_process_exit};
 

@@ -51,6 +51,16 @@ pub fn open(location: &Location) -> Result<Arc<dyn Store>> {
     })
 }
 
+/// [`open`] for a process that writes as surely as it reads, one thing at
+/// a time (a shim): on SQLite one connection serves both (see
+/// [`SqliteStore::open_for_writing`]); PostgreSQL opens as [`open`] does.
+pub fn open_for_writing(location: &Location) -> Result<Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite(path) => Arc::new(SqliteStore::open_for_writing(path)?),
+        Location::Postgres(_) => open(location)?,
+    })
+}
+
 /// `url` with any password replaced by `***`, for messages and logs.
 ///
 /// Handles `scheme://user:password@host/...` and a `password=` query or

@@ -83,6 +83,8 @@ pub struct SqliteStore {
     readers: Readers,
     /// Tells whether anything was committed (see [`Store::commit_version`]).
     probe: CommitProbe,
+    /// Reads go through the write connection too (see [`Self::open_for_writing`]).
+    reads_on_writer: bool,
     /// Every write, and every read made inside one. Opened on the first
     /// write (or at open when the schema needs migrating), so a command
     /// that only reads (`task ready`, `show`, `search`) opens one
@@ -100,17 +102,34 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         configure_library();
-        let store = Self {
-            path: path.to_owned(),
-            relaxed: AtomicBool::new(false),
-            readers: Readers::new(path),
-            probe: CommitProbe::new(path),
-            conn: OnceLock::new(),
-        };
+        let store = Self::unopened(path, false);
         if !store.is_current()? {
             drop(store.lock()?);
         }
         Ok(store)
+    }
+
+    /// [`Self::open`] for a process that writes as surely as it reads, one
+    /// thing at a time (a shim: it reads its task, then records its start
+    /// and exit): its one connection, the write connection, serves the
+    /// reads too, so the schema is loaded once, not once per connection.
+    /// Opened at once, bringing the schema up to date.
+    pub fn open_for_writing(path: &Path) -> Result<Self> {
+        configure_library();
+        let store = Self::unopened(path, true);
+        drop(store.lock()?);
+        Ok(store)
+    }
+
+    fn unopened(path: &Path, reads_on_writer: bool) -> Self {
+        Self {
+            path: path.to_owned(),
+            relaxed: AtomicBool::new(false),
+            readers: Readers::new(path),
+            probe: CommitProbe::new(path),
+            reads_on_writer,
+            conn: OnceLock::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -210,6 +229,10 @@ impl SqliteStore {
     /// Runs `f` on a free read-only connection. Each statement starts its own
     /// read transaction, so it sees every write committed before it began.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.reads_on_writer {
+            let conn = self.lock_connection()?;
+            return f(&conn).map_err(|e| explain(&self.path, e));
+        }
         self.readers.with(f).map_err(|e| explain(&self.path, e))
     }
 

@@ -64,7 +64,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// How long the shim keeps the store it started the command with, waiting
 /// for the command to end, before it lets go of it for the command's run:
 /// a command that ends this soon has its exit recorded without opening the
-/// store again (two connections, each loading the schema).
+/// store again (a connection, and the schema loaded into it).
 const QUICK_EXIT: Duration = Duration::from_millis(50);
 
 /// How long a container whose runner died gets between SIGTERM and

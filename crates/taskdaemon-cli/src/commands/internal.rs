@@ -31,44 +31,62 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
     run_shim(
         workspace,
         &config,
-        &|| taskdaemon_store::open(&location),
+        &|| taskdaemon_store::open_for_writing(&location),
         id,
     )
 }
 
-/// `__shim-standby`: load and open what a shim needs, then wait for the
-/// daemon to name the task on stdin and supervise it as `__shim ID` would
-/// (see [`taskdaemon_supervisor::standby`]). A standby that cannot load the
-/// config or open the store exits at once: the daemon then starts a fresh
-/// shim, which reports the failure where the task's starter sees it.
+/// `__shim-standby`: load what a shim needs, then start a shim for every
+/// task the daemon names on stdin, each a fork of this process (see
+/// [`taskdaemon_supervisor::standby`]). A standby that cannot load the
+/// config exits at once: the daemon then starts a fresh shim, which reports
+/// the failure where the task's starter sees it.
+///
+/// Each shim opens the store itself: a connection must not cross a fork.
+/// It loads the config again if the file changed since the standby did.
 pub fn standby_shim(workspace: &Workspace) -> u8 {
     taskdaemon_supervisor::memory::limit_arenas(1);
-    let config = match Config::load(&workspace.config_path()) {
+    let config_path = workspace.config_path();
+    let loaded_at = config_mtime(&config_path);
+    let config = match Config::load(&config_path) {
         Ok(config) => config,
         Err(e) => {
             taskdaemon_supervisor::note!("taskdaemon standby shim: {e}");
             return 1;
         }
     };
-    let location = taskdaemon_service::open::location(workspace, &config);
-    let store = match taskdaemon_store::open(&location) {
-        Ok(store) => store,
-        Err(e) => {
-            taskdaemon_supervisor::note!("taskdaemon standby shim: {e}");
-            return 1;
-        }
+    let run = |id: &str| -> i32 {
+        let fresh;
+        let config = if config_mtime(&config_path) == loaded_at {
+            &config
+        } else {
+            match Config::load(&config_path) {
+                Ok(reloaded) => {
+                    fresh = reloaded;
+                    &fresh
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let _ = report(&format!("error {message}"));
+                    taskdaemon_supervisor::note!("taskdaemon shim {id}: {message}");
+                    return 1;
+                }
+            }
+        };
+        let location = taskdaemon_service::open::location(workspace, config);
+        i32::from(run_shim(
+            workspace,
+            config,
+            &|| taskdaemon_store::open_for_writing(&location),
+            id,
+        ))
     };
-    let Some(id) = taskdaemon_supervisor::standby::await_task(workspace) else {
-        return 0;
-    };
-    // The store opened while waiting serves the start; later opens (the
-    // exit of a command that runs on) are fresh, as a shim's always are.
-    let ready = std::sync::Mutex::new(Some(store));
-    let open_store = || {
-        let kept = ready.lock().unwrap_or_else(|p| p.into_inner()).take();
-        kept.map_or_else(|| taskdaemon_store::open(&location), Ok)
-    };
-    run_shim(workspace, &config, &open_store, &id)
+    u8::try_from(taskdaemon_supervisor::standby::serve(workspace, &run)).unwrap_or(1)
+}
+
+/// When the config file was last changed, if it can be told.
+fn config_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Runs the shim of task `id` with `config` and a way to open the store.
