@@ -241,8 +241,8 @@ pub enum Command {
     /// Internal: supervise one command (started by the daemon).
     #[command(name = "__shim", hide = true)]
     Shim { id: String },
-    /// Internal: a shim started before its task, waiting on stdin for the
-    /// task id (started by the daemon; see `taskdaemon_supervisor::standby`).
+    /// Internal: start a shim for each task id read on stdin, each a fork
+    /// of this process (started by the daemon; see `taskdaemon_supervisor::standby`).
     #[command(name = "__shim-standby", hide = true)]
     ShimStandby,
     /// Internal: run the daemon in this process.

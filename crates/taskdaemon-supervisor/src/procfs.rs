@@ -25,15 +25,19 @@ pub struct ProcStat {
     pub rss_pages: u64,
 }
 
-/// Parses the text of `/proc/PID/stat`. The command name (field 2) may hold
-/// spaces and parentheses, so fields are counted from the last `)`.
+/// Field `n` (numbered from 1, as in proc(5); 3 or later) of the text of
+/// `/proc/PID/stat`. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn stat_field(text: &str, n: usize) -> Option<&str> {
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// Parses the text of `/proc/PID/stat` (see [`stat_field`]).
 pub fn parse_stat(text: &str) -> Option<ProcStat> {
     let open = text.find('(')?;
-    let close = text.rfind(')')?;
     let pid = text[..open].trim().parse().ok()?;
-    // Fields from 3 (state) onward.
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
+    let field = |n: usize| stat_field(text, n);
     let number = |n: usize| field(n)?.parse::<u64>().ok();
     Some(ProcStat {
         pid,
@@ -191,9 +195,7 @@ pub fn zombie_exit(identity: &ProcessIdentity) -> Option<ExitOutcome> {
     if stat.state != 'Z' || stat.start_time != identity.start_time {
         return None;
     }
-    // Fields after the command name start at field 3.
-    let rest = &text[text.rfind(')')? + 1..];
-    let status: i32 = rest.split_whitespace().nth(52 - 3)?.parse().ok()?;
+    let status: i32 = stat_field(&text, 52)?.parse().ok()?;
     if libc::WIFEXITED(status) {
         Some(ExitOutcome::exited(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {

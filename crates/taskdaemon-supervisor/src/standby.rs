@@ -37,6 +37,7 @@ use std::time::Duration;
 use taskdaemon_workspace::Workspace;
 
 use crate::launch::{FirstLine, LaunchError, Launched, parse_report, read_line_within, reap_child};
+use crate::procfs::stat_field;
 
 /// The hidden subcommand a standby shim runs as:
 /// `taskdaemon --workspace DIR __shim-standby`.
@@ -443,23 +444,15 @@ fn retitle_as_shim() {
 /// 49 of `/proc/self/stat`).
 fn argument_area() -> Option<(usize, usize)> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(45);
-    let start: usize = fields.next()?.parse().ok()?;
-    let end: usize = fields.next()?.parse().ok()?;
+    let start: usize = stat_field(&stat, 48)?.parse().ok()?;
+    let end: usize = stat_field(&stat, 49)?.parse().ok()?;
     (start > 0 && end > start).then_some((start, end))
 }
 
-/// The number of threads of this process, from `/proc/self/stat`.
+/// The number of threads of this process (field 20 of `/proc/self/stat`).
 fn threads() -> Option<u64> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start at 3;
-    // num_threads is field 20.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(17)?
-        .parse()
-        .ok()
+    stat_field(&stat, 20)?.parse().ok()
 }
 
 #[cfg(test)]
