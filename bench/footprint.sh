@@ -64,6 +64,27 @@ pueue_env() {
     XDG_RUNTIME_DIR=$TMP/pueue-home/run "$@"
 }
 
+# Starts an empty pueued in the bench's own home and waits until it answers.
+start_pueued() {
+  mkdir -p "$TMP/pueue-home/config" "$TMP/pueue-home/data" "$TMP/pueue-home/run"
+  chmod 700 "$TMP/pueue-home/run"
+  # Not through pueue_env: `$!` must be pueued's own pid, not a subshell's.
+  HOME=$TMP/pueue-home XDG_CONFIG_HOME=$TMP/pueue-home/config XDG_DATA_HOME=$TMP/pueue-home/data \
+    XDG_RUNTIME_DIR=$TMP/pueue-home/run pueued >>"$TMP/pueued.log" 2>&1 &
+  PUEUED_PID=$!
+  local i
+  for i in $(seq 100); do
+    pueue_env pueue status >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+}
+
+stop_pueued() {
+  kill "$PUEUED_PID" 2>/dev/null || true
+  wait "$PUEUED_PID" 2>/dev/null || true
+  PUEUED_PID=""
+}
+
 cleanup() {
   local status=$?
   set +e
@@ -201,6 +222,16 @@ log "timing status --json and rehydrate ($RUNS runs each)"
 T_STATUS=$(timeit "$RUNS" "$TD" --workspace "$WS_BIG" status --json)
 T_REHYDRATE=$(timeit "$RUNS" "$TD" --workspace "$WS_BIG" rehydrate --peek)
 T_REHYDRATE_JSON=$(timeit "$RUNS" "$TD" --workspace "$WS_BIG" rehydrate --peek --json)
+# `status --json` and `pueue status` in turn, one run of each per round,
+# so drifting load on the machine weighs on both alike.
+ALTERNATED=""
+if [[ " $PEERS " == *" pueue "* ]] && command -v pueued >/dev/null; then
+  log "timing status --json and pueue status in turn ($RUNS rounds)"
+  start_pueued
+  ALTERNATED=$(pueue_env python3 "$ROOT/bench/alternate.py" "$RUNS" \
+    "$TD --workspace $WS_BIG status --json" "$(command -v pueue) status" | tr '\n' ' ')
+  stop_pueued
+fi
 stop_workspace "$WS_BIG"
 
 # ------------------------------------------------------------------ 4. peers
@@ -208,16 +239,7 @@ stop_workspace "$WS_BIG"
 declare -A PEER_IDLE PEER_LOADED PEER_CLI PEER_NOTE
 
 bench_pueue() {
-  mkdir -p "$TMP/pueue-home/config" "$TMP/pueue-home/data" "$TMP/pueue-home/run"
-  chmod 700 "$TMP/pueue-home/run"
-  HOME=$TMP/pueue-home XDG_CONFIG_HOME=$TMP/pueue-home/config XDG_DATA_HOME=$TMP/pueue-home/data \
-    XDG_RUNTIME_DIR=$TMP/pueue-home/run pueued >"$TMP/pueued.log" 2>&1 &
-  PUEUED_PID=$!
-  local i
-  for i in $(seq 100); do
-    pueue_env pueue status >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  start_pueued
   sleep 2
   PEER_IDLE[pueue]=$(mem "$PUEUED_PID")
   PEER_CLI[pueue]=$(pueue_env timeit "$PEER_RUNS" "$(command -v pueue)" status)
@@ -349,6 +371,11 @@ row "figure" "now" "before" "ratio" "target" "check"
 row "status --json" "$STATUS_MEDIAN" "$OLD_STATUS" "$(ratio "$STATUS_MEDIAN" "$OLD_STATUS")" \
   "<= pueue ($PUEUE_MEDIAN)" "$(check "$STATUS_MEDIAN" "$PUEUE_MEDIAN")"
 row "  p95" "$(field "$T_STATUS" 2)" "" "" "" ""
+if [[ -n $ALTERNATED ]]; then
+  row "status --json, in turn with pueue" "$(field "$ALTERNATED" 1)" "" \
+    "$(ratio "$(field "$ALTERNATED" 1)" "$(field "$ALTERNATED" 3)")" \
+    "<= pueue ($(field "$ALTERNATED" 3))" "$(check "$(field "$ALTERNATED" 1)" "$(field "$ALTERNATED" 3)")"
+fi
 row "status --json, $SUPERVISED running (50 runs)" "$(field "$T_STATUS_LOADED" 1)" "" "" "" ""
 row "rehydrate --peek" "$REHYDRATE_MEDIAN" "$OLD_REHYDRATE" "$(ratio "$REHYDRATE_MEDIAN" "$OLD_REHYDRATE")" \
   "<= 5 ms" "$(check "$REHYDRATE_MEDIAN" 5)"

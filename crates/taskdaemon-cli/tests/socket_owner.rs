@@ -76,18 +76,25 @@ fn running_as_root() -> bool {
 /// What the daemon answers a raw client that opens with `hello` (a token),
 /// or with nothing, and then asks for a ping.
 fn raw_exchange(socket: &std::path::Path, hello: Option<&str>) -> String {
+    raw_request(socket, hello, r#"{"request":"ping"}"#)
+}
+
+/// What the daemon answers a raw client that opens with `hello` (a token),
+/// or with nothing, and then sends the request line `request`.
+fn raw_request(socket: &std::path::Path, hello: Option<&str>, request: &str) -> String {
     // The pause lets a refusal of the hello come before the ping is sent:
     // the refusal must still reach a client that goes on writing.
     let script = "import socket, sys, time\n\
         s = socket.socket(socket.AF_UNIX)\n\
         s.connect(sys.argv[1])\n\
         if sys.argv[2]:\n    s.sendall(('{\"request\":\"hello\",\"token\":\"%s\"}\\n' % sys.argv[2]).encode())\n    time.sleep(0.2)\n\
-        s.sendall(b'{\"request\":\"ping\"}\\n')\n\
+        s.sendall((sys.argv[3] + '\\n').encode())\n\
         print(s.makefile().readline(), end='')\n";
     let out = Command::new("/usr/bin/python3")
         .args(["-c", script])
         .arg(socket)
         .arg(hello.unwrap_or(""))
+        .arg(request)
         .output()
         .expect("/usr/bin/python3 runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -124,4 +131,78 @@ fn a_client_without_the_socket_token_is_refused() {
     assert!(ws.run(&["status", "--json"]).code == Some(0));
     let log = std::fs::read_to_string(ws.state_dir().join("daemon.log")).unwrap_or_default();
     assert!(!log.contains(token.trim()), "the token reached the log");
+}
+
+/// `status` and `rehydrate` ask a running daemon, which runs the service
+/// call on its open store: the report is the one the store gives this
+/// process (the detailed report, always made here, has the same fields
+/// besides its queue rows). A client that asks the daemon does not read
+/// the config file itself, which shows which path a call took.
+#[test]
+fn the_daemon_answers_status_and_rehydrate_as_the_store_would() {
+    let ws = Ws::new();
+    ws.run(&["start"]).ok();
+    let running = ws.spawn(&["--", "sleep", "30"]);
+    let failed = ws.spawn_sh("exit 3");
+    ws.wait_status(&failed, "failed");
+    ws.run(&["task", "add", "Write the release notes"]).ok();
+    let token = std::fs::read_to_string(ws.state_dir().join("daemon-token")).unwrap();
+    let call = |call: &str| -> serde_json::Value {
+        let request = format!(r#"{{"request":"call","call":{call}}}"#);
+        let socket = ws.state_dir().join("daemon.sock");
+        let answer = raw_request(&socket, Some(token.trim()), &request);
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?} is not JSON: {e}"))
+    };
+
+    let answer = call(r#"{"call":"status"}"#);
+    assert_eq!(answer["response"], "answer", "{answer}");
+    let served = &answer["value"];
+    assert_eq!(served["pid"].as_i64().map(|p| p as i32), ws.daemon_pid());
+    assert_eq!(served["tasks"]["running"], 1, "{served}");
+    assert_eq!(served["tasks"]["failed"], 1, "{served}");
+    assert_eq!(served["tasks"]["pending"], 1, "the tracked task: {served}");
+    assert_eq!(
+        &ws.status(),
+        served,
+        "status --json prints the daemon's report"
+    );
+    let mut made_here = ws.run(&["status", "--detailed", "--json"]).ok().json();
+    assert!(made_here["workers"].is_array(), "{made_here}");
+    made_here.as_object_mut().unwrap().remove("workers");
+    assert_eq!(&made_here, served, "the daemon's report is the store's");
+
+    let summary = call(r#"{"call":"rehydrate","budget":2000,"session":null,"peek":true}"#);
+    let markdown = summary["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(markdown.contains(&running), "{markdown}");
+    assert_eq!(ws.run(&["rehydrate", "--peek"]).ok().stdout, markdown);
+    let unknown = call(r#"{"call":"fly"}"#);
+    assert_eq!(unknown["kind"], "invalid", "{unknown}");
+
+    // A broken config file stops what opens the store here, not what the
+    // daemon answers with the config it loaded.
+    let config = ws.state_dir().join("config.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, "[queues\n").unwrap();
+    let detailed = ws.run(&["status", "--detailed"]);
+    assert!(!detailed.success(), "made here, it reads the config");
+    assert!(
+        detailed.stderr.contains("config.toml"),
+        "{}",
+        detailed.stderr
+    );
+    let human = ws.run(&["status"]).ok().stdout;
+    assert!(
+        human.contains("1 running") && human.contains("1 failed"),
+        "{human}"
+    );
+    assert!(
+        ws.run(&["rehydrate", "--peek"])
+            .ok()
+            .stdout
+            .contains(&running)
+    );
+    std::fs::write(&config, good).unwrap();
+    ws.run(&["kill", &running]).ok();
 }

@@ -45,6 +45,9 @@ pub enum ClientError {
 pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// The hello line, sent with the first request: one write, so the
+    /// daemon wakes once for both.
+    hello: Option<String>,
 }
 
 impl Client {
@@ -56,20 +59,20 @@ impl Client {
             source,
         })?;
         let token = read_socket_token(workspace)?;
-        let mut client = Self {
+        // No answer to a good hello; a refusal is the answer to the first request.
+        Ok(Self {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
-        };
-        // No answer to a good hello; a refusal is the answer to the first request.
-        client.send(&Request::Hello { token })?;
-        Ok(client)
+            hello: Some(line_of(&Request::Hello { token })?),
+        })
     }
 
     fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        let mut line =
-            serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
+        let line = line_of(request)?;
+        match self.hello.take() {
+            Some(hello) => self.writer.write_all((hello + &line).as_bytes())?,
+            None => self.writer.write_all(line.as_bytes())?,
+        }
         Ok(())
     }
 
@@ -109,6 +112,14 @@ impl Client {
             response => Ok(response),
         }
     }
+}
+
+/// `request` as the line that carries it.
+fn line_of(request: &Request) -> Result<String, ClientError> {
+    let mut line =
+        serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// The running daemon's socket token. The daemon writes it before it

@@ -34,4 +34,7 @@ pub mod worker;
 
 pub use client::{Client, ClientError, start_daemon, start_daemon_with, stop_daemon};
 pub use lock::running_pid;
-pub use server::{DAEMON_SUBCOMMAND, StartHook, run_daemon, run_daemon_with, run_foreground};
+pub use server::{
+    CallError, CallHandler, DAEMON_SUBCOMMAND, Extensions, StartHook, run_daemon, run_daemon_with,
+    run_foreground,
+};

@@ -57,6 +57,13 @@ pub enum Request {
     /// message or an answer): the pipeline scheduler looks at every plan
     /// now instead of at its next tick.
     WakePipeline,
+    /// A call of the layer above (a status report, a summary) run on the
+    /// daemon's open store, whose connections have the schema parsed and
+    /// their statements prepared: a short-lived client saves opening the
+    /// store itself. What `call` holds is the service layer's business.
+    Call {
+        call: serde_json::Value,
+    },
 }
 
 /// The daemon socket's token. `Debug` never shows it, so a logged request
@@ -168,6 +175,10 @@ pub enum Response {
     },
     /// The pipeline scheduler will look at every plan now.
     PipelineWoken,
+    /// What a [`Request::Call`] returned, as the service layer encodes it.
+    Answer {
+        value: serde_json::Value,
+    },
     Error {
         kind: ErrorKind,
         message: String,

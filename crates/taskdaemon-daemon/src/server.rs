@@ -36,7 +36,7 @@ pub const DAEMON_SUBCOMMAND: &str = "__daemon";
 /// the caller (the service layer decides the backend). Returns the process
 /// exit code.
 pub fn run_daemon(workspace: Workspace, exe: PathBuf, store: Arc<dyn Store>) -> i32 {
-    run_daemon_with(workspace, exe, store, None)
+    run_daemon_with(workspace, exe, store, Extensions::default())
 }
 
 /// How long an idle blocking-pool thread waits for more work before it
@@ -51,15 +51,42 @@ const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(
 /// the start and is reported to the starting client.
 pub type StartHook = Box<dyn FnOnce() -> Result<(), String>>;
 
-/// [`run_daemon`], running `hook` once the daemon holds the workspace's
-/// lock (so a second daemon fails on the lock, not on what the hook binds).
+/// Runs a call of the layer above on the daemon's open store, for a client
+/// that asks the daemon ([`Request::Call`]): the call in, its answer out,
+/// both JSON that the service layer defines and the daemon passes on
+/// unread, running the call off its async thread.
+pub type CallHandler =
+    Arc<dyn Fn(serde_json::Value) -> Result<serde_json::Value, CallError> + Send + Sync>;
+
+/// Why a [`CallHandler`] gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Not a call this daemon knows (its client is newer): the client
+    /// makes the answer itself.
+    Unknown(String),
+    /// The call ran and failed.
+    Failed(String),
+}
+
+/// What the layers above add to the daemon process.
+#[derive(Default)]
+pub struct Extensions {
+    /// Run once the daemon holds the workspace's lock (so a second daemon
+    /// fails on the lock, not on what the hook binds).
+    pub on_start: Option<StartHook>,
+    /// Answers [`Request::Call`]; without it the daemon refuses every call
+    /// as unknown, and clients make the answers themselves.
+    pub calls: Option<CallHandler>,
+}
+
+/// [`run_daemon`], with what the layers above add to it.
 pub fn run_daemon_with(
     workspace: Workspace,
     exe: PathBuf,
     store: Arc<dyn Store>,
-    hook: Option<StartHook>,
+    extensions: Extensions,
 ) -> i32 {
-    match prepare(workspace, exe, store, hook) {
+    match prepare(workspace, exe, store, extensions) {
         Ok((daemon, _lock)) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -95,23 +122,24 @@ pub fn run_foreground(
     workspace: Workspace,
     exe: PathBuf,
     store: Arc<dyn Store>,
-    hook: Option<StartHook>,
+    extensions: Extensions,
 ) -> i32 {
     logging::also_to_stderr();
-    run_daemon_with(workspace, exe, store, hook)
+    run_daemon_with(workspace, exe, store, extensions)
 }
 
 fn prepare(
     workspace: Workspace,
     exe: PathBuf,
     store: Arc<dyn Store>,
-    hook: Option<StartHook>,
+    extensions: Extensions,
 ) -> Result<(Shared, PidLock), String> {
     let lock = PidLock::acquire(&workspace).map_err(|e| match e {
         LockError::Held(pid) => format!("already running (pid {pid})"),
         other => other.to_string(),
     })?;
-    if let Some(hook) = hook {
+    let Extensions { on_start, calls } = extensions;
+    if let Some(hook) = on_start {
         hook()?;
     }
     let config = Config::load(&workspace.config_path()).map_err(|e| e.to_string())?;
@@ -140,6 +168,7 @@ fn prepare(
         follows_begun: Default::default(),
         pipeline: crate::pipeline::Pipeline::default(),
         changes,
+        calls,
     });
     Ok((daemon, lock))
 }

@@ -17,6 +17,7 @@ mod agent;
 mod aggregates;
 mod analytics;
 mod chat;
+mod daemon_calls;
 mod error;
 pub mod feed;
 mod gates;

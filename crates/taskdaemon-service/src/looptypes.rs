@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taskdaemon_core::{CONFIG_ALERT_PREFIX, ConfigVersion, EventKind};
 use taskdaemon_looptypes::{FILE_NAME, LoopTypes, STARTER};
 
@@ -27,7 +27,7 @@ pub struct ConfigCheck {
 }
 
 /// The daemon's loop-type configuration, for `status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigStatus {
     /// The newest version the daemon loaded.
     pub version: Option<ConfigVersion>,

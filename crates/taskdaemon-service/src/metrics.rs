@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taskdaemon_core::{Status, TaskKind};
 use taskdaemon_daemon::running_pid;
 
 use crate::{Result, Service, WorkerRow, WorkerState};
 
-/// What `status` reports.
-#[derive(Debug, Clone, Serialize)]
+/// What `status` reports. It crosses the daemon's socket as JSON (see
+/// [`Service::status_from_daemon`]), so it reads back what it writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub workspace: String,
     /// Whether the daemon runs.
@@ -30,7 +31,7 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerRow>>,
     /// How per-task limits (`spawn --max-memory` ...) are enforced here.
-    pub limits: &'static str,
+    pub limits: String,
     /// Whether the model's commands can run under Landlock here; where they
     /// cannot, `run_command` is refused unless a loop type sets `sandbox: none`.
     pub landlock: taskdaemon_llm::LandlockSupport,
@@ -167,7 +168,7 @@ impl Service {
             } else {
                 None
             },
-            limits: taskdaemon_supervisor::limits::ENFORCEMENT,
+            limits: taskdaemon_supervisor::limits::ENFORCEMENT.to_owned(),
             landlock: taskdaemon_llm::landlock_support(),
             loop_types: self.config_status()?,
             pipeline: self.pipeline_attention()?,

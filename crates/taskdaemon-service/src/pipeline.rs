@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taskdaemon_core::pipeline::{
     BROADCAST, Delivery, HUMAN, MessageKind, MessageRecord, NewMessage, NewPlan, PhaseRecord,
     PlanRecord, PlanTree, SpecRecord,
@@ -32,7 +32,7 @@ pub struct NewPlanInput {
 }
 
 /// A plan as `plan list` shows it: the record and how far its specs are.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanSummary {
     #[serde(flatten)]
     pub plan: PlanRecord,
@@ -479,7 +479,7 @@ impl Service {
 pub const ATTENTION_ITEMS: usize = 20;
 
 /// The pipeline's part of a status report: what a person should look at.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PipelineAttention {
     /// Plans not ended, oldest first.
     pub plans: Vec<PlanSummary>,

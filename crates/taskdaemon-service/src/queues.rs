@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339, to_rfc3339};
 use taskdaemon_core::{QueueItem, Status, TaskRecord};
 use taskdaemon_daemon::running_pid;
@@ -50,7 +50,7 @@ pub struct ImportedQueue {
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// What a worker is doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
     /// A folder worker in a running daemon, or a claiming worker whose
@@ -94,7 +94,7 @@ pub fn worker_state(worker: &WorkerRecord, lease: Duration, now: Millis) -> Work
 
 /// What one worker is doing: a folder queue's worker in the daemon, or a
 /// claiming worker (`taskdaemon worker`) on any host.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerRow {
     pub queue: String,
     /// A claiming worker's id (`host:pid:nonce`); none for a folder worker.
@@ -110,7 +110,7 @@ pub struct WorkerRow {
     #[serde(skip)]
     pub heartbeat_ms: Option<Millis>,
     /// Every task a claiming worker holds.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub running: Vec<String>,
     pub state: WorkerState,
     /// The task it runs now.

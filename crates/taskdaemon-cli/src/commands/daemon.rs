@@ -3,7 +3,7 @@
 use taskdaemon_core::time::to_rfc3339;
 use taskdaemon_daemon::scheduler_state::SchedulerState;
 use taskdaemon_daemon::{start_daemon_with, stop_daemon};
-use taskdaemon_service::{PipelineAttention, WorkerState};
+use taskdaemon_service::{PipelineAttention, Service, WorkerState};
 use taskdaemon_workspace::Workspace;
 
 use super::workers::print_tables;
@@ -44,7 +44,10 @@ pub fn stop(workspace: &Workspace) -> anyhow::Result<u8> {
 
 pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     let json = args.json;
-    let report = service(workspace)?.status(args.detailed)?;
+    let report = match Service::status_from_daemon(workspace, args.detailed)? {
+        Some(report) => report,
+        None => service(workspace)?.status(args.detailed)?,
+    };
     let pid = report.pid;
     if json {
         print_json(&report)?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use taskdaemon_daemon::{registry, running_pid};
+use taskdaemon_daemon::{CallHandler, Extensions, registry, running_pid};
 use taskdaemon_service::Service;
 use taskdaemon_store::Store;
 use taskdaemon_supervisor::launch::report;
@@ -167,10 +167,13 @@ pub fn container(workspace: &Workspace, id: &str) -> u8 {
 }
 
 /// The binary and the store the daemon runs with, the store opened by the
-/// service layer.
-fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Arc<dyn Store>)> {
+/// service layer, which also runs the calls clients make on the daemon.
+fn daemon_parts(
+    workspace: &Workspace,
+) -> anyhow::Result<(std::path::PathBuf, Arc<dyn Store>, CallHandler)> {
     let exe = super::current_exe()?;
-    Ok((exe, Service::open(workspace.clone())?.store_arc()))
+    let service = Arc::new(Service::open(workspace.clone())?);
+    Ok((exe, service.store_arc(), service.call_handler()))
 }
 
 /// `__daemon`: run the daemon in this process, on the store the service
@@ -178,7 +181,7 @@ fn daemon_parts(workspace: &Workspace) -> anyhow::Result<(std::path::PathBuf, Ar
 /// line, where the starting client reads them.
 pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
     daemon_allocator();
-    let (exe, store) = match daemon_parts(&workspace) {
+    let (exe, store, calls) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
             let _ = report(&format!("error {e:#}"));
@@ -186,9 +189,9 @@ pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
             return 1;
         }
     };
-    let hook = web_hook(&workspace, args);
+    let extensions = extensions(&workspace, args, calls);
     u8::try_from(taskdaemon_daemon::run_daemon_with(
-        workspace, exe, store, hook,
+        workspace, exe, store, extensions,
     ))
     .unwrap_or(1)
 }
@@ -196,16 +199,16 @@ pub fn daemon(workspace: Workspace, args: DaemonWebArgs) -> u8 {
 /// `run`: the daemon in the foreground, logging to stderr as well.
 pub fn run(workspace: Workspace, args: DaemonWebArgs) -> u8 {
     daemon_allocator();
-    let (exe, store) = match daemon_parts(&workspace) {
+    let (exe, store, calls) = match daemon_parts(&workspace) {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("error: {e:#}");
             return 1;
         }
     };
-    let hook = web_hook(&workspace, args);
+    let extensions = extensions(&workspace, args, calls);
     u8::try_from(taskdaemon_daemon::run_foreground(
-        workspace, exe, store, hook,
+        workspace, exe, store, extensions,
     ))
     .unwrap_or(1)
 }
@@ -217,10 +220,15 @@ fn daemon_allocator() {
     taskdaemon_supervisor::memory::limit_arenas(2);
 }
 
-/// Starts the web server (when asked for) once the daemon holds its lock.
-fn web_hook(workspace: &Workspace, args: DaemonWebArgs) -> Option<taskdaemon_daemon::StartHook> {
+/// What the daemon process runs besides the daemon: the web server (when
+/// asked for, started once the daemon holds its lock) and the service calls
+/// clients make on it.
+fn extensions(workspace: &Workspace, args: DaemonWebArgs, calls: CallHandler) -> Extensions {
     let workspace = workspace.clone();
-    Some(Box::new(move || {
-        super::web::serve_from_daemon(&workspace, &args).map_err(|e| format!("{e:#}"))
-    }))
+    Extensions {
+        on_start: Some(Box::new(move || {
+            super::web::serve_from_daemon(&workspace, &args).map_err(|e| format!("{e:#}"))
+        })),
+        calls: Some(calls),
+    }
 }

@@ -1,6 +1,8 @@
 //! `taskdaemon rehydrate`: the post-compaction summary (gathered and
-//! rendered by the service; printed here).
+//! rendered by the service, the running daemon's when it answers; printed
+//! here).
 
+use taskdaemon_service::Service;
 use taskdaemon_workspace::Workspace;
 
 use super::service;
@@ -8,15 +10,21 @@ use crate::args::RehydrateArgs;
 use crate::output::print_json;
 
 pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
-    let service = service(workspace)?;
     let session = args.session.as_deref();
     if args.json {
-        print_json(&service.rehydration(args.budget, session, args.peek)?)?;
-    } else {
-        print!(
-            "{}",
-            service.rehydrate(args.budget, session, args.peek)?.markdown
-        );
+        let rehydration = service(workspace)?.rehydration(args.budget, session, args.peek)?;
+        print_json(&rehydration)?;
+        return Ok(0);
     }
+    let from_daemon = Service::rehydrate_from_daemon(workspace, args.budget, session, args.peek)?;
+    let markdown = match from_daemon {
+        Some(markdown) => markdown,
+        None => {
+            service(workspace)?
+                .rehydrate(args.budget, session, args.peek)?
+                .markdown
+        }
+    };
+    print!("{markdown}");
     Ok(0)
 }

@@ -8,6 +8,7 @@
 //! current registry.
 
 mod adopt;
+mod call;
 mod kill;
 mod loops;
 mod ping;
@@ -31,6 +32,7 @@ pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
         Request::Shutdown => shutdown::handle(daemon),
         Request::ReloadQueues => reload_queues::handle(daemon),
         Request::WakePipeline => wake_pipeline::handle(daemon),
+        Request::Call { call } => call::handle(daemon, call).await,
         Request::LoopRun(run) => loops::run(daemon, *run).await,
         Request::LoopStop { id } => loops::stop(daemon, id).await,
         Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, *spec).await).await,

@@ -1,0 +1,149 @@
+//! Service calls a short-lived process has the running daemon make.
+//!
+//! A CLI call that opens the store itself spends most of its time before
+//! its first row: SQLite parses the whole schema on a new connection and
+//! prepares every statement afresh. The daemon's connections did both long
+//! ago, so for the calls here (`status`, `rehydrate`) the CLI asks the
+//! daemon to run the same service method on its store and prints the
+//! answer, as pueue's client asks pueued. The daemon passes the calls
+//! through unread ([`taskdaemon_daemon::CallHandler`]); this module is
+//! both ends, so a call and its answer are defined once.
+//!
+//! Without a daemon, or with one that does not know a call (it is older
+//! than the client), the caller runs the method on a store of its own:
+//! same code, same store, same answer.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use taskdaemon_daemon::protocol::{ErrorKind, Request, Response};
+use taskdaemon_daemon::{CallError, CallHandler, Client, ClientError};
+use taskdaemon_workspace::Workspace;
+
+use crate::{Result, Service, ServiceError, StatusReport};
+
+/// What a client can have the daemon run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+enum DaemonCall {
+    /// [`Service::status`], not detailed (a detailed report's queue rows
+    /// carry times that are not serialized).
+    Status,
+    /// [`Service::rehydrate`]'s Markdown.
+    Rehydrate {
+        budget: usize,
+        session: Option<String>,
+        peek: bool,
+    },
+}
+
+impl DaemonCall {
+    /// Runs the call on `service`; the answer as JSON.
+    fn run(self, service: &Service) -> Result<serde_json::Value> {
+        match self {
+            DaemonCall::Status => encode(&service.status(false)?),
+            DaemonCall::Rehydrate {
+                budget,
+                session,
+                peek,
+            } => encode(
+                &service
+                    .rehydrate(budget, session.as_deref(), peek)?
+                    .markdown,
+            ),
+        }
+    }
+}
+
+fn encode(answer: &impl Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(answer)
+        .map_err(|e| ServiceError::Failed(format!("cannot encode the answer: {e}")))
+}
+
+impl Service {
+    /// What the daemon runs clients' calls with: this service, on the
+    /// daemon's own store.
+    pub fn call_handler(self: Arc<Self>) -> CallHandler {
+        Arc::new(move |call| {
+            let call: DaemonCall = serde_json::from_value(call)
+                .map_err(|e| CallError::Unknown(format!("not a call this daemon knows: {e}")))?;
+            call.run(&self)
+                .map_err(|e| CallError::Failed(e.to_string()))
+        })
+    }
+
+    /// The status report as `workspace`'s running daemon makes it. None
+    /// for a `detailed` report and when no daemon can answer: the caller
+    /// then makes it with [`Service::status`].
+    pub fn status_from_daemon(
+        workspace: &Workspace,
+        detailed: bool,
+    ) -> Result<Option<StatusReport>> {
+        if detailed {
+            return Ok(None);
+        }
+        ask(workspace, &DaemonCall::Status)
+    }
+
+    /// [`Service::rehydrate`]'s Markdown as `workspace`'s running daemon
+    /// renders it. None when no daemon can answer: the caller then renders
+    /// it with [`Service::rehydrate`].
+    pub fn rehydrate_from_daemon(
+        workspace: &Workspace,
+        budget: usize,
+        session: Option<&str>,
+        peek: bool,
+    ) -> Result<Option<String>> {
+        let call = DaemonCall::Rehydrate {
+            budget,
+            session: session.map(str::to_owned),
+            peek,
+        };
+        ask(workspace, &call)
+    }
+}
+
+/// `call`'s answer from `workspace`'s daemon. None when there is nobody to
+/// ask (no daemon listens) or the daemon cannot run it (it is older than
+/// this client); an error when it ran the call and the call failed, or the
+/// connection broke after the call was sent (it may have acted).
+fn ask<T: DeserializeOwned>(workspace: &Workspace, call: &DaemonCall) -> Result<Option<T>> {
+    let Ok(mut client) = Client::connect(workspace) else {
+        return Ok(None);
+    };
+    let call = encode(call)?;
+    match client.request(&Request::Call { call }) {
+        Ok(Response::Answer { value }) => serde_json::from_value(value).map(Some).map_err(|e| {
+            ServiceError::Failed(format!("the daemon's answer does not read back: {e}"))
+        }),
+        Ok(other) => Err(ServiceError::Failed(format!(
+            "the daemon answered a call with {other:?}"
+        ))),
+        Err(ClientError::Daemon {
+            kind: ErrorKind::Invalid,
+            ..
+        }) => Ok(None),
+        Err(e) => Err(ServiceError::Failed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_reads_back_as_written() {
+        let call = DaemonCall::Rehydrate {
+            budget: 800,
+            session: Some("s1".to_owned()),
+            peek: true,
+        };
+        let value = encode(&call).unwrap();
+        assert_eq!(value["call"], "rehydrate");
+        assert_eq!(serde_json::from_value::<DaemonCall>(value).unwrap(), call);
+        let status: DaemonCall =
+            serde_json::from_value(encode(&DaemonCall::Status).unwrap()).unwrap();
+        assert_eq!(status, DaemonCall::Status);
+    }
+}
