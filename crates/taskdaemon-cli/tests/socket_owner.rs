@@ -206,3 +206,41 @@ fn the_daemon_answers_status_and_rehydrate_as_the_store_would() {
     std::fs::write(&config, good).unwrap();
     ws.run(&["kill", &running]).ok();
 }
+
+/// A daemon that dies after taking a call (a killed daemon's socket takes
+/// connections until its last holder exits) leaves the caller to answer a
+/// call that changes nothing itself; a call that may have acted, a
+/// rehydrate that moves the session's cursor, fails and says so.
+#[test]
+fn a_daemon_that_hangs_up_before_answering_leaves_read_only_calls_to_the_client() {
+    let ws = Ws::new();
+    let socket = ws.state_dir().join("daemon.sock");
+    std::fs::write(ws.state_dir().join("daemon-token"), "0".repeat(64)).unwrap();
+    let dying = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&taken);
+    std::thread::spawn(move || {
+        for connection in dying.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(connection);
+        }
+    });
+
+    let status = ws.status();
+    assert_eq!(status["running"], false, "made here: {status}");
+    assert!(status["tasks"].is_object(), "{status}");
+    let peek = ws.run(&["rehydrate", "--peek"]).ok();
+    assert!(!peek.stdout.is_empty());
+    let moving = ws.run(&["rehydrate"]);
+    assert!(!moving.success(), "{moving:?}");
+    assert!(
+        moving.stderr.contains("lost the connection to the daemon"),
+        "{}",
+        moving.stderr
+    );
+    assert_eq!(
+        taken.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "every call went to the socket first"
+    );
+}

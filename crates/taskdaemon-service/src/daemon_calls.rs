@@ -39,6 +39,16 @@ enum DaemonCall {
 }
 
 impl DaemonCall {
+    /// Whether running the call twice does no harm: it changes nothing, so
+    /// when the daemon dies before it answers, the caller runs it itself.
+    /// (A rehydrate that is not a peek moves the session's cursor.)
+    fn changes_nothing(&self) -> bool {
+        match self {
+            DaemonCall::Status => true,
+            DaemonCall::Rehydrate { peek, .. } => *peek,
+        }
+    }
+
     /// Runs the call on `service`; the answer as JSON.
     fn run(self, service: &Service) -> Result<serde_json::Value> {
         match self {
@@ -105,13 +115,17 @@ impl Service {
 }
 
 /// `call`'s answer from `workspace`'s daemon. None when there is nobody to
-/// ask (no daemon listens) or the daemon cannot run it (it is older than
-/// this client); an error when it ran the call and the call failed, or the
-/// connection broke after the call was sent (it may have acted).
+/// ask (no daemon listens), the daemon cannot run it (it is older than this
+/// client), or the connection broke before the answer of a call that
+/// changes nothing (the daemon is dying: a killed daemon's listening socket
+/// takes connections until its last holder exits). An error when the call
+/// ran and failed, or when the connection broke before the answer of a
+/// call that may have acted.
 fn ask<T: DeserializeOwned>(workspace: &Workspace, call: &DaemonCall) -> Result<Option<T>> {
     let Ok(mut client) = Client::connect(workspace) else {
         return Ok(None);
     };
+    let call_changes_nothing = call.changes_nothing();
     let call = encode(call)?;
     match client.request(&Request::Call { call }) {
         Ok(Response::Answer { value }) => serde_json::from_value(value).map(Some).map_err(|e| {
@@ -124,6 +138,7 @@ fn ask<T: DeserializeOwned>(workspace: &Workspace, call: &DaemonCall) -> Result<
             kind: ErrorKind::Invalid,
             ..
         }) => Ok(None),
+        Err(ClientError::Io(_)) if call_changes_nothing => Ok(None),
         Err(e) => Err(ServiceError::Failed(e.to_string())),
     }
 }
