@@ -318,3 +318,50 @@ fn a_hook_never_fails_the_session() {
     let run = common::run_command_input(command, &input, common::COMMAND_TIMEOUT);
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{run:?}");
 }
+
+/// With a daemon running, the hooks have it answer on its open store
+/// instead of opening the store themselves: a config file broken on disk
+/// (which stops anything that opens the store here) does not reach them.
+#[test]
+fn the_hooks_ask_a_running_daemon() {
+    let ws = Ws::new();
+    let id = ws.spawn_sh("echo serving; sleep 300");
+    let config = ws.state_dir().join("config.toml");
+    let good = fs::read_to_string(&config).unwrap();
+    fs::write(&config, "[queues\n").unwrap();
+    let opened_here = ws.run(&["status", "--detailed"]);
+    assert!(
+        opened_here.stderr.contains("config.toml"),
+        "{opened_here:?}"
+    );
+
+    let context = context_of(&ws.run_input(
+        &["hook", "session-start"],
+        &hook_input(&ws, "sess-d", "startup"),
+    ));
+    assert!(context.contains(&id), "{context}");
+    let pre = ws.run_input(
+        &["hook", "pre-compact"],
+        &json!({"session_id": "sess-d", "hook_event_name": "PreCompact"}).to_string(),
+    );
+    assert_eq!((pre.code, pre.stderr.as_str()), (Some(0), ""), "{pre:?}");
+    // `spawn` reads the config itself.
+    fs::write(&config, &good).unwrap();
+    let ended = ws.spawn_sh("exit 4");
+    ws.run(&["wait", &ended]);
+    fs::write(&config, "[queues\n").unwrap();
+    let after = context_of(&ws.run_input(
+        &["hook", "session-start"],
+        &hook_input(&ws, "sess-d", "compact"),
+    ));
+    assert!(
+        after.contains("compacted at"),
+        "the daemon set the marker: {after}"
+    );
+    assert!(after.contains(&ended), "{after}");
+
+    fs::write(&config, good).unwrap();
+    let session = ws.run(&["session", "show", "sess-d", "--json"]).ok().json();
+    assert_eq!(session["tool"], "claude", "the daemon recorded the session");
+    ws.run(&["kill", &id]).ok();
+}

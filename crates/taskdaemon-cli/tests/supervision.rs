@@ -239,7 +239,7 @@ fn restart_of_a_running_process_gives_a_new_pid() {
 fn registry_mirrors_the_process_table() {
     let ws = Ws::new();
     let id = ws.spawn(&["--tool", "claude", "--", "sleep", "300"]);
-    let pid = ws.pid_of(&id);
+    // Read before anything else: a `spawn` that returned is in the file.
     let path = ws.root().join(".claude/process_registry.json");
 
     let read = || -> Value {
@@ -255,6 +255,7 @@ fn registry_mirrors_the_process_table() {
             .cloned()
     };
     let registry = read();
+    let pid = ws.pid_of(&id);
     let first_version = registry["version"].as_i64().expect("numeric version");
     let entry = entry_of(&registry).expect("the process is listed");
     assert_eq!(entry["pid"], pid);

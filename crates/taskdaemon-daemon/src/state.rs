@@ -91,6 +91,12 @@ impl Daemon {
         .await;
     }
 
+    /// Gives back the memory a change used, for a change whose registry
+    /// rewrite someone else made (a spawn's, by its shim).
+    pub(crate) async fn release_memory(&self) {
+        let _ = blocking(taskdaemon_supervisor::memory::release_free_memory).await;
+    }
+
     /// Rewrites the registry whenever asked; a burst of requests (a queue
     /// running many short tasks) costs one write per write's duration, not
     /// one per request.

@@ -19,7 +19,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use taskdaemon_core::time::to_rfc3339;
 use taskdaemon_service::{Agent, Service, ServiceError, error_message};
 use taskdaemon_workspace::{Workspace, WorkspaceError};
 
@@ -131,27 +130,25 @@ fn answer(
     workspace: Option<&Path>,
     cwd: &Path,
 ) -> Result<HookOutput, HookError> {
-    let service = open(input, workspace, cwd)?;
+    let workspace = find_workspace(input, workspace, cwd)?;
     let agent = Agent::new(Some(CLAUDE_TOOL), input.session_id.as_deref())?;
-    let session = agent.session.as_deref();
+    // A running daemon answers on its open store; without one the hook
+    // opens the store itself. Same service method, same answer.
     match event {
         HookEvent::SessionStart => {
-            service.begin_session(&agent)?;
-            let text = if input.source.as_deref() == Some("compact") {
-                let (rendered, marker) =
-                    service.rehydrate_after_compaction(SESSION_START_BUDGET, session)?;
-                let since = match marker {
-                    Some(m) => format!(
-                        "Your context was compacted at {}; what ended since then is listed below.\n\n",
-                        to_rfc3339(m.at)
-                    ),
-                    None => String::new(),
-                };
-                format!("{since}{}", rendered.markdown)
-            } else {
-                service
-                    .rehydrate(SESSION_START_BUDGET, session, false)?
-                    .markdown
+            let after_compaction = input.source.as_deref() == Some("compact");
+            let text = match Service::session_start_from_daemon(
+                &workspace,
+                &agent,
+                after_compaction,
+                SESSION_START_BUDGET,
+            )? {
+                Some(text) => text,
+                None => open(workspace)?.session_start(
+                    &agent,
+                    after_compaction,
+                    SESSION_START_BUDGET,
+                )?,
             };
             Ok(HookOutput {
                 stdout: session_start_json(&context_text(&text)),
@@ -159,14 +156,22 @@ fn answer(
             })
         }
         HookEvent::PreCompact => {
-            service.mark_compaction(session)?;
+            let session = agent.session.as_deref();
+            if !Service::mark_compaction_in_daemon(&workspace, session)? {
+                open(workspace)?.mark_compaction(session)?;
+            }
             Ok(HookOutput::default())
         }
     }
 }
 
-/// Opens the service of the hook's workspace.
-fn open(input: &HookInput, workspace: Option<&Path>, cwd: &Path) -> Result<Service, HookError> {
+/// The hook's workspace: `workspace` when given, else found from the
+/// input's `cwd`, then `$CLAUDE_PROJECT_DIR`, then `cwd`.
+fn find_workspace(
+    input: &HookInput,
+    workspace: Option<&Path>,
+    cwd: &Path,
+) -> Result<Workspace, HookError> {
     let found = match workspace {
         Some(root) => Workspace::open(root),
         None => {
@@ -175,11 +180,15 @@ fn open(input: &HookInput, workspace: Option<&Path>, cwd: &Path) -> Result<Servi
             Workspace::discover(start)
         }
     };
-    let workspace = match found {
-        Ok(workspace) => workspace,
-        Err(WorkspaceError::NotFound(_)) => return Err(HookError::NoWorkspace),
-        Err(e) => return Err(ServiceError::from(e).into()),
-    };
+    match found {
+        Ok(workspace) => Ok(workspace),
+        Err(WorkspaceError::NotFound(_)) => Err(HookError::NoWorkspace),
+        Err(e) => Err(ServiceError::from(e).into()),
+    }
+}
+
+/// Opens the service of the hook's workspace.
+fn open(workspace: Workspace) -> Result<Service, HookError> {
     Ok(Service::open(workspace)?.on_warning(|message| eprintln!("warning: {message}")))
 }
 

@@ -3,11 +3,12 @@
 //! A CLI call that opens the store itself spends most of its time before
 //! its first row: SQLite parses the whole schema on a new connection and
 //! prepares every statement afresh. The daemon's connections did both long
-//! ago, so for the calls here (`status`, `rehydrate`) the CLI asks the
-//! daemon to run the same service method on its store and prints the
-//! answer, as pueue's client asks pueued. The daemon passes the calls
-//! through unread ([`taskdaemon_daemon::CallHandler`]); this module is
-//! both ends, so a call and its answer are defined once.
+//! ago, so for the calls here (`status`, `rehydrate`, and the agent hooks'
+//! session start and compaction marker) the CLI asks the daemon to run the
+//! same service method on its store and prints the answer, as pueue's
+//! client asks pueued. The daemon passes the calls through unread
+//! ([`taskdaemon_daemon::CallHandler`]); this module is both ends, so a
+//! call and its answer are defined once.
 //!
 //! Without a daemon, or with one that does not know a call (it is older
 //! than the client), the caller runs the method on a store of its own:
@@ -21,7 +22,7 @@ use taskdaemon_daemon::protocol::{ErrorKind, Request, Response};
 use taskdaemon_daemon::{CallError, CallHandler, Client, ClientError};
 use taskdaemon_workspace::Workspace;
 
-use crate::{Result, Service, ServiceError, StatusReport};
+use crate::{Agent, Result, Service, ServiceError, StatusReport};
 
 /// What a client can have the daemon run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,15 @@ enum DaemonCall {
         session: Option<String>,
         peek: bool,
     },
+    /// [`Service::session_start`]: what an agent hook injects.
+    SessionStart {
+        tool: Option<String>,
+        session: Option<String>,
+        after_compaction: bool,
+        budget: usize,
+    },
+    /// [`Service::mark_compaction`], answered with nothing.
+    MarkCompaction { session: Option<String> },
 }
 
 impl DaemonCall {
@@ -46,6 +56,7 @@ impl DaemonCall {
         match self {
             DaemonCall::Status => true,
             DaemonCall::Rehydrate { peek, .. } => *peek,
+            DaemonCall::SessionStart { .. } | DaemonCall::MarkCompaction { .. } => false,
         }
     }
 
@@ -62,6 +73,19 @@ impl DaemonCall {
                     .rehydrate(budget, session.as_deref(), peek)?
                     .markdown,
             ),
+            DaemonCall::SessionStart {
+                tool,
+                session,
+                after_compaction,
+                budget,
+            } => {
+                let agent = Agent::new(tool.as_deref(), session.as_deref())?;
+                encode(&service.session_start(&agent, after_compaction, budget)?)
+            }
+            DaemonCall::MarkCompaction { session } => {
+                service.mark_compaction(session.as_deref())?;
+                encode(&())
+            }
         }
     }
 }
@@ -112,6 +136,34 @@ impl Service {
         };
         ask(workspace, &call)
     }
+
+    /// [`Service::session_start`]'s text as `workspace`'s running daemon
+    /// makes it. None when no daemon can answer: the caller then makes it
+    /// with [`Service::session_start`].
+    pub fn session_start_from_daemon(
+        workspace: &Workspace,
+        agent: &Agent,
+        after_compaction: bool,
+        budget: usize,
+    ) -> Result<Option<String>> {
+        let call = DaemonCall::SessionStart {
+            tool: agent.tool.clone(),
+            session: agent.session.clone(),
+            after_compaction,
+            budget,
+        };
+        ask(workspace, &call)
+    }
+
+    /// Has `workspace`'s running daemon set `session`'s compaction marker;
+    /// false when no daemon can: the caller then sets it with
+    /// [`Service::mark_compaction`].
+    pub fn mark_compaction_in_daemon(workspace: &Workspace, session: Option<&str>) -> Result<bool> {
+        let call = DaemonCall::MarkCompaction {
+            session: session.map(str::to_owned),
+        };
+        Ok(ask::<()>(workspace, &call)?.is_some())
+    }
 }
 
 /// `call`'s answer from `workspace`'s daemon. None when there is nobody to
@@ -160,5 +212,15 @@ mod tests {
         let status: DaemonCall =
             serde_json::from_value(encode(&DaemonCall::Status).unwrap()).unwrap();
         assert_eq!(status, DaemonCall::Status);
+        let start = DaemonCall::SessionStart {
+            tool: Some("claude".to_owned()),
+            session: None,
+            after_compaction: true,
+            budget: 2300,
+        };
+        let value = encode(&start).unwrap();
+        assert_eq!(value["call"], "session_start");
+        assert_eq!(serde_json::from_value::<DaemonCall>(value).unwrap(), start);
+        assert!(!start.changes_nothing() && DaemonCall::Status.changes_nothing());
     }
 }

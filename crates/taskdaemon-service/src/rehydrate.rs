@@ -16,13 +16,13 @@ use taskdaemon_core::rehydrate::{
     AlertItem, CHARS_PER_TOKEN, CurrentItem, EndedClass, EndedItem, PlanItem, QueryItem, ReadyItem,
     RehydrateInput, Rehydrated, RunningItem, UnreadEnded, render, render_within,
 };
-use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339};
+use taskdaemon_core::time::{Millis, now_millis, serde_rfc3339, to_rfc3339};
 use taskdaemon_core::{EventKind, MemoryKind, Status};
 use taskdaemon_daemon::running_pid;
 use taskdaemon_store::{EndedRef, MemoryFilter};
 
 use crate::logs::{last_line, newest_log_line};
-use crate::{Result, Service};
+use crate::{Agent, Result, Service};
 
 /// Where the last rehydrate stopped reading events.
 const CURSOR_KEY: &str = "rehydrate.cursor";
@@ -172,6 +172,33 @@ impl Service {
             self.store.set_meta(&marker_key(session), "")?;
         }
         Ok((rendered, marker))
+    }
+
+    /// What an agent's new or resumed session is told: the session is
+    /// recorded, then the summary within `budget` tokens, marked seen. After
+    /// a compaction it reaches back to the session's marker (see
+    /// [`rehydrate_after_compaction`](Self::rehydrate_after_compaction)),
+    /// under a line saying when the context was compacted.
+    pub fn session_start(
+        &self,
+        agent: &Agent,
+        after_compaction: bool,
+        budget: usize,
+    ) -> Result<String> {
+        self.begin_session(agent)?;
+        let session = agent.session.as_deref();
+        if !after_compaction {
+            return Ok(self.rehydrate(budget, session, false)?.markdown);
+        }
+        let (rendered, marker) = self.rehydrate_after_compaction(budget, session)?;
+        Ok(match marker {
+            Some(m) => format!(
+                "Your context was compacted at {}; what ended since then is listed below.\n\n{}",
+                to_rfc3339(m.at),
+                rendered.markdown
+            ),
+            None => rendered.markdown,
+        })
     }
 
     /// Stores the cursor `to`, read as `from`. Nothing moved, nothing to

@@ -241,13 +241,16 @@ impl Shim<'_> {
                 Err(e.to_string())
             };
         }
-        if !*reported {
-            // Answer the spawner before the projection work below.
-            let _ = report(&format!("ok {pid}"));
-            *reported = true;
-        }
+        // The registry lists a started process before its spawner hears of
+        // the start: a `spawn` that returned is in the file, and the daemon
+        // answering it has nothing to rewrite. (A queue task is not listed,
+        // so its worker hears at once.)
         if in_registry(&task) {
             (self.on_change)(&*store);
+        }
+        if !*reported {
+            let _ = report(&format!("ok {pid}"));
+            *reported = true;
         }
         // A command that ends at once (a queue of short tasks) has its exit
         // recorded on the store still open; for one that runs on, nothing

@@ -35,27 +35,56 @@ pub(crate) async fn dispatch(daemon: &Shared, request: Request) -> Response {
         Request::Call { call } => call::handle(daemon, call).await,
         Request::LoopRun(run) => loops::run(daemon, *run).await,
         Request::LoopStop { id } => loops::stop(daemon, id).await,
-        Request::Spawn(spec) => answer_task(daemon, spawn::handle(daemon, *spec).await).await,
+        Request::Spawn(spec) => {
+            let spawned = spawn::handle(daemon, *spec).await;
+            answer_task(daemon, spawned, Registry::WrittenByShim).await
+        }
         Request::Kill {
             id,
             signal,
             grace_ms,
-        } => answer_task(daemon, kill::handle(daemon, id, signal, grace_ms).await).await,
-        Request::Restart { id, grace_ms } => {
-            answer_task(daemon, restart::handle(daemon, id, grace_ms).await).await
+        } => {
+            let killed = kill::handle(daemon, id, signal, grace_ms).await;
+            answer_task(daemon, killed, Registry::Rewrite).await
         }
-        Request::Adopt(request) => answer_task(daemon, adopt::handle(daemon, request).await).await,
+        Request::Restart { id, grace_ms } => {
+            let restarted = restart::handle(daemon, id, grace_ms).await;
+            answer_task(daemon, restarted, Registry::Rewrite).await
+        }
+        Request::Adopt(request) => {
+            let adopted = adopt::handle(daemon, request).await;
+            answer_task(daemon, adopted, Registry::Rewrite).await
+        }
     }
 }
 
+/// Who brings the registry projection up to date after a request that
+/// changed a process, before the client hears of the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registry {
+    /// The daemon, now.
+    Rewrite,
+    /// The shim did, before it reported the start the daemon waited for
+    /// (see `taskdaemon_supervisor::shim`): rewriting it again would only
+    /// wait for the shim's lock and write the same file.
+    WrittenByShim,
+}
+
 /// The answer to a request that changed a process.
-async fn answer_task(daemon: &Shared, result: Result<TaskRecord, Failure>) -> Response {
+async fn answer_task(
+    daemon: &Shared,
+    result: Result<TaskRecord, Failure>,
+    registry: Registry,
+) -> Response {
     match result {
         Ok(task) => {
             if !task.status.is_terminal() {
                 follow(daemon, task.id.clone());
             }
-            daemon.refresh_registry().await;
+            match registry {
+                Registry::Rewrite => daemon.refresh_registry().await,
+                Registry::WrittenByShim => daemon.release_memory().await,
+            }
             Response::Task {
                 task: Box::new(task),
             }
