@@ -132,24 +132,16 @@ fn answer(
 ) -> Result<HookOutput, HookError> {
     let workspace = find_workspace(input, workspace, cwd)?;
     let agent = Agent::new(Some(CLAUDE_TOOL), input.session_id.as_deref())?;
-    // A running daemon answers on its open store; without one the hook
-    // opens the store itself. Same service method, same answer.
     match event {
         HookEvent::SessionStart => {
             let after_compaction = input.source.as_deref() == Some("compact");
-            let text = match Service::session_start_from_daemon(
+            let text = Service::session_start_via_daemon(
                 &workspace,
                 &agent,
                 after_compaction,
                 SESSION_START_BUDGET,
-            )? {
-                Some(text) => text,
-                None => open(workspace)?.session_start(
-                    &agent,
-                    after_compaction,
-                    SESSION_START_BUDGET,
-                )?,
-            };
+                || open(&workspace),
+            )?;
             Ok(HookOutput {
                 stdout: session_start_json(&context_text(&text)),
                 stderr: String::new(),
@@ -157,9 +149,7 @@ fn answer(
         }
         HookEvent::PreCompact => {
             let session = agent.session.as_deref();
-            if !Service::mark_compaction_in_daemon(&workspace, session)? {
-                open(workspace)?.mark_compaction(session)?;
-            }
+            Service::mark_compaction_via_daemon(&workspace, session, || open(&workspace))?;
             Ok(HookOutput::default())
         }
     }
@@ -188,8 +178,8 @@ fn find_workspace(
 }
 
 /// Opens the service of the hook's workspace.
-fn open(workspace: Workspace) -> Result<Service, HookError> {
-    Ok(Service::open(workspace)?.on_warning(|message| eprintln!("warning: {message}")))
+fn open(workspace: &Workspace) -> Result<Service, HookError> {
+    Ok(Service::open(workspace.clone())?.on_warning(|message| eprintln!("warning: {message}")))
 }
 
 /// The summary under a heading, cut to fit Claude Code's cap.

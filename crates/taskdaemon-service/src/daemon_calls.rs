@@ -11,8 +11,9 @@
 //! call and its answer are defined once.
 //!
 //! Without a daemon, or with one that does not know a call (it is older
-//! than the client), the caller runs the method on a store of its own:
-//! same code, same store, same answer.
+//! than the client), the method runs on the service the caller opens (the
+//! `open` argument of each `*_via_daemon` function): same code, same store,
+//! same answer.
 
 use std::sync::Arc;
 
@@ -107,62 +108,77 @@ impl Service {
         })
     }
 
-    /// The status report as `workspace`'s running daemon makes it. None
-    /// for a `detailed` report and when no daemon can answer: the caller
-    /// then makes it with [`Service::status`].
-    pub fn status_from_daemon(
+    /// The status report, made by `workspace`'s running daemon on its
+    /// store; a `detailed` one (its queue rows carry times that are not
+    /// serialized), or one no daemon can make, by the service `open`
+    /// returns.
+    pub fn status_via_daemon<E: From<ServiceError>>(
         workspace: &Workspace,
         detailed: bool,
-    ) -> Result<Option<StatusReport>> {
-        if detailed {
-            return Ok(None);
+        open: impl FnOnce() -> std::result::Result<Service, E>,
+    ) -> std::result::Result<StatusReport, E> {
+        if !detailed && let Some(report) = ask(workspace, &DaemonCall::Status)? {
+            return Ok(report);
         }
-        ask(workspace, &DaemonCall::Status)
+        Ok(open()?.status(detailed)?)
     }
 
-    /// [`Service::rehydrate`]'s Markdown as `workspace`'s running daemon
-    /// renders it. None when no daemon can answer: the caller then renders
-    /// it with [`Service::rehydrate`].
-    pub fn rehydrate_from_daemon(
+    /// [`Service::rehydrate`]'s Markdown, rendered by `workspace`'s running
+    /// daemon; when none can answer, by the service `open` returns.
+    pub fn rehydrate_via_daemon<E: From<ServiceError>>(
         workspace: &Workspace,
         budget: usize,
         session: Option<&str>,
         peek: bool,
-    ) -> Result<Option<String>> {
+        open: impl FnOnce() -> std::result::Result<Service, E>,
+    ) -> std::result::Result<String, E> {
         let call = DaemonCall::Rehydrate {
             budget,
             session: session.map(str::to_owned),
             peek,
         };
-        ask(workspace, &call)
+        if let Some(markdown) = ask(workspace, &call)? {
+            return Ok(markdown);
+        }
+        Ok(open()?.rehydrate(budget, session, peek)?.markdown)
     }
 
-    /// [`Service::session_start`]'s text as `workspace`'s running daemon
-    /// makes it. None when no daemon can answer: the caller then makes it
-    /// with [`Service::session_start`].
-    pub fn session_start_from_daemon(
+    /// [`Service::session_start`]'s text, made by `workspace`'s running
+    /// daemon; when none can answer, by the service `open` returns.
+    pub fn session_start_via_daemon<E: From<ServiceError>>(
         workspace: &Workspace,
         agent: &Agent,
         after_compaction: bool,
         budget: usize,
-    ) -> Result<Option<String>> {
+        open: impl FnOnce() -> std::result::Result<Service, E>,
+    ) -> std::result::Result<String, E> {
         let call = DaemonCall::SessionStart {
             tool: agent.tool.clone(),
             session: agent.session.clone(),
             after_compaction,
             budget,
         };
-        ask(workspace, &call)
+        if let Some(text) = ask(workspace, &call)? {
+            return Ok(text);
+        }
+        Ok(open()?.session_start(agent, after_compaction, budget)?)
     }
 
-    /// Has `workspace`'s running daemon set `session`'s compaction marker;
-    /// false when no daemon can: the caller then sets it with
-    /// [`Service::mark_compaction`].
-    pub fn mark_compaction_in_daemon(workspace: &Workspace, session: Option<&str>) -> Result<bool> {
+    /// Sets `session`'s compaction marker ([`Service::mark_compaction`])
+    /// through `workspace`'s running daemon; when none can, through the
+    /// service `open` returns.
+    pub fn mark_compaction_via_daemon<E: From<ServiceError>>(
+        workspace: &Workspace,
+        session: Option<&str>,
+        open: impl FnOnce() -> std::result::Result<Service, E>,
+    ) -> std::result::Result<(), E> {
         let call = DaemonCall::MarkCompaction {
             session: session.map(str::to_owned),
         };
-        Ok(ask::<()>(workspace, &call)?.is_some())
+        if ask::<()>(workspace, &call)?.is_none() {
+            open()?.mark_compaction(session)?;
+        }
+        Ok(())
     }
 }
 

@@ -44,10 +44,7 @@ pub fn stop(workspace: &Workspace) -> anyhow::Result<u8> {
 
 pub fn status(workspace: &Workspace, args: StatusArgs) -> anyhow::Result<u8> {
     let json = args.json;
-    let report = match Service::status_from_daemon(workspace, args.detailed)? {
-        Some(report) => report,
-        None => service(workspace)?.status(args.detailed)?,
-    };
+    let report = Service::status_via_daemon(workspace, args.detailed, || service(workspace))?;
     let pid = report.pid;
     if json {
         print_json(&report)?;

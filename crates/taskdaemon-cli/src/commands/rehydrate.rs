@@ -16,15 +16,10 @@ pub fn run(workspace: &Workspace, args: RehydrateArgs) -> anyhow::Result<u8> {
         print_json(&rehydration)?;
         return Ok(0);
     }
-    let from_daemon = Service::rehydrate_from_daemon(workspace, args.budget, session, args.peek)?;
-    let markdown = match from_daemon {
-        Some(markdown) => markdown,
-        None => {
-            service(workspace)?
-                .rehydrate(args.budget, session, args.peek)?
-                .markdown
-        }
-    };
+    let markdown =
+        Service::rehydrate_via_daemon(workspace, args.budget, session, args.peek, || {
+            service(workspace)
+        })?;
     print!("{markdown}");
     Ok(0)
 }
