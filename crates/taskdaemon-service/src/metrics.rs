@@ -12,7 +12,7 @@ use taskdaemon_daemon::running_pid;
 use crate::{Result, Service, WorkerRow, WorkerState};
 
 /// What `status` reports. It crosses the daemon's socket as JSON (see
-/// [`Service::status_from_daemon`]), so it reads back what it writes.
+/// [`Service::status_via_daemon`]), so it reads back what it writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub workspace: String,
