@@ -490,6 +490,10 @@ pub struct QueuesAddArgs {
     /// What the queue is for.
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    /// How many of its documents run at once (default 1: one at a time).
+    /// They start in queue order either way.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -231,6 +231,115 @@ fn queues_run_in_parallel() {
 }
 
 #[test]
+fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
+    let ws = queue_ws();
+    ws.run(&[
+        "queues",
+        "add",
+        "wide",
+        "--id",
+        "wide",
+        "--concurrency",
+        "2",
+    ])
+    .ok();
+    // The first two each wait for the other to have started (so both end
+    // only if they run at once), then for `go`; the third waits for a slot.
+    ws.drop_document(
+        "wide",
+        "task-1.md",
+        "one TOUCH:1-started WAIT:2-started WAIT:go\n",
+    );
+    ws.drop_document(
+        "wide",
+        "task-2.md",
+        "two TOUCH:2-started WAIT:1-started WAIT:go\n",
+    );
+    ws.drop_document("wide", "task-3.md", "three TOUCH:3-started\n");
+    ws.run(&["start"]).ok();
+    eventually("the first two documents running at once", || {
+        ws.root().join("1-started").exists() && ws.root().join("2-started").exists()
+    });
+    let workers = ws.run(&["workers", "list", "--json"]).ok().json();
+    let wide = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["queue"] == "wide")
+        .unwrap();
+    assert_eq!(
+        wide["running"],
+        serde_json::json!(["task-1", "task-2"]),
+        "{workers:#}"
+    );
+    assert!(
+        !ws.root().join("3-started").exists(),
+        "a third document started while two ran: {:?}",
+        runs(&ws)
+    );
+    let third = ws.run(&["tasks", "show", "task-3"]);
+    assert!(
+        third.stderr.contains("no task with id 'task-3'"),
+        "the third is not even recorded yet: {third:#?}"
+    );
+
+    // A reload (any `queues add` or `rm`) takes a changed concurrency in
+    // place: the third starts beside the two still waiting.
+    let config_path = ws.state_dir().join("config.toml");
+    let config = fs::read_to_string(&config_path).unwrap();
+    ws.write_config(&config.replace("concurrency = 2", "concurrency = 3"));
+    ws.run(&["queues", "add", "other", "--id", "other"]).ok();
+    assert_eq!(ws.wait_result("wide", "task-3")["status"], "succeeded");
+    assert!(!ws.root().join("go").exists(), "the first two still wait");
+
+    touch(&ws, "go");
+    assert_eq!(ws.wait_result("wide", "task-1")["status"], "succeeded");
+    assert_eq!(ws.wait_result("wide", "task-2")["status"], "succeeded");
+    let starts: Vec<String> = runs(&ws)
+        .into_iter()
+        .filter(|line| line.starts_with("start "))
+        .collect();
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    assert_eq!(
+        starts[2], "start three",
+        "started in queue order: {starts:?}"
+    );
+    let list = ws.run(&["queues", "list", "--json"]).ok().json();
+    let wide = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == "wide")
+        .unwrap();
+    assert_eq!(wide["concurrency"], 3, "{list:#}");
+    assert_eq!(wide["done"], 3, "{list:#}");
+}
+
+#[test]
+fn a_queue_s_concurrency_must_be_sensible() {
+    let ws = queue_ws();
+    let out = ws.run(&[
+        "queues",
+        "add",
+        "zero",
+        "--id",
+        "zero",
+        "--concurrency",
+        "0",
+    ]);
+    assert!(!out.success(), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("queues add: concurrency: must be between 1 and 1024, not 0"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.queue_dir("zero").exists(), "no folder made");
+    let config = fs::read_to_string(ws.state_dir().join("config.toml")).unwrap();
+    assert!(!config.contains("zero"), "nothing written: {config}");
+}
+
+#[test]
 fn a_queue_added_while_the_daemon_runs_gets_a_worker() {
     let ws = queue_ws();
     ws.run(&["start"]).ok();

@@ -1,11 +1,14 @@
 //! Folder-queue workers: one tokio task per configured queue.
 //!
-//! A worker runs its queue's documents one at a time, in file-name order
-//! (higher `priority:` first), while the workers of different queues run in
-//! parallel. It wakes on inotify events in `pending/` (and rescans now and
-//! then in case an event was lost), waits until a document has stopped
-//! changing, records it in the store as an `agent` task, and launches it
-//! under a shim like any process, so the executor outlives the daemon.
+//! A worker starts its queue's documents in file-name order (higher
+//! `priority:` first) and runs up to the queue's `concurrency` of them at
+//! once (one by default, so each waits for the one before it to end),
+//! while the workers of different queues run in parallel. It wakes on
+//! inotify events in `pending/` (and rescans now and then in case an event
+//! was lost), waits until a document has stopped changing, records it in
+//! the store as an `agent` task, and launches it under a shim like any
+//! process, so the executor outlives the daemon. Each running document has
+//! a driver of its own that follows it to its end.
 //!
 //! Everything a worker needs to pick up after a crash is in the store: on
 //! start it first drives the queue items that have no result yet (still
@@ -34,7 +37,7 @@ use taskdaemon_core::duration::format_duration;
 use taskdaemon_core::time::{now_millis, to_rfc3339};
 use taskdaemon_core::{EventKind, NewEvent, QueueItem, Status, TaskRecord};
 use taskdaemon_queue::executor::{ExecutorSettings, agent_spec, malformed_spec, stem};
-use taskdaemon_queue::folder::{DocumentRead, Outcome};
+use taskdaemon_queue::folder::{DocumentRead, Outcome, is_document_name};
 use taskdaemon_queue::{
     ExecutorKind, LockFile, QueueFolder, TaskDocument, TaskResult, output_tail,
 };
@@ -71,13 +74,37 @@ const REPORT_TAIL_LINES: usize = 40;
 /// an idle queue holds no extra process for long.
 const STANDBY_IDLE: Duration = Duration::from_secs(30);
 
+/// A running worker, as the daemon keeps it.
+pub(crate) struct WorkerHandle {
+    task: tokio::task::AbortHandle,
+    /// Its queue's `concurrency`, which a config reload changes in place.
+    concurrency: tokio::sync::watch::Sender<u32>,
+}
+
+/// What a worker shares with the drivers of its running documents.
+struct Lane {
+    daemon: Shared,
+    folder: QueueFolder,
+    /// Ended tasks handed to the finisher and not finished yet: task id to
+    /// document name.
+    finishing: Finishing,
+    to_finisher: tokio::sync::mpsc::UnboundedSender<Ended>,
+}
+
 /// One queue's worker and what it runs with.
 struct Worker {
+    lane: Arc<Lane>,
     daemon: Shared,
     folder: QueueFolder,
     settings: QueuesConfig,
     executors: ExecutorSettings,
     wake: Arc<Notify>,
+    /// How many documents may run at once.
+    concurrency: tokio::sync::watch::Receiver<u32>,
+    /// The drivers of the running documents, each following one to its end.
+    drivers: tokio::task::JoinSet<()>,
+    /// Per driver: the task it follows and that task's document.
+    driven: HashMap<tokio::task::Id, (String, String)>,
     /// The longest sleep before `pending/` is listed again unwoken.
     rescan: Duration,
     /// Priorities of documents already read, by file name.
@@ -86,10 +113,6 @@ struct Worker {
     /// FIFO, socket or device named like a document): reported once, then
     /// passed over while they stay.
     refused_in_place: HashSet<String>,
-    /// Ended tasks handed to the finisher and not finished yet: task id to
-    /// document name.
-    finishing: Finishing,
-    to_finisher: tokio::sync::mpsc::UnboundedSender<Ended>,
     /// A shim started ahead of the next document, waiting for its task id
     /// (see [`taskdaemon_supervisor::standby`]).
     standby: Option<Standby>,
@@ -107,20 +130,26 @@ struct Ended {
     extra_error: Option<String>,
 }
 
-/// Starts a worker for every `[[queue]]` of `config` that has none, and
-/// stops the workers of queues no longer configured.
+/// Starts a worker for every `[[queue]]` of `config` that has none, tells
+/// the others their queue's concurrency, and stops the workers of queues no
+/// longer configured.
 pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
     let mut workers = daemon.workers.lock().unwrap_or_else(|p| p.into_inner());
     workers.retain(|id, handle| {
-        let keep = config.queue_entry(id).is_some() && !handle.is_finished();
+        let keep = config.queue_entry(id).is_some() && !handle.task.is_finished();
         if !keep {
-            handle.abort();
+            handle.task.abort();
             tracing::info!(queue = id, "worker stopped");
         }
         keep
     });
     for entry in &config.queue {
-        if workers.contains_key(entry.id()) {
+        if let Some(handle) = workers.get(entry.id()) {
+            handle.concurrency.send_if_modified(|now| {
+                let changed = *now != entry.concurrency;
+                *now = entry.concurrency;
+                changed
+            });
             continue;
         }
         let folder = QueueFolder::new(entry.id(), &daemon.workspace.resolve(&entry.path));
@@ -131,26 +160,39 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
         let (to_finisher, ended) = tokio::sync::mpsc::unbounded_channel();
         let finishing = Finishing::default();
         let finisher = finisher(daemon.clone(), folder.clone(), finishing.clone(), ended);
+        let (concurrency, concurrency_now) = tokio::sync::watch::channel(entry.concurrency);
         let worker = Worker {
+            lane: Arc::new(Lane {
+                daemon: daemon.clone(),
+                folder: folder.clone(),
+                finishing,
+                to_finisher,
+            }),
             daemon: daemon.clone(),
             folder,
             settings: config.queues.clone(),
             executors: executor_settings(daemon, config),
             wake: Arc::new(Notify::new()),
+            concurrency: concurrency_now,
+            drivers: tokio::task::JoinSet::new(),
+            driven: HashMap::new(),
             rescan: RESCAN_UNWATCHED,
             priorities: HashMap::new(),
             refused_in_place: HashSet::new(),
-            finishing,
-            to_finisher,
             standby: None,
             last_start: None,
         };
-        // One task for both, so stopping the worker stops its finisher; an
-        // unfinished item is finished by the next worker (it is open in the store).
-        let handle = tokio::spawn(async move {
+        // One task for all, so stopping the worker stops its drivers and
+        // finisher; an unfinished item is finished by the next worker (it
+        // is open in the store).
+        let task = tokio::spawn(async move {
             tokio::join!(worker.run(), finisher);
         });
-        workers.insert(entry.id().to_owned(), handle.abort_handle());
+        let handle = WorkerHandle {
+            task: task.abort_handle(),
+            concurrency,
+        };
+        workers.insert(entry.id().to_owned(), handle);
     }
 }
 
@@ -187,15 +229,26 @@ impl Worker {
         }
     }
 
-    /// Watches `pending/`; a change to what it holds wakes the worker (its
-    /// own directory reads do not: see [`fswatch`]). None when watching is
-    /// off or impossible (the periodic rescan still finds documents).
+    /// Watches `pending/`; a change to a document in it wakes the worker
+    /// (its own directory reads do not: see [`fswatch`]; nor do the lock
+    /// and temp files written there as documents run, which would wake it
+    /// several times per document). None when watching is off or
+    /// impossible (the periodic rescan still finds documents).
     fn watch(&self) -> Option<fswatch::DirWatch> {
         if !self.settings.watch_enabled {
             return None;
         }
         let wake = self.wake.clone();
-        match fswatch::watch_dir(&self.folder.pending(), move || wake.notify_one()) {
+        let patterns = self.settings.watch_patterns.clone();
+        let is_document = move |path: &std::path::Path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| is_document_name(name, &patterns))
+        };
+        let watched = fswatch::watch_files(&self.folder.pending(), is_document, move || {
+            wake.notify_one()
+        });
+        match watched {
             Ok(watcher) => Some(watcher),
             Err(e) => {
                 tracing::warn!(queue = self.queue(), error = %e, "cannot watch pending/; rescanning every {}s", RESCAN_UNWATCHED.as_secs());
@@ -204,33 +257,86 @@ impl Worker {
         }
     }
 
-    /// One turn: finish what the store says is open, else run the next
-    /// document, else sleep until something changes.
+    /// One turn: drive what the store says is open and nobody drives,
+    /// then start the next document if there is room for it, else sleep
+    /// until something changes.
     async fn step(&mut self) -> Result<(), String> {
+        while let Some(done) = self.drivers.try_join_next_with_id() {
+            self.driver_done(done);
+        }
         let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
         let open = blocking(move || daemon.store.open_queue_items(&queue))
             .await?
             .map_err(|e| e.to_string())?;
-        let finishing = self.finishing_now();
-        if let Some(item) = open
-            .into_iter()
-            .find(|i| !finishing.contains_key(&i.task_id))
-        {
-            return self.drive(item).await;
-        }
-        let folder = self.folder.clone();
-        let held = blocking(move || clean_stale_locks(&folder)).await?;
-        // Documents of ended tasks not finished yet are still in pending/.
-        let mut held = held;
-        held.extend(finishing.values().map(|name| stem(name)));
-        match self.next_document(&held).await? {
-            Next::Run(name) => self.start(name).await,
-            Next::Wait(delay) => {
-                let delay = self.keep_standby(delay).await;
-                let _ = tokio::time::timeout(delay, self.wake.notified()).await;
-                Ok(())
+        let finishing = self.lane.finishing_now();
+        let driven: HashSet<String> = self.driven.values().map(|(id, _)| id.clone()).collect();
+        for item in open {
+            if !finishing.contains_key(&item.task_id) && !driven.contains(&item.task_id) {
+                self.drive(item);
             }
         }
+        let room = self.driven.len() < self.concurrency_now();
+        let delay = if room {
+            let folder = self.folder.clone();
+            let mut held = blocking(move || clean_stale_locks(&folder)).await?;
+            // Documents of running tasks, and of ended tasks not finished
+            // yet, are still in pending/.
+            held.extend(finishing.values().map(|name| stem(name)));
+            held.extend(self.driven.values().map(|(_, name)| stem(name)));
+            match self.next_document(&held).await? {
+                Next::Run(name) => return self.start(name).await,
+                Next::Wait(delay) => delay,
+            }
+        } else {
+            self.rescan
+        };
+        let delay = self.keep_standby(delay).await;
+        tokio::select! {
+            _ = self.wake.notified(), if room => {}
+            Some(done) = self.drivers.join_next_with_id() => self.driver_done(done),
+            Ok(()) = self.concurrency.changed() => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+        Ok(())
+    }
+
+    /// The queue's concurrency as configured now.
+    fn concurrency_now(&self) -> usize {
+        usize::try_from(*self.concurrency.borrow()).unwrap_or(usize::MAX)
+    }
+
+    /// Follows `item` to its end in a driver of its own.
+    fn drive(&mut self, item: QueueItem) {
+        let ids = (item.task_id.clone(), item.document.clone());
+        let lane = self.lane.clone();
+        let driver = self.drivers.spawn(async move {
+            let id = item.task_id.clone();
+            if let Err(e) = lane.drive(item).await {
+                // The item stays open: the worker drives it again, after a
+                // pause so a lasting failure does not spin.
+                tracing::error!(queue = lane.folder.id, id, error = %e, "cannot follow a queue task; retrying");
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        self.driven.insert(driver.id(), ids);
+    }
+
+    /// Forgets a driver that has returned (its task handed to the finisher,
+    /// or left open to be driven again).
+    fn driver_done(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match done {
+            Ok((id, ())) => id,
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(
+                        queue = self.queue(),
+                        "a queue task's driver panicked; driving it again"
+                    );
+                }
+                e.id()
+            }
+        };
+        self.driven.remove(&id);
     }
 
     /// The next ready document, or how long to wait for one.
@@ -330,7 +436,7 @@ impl Worker {
         self.standby = standby;
         let started = started?;
         match started {
-            Started::Item(item) => self.drive(*item).await?,
+            Started::Item(item) => self.drive(*item),
             Started::Nothing => {}
             Started::RefusedInPlace => {
                 self.refused_in_place.insert(name);
@@ -339,6 +445,36 @@ impl Worker {
         Ok(())
     }
 
+    /// Before the worker waits up to `delay` for a document: starts a
+    /// standby shim if it ran a document within [`STANDBY_IDLE`] and has
+    /// none, or lets the one it has go after that. Returns how long to wait,
+    /// shortened so that the worker comes back to let it go in time.
+    async fn keep_standby(&mut self, delay: Duration) -> Duration {
+        let left = self.last_start.map_or(Duration::ZERO, |at| {
+            STANDBY_IDLE.saturating_sub(at.elapsed())
+        });
+        if left.is_zero() {
+            if let Some(standby) = self.standby.take() {
+                let _ = blocking(move || standby.dismiss()).await;
+            }
+            return delay;
+        }
+        if self.standby.is_none() {
+            let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
+            self.standby = blocking(move || {
+                let mut standby = None;
+                ensure_standby(&daemon, &queue, &mut standby);
+                standby
+            })
+            .await
+            .ok()
+            .flatten();
+        }
+        delay.min(left)
+    }
+}
+
+impl Lane {
     /// Follows an open item until its task has ended, enforcing its timeout
     /// and rerunning a lost attempt, then writes its result.
     async fn drive(&self, item: QueueItem) -> Result<(), String> {
@@ -401,34 +537,6 @@ impl Worker {
             .await;
             follow(&self.daemon, id.clone());
         }
-    }
-
-    /// Before the worker waits up to `delay` for a document: starts a
-    /// standby shim if it ran a document within [`STANDBY_IDLE`] and has
-    /// none, or lets the one it has go after that. Returns how long to wait,
-    /// shortened so that the worker comes back to let it go in time.
-    async fn keep_standby(&mut self, delay: Duration) -> Duration {
-        let left = self.last_start.map_or(Duration::ZERO, |at| {
-            STANDBY_IDLE.saturating_sub(at.elapsed())
-        });
-        if left.is_zero() {
-            if let Some(standby) = self.standby.take() {
-                let _ = blocking(move || standby.dismiss()).await;
-            }
-            return delay;
-        }
-        if self.standby.is_none() {
-            let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
-            self.standby = blocking(move || {
-                let mut standby = None;
-                ensure_standby(&daemon, &queue, &mut standby);
-                standby
-            })
-            .await
-            .ok()
-            .flatten();
-        }
-        delay.min(left)
     }
 
     fn lock_finishing(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {

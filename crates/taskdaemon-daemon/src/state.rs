@@ -39,7 +39,7 @@ pub(crate) struct Daemon {
     /// Announces each task whose follower has finished (the task ended).
     pub(crate) ended: tokio::sync::broadcast::Sender<String>,
     /// The running queue workers, by queue id.
-    pub(crate) workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    pub(crate) workers: Mutex<HashMap<String, crate::queues::WorkerHandle>>,
     pub(crate) loops: Loops,
     /// The loop types new loops start from (`taskdaemon.yml`, hot reloaded).
     pub(crate) types: crate::loop_types::TypeConfig,

@@ -85,7 +85,7 @@ impl QueueFolder {
         let mut names: Vec<String> = fs::read_dir(self.pending())?
             .flatten()
             .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|name| !is_ignored(name) && patterns.iter().any(|p| glob_match(p, name)))
+            .filter(|name| is_document_name(name, patterns))
             .collect();
         names.sort();
         Ok(names)
@@ -161,7 +161,7 @@ impl QueueFolder {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if is_ignored(&name) || !patterns.iter().any(|p| glob_match(p, &name)) {
+            if !is_document_name(&name, patterns) {
                 continue;
             }
             // Vanished since the listing: nothing to do.
@@ -388,6 +388,12 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 /// Editor and tool leftovers that are never documents: hidden files (lock
 /// files, `.#name` Emacs locks, `.name.swp` Vim swaps), `name~` backups,
 /// and `.swp`/`.tmp`/`.part` files.
+/// Whether an entry of `pending/` named `name` is a task document: it
+/// matches one of `patterns` and is no temp or hidden file.
+pub fn is_document_name(name: &str, patterns: &[String]) -> bool {
+    !is_ignored(name) && patterns.iter().any(|p| glob_match(p, name))
+}
+
 pub fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')

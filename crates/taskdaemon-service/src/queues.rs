@@ -109,7 +109,8 @@ pub struct WorkerRow {
     pub heartbeat_at: Option<String>,
     #[serde(skip)]
     pub heartbeat_ms: Option<Millis>,
-    /// Every task a claiming worker holds.
+    /// Every task a claiming worker holds, or that a folder worker whose
+    /// queue runs several at once runs now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub running: Vec<String>,
     pub state: WorkerState,
@@ -131,6 +132,8 @@ pub struct QueueEntryView {
     pub id: String,
     pub path: String,
     pub description: Option<String>,
+    /// How many of its documents run at once.
+    pub concurrency: u32,
     pub pending: usize,
     pub done: u64,
     pub failed: u64,
@@ -221,7 +224,13 @@ impl Service {
                 .documents(&self.config.queues.watch_patterns, Duration::ZERO)
                 .map(|docs| docs.len())
                 .unwrap_or(0);
-            let current = self.store.open_queue_items(entry.id())?.into_iter().next();
+            let open = self.store.open_queue_items(entry.id())?;
+            let running = if entry.concurrency > 1 {
+                open.iter().map(|item| item.task_id.clone()).collect()
+            } else {
+                Vec::new()
+            };
+            let current = open.into_iter().next();
             let since_ms = current.as_ref().map(|item| {
                 self.store
                     .task(&item.task_id)
@@ -237,7 +246,7 @@ impl Service {
                 pid: None,
                 heartbeat_at: None,
                 heartbeat_ms: None,
-                running: Vec::new(),
+                running,
                 state: if daemon_runs {
                     WorkerState::Running
                 } else {
@@ -308,6 +317,7 @@ impl Service {
                 id: entry.id().to_owned(),
                 path: workspace.resolve(&entry.path).display().to_string(),
                 description: entry.description.clone(),
+                concurrency: entry.concurrency,
                 pending: row.pending,
                 done: row.done,
                 failed: row.failed,
@@ -515,13 +525,15 @@ impl Service {
     }
 
     /// Registers `path` as queue `id` in config.toml (comments kept) and
-    /// creates its folders; a running daemon starts its worker. Returns the
+    /// creates its folders; a running daemon starts its worker, which runs
+    /// `concurrency` documents at once (none: one at a time). Returns the
     /// folder.
     pub fn add_queue(
         &self,
         path: &Path,
         id: &str,
         description: Option<&str>,
+        concurrency: Option<u32>,
     ) -> Result<QueueFolder> {
         let workspace = self.workspace()?;
         let config_path = workspace.config_path();
@@ -531,7 +543,13 @@ impl Service {
             .strip_prefix(workspace.root())
             .map(Path::to_owned)
             .unwrap_or_else(|_| path.to_owned());
-        let updated = taskdaemon_workspace::add_queue_entry(&text, id, &recorded, description)
+        let entry = taskdaemon_workspace::NewQueueEntry {
+            id,
+            path: &recorded,
+            description,
+            concurrency,
+        };
+        let updated = taskdaemon_workspace::add_queue_entry(&text, &entry)
             .map_err(|e| ServiceError::BadInput(format!("queues add: {e}")))?;
         let folder = QueueFolder::new(id, path);
         folder.create().map_err(|e| {

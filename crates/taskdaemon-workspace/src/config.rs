@@ -252,11 +252,45 @@ pub struct QueueEntry {
     pub path: PathBuf,
     #[serde(default)]
     pub description: Option<String>,
+    /// How many of its documents run at once. They start in queue order
+    /// (priority, then name) whatever this is; with 1 (the default) each
+    /// also waits for the one before it to end.
+    #[serde(default = "one_at_a_time")]
+    pub concurrency: u32,
+}
+
+/// The most documents one queue runs at once.
+pub const MAX_QUEUE_CONCURRENCY: u32 = 1024;
+
+fn one_at_a_time() -> u32 {
+    1
 }
 
 impl QueueEntry {
     pub fn id(&self) -> &str {
         self.id.get_ref()
+    }
+}
+
+/// A `[[queue]]` entry to add (see [`add_queue_entry`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewQueueEntry<'a> {
+    pub id: &'a str,
+    /// As written to the file: relative to the workspace root unless absolute.
+    pub path: &'a Path,
+    pub description: Option<&'a str>,
+    /// None leaves the key out (one at a time).
+    pub concurrency: Option<u32>,
+}
+
+/// Why `concurrency` cannot be a queue's concurrency, if it cannot.
+fn check_concurrency(concurrency: u32) -> Result<(), String> {
+    if (1..=MAX_QUEUE_CONCURRENCY).contains(&concurrency) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between 1 and {MAX_QUEUE_CONCURRENCY}, not {concurrency}"
+        ))
     }
 }
 
@@ -484,6 +518,9 @@ impl Config {
                     "line {line}, queue[{index}].path: must not be empty"
                 ));
             }
+            if let Err(why) = check_concurrency(entry.concurrency) {
+                return Err(format!("line {line}, queue[{index}].concurrency: {why}"));
+            }
             if let Some(first) = self.queue[..index].iter().find(|e| e.id() == entry.id()) {
                 return Err(format!(
                     "line {line}, queue[{index}].id: queue '{}' is already defined on line {}",
@@ -568,12 +605,13 @@ fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration
 
 /// Adds a `[[queue]]` entry to config text, keeping its comments and layout.
 /// Fails (naming the problem) when the id is invalid or taken.
-pub fn add_queue_entry(
-    text: &str,
-    id: &str,
-    path: &Path,
-    description: Option<&str>,
-) -> Result<String, String> {
+pub fn add_queue_entry(text: &str, entry: &NewQueueEntry<'_>) -> Result<String, String> {
+    let NewQueueEntry {
+        id,
+        path,
+        description,
+        concurrency,
+    } = *entry;
     let current = Config::parse(text)?;
     if !valid_queue_id(id) {
         return Err(format!(
@@ -582,6 +620,9 @@ pub fn add_queue_entry(
     }
     if current.queue_entry(id).is_some() {
         return Err(format!("a queue with id '{id}' already exists"));
+    }
+    if let Some(concurrency) = concurrency {
+        check_concurrency(concurrency).map_err(|why| format!("concurrency: {why}"))?;
     }
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
     let path = path
@@ -592,6 +633,9 @@ pub fn add_queue_entry(
     table.insert("path", toml_edit::value(path));
     if let Some(description) = description {
         table.insert("description", toml_edit::value(description));
+    }
+    if let Some(concurrency) = concurrency {
+        table.insert("concurrency", toml_edit::value(i64::from(concurrency)));
     }
     match doc.entry("queue") {
         toml_edit::Entry::Occupied(mut entry) => match entry.get_mut().as_array_of_tables_mut() {
@@ -712,23 +756,34 @@ mod tests {
         assert!(err.starts_with("line 4") && err.contains("colour"), "{err}");
     }
 
+    fn entry<'a>(id: &'a str, path: &'a str) -> NewQueueEntry<'a> {
+        NewQueueEntry {
+            id,
+            path: Path::new(path),
+            description: None,
+            concurrency: None,
+        }
+    }
+
     #[test]
     fn queues_are_added_and_removed_keeping_comments() {
-        let added =
-            add_queue_entry(DEFAULT_CONFIG, "docs", Path::new("work/docs"), Some("Docs")).unwrap();
+        let docs = NewQueueEntry {
+            description: Some("Docs"),
+            ..entry("docs", "work/docs")
+        };
+        let added = add_queue_entry(DEFAULT_CONFIG, &docs).unwrap();
         assert!(added.contains("# Watch each queue"), "comments kept");
         let config = Config::parse(&added).unwrap();
         assert_eq!(config.queue.len(), 3);
-        assert_eq!(
-            config.queue_entry("docs").unwrap().description.as_deref(),
-            Some("Docs")
-        );
+        let docs = config.queue_entry("docs").unwrap();
+        assert_eq!(docs.description.as_deref(), Some("Docs"));
+        assert_eq!(docs.concurrency, 1, "one at a time unless asked");
         assert!(
-            add_queue_entry(&added, "docs", Path::new("x"), None)
+            add_queue_entry(&added, &entry("docs", "x"))
                 .unwrap_err()
                 .contains("already exists")
         );
-        assert!(add_queue_entry(&added, "no/slash", Path::new("x"), None).is_err());
+        assert!(add_queue_entry(&added, &entry("no/slash", "x")).is_err());
         let removed = remove_queue_entry(&added, "ad-hoc").unwrap();
         let removed = remove_queue_entry(&removed, "planned").unwrap();
         let config = Config::parse(&removed).unwrap();
@@ -743,8 +798,39 @@ mod tests {
         );
         let empty = remove_queue_entry(&removed, "docs").unwrap();
         assert!(Config::parse(&empty).unwrap().queue.is_empty());
-        let again = add_queue_entry(&empty, "x", Path::new("x"), None).unwrap();
+        let again = add_queue_entry(&empty, &entry("x", "x")).unwrap();
         assert_eq!(Config::parse(&again).unwrap().queue.len(), 1);
+    }
+
+    #[test]
+    fn a_queue_s_concurrency_is_written_and_checked() {
+        let wide = NewQueueEntry {
+            concurrency: Some(8),
+            ..entry("wide", "w")
+        };
+        let added = add_queue_entry(DEFAULT_CONFIG, &wide).unwrap();
+        let config = Config::parse(&added).unwrap();
+        assert_eq!(config.queue_entry("wide").unwrap().concurrency, 8);
+        for bad in [0, MAX_QUEUE_CONCURRENCY + 1] {
+            let refused = NewQueueEntry {
+                concurrency: Some(bad),
+                ..entry("wide2", "w2")
+            };
+            let err = add_queue_entry(&added, &refused).unwrap_err();
+            assert!(err.starts_with("concurrency: must be between 1"), "{err}");
+        }
+        let text = "[[queue]]\nid = \"a\"\npath = \"x\"\n\n[[queue]]\nid = \"b\"\npath = \"y\"\nconcurrency = 0\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(
+            err.starts_with("line 6, queue[1].concurrency: must be between 1 and 1024"),
+            "{err}"
+        );
+        let err =
+            Config::parse("[[queue]]\nid = \"a\"\npath = \"x\"\nconcurrency = -2\n").unwrap_err();
+        assert!(
+            err.starts_with("line 4") && err.contains("concurrency"),
+            "{err}"
+        );
     }
 
     #[test]

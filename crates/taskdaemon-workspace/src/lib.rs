@@ -16,9 +16,9 @@ pub mod seed_config;
 pub use atomic::{write_atomic, write_atomic_with, write_projection};
 pub use config::{
     AutodevConfig, Config, ConfigError, DEFAULT_CONFIG, DaemonConfig, ExecutorsConfig,
-    HistoryConfig, LogsConfig, LoopsConfig, MergeMode, PipelineConfig, QueueEntry, QueuesConfig,
-    RegistryConfig, StoreConfig, TrackedConfig, WebConfig, add_queue_entry, remove_queue_entry,
-    valid_queue_id,
+    HistoryConfig, LogsConfig, LoopsConfig, MAX_QUEUE_CONCURRENCY, MergeMode, NewQueueEntry,
+    PipelineConfig, QueueEntry, QueuesConfig, RegistryConfig, StoreConfig, TrackedConfig,
+    WebConfig, add_queue_entry, remove_queue_entry, valid_queue_id,
 };
 pub use paths::{
     DEFAULT_QUEUE, PLANNED_QUEUE, PLANNED_QUEUE_DIR, QUEUE_SUBDIRS, STATE_DIR, Workspace,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Config, add_queue_entry, valid_queue_id};
+use crate::config::{Config, NewQueueEntry, add_queue_entry, valid_queue_id};
 
 /// One queue of the seed's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,8 +240,13 @@ impl SeedConfig {
             }
             // Inside the workspace the entry stays relative, so the workspace can move.
             let recorded = folder.strip_prefix(root).unwrap_or(&folder).to_owned();
-            updated = add_queue_entry(&updated, &q.id, &recorded, q.description.as_deref())
-                .map_err(|e| format!("queues[{i}]: {e}"))?;
+            let entry = NewQueueEntry {
+                id: &q.id,
+                path: &recorded,
+                description: q.description.as_deref(),
+                concurrency: None,
+            };
+            updated = add_queue_entry(&updated, &entry).map_err(|e| format!("queues[{i}]: {e}"))?;
             queues.push((q.clone(), folder, true));
         }
         Config::parse(&updated)?;

@@ -15,7 +15,12 @@ pub fn add(workspace: &Workspace, args: QueuesAddArgs) -> anyhow::Result<u8> {
     } else {
         cwd.join(&args.path)
     };
-    let folder = service(workspace)?.add_queue(&absolute, &args.id, args.description.as_deref())?;
+    let folder = service(workspace)?.add_queue(
+        &absolute,
+        &args.id,
+        args.description.as_deref(),
+        args.concurrency,
+    )?;
     println!("queue {} at {}", args.id, absolute.display());
     println!(
         "  drop task documents (task-*.md) into {}",
