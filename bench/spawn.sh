@@ -5,6 +5,8 @@
 #
 # Prints, for taskdaemon and pueue running the same `true` commands:
 #   - tasks/s through one queue (a folder queue; pueue with parallel 1),
+#   - tasks/s through one queue with concurrency QUEUES (pueue with
+#     parallel QUEUES in one group),
 #   - tasks/s across QUEUES queues (QUEUES folder queues; pueue with
 #     parallel QUEUES in one group),
 #   - the time of SPAWNS sequential `taskdaemon spawn -- true` calls
@@ -57,6 +59,7 @@ DOC=$'---\nexecutor: command\ncommand: "true"\n---\n'
 for q in $(seq 1 "$QUEUES"); do
   "$TD" --workspace "$WS" queues add "$WS/q/$q" --id "q$q" >/dev/null
 done
+"$TD" --workspace "$WS" queues add "$WS/q/wide" --id wide --concurrency "$QUEUES" >/dev/null
 sleep 1
 
 # Drops COUNT documents named task-PREFIX-N into each of the given queue folders
@@ -102,6 +105,7 @@ TD_ONE_MS=$(run_queues "$TASKS" one "$WS/tasks/ad-hoc")
 sleep 0.5 # let the last shims be reaped
 TD_CPU_MS=$(awk -v t="$(($(cpu_ticks) - cpu0))" -v hz="$(getconf CLK_TCK)" -v n="$TASKS" 'BEGIN {printf "%.2f", t * 1000 / hz / n}')
 TD_ONE=$(rate "$TASKS" "$TD_ONE_MS")
+TD_WIDE=$(rate "$TASKS" "$(run_queues "$TASKS" wide "$WS/q/wide")")
 PER_QUEUE=$((TASKS / QUEUES))
 QDIRS=()
 for q in $(seq 1 "$QUEUES"); do QDIRS+=("$WS/q/$q"); done
@@ -157,6 +161,8 @@ printf '%-44s %12s %12s %9s   %-8s %s\n' "figure" "taskdaemon" "pueue" "td/pueue
 printf '%-44s %12s %12s %9s   %-8s %s\n' "tasks/s, one queue (true; pueue parallel 1)" \
   "$TD_ONE" "${PQ_ONE:--}" "$(ratio "$TD_ONE" "${PQ_ONE:-0}")" ">= 500" "$(check "$TD_ONE" 500)"
 printf '%-44s %12s\n' "  CPU per task, daemon + shim + command (ms)" "$TD_CPU_MS"
+printf '%-44s %12s %12s %9s   %-8s %s\n' "tasks/s, one queue, concurrency $QUEUES (parallel $QUEUES)" \
+  "$TD_WIDE" "${PQ_MANY:--}" "$(ratio "$TD_WIDE" "${PQ_MANY:-0}")" ">= 500" "$(check "$TD_WIDE" 500)"
 printf '%-44s %12s %12s %9s   %-8s %s\n' "tasks/s, $QUEUES queues (pueue parallel $QUEUES)" \
   "$TD_MANY" "${PQ_MANY:--}" "$(ratio "$TD_MANY" "${PQ_MANY:-0}")" ">= 1000" "$(check "$TD_MANY" 1000)"
 printf '%-44s %12s %12s %9s\n' "$SPAWNS spawn calls, s (pueue: add, paused)" \

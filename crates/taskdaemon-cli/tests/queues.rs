@@ -272,6 +272,8 @@ fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
         serde_json::json!(["task-1", "task-2"]),
         "{workers:#}"
     );
+    let table = ws.run(&["workers", "list"]).ok().stdout;
+    assert!(table.contains("task-1,task-2"), "{table}");
     assert!(
         !ws.root().join("3-started").exists(),
         "a third document started while two ran: {:?}",

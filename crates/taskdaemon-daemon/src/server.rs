@@ -191,6 +191,9 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     crate::pipeline::start(&daemon).await;
     tracing::info!(pid = std::process::id(), adopted, loops, socket = %socket.display(), "daemon started");
     daemon.refresh_registry().await;
+    // Before the start is reported: whoever started the daemon may drop a
+    // document into a queue folder it creates as soon as it hears.
+    queues::sync_workers(&daemon, &daemon.config);
     let _ = report(&format!("ok {}", std::process::id()));
 
     tokio::spawn(watchdog::run(daemon.clone()));
@@ -198,7 +201,6 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     tokio::spawn(daemon.clone().registry_writer());
     crate::seed_files::start(&daemon);
     crate::gates::start(&daemon);
-    queues::sync_workers(&daemon, &daemon.config);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {

@@ -1,6 +1,6 @@
 //! The daemon's one watch on the store: every commit, by any process (on
 //! PostgreSQL, on any host), wakes whatever in the daemon waits for the
-//! store to change.
+//! store to change; the commits of a busy spell wake it once per [`PAUSE`].
 //!
 //! The gate evaluator and the seed files writer (threads of their own) and
 //! the pipeline's scheduler (an async task) sleep until the store changes
@@ -24,6 +24,15 @@ const CLOSE_CHECK: Duration = Duration::from_secs(600);
 /// unreachable database); waiters are woken meanwhile, since a change may
 /// have been missed.
 const RETRY: Duration = Duration::from_secs(5);
+/// The least time between two wake-ups passed on. A commit after a quiet
+/// spell is passed on at once; the commits of a busy spell (a queue running
+/// hundreds of tasks a second commits several times per task) are passed on
+/// as one wake-up per pause. Without it, every commit woke the gate
+/// evaluator, the seed files writer and the scheduler, and this watch
+/// polled the store continuously: a tenth of the daemon's time per task.
+/// What waits here (gates, projections, the scheduler) needs no
+/// sub-second answer; the change feed and claim waiters watch on their own.
+const PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct State {
@@ -122,7 +131,11 @@ fn watch(store: &dyn Store, inner: &Inner) {
             continue;
         };
         match events.wait(CLOSE_CHECK) {
-            Ok(true) => inner.bump(),
+            Ok(true) => {
+                inner.bump();
+                // Commits meanwhile are seen by the next wait, as one.
+                std::thread::sleep(PAUSE);
+            }
             Ok(false) => {}
             Err(e) => {
                 // The waiter reconnects on its next wait if it can.
@@ -221,6 +234,28 @@ mod tests {
         assert!(first.wait(Duration::from_secs(30)));
         assert!(second.wait(Duration::from_secs(30)));
         assert!(async_side.has_changed().expect("the watch is alive"));
+    }
+
+    #[test]
+    fn a_commit_during_the_pause_after_a_wake_up_is_passed_on() {
+        let (dir, store) = store();
+        let changes = StoreChanges::start(store);
+        watching(&changes);
+        let mut waiter = changes.waiter();
+        let other = SqliteStore::open(&dir.path().join("state.db")).expect("open again");
+        let commit = |what: &str| {
+            other
+                .append_event(None, &NewEvent::new(EventKind::Alert, "t", what))
+                .expect("append");
+        };
+        commit("first");
+        assert!(waiter.wait(Duration::from_secs(30)));
+        // Right after the first wake-up: inside the watch's pause.
+        commit("second");
+        assert!(
+            waiter.wait(Duration::from_secs(30)),
+            "the second commit was never passed on"
+        );
     }
 
     #[test]

@@ -59,7 +59,12 @@ fn render(rows: &[WorkerRow]) -> String {
             vec![
                 r.queue.clone(),
                 r.state.to_string(),
-                r.current_task.clone().unwrap_or_else(|| "-".to_owned()),
+                // A queue that runs several at once lists them all.
+                if r.running.is_empty() {
+                    r.current_task.clone().unwrap_or_else(|| "-".to_owned())
+                } else {
+                    r.running.join(",")
+                },
                 r.since_ms.map_or_else(
                     || "-".to_owned(),
                     |s| format!("{} ago", format_age(now - s)),
