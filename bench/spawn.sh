@@ -40,6 +40,8 @@ cleanup() {
   if [[ -n $PUEUED_PID ]]; then
     pueue_env pueue reset --force >/dev/null 2>&1 || true
     kill "$PUEUED_PID" 2>/dev/null || true
+    # It writes its state as it goes: gone before its folder is removed.
+    wait "$PUEUED_PID" 2>/dev/null || true
   fi
   rm -rf "$TMP"
 }

@@ -102,6 +102,13 @@ fn touch(ws: &Ws, name: &str) {
     fs::write(ws.root().join(name), "").unwrap();
 }
 
+/// The element of JSON array `rows` whose `field` is `value`.
+fn row_where<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
+    rows.as_array()
+        .and_then(|rows| rows.iter().find(|row| row[field] == value))
+        .unwrap_or_else(|| panic!("no {field} {value} in {rows:#}"))
+}
+
 fn task_json(ws: &Ws, id: &str) -> Value {
     ws.run(&["tasks", "show", id, "--json"]).ok().json()
 }
@@ -261,12 +268,7 @@ fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
         ws.root().join("1-started").exists() && ws.root().join("2-started").exists()
     });
     let workers = ws.run(&["workers", "list", "--json"]).ok().json();
-    let wide = workers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["queue"] == "wide")
-        .unwrap();
+    let wide = row_where(&workers, "queue", "wide");
     assert_eq!(
         wide["running"],
         serde_json::json!(["task-1", "task-2"]),
@@ -307,12 +309,7 @@ fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
         "started in queue order: {starts:?}"
     );
     let list = ws.run(&["queues", "list", "--json"]).ok().json();
-    let wide = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == "wide")
-        .unwrap();
+    let wide = row_where(&list, "id", "wide");
     assert_eq!(wide["concurrency"], 3, "{list:#}");
     assert_eq!(wide["done"], 3, "{list:#}");
 }

@@ -841,9 +841,11 @@ fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
     }
 }
 
-/// Removes lock files whose owner is gone. Called when the store has no
-/// open item in this queue, so no lock is the worker's own. Returns the
-/// document stems that live locks still hold.
+/// Removes lock files whose owner is gone. Called before the worker looks
+/// for a document to start: the locks of its own running tasks name live
+/// shims and stay, and the lock of one that just ended may go here or when
+/// it is finished, whichever comes first. Returns the document stems that
+/// live locks still hold.
 fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
     let mut held = HashSet::new();
     let Ok(locks) = folder.lock_files() else {
