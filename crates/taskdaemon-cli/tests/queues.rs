@@ -681,6 +681,58 @@ fn a_task_survives_kill_9_of_the_daemon_and_runs_once() {
 }
 
 #[test]
+fn the_running_documents_of_a_concurrent_queue_survive_kill_9_and_run_once() {
+    let ws = queue_ws();
+    ws.run(&[
+        "queues",
+        "add",
+        "wide",
+        "--id",
+        "wide",
+        "--concurrency",
+        "3",
+    ])
+    .ok();
+    for name in ["one", "two", "three"] {
+        ws.drop_document(
+            "wide",
+            &format!("task-{name}.md"),
+            &format!("{name} WAIT:go-on\n"),
+        );
+    }
+    ws.drop_document("wide", "task-zz.md", "later\n");
+    ws.run(&["start"]).ok();
+    let pids: Vec<i32> = ["one", "two", "three"]
+        .iter()
+        .map(|name| ws.wait_task_running(&format!("task-{name}")))
+        .collect();
+    sigkill(ws.daemon_pid().unwrap());
+    eventually("the daemon is gone", || ws.daemon_pid().is_none());
+    assert!(pids.iter().all(|pid| alive(*pid)), "the executors survive");
+    // They end while no daemon runs. The next daemon, told to run one at
+    // a time, still records all three, then runs the fourth.
+    touch(&ws, "go-on");
+    eventually("the executors end", || pids.iter().all(|pid| !alive(*pid)));
+    let config = fs::read_to_string(ws.state_dir().join("config.toml")).unwrap();
+    ws.write_config(&config.replace("concurrency = 3", "concurrency = 1"));
+    ws.run(&["start"]).ok();
+    for name in ["one", "two", "three"] {
+        let result = ws.wait_result("wide", &format!("task-{name}"));
+        assert_eq!(result["status"], "succeeded", "{result:#}");
+        assert_eq!(result["attempt"], 1, "{result:#}");
+    }
+    assert_eq!(ws.wait_result("wide", "task-zz")["status"], "succeeded");
+    let runs = runs(&ws);
+    for name in ["one", "two", "three", "later"] {
+        let starts = runs
+            .iter()
+            .filter(|r| **r == format!("start {name}"))
+            .count();
+        assert_eq!(starts, 1, "{name} ran exactly once: {runs:?}");
+    }
+}
+
+#[test]
 fn a_task_still_running_after_a_daemon_restart_is_adopted() {
     let ws = queue_ws();
     ws.drop_document(ADHOC, "task-r.md", "resume WAIT:finish\n");

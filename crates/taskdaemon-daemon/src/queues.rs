@@ -278,9 +278,15 @@ impl Worker {
         let room = self.driven.len() < self.concurrency_now();
         let delay = if room {
             let folder = self.folder.clone();
-            let mut held = blocking(move || clean_stale_locks(&folder)).await?;
             // Documents of running tasks, and of ended tasks not finished
-            // yet, are still in pending/.
+            // yet, are still in pending/; their locks are the worker's own.
+            let own: HashSet<String> = self
+                .driven
+                .values()
+                .map(|(id, _)| id.clone())
+                .chain(finishing.keys().cloned())
+                .collect();
+            let mut held = blocking(move || clean_stale_locks(&folder, &own)).await?;
             held.extend(finishing.values().map(|name| stem(name)));
             held.extend(self.driven.values().map(|(_, name)| stem(name)));
             match self.next_document(&held).await? {
@@ -841,17 +847,18 @@ fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
     }
 }
 
-/// Removes lock files whose owner is gone. Called before the worker looks
-/// for a document to start: the locks of its own running tasks name live
-/// shims and stay, and the lock of one that just ended may go here or when
-/// it is finished, whichever comes first. Returns the document stems that
-/// live locks still hold.
-fn clean_stale_locks(folder: &QueueFolder) -> HashSet<String> {
+/// Removes lock files whose owner is gone, passing over those of the
+/// worker's `own` tasks (running, or ended and not finished yet: their
+/// finish removes them), so a wide queue does not read every running
+/// task's lock each time it looks for a document. Returns the document
+/// stems that live locks still hold.
+fn clean_stale_locks(folder: &QueueFolder, own: &HashSet<String>) -> HashSet<String> {
     let mut held = HashSet::new();
     let Ok(locks) = folder.lock_files() else {
         return held;
     };
-    for path in locks {
+    let own: HashSet<std::path::PathBuf> = own.iter().map(|id| folder.lock_path(id)).collect();
+    for path in locks.into_iter().filter(|path| !own.contains(path)) {
         let stale = match LockFile::read(&path) {
             Ok(Some(lock)) if !lock.is_stale() => {
                 let stem = lock
