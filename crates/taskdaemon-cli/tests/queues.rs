@@ -102,6 +102,35 @@ fn touch(ws: &Ws, name: &str) {
     fs::write(ws.root().join(name), "").unwrap();
 }
 
+/// [`queue_ws`] with queue `wide` (folder `wide/`) running `concurrency`
+/// documents at once.
+fn wide_queue_ws(concurrency: u32) -> Ws {
+    let ws = queue_ws();
+    let concurrency = concurrency.to_string();
+    ws.run(&[
+        "queues",
+        "add",
+        "wide",
+        "--id",
+        "wide",
+        "--concurrency",
+        &concurrency,
+    ])
+    .ok();
+    ws
+}
+
+/// Changes the `concurrency` line of config.toml from `from` to `to`.
+fn set_concurrency(ws: &Ws, from: u32, to: u32) {
+    let config = fs::read_to_string(ws.state_dir().join("config.toml")).unwrap();
+    let (old, new) = (
+        format!("concurrency = {from}"),
+        format!("concurrency = {to}"),
+    );
+    assert!(config.contains(&old), "{config}");
+    ws.write_config(&config.replace(&old, &new));
+}
+
 /// The element of JSON array `rows` whose `field` is `value`.
 fn row_where<'a>(rows: &'a Value, field: &str, value: &str) -> &'a Value {
     rows.as_array()
@@ -239,17 +268,7 @@ fn queues_run_in_parallel() {
 
 #[test]
 fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
-    let ws = queue_ws();
-    ws.run(&[
-        "queues",
-        "add",
-        "wide",
-        "--id",
-        "wide",
-        "--concurrency",
-        "2",
-    ])
-    .ok();
+    let ws = wide_queue_ws(2);
     // The first two each wait for the other to have started (so both end
     // only if they run at once), then for `go`; the third waits for a slot.
     ws.drop_document(
@@ -289,9 +308,7 @@ fn a_queue_runs_up_to_its_concurrency_at_once_in_queue_order() {
 
     // A reload (any `queues add` or `rm`) takes a changed concurrency in
     // place: the third starts beside the two still waiting.
-    let config_path = ws.state_dir().join("config.toml");
-    let config = fs::read_to_string(&config_path).unwrap();
-    ws.write_config(&config.replace("concurrency = 2", "concurrency = 3"));
+    set_concurrency(&ws, 2, 3);
     ws.run(&["queues", "add", "other", "--id", "other"]).ok();
     assert_eq!(ws.wait_result("wide", "task-3")["status"], "succeeded");
     assert!(!ws.root().join("go").exists(), "the first two still wait");
@@ -682,17 +699,7 @@ fn a_task_survives_kill_9_of_the_daemon_and_runs_once() {
 
 #[test]
 fn the_running_documents_of_a_concurrent_queue_survive_kill_9_and_run_once() {
-    let ws = queue_ws();
-    ws.run(&[
-        "queues",
-        "add",
-        "wide",
-        "--id",
-        "wide",
-        "--concurrency",
-        "3",
-    ])
-    .ok();
+    let ws = wide_queue_ws(3);
     for name in ["one", "two", "three"] {
         ws.drop_document(
             "wide",
@@ -713,8 +720,7 @@ fn the_running_documents_of_a_concurrent_queue_survive_kill_9_and_run_once() {
     // a time, still records all three, then runs the fourth.
     touch(&ws, "go-on");
     eventually("the executors end", || pids.iter().all(|pid| !alive(*pid)));
-    let config = fs::read_to_string(ws.state_dir().join("config.toml")).unwrap();
-    ws.write_config(&config.replace("concurrency = 3", "concurrency = 1"));
+    set_concurrency(&ws, 3, 1);
     ws.run(&["start"]).ok();
     for name in ["one", "two", "three"] {
         let result = ws.wait_result("wide", &format!("task-{name}"));

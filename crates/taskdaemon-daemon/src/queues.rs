@@ -94,8 +94,6 @@ struct Lane {
 /// One queue's worker and what it runs with.
 struct Worker {
     lane: Arc<Lane>,
-    daemon: Shared,
-    folder: QueueFolder,
     settings: QueuesConfig,
     executors: ExecutorSettings,
     wake: Arc<Notify>,
@@ -164,12 +162,10 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
         let worker = Worker {
             lane: Arc::new(Lane {
                 daemon: daemon.clone(),
-                folder: folder.clone(),
+                folder,
                 finishing,
                 to_finisher,
             }),
-            daemon: daemon.clone(),
-            folder,
             settings: config.queues.clone(),
             executors: executor_settings(daemon, config),
             wake: Arc::new(Notify::new()),
@@ -208,7 +204,7 @@ fn executor_settings(daemon: &Daemon, config: &Config) -> ExecutorSettings {
 
 impl Worker {
     fn queue(&self) -> &str {
-        &self.folder.id
+        &self.lane.folder.id
     }
 
     async fn run(mut self) {
@@ -216,8 +212,8 @@ impl Worker {
         if watcher.is_some() {
             self.rescan = RESCAN_WATCHED;
         }
-        tracing::info!(queue = self.queue(), folder = %self.folder.root.display(), "worker started");
-        let (daemon, folder) = (self.daemon.clone(), self.folder.clone());
+        tracing::info!(queue = self.queue(), folder = %self.lane.folder.root.display(), "worker started");
+        let (daemon, folder) = (self.lane.daemon.clone(), self.lane.folder.clone());
         if let Err(e) = blocking(move || restore_result_files(&daemon, &folder)).await {
             tracing::warn!(queue = self.queue(), error = %e, "cannot check for missing result files");
         }
@@ -245,7 +241,7 @@ impl Worker {
                 .and_then(|name| name.to_str())
                 .is_some_and(|name| is_document_name(name, &patterns))
         };
-        let watched = fswatch::watch_files(&self.folder.pending(), is_document, move || {
+        let watched = fswatch::watch_files(&self.lane.folder.pending(), is_document, move || {
             wake.notify_one()
         });
         match watched {
@@ -264,28 +260,27 @@ impl Worker {
         while let Some(done) = self.drivers.try_join_next_with_id() {
             self.driver_done(done);
         }
-        let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
+        let (daemon, queue) = (self.lane.daemon.clone(), self.queue().to_owned());
         let open = blocking(move || daemon.store.open_queue_items(&queue))
             .await?
             .map_err(|e| e.to_string())?;
         let finishing = self.lane.finishing_now();
-        let driven: HashSet<String> = self.driven.values().map(|(id, _)| id.clone()).collect();
+        // The worker's own tasks: driven, or ended and not finished yet.
+        let own: HashSet<String> = self
+            .driven
+            .values()
+            .map(|(id, _)| id.clone())
+            .chain(finishing.keys().cloned())
+            .collect();
         for item in open {
-            if !finishing.contains_key(&item.task_id) && !driven.contains(&item.task_id) {
+            if !own.contains(&item.task_id) {
                 self.drive(item);
             }
         }
         let room = self.driven.len() < self.concurrency_now();
         let delay = if room {
-            let folder = self.folder.clone();
-            // Documents of running tasks, and of ended tasks not finished
-            // yet, are still in pending/; their locks are the worker's own.
-            let own: HashSet<String> = self
-                .driven
-                .values()
-                .map(|(id, _)| id.clone())
-                .chain(finishing.keys().cloned())
-                .collect();
+            let folder = self.lane.folder.clone();
+            // Their documents are still in pending/, and their locks ours.
             let mut held = blocking(move || clean_stale_locks(&folder, &own)).await?;
             held.extend(finishing.values().map(|name| stem(name)));
             held.extend(self.driven.values().map(|(_, name)| stem(name)));
@@ -352,7 +347,7 @@ impl Worker {
     /// so a backlog of N documents costs O(N) names per task, not N stats
     /// and reads.
     async fn next_document(&mut self, held: &HashSet<String>) -> Result<Next, String> {
-        let folder = self.folder.clone();
+        let folder = self.lane.folder.clone();
         let patterns = self.settings.watch_patterns.clone();
         let settle = Duration::from_millis(self.settings.watch_debounce_ms);
         let max_bytes = self.settings.max_document_bytes;
@@ -410,7 +405,7 @@ impl Worker {
             Ok::<_, std::io::Error>((priorities, refused_in_place, next))
         })
         .await?
-        .map_err(|e| format!("cannot list {}: {e}", self.folder.pending().display()))?;
+        .map_err(|e| format!("cannot list {}: {e}", self.lane.folder.pending().display()))?;
         self.priorities = priorities;
         self.refused_in_place = refused_in_place;
         Ok(next)
@@ -421,8 +416,8 @@ impl Worker {
     async fn start(&mut self, name: String) -> Result<(), String> {
         self.priorities.remove(&name);
         let (daemon, folder, executors) = (
-            self.daemon.clone(),
-            self.folder.clone(),
+            self.lane.daemon.clone(),
+            self.lane.folder.clone(),
             self.executors.clone(),
         );
         let settings = self.settings.clone();
@@ -466,7 +461,7 @@ impl Worker {
             return delay;
         }
         if self.standby.is_none() {
-            let (daemon, queue) = (self.daemon.clone(), self.queue().to_owned());
+            let (daemon, queue) = (self.lane.daemon.clone(), self.queue().to_owned());
             self.standby = blocking(move || {
                 let mut standby = None;
                 ensure_standby(&daemon, &queue, &mut standby);
