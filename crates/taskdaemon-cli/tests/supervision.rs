@@ -340,6 +340,33 @@ fn spawn_options_reach_the_command() {
     assert_eq!(listed.json().as_array().unwrap().len(), 0);
 }
 
+/// The shim starts a program it finds on the command's PATH by its path
+/// (see `spawnable_file`), as `execvp` would have found it: the program
+/// still sees the name it was given as argv[0], and a file the kernel
+/// cannot run (no `#!`) still runs with `/bin/sh`, as `execvp` runs it.
+#[test]
+fn a_program_found_on_path_runs_as_execvp_would_run_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut ws = Ws::new();
+    let bin = ws.root().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let headerless = bin.join("headerless");
+    fs::write(&headerless, "echo \"ran as $0\"\n").unwrap();
+    fs::set_permissions(&headerless, fs::Permissions::from_mode(0o755)).unwrap();
+    ws.prepend_path(&bin);
+
+    let named = ws.spawn(&["--", "bash", "-c", "echo $0"]);
+    assert_eq!(ws.run(&["wait", &named]).code, Some(0));
+    assert_eq!(ws.stdout_log(&named), "bash\n");
+
+    let script = ws.spawn(&["--", "headerless"]);
+    assert_eq!(ws.run(&["wait", &script]).code, Some(0));
+    assert_eq!(
+        ws.stdout_log(&script),
+        format!("ran as {}\n", headerless.display())
+    );
+}
+
 #[test]
 fn supervised_commands_inherit_no_stray_descriptors() {
     let ws = Ws::new();

@@ -325,7 +325,14 @@ impl Shim<'_> {
                 .argv
                 .split_first()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-            let mut command = Command::new(program);
+            let mut command = match spawnable_file(program, &task.env) {
+                Some(file) => {
+                    let mut command = Command::new(file);
+                    command.arg0(program);
+                    command
+                }
+                None => Command::new(program),
+            };
             command.args(args);
             command
         };
@@ -485,6 +492,29 @@ impl Shim<'_> {
             thread::sleep(retry_delay(attempt));
         }
     }
+}
+
+/// The file to start `program` from, when the shim can name it itself:
+/// found on the command's own `PATH` as `execvp` would find it, and in a
+/// format the kernel runs without help (ELF, or a `#!` script).
+///
+/// std's `Command` starts a bare program name under a changed environment
+/// with `fork` and `execvp` (the lookup must use the new `PATH`), and the
+/// fork copies the page tables of the shim and all its threads, then
+/// faults on every page either side writes. Given a path, it uses
+/// `posix_spawn` (`clone(CLONE_VM | CLONE_VFORK)`), which copies nothing.
+/// A file without a known header is left to `execvp`, which runs it with
+/// `/bin/sh` where `posix_spawn` would fail.
+fn spawnable_file(program: &str, env: &[(String, String)]) -> Option<std::path::PathBuf> {
+    let path = env.iter().find(|(key, _)| key == "PATH")?;
+    let file = crate::spawn::find_on_path(program, std::ffi::OsStr::new(&path.1))?;
+    let mut header = [0u8; 4];
+    let read = fs::File::open(&file).and_then(|mut f| io::Read::read(&mut f, &mut header));
+    let known = match read {
+        Ok(n) => header[..n].starts_with(b"\x7fELF") || header[..n].starts_with(b"#!"),
+        Err(_) => false,
+    };
+    known.then_some(file)
 }
 
 /// Whether a task's changes show in the registry projection, which lists

@@ -6,12 +6,15 @@
 //! start costs the same however big the daemon has grown, and
 //! `POSIX_SPAWN_SETSID` puts the child in its own session atomically (no
 //! `pre_exec` hook, which would force std's `Command` back onto `fork`).
+//!
+//! It also holds the one rule for finding a program on a `PATH` the way
+//! `execvp` does ([`find_on_path`]).
 
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr;
 
 /// What a detached helper starts with: stdin is `/dev/null`; stdout and
@@ -62,6 +65,36 @@ pub fn spawn_session_leader(program: &Path, args: &[&OsStr], stdio: &Stdio) -> i
         return Err(io::Error::from_raw_os_error(rc));
     }
     Ok(pid)
+}
+
+/// Where `execvp` would find `program` on `path` (a `PATH` value): in the
+/// first directory of `path` that holds an executable regular file of
+/// that name. None when `program` names a path (a `/` in it: no lookup),
+/// when no directory has it, or when a relative directory (an empty entry
+/// is the current one) comes first: that lookup depends on the working
+/// directory the program starts in.
+pub fn find_on_path(program: &str, path: &OsStr) -> Option<PathBuf> {
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    for dir in std::env::split_paths(path) {
+        if !dir.is_absolute() {
+            return None;
+        }
+        let file = dir.join(program);
+        if is_executable_file(&file) {
+            return Some(file);
+        }
+    }
+    None
+}
+
+/// Whether `file` is a regular file this process may execute (what
+/// `execve` checks before it reads the file; `execvp` tries the next
+/// directory when it may not).
+fn is_executable_file(file: &Path) -> bool {
+    file.metadata().is_ok_and(|m| m.is_file())
+        && rustix::fs::access(file, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
@@ -246,5 +279,44 @@ mod tests {
         let err =
             spawn_session_leader(Path::new("/nonexistent/taskdaemon"), &[], &stdio).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    }
+
+    #[test]
+    fn a_program_is_found_where_execvp_would_run_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let make = |sub: &str, mode: u32| {
+            let folder = dir.path().join(sub);
+            std::fs::create_dir_all(&folder).unwrap();
+            let file = folder.join("tool");
+            std::fs::write(&file, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            folder
+        };
+        let unreadable = make("a", 0o644);
+        let runnable = make("b", 0o755);
+        let later = make("c", 0o755);
+        // A directory of that name is no program either.
+        let shadow = dir.path().join("d");
+        std::fs::create_dir_all(shadow.join("tool")).unwrap();
+        let path = std::env::join_paths([&shadow, &unreadable, &runnable, &later]).unwrap();
+        assert_eq!(find_on_path("tool", &path), Some(runnable.join("tool")));
+        assert_eq!(find_on_path("missing", &path), None);
+        assert_eq!(
+            find_on_path("b/tool", &path),
+            None,
+            "a path is not looked up"
+        );
+        assert_eq!(find_on_path("", &path), None);
+        // Relative entries: which file they name depends on the start directory.
+        let relative_first = std::env::join_paths([Path::new("rel"), &runnable]).unwrap();
+        assert_eq!(find_on_path("tool", &relative_first), None);
+        let empty_first = OsStr::new(":/usr/bin");
+        assert_eq!(find_on_path("tool", empty_first), None);
+        let relative_after = std::env::join_paths([&runnable, Path::new("rel")]).unwrap();
+        assert_eq!(
+            find_on_path("tool", &relative_after),
+            Some(runnable.join("tool"))
+        );
     }
 }

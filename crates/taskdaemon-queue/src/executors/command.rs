@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use taskdaemon_core::task::simple_argv;
+use taskdaemon_supervisor::spawn::find_on_path;
 
 use super::{Executor, Launch};
 use crate::document::{DocumentError, TaskDocument};
@@ -76,18 +77,14 @@ impl Executor for Command {
 /// found on `path` the way `execvp` looks it up. (A relative path depends
 /// on the working directory at start: the shell decides it.)
 fn is_program(program: &str, path: Option<&str>) -> bool {
-    let executable = |file: &Path| {
-        file.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     if program.contains('/') {
-        return Path::new(program).is_absolute() && executable(Path::new(program));
+        let file = Path::new(program);
+        return file.is_absolute()
+            && file
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     }
-    path.is_some_and(|path| {
-        std::env::split_paths(OsStr::new(path))
-            .filter(|dir| dir.is_absolute())
-            .any(|dir| executable(&dir.join(program)))
-    })
+    path.is_some_and(|path| find_on_path(program, OsStr::new(path)).is_some())
 }
 
 #[cfg(test)]
