@@ -461,7 +461,10 @@ fn apply(tx: &Connection, task: &TaskRecord, change: Change) -> Result<()> {
     }
     values.push(task.id.clone().into());
     sql.push_str(&format!(" WHERE id = ?{}", values.len()));
-    tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    // Cached by its text: the columns a change writes come in few shapes,
+    // and a queue runs the same ones for every task.
+    tx.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))?;
     insert_event(tx, Some(&task.id), &change.event, Some(before), Some(after))?;
     if change.moves_dependents(task) {
         tracked::refresh_dependents(tx, &task.id, &change.event.actor)?;

@@ -21,19 +21,19 @@ pub(super) fn insert_event(
     let at = now_millis();
     let before_text = before.as_ref().map(serde_json::Value::to_string);
     let after_text = after.as_ref().map(serde_json::Value::to_string);
-    tx.execute(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO events (at, task_id, actor, kind, message, before, after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            at,
-            task_id,
-            event.actor,
-            event.kind.as_str(),
-            event.message,
-            before_text,
-            after_text
-        ],
     )?;
+    insert.execute(params![
+        at,
+        task_id,
+        event.actor,
+        event.kind.as_str(),
+        event.message,
+        before_text,
+        after_text
+    ])?;
     Ok(Event {
         seq: tx.last_insert_rowid(),
         at,

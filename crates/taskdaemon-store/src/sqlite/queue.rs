@@ -33,40 +33,40 @@ pub(super) fn create_agent(
     let mut taken = tx.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
     let id = queue_items::free_id(&spec.wanted_id, |id| Ok(taken.exists([id])?))?;
     let now = now_millis();
-    tx.execute(
+    let mut insert_task = tx.prepare_cached(
         "INSERT INTO tasks (uuid, id, kind, name, status, argv, cwd, env, restart,
                             limits, created_at, updated_at, container)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
-        params![
-            Uuid::now_v7().to_string(),
-            id,
-            TaskKind::Agent.as_str(),
-            spec.document,
-            Status::Pending.as_str(),
-            to_json_text(&spec.argv),
-            spec.cwd,
-            to_json_text(&spec.env),
-            to_json_text(&spec.restart),
-            crate::encoding::limits_text(&spec.limits),
-            now,
-            crate::encoding::container_text(&spec.container),
-        ],
     )?;
-    tx.execute(
+    insert_task.execute(params![
+        Uuid::now_v7().to_string(),
+        id,
+        TaskKind::Agent.as_str(),
+        spec.document,
+        Status::Pending.as_str(),
+        to_json_text(&spec.argv),
+        spec.cwd,
+        to_json_text(&spec.env),
+        to_json_text(&spec.restart),
+        crate::encoding::limits_text(&spec.limits),
+        now,
+        crate::encoding::container_text(&spec.container),
+    ])?;
+    let mut insert_item = tx.prepare_cached(
         "INSERT INTO queue_items (task_id, queue, document, executor, max_attempts,
                                   timeout_ms, created_at, claimable)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            id,
-            spec.queue,
-            spec.document,
-            spec.executor,
-            spec.max_attempts,
-            spec.timeout_ms.map(|v| v as i64),
-            now,
-            claimable,
-        ],
     )?;
+    insert_item.execute(params![
+        id,
+        spec.queue,
+        spec.document,
+        spec.executor,
+        spec.max_attempts,
+        spec.timeout_ms.map(|v| v as i64),
+        now,
+        claimable,
+    ])?;
     insert_event(tx, Some(&id), &event, None, Some(after))?;
     load_task(tx, &id)
 }
@@ -95,11 +95,12 @@ pub(super) fn finish(
 ) -> Result<QueueItem> {
     let task = load_task(tx, task_id)?;
     queue_items::check_finishable(&task)?;
-    let changed = tx.execute(
-        "UPDATE queue_items SET finished = 1, result = ?1, finished_at = ?2
-         WHERE task_id = ?3",
-        params![result.to_string(), now_millis(), task.id],
-    )?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE queue_items SET finished = 1, result = ?1, finished_at = ?2
+             WHERE task_id = ?3",
+        )?
+        .execute(params![result.to_string(), now_millis(), task.id])?;
     if changed == 0 {
         return Err(StoreError::NotFound(task.id));
     }
