@@ -134,7 +134,7 @@ fn watch(store: &dyn Store, inner: &Inner) {
             Ok(true) => {
                 inner.bump();
                 // Commits meanwhile are seen by the next wait, as one.
-                std::thread::sleep(PAUSE);
+                events.pause(PAUSE);
             }
             Ok(false) => {}
             Err(e) => {

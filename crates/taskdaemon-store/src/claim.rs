@@ -127,4 +127,12 @@ pub struct Released {
 pub trait WorkWaiter: Send {
     /// Returns `true` when work may have arrived, `false` when `timeout` passed.
     fn wait(&mut self, timeout: Duration) -> Result<bool>;
+
+    /// Sleeps for `pause` without looking out for work: what arrives
+    /// meanwhile is seen by the next [`wait`](Self::wait), at once. For a
+    /// caller that passes wake-ups on at most once per pause, so that the
+    /// waiter costs nothing while it would not act anyway.
+    fn pause(&mut self, pause: Duration) {
+        std::thread::sleep(pause);
+    }
 }

@@ -262,6 +262,28 @@ pub fn waiters_wake_on_submit(store: &dyn Store) {
     });
 }
 
+/// What commits while an event waiter pauses (it watches nothing then)
+/// wakes its next wait, and only that one.
+pub fn a_commit_during_a_pause_is_seen_by_the_next_wait(store: &dyn Store) {
+    let mut waiter = store.event_waiter().unwrap();
+    // Nothing has committed since it opened.
+    assert!(!waiter.wait(Duration::from_millis(200)).unwrap());
+    std::thread::scope(|scope| {
+        let pausing = scope.spawn(|| waiter.pause(Duration::from_millis(500)));
+        std::thread::sleep(Duration::from_millis(100));
+        store.submit(&agent("q", "task-a.md"), "t").unwrap();
+        pausing.join().unwrap();
+    });
+    assert!(
+        waiter.wait(Duration::from_secs(10)).unwrap(),
+        "the commit made during the pause woke the next wait"
+    );
+    assert!(
+        !waiter.wait(Duration::from_millis(300)).unwrap(),
+        "a wait after it, with nothing committed, times out"
+    );
+}
+
 /// Claims and completions wake the change feed's listeners: on PostgreSQL
 /// their events are announced after commit, not by the events trigger.
 pub fn claims_and_completions_wake_event_waiters(store: &dyn Store) {

@@ -228,6 +228,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("waiters_wake_on_submit", claim::waiters_wake_on_submit),
     (
+        "a_commit_during_a_pause_is_seen_by_the_next_wait",
+        claim::a_commit_during_a_pause_is_seen_by_the_next_wait,
+    ),
+    (
         "claims_and_completions_wake_event_waiters",
         claim::claims_and_completions_wake_event_waiters,
     ),

@@ -4,7 +4,7 @@
 //! this host's clock, which every worker shares.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -343,6 +343,7 @@ pub(super) fn release_expired(tx: &Connection, actor: &str) -> Result<Vec<Releas
 /// every few seconds to check on something else costs no store read (and
 /// brings back none of the memory an idle daemon handed back).
 pub(super) struct SqliteWaiter {
+    path: PathBuf,
     conn: Connection,
     seen: i64,
     /// Whether a write may have happened since the last look: set by a
@@ -361,6 +362,7 @@ impl SqliteWaiter {
         let conn = Connection::open(path)?;
         let seen = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         Ok(Self {
+            path: path.to_owned(),
             conn,
             seen,
             unlooked: true,
@@ -421,6 +423,21 @@ fn watch_database(path: &Path) -> Option<(taskdaemon_watch::DirWatch, mpsc::Rece
 }
 
 impl WorkWaiter for SqliteWaiter {
+    /// Lets go of the watch for the pause: while a folder is watched, each
+    /// WAL page any process writes raises an event the watch thread reads
+    /// and filters, a wake-up per page in a busy spell. The watch comes
+    /// back after it, and the first wait then looks at once, so commits
+    /// made meanwhile are seen.
+    fn pause(&mut self, pause: Duration) {
+        let watched = self.written.take().is_some();
+        std::thread::sleep(pause);
+        if watched {
+            self.written = watch_database(&self.path);
+        }
+        self.unlooked = true;
+        self.written_at = None;
+    }
+
     fn wait(&mut self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let mut step = RECHECK_FIRST;
