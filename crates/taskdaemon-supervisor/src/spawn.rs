@@ -92,7 +92,7 @@ pub fn find_on_path(program: &str, path: &OsStr) -> Option<PathBuf> {
 /// Whether `file` is a regular file this process may execute (what
 /// `execve` checks before it reads the file; `execvp` tries the next
 /// directory when it may not).
-fn is_executable_file(file: &Path) -> bool {
+pub fn is_executable_file(file: &Path) -> bool {
     file.metadata().is_ok_and(|m| m.is_file())
         && rustix::fs::access(file, rustix::fs::Access::EXEC_OK).is_ok()
 }

@@ -8,11 +8,10 @@
 //! goes through `sh`, so it fails the way a shell fails (exit 127).
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use taskdaemon_core::task::simple_argv;
-use taskdaemon_supervisor::spawn::find_on_path;
+use taskdaemon_supervisor::spawn::{find_on_path, is_executable_file};
 
 use super::{Executor, Launch};
 use crate::document::{DocumentError, TaskDocument};
@@ -79,10 +78,7 @@ impl Executor for Command {
 fn is_program(program: &str, path: Option<&str>) -> bool {
     if program.contains('/') {
         let file = Path::new(program);
-        return file.is_absolute()
-            && file
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        return file.is_absolute() && is_executable_file(file);
     }
     path.is_some_and(|path| find_on_path(program, OsStr::new(path)).is_some())
 }
