@@ -1033,6 +1033,82 @@ fn standby_shims(ws: &Ws) -> Vec<i32> {
         .collect()
 }
 
+/// Live children of process `parent` (zombies not counted).
+fn live_children(parent: i32) -> Vec<i32> {
+    common::all_pids()
+        .into_iter()
+        .filter(|&pid| common::proc_stat(pid).is_some_and(|s| s.ppid == parent))
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+/// Whether process `pid` holds file `path` open.
+fn holds_open(pid: i32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    })
+}
+
+/// The standby forks each shim before its document comes: a spare that
+/// leads its own session and has the store open already, waiting. The
+/// next document runs under that very process, and a new spare takes its
+/// place; when the daemon dies the spare exits with the standby, having
+/// run nothing.
+#[test]
+fn a_standby_readies_the_next_documents_shim_before_the_document_comes() {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    let quick = "---\nexecutor: command\ncommand: \"true\"\n---\n";
+    ws.drop_document(ADHOC, "task-r1.md", quick);
+    assert_eq!(ws.wait_result(ADHOC, "task-r1")["status"], "succeeded");
+    let standby = eventually_some("a standby shim", || {
+        let shims = standby_shims(&ws);
+        (shims.len() == 1).then(|| shims[0])
+    });
+    let store = ws.state_dir().join("state.db");
+    let spare = eventually_some("a spare shim with the store open", || {
+        let children = live_children(standby);
+        let spare = *children.first().filter(|_| children.len() == 1)?;
+        holds_open(spare, &store).then_some(spare)
+    });
+    let stat = common::proc_stat(spare).expect("the spare's stat");
+    assert_eq!(stat.pgrp, spare, "it leads its own group: {stat:?}");
+    let args = common::cmdline(spare);
+    assert!(
+        args.iter().any(|a| a == "__shim") && !args.iter().any(|a| a == "__shim-standby"),
+        "ps shows it as a shim: {args:?}"
+    );
+
+    ws.drop_document(ADHOC, "task-r2.md", quick);
+    let result = ws.wait_result(ADHOC, "task-r2");
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    let task = task_json(&ws, "task-r2");
+    assert_eq!(
+        task["shim_pid"].as_i64(),
+        Some(i64::from(spare)),
+        "the spare ran it: {task:#}"
+    );
+    let shim_log = ws.state_dir().join("procs/task-r2/shim.log");
+    assert!(shim_log.exists(), "its stderr is the task's shim.log");
+    let next = eventually_some("the next spare", || {
+        let children = live_children(standby);
+        children.into_iter().find(|&pid| pid != spare)
+    });
+
+    sigkill(ws.daemon_pid().unwrap());
+    eventually("the standby exits", || !alive(standby));
+    eventually("its spare exits too", || !alive(next));
+    let listed = ws.run(&["tasks", "list", "--json"]).ok().json();
+    let tasks: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(tasks, ["task-r1", "task-r2"], "the spare ran nothing");
+}
+
 /// A worker starts its shims through one standby shim: each is a fork of
 /// it, in a session of its own, and runs its document as a fresh shim
 /// would. The standby lives on between documents and exits by itself when

@@ -4,6 +4,7 @@
 //! Adoption, the request handlers and the queue workers all start followers.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use taskdaemon_core::{TaskKind, TaskRecord};
@@ -16,16 +17,20 @@ use tokio::io::unix::AsyncFd;
 
 use crate::blocking::blocking;
 use crate::protocol::ErrorKind;
-use crate::state::{ACTOR, Daemon, Failure, Shared, failure};
+use crate::state::{ACTOR, Daemon, Failure, Shared, TaskEnded, failure};
 
 /// The longest a follower waits before trying a failed store again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// What a follower does next.
 enum Step {
-    Wait { watch: PidWatch, orphan: bool },
+    Wait {
+        watch: PidWatch,
+        orphan: bool,
+    },
     Again,
-    Done,
+    /// Followed to its end; the task as read then, when it was read ended.
+    Done(Option<Box<TaskRecord>>),
 }
 
 /// Follows task `id` until it has ended: watches its shim (or orphaned
@@ -49,6 +54,8 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
         let mut store_failures = 0u32;
         // Whether the registry projection lists the task (until a read says).
         let mut listed = true;
+        // The ended task, as the last step read it.
+        let mut last = None;
         loop {
             let (d, task_id) = (daemon.clone(), id.clone());
             let step = blocking(move || next_step(&d, &task_id)).await;
@@ -85,7 +92,10 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
                     }
                 }
                 Ok(Ok(Step::Again)) => {}
-                Ok(Ok(Step::Done)) => break,
+                Ok(Ok(Step::Done(task))) => {
+                    last = task;
+                    break;
+                }
                 // A full disk or a lock held elsewhere passes; giving up here
                 // would leave the task `running` until the daemon restarts.
                 Ok(Err(e)) if e.is_transient() => {
@@ -109,7 +119,10 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
         // Nobody listening (no queue task) is fine.
-        let _ = daemon.ended.send(id);
+        let _ = daemon.ended.send(TaskEnded {
+            id,
+            task: last.map(|task| Arc::new(*task)),
+        });
         if listed {
             daemon.registry_changed();
         }
@@ -131,7 +144,7 @@ fn next_step(daemon: &Daemon, id: &str) -> Result<(Step, bool), StoreError> {
     let task = daemon.store.task(id)?;
     let listed = task.kind == TaskKind::Process;
     if task.status.is_terminal() {
-        return Ok((Step::Done, listed));
+        return Ok((Step::Done(Some(Box::new(task))), listed));
     }
     let step = match reconcile(&daemon.workspace, &*daemon.store, &task, ACTOR)? {
         Reconciled::Shim(watch) => Step::Wait {
@@ -152,12 +165,13 @@ fn next_step(daemon: &Daemon, id: &str) -> Result<(Step, bool), StoreError> {
             Ok(_) => Step::Again,
             Err(e) => {
                 tracing::warn!(id, error = %e.message, "restart failed");
-                Step::Done
+                Step::Done(None)
             }
         },
         Reconciled::Settled(task) => {
             tracing::info!(id, status = %task.status, "process ended");
-            Step::Done
+            let ended = task.status.is_terminal().then(|| Box::new(task));
+            Step::Done(ended)
         }
     };
     Ok((step, listed))

@@ -5,7 +5,9 @@
 //! once (one by default, so each waits for the one before it to end),
 //! while the workers of different queues run in parallel. It wakes on
 //! inotify events in `pending/` (and rescans now and then in case an event
-//! was lost), waits until a document has stopped changing, records it in
+//! was lost; a worker with a backlog lists `pending/` before each document
+//! anyway, so it lets go of the watch until it runs out of documents),
+//! waits until a document has stopped changing, records it in
 //! the store as an `agent` task, and launches it under a shim like any
 //! process, so the executor outlives the daemon. Each running document has
 //! a driver of its own that follows it to its end.
@@ -103,6 +105,9 @@ struct Worker {
     drivers: tokio::task::JoinSet<()>,
     /// Per driver: the task it follows and that task's document.
     driven: HashMap<tokio::task::Id, (String, String)>,
+    /// The watch on `pending/`, while the worker waits for documents (see
+    /// [`Worker::watch_while_waiting`]).
+    watch: Option<fswatch::DirWatch>,
     /// The longest sleep before `pending/` is listed again unwoken.
     rescan: Duration,
     /// Priorities of documents already read, by file name.
@@ -172,6 +177,7 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             concurrency: concurrency_now,
             drivers: tokio::task::JoinSet::new(),
             driven: HashMap::new(),
+            watch: None,
             rescan: RESCAN_UNWATCHED,
             priorities: HashMap::new(),
             refused_in_place: HashSet::new(),
@@ -208,10 +214,7 @@ impl Worker {
     }
 
     async fn run(mut self) {
-        let watcher = self.watch();
-        if watcher.is_some() {
-            self.rescan = RESCAN_WATCHED;
-        }
+        self.watch_while_waiting();
         tracing::info!(queue = self.queue(), folder = %self.lane.folder.root.display(), "worker started");
         let (daemon, folder) = (self.lane.daemon.clone(), self.lane.folder.clone());
         if let Err(e) = blocking(move || restore_result_files(&daemon, &folder)).await {
@@ -223,6 +226,22 @@ impl Worker {
                 tokio::time::sleep(POLL).await;
             }
         }
+    }
+
+    /// Watches `pending/` unless it does already, and sets the rescan period
+    /// to match. Returns whether it started watching: documents that came
+    /// while it did not are then to be looked for before it waits.
+    fn watch_while_waiting(&mut self) -> bool {
+        if self.watch.is_some() {
+            return false;
+        }
+        self.watch = self.watch();
+        self.rescan = if self.watch.is_some() {
+            RESCAN_WATCHED
+        } else {
+            RESCAN_UNWATCHED
+        };
+        self.watch.is_some()
     }
 
     /// Watches `pending/`; a change to a document in it wakes the worker
@@ -260,10 +279,6 @@ impl Worker {
         while let Some(done) = self.drivers.try_join_next_with_id() {
             self.driver_done(done);
         }
-        let (daemon, queue) = (self.lane.daemon.clone(), self.queue().to_owned());
-        let open = blocking(move || daemon.store.open_queue_items(&queue))
-            .await?
-            .map_err(|e| e.to_string())?;
         let finishing = self.lane.finishing_now();
         // The worker's own tasks: driven, or ended and not finished yet.
         let own: HashSet<String> = self
@@ -272,24 +287,43 @@ impl Worker {
             .map(|(id, _)| id.clone())
             .chain(finishing.keys().cloned())
             .collect();
+        // Their documents are still in pending/, and their locks ours.
+        let held: HashSet<String> = finishing
+            .values()
+            .chain(self.driven.values().map(|(_, name)| name))
+            .map(|name| stem(name))
+            .collect();
+        let free = self.concurrency_now().saturating_sub(self.driven.len());
+        let looking = Looking {
+            settings: self.settings.clone(),
+            rescan: self.rescan,
+            priorities: std::mem::take(&mut self.priorities),
+            refused_in_place: std::mem::take(&mut self.refused_in_place),
+        };
+        let lane = self.lane.clone();
+        // One blocking step for the store read and, when there is room, the
+        // folder's: each step costs a thread hand-off and back.
+        let (open, looking, next) =
+            blocking(move || look(&lane, looking, &own, held, free)).await??;
+        self.priorities = looking.priorities;
+        self.refused_in_place = looking.refused_in_place;
         for item in open {
-            if !own.contains(&item.task_id) {
-                self.drive(item);
-            }
+            self.drive(item);
         }
-        let room = self.driven.len() < self.concurrency_now();
-        let delay = if room {
-            let folder = self.lane.folder.clone();
-            // Their documents are still in pending/, and their locks ours.
-            let mut held = blocking(move || clean_stale_locks(&folder, &own)).await?;
-            held.extend(finishing.values().map(|name| stem(name)));
-            held.extend(self.driven.values().map(|(_, name)| stem(name)));
-            match self.next_document(&held).await? {
-                Next::Run(name) => return self.start(name).await,
-                Next::Wait(delay) => delay,
+        let room = next.is_some();
+        let delay = match next {
+            Some(Next::Run(name)) => {
+                // Busy: the next step lists pending/ again whatever
+                // happens there, and the documents' lock files raise
+                // events there (several per document) that nobody needs.
+                self.watch = None;
+                self.rescan = RESCAN_UNWATCHED;
+                return self.start(name).await;
             }
-        } else {
-            self.rescan
+            // One more look, watched now, for what came meanwhile.
+            Some(Next::Wait(_)) if self.watch_while_waiting() => return Ok(()),
+            Some(Next::Wait(delay)) => delay,
+            None => self.rescan,
         };
         let delay = self.keep_standby(delay).await;
         tokio::select! {
@@ -338,77 +372,6 @@ impl Worker {
             }
         };
         self.driven.remove(&id);
-    }
-
-    /// The next ready document, or how long to wait for one.
-    ///
-    /// One directory read per call; a document is looked at (stat, then its
-    /// front matter for the priority) only until it is first found ready,
-    /// so a backlog of N documents costs O(N) names per task, not N stats
-    /// and reads.
-    async fn next_document(&mut self, held: &HashSet<String>) -> Result<Next, String> {
-        let folder = self.lane.folder.clone();
-        let patterns = self.settings.watch_patterns.clone();
-        let settle = Duration::from_millis(self.settings.watch_debounce_ms);
-        let max_bytes = self.settings.max_document_bytes;
-        let mut priorities = std::mem::take(&mut self.priorities);
-        let mut refused_in_place = std::mem::take(&mut self.refused_in_place);
-        let rescan = if held.is_empty() {
-            self.rescan
-        } else {
-            RESCAN_UNWATCHED
-        };
-        let held = held.clone();
-        let (priorities, refused_in_place, next) = blocking(move || {
-            let names = folder.document_names(&patterns)?;
-            priorities.retain(|name, _| names.binary_search(name).is_ok());
-            refused_in_place.retain(|name| names.binary_search(name).is_ok());
-            let mut best: Option<(i32, &String)> = None;
-            let mut wait = rescan;
-            for name in &names {
-                if held.contains(&stem(name)) || refused_in_place.contains(name) {
-                    // A live process elsewhere holds its lock (not ours to
-                    // run), or it was refused already and stays.
-                    continue;
-                }
-                let priority = match priorities.get(name) {
-                    Some(p) => *p,
-                    None => match folder.read_document(name, settle, max_bytes)? {
-                        DocumentRead::Gone => continue,
-                        DocumentRead::Settling(left) => {
-                            // Come back when it has had time to settle.
-                            wait = wait.min(left + Duration::from_millis(5));
-                            continue;
-                        }
-                        // Reported (and moved aside) first, whatever its name.
-                        DocumentRead::Refused(_) => {
-                            return Ok((priorities, refused_in_place, Next::Run(name.clone())));
-                        }
-                        DocumentRead::Text(bytes) => {
-                            let p = std::str::from_utf8(&bytes)
-                                .map(TaskDocument::priority_of)
-                                .unwrap_or(0);
-                            priorities.insert(name.clone(), p);
-                            p
-                        }
-                    },
-                };
-                // Names come sorted: a later name wins only with a higher priority.
-                if best.is_none_or(|(p, _)| priority > p) {
-                    best = Some((priority, name));
-                }
-            }
-            let next = match best {
-                Some((_, name)) => Next::Run(name.clone()),
-                None => Next::Wait(wait),
-            };
-            Ok::<_, std::io::Error>((priorities, refused_in_place, next))
-        })
-        .await?
-        .map_err(|e| format!("cannot list {}: {e}", self.lane.folder.pending().display()))?;
-        self.priorities = priorities;
-        self.refused_in_place = refused_in_place;
-        Ok(next)
     }
 
     /// Records document `name` as a task and launches it; a malformed one
@@ -483,12 +446,19 @@ impl Lane {
         let mut ended = self.daemon.ended.subscribe();
         // The attempt we stopped for its timeout, so it is stopped once.
         let mut timed_out: Option<u32> = None;
+        // The task as its follower announced it ended, saving a read.
+        let mut announced: Option<std::sync::Arc<TaskRecord>> = None;
         follow(&self.daemon, id.clone());
         loop {
-            let (daemon, task_id) = (self.daemon.clone(), id.clone());
-            let task = blocking(move || daemon.store.task(&task_id))
-                .await?
-                .map_err(|e| e.to_string())?;
+            let task = match announced.take() {
+                Some(task) => std::sync::Arc::unwrap_or_clone(task),
+                None => {
+                    let (daemon, task_id) = (self.daemon.clone(), id.clone());
+                    blocking(move || daemon.store.task(&task_id))
+                        .await?
+                        .map_err(|e| e.to_string())?
+                }
+            };
             if task.status.is_terminal() {
                 if self.rerun_lost(&task, &item).await? {
                     follow(&self.daemon, id.clone());
@@ -527,7 +497,10 @@ impl Lane {
             let _ = tokio::time::timeout(wait, async {
                 loop {
                     match ended.recv().await {
-                        Ok(ended_id) if ended_id == id => return,
+                        Ok(end) if end.id == id => {
+                            announced = end.task;
+                            return;
+                        }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                             std::future::pending::<()>().await
@@ -656,6 +629,115 @@ fn finish_batch(daemon: &Daemon, folder: &QueueFolder, finishing: &Finishing, ba
 enum Next {
     Run(String),
     Wait(Duration),
+}
+
+/// What a worker's look at `pending/` works with, and what it remembers
+/// of the folder from one look to the next.
+struct Looking {
+    settings: QueuesConfig,
+    /// The longest wait for a document while no lock of a process
+    /// elsewhere holds one back.
+    rescan: Duration,
+    /// Priorities of documents already read, by file name.
+    priorities: HashMap<String, i32>,
+    /// Entries refused and reported that stay in `pending/`.
+    refused_in_place: HashSet<String>,
+}
+
+/// One look of a worker that has `free` places: the queue's open items
+/// that none of its `own` tasks is (to be driven), then, if places are
+/// left over for a document, the next one to start, or how long to wait
+/// for one. `held` names the documents of its own tasks. None when the
+/// open items fill every place.
+fn look(
+    lane: &Lane,
+    mut looking: Looking,
+    own: &HashSet<String>,
+    mut held: HashSet<String>,
+    free: usize,
+) -> Result<(Vec<QueueItem>, Looking, Option<Next>), String> {
+    let folder = &lane.folder;
+    let open: Vec<QueueItem> = lane
+        .daemon
+        .store
+        .open_queue_items(&folder.id)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|item| !own.contains(&item.task_id))
+        .collect();
+    if open.len() >= free {
+        return Ok((open, looking, None));
+    }
+    held.extend(open.iter().map(|item| stem(&item.document)));
+    let holders_elsewhere = clean_stale_locks(folder, own);
+    let rescan = if holders_elsewhere.is_empty() && held.is_empty() {
+        looking.rescan
+    } else {
+        RESCAN_UNWATCHED
+    };
+    held.extend(holders_elsewhere);
+    let next = next_document(folder, &mut looking, &held, rescan)
+        .map_err(|e| format!("cannot list {}: {e}", folder.pending().display()))?;
+    Ok((open, looking, Some(next)))
+}
+
+/// The next ready document of `folder` but those `held`, or how long to
+/// wait for one (at most `rescan`).
+///
+/// One directory read per call; a document is looked at (stat, then its
+/// front matter for the priority) only until it is first found ready,
+/// so a backlog of N documents costs O(N) names per task, not N stats
+/// and reads.
+fn next_document(
+    folder: &QueueFolder,
+    looking: &mut Looking,
+    held: &HashSet<String>,
+    rescan: Duration,
+) -> std::io::Result<Next> {
+    let settings = &looking.settings;
+    let settle = Duration::from_millis(settings.watch_debounce_ms);
+    let names = folder.document_names(&settings.watch_patterns)?;
+    let priorities = &mut looking.priorities;
+    let refused_in_place = &mut looking.refused_in_place;
+    priorities.retain(|name, _| names.binary_search(name).is_ok());
+    refused_in_place.retain(|name| names.binary_search(name).is_ok());
+    let mut best: Option<(i32, &String)> = None;
+    let mut wait = rescan;
+    for name in &names {
+        if held.contains(&stem(name)) || refused_in_place.contains(name) {
+            // A live process elsewhere holds its lock (not ours to
+            // run), or it was refused already and stays.
+            continue;
+        }
+        let priority = match priorities.get(name) {
+            Some(p) => *p,
+            None => match folder.read_document(name, settle, settings.max_document_bytes)? {
+                DocumentRead::Gone => continue,
+                DocumentRead::Settling(left) => {
+                    // Come back when it has had time to settle.
+                    wait = wait.min(left + Duration::from_millis(5));
+                    continue;
+                }
+                // Reported (and moved aside) first, whatever its name.
+                DocumentRead::Refused(_) => return Ok(Next::Run(name.clone())),
+                DocumentRead::Text(bytes) => {
+                    let p = std::str::from_utf8(&bytes)
+                        .map(TaskDocument::priority_of)
+                        .unwrap_or(0);
+                    priorities.insert(name.clone(), p);
+                    p
+                }
+            },
+        };
+        // Names come sorted: a later name wins only with a higher priority.
+        if best.is_none_or(|(p, _)| priority > p) {
+            best = Some((priority, name));
+        }
+    }
+    Ok(match best {
+        Some((_, name)) => Next::Run(name.clone()),
+        None => Next::Wait(wait),
+    })
 }
 
 /// What became of a document the worker tried to start.

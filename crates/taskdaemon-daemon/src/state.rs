@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use taskdaemon_core::TaskRecord;
 use taskdaemon_store::{Store, StoreError};
 use taskdaemon_workspace::{Config, Workspace};
 use tokio::sync::Notify;
@@ -37,7 +38,7 @@ pub(crate) struct Daemon {
     /// Wakes the listener to stop.
     pub(crate) shutdown: Notify,
     /// Announces each task whose follower has finished (the task ended).
-    pub(crate) ended: tokio::sync::broadcast::Sender<String>,
+    pub(crate) ended: tokio::sync::broadcast::Sender<TaskEnded>,
     /// The running queue workers, by queue id.
     pub(crate) workers: Mutex<HashMap<String, crate::queues::WorkerHandle>>,
     pub(crate) loops: Loops,
@@ -144,4 +145,13 @@ pub(crate) fn failure(kind: ErrorKind, message: impl Into<String>) -> Failure {
         kind,
         message: message.into(),
     }
+}
+
+/// A follower's announcement that task `id` has ended.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskEnded {
+    pub(crate) id: String,
+    /// The task as the follower last read it, ended, when it did: a
+    /// listener that needs it need not read it again.
+    pub(crate) task: Option<Arc<TaskRecord>>,
 }

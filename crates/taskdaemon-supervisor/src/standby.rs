@@ -23,10 +23,21 @@
 //! that it has one before each fork. When it cannot fork it says it started
 //! nothing and exits, and the daemon starts a fresh shim for the task.
 //!
+//! The standby forks each shim before its task comes: a spare child that
+//! prepares what it can without the task (in the binary: opens the store,
+//! which loads the schema) and then waits for a task id on a pipe of its
+//! own. A task id from the daemon goes to the spare, whose handshake is
+//! relayed as before; only then is the next spare forked, while the task
+//! runs. So neither the fork nor the store's opening lies between a queued
+//! document and its running command. A spare that cannot be had (a fork
+//! refused, a spare gone) leaves the standby forking the task's shim on
+//! the spot, as it did before spares.
+//!
 //! A standby reads end-of-file when the daemon drops it, or dies, or is
 //! restarted (the write end lives only in the daemon, close-on-exec), and
 //! exits: a standby never outlives the daemon that started it, while the
-//! shims it started do.
+//! shims it started do. Its spare reads end-of-file in turn and exits
+//! without having run anything.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, PipeReader, PipeWriter, Write};
@@ -284,11 +295,18 @@ pub fn standby_log(workspace: &Workspace) -> std::path::PathBuf {
 }
 
 /// The standby's side: says it is ready, then for every task id read from
-/// stdin forks a child that runs `run_shim(id)` as that task's shim and
-/// exits with its code, and relays the child's handshake line to stdout.
+/// stdin has a child run `run_shim(id, prepared)` as that task's shim and
+/// exit with its code, and relays the child's handshake line to stdout.
+/// The child is a spare forked ahead of the task, which ran `prepare()`
+/// before its task came (see the module docs), or, when there is no spare,
+/// one forked for the task, which runs `prepare()` once it has it.
 /// Returns (the standby's exit code) at end-of-file on stdin, when the
 /// daemon let it go, or when it cannot fork safely.
-pub fn serve(workspace: &Workspace, run_shim: &dyn Fn(&str) -> i32) -> i32 {
+pub fn serve<P>(
+    workspace: &Workspace,
+    prepare: &dyn Fn() -> P,
+    run_shim: &dyn Fn(&str, P) -> i32,
+) -> i32 {
     if let Err(e) = reap_children_as_they_end() {
         crate::note!("taskdaemon standby shim: cannot handle SIGCHLD: {e}");
         return 1;
@@ -296,6 +314,7 @@ pub fn serve(workspace: &Workspace, run_shim: &dyn Fn(&str) -> i32) -> i32 {
     if say(READY).is_err() {
         return 0;
     }
+    let mut spare = fork_spare_or_note(workspace, prepare, run_shim);
     let stdin = io::stdin();
     let mut line = String::new();
     loop {
@@ -307,7 +326,12 @@ pub fn serve(workspace: &Workspace, run_shim: &dyn Fn(&str) -> i32) -> i32 {
         let Some(id) = line.strip_suffix('\n').filter(|id| !id.is_empty()) else {
             return 0;
         };
-        match start_shim(workspace, id, run_shim) {
+        let handed = spare.take().and_then(|spare| spare.take_task(id));
+        let answer = match handed {
+            Some(answer) => Ok(answer),
+            None => start_shim(workspace, id, &|id| run_shim(id, prepare())),
+        };
+        match answer {
             Ok(answer) => {
                 if say(&answer).is_err() {
                     return 0;
@@ -320,6 +344,117 @@ pub fn serve(workspace: &Workspace, run_shim: &dyn Fn(&str) -> i32) -> i32 {
                 return 1;
             }
         }
+        spare = fork_spare_or_note(workspace, prepare, run_shim);
+    }
+}
+
+/// A shim forked ahead of its task (see the module docs): it has run, or
+/// is running, `prepare` and waits for its task id.
+struct Spare {
+    pid: i32,
+    /// Its task id goes here, one line. Dropped unwritten, it tells the
+    /// spare to exit.
+    to_spare: PipeWriter,
+    /// Its handshake line comes back here.
+    from_spare: PipeReader,
+}
+
+impl Spare {
+    /// Gives the spare task `id` and waits for its handshake; returns the
+    /// answer for the daemon. None when the spare was gone before it could
+    /// have read the id: nothing was started.
+    fn take_task(mut self, id: &str) -> Option<String> {
+        let written = self
+            .to_spare
+            .write_all(format!("{id}\n").as_bytes())
+            .and_then(|()| self.to_spare.flush());
+        if written.is_err() {
+            // EPIPE: it ended without reading anything.
+            return None;
+        }
+        Some(relay_report(self.pid, &mut self.from_spare))
+    }
+}
+
+/// [`fork_spare`], noting why there is no spare when it fails: the next
+/// task's shim is then forked for it.
+fn fork_spare_or_note<P>(
+    workspace: &Workspace,
+    prepare: &dyn Fn() -> P,
+    run_shim: &dyn Fn(&str, P) -> i32,
+) -> Option<Spare> {
+    fork_spare(workspace, prepare, run_shim)
+        .inspect_err(|e| crate::note!("taskdaemon standby shim: no spare shim: {e}"))
+        .ok()
+}
+
+/// Forks a spare: in its own session already, stdin `/dev/null`, stdout
+/// its handshake pipe, stderr still the standby's log; it runs `prepare`,
+/// then waits for its task id. Given one, it sends its stderr to the
+/// task's `shim.log` and runs `run_shim` as the task's shim; given
+/// end-of-file (the standby gone), it exits having run nothing.
+fn fork_spare<P>(
+    workspace: &Workspace,
+    prepare: &dyn Fn() -> P,
+    run_shim: &dyn Fn(&str, P) -> i32,
+) -> io::Result<Spare> {
+    if threads() != Some(1) {
+        return Err(io::Error::other(
+            "the standby is not single-threaded; forking is unsafe",
+        ));
+    }
+    let null = File::open("/dev/null")?;
+    let (from_spare, to_standby) = io::pipe()?;
+    let (from_standby, to_spare) = io::pipe()?;
+    // SAFETY: the process has one thread (checked above), so the child
+    // gets a consistent copy of every lock and allocator state.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // Holding the write end itself, it would never read end-of-file.
+        drop((from_spare, to_spare));
+        become_shim(&null, &to_standby, None);
+        drop((null, to_standby));
+        let prepared = prepare();
+        let code = match read_task_id(from_standby) {
+            Some(id) => {
+                redirect_stderr_to_shim_log(workspace, &id);
+                run_shim(&id, prepared)
+            }
+            None => 0,
+        };
+        std::process::exit(code);
+    }
+    drop((null, to_standby, from_standby));
+    Ok(Spare {
+        pid,
+        to_spare,
+        from_spare,
+    })
+}
+
+/// The one line a spare is given: its task id. None at end-of-file.
+fn read_task_id(pipe: PipeReader) -> Option<String> {
+    let mut line = String::new();
+    io::BufReader::new(pipe).read_line(&mut line).ok()?;
+    line.strip_suffix('\n')
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// In a spare given task `id`: stderr becomes the task's `shim.log` (its
+/// directory made by the daemon before it handed the id over). A failure
+/// is noted in the standby's log, and the shim runs on.
+fn redirect_stderr_to_shim_log(workspace: &Workspace, id: &str) {
+    let opened = File::options()
+        .create(true)
+        .append(true)
+        .open(workspace.shim_log(id));
+    match opened.and_then(|log| rustix::stdio::dup2_stderr(&log).map_err(io::Error::from)) {
+        Ok(()) => {}
+        Err(e) => crate::note!("taskdaemon shim {id}: cannot write to its shim.log: {e}"),
     }
 }
 
@@ -385,25 +520,32 @@ fn start_shim(
     }
     if pid == 0 {
         drop(from_shim);
-        become_shim(&null, &to_daemon, &log);
+        become_shim(&null, &to_daemon, Some(&log));
         drop((null, to_daemon, log));
         std::process::exit(run_shim(id));
     }
     drop((null, to_daemon, log));
-    Ok(match read_line_within(&mut from_shim, REPORT_TIMEOUT) {
+    Ok(relay_report(pid, &mut from_shim))
+}
+
+/// Waits for the handshake line of shim `pid` on `pipe`; returns what to
+/// tell the daemon (see [`Relay`]).
+fn relay_report(pid: i32, pipe: &mut PipeReader) -> String {
+    match read_line_within(pipe, REPORT_TIMEOUT) {
         Ok(FirstLine::Line(report)) => format!("{pid} {report}"),
         Ok(FirstLine::Eof) => format!("{pid} {SILENT}"),
         // A pipe we cannot read is a report we cannot have.
         Ok(FirstLine::TimedOut) | Err(_) => format!("{pid} {TIMED_OUT}"),
-    })
+    }
 }
 
 /// In the forked child: its own session, default `SIGCHLD` (its command
 /// is its child to wait for), stdin `/dev/null`, stdout the pipe its
-/// handshake goes through, stderr the task's `shim.log`, and a command line
-/// that says it is a shim. Failures are noted and the shim runs on, as a
-/// fresh shim's would.
-fn become_shim(null: &File, report: &PipeWriter, log: &File) {
+/// handshake goes through, stderr the task's `shim.log` (a spare's stays
+/// the standby's log until it has its task), and a command line that says
+/// it is a shim. Failures are noted and the shim runs on, as a fresh
+/// shim's would.
+fn become_shim(null: &File, report: &PipeWriter, log: Option<&File>) {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
@@ -412,7 +554,7 @@ fn become_shim(null: &File, report: &PipeWriter, log: &File) {
     retitle_as_shim();
     let redirected = rustix::stdio::dup2_stdin(null)
         .and_then(|()| rustix::stdio::dup2_stdout(report))
-        .and_then(|()| rustix::stdio::dup2_stderr(log));
+        .and_then(|()| log.map_or(Ok(()), rustix::stdio::dup2_stderr));
     if let Err(e) = redirected {
         crate::note!("taskdaemon shim: cannot set up stdin, stdout or stderr: {e}");
     }

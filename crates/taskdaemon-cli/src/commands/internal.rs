@@ -42,8 +42,10 @@ pub fn shim(workspace: &Workspace, id: &str) -> u8 {
 /// config exits at once: the daemon then starts a fresh shim, which reports
 /// the failure where the task's starter sees it.
 ///
-/// Each shim opens the store itself: a connection must not cross a fork.
-/// It loads the config again if the file changed since the standby did.
+/// Each shim opens the store itself, after the fork: a connection must not
+/// cross one. A spare forked ahead of its task opens a SQLite store while
+/// it waits (see [`prepare_spare`]). A shim loads the config again if the
+/// file changed since the standby did.
 pub fn standby_shim(workspace: &Workspace) -> u8 {
     taskdaemon_supervisor::memory::limit_arenas(1);
     let config_path = workspace.config_path();
@@ -55,15 +57,17 @@ pub fn standby_shim(workspace: &Workspace) -> u8 {
             return 1;
         }
     };
-    let run = |id: &str| -> i32 {
+    let prepare = || prepare_spare(workspace, &config);
+    let run = |id: &str, prepared: Option<Arc<dyn Store>>| -> i32 {
         let fresh;
-        let config = if config_mtime(&config_path) == loaded_at {
-            &config
+        let (config, prepared) = if config_mtime(&config_path) == loaded_at {
+            (&config, prepared)
         } else {
+            // The store may be another one now.
             match Config::load(&config_path) {
                 Ok(reloaded) => {
                     fresh = reloaded;
-                    &fresh
+                    (&fresh, None)
                 }
                 Err(e) => {
                     let message = e.to_string();
@@ -74,14 +78,31 @@ pub fn standby_shim(workspace: &Workspace) -> u8 {
             }
         };
         let location = taskdaemon_service::open::location(workspace, config);
-        i32::from(run_shim(
-            workspace,
-            config,
-            &|| taskdaemon_store::open_for_writing(&location),
-            id,
-        ))
+        let opened_ahead = std::cell::RefCell::new(prepared);
+        let open_store = || match opened_ahead.borrow_mut().take() {
+            Some(store) => Ok(store),
+            None => taskdaemon_store::open_for_writing(&location),
+        };
+        i32::from(run_shim(workspace, config, &open_store, id))
     };
-    u8::try_from(taskdaemon_supervisor::standby::serve(workspace, &run)).unwrap_or(1)
+    u8::try_from(taskdaemon_supervisor::standby::serve(
+        workspace, &prepare, &run,
+    ))
+    .unwrap_or(1)
+}
+
+/// What a spare shim readies before its task comes: a SQLite store opened
+/// for writing, which loads its schema (most of a shim's start-up), for the
+/// shim's first use. None for PostgreSQL (a connection idle for long may be
+/// closed by the server, failing the task it was kept for) and when the
+/// store cannot be opened now: the shim then opens it as it goes, and
+/// reports what fails where its task's starter sees it.
+fn prepare_spare(workspace: &Workspace, config: &Config) -> Option<Arc<dyn Store>> {
+    let location = taskdaemon_service::open::location(workspace, config);
+    match location {
+        taskdaemon_store::Location::Sqlite(_) => taskdaemon_store::open_for_writing(&location).ok(),
+        taskdaemon_store::Location::Postgres(_) => None,
+    }
 }
 
 /// When the config file was last changed, if it can be told.
