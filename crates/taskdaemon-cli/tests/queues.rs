@@ -1033,6 +1033,21 @@ fn standby_shims(ws: &Ws) -> Vec<i32> {
         .collect()
 }
 
+/// A started workspace whose ad-hoc worker ran document `first` (`true`),
+/// and the standby shim it has since; also the document's text.
+fn started_with_a_standby(first: &str) -> (Ws, i32, &'static str) {
+    let ws = queue_ws();
+    ws.run(&["start"]).ok();
+    let quick = "---\nexecutor: command\ncommand: \"true\"\n---\n";
+    ws.drop_document(ADHOC, &format!("{first}.md"), quick);
+    assert_eq!(ws.wait_result(ADHOC, first)["status"], "succeeded");
+    let standby = eventually_some("a standby shim", || {
+        let shims = standby_shims(&ws);
+        (shims.len() == 1).then(|| shims[0])
+    });
+    (ws, standby, quick)
+}
+
 /// Live children of process `parent` (zombies not counted).
 fn live_children(parent: i32) -> Vec<i32> {
     common::all_pids()
@@ -1057,15 +1072,7 @@ fn holds_open(pid: i32, path: &Path) -> bool {
 /// run nothing.
 #[test]
 fn a_standby_readies_the_next_documents_shim_before_the_document_comes() {
-    let ws = queue_ws();
-    ws.run(&["start"]).ok();
-    let quick = "---\nexecutor: command\ncommand: \"true\"\n---\n";
-    ws.drop_document(ADHOC, "task-r1.md", quick);
-    assert_eq!(ws.wait_result(ADHOC, "task-r1")["status"], "succeeded");
-    let standby = eventually_some("a standby shim", || {
-        let shims = standby_shims(&ws);
-        (shims.len() == 1).then(|| shims[0])
-    });
+    let (ws, standby, quick) = started_with_a_standby("task-r1");
     let store = ws.state_dir().join("state.db");
     let spare = eventually_some("a spare shim with the store open", || {
         let children = live_children(standby);
@@ -1115,15 +1122,7 @@ fn a_standby_readies_the_next_documents_shim_before_the_document_comes() {
 /// its daemon dies, even by SIGKILL, while a shim it started runs on.
 #[test]
 fn a_standby_shim_forks_each_documents_shim_and_dies_with_its_daemon() {
-    let ws = queue_ws();
-    ws.run(&["start"]).ok();
-    let quick = "---\nexecutor: command\ncommand: \"true\"\n---\n";
-    ws.drop_document(ADHOC, "task-s1.md", quick);
-    assert_eq!(ws.wait_result(ADHOC, "task-s1")["status"], "succeeded");
-    let standby = eventually_some("a standby shim", || {
-        let shims = standby_shims(&ws);
-        (shims.len() == 1).then(|| shims[0])
-    });
+    let (ws, standby, quick) = started_with_a_standby("task-s1");
     let mut shim_pids = Vec::new();
     for name in ["task-s2", "task-s3"] {
         ws.drop_document(ADHOC, &format!("{name}.md"), quick);
