@@ -78,7 +78,9 @@ run_queues() { # count prefix folder...
   done
   local start
   start=$(now_ms)
-  for dir in "$@"; do mv "$TMP/stage/$(basename "$dir")"/*.md "$dir/pending/"; done
+  # A worker may run a document and move it on before `mv` is done with
+  # the whole list, and `mv` then complains about it; the wait counts results.
+  for dir in "$@"; do mv "$TMP/stage/$(basename "$dir")"/*.md "$dir/pending/" 2>/dev/null || true; done
   local done_count=0
   while ((done_count < want)); do
     sleep 0.02

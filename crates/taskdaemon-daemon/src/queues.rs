@@ -308,7 +308,7 @@ impl Worker {
         self.priorities = looking.priorities;
         self.refused_in_place = looking.refused_in_place;
         for item in open {
-            self.drive(item);
+            self.drive(item, None);
         }
         let room = next.is_some();
         let delay = match next {
@@ -340,13 +340,14 @@ impl Worker {
         usize::try_from(*self.concurrency.borrow()).unwrap_or(usize::MAX)
     }
 
-    /// Follows `item` to its end in a driver of its own.
-    fn drive(&mut self, item: QueueItem) {
+    /// Follows `item` to its end in a driver of its own; `read` is its
+    /// task as read since it was launched, when it was.
+    fn drive(&mut self, item: QueueItem, read: Option<TaskRecord>) {
         let ids = (item.task_id.clone(), item.document.clone());
         let lane = self.lane.clone();
         let driver = self.drivers.spawn(async move {
             let id = item.task_id.clone();
-            if let Err(e) = lane.drive(item).await {
+            if let Err(e) = lane.drive(item, read).await {
                 // The item stays open: the worker drives it again, after a
                 // pause so a lasting failure does not spin.
                 tracing::error!(queue = lane.folder.id, id, error = %e, "cannot follow a queue task; retrying");
@@ -400,7 +401,7 @@ impl Worker {
         self.standby = standby;
         let started = started?;
         match started {
-            Started::Item(item) => self.drive(*item),
+            Started::Item(item, read) => self.drive(*item, read.map(|task| *task)),
             Started::Nothing => {}
             Started::RefusedInPlace => {
                 self.refused_in_place.insert(name);
@@ -440,17 +441,20 @@ impl Worker {
 
 impl Lane {
     /// Follows an open item until its task has ended, enforcing its timeout
-    /// and rerunning a lost attempt, then writes its result.
-    async fn drive(&self, item: QueueItem) -> Result<(), String> {
+    /// and rerunning a lost attempt, then writes its result. `read` is the
+    /// task as read since its launch, if it was: its first look needs no
+    /// read of its own.
+    async fn drive(&self, item: QueueItem, read: Option<TaskRecord>) -> Result<(), String> {
         let id = item.task_id.clone();
         let mut ended = self.daemon.ended.subscribe();
         // The attempt we stopped for its timeout, so it is stopped once.
         let mut timed_out: Option<u32> = None;
-        // The task as its follower announced it ended, saving a read.
-        let mut announced: Option<std::sync::Arc<TaskRecord>> = None;
+        // The task as read already: since its launch, or by its follower
+        // when it announced the end; each saves a read.
+        let mut known: Option<std::sync::Arc<TaskRecord>> = read.map(std::sync::Arc::new);
         follow(&self.daemon, id.clone());
         loop {
-            let task = match announced.take() {
+            let task = match known.take() {
                 Some(task) => std::sync::Arc::unwrap_or_clone(task),
                 None => {
                     let (daemon, task_id) = (self.daemon.clone(), id.clone());
@@ -498,7 +502,7 @@ impl Lane {
                 loop {
                     match ended.recv().await {
                         Ok(end) if end.id == id => {
-                            announced = end.task;
+                            known = end.task;
                             return;
                         }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -742,8 +746,9 @@ fn next_document(
 
 /// What became of a document the worker tried to start.
 enum Started {
-    /// Recorded and launched (or failed to launch): drive it to its end.
-    Item(Box<QueueItem>),
+    /// Recorded and launched (or failed to launch): drive it to its end;
+    /// with its task as read after the launch, when it was.
+    Item(Box<QueueItem>, Option<Box<TaskRecord>>),
     /// Nothing to drive: it vanished, is still settling, or was malformed
     /// or refused and moved to `failed/` with its result.
     Nothing,
@@ -824,12 +829,13 @@ fn start_document(
     );
     // A launch failure is recorded in the store by the shim or by `launch`;
     // the item is then driven to its (failed) end like any other.
-    if launch_with(daemon, &task, standby).is_ok() {
-        write_lock(daemon, folder, &task.id);
-    }
+    let launched = launch_with(daemon, &task, standby).is_ok();
+    let read = launched
+        .then(|| write_lock(daemon, folder, &task.id))
+        .flatten();
     store
         .queue_item(&task.id)
-        .map(|item| Started::Item(Box::new(item)))
+        .map(|item| Started::Item(Box::new(item), read.map(Box::new)))
         .map_err(|e| e.to_string())
 }
 
@@ -900,13 +906,12 @@ fn current_thread_id() -> String {
     unsafe { libc::gettid() }.to_string()
 }
 
-/// Writes the lock file of a launched task, naming its shim.
-fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
-    let Ok(task) = daemon.store.task(id) else {
-        return;
-    };
+/// Writes the lock file of a launched task, naming its shim. Returns the
+/// task as read for it.
+fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) -> Option<TaskRecord> {
+    let task = daemon.store.task(id).ok()?;
     let Some(identity) = task.shim_identity() else {
-        return;
+        return Some(task);
     };
     let lock = LockFile {
         task_id: task.id.clone(),
@@ -922,6 +927,7 @@ fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) {
     if let Err(e) = lock.write(&folder.lock_path(&task.id)) {
         tracing::warn!(id, error = %e, "cannot write the lock file");
     }
+    Some(task)
 }
 
 /// Removes lock files whose owner is gone, passing over those of the

@@ -1,7 +1,7 @@
 //! The SQLite store: `.taskdaemon/state.db` in WAL mode.
 //!
 //! Writers use `BEGIN IMMEDIATE` so that concurrent processes (CLI, daemon,
-//! shims) queue on SQLite's lock with a generous busy timeout instead of failing
+//! shims) queue on SQLite's lock, waiting as [`busy`] says, instead of failing
 //! with "database is locked" half-way through a transaction.
 //!
 //! Reads outside a write go to a small pool of read-only connections (see
@@ -19,6 +19,7 @@
 //! the `Store` methods that only hand their arguments on are in
 //! [`crate::wiring`].
 
+mod busy;
 mod claim;
 mod events;
 mod gates;
@@ -65,13 +66,11 @@ use crate::{
     ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
     ProcessFilter, RepairReport, Result, Sample, Started, Store, StoreError, TrackedFilter,
 };
+use busy::BUSY_TIMEOUT;
 use events::insert_event;
 use memory::touch_session;
 use readers::{CommitProbe, Readers};
 use rows::{TASK_COLUMNS, task_from_row};
-
-/// How long a writer waits for another writer before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -361,7 +360,7 @@ fn configure_library() {
 
 /// Settings every write connection needs, then the schema brought up to date.
 fn configure(conn: &mut Connection, path: &Path) -> Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    busy::wait_when_busy(conn)?;
     // WAL lets readers (status, ps, rehydrate) run while a writer commits;
     // FULL makes every acknowledged commit survive a power cut.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;

@@ -19,7 +19,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{BUSY_TIMEOUT, classify_open_error};
+use super::busy::wait_when_busy;
+use super::classify_open_error;
 use crate::Result;
 
 /// The most read connections one store keeps open.
@@ -105,10 +106,10 @@ impl Readers {
 
 fn open_read_only(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
+    let mut conn =
         Connection::open_with_flags(path, flags).map_err(|e| classify_open_error(path, e))?;
     // A reader waits only while another process recovers the WAL index.
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    wait_when_busy(&mut conn)?;
     Ok(conn)
 }
 
