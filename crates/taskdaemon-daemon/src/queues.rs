@@ -639,8 +639,8 @@ enum Next {
 /// of the folder from one look to the next.
 struct Looking {
     settings: QueuesConfig,
-    /// The longest wait for a document while no lock of a process
-    /// elsewhere holds one back.
+    /// The longest wait for a document while no document is held (by a
+    /// task of the worker's own or a lock of a process elsewhere).
     rescan: Duration,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
@@ -649,10 +649,10 @@ struct Looking {
 }
 
 /// One look of a worker that has `free` places: the queue's open items
-/// that none of its `own` tasks is (to be driven), then, if places are
-/// left over for a document, the next one to start, or how long to wait
-/// for one. `held` names the documents of its own tasks. None when the
-/// open items fill every place.
+/// that are none of its `own` tasks (for it to drive), then, if places
+/// are left over for a document, the next one to start or how long to
+/// wait for one (none when the open items fill every place). `held`
+/// names the documents of its own tasks.
 fn look(
     lane: &Lane,
     mut looking: Looking,
