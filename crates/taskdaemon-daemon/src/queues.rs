@@ -108,8 +108,6 @@ struct Worker {
     /// The watch on `pending/`, while the worker waits for documents (see
     /// [`Worker::watch_while_waiting`]).
     watch: Option<fswatch::DirWatch>,
-    /// The longest sleep before `pending/` is listed again unwoken.
-    rescan: Duration,
     /// Priorities of documents already read, by file name.
     priorities: HashMap<String, i32>,
     /// Entries refused and reported that stay in `pending/` (a directory,
@@ -178,7 +176,6 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             drivers: tokio::task::JoinSet::new(),
             driven: HashMap::new(),
             watch: None,
-            rescan: RESCAN_UNWATCHED,
             priorities: HashMap::new(),
             refused_in_place: HashSet::new(),
             standby: None,
@@ -228,20 +225,24 @@ impl Worker {
         }
     }
 
-    /// Watches `pending/` unless it does already, and sets the rescan period
-    /// to match. Returns whether it started watching: documents that came
-    /// while it did not are then to be looked for before it waits.
+    /// Watches `pending/` unless it does already. Returns whether it
+    /// started watching: documents that came while it did not are then to
+    /// be looked for before it waits.
     fn watch_while_waiting(&mut self) -> bool {
         if self.watch.is_some() {
             return false;
         }
         self.watch = self.watch();
-        self.rescan = if self.watch.is_some() {
+        self.watch.is_some()
+    }
+
+    /// The longest sleep before `pending/` is listed again unwoken.
+    fn rescan(&self) -> Duration {
+        if self.watch.is_some() {
             RESCAN_WATCHED
         } else {
             RESCAN_UNWATCHED
-        };
-        self.watch.is_some()
+        }
     }
 
     /// Watches `pending/`; a change to a document in it wakes the worker
@@ -296,7 +297,7 @@ impl Worker {
         let free = self.concurrency_now().saturating_sub(self.driven.len());
         let looking = Looking {
             settings: self.settings.clone(),
-            rescan: self.rescan,
+            rescan: self.rescan(),
             priorities: std::mem::take(&mut self.priorities),
             refused_in_place: std::mem::take(&mut self.refused_in_place),
         };
@@ -317,13 +318,12 @@ impl Worker {
                 // happens there, and the documents' lock files raise
                 // events there (several per document) that nobody needs.
                 self.watch = None;
-                self.rescan = RESCAN_UNWATCHED;
                 return self.start(name).await;
             }
             // One more look, watched now, for what came meanwhile.
             Some(Next::Wait(_)) if self.watch_while_waiting() => return Ok(()),
             Some(Next::Wait(delay)) => delay,
-            None => self.rescan,
+            None => self.rescan(),
         };
         let delay = self.keep_standby(delay).await;
         tokio::select! {
