@@ -37,6 +37,14 @@ enum Step {
 /// command) by pidfd, reconciles when that exits, and launches a shim when a
 /// restart is due with no shim to do it.
 pub(crate) fn follow(daemon: &Shared, id: String) {
+    follow_from(daemon, id, None);
+}
+
+/// [`follow`], starting from `read`, the task as its caller read it since
+/// its last launch, when there is one: the first step then reads nothing
+/// itself. An outdated `read` is safe: a shim it names that is gone, or is
+/// another process now, sends [`reconcile`] back to the store.
+pub(crate) fn follow_from(daemon: &Shared, id: String, read: Option<Arc<TaskRecord>>) {
     let is_new = daemon
         .followed
         .lock()
@@ -56,9 +64,10 @@ pub(crate) fn follow(daemon: &Shared, id: String) {
         let mut listed = true;
         // The ended task, as the last step read it.
         let mut last = None;
+        let mut read = read;
         loop {
-            let (d, task_id) = (daemon.clone(), id.clone());
-            let step = blocking(move || next_step(&d, &task_id)).await;
+            let (d, task_id, read) = (daemon.clone(), id.clone(), read.take());
+            let step = blocking(move || next_step(&d, &task_id, read)).await;
             let step = step.map(|step| {
                 step.map(|(step, lists)| {
                     listed = lists;
@@ -136,12 +145,20 @@ fn retry_delay(failures: u32) -> Duration {
     doubled.min(MAX_RETRY_DELAY)
 }
 
-/// The follower's next step, and whether the registry projection lists
-/// the task: it lists processes only, so a queue task's end (hundreds a
-/// second through a busy queue) rewrites nothing.
-fn next_step(daemon: &Daemon, id: &str) -> Result<(Step, bool), StoreError> {
+/// The follower's next step, from the task as `read` already or as read
+/// now, and whether the registry projection lists the task: it lists
+/// processes only, so a queue task's end (hundreds a second through a busy
+/// queue) rewrites nothing.
+fn next_step(
+    daemon: &Daemon,
+    id: &str,
+    read: Option<Arc<TaskRecord>>,
+) -> Result<(Step, bool), StoreError> {
     let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let task = daemon.store.task(id)?;
+    let task = match read {
+        Some(task) => Arc::unwrap_or_clone(task),
+        None => daemon.store.task(id)?,
+    };
     let listed = task.kind == TaskKind::Process;
     if task.status.is_terminal() {
         return Ok((Step::Done(Some(Box::new(task))), listed));

@@ -52,7 +52,7 @@ use tokio::sync::Notify;
 use taskdaemon_watch as fswatch;
 
 use crate::blocking::blocking;
-use crate::follow::{follow, launch, launch_with};
+use crate::follow::{follow, follow_from, launch, launch_with};
 use crate::state::{ACTOR, Daemon, Shared};
 
 /// Rescan `pending/` this often when it is not watched (watching disabled
@@ -452,7 +452,7 @@ impl Lane {
         // The task as read already: since its launch, or by its follower
         // when it announced the end; each saves a read.
         let mut known: Option<std::sync::Arc<TaskRecord>> = read.map(std::sync::Arc::new);
-        follow(&self.daemon, id.clone());
+        follow_from(&self.daemon, id.clone(), known.clone());
         loop {
             let task = match known.take() {
                 Some(task) => std::sync::Arc::unwrap_or_clone(task),
@@ -673,41 +673,44 @@ fn look(
         return Ok((open, looking, None));
     }
     held.extend(open.iter().map(|item| stem(&item.document)));
-    let holders_elsewhere = clean_stale_locks(folder, own);
+    let listing = folder
+        .list_pending(&looking.settings.watch_patterns)
+        .map_err(|e| format!("cannot list {}: {e}", folder.pending().display()))?;
+    let holders_elsewhere = clean_stale_locks(folder, &listing.locks, own);
     let rescan = if holders_elsewhere.is_empty() && held.is_empty() {
         looking.rescan
     } else {
         RESCAN_UNWATCHED
     };
     held.extend(holders_elsewhere);
-    let next = next_document(folder, &mut looking, &held, rescan)
-        .map_err(|e| format!("cannot list {}: {e}", folder.pending().display()))?;
+    let next = next_document(folder, &mut looking, &listing.documents, &held, rescan)
+        .map_err(|e| format!("cannot read in {}: {e}", folder.pending().display()))?;
     Ok((open, looking, Some(next)))
 }
 
-/// The next ready document of `folder` but those `held`, or how long to
-/// wait for one (at most `rescan`).
+/// The next ready document of `folder` among `names` (its documents as
+/// just listed) but those `held`, or how long to wait for one (at most
+/// `rescan`).
 ///
-/// One directory read per call; a document is looked at (stat, then its
-/// front matter for the priority) only until it is first found ready,
-/// so a backlog of N documents costs O(N) names per task, not N stats
-/// and reads.
+/// A document is looked at (stat, then its front matter for the priority)
+/// only until it is first found ready, so a backlog of N documents costs
+/// O(N) names per task, not N stats and reads.
 fn next_document(
     folder: &QueueFolder,
     looking: &mut Looking,
+    names: &[String],
     held: &HashSet<String>,
     rescan: Duration,
 ) -> std::io::Result<Next> {
     let settings = &looking.settings;
     let settle = Duration::from_millis(settings.watch_debounce_ms);
-    let names = folder.document_names(&settings.watch_patterns)?;
     let priorities = &mut looking.priorities;
     let refused_in_place = &mut looking.refused_in_place;
     priorities.retain(|name, _| names.binary_search(name).is_ok());
     refused_in_place.retain(|name| names.binary_search(name).is_ok());
     let mut best: Option<(i32, &String)> = None;
     let mut wait = rescan;
-    for name in &names {
+    for name in names {
         if held.contains(&stem(name)) || refused_in_place.contains(name) {
             // A live process elsewhere holds its lock (not ours to
             // run), or it was refused already and stays.
@@ -930,19 +933,20 @@ fn write_lock(daemon: &Daemon, folder: &QueueFolder, id: &str) -> Option<TaskRec
     Some(task)
 }
 
-/// Removes lock files whose owner is gone, passing over those of the
-/// worker's `own` tasks (running, or ended and not finished yet: their
-/// finish removes them), so a wide queue does not read every running
-/// task's lock each time it looks for a document. Returns the document
-/// stems that live locks still hold.
-fn clean_stale_locks(folder: &QueueFolder, own: &HashSet<String>) -> HashSet<String> {
+/// Removes those of `locks` (the lock files of `folder`, as listed) whose
+/// owner is gone, passing over those of the worker's `own` tasks (running,
+/// or ended and not finished yet: their finish removes them), so a wide
+/// queue does not read every running task's lock each time it looks for a
+/// document. Returns the document stems that live locks still hold.
+fn clean_stale_locks(
+    folder: &QueueFolder,
+    locks: &[std::path::PathBuf],
+    own: &HashSet<String>,
+) -> HashSet<String> {
     let mut held = HashSet::new();
-    let Ok(locks) = folder.lock_files() else {
-        return held;
-    };
     let own: HashSet<std::path::PathBuf> = own.iter().map(|id| folder.lock_path(id)).collect();
-    for path in locks.into_iter().filter(|path| !own.contains(path)) {
-        let stale = match LockFile::read(&path) {
+    for path in locks.iter().filter(|path| !own.contains(*path)) {
+        let stale = match LockFile::read(path) {
             Ok(Some(lock)) if !lock.is_stale() => {
                 let stem = lock
                     .task_id
@@ -958,7 +962,7 @@ fn clean_stale_locks(folder: &QueueFolder, own: &HashSet<String>) -> HashSet<Str
         };
         if stale {
             tracing::info!(lock = %path.display(), "removing a stale lock");
-            if let Err(e) = LockFile::remove(&path) {
+            if let Err(e) = LockFile::remove(path) {
                 tracing::warn!(lock = %path.display(), error = %e, "cannot remove a stale lock");
             }
         }

@@ -15,6 +15,15 @@ pub struct QueueFolder {
     pub root: PathBuf,
 }
 
+/// What one read of `pending/` found (see [`QueueFolder::list_pending`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingListing {
+    /// Names of the entries that match the document patterns, sorted.
+    pub documents: Vec<String>,
+    /// Paths of the lock files, sorted.
+    pub locks: Vec<PathBuf>,
+}
+
 /// Where a finished document is moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -63,32 +72,25 @@ impl QueueFolder {
         self.pending().join(format!(".task-{task_id}.lock"))
     }
 
-    /// Lock files in `pending/`.
-    pub fn lock_files(&self) -> io::Result<Vec<PathBuf>> {
-        let mut locks: Vec<PathBuf> = fs::read_dir(self.pending())?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(".task-") && n.ends_with(".lock"))
-            })
-            .collect();
-        locks.sort();
-        Ok(locks)
-    }
-
-    /// Names of the documents in `pending/` that match `patterns`, sorted,
-    /// without looking at each file: one directory read, so a worker with a
-    /// long backlog does not stat every document for every task it runs.
-    pub fn document_names(&self, patterns: &[String]) -> io::Result<Vec<String>> {
-        let mut names: Vec<String> = fs::read_dir(self.pending())?
-            .flatten()
-            .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|name| is_document_name(name, patterns))
-            .collect();
-        names.sort();
-        Ok(names)
+    /// The documents in `pending/` that match `patterns` and the lock files
+    /// there, each sorted, from one directory read and without looking at
+    /// each file, so a worker with a long backlog does not stat every
+    /// document for every task it runs.
+    pub fn list_pending(&self, patterns: &[String]) -> io::Result<PendingListing> {
+        let mut listing = PendingListing::default();
+        for entry in fs::read_dir(self.pending())?.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if is_lock_name(&name) {
+                listing.locks.push(entry.path());
+            } else if is_document_name(&name, patterns) {
+                listing.documents.push(name);
+            }
+        }
+        listing.documents.sort();
+        listing.locks.sort();
+        Ok(listing)
     }
 
     /// Reads document `name` from `pending/` as an untrusted entry: it is
@@ -394,6 +396,11 @@ pub fn is_document_name(name: &str, patterns: &[String]) -> bool {
     !is_ignored(name) && patterns.iter().any(|p| glob_match(p, name))
 }
 
+/// Whether `name` is a lock file's (see [`QueueFolder::lock_path`]).
+fn is_lock_name(name: &str) -> bool {
+    name.starts_with(".task-") && name.ends_with(".lock")
+}
+
 pub fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')
@@ -405,18 +412,29 @@ pub fn is_ignored(name: &str) -> bool {
 /// Shell-style matching of a file name: `*` is any run of characters, `?`
 /// one character; everything else matches itself.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
+    // Names are matched for every entry of every listing: ASCII, the usual
+    // case, is matched byte for byte with nothing allocated.
+    if pattern.is_ascii() && name.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+    }
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    glob_match_units(&pattern, &name, '*', '?')
+}
+
+/// [`glob_match`] over units (bytes or characters), `star` and `one` being
+/// the units of `*` and `?`.
+fn glob_match_units<T: Copy + PartialEq>(p: &[T], n: &[T], star_unit: T, one: T) -> bool {
     let (mut pi, mut ni) = (0, 0);
     // Where the last `*` was, and the name position it has swallowed up to.
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(&c) if c == star_unit => {
                 star = Some((pi, ni));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == n[ni] => {
+            Some(&c) if c == one || c == n[ni] => {
                 pi += 1;
                 ni += 1;
             }
@@ -430,7 +448,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star_unit)
 }
 
 #[cfg(test)]
@@ -447,6 +465,10 @@ mod tests {
         assert!(glob_match("a?c*", "abcdef"));
         assert!(glob_match("*.md", "a.b.md"));
         assert!(!glob_match("*.md", "a.mdx"));
+        // `?` is one character, not one byte.
+        assert!(glob_match("t?sk-*.md", "täsk-1.md"));
+        assert!(!glob_match("t??sk-*.md", "täsk-1.md"));
+        assert!(glob_match("tä*.md", "täsk-1.md"));
     }
 
     #[test]
@@ -482,7 +504,10 @@ mod tests {
         let docs = folder.documents(&patterns, Duration::ZERO).unwrap();
         let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["task-1.md", "task-2.md"]);
-        assert_eq!(folder.document_names(&patterns).unwrap(), names);
+        fs::write(folder.lock_path("task-2"), "{}").unwrap();
+        let listing = folder.list_pending(&patterns).unwrap();
+        assert_eq!(listing.documents, names);
+        assert_eq!(listing.locks, [folder.lock_path("task-2")]);
         assert_eq!(
             folder
                 .read_document("task-2.md", Duration::ZERO, 1024)

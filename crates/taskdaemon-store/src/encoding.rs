@@ -11,6 +11,26 @@ pub(crate) fn canonical_id(id: &str) -> String {
     taskdaemon_core::id::canonical_id(id)
 }
 
+/// The rule for finding a task by a caller's id, on either backend: `read`
+/// with the id as written (queue tasks are named by their file, e.g.
+/// `task-1`), then, when that finds nothing, with its canonical spelling
+/// (`claude-3` is `CLAUDE-3`). Fails with `NotFound` naming `id`.
+pub(crate) fn find_by_id<T>(
+    id: &str,
+    mut read: impl FnMut(&str) -> Result<Option<T>>,
+) -> Result<T> {
+    if let Some(found) = read(id)? {
+        return Ok(found);
+    }
+    let canonical = canonical_id(id);
+    if canonical != id
+        && let Some(found) = read(&canonical)?
+    {
+        return Ok(found);
+    }
+    Err(StoreError::NotFound(id.to_owned()))
+}
+
 /// The JSON text of a plain data structure (strings, numbers, vectors).
 pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     // Serialising plain data structures cannot fail.

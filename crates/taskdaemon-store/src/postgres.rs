@@ -61,7 +61,7 @@ use taskdaemon_core::{
 use crate::archive;
 use crate::changes::{self, Change};
 use crate::claim::{Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo};
-use crate::encoding::{canonical_id, parse_status};
+use crate::encoding::{canonical_id, find_by_id, parse_status};
 use crate::lifecycle;
 use crate::location::redact_url;
 use crate::{
@@ -427,17 +427,23 @@ fn find_task(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<TaskRecord> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{lock}");
     // Prepared once per connection (see `statements`): task lookups are on
     // every hot path.
-    if let Some(row) = tx.query_cached_opt(&sql, &[(&id, Type::TEXT)])? {
-        return task_from_row(&row);
-    }
-    let canonical = canonical_id(id);
-    if canonical == id {
-        return Err(StoreError::NotFound(id.to_owned()));
-    }
-    match tx.query_cached_opt(&sql, &[(&canonical, Type::TEXT)])? {
-        Some(row) => task_from_row(&row),
-        None => Err(StoreError::NotFound(id.to_owned())),
-    }
+    find_by_id(id, |id| {
+        tx.query_cached_opt(&sql, &[(&id, Type::TEXT)])?
+            .map(|row| task_from_row(&row))
+            .transpose()
+    })
+}
+
+/// The stored id and status of the task `id` names (by [`load_task`]'s
+/// rule), its row locked until the transaction ends: for callers that need
+/// no more, without the whole row's subqueries.
+fn lock_status(tx: &mut Tx<'_>, id: &str) -> Result<(String, Status)> {
+    let sql = "SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE";
+    find_by_id(id, |id| {
+        tx.query_cached_opt(sql, &[(&id, Type::TEXT)])?
+            .map(|row| Ok((row.try_get(0)?, parse_status(row.try_get(1)?)?)))
+            .transpose()
+    })
 }
 
 /// The stored id `id` names (see SQLite's `resolve_id`).

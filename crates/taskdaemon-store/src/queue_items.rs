@@ -2,7 +2,7 @@
 //! for every backend (folder queues and submitted work alike).
 
 use serde_json::json;
-use taskdaemon_core::{EventKind, NewAgent, NewEvent, Status, TaskRecord};
+use taskdaemon_core::{EventKind, NewAgent, NewEvent, Status};
 
 use crate::{Result, StoreError};
 
@@ -40,13 +40,13 @@ pub(crate) fn free_id(wanted: &str, mut taken: impl FnMut(&str) -> Result<bool>)
     unreachable!("u32 suffixes cannot all be taken")
 }
 
-/// Refuses to record a result for a task that has not ended.
-pub(crate) fn check_finishable(task: &TaskRecord) -> Result<()> {
-    if task.status.is_terminal() {
+/// Refuses to record a result for task `id`, whose status is `status`,
+/// before it has ended.
+pub(crate) fn check_finishable(id: &str, status: Status) -> Result<()> {
+    if status.is_terminal() {
         return Ok(());
     }
     Err(StoreError::Conflict(format!(
-        "{} is {}: its result cannot be recorded before it ends",
-        task.id, task.status
+        "{id} is {status}: its result cannot be recorded before it ends"
     )))
 }

@@ -60,7 +60,7 @@ use crate::changes::{self, Change, Column};
 use crate::claim::{
     Claim, ClaimCompleted, HeldLease, Lease, Released, WorkWaiter, WorkerInfo, WorkerRecord,
 };
-use crate::encoding::{canonical_id, parse_status};
+use crate::encoding::{canonical_id, find_by_id, parse_status};
 use crate::lifecycle;
 use crate::{
     ArchiveReport, ExitRecorded, HistoryFilter, Importer, IntegrityReport, MemoryFilter,
@@ -405,23 +405,29 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
-    if let Some(task) = stmt.query_row([id], task_from_row).optional()? {
-        return task;
-    }
-    let canonical = canonical_id(id);
-    if canonical == id {
-        return Err(StoreError::NotFound(id.to_owned()));
-    }
-    stmt.query_row([&canonical], task_from_row)
-        .optional()?
-        .unwrap_or_else(|| Err(StoreError::NotFound(id.to_owned())))
+    find_by_id(id, |id| {
+        stmt.query_row([id], task_from_row).optional()?.transpose()
+    })
+}
+
+/// The stored id and status of the task `id` names (by [`load_task`]'s
+/// rule), failing with `NotFound`: for callers that need no more than
+/// these, without the whole row's correlated subqueries.
+fn load_status(conn: &Connection, id: &str) -> Result<(String, Status)> {
+    let mut stmt = conn.prepare_cached("SELECT id, status FROM tasks WHERE id = ?1")?;
+    find_by_id(id, |id| {
+        stmt.query_row([id], |row| Ok((row.get(0)?, row.get::<_, String>(1)?)))
+            .optional()?
+            .map(|(id, status)| Ok((id, parse_status(&status)?)))
+            .transpose()
+    })
 }
 
 /// The stored id `id` names: the task's own when it exists (so lookups follow
 /// [`load_task`]'s rule), else its canonical `PREFIX-N` spelling.
 fn resolve_id(conn: &Connection, id: &str) -> Result<String> {
-    match load_task(conn, id) {
-        Ok(task) => Ok(task.id),
+    match load_status(conn, id) {
+        Ok((id, _)) => Ok(id),
         Err(StoreError::NotFound(_)) => Ok(canonical_id(id)),
         Err(other) => Err(other),
     }
@@ -442,7 +448,7 @@ fn change_task(
 
 /// The stored id of an optional task reference (any spelling).
 fn stored_id(tx: &Connection, id: Option<&str>) -> Result<Option<String>> {
-    id.map(|id| load_task(tx, id).map(|task| task.id))
+    id.map(|id| load_status(tx, id).map(|(id, _)| id))
         .transpose()
 }
 

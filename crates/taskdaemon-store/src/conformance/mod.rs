@@ -1401,6 +1401,11 @@ fn queue_items_finish_once_ended(store: &dyn Store) {
     let result = serde_json::json!({ "status": "succeeded" });
     let err = store.finish_queue_item(&task.id, &result, "t").unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("task-x is pending"), "{err}");
+    let unknown = store
+        .finish_queue_item("task-none", &result, "t")
+        .unwrap_err();
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown}");
     store.mark_started(&task.id, 0, &started(800), "t").unwrap();
     let first = store
         .record_exit(&task.id, 800, ExitOutcome::exited(1), None, "t")

@@ -7,7 +7,7 @@ use taskdaemon_core::{NewAgent, QueueCounts, QueueItem, Status, TaskKind, TaskRe
 use uuid::Uuid;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
-use super::{Tx, insert_event, load_task, lock_task};
+use super::{Tx, insert_event, load_task, lock_status};
 use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
@@ -104,17 +104,17 @@ pub(super) fn finish(
     task_id: &str,
     result: &serde_json::Value,
 ) -> Result<QueueItem> {
-    let task = lock_task(tx, task_id)?;
-    queue_items::check_finishable(&task)?;
+    let (id, status) = lock_status(tx, task_id)?;
+    queue_items::check_finishable(&id, status)?;
     let changed = tx.execute(
         "UPDATE queue_items SET finished = TRUE, result = $1, finished_at = $2
          WHERE task_id = $3",
-        &[&result.to_string(), &now_millis(), &task.id],
+        &[&result.to_string(), &now_millis(), &id],
     )?;
     if changed == 0 {
-        return Err(StoreError::NotFound(task.id));
+        return Err(StoreError::NotFound(id));
     }
-    load_queue_item(tx, &task.id)
+    load_queue_item(tx, &id)
 }
 
 /// Done, failed and open counts of every queue that has items.

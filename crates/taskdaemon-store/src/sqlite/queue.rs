@@ -7,7 +7,7 @@ use taskdaemon_core::{NewAgent, QueueCounts, QueueItem, Status, TaskKind, TaskRe
 use uuid::Uuid;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
-use super::{insert_event, load_task};
+use super::{insert_event, load_status, load_task};
 use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
@@ -73,7 +73,7 @@ pub(super) fn create_agent(
 
 /// The queue item of the agent task `task_id` (any spelling).
 pub(super) fn item(conn: &Connection, task_id: &str) -> Result<QueueItem> {
-    let id = load_task(conn, task_id)?.id;
+    let (id, _) = load_status(conn, task_id)?;
     load_queue_item(conn, &id)
 }
 
@@ -93,18 +93,18 @@ pub(super) fn finish(
     task_id: &str,
     result: &serde_json::Value,
 ) -> Result<QueueItem> {
-    let task = load_task(tx, task_id)?;
-    queue_items::check_finishable(&task)?;
+    let (id, status) = load_status(tx, task_id)?;
+    queue_items::check_finishable(&id, status)?;
     let changed = tx
         .prepare_cached(
             "UPDATE queue_items SET finished = 1, result = ?1, finished_at = ?2
              WHERE task_id = ?3",
         )?
-        .execute(params![result.to_string(), now_millis(), task.id])?;
+        .execute(params![result.to_string(), now_millis(), id])?;
     if changed == 0 {
-        return Err(StoreError::NotFound(task.id));
+        return Err(StoreError::NotFound(id));
     }
-    load_queue_item(tx, &task.id)
+    load_queue_item(tx, &id)
 }
 
 /// Done, failed and open counts of every queue that has items.
