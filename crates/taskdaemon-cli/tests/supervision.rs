@@ -466,3 +466,89 @@ fn a_waiting_shim_holds_no_store_and_records_the_exit_after() {
     .unwrap_or(Value::Null);
     assert_eq!(exit["code"], 3, "the exit file beside the logs: {exit:#}");
 }
+
+/// Live processes of this workspace whose command line has `arg`.
+fn processes_with_arg(ws: &Ws, arg: &str) -> Vec<i32> {
+    let root = ws.root().to_string_lossy().into_owned();
+    common::all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let args = common::cmdline(pid);
+            args.iter().any(|a| a == arg) && args.contains(&root)
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+/// After a `spawn`, the daemon keeps a standby shim with a spare forked
+/// ahead of time (see `request_standby`). The next `spawn` runs under that
+/// very spare, with its own options (not the standby's environment or
+/// directory); SIGKILL of the daemon ends the standby and its next spare,
+/// while the processes they supervise run on.
+#[test]
+fn a_spawn_runs_under_the_spare_the_last_spawn_left_ready() {
+    let ws = Ws::new();
+    let first = ws.spawn(&["--", "sleep", "300"]);
+    let daemon = ws.daemon_pid().expect("spawn started the daemon");
+    let standby = common::eventually_some("a standby shim for requests", || {
+        let standbys = processes_with_arg(&ws, "__shim-standby");
+        (standbys.len() == 1).then(|| standbys[0])
+    });
+    assert_eq!(proc_stat(standby).map(|s| s.ppid), Some(daemon));
+    let store = ws.db_path();
+    let spare = common::eventually_some("a spare with the store open", || {
+        let children: Vec<i32> = common::all_pids()
+            .into_iter()
+            .filter(|&pid| proc_stat(pid).is_some_and(|s| s.ppid == standby) && alive(pid))
+            .collect();
+        let spare = *children.first().filter(|_| children.len() == 1)?;
+        let holds_store = fs::read_dir(format!("/proc/{spare}/fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == store))
+        });
+        holds_store.then_some(spare)
+    });
+
+    let sub = ws.root().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let second = ws.spawn(&[
+        "--cwd",
+        sub.to_str().unwrap(),
+        "--env",
+        "PROBE=spare",
+        "--",
+        "sh",
+        "-c",
+        "pwd; echo $PROBE; sleep 300",
+    ]);
+    let task = ws.task(&second);
+    assert_eq!(
+        task["shim_pid"].as_i64(),
+        Some(i64::from(spare)),
+        "the spare ran it: {task}"
+    );
+    eventually("its output", || {
+        ws.stdout_log(&second) == format!("{}\nspare\n", sub.display())
+    });
+
+    let next = common::eventually_some("the next spare", || {
+        common::all_pids()
+            .into_iter()
+            .find(|&pid| pid != spare && proc_stat(pid).is_some_and(|s| s.ppid == standby))
+    });
+    common::sigkill(daemon);
+    eventually("the standby exits", || !alive(standby));
+    eventually("its spare exits too", || !alive(next));
+    for id in [&first, &second] {
+        assert!(alive(ws.pid_of(id)), "{id} runs on");
+    }
+    let listed = ws.run(&["ps", "--all", "--json"]).ok().json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(2),
+        "the spares ran nothing: {listed}"
+    );
+    for id in [&first, &second] {
+        ws.run(&["kill", id]).ok();
+    }
+}

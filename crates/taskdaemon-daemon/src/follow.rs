@@ -208,6 +208,16 @@ pub(crate) fn launch(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> 
     launch_with(daemon, task, &mut None)
 }
 
+/// [`launch`] of a task a client asked for (`spawn`, `restart`), through
+/// the daemon's request standby (see [`crate::request_standby`]).
+pub(crate) fn launch_requested(daemon: &Daemon, task: &TaskRecord) -> Result<(), Failure> {
+    let mut standby = daemon.request_standby.take();
+    let took_one = standby.is_some();
+    let launched = launch_with(daemon, task, &mut standby);
+    daemon.request_standby.give_back(daemon, took_one, standby);
+    launched
+}
+
 /// [`launch`], through `standby` when there is one (a shim starter already
 /// running; see [`taskdaemon_supervisor::standby`]), and through a fresh
 /// shim when there is none or it was gone. A standby that can take no more

@@ -23,6 +23,7 @@ pub mod projection;
 pub mod protocol;
 mod queues;
 pub mod registry;
+mod request_standby;
 pub mod scheduler_state;
 mod seed_files;
 mod server;

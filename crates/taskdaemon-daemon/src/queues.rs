@@ -74,7 +74,7 @@ const REPORT_TAIL_LINES: usize = 40;
 /// How long a worker keeps its standby shim with no document to hand it:
 /// long enough to bridge the gaps of a steady trickle, short enough that
 /// an idle queue holds no extra process for long.
-const STANDBY_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const STANDBY_IDLE: Duration = Duration::from_secs(30);
 
 /// A running worker, as the daemon keeps it.
 pub(crate) struct WorkerHandle {

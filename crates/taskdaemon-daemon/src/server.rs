@@ -168,6 +168,7 @@ fn prepare(
         follows_begun: Default::default(),
         pipeline: crate::pipeline::Pipeline::default(),
         changes,
+        request_standby: Default::default(),
         calls,
     });
     Ok((daemon, lock))
@@ -199,6 +200,7 @@ async fn serve(daemon: Shared) -> Result<(), String> {
     tokio::spawn(watchdog::run(daemon.clone()));
     tokio::spawn(housekeeping::run(daemon.clone()));
     tokio::spawn(daemon.clone().registry_writer());
+    tokio::spawn(crate::request_standby::keep(daemon.clone()));
     crate::seed_files::start(&daemon);
     crate::gates::start(&daemon);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;

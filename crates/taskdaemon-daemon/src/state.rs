@@ -57,6 +57,8 @@ pub(crate) struct Daemon {
     pub(crate) pipeline: crate::pipeline::Pipeline,
     /// Wakes what sleeps until the store changes (any process's commit).
     pub(crate) changes: crate::store_changes::StoreChanges,
+    /// The standby shim of `spawn` and `restart` launches.
+    pub(crate) request_standby: crate::request_standby::RequestStandby,
     /// Runs the layer above's calls clients make here, when it gave a handler.
     pub(crate) calls: Option<crate::server::CallHandler>,
 }

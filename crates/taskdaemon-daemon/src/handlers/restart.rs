@@ -8,7 +8,7 @@ use taskdaemon_core::TaskRecord;
 
 use super::kill::{kill, not_a_loop};
 use crate::blocking::blocking;
-use crate::follow::launch;
+use crate::follow::launch_requested;
 use crate::state::{ACTOR, Daemon, Failure, Shared};
 
 pub(super) async fn handle(
@@ -28,6 +28,6 @@ fn restart(daemon: &Daemon, id: &str, grace: Duration) -> Result<TaskRecord, Fai
     }
     let _guard = daemon.launch_lock.lock().unwrap_or_else(|p| p.into_inner());
     let task = daemon.store.reopen_for_restart(id, ACTOR)?;
-    launch(daemon, &task)?;
+    launch_requested(daemon, &task)?;
     Ok(daemon.store.task(id)?)
 }

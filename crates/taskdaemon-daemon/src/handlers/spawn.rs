@@ -3,7 +3,7 @@
 use taskdaemon_core::{NewProcess, TaskRecord};
 
 use crate::blocking::blocking;
-use crate::follow::launch;
+use crate::follow::launch_requested;
 use crate::protocol::ErrorKind;
 use crate::state::{ACTOR, Daemon, Failure, Shared, failure};
 
@@ -20,6 +20,6 @@ fn spawn_process(daemon: &Daemon, spec: NewProcess) -> Result<TaskRecord, Failur
         ));
     }
     let task = daemon.store.create_process(&spec, ACTOR)?;
-    launch(daemon, &task)?;
+    launch_requested(daemon, &task)?;
     Ok(daemon.store.task(&task.id)?)
 }
