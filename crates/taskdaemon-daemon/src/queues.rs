@@ -65,6 +65,14 @@ const RESCAN_UNWATCHED: Duration = Duration::from_secs(5);
 /// Rarely: each rescan reads the store and lists the folder, and brings
 /// back into memory the code an idle daemon handed back.
 const RESCAN_WATCHED: Duration = Duration::from_secs(600);
+/// How long a busy worker (one that does not watch `pending/`: it has just
+/// started a document) picks documents from its last listing of
+/// `pending/` before it lists the folder again. A backlog of N documents
+/// then costs a directory read of N entries every so often instead of for
+/// every document; a document that came meanwhile, whatever its priority,
+/// waits at most this much longer to be considered, and a lock that a
+/// process elsewhere took meanwhile is seen as much later.
+const LISTING_REUSE: Duration = Duration::from_millis(100);
 /// How often a worker re-reads a running task besides waiting for its end.
 const POLL: Duration = Duration::from_secs(1);
 /// Grace period for an executor that ran past its timeout.
@@ -114,6 +122,9 @@ struct Worker {
     /// FIFO, socket or device named like a document): reported once, then
     /// passed over while they stay.
     refused_in_place: HashSet<String>,
+    /// The last listing of `pending/`, while the worker is busy (see
+    /// [`LISTING_REUSE`]).
+    listed: Option<Listed>,
     /// A shim started ahead of the next document, waiting for its task id
     /// (see [`taskdaemon_supervisor::standby`]).
     standby: Option<Standby>,
@@ -178,6 +189,7 @@ pub(crate) fn sync_workers(daemon: &Shared, config: &Config) {
             watch: None,
             priorities: HashMap::new(),
             refused_in_place: HashSet::new(),
+            listed: None,
             standby: None,
             last_start: None,
         };
@@ -300,6 +312,8 @@ impl Worker {
             rescan: self.rescan(),
             priorities: std::mem::take(&mut self.priorities),
             refused_in_place: std::mem::take(&mut self.refused_in_place),
+            // Watched, it is woken by what changes and lists afresh.
+            listed: self.listed.take().filter(|_| self.watch.is_none()),
         };
         let lane = self.lane.clone();
         // One blocking step for the store read and, when there is room, the
@@ -308,6 +322,7 @@ impl Worker {
             blocking(move || look(&lane, looking, &own, held, free)).await??;
         self.priorities = looking.priorities;
         self.refused_in_place = looking.refused_in_place;
+        self.listed = looking.listed;
         for item in open {
             self.drive(item, None);
         }
@@ -646,6 +661,61 @@ struct Looking {
     priorities: HashMap<String, i32>,
     /// Entries refused and reported that stay in `pending/`.
     refused_in_place: HashSet<String>,
+    /// The last listing, to pick from again when it is recent, and set to
+    /// the one made when the look ends with a document to start.
+    listed: Option<Listed>,
+}
+
+/// A listing of `pending/` a busy worker picks documents from for
+/// [`LISTING_REUSE`]: the documents in it that were ready, neither held (by
+/// a task of the worker's or a live lock elsewhere) nor picked since, in
+/// the order they run in reversed (the next one last).
+struct Listed {
+    at: Instant,
+    documents: Vec<String>,
+}
+
+impl Listed {
+    /// The documents of `listing` but `picked` and those `held`, as a
+    /// worker that started `picked` keeps them. Only documents whose
+    /// priority `priorities` knows are kept: they were found ready, and the
+    /// others are looked at again by the next listing.
+    fn keep(
+        listing: Vec<String>,
+        picked: &str,
+        held: &HashSet<String>,
+        priorities: &HashMap<String, i32>,
+    ) -> Self {
+        let mut ranked: Vec<(i32, String)> = listing
+            .into_iter()
+            .filter(|name| name != picked && !held.contains(&stem(name)))
+            .filter_map(|name| Some((*priorities.get(&name)?, name)))
+            .collect();
+        // The order of `next_document`: a higher priority first, then names.
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Self {
+            at: Instant::now(),
+            documents: ranked.into_iter().rev().map(|(_, name)| name).collect(),
+        }
+    }
+
+    /// The next document to start from this listing, but those `held` or
+    /// refused in place (taken off it), or none when it is too old or has
+    /// none left: the folder is listed afresh then.
+    fn pick(
+        &mut self,
+        held: &HashSet<String>,
+        refused_in_place: &HashSet<String>,
+    ) -> Option<String> {
+        if self.at.elapsed() >= LISTING_REUSE {
+            return None;
+        }
+        let at = self
+            .documents
+            .iter()
+            .rposition(|name| !held.contains(&stem(name)) && !refused_in_place.contains(name))?;
+        Some(self.documents.remove(at))
+    }
 }
 
 /// One look of a worker that has `free` places: the queue's open items
@@ -673,9 +743,18 @@ fn look(
         return Ok((open, looking, None));
     }
     held.extend(open.iter().map(|item| stem(&item.document)));
+    let read_error =
+        |e: std::io::Error| format!("cannot read in {}: {e}", folder.pending().display());
+    if let Some(mut listed) = looking.listed.take()
+        && let Some(name) = listed.pick(&held, &looking.refused_in_place)
+    {
+        looking.listed = Some(listed);
+        return Ok((open, looking, Some(Next::Run(name))));
+    }
     let listing = folder
         .list_pending(&looking.settings.watch_patterns)
         .map_err(|e| format!("cannot list {}: {e}", folder.pending().display()))?;
+    looking.forget_all_but(&listing.documents);
     let holders_elsewhere = clean_stale_locks(folder, &listing.locks, own);
     let rescan = if holders_elsewhere.is_empty() && held.is_empty() {
         looking.rescan
@@ -684,8 +763,29 @@ fn look(
     };
     held.extend(holders_elsewhere);
     let next = next_document(folder, &mut looking, &listing.documents, &held, rescan)
-        .map_err(|e| format!("cannot read in {}: {e}", folder.pending().display()))?;
+        .map_err(read_error)?;
+    if let Next::Run(name) = &next {
+        // A held document is left to its holder: once its task ends it is
+        // moved away, or else found by the next listing.
+        looking.listed = Some(Listed::keep(
+            listing.documents,
+            name,
+            &held,
+            &looking.priorities,
+        ));
+    }
     Ok((open, looking, Some(next)))
+}
+
+impl Looking {
+    /// Forgets what it knew of entries that are not among `names` (the
+    /// folder's documents, sorted, as just listed).
+    fn forget_all_but(&mut self, names: &[String]) {
+        self.priorities
+            .retain(|name, _| names.binary_search(name).is_ok());
+        self.refused_in_place
+            .retain(|name| names.binary_search(name).is_ok());
+    }
 }
 
 /// The next ready document of `folder` among `names` (its documents as
@@ -706,8 +806,6 @@ fn next_document(
     let settle = Duration::from_millis(settings.watch_debounce_ms);
     let priorities = &mut looking.priorities;
     let refused_in_place = &mut looking.refused_in_place;
-    priorities.retain(|name, _| names.binary_search(name).is_ok());
-    refused_in_place.retain(|name| names.binary_search(name).is_ok());
     let mut best: Option<(i32, &String)> = None;
     let mut wait = rescan;
     for name in names {
@@ -1087,4 +1185,74 @@ fn publish(folder: &QueueFolder, result: &TaskResult) -> Result<(), String> {
         "task finished"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    /// A kept listing runs what the first look would have run next, in its
+    /// order (priority, then name), passing over documents held or refused
+    /// since, and leaves out the picked, the held and the unready.
+    #[test]
+    fn a_kept_listing_picks_in_next_documents_order() {
+        let listing = names(&[
+            "task-a.md",
+            "task-b.md",
+            "task-c.md",
+            "task-d.md",
+            "task-e.md",
+            "task-settling.md",
+        ]);
+        let priorities: HashMap<String, i32> = [
+            ("task-a.md", 0),
+            ("task-b.md", 5),
+            ("task-c.md", 0),
+            ("task-d.md", 5),
+            ("task-e.md", 0),
+        ]
+        .into_iter()
+        .map(|(name, p)| (name.to_owned(), p))
+        .collect();
+        let held: HashSet<String> = ["task-c".to_owned()].into();
+        let mut kept = Listed::keep(listing, "task-b.md", &held, &priorities);
+        assert_eq!(
+            kept.documents,
+            names(&["task-e.md", "task-a.md", "task-d.md"])
+        );
+
+        let nothing_refused = HashSet::new();
+        let now_held: HashSet<String> = ["task-d".to_owned()].into();
+        assert_eq!(
+            kept.pick(&now_held, &nothing_refused).as_deref(),
+            Some("task-a.md")
+        );
+        let refused: HashSet<String> = ["task-d.md".to_owned()].into();
+        assert_eq!(
+            kept.pick(&HashSet::new(), &refused).as_deref(),
+            Some("task-e.md")
+        );
+        assert_eq!(
+            kept.pick(&HashSet::new(), &nothing_refused).as_deref(),
+            Some("task-d.md")
+        );
+        assert_eq!(kept.pick(&HashSet::new(), &nothing_refused), None);
+
+        let mut old = Listed::keep(
+            names(&["task-a.md"]),
+            "task-b.md",
+            &HashSet::new(),
+            &priorities,
+        );
+        old.at -= LISTING_REUSE;
+        assert_eq!(
+            old.pick(&HashSet::new(), &nothing_refused),
+            None,
+            "too old to pick from"
+        );
+    }
 }
