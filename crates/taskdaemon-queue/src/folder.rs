@@ -422,8 +422,8 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     glob_match_units(&pattern, &name, '*', '?')
 }
 
-/// [`glob_match`] over units (bytes or characters), `star` and `one` being
-/// the units of `*` and `?`.
+/// [`glob_match`] of pattern `p` against name `n`, both as units (bytes or
+/// characters), `star_unit` and `one` being the units of `*` and `?`.
 fn glob_match_units<T: Copy + PartialEq>(p: &[T], n: &[T], star_unit: T, one: T) -> bool {
     let (mut pi, mut ni) = (0, 0);
     // Where the last `*` was, and the name position it has swallowed up to.

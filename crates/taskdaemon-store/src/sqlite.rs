@@ -399,9 +399,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads one task inside a transaction, failing with `NotFound`.
-/// The id as written wins (queue tasks are named by their file, e.g.
-/// `task-1`); otherwise the canonical human id (`claude-3` is `CLAUDE-3`).
+/// Reads one task inside a transaction, failing with `NotFound`, found by
+/// [`find_by_id`]'s rule: the id as written, else its canonical spelling.
 fn load_task(conn: &Connection, id: &str) -> Result<TaskRecord> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?;
