@@ -1020,19 +1020,6 @@ fn an_is_error_result_keeps_claude_codes_message_as_written() {
     assert_eq!(logs["error"], "Not logged in · Please run /login");
 }
 
-/// Live standby shims (`__shim-standby`) of this workspace.
-fn standby_shims(ws: &Ws) -> Vec<i32> {
-    let root = ws.root().to_string_lossy().into_owned();
-    common::all_pids()
-        .into_iter()
-        .filter(|&pid| {
-            let args = common::cmdline(pid);
-            args.iter().any(|a| a == "__shim-standby") && args.contains(&root)
-        })
-        .filter(|&pid| alive(pid))
-        .collect()
-}
-
 /// A started workspace whose ad-hoc worker ran document `first` (`true`),
 /// and the standby shim it has since; also the document's text.
 fn started_with_a_standby(first: &str) -> (Ws, i32, &'static str) {
@@ -1042,27 +1029,10 @@ fn started_with_a_standby(first: &str) -> (Ws, i32, &'static str) {
     ws.drop_document(ADHOC, &format!("{first}.md"), quick);
     assert_eq!(ws.wait_result(ADHOC, first)["status"], "succeeded");
     let standby = eventually_some("a standby shim", || {
-        let shims = standby_shims(&ws);
+        let shims = ws.standby_shims();
         (shims.len() == 1).then(|| shims[0])
     });
     (ws, standby, quick)
-}
-
-/// Live children of process `parent` (zombies not counted).
-fn live_children(parent: i32) -> Vec<i32> {
-    common::all_pids()
-        .into_iter()
-        .filter(|&pid| common::proc_stat(pid).is_some_and(|s| s.ppid == parent))
-        .filter(|&pid| alive(pid))
-        .collect()
-}
-
-/// Whether process `pid` holds file `path` open.
-fn holds_open(pid: i32, path: &Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
-    })
 }
 
 /// The standby forks each shim before its document comes: a spare that
@@ -1075,9 +1045,9 @@ fn a_standby_readies_the_next_documents_shim_before_the_document_comes() {
     let (ws, standby, quick) = started_with_a_standby("task-r1");
     let store = ws.state_dir().join("state.db");
     let spare = eventually_some("a spare shim with the store open", || {
-        let children = live_children(standby);
+        let children = common::live_children(standby);
         let spare = *children.first().filter(|_| children.len() == 1)?;
-        holds_open(spare, &store).then_some(spare)
+        common::holds_open(spare, &store).then_some(spare)
     });
     let stat = common::proc_stat(spare).expect("the spare's stat");
     assert_eq!(stat.pgrp, spare, "it leads its own group: {stat:?}");
@@ -1099,7 +1069,7 @@ fn a_standby_readies_the_next_documents_shim_before_the_document_comes() {
     let shim_log = ws.state_dir().join("procs/task-r2/shim.log");
     assert!(shim_log.exists(), "its stderr is the task's shim.log");
     let next = eventually_some("the next spare", || {
-        let children = live_children(standby);
+        let children = common::live_children(standby);
         children.into_iter().find(|&pid| pid != spare)
     });
 
@@ -1136,7 +1106,7 @@ fn a_standby_shim_forks_each_documents_shim_and_dies_with_its_daemon() {
         let shim_log = ws.state_dir().join(format!("procs/{name}/shim.log"));
         assert!(shim_log.exists(), "its stderr is the task's shim.log");
         assert_eq!(
-            standby_shims(&ws),
+            ws.standby_shims(),
             vec![standby],
             "the same standby lives on"
         );
@@ -1173,7 +1143,7 @@ fn a_standby_shim_forks_each_documents_shim_and_dies_with_its_daemon() {
 
     sigkill(ws.daemon_pid().unwrap());
     eventually("the standby exits", || !alive(standby));
-    assert!(standby_shims(&ws).is_empty());
+    assert!(ws.standby_shims().is_empty());
     assert!(alive(shim), "the shim outlives the daemon and the standby");
     let command = task_json(&ws, "task-s4")["pid"]
         .as_i64()

@@ -467,19 +467,6 @@ fn a_waiting_shim_holds_no_store_and_records_the_exit_after() {
     assert_eq!(exit["code"], 3, "the exit file beside the logs: {exit:#}");
 }
 
-/// Live processes of this workspace whose command line has `arg`.
-fn processes_with_arg(ws: &Ws, arg: &str) -> Vec<i32> {
-    let root = ws.root().to_string_lossy().into_owned();
-    common::all_pids()
-        .into_iter()
-        .filter(|&pid| {
-            let args = common::cmdline(pid);
-            args.iter().any(|a| a == arg) && args.contains(&root)
-        })
-        .filter(|&pid| alive(pid))
-        .collect()
-}
-
 /// After a `spawn`, the daemon keeps a standby shim with a spare forked
 /// ahead of time (see `request_standby`). The next `spawn` runs under that
 /// very spare, with its own options (not the standby's environment or
@@ -491,22 +478,15 @@ fn a_spawn_runs_under_the_spare_the_last_spawn_left_ready() {
     let first = ws.spawn(&["--", "sleep", "300"]);
     let daemon = ws.daemon_pid().expect("spawn started the daemon");
     let standby = common::eventually_some("a standby shim for requests", || {
-        let standbys = processes_with_arg(&ws, "__shim-standby");
+        let standbys = ws.standby_shims();
         (standbys.len() == 1).then(|| standbys[0])
     });
     assert_eq!(proc_stat(standby).map(|s| s.ppid), Some(daemon));
     let store = ws.db_path();
     let spare = common::eventually_some("a spare with the store open", || {
-        let children: Vec<i32> = common::all_pids()
-            .into_iter()
-            .filter(|&pid| proc_stat(pid).is_some_and(|s| s.ppid == standby) && alive(pid))
-            .collect();
+        let children = common::live_children(standby);
         let spare = *children.first().filter(|_| children.len() == 1)?;
-        let holds_store = fs::read_dir(format!("/proc/{spare}/fd")).is_ok_and(|fds| {
-            fds.flatten()
-                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == store))
-        });
-        holds_store.then_some(spare)
+        common::holds_open(spare, &store).then_some(spare)
     });
 
     let sub = ws.root().join("sub");
@@ -532,9 +512,9 @@ fn a_spawn_runs_under_the_spare_the_last_spawn_left_ready() {
     });
 
     let next = common::eventually_some("the next spare", || {
-        common::all_pids()
+        common::live_children(standby)
             .into_iter()
-            .find(|&pid| pid != spare && proc_stat(pid).is_some_and(|s| s.ppid == standby))
+            .find(|&pid| pid != spare)
     });
     common::sigkill(daemon);
     eventually("the standby exits", || !alive(standby));

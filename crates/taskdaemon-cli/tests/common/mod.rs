@@ -456,12 +456,23 @@ impl Ws {
 
     /// Live `__daemon` processes for this workspace (by command line).
     pub fn daemon_processes(&self) -> Vec<i32> {
+        self.processes_with_arg("__daemon")
+    }
+
+    /// Live standby shims (`__shim-standby`) of this workspace.
+    pub fn standby_shims(&self) -> Vec<i32> {
+        self.processes_with_arg("__shim-standby")
+    }
+
+    /// Live processes of this workspace (named in their command line) that
+    /// have the argument `arg`.
+    fn processes_with_arg(&self, arg: &str) -> Vec<i32> {
         let root = self.root.to_string_lossy().into_owned();
         all_pids()
             .into_iter()
             .filter(|&pid| {
                 let args = cmdline(pid);
-                args.iter().any(|a| a == "__daemon") && args.contains(&root)
+                args.iter().any(|a| a == arg) && args.contains(&root)
             })
             .filter(|&pid| alive(pid))
             .collect()
@@ -608,6 +619,23 @@ pub fn group_members(pgrp: i32) -> Vec<i32> {
         .into_iter()
         .filter(|&pid| proc_stat(pid).is_some_and(|s| s.pgrp == pgrp && s.state != 'Z'))
         .collect()
+}
+
+/// Live children of process `parent` (zombies not counted).
+pub fn live_children(parent: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| proc_stat(pid).is_some_and(|s| s.ppid == parent))
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+/// Whether process `pid` holds file `path` open.
+pub fn holds_open(pid: i32, path: &Path) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    })
 }
 
 /// A process's arguments.
