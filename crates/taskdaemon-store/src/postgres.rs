@@ -435,12 +435,20 @@ fn find_task(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<TaskRecord> {
 }
 
 /// The stored id and status of the task `id` names (by [`load_task`]'s
-/// rule), its row locked until the transaction ends: for callers that need
-/// no more, without the whole row's subqueries.
+/// rule): for callers that need no more, without the whole row's subqueries.
+fn load_status(tx: &mut Tx<'_>, id: &str) -> Result<(String, Status)> {
+    find_status(tx, id, "")
+}
+
+/// [`load_status`], locking the row until the transaction ends.
 fn lock_status(tx: &mut Tx<'_>, id: &str) -> Result<(String, Status)> {
-    let sql = "SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE";
+    find_status(tx, id, " FOR UPDATE")
+}
+
+fn find_status(tx: &mut Tx<'_>, id: &str, lock: &str) -> Result<(String, Status)> {
+    let sql = format!("SELECT id, status FROM tasks WHERE id = $1{lock}");
     find_by_id(id, |id| {
-        tx.query_cached_opt(sql, &[(&id, Type::TEXT)])?
+        tx.query_cached_opt(&sql, &[(&id, Type::TEXT)])?
             .map(|row| Ok((row.try_get(0)?, parse_status(row.try_get(1)?)?)))
             .transpose()
     })
@@ -448,8 +456,8 @@ fn lock_status(tx: &mut Tx<'_>, id: &str) -> Result<(String, Status)> {
 
 /// The stored id `id` names (see SQLite's `resolve_id`).
 fn resolve_id(tx: &mut Tx<'_>, id: &str) -> Result<String> {
-    match load_task(tx, id) {
-        Ok(task) => Ok(task.id),
+    match load_status(tx, id) {
+        Ok((id, _)) => Ok(id),
         Err(StoreError::NotFound(_)) => Ok(canonical_id(id)),
         Err(other) => Err(other),
     }
@@ -470,7 +478,7 @@ fn change_task(
 
 /// The stored id of an optional task reference (any spelling).
 fn stored_id(tx: &mut Tx<'_>, id: Option<&str>) -> Result<Option<String>> {
-    id.map(|id| load_task(tx, id).map(|task| task.id))
+    id.map(|id| load_status(tx, id).map(|(id, _)| id))
         .transpose()
 }
 

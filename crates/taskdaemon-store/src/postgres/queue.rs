@@ -7,7 +7,7 @@ use taskdaemon_core::{NewAgent, QueueCounts, QueueItem, Status, TaskKind, TaskRe
 use uuid::Uuid;
 
 use super::rows::{QUEUE_ITEM_COLUMNS, queue_item_from_row};
-use super::{Tx, insert_event, load_task, lock_status};
+use super::{Tx, insert_event, load_status, load_task, lock_status};
 use crate::encoding::{parse_kind, to_json_text};
 use crate::{Result, StoreError, queue_items};
 
@@ -80,7 +80,7 @@ pub(super) fn create_agent(
 
 /// The queue item of the agent task `task_id` (any spelling).
 pub(super) fn item(tx: &mut Tx<'_>, task_id: &str) -> Result<QueueItem> {
-    let id = load_task(tx, task_id)?.id;
+    let (id, _) = load_status(tx, task_id)?;
     load_queue_item(tx, &id)
 }
 
