@@ -794,7 +794,8 @@ impl Looking {
 ///
 /// A document is looked at (stat, then its front matter for the priority)
 /// only until it is first found ready, so a backlog of N documents costs
-/// O(N) names per task, not N stats and reads.
+/// O(N) names per listing, not N stats and reads (and a busy worker lists
+/// at most every [`LISTING_REUSE`]: see [`Listed`]).
 fn next_document(
     folder: &QueueFolder,
     looking: &mut Looking,
